@@ -1,0 +1,460 @@
+//! One typed configuration, loaded from the embedded `config/default.toml`, then a user file
+//! (the platform config dir, or `--config FILE`). The user file is checked key by key against
+//! the defaults, so an unknown key or a wrong type is reported with its dotted path and the file.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The defaults, embedded so the binary runs anywhere without its source tree.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("unknown key `{key}` in config file {path}{hint}")]
+    UnknownKey {
+        key: String,
+        path: PathBuf,
+        hint: String,
+    },
+    #[error("key `{key}` in config file {path} must be {expected}, found {found}")]
+    WrongType {
+        key: String,
+        path: PathBuf,
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("key `{key}` in config file {path}: {message}")]
+    BadValue {
+        key: String,
+        path: PathBuf,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub general: General,
+    pub profile: ProfileConfig,
+    pub generic: Generic,
+    pub ingest: IngestConfig,
+    pub features: FeatureConfig,
+    pub output: OutputConfig,
+    pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct General {
+    pub user: String,
+    pub role: String,
+    pub data_dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    pub default: String,
+    pub extra: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generic {
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    pub delimiter: String,
+    pub encoding: String,
+    pub sheet: String,
+    pub amount_decimals: u32,
+    pub placeholder_dates: Vec<String>,
+    pub day_first: bool,
+    pub excel_serial_min: i64,
+    pub excel_serial_max: i64,
+    pub difference_mismatch_tolerance: f64,
+    pub max_reject_share: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureConfig {
+    pub preset: String,
+    pub rolling_window: usize,
+    pub rolling_min_periods: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    pub format: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    pub level: String,
+    pub file: bool,
+    pub max_files: usize,
+}
+
+/// Where the effective configuration came from, for `breakdesk config` and log lines.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    pub user_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// The embedded defaults alone.
+    pub fn defaults() -> Config {
+        // The embedded file is part of the build and covered by tests; failing here is a build defect.
+        toml::from_str(DEFAULT_TOML).expect("embedded config/default.toml is valid")
+    }
+
+    /// Defaults overridden by `explicit` (from `--config`) or else by the platform user file when it exists.
+    pub fn load(explicit: Option<&Path>) -> Result<(Config, ConfigSource), ConfigError> {
+        let path = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => user_config_path().filter(|p| p.is_file()),
+        };
+        match path {
+            None => Ok((Config::defaults(), ConfigSource::default())),
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let cfg = Config::from_user_toml(&text, &path)?;
+                Ok((
+                    cfg,
+                    ConfigSource {
+                        user_file: Some(path),
+                    },
+                ))
+            }
+        }
+    }
+
+    /// Defaults overridden by the TOML text of a user file (`path` is used in messages only).
+    pub fn from_user_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let user: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                path: path.to_path_buf(),
+                message: e.to_string().trim().to_string(),
+            })?;
+        let mut merged: toml::Table = DEFAULT_TOML.parse().expect("embedded defaults parse");
+        merge_checked(&mut merged, &user, "", path)?;
+        let cfg: Config = toml::Value::Table(merged)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                path: path.to_path_buf(),
+                message: e.to_string().trim().to_string(),
+            })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::BadValue {
+            key: key.to_string(),
+            path: path.to_path_buf(),
+            message,
+        };
+        if !matches!(self.general.role.as_str(), "analyst" | "supervisor") {
+            return Err(bad(
+                "general.role",
+                format!(
+                    "must be \"analyst\" or \"supervisor\", found {:?}",
+                    self.general.role
+                ),
+            ));
+        }
+        if !matches!(
+            self.ingest.encoding.as_str(),
+            "utf8" | "lossy" | "windows-1252"
+        ) {
+            return Err(bad(
+                "ingest.encoding",
+                format!(
+                    "must be \"utf8\", \"lossy\" or \"windows-1252\", found {:?}",
+                    self.ingest.encoding
+                ),
+            ));
+        }
+        crate::ingest::csv::parse_delimiter(&self.ingest.delimiter)
+            .map_err(|m| bad("ingest.delimiter", m))?;
+        if !(0.0..=1.0).contains(&self.ingest.max_reject_share) {
+            return Err(bad(
+                "ingest.max_reject_share",
+                format!(
+                    "must be between 0.0 and 1.0, found {}",
+                    self.ingest.max_reject_share
+                ),
+            ));
+        }
+        if self.ingest.amount_decimals > 12 {
+            return Err(bad(
+                "ingest.amount_decimals",
+                format!("must be at most 12, found {}", self.ingest.amount_decimals),
+            ));
+        }
+        for d in &self.ingest.placeholder_dates {
+            if crate::ingest::clean::parse_iso_date(d).is_none() {
+                return Err(bad(
+                    "ingest.placeholder_dates",
+                    format!("{d:?} is not a YYYY-MM-DD date"),
+                ));
+            }
+        }
+        if !matches!(self.features.preset.as_str(), "seed" | "breaks") {
+            return Err(bad(
+                "features.preset",
+                format!(
+                    "must be \"seed\" or \"breaks\", found {:?}",
+                    self.features.preset
+                ),
+            ));
+        }
+        if self.features.rolling_window == 0 {
+            return Err(bad("features.rolling_window", "must be at least 1".into()));
+        }
+        if self.features.rolling_min_periods == 0
+            || self.features.rolling_min_periods > self.features.rolling_window
+        {
+            return Err(bad(
+                "features.rolling_min_periods",
+                format!(
+                    "must be between 1 and features.rolling_window ({})",
+                    self.features.rolling_window
+                ),
+            ));
+        }
+        if !matches!(self.output.format.as_str(), "csv" | "jsonl") {
+            return Err(bad(
+                "output.format",
+                format!(
+                    "must be \"csv\" or \"jsonl\", found {:?}",
+                    self.output.format
+                ),
+            ));
+        }
+        if !matches!(
+            self.logging.level.as_str(),
+            "error" | "warn" | "info" | "debug" | "trace"
+        ) {
+            return Err(bad(
+                "logging.level",
+                format!(
+                    "must be one of error, warn, info, debug, trace; found {:?}",
+                    self.logging.level
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The data directory: `general.data_dir` when set, else the platform data dir.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        if !self.general.data_dir.is_empty() {
+            return Some(PathBuf::from(&self.general.data_dir));
+        }
+        directories::ProjectDirs::from("", "", "breakdesk").map(|d| d.data_dir().to_path_buf())
+    }
+
+    /// The user name for the audit trail: `general.user`, else the OS user.
+    pub fn user(&self) -> String {
+        if !self.general.user.is_empty() {
+            return self.general.user.clone();
+        }
+        std::env::var("USER")
+            .or_else(|_| std::env::var("USERNAME"))
+            .unwrap_or_else(|_| "unknown".to_string())
+    }
+}
+
+/// The platform path of the user config file.
+pub fn user_config_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "breakdesk").map(|d| d.config_dir().join("config.toml"))
+}
+
+fn type_name(v: &toml::Value) -> &'static str {
+    match v {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a number",
+        toml::Value::Boolean(_) => "true or false",
+        toml::Value::Datetime(_) => "a date-time",
+        toml::Value::Array(_) => "a list",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+/// Overlays `user` on `base`, refusing keys `base` does not have and values of another type.
+fn merge_checked(
+    base: &mut toml::Table,
+    user: &toml::Table,
+    prefix: &str,
+    path: &Path,
+) -> Result<(), ConfigError> {
+    for (key, value) in user {
+        let dotted = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        let Some(existing) = base.get_mut(key) else {
+            let known: Vec<&str> = base.keys().map(String::as_str).collect();
+            return Err(ConfigError::UnknownKey {
+                key: dotted,
+                path: path.to_path_buf(),
+                hint: format!(
+                    " (known keys{}: {})",
+                    if prefix.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" in [{prefix}]")
+                    },
+                    known.join(", ")
+                ),
+            });
+        };
+        match (existing, value) {
+            (toml::Value::Table(b), toml::Value::Table(u)) => merge_checked(b, u, &dotted, path)?,
+            (toml::Value::Float(f), toml::Value::Integer(i)) => *f = *i as f64,
+            (toml::Value::Array(b), toml::Value::Array(u)) => {
+                // Lists must hold the same kind of element as the default (when the default shows one).
+                if let Some(proto) = b.first() {
+                    if let Some(bad) = u.iter().find(|x| type_name(x) != type_name(proto)) {
+                        return Err(ConfigError::WrongType {
+                            key: dotted,
+                            path: path.to_path_buf(),
+                            expected: "a list of the same kind as the default",
+                            found: type_name(bad),
+                        });
+                    }
+                } else if let Some(bad) = u.iter().find(|x| !x.is_str()) {
+                    // Empty default lists in our config are all lists of strings.
+                    return Err(ConfigError::WrongType {
+                        key: dotted,
+                        path: path.to_path_buf(),
+                        expected: "a list of strings",
+                        found: type_name(bad),
+                    });
+                }
+                *b = u.clone();
+            }
+            (e, u) => {
+                if std::mem::discriminant(e) != std::mem::discriminant(u) {
+                    return Err(ConfigError::WrongType {
+                        key: dotted,
+                        path: path.to_path_buf(),
+                        expected: type_name(e),
+                        found: type_name(u),
+                    });
+                }
+                *e = u.clone();
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> PathBuf {
+        PathBuf::from("/tmp/user.toml")
+    }
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let c = Config::defaults();
+        c.validate(&p()).unwrap();
+        assert_eq!(c.ingest.amount_decimals, 6);
+        assert_eq!(c.features.rolling_window, 3);
+        assert_eq!(c.profile.default, "auto");
+    }
+
+    #[test]
+    fn user_value_overrides_default() {
+        let c = Config::from_user_toml("[ingest]\nmax_reject_share = 0.5\n", &p()).unwrap();
+        assert_eq!(c.ingest.max_reject_share, 0.5);
+        // Untouched keys keep their defaults.
+        assert_eq!(c.ingest.amount_decimals, 6);
+    }
+
+    #[test]
+    fn integer_accepted_for_float() {
+        let c = Config::from_user_toml("[ingest]\nmax_reject_share = 1\n", &p()).unwrap();
+        assert_eq!(c.ingest.max_reject_share, 1.0);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        let e = Config::from_user_toml("[ingest]\ndelimeter = \";\"\n", &p()).unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("`ingest.delimeter`"), "{m}");
+        assert!(m.contains("/tmp/user.toml"), "{m}");
+        assert!(m.contains("delimiter"), "lists the known keys: {m}");
+    }
+
+    #[test]
+    fn unknown_section_is_an_error() {
+        let e = Config::from_user_toml("[ingset]\nsheet = \"x\"\n", &p()).unwrap_err();
+        assert!(e.to_string().contains("`ingset`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_types() {
+        let e = Config::from_user_toml("[features]\nrolling_window = \"3\"\n", &p()).unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("`features.rolling_window`"), "{m}");
+        assert!(m.contains("an integer") && m.contains("a string"), "{m}");
+    }
+
+    #[test]
+    fn wrong_list_element_type() {
+        let e = Config::from_user_toml("[generic]\ncolumns = [1, 2]\n", &p()).unwrap_err();
+        assert!(e.to_string().contains("`generic.columns`"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_key() {
+        for (text, key) in [
+            ("[general]\nrole = \"boss\"\n", "general.role"),
+            (
+                "[ingest]\nmax_reject_share = 2.0\n",
+                "ingest.max_reject_share",
+            ),
+            ("[ingest]\ndelimiter = \"ab\"\n", "ingest.delimiter"),
+            ("[features]\npreset = \"fancy\"\n", "features.preset"),
+            (
+                "[ingest]\nplaceholder_dates = [\"01/01/1900\"]\n",
+                "ingest.placeholder_dates",
+            ),
+            ("[output]\nformat = \"xml\"\n", "output.format"),
+        ] {
+            let e = Config::from_user_toml(text, &p()).unwrap_err();
+            assert!(e.to_string().contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn syntax_error_names_file() {
+        let e = Config::from_user_toml("[ingest\n", &p()).unwrap_err();
+        assert!(e.to_string().contains("/tmp/user.toml"), "{e}");
+    }
+}

@@ -1,0 +1,779 @@
+//! Per-account features over time, as polars expressions over the records of each key sorted by
+//! date. History rows give the current rows their context (change since the last historical
+//! record, rolling statistics across the boundary, the account's own normal range); only the
+//! current rows come out.
+//!
+//! Presets:
+//! - `seed` — the feature set of the original reconciliation documents: the criteria values and
+//!   differences, days since the previous record, change of each criteria column and of the
+//!   difference, rolling mean and rolling sample standard deviation (window 3, min 1 observation,
+//!   NaN → 0) of each criteria column, weekday (Monday = 0) and month, and label encodings of the
+//!   categorical columns fitted on the training rows (unseen values → −1).
+//! - `breaks` — seed plus what makes breaks stand out: relative difference, signed log of each
+//!   difference, out-of-tolerance flags, robust z-score of the difference against the account's own
+//!   history (median / 1.4826·MAD, floored at the tolerance), sign agreement of the two sides,
+//!   log10 ratio of the two sides' magnitudes, and the break's age in days.
+
+use crate::ingest::prepare::{Prepared, crit_col};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    #[error("feature computation failed: {0}")]
+    Polars(#[from] PolarsError),
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Preset {
+    Seed,
+    Breaks,
+}
+
+impl std::str::FromStr for Preset {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "seed" => Ok(Preset::Seed),
+            "breaks" => Ok(Preset::Breaks),
+            _ => Err(format!(
+                "unknown feature preset {s:?}: use \"seed\" or \"breaks\""
+            )),
+        }
+    }
+}
+
+impl Preset {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Preset::Seed => "seed",
+            Preset::Breaks => "breaks",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FeatureOptions {
+    pub preset: Preset,
+    pub window: usize,
+    pub min_periods: usize,
+}
+
+impl FeatureOptions {
+    pub fn from_config(c: &crate::config::FeatureConfig) -> Result<FeatureOptions, String> {
+        Ok(FeatureOptions {
+            preset: c.preset.parse()?,
+            window: c.rolling_window,
+            min_periods: c.rolling_min_periods,
+        })
+    }
+}
+
+/// Label encoding of one categorical column, fitted on training rows: the sorted distinct
+/// values map to 0, 1, 2, …; a value not seen in training maps to −1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelEncoder {
+    pub name: String,
+    pub classes: Vec<String>,
+}
+
+impl LabelEncoder {
+    pub fn fit<'a>(name: &str, values: impl Iterator<Item = &'a str>) -> LabelEncoder {
+        let mut classes: Vec<String> = values
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        classes.sort();
+        LabelEncoder {
+            name: name.to_string(),
+            classes,
+        }
+    }
+
+    pub fn encode(&self, v: &str) -> f64 {
+        self.classes
+            .binary_search_by(|c| c.as_str().cmp(v))
+            .map(|i| i as f64)
+            .unwrap_or(-1.0)
+    }
+}
+
+/// The current rows with their features.
+#[derive(Debug, Clone)]
+pub struct FeatureSet {
+    /// Original columns, canonical `bd_*` columns and `f_*` features, in the current file's row order.
+    pub df: DataFrame,
+    /// The feature columns, in a stable order.
+    pub names: Vec<String>,
+    pub encoders: Vec<LabelEncoder>,
+    pub preset: Preset,
+    /// Rows of history used as context.
+    pub history_rows: usize,
+}
+
+const SEQ: &str = "bd_seq";
+const IS_HIST: &str = "bd_is_history";
+const GROUP: &str = "bd_group";
+
+/// Canonical columns of a prepared table that features are computed from.
+fn canonical(p: &Prepared) -> Vec<String> {
+    p.df.get_column_names()
+        .iter()
+        .filter(|n| n.starts_with("bd_") && n.as_str() != "bd_dq" && n.as_str() != "bd_comment")
+        .map(|n| n.to_string())
+        .collect()
+}
+
+fn f64_col(df: &DataFrame, name: &str) -> Result<Vec<f64>, FeatureError> {
+    Ok(df
+        .column(name)?
+        .cast(&DataType::Float64)?
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
+}
+
+/// Computes the features of `current`, with `history` (if any) as context. Without history the
+/// current file is its own history: encoders and robust statistics are fitted on it.
+pub fn compute(
+    current: &Prepared,
+    history: Option<&Prepared>,
+    opts: &FeatureOptions,
+) -> Result<FeatureSet, FeatureError> {
+    let cols = canonical(current);
+    let r = &current.resolved;
+    let has_date = r.date.is_some();
+    let has_keys = !r.keys.is_empty();
+
+    // Canonical frame: history rows (when given) then current rows, numbered in file order.
+    let take = |p: &Prepared, is_hist: bool, offset: usize| -> Result<DataFrame, FeatureError> {
+        let mut df = p.df.select(cols.iter().map(|c| c.as_str()))?;
+        let n = df.height();
+        df.with_column(Column::new(
+            SEQ.into(),
+            (offset as u64..(offset + n) as u64).collect::<Vec<u64>>(),
+        ))?;
+        df.with_column(Column::new(IS_HIST.into(), vec![is_hist; n]))?;
+        Ok(df)
+    };
+    let (mut frame, history_rows) = match history {
+        Some(h) => {
+            let missing: Vec<&String> = cols
+                .iter()
+                .filter(|c| h.df.column(c.as_str()).is_err())
+                .collect();
+            if !missing.is_empty() {
+                return Err(FeatureError::Mismatch(format!(
+                    "the history file {} lacks columns the current file {} has (canonical: {}); both must fit the same profile",
+                    h.source,
+                    current.source,
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            let hist = take(h, true, 0)?;
+            let n = hist.height();
+            let mut cur = take(current, false, n)?;
+            // The same record in both files: the current one wins.
+            let mut hist = hist;
+            if has_date && has_keys {
+                let cur_ids: std::collections::HashSet<(String, i32)> = key_date_pairs(&cur)?;
+                let dup: Vec<bool> = key_date_pairs_iter(&hist)?
+                    .map(|kd| !cur_ids.contains(&kd))
+                    .collect();
+                if dup.iter().any(|k| !k) {
+                    hist = hist.filter(&BooleanChunked::from_iter_values(
+                        "k".into(),
+                        dup.into_iter(),
+                    ))?;
+                }
+            }
+            let hn = hist.height();
+            cur.vstack_mut(&hist)?;
+            (cur, hn)
+        }
+        None => {
+            let mut df = take(current, false, 0)?;
+            // The file is its own history.
+            df.with_column(Column::new(IS_HIST.into(), vec![true; df.height()]))?;
+            (df, 0)
+        }
+    };
+    if !has_keys {
+        frame.with_column(Column::new(GROUP.into(), vec![""; frame.height()]))?;
+    } else {
+        frame.with_column(frame.column("bd_key")?.clone().with_name(GROUP.into()))?;
+    }
+
+    // Sort by account, then date, then file order (history before current on the same date).
+    let mut by: Vec<&str> = vec![GROUP];
+    if has_date {
+        by.push("bd_date");
+    }
+    by.push(SEQ);
+    let mut lf = frame.lazy().sort(
+        by.clone(),
+        SortMultipleOptions::default().with_multithreaded(true),
+    );
+
+    let g = [col(GROUP)];
+    let mut exprs: Vec<Expr> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let zero = || lit(0.0);
+    let fnum = |e: Expr| {
+        e.cast(DataType::Float64)
+            .fill_null(lit(0.0))
+            .fill_nan(lit(0.0))
+    };
+
+    if has_date {
+        let d = col("bd_date").cast(DataType::Int32);
+        exprs.push(fnum((d.clone() - d.shift(lit(1))).over(g.clone())?).alias("f_days_since_last"));
+        names.push("f_days_since_last".into());
+    }
+
+    // Criteria columns: both sides of a pair, or the difference of a difference-only criteria.
+    let mut series_cols: Vec<(String, String)> = Vec::new(); // (canonical column, feature stem)
+    for c in &r.criteria {
+        if c.is_pair() {
+            for side in ["lhs", "rhs"] {
+                series_cols.push((crit_col(&c.name, side), format!("{}_{side}", c.name)));
+            }
+        }
+    }
+    let diff_cols: Vec<(String, String)> = r
+        .criteria
+        .iter()
+        .map(|c| (crit_col(&c.name, "diff"), format!("{}_diff", c.name)))
+        .collect();
+    for c in &r.criteria {
+        if !c.is_pair() {
+            series_cols.push((crit_col(&c.name, "diff"), format!("{}_diff", c.name)));
+        }
+    }
+    // Raw values.
+    for (src, stem) in series_cols.iter().chain(
+        diff_cols
+            .iter()
+            .filter(|(s, _)| !series_cols.iter().any(|(x, _)| x == s)),
+    ) {
+        exprs.push(fnum(col(src.as_str())).alias(format!("f_{stem}")));
+        names.push(format!("f_{stem}"));
+    }
+    // Changes (of each criteria column and of each difference).
+    let mut change_src: Vec<(String, String)> = series_cols.clone();
+    for d in &diff_cols {
+        if !change_src.iter().any(|(s, _)| s == &d.0) {
+            change_src.push(d.clone());
+        }
+    }
+    if has_keys || has_date {
+        for (src, stem) in &change_src {
+            exprs.push(
+                fnum(
+                    col(src.as_str())
+                        .diff(lit(1), Default::default())
+                        .over(g.clone())?,
+                )
+                .alias(format!("f_change_{stem}")),
+            );
+            names.push(format!("f_change_{stem}"));
+        }
+        let base = RollingOptionsFixedWindow {
+            window_size: opts.window,
+            min_periods: opts.min_periods,
+            ..Default::default()
+        };
+        for (src, stem) in &series_cols {
+            exprs.push(
+                fnum(
+                    col(src.as_str())
+                        .rolling_mean(base.clone())
+                        .over(g.clone())?,
+                )
+                .alias(format!("f_roll_mean_{stem}")),
+            );
+            names.push(format!("f_roll_mean_{stem}"));
+            let std_opts = RollingOptionsFixedWindow {
+                fn_params: Some(RollingFnParams::Var(RollingVarParams { ddof: 1 })),
+                ..base.clone()
+            };
+            exprs.push(
+                fnum(col(src.as_str()).rolling_std(std_opts).over(g.clone())?)
+                    .alias(format!("f_roll_std_{stem}")),
+            );
+            names.push(format!("f_roll_std_{stem}"));
+        }
+    }
+    if has_date {
+        exprs.push(
+            fnum(col("bd_date").dt().weekday().cast(DataType::Int32) - lit(1)).alias("f_weekday"),
+        );
+        exprs.push(fnum(col("bd_date").dt().month()).alias("f_month"));
+        names.push("f_weekday".into());
+        names.push("f_month".into());
+    }
+    for role in &r.numeric {
+        let src = format!("bd_num_{}", role.slug);
+        exprs.push(fnum(col(src.as_str())).alias(format!("f_num_{}", role.slug)));
+        names.push(format!("f_num_{}", role.slug));
+    }
+
+    // Breaks preset.
+    let primary = r.criteria.first();
+    if opts.preset == Preset::Breaks {
+        if let Some(c) = primary {
+            let d = col("bd_difference");
+            let tol = col(crit_col(&c.name, "tol").as_str());
+            let scale = if c.is_pair() {
+                emax(
+                    col(crit_col(&c.name, "lhs").as_str()).abs(),
+                    col(crit_col(&c.name, "rhs").as_str()).abs(),
+                )
+            } else {
+                tol.clone()
+            };
+            exprs.push(fnum(d.clone() / emax(scale, lit(1.0))).alias("f_rel_difference"));
+            names.push("f_rel_difference".into());
+            // Robust z-score against the account's own history.
+            let hist_d = d.clone().filter(col(IS_HIST));
+            let med = hist_d.clone().median().over(g.clone())?.fill_null(lit(0.0));
+            exprs.push(med.alias("bd_tmp_med"));
+            if c.is_pair() {
+                let l = col(crit_col(&c.name, "lhs").as_str());
+                let rr = col(crit_col(&c.name, "rhs").as_str());
+                exprs.push(
+                    when((l.clone() * rr.clone()).lt(lit(0.0)))
+                        .then(lit(-1.0))
+                        .otherwise(lit(1.0))
+                        .alias("f_sign_agreement"),
+                );
+                names.push("f_sign_agreement".into());
+                let tiny = lit(0.005);
+                exprs.push(
+                    fnum(
+                        when(
+                            l.clone()
+                                .abs()
+                                .gt(tiny.clone())
+                                .and(rr.clone().abs().gt(tiny)),
+                        )
+                        .then((l.abs() / rr.abs()).log(lit(10.0)))
+                        .otherwise(zero()),
+                    )
+                    .alias("f_magnitude_ratio"),
+                );
+                names.push("f_magnitude_ratio".into());
+            }
+        }
+        for c in &r.criteria {
+            let d = col(crit_col(&c.name, "diff").as_str());
+            let tol = col(crit_col(&c.name, "tol").as_str());
+            exprs.push(
+                fnum(
+                    when(d.clone().lt(lit(0.0)))
+                        .then(lit(-1.0))
+                        .otherwise(lit(1.0))
+                        * d.clone().abs().log1p()
+                        / lit(std::f64::consts::LN_10),
+                )
+                .alias(format!("f_log_abs_{}_diff", c.name)),
+            );
+            names.push(format!("f_log_abs_{}_diff", c.name));
+            exprs.push(
+                when(d.abs().gt(tol + lit(1e-9)))
+                    .then(lit(1.0))
+                    .otherwise(zero())
+                    .alias(format!("f_out_of_tol_{}", c.name)),
+            );
+            names.push(format!("f_out_of_tol_{}", c.name));
+        }
+    }
+    lf = lf.with_columns(exprs);
+    if opts.preset == Preset::Breaks
+        && let Some(c) = primary
+    {
+        let d = col("bd_difference");
+        let tol = col(crit_col(&c.name, "tol").as_str());
+        let mad = (d.clone() - col("bd_tmp_med"))
+            .abs()
+            .filter(col(IS_HIST))
+            .median()
+            .over(g.clone())?
+            .fill_null(lit(0.0));
+        let scale = emax(mad * lit(1.4826), emax(tol, lit(0.01)));
+        lf = lf.with_column(
+            fnum(((d - col("bd_tmp_med")) / scale).clip(lit(-1e4), lit(1e4))).alias("f_robust_z"),
+        );
+        names.push("f_robust_z".into());
+    }
+    let mut sorted = lf.collect()?;
+
+    // Break age: days since the current run of out-of-tolerance records began (0 when within
+    // tolerance), or days since the trade date when the profile has one.
+    if opts.preset == Preset::Breaks && primary.is_some() {
+        let age = if sorted.column("bd_trade_date").is_ok() && has_date {
+            let d = f64_col(&sorted, "bd_date")?;
+            let t = f64_col(&sorted, "bd_trade_date")?;
+            d.iter()
+                .zip(&t)
+                .map(|(d, t)| if t.is_finite() { (d - t).max(0.0) } else { 0.0 })
+                .collect::<Vec<f64>>()
+        } else {
+            run_age(&sorted, has_date)?
+        };
+        sorted.with_column(Column::new("f_break_age".into(), age))?;
+        names.push("f_break_age".into());
+    }
+
+    // Label encodings, fitted on the training (history) rows.
+    let mut encoders = Vec::new();
+    for role in &r.categoricals {
+        let src = format!("bd_cat_{}", role.slug);
+        let ca = sorted.column(src.as_str())?.str()?.clone();
+        let hist = sorted.column(IS_HIST)?.bool()?.clone();
+        let enc = LabelEncoder::fit(
+            &role.slug,
+            ca.iter()
+                .zip(hist.iter())
+                .filter(|(_, h)| h.unwrap_or(false))
+                .map(|(v, _)| v.unwrap_or("")),
+        );
+        let mut cache: HashMap<&str, f64> = HashMap::new();
+        let codes: Vec<f64> = ca
+            .iter()
+            .map(|v| {
+                let v = v.unwrap_or("");
+                *cache.entry(v).or_insert_with(|| enc.encode(v))
+            })
+            .collect();
+        let name = format!("f_enc_{}", role.slug);
+        sorted.with_column(Column::new(name.as_str().into(), codes))?;
+        names.push(name);
+        encoders.push(enc);
+    }
+
+    // Current rows back in file order, joined to the full current table.
+    let feats = sorted
+        .lazy()
+        .filter(col(SEQ).gt_eq(lit(history_rows_offset(history) as u64)))
+        .sort([SEQ], SortMultipleOptions::default())
+        .select(names.iter().map(|n| col(n.as_str())).collect::<Vec<_>>())
+        .collect()?;
+    if feats.height() != current.df.height() {
+        return Err(FeatureError::Mismatch(format!(
+            "internal: {} feature rows for {} current rows",
+            feats.height(),
+            current.df.height()
+        )));
+    }
+    let mut df = current.df.clone();
+    for c in feats.into_columns() {
+        df.with_column(c)?;
+    }
+    Ok(FeatureSet {
+        df,
+        names,
+        encoders,
+        preset: opts.preset,
+        history_rows,
+    })
+}
+
+/// The larger of two expressions, row by row.
+fn emax(a: Expr, b: Expr) -> Expr {
+    when(a.clone().gt_eq(b.clone())).then(a).otherwise(b)
+}
+
+/// Current rows are numbered after every history row (before duplicates were dropped).
+fn history_rows_offset(history: Option<&Prepared>) -> usize {
+    history.map(|h| h.df.height()).unwrap_or(0)
+}
+
+fn key_date_pairs(
+    df: &DataFrame,
+) -> Result<std::collections::HashSet<(String, i32)>, FeatureError> {
+    Ok(key_date_pairs_iter(df)?.collect())
+}
+
+fn key_date_pairs_iter(
+    df: &DataFrame,
+) -> Result<impl Iterator<Item = (String, i32)> + '_, FeatureError> {
+    let k = df.column("bd_key")?.str()?;
+    let d = df.column("bd_date")?.to_physical_repr();
+    let d: Vec<Option<i32>> = d.i32()?.iter().collect();
+    Ok(k.iter()
+        .zip(d)
+        .map(|(k, d)| (k.unwrap_or("").to_string(), d.unwrap_or(i32::MIN))))
+}
+
+/// For rows sorted by group and date: days (or records, without dates) since the current run of
+/// out-of-tolerance differences began; 0 for rows within tolerance.
+fn run_age(sorted: &DataFrame, has_date: bool) -> Result<Vec<f64>, FeatureError> {
+    let groups = sorted.column(GROUP)?.str()?;
+    let within = sorted.column("bd_within_tolerance")?.bool()?;
+    let dates: Vec<f64> = if has_date {
+        f64_col(sorted, "bd_date")?
+    } else {
+        (0..sorted.height()).map(|i| i as f64).collect()
+    };
+    let mut out = Vec::with_capacity(sorted.height());
+    let mut prev_group: Option<&str> = None;
+    let mut run_start: Option<f64> = None;
+    for ((g, w), d) in groups.iter().zip(within.iter()).zip(dates) {
+        if prev_group != g {
+            run_start = None;
+            prev_group = g;
+        }
+        if w.unwrap_or(true) {
+            run_start = None;
+            out.push(0.0);
+        } else {
+            let s = *run_start.get_or_insert(d);
+            out.push(d - s);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::prepare::{PrepareOptions, prepare};
+    use crate::ingest::{ROW_COL, RawTable};
+    use crate::profile::Profile;
+
+    const H: [&str; 8] = [
+        "As of Date",
+        "Company",
+        "Account",
+        "AU",
+        "Match Status",
+        "GL Balance",
+        "IHub Balance",
+        "Balance Difference",
+    ];
+
+    fn table(rows: &[[&str; 8]], source: &str) -> Prepared {
+        let mut cols = vec![Column::new(
+            ROW_COL.into(),
+            (0..rows.len()).map(|i| i as u32 + 2).collect::<Vec<u32>>(),
+        )];
+        for (j, h) in H.iter().enumerate() {
+            let v: Vec<&str> = rows.iter().map(|r| r[j]).collect();
+            cols.push(Column::new((*h).into(), v));
+        }
+        let raw = RawTable {
+            df: DataFrame::new_infer_height(cols).unwrap(),
+            header: H.iter().map(|s| s.to_string()).collect(),
+            source: source.into(),
+        };
+        let res = Profile::builtin("gl_ihub")
+            .unwrap()
+            .resolve(&raw.header, source, &[])
+            .unwrap();
+        let opts = PrepareOptions::from_config(&crate::config::Config::defaults().ingest);
+        prepare(&raw, &res, &opts).unwrap()
+    }
+
+    fn opts(preset: Preset) -> FeatureOptions {
+        FeatureOptions {
+            preset,
+            window: 3,
+            min_periods: 1,
+        }
+    }
+
+    fn col_f64(fs: &FeatureSet, name: &str) -> Vec<f64> {
+        fs.df
+            .column(name)
+            .unwrap_or_else(|_| panic!("no column {name}; have {:?}", fs.names))
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
+    }
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-9, "{a:?} vs {b:?}");
+        }
+    }
+
+    // Account A on Mon 2024-04-29, Tue 04-30, Thu 05-02; account B interleaved, in file order
+    // that is not sorted, to check grouping, sorting and the return to file order.
+    fn sample() -> Prepared {
+        table(
+            &[
+                ["2024-04-30", "001", "1", "9", "Break", "110", "100", "10"],
+                ["2024-04-29", "002", "1", "9", "Match", "50", "50", "0"],
+                ["2024-04-29", "001", "1", "9", "Match", "100", "100", "0"],
+                ["2024-05-02", "001", "1", "9", "Match", "105", "105", "0"],
+                ["2024-05-06", "002", "1", "9", "Match", "-50", "50", "-100"],
+            ],
+            "cur.csv",
+        )
+    }
+
+    #[test]
+    fn seed_features_match_hand_computed_values() {
+        let fs = compute(&sample(), None, &opts(Preset::Seed)).unwrap();
+        // File order: A(04-30), B(04-29), A(04-29), A(05-02), B(05-06).
+        close(
+            &col_f64(&fs, "f_days_since_last"),
+            &[1.0, 0.0, 0.0, 2.0, 7.0],
+        );
+        close(
+            &col_f64(&fs, "f_balance_lhs"),
+            &[110.0, 50.0, 100.0, 105.0, -50.0],
+        );
+        close(
+            &col_f64(&fs, "f_balance_diff"),
+            &[10.0, 0.0, 0.0, 0.0, -100.0],
+        );
+        close(
+            &col_f64(&fs, "f_change_balance_lhs"),
+            &[10.0, 0.0, 0.0, -5.0, -100.0],
+        );
+        close(
+            &col_f64(&fs, "f_change_balance_rhs"),
+            &[0.0, 0.0, 0.0, 5.0, 0.0],
+        );
+        close(
+            &col_f64(&fs, "f_change_balance_diff"),
+            &[10.0, 0.0, 0.0, -10.0, -100.0],
+        );
+        // Rolling mean over (100), (100,110), (100,110,105); B: (50), (50,-50).
+        close(
+            &col_f64(&fs, "f_roll_mean_balance_lhs"),
+            &[105.0, 50.0, 100.0, 105.0, 0.0],
+        );
+        // Sample std: one value → 0; (100,110) → 7.0710678; (100,110,105) → 5; (50,-50) → 70.710678.
+        close(
+            &col_f64(&fs, "f_roll_std_balance_lhs"),
+            &[50f64.sqrt(), 0.0, 0.0, 5.0, 5000f64.sqrt()],
+        );
+        // Monday = 0.
+        close(&col_f64(&fs, "f_weekday"), &[1.0, 0.0, 0.0, 3.0, 0.0]);
+        close(&col_f64(&fs, "f_month"), &[4.0, 4.0, 4.0, 5.0, 5.0]);
+        // Label encodings fitted on the file itself: companies 001 → 0, 002 → 1.
+        close(&col_f64(&fs, "f_enc_company"), &[0.0, 1.0, 0.0, 0.0, 1.0]);
+        close(
+            &col_f64(&fs, "f_enc_match_status"),
+            &[0.0, 1.0, 1.0, 1.0, 1.0],
+        );
+        // Original columns come through, in file order.
+        let companies: Vec<&str> = fs
+            .df
+            .column("Company")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap())
+            .collect();
+        assert_eq!(companies, vec!["001", "002", "001", "001", "002"]);
+        assert!(fs.names.iter().all(|n| n.starts_with("f_")));
+        assert_eq!(fs.preset, Preset::Seed);
+    }
+
+    #[test]
+    fn history_gives_context_and_fits_encoders() {
+        let hist = table(
+            &[
+                ["2024-04-25", "001", "1", "9", "Match", "90", "90", "0"],
+                ["2024-04-26", "001", "1", "9", "Match", "95", "95", "0"],
+                // The same record as in the current file: the current one wins.
+                ["2024-04-29", "001", "1", "9", "Match", "1", "1", "0"],
+            ],
+            "hist.csv",
+        );
+        let cur = table(
+            &[
+                ["2024-04-29", "001", "1", "9", "Match", "100", "100", "0"],
+                ["2024-04-30", "003", "1", "9", "Break", "7", "0", "7"],
+            ],
+            "cur.csv",
+        );
+        let fs = compute(&cur, Some(&hist), &opts(Preset::Seed)).unwrap();
+        assert_eq!(fs.df.height(), 2, "only current rows come out");
+        assert_eq!(
+            fs.history_rows, 2,
+            "the duplicate history record is dropped"
+        );
+        // Change since the last historical record (95 on Friday 04-26), 3 days earlier.
+        close(&col_f64(&fs, "f_change_balance_lhs"), &[5.0, 0.0]);
+        close(&col_f64(&fs, "f_days_since_last"), &[3.0, 0.0]);
+        // Rolling window crosses the boundary: (90, 95, 100).
+        close(&col_f64(&fs, "f_roll_mean_balance_lhs"), &[95.0, 7.0]);
+        // Encoders are fitted on history only: company 003 and status Break are unseen → −1.
+        close(&col_f64(&fs, "f_enc_company"), &[0.0, -1.0]);
+        close(&col_f64(&fs, "f_enc_match_status"), &[0.0, -1.0]);
+        assert_eq!(fs.encoders[0].classes, vec!["001"]);
+    }
+
+    #[test]
+    fn breaks_preset_features() {
+        let p = table(
+            &[
+                ["2024-04-29", "001", "1", "9", "Match", "100", "100", "0"],
+                ["2024-04-30", "001", "1", "9", "Match", "100", "100", "0"],
+                ["2024-05-01", "001", "1", "9", "Break", "100", "-100", "200"],
+                ["2024-05-03", "001", "1", "9", "Break", "1000", "100", "900"],
+                ["2024-05-06", "001", "1", "9", "Match", "100", "100", "0"],
+            ],
+            "cur.csv",
+        );
+        let fs = compute(&p, None, &opts(Preset::Breaks)).unwrap();
+        close(
+            &col_f64(&fs, "f_rel_difference"),
+            &[0.0, 0.0, 2.0, 0.9, 0.0],
+        );
+        close(
+            &col_f64(&fs, "f_sign_agreement"),
+            &[1.0, 1.0, -1.0, 1.0, 1.0],
+        );
+        close(
+            &col_f64(&fs, "f_magnitude_ratio"),
+            &[0.0, 0.0, 0.0, 1.0, 0.0],
+        );
+        close(
+            &col_f64(&fs, "f_out_of_tol_balance"),
+            &[0.0, 0.0, 1.0, 1.0, 0.0],
+        );
+        // The break starts 05-01 and is still open on 05-03: age 0 then 2 days.
+        close(&col_f64(&fs, "f_break_age"), &[0.0, 0.0, 0.0, 2.0, 0.0]);
+        // Median difference 0, MAD 0 → the scale floors at 0.01 (tolerance 0.01).
+        close(
+            &col_f64(&fs, "f_robust_z"),
+            &[0.0, 0.0, 10000.0, 10000.0, 0.0],
+        );
+        let log = col_f64(&fs, "f_log_abs_balance_diff");
+        assert!((log[2] - 201f64.log10()).abs() < 1e-9, "{log:?}");
+        assert!(
+            fs.names.contains(&"f_days_since_last".to_string()),
+            "seed included"
+        );
+        assert!(
+            fs.df.column("bd_tmp_med").is_err(),
+            "scratch columns not output"
+        );
+    }
+
+    #[test]
+    fn label_encoder_sorted_with_unseen_fallback() {
+        let e = LabelEncoder::fit("x", ["b", "a", "c", "a"].into_iter());
+        assert_eq!(e.classes, vec!["a", "b", "c"]);
+        assert_eq!(e.encode("c"), 2.0);
+        assert_eq!(e.encode("zzz"), -1.0);
+    }
+}

@@ -1,0 +1,145 @@
+//! Reading reconciliation files (CSV of any size, Excel workbooks) into text columns, then typing
+//! them through a profile with a rejects report (`prepare`).
+
+pub mod clean;
+pub mod csv;
+pub mod prepare;
+pub mod xlsx;
+
+use polars::prelude::DataFrame;
+use std::path::Path;
+
+/// The row-number column every raw table carries: the record's row as a spreadsheet shows it
+/// (header = row 1, first data row = row 2).
+pub const ROW_COL: &str = "bd_row";
+
+/// A file as read: text columns under their original headers, plus `bd_row`.
+#[derive(Debug, Clone)]
+pub struct RawTable {
+    pub df: DataFrame,
+    pub header: Vec<String>,
+    pub source: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("file not found: {file}")]
+    NotFound { file: String },
+    #[error("cannot read {file}: {message}")]
+    Io { file: String, message: String },
+    #[error("{file} is a directory, not a file")]
+    NotAFile { file: String },
+    #[error("{file} is empty (no header, no rows)")]
+    Empty { file: String },
+    #[error("{file} has a header but no data rows (columns: {header})")]
+    HeaderOnly { file: String, header: String },
+    #[error(
+        "{file} is not valid UTF-8: byte {value} at line {line} (byte offset {byte}). If the file comes from a Latin-1 export, use --encoding windows-1252 (or `lossy` to replace bad bytes)"
+    )]
+    Encoding {
+        file: String,
+        line: u64,
+        byte: u64,
+        value: String,
+    },
+    #[error(
+        "{file}: the header is a single column when split on {used}, but it contains {looks_like}; the file looks delimited by {looks_like} — pass --delimiter or set [ingest] delimiter (header: {header})"
+    )]
+    WrongDelimiter {
+        file: String,
+        used: String,
+        looks_like: String,
+        header: String,
+    },
+    #[error("cannot parse {file} as CSV: {message}")]
+    Parse { file: String, message: String },
+    #[error("cannot read workbook {file}: {message}")]
+    Workbook { file: String, message: String },
+    #[error("{file} has no sheet named {sheet:?}; sheets: {sheets}")]
+    NoSuchSheet {
+        file: String,
+        sheet: String,
+        sheets: String,
+    },
+    #[error(
+        "{file}: unsupported file type {ext:?}; breakdesk reads .csv, .txt, .tsv and Excel workbooks (.xlsx, .xlsm, .xls, .ods)"
+    )]
+    Unsupported { file: String, ext: String },
+    #[error("{message}")]
+    Config { message: String },
+    #[error(
+        "{file}: {rejected} of {total} rows rejected ({share:.1}%), more than the allowed {max:.1}% ([ingest] max_reject_share); see the rejects report{report}"
+    )]
+    TooManyRejects {
+        file: String,
+        rejected: usize,
+        total: usize,
+        share: f64,
+        max: f64,
+        report: String,
+    },
+    #[error("{file}: every row was rejected ({total} rows); see the rejects report{report}")]
+    AllRejected {
+        file: String,
+        total: usize,
+        report: String,
+    },
+    #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
+    #[error("{file}: {message}")]
+    Data { file: String, message: String },
+}
+
+impl IngestError {
+    pub(crate) fn io(file: &str, e: std::io::Error) -> IngestError {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            IngestError::NotFound {
+                file: file.to_string(),
+            }
+        } else {
+            IngestError::Io {
+                file: file.to_string(),
+                message: e.to_string(),
+            }
+        }
+    }
+
+    pub(crate) fn parse(file: &str, e: polars::prelude::PolarsError) -> IngestError {
+        let msg = e.to_string();
+        // polars reports invalid UTF-8 and ragged rows with long hints; keep the first line.
+        let first = msg.lines().next().unwrap_or(&msg).trim().to_string();
+        if first.to_lowercase().contains("no such file") {
+            return IngestError::NotFound {
+                file: file.to_string(),
+            };
+        }
+        IngestError::Parse {
+            file: file.to_string(),
+            message: first,
+        }
+    }
+}
+
+/// Reads a CSV or Excel file (chosen by extension) as text columns.
+pub fn read(
+    path: &Path,
+    cfg: &crate::config::IngestConfig,
+    sheet: Option<&str>,
+) -> Result<RawTable, IngestError> {
+    let display = path.display().to_string();
+    if !path.exists() {
+        return Err(IngestError::NotFound { file: display });
+    }
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "xlsx" | "xlsm" | "xls" | "xlsb" | "ods" => {
+            let sheet = sheet.or((!cfg.sheet.is_empty()).then_some(cfg.sheet.as_str()));
+            xlsx::read(path, sheet)
+        }
+        "csv" | "txt" | "tsv" | "" | "dat" => csv::read(path, cfg),
+        _ => Err(IngestError::Unsupported { file: display, ext }),
+    }
+}

@@ -1,0 +1,13 @@
+//! breakdesk: a terminal workstation for financial reconciliation analysts.
+//!
+//! The library holds every stage of the pipeline (ingest → features → …) as plain functions;
+//! the faces (command line, terminal UI, service) call [`pipeline`] and know nothing of each other.
+
+pub mod config;
+pub mod features;
+pub mod generate;
+pub mod ingest;
+pub mod logging;
+pub mod output;
+pub mod pipeline;
+pub mod profile;

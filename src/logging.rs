@@ -1,0 +1,62 @@
+//! JSON logs to a daily-rotated file in `<data_dir>/logs`. Nothing is logged to the terminal:
+//! the terminal belongs to the progress bar, the summary and error messages.
+
+use crate::config::Config;
+use std::path::PathBuf;
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::EnvFilter;
+
+/// Keeps the log writer alive; logs are flushed when it is dropped.
+pub struct LogGuard {
+    _guard: Option<WorkerGuard>,
+    pub dir: Option<PathBuf>,
+}
+
+/// Starts file logging when `[logging] file` is on and the data dir is writable. A failure to set
+/// up logging is reported as a warning and the run goes on.
+pub fn init(cfg: &Config) -> LogGuard {
+    let none = LogGuard {
+        _guard: None,
+        dir: None,
+    };
+    if !cfg.logging.file {
+        return none;
+    }
+    let Some(dir) = cfg.data_dir().map(|d| d.join("logs")) else {
+        return none;
+    };
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("warning: no log file: cannot create {}: {e}", dir.display());
+        return none;
+    }
+    let appender = match RollingFileAppender::builder()
+        .rotation(Rotation::DAILY)
+        .filename_prefix("breakdesk")
+        .filename_suffix("log")
+        .max_log_files(cfg.logging.max_files.max(1))
+        .build(&dir)
+    {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("warning: no log file in {}: {e}", dir.display());
+            return none;
+        }
+    };
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = EnvFilter::try_from_env("BREAKDESK_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("breakdesk={}", cfg.logging.level)));
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(writer)
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .finish();
+    if tracing::subscriber::set_global_default(subscriber).is_err() {
+        return none;
+    }
+    LogGuard {
+        _guard: Some(guard),
+        dir: Some(dir),
+    }
+}

@@ -1,0 +1,214 @@
+//! Writing results: the rows with their features as CSV or JSON Lines, and the rejects report.
+
+use crate::ingest::prepare::Reject;
+use polars::prelude::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "csv" => Ok(Format::Csv),
+            "jsonl" => Ok(Format::Jsonl),
+            _ => Err(format!("unknown output format {s:?}: use csv or jsonl")),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("cannot write {path}: {message}")]
+    Write { path: String, message: String },
+}
+
+fn werr(path: &Path, e: impl std::fmt::Display) -> OutputError {
+    OutputError::Write {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Columns that only duplicate an original column and are left out of the output.
+fn output_columns(df: &DataFrame) -> Vec<PlSmallStr> {
+    df.get_column_names()
+        .into_iter()
+        .filter(|n| !n.starts_with("bd_cat_"))
+        .cloned()
+        .collect()
+}
+
+/// Opens `path` for writing (`-` = standard output), creating parent directories.
+fn open(path: &Path) -> Result<Box<dyn Write>, OutputError> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(std::io::BufWriter::new(std::io::stdout().lock())));
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| werr(path, e))?;
+    }
+    let f = std::fs::File::create(path).map_err(|e| werr(path, e))?;
+    Ok(Box::new(std::io::BufWriter::with_capacity(1 << 20, f)))
+}
+
+/// Writes a table. Dates are written as `YYYY-MM-DD`.
+pub fn write_table(df: &DataFrame, path: &Path, format: Format) -> Result<(), OutputError> {
+    let mut df = df.select(output_columns(df)).map_err(|e| werr(path, e))?;
+    let mut w = open(path)?;
+    match format {
+        Format::Csv => {
+            CsvWriter::new(&mut w)
+                .include_header(true)
+                .with_date_format(Some("%Y-%m-%d".into()))
+                .finish(&mut df)
+                .map_err(|e| werr(path, e))?;
+        }
+        Format::Jsonl => write_jsonl(&df, &mut w).map_err(|e| werr(path, e))?,
+    }
+    w.flush().map_err(|e| werr(path, e))?;
+    Ok(())
+}
+
+fn json_value(v: AnyValue) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        AnyValue::Null => Value::Null,
+        AnyValue::Boolean(b) => Value::Bool(b),
+        AnyValue::String(s) => Value::String(s.to_string()),
+        AnyValue::StringOwned(s) => Value::String(s.to_string()),
+        AnyValue::Float64(f) => serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        AnyValue::Float32(f) => serde_json::Number::from_f64(f as f64)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        AnyValue::Int64(i) => Value::from(i),
+        AnyValue::Int32(i) => Value::from(i),
+        AnyValue::Int16(i) => Value::from(i),
+        AnyValue::Int8(i) => Value::from(i),
+        AnyValue::UInt64(i) => Value::from(i),
+        AnyValue::UInt32(i) => Value::from(i),
+        AnyValue::UInt16(i) => Value::from(i),
+        AnyValue::UInt8(i) => Value::from(i),
+        AnyValue::Date(d) => crate::ingest::clean::days_to_date(d)
+            .map(|d| Value::String(d.format("%Y-%m-%d").to_string()))
+            .unwrap_or(Value::Null),
+        other => Value::String(other.to_string()),
+    }
+}
+
+/// One JSON object per row, keys in column order.
+fn write_jsonl(df: &DataFrame, w: &mut dyn Write) -> Result<(), Box<dyn std::error::Error>> {
+    let mut df = df.clone();
+    df.rechunk_mut();
+    let cols = df.columns();
+    let names: Vec<String> = cols.iter().map(|c| c.name().to_string()).collect();
+    for i in 0..df.height() {
+        let mut obj = serde_json::Map::with_capacity(cols.len());
+        for (c, name) in cols.iter().zip(&names) {
+            obj.insert(name.clone(), json_value(c.get(i)?));
+        }
+        serde_json::to_writer(&mut *w, &serde_json::Value::Object(obj))?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// The rejects report beside an output file: `out.csv` → `out.rejects.csv`.
+pub fn rejects_path(out: &Path) -> PathBuf {
+    if out.as_os_str() == "-" {
+        return PathBuf::from("breakdesk.rejects.csv");
+    }
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "breakdesk".into());
+    out.with_file_name(format!("{stem}.rejects.csv"))
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Writes the rejects report: file, row, column, value, reason.
+pub fn write_rejects(rejects: &[Reject], path: &Path) -> Result<(), OutputError> {
+    let mut w = open(path)?;
+    let mut body = String::from("file,row,column,value,reason\n");
+    for r in rejects {
+        body.push_str(&format!(
+            "{},{},{},{},{}\n",
+            csv_field(&r.source),
+            r.row,
+            csv_field(&r.column),
+            csv_field(&r.value),
+            csv_field(&r.reason)
+        ));
+    }
+    w.write_all(body.as_bytes()).map_err(|e| werr(path, e))?;
+    w.flush().map_err(|e| werr(path, e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_report_is_valid_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        write_rejects(
+            &[Reject {
+                source: "a.csv".into(),
+                row: 7,
+                column: "GL Balance".into(),
+                value: "1,2\"x".into(),
+                reason: "not a number".into(),
+            }],
+            &p,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(
+            text,
+            "file,row,column,value,reason\na.csv,7,GL Balance,\"1,2\"\"x\",not a number\n"
+        );
+        assert_eq!(
+            rejects_path(Path::new("out/anoms.csv")),
+            PathBuf::from("out/anoms.rejects.csv")
+        );
+    }
+
+    #[test]
+    fn jsonl_has_one_object_per_row_with_iso_dates() {
+        let df = DataFrame::new_infer_height(vec![
+            Column::new("a".into(), vec![1.5f64, 2.0]),
+            Int32Chunked::from_vec("d".into(), vec![19843, 19844])
+                .into_date()
+                .into_column(),
+            Column::new("s".into(), vec![Some("x"), None]),
+        ])
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("o.jsonl");
+        write_table(&df, &p, Format::Jsonl).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["d"], "2024-04-30");
+        assert_eq!(lines[0]["a"], 1.5);
+        assert!(lines[1]["s"].is_null());
+    }
+}
