@@ -104,7 +104,7 @@ struct GenerateArgs {
     rows: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Output CSV.
+    /// Output file: CSV, or an Excel workbook when it ends in .xlsx.
     #[arg(long, short)]
     out: PathBuf,
     /// Also write the labels (row, kind, group) of the injected breaks here.
@@ -237,7 +237,18 @@ fn generate(g: &GenerateArgs, quiet: bool) -> Result<(), Failure> {
             std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?;
         Ok(std::io::BufWriter::with_capacity(1 << 20, f))
     };
-    let mut out = create(&g.out)?;
+    let xlsx = g
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+    // A workbook is written from a CSV generated first into a temporary file.
+    let tmp = if xlsx {
+        Some(tempfile::Builder::new().suffix(".csv").tempfile()?)
+    } else {
+        None
+    };
+    let csv_path = tmp.as_ref().map_or(g.out.as_path(), |t| t.path());
+    let mut out = create(csv_path)?;
     let mut labels = g.labels.as_deref().map(create).transpose()?;
     let summary = breakdesk::generate::generate(
         &opts,
@@ -248,6 +259,14 @@ fn generate(g: &GenerateArgs, quiet: bool) -> Result<(), Failure> {
     use std::io::Write;
     out.flush()
         .with_context(|| format!("cannot write {}", g.out.display()))?;
+    drop(out);
+    if xlsx {
+        let cfg = Config::defaults();
+        let raw = breakdesk::ingest::csv::read(csv_path, &cfg.ingest)?;
+        let resolved =
+            Profile::by_name_or_path(&g.profile)?.resolve(&raw.header, &raw.source, &[])?;
+        output::write_xlsx(&raw, &resolved, &g.out)?;
+    }
     if let Some(l) = labels.as_mut() {
         l.flush().context("cannot write the labels file")?;
     }

@@ -212,3 +212,84 @@ mod tests {
         assert!(lines[1]["s"].is_null());
     }
 }
+
+/// Writes a raw table as an Excel workbook the way reconciliation exports look: the profile's
+/// date columns as Excel dates, its amount columns as numbers, everything else as text (so
+/// zero-padded codes such as `00000` stay text). Cells that do not parse are written as text.
+pub fn write_xlsx(
+    raw: &crate::ingest::RawTable,
+    resolved: &crate::profile::Resolved,
+    path: &Path,
+) -> Result<(), OutputError> {
+    use crate::ingest::clean::{self, DateCell, DateOptions, NumCell};
+    use rust_xlsxwriter::{ExcelDateTime, Format as XFormat, Workbook};
+    const EXCEL_MAX_ROWS: usize = 1_048_575;
+    if raw.df.height() > EXCEL_MAX_ROWS {
+        return Err(werr(
+            path,
+            format!(
+                "{} rows do not fit in one Excel sheet (at most {EXCEL_MAX_ROWS})",
+                raw.df.height()
+            ),
+        ));
+    }
+    let mut dates: Vec<&str> = resolved.date.iter().map(String::as_str).collect();
+    dates.extend(resolved.extra_dates.iter().map(|r| r.header.as_str()));
+    let mut amounts: Vec<&str> = resolved.numeric.iter().map(|r| r.header.as_str()).collect();
+    for c in &resolved.criteria {
+        for h in [&c.lhs, &c.rhs, &c.difference, &c.tolerance_column]
+            .into_iter()
+            .flatten()
+        {
+            amounts.push(h);
+        }
+    }
+    let date_fmt = XFormat::new().set_num_format("m/d/yyyy");
+    let opts = DateOptions::default();
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    for (j, h) in raw.header.iter().enumerate() {
+        let col = j as u16;
+        ws.write_string(0, col, h).map_err(|e| werr(path, e))?;
+        let ca = raw
+            .df
+            .column(h)
+            .and_then(|c| c.str().cloned())
+            .map_err(|e| werr(path, e))?;
+        let is_date = dates.contains(&h.as_str());
+        let is_amount = amounts.contains(&h.as_str());
+        for (i, v) in ca.iter().enumerate() {
+            let Some(v) = v else { continue };
+            let row = i as u32 + 1;
+            let written = if is_date {
+                match clean::parse_date(v, &opts) {
+                    DateCell::Date(d) => clean::days_to_date(d).and_then(|d| {
+                        use chrono::Datelike;
+                        ExcelDateTime::from_ymd(d.year() as u16, d.month() as u8, d.day() as u8)
+                            .ok()
+                    }),
+                    _ => None,
+                }
+                .map(|dt| {
+                    ws.write_datetime_with_format(row, col, &dt, &date_fmt)
+                        .map(|_| ())
+                })
+            } else if is_amount {
+                match clean::parse_number(v, 6) {
+                    NumCell::Value(x) => Some(ws.write_number(row, col, x).map(|_| ())),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            match written {
+                Some(r) => r.map_err(|e| werr(path, e))?,
+                None => {
+                    ws.write_string(row, col, v).map_err(|e| werr(path, e))?;
+                }
+            }
+        }
+    }
+    wb.save(path).map_err(|e| werr(path, e))?;
+    Ok(())
+}

@@ -192,25 +192,30 @@ pub fn run(
         history = Some((hraw, hres));
     }
 
-    // Keys both files have.
+    // Accounts are matched on the keys both files have.
     if let Some((hraw, hres)) = &history {
         let cur: Vec<usize> = resolved.keys.iter().map(|(s, _)| *s).collect();
-        let common: Vec<usize> = cur
-            .iter()
-            .copied()
-            .filter(|s| hres.keys.iter().any(|(h, _)| h == s))
-            .collect();
-        if common.len() != cur.len() {
-            let dropped: Vec<&str> = resolved
-                .keys
-                .iter()
-                .filter(|(s, _)| !common.contains(s))
-                .map(|(_, h)| h.as_str())
-                .collect();
+        let hist: Vec<usize> = hres.keys.iter().map(|(s, _)| *s).collect();
+        let common: Vec<usize> = cur.iter().copied().filter(|s| hist.contains(s)).collect();
+        if common.len() != cur.len() || common.len() != hist.len() {
+            let only = |r: &Resolved| -> Vec<String> {
+                r.keys
+                    .iter()
+                    .filter(|(s, _)| !common.contains(s))
+                    .map(|(_, h)| h.clone())
+                    .collect()
+            };
+            let (oc, oh) = (only(&resolved), only(hres));
+            let mut parts = Vec::new();
+            if !oc.is_empty() {
+                parts.push(format!("{} only in {}", oc.join(", "), raw.source));
+            }
+            if !oh.is_empty() {
+                parts.push(format!("{} only in {}", oh.join(", "), hraw.source));
+            }
             notes.push(format!(
-                "key column(s) {} not in the history file {}; accounts are matched on the other keys",
-                dropped.join(", "),
-                hraw.source
+                "key column(s) {}; accounts are matched on the keys both files have",
+                parts.join("; ")
             ));
             popts.key_slots = Some(common);
         }
