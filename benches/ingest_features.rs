@@ -69,7 +69,7 @@ fn main() {
         let out = pipeline::run(&cfg, &opts, "", &mut |_| {}, &cancel).expect("pipeline");
         totals.push(t.elapsed());
         shape = (out.features.df.height(), out.features.names.len());
-        per_stage.push(out.timings);
+        per_stage.push(out.timings.clone());
         drop(out);
     }
     totals.sort();

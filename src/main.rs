@@ -361,7 +361,7 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         Err(PipelineError::TooManyRejects { error, rejects }) => {
             output::write_rejects(&rejects, &rejects_file)?;
             tracing::error!(error = %error, "too many rejects");
-            return Err(fail(exit::REJECTS, error.into()));
+            return Err(fail(exit::REJECTS, (*error).into()));
         }
         Err(PipelineError::Ingest(e)) => {
             tracing::error!(error = %e, "input");

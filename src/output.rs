@@ -158,61 +158,6 @@ pub fn write_rejects(rejects: &[Reject], path: &Path) -> Result<(), OutputError>
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rejects_report_is_valid_csv() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("r.csv");
-        write_rejects(
-            &[Reject {
-                source: "a.csv".into(),
-                row: 7,
-                column: "GL Balance".into(),
-                value: "1,2\"x".into(),
-                reason: "not a number".into(),
-            }],
-            &p,
-        )
-        .unwrap();
-        let text = std::fs::read_to_string(&p).unwrap();
-        assert_eq!(
-            text,
-            "file,row,column,value,reason\na.csv,7,GL Balance,\"1,2\"\"x\",not a number\n"
-        );
-        assert_eq!(
-            rejects_path(Path::new("out/anoms.csv")),
-            PathBuf::from("out/anoms.rejects.csv")
-        );
-    }
-
-    #[test]
-    fn jsonl_has_one_object_per_row_with_iso_dates() {
-        let df = DataFrame::new_infer_height(vec![
-            Column::new("a".into(), vec![1.5f64, 2.0]),
-            Int32Chunked::from_vec("d".into(), vec![19843, 19844])
-                .into_date()
-                .into_column(),
-            Column::new("s".into(), vec![Some("x"), None]),
-        ])
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("o.jsonl");
-        write_table(&df, &p, Format::Jsonl).unwrap();
-        let text = std::fs::read_to_string(&p).unwrap();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0]["d"], "2024-04-30");
-        assert_eq!(lines[0]["a"], 1.5);
-        assert!(lines[1]["s"].is_null());
-    }
-}
-
 /// Writes a raw table as an Excel workbook the way reconciliation exports look: the profile's
 /// date columns as Excel dates, its amount columns as numbers, everything else as text (so
 /// zero-padded codes such as `00000` stay text). Cells that do not parse are written as text.
@@ -292,4 +237,59 @@ pub fn write_xlsx(
     }
     wb.save(path).map_err(|e| werr(path, e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_report_is_valid_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        write_rejects(
+            &[Reject {
+                source: "a.csv".into(),
+                row: 7,
+                column: "GL Balance".into(),
+                value: "1,2\"x".into(),
+                reason: "not a number".into(),
+            }],
+            &p,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(
+            text,
+            "file,row,column,value,reason\na.csv,7,GL Balance,\"1,2\"\"x\",not a number\n"
+        );
+        assert_eq!(
+            rejects_path(Path::new("out/anoms.csv")),
+            PathBuf::from("out/anoms.rejects.csv")
+        );
+    }
+
+    #[test]
+    fn jsonl_has_one_object_per_row_with_iso_dates() {
+        let df = DataFrame::new_infer_height(vec![
+            Column::new("a".into(), vec![1.5f64, 2.0]),
+            Int32Chunked::from_vec("d".into(), vec![19843, 19844])
+                .into_date()
+                .into_column(),
+            Column::new("s".into(), vec![Some("x"), None]),
+        ])
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("o.jsonl");
+        write_table(&df, &p, Format::Jsonl).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["d"], "2024-04-30");
+        assert_eq!(lines[0]["a"], 1.5);
+        assert!(lines[1]["s"].is_null());
+    }
 }

@@ -60,7 +60,7 @@ pub enum PipelineError {
     Features(#[from] features::FeatureError),
     #[error("too many rejected rows")]
     TooManyRejects {
-        error: IngestError,
+        error: Box<IngestError>,
         rejects: Vec<Reject>,
     },
     #[error("cancelled")]
@@ -233,7 +233,7 @@ pub fn run(
         all_rejects.extend(hp.rejects.iter().cloned());
         if let Err(error) = check_rejects(cfg, &hp, rejects_hint) {
             return Err(PipelineError::TooManyRejects {
-                error,
+                error: Box::new(error),
                 rejects: all_rejects,
             });
         }
@@ -249,7 +249,7 @@ pub fn run(
     all_rejects.extend(cur.rejects.iter().cloned());
     if let Err(error) = check_rejects(cfg, &cur, rejects_hint) {
         return Err(PipelineError::TooManyRejects {
-            error,
+            error: Box::new(error),
             rejects: all_rejects,
         });
     }

@@ -242,11 +242,12 @@ pub fn parse_number(raw: &str, decimals: u32) -> NumCell {
         negative = true;
         s = s[1..s.len() - 1].trim();
     }
-    if let Some(rest) = s.strip_suffix('-') {
-        if !rest.is_empty() && !rest.ends_with(['e', 'E']) {
-            negative = !negative;
-            s = rest.trim();
-        }
+    if let Some(rest) = s.strip_suffix('-')
+        && !rest.is_empty()
+        && !rest.ends_with(['e', 'E'])
+    {
+        negative = !negative;
+        s = rest.trim();
     }
     // Currency symbols and codes before or after the number.
     s = s.trim_start_matches(['$', '€', '£', '¥']).trim();
