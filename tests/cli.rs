@@ -532,3 +532,38 @@ fn profiles_command_prints_loadable_toml() {
             && names.contains_key("generic")
     );
 }
+
+#[test]
+fn json_logs_go_to_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let f = write(d, "ok.csv", GOOD.as_bytes());
+    let data = d.join("data");
+    let o = run(&[
+        "run",
+        f.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        d.join("o.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.is_empty(), "--quiet prints nothing: {}", o.stderr);
+    let logs: Vec<PathBuf> = std::fs::read_dir(data.join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let text = std::fs::read_to_string(&logs[0]).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each log line is JSON"))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["fields"]["message"] == "read" && e["fields"]["profile"] == "gl_ihub"),
+        "{text}"
+    );
+}
