@@ -328,7 +328,12 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         input: args.file.clone(),
         history: args.history.clone(),
         profile: args.profile.clone(),
-        columns: args.columns.clone(),
+        columns: args
+            .columns
+            .iter()
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect(),
         sheet: args.sheet.clone(),
         preset,
     };

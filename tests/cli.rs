@@ -35,6 +35,18 @@ fn run(args: &[&str]) -> Out {
     }
 }
 
+/// `breakdesk run FILE --out OUT EXTRA...`
+fn run_on(file: &Path, out: &Path, extra: &[&str]) -> Out {
+    let mut args = vec![
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    run(&args)
+}
+
 /// Reads a CSV written by breakdesk (header + rows) with a small RFC 4180 reader.
 fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let text = std::fs::read_to_string(path).expect("output exists");
@@ -163,16 +175,7 @@ fn trades_sample_carries_per_system_columns_through() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("t.jsonl");
     let input = sample("trades.csv");
-    let o = run(&[
-        "run",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--format",
-        "jsonl",
-        "--preset",
-        "breaks",
-    ]);
+    let o = run_on(&input, &out, &["--format", "jsonl", "--preset", "breaks"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stderr.contains("profile trades"), "{}", o.stderr);
     let (in_header, in_rows) = read_csv(&input);
@@ -392,12 +395,7 @@ fn recoverable_inputs_load_with_the_right_option() {
     let out = d.join("o.csv");
     // A semicolon file loads with the default `auto` delimiter.
     let semi = write(d, "semi.csv", GOOD.replace(',', ";").as_bytes());
-    let o = run(&[
-        "run",
-        semi.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = run_on(&semi, &out, &[]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     // A Windows-1252 file loads when told so, and the accent is decoded.
     let latin = write(
@@ -405,14 +403,7 @@ fn recoverable_inputs_load_with_the_right_option() {
         "latin1.csv",
         b"As of Date,Company,Account,AU,GL Balance,IHub Balance,Comments\n2024-04-29,1,2,3,1,1,r\xe9vision \x80\n",
     );
-    let o = run(&[
-        "run",
-        latin.to_str().unwrap(),
-        "--encoding",
-        "windows-1252",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = run_on(&latin, &out, &["--encoding", "windows-1252"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     let (h, rows) = read_csv(&out);
     assert_eq!(column(&h, &rows, "bd_comment"), vec!["révision €"]);
@@ -423,12 +414,7 @@ fn recoverable_inputs_load_with_the_right_option() {
     }
     text.push_str("2024-06-01,00000,1,2,12x,1,0\n");
     let some = write(d, "some.csv", text.as_bytes());
-    let o = run(&[
-        "run",
-        some.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = run_on(&some, &out, &[]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stderr.contains("1 rejected"), "{}", o.stderr);
     let (_, rej) = read_csv(&d.join("o.rejects.csv"));
@@ -441,30 +427,12 @@ fn generic_profile_scores_listed_columns() {
     let d = dir.path();
     let f = write(d, "g.csv", b"id,x,y,label\na,1,2,n\nb,3,4,y\n");
     let out = d.join("o.csv");
-    let o = run(&[
-        "run",
-        f.to_str().unwrap(),
-        "--profile",
-        "generic",
-        "--columns",
-        "x,y",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = run_on(&f, &out, &["--profile", "generic", "--columns", "x,y"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     let (h, rows) = read_csv(&out);
     assert_eq!(column(&h, &rows, "f_num_x"), vec!["1.0", "3.0"]);
     assert_eq!(column(&h, &rows, "label"), vec!["n", "y"]);
-    let o = run(&[
-        "run",
-        f.to_str().unwrap(),
-        "--profile",
-        "generic",
-        "--columns",
-        "x,zz",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = run_on(&f, &out, &["--profile", "generic", "--columns", "x,zz"]);
     assert_eq!(o.code, 3);
     assert!(o.stderr.contains("`zz`"), "{}", o.stderr);
 }
