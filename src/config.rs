@@ -46,6 +46,8 @@ pub struct Config {
     pub generic: Generic,
     pub ingest: IngestConfig,
     pub features: FeatureConfig,
+    pub detect: DetectConfig,
+    pub cluster: ClusterConfig,
     pub output: OutputConfig,
     pub logging: LoggingConfig,
 }
@@ -92,6 +94,42 @@ pub struct FeatureConfig {
     pub preset: String,
     pub rolling_window: usize,
     pub rolling_min_periods: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectConfig {
+    pub detector: String,
+    pub contamination: String,
+    pub mad_k: f64,
+    pub seed: u64,
+    pub iforest: IForestConfig,
+    pub lof: LofConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IForestConfig {
+    pub n_estimators: usize,
+    pub max_samples: usize,
+    pub max_features: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LofConfig {
+    pub n_neighbors: usize,
+    pub max_reference: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub k: usize,
+    pub k_max: usize,
+    pub sample: usize,
+    pub max_iterations: u64,
+    pub top_accounts: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -239,6 +277,41 @@ impl Config {
                     "must be between 1 and features.rolling_window ({})",
                     self.features.rolling_window
                 ),
+            ));
+        }
+        self.detect
+            .detector
+            .parse::<crate::detect::model::DetectorKind>()
+            .map_err(|m| bad("detect.detector", m))?;
+        self.detect
+            .contamination
+            .parse::<crate::detect::contamination::Contamination>()
+            .map_err(|m| bad("detect.contamination", m))?;
+        if self.detect.iforest.n_estimators == 0 {
+            return Err(bad(
+                "detect.iforest.n_estimators",
+                "must be at least 1".into(),
+            ));
+        }
+        if !(self.detect.iforest.max_features > 0.0 && self.detect.iforest.max_features <= 1.0) {
+            return Err(bad(
+                "detect.iforest.max_features",
+                format!(
+                    "must be in (0, 1], found {}",
+                    self.detect.iforest.max_features
+                ),
+            ));
+        }
+        if self.detect.lof.n_neighbors == 0 {
+            return Err(bad("detect.lof.n_neighbors", "must be at least 1".into()));
+        }
+        if self.detect.lof.max_reference < 2 {
+            return Err(bad("detect.lof.max_reference", "must be at least 2".into()));
+        }
+        if self.cluster.k == 1 || self.cluster.k_max < 2 {
+            return Err(bad(
+                "cluster.k",
+                "k must be 0 (choose) or at least 2, and k_max at least 2".into(),
             ));
         }
         if !matches!(self.output.format.as_str(), "csv" | "jsonl") {

@@ -113,18 +113,28 @@ pub struct FeatureSet {
     pub preset: Preset,
     /// Rows of history used as context.
     pub history_rows: usize,
+    /// The history rows' features (file order), when a history was given: the training rows.
+    pub history: Option<HistoryFeatures>,
+}
+
+/// Features of the history rows, for training.
+#[derive(Debug, Clone)]
+pub struct HistoryFeatures {
+    /// The feature columns (`FeatureSet::names`) plus `bd_difference` when the profile has one.
+    pub df: DataFrame,
 }
 
 const SEQ: &str = "bd_seq";
 const IS_HIST: &str = "bd_is_history";
 const GROUP: &str = "bd_group";
 
-/// Canonical columns of a prepared table that features are computed from.
+/// Numeric canonical columns of a prepared table that features are computed from (text columns
+/// stay out of the sorted frame: accounts become integer ids, categories their codes).
 fn canonical(p: &Prepared) -> Vec<String> {
-    p.df.get_column_names()
+    p.df.columns()
         .iter()
-        .filter(|n| n.starts_with("bd_") && n.as_str() != "bd_dq" && n.as_str() != "bd_comment")
-        .map(|n| n.to_string())
+        .filter(|c| c.name().starts_with("bd_") && !matches!(c.dtype(), DataType::String))
+        .map(|c| c.name().to_string())
         .collect()
 }
 
@@ -135,6 +145,38 @@ fn f64_col(df: &DataFrame, name: &str) -> Result<Vec<f64>, FeatureError> {
         .f64()?
         .iter()
         .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
+}
+
+/// Integer account ids for `bd_key`, shared across the tables given (same key → same id).
+fn group_ids<'a>(
+    map: &mut HashMap<&'a str, u32>,
+    p: &'a Prepared,
+) -> Result<Vec<u32>, FeatureError> {
+    let Ok(keys) = p.df.column("bd_key") else {
+        return Ok(vec![0; p.df.height()]);
+    };
+    let keys = keys.str()?;
+    Ok(keys
+        .iter()
+        .map(|k| {
+            let next = map.len() as u32;
+            *map.entry(k.unwrap_or("")).or_insert(next)
+        })
+        .collect())
+}
+
+/// Codes of one categorical column under an encoder.
+fn encode_column(p: &Prepared, enc: &LabelEncoder) -> Result<Vec<f64>, FeatureError> {
+    let src = format!("bd_cat_{}", enc.name);
+    let ca = p.df.column(src.as_str())?.str()?;
+    let mut cache: HashMap<&str, f64> = HashMap::new();
+    Ok(ca
+        .iter()
+        .map(|v| {
+            let v = v.unwrap_or("");
+            *cache.entry(v).or_insert_with(|| enc.encode(v))
+        })
         .collect())
 }
 
@@ -150,8 +192,26 @@ pub fn compute(
     let has_date = r.date.is_some();
     let has_keys = !r.keys.is_empty();
 
-    // Canonical frame: history rows (when given) then current rows, numbered in file order.
-    let take = |p: &Prepared, is_hist: bool, offset: usize| -> Result<DataFrame, FeatureError> {
+    // Label encoders, fitted on the training rows: the history, or the file itself.
+    let fit_on = history.unwrap_or(current);
+    let mut encoders = Vec::new();
+    for role in &r.categoricals {
+        let src = format!("bd_cat_{}", role.slug);
+        let ca = fit_on.df.column(src.as_str())?.str()?;
+        encoders.push(LabelEncoder::fit(
+            &role.slug,
+            ca.iter().map(|v| v.unwrap_or("")),
+        ));
+    }
+
+    // Canonical frame: history rows (when given) then current rows, numbered in file order,
+    // with integer account ids and category codes.
+    let mut ids: HashMap<&str, u32> = HashMap::new();
+    let take = |p: &'_ Prepared,
+                gid: Vec<u32>,
+                is_hist: bool,
+                offset: usize|
+     -> Result<DataFrame, FeatureError> {
         let mut df = p.df.select(cols.iter().map(|c| c.as_str()))?;
         let n = df.height();
         df.with_column(Column::new(
@@ -159,6 +219,13 @@ pub fn compute(
             (offset as u64..(offset + n) as u64).collect::<Vec<u64>>(),
         ))?;
         df.with_column(Column::new(IS_HIST.into(), vec![is_hist; n]))?;
+        df.with_column(Column::new(GROUP.into(), gid))?;
+        for enc in &encoders {
+            df.with_column(Column::new(
+                format!("f_enc_{}", enc.name).into(),
+                encode_column(p, enc)?,
+            ))?;
+        }
         Ok(df)
     };
     let (mut frame, history_rows) = match history {
@@ -179,20 +246,22 @@ pub fn compute(
                         .join(", ")
                 )));
             }
-            let hist = take(h, true, 0)?;
+            let hg = group_ids(&mut ids, h)?;
+            let cg = group_ids(&mut ids, current)?;
+            let mut hist = take(h, hg, true, 0)?;
             let n = hist.height();
-            let mut cur = take(current, false, n)?;
+            let mut cur = take(current, cg, false, n)?;
             // The same record in both files: the current one wins.
-            let mut hist = hist;
-            if has_date && has_keys {
-                let cur_ids: std::collections::HashSet<(String, i32)> = key_date_pairs(&cur)?;
-                let dup: Vec<bool> = key_date_pairs_iter(&hist)?
+            if has_date {
+                let cur_ids: std::collections::HashSet<(u32, i32)> =
+                    group_date_pairs(&cur)?.collect();
+                let keep: Vec<bool> = group_date_pairs(&hist)?
                     .map(|kd| !cur_ids.contains(&kd))
                     .collect();
-                if dup.iter().any(|k| !k) {
+                if keep.iter().any(|k| !k) {
                     hist = hist.filter(&BooleanChunked::from_iter_values(
                         "k".into(),
-                        dup.into_iter(),
+                        keep.into_iter(),
                     ))?;
                 }
             }
@@ -201,17 +270,12 @@ pub fn compute(
             (cur, hn)
         }
         None => {
-            let mut df = take(current, false, 0)?;
+            let cg = group_ids(&mut ids, current)?;
             // The file is its own history.
-            df.with_column(Column::new(IS_HIST.into(), vec![true; df.height()]))?;
-            (df, 0)
+            (take(current, cg, true, 0)?, 0)
         }
     };
-    if !has_keys {
-        frame.with_column(Column::new(GROUP.into(), vec![""; frame.height()]))?;
-    } else {
-        frame.with_column(frame.column("bd_key")?.clone().with_name(GROUP.into()))?;
-    }
+    frame.rechunk_mut();
 
     // Sort by account, then date, then file order (history before current on the same date).
     let mut by: Vec<&str> = vec![GROUP];
@@ -434,32 +498,28 @@ pub fn compute(
         names.push("f_break_age".into());
     }
 
-    // Label encodings, fitted on the training (history) rows.
-    let mut encoders = Vec::new();
-    for role in &r.categoricals {
-        let src = format!("bd_cat_{}", role.slug);
-        let ca = sorted.column(src.as_str())?.str()?.clone();
-        let hist = sorted.column(IS_HIST)?.bool()?.clone();
-        let enc = LabelEncoder::fit(
-            &role.slug,
-            ca.iter()
-                .zip(hist.iter())
-                .filter(|(_, h)| h.unwrap_or(false))
-                .map(|(v, _)| v.unwrap_or("")),
-        );
-        let mut cache: HashMap<&str, f64> = HashMap::new();
-        let codes: Vec<f64> = ca
-            .iter()
-            .map(|v| {
-                let v = v.unwrap_or("");
-                *cache.entry(v).or_insert_with(|| enc.encode(v))
-            })
-            .collect();
-        let name = format!("f_enc_{}", role.slug);
-        sorted.with_column(Column::new(name.as_str().into(), codes))?;
-        names.push(name);
-        encoders.push(enc);
+    for enc in &encoders {
+        names.push(format!("f_enc_{}", enc.name));
     }
+
+    // History rows' features (the training rows when a history was given).
+    let history_features = if history.is_some() {
+        let mut cols: Vec<Expr> = names.iter().map(|n| col(n.as_str())).collect();
+        if sorted.column("bd_difference").is_ok() {
+            cols.push(col("bd_difference"));
+        }
+        Some(HistoryFeatures {
+            df: sorted
+                .clone()
+                .lazy()
+                .filter(col(SEQ).lt(lit(history_rows_offset(history) as u64)))
+                .sort([SEQ], SortMultipleOptions::default())
+                .select(cols)
+                .collect()?,
+        })
+    } else {
+        None
+    };
 
     // Current rows back in file order, joined to the full current table.
     let feats = sorted
@@ -485,7 +545,50 @@ pub fn compute(
         encoders,
         preset: opts.preset,
         history_rows,
+        history: history_features,
     })
+}
+
+/// Re-encodes the current rows' categorical features with given encoders (a saved model's), so
+/// that a category means the same number as when the model was trained.
+pub fn apply_encoders(fs: &mut FeatureSet, encoders: &[LabelEncoder]) -> Result<(), FeatureError> {
+    for enc in encoders {
+        let src = format!("bd_cat_{}", enc.name);
+        let name = format!("f_enc_{}", enc.name);
+        let Ok(ca) = fs.df.column(src.as_str()).and_then(|c| c.str().cloned()) else {
+            continue;
+        };
+        let mut cache: HashMap<&str, f64> = HashMap::new();
+        let codes: Vec<f64> = ca
+            .iter()
+            .map(|v| {
+                let v = v.unwrap_or("");
+                *cache.entry(v).or_insert_with(|| enc.encode(v))
+            })
+            .collect();
+        fs.df
+            .with_column(Column::new(name.as_str().into(), codes))?;
+    }
+    fs.encoders = encoders.to_vec();
+    Ok(())
+}
+
+/// The feature columns of a table as a row-major matrix (one copy), in `names` order.
+pub fn matrix(
+    df: &DataFrame,
+    names: &[String],
+) -> Result<crate::detect::matrix::Matrix, FeatureError> {
+    let cols: Vec<Vec<f64>> = names
+        .iter()
+        .map(|n| f64_col(df, n))
+        .collect::<Result<_, _>>()?;
+    let refs: Vec<&[f64]> = cols.iter().map(|c| c.as_slice()).collect();
+    crate::detect::matrix::Matrix::from_columns(&refs).map_err(FeatureError::Mismatch)
+}
+
+/// One numeric column as f64 (NaN for nulls).
+pub fn column_f64(df: &DataFrame, name: &str) -> Result<Vec<f64>, FeatureError> {
+    f64_col(df, name)
 }
 
 /// The larger of two expressions, row by row.
@@ -498,27 +601,19 @@ fn history_rows_offset(history: Option<&Prepared>) -> usize {
     history.map(|h| h.df.height()).unwrap_or(0)
 }
 
-fn key_date_pairs(
-    df: &DataFrame,
-) -> Result<std::collections::HashSet<(String, i32)>, FeatureError> {
-    Ok(key_date_pairs_iter(df)?.collect())
-}
-
-fn key_date_pairs_iter(
-    df: &DataFrame,
-) -> Result<impl Iterator<Item = (String, i32)> + '_, FeatureError> {
-    let k = df.column("bd_key")?.str()?;
+fn group_date_pairs(df: &DataFrame) -> Result<impl Iterator<Item = (u32, i32)> + '_, FeatureError> {
+    let g = df.column(GROUP)?.u32()?;
     let d = df.column("bd_date")?.to_physical_repr();
     let d: Vec<Option<i32>> = d.i32()?.iter().collect();
-    Ok(k.iter()
+    Ok(g.iter()
         .zip(d)
-        .map(|(k, d)| (k.unwrap_or("").to_string(), d.unwrap_or(i32::MIN))))
+        .map(|(g, d)| (g.unwrap_or(0), d.unwrap_or(i32::MIN))))
 }
 
 /// For rows sorted by group and date: days (or records, without dates) since the current run of
 /// out-of-tolerance differences began; 0 for rows within tolerance.
 fn run_age(sorted: &DataFrame, has_date: bool) -> Result<Vec<f64>, FeatureError> {
-    let groups = sorted.column(GROUP)?.str()?;
+    let groups = sorted.column(GROUP)?.u32()?;
     let within = sorted.column("bd_within_tolerance")?.bool()?;
     let dates: Vec<f64> = if has_date {
         f64_col(sorted, "bd_date")?
@@ -526,7 +621,7 @@ fn run_age(sorted: &DataFrame, has_date: bool) -> Result<Vec<f64>, FeatureError>
         (0..sorted.height()).map(|i| i as f64).collect()
     };
     let mut out = Vec::with_capacity(sorted.height());
-    let mut prev_group: Option<&str> = None;
+    let mut prev_group: Option<u32> = None;
     let mut run_start: Option<f64> = None;
     for ((g, w), d) in groups.iter().zip(within.iter()).zip(dates) {
         if prev_group != g {

@@ -1,9 +1,12 @@
 //! breakdesk: a terminal workstation for financial reconciliation analysts.
 //!
-//! The library holds every stage of the pipeline (ingest → features → …) as plain functions;
-//! the faces (command line, terminal UI, service) call [`pipeline`] and know nothing of each other.
+//! The library holds every stage of the pipeline (ingest → features → detect → …) as plain
+//! functions; the faces (command line, terminal UI, service) call [`pipeline`] and know nothing
+//! of each other.
 
 pub mod config;
+pub mod detect;
+pub mod evaluate;
 pub mod features;
 pub mod generate;
 pub mod ingest;
@@ -11,3 +14,4 @@ pub mod logging;
 pub mod output;
 pub mod pipeline;
 pub mod profile;
+pub mod store;

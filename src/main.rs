@@ -2,11 +2,17 @@
 
 use anyhow::Context;
 use breakdesk::config::{Config, DEFAULT_TOML};
+use breakdesk::detect::contamination::Contamination;
+use breakdesk::detect::model::{DetectorKind, ModelBundle};
 use breakdesk::features::Preset;
 use breakdesk::ingest::IngestError;
 use breakdesk::output::{self, Format};
-use breakdesk::pipeline::{self, PipelineError, Progress, RunOptions};
+use breakdesk::pipeline::{
+    self, DetectError, DetectOptions, Detection, PipelineError, Progress, RunOptions, RunOutput,
+    TrainMode,
+};
 use breakdesk::profile::Profile;
+use breakdesk::store::{Store, StoreError};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -20,6 +26,7 @@ mod exit {
     pub const CONFIG: u8 = 2;
     pub const INPUT: u8 = 3;
     pub const REJECTS: u8 = 4;
+    pub const STORE: u8 = 5;
 }
 
 #[derive(Parser)]
@@ -45,8 +52,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Read a reconciliation file, check it through its profile and write the rows with their features.
+    /// Score a reconciliation file: write its anomalies (or every row) with score, rank, flag, cluster and why.
     Run(RunArgs),
+    /// Train the model for a file's profile and detector now, and save it in the store.
+    Train(TrainArgs),
+    /// Measure detection quality on a labelled file (ROC-AUC, PR-AUC, precision@k per break kind).
+    Evaluate(EvaluateArgs),
+    /// Saved models: list them or export one to a file.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
     /// Write a realistic synthetic reconciliation file with labelled breaks.
     Generate(GenerateArgs),
     /// List the built-in profiles, or print one as TOML to start your own.
@@ -58,11 +74,29 @@ enum Command {
     Config,
 }
 
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// The saved models, with their version, training rows and date.
+    List,
+    /// Write a saved model bundle (JSON) to a file.
+    Export {
+        /// Profile of the model (gl_ihub, trades, generic or a custom profile's name).
+        #[arg(long)]
+        profile: String,
+        /// iforest or lof; default `[detect] detector`.
+        #[arg(long)]
+        detector: Option<String>,
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+}
+
+/// Which file to read and how.
 #[derive(Args)]
-struct RunArgs {
-    /// The current reconciliation file (.csv or an Excel workbook).
+struct InputArgs {
+    /// The reconciliation file (.csv or an Excel workbook).
     file: PathBuf,
-    /// Earlier records of the same accounts, used as context for the features.
+    /// Earlier records of the same accounts: context for the features and the training rows.
     #[arg(long, value_name = "FILE")]
     history: Option<PathBuf>,
     /// Profile name (gl_ihub, trades, generic) or path of a profile .toml; default: detected.
@@ -71,15 +105,6 @@ struct RunArgs {
     /// Numeric columns to score with the generic profile (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
     columns: Vec<String>,
-    /// Output file (`-` for standard output); default `[output] path`.
-    #[arg(long, short, value_name = "PATH")]
-    out: Option<PathBuf>,
-    /// Write every row, not only flagged ones. Until detection is built, every row is written anyway.
-    #[arg(long)]
-    all_rows: bool,
-    /// csv or jsonl; default `[output] format`.
-    #[arg(long)]
-    format: Option<String>,
     /// Excel sheet to read (default: the first).
     #[arg(long)]
     sheet: Option<String>,
@@ -92,6 +117,62 @@ struct RunArgs {
     /// Feature preset: seed or breaks.
     #[arg(long)]
     preset: Option<String>,
+}
+
+/// How to detect.
+#[derive(Args)]
+struct DetectArgs {
+    /// iforest or lof; default `[detect] detector`.
+    #[arg(long)]
+    detector: Option<String>,
+    /// auto, estimate, mad or a share in (0, 0.5]; default `[detect] contamination`.
+    #[arg(long)]
+    contamination: Option<String>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    detect: DetectArgs,
+    /// Output file (`-` for standard output); default `[output] path`.
+    #[arg(long, short, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// Write every row with its score (file order), not only the flagged ones (by rank).
+    #[arg(long)]
+    all_rows: bool,
+    /// csv or jsonl; default `[output] format`.
+    #[arg(long)]
+    format: Option<String>,
+    /// Train a new model even when a saved one fits.
+    #[arg(long)]
+    retrain: bool,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    detect: DetectArgs,
+    /// Also write the trained bundle (JSON) to this file.
+    #[arg(long)]
+    export: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    detect: DetectArgs,
+    /// The labels file of the generator (row,kind,group).
+    #[arg(long)]
+    labels: PathBuf,
+    /// table (markdown) or json.
+    #[arg(long, default_value = "table")]
+    format: String,
 }
 
 #[derive(Args)]
@@ -137,6 +218,10 @@ fn fail(code: u8, error: anyhow::Error) -> Failure {
     Failure { code, error }
 }
 
+fn usage(message: String) -> Failure {
+    fail(exit::CONFIG, anyhow::anyhow!(message))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match real_main(cli) {
@@ -155,6 +240,20 @@ fn load_config(cli: &Cli) -> Result<Config, Failure> {
         cfg.general.data_dir = d.display().to_string();
     }
     Ok(cfg)
+}
+
+fn open_store(cfg: &Config) -> Result<Store, Failure> {
+    let dir = cfg.data_dir().ok_or_else(|| {
+        fail(
+            exit::STORE,
+            anyhow::anyhow!("no data directory: set [general] data_dir or pass --data-dir"),
+        )
+    })?;
+    Store::open(&dir).map_err(store_failure)
+}
+
+fn store_failure(e: StoreError) -> Failure {
+    fail(exit::STORE, e.into())
 }
 
 fn real_main(cli: Cli) -> Result<(), Failure> {
@@ -201,6 +300,18 @@ fn real_main(cli: Cli) -> Result<(), Failure> {
         Command::Run(args) => {
             let cfg = load_config(&cli)?;
             run(cfg, args, cli.quiet)
+        }
+        Command::Train(args) => {
+            let cfg = load_config(&cli)?;
+            train(cfg, args, cli.quiet)
+        }
+        Command::Evaluate(args) => {
+            let cfg = load_config(&cli)?;
+            evaluate(cfg, args, cli.quiet)
+        }
+        Command::Model { command } => {
+            let cfg = load_config(&cli)?;
+            model(cfg, command)
         }
     }
 }
@@ -290,14 +401,14 @@ fn generate(g: &GenerateArgs, quiet: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
-    let usage = |e: String| fail(exit::CONFIG, anyhow::anyhow!(e));
-    if let Some(d) = &args.delimiter {
+/// Applies the input options to the config and builds the pipeline options.
+fn input_options(cfg: &mut Config, a: &InputArgs) -> Result<RunOptions, Failure> {
+    if let Some(d) = &a.delimiter {
         breakdesk::ingest::csv::parse_delimiter(d)
             .map_err(|m| usage(format!("--delimiter {m}")))?;
         cfg.ingest.delimiter = d.clone();
     }
-    if let Some(e) = &args.encoding {
+    if let Some(e) = &a.encoding {
         if !matches!(e.as_str(), "utf8" | "lossy" | "windows-1252") {
             return Err(usage(format!(
                 "--encoding must be utf8, lossy or windows-1252, found {e:?}"
@@ -305,38 +416,53 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         }
         cfg.ingest.encoding = e.clone();
     }
-    let format: Format = args
-        .format
-        .as_deref()
-        .unwrap_or(&cfg.output.format)
-        .parse()
-        .map_err(usage)?;
-    let preset: Option<Preset> = args
+    let preset: Option<Preset> = a
         .preset
         .as_deref()
         .map(str::parse)
         .transpose()
         .map_err(usage)?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(&cfg.output.path));
-    let rejects_file = output::rejects_path(&out);
-    let _log = breakdesk::logging::init(&cfg);
-
-    let opts = RunOptions {
-        input: args.file.clone(),
-        history: args.history.clone(),
-        profile: args.profile.clone(),
-        columns: args
+    Ok(RunOptions {
+        input: a.file.clone(),
+        history: a.history.clone(),
+        profile: a.profile.clone(),
+        columns: a
             .columns
             .iter()
             .map(|c| c.trim().to_string())
             .filter(|c| !c.is_empty())
             .collect(),
-        sheet: args.sheet.clone(),
+        sheet: a.sheet.clone(),
         preset,
-    };
+    })
+}
+
+fn detect_options(d: &DetectArgs, train: TrainMode) -> Result<DetectOptions, Failure> {
+    Ok(DetectOptions {
+        detector: d
+            .detector
+            .as_deref()
+            .map(str::parse::<DetectorKind>)
+            .transpose()
+            .map_err(|m| usage(format!("--detector: {m}")))?,
+        contamination: d
+            .contamination
+            .as_deref()
+            .map(str::parse::<Contamination>)
+            .transpose()
+            .map_err(|m| usage(format!("--contamination: {m}")))?,
+        train,
+    })
+}
+
+/// Runs ingest and features with a progress bar; writes the rejects report when the run fails
+/// on too many rejects.
+fn ingest(
+    cfg: &Config,
+    opts: &RunOptions,
+    rejects_file: &Path,
+    quiet: bool,
+) -> Result<RunOutput, Failure> {
     let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(1);
         b.set_style(
@@ -355,18 +481,17 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         }
     };
     let cancel = AtomicBool::new(false);
-    let started = Instant::now();
     let hint = format!(" ({})", rejects_file.display());
-    let result = pipeline::run(&cfg, &opts, &hint, &mut on_progress, &cancel);
+    let result = pipeline::run(cfg, opts, &hint, &mut on_progress, &cancel);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let result = match result {
-        Ok(r) => r,
+    match result {
+        Ok(r) => Ok(r),
         Err(PipelineError::TooManyRejects { error, rejects }) => {
-            output::write_rejects(&rejects, &rejects_file)?;
+            output::write_rejects(&rejects, rejects_file)?;
             tracing::error!(error = %error, "too many rejects");
-            return Err(fail(exit::REJECTS, (*error).into()));
+            Err(fail(exit::REJECTS, (*error).into()))
         }
         Err(PipelineError::Ingest(e)) => {
             tracing::error!(error = %e, "input");
@@ -378,49 +503,278 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
                 }
                 _ => exit::INPUT,
             };
-            return Err(fail(code, e.into()));
+            Err(fail(code, e.into()))
         }
-        Err(PipelineError::Config(m)) => return Err(usage(m)),
-        Err(e) => return Err(e.into()),
-    };
+        Err(PipelineError::Config(m)) => Err(usage(m)),
+        Err(e) => Err(e.into()),
+    }
+}
 
-    output::write_table(&result.features.df, &out, format)?;
+fn detect_failure(e: DetectError) -> Failure {
+    match e {
+        DetectError::Store(s) => store_failure(s),
+        DetectError::Config(m) => usage(m),
+        DetectError::Model(m @ breakdesk::detect::model::ModelError::TooFewRows(_)) => {
+            fail(exit::INPUT, m.into())
+        }
+        other => other.into(),
+    }
+}
+
+fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
+    let opts = input_options(&mut cfg, &args.input)?;
+    let train = if args.retrain {
+        TrainMode::Force
+    } else {
+        TrainMode::Auto
+    };
+    let dopts = detect_options(&args.detect, train)?;
+    let format: Format = args
+        .format
+        .as_deref()
+        .unwrap_or(&cfg.output.format)
+        .parse()
+        .map_err(usage)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&cfg.output.path));
+    let rejects_file = output::rejects_path(&out);
+    let clusters_file = output::sibling_path(&out, "clusters", "csv");
+    let _log = breakdesk::logging::init(&cfg);
+    // The store first: a store held by another process fails before any work is done.
+    let store = open_store(&cfg)?;
+    let started = Instant::now();
+
+    let mut result = ingest(&cfg, &opts, &rejects_file, quiet)?;
+    let det = pipeline::score(&cfg, &mut result, &store, &dopts).map_err(detect_failure)?;
+    let table = pipeline::with_detection(&result.features.df, &det, &result.features.names)?;
+    let written = if args.all_rows {
+        output::write_table(&table, &out, format)?;
+        table.height()
+    } else {
+        let flagged = output::flagged_by_rank(&table)?;
+        output::write_table(&flagged, &out, format)?;
+        flagged.height()
+    };
+    output::write_clusters(&det.clusters, &clusters_file)?;
     if !result.rejects.is_empty() {
         output::write_rejects(&result.rejects, &rejects_file)?;
     } else if rejects_file.exists() {
         // A stale report from an earlier run would mislead.
         let _ = std::fs::remove_file(&rejects_file);
     }
-    tracing::info!(out = %out.display(), rows = result.features.df.height(), "written");
+    tracing::info!(out = %out.display(), rows = written, model = %det.bundle.version(), "written");
     if !quiet {
-        for n in &result.notes {
-            eprintln!("note: {n}");
-        }
-        let history = if result.history_rows_read > 0 {
-            format!(" + {} history rows", result.history_rows_read)
-        } else {
-            String::new()
-        };
-        let rejects = if result.rejected_rows > 0 {
-            format!(
-                ", {} rejected (see {})",
-                result.rejected_rows,
-                rejects_file.display()
-            )
-        } else {
-            ", 0 rejected".to_string()
-        };
+        print_summary(&result, &det, &rejects_file);
         eprintln!(
-            "profile {}: {} rows{history}{rejects}, {} with data-quality findings; {} features ({}); wrote {} rows to {} in {:.2} s",
-            result.profile,
-            result.rows_read,
-            result.dq_rows,
-            result.features.names.len(),
-            result.features.preset.as_str(),
-            result.features.df.height(),
+            "wrote {written} {} to {} and the cluster summary to {} in {:.2} s",
+            if args.all_rows { "rows" } else { "anomalies" },
             out.display(),
+            clusters_file.display(),
             started.elapsed().as_secs_f64()
         );
     }
     Ok(())
+}
+
+fn print_summary(result: &RunOutput, det: &Detection, rejects_file: &Path) {
+    for n in &result.notes {
+        eprintln!("note: {n}");
+    }
+    let history = if result.history_rows_read > 0 {
+        format!(" + {} history rows", result.history_rows_read)
+    } else {
+        String::new()
+    };
+    let rejects = if result.rejected_rows > 0 {
+        format!(
+            ", {} rejected (see {})",
+            result.rejected_rows,
+            rejects_file.display()
+        )
+    } else {
+        ", 0 rejected".to_string()
+    };
+    eprintln!(
+        "profile {}: {} rows{history}{rejects}, {} with data-quality findings; {} features ({})",
+        result.profile,
+        result.rows_read,
+        result.dq_rows,
+        result.features.names.len(),
+        result.features.preset.as_str(),
+    );
+    let b = &det.bundle;
+    let flagged = det.scored.flag.iter().filter(|f| **f).count();
+    eprintln!(
+        "model {} ({}; {} on {} rows, contamination {}{}); {} of {} rows flagged; {} clusters",
+        b.version(),
+        det.status.describe(),
+        b.spec.detector.as_str(),
+        b.training_rows,
+        b.contamination,
+        b.contamination_value
+            .map(|v| format!(" = {v:.4}"))
+            .unwrap_or_default(),
+        flagged,
+        det.scored.flag.len(),
+        det.clusters.len()
+    );
+}
+
+fn train(mut cfg: Config, args: &TrainArgs, quiet: bool) -> Result<(), Failure> {
+    let opts = input_options(&mut cfg, &args.input)?;
+    let dopts = detect_options(&args.detect, TrainMode::Force)?;
+    let _log = breakdesk::logging::init(&cfg);
+    let store = open_store(&cfg)?;
+    let rejects_file = PathBuf::from("breakdesk-train.rejects.csv");
+    let mut result = ingest(&cfg, &opts, &rejects_file, quiet)?;
+    let det = pipeline::score(&cfg, &mut result, &store, &dopts).map_err(detect_failure)?;
+    if let Some(p) = &args.export {
+        std::fs::write(p, det.bundle.to_json())
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if !quiet {
+        print_summary(&result, &det, &rejects_file);
+        eprintln!("saved in {}", store.path().display());
+    }
+    Ok(())
+}
+
+fn evaluate(mut cfg: Config, args: &EvaluateArgs, quiet: bool) -> Result<(), Failure> {
+    let opts = input_options(&mut cfg, &args.input)?;
+    let dopts = detect_options(&args.detect, TrainMode::Force)?;
+    if !matches!(args.format.as_str(), "table" | "json") {
+        return Err(usage(format!(
+            "--format must be table or json, found {:?}",
+            args.format
+        )));
+    }
+    // A throw-away store: evaluation never replaces the user's saved models.
+    let tmp = tempfile::tempdir().context("cannot create a temporary store")?;
+    let store = Store::open(tmp.path()).map_err(store_failure)?;
+    let rejects_file = std::env::temp_dir().join("breakdesk-evaluate.rejects.csv");
+    let mut result = ingest(&cfg, &opts, &rejects_file, true)?;
+    let det = pipeline::score(&cfg, &mut result, &store, &dopts).map_err(detect_failure)?;
+    let labels = read_labels(&args.labels)?;
+    let rows: Vec<u32> = result
+        .features
+        .df
+        .column(breakdesk::ingest::ROW_COL)
+        .and_then(|c| c.cast(&polars::prelude::DataType::UInt32))
+        .and_then(|c| c.u32().map(|ca| ca.into_no_null_iter().collect()))
+        .context("row numbers")?;
+    let row_labels: Vec<Option<String>> = rows.iter().map(|r| labels.get(r).cloned()).collect();
+    // Anomaly score: higher = more anomalous.
+    let anomaly: Vec<f64> = det.scored.score.iter().map(|s| -s).collect();
+    let metrics = breakdesk::evaluate::evaluate(&anomaly, &det.scored.flag, &row_labels);
+    if args.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&metrics)?);
+    } else {
+        let f = |v: Option<f64>| v.map_or("–".to_string(), |x| format!("{x:.3}"));
+        println!("| kind | rows | ROC-AUC | PR-AUC | precision@k | flagged |");
+        println!("|---|---:|---:|---:|---:|---:|");
+        for m in &metrics {
+            println!(
+                "| {} | {} | {} | {} | {} | {} |",
+                m.kind,
+                m.positives,
+                f(m.roc_auc),
+                f(m.pr_auc),
+                f(m.precision_at_k),
+                f(m.recall_flagged)
+            );
+        }
+    }
+    if !quiet {
+        eprintln!(
+            "{} rows, {} labelled; model {} ({} on {} rows, preset {}, contamination {})",
+            rows.len(),
+            row_labels.iter().filter(|l| l.is_some()).count(),
+            det.bundle.version(),
+            det.bundle.spec.detector.as_str(),
+            det.bundle.training_rows,
+            result.features.preset.as_str(),
+            det.bundle.contamination
+        );
+    }
+    Ok(())
+}
+
+/// The generator's labels file: row,kind[,group].
+fn read_labels(path: &Path) -> Result<std::collections::HashMap<u32, String>, Failure> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the labels file {}", path.display()))
+        .map_err(|e| fail(exit::INPUT, e))?;
+    let mut out = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let mut parts = line.split(',');
+        let row = parts.next().and_then(|r| r.trim().parse::<u32>().ok());
+        let kind = parts.next().map(str::trim).filter(|k| !k.is_empty());
+        match (row, kind) {
+            (Some(r), Some(k)) => {
+                out.insert(r, k.to_string());
+            }
+            _ => {
+                return Err(fail(
+                    exit::INPUT,
+                    anyhow::anyhow!(
+                        "{} line {}: expected `row,kind`, found {line:?}",
+                        path.display(),
+                        i + 1
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn model(cfg: Config, command: &ModelCommand) -> Result<(), Failure> {
+    let store = open_store(&cfg)?;
+    match command {
+        ModelCommand::List => {
+            for name in store.model_names().map_err(store_failure)? {
+                let bytes = store
+                    .get_model(&name)
+                    .map_err(store_failure)?
+                    .unwrap_or_default();
+                match ModelBundle::from_json(&bytes) {
+                    Ok(b) => println!(
+                        "{name:<20} {}  trained {} on {} rows, {} features, contamination {}",
+                        b.version(),
+                        b.trained_at,
+                        b.training_rows,
+                        b.feature_names.len(),
+                        b.contamination
+                    ),
+                    Err(e) => println!("{name:<20} unreadable: {e}"),
+                }
+            }
+            Ok(())
+        }
+        ModelCommand::Export {
+            profile,
+            detector,
+            out,
+        } => {
+            let detector = detector.as_deref().unwrap_or(&cfg.detect.detector);
+            let key = format!("{profile}/{detector}");
+            let bytes = store
+                .get_model(&key)
+                .map_err(store_failure)?
+                .ok_or_else(|| {
+                    fail(
+                        exit::INPUT,
+                        anyhow::anyhow!(
+                            "no saved model {key:?} in {}; train one with `breakdesk train FILE`",
+                            store.path().display()
+                        ),
+                    )
+                })?;
+            std::fs::write(out, bytes)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            Ok(())
+        }
+    }
 }

@@ -119,16 +119,62 @@ fn write_jsonl(df: &DataFrame, w: &mut dyn Write) -> Result<(), Box<dyn std::err
     Ok(())
 }
 
-/// The rejects report beside an output file: `out.csv` → `out.rejects.csv`.
-pub fn rejects_path(out: &Path) -> PathBuf {
+/// A file beside an output file: `out.csv` → `out.<tag>.<ext>` (for `-`: `breakdesk.<tag>.<ext>`).
+pub fn sibling_path(out: &Path, tag: &str, ext: &str) -> PathBuf {
     if out.as_os_str() == "-" {
-        return PathBuf::from("breakdesk.rejects.csv");
+        return PathBuf::from(format!("breakdesk.{tag}.{ext}"));
     }
     let stem = out
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_else(|| "breakdesk".into());
-    out.with_file_name(format!("{stem}.rejects.csv"))
+    out.with_file_name(format!("{stem}.{tag}.{ext}"))
+}
+
+/// The rejects report beside an output file: `out.csv` → `out.rejects.csv`.
+pub fn rejects_path(out: &Path) -> PathBuf {
+    sibling_path(out, "rejects", "csv")
+}
+
+/// The flagged rows (`is_anomaly`), most anomalous first (`rank`).
+pub fn flagged_by_rank(df: &DataFrame) -> PolarsResult<DataFrame> {
+    df.clone()
+        .lazy()
+        .filter(col("is_anomaly"))
+        .sort(["rank"], SortMultipleOptions::default())
+        .collect()
+}
+
+/// The cluster summary: one line per cluster.
+pub fn write_clusters(
+    clusters: &[crate::detect::cluster::ClusterSummary],
+    path: &Path,
+) -> Result<(), OutputError> {
+    let mut w = open(path)?;
+    let mut body = String::from(
+        "cluster,size,anomalies,anomaly_share,mean_difference,median_difference,total_abs_difference,top_accounts\n",
+    );
+    for c in clusters {
+        let top: Vec<String> = c
+            .top_accounts
+            .iter()
+            .map(|(k, n)| format!("{k} ({n})"))
+            .collect();
+        body.push_str(&format!(
+            "{},{},{},{:.4},{:.2},{:.2},{:.2},{}\n",
+            c.cluster,
+            c.size,
+            c.anomalies,
+            c.anomaly_share,
+            c.mean_difference,
+            c.median_difference,
+            c.total_abs_difference,
+            csv_field(&top.join("; "))
+        ));
+    }
+    w.write_all(body.as_bytes()).map_err(|e| werr(path, e))?;
+    w.flush().map_err(|e| werr(path, e))?;
+    Ok(())
 }
 
 fn csv_field(s: &str) -> String {

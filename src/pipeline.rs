@@ -281,3 +281,240 @@ pub fn run(
         timings,
     })
 }
+
+/// How `score` treats a saved model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrainMode {
+    /// Use the saved model when its fingerprint matches; train when missing or changed.
+    #[default]
+    Auto,
+    /// Train a new model and save it, whatever is saved.
+    Force,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DetectOptions {
+    pub detector: Option<crate::detect::model::DetectorKind>,
+    pub contamination: Option<crate::detect::contamination::Contamination>,
+    pub train: TrainMode,
+}
+
+/// Why the model used by a run is the one it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelStatus {
+    Loaded,
+    TrainedMissing,
+    TrainedChanged,
+    TrainedForced,
+    TrainedUnreadable(String),
+}
+
+impl ModelStatus {
+    pub fn describe(&self) -> String {
+        match self {
+            ModelStatus::Loaded => "saved model used".into(),
+            ModelStatus::TrainedMissing => "trained (no saved model)".into(),
+            ModelStatus::TrainedChanged => {
+                "retrained (profile, features or settings changed)".into()
+            }
+            ModelStatus::TrainedForced => "retrained (forced)".into(),
+            ModelStatus::TrainedUnreadable(e) => format!("retrained (saved model unreadable: {e})"),
+        }
+    }
+}
+
+/// What scoring produced.
+#[derive(Debug)]
+pub struct Detection {
+    pub bundle: crate::detect::model::ModelBundle,
+    pub status: ModelStatus,
+    pub scored: crate::detect::model::Scored,
+    pub rank: Vec<usize>,
+    pub clusters: Vec<crate::detect::cluster::ClusterSummary>,
+    pub timings: Vec<(&'static str, Duration)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Model(#[from] crate::detect::model::ModelError),
+    #[error(transparent)]
+    Features(#[from] features::FeatureError),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The training specification from the config and the run's overrides.
+pub fn train_spec(
+    cfg: &Config,
+    opts: &DetectOptions,
+) -> Result<crate::detect::model::TrainSpec, String> {
+    use crate::detect::iforest::{IForestParams, MaxSamples};
+    let d = &cfg.detect;
+    Ok(crate::detect::model::TrainSpec {
+        detector: match opts.detector {
+            Some(k) => k,
+            None => d.detector.parse()?,
+        },
+        contamination: match opts.contamination {
+            Some(c) => c,
+            None => d.contamination.parse()?,
+        },
+        mad_k: d.mad_k,
+        iforest: IForestParams {
+            n_estimators: d.iforest.n_estimators,
+            max_samples: if d.iforest.max_samples == 0 {
+                MaxSamples::Auto
+            } else {
+                MaxSamples::Count(d.iforest.max_samples)
+            },
+            max_features: d.iforest.max_features,
+            seed: d.seed,
+        },
+        lof: crate::detect::lof::LofParams {
+            n_neighbors: d.lof.n_neighbors,
+        },
+        lof_max_reference: d.lof.max_reference,
+        cluster: crate::detect::cluster::ClusterParams {
+            k: cfg.cluster.k,
+            k_max: cfg.cluster.k_max,
+            sample: cfg.cluster.sample,
+            max_iterations: cfg.cluster.max_iterations,
+            seed: d.seed,
+        },
+        seed: d.seed,
+    })
+}
+
+/// Scores the current rows of a run: loads the saved model for the profile and detector, or
+/// trains one (on the history rows when given, else on the current rows) and saves it.
+pub fn score(
+    cfg: &Config,
+    run: &mut RunOutput,
+    store: &crate::store::Store,
+    opts: &DetectOptions,
+) -> Result<Detection, DetectError> {
+    use crate::detect::model::{self, ModelBundle, TrainInput};
+    let spec = train_spec(cfg, opts).map_err(DetectError::Config)?;
+    let fs = &mut run.features;
+    let fp = model::fingerprint(&run.profile, fs.preset, &fs.names, &spec);
+    let key = format!("{}/{}", run.profile, spec.detector.as_str());
+    let mut timings = Vec::new();
+
+    let saved = match opts.train {
+        TrainMode::Force => None,
+        TrainMode::Auto => store.get_model(&key)?,
+    };
+    let existing = saved.map(|b| ModelBundle::from_json(&b));
+    let mut precomputed = None;
+    let (bundle, status) = match existing {
+        Some(Ok(b)) if b.fingerprint == fp => {
+            features::apply_encoders(fs, &b.encoders)?;
+            (b, ModelStatus::Loaded)
+        }
+        other => {
+            let status = match (&other, opts.train) {
+                (_, TrainMode::Force) => ModelStatus::TrainedForced,
+                (None, _) => ModelStatus::TrainedMissing,
+                (Some(Err(e)), _) => ModelStatus::TrainedUnreadable(e.to_string()),
+                (Some(Ok(_)), _) => ModelStatus::TrainedChanged,
+            };
+            let t = Instant::now();
+            let (x, diff, own_rows) = match &fs.history {
+                Some(h) if h.df.height() >= 2 => (
+                    features::matrix(&h.df, &fs.names)?,
+                    features::column_f64(&h.df, "bd_difference").unwrap_or_default(),
+                    false,
+                ),
+                _ => (
+                    features::matrix(&fs.df, &fs.names)?,
+                    features::column_f64(&fs.df, "bd_difference").unwrap_or_default(),
+                    true,
+                ),
+            };
+            let (b, train_scores) = model::train(
+                &TrainInput {
+                    profile: &run.profile,
+                    preset: fs.preset,
+                    feature_names: &fs.names,
+                    encoders: &fs.encoders,
+                    x: &x,
+                    difference: &diff,
+                },
+                &spec,
+            )?;
+            timings.push(("train", t.elapsed()));
+            if own_rows {
+                precomputed = Some(train_scores);
+            }
+            store.put_model(&key, &b.to_json())?;
+            tracing::info!(model = %b.version(), rows = b.training_rows, status = ?status, "model trained");
+            (b, status)
+        }
+    };
+
+    let t = Instant::now();
+    let x = features::matrix(&fs.df, &fs.names)?;
+    let scored = bundle.score(&x, precomputed)?;
+    timings.push(("score", t.elapsed()));
+    let rank = model::ranks(&scored.score);
+    let diff =
+        features::column_f64(&fs.df, "bd_difference").unwrap_or_else(|_| vec![0.0; x.rows()]);
+    let keys: Vec<String> = match fs.df.column("bd_key").and_then(|c| c.str().cloned()) {
+        Ok(ca) => ca.iter().map(|v| v.unwrap_or("").to_string()).collect(),
+        Err(_) => vec![String::new(); x.rows()],
+    };
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let clusters = crate::detect::cluster::summarize(
+        bundle.centroids.as_ref().map_or(1, |c| c.k),
+        &scored.cluster,
+        &scored.flag,
+        &diff,
+        &key_refs,
+        cfg.cluster.top_accounts,
+    );
+    Ok(Detection {
+        bundle,
+        status,
+        scored,
+        rank,
+        clusters,
+        timings,
+    })
+}
+
+/// Adds the detection columns to the current rows: score, decision, is_anomaly, rank, cluster,
+/// top_features, model_version.
+pub fn with_detection(
+    df: &polars::prelude::DataFrame,
+    d: &Detection,
+    names: &[String],
+) -> Result<polars::prelude::DataFrame, polars::prelude::PolarsError> {
+    use polars::prelude::*;
+    let mut out = df.clone();
+    let s = &d.scored;
+    out.with_column(Column::new("score".into(), s.score.clone()))?;
+    out.with_column(Column::new("decision".into(), s.decision.clone()))?;
+    out.with_column(Column::new("is_anomaly".into(), s.flag.clone()))?;
+    out.with_column(Column::new(
+        "rank".into(),
+        d.rank.iter().map(|r| *r as u32).collect::<Vec<u32>>(),
+    ))?;
+    out.with_column(Column::new(
+        "cluster".into(),
+        s.cluster.iter().map(|c| *c as u32).collect::<Vec<u32>>(),
+    ))?;
+    let top: Vec<String> = s
+        .attributions
+        .iter()
+        .map(|w| crate::detect::model::top_attributions(w, names, 3))
+        .collect();
+    out.with_column(Column::new("top_features".into(), top))?;
+    out.with_column(Column::new(
+        "model_version".into(),
+        vec![d.bundle.version(); s.score.len()],
+    ))?;
+    Ok(out)
+}

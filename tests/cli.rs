@@ -27,8 +27,14 @@ struct Out {
     stderr: String,
 }
 
+/// Runs the binary. This file tests ingest and features on every row, so `run` gets
+/// `--all-rows` (detection output is tested in tests/detect.rs).
 fn run(args: &[&str]) -> Out {
-    let o = bin().args(args).output().expect("runs");
+    let mut args = args.to_vec();
+    if args.first() == Some(&"run") && !args.contains(&"--all-rows") {
+        args.push("--all-rows");
+    }
+    let o = bin().args(&args).output().expect("runs");
     Out {
         code: o.status.code().unwrap_or(-1),
         stderr: String::from_utf8_lossy(&o.stderr).to_string(),
@@ -401,12 +407,12 @@ fn recoverable_inputs_load_with_the_right_option() {
     let latin = write(
         d,
         "latin1.csv",
-        b"As of Date,Company,Account,AU,GL Balance,IHub Balance,Comments\n2024-04-29,1,2,3,1,1,r\xe9vision \x80\n",
+        b"As of Date,Company,Account,AU,GL Balance,IHub Balance,Comments\n2024-04-29,1,2,3,1,1,r\xe9vision \x80\n2024-04-30,1,2,3,1,1,\n",
     );
     let o = run_on(&latin, &out, &["--encoding", "windows-1252"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     let (h, rows) = read_csv(&out);
-    assert_eq!(column(&h, &rows, "bd_comment"), vec!["révision €"]);
+    assert_eq!(column(&h, &rows, "bd_comment"), vec!["révision €", ""]);
     // A few bad rows under the threshold: the run goes on and reports them.
     let mut text = String::from(GOOD);
     for i in 0..40 {

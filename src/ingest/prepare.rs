@@ -429,11 +429,20 @@ pub fn prepare(
     // Categoricals.
     for role in &resolved.categoricals {
         let ca = text_col(df, &role.header).map_err(with_file)?;
-        let v: Vec<String> = ca
+        let name = format!("bd_cat_{}", role.slug);
+        let needs_trim = ca
             .iter()
-            .map(|v| v.unwrap_or("").trim().to_string())
-            .collect();
-        cols.push(Column::new(format!("bd_cat_{}", role.slug).into(), v));
+            .any(|v| v.is_some_and(|v| v.len() != v.trim().len()));
+        if needs_trim {
+            let v: Vec<String> = ca
+                .iter()
+                .map(|v| v.unwrap_or("").trim().to_string())
+                .collect();
+            cols.push(Column::new(name.into(), v));
+        } else {
+            // Already clean: share the original column's buffers instead of copying them.
+            cols.push(ca.clone().with_name(name.into()).into_column());
+        }
     }
 
     // Extra numeric features (generic: detected when none are listed).

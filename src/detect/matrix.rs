@@ -1,0 +1,91 @@
+//! A dense row-major matrix of f64: the one input type of every detector.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Matrix {
+    rows: usize,
+    cols: usize,
+    data: Vec<f64>,
+}
+
+impl Matrix {
+    /// A matrix from row-major data; `data.len()` must be `rows * cols`.
+    pub fn new(rows: usize, cols: usize, data: Vec<f64>) -> Result<Matrix, String> {
+        if rows.checked_mul(cols) != Some(data.len()) {
+            return Err(format!(
+                "matrix of {rows}×{cols} needs {} values, got {}",
+                rows.saturating_mul(cols),
+                data.len()
+            ));
+        }
+        Ok(Matrix { rows, cols, data })
+    }
+
+    /// A matrix from columns of equal length (one copy).
+    pub fn from_columns(columns: &[&[f64]]) -> Result<Matrix, String> {
+        let cols = columns.len();
+        let rows = columns.first().map_or(0, |c| c.len());
+        if let Some((i, c)) = columns.iter().enumerate().find(|(_, c)| c.len() != rows) {
+            return Err(format!(
+                "column {i} has {} values, column 0 has {rows}",
+                c.len()
+            ));
+        }
+        let mut data = vec![0.0; rows * cols];
+        for (j, c) in columns.iter().enumerate() {
+            for (i, v) in c.iter().enumerate() {
+                data[i * cols + j] = *v;
+            }
+        }
+        Ok(Matrix { rows, cols, data })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+    pub fn get(&self, i: usize, j: usize) -> f64 {
+        self.data[i * self.cols + j]
+    }
+    pub fn data(&self) -> &[f64] {
+        &self.data
+    }
+    /// The rows at `idx`, in that order.
+    pub fn select_rows(&self, idx: &[usize]) -> Matrix {
+        let mut data = Vec::with_capacity(idx.len() * self.cols);
+        for &i in idx {
+            data.extend_from_slice(self.row(i));
+        }
+        Matrix {
+            rows: idx.len(),
+            cols: self.cols,
+            data,
+        }
+    }
+    /// One column, copied.
+    pub fn column(&self, j: usize) -> Vec<f64> {
+        (0..self.rows).map(|i| self.get(i, j)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_columns_is_row_major() {
+        let m = Matrix::from_columns(&[&[1.0, 2.0], &[3.0, 4.0]]).unwrap();
+        assert_eq!(m.row(0), &[1.0, 3.0]);
+        assert_eq!(m.row(1), &[2.0, 4.0]);
+        assert_eq!(m.column(1), vec![3.0, 4.0]);
+        assert_eq!(m.select_rows(&[1]).row(0), &[2.0, 4.0]);
+        assert!(Matrix::from_columns(&[&[1.0], &[1.0, 2.0]]).is_err());
+        assert!(Matrix::new(2, 2, vec![0.0; 3]).is_err());
+    }
+}

@@ -1,0 +1,358 @@
+//! The model bundle: everything needed to score new data with the model that was trained —
+//! the profile and feature-schema fingerprint, encoders, scaler, the forest or the LOF reference
+//! set, the offset, centroids, contamination, training row count, trained-at and seed.
+//!
+//! Training: RobustScaler on the training rows, then the detector, then the offset from the
+//! contamination, then KMeans. Scoring: the same scaler, the detector's score (higher = more
+//! normal), decision = score − offset, flagged when decision < 0.
+
+use super::cluster::{self, Centroids, ClusterParams};
+use super::contamination::{self, Contamination};
+use super::iforest::{IForestParams, IsolationForest};
+use super::lof::{LocalOutlierFactor, LofParams};
+use super::matrix::Matrix;
+use super::scaler::RobustScaler;
+use crate::features::{LabelEncoder, Preset};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Format version of a serialized bundle.
+pub const BUNDLE_FORMAT: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(
+        "cannot train a model on {0} row(s): at least 2 are needed (give a --history file, or train on a larger file first with `breakdesk train`)"
+    )]
+    TooFewRows(usize),
+    #[error("Isolation Forest: {0}")]
+    IForest(String),
+    #[error("LOF: {0}")]
+    Lof(String),
+    #[error("clustering: {0}")]
+    Cluster(String),
+    #[error("the model expects {expected} features, the data has {got}")]
+    Shape { expected: usize, got: usize },
+    #[error("cannot read the model bundle: {0}")]
+    Decode(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DetectorKind {
+    IForest,
+    Lof,
+}
+
+impl std::str::FromStr for DetectorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "iforest" => Ok(DetectorKind::IForest),
+            "lof" => Ok(DetectorKind::Lof),
+            _ => Err(format!("unknown detector {s:?}: use iforest or lof")),
+        }
+    }
+}
+
+impl DetectorKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DetectorKind::IForest => "iforest",
+            DetectorKind::Lof => "lof",
+        }
+    }
+    /// scikit-learn's offset for contamination "auto".
+    pub fn auto_offset(&self) -> f64 {
+        match self {
+            DetectorKind::IForest => -0.5,
+            DetectorKind::Lof => -1.5,
+        }
+    }
+}
+
+/// Everything that decides how a model is trained; part of the fingerprint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainSpec {
+    pub detector: DetectorKind,
+    pub contamination: Contamination,
+    pub mad_k: f64,
+    pub iforest: IForestParams,
+    pub lof: LofParams,
+    /// LOF keeps at most this many reference rows (a seeded sample).
+    pub lof_max_reference: usize,
+    pub cluster: ClusterParams,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Detector {
+    IForest(IsolationForest),
+    Lof(LocalOutlierFactor),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelBundle {
+    pub format: u32,
+    pub fingerprint: String,
+    pub profile: String,
+    pub preset: Preset,
+    pub feature_names: Vec<String>,
+    pub encoders: Vec<LabelEncoder>,
+    pub scaler: RobustScaler,
+    pub detector: Detector,
+    pub offset: f64,
+    pub contamination: Contamination,
+    /// The contamination value used (None for auto).
+    pub contamination_value: Option<f64>,
+    pub centroids: Option<Centroids>,
+    pub training_rows: usize,
+    pub trained_at: String,
+    pub seed: u64,
+    pub spec: TrainSpec,
+}
+
+/// The fingerprint of a model's schema: profile, preset, feature names and training spec.
+pub fn fingerprint(profile: &str, preset: Preset, features: &[String], spec: &TrainSpec) -> String {
+    let mut h = Sha256::new();
+    h.update(format!("bundle-format:{BUNDLE_FORMAT}\n").as_bytes());
+    h.update(format!("profile:{profile}\npreset:{}\n", preset.as_str()).as_bytes());
+    for f in features {
+        h.update(f.as_bytes());
+        h.update(b"\n");
+    }
+    h.update(serde_json::to_string(spec).unwrap_or_default().as_bytes());
+    let d = h.finalize();
+    d.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Scores of a set of rows.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    /// Detector score: higher = more normal (scikit-learn's score_samples).
+    pub score: Vec<f64>,
+    pub decision: Vec<f64>,
+    pub flag: Vec<bool>,
+    /// Per row, each feature's share in explaining the score (sums to 1 or is all 0).
+    pub attributions: Vec<Vec<f64>>,
+    pub cluster: Vec<usize>,
+}
+
+fn seeded_sample(n: usize, max: usize, seed: u64) -> Option<Vec<usize>> {
+    use rand::SeedableRng;
+    if n <= max {
+        return None;
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut idx = rand::seq::index::sample(&mut rng, n, max).into_vec();
+    idx.sort_unstable();
+    Some(idx)
+}
+
+/// LOF has no split paths: a row's attribution is each feature's share of its absolute scaled
+/// value, i.e. how far the row sits from the median in inter-quartile ranges, per feature.
+fn deviation_attributions(scaled: &Matrix) -> Vec<Vec<f64>> {
+    (0..scaled.rows())
+        .map(|i| {
+            let r = scaled.row(i);
+            let total: f64 = r.iter().map(|v| v.abs()).sum();
+            if total > 0.0 {
+                r.iter().map(|v| v.abs() / total).collect()
+            } else {
+                vec![0.0; r.len()]
+            }
+        })
+        .collect()
+}
+
+pub struct TrainInput<'a> {
+    pub profile: &'a str,
+    pub preset: Preset,
+    pub feature_names: &'a [String],
+    pub encoders: &'a [LabelEncoder],
+    pub x: &'a Matrix,
+    /// The primary difference of each training row (for the contamination estimators).
+    pub difference: &'a [f64],
+}
+
+/// Trains a bundle. Also returns the scaled training matrix's scores, for callers that score
+/// the training rows themselves (no separate history): LOF then uses the fit scores, as
+/// scikit-learn's `fit_predict` does, instead of scoring points against themselves.
+pub fn train(input: &TrainInput, spec: &TrainSpec) -> Result<(ModelBundle, Vec<f64>), ModelError> {
+    let x = input.x;
+    if x.rows() < 2 {
+        return Err(ModelError::TooFewRows(x.rows()));
+    }
+    let scaler = RobustScaler::fit(x);
+    let scaled = scaler.transform(x).map_err(ModelError::IForest)?;
+    let (detector, train_scores) = match spec.detector {
+        DetectorKind::IForest => {
+            let mut p = spec.iforest.clone();
+            p.seed = spec.seed;
+            let f = IsolationForest::fit(&scaled, &p)
+                .map_err(|e| ModelError::IForest(e.to_string()))?;
+            let s = f
+                .score_samples(&scaled)
+                .map_err(|e| ModelError::IForest(e.to_string()))?;
+            (Detector::IForest(f), s)
+        }
+        DetectorKind::Lof => {
+            let reference = match seeded_sample(x.rows(), spec.lof_max_reference, spec.seed) {
+                Some(idx) => scaled.select_rows(&idx),
+                None => scaled.clone(),
+            };
+            let l = LocalOutlierFactor::fit(&reference, &spec.lof)
+                .map_err(|e| ModelError::Lof(e.to_string()))?;
+            let s = if reference.rows() == scaled.rows() {
+                l.negative_outlier_factor().to_vec()
+            } else {
+                l.score_samples(&scaled)
+                    .map_err(|e| ModelError::Lof(e.to_string()))?
+            };
+            (Detector::Lof(l), s)
+        }
+    };
+    let contamination_value =
+        contamination::resolve(spec.contamination, input.difference, spec.mad_k);
+    let offset = contamination::offset(
+        &train_scores,
+        contamination_value,
+        spec.detector.auto_offset(),
+    );
+    let centroids = cluster::fit(&scaled, &spec.cluster)
+        .map(Some)
+        .or_else(|e| match e {
+            cluster::ClusterError::TooFew(_) => Ok(None),
+            other => Err(ModelError::Cluster(other.to_string())),
+        })?;
+    let bundle = ModelBundle {
+        format: BUNDLE_FORMAT,
+        fingerprint: fingerprint(input.profile, input.preset, input.feature_names, spec),
+        profile: input.profile.to_string(),
+        preset: input.preset,
+        feature_names: input.feature_names.to_vec(),
+        encoders: input.encoders.to_vec(),
+        scaler,
+        detector,
+        offset,
+        contamination: spec.contamination,
+        contamination_value,
+        centroids,
+        training_rows: x.rows(),
+        trained_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        seed: spec.seed,
+        spec: spec.clone(),
+    };
+    Ok((bundle, train_scores))
+}
+
+impl ModelBundle {
+    /// A short, human-readable model version for outputs and the audit trail.
+    pub fn version(&self) -> String {
+        format!(
+            "{}-{}-{}",
+            self.profile,
+            self.spec.detector.as_str(),
+            &self.fingerprint[..8.min(self.fingerprint.len())]
+        )
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<ModelBundle, ModelError> {
+        let b: ModelBundle =
+            serde_json::from_slice(bytes).map_err(|e| ModelError::Decode(e.to_string()))?;
+        if b.format != BUNDLE_FORMAT {
+            return Err(ModelError::Decode(format!(
+                "bundle format {} (this build reads {BUNDLE_FORMAT})",
+                b.format
+            )));
+        }
+        Ok(b)
+    }
+
+    /// Scores rows. `precomputed` gives the detector scores when the rows are the training rows
+    /// themselves (see [`train`]).
+    pub fn score(&self, x: &Matrix, precomputed: Option<Vec<f64>>) -> Result<Scored, ModelError> {
+        if x.cols() != self.feature_names.len() {
+            return Err(ModelError::Shape {
+                expected: self.feature_names.len(),
+                got: x.cols(),
+            });
+        }
+        let scaled = self.scaler.transform(x).map_err(ModelError::IForest)?;
+        let (score, attributions) = match (&self.detector, precomputed) {
+            (Detector::IForest(f), _) => f
+                .score_with_attributions(&scaled)
+                .map_err(|e| ModelError::IForest(e.to_string()))?,
+            (Detector::Lof(_), Some(s)) => (s, deviation_attributions(&scaled)),
+            (Detector::Lof(l), None) => (
+                l.score_samples(&scaled)
+                    .map_err(|e| ModelError::Lof(e.to_string()))?,
+                deviation_attributions(&scaled),
+            ),
+        };
+        let decision: Vec<f64> = score.iter().map(|s| s - self.offset).collect();
+        let flag = decision.iter().map(|d| *d < 0.0).collect();
+        let cluster = match &self.centroids {
+            Some(c) => c.assign(&scaled),
+            None => vec![0; x.rows()],
+        };
+        Ok(Scored {
+            score,
+            decision,
+            flag,
+            attributions,
+            cluster,
+        })
+    }
+}
+
+/// Ranks rows by score, most anomalous (lowest score) first: rank 1 is the most anomalous.
+pub fn ranks(score: &[f64]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..score.len()).collect();
+    idx.sort_by(|a, b| score[*a].total_cmp(&score[*b]).then(a.cmp(b)));
+    let mut r = vec![0; score.len()];
+    for (pos, i) in idx.into_iter().enumerate() {
+        r[i] = pos + 1;
+    }
+    r
+}
+
+/// The `k` largest attributions of a row as `name share; name share`.
+pub fn top_attributions(weights: &[f64], names: &[String], k: usize) -> String {
+    let mut idx: Vec<usize> = (0..weights.len()).filter(|i| weights[*i] > 0.0).collect();
+    idx.sort_by(|a, b| weights[*b].total_cmp(&weights[*a]).then(a.cmp(b)));
+    idx.truncate(k);
+    idx.iter()
+        .map(|i| {
+            format!(
+                "{} {:.2}",
+                names.get(*i).map_or("?", |s| s.as_str()),
+                weights[*i]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_put_the_lowest_score_first() {
+        assert_eq!(ranks(&[-0.4, -0.9, -0.5, -0.9]), vec![4, 1, 3, 2]);
+    }
+
+    #[test]
+    fn top_attributions_are_sorted_and_named() {
+        let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            top_attributions(&[0.2, 0.7, 0.1], &names, 2),
+            "b 0.70; a 0.20"
+        );
+        assert_eq!(top_attributions(&[0.0, 0.0, 0.0], &names, 2), "");
+    }
+}

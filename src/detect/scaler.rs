@@ -1,0 +1,133 @@
+//! RobustScaler with scikit-learn's semantics: centre = median, scale = inter-quartile range
+//! (25th–75th percentile, numpy's linear interpolation), a zero range scales by 1.
+
+use super::matrix::Matrix;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RobustScaler {
+    pub center: Vec<f64>,
+    pub scale: Vec<f64>,
+}
+
+/// numpy's `percentile(values, q)` with the default linear interpolation; `sorted` ascending.
+pub fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = (q / 100.0).clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    let frac = pos - lo as f64;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+}
+
+/// numpy's `percentile(values, q)` (linear interpolation) of unsorted values.
+pub fn percentile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    percentile_sorted(&v, q)
+}
+
+impl RobustScaler {
+    pub fn fit(x: &Matrix) -> RobustScaler {
+        let mut center = Vec::with_capacity(x.cols());
+        let mut scale = Vec::with_capacity(x.cols());
+        for j in 0..x.cols() {
+            let mut col = x.column(j);
+            col.sort_by(f64::total_cmp);
+            let median = percentile_sorted(&col, 50.0);
+            let iqr = percentile_sorted(&col, 75.0) - percentile_sorted(&col, 25.0);
+            center.push(median);
+            // scikit-learn's _handle_zeros_in_scale: a (near) zero range scales by 1.
+            scale.push(if iqr.abs() < 10.0 * f64::EPSILON || !iqr.is_finite() {
+                1.0
+            } else {
+                iqr
+            });
+        }
+        RobustScaler { center, scale }
+    }
+
+    pub fn transform(&self, x: &Matrix) -> Result<Matrix, String> {
+        if x.cols() != self.center.len() {
+            return Err(format!(
+                "the scaler was fitted on {} features, got {}",
+                self.center.len(),
+                x.cols()
+            ));
+        }
+        let cols = x.cols();
+        let data: Vec<f64> = x
+            .data()
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let j = i % cols;
+                (v - self.center[j]) / self.scale[j]
+            })
+            .collect();
+        Matrix::new(x.rows(), cols, data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn golden() -> serde_json::Value {
+        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/golden/scaler.json");
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    }
+
+    fn f64s(v: &serde_json::Value) -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn matches_scikit_learn_robust_scaler() {
+        let g = golden();
+        let rows: Vec<Vec<f64>> = g["X"].as_array().unwrap().iter().map(f64s).collect();
+        let x = Matrix::new(rows.len(), rows[0].len(), rows.concat()).unwrap();
+        let s = RobustScaler::fit(&x);
+        for (a, b) in s.center.iter().zip(f64s(&g["center"])) {
+            assert!(
+                (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                "center {a} vs {b}"
+            );
+        }
+        for (a, b) in s.scale.iter().zip(f64s(&g["scale"])) {
+            assert!(
+                (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                "scale {a} vs {b}"
+            );
+        }
+        assert_eq!(s.scale[2], 1.0, "constant column scales by 1");
+        let t = s.transform(&x).unwrap();
+        let expected: Vec<f64> = g["transformed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(f64s)
+            .collect();
+        for (a, b) in t.data().iter().zip(expected) {
+            assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} vs {b}");
+        }
+        assert!(
+            s.transform(&Matrix::new(1, 2, vec![0.0; 2]).unwrap())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn percentile_is_numpy_linear() {
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 50.0), 2.5);
+        assert_eq!(percentile(&[4.0, 1.0, 3.0, 2.0], 25.0), 1.75);
+        assert_eq!(percentile(&[5.0], 10.0), 5.0);
+        assert!(percentile(&[], 10.0).is_nan());
+    }
+}

@@ -1,0 +1,183 @@
+//! Detection quality against labels: ROC-AUC, PR-AUC (average precision) and precision@k,
+//! overall and per break kind. Scores are anomaly scores: higher = more anomalous.
+//!
+//! Per kind, the positives are that kind's rows and the negatives the unlabelled rows; rows of
+//! other kinds are left out. precision@k takes k = the number of positives.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// ROC-AUC by the Mann–Whitney statistic, ties counted as one half.
+pub fn roc_auc(scores: &[f64], positive: &[bool]) -> Option<f64> {
+    let n_pos = positive.iter().filter(|p| **p).count();
+    let n_neg = positive.len() - n_pos;
+    if n_pos == 0 || n_neg == 0 {
+        return None;
+    }
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|a, b| scores[*a].total_cmp(&scores[*b]));
+    // Average ranks (1-based) over ties.
+    let mut rank_sum_pos = 0.0;
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for k in &idx[i..=j] {
+            if positive[*k] {
+                rank_sum_pos += avg;
+            }
+        }
+        i = j + 1;
+    }
+    let u = rank_sum_pos - (n_pos * (n_pos + 1)) as f64 / 2.0;
+    Some(u / (n_pos as f64 * n_neg as f64))
+}
+
+/// Average precision as scikit-learn computes it: Σ (R_n − R_{n−1}) · P_n over thresholds,
+/// where tied scores form one threshold.
+pub fn average_precision(scores: &[f64], positive: &[bool]) -> Option<f64> {
+    let n_pos = positive.iter().filter(|p| **p).count();
+    if n_pos == 0 {
+        return None;
+    }
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let mut ap = 0.0;
+    let mut prev_recall = 0.0;
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        for k in &idx[i..=j] {
+            if positive[*k] {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+        }
+        let recall = tp as f64 / n_pos as f64;
+        let precision = tp as f64 / (tp + fp) as f64;
+        ap += (recall - prev_recall) * precision;
+        prev_recall = recall;
+        i = j + 1;
+    }
+    Some(ap)
+}
+
+/// Share of positives among the `k` highest scores (ties broken by position).
+pub fn precision_at_k(scores: &[f64], positive: &[bool], k: usize) -> Option<f64> {
+    if k == 0 || scores.is_empty() {
+        return None;
+    }
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b)));
+    let k = k.min(idx.len());
+    Some(idx[..k].iter().filter(|i| positive[**i]).count() as f64 / k as f64)
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Metrics {
+    pub kind: String,
+    pub positives: usize,
+    pub roc_auc: Option<f64>,
+    pub pr_auc: Option<f64>,
+    pub precision_at_k: Option<f64>,
+    /// Share of the positives that were flagged.
+    pub recall_flagged: Option<f64>,
+}
+
+/// Metrics overall ("all") and per kind. `labels[i]` is the kind of row i, or None when normal.
+pub fn evaluate(scores: &[f64], flags: &[bool], labels: &[Option<String>]) -> Vec<Metrics> {
+    let mut kinds: BTreeMap<&str, ()> = BTreeMap::new();
+    for k in labels.iter().flatten() {
+        kinds.insert(k, ());
+    }
+    let mut out = Vec::new();
+    let mut one = |name: &str, keep: &dyn Fn(&Option<String>) -> Option<bool>| {
+        let mut s = Vec::new();
+        let mut p = Vec::new();
+        let mut f = Vec::new();
+        for (i, l) in labels.iter().enumerate() {
+            if let Some(pos) = keep(l) {
+                s.push(scores[i]);
+                p.push(pos);
+                f.push(flags[i]);
+            }
+        }
+        let n_pos = p.iter().filter(|x| **x).count();
+        let flagged_pos = p.iter().zip(&f).filter(|(p, f)| **p && **f).count();
+        out.push(Metrics {
+            kind: name.to_string(),
+            positives: n_pos,
+            roc_auc: roc_auc(&s, &p),
+            pr_auc: average_precision(&s, &p),
+            precision_at_k: precision_at_k(&s, &p, n_pos),
+            recall_flagged: (n_pos > 0).then(|| flagged_pos as f64 / n_pos as f64),
+        });
+    };
+    one("all", &|l| Some(l.is_some()));
+    for k in kinds.keys() {
+        let k = k.to_string();
+        one(&k, &|l| match l {
+            None => Some(false),
+            Some(x) if *x == k => Some(true),
+            Some(_) => None,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roc_auc_known_values() {
+        // scikit-learn: roc_auc_score([0,0,1,1], [0.1,0.4,0.35,0.8]) = 0.75
+        assert_eq!(
+            roc_auc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]),
+            Some(0.75)
+        );
+        // All tied: 0.5.
+        assert_eq!(roc_auc(&[1.0; 4], &[false, true, false, true]), Some(0.5));
+        assert_eq!(roc_auc(&[1.0, 2.0], &[true, true]), None);
+    }
+
+    #[test]
+    fn average_precision_known_values() {
+        // scikit-learn: average_precision_score([0,0,1,1], [0.1,0.4,0.35,0.8]) = 0.8333…
+        let ap = average_precision(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]).unwrap();
+        assert!((ap - 0.8333333333333333).abs() < 1e-12, "{ap}");
+        assert_eq!(
+            average_precision(&[3.0, 2.0, 1.0], &[true, false, false]),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn precision_at_k_and_per_kind() {
+        assert_eq!(
+            precision_at_k(&[0.9, 0.8, 0.1, 0.7], &[true, false, false, true], 2),
+            Some(0.5)
+        );
+        let labels = vec![
+            Some("timing".to_string()),
+            None,
+            Some("sign_flip".to_string()),
+            None,
+        ];
+        let m = evaluate(&[0.9, 0.1, 0.8, 0.2], &[true, false, false, false], &labels);
+        assert_eq!(m[0].kind, "all");
+        assert_eq!(m[0].roc_auc, Some(1.0));
+        assert_eq!(m[0].recall_flagged, Some(0.5));
+        let timing = m.iter().find(|x| x.kind == "timing").unwrap();
+        assert_eq!(timing.positives, 1);
+        assert_eq!(timing.precision_at_k, Some(1.0));
+    }
+}

@@ -1,0 +1,179 @@
+//! The embedded store (sled). Every sled call of the product lives in this file, behind our own
+//! types, so the engine can be replaced without touching the rest.
+//!
+//! Layout: one sled database in `<data_dir>/store`, with named trees (models, and — as the
+//! workflow grows — cases, events, llm_cache, outbox, feedback, group_state). A `meta` tree holds
+//! the schema version; opening a store written by a newer version is refused, an older one is
+//! migrated. Writes that acknowledge something to a user are flushed before returning.
+
+use std::path::{Path, PathBuf};
+
+/// The schema this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const META: &str = "meta";
+const MODELS: &str = "models";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the store {path} is in use by another breakdesk process (close it, or pass --data-dir to use another store)"
+    )]
+    Locked { path: String },
+    #[error("cannot open the store {path}: {message}")]
+    Open { path: String, message: String },
+    #[error(
+        "the store {path} was written by a newer breakdesk (schema {found}, this build reads up to {supported})"
+    )]
+    TooNew {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error("store error: {0}")]
+    Engine(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Engine(e.to_string())
+    }
+}
+
+pub struct Store {
+    db: sled::Db,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `<data_dir>/store`.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = data_dir.join("store");
+        let display = path.display().to_string();
+        std::fs::create_dir_all(&path).map_err(|e| StoreError::Open {
+            path: display.clone(),
+            message: e.to_string(),
+        })?;
+        let db = sled::Config::new().path(&path).open().map_err(|e| {
+            let m = e.to_string();
+            let lower = m.to_lowercase();
+            if lower.contains("lock") || lower.contains("resource temporarily unavailable") {
+                StoreError::Locked {
+                    path: display.clone(),
+                }
+            } else {
+                StoreError::Open {
+                    path: display.clone(),
+                    message: m,
+                }
+            }
+        })?;
+        let store = Store { db, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let meta = self.db.open_tree(META)?;
+        let found = meta
+            .get(b"schema_version")?
+            .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
+            .map(u32::from_be_bytes);
+        match found {
+            Some(v) if v > SCHEMA_VERSION => Err(StoreError::TooNew {
+                path: self.path.display().to_string(),
+                found: v,
+                supported: SCHEMA_VERSION,
+            }),
+            Some(v) if v == SCHEMA_VERSION => Ok(()),
+            // A new store, or an older schema: migrations run here in order (none yet before 1).
+            _ => {
+                meta.insert(b"schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+                self.db.flush()?;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let meta = self.db.open_tree(META)?;
+        Ok(meta
+            .get(b"schema_version")?
+            .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
+            .map(u32::from_be_bytes)
+            .unwrap_or(0))
+    }
+
+    /// Saves a model bundle under `name` (durable when this returns).
+    pub fn put_model(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let t = self.db.open_tree(MODELS)?;
+        t.insert(name.as_bytes(), bytes)?;
+        t.flush()?;
+        Ok(())
+    }
+
+    pub fn get_model(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.db.open_tree(MODELS)?;
+        Ok(t.get(name.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    pub fn model_names(&self) -> Result<Vec<String>, StoreError> {
+        let t = self.db.open_tree(MODELS)?;
+        let mut out = Vec::new();
+        for kv in t.iter() {
+            let (k, _) = kv?;
+            out.push(String::from_utf8_lossy(&k).to_string());
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_persist_across_reopen_with_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+            s.put_model("gl_ihub", b"{\"x\":1}").unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.get_model("gl_ihub").unwrap().unwrap(), b"{\"x\":1}");
+        assert_eq!(s.get_model("trades").unwrap(), None);
+        assert_eq!(s.model_names().unwrap(), vec!["gl_ihub"]);
+    }
+
+    #[test]
+    fn a_second_open_while_held_says_the_store_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = Store::open(dir.path()).unwrap();
+        // sled locks the database file; a second open from this process sees the same lock a
+        // second process would.
+        match Store::open(dir.path()) {
+            Err(StoreError::Locked { path }) => assert!(path.ends_with("store")),
+            Err(e) => panic!("expected Locked, got {e}"),
+            Ok(_) => panic!("expected the second open to be refused"),
+        }
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            let meta = s.db.open_tree(META).unwrap();
+            meta.insert(b"schema_version", &(SCHEMA_VERSION + 1).to_be_bytes())
+                .unwrap();
+            s.db.flush().unwrap();
+        }
+        let e = Store::open(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("newer breakdesk"), "{e}");
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Detection quality on generated, labelled data, for each feature preset and detector.
+#   cargo build --release && tools/quality_table.sh [ROWS] [SEED]
+# Prints one markdown table per combination (overall and per break kind) plus a summary table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-target/release/breakdesk}
+ROWS=${1:-50000}
+SEED=${2:-1}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+"$BIN" generate --profile gl_ihub --rows "$ROWS" --seed "$SEED" --out "$TMP/gl.csv" --labels "$TMP/gl_labels.csv" --quiet
+"$BIN" generate --profile trades --rows "$ROWS" --seed "$SEED" --out "$TMP/tr.csv" --labels "$TMP/tr_labels.csv" --quiet
+echo "Data: breakdesk generate --rows $ROWS --seed $SEED (gl_ihub and trades); each file is its own history."
+echo
+summary="| profile | preset | detector | ROC-AUC | PR-AUC | precision@k |\n|---|---|---|---:|---:|---:|\n"
+for profile in gl_ihub trades; do
+  file=$TMP/gl.csv; labels=$TMP/gl_labels.csv
+  [ "$profile" = trades ] && file=$TMP/tr.csv && labels=$TMP/tr_labels.csv
+  for preset in seed breaks; do
+    for det in iforest lof; do
+      echo "### $profile, preset $preset, detector $det"
+      echo
+      "$BIN" evaluate "$file" --labels "$labels" --preset "$preset" --detector "$det" --quiet | tee "$TMP/t.md"
+      echo
+      all=$(grep '^| all ' "$TMP/t.md" | awk -F'|' '{print $4"|"$5"|"$6}')
+      summary+="| $profile | $preset | $det |$all|\n"
+    done
+  done
+done
+echo "### Summary (all injected breaks)"
+echo
+printf "%b" "$summary"
