@@ -452,6 +452,7 @@ fn detect_options(d: &DetectArgs, train: TrainMode) -> Result<DetectOptions, Fai
             .transpose()
             .map_err(|m| usage(format!("--contamination: {m}")))?,
         train,
+        all_attributions: false,
     })
 }
 
@@ -528,7 +529,8 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
     } else {
         TrainMode::Auto
     };
-    let dopts = detect_options(&args.detect, train)?;
+    let mut dopts = detect_options(&args.detect, train)?;
+    dopts.all_attributions = args.all_rows;
     let format: Format = args
         .format
         .as_deref()

@@ -294,6 +294,8 @@ pub enum TrainMode {
 
 #[derive(Debug, Clone, Default)]
 pub struct DetectOptions {
+    /// Attributions for every row (else only for the flagged rows).
+    pub all_attributions: bool,
     pub detector: Option<crate::detect::model::DetectorKind>,
     pub contamination: Option<crate::detect::contamination::Contamination>,
     pub train: TrainMode,
@@ -457,7 +459,7 @@ pub fn score(
 
     let t = Instant::now();
     let x = features::matrix(&fs.df, &fs.names)?;
-    let scored = bundle.score(&x, precomputed)?;
+    let scored = bundle.score(&x, precomputed, opts.all_attributions)?;
     timings.push(("score", t.elapsed()));
     let rank = model::ranks(&scored.score);
     let diff =

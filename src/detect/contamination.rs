@@ -13,7 +13,7 @@
 //! With a contamination c, the offset is the 100·c-th percentile of the training scores (numpy's
 //! linear interpolation), so that a share c of the training rows scores below it.
 
-use super::scaler::{percentile, percentile_sorted};
+use super::scaler::{percentile, percentile_select};
 use serde::{Deserialize, Serialize};
 
 pub const MIN_CONTAMINATION: f64 = 0.01;
@@ -86,11 +86,9 @@ pub fn estimate_mad(diff: &[f64], k: f64) -> f64 {
     if d.is_empty() {
         return MIN_CONTAMINATION;
     }
-    d.sort_by(f64::total_cmp);
-    let median = percentile_sorted(&d, 50.0);
+    let median = percentile_select(&mut d, 50.0);
     let mut dev: Vec<f64> = d.iter().map(|v| (v - median).abs()).collect();
-    dev.sort_by(f64::total_cmp);
-    let mad = percentile_sorted(&dev, 50.0) * 1.4826;
+    let mad = percentile_select(&mut dev, 50.0) * 1.4826;
     let n = d.len() as f64;
     let out = if mad > 0.0 {
         dev.iter().filter(|v| **v > k * mad).count()

@@ -273,8 +273,14 @@ impl ModelBundle {
     }
 
     /// Scores rows. `precomputed` gives the detector scores when the rows are the training rows
-    /// themselves (see [`train`]).
-    pub fn score(&self, x: &Matrix, precomputed: Option<Vec<f64>>) -> Result<Scored, ModelError> {
+    /// themselves (see [`train`]). Attributions are computed for every row when `all_attributions`,
+    /// else for the flagged rows only (the others get an empty list).
+    pub fn score(
+        &self,
+        x: &Matrix,
+        precomputed: Option<Vec<f64>>,
+        all_attributions: bool,
+    ) -> Result<Scored, ModelError> {
         if x.cols() != self.feature_names.len() {
             return Err(ModelError::Shape {
                 expected: self.feature_names.len(),
@@ -282,19 +288,37 @@ impl ModelBundle {
             });
         }
         let scaled = self.scaler.transform(x).map_err(ModelError::IForest)?;
-        let (score, attributions) = match (&self.detector, precomputed) {
+        let score = match (&self.detector, precomputed) {
             (Detector::IForest(f), _) => f
-                .score_with_attributions(&scaled)
+                .score_samples(&scaled)
                 .map_err(|e| ModelError::IForest(e.to_string()))?,
-            (Detector::Lof(_), Some(s)) => (s, deviation_attributions(&scaled)),
-            (Detector::Lof(l), None) => (
-                l.score_samples(&scaled)
-                    .map_err(|e| ModelError::Lof(e.to_string()))?,
-                deviation_attributions(&scaled),
-            ),
+            (Detector::Lof(_), Some(s)) => s,
+            (Detector::Lof(l), None) => l
+                .score_samples(&scaled)
+                .map_err(|e| ModelError::Lof(e.to_string()))?,
         };
         let decision: Vec<f64> = score.iter().map(|s| s - self.offset).collect();
-        let flag = decision.iter().map(|d| *d < 0.0).collect();
+        let flag: Vec<bool> = decision.iter().map(|d| *d < 0.0).collect();
+        let wanted: Vec<usize> = (0..x.rows())
+            .filter(|i| all_attributions || flag[*i])
+            .collect();
+        let subset = if wanted.len() == x.rows() {
+            scaled.clone()
+        } else {
+            scaled.select_rows(&wanted)
+        };
+        let computed = match &self.detector {
+            Detector::IForest(f) => {
+                f.score_with_attributions(&subset)
+                    .map_err(|e| ModelError::IForest(e.to_string()))?
+                    .1
+            }
+            Detector::Lof(_) => deviation_attributions(&subset),
+        };
+        let mut attributions = vec![Vec::new(); x.rows()];
+        for (i, a) in wanted.into_iter().zip(computed) {
+            attributions[i] = a;
+        }
         let cluster = match &self.centroids {
             Some(c) => c.assign(&scaled),
             None => vec![0; x.rows()],

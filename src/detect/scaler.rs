@@ -22,11 +22,29 @@ pub fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * frac
 }
 
-/// numpy's `percentile(values, q)` (linear interpolation) of unsorted values.
+/// numpy's `percentile(values, q)` (linear interpolation) of unsorted values, by selection
+/// (O(n)) rather than a full sort.
 pub fn percentile(values: &[f64], q: f64) -> f64 {
     let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    percentile_sorted(&v, q)
+    percentile_select(&mut v, q)
+}
+
+/// `percentile` that reorders `v` in place instead of copying it.
+pub fn percentile_select(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let pos = (q / 100.0).clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let frac = pos - lo as f64;
+    let (_, lo_v, right) = v.select_nth_unstable_by(lo, f64::total_cmp);
+    let lo_v = *lo_v;
+    if frac == 0.0 || right.is_empty() {
+        return lo_v;
+    }
+    // The next order statistic is the smallest value of the right part.
+    let hi_v = right.iter().copied().fold(f64::INFINITY, f64::min);
+    lo_v + (hi_v - lo_v) * frac
 }
 
 impl RobustScaler {
@@ -35,9 +53,8 @@ impl RobustScaler {
         let mut scale = Vec::with_capacity(x.cols());
         for j in 0..x.cols() {
             let mut col = x.column(j);
-            col.sort_by(f64::total_cmp);
-            let median = percentile_sorted(&col, 50.0);
-            let iqr = percentile_sorted(&col, 75.0) - percentile_sorted(&col, 25.0);
+            let median = percentile_select(&mut col, 50.0);
+            let iqr = percentile_select(&mut col, 75.0) - percentile_select(&mut col, 25.0);
             center.push(median);
             // scikit-learn's _handle_zeros_in_scale: a (near) zero range scales by 1.
             scale.push(if iqr.abs() < 10.0 * f64::EPSILON || !iqr.is_finite() {
@@ -121,6 +138,26 @@ mod tests {
             s.transform(&Matrix::new(1, 2, vec![0.0; 2]).unwrap())
                 .is_err()
         );
+    }
+
+    #[test]
+    fn selection_percentile_equals_sorted_percentile() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        for n in [1usize, 2, 3, 10, 101, 1000] {
+            let v: Vec<f64> = (0..n)
+                .map(|_| (rng.r#gen::<f64>() * 10.0).round())
+                .collect();
+            let mut sorted = v.clone();
+            sorted.sort_by(f64::total_cmp);
+            for q in [0.0, 1.0, 12.3, 25.0, 50.0, 75.0, 99.0, 100.0] {
+                assert_eq!(
+                    percentile(&v, q),
+                    percentile_sorted(&sorted, q),
+                    "n={n} q={q}"
+                );
+            }
+        }
     }
 
     #[test]
