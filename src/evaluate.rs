@@ -7,31 +7,56 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// ROC-AUC by the Mann–Whitney statistic, ties counted as one half.
+/// Ranks 1..=n; tied values get the average of their ranks.
+pub fn average_ranks(v: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut ranks = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
+            j += 1;
+        }
+        let r = (i + j) as f64 / 2.0 + 1.0;
+        for &o in &order[i..=j] {
+            ranks[o] = r;
+        }
+        i = j + 1;
+    }
+    ranks
+}
+
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+        sbb += (y - mb) * (y - mb);
+    }
+    sab / (saa * sbb).sqrt()
+}
+
+/// Spearman's rank correlation (Pearson on average ranks).
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    pearson(&average_ranks(a), &average_ranks(b))
+}
+
+/// ROC-AUC by the Mann–Whitney statistic with average ranks (ties count one half).
 pub fn roc_auc(scores: &[f64], positive: &[bool]) -> Option<f64> {
     let n_pos = positive.iter().filter(|p| **p).count();
     let n_neg = positive.len() - n_pos;
     if n_pos == 0 || n_neg == 0 {
         return None;
     }
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|a, b| scores[*a].total_cmp(&scores[*b]));
-    // Average ranks (1-based) over ties.
-    let mut rank_sum_pos = 0.0;
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
-            j += 1;
-        }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        for k in &idx[i..=j] {
-            if positive[*k] {
-                rank_sum_pos += avg;
-            }
-        }
-        i = j + 1;
-    }
+    let rank_sum_pos: f64 = average_ranks(scores)
+        .iter()
+        .zip(positive)
+        .filter(|(_, p)| **p)
+        .map(|(r, _)| r)
+        .sum();
     let u = rank_sum_pos - (n_pos * (n_pos + 1)) as f64 / 2.0;
     Some(u / (n_pos as f64 * n_neg as f64))
 }
@@ -147,6 +172,13 @@ mod tests {
         // All tied: 0.5.
         assert_eq!(roc_auc(&[1.0; 4], &[false, true, false, true]), Some(0.5));
         assert_eq!(roc_auc(&[1.0, 2.0], &[true, true]), None);
+    }
+
+    #[test]
+    fn spearman_of_monotone_and_reversed() {
+        assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 35.0]) - 1.0).abs() < 1e-12);
+        assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+        assert_eq!(average_ranks(&[5.0, 1.0, 5.0]), vec![2.5, 1.0, 2.5]);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! End-to-end tests of the real `breakdesk` binary: the shipped samples, the generator, and every
 //! kind of bad input (exit code and message).
 
+mod common;
+
 use assert_cmd::Command;
+use common::{column, read_csv};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -51,48 +54,6 @@ fn run_on(file: &Path, out: &Path, extra: &[&str]) -> Out {
     ];
     args.extend(extra);
     run(&args)
-}
-
-/// Reads a CSV written by breakdesk (header + rows) with a small RFC 4180 reader.
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = std::fs::read_to_string(path).expect("output exists");
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut q = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (q, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            (true, '"') => q = false,
-            (true, c) => field.push(c),
-            (false, '"') => q = true,
-            (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\n') => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, '\r') => {}
-            (false, c) => field.push(c),
-        }
-    }
-    if !field.is_empty() || !row.is_empty() {
-        row.push(field);
-        rows.push(row);
-    }
-    let header = rows.remove(0);
-    (header, rows)
-}
-
-fn column<'a>(header: &[String], rows: &'a [Vec<String>], name: &str) -> Vec<&'a str> {
-    let i = header
-        .iter()
-        .position(|h| h == name)
-        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
-    rows.iter().map(|r| r[i].as_str()).collect()
 }
 
 #[test]

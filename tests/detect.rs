@@ -2,7 +2,10 @@
 //! bundle (reuse, retrain on change, forced retrain, export), the store lock, and the quality
 //! floor on generated labelled data.
 
+mod common;
+
 use assert_cmd::Command;
+use common::{column as col, read_csv};
 use std::path::{Path, PathBuf};
 
 struct Out {
@@ -35,43 +38,6 @@ fn sample(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = std::fs::read_to_string(path).expect("file exists");
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut q = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (q, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            (true, '"') => q = false,
-            (true, c) => field.push(c),
-            (false, '"') => q = true,
-            (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\n') => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, '\r') => {}
-            (false, c) => field.push(c),
-        }
-    }
-    let header = rows.remove(0);
-    (header, rows)
-}
-
-fn col<'a>(h: &[String], rows: &'a [Vec<String>], name: &str) -> Vec<&'a str> {
-    let i = h
-        .iter()
-        .position(|x| x == name)
-        .unwrap_or_else(|| panic!("no column {name}"));
-    rows.iter().map(|r| r[i].as_str()).collect()
 }
 
 #[test]

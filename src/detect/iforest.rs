@@ -934,55 +934,12 @@ mod tests {
         sklearn_auc: f64,
     }
 
-    /// Ranks 1..=n, ties get the average of their ranks.
-    fn average_ranks(v: &[f64]) -> Vec<f64> {
-        let mut order: Vec<usize> = (0..v.len()).collect();
-        order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
-        let mut ranks = vec![0.0; v.len()];
-        let mut i = 0;
-        while i < order.len() {
-            let mut j = i;
-            while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
-                j += 1;
-            }
-            let r = (i + j) as f64 / 2.0 + 1.0;
-            for &o in &order[i..=j] {
-                ranks[o] = r;
-            }
-            i = j + 1;
-        }
-        ranks
-    }
+    use crate::evaluate::{average_ranks, spearman};
 
-    fn pearson(a: &[f64], b: &[f64]) -> f64 {
-        let n = a.len() as f64;
-        let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-        let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-        for (x, y) in a.iter().zip(b) {
-            sab += (x - ma) * (y - mb);
-            saa += (x - ma) * (x - ma);
-            sbb += (y - mb) * (y - mb);
-        }
-        sab / (saa * sbb).sqrt()
-    }
-
-    /// Spearman's rank correlation (Pearson on average ranks).
-    fn spearman(a: &[f64], b: &[f64]) -> f64 {
-        pearson(&average_ranks(a), &average_ranks(b))
-    }
-
-    /// ROC-AUC of `score` (higher = positive) for 0/1 labels: Mann–Whitney U with average ranks.
+    /// ROC-AUC of `score` (higher = positive) for 0/1 labels.
     fn roc_auc(labels: &[u8], score: &[f64]) -> f64 {
-        let ranks = average_ranks(score);
-        let n_pos = labels.iter().filter(|&&l| l == 1).count() as f64;
-        let n_neg = labels.len() as f64 - n_pos;
-        let rank_sum: f64 = ranks
-            .iter()
-            .zip(labels)
-            .filter(|(_, l)| **l == 1)
-            .map(|(r, _)| r)
-            .sum();
-        (rank_sum - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg)
+        let positive: Vec<bool> = labels.iter().map(|l| *l == 1).collect();
+        crate::evaluate::roc_auc(score, &positive).expect("both classes present")
     }
 
     fn matrix(rows: &[Vec<f64>]) -> Matrix {
