@@ -300,7 +300,7 @@ pub fn compute(
 
     if has_date {
         let d = col("bd_date").cast(DataType::Int32);
-        exprs.push(fnum((d.clone() - d.shift(lit(1))).over(g.clone())?).alias("f_days_since_last"));
+        exprs.push(fnum(within_group_diff(d)).alias("f_days_since_last"));
         names.push("f_days_since_last".into());
     }
 
@@ -341,39 +341,15 @@ pub fn compute(
     }
     if has_keys || has_date {
         for (src, stem) in &change_src {
-            exprs.push(
-                fnum(
-                    col(src.as_str())
-                        .diff(lit(1), Default::default())
-                        .over(g.clone())?,
-                )
-                .alias(format!("f_change_{stem}")),
-            );
+            exprs
+                .push(fnum(within_group_diff(col(src.as_str()))).alias(format!("f_change_{stem}")));
             names.push(format!("f_change_{stem}"));
         }
-        let base = RollingOptionsFixedWindow {
-            window_size: opts.window,
-            min_periods: opts.min_periods,
-            ..Default::default()
-        };
         for (src, stem) in &series_cols {
-            exprs.push(
-                fnum(
-                    col(src.as_str())
-                        .rolling_mean(base.clone())
-                        .over(g.clone())?,
-                )
-                .alias(format!("f_roll_mean_{stem}")),
-            );
+            let (mean, std) = rolling_mean_std(col(src.as_str()), opts.window, opts.min_periods);
+            exprs.push(fnum(mean).alias(format!("f_roll_mean_{stem}")));
             names.push(format!("f_roll_mean_{stem}"));
-            let std_opts = RollingOptionsFixedWindow {
-                fn_params: Some(RollingFnParams::Var(RollingVarParams { ddof: 1 })),
-                ..base.clone()
-            };
-            exprs.push(
-                fnum(col(src.as_str()).rolling_std(std_opts).over(g.clone())?)
-                    .alias(format!("f_roll_std_{stem}")),
-            );
+            exprs.push(fnum(std).alias(format!("f_roll_std_{stem}")));
             names.push(format!("f_roll_std_{stem}"));
         }
     }
@@ -589,6 +565,54 @@ pub fn matrix(
 /// One numeric column as f64 (NaN for nulls).
 pub fn column_f64(df: &DataFrame, name: &str) -> Result<Vec<f64>, FeatureError> {
     f64_col(df, name)
+}
+
+/// Rows are sorted by account: true where the row `k` places earlier is of the same account.
+fn same_group(k: i64) -> Expr {
+    col(GROUP)
+        .eq(col(GROUP).shift(lit(k)))
+        .fill_null(lit(false))
+}
+
+/// x − previous x of the same account (null on an account's first record).
+fn within_group_diff(x: Expr) -> Expr {
+    when(same_group(1))
+        .then(x.clone() - x.shift(lit(1)))
+        .otherwise(lit(NULL))
+}
+
+/// Rolling mean and sample standard deviation (ddof = 1) over the last `window` records of the
+/// same account, null below `min_periods` records (and the std below 2). Written as masked
+/// shifts of the account-sorted column, which is much faster than a window per account; the std
+/// is two-pass (deviations from the window mean), so large balances keep their precision.
+fn rolling_mean_std(x: Expr, window: usize, min_periods: usize) -> (Expr, Expr) {
+    let w = window.max(1) as i64;
+    let mut sum = x.clone();
+    let mut count = lit(1.0);
+    for k in 1..w {
+        sum = sum
+            + when(same_group(k))
+                .then(x.clone().shift(lit(k)))
+                .otherwise(lit(0.0));
+        count = count + same_group(k).cast(DataType::Float64);
+    }
+    let mean = sum / count.clone();
+    let dev = |v: Expr| (v - mean.clone()).pow(2);
+    let mut ss = dev(x.clone());
+    for k in 1..w {
+        ss = ss
+            + when(same_group(k))
+                .then(dev(x.clone().shift(lit(k))))
+                .otherwise(lit(0.0));
+    }
+    let min = lit(min_periods.max(1) as f64);
+    let mean_out = when(count.clone().gt_eq(min.clone()))
+        .then(mean.clone())
+        .otherwise(lit(NULL));
+    let std_out = when(count.clone().gt_eq(min).and(count.clone().gt_eq(lit(2.0))))
+        .then((ss / (count - lit(1.0))).sqrt())
+        .otherwise(lit(NULL));
+    (mean_out, std_out)
 }
 
 /// The larger of two expressions, row by row.

@@ -148,6 +148,9 @@ struct RunArgs {
     /// Train a new model even when a saved one fits.
     #[arg(long)]
     retrain: bool,
+    /// Print how long each stage took.
+    #[arg(long)]
+    timings: bool,
 }
 
 #[derive(Args)]
@@ -550,6 +553,7 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
 
     let mut result = ingest(&cfg, &opts, &rejects_file, quiet)?;
     let det = pipeline::score(&cfg, &mut result, &store, &dopts).map_err(detect_failure)?;
+    let t = Instant::now();
     let table = pipeline::with_detection(&result.features.df, &det, &result.features.names)?;
     let written = if args.all_rows {
         output::write_table(&table, &out, format)?;
@@ -560,6 +564,21 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         flagged.height()
     };
     output::write_clusters(&det.clusters, &clusters_file)?;
+    let write_time = t.elapsed();
+    if args.timings {
+        let mut parts: Vec<String> = result
+            .timings
+            .iter()
+            .map(|(s, d)| format!("{} {:.3} s", s.label(), d.as_secs_f64()))
+            .collect();
+        parts.extend(
+            det.timings
+                .iter()
+                .map(|(s, d)| format!("{s} {:.3} s", d.as_secs_f64())),
+        );
+        parts.push(format!("write {:.3} s", write_time.as_secs_f64()));
+        eprintln!("timings: {}", parts.join(", "));
+    }
     if !result.rejects.is_empty() {
         output::write_rejects(&result.rejects, &rejects_file)?;
     } else if rejects_file.exists() {

@@ -411,6 +411,9 @@ pub fn score(
     };
     let existing = saved.map(|b| ModelBundle::from_json(&b));
     let mut precomputed = None;
+    // When the model is trained on the current rows themselves, their matrix and scores are
+    // reused for scoring.
+    let mut current_x = None;
     let (bundle, status) = match existing {
         Some(Ok(b)) if b.fingerprint == fp => {
             features::apply_encoders(fs, &b.encoders)?;
@@ -450,6 +453,7 @@ pub fn score(
             timings.push(("train", t.elapsed()));
             if own_rows {
                 precomputed = Some(train_scores);
+                current_x = Some(x);
             }
             store.put_model(&key, &b.to_json())?;
             tracing::info!(model = %b.version(), rows = b.training_rows, status = ?status, "model trained");
@@ -458,7 +462,10 @@ pub fn score(
     };
 
     let t = Instant::now();
-    let x = features::matrix(&fs.df, &fs.names)?;
+    let x = match current_x {
+        Some(x) => x,
+        None => features::matrix(&fs.df, &fs.names)?,
+    };
     let scored = bundle.score(&x, precomputed, opts.all_attributions)?;
     timings.push(("score", t.elapsed()));
     let rank = model::ranks(&scored.score);

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod contamination;
 pub mod iforest;
+pub mod kdtree;
 pub mod lof;
 pub mod matrix;
 pub mod model;

@@ -273,7 +273,7 @@ impl ModelBundle {
     }
 
     /// Scores rows. `precomputed` gives the detector scores when the rows are the training rows
-    /// themselves (see [`train`]). Attributions are computed for every row when `all_attributions`,
+    /// themselves (see [`train`]): they are not computed again. Attributions are computed for every row when `all_attributions`,
     /// else for the flagged rows only (the others get an empty list).
     pub fn score(
         &self,
@@ -289,11 +289,11 @@ impl ModelBundle {
         }
         let scaled = self.scaler.transform(x).map_err(ModelError::IForest)?;
         let score = match (&self.detector, precomputed) {
+            (_, Some(s)) if s.len() == x.rows() => s,
             (Detector::IForest(f), _) => f
                 .score_samples(&scaled)
                 .map_err(|e| ModelError::IForest(e.to_string()))?,
-            (Detector::Lof(_), Some(s)) => s,
-            (Detector::Lof(l), None) => l
+            (Detector::Lof(l), _) => l
                 .score_samples(&scaled)
                 .map_err(|e| ModelError::Lof(e.to_string()))?,
         };

@@ -2,6 +2,7 @@
 //! (25th–75th percentile, numpy's linear interpolation), a zero range scales by 1.
 
 use super::matrix::Matrix;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,21 +49,23 @@ pub fn percentile_select(v: &mut [f64], q: f64) -> f64 {
 }
 
 impl RobustScaler {
+    /// Fits every column in parallel.
     pub fn fit(x: &Matrix) -> RobustScaler {
-        let mut center = Vec::with_capacity(x.cols());
-        let mut scale = Vec::with_capacity(x.cols());
-        for j in 0..x.cols() {
-            let mut col = x.column(j);
-            let median = percentile_select(&mut col, 50.0);
-            let iqr = percentile_select(&mut col, 75.0) - percentile_select(&mut col, 25.0);
-            center.push(median);
-            // scikit-learn's _handle_zeros_in_scale: a (near) zero range scales by 1.
-            scale.push(if iqr.abs() < 10.0 * f64::EPSILON || !iqr.is_finite() {
-                1.0
-            } else {
-                iqr
-            });
-        }
+        let (center, scale): (Vec<f64>, Vec<f64>) = (0..x.cols())
+            .into_par_iter()
+            .map(|j| {
+                let mut col = x.column(j);
+                let median = percentile_select(&mut col, 50.0);
+                let iqr = percentile_select(&mut col, 75.0) - percentile_select(&mut col, 25.0);
+                // scikit-learn's _handle_zeros_in_scale: a (near) zero range scales by 1.
+                let scale = if iqr.abs() < 10.0 * f64::EPSILON || !iqr.is_finite() {
+                    1.0
+                } else {
+                    iqr
+                };
+                (median, scale)
+            })
+            .unzip();
         RobustScaler { center, scale }
     }
 
@@ -75,15 +78,16 @@ impl RobustScaler {
             ));
         }
         let cols = x.cols();
-        let data: Vec<f64> = x
-            .data()
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let j = i % cols;
-                (v - self.center[j]) / self.scale[j]
-            })
-            .collect();
+        let mut data = x.data().to_vec();
+        if cols > 0 {
+            data.par_chunks_mut(cols * 4096).for_each(|chunk| {
+                for row in chunk.chunks_mut(cols) {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = (*v - self.center[j]) / self.scale[j];
+                    }
+                }
+            });
+        }
         Matrix::new(x.rows(), cols, data)
     }
 }
