@@ -53,8 +53,10 @@ pub struct Centroids {
     pub k: usize,
     pub dims: usize,
     /// Row-major k × dims.
+    #[serde(with = "super::exact::vec")]
     pub values: Vec<f64>,
     /// Mean simplified silhouette on the fit sample (quality indicator).
+    #[serde(with = "super::exact::scalar")]
     pub silhouette: f64,
 }
 

@@ -50,6 +50,7 @@
 //! so scores are bit-identical) on the first [`LocalOutlierFactor::score_samples`] after loading,
 //! or explicitly by [`LocalOutlierFactor::rebuild_index`], which also validates a loaded model.
 
+use super::exact;
 use super::kdtree::{DEFAULT_LEAF_SIZE, KdTree};
 use super::matrix::Matrix;
 use rayon::prelude::*;
@@ -418,113 +419,6 @@ fn negative_lof(lrd_a: f64, idx: &[usize], lrd: &[f64], buf: &mut [f64]) -> f64 
 /// Exact JSON encoding of floats: shortest round-trip decimal strings (`{:?}`), since
 /// serde_json's default parser does not always round to the nearest double. Accepts strings or
 /// plain numbers on input.
-mod exact {
-    use serde::de::{self, Deserializer, SeqAccess, Visitor};
-    use serde::ser::{SerializeSeq, Serializer};
-    use serde::{Deserialize, Serialize};
-    use std::fmt;
-
-    struct ExactF64(f64);
-
-    impl Serialize for ExactF64 {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.collect_str(&format_args!("{:?}", self.0))
-        }
-    }
-
-    impl<'de> Deserialize<'de> for ExactF64 {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl Visitor<'_> for V {
-                type Value = ExactF64;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str("a float or a string holding a float")
-                }
-                fn visit_str<E: de::Error>(self, v: &str) -> Result<ExactF64, E> {
-                    v.trim()
-                        .parse::<f64>()
-                        .map(ExactF64)
-                        .map_err(|_| E::custom(format!("not a float: {v:?}")))
-                }
-                fn visit_f64<E: de::Error>(self, v: f64) -> Result<ExactF64, E> {
-                    Ok(ExactF64(v))
-                }
-                fn visit_i64<E: de::Error>(self, v: i64) -> Result<ExactF64, E> {
-                    Ok(ExactF64(v as f64))
-                }
-                fn visit_u64<E: de::Error>(self, v: u64) -> Result<ExactF64, E> {
-                    Ok(ExactF64(v as f64))
-                }
-            }
-            d.deserialize_any(V)
-        }
-    }
-
-    pub mod vec {
-        use super::*;
-
-        pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
-            let mut seq = s.serialize_seq(Some(v.len()))?;
-            for x in v {
-                seq.serialize_element(&ExactF64(*x))?;
-            }
-            seq.end()
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Vec<f64>;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str("a list of floats")
-                }
-                fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Vec<f64>, A::Error> {
-                    let mut out = Vec::with_capacity(a.size_hint().unwrap_or(0).min(1 << 20));
-                    while let Some(ExactF64(x)) = a.next_element()? {
-                        out.push(x);
-                    }
-                    Ok(out)
-                }
-            }
-            d.deserialize_seq(V)
-        }
-    }
-
-    pub mod matrix {
-        use super::*;
-        use crate::detect::matrix::Matrix;
-
-        #[derive(Serialize)]
-        struct Out<'a> {
-            rows: usize,
-            cols: usize,
-            #[serde(with = "super::vec")]
-            data: &'a [f64],
-        }
-
-        #[derive(Deserialize)]
-        struct In {
-            rows: usize,
-            cols: usize,
-            #[serde(with = "super::vec")]
-            data: Vec<f64>,
-        }
-
-        pub fn serialize<S: Serializer>(m: &Matrix, s: S) -> Result<S::Ok, S::Error> {
-            Out {
-                rows: m.rows(),
-                cols: m.cols(),
-                data: m.data(),
-            }
-            .serialize(s)
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Matrix, D::Error> {
-            let m = In::deserialize(d)?;
-            Matrix::new(m.rows, m.cols, m.data).map_err(de::Error::custom)
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod contamination;
+pub mod exact;
 pub mod iforest;
 pub mod kdtree;
 pub mod lof;

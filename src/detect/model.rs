@@ -100,9 +100,11 @@ pub struct ModelBundle {
     pub encoders: Vec<LabelEncoder>,
     pub scaler: RobustScaler,
     pub detector: Detector,
+    #[serde(with = "super::exact::scalar")]
     pub offset: f64,
     pub contamination: Contamination,
     /// The contamination value used (None for auto).
+    #[serde(with = "super::exact::option")]
     pub contamination_value: Option<f64>,
     pub centroids: Option<Centroids>,
     pub training_rows: usize,
@@ -364,6 +366,126 @@ pub fn top_attributions(weights: &[f64], names: &[String], k: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec(detector: DetectorKind) -> TrainSpec {
+        TrainSpec {
+            detector,
+            contamination: Contamination::Fixed(0.05),
+            mad_k: 3.0,
+            iforest: IForestParams {
+                n_estimators: 50,
+                ..Default::default()
+            },
+            lof: LofParams { n_neighbors: 10 },
+            lof_max_reference: 300,
+            cluster: ClusterParams {
+                k: 3,
+                ..Default::default()
+            },
+            seed: 7,
+        }
+    }
+
+    fn data() -> (Matrix, Vec<f64>) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut v = Vec::new();
+        for i in 0..400 {
+            let far = i % 50 == 0;
+            for _ in 0..4 {
+                v.push(rng.r#gen::<f64>() * if far { 100.0 } else { 1.0 });
+            }
+        }
+        let diff: Vec<f64> = (0..400)
+            .map(|i| if i % 50 == 0 { 9.0 } else { 0.0 })
+            .collect();
+        (Matrix::new(400, 4, v).unwrap(), diff)
+    }
+
+    #[test]
+    fn a_saved_bundle_scores_bit_identically_for_both_detectors() {
+        let (x, diff) = data();
+        let names: Vec<String> = (0..4).map(|i| format!("f_{i}")).collect();
+        for det in [DetectorKind::IForest, DetectorKind::Lof] {
+            let (b, train_scores) = train(
+                &TrainInput {
+                    profile: "p",
+                    preset: Preset::Seed,
+                    feature_names: &names,
+                    encoders: &[],
+                    x: &x,
+                    difference: &diff,
+                },
+                &spec(det),
+            )
+            .unwrap();
+            assert_eq!(b.contamination_value, Some(0.05));
+            // 5% of the training rows score below the offset.
+            let below = train_scores.iter().filter(|s| **s < b.offset).count();
+            assert!((19..=21).contains(&below), "{det:?}: {below}");
+            let loaded = ModelBundle::from_json(&b.to_json()).unwrap();
+            let a = b.score(&x, None, true).unwrap();
+            let c = loaded.score(&x, None, true).unwrap();
+            assert!(
+                a.score
+                    .iter()
+                    .zip(&c.score)
+                    .all(|(p, q)| p.to_bits() == q.to_bits()),
+                "{det:?}"
+            );
+            assert_eq!(a.flag, c.flag);
+            assert_eq!(a.cluster, c.cluster);
+            assert_eq!(b.offset.to_bits(), loaded.offset.to_bits());
+            // The far rows are the flagged ones.
+            let flagged_far = (0..400).filter(|i| a.flag[*i] && i % 50 == 0).count();
+            assert!(
+                flagged_far >= 6,
+                "{det:?}: {flagged_far} of 8 far rows flagged"
+            );
+            // Attributions: all rows when asked, only flagged rows otherwise.
+            assert!(a.attributions.iter().all(|w| w.len() == 4));
+            let f = b.score(&x, None, false).unwrap();
+            for (i, w) in f.attributions.iter().enumerate() {
+                assert_eq!(w.is_empty(), !f.flag[i]);
+            }
+        }
+        assert!(ModelBundle::from_json(b"{}").is_err());
+        let wrong = Matrix::new(1, 3, vec![0.0; 3]).unwrap();
+        let (b, _) = train(
+            &TrainInput {
+                profile: "p",
+                preset: Preset::Seed,
+                feature_names: &names,
+                encoders: &[],
+                x: &x,
+                difference: &diff,
+            },
+            &spec(DetectorKind::IForest),
+        )
+        .unwrap();
+        assert!(matches!(
+            b.score(&wrong, None, false),
+            Err(ModelError::Shape {
+                expected: 4,
+                got: 3
+            })
+        ));
+    }
+
+    #[test]
+    fn fingerprint_changes_with_features_and_spec() {
+        let names: Vec<String> = vec!["f_a".into(), "f_b".into()];
+        let s = spec(DetectorKind::IForest);
+        let a = fingerprint("gl_ihub", Preset::Seed, &names, &s);
+        assert_eq!(a, fingerprint("gl_ihub", Preset::Seed, &names, &s));
+        assert_ne!(a, fingerprint("gl_ihub", Preset::Breaks, &names, &s));
+        assert_ne!(a, fingerprint("trades", Preset::Seed, &names, &s));
+        assert_ne!(a, fingerprint("gl_ihub", Preset::Seed, &names[..1], &s));
+        assert_ne!(
+            a,
+            fingerprint("gl_ihub", Preset::Seed, &names, &spec(DetectorKind::Lof))
+        );
+    }
 
     #[test]
     fn ranks_put_the_lowest_score_first() {

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RobustScaler {
+    #[serde(with = "super::exact::vec")]
     pub center: Vec<f64>,
+    #[serde(with = "super::exact::vec")]
     pub scale: Vec<f64>,
 }
 
