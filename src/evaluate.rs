@@ -115,6 +115,8 @@ pub struct Metrics {
     pub precision_at_k: Option<f64>,
     /// Share of the positives that were flagged.
     pub recall_flagged: Option<f64>,
+    /// Share of the flagged rows that are positives.
+    pub precision_flagged: Option<f64>,
 }
 
 /// Metrics overall ("all") and per kind. `labels[i]` is the kind of row i, or None when normal.
@@ -137,6 +139,7 @@ pub fn evaluate(scores: &[f64], flags: &[bool], labels: &[Option<String>]) -> Ve
         }
         let n_pos = p.iter().filter(|x| **x).count();
         let flagged_pos = p.iter().zip(&f).filter(|(p, f)| **p && **f).count();
+        let flagged = f.iter().filter(|x| **x).count();
         out.push(Metrics {
             kind: name.to_string(),
             positives: n_pos,
@@ -144,6 +147,7 @@ pub fn evaluate(scores: &[f64], flags: &[bool], labels: &[Option<String>]) -> Ve
             pr_auc: average_precision(&s, &p),
             precision_at_k: precision_at_k(&s, &p, n_pos),
             recall_flagged: (n_pos > 0).then(|| flagged_pos as f64 / n_pos as f64),
+            precision_flagged: (flagged > 0).then(|| flagged_pos as f64 / flagged as f64),
         });
     };
     one("all", &|l| Some(l.is_some()));
@@ -208,6 +212,7 @@ mod tests {
         assert_eq!(m[0].kind, "all");
         assert_eq!(m[0].roc_auc, Some(1.0));
         assert_eq!(m[0].recall_flagged, Some(0.5));
+        assert_eq!(m[0].precision_flagged, Some(1.0));
         let timing = m.iter().find(|x| x.kind == "timing").unwrap();
         assert_eq!(timing.positives, 1);
         assert_eq!(timing.precision_at_k, Some(1.0));

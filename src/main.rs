@@ -693,17 +693,20 @@ fn evaluate(mut cfg: Config, args: &EvaluateArgs, quiet: bool) -> Result<(), Fai
         println!("{}", serde_json::to_string_pretty(&metrics)?);
     } else {
         let f = |v: Option<f64>| v.map_or("–".to_string(), |x| format!("{x:.3}"));
-        println!("| kind | rows | ROC-AUC | PR-AUC | precision@k | flagged |");
-        println!("|---|---:|---:|---:|---:|---:|");
+        println!(
+            "| kind | rows | ROC-AUC | PR-AUC | precision@k | recall of flags | precision of flags |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|");
         for m in &metrics {
             println!(
-                "| {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} |",
                 m.kind,
                 m.positives,
                 f(m.roc_auc),
                 f(m.pr_auc),
                 f(m.precision_at_k),
-                f(m.recall_flagged)
+                f(m.recall_flagged),
+                f(m.precision_flagged)
             );
         }
     }

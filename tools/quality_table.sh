@@ -31,3 +31,16 @@ done
 echo "### Summary (all injected breaks)"
 echo
 printf "%b" "$summary"
+echo
+echo "### Contamination (preset breaks, detector iforest): recall and precision of the flagged rows"
+echo
+echo "| profile | contamination | recall of flags | precision of flags |"
+echo "|---|---|---:|---:|"
+for profile in gl_ihub trades; do
+  file=$TMP/gl.csv; labels=$TMP/gl_labels.csv
+  [ "$profile" = trades ] && file=$TMP/tr.csv && labels=$TMP/tr_labels.csv
+  for c in estimate mad auto 0.05; do
+    row=$("$BIN" evaluate "$file" --labels "$labels" --preset breaks --detector iforest --contamination "$c" --quiet | grep '^| all ')
+    echo "| $profile | $c |$(echo "$row" | awk -F'|' '{print $7"|"$8}')|"
+  done
+done
