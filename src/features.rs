@@ -288,7 +288,6 @@ pub fn compute(
         SortMultipleOptions::default().with_multithreaded(true),
     );
 
-    let g = [col(GROUP)];
     let mut exprs: Vec<Expr> = Vec::new();
     let mut names: Vec<String> = Vec::new();
     let zero = || lit(0.0);
@@ -383,10 +382,6 @@ pub fn compute(
             };
             exprs.push(fnum(d.clone() / emax(scale, lit(1.0))).alias("f_rel_difference"));
             names.push("f_rel_difference".into());
-            // Robust z-score against the account's own history.
-            let hist_d = d.clone().filter(col(IS_HIST));
-            let med = hist_d.clone().median().over(g.clone())?.fill_null(lit(0.0));
-            exprs.push(med.alias("bd_tmp_med"));
             if c.is_pair() {
                 let l = col(crit_col(&c.name, "lhs").as_str());
                 let rr = col(crit_col(&c.name, "rhs").as_str());
@@ -438,24 +433,16 @@ pub fn compute(
         }
     }
     lf = lf.with_columns(exprs);
+    let mut sorted = lf.collect()?;
+
+    // Robust z-score of the difference against the account's own history.
     if opts.preset == Preset::Breaks
         && let Some(c) = primary
     {
-        let d = col("bd_difference");
-        let tol = col(crit_col(&c.name, "tol").as_str());
-        let mad = (d.clone() - col("bd_tmp_med"))
-            .abs()
-            .filter(col(IS_HIST))
-            .median()
-            .over(g.clone())?
-            .fill_null(lit(0.0));
-        let scale = emax(mad * lit(1.4826), emax(tol, lit(0.01)));
-        lf = lf.with_column(
-            fnum(((d - col("bd_tmp_med")) / scale).clip(lit(-1e4), lit(1e4))).alias("f_robust_z"),
-        );
+        let z = robust_z(&sorted, &crit_col(&c.name, "tol"))?;
+        sorted.with_column(Column::new("f_robust_z".into(), z))?;
         names.push("f_robust_z".into());
     }
-    let mut sorted = lf.collect()?;
 
     // Break age: days since the current run of out-of-tolerance records began (0 when within
     // tolerance), or days since the trade date when the profile has one.
@@ -549,17 +536,50 @@ pub fn apply_encoders(fs: &mut FeatureSet, encoders: &[LabelEncoder]) -> Result<
     Ok(())
 }
 
-/// The feature columns of a table as a row-major matrix (one copy), in `names` order.
+/// The feature columns of a table as a row-major matrix (one copy), in `names` order, filled in
+/// parallel blocks of rows straight from the columns' buffers.
 pub fn matrix(
     df: &DataFrame,
     names: &[String],
 ) -> Result<crate::detect::matrix::Matrix, FeatureError> {
-    let cols: Vec<Vec<f64>> = names
+    use rayon::prelude::*;
+    let cols: Vec<Float64Chunked> = names
         .iter()
-        .map(|n| f64_col(df, n))
+        .map(|n| -> Result<Float64Chunked, FeatureError> {
+            let c = df.column(n.as_str())?.cast(&DataType::Float64)?;
+            Ok(c.f64()?.rechunk().into_owned())
+        })
         .collect::<Result<_, _>>()?;
-    let refs: Vec<&[f64]> = cols.iter().map(|c| c.as_slice()).collect();
-    crate::detect::matrix::Matrix::from_columns(&refs).map_err(FeatureError::Mismatch)
+    // Columns with nulls (none after feature computation, but be safe) are copied with NaN.
+    let owned: Vec<Option<Vec<f64>>> = cols
+        .iter()
+        .map(|c| (c.null_count() > 0).then(|| c.iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
+        .collect();
+    let refs: Vec<&[f64]> = cols
+        .iter()
+        .zip(&owned)
+        .map(|(c, o)| match o {
+            Some(v) => Ok(v.as_slice()),
+            None => c.cont_slice().map_err(FeatureError::Polars),
+        })
+        .collect::<Result<_, _>>()?;
+    let rows = df.height();
+    let width = refs.len();
+    let mut data = vec![0.0; rows * width];
+    if width > 0 {
+        const BLOCK: usize = 8192;
+        data.par_chunks_mut(BLOCK * width)
+            .enumerate()
+            .for_each(|(b, chunk)| {
+                let start = b * BLOCK;
+                for (j, col) in refs.iter().enumerate() {
+                    for (r, row) in chunk.chunks_mut(width).enumerate() {
+                        row[j] = col[start + r];
+                    }
+                }
+            });
+    }
+    crate::detect::matrix::Matrix::new(rows, width, data).map_err(FeatureError::Mismatch)
 }
 
 /// One numeric column as f64 (NaN for nulls).
@@ -632,6 +652,57 @@ fn group_date_pairs(df: &DataFrame) -> Result<impl Iterator<Item = (u32, i32)> +
     Ok(g.iter()
         .zip(d)
         .map(|(g, d)| (g.unwrap_or(0), d.unwrap_or(i32::MIN))))
+}
+
+/// For rows sorted by account: (d − median) / max(1.4826·MAD, tolerance, 0.01), with the median
+/// and MAD of the account's history rows (0 when the account has none), clipped to ±10,000.
+fn robust_z(sorted: &DataFrame, tol_col: &str) -> Result<Vec<f64>, FeatureError> {
+    use crate::detect::scaler::percentile_select;
+    let groups: Vec<u32> = sorted.column(GROUP)?.u32()?.into_no_null_iter().collect();
+    let hist: Vec<bool> = sorted
+        .column(IS_HIST)?
+        .bool()?
+        .iter()
+        .map(|v| v.unwrap_or(false))
+        .collect();
+    let d = f64_col(sorted, "bd_difference")?;
+    let tol = f64_col(sorted, tol_col)?;
+    let mut out = vec![0.0; d.len()];
+    let mut start = 0;
+    let mut buf: Vec<f64> = Vec::new();
+    while start < d.len() {
+        let mut end = start + 1;
+        while end < d.len() && groups[end] == groups[start] {
+            end += 1;
+        }
+        buf.clear();
+        buf.extend(
+            (start..end)
+                .filter(|i| hist[*i] && d[*i].is_finite())
+                .map(|i| d[i]),
+        );
+        let (med, mad) = if buf.is_empty() {
+            (0.0, 0.0)
+        } else {
+            let med = percentile_select(&mut buf, 50.0);
+            for v in buf.iter_mut() {
+                *v = (*v - med).abs();
+            }
+            (med, percentile_select(&mut buf, 50.0))
+        };
+        for i in start..end {
+            let t = if tol[i].is_finite() { tol[i] } else { 0.0 };
+            let scale = (mad * 1.4826).max(t.max(0.01));
+            let z = (d[i] - med) / scale;
+            out[i] = if z.is_finite() {
+                z.clamp(-1e4, 1e4)
+            } else {
+                0.0
+            };
+        }
+        start = end;
+    }
+    Ok(out)
 }
 
 /// For rows sorted by group and date: days (or records, without dates) since the current run of
@@ -883,8 +954,8 @@ mod tests {
             "seed included"
         );
         assert!(
-            fs.df.column("bd_tmp_med").is_err(),
-            "scratch columns not output"
+            fs.names.iter().all(|n| fs.df.column(n.as_str()).is_ok()),
+            "every feature is output"
         );
     }
 

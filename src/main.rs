@@ -554,15 +554,14 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
     let mut result = ingest(&cfg, &opts, &rejects_file, quiet)?;
     let det = pipeline::score(&cfg, &mut result, &store, &dopts).map_err(detect_failure)?;
     let t = Instant::now();
-    let table = pipeline::with_detection(&result.features.df, &det, &result.features.names)?;
-    let written = if args.all_rows {
-        output::write_table(&table, &out, format)?;
-        table.height()
-    } else {
-        let flagged = output::flagged_by_rank(&table)?;
-        output::write_table(&flagged, &out, format)?;
-        flagged.height()
-    };
+    let table = pipeline::with_detection(
+        &result.features.df,
+        &det,
+        &result.features.names,
+        args.all_rows,
+    )?;
+    output::write_table(&table, &out, format)?;
+    let written = table.height();
     output::write_clusters(&det.clusters, &clusters_file)?;
     let write_time = t.elapsed();
     if args.timings {

@@ -136,15 +136,6 @@ pub fn rejects_path(out: &Path) -> PathBuf {
     sibling_path(out, "rejects", "csv")
 }
 
-/// The flagged rows (`is_anomaly`), most anomalous first (`rank`).
-pub fn flagged_by_rank(df: &DataFrame) -> PolarsResult<DataFrame> {
-    df.clone()
-        .lazy()
-        .filter(col("is_anomaly"))
-        .sort(["rank"], SortMultipleOptions::default())
-        .collect()
-}
-
 /// The cluster summary: one line per cluster.
 pub fn write_clusters(
     clusters: &[crate::detect::cluster::ClusterSummary],

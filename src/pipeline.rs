@@ -494,36 +494,60 @@ pub fn score(
     })
 }
 
-/// Adds the detection columns to the current rows: score, decision, is_anomaly, rank, cluster,
-/// top_features, model_version.
+/// The current rows with the detection columns: score, decision, is_anomaly, rank, cluster,
+/// top_features, model_version. `all_rows`: every row in file order; otherwise the flagged rows,
+/// most anomalous first (the columns are only built for the rows written).
 pub fn with_detection(
     df: &polars::prelude::DataFrame,
     d: &Detection,
     names: &[String],
+    all_rows: bool,
 ) -> Result<polars::prelude::DataFrame, polars::prelude::PolarsError> {
     use polars::prelude::*;
-    let mut out = df.clone();
     let s = &d.scored;
-    out.with_column(Column::new("score".into(), s.score.clone()))?;
-    out.with_column(Column::new("decision".into(), s.decision.clone()))?;
-    out.with_column(Column::new("is_anomaly".into(), s.flag.clone()))?;
+    let idx: Vec<usize> = if all_rows {
+        (0..s.score.len()).collect()
+    } else {
+        let mut f: Vec<usize> = (0..s.score.len()).filter(|i| s.flag[*i]).collect();
+        f.sort_by_key(|i| d.rank[*i]);
+        f
+    };
+    let mut out = if all_rows {
+        df.clone()
+    } else {
+        let take = IdxCa::from_vec("idx".into(), idx.iter().map(|i| *i as IdxSize).collect());
+        df.take(&take)?
+    };
+    let pick = |v: &[f64]| -> Vec<f64> { idx.iter().map(|i| v[*i]).collect() };
+    out.with_column(Column::new("score".into(), pick(&s.score)))?;
+    out.with_column(Column::new("decision".into(), pick(&s.decision)))?;
+    out.with_column(Column::new(
+        "is_anomaly".into(),
+        idx.iter().map(|i| s.flag[*i]).collect::<Vec<bool>>(),
+    ))?;
     out.with_column(Column::new(
         "rank".into(),
-        d.rank.iter().map(|r| *r as u32).collect::<Vec<u32>>(),
+        idx.iter().map(|i| d.rank[*i] as u32).collect::<Vec<u32>>(),
     ))?;
     out.with_column(Column::new(
         "cluster".into(),
-        s.cluster.iter().map(|c| *c as u32).collect::<Vec<u32>>(),
+        idx.iter()
+            .map(|i| s.cluster[*i] as u32)
+            .collect::<Vec<u32>>(),
     ))?;
-    let top: Vec<String> = s
-        .attributions
+    let top: Vec<String> = idx
         .iter()
-        .map(|w| crate::detect::model::top_attributions(w, names, 3))
+        .map(|i| crate::detect::model::top_attributions(&s.attributions[*i], names, 3))
         .collect();
     out.with_column(Column::new("top_features".into(), top))?;
-    out.with_column(Column::new(
+    let n = out.height();
+    out.with_column(Column::new_scalar(
         "model_version".into(),
-        vec![d.bundle.version(); s.score.len()],
+        Scalar::new(
+            DataType::String,
+            AnyValue::StringOwned(d.bundle.version().into()),
+        ),
+        n,
     ))?;
     Ok(out)
 }

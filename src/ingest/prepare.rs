@@ -274,15 +274,18 @@ pub fn prepare(
         .map(|(_, h)| h)
         .collect();
     if !keys.is_empty() {
+        // Trimmed key values joined with `|`, built through one reused buffer.
         let cas: Vec<&StringChunked> = keys
             .iter()
             .map(|h| text_col(df, h))
             .collect::<Result<_, _>>()
             .map_err(with_file)?;
         let mut iters: Vec<_> = cas.iter().map(|c| c.iter()).collect();
-        let mut joined: Vec<String> = Vec::with_capacity(n);
+        let mut builder = StringChunkedBuilder::new("bd_key".into(), n);
+        let mut buf = String::new();
+        let names: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
         for i in 0..n {
-            let mut s = String::new();
+            buf.clear();
             let mut all_empty = true;
             for (k, it) in iters.iter_mut().enumerate() {
                 let v = it.next().flatten().unwrap_or("").trim();
@@ -290,12 +293,11 @@ pub fn prepare(
                     all_empty = false;
                 }
                 if k > 0 {
-                    s.push('|');
+                    buf.push('|');
                 }
-                s.push_str(v);
+                buf.push_str(v);
             }
             if all_empty {
-                let names: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
                 rows.reject(
                     i,
                     &names.join("+"),
@@ -303,9 +305,9 @@ pub fn prepare(
                     "every key column is empty; the record identifies no account".into(),
                 );
             }
-            joined.push(s);
+            builder.append_value(&buf);
         }
-        cols.push(Column::new("bd_key".into(), joined));
+        cols.push(builder.finish().into_column());
     }
 
     // Date.
@@ -409,21 +411,28 @@ pub fn prepare(
         ));
     }
 
-    // Comment.
+    // Comment: cleaned once per distinct value, and only copied where cleaning changed it.
     if let Some(h) = &resolved.comment {
         let ca = text_col(df, h).map_err(with_file)?;
-        let mut cache: HashMap<&str, String> = HashMap::new();
-        let cleaned: Vec<String> = ca
-            .iter()
-            .map(|v| {
-                let s = v.unwrap_or("");
-                cache
-                    .entry(s)
-                    .or_insert_with(|| clean::clean_comment(s))
-                    .clone()
-            })
-            .collect();
-        cols.push(Column::new("bd_comment".into(), cleaned));
+        let mut cleaned: Vec<String> = Vec::new();
+        let mut cache: HashMap<&str, Option<usize>> = HashMap::new();
+        let mut changed: Vec<Option<usize>> = Vec::with_capacity(n);
+        for v in ca.iter() {
+            let s = v.unwrap_or("");
+            let slot = *cache.entry(s).or_insert_with(|| {
+                let c = clean::clean_comment(s);
+                (c != s).then(|| {
+                    cleaned.push(c);
+                    cleaned.len() - 1
+                })
+            });
+            changed.push(slot);
+        }
+        let values = ca.iter().zip(&changed).map(|(v, slot)| match slot {
+            Some(k) => cleaned[*k].as_str(),
+            None => v.unwrap_or(""),
+        });
+        cols.push(StringChunked::from_iter_values("bd_comment".into(), values).into_column());
     }
 
     // Categoricals.
