@@ -416,10 +416,6 @@ fn negative_lof(lrd_a: f64, idx: &[usize], lrd: &[f64], buf: &mut [f64]) -> f64 
     -numpy_mean(buf)
 }
 
-/// Exact JSON encoding of floats: shortest round-trip decimal strings (`{:?}`), since
-/// serde_json's default parser does not always round to the nearest double. Accepts strings or
-/// plain numbers on input.
-
 #[cfg(test)]
 mod tests {
     use super::*;
