@@ -54,20 +54,34 @@ impl Store {
             path: display.clone(),
             message: e.to_string(),
         })?;
-        let db = sled::Config::new().path(&path).open().map_err(|e| {
-            let m = e.to_string();
-            let lower = m.to_lowercase();
-            if lower.contains("lock") || lower.contains("resource temporarily unavailable") {
-                StoreError::Locked {
-                    path: display.clone(),
-                }
-            } else {
-                StoreError::Open {
-                    path: display.clone(),
-                    message: m,
+        // A store that another process (or a just-dropped handle, whose background thread is
+        // still finishing) holds is retried briefly before it is reported as in use.
+        let mut wait = std::time::Duration::from_millis(25);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+        let db = loop {
+            match sled::Config::new().path(&path).open() {
+                Ok(db) => break db,
+                Err(e) => {
+                    let m = e.to_string();
+                    let lower = m.to_lowercase();
+                    let locked = lower.contains("lock")
+                        || lower.contains("resource temporarily unavailable");
+                    if !locked {
+                        return Err(StoreError::Open {
+                            path: display.clone(),
+                            message: m,
+                        });
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked {
+                            path: display.clone(),
+                        });
+                    }
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(std::time::Duration::from_millis(200));
                 }
             }
-        })?;
+        };
         let store = Store { db, path };
         store.migrate()?;
         Ok(store)
