@@ -9,46 +9,14 @@
 //! prints one JSON line with the best times:
 //! {"rows":..,"cols":..,"fit_s":..,"score_s":..,"total_s":..}
 
+mod common;
+
 use breakdesk::detect::iforest::{IForestParams, IsolationForest};
-use breakdesk::detect::matrix::Matrix;
 use std::error::Error;
 use std::path::PathBuf;
 use std::time::Instant;
 
 const RUNS: usize = 3;
-
-fn read_csv(path: &PathBuf) -> Result<Matrix, Box<dyn Error>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut lines = text.lines();
-    let header = lines.next().ok_or("empty CSV")?;
-    let cols = header.split(',').count();
-    let mut data = Vec::new();
-    let mut rows = 0;
-    for (i, line) in lines.enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let before = data.len();
-        for field in line.split(',') {
-            let v: f64 = field
-                .trim()
-                .parse()
-                .map_err(|e| format!("line {}: {field:?}: {e}", i + 2))?;
-            data.push(v);
-        }
-        if data.len() - before != cols {
-            return Err(format!(
-                "line {}: {} fields, header has {cols}",
-                i + 2,
-                data.len() - before
-            )
-            .into());
-        }
-        rows += 1;
-    }
-    Ok(Matrix::new(rows, cols, data)?)
-}
 
 fn main() -> Result<(), Box<dyn Error>> {
     let path = std::env::var_os("BREAKDESK_BENCH_CSV")
@@ -57,7 +25,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/detect_1m_12.csv")
         });
     let t = Instant::now();
-    let x = read_csv(&path)?;
+    let x = common::read_float_csv(&path)?;
     eprintln!(
         "read {} ({} rows × {} cols) in {:.2?}; {} rayon threads",
         path.display(),

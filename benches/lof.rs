@@ -14,46 +14,12 @@
 //! lof_novelty_scores.txt (score_samples of the first 10,000 rows) in that directory, which
 //! benches/lof_vs_sklearn.py compares with scikit-learn's.
 
+mod common;
+
 use breakdesk::detect::lof::{LocalOutlierFactor, LofParams};
-use breakdesk::detect::matrix::Matrix;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
-
-fn read_csv(path: &PathBuf) -> Result<Matrix, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
-    let mut lines = text.lines();
-    let cols = lines
-        .next()
-        .ok_or_else(|| format!("{} is empty", path.display()))?
-        .split(',')
-        .count();
-    let mut data = Vec::new();
-    let mut rows = 0;
-    for (i, line) in lines.enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let before = data.len();
-        for field in line.split(',') {
-            let v: f64 = field
-                .trim()
-                .parse()
-                .map_err(|_| format!("line {}: not a number: {field:?}", i + 2))?;
-            data.push(v);
-        }
-        if data.len() - before != cols {
-            return Err(format!(
-                "line {}: {} fields, header has {cols}",
-                i + 2,
-                data.len() - before
-            ));
-        }
-        rows += 1;
-    }
-    Matrix::new(rows, cols, data)
-}
 
 fn main() -> ExitCode {
     let path = std::env::var_os("BREAKDESK_BENCH_CSV")
@@ -61,7 +27,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/detect_100k_12.csv")
         });
-    let x = match read_csv(&path) {
+    let x = match common::read_float_csv(&path) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("{e}\n(generate the data with: python3 benches/lof_vs_sklearn.py)");

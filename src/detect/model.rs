@@ -402,23 +402,27 @@ mod tests {
         (Matrix::new(400, 4, v).unwrap(), diff)
     }
 
+    fn train_on(x: &Matrix, diff: &[f64], det: DetectorKind) -> (ModelBundle, Vec<f64>) {
+        let names: Vec<String> = (0..x.cols()).map(|i| format!("f_{i}")).collect();
+        train(
+            &TrainInput {
+                profile: "p",
+                preset: Preset::Seed,
+                feature_names: &names,
+                encoders: &[],
+                x,
+                difference: diff,
+            },
+            &spec(det),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn a_saved_bundle_scores_bit_identically_for_both_detectors() {
         let (x, diff) = data();
-        let names: Vec<String> = (0..4).map(|i| format!("f_{i}")).collect();
         for det in [DetectorKind::IForest, DetectorKind::Lof] {
-            let (b, train_scores) = train(
-                &TrainInput {
-                    profile: "p",
-                    preset: Preset::Seed,
-                    feature_names: &names,
-                    encoders: &[],
-                    x: &x,
-                    difference: &diff,
-                },
-                &spec(det),
-            )
-            .unwrap();
+            let (b, train_scores) = train_on(&x, &diff, det);
             assert_eq!(b.contamination_value, Some(0.05));
             // 5% of the training rows score below the offset.
             let below = train_scores.iter().filter(|s| **s < b.offset).count();
@@ -451,18 +455,7 @@ mod tests {
         }
         assert!(ModelBundle::from_json(b"{}").is_err());
         let wrong = Matrix::new(1, 3, vec![0.0; 3]).unwrap();
-        let (b, _) = train(
-            &TrainInput {
-                profile: "p",
-                preset: Preset::Seed,
-                feature_names: &names,
-                encoders: &[],
-                x: &x,
-                difference: &diff,
-            },
-            &spec(DetectorKind::IForest),
-        )
-        .unwrap();
+        let (b, _) = train_on(&x, &diff, DetectorKind::IForest);
         assert!(matches!(
             b.score(&wrong, None, false),
             Err(ModelError::Shape {
