@@ -461,13 +461,9 @@ fn detect_options(d: &DetectArgs, train: TrainMode) -> Result<DetectOptions, Fai
 
 /// Runs ingest and features with a progress bar; writes the rejects report when the run fails
 /// on too many rejects.
-fn ingest(
-    cfg: &Config,
-    opts: &RunOptions,
-    rejects_file: &Path,
-    quiet: bool,
-) -> Result<RunOutput, Failure> {
-    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+/// The progress bar on stderr, when it is a terminal and not `--quiet`.
+fn progress_bar(quiet: bool) -> Option<indicatif::ProgressBar> {
+    (!quiet && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(1);
         b.set_style(
             indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
@@ -476,10 +472,21 @@ fn ingest(
         );
         b.enable_steady_tick(std::time::Duration::from_millis(120));
         b
-    });
+    })
+}
+
+/// Runs ingest and features, reporting on `bar` (the detection stages that follow report on it
+/// too; the caller clears it).
+fn ingest(
+    cfg: &Config,
+    opts: &RunOptions,
+    rejects_file: &Path,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<RunOutput, Failure> {
     let mut on_progress = |p: Progress| {
-        if let Some(b) = &bar {
-            b.set_length(p.total);
+        if let Some(b) = bar {
+            // Ingest takes the first half of the bar; detection and writing the rest.
+            b.set_length(p.total * 2);
             b.set_position(p.done);
             b.set_message(p.stage.label());
         }
@@ -487,7 +494,9 @@ fn ingest(
     let cancel = AtomicBool::new(false);
     let hint = format!(" ({})", rejects_file.display());
     let result = pipeline::run(cfg, opts, &hint, &mut on_progress, &cancel);
-    if let Some(b) = &bar {
+    if result.is_err()
+        && let Some(b) = bar
+    {
         b.finish_and_clear();
     }
     match result {
@@ -551,8 +560,27 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
     let store = open_store(&cfg)?;
     let started = Instant::now();
 
-    let mut result = ingest(&cfg, &opts, &rejects_file, quiet)?;
-    let det = pipeline::score(&cfg, &mut result, &store, &dopts).map_err(detect_failure)?;
+    let bar = progress_bar(quiet);
+    let step = |msg: &'static str, frac: f64| {
+        if let Some(b) = &bar {
+            let len = b.length().unwrap_or(1);
+            b.set_position(((len as f64) * frac) as u64);
+            b.set_message(msg);
+        }
+    };
+    let mut result = ingest(&cfg, &opts, &rejects_file, bar.as_ref())?;
+    step("detecting (loading or training the model, scoring)", 0.6);
+    let det = pipeline::score(&cfg, &mut result, &store, &dopts);
+    let det = match det {
+        Ok(d) => d,
+        Err(e) => {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            return Err(detect_failure(e));
+        }
+    };
+    step("writing", 0.9);
     let t = Instant::now();
     let table = pipeline::with_detection(
         &result.features.df,
@@ -564,6 +592,9 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
     let written = table.height();
     output::write_clusters(&det.clusters, &clusters_file)?;
     let write_time = t.elapsed();
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
     if args.timings {
         let mut parts: Vec<String> = result
             .timings
@@ -648,8 +679,20 @@ fn train(mut cfg: Config, args: &TrainArgs, quiet: bool) -> Result<(), Failure> 
     let _log = breakdesk::logging::init(&cfg);
     let store = open_store(&cfg)?;
     let rejects_file = PathBuf::from("breakdesk-train.rejects.csv");
-    let mut result = ingest(&cfg, &opts, &rejects_file, quiet)?;
-    let det = pipeline::score(&cfg, &mut result, &store, &dopts).map_err(detect_failure)?;
+    let bar = progress_bar(quiet);
+    let result = ingest(&cfg, &opts, &rejects_file, bar.as_ref());
+    if let Some(b) = &bar {
+        b.set_message("training");
+    }
+    let det = result.and_then(|mut result| {
+        pipeline::score(&cfg, &mut result, &store, &dopts)
+            .map(|d| (result, d))
+            .map_err(detect_failure)
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let (result, det) = det?;
     if let Some(p) = &args.export {
         std::fs::write(p, det.bundle.to_json())
             .with_context(|| format!("cannot write {}", p.display()))?;
@@ -674,7 +717,7 @@ fn evaluate(mut cfg: Config, args: &EvaluateArgs, quiet: bool) -> Result<(), Fai
     let tmp = tempfile::tempdir().context("cannot create a temporary store")?;
     let store = Store::open(tmp.path()).map_err(store_failure)?;
     let rejects_file = std::env::temp_dir().join("breakdesk-evaluate.rejects.csv");
-    let mut result = ingest(&cfg, &opts, &rejects_file, true)?;
+    let mut result = ingest(&cfg, &opts, &rejects_file, None)?;
     let det = pipeline::score(&cfg, &mut result, &store, &dopts).map_err(detect_failure)?;
     let labels = read_labels(&args.labels)?;
     let rows: Vec<u32> = result
