@@ -465,6 +465,13 @@ pub fn compute(
         names.push(format!("f_enc_{}", enc.name));
     }
 
+    if names.is_empty() {
+        return Err(FeatureError::Mismatch(format!(
+            "profile {} gives {} nothing to score: it has no criteria, numeric, date or categorical columns there",
+            r.profile.name, current.source
+        )));
+    }
+
     // History rows' features (the training rows when a history was given).
     let history_features = if history.is_some() {
         let mut cols: Vec<Expr> = names.iter().map(|n| col(n.as_str())).collect();

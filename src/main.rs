@@ -519,6 +519,9 @@ fn ingest(
             Err(fail(code, e.into()))
         }
         Err(PipelineError::Config(m)) => Err(usage(m)),
+        Err(PipelineError::Features(e @ breakdesk::features::FeatureError::Mismatch(_))) => {
+            Err(fail(exit::INPUT, e.into()))
+        }
         Err(e) => Err(e.into()),
     }
 }

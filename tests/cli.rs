@@ -502,3 +502,15 @@ fn json_logs_go_to_the_data_dir() {
         "{text}"
     );
 }
+
+#[test]
+fn a_profile_with_nothing_to_score_is_an_input_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let profile = write(d, "bare.toml", b"name = \"bare\"\nkeys = [\"Id\"]\n");
+    let f = write(d, "f.csv", b"Id,Note\n1,a\n2,b\n");
+    let out = d.join("o.csv");
+    let o = run_on(&f, &out, &["--profile", profile.to_str().unwrap()]);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.stderr.contains("nothing to score"), "{}", o.stderr);
+}

@@ -335,3 +335,36 @@ fn a_single_row_without_history_cannot_train_and_says_why() {
     );
     assert!(o.stderr.contains("--history"), "{}", o.stderr);
 }
+
+#[test]
+fn generic_profile_detects_numeric_columns_and_flags_the_outlier() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let f = d.join("g.csv");
+    let mut text = String::from("id,x,y,label\n");
+    for i in 0..300 {
+        text.push_str(&format!("r{i},{},{},n\n", i % 7, (i * 3) % 11));
+    }
+    text.push_str("odd,500,900,y\n");
+    std::fs::write(&f, text).unwrap();
+    let out = d.join("o.csv");
+    let o = run_in(
+        d,
+        &[
+            "run",
+            f.to_str().unwrap(),
+            "--profile",
+            "generic",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let (h, rows) = read_csv(&out);
+    assert!(h.contains(&"f_num_x".to_string()) && h.contains(&"f_num_y".to_string()));
+    assert!(
+        !h.contains(&"f_num_id".to_string()),
+        "text columns are not scored"
+    );
+    assert_eq!(col(&h, &rows, "id")[0], "odd", "the outlier ranks first");
+}

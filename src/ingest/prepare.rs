@@ -515,9 +515,12 @@ pub fn prepare(
             BooleanChunked::from_iter_values("keep".into(), rows.rejected.iter().map(|r| !r));
         out = out.filter(&keep).map_err(data_err)?;
     }
+    // The resolved profile carries the numeric columns actually used (detected for `generic`).
+    let mut resolved = resolved.clone();
+    resolved.numeric = numeric.clone();
     Ok(Prepared {
         df: out,
-        resolved: resolved.clone(),
+        resolved,
         rejects: rows.rejects,
         total_rows: n,
         rejected_rows,
@@ -804,6 +807,12 @@ mod tests {
             .unwrap();
         let p = prepare(&r, &res, &opts()).unwrap();
         assert_eq!(p.numeric_columns, vec!["x", "y"]);
+        let roles: Vec<&str> = p.resolved.numeric.iter().map(|r| r.slug.as_str()).collect();
+        assert_eq!(
+            roles,
+            vec!["x", "y"],
+            "detected columns become the profile's numeric roles"
+        );
         // An empty value in a scored generic column cannot be scored: rejected.
         assert_eq!(p.rejected_rows, 1);
         assert_eq!(f64s(&p.df, "bd_num_x"), vec![1.0, 1000.0]);
