@@ -368,3 +368,33 @@ fn generic_profile_detects_numeric_columns_and_flags_the_outlier() {
     );
     assert_eq!(col(&h, &rows, "id")[0], "odd", "the outlier ranks first");
 }
+
+#[test]
+fn trained_on_history_the_sample_pair_ranks_breaks_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cur = sample("gl_ihub_current.csv");
+    let hist = sample("gl_ihub_history.csv");
+    let labels = sample("gl_ihub_current_labels.csv");
+    let o = run_in(
+        d,
+        &[
+            "evaluate",
+            cur.as_str(),
+            "--history",
+            hist.as_str(),
+            "--labels",
+            labels.as_str(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("on 4999 rows"),
+        "trained on the history: {}",
+        o.stderr
+    );
+    let auc = overall_auc(&o.stdout);
+    assert!(auc >= 0.95, "ROC-AUC {auc} with a history (floor 0.95)");
+}
