@@ -138,7 +138,8 @@ fn canonical(p: &Prepared) -> Vec<String> {
         .collect()
 }
 
-fn f64_col(df: &DataFrame, name: &str) -> Result<Vec<f64>, FeatureError> {
+/// One numeric column as f64 (NaN for nulls).
+pub fn column_f64(df: &DataFrame, name: &str) -> Result<Vec<f64>, FeatureError> {
     Ok(df
         .column(name)?
         .cast(&DataType::Float64)?
@@ -448,8 +449,8 @@ pub fn compute(
     // tolerance), or days since the trade date when the profile has one.
     if opts.preset == Preset::Breaks && primary.is_some() {
         let age = if sorted.column("bd_trade_date").is_ok() && has_date {
-            let d = f64_col(&sorted, "bd_date")?;
-            let t = f64_col(&sorted, "bd_trade_date")?;
+            let d = column_f64(&sorted, "bd_date")?;
+            let t = column_f64(&sorted, "bd_trade_date")?;
             d.iter()
                 .zip(&t)
                 .map(|(d, t)| if t.is_finite() { (d - t).max(0.0) } else { 0.0 })
@@ -589,11 +590,6 @@ pub fn matrix(
     crate::detect::matrix::Matrix::new(rows, width, data).map_err(FeatureError::Mismatch)
 }
 
-/// One numeric column as f64 (NaN for nulls).
-pub fn column_f64(df: &DataFrame, name: &str) -> Result<Vec<f64>, FeatureError> {
-    f64_col(df, name)
-}
-
 /// Rows are sorted by account: true where the row `k` places earlier is of the same account.
 fn same_group(k: i64) -> Expr {
     col(GROUP)
@@ -672,8 +668,8 @@ fn robust_z(sorted: &DataFrame, tol_col: &str) -> Result<Vec<f64>, FeatureError>
         .iter()
         .map(|v| v.unwrap_or(false))
         .collect();
-    let d = f64_col(sorted, "bd_difference")?;
-    let tol = f64_col(sorted, tol_col)?;
+    let d = column_f64(sorted, "bd_difference")?;
+    let tol = column_f64(sorted, tol_col)?;
     let mut out = vec![0.0; d.len()];
     let mut start = 0;
     let mut buf: Vec<f64> = Vec::new();
@@ -718,7 +714,7 @@ fn run_age(sorted: &DataFrame, has_date: bool) -> Result<Vec<f64>, FeatureError>
     let groups = sorted.column(GROUP)?.u32()?;
     let within = sorted.column("bd_within_tolerance")?.bool()?;
     let dates: Vec<f64> = if has_date {
-        f64_col(sorted, "bd_date")?
+        column_f64(sorted, "bd_date")?
     } else {
         (0..sorted.height()).map(|i| i as f64).collect()
     };

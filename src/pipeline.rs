@@ -414,6 +414,7 @@ pub fn score(
     // When the model is trained on the current rows themselves, their matrix and scores are
     // reused for scoring.
     let mut current_x = None;
+    let mut current_diff = None;
     let (bundle, status) = match existing {
         Some(Ok(b)) if b.fingerprint == fp => {
             features::apply_encoders(fs, &b.encoders)?;
@@ -454,6 +455,7 @@ pub fn score(
             if own_rows {
                 precomputed = Some(train_scores);
                 current_x = Some(x);
+                current_diff = Some(diff);
             }
             store.put_model(&key, &b.to_json())?;
             tracing::info!(model = %b.version(), rows = b.training_rows, status = ?status, "model trained");
@@ -469,8 +471,10 @@ pub fn score(
     let scored = bundle.score(&x, precomputed, opts.all_attributions)?;
     timings.push(("score", t.elapsed()));
     let rank = model::ranks(&scored.score);
-    let diff =
-        features::column_f64(&fs.df, "bd_difference").unwrap_or_else(|_| vec![0.0; x.rows()]);
+    let diff = match current_diff {
+        Some(d) if d.len() == x.rows() => d,
+        _ => features::column_f64(&fs.df, "bd_difference").unwrap_or_else(|_| vec![0.0; x.rows()]),
+    };
     let keys: Vec<String> = match fs.df.column("bd_key").and_then(|c| c.str().cloned()) {
         Ok(ca) => ca.iter().map(|v| v.unwrap_or("").to_string()).collect(),
         Err(_) => vec![String::new(); x.rows()],

@@ -197,31 +197,6 @@ impl Resolved {
                     .any(|m| m.eq_ignore_ascii_case(v))
         }
     }
-
-    /// Every header this profile gives a role to.
-    pub fn role_columns(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.key_names();
-        v.extend(self.date.iter().cloned());
-        v.extend(self.comment.iter().cloned());
-        v.extend(self.status.iter().cloned());
-        for r in self
-            .categoricals
-            .iter()
-            .chain(&self.numeric)
-            .chain(&self.extra_dates)
-        {
-            v.push(r.header.clone());
-        }
-        for c in &self.criteria {
-            v.extend(c.lhs.iter().cloned());
-            v.extend(c.rhs.iter().cloned());
-            v.extend(c.difference.iter().cloned());
-            v.extend(c.tolerance_column.iter().cloned());
-        }
-        v.sort();
-        v.dedup();
-        v
-    }
 }
 
 impl Profile {
@@ -508,6 +483,31 @@ mod tests {
         s.split(", ").map(str::to_string).collect()
     }
 
+    /// Every header a resolved profile gives a role to.
+    fn role_columns(r: &Resolved) -> Vec<String> {
+        let mut v: Vec<String> = r.key_names();
+        v.extend(r.date.iter().cloned());
+        v.extend(r.comment.iter().cloned());
+        v.extend(r.status.iter().cloned());
+        for role in r
+            .categoricals
+            .iter()
+            .chain(&r.numeric)
+            .chain(&r.extra_dates)
+        {
+            v.push(role.header.clone());
+        }
+        for c in &r.criteria {
+            v.extend(c.lhs.iter().cloned());
+            v.extend(c.rhs.iter().cloned());
+            v.extend(c.difference.iter().cloned());
+            v.extend(c.tolerance_column.iter().cloned());
+        }
+        v.sort();
+        v.dedup();
+        v
+    }
+
     const GL_SHORT: &str = "Asofdate, Company, Account, AU, Match Status, GL Balance, IHub balance, Balance difference";
     const GL_LONG: &str = "As of Date, Company, Account, AU, Currency, Primary Account, Secondary Account, GL Balance, IHub Balance, Balance Difference, Match Status, Comments";
     const TRADES: &str = "TRADEID, DESKNAME, MatchStatus, RECONDATE, TRADE_DATE, SETTLE DATE, BUY_SELL, CUSIP, QUANTITY, PRICE, QUANTITYDIFFERENCE, PRICE DIFFERENCE, ORIGINAL FACE DIFFERENCE, PRICE TOLERANCE, QUANTITY TOLERANCE, COMMENT, SYSA_BOOK, SYSB_BOOK";
@@ -559,7 +559,7 @@ mod tests {
         let dates: Vec<&str> = r.extra_dates.iter().map(|d| d.header.as_str()).collect();
         assert_eq!(dates, vec!["TRADE_DATE", "SETTLE DATE"]);
         assert_eq!(r.extra_dates[1].slug, "settle_date");
-        assert!(!r.role_columns().contains(&"SYSA_BOOK".to_string()));
+        assert!(!role_columns(&r).contains(&"SYSA_BOOK".to_string()));
         assert!(r.is_break_status("Quantity_Break"));
         assert!(r.is_break_status("SYSA_Only"));
         assert!(!r.is_break_status("Matched"));

@@ -287,14 +287,9 @@ pub struct IsolationForest {
 
 /// Finds the first non-finite value, in row-major order.
 fn check_finite(x: &Matrix) -> Result<(), IForestError> {
-    let cols = x.cols().max(1);
-    match x.data().iter().position(|v| !v.is_finite()) {
+    match x.first_non_finite() {
         None => Ok(()),
-        Some(p) => Err(IForestError::NonFinite {
-            row: p / cols,
-            col: p % cols,
-            value: x.data()[p],
-        }),
+        Some((row, col, value)) => Err(IForestError::NonFinite { row, col, value }),
     }
 }
 

@@ -115,14 +115,9 @@ pub struct LocalOutlierFactor {
 
 /// The first non-finite value of `x`, as an error naming its row and column.
 fn check_finite(x: &Matrix) -> Result<(), LofError> {
-    let cols = x.cols().max(1);
-    match x.data().iter().position(|v| !v.is_finite()) {
+    match x.first_non_finite() {
         None => Ok(()),
-        Some(p) => Err(LofError::NonFinite {
-            row: p / cols,
-            col: p % cols,
-            value: x.data()[p],
-        }),
+        Some((row, col, value)) => Err(LofError::NonFinite { row, col, value }),
     }
 }
 

@@ -68,6 +68,15 @@ impl Matrix {
             data,
         }
     }
+    /// The first non-finite value in row-major order, as (row, column, value).
+    pub fn first_non_finite(&self) -> Option<(usize, usize, f64)> {
+        let cols = self.cols.max(1);
+        self.data
+            .iter()
+            .position(|v| !v.is_finite())
+            .map(|p| (p / cols, p % cols, self.data[p]))
+    }
+
     /// One column, copied.
     pub fn column(&self, j: usize) -> Vec<f64> {
         (0..self.rows).map(|i| self.get(i, j)).collect()
@@ -87,5 +96,10 @@ mod tests {
         assert_eq!(m.select_rows(&[1]).row(0), &[2.0, 4.0]);
         assert!(Matrix::from_columns(&[&[1.0], &[1.0, 2.0]]).is_err());
         assert!(Matrix::new(2, 2, vec![0.0; 3]).is_err());
+        assert_eq!(m.first_non_finite(), None);
+        let bad = Matrix::new(2, 2, vec![1.0, 2.0, 3.0, f64::NAN]).unwrap();
+        let (r, c, v) = bad.first_non_finite().unwrap();
+        assert_eq!((r, c), (1, 1));
+        assert!(v.is_nan());
     }
 }
