@@ -48,6 +48,8 @@ pub struct Config {
     pub features: FeatureConfig,
     pub detect: DetectConfig,
     pub cluster: ClusterConfig,
+    pub categorize: CategorizeConfig,
+    pub llm: LlmConfig,
     pub output: OutputConfig,
     pub logging: LoggingConfig,
 }
@@ -130,6 +132,33 @@ pub struct ClusterConfig {
     pub sample: usize,
     pub max_iterations: u64,
     pub top_accounts: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategorizeConfig {
+    pub rules: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmConfig {
+    pub enabled: bool,
+    pub base_url: String,
+    pub model: String,
+    pub api_key_env: String,
+    pub azure_api_version: String,
+    pub response_format: String,
+    pub max_tokens: u32,
+    pub timeout_secs: u64,
+    pub max_retries: u32,
+    pub requests_per_minute: u32,
+    pub tokens_per_minute: u32,
+    pub concurrency: usize,
+    pub failure_threshold: u32,
+    pub redact: bool,
+    pub max_rows: usize,
+    pub prompt: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -312,6 +341,33 @@ impl Config {
             return Err(bad(
                 "cluster.k",
                 "k must be 0 (choose) or at least 2, and k_max at least 2".into(),
+            ));
+        }
+        if !matches!(
+            self.llm.response_format.as_str(),
+            "json_schema" | "json_object" | "none"
+        ) {
+            return Err(bad(
+                "llm.response_format",
+                format!(
+                    "must be \"json_schema\", \"json_object\" or \"none\", found {:?}",
+                    self.llm.response_format
+                ),
+            ));
+        }
+        if self.llm.concurrency == 0 {
+            return Err(bad("llm.concurrency", "must be at least 1".into()));
+        }
+        if self.llm.timeout_secs == 0 {
+            return Err(bad("llm.timeout_secs", "must be at least 1".into()));
+        }
+        if self.llm.max_tokens < 64 {
+            return Err(bad(
+                "llm.max_tokens",
+                format!(
+                    "must be at least 64 so that an answer is not cut short, found {}",
+                    self.llm.max_tokens
+                ),
             ));
         }
         if !matches!(self.output.format.as_str(), "csv" | "jsonl") {

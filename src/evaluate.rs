@@ -218,3 +218,72 @@ mod tests {
         assert_eq!(timing.precision_at_k, Some(1.0));
     }
 }
+
+/// How well the rules put labelled breaks in the bucket their kind stands for.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BucketAccuracy {
+    /// The generator's break kind.
+    pub kind: String,
+    /// The bucket it stands for (by the rules file's `label`).
+    pub bucket: String,
+    pub rows: usize,
+    pub correct: usize,
+    pub accuracy: f64,
+    /// Among the rows the model flagged.
+    pub flagged_rows: usize,
+    pub flagged_correct: usize,
+    /// The buckets wrongly chosen most often, with counts.
+    pub confused_with: Vec<(String, usize)>,
+}
+
+/// Accuracy per kind: `kinds[k]` is the label of the categorized row `k`, `buckets[k]` the
+/// bucket chosen, `flagged[k]` whether the model flagged it.
+pub fn bucket_accuracy(
+    rules: &crate::categorize::RulesFile,
+    kinds: &[&str],
+    buckets: &[&str],
+    flagged: &[bool],
+) -> Vec<BucketAccuracy> {
+    use std::collections::BTreeMap;
+    // kind → (rows, correct, flagged rows, flagged correct, wrong buckets)
+    type Tally<'a> = (usize, usize, usize, usize, BTreeMap<&'a str, usize>);
+    let mut by: BTreeMap<&str, Tally> = BTreeMap::new();
+    for k in 0..kinds.len() {
+        let want = rules
+            .bucket_for_label(kinds[k])
+            .map(|b| b.name.as_str())
+            .unwrap_or("");
+        let e = by.entry(kinds[k]).or_default();
+        let ok = buckets[k] == want;
+        e.0 += 1;
+        e.1 += usize::from(ok);
+        if flagged[k] {
+            e.2 += 1;
+            e.3 += usize::from(ok);
+        }
+        if !ok {
+            *e.4.entry(buckets[k]).or_default() += 1;
+        }
+    }
+    by.into_iter()
+        .map(|(kind, (rows, correct, fr, fc, conf))| {
+            let mut confused: Vec<(String, usize)> =
+                conf.into_iter().map(|(b, n)| (b.to_string(), n)).collect();
+            confused.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            confused.truncate(3);
+            BucketAccuracy {
+                kind: kind.to_string(),
+                bucket: rules
+                    .bucket_for_label(kind)
+                    .map(|b| b.name.clone())
+                    .unwrap_or_else(|| "(no bucket has this label)".into()),
+                rows,
+                correct,
+                accuracy: correct as f64 / rows.max(1) as f64,
+                flagged_rows: fr,
+                flagged_correct: fc,
+                confused_with: confused,
+            }
+        })
+        .collect()
+}

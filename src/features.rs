@@ -466,6 +466,47 @@ pub fn compute(
         names.push(format!("f_enc_{}", enc.name));
     }
 
+    // Run context for the root-cause rules (not a feature: it looks at the records that follow).
+    let mut context: Vec<&str> = Vec::new();
+    if !r.criteria.is_empty() && (has_keys || has_date) {
+        let groups: Vec<u32> = sorted.column(GROUP)?.u32()?.into_no_null_iter().collect();
+        let days = if has_date {
+            column_f64(&sorted, "bd_date")?
+        } else {
+            (0..sorted.height()).map(|i| i as f64).collect()
+        };
+        type Sides = Option<(Vec<f64>, Vec<f64>)>;
+        let mut values: Vec<(Vec<f64>, Vec<f64>, Sides)> = Vec::new();
+        for c in &r.criteria {
+            let sides = if c.is_pair() {
+                Some((
+                    column_f64(&sorted, &crit_col(&c.name, "lhs"))?,
+                    column_f64(&sorted, &crit_col(&c.name, "rhs"))?,
+                ))
+            } else {
+                None
+            };
+            values.push((
+                column_f64(&sorted, &crit_col(&c.name, "diff"))?,
+                column_f64(&sorted, &crit_col(&c.name, "tol"))?,
+                sides,
+            ));
+        }
+        let crit: Vec<crate::runs::CriteriaValues<'_>> = values
+            .iter()
+            .map(|(d, t, s)| crate::runs::CriteriaValues {
+                diff: d,
+                tol: t,
+                sides: s.as_ref().map(|(l, r)| (l.as_slice(), r.as_slice())),
+            })
+            .collect();
+        let cols = crate::runs::run_context(&groups, &days, has_date, &crit);
+        for (name, v) in crate::runs::RUN_COLUMNS.iter().zip(cols) {
+            sorted.with_column(Column::new((*name).into(), v))?;
+            context.push(name);
+        }
+    }
+
     if names.is_empty() {
         return Err(FeatureError::Mismatch(format!(
             "profile {} gives {} nothing to score: it has no criteria, numeric, date or categorical columns there",
@@ -497,7 +538,13 @@ pub fn compute(
         .lazy()
         .filter(col(SEQ).gt_eq(lit(history_rows_offset(history) as u64)))
         .sort([SEQ], SortMultipleOptions::default())
-        .select(names.iter().map(|n| col(n.as_str())).collect::<Vec<_>>())
+        .select(
+            names
+                .iter()
+                .map(|n| col(n.as_str()))
+                .chain(context.iter().map(|n| col(*n)))
+                .collect::<Vec<_>>(),
+        )
         .collect()?;
     if feats.height() != current.df.height() {
         return Err(FeatureError::Mismatch(format!(

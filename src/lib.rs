@@ -4,14 +4,18 @@
 //! functions; the faces (command line, terminal UI, service) call [`pipeline`] and know nothing
 //! of each other.
 
+pub mod categorize;
 pub mod config;
 pub mod detect;
 pub mod evaluate;
+pub mod expr;
 pub mod features;
 pub mod generate;
 pub mod ingest;
+pub mod llm;
 pub mod logging;
 pub mod output;
 pub mod pipeline;
 pub mod profile;
+pub mod runs;
 pub mod store;

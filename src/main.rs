@@ -72,6 +72,13 @@ enum Command {
     },
     /// Print the default configuration (every setting with its default) and where user files go.
     Config,
+    /// Print the root-cause rules in effect (buckets, rules, severity), or check a rules file.
+    Rules {
+        /// Check this rules file: its syntax, and every rule against tables of the built-in
+        /// gl_ihub and trades profiles (exit 2 with the rule and the problem named).
+        #[arg(long, value_name = "FILE")]
+        check: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -300,6 +307,10 @@ fn real_main(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Generate(g) => generate(g, cli.quiet),
+        Command::Rules { check } => {
+            let cfg = load_config(&cli)?;
+            rules(&cfg, check.as_deref(), cli.quiet)
+        }
         Command::Run(args) => {
             let cfg = load_config(&cli)?;
             run(cfg, args, cli.quiet)
@@ -317,6 +328,63 @@ fn real_main(cli: Cli) -> Result<(), Failure> {
             model(cfg, command)
         }
     }
+}
+
+fn rules(cfg: &Config, check: Option<&Path>, quiet: bool) -> Result<(), Failure> {
+    let Some(path) = check else {
+        let p = cfg.categorize.rules.trim();
+        if p.is_empty() {
+            print!("{}", breakdesk::categorize::RULES_TOML);
+        } else {
+            // Checked before printing: a broken configured file is reported, not shown.
+            pipeline::rules_file(cfg).map_err(|e| fail(exit::CONFIG, e.into()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the rules file {p}"))?;
+            print!("{text}");
+        }
+        return Ok(());
+    };
+    let file = breakdesk::categorize::RulesFile::load(Some(path))
+        .map_err(|e| fail(exit::CONFIG, e.into()))?;
+    // Compile every rule against small generated tables of the built-in profiles.
+    let tmp = tempfile::tempdir().context("cannot create a temporary directory")?;
+    for profile in [
+        breakdesk::generate::GenProfile::GlIhub,
+        breakdesk::generate::GenProfile::Trades,
+    ] {
+        let csv = tmp.path().join("sample.csv");
+        let mut f = std::fs::File::create(&csv).context("cannot write a sample table")?;
+        let opts = breakdesk::generate::GenerateOptions {
+            profile,
+            rows: 300,
+            ..Default::default()
+        };
+        breakdesk::generate::generate(&opts, &mut f, None)?;
+        drop(f);
+        let run_opts = RunOptions {
+            input: csv,
+            ..Default::default()
+        };
+        let out = pipeline::run(
+            cfg,
+            &run_opts,
+            "",
+            &mut |_| {},
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .context("cannot build a sample table")?;
+        breakdesk::categorize::Categorizer::new(&file, &out.features.df, &out.resolved)
+            .map_err(|e| fail(exit::CONFIG, e.into()))?;
+    }
+    if !quiet {
+        eprintln!(
+            "{}: {} buckets, {} rules; every rule compiles for gl_ihub and trades",
+            path.display(),
+            file.buckets.len(),
+            file.rules.len()
+        );
+    }
+    Ok(())
 }
 
 fn generate(g: &GenerateArgs, quiet: bool) -> Result<(), Failure> {
@@ -585,12 +653,38 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
     };
     step("writing", 0.9);
     let t = Instant::now();
-    let table = pipeline::with_detection(
+    let mut table = pipeline::with_detection(
         &result.features.df,
         &det,
         &result.features.names,
         args.all_rows,
     )?;
+    step("categorizing", 0.85);
+    let rules = pipeline::rules_file(&cfg).map_err(|e| fail(exit::CONFIG, e.into()))?;
+    let flagged_total = det.scored.flag.iter().filter(|f| **f).count();
+    let rows: Vec<usize> = if args.all_rows {
+        (0..table.height())
+            .filter(|i| det.scored.flag[*i])
+            .collect()
+    } else {
+        (0..table.height()).collect()
+    };
+    if cfg.llm.enabled
+        && let Some(b) = &bar
+    {
+        b.set_message("categorizing (asking the LLM)");
+    }
+    let categorized = pipeline::categorize(
+        &cfg,
+        &rules,
+        &table,
+        &result.resolved,
+        &rows,
+        flagged_total,
+        &store,
+    )
+    .map_err(|e| fail(exit::CONFIG, e.into()))?;
+    pipeline::with_categories(&mut table, &rows, &categorized.cats)?;
     output::write_table(&table, &out, format)?;
     let written = table.height();
     output::write_clusters(&det.clusters, &clusters_file)?;
@@ -621,6 +715,10 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
     tracing::info!(out = %out.display(), rows = written, model = %det.bundle.version(), "written");
     if !quiet {
         print_summary(&result, &det, &rejects_file);
+        print_buckets(&categorized.cats);
+        if let Some(r) = &categorized.llm {
+            eprintln!("{}", r.describe());
+        }
         eprintln!(
             "wrote {written} {} to {} and the cluster summary to {} in {:.2} s",
             if args.all_rows { "rows" } else { "anomalies" },
@@ -630,6 +728,30 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+fn print_buckets(cats: &[breakdesk::categorize::Categorization]) {
+    if cats.is_empty() {
+        return;
+    }
+    let mut by: std::collections::BTreeMap<&str, [usize; 4]> = Default::default();
+    for c in cats {
+        by.entry(c.bucket.as_str()).or_default()[c.severity as usize] += 1;
+    }
+    let mut rows: Vec<(&str, [usize; 4])> = by.into_iter().collect();
+    rows.sort_by_key(|(b, n)| (std::cmp::Reverse(n.iter().sum::<usize>()), *b));
+    let parts: Vec<String> = rows
+        .iter()
+        .map(|(b, n)| {
+            let crit = if n[3] > 0 {
+                format!(", {} critical", n[3])
+            } else {
+                String::new()
+            };
+            format!("{b} {}{crit}", n.iter().sum::<usize>())
+        })
+        .collect();
+    eprintln!("buckets: {}", parts.join("; "));
 }
 
 fn print_summary(result: &RunOutput, det: &Detection, rejects_file: &Path) {
@@ -734,8 +856,31 @@ fn evaluate(mut cfg: Config, args: &EvaluateArgs, quiet: bool) -> Result<(), Fai
     // Anomaly score: higher = more anomalous.
     let anomaly: Vec<f64> = det.scored.score.iter().map(|s| -s).collect();
     let metrics = breakdesk::evaluate::evaluate(&anomaly, &det.scored.flag, &row_labels);
+    // Root-cause buckets of every labelled row, flagged or not.
+    let rules = pipeline::rules_file(&cfg).map_err(|e| fail(exit::CONFIG, e.into()))?;
+    let table = pipeline::with_detection(&result.features.df, &det, &result.features.names, true)?;
+    let labelled: Vec<usize> = (0..row_labels.len())
+        .filter(|i| row_labels[*i].is_some())
+        .collect();
+    let flagged_total = det.scored.flag.iter().filter(|f| **f).count();
+    let cats =
+        pipeline::categorize_rows(&rules, &table, &result.resolved, &labelled, flagged_total)
+            .map_err(|e| fail(exit::CONFIG, e.into()))?;
+    let kinds: Vec<&str> = labelled
+        .iter()
+        .map(|i| row_labels[*i].as_deref().unwrap_or(""))
+        .collect();
+    let buckets: Vec<&str> = cats.iter().map(|c| c.bucket.as_str()).collect();
+    let flags: Vec<bool> = labelled.iter().map(|i| det.scored.flag[*i]).collect();
+    let accuracy = breakdesk::evaluate::bucket_accuracy(&rules, &kinds, &buckets, &flags);
     if args.format == "json" {
-        println!("{}", serde_json::to_string_pretty(&metrics)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "detection": metrics,
+                "buckets": accuracy,
+            }))?
+        );
     } else {
         let f = |v: Option<f64>| v.map_or("–".to_string(), |x| format!("{x:.3}"));
         println!(
@@ -752,6 +897,31 @@ fn evaluate(mut cfg: Config, args: &EvaluateArgs, quiet: bool) -> Result<(), Fai
                 f(m.precision_at_k),
                 f(m.recall_flagged),
                 f(m.precision_flagged)
+            );
+        }
+        println!();
+        println!(
+            "| kind | bucket | rows | accuracy | flagged rows | accuracy (flagged) | most often instead |"
+        );
+        println!("|---|---|---:|---:|---:|---:|---|");
+        for a in &accuracy {
+            println!(
+                "| {} | {} | {} | {:.3} | {} | {} | {} |",
+                a.kind,
+                a.bucket,
+                a.rows,
+                a.accuracy,
+                a.flagged_rows,
+                if a.flagged_rows > 0 {
+                    format!("{:.3}", a.flagged_correct as f64 / a.flagged_rows as f64)
+                } else {
+                    "–".into()
+                },
+                a.confused_with
+                    .iter()
+                    .map(|(b, n)| format!("{b} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
     }

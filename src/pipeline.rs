@@ -74,6 +74,8 @@ pub enum PipelineError {
 pub struct RunOutput {
     pub features: FeatureSet,
     pub profile: String,
+    /// The profile bound to the current file's header.
+    pub resolved: crate::profile::Resolved,
     pub rows_read: usize,
     pub history_rows_read: usize,
     pub rejects: Vec<Reject>,
@@ -271,6 +273,7 @@ pub fn run(
     );
     Ok(RunOutput {
         profile: resolved.profile.name.clone(),
+        resolved: resolved.clone(),
         rows_read: cur.total_rows,
         history_rows_read,
         rejected_rows: cur.rejected_rows + history_prepared.as_ref().map_or(0, |h| h.rejected_rows),
@@ -554,4 +557,138 @@ pub fn with_detection(
         n,
     ))?;
     Ok(out)
+}
+
+/// The rules file the configuration names (`categorize.rules`), or the built-in one.
+pub fn rules_file(
+    cfg: &Config,
+) -> Result<crate::categorize::RulesFile, crate::categorize::RulesError> {
+    let p = cfg.categorize.rules.trim();
+    crate::categorize::RulesFile::load((!p.is_empty()).then(|| std::path::Path::new(p)))
+}
+
+/// The categorization of a run's anomalies.
+pub struct Categorized {
+    pub cats: Vec<crate::categorize::Categorization>,
+    /// What the LLM pass did, when it is enabled.
+    pub llm: Option<crate::categorize::llm::LlmReport>,
+}
+
+/// Categorizes `rows` of `table` (features with the detection's columns, as [`with_detection`]
+/// builds it) by the rules, then by the LLM when `llm.enabled` (highest ranks first), with its
+/// answers cached in `store`.
+pub fn categorize(
+    cfg: &Config,
+    rules: &crate::categorize::RulesFile,
+    table: &polars::prelude::DataFrame,
+    resolved: &crate::profile::Resolved,
+    rows: &[usize],
+    flagged_total: usize,
+    store: &crate::store::Store,
+) -> Result<Categorized, crate::categorize::RulesError> {
+    use crate::categorize::{RulesError, llm};
+    let mut c = crate::categorize::Categorizer::new(rules, table, resolved)?;
+    c.flagged_total = flagged_total;
+    let facts = c.facts(table, rows);
+    let mut cats = c.categorize(&facts);
+    let mut report = None;
+    if cfg.llm.enabled && !cats.is_empty() {
+        let p = cfg.llm.prompt.trim();
+        let prompt = llm::Prompt::load((!p.is_empty()).then(|| std::path::Path::new(p)))
+            .map_err(RulesError::Llm)?;
+        let client = crate::llm::LlmClient::new(llm::settings(&cfg.llm))
+            .map_err(|e| RulesError::Llm(e.to_string()))?;
+        // Highest ranks first (the `rank` column; file order without one).
+        let rank: Vec<f64> = match table
+            .column("rank")
+            .and_then(|c| c.cast(&polars::prelude::DataType::Float64))
+        {
+            Ok(col) => {
+                let ca = col
+                    .f64()
+                    .map_err(|e| RulesError::Llm(e.to_string()))?
+                    .clone();
+                rows.iter()
+                    .map(|r| ca.get(*r).unwrap_or(f64::INFINITY))
+                    .collect()
+            }
+            Err(_) => (0..rows.len()).map(|i| i as f64).collect(),
+        };
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by(|a, b| rank[*a].total_cmp(&rank[*b]));
+        let r = llm::refine(
+            &cfg.llm, &prompt, &client, store, &c, &facts, &mut cats, &order,
+        );
+        tracing::info!(
+            rows = r.rows,
+            cache_hits = r.cache_hits,
+            asked = r.asked,
+            used = r.used,
+            "llm categorization"
+        );
+        report = Some(r);
+    }
+    Ok(Categorized { cats, llm: report })
+}
+
+/// Categorizes `rows` of `table` by the rules only.
+pub fn categorize_rows(
+    rules: &crate::categorize::RulesFile,
+    table: &polars::prelude::DataFrame,
+    resolved: &crate::profile::Resolved,
+    rows: &[usize],
+    flagged_total: usize,
+) -> Result<Vec<crate::categorize::Categorization>, crate::categorize::RulesError> {
+    let mut c = crate::categorize::Categorizer::new(rules, table, resolved)?;
+    c.flagged_total = flagged_total;
+    let facts = c.facts(table, rows);
+    Ok(c.categorize(&facts))
+}
+
+/// Adds the categorization columns to `table`: `bucket`, `bucket_confidence`, `bucket_rule`,
+/// `severity`, `auto_resolve`, `categorized_by`, `summary` and `bucket_note` (why an LLM answer
+/// was not used, or which bucket the rules had chosen) — empty on rows not in `rows`.
+pub fn with_categories(
+    table: &mut polars::prelude::DataFrame,
+    rows: &[usize],
+    cats: &[crate::categorize::Categorization],
+) -> Result<(), polars::prelude::PolarsError> {
+    use polars::prelude::*;
+    let n = table.height();
+    let mut at: Vec<Option<usize>> = vec![None; n];
+    for (k, r) in rows.iter().enumerate() {
+        if *r < n {
+            at[*r] = Some(k);
+        }
+    }
+    let text = |f: &dyn Fn(&crate::categorize::Categorization) -> String| -> Vec<String> {
+        at.iter()
+            .map(|k| k.map(|k| f(&cats[k])).unwrap_or_default())
+            .collect()
+    };
+    table.with_column(Column::new("bucket".into(), text(&|c| c.bucket.clone())))?;
+    table.with_column(Column::new(
+        "bucket_confidence".into(),
+        at.iter()
+            .map(|k| k.map(|k| cats[k].confidence))
+            .collect::<Vec<Option<f64>>>(),
+    ))?;
+    table.with_column(Column::new("bucket_rule".into(), text(&|c| c.rule.clone())))?;
+    table.with_column(Column::new(
+        "severity".into(),
+        text(&|c| c.severity.as_str().to_string()),
+    ))?;
+    table.with_column(Column::new(
+        "auto_resolve".into(),
+        at.iter()
+            .map(|k| k.map(|k| cats[k].auto_resolve))
+            .collect::<Vec<Option<bool>>>(),
+    ))?;
+    table.with_column(Column::new(
+        "categorized_by".into(),
+        text(&|c| c.decided_by.as_str().to_string()),
+    ))?;
+    table.with_column(Column::new("summary".into(), text(&|c| c.summary.clone())))?;
+    table.with_column(Column::new("bucket_note".into(), text(&|c| c.note.clone())))?;
+    Ok(())
 }

@@ -13,6 +13,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 const META: &str = "meta";
 const MODELS: &str = "models";
+const LLM_CACHE: &str = "llm_cache";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -133,6 +134,32 @@ impl Store {
     pub fn get_model(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let t = self.db.open_tree(MODELS)?;
         Ok(t.get(name.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// A cached LLM answer by its key (SHA-256 of prompt version, model and inputs).
+    pub fn get_llm_answer(&self, key: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.db.open_tree(LLM_CACHE)?;
+        Ok(t.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Caches LLM answers (durable when this returns).
+    pub fn put_llm_answers(&self, answers: &[([u8; 32], Vec<u8>)]) -> Result<(), StoreError> {
+        if answers.is_empty() {
+            return Ok(());
+        }
+        let t = self.db.open_tree(LLM_CACHE)?;
+        let mut batch = sled::Batch::default();
+        for (k, v) in answers {
+            batch.insert(&k[..], v.as_slice());
+        }
+        t.apply_batch(batch)?;
+        t.flush()?;
+        Ok(())
+    }
+
+    /// Number of cached LLM answers.
+    pub fn llm_cache_len(&self) -> Result<usize, StoreError> {
+        Ok(self.db.open_tree(LLM_CACHE)?.len())
     }
 
     pub fn model_names(&self) -> Result<Vec<String>, StoreError> {

@@ -272,7 +272,7 @@ fn generated(d: &Path, profile: &str, rows: &str) -> (PathBuf, PathBuf) {
 
 fn overall_auc(stdout: &str) -> f64 {
     let v: serde_json::Value = serde_json::from_str(stdout).expect("json metrics");
-    let all = v
+    let all = v["detection"]
         .as_array()
         .unwrap()
         .iter()

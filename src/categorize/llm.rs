@@ -1,0 +1,702 @@
+//! The optional LLM pass over the rules' categorizations.
+//!
+//! For each anomaly (highest ranks first, up to `llm.max_rows`) the row's evidence is written as
+//! normalized JSON, with identifiers replaced by tokens when `llm.redact` is on. The cache key is
+//! the SHA-256 of (prompt version, model, that JSON): a cached answer is used without any call,
+//! and identical inputs in one batch are asked once. Answers are validated — the bucket must be
+//! one of the rules file's buckets, every number the text cites must be one of the row's — and an
+//! invalid answer, a failed call or an open circuit leaves the rules' answer in place with the
+//! reason recorded. The LLM can change the bucket, confidence and summary; the severity is always
+//! recomputed from the configured thresholds.
+
+use super::{Categorization, Categorizer, Decider, facts::Facts};
+use crate::config::LlmConfig;
+use crate::llm::{ChatOutcome, ChatRequest, LlmClient, LlmSettings, ResponseFormat};
+use crate::store::Store;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// The embedded prompt template.
+pub const PROMPT_TOML: &str = include_str!("../../assets/prompts/categorize.toml");
+
+/// A prompt template with its version.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prompt {
+    pub version: String,
+    pub system: String,
+    pub user: String,
+}
+
+impl Prompt {
+    /// The template at `path`, or the embedded one.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Prompt, String> {
+        let (text, origin) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read the prompt file {}: {e}", p.display()))?,
+                p.display().to_string(),
+            ),
+            None => (
+                PROMPT_TOML.to_string(),
+                "assets/prompts/categorize.toml (embedded)".to_string(),
+            ),
+        };
+        let p: Prompt = toml::from_str(&text)
+            .map_err(|e| format!("prompt file {origin}: {}", e.to_string().trim()))?;
+        if p.version.trim().is_empty() {
+            return Err(format!("prompt file {origin}: `version` is empty"));
+        }
+        for (name, t) in [("system", &p.system), ("user", &p.user)] {
+            if name == "user" && !t.contains("{record}") {
+                return Err(format!(
+                    "prompt file {origin}: `{name}` must contain {{record}}"
+                ));
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// What the LLM pass did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LlmReport {
+    /// Anomalies considered.
+    pub rows: usize,
+    /// Distinct inputs among them.
+    pub distinct: usize,
+    /// Distinct inputs answered from the cache.
+    pub cache_hits: usize,
+    /// Distinct inputs sent to the LLM.
+    pub asked: usize,
+    /// HTTP requests made (retries included).
+    pub http_requests: u64,
+    /// Rows whose categorization now comes from the LLM (fresh or cached).
+    pub used: usize,
+    /// Rows that kept the rules' answer, by reason.
+    pub fallbacks: BTreeMap<String, usize>,
+    /// Whether the circuit opened (calls stopped) during the run.
+    pub circuit_open: bool,
+}
+
+impl LlmReport {
+    /// Share of distinct inputs answered from the cache.
+    pub fn hit_rate(&self) -> f64 {
+        if self.distinct == 0 {
+            0.0
+        } else {
+            self.cache_hits as f64 / self.distinct as f64
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "LLM: {} anomalies, {} distinct, {} from the cache (hit rate {:.0}%), {} asked in {} requests, {} answers used",
+            self.rows,
+            self.distinct,
+            self.cache_hits,
+            self.hit_rate() * 100.0,
+            self.asked,
+            self.http_requests,
+            self.used
+        );
+        if !self.fallbacks.is_empty() {
+            let f: Vec<String> = self
+                .fallbacks
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect();
+            s.push_str(&format!("; kept the rules' answer for {}", f.join(", ")));
+        }
+        if self.circuit_open {
+            s.push_str("; calls stopped after repeated failures");
+        }
+        s
+    }
+}
+
+/// Client settings from the configuration (the key from the environment).
+pub fn settings(cfg: &LlmConfig) -> LlmSettings {
+    let mut s = LlmSettings::new(cfg.base_url.trim(), cfg.model.trim());
+    s.api_key = (!cfg.api_key_env.trim().is_empty())
+        .then(|| std::env::var(cfg.api_key_env.trim()).ok())
+        .flatten()
+        .filter(|k| !k.trim().is_empty());
+    s.azure_api_version = Some(cfg.azure_api_version.trim().to_string()).filter(|v| !v.is_empty());
+    s.response_format = match cfg.response_format.as_str() {
+        "json_object" => ResponseFormat::JsonObject,
+        "none" => ResponseFormat::None,
+        _ => ResponseFormat::JsonSchema,
+    };
+    s.temperature = 0.0;
+    s.max_tokens = cfg.max_tokens;
+    s.timeout = Duration::from_secs(cfg.timeout_secs);
+    s.max_retries = cfg.max_retries;
+    s.requests_per_minute = cfg.requests_per_minute;
+    s.tokens_per_minute = cfg.tokens_per_minute;
+    s.concurrency = cfg.concurrency;
+    s.failure_threshold = cfg.failure_threshold;
+    s
+}
+
+/// One row's question: its inputs (redacted), the cache key and the tokens to restore.
+struct Question {
+    record: Value,
+    key: [u8; 32],
+    tokens: Vec<(String, String)>,
+}
+
+/// The JSON schema of an answer.
+pub fn answer_schema(buckets: &[String]) -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "bucket": {"type": "string", "enum": buckets},
+            "severity": {"type": "string", "enum": ["Low", "Medium", "High", "Critical"]},
+            "confidence": {"type": "number"},
+            "summary": {"type": "string"},
+            "details": {"type": "string"}
+        },
+        "required": ["bucket", "severity", "confidence", "summary", "details"],
+        "additionalProperties": false
+    })
+}
+
+fn round6(v: f64) -> Value {
+    if !v.is_finite() {
+        return Value::Null;
+    }
+    let r = (v * 1e6).round() / 1e6;
+    if r.fract() == 0.0 && r.abs() < 9e15 {
+        json!(r as i64)
+    } else {
+        json!(r)
+    }
+}
+
+/// Collapses whitespace so that spacing differences do not make new cache keys.
+fn norm_text(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl Categorizer<'_> {
+    /// The evidence of row `k` as JSON (sorted keys), and the identifier tokens when redacting.
+    fn record(
+        &self,
+        facts: &Facts,
+        k: usize,
+        c: &Categorization,
+        redact: bool,
+    ) -> (Value, Vec<(String, String)>) {
+        let f = &self.f;
+        let mut m = Map::new();
+        let mut tokens: Vec<(String, String)> = Vec::new();
+        let key = f.key.map(|i| facts.text(i, k)).unwrap_or_default();
+        let mut redact_text = |s: &str| -> String {
+            let mut out = s.to_string();
+            if redact {
+                for part in key.split('|').map(str::trim).filter(|p| !p.is_empty()) {
+                    let tok = match tokens.iter().find(|(_, v)| v == part) {
+                        Some((t, _)) => t.clone(),
+                        None => {
+                            let t = format!("KEY{}", tokens.len() + 1);
+                            tokens.push((t.clone(), part.to_string()));
+                            t
+                        }
+                    };
+                    out = out.replace(part, &tok);
+                }
+            }
+            out
+        };
+        m.insert("key".into(), json!(redact_text(&key)));
+        let comment = norm_text(&facts.text(f.comment, k));
+        m.insert("comment".into(), json!(redact_text(&comment)));
+        if let Some(d) = f.date {
+            m.insert("date".into(), json!(facts.text(d, k)));
+        }
+        m.insert("status".into(), json!(norm_text(&facts.text(f.status, k))));
+        m.insert(
+            "data_quality_findings".into(),
+            json!(norm_text(&facts.text(f.dq, k))),
+        );
+        m.insert("left_side".into(), json!(self.lhs_name));
+        m.insert("right_side".into(), json!(self.rhs_name));
+        let mut num = |name: &str, field: usize| {
+            m.insert(name.into(), round6(facts.num(field, k)));
+        };
+        num("left_value", f.lhs);
+        num("right_value", f.rhs);
+        num("difference", f.difference);
+        num("tolerance", f.tolerance);
+        num("relative_difference", f.rel_difference);
+        num("days_since_previous_record", f.days_since_last);
+        num("break_age_days", f.break_age);
+        num("records_out_of_tolerance_in_run", f.run_len);
+        num("run_days", f.run_days);
+        num("run_cleared", f.run_closed);
+        if let Some(ch) = f.change {
+            num("change_of_difference", ch);
+        }
+        for (name, field) in &f.run_extra {
+            num(name, *field);
+        }
+        if let Some(cur) = f.currency {
+            m.insert("currency".into(), json!(facts.text(cur, k)));
+        }
+        if let Some(t) = f.top_features {
+            let names: Vec<String> = facts
+                .text(t, k)
+                .split("; ")
+                .filter_map(|p| p.split_whitespace().next().map(str::to_string))
+                .collect();
+            m.insert("features_driving_the_score".into(), json!(names));
+        }
+        m.insert("profile".into(), json!(self.profile));
+        m.insert("rules_bucket".into(), json!(c.bucket));
+        m.insert("rules_rule".into(), json!(c.rule));
+        (Value::Object(m), tokens)
+    }
+}
+
+/// Numbers cited in a text (dates and identifiers like KEY1 excluded).
+fn cited_numbers(text: &str) -> Vec<f64> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let starts_number = c.is_ascii_digit()
+            || ((c == '-' || c == '+' || c == '.')
+                && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()));
+        let after_word = i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
+        if !starts_number || after_word {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        i += 1;
+        while i < chars.len()
+            && (chars[i].is_ascii_digit()
+                || ((chars[i] == ','
+                    || chars[i] == '.'
+                    || chars[i] == '-'
+                    || chars[i] == '/'
+                    || chars[i] == ':')
+                    && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())))
+        {
+            i += 1;
+        }
+        let tok: String = chars[start..i].iter().collect();
+        let body = tok.trim_start_matches(['-', '+']);
+        // Dates (2024-01-05, 1/5/2024) and times are not amounts.
+        if body.contains('-') || body.contains('/') || body.contains(':') {
+            continue;
+        }
+        let clean: String = tok.chars().filter(|c| *c != ',' && *c != '+').collect();
+        if let Ok(v) = clean.parse::<f64>() {
+            // Small whole numbers (days, counts, list items) are not checked.
+            if clean.contains('.') || v.abs() >= 100.0 {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+fn record_numbers(v: &Value, out: &mut Vec<f64>) {
+    match v {
+        Value::Number(n) => {
+            if let Some(x) = n.as_f64() {
+                out.push(x);
+            }
+        }
+        Value::String(s) => out.extend(cited_numbers(s)),
+        Value::Array(a) => a.iter().for_each(|x| record_numbers(x, out)),
+        Value::Object(m) => m.values().for_each(|x| record_numbers(x, out)),
+        _ => {}
+    }
+}
+
+/// Whether `v` is one of the row's numbers (sign ignored, rounding to the cent allowed, or as a percentage).
+fn is_row_number(v: f64, row: &[f64]) -> bool {
+    let a = v.abs();
+    row.iter().any(|r| {
+        let b = r.abs();
+        let close = |x: f64| (a - x).abs() <= 0.0051_f64.max(x * 1e-3);
+        close(b) || close(b * 100.0)
+    })
+}
+
+/// A validated answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub bucket: String,
+    pub confidence: f64,
+    pub summary: String,
+    pub details: String,
+}
+
+/// Checks an answer against the buckets and the row's numbers; Err is the reason it is not used.
+pub fn validate(
+    content: &str,
+    buckets: &[String],
+    fallback: &str,
+    record: &Value,
+) -> Result<Answer, String> {
+    let text = content.trim();
+    // Some servers wrap JSON in a code fence even in JSON mode.
+    let text = text
+        .strip_prefix("```json")
+        .or_else(|| text.strip_prefix("```"))
+        .map(|t| t.trim_end().trim_end_matches("```").trim())
+        .unwrap_or(text);
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("answer is not JSON ({e})"))?;
+    let obj = v.as_object().ok_or("answer is not a JSON object")?;
+    let get = |k: &str| {
+        obj.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or("")
+    };
+    let raw_bucket = get("bucket");
+    let bucket = buckets
+        .iter()
+        .find(|b| b.eq_ignore_ascii_case(raw_bucket))
+        .ok_or_else(|| format!("bucket {raw_bucket:?} is not in the list"))?
+        .clone();
+    let summary = get("summary").to_string();
+    if summary.is_empty() {
+        return Err("answer has no summary".into());
+    }
+    let details = get("details").to_string();
+    if bucket == fallback && details.is_empty() {
+        return Err(format!("{fallback} without details"));
+    }
+    let sev = get("severity");
+    if !sev.is_empty() && super::Severity::parse(sev).is_none() {
+        return Err(format!(
+            "severity {sev:?} is not Low, Medium, High or Critical"
+        ));
+    }
+    let confidence = obj
+        .get("confidence")
+        .and_then(Value::as_f64)
+        .filter(|c| c.is_finite())
+        .map(|c| c.clamp(0.0, 1.0))
+        .unwrap_or(0.8);
+    let mut row = Vec::new();
+    record_numbers(record, &mut row);
+    for n in cited_numbers(&summary)
+        .into_iter()
+        .chain(cited_numbers(&details))
+    {
+        if !is_row_number(n, &row) {
+            return Err(format!("cites {n} which is not in the row"));
+        }
+    }
+    Ok(Answer {
+        bucket,
+        confidence,
+        summary,
+        details,
+    })
+}
+
+fn restore(text: &str, tokens: &[(String, String)]) -> String {
+    let mut out = text.to_string();
+    // Longest tokens first so that KEY12 is not restored as KEY1 + "2".
+    let mut t: Vec<&(String, String)> = tokens.iter().collect();
+    t.sort_by_key(|(tok, _)| std::cmp::Reverse(tok.len()));
+    for (tok, v) in t {
+        out = out.replace(tok, v);
+    }
+    out
+}
+
+fn fill(template: &str, vars: &[(&str, String)]) -> String {
+    let mut out = template.trim().to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
+}
+
+fn cache_key(version: &str, model: &str, record: &Value) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(version.as_bytes());
+    h.update([0]);
+    h.update(model.as_bytes());
+    h.update([0]);
+    // serde_json maps keep sorted keys: the same inputs give the same bytes.
+    h.update(record.to_string().as_bytes());
+    h.finalize().into()
+}
+
+fn reason_kind(reason: &str) -> String {
+    // Group fallback reasons for the report by their leading words.
+    let r = reason.split(['(', '"']).next().unwrap_or(reason).trim();
+    r.to_string()
+}
+
+/// Asks the LLM about `order` (indices into `cats`, highest priority first) and replaces the
+/// rules' answers where the LLM gives a valid one. `client` is built by the caller (from
+/// [`settings`]); nothing is sent when every answer is in the cache.
+#[allow(clippy::too_many_arguments)]
+pub fn refine(
+    cfg: &LlmConfig,
+    prompt: &Prompt,
+    client: &LlmClient,
+    store: &Store,
+    categorizer: &Categorizer<'_>,
+    facts: &Facts,
+    cats: &mut [Categorization],
+    order: &[usize],
+) -> LlmReport {
+    let mut report = LlmReport::default();
+    let take = if cfg.max_rows == 0 {
+        order.len()
+    } else {
+        cfg.max_rows.min(order.len())
+    };
+    let rows = &order[..take];
+    report.rows = rows.len();
+    let buckets: Vec<String> = categorizer
+        .file
+        .buckets
+        .iter()
+        .map(|b| b.name.clone())
+        .collect();
+    let bucket_text: String = categorizer
+        .file
+        .buckets
+        .iter()
+        .map(|b| format!("- {}: {}", b.name, b.signature))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let system = fill(&prompt.system, &[("buckets", bucket_text)]);
+    let model = client.settings().model.clone();
+    let questions: Vec<Question> = rows
+        .iter()
+        .map(|&k| {
+            let (record, tokens) = categorizer.record(facts, k, &cats[k], cfg.redact);
+            let key = cache_key(&prompt.version, &model, &record);
+            Question {
+                record,
+                key,
+                tokens,
+            }
+        })
+        .collect();
+    // Distinct inputs, first occurrence wins.
+    let mut distinct: Vec<usize> = Vec::new();
+    let mut seen: HashMap<[u8; 32], usize> = HashMap::new();
+    for (q, question) in questions.iter().enumerate() {
+        seen.entry(question.key).or_insert_with(|| {
+            distinct.push(q);
+            distinct.len() - 1
+        });
+    }
+    report.distinct = distinct.len();
+    let mut contents: HashMap<[u8; 32], (Result<String, String>, Decider)> = HashMap::new();
+    let mut misses: Vec<usize> = Vec::new();
+    for &q in &distinct {
+        match store.get_llm_answer(&questions[q].key) {
+            Ok(Some(bytes)) => {
+                report.cache_hits += 1;
+                contents.insert(
+                    questions[q].key,
+                    (
+                        Ok(String::from_utf8_lossy(&bytes).to_string()),
+                        Decider::Cache,
+                    ),
+                );
+            }
+            Ok(None) => misses.push(q),
+            Err(e) => {
+                tracing::warn!(error = %e, "LLM cache read failed; asking again");
+                misses.push(q);
+            }
+        }
+    }
+    if !misses.is_empty() {
+        let schema = answer_schema(&buckets);
+        let requests: Vec<ChatRequest> = misses
+            .iter()
+            .map(|&q| {
+                let qn = &questions[q];
+                let k = rows[q];
+                let user = fill(
+                    &prompt.user,
+                    &[
+                        (
+                            "record",
+                            serde_json::to_string_pretty(&qn.record).unwrap_or_default(),
+                        ),
+                        ("rules_bucket", cats[k].bucket.clone()),
+                        ("rules_rule", cats[k].rule.clone()),
+                        ("rules_confidence", format!("{:.2}", cats[k].confidence)),
+                    ],
+                );
+                ChatRequest {
+                    system: system.clone(),
+                    user,
+                    schema_name: "break_category".into(),
+                    schema: schema.clone(),
+                }
+            })
+            .collect();
+        report.asked = requests.len();
+        let outcomes: Vec<ChatOutcome> = client.complete_all(&requests, |_, _| {});
+        let mut to_cache: Vec<([u8; 32], Vec<u8>)> = Vec::new();
+        for (&q, o) in misses.iter().zip(outcomes) {
+            let key = questions[q].key;
+            match o.result {
+                Ok(content) => {
+                    to_cache.push((key, content.clone().into_bytes()));
+                    contents.insert(key, (Ok(content), Decider::Llm));
+                }
+                Err(e) => {
+                    contents.insert(key, (Err(format!("LLM call failed: {e}")), Decider::Llm));
+                }
+            }
+        }
+        // Answers are durable before they count: a failed write only costs a repeated call later.
+        if let Err(e) = store.put_llm_answers(&to_cache) {
+            tracing::warn!(error = %e, "LLM cache write failed");
+        }
+        let stats = client.stats();
+        report.http_requests = stats.http_requests;
+        report.circuit_open = stats.circuit_open;
+    }
+    for (q, question) in questions.iter().enumerate() {
+        let k = rows[q];
+        let Some((content, decider)) = contents.get(&question.key) else {
+            continue;
+        };
+        let outcome = content
+            .as_ref()
+            .map_err(|e| e.clone())
+            .and_then(|c| validate(c, &buckets, &categorizer.file.fallback, &question.record));
+        match outcome {
+            Ok(a) => {
+                let rules = cats[k].clone();
+                let mut c = categorizer.finish(
+                    facts,
+                    k,
+                    a.bucket,
+                    a.confidence,
+                    format!("llm:{model}"),
+                    restore(&a.details, &question.tokens),
+                );
+                c.decided_by = *decider;
+                let next = categorizer
+                    .file
+                    .bucket(&c.bucket)
+                    .map(|b| format!(" Next step: {}", b.next_step))
+                    .unwrap_or_default();
+                let summary = restore(&a.summary, &question.tokens);
+                c.summary = if summary.contains("Next step") {
+                    summary
+                } else {
+                    format!("{summary}{next}")
+                };
+                if c.bucket != rules.bucket {
+                    c.note = format!("rules chose {} ({})", rules.bucket, rules.rule);
+                }
+                cats[k] = c;
+                report.used += 1;
+            }
+            Err(reason) => {
+                *report.fallbacks.entry(reason_kind(&reason)).or_default() += 1;
+                cats[k].note = format!("LLM answer not used: {reason}");
+            }
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buckets() -> Vec<String> {
+        ["Timing Issue", "Rounding Error", "New Issue"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn numbers_cited_skip_dates_identifiers_and_small_counts() {
+        let n = cited_numbers(
+            "On 2024-01-05 KEY1 moved by -1,234.50 (GL 20,000.00) for 3 days; 12/31/2024 at 10:30, +250 and 0.5%",
+        );
+        assert_eq!(n, vec![-1234.5, 20000.0, 250.0, 0.5]);
+    }
+
+    #[test]
+    fn validation_accepts_row_numbers_and_rejects_invented_ones() {
+        let record = json!({"difference": -1234.5, "left_value": 20000, "relative_difference": 0.005, "key": "KEY1|KEY2"});
+        let ok = r#"{"bucket":"timing issue","severity":"Low","confidence":0.9,"summary":"GL 20,000.00 differs by 1,234.50 (0.5%) on KEY2.","details":"moved"}"#;
+        let a = validate(ok, &buckets(), "New Issue", &record).unwrap();
+        assert_eq!(a.bucket, "Timing Issue");
+        assert_eq!(a.confidence, 0.9);
+        let bad = ok.replace("1,234.50", "1,243.50");
+        assert_eq!(
+            validate(&bad, &buckets(), "New Issue", &record).unwrap_err(),
+            "cites 1243.5 which is not in the row"
+        );
+        let other = ok.replace("timing issue", "Cosmic Rays");
+        assert!(
+            validate(&other, &buckets(), "New Issue", &record)
+                .unwrap_err()
+                .contains("\"Cosmic Rays\" is not in the list")
+        );
+        assert!(
+            validate("{not json", &buckets(), "New Issue", &record)
+                .unwrap_err()
+                .starts_with("answer is not JSON")
+        );
+        let fenced = format!("```json\n{ok}\n```");
+        assert!(validate(&fenced, &buckets(), "New Issue", &record).is_ok());
+        let new_issue = ok
+            .replace("timing issue", "New Issue")
+            .replace("\"moved\"", "\"\"");
+        assert_eq!(
+            validate(&new_issue, &buckets(), "New Issue", &record).unwrap_err(),
+            "New Issue without details"
+        );
+        let sev = ok.replace("\"Low\"", "\"Urgent\"");
+        assert!(validate(&sev, &buckets(), "New Issue", &record).is_err());
+    }
+
+    #[test]
+    fn tokens_restore_longest_first() {
+        let t = vec![
+            ("KEY1".to_string(), "00001".to_string()),
+            ("KEY12".to_string(), "7788".to_string()),
+        ];
+        assert_eq!(restore("KEY12 and KEY1", &t), "7788 and 00001");
+    }
+
+    #[test]
+    fn cache_key_depends_on_version_model_and_inputs() {
+        let r = json!({"a": 1, "b": "x"});
+        let k = cache_key("v1", "m", &r);
+        assert_eq!(k, cache_key("v1", "m", &json!({"b": "x", "a": 1})));
+        assert_ne!(k, cache_key("v2", "m", &r));
+        assert_ne!(k, cache_key("v1", "n", &r));
+        assert_ne!(k, cache_key("v1", "m", &json!({"a": 2, "b": "x"})));
+    }
+
+    #[test]
+    fn embedded_prompt_loads() {
+        let p = Prompt::load(None).unwrap();
+        assert_eq!(p.version, "categorize-v1");
+        assert!(p.system.contains("{buckets}"));
+    }
+}

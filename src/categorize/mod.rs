@@ -1,0 +1,900 @@
+//! Root-cause buckets, severity and resolution summaries.
+//!
+//! Every anomaly is sorted into a fixed bucket by the ordered rules of a rules file
+//! (`config/rules.toml`, embedded; a team's own copy through `categorize.rules`): the first rule
+//! whose expression holds wins, and records its id and confidence. A row no rule explains goes to
+//! the fallback bucket ("New Issue") with details. Severity comes from materiality, age and score
+//! (thresholds in the same file); the summary is written by a template that cites the row's own
+//! numbers. An optional LLM ([`llm`]) may replace the rules' answer where it gives a valid one.
+
+pub mod facts;
+pub mod llm;
+
+use crate::expr::{Expr, ExprError};
+use facts::{Facts, Param, Schema, fmt_amount};
+use polars::prelude::DataFrame;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// The embedded rules file.
+pub const RULES_TOML: &str = include_str!("../../config/rules.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("cannot read the rules file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("rules file {origin}: {message}")]
+    Invalid { origin: String, message: String },
+    /// The LLM settings or prompt cannot be used.
+    #[error("llm: {0}")]
+    Llm(String),
+}
+
+/// Severity levels, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Severity::Low => "Low",
+            Severity::Medium => "Medium",
+            Severity::High => "High",
+            Severity::Critical => "Critical",
+        }
+    }
+
+    fn from_level(l: usize) -> Severity {
+        Severity::ALL[l.min(3)]
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+/// One bucket of the taxonomy.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    pub name: String,
+    /// The generator's break kind this bucket stands for (accuracy reports).
+    #[serde(default)]
+    pub label: Option<String>,
+    pub signature: String,
+    pub next_step: String,
+    #[serde(default)]
+    pub auto_resolve: bool,
+    #[serde(default = "yes")]
+    pub is_break: bool,
+    #[serde(default)]
+    pub min_severity: Option<Severity>,
+    #[serde(default)]
+    pub max_severity: Option<Severity>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One rule.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub id: String,
+    pub bucket: String,
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    pub when: String,
+    pub confidence: f64,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Severity thresholds (Medium, High, Critical).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityRules {
+    pub amount: [f64; 3],
+    pub relative: [f64; 3],
+    pub age_days: [f64; 3],
+    pub score_top_share: f64,
+}
+
+/// A parsed and checked rules file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesFile {
+    pub version: u32,
+    pub fallback: String,
+    #[serde(default)]
+    pub params: toml::Table,
+    pub buckets: Vec<Bucket>,
+    pub rules: Vec<Rule>,
+    pub severity: BTreeMap<String, SeverityRules>,
+    /// Where it came from (messages only).
+    #[serde(skip)]
+    pub origin: String,
+}
+
+impl RulesFile {
+    /// The embedded rules.
+    pub fn embedded() -> RulesFile {
+        // Covered by tests; a failure here is a build defect.
+        RulesFile::parse(RULES_TOML, "config/rules.toml (embedded)")
+            .expect("embedded config/rules.toml is valid")
+    }
+
+    /// The rules file at `path`, or the embedded one.
+    pub fn load(path: Option<&Path>) -> Result<RulesFile, RulesError> {
+        match path {
+            None => Ok(RulesFile::embedded()),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| RulesError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                RulesFile::parse(&text, &p.display().to_string())
+            }
+        }
+    }
+
+    /// Parses and checks a rules file's text.
+    pub fn parse(text: &str, origin: &str) -> Result<RulesFile, RulesError> {
+        let bad = |message: String| RulesError::Invalid {
+            origin: origin.to_string(),
+            message,
+        };
+        let mut f: RulesFile =
+            toml::from_str(text).map_err(|e| bad(e.to_string().trim().to_string()))?;
+        f.origin = origin.to_string();
+        if f.version != 1 {
+            return Err(bad(format!(
+                "version {} is not supported (this breakdesk reads version 1)",
+                f.version
+            )));
+        }
+        let mut names = HashSet::new();
+        for b in &f.buckets {
+            if b.name.trim().is_empty() {
+                return Err(bad("a bucket has an empty name".into()));
+            }
+            if !names.insert(b.name.as_str()) {
+                return Err(bad(format!("bucket {:?} is defined twice", b.name)));
+            }
+            if let (Some(lo), Some(hi)) = (b.min_severity, b.max_severity)
+                && lo > hi
+            {
+                return Err(bad(format!(
+                    "bucket {:?}: min_severity {} is above max_severity {}",
+                    b.name,
+                    lo.as_str(),
+                    hi.as_str()
+                )));
+            }
+        }
+        if !names.contains(f.fallback.as_str()) {
+            return Err(bad(format!(
+                "fallback {:?} is not one of the buckets ({})",
+                f.fallback,
+                f.buckets
+                    .iter()
+                    .map(|b| b.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        for (k, v) in &f.params {
+            if !(v.is_integer() || v.is_float() || v.is_str()) {
+                return Err(bad(format!(
+                    "params.{k} must be a number or a string, found {}",
+                    v.type_str()
+                )));
+            }
+        }
+        let mut ids = HashSet::new();
+        for r in &f.rules {
+            if !ids.insert(r.id.as_str()) {
+                return Err(bad(format!("rule id {:?} is used twice", r.id)));
+            }
+            if !names.contains(r.bucket.as_str()) {
+                return Err(bad(format!(
+                    "rule {:?}: bucket {:?} is not one of the buckets",
+                    r.id, r.bucket
+                )));
+            }
+            if !(0.0..=1.0).contains(&r.confidence) {
+                return Err(bad(format!(
+                    "rule {:?}: confidence must be between 0 and 1, found {}",
+                    r.id, r.confidence
+                )));
+            }
+            // Syntax only: field names are checked against each table.
+            Expr::compile(&r.when, &|_| Some(0))
+                .map_err(|e| bad(format!("rule {:?}: `when`: {e}", r.id)))?;
+            template(&r.reason, &|_| Some(0))
+                .map_err(|m| bad(format!("rule {:?}: `reason`: {m}", r.id)))?;
+        }
+        if !f.severity.contains_key("default") {
+            return Err(bad("[severity.default] is missing".into()));
+        }
+        for (name, s) in &f.severity {
+            for (key, th) in [
+                ("amount", s.amount),
+                ("relative", s.relative),
+                ("age_days", s.age_days),
+            ] {
+                if !(th[0] <= th[1] && th[1] <= th[2]) || th.iter().any(|v| !v.is_finite()) {
+                    return Err(bad(format!(
+                        "severity.{name}.{key} must be three ascending numbers (Medium, High, Critical), found {th:?}"
+                    )));
+                }
+            }
+            if !(0.0..=1.0).contains(&s.score_top_share) {
+                return Err(bad(format!(
+                    "severity.{name}.score_top_share must be between 0 and 1, found {}",
+                    s.score_top_share
+                )));
+            }
+        }
+        Ok(f)
+    }
+
+    pub fn bucket(&self, name: &str) -> Option<&Bucket> {
+        self.buckets.iter().find(|b| b.name == name)
+    }
+
+    /// The bucket a generator label stands for.
+    pub fn bucket_for_label(&self, label: &str) -> Option<&Bucket> {
+        self.buckets
+            .iter()
+            .find(|b| b.label.as_deref() == Some(label))
+    }
+
+    fn params(&self) -> Vec<(String, Param)> {
+        self.params
+            .iter()
+            .filter_map(|(k, v)| {
+                let p = match v {
+                    toml::Value::Integer(i) => Param::Num(*i as f64),
+                    toml::Value::Float(x) => Param::Num(*x),
+                    toml::Value::String(s) => Param::Text(s.clone()),
+                    _ => return None,
+                };
+                Some((k.clone(), p))
+            })
+            .collect()
+    }
+
+    fn severity_for(&self, profile: &str) -> &SeverityRules {
+        self.severity
+            .get(profile)
+            .or_else(|| self.severity.get("default"))
+            .expect("checked at parse: [severity.default] exists")
+    }
+}
+
+/// A piece of a `reason` template.
+#[derive(Debug, Clone)]
+enum Piece {
+    Text(String),
+    Field(usize),
+}
+
+fn template(text: &str, schema: &dyn Fn(&str) -> Option<usize>) -> Result<Vec<Piece>, String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push(Piece::Text(rest[..open].to_string()));
+        let Some(close) = rest[open..].find('}') else {
+            return Err(format!("unclosed `{{` in {text:?}"));
+        };
+        let name = rest[open + 1..open + close].trim();
+        match schema(name) {
+            Some(i) => out.push(Piece::Field(i)),
+            None => return Err(format!("unknown field `{name}` in {text:?}")),
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push(Piece::Text(rest.to_string()));
+    Ok(out)
+}
+
+fn render(pieces: &[Piece], facts: &Facts, k: usize) -> String {
+    let mut s = String::new();
+    for p in pieces {
+        match p {
+            Piece::Text(t) => s.push_str(t),
+            Piece::Field(i) => {
+                let v = facts.text(*i, k);
+                s.push_str(if v.is_empty() { "(none)" } else { &v });
+            }
+        }
+    }
+    s
+}
+
+/// Who decided a row's bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decider {
+    Rules,
+    Llm,
+    Cache,
+}
+
+impl Decider {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Decider::Rules => "rules",
+            Decider::Llm => "llm",
+            Decider::Cache => "llm-cache",
+        }
+    }
+}
+
+/// The categorization of one row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Categorization {
+    pub bucket: String,
+    pub confidence: f64,
+    /// The rule id (rules), or `llm:<model>`.
+    pub rule: String,
+    /// Why: the rule's reason, the details of a New Issue, the LLM's summary.
+    pub details: String,
+    pub severity: Severity,
+    pub severity_reason: String,
+    /// The resolution summary.
+    pub summary: String,
+    /// The rules propose an auto-resolution (a supervisor approves it).
+    pub auto_resolve: bool,
+    pub is_break: bool,
+    pub decided_by: Decider,
+    /// Why the LLM's answer was not used, when it was asked and failed.
+    pub note: String,
+}
+
+/// Rules compiled for one table.
+pub struct Categorizer<'f> {
+    pub file: &'f RulesFile,
+    schema: Schema,
+    rules: Vec<(&'f Rule, Expr, Vec<Piece>)>,
+    severity: &'f SeverityRules,
+    used: Vec<usize>,
+    /// Field indices the summary and severity read.
+    f: Fields,
+    /// Headers of the first criteria's sides, for summaries.
+    lhs_name: String,
+    rhs_name: String,
+    /// "difference", or "<criteria> difference" for a criteria without two sides.
+    diff_name: String,
+    /// Flagged rows in the run (for the score's top share).
+    pub flagged_total: usize,
+    profile: String,
+}
+
+struct Fields {
+    lhs: usize,
+    rhs: usize,
+    difference: usize,
+    abs_difference: usize,
+    rel_difference: usize,
+    tolerance: usize,
+    change: Option<usize>,
+    days_since_last: usize,
+    break_age: usize,
+    score: usize,
+    rank: usize,
+    top_features: Option<usize>,
+    key: Option<usize>,
+    date: Option<usize>,
+    comment: usize,
+    dq: usize,
+    out_of_tolerance: usize,
+    run_len: usize,
+    run_days: usize,
+    run_closed: usize,
+    status: usize,
+    currency: Option<usize>,
+    /// Further run measures given to the LLM, by name.
+    run_extra: Vec<(String, usize)>,
+}
+
+impl<'f> Categorizer<'f> {
+    /// Compiles the rules that apply to `resolved`'s profile against the columns of `df`.
+    pub fn new(
+        file: &'f RulesFile,
+        df: &DataFrame,
+        resolved: &crate::profile::Resolved,
+    ) -> Result<Categorizer<'f>, RulesError> {
+        let schema = Schema::new(df, resolved, &file.params());
+        let profile = resolved.profile.name.as_str();
+        let lookup = |n: &str| schema.lookup(n);
+        let mut rules = Vec::new();
+        let mut used: Vec<usize> = Vec::new();
+        for r in &file.rules {
+            if !r.profiles.is_empty() && !r.profiles.iter().any(|p| p == profile) {
+                continue;
+            }
+            let e =
+                Expr::compile(&r.when, &lookup).map_err(|e: ExprError| RulesError::Invalid {
+                    origin: file.origin.clone(),
+                    message: format!(
+                        "rule {:?} (profile {profile}): `when`: {e}{}",
+                        r.id,
+                        if e.message.starts_with("unknown field") {
+                            " (limit the rule to the profiles that have it with `profiles = [...]`)"
+                        } else {
+                            ""
+                        }
+                    ),
+                })?;
+            let t = template(&r.reason, &lookup).map_err(|m| RulesError::Invalid {
+                origin: file.origin.clone(),
+                message: format!("rule {:?} (profile {profile}): `reason`: {m}", r.id),
+            })?;
+            used.extend_from_slice(e.fields());
+            used.extend(t.iter().filter_map(|p| match p {
+                Piece::Field(i) => Some(*i),
+                Piece::Text(_) => None,
+            }));
+            rules.push((r, e, t));
+        }
+        let must = |n: &str| {
+            schema
+                .lookup(n)
+                .expect("standard field names are always defined")
+        };
+        let primary = resolved.criteria.first();
+        let f = Fields {
+            lhs: must("lhs"),
+            rhs: must("rhs"),
+            difference: must("difference"),
+            abs_difference: must("abs_difference"),
+            rel_difference: must("rel_difference"),
+            tolerance: must("tolerance"),
+            change: primary.and_then(|c| schema.lookup(&format!("change_{}_diff", c.name))),
+            days_since_last: must("days_since_last"),
+            break_age: must("break_age"),
+            score: must("score"),
+            rank: must("rank"),
+            top_features: schema.lookup("top_features"),
+            key: schema.lookup("key"),
+            date: schema.lookup("date"),
+            comment: must("comment"),
+            dq: must("dq"),
+            out_of_tolerance: must("out_of_tolerance"),
+            run_len: must("run_len"),
+            run_days: must("run_days"),
+            run_closed: must("run_closed"),
+            status: must("status"),
+            currency: schema.lookup("currency"),
+            run_extra: [
+                "run_d0",
+                "run_dlhs0",
+                "run_drhs0",
+                "run_const",
+                "run_lhs_moves",
+                "run_rhs_frozen",
+                "run_linear",
+                "run_proportional",
+            ]
+            .iter()
+            .map(|n| (n.to_string(), must(n)))
+            .collect(),
+        };
+        used.extend([
+            f.lhs,
+            f.rhs,
+            f.difference,
+            f.abs_difference,
+            f.rel_difference,
+            f.tolerance,
+            f.days_since_last,
+            f.break_age,
+            f.score,
+            f.rank,
+            f.comment,
+            f.dq,
+            f.out_of_tolerance,
+            f.run_len,
+            f.run_days,
+            f.run_closed,
+            f.status,
+        ]);
+        used.extend(
+            [f.change, f.top_features, f.key, f.date, f.currency]
+                .into_iter()
+                .flatten(),
+        );
+        used.extend(f.run_extra.iter().map(|(_, i)| *i));
+        used.sort_unstable();
+        used.dedup();
+        let (lhs_name, rhs_name) = match primary {
+            Some(c) => (
+                c.lhs.clone().unwrap_or_else(|| "left side".into()),
+                c.rhs.clone().unwrap_or_else(|| "right side".into()),
+            ),
+            None => ("left side".into(), "right side".into()),
+        };
+        let diff_name = match primary {
+            Some(c) if !c.is_pair() => format!("{} difference", c.name.replace('_', " ")),
+            _ => "difference".to_string(),
+        };
+        Ok(Categorizer {
+            profile: profile.to_string(),
+            diff_name,
+            file,
+            schema,
+            rules,
+            severity: file.severity_for(profile),
+            used,
+            f,
+            lhs_name,
+            rhs_name,
+            flagged_total: 0,
+        })
+    }
+
+    /// Field names available for this table (for `breakdesk rules --fields`).
+    pub fn field_names(&self) -> &[String] {
+        self.schema.names()
+    }
+
+    /// Reads the fields for `rows` of `df` (the same columns as at compile time).
+    pub fn facts(&self, df: &DataFrame, rows: &[usize]) -> Facts {
+        Facts::build(df, rows, &self.schema, &self.used)
+    }
+
+    /// Categorizes every row of `facts` by the rules.
+    pub fn categorize(&self, facts: &Facts) -> Vec<Categorization> {
+        (0..facts.len()).map(|k| self.one(facts, k)).collect()
+    }
+
+    fn one(&self, facts: &Facts, k: usize) -> Categorization {
+        let row = facts.row(k);
+        let hit = self.rules.iter().find(|(_, e, _)| e.matches(&row));
+        let (bucket_name, confidence, rule, details) = match hit {
+            Some((r, _, t)) => (
+                r.bucket.clone(),
+                r.confidence,
+                r.id.clone(),
+                render(t, facts, k),
+            ),
+            None => (
+                self.file.fallback.clone(),
+                0.5,
+                "none".to_string(),
+                self.new_issue_details(facts, k),
+            ),
+        };
+        self.finish(facts, k, bucket_name, confidence, rule, details)
+    }
+
+    /// Severity, summary and flags for a bucket chosen for row `k`.
+    pub fn finish(
+        &self,
+        facts: &Facts,
+        k: usize,
+        bucket_name: String,
+        confidence: f64,
+        rule: String,
+        details: String,
+    ) -> Categorization {
+        let bucket = self.file.bucket(&bucket_name);
+        let is_break = bucket.is_none_or(|b| b.is_break);
+        let (severity, severity_reason) = self.severity(facts, k, bucket);
+        let mut c = Categorization {
+            bucket: bucket_name,
+            confidence,
+            rule,
+            details,
+            severity,
+            severity_reason,
+            summary: String::new(),
+            auto_resolve: bucket.is_some_and(|b| b.auto_resolve && b.is_break),
+            is_break,
+            decided_by: Decider::Rules,
+            note: String::new(),
+        };
+        c.summary = self.summary(facts, k, &c);
+        c
+    }
+
+    /// What was seen on a row no rule explains.
+    fn new_issue_details(&self, facts: &Facts, k: usize) -> String {
+        let f = &self.f;
+        let mut parts = vec![format!(
+            "no rule matched; difference {} (tolerance {})",
+            facts.text(f.difference, k),
+            facts.text(f.tolerance, k)
+        )];
+        if facts.present(f.lhs, k) {
+            parts.push(format!(
+                "{} {} vs {} {}",
+                self.lhs_name,
+                facts.text(f.lhs, k),
+                self.rhs_name,
+                facts.text(f.rhs, k)
+            ));
+        }
+        if facts.present(f.run_len, k) {
+            parts.push(format!(
+                "out of tolerance for {} record(s) over {} day(s), {}",
+                facts.text(f.run_len, k),
+                facts.text(f.run_days, k),
+                if facts.num(f.run_closed, k) == 1.0 {
+                    "cleared since"
+                } else {
+                    "still open"
+                }
+            ));
+        }
+        let status = facts.text(f.status, k);
+        if !status.is_empty() {
+            parts.push(format!("status {status}"));
+        }
+        parts.join("; ")
+    }
+
+    fn severity(&self, facts: &Facts, k: usize, bucket: Option<&Bucket>) -> (Severity, String) {
+        let s = self.severity;
+        let f = &self.f;
+        let level = |v: f64, th: &[f64; 3]| th.iter().filter(|t| v.is_finite() && v >= **t).count();
+        let mut reasons = Vec::new();
+        let amount = facts.num(f.abs_difference, k);
+        let amount_l = level(amount, &s.amount);
+        if amount_l > 0 {
+            reasons.push(format!(
+                "|difference| {} ≥ {}",
+                fmt_amount(amount),
+                fmt_amount(s.amount[amount_l - 1])
+            ));
+        }
+        let rel = facts.num(f.rel_difference, k).abs();
+        let rel_l = if amount_l > 0 {
+            level(rel, &s.relative)
+        } else {
+            0
+        };
+        if rel_l > 0 {
+            reasons.push(format!(
+                "{:.1}% of the balance ≥ {}%",
+                rel * 100.0,
+                s.relative[rel_l - 1] * 100.0
+            ));
+        }
+        let age = facts.num(f.break_age, k);
+        let age_l = level(age, &s.age_days);
+        if age_l > 0 {
+            reasons.push(format!(
+                "open {} days ≥ {}",
+                fmt_amount(age),
+                fmt_amount(s.age_days[age_l - 1])
+            ));
+        }
+        let mut l = amount_l.max(rel_l).max(age_l);
+        let rank = facts.num(f.rank, k);
+        let top = ((self.flagged_total as f64) * s.score_top_share)
+            .ceil()
+            .max(1.0);
+        if self.flagged_total > 0 && rank.is_finite() && rank <= top && l < 3 {
+            l += 1;
+            reasons.push(format!(
+                "score among the top {}% (rank {})",
+                s.score_top_share * 100.0,
+                fmt_amount(rank)
+            ));
+        }
+        let mut sev = Severity::from_level(l);
+        if let Some(b) = bucket {
+            if !b.is_break {
+                sev = Severity::Low;
+                reasons.push("not a break".into());
+            }
+            if let Some(lo) = b.min_severity
+                && sev < lo
+            {
+                sev = lo;
+                reasons.push(format!("at least {} for {}", lo.as_str(), b.name));
+            }
+            if let Some(hi) = b.max_severity
+                && sev > hi
+            {
+                sev = hi;
+                reasons.push(format!("at most {} for {}", hi.as_str(), b.name));
+            }
+        }
+        if reasons.is_empty() {
+            reasons.push("below every threshold".into());
+        }
+        (sev, reasons.join("; "))
+    }
+
+    /// The template summary: the bucket, the row's own numbers, what drove the score, next step.
+    pub fn summary(&self, facts: &Facts, k: usize, c: &Categorization) -> String {
+        let f = &self.f;
+        let mut s = String::new();
+        let pct = (c.confidence * 100.0).round();
+        s.push_str(&format!(
+            "{} ({} severity, confidence {pct}%, {} {}): {}.",
+            c.bucket,
+            c.severity.as_str(),
+            if c.decided_by == Decider::Rules {
+                "rule"
+            } else {
+                "by"
+            },
+            c.rule,
+            c.details.trim_end_matches('.')
+        ));
+        let what = match (
+            f.key.map(|i| facts.text(i, k)),
+            f.date.map(|i| facts.text(i, k)),
+        ) {
+            (Some(key), Some(date)) if !key.is_empty() && !date.is_empty() => {
+                format!(" {key} on {date}:")
+            }
+            (Some(key), _) if !key.is_empty() => format!(" {key}:"),
+            _ => String::new(),
+        };
+        s.push_str(&what);
+        if facts.present(f.lhs, k) {
+            s.push_str(&format!(
+                " {} {} vs {} {},",
+                self.lhs_name,
+                facts.text(f.lhs, k),
+                self.rhs_name,
+                facts.text(f.rhs, k)
+            ));
+        }
+        s.push_str(&format!(
+            " {} {} (tolerance {})",
+            self.diff_name,
+            facts.text(f.difference, k),
+            facts.text(f.tolerance, k)
+        ));
+        if let Some(ch) = f.change
+            && facts.present(ch, k)
+        {
+            let v = facts.num(ch, k);
+            let days = facts.num(f.days_since_last, k);
+            let since = if days.is_finite() && days > 0.0 {
+                format!(" since the record {} day(s) earlier", fmt_amount(days))
+            } else {
+                String::new()
+            };
+            s.push_str(&format!(
+                ", changed by {}{}{since}",
+                if v > 0.0 { "+" } else { "" },
+                fmt_amount(v)
+            ));
+        }
+        s.push('.');
+        if facts.present(f.score, k) {
+            let drivers = f
+                .top_features
+                .map(|i| facts.text(i, k))
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    let names: Vec<&str> = t
+                        .split("; ")
+                        .filter_map(|p| p.split_whitespace().next())
+                        .collect();
+                    format!(", driven by {}", names.join(", "))
+                })
+                .unwrap_or_default();
+            s.push_str(&format!(
+                " Anomaly score {:.3} (rank {}){drivers}.",
+                facts.num(f.score, k),
+                facts.text(f.rank, k)
+            ));
+        }
+        if let Some(b) = self.file.bucket(&c.bucket) {
+            s.push_str(&format!(" Next step: {}", b.next_step));
+            if c.auto_resolve {
+                s.push_str(" Proposed for auto-resolution (a supervisor approves).");
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_rules_parse_and_cover_the_taxonomy() {
+        let f = RulesFile::embedded();
+        for name in [
+            "Timing Issue",
+            "Rounding Error",
+            "FX Revaluation",
+            "Missing Entry",
+            "Duplicate Entry",
+            "Sign Flip",
+            "Fat Finger",
+            "Stale Balance",
+            "Systematic Drift",
+            "Data Quality",
+            "New Issue",
+        ] {
+            assert!(f.bucket(name).is_some(), "bucket {name}");
+        }
+        assert_eq!(f.fallback, "New Issue");
+        assert_eq!(
+            f.bucket_for_label("timing").map(|b| b.name.as_str()),
+            Some("Timing Issue")
+        );
+    }
+
+    #[test]
+    fn bad_rules_files_name_the_problem() {
+        let base = RULES_TOML.to_string();
+        let check = |text: &str, want: &str| {
+            let e = RulesFile::parse(text, "team.toml").unwrap_err().to_string();
+            assert!(e.contains(want), "{e:?} should contain {want:?}");
+            assert!(e.contains("team.toml"), "{e}");
+        };
+        check(
+            &base.replacen("bucket = \"Sign Flip\"", "bucket = \"Sign Flipp\"", 1),
+            "rule \"sign_flip\": bucket \"Sign Flipp\" is not one of the buckets",
+        );
+        check(
+            &base.replacen("confidence = 0.95", "confidence = 1.5", 1),
+            "confidence must be between 0 and 1",
+        );
+        check(
+            &base.replacen("when = \"not out_of_tolerance\"", "when = \"not (\"", 1),
+            "rule \"within_tolerance\": `when`: expected a value",
+        );
+        check(
+            &base.replacen("fallback = \"New Issue\"", "fallback = \"Other\"", 1),
+            "fallback \"Other\" is not one of the buckets",
+        );
+        check(
+            &base.replacen("version = 1", "version = 7", 1),
+            "version 7 is not supported",
+        );
+        check(
+            &base.replacen(
+                "amount = [1000.0, 100000.0, 1000000.0]",
+                "amount = [1000.0, 10.0, 1000000.0]",
+                1,
+            ),
+            "severity.default.amount must be three ascending numbers",
+        );
+        check(
+            &base.replacen("id = \"stale\"", "id = \"drift\"", 1),
+            "rule id \"drift\" is used twice",
+        );
+        check(
+            &base.replacen(
+                "reason = \"every difference",
+                "reason = \"{oops every difference",
+                1,
+            ),
+            "unclosed `{`",
+        );
+        check(&format!("{base}\n[oops]\nx = 1\n"), "unknown field `oops`");
+    }
+}

@@ -1,0 +1,255 @@
+//! The LLM pass end to end: the real binary against a loopback chat-completions server.
+//! Valid answers replace the rules' (redacted on the way out, restored on the way back), cached
+//! answers make a second run call nothing, invalid answers and failing servers leave the rules'
+//! answers in place with the reason, and with the LLM disabled nothing is sent.
+
+mod common;
+#[path = "support/llm_server.rs"]
+mod llm_server;
+
+use assert_cmd::Command;
+use common::{column as col, read_csv};
+use llm_server::{LlmServer, Reply, user_message};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn sample(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/samples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Writes a config enabling (or not) the LLM at `base_url`, with `extra` lines in `[llm]`.
+fn config(dir: &Path, base_url: &str, enabled: bool, extra: &str) -> PathBuf {
+    let p = dir.join("config.toml");
+    let base = format!(
+        "enabled = {enabled}\nbase_url = {base_url:?}\nmodel = \"test-model\"\napi_key_env = \"BREAKDESK_TEST_LLM_KEY\"\ntimeout_secs = 5\nmax_retries = 1\nconcurrency = 3\nrequests_per_minute = 0\ntokens_per_minute = 0"
+    );
+    // `extra` lines replace the base lines with the same key.
+    let keys: Vec<&str> = extra
+        .lines()
+        .filter_map(|l| l.split('=').next())
+        .map(str::trim)
+        .collect();
+    let kept: Vec<&str> = base
+        .lines()
+        .filter(|l| !keys.contains(&l.split('=').next().unwrap_or("").trim()))
+        .collect();
+    std::fs::write(&p, format!("[llm]\n{}\n{extra}\n", kept.join("\n"))).unwrap();
+    p
+}
+
+/// Runs `breakdesk run` on the sample pair; returns (exit code, stderr, header, rows).
+fn run(dir: &Path, cfg: &Path) -> (i32, String, Vec<String>, Vec<Vec<String>>) {
+    let out = dir.join("anomalies.csv");
+    let home = dir.join("home");
+    let o = Command::cargo_bin("breakdesk")
+        .unwrap()
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("BREAKDESK_TEST_LLM_KEY", "sk-test-secret")
+        .args(["--config", cfg.to_str().unwrap()])
+        .args(["--data-dir", dir.join("data").to_str().unwrap()])
+        .args(["run", &sample("gl_ihub_current.csv")])
+        .args(["--history", &sample("gl_ihub_history.csv")])
+        .args(["--out", out.to_str().unwrap()])
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let code = o.status.code().unwrap_or(-1);
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    if code != 0 {
+        return (code, stderr, Vec::new(), Vec::new());
+    }
+    let (h, rows) = read_csv(&out);
+    (code, stderr, h, rows)
+}
+
+/// The break record inside a request's user message.
+fn record(body: &Value) -> Value {
+    let user = user_message(body);
+    let start = user.find('{').expect("record in the prompt");
+    let end = user.rfind('}').expect("record end");
+    serde_json::from_str(&user[start..=end]).expect("record is JSON")
+}
+
+/// A server answering like a careful model: the rules' bucket, citing the row's difference and key.
+fn good_server() -> LlmServer {
+    LlmServer::start(|body, _| {
+        let r = record(body);
+        let answer = json!({
+            "bucket": r["rules_bucket"],
+            "severity": "High",
+            "confidence": 0.77,
+            "summary": format!("Account {} differs by {}.", r["key"].as_str().unwrap_or(""), r["difference"]),
+            "details": "evidence from the record",
+        });
+        Reply::ok(&answer.to_string()).delay(Duration::from_millis(20))
+    })
+}
+
+#[test]
+fn valid_answers_are_used_redacted_cached_and_bounded_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = good_server();
+    let cfg = config(d, &server.base_url(), true, "");
+    let (code, err, h, rows) = run(d, &cfg);
+    assert_eq!(code, 0, "{err}");
+    let n = rows.len();
+    assert!(n >= 5, "{n} anomalies");
+    let by = col(&h, &rows, "categorized_by");
+    let conf = col(&h, &rows, "bucket_confidence");
+    let summary = col(&h, &rows, "summary");
+    let company = col(&h, &rows, "Company");
+    let account = col(&h, &rows, "Account");
+    let asked = server.request_count();
+    assert!(
+        asked >= 1 && asked <= n,
+        "{asked} requests for {n} anomalies"
+    );
+    for i in 0..n {
+        assert_eq!(by[i], "llm", "row {i}");
+        assert_eq!(conf[i], "0.77");
+        // Identifiers were restored in the answer...
+        assert!(summary[i].contains(account[i]), "{}", summary[i]);
+        assert!(!summary[i].contains("KEY1"), "{}", summary[i]);
+    }
+    // ...and never sent: no request body holds a row's account or company.
+    for req in server.requests() {
+        for i in 0..n {
+            let acct = format!("\"{}", account[i]);
+            assert!(!req.raw_body.contains(&acct), "account {} sent", account[i]);
+            assert!(!req.raw_body.contains(&format!("{}|", company[i])));
+        }
+        // The key is sent as a bearer token, temperature 0, a JSON schema with the buckets.
+        assert_eq!(req.header("authorization"), Some("Bearer sk-test-secret"));
+        assert_eq!(req.body["temperature"], json!(0.0));
+        assert_eq!(req.body["response_format"]["type"], "json_schema");
+        let enums =
+            &req.body["response_format"]["json_schema"]["schema"]["properties"]["bucket"]["enum"];
+        assert!(
+            enums
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|b| b == "Timing Issue")
+        );
+    }
+    assert!(server.max_in_flight() <= 3, "{}", server.max_in_flight());
+    assert!(err.contains("asked in"), "{err}");
+
+    // The same anomalies again: every answer from the cache, no request.
+    let (code, err, h, rows) = run(d, &cfg);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(server.request_count(), asked, "second run made calls");
+    assert!(
+        col(&h, &rows, "categorized_by")
+            .iter()
+            .all(|b| *b == "llm-cache")
+    );
+    assert!(err.contains("hit rate 100%"), "{err}");
+    // The API key never reaches the log files.
+    for entry in std::fs::read_dir(d.join("data/logs")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(!text.contains("sk-test-secret"));
+    }
+}
+
+#[test]
+fn invalid_answers_keep_the_rules_answer_with_the_reason() {
+    type Answer = Box<dyn Fn(&Value) -> Reply + Send + Sync>;
+    let cases: Vec<(&str, Answer, &str)> = vec![
+        (
+            "outside the list",
+            Box::new(|_| {
+                Reply::ok(&json!({"bucket": "Cosmic Rays", "severity": "Low", "confidence": 0.9, "summary": "x", "details": "y"}).to_string())
+            }),
+            "is not in the list",
+        ),
+        (
+            "malformed",
+            Box::new(|_| Reply::ok("{\"bucket\": \"Timing Issue\", ")),
+            "answer is not JSON",
+        ),
+        (
+            "invented number",
+            Box::new(|b| {
+                let r = record(b);
+                Reply::ok(&json!({"bucket": r["rules_bucket"], "severity": "Low", "confidence": 0.9, "summary": "The difference is 987,654.32.", "details": "y"}).to_string())
+            }),
+            "cites 987654.32 which is not in the row",
+        ),
+        (
+            "server error",
+            Box::new(|_| Reply::error(500, "overloaded")),
+            "LLM call failed",
+        ),
+    ];
+    for (name, handler, reason) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let server = LlmServer::start(move |b, _| handler(b));
+        let cfg = config(d, &server.base_url(), true, "failure_threshold = 0");
+        let (code, err, h, rows) = run(d, &cfg);
+        assert_eq!(code, 0, "{name}: {err}");
+        assert!(server.request_count() >= 1, "{name}");
+        let by = col(&h, &rows, "categorized_by");
+        let note = col(&h, &rows, "bucket_note");
+        let rule = col(&h, &rows, "bucket_rule");
+        for i in 0..rows.len() {
+            assert_eq!(by[i], "rules", "{name}");
+            assert!(!rule[i].starts_with("llm:"), "{name}");
+            assert!(note[i].contains(reason), "{name}: {:?}", note[i]);
+        }
+        assert!(err.contains("kept the rules' answer"), "{name}: {err}");
+    }
+}
+
+#[test]
+fn repeated_failures_stop_the_calls_and_the_run_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = LlmServer::always(Reply::error(503, "down"));
+    let cfg = config(
+        d,
+        &server.base_url(),
+        true,
+        "failure_threshold = 2\nconcurrency = 1",
+    );
+    let (code, err, h, rows) = run(d, &cfg);
+    assert_eq!(code, 0, "{err}");
+    assert!(rows.len() > 2);
+    // Two calls, each tried twice (max_retries = 1), then the circuit is open.
+    assert_eq!(server.request_count(), 4, "{err}");
+    assert!(
+        err.contains("calls stopped after repeated failures"),
+        "{err}"
+    );
+    assert!(
+        col(&h, &rows, "categorized_by")
+            .iter()
+            .all(|b| *b == "rules")
+    );
+}
+
+#[test]
+fn with_the_llm_disabled_nothing_leaves_the_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = good_server();
+    let cfg = config(d, &server.base_url(), false, "");
+    let (code, err, h, rows) = run(d, &cfg);
+    assert_eq!(code, 0, "{err}");
+    assert!(!rows.is_empty());
+    assert_eq!(server.request_count(), 0);
+    assert!(
+        col(&h, &rows, "categorized_by")
+            .iter()
+            .all(|b| *b == "rules")
+    );
+    assert!(!err.contains("LLM:"), "{err}");
+}
