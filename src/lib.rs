@@ -4,6 +4,7 @@
 //! functions; the faces (command line, terminal UI, service) call [`pipeline`] and know nothing
 //! of each other.
 
+pub mod cases;
 pub mod categorize;
 pub mod config;
 pub mod detect;

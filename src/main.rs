@@ -27,6 +27,8 @@ mod exit {
     pub const INPUT: u8 = 3;
     pub const REJECTS: u8 = 4;
     pub const STORE: u8 = 5;
+    /// A decision the workflow refuses (illegal transition, maker-checker, missing reason).
+    pub const DECISION: u8 = 6;
 }
 
 #[derive(Parser)]
@@ -72,12 +74,71 @@ enum Command {
     },
     /// Print the default configuration (every setting with its default) and where user files go.
     Config,
+    /// Cases: one per flagged break, with its ticket, status and decisions.
+    Cases {
+        #[command(subcommand)]
+        command: CasesCommand,
+    },
+    /// The audit trail: every action on every case, in order.
+    Audit {
+        /// Only this case (id or ticket).
+        #[arg(long = "case", value_name = "ID")]
+        case_ref: Option<String>,
+        /// csv or jsonl.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Export the cases in one status (e.g. accepted) with their record, as CSV or JSON lines.
+    Export {
+        /// PendingReview (or pending), Accepted, Rejected, AutoResolveProposed (or proposed), Approved, Returned.
+        #[arg(long)]
+        status: String,
+        #[arg(long, short)]
+        out: PathBuf,
+        /// csv or jsonl; default from the file name (.jsonl → jsonl).
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Print the root-cause rules in effect (buckets, rules, severity), or check a rules file.
     Rules {
         /// Check this rules file: its syntax, and every rule against tables of the built-in
         /// gl_ihub and trades profiles (exit 2 with the rule and the problem named).
         #[arg(long, value_name = "FILE")]
         check: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CasesCommand {
+    /// The cases, newest break first, optionally filtered.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        bucket: Option<String>,
+        /// table, csv or jsonl.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// One case (id or ticket) with its record and audit trail.
+    Show { id: String },
+    /// Decide on a case: accept, reject, propose, approve, return or reopen.
+    Decide {
+        /// Case id or ticket.
+        id: String,
+        action: String,
+        /// The reason (reject, reopen) or comment (return); optional otherwise.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who decides; default `[general] user`, else the OS user.
+        #[arg(long)]
+        user: Option<String>,
+        /// analyst or supervisor; default `[general] role`.
+        #[arg(long)]
+        role: Option<String>,
     },
 }
 
@@ -307,6 +368,26 @@ fn real_main(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Generate(g) => generate(g, cli.quiet),
+        Command::Cases { command } => {
+            let cfg = load_config(&cli)?;
+            cases_command(&cfg, command)
+        }
+        Command::Audit {
+            case_ref,
+            format,
+            out,
+        } => {
+            let cfg = load_config(&cli)?;
+            audit(&cfg, case_ref.as_deref(), format, out.as_deref())
+        }
+        Command::Export {
+            status,
+            out,
+            format,
+        } => {
+            let cfg = load_config(&cli)?;
+            export(&cfg, status, out, format.as_deref(), cli.quiet)
+        }
         Command::Rules { check } => {
             let cfg = load_config(&cli)?;
             rules(&cfg, check.as_deref(), cli.quiet)
@@ -328,6 +409,372 @@ fn real_main(cli: Cli) -> Result<(), Failure> {
             model(cfg, command)
         }
     }
+}
+
+fn case_failure(e: breakdesk::cases::CaseError) -> Failure {
+    use breakdesk::cases::CaseError;
+    let code = match &e {
+        CaseError::Store(_) | CaseError::Corrupt { .. } => exit::STORE,
+        CaseError::NotFound { .. } => exit::INPUT,
+        _ => exit::DECISION,
+    };
+    fail(code, e.into())
+}
+
+fn parse_status(s: &str) -> Result<breakdesk::cases::Status, Failure> {
+    use breakdesk::cases::Status;
+    match s.trim().to_ascii_lowercase().as_str() {
+        "pending" => Ok(Status::PendingReview),
+        "proposed" | "auto-resolve" | "autoresolve" => Ok(Status::AutoResolveProposed),
+        _ => s
+            .parse()
+            .map_err(|e: breakdesk::cases::CaseError| usage(e.to_string())),
+    }
+}
+
+fn actor(
+    cfg: &Config,
+    user: Option<&str>,
+    role: Option<&str>,
+) -> Result<breakdesk::cases::Actor, Failure> {
+    use breakdesk::cases::{Actor, Role};
+    let user = user
+        .map(str::to_string)
+        .or_else(|| Some(cfg.general.user.trim().to_string()).filter(|u| !u.is_empty()))
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .or_else(|| std::env::var("USERNAME").ok().filter(|u| !u.is_empty()))
+        .ok_or_else(|| usage("no user name: give --user or set [general] user".into()))?;
+    let role = match role
+        .unwrap_or(&cfg.general.role)
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "analyst" => Role::Analyst,
+        "supervisor" => Role::Supervisor,
+        other => {
+            return Err(usage(format!(
+                "--role must be analyst or supervisor, found {other:?}"
+            )));
+        }
+    };
+    Ok(Actor { user, role })
+}
+
+fn case_line(c: &breakdesk::cases::Case) -> Vec<String> {
+    vec![
+        c.ticket.clone(),
+        c.id.clone(),
+        c.status.as_str().to_string(),
+        c.bucket.clone(),
+        c.severity.clone(),
+        c.profile.clone(),
+        c.key.clone(),
+        c.start_date.to_string(),
+        c.last_date.to_string(),
+        c.age_days().to_string(),
+        format!("{}", c.difference),
+        c.jira_key.clone().unwrap_or_default(),
+        c.summary.clone(),
+    ]
+}
+
+const CASE_HEADER: [&str; 13] = [
+    "ticket",
+    "case_id",
+    "status",
+    "bucket",
+    "severity",
+    "profile",
+    "key",
+    "start_date",
+    "last_date",
+    "age_days",
+    "difference",
+    "jira_key",
+    "summary",
+];
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
+    use breakdesk::cases::{Action, CaseFilter, Cases};
+    let store = open_store(cfg)?;
+    let cases = Cases::new(&store);
+    match command {
+        CasesCommand::List {
+            status,
+            bucket,
+            format,
+        } => {
+            let filter = CaseFilter {
+                status: status.as_deref().map(parse_status).transpose()?,
+                bucket: bucket.clone(),
+                profile: None,
+            };
+            let mut list = cases.list(&filter).map_err(case_failure)?;
+            list.sort_by(|a, b| b.last_date.cmp(&a.last_date).then(a.rank.cmp(&b.rank)));
+            match format.as_str() {
+                "jsonl" => {
+                    for c in &list {
+                        println!("{}", serde_json::to_string(c)?);
+                    }
+                }
+                "csv" => {
+                    println!("{}", CASE_HEADER.join(","));
+                    for c in &list {
+                        let l: Vec<String> = case_line(c).iter().map(|f| csv_field(f)).collect();
+                        println!("{}", l.join(","));
+                    }
+                }
+                "table" => {
+                    println!(
+                        "{:<22} {:<20} {:<16} {:<8} {:<24} {:>10} {:>16}",
+                        "ticket", "status", "bucket", "severity", "key", "last date", "difference"
+                    );
+                    for c in &list {
+                        println!(
+                            "{:<22} {:<20} {:<16} {:<8} {:<24} {:>10} {:>16}",
+                            c.ticket,
+                            c.status.as_str(),
+                            c.bucket,
+                            c.severity,
+                            c.key,
+                            c.last_date.to_string(),
+                            breakdesk::categorize::facts::fmt_amount(c.difference)
+                        );
+                    }
+                    eprintln!("{} case(s)", list.len());
+                }
+                other => {
+                    return Err(usage(format!(
+                        "--format must be table, csv or jsonl, found {other:?}"
+                    )));
+                }
+            }
+            Ok(())
+        }
+        CasesCommand::Show { id } => {
+            let c = cases.find(id).map_err(case_failure)?.ok_or_else(|| {
+                fail(
+                    exit::INPUT,
+                    anyhow::anyhow!("no case {id:?} (give a case id or a BRK- ticket)"),
+                )
+            })?;
+            for (h, v) in CASE_HEADER.iter().zip(case_line(&c)) {
+                println!("{h:>12}: {v}");
+            }
+            println!("{:>12}: {:?}", "origin", c.origin);
+            println!("{:>12}: {} ({})", "rule", c.bucket_rule, c.confidence);
+            if let Some(p) = &c.proposed_by {
+                println!("{:>12}: {p}", "proposed by");
+            }
+            println!(
+                "{:>12}: {}",
+                "legal now",
+                c.status
+                    .allowed_actions()
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            println!("record:");
+            for (k, v) in &c.row {
+                println!(
+                    "  {k}: {}",
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                );
+            }
+            println!("audit trail:");
+            for e in cases.events_for(&c.id).map_err(case_failure)? {
+                println!(
+                    "  #{} {} {} ({}) {}: {} -> {}{}",
+                    e.seq,
+                    e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    e.user,
+                    e.role
+                        .map(|r| r.to_string())
+                        .unwrap_or_else(|| "system".into()),
+                    serde_json::to_value(e.action)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    e.from.map(|s| s.as_str()).unwrap_or("-"),
+                    e.to.map(|s| s.as_str()).unwrap_or("-"),
+                    e.reason
+                        .as_deref()
+                        .map(|r| format!(" — {r}"))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        CasesCommand::Decide {
+            id,
+            action,
+            reason,
+            user,
+            role,
+        } => {
+            let action: Action = action
+                .parse()
+                .map_err(|e: breakdesk::cases::CaseError| usage(e.to_string()))?;
+            let who = actor(cfg, user.as_deref(), role.as_deref())?;
+            let c = cases
+                .decide(id, action, &who, reason.as_deref())
+                .map_err(case_failure)?;
+            // Printed only after the decision is durable (decide flushes before returning).
+            println!("{} {} -> {}", c.ticket, c.id, c.status.as_str());
+            Ok(())
+        }
+    }
+}
+
+fn audit(
+    cfg: &Config,
+    case_ref: Option<&str>,
+    format: &str,
+    out: Option<&Path>,
+) -> Result<(), Failure> {
+    use breakdesk::cases::Cases;
+    if !matches!(format, "csv" | "jsonl") {
+        return Err(usage(format!(
+            "--format must be csv or jsonl, found {format:?}"
+        )));
+    }
+    let store = open_store(cfg)?;
+    let cases = Cases::new(&store);
+    let events = match case_ref {
+        Some(r) => cases.events_for(r).map_err(case_failure)?,
+        None => cases.events().map_err(case_failure)?,
+    };
+    let mut text = String::new();
+    if format == "jsonl" {
+        for e in &events {
+            text.push_str(&serde_json::to_string(e)?);
+            text.push('\n');
+        }
+    } else {
+        text.push_str("seq,at,user,role,case_id,ticket,action,from,to,reason,model_version\n");
+        for e in &events {
+            let action = serde_json::to_value(e.action)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let fields = [
+                e.seq.to_string(),
+                e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                e.user.clone(),
+                e.role.map(|r| r.to_string()).unwrap_or_default(),
+                e.case_id.clone(),
+                e.ticket.clone(),
+                action,
+                e.from.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                e.to.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                e.reason.clone().unwrap_or_default(),
+                e.model_version.clone(),
+            ];
+            let l: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+            text.push_str(&l.join(","));
+            text.push('\n');
+        }
+    }
+    match out {
+        Some(p) => {
+            std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+fn export(
+    cfg: &Config,
+    status: &str,
+    out: &Path,
+    format: Option<&str>,
+    quiet: bool,
+) -> Result<(), Failure> {
+    use breakdesk::cases::Cases;
+    let status = parse_status(status)?;
+    let format = format.map(str::to_string).unwrap_or_else(|| {
+        if out.extension().is_some_and(|e| e == "jsonl") {
+            "jsonl".into()
+        } else {
+            "csv".into()
+        }
+    });
+    let store = open_store(cfg)?;
+    let cases = Cases::new(&store);
+    let list = cases.export(status).map_err(case_failure)?;
+    let mut text = String::new();
+    match format.as_str() {
+        "jsonl" => {
+            for c in &list {
+                text.push_str(&serde_json::to_string(c)?);
+                text.push('\n');
+            }
+        }
+        "csv" => {
+            // The case columns, then the record's own columns (union, in first-seen order).
+            let mut cols: Vec<String> = Vec::new();
+            for c in &list {
+                for k in c.row.keys() {
+                    if !cols.contains(k) {
+                        cols.push(k.clone());
+                    }
+                }
+            }
+            let mut head: Vec<String> = CASE_HEADER.iter().map(|s| s.to_string()).collect();
+            head.extend(cols.iter().map(|c| csv_field(c)));
+            text.push_str(&head.join(","));
+            text.push('\n');
+            for c in &list {
+                let mut l: Vec<String> = case_line(c).iter().map(|f| csv_field(f)).collect();
+                for k in &cols {
+                    let v = c
+                        .row
+                        .get(k)
+                        .map(|v| {
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string())
+                        })
+                        .unwrap_or_default();
+                    l.push(csv_field(&v));
+                }
+                text.push_str(&l.join(","));
+                text.push('\n');
+            }
+        }
+        other => {
+            return Err(usage(format!(
+                "--format must be csv or jsonl, found {other:?}"
+            )));
+        }
+    }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
+    if !quiet {
+        eprintln!(
+            "exported {} {} case(s) to {}",
+            list.len(),
+            status.as_str(),
+            out.display()
+        );
+    }
+    Ok(())
 }
 
 fn rules(cfg: &Config, check: Option<&Path>, quiet: bool) -> Result<(), Failure> {
@@ -685,6 +1132,17 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
     )
     .map_err(|e| fail(exit::CONFIG, e.into()))?;
     pipeline::with_categories(&mut table, &rows, &categorized.cats)?;
+    // Cases are durable before the file that names them is written.
+    let cases = pipeline::record_cases(
+        &store,
+        &result.profile,
+        &table,
+        &rows,
+        &categorized.cats,
+        &det.bundle.version(),
+    )
+    .map_err(case_failure)?;
+    pipeline::with_cases(&mut table, &rows, &cases)?;
     output::write_table(&table, &out, format)?;
     let written = table.height();
     output::write_clusters(&det.clusters, &clusters_file)?;

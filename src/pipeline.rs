@@ -692,3 +692,163 @@ pub fn with_categories(
     table.with_column(Column::new("bucket_note".into(), text(&|c| c.note.clone())))?;
     Ok(())
 }
+
+/// Opens or updates one case per categorized anomaly (`rows` of `table`, with `cats`), in one
+/// durable transaction. The break's identity is (profile, key, the date its run began): re-running
+/// a file changes nothing, and a break that persists is the same case, older.
+pub fn record_cases(
+    store: &crate::store::Store,
+    profile: &str,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    cats: &[crate::categorize::Categorization],
+    model_version: &str,
+) -> Result<Vec<crate::cases::Case>, crate::cases::CaseError> {
+    use crate::cases::{BreakInput, CaseError, Cases};
+    use polars::prelude::*;
+    let internal = |e: PolarsError| CaseError::Invalid(format!("reading the anomalies: {e}"));
+    let text_col = |name: &str| -> Result<Option<StringChunked>, CaseError> {
+        match table.column(name) {
+            Ok(c) => Ok(Some(
+                c.cast(&DataType::String)
+                    .map_err(internal)?
+                    .str()
+                    .map_err(internal)?
+                    .clone(),
+            )),
+            Err(_) => Ok(None),
+        }
+    };
+    let num_col = |name: &str| -> Result<Option<Float64Chunked>, CaseError> {
+        match table.column(name) {
+            Ok(c) => Ok(Some(
+                c.cast(&DataType::Float64)
+                    .map_err(internal)?
+                    .f64()
+                    .map_err(internal)?
+                    .clone(),
+            )),
+            Err(_) => Ok(None),
+        }
+    };
+    let keys = text_col("bd_key")?;
+    let dates = text_col("bd_date")?;
+    let age = num_col("f_break_age")?;
+    let score = num_col("score")?;
+    let rank = num_col("rank")?;
+    let diff = num_col("bd_difference")?;
+    // The file's own columns (not the canonical, feature or result columns) make the snapshot.
+    let snapshot: Vec<(String, StringChunked)> = table
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .filter(|c| {
+            !c.starts_with("bd_")
+                && !c.starts_with("f_")
+                && ![
+                    "score",
+                    "decision",
+                    "is_anomaly",
+                    "rank",
+                    "cluster",
+                    "top_features",
+                    "model_version",
+                    "bucket",
+                    "bucket_confidence",
+                    "bucket_rule",
+                    "severity",
+                    "auto_resolve",
+                    "categorized_by",
+                    "summary",
+                    "bucket_note",
+                ]
+                .contains(&c.as_str())
+        })
+        .filter_map(|c| text_col(&c).ok().flatten().map(|ca| (c, ca)))
+        .collect();
+    let today = chrono::Utc::now().date_naive();
+    let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+    let mut inputs = Vec::with_capacity(rows.len());
+    let mut auto = Vec::with_capacity(rows.len());
+    for (k, &r) in rows.iter().enumerate() {
+        let c = &cats[k];
+        let key = keys
+            .as_ref()
+            .and_then(|ca| ca.get(r))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("row {r}"));
+        let date = dates
+            .as_ref()
+            .and_then(|ca| ca.get(r))
+            .and_then(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            .unwrap_or(today);
+        let days = age
+            .as_ref()
+            .and_then(|ca| ca.get(r))
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .unwrap_or(0.0);
+        let start = date - chrono::Duration::days(days.round() as i64);
+        let num =
+            |ca: &Option<Float64Chunked>| ca.as_ref().and_then(|ca| ca.get(r)).unwrap_or(f64::NAN);
+        let mut row = serde_json::Map::new();
+        for (name, ca) in &snapshot {
+            row.insert(
+                name.clone(),
+                serde_json::Value::String(ca.get(r).unwrap_or("").to_string()),
+            );
+        }
+        let rk = num(&rank);
+        inputs.push(BreakInput {
+            profile: profile.to_string(),
+            key,
+            start_date: start,
+            date,
+            bucket: c.bucket.clone(),
+            bucket_rule: c.rule.clone(),
+            confidence: c.confidence,
+            severity: c.severity.as_str().to_string(),
+            summary: c.summary.clone(),
+            score: finite(num(&score)),
+            rank: if rk.is_finite() && rk >= 0.0 {
+                rk as u64
+            } else {
+                0
+            },
+            difference: finite(num(&diff)),
+            model_version: model_version.to_string(),
+            row,
+        });
+        auto.push(c.auto_resolve);
+    }
+    let outcomes = Cases::new(store).upsert_batch(&inputs, &auto)?;
+    Ok(outcomes.into_iter().map(|o| o.case).collect())
+}
+
+/// Adds `case_id`, `ticket` and `case_status` to `table` for `rows` (empty elsewhere).
+pub fn with_cases(
+    table: &mut polars::prelude::DataFrame,
+    rows: &[usize],
+    cases: &[crate::cases::Case],
+) -> Result<(), polars::prelude::PolarsError> {
+    use polars::prelude::*;
+    let n = table.height();
+    let mut at: Vec<Option<usize>> = vec![None; n];
+    for (k, r) in rows.iter().enumerate() {
+        if *r < n {
+            at[*r] = Some(k);
+        }
+    }
+    let text = |f: &dyn Fn(&crate::cases::Case) -> String| -> Vec<String> {
+        at.iter()
+            .map(|k| k.map(|k| f(&cases[k])).unwrap_or_default())
+            .collect()
+    };
+    table.with_column(Column::new("case_id".into(), text(&|c| c.id.clone())))?;
+    table.with_column(Column::new("ticket".into(), text(&|c| c.ticket.clone())))?;
+    table.with_column(Column::new(
+        "case_status".into(),
+        text(&|c| c.status.as_str().to_string()),
+    ))?;
+    Ok(())
+}

@@ -1,28 +1,43 @@
 //! The embedded store (sled). Every sled call of the product lives in this file, behind our own
 //! types, so the engine can be replaced without touching the rest.
 //!
-//! Layout: one sled database in `<data_dir>/store`, with named trees (models, and — as the
-//! workflow grows — cases, events, llm_cache, outbox, feedback, group_state). A `meta` tree holds
-//! the schema version; opening a store written by a newer version is refused, an older one is
-//! migrated. Writes that acknowledge something to a user are flushed before returning.
+//! Layout: one sled database in `<data_dir>/store`, with named trees: models, llm_cache, and the
+//! case workflow's trees (cases, tickets, break_index, events, case_events, feedback, seq; see
+//! [`crate::cases`] for what they hold). A `meta` tree holds the schema version; opening a store
+//! written by a newer version is refused, an older one is migrated. Writes that acknowledge
+//! something to a user are flushed before returning.
+//!
+//! Schema history:
+//! - 1: `models`, `llm_cache`.
+//! - 2: adds the case workflow's trees (empty when migrated from 1; models and cached answers are
+//!   kept as they are).
 
 use std::path::{Path, PathBuf};
 
+use sled::Transactional;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const META: &str = "meta";
 const MODELS: &str = "models";
 const LLM_CACHE: &str = "llm_cache";
 
+/// Why the store could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Another process (or a handle of this one) holds the store.
     #[error(
         "the store {path} is in use by another breakdesk process (close it, or pass --data-dir to use another store)"
     )]
     Locked { path: String },
+    /// The store's directory or database could not be opened.
     #[error("cannot open the store {path}: {message}")]
     Open { path: String, message: String },
+    /// The store was written by a newer breakdesk, whose schema this build does not know.
     #[error(
         "the store {path} was written by a newer breakdesk (schema {found}, this build reads up to {supported})"
     )]
@@ -31,6 +46,7 @@ pub enum StoreError {
         found: u32,
         supported: u32,
     },
+    /// A failure of the storage engine (I/O, corruption).
     #[error("store error: {0}")]
     Engine(String),
 }
@@ -41,6 +57,7 @@ impl From<sled::Error> for StoreError {
     }
 }
 
+/// The open store of one data directory. It holds the store's lock until dropped.
 pub struct Store {
     db: sled::Db,
     path: PathBuf,
@@ -88,6 +105,7 @@ impl Store {
         Ok(store)
     }
 
+    /// The store's directory (`<data_dir>/store`).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -105,15 +123,46 @@ impl Store {
                 supported: SCHEMA_VERSION,
             }),
             Some(v) if v == SCHEMA_VERSION => Ok(()),
-            // A new store, or an older schema: migrations run here in order (none yet before 1).
-            _ => {
+            // A new store: every tree of this schema, then the version.
+            None => {
+                self.create_case_trees()?;
                 meta.insert(b"schema_version", &SCHEMA_VERSION.to_be_bytes())?;
                 self.db.flush()?;
+                Ok(())
+            }
+            // An older schema: the migrations run in order, each one recorded (and flushed) as it
+            // completes, so an interrupted migration resumes where it stopped.
+            Some(mut v) => {
+                let from = v;
+                while v < SCHEMA_VERSION {
+                    // The step from v to v + 1 (1 → 2 adds the case trees).
+                    if v == 1 {
+                        self.create_case_trees()?;
+                    }
+                    v += 1;
+                    meta.insert(b"schema_version", &v.to_be_bytes())?;
+                    self.db.flush()?;
+                }
+                tracing::info!(
+                    store = %self.path.display(),
+                    from,
+                    to = SCHEMA_VERSION,
+                    "migrated the store schema"
+                );
                 Ok(())
             }
         }
     }
 
+    /// Version 2: the trees of the case workflow (empty).
+    fn create_case_trees(&self) -> Result<(), StoreError> {
+        for tree in CaseTree::ALL {
+            self.db.open_tree(tree.name())?;
+        }
+        Ok(())
+    }
+
+    /// The schema version recorded in the store (0 if none is).
     pub fn schema_version(&self) -> Result<u32, StoreError> {
         let meta = self.db.open_tree(META)?;
         Ok(meta
@@ -131,6 +180,7 @@ impl Store {
         Ok(())
     }
 
+    /// A saved model bundle by name.
     pub fn get_model(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let t = self.db.open_tree(MODELS)?;
         Ok(t.get(name.as_bytes())?.map(|v| v.to_vec()))
@@ -162,6 +212,7 @@ impl Store {
         Ok(self.db.open_tree(LLM_CACHE)?.len())
     }
 
+    /// The names of the saved model bundles, in name order.
     pub fn model_names(&self) -> Result<Vec<String>, StoreError> {
         let t = self.db.open_tree(MODELS)?;
         let mut out = Vec::new();
@@ -170,6 +221,177 @@ impl Store {
             out.push(String::from_utf8_lossy(&k).to_string());
         }
         Ok(out)
+    }
+
+    /// Flushes every write to disk (the case operations do this themselves before returning).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn case_trees(&self) -> Result<[sled::Tree; 7], StoreError> {
+        let [a, b, c, d, e, f, g] = CaseTree::ALL.map(|t| t.name());
+        Ok([
+            self.db.open_tree(a)?,
+            self.db.open_tree(b)?,
+            self.db.open_tree(c)?,
+            self.db.open_tree(d)?,
+            self.db.open_tree(e)?,
+            self.db.open_tree(f)?,
+            self.db.open_tree(g)?,
+        ])
+    }
+
+    /// Runs `body` as one atomic transaction over the case workflow's trees, then flushes: when
+    /// this returns `Ok`, every write of the transaction is on disk; when `body` aborts, nothing
+    /// of it is written. `body` may run more than once (on a conflict with a concurrent
+    /// transaction), so it must have no effect outside the transaction.
+    pub(crate) fn case_transaction<R, E, F>(&self, body: F) -> Result<R, E>
+    where
+        E: From<StoreError>,
+        F: Fn(&CaseTxn<'_>) -> Result<R, TxError<E>>,
+    {
+        let [a, b, c, d, e, f, g] = self.case_trees()?;
+        let outcome = (&a, &b, &c, &d, &e, &f, &g).transaction(|(a, b, c, d, e, f, g)| {
+            let txn = CaseTxn {
+                trees: [a, b, c, d, e, f, g],
+            };
+            body(&txn).map_err(|err| match err {
+                TxError::Abort(e) => ConflictableTransactionError::Abort(e),
+                TxError::Storage(TxStorage(u)) => u.into(),
+            })
+        });
+        let value = match outcome {
+            Ok(v) => v,
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(StoreError::from(e).into()),
+        };
+        self.db.flush().map_err(StoreError::from)?;
+        Ok(value)
+    }
+
+    /// One value of a case tree, outside any transaction.
+    pub(crate) fn case_get(
+        &self,
+        tree: CaseTree,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.db.open_tree(tree.name())?;
+        Ok(t.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// The entries of a case tree whose key starts with `prefix`, in key order.
+    pub(crate) fn case_scan(
+        &self,
+        tree: CaseTree,
+        prefix: &[u8],
+    ) -> Result<impl Iterator<Item = Result<Entry, StoreError>> + use<>, StoreError> {
+        let t = self.db.open_tree(tree.name())?;
+        Ok(t.scan_prefix(prefix).map(|kv| {
+            kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(StoreError::from)
+        }))
+    }
+}
+
+/// A key and its value.
+pub(crate) type Entry = (Vec<u8>, Vec<u8>);
+
+/// The trees of the case workflow. Their keys and values are the business of [`crate::cases`];
+/// the store only keeps them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CaseTree {
+    /// case id → case.
+    Cases,
+    /// ticket → case id.
+    Tickets,
+    /// profile, key and start date of a break → case id.
+    BreakIndex,
+    /// event sequence number (big-endian u64) → event.
+    Events,
+    /// case id and event sequence number → nothing (the events of one case).
+    CaseEvents,
+    /// case id → training label of a decided case.
+    Feedback,
+    /// counter name → last value handed out (big-endian u64).
+    Seq,
+}
+
+impl CaseTree {
+    const ALL: [CaseTree; 7] = [
+        CaseTree::Cases,
+        CaseTree::Tickets,
+        CaseTree::BreakIndex,
+        CaseTree::Events,
+        CaseTree::CaseEvents,
+        CaseTree::Feedback,
+        CaseTree::Seq,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            CaseTree::Cases => "cases",
+            CaseTree::Tickets => "tickets",
+            CaseTree::BreakIndex => "break_index",
+            CaseTree::Events => "events",
+            CaseTree::CaseEvents => "case_events",
+            CaseTree::Feedback => "feedback",
+            CaseTree::Seq => "seq",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The case trees inside one transaction of [`Store::case_transaction`]. Reads see the
+/// transaction's own writes.
+pub(crate) struct CaseTxn<'a> {
+    trees: [&'a TransactionalTree; 7],
+}
+
+impl CaseTxn<'_> {
+    /// One value.
+    pub(crate) fn get(&self, tree: CaseTree, key: &[u8]) -> Result<Option<Vec<u8>>, TxStorage> {
+        Ok(self.trees[tree.index()].get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Writes one value.
+    pub(crate) fn insert(&self, tree: CaseTree, key: &[u8], value: &[u8]) -> Result<(), TxStorage> {
+        self.trees[tree.index()].insert(key, value)?;
+        Ok(())
+    }
+
+    /// Removes one value (absent is fine).
+    pub(crate) fn remove(&self, tree: CaseTree, key: &[u8]) -> Result<(), TxStorage> {
+        self.trees[tree.index()].remove(key)?;
+        Ok(())
+    }
+}
+
+/// A storage failure or conflict inside a transaction; the store handles it (a conflict runs the
+/// transaction again).
+pub(crate) struct TxStorage(UnabortableTransactionError);
+
+impl From<UnabortableTransactionError> for TxStorage {
+    fn from(e: UnabortableTransactionError) -> Self {
+        TxStorage(e)
+    }
+}
+
+/// How the body of a case transaction stops early: its own reason to write nothing, or a
+/// storage failure.
+pub(crate) enum TxError<E> {
+    /// Nothing is written and the caller gets this error.
+    Abort(E),
+    /// Handled by the store.
+    Storage(TxStorage),
+}
+
+impl<E> From<TxStorage> for TxError<E> {
+    fn from(e: TxStorage) -> Self {
+        TxError::Storage(e)
     }
 }
 
@@ -202,6 +424,70 @@ mod tests {
             Err(e) => panic!("expected Locked, got {e}"),
             Ok(_) => panic!("expected the second open to be refused"),
         }
+    }
+
+    #[test]
+    fn a_version_1_layout_is_migrated_with_its_models() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // What version 1 wrote: the version in meta, models and cached answers, no case trees.
+            let db = sled::Config::new()
+                .path(dir.path().join("store"))
+                .open()
+                .unwrap();
+            db.open_tree(META)
+                .unwrap()
+                .insert(b"schema_version", &1u32.to_be_bytes())
+                .unwrap();
+            db.open_tree(MODELS)
+                .unwrap()
+                .insert(b"gl_ihub", b"bundle".as_slice())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.get_model("gl_ihub").unwrap().unwrap(), b"bundle");
+        let names: Vec<String> =
+            s.db.tree_names()
+                .iter()
+                .map(|n| String::from_utf8_lossy(n).to_string())
+                .collect();
+        for tree in CaseTree::ALL {
+            assert!(
+                names.iter().any(|n| n == tree.name()),
+                "{tree:?} in {names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_case_transaction_writes_all_or_nothing_and_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            let r: Result<(), StoreError> = s.case_transaction(|txn| {
+                txn.insert(CaseTree::Cases, b"a", b"1")?;
+                txn.insert(CaseTree::Events, b"b", b"2")?;
+                Ok(())
+            });
+            r.unwrap();
+            let r: Result<(), StoreError> = s.case_transaction(|txn| {
+                txn.insert(CaseTree::Cases, b"c", b"3")?;
+                Err(TxError::Abort(StoreError::Engine("refused".into())))
+            });
+            assert_eq!(r.unwrap_err().to_string(), "store error: refused");
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.case_get(CaseTree::Cases, b"a").unwrap().unwrap(), b"1");
+        assert_eq!(s.case_get(CaseTree::Events, b"b").unwrap().unwrap(), b"2");
+        assert_eq!(s.case_get(CaseTree::Cases, b"c").unwrap(), None);
+        let all: Vec<Entry> = s
+            .case_scan(CaseTree::Cases, b"")
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(all, vec![(b"a".to_vec(), b"1".to_vec())]);
     }
 
     #[test]

@@ -1,0 +1,1907 @@
+//! The case store: breakdesk's system of record for analysts' decisions on flagged breaks.
+//!
+//! Each flagged anomaly (a break: a run of out-of-tolerance records of one key of one profile)
+//! becomes one [`Case`], whose id is derived from the break's identity ([`case_id`]), so that
+//! running the same file again, or the next day's file in which the break persists, updates the
+//! same case instead of opening another. A case gets a ticket (`BRK-YYYYMMDD-NNNNNN`) when it is
+//! created, from a counter that is never reused.
+//!
+//! Analysts and supervisors move cases through a status machine ([`Status`], [`Action`]):
+//!
+//! ```text
+//! PendingReview ─accept→ Accepted ─reopen→ PendingReview
+//!               ─reject→ Rejected ─reopen→ PendingReview
+//!               ─propose→ AutoResolveProposed ─approve→ Approved ─reopen→ PendingReview
+//!                                             ─return→ Returned (accept / reject / propose again)
+//! ```
+//!
+//! Rejecting, returning and reopening need a reason (or comment). Only supervisors approve and
+//! return, and never approve an auto-resolution they proposed themselves (maker-checker). Rules
+//! only propose: a new case whose bucket says rules may auto-resolve it starts in
+//! `AutoResolveProposed`, never further.
+//!
+//! Every action appends an [`Event`] (events are never changed or deleted); the case and its event
+//! are written in one transaction and flushed to disk before the call returns, so a decision that
+//! was acknowledged survives a crash. Decided cases also feed the training labels ([`Label`]).
+//!
+//! All operations go through [`Cases`], a handle on an open [`Store`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::store::{CaseTree, CaseTxn, Store, StoreError, TxError};
+
+/// The user recorded on events that breakdesk itself writes (a case created from a flagged
+/// record).
+pub const SYSTEM_USER: &str = "breakdesk";
+
+/// The user recorded on events of auto-resolutions proposed by the bucket rules.
+pub const RULES_USER: &str = "rules";
+
+const TICKET_COUNTER: &[u8] = b"ticket";
+const EVENT_COUNTER: &[u8] = b"event";
+
+// ---------------------------------------------------------------------------------------------
+// Identity
+
+/// The stable id of the case of a break: `"C-"` followed by the first 12 hex digits of
+/// SHA-256(`profile` NUL `key` NUL `start_date` as `YYYY-MM-DD`), where `start_date` is the date
+/// the break (the run of out-of-tolerance records) began.
+pub fn case_id(profile: &str, key: &str, start_date: NaiveDate) -> String {
+    let mut h = Sha256::new();
+    h.update(profile.as_bytes());
+    h.update([0u8]);
+    h.update(key.as_bytes());
+    h.update([0u8]);
+    h.update(start_date.to_string().as_bytes());
+    let digest = h.finalize();
+    let mut id = String::with_capacity(14);
+    id.push_str("C-");
+    for b in &digest[..6] {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statuses, actions, roles
+
+/// Where a case stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Status {
+    /// Waiting for an analyst (the status of a new model-flagged case).
+    PendingReview,
+    /// A real break, to be dispatched.
+    Accepted,
+    /// A false positive (with the reason).
+    Rejected,
+    /// Proposed for auto-resolution (by the rules or an analyst), waiting for a supervisor.
+    AutoResolveProposed,
+    /// Auto-resolution approved by a supervisor.
+    Approved,
+    /// Auto-resolution sent back by a supervisor (with a comment): pending work again.
+    Returned,
+}
+
+impl Status {
+    /// Every status.
+    pub const ALL: [Status; 6] = [
+        Status::PendingReview,
+        Status::Accepted,
+        Status::Rejected,
+        Status::AutoResolveProposed,
+        Status::Approved,
+        Status::Returned,
+    ];
+
+    /// The status's name, as shown to users and written in exports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::PendingReview => "PendingReview",
+            Status::Accepted => "Accepted",
+            Status::Rejected => "Rejected",
+            Status::AutoResolveProposed => "AutoResolveProposed",
+            Status::Approved => "Approved",
+            Status::Returned => "Returned",
+        }
+    }
+
+    /// The actions that are legal from this status (whoever acts).
+    pub fn allowed_actions(self) -> &'static [Action] {
+        match self {
+            Status::PendingReview | Status::Returned => {
+                &[Action::Accept, Action::Reject, Action::Propose]
+            }
+            Status::AutoResolveProposed => &[Action::Approve, Action::Return],
+            Status::Accepted | Status::Rejected | Status::Approved => &[Action::Reopen],
+        }
+    }
+
+    /// The training label of a case in this status: `Some(true)` for a true break (Accepted,
+    /// Approved), `Some(false)` for a false positive (Rejected), `None` while undecided.
+    pub fn label(self) -> Option<bool> {
+        match self {
+            Status::Accepted | Status::Approved => Some(true),
+            Status::Rejected => Some(false),
+            Status::PendingReview | Status::AutoResolveProposed | Status::Returned => None,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = CaseError;
+
+    /// Parses a status name, ignoring case, spaces, `_` and `-` (`pending_review` is
+    /// `PendingReview`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let norm = |x: &str| -> String {
+            x.chars()
+                .filter(|c| !matches!(c, '_' | '-' | ' '))
+                .flat_map(char::to_lowercase)
+                .collect()
+        };
+        let wanted = norm(s);
+        Status::ALL
+            .into_iter()
+            .find(|st| norm(st.as_str()) == wanted)
+            .ok_or_else(|| {
+                CaseError::Invalid(format!(
+                    "unknown status {s:?} (one of {})",
+                    Status::ALL.map(Status::as_str).join(", ")
+                ))
+            })
+    }
+}
+
+/// A decision that moves a case from one status to another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// A real break → [`Status::Accepted`].
+    Accept,
+    /// A false positive → [`Status::Rejected`]; needs a reason.
+    Reject,
+    /// Propose auto-resolution → [`Status::AutoResolveProposed`].
+    Propose,
+    /// Approve the proposed auto-resolution → [`Status::Approved`]; supervisors only, and not
+    /// the proposer.
+    Approve,
+    /// Send the proposal back → [`Status::Returned`]; supervisors only; needs a comment.
+    Return,
+    /// Back to [`Status::PendingReview`] from a decided case; needs a reason.
+    Reopen,
+}
+
+impl Action {
+    /// Every action.
+    pub const ALL: [Action; 6] = [
+        Action::Accept,
+        Action::Reject,
+        Action::Propose,
+        Action::Approve,
+        Action::Return,
+        Action::Reopen,
+    ];
+
+    /// The action's name (`accept`, `reject`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Accept => "accept",
+            Action::Reject => "reject",
+            Action::Propose => "propose",
+            Action::Approve => "approve",
+            Action::Return => "return",
+            Action::Reopen => "reopen",
+        }
+    }
+
+    /// The status a case has after this action.
+    pub fn target(self) -> Status {
+        match self {
+            Action::Accept => Status::Accepted,
+            Action::Reject => Status::Rejected,
+            Action::Propose => Status::AutoResolveProposed,
+            Action::Approve => Status::Approved,
+            Action::Return => Status::Returned,
+            Action::Reopen => Status::PendingReview,
+        }
+    }
+
+    /// What the action needs written with it, if anything: `"reason"` or `"comment"`.
+    pub fn note_required(self) -> Option<&'static str> {
+        match self {
+            Action::Reject | Action::Reopen => Some("reason"),
+            Action::Return => Some("comment"),
+            Action::Accept | Action::Propose | Action::Approve => None,
+        }
+    }
+
+    /// Whether only a supervisor may take this action.
+    pub fn supervisor_only(self) -> bool {
+        matches!(self, Action::Approve | Action::Return)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Action {
+    type Err = CaseError;
+
+    /// Parses an action name, ignoring case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_lowercase();
+        Action::ALL
+            .into_iter()
+            .find(|a| a.as_str() == wanted)
+            .ok_or_else(|| {
+                CaseError::Invalid(format!(
+                    "unknown action {s:?} (one of {})",
+                    Action::ALL.map(Action::as_str).join(", ")
+                ))
+            })
+    }
+}
+
+/// What an [`Event`] records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventAction {
+    /// A case opened from a model-flagged record.
+    Create,
+    /// See [`Action::Accept`].
+    Accept,
+    /// See [`Action::Reject`].
+    Reject,
+    /// See [`Action::Propose`] (also written by the rules, user [`RULES_USER`]).
+    Propose,
+    /// See [`Action::Approve`].
+    Approve,
+    /// See [`Action::Return`].
+    Return,
+    /// See [`Action::Reopen`].
+    Reopen,
+    /// A case opened by an analyst for a break the model missed.
+    Flag,
+    /// The case's last decision was reverted.
+    Undo,
+    /// A Jira key was linked to the case.
+    LinkJira,
+    /// The case was dispatched.
+    Dispatched,
+}
+
+impl EventAction {
+    /// The event action's name (`create`, `accept`, …, `link_jira`, `dispatched`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventAction::Create => "create",
+            EventAction::Accept => "accept",
+            EventAction::Reject => "reject",
+            EventAction::Propose => "propose",
+            EventAction::Approve => "approve",
+            EventAction::Return => "return",
+            EventAction::Reopen => "reopen",
+            EventAction::Flag => "flag",
+            EventAction::Undo => "undo",
+            EventAction::LinkJira => "link_jira",
+            EventAction::Dispatched => "dispatched",
+        }
+    }
+}
+
+impl From<Action> for EventAction {
+    fn from(a: Action) -> Self {
+        match a {
+            Action::Accept => EventAction::Accept,
+            Action::Reject => EventAction::Reject,
+            Action::Propose => EventAction::Propose,
+            Action::Approve => EventAction::Approve,
+            Action::Return => EventAction::Return,
+            Action::Reopen => EventAction::Reopen,
+        }
+    }
+}
+
+impl fmt::Display for EventAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who opened a case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Origin {
+    /// Flagged by the model.
+    Model,
+    /// Flagged by an analyst (a break the model missed).
+    Analyst,
+}
+
+/// What a user may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reviews cases: accept, reject, propose, reopen, flag.
+    Analyst,
+    /// Everything an analyst does, and approves or returns auto-resolutions.
+    Supervisor,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Analyst => "analyst",
+            Role::Supervisor => "supervisor",
+        })
+    }
+}
+
+/// The person acting on a case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The user name recorded on events (not empty; not [`SYSTEM_USER`] or [`RULES_USER`], nor
+    /// starting with `rules:`).
+    pub user: String,
+    /// The user's role.
+    pub role: Role,
+}
+
+impl Actor {
+    /// An analyst.
+    pub fn analyst(user: impl Into<String>) -> Actor {
+        Actor {
+            user: user.into(),
+            role: Role::Analyst,
+        }
+    }
+
+    /// A supervisor.
+    pub fn supervisor(user: impl Into<String>) -> Actor {
+        Actor {
+            user: user.into(),
+            role: Role::Supervisor,
+        }
+    }
+
+    fn validate(&self) -> Result<(), CaseError> {
+        let u = self.user.trim();
+        if u.is_empty() || u != self.user {
+            return Err(CaseError::Invalid(format!(
+                "user {:?} must be a non-empty name without surrounding spaces",
+                self.user
+            )));
+        }
+        if u == SYSTEM_USER || u == RULES_USER || u.starts_with("rules:") {
+            return Err(CaseError::Invalid(format!(
+                "user {u:?} is reserved for breakdesk's own events"
+            )));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records
+
+/// One flagged record of a break, as the pipeline hands it over (also what an analyst flags with
+/// [`Cases::flag_missed`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BreakInput {
+    /// The reconciliation profile (e.g. `gl_ihub`).
+    pub profile: String,
+    /// The record's key columns joined as text (e.g. `00000|1001|0042`).
+    pub key: String,
+    /// The date the break began (its first out-of-tolerance record).
+    #[serde(with = "date_format")]
+    pub start_date: NaiveDate,
+    /// The date of this record (not before `start_date`).
+    #[serde(with = "date_format")]
+    pub date: NaiveDate,
+    /// Root-cause bucket.
+    pub bucket: String,
+    /// The rule (or decider) that chose the bucket.
+    pub bucket_rule: String,
+    /// Confidence of the bucket, 0 to 1.
+    pub confidence: f64,
+    /// Severity (e.g. `high`).
+    pub severity: String,
+    /// One-line summary.
+    pub summary: String,
+    /// Anomaly score.
+    pub score: f64,
+    /// Rank of the score in its run (1 = most anomalous).
+    pub rank: u64,
+    /// The difference between the two books.
+    pub difference: f64,
+    /// The model that scored the record.
+    pub model_version: String,
+    /// The record's columns.
+    pub row: serde_json::Map<String, serde_json::Value>,
+}
+
+impl BreakInput {
+    fn validate(&self) -> Result<(), CaseError> {
+        let bad = |m: String| Err(CaseError::Invalid(m));
+        for (name, v) in [("profile", &self.profile), ("key", &self.key)] {
+            if v.trim().is_empty() {
+                return bad(format!("the {name} of a break must not be empty"));
+            }
+            if v.contains('\0') {
+                return bad(format!("the {name} of a break must not contain NUL"));
+            }
+        }
+        if self.date < self.start_date {
+            return bad(format!(
+                "break {}/{}: record date {} is before its start date {}",
+                self.profile, self.key, self.date, self.start_date
+            ));
+        }
+        for (name, v) in [
+            ("confidence", self.confidence),
+            ("score", self.score),
+            ("difference", self.difference),
+        ] {
+            if !v.is_finite() {
+                return bad(format!(
+                    "break {}/{}: {name} is not a finite number",
+                    self.profile, self.key
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// SHA-256 (hex) of the record as serialized: equal for the same record.
+    fn fingerprint(&self) -> Result<String, CaseError> {
+        let bytes = serde_json::to_vec(self).map_err(|e| CaseError::Invalid(e.to_string()))?;
+        Ok(hex(&Sha256::digest(&bytes)))
+    }
+}
+
+/// The last decision on a case, kept so that its maker can undo it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The event that recorded it.
+    pub seq: u64,
+    /// Who decided.
+    pub user: String,
+    /// What was decided.
+    pub action: Action,
+    /// The status before.
+    pub from: Status,
+    /// `proposed_by` before.
+    pub prev_proposed_by: Option<String>,
+}
+
+/// One case: a flagged break and the analysts' decisions on it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    /// Stable id, see [`case_id`].
+    pub id: String,
+    /// `BRK-YYYYMMDD-NNNNNN`: the UTC day the case was created and a number never handed out
+    /// before (at least six digits).
+    pub ticket: String,
+    /// The reconciliation profile.
+    pub profile: String,
+    /// The record's key as text.
+    pub key: String,
+    /// The date the break began.
+    #[serde(with = "date_format")]
+    pub start_date: NaiveDate,
+    /// The date of the latest record of the break.
+    #[serde(with = "date_format")]
+    pub last_date: NaiveDate,
+    /// Who opened the case.
+    pub origin: Origin,
+    /// Where the case stands.
+    pub status: Status,
+    /// Root-cause bucket (latest record).
+    pub bucket: String,
+    /// The rule that chose the bucket (latest record).
+    pub bucket_rule: String,
+    /// Bucket confidence (latest record).
+    pub confidence: f64,
+    /// Severity (latest record).
+    pub severity: String,
+    /// Summary (latest record).
+    pub summary: String,
+    /// Anomaly score (latest record).
+    pub score: f64,
+    /// Rank of the score (latest record).
+    pub rank: u64,
+    /// Difference between the books (latest record).
+    pub difference: f64,
+    /// The model that scored the latest record.
+    pub model_version: String,
+    /// Who proposed the auto-resolution (a user, or `rules:<bucket_rule>`), once proposed.
+    pub proposed_by: Option<String>,
+    /// The Jira issue of the case, once linked.
+    pub jira_key: Option<String>,
+    /// Whether the case was dispatched.
+    pub dispatched: bool,
+    /// When the case was created.
+    #[serde(with = "time_format")]
+    pub created_at: DateTime<Utc>,
+    /// When the case last changed.
+    #[serde(with = "time_format")]
+    pub updated_at: DateTime<Utc>,
+    /// The latest record's columns.
+    pub row: serde_json::Map<String, serde_json::Value>,
+    /// The last decision, while it can still be undone by its maker.
+    pub last_decision: Option<Decision>,
+    /// SHA-256 of the latest record applied (a record seen again changes nothing).
+    pub fingerprint: String,
+}
+
+impl Case {
+    /// Age of the break in days: `last_date − start_date` (0 on the day it began).
+    pub fn age_days(&self) -> i64 {
+        (self.last_date - self.start_date).num_days()
+    }
+
+    fn refresh_from(&mut self, input: &BreakInput, fingerprint: String) {
+        self.last_date = input.date;
+        self.bucket = input.bucket.clone();
+        self.bucket_rule = input.bucket_rule.clone();
+        self.confidence = input.confidence;
+        self.severity = input.severity.clone();
+        self.summary = input.summary.clone();
+        self.score = input.score;
+        self.rank = input.rank;
+        self.difference = input.difference;
+        self.model_version = input.model_version.clone();
+        self.row = input.row.clone();
+        self.fingerprint = fingerprint;
+    }
+}
+
+/// One entry of the append-only log of actions on cases.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the log: increases by one per event, across restarts, never reused.
+    pub seq: u64,
+    /// When.
+    #[serde(with = "time_format")]
+    pub at: DateTime<Utc>,
+    /// Who ([`SYSTEM_USER`] or [`RULES_USER`] for breakdesk's own events).
+    pub user: String,
+    /// The user's role (`None` for breakdesk's own events).
+    pub role: Option<Role>,
+    /// The case.
+    pub case_id: String,
+    /// The case's ticket.
+    pub ticket: String,
+    /// What happened.
+    pub action: EventAction,
+    /// Status before (`None` when the case was created).
+    pub from: Option<Status>,
+    /// Status after.
+    pub to: Option<Status>,
+    /// The reason or comment given (for `link_jira`, the key; for `undo`, what was undone).
+    pub reason: Option<String>,
+    /// The case's model version at the time.
+    pub model_version: String,
+}
+
+/// What [`Cases::upsert`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A new case (with its ticket and events).
+    Created,
+    /// An existing case took the record's date and numbers (no event: not a decision).
+    Updated,
+    /// The record was already applied (or is older than the case's latest): nothing written.
+    Unchanged,
+}
+
+/// The case after an upsert, and what changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpsertOutcome {
+    /// The case as stored.
+    pub case: Case,
+    /// What the upsert did.
+    pub change: Change,
+}
+
+/// Filters of [`Cases::list`]; `None` matches everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CaseFilter {
+    /// Only cases in this status.
+    pub status: Option<Status>,
+    /// Only cases in this bucket.
+    pub bucket: Option<String>,
+    /// Only cases of this profile.
+    pub profile: Option<String>,
+}
+
+/// A training label: the analysts' verdict on one decided case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    /// The case.
+    pub case_id: String,
+    /// The profile.
+    pub profile: String,
+    /// The record key.
+    pub key: String,
+    /// The case's latest record date.
+    #[serde(with = "date_format")]
+    pub date: NaiveDate,
+    /// `true`: a true break (Accepted, Approved; analyst-flagged cases start Accepted);
+    /// `false`: a false positive (Rejected).
+    pub label: bool,
+    /// Who opened the case.
+    pub origin: Origin,
+}
+
+/// One row of a feedback file for [`Cases::import_feedback`], as read (fields are validated by
+/// the import). A row names its case by `case_id` (a case id or ticket) or by `profile`, `key`
+/// and `date` (any date from the break's start to its latest record).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedbackRow {
+    /// The row's line number in its file (reported with problems).
+    pub line: usize,
+    /// Case id or ticket.
+    pub case_id: Option<String>,
+    /// Profile (with `key` and `date`, when there is no `case_id`).
+    pub profile: Option<String>,
+    /// Record key.
+    pub key: Option<String>,
+    /// A date of the break, `YYYY-MM-DD`.
+    pub date: Option<String>,
+    /// `accept`/`1`/`true` (a true break) or `reject`/`0`/`false` (a false positive), any case.
+    pub label: String,
+    /// The reason; required to reject.
+    pub reason: Option<String>,
+}
+
+/// A bad row of a feedback import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowProblem {
+    /// The row's line number.
+    pub line: usize,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// What a feedback import applied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FeedbackReport {
+    /// Rows that decided a case (one event each).
+    pub applied: usize,
+    /// Rows whose case already carried that label.
+    pub unchanged: usize,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// Why a case operation was refused or failed. Nothing was written when one is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No case has this id or ticket.
+    #[error("no case {reference}")]
+    NotFound {
+        /// The id or ticket asked for.
+        reference: String,
+    },
+    /// The action is not legal from the case's status.
+    #[error(
+        "case {case_id} is {status}: \"{action}\" is not allowed; allowed: {}",
+        action_list(.allowed)
+    )]
+    IllegalTransition {
+        /// The case.
+        case_id: String,
+        /// Its status.
+        status: Status,
+        /// The action refused.
+        action: Action,
+        /// The actions legal from `status`.
+        allowed: Vec<Action>,
+    },
+    /// The action is for supervisors.
+    #[error("\"{action}\" on case {case_id} needs a supervisor; {user} is an analyst")]
+    NeedsSupervisor {
+        /// The case.
+        case_id: String,
+        /// The action refused.
+        action: Action,
+        /// Who tried.
+        user: String,
+    },
+    /// A supervisor tried to approve an auto-resolution they proposed.
+    #[error(
+        "maker-checker: {user} proposed the auto-resolution of case {case_id} and cannot also approve it; another supervisor must"
+    )]
+    MakerChecker {
+        /// The case.
+        case_id: String,
+        /// The proposer who tried to approve.
+        user: String,
+    },
+    /// The action needs a reason or comment.
+    #[error("\"{action}\" on case {case_id} needs a {what}")]
+    NoteRequired {
+        /// The case.
+        case_id: String,
+        /// The action refused.
+        action: EventAction,
+        /// `reason` or `comment`.
+        what: &'static str,
+    },
+    /// An analyst flagged a break that already has a case.
+    #[error("this break is already case {case_id} ({ticket}, {status})")]
+    AlreadyCase {
+        /// The existing case.
+        case_id: String,
+        /// Its ticket.
+        ticket: String,
+        /// Its status.
+        status: Status,
+    },
+    /// The last decision cannot be undone.
+    #[error("cannot undo on case {case_id}: {why}")]
+    UndoRefused {
+        /// The case.
+        case_id: String,
+        /// Why not.
+        why: String,
+    },
+    /// Only accepted cases are dispatched.
+    #[error("case {case_id} is {status}: only an Accepted case can be dispatched")]
+    NotDispatchable {
+        /// The case.
+        case_id: String,
+        /// Its status.
+        status: Status,
+    },
+    /// Bad input (names, numbers, dates, keys).
+    #[error("{0}")]
+    Invalid(String),
+    /// A feedback import had bad rows; none of its rows was applied.
+    #[error(
+        "feedback not imported (nothing was applied): {} bad row(s)\n{}",
+        .0.len(),
+        problem_list(.0)
+    )]
+    Feedback(Vec<RowProblem>),
+    /// Something read from the store does not decode.
+    #[error("the store holds an unreadable {what}: {message}")]
+    Corrupt {
+        /// What was read.
+        what: String,
+        /// The decoding error.
+        message: String,
+    },
+}
+
+fn action_list(actions: &[Action]) -> String {
+    if actions.is_empty() {
+        return "none".to_string();
+    }
+    actions
+        .iter()
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn problem_list(problems: &[RowProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  line {}: {}", p.line, p.problem))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The handle
+
+type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+type TxResult<T> = Result<T, TxError<CaseError>>;
+
+/// The case operations on an open [`Store`]. Every mutating call returns only after its writes
+/// are on disk.
+#[derive(Clone)]
+pub struct Cases<'s> {
+    store: &'s Store,
+    clock: Clock,
+}
+
+impl<'s> Cases<'s> {
+    /// The cases of `store`, timestamped with the system clock.
+    pub fn new(store: &'s Store) -> Cases<'s> {
+        Cases {
+            store,
+            clock: Arc::new(Utc::now),
+        }
+    }
+
+    /// The cases of `store`, timestamped with `clock` (tickets take the UTC day of `clock`).
+    pub fn with_clock(
+        store: &'s Store,
+        clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static,
+    ) -> Cases<'s> {
+        Cases {
+            store,
+            clock: Arc::new(clock),
+        }
+    }
+
+    /// The clock's time at the precision stored (milliseconds), so that a case returned by a
+    /// call equals the case read back.
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)().trunc_subsecs(3)
+    }
+
+    // ----- writes ------------------------------------------------------------------------------
+
+    /// Records a flagged record: opens the break's case if it has none (status `PendingReview`,
+    /// or `AutoResolveProposed` proposed by `rules:<bucket_rule>` when `auto_resolve` says the
+    /// bucket's rules propose it), otherwise brings the case to the record's date and numbers
+    /// (its status is untouched). Idempotent: the same record again writes nothing.
+    pub fn upsert(
+        &self,
+        input: &BreakInput,
+        auto_resolve: bool,
+    ) -> Result<UpsertOutcome, CaseError> {
+        let mut out = self.upsert_batch(std::slice::from_ref(input), &[auto_resolve])?;
+        out.pop()
+            .ok_or_else(|| CaseError::Invalid("an upsert of one record returned nothing".into()))
+    }
+
+    /// [`Cases::upsert`] for many records in one transaction and one flush (a run's flagged
+    /// records). `auto_resolve[i]` goes with `inputs[i]`. Outcomes are in input order.
+    pub fn upsert_batch(
+        &self,
+        inputs: &[BreakInput],
+        auto_resolve: &[bool],
+    ) -> Result<Vec<UpsertOutcome>, CaseError> {
+        if inputs.len() != auto_resolve.len() {
+            return Err(CaseError::Invalid(format!(
+                "{} records but {} auto-resolve flags",
+                inputs.len(),
+                auto_resolve.len()
+            )));
+        }
+        let mut prepared = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            input.validate()?;
+            prepared.push((
+                case_id(&input.profile, &input.key, input.start_date),
+                input.fingerprint()?,
+            ));
+        }
+        let now = self.now();
+        self.store.case_transaction(|txn| {
+            let mut out = Vec::with_capacity(inputs.len());
+            for ((input, auto), (id, fingerprint)) in inputs.iter().zip(auto_resolve).zip(&prepared)
+            {
+                out.push(upsert_one(txn, input, *auto, id, fingerprint, now)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Takes `action` on the case `reference` (a case id or ticket), with an optional reason or
+    /// comment (required for reject, return and reopen). Returns the case as stored.
+    pub fn decide(
+        &self,
+        reference: &str,
+        action: Action,
+        actor: &Actor,
+        note: Option<&str>,
+    ) -> Result<Case, CaseError> {
+        actor.validate()?;
+        let note = clean_note(note);
+        let now = self.now();
+        self.store.case_transaction(|txn| {
+            let mut case = load_ref(txn, reference)?;
+            check_decision(&case, action, actor, note.as_deref()).map_err(TxError::Abort)?;
+            apply_decision(txn, &mut case, action, actor, note.clone(), now)?;
+            Ok(case)
+        })
+    }
+
+    /// Accepts the case: a real break, to be dispatched.
+    pub fn accept(
+        &self,
+        reference: &str,
+        actor: &Actor,
+        note: Option<&str>,
+    ) -> Result<Case, CaseError> {
+        self.decide(reference, Action::Accept, actor, note)
+    }
+
+    /// Rejects the case as a false positive; `reason` is required.
+    pub fn reject(&self, reference: &str, actor: &Actor, reason: &str) -> Result<Case, CaseError> {
+        self.decide(reference, Action::Reject, actor, Some(reason))
+    }
+
+    /// Proposes auto-resolution of the case.
+    pub fn propose(
+        &self,
+        reference: &str,
+        actor: &Actor,
+        note: Option<&str>,
+    ) -> Result<Case, CaseError> {
+        self.decide(reference, Action::Propose, actor, note)
+    }
+
+    /// Approves the proposed auto-resolution (a supervisor other than the proposer).
+    pub fn approve(
+        &self,
+        reference: &str,
+        actor: &Actor,
+        note: Option<&str>,
+    ) -> Result<Case, CaseError> {
+        self.decide(reference, Action::Approve, actor, note)
+    }
+
+    /// Returns the proposed auto-resolution to pending work (a supervisor); `comment` is
+    /// required.
+    pub fn return_proposal(
+        &self,
+        reference: &str,
+        actor: &Actor,
+        comment: &str,
+    ) -> Result<Case, CaseError> {
+        self.decide(reference, Action::Return, actor, Some(comment))
+    }
+
+    /// Reopens a decided case (Accepted, Rejected, Approved); `reason` is required.
+    pub fn reopen(&self, reference: &str, actor: &Actor, reason: &str) -> Result<Case, CaseError> {
+        self.decide(reference, Action::Reopen, actor, Some(reason))
+    }
+
+    /// Opens an `Accepted` case, origin `Analyst`, for a break the model did not flag;
+    /// `reason` is required. A break that already has a case is refused, naming it.
+    pub fn flag_missed(
+        &self,
+        input: &BreakInput,
+        actor: &Actor,
+        reason: &str,
+    ) -> Result<Case, CaseError> {
+        actor.validate()?;
+        input.validate()?;
+        let id = case_id(&input.profile, &input.key, input.start_date);
+        let Some(reason) = clean_note(Some(reason)) else {
+            return Err(CaseError::NoteRequired {
+                case_id: id,
+                action: EventAction::Flag,
+                what: "reason",
+            });
+        };
+        let fingerprint = input.fingerprint()?;
+        let now = self.now();
+        self.store.case_transaction(|txn| {
+            if let Some(existing) = load_case(txn, &id)? {
+                return Err(TxError::Abort(CaseError::AlreadyCase {
+                    case_id: existing.id,
+                    ticket: existing.ticket,
+                    status: existing.status,
+                }));
+            }
+            let mut case = new_case(txn, input, &id, fingerprint.clone(), Origin::Analyst, now)?;
+            case.status = Status::Accepted;
+            append_event(
+                txn,
+                &case,
+                EventAction::Flag,
+                &actor.user,
+                Some(actor.role),
+                None,
+                Some(reason.clone()),
+                now,
+            )?;
+            put_case(txn, &case)?;
+            Ok(case)
+        })
+    }
+
+    /// Reverts the case's last decision, if `actor` made it and the case was not dispatched;
+    /// records an `undo` event. One level: the decision before it cannot be undone this way.
+    pub fn undo_last(&self, reference: &str, actor: &Actor) -> Result<Case, CaseError> {
+        actor.validate()?;
+        let now = self.now();
+        self.store.case_transaction(|txn| {
+            let mut case = load_ref(txn, reference)?;
+            let refuse = |why: String| {
+                TxError::Abort(CaseError::UndoRefused {
+                    case_id: case.id.clone(),
+                    why,
+                })
+            };
+            if case.dispatched {
+                return Err(refuse("it has been dispatched".into()));
+            }
+            let Some(d) = case.last_decision.clone() else {
+                return Err(refuse("it has no decision to undo".into()));
+            };
+            if d.user != actor.user {
+                return Err(refuse(format!(
+                    "its last decision ({} by {}) was made by another user",
+                    d.action, d.user
+                )));
+            }
+            if case.status != d.action.target() {
+                return Err(refuse(format!(
+                    "its status {} is not the result of its last decision ({})",
+                    case.status, d.action
+                )));
+            }
+            case.status = d.from;
+            case.proposed_by = d.prev_proposed_by.clone();
+            case.last_decision = None;
+            case.updated_at = now;
+            append_event(
+                txn,
+                &case,
+                EventAction::Undo,
+                &actor.user,
+                Some(actor.role),
+                Some(d.action.target()),
+                Some(format!("undoes \"{}\" (event {})", d.action, d.seq)),
+                now,
+            )?;
+            put_case(txn, &case)?;
+            Ok(case)
+        })
+    }
+
+    /// Links the case to its Jira issue (`PROJ-123`). Linking the same key again changes
+    /// nothing; another key replaces it (both are in the events).
+    pub fn link_jira(&self, reference: &str, key: &str, actor: &Actor) -> Result<Case, CaseError> {
+        actor.validate()?;
+        let key = key.trim().to_string();
+        if !is_jira_key(&key) {
+            return Err(CaseError::Invalid(format!(
+                "{key:?} is not a Jira key (like PROJ-123)"
+            )));
+        }
+        let now = self.now();
+        self.store.case_transaction(|txn| {
+            let mut case = load_ref(txn, reference)?;
+            if case.jira_key.as_deref() == Some(key.as_str()) {
+                return Ok(case);
+            }
+            let note = match &case.jira_key {
+                Some(old) => format!("{key} (was {old})"),
+                None => key.clone(),
+            };
+            case.jira_key = Some(key.clone());
+            case.updated_at = now;
+            let status = case.status;
+            append_event(
+                txn,
+                &case,
+                EventAction::LinkJira,
+                &actor.user,
+                Some(actor.role),
+                Some(status),
+                Some(note),
+                now,
+            )?;
+            put_case(txn, &case)?;
+            Ok(case)
+        })
+    }
+
+    /// Marks an `Accepted` case as dispatched (again: nothing changes). A dispatched case's last
+    /// decision can no longer be undone.
+    pub fn mark_dispatched(&self, reference: &str, actor: &Actor) -> Result<Case, CaseError> {
+        actor.validate()?;
+        let now = self.now();
+        self.store.case_transaction(|txn| {
+            let mut case = load_ref(txn, reference)?;
+            if case.status != Status::Accepted {
+                return Err(TxError::Abort(CaseError::NotDispatchable {
+                    case_id: case.id,
+                    status: case.status,
+                }));
+            }
+            if case.dispatched {
+                return Ok(case);
+            }
+            case.dispatched = true;
+            case.updated_at = now;
+            append_event(
+                txn,
+                &case,
+                EventAction::Dispatched,
+                &actor.user,
+                Some(actor.role),
+                Some(Status::Accepted),
+                None,
+                now,
+            )?;
+            put_case(txn, &case)?;
+            Ok(case)
+        })
+    }
+
+    /// Applies analysts' labels from a feedback file as `accept`/`reject` decisions by `actor`.
+    /// Every row is checked first (its case exists, its label parses, a reject has a reason,
+    /// the decision is legal from the case's status, taking the rows before it into account);
+    /// if any row is bad, the error lists each bad row with its line and nothing is applied.
+    /// Otherwise all rows are applied in one transaction and flushed. A row whose case already
+    /// has that label (Accepted or Approved for accept, Rejected for reject) changes nothing.
+    pub fn import_feedback(
+        &self,
+        rows: &[FeedbackRow],
+        actor: &Actor,
+    ) -> Result<FeedbackReport, CaseError> {
+        actor.validate()?;
+        let mut problems = Vec::new();
+        // (line, case reference, label, reason) of the rows that passed the first checks.
+        let mut resolved: Vec<(usize, String, bool, Option<String>)> = Vec::new();
+        for row in rows {
+            match self.resolve_feedback_row(row) {
+                Ok(r) => resolved.push(r),
+                Err(problem) => problems.push(RowProblem {
+                    line: row.line,
+                    problem,
+                }),
+            }
+        }
+        let now = self.now();
+        self.store.case_transaction(|txn| {
+            let mut problems = problems.clone();
+            let mut report = FeedbackReport::default();
+            let mut working: HashMap<String, Case> = HashMap::new();
+            for (line, reference, label, reason) in &resolved {
+                let mut case = match working.remove(reference) {
+                    Some(c) => c,
+                    None => match load_ref(txn, reference) {
+                        Ok(c) => c,
+                        Err(TxError::Abort(CaseError::NotFound { .. })) => {
+                            problems.push(RowProblem {
+                                line: *line,
+                                problem: format!("unknown case {reference}"),
+                            });
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    },
+                };
+                if case.status.label() == Some(*label) {
+                    report.unchanged += 1;
+                } else {
+                    let action = if *label {
+                        Action::Accept
+                    } else {
+                        Action::Reject
+                    };
+                    match check_decision(&case, action, actor, reason.as_deref()) {
+                        Ok(()) => {
+                            apply_decision(txn, &mut case, action, actor, reason.clone(), now)?;
+                            report.applied += 1;
+                        }
+                        Err(e) => problems.push(RowProblem {
+                            line: *line,
+                            problem: e.to_string(),
+                        }),
+                    }
+                }
+                working.insert(reference.clone(), case);
+            }
+            if !problems.is_empty() {
+                problems.sort_by_key(|p| p.line);
+                return Err(TxError::Abort(CaseError::Feedback(problems)));
+            }
+            Ok(report)
+        })
+    }
+
+    /// First checks of a feedback row: (line, case id, label, reason), or what is wrong.
+    fn resolve_feedback_row(
+        &self,
+        row: &FeedbackRow,
+    ) -> Result<(usize, String, bool, Option<String>), String> {
+        let label = parse_label(&row.label)?;
+        let reason = clean_note(row.reason.as_deref());
+        if !label && reason.is_none() {
+            return Err("a reject needs a reason".into());
+        }
+        fn given(v: &Option<String>) -> Option<&str> {
+            v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+        }
+        let (profile, key, date) = (given(&row.profile), given(&row.key), given(&row.date));
+        let date = match date {
+            Some(d) => Some(
+                d.parse::<NaiveDate>()
+                    .map_err(|_| format!("date {d:?} is not a YYYY-MM-DD date"))?,
+            ),
+            None => None,
+        };
+        if let Some(reference) = given(&row.case_id) {
+            let case = self
+                .find(reference)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("unknown case {reference}"))?;
+            if let (Some(p), Some(k), Some(d)) = (profile, key, date)
+                && (case.profile != p || case.key != k || d < case.start_date || d > case.last_date)
+            {
+                return Err(format!(
+                    "case {} is profile {}, key {} from {} to {}, not profile {p}, key {k} on {d}",
+                    case.id, case.profile, case.key, case.start_date, case.last_date
+                ));
+            }
+            return Ok((row.line, case.id, label, reason));
+        }
+        let (Some(profile), Some(key), Some(date)) = (profile, key, date) else {
+            return Err("the row names no case: give case_id, or profile, key and date".into());
+        };
+        let found = self
+            .find_break(profile, key, date)
+            .map_err(|e| e.to_string())?;
+        match found.as_slice() {
+            [one] => Ok((row.line, one.id.clone(), label, reason)),
+            [] => Err(format!(
+                "no case for profile {profile}, key {key} on {date}"
+            )),
+            many => Err(format!(
+                "profile {profile}, key {key} on {date} matches several cases: {}",
+                many.iter()
+                    .map(|c| c.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    // ----- reads -------------------------------------------------------------------------------
+
+    /// The case with this id.
+    pub fn get(&self, case_id: &str) -> Result<Option<Case>, CaseError> {
+        match self.store.case_get(CaseTree::Cases, case_id.as_bytes())? {
+            Some(bytes) => Ok(Some(decode(&bytes, "case")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The case with this ticket.
+    pub fn get_by_ticket(&self, ticket: &str) -> Result<Option<Case>, CaseError> {
+        match self.store.case_get(CaseTree::Tickets, ticket.as_bytes())? {
+            Some(id) => {
+                let id = String::from_utf8(id).map_err(|e| CaseError::Corrupt {
+                    what: format!("ticket index entry {ticket}"),
+                    message: e.to_string(),
+                })?;
+                self.get(&id)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The case with this id or ticket (`BRK-…`).
+    pub fn find(&self, reference: &str) -> Result<Option<Case>, CaseError> {
+        if is_ticket(reference) {
+            self.get_by_ticket(reference)
+        } else {
+            self.get(reference)
+        }
+    }
+
+    /// The cases of `profile` and `key` whose break spans `date` (start to latest record).
+    pub fn find_break(
+        &self,
+        profile: &str,
+        key: &str,
+        date: NaiveDate,
+    ) -> Result<Vec<Case>, CaseError> {
+        let prefix = break_prefix(profile, key);
+        let mut out = Vec::new();
+        for kv in self.store.case_scan(CaseTree::BreakIndex, &prefix)? {
+            let (_, id) = kv?;
+            let id = String::from_utf8(id).map_err(|e| CaseError::Corrupt {
+                what: "break index entry".into(),
+                message: e.to_string(),
+            })?;
+            let case = self.get(&id)?.ok_or_else(|| CaseError::Corrupt {
+                what: "break index entry".into(),
+                message: format!("it names case {id}, which is not stored"),
+            })?;
+            if case.start_date <= date && date <= case.last_date {
+                out.push(case);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The cases that match `filter`, in ticket order (the order they were created).
+    pub fn list(&self, filter: &CaseFilter) -> Result<Vec<Case>, CaseError> {
+        let mut out = Vec::new();
+        for kv in self.store.case_scan(CaseTree::Cases, b"")? {
+            let (_, bytes) = kv?;
+            let case: Case = decode(&bytes, "case")?;
+            if filter.status.is_some_and(|s| s != case.status)
+                || filter.bucket.as_deref().is_some_and(|b| b != case.bucket)
+                || filter.profile.as_deref().is_some_and(|p| p != case.profile)
+            {
+                continue;
+            }
+            out.push(case);
+        }
+        out.sort_by_cached_key(|c| (ticket_number(&c.ticket), c.ticket.clone()));
+        Ok(out)
+    }
+
+    /// The cases in `status`, in ticket order (e.g. the Accepted cases to dispatch).
+    pub fn export(&self, status: Status) -> Result<Vec<Case>, CaseError> {
+        self.list(&CaseFilter {
+            status: Some(status),
+            ..CaseFilter::default()
+        })
+    }
+
+    /// Writes the cases in `status` as JSON lines, one case a line; returns how many.
+    pub fn export_json_lines(
+        &self,
+        status: Status,
+        out: &mut dyn std::io::Write,
+    ) -> Result<usize, CaseError> {
+        let cases = self.export(status)?;
+        for c in &cases {
+            let line = serde_json::to_string(c).map_err(|e| CaseError::Invalid(e.to_string()))?;
+            writeln!(out, "{line}")
+                .map_err(|e| CaseError::Invalid(format!("cannot write the export: {e}")))?;
+        }
+        Ok(cases.len())
+    }
+
+    /// Every event, in order.
+    pub fn events(&self) -> Result<Vec<Event>, CaseError> {
+        let mut out = Vec::new();
+        for kv in self.store.case_scan(CaseTree::Events, b"")? {
+            let (_, bytes) = kv?;
+            out.push(decode(&bytes, "event")?);
+        }
+        Ok(out)
+    }
+
+    /// The events of one case (id or ticket), in order.
+    pub fn events_for(&self, reference: &str) -> Result<Vec<Event>, CaseError> {
+        let case = self.find(reference)?.ok_or_else(|| CaseError::NotFound {
+            reference: reference.to_string(),
+        })?;
+        let prefix = case_events_prefix(&case.id);
+        let mut out = Vec::new();
+        for kv in self.store.case_scan(CaseTree::CaseEvents, &prefix)? {
+            let (k, _) = kv?;
+            let seq_bytes = k
+                .get(prefix.len()..)
+                .and_then(|s| <[u8; 8]>::try_from(s).ok())
+                .ok_or_else(|| CaseError::Corrupt {
+                    what: "case event index entry".into(),
+                    message: format!("bad key length {}", k.len()),
+                })?;
+            let bytes = self
+                .store
+                .case_get(CaseTree::Events, &seq_bytes)?
+                .ok_or_else(|| CaseError::Corrupt {
+                    what: "case event index entry".into(),
+                    message: format!(
+                        "it names event {}, which is not stored",
+                        u64::from_be_bytes(seq_bytes)
+                    ),
+                })?;
+            out.push(decode(&bytes, "event")?);
+        }
+        Ok(out)
+    }
+
+    /// The training labels: one per decided case (Accepted, Approved → true break; Rejected →
+    /// false positive), dated by the case's latest record, ordered by profile, key and date.
+    pub fn labels(&self) -> Result<Vec<Label>, CaseError> {
+        let mut out: Vec<Label> = Vec::new();
+        for kv in self.store.case_scan(CaseTree::Feedback, b"")? {
+            let (_, bytes) = kv?;
+            out.push(decode(&bytes, "label")?);
+        }
+        out.sort_by(|a, b| {
+            (&a.profile, &a.key, a.date, &a.case_id).cmp(&(&b.profile, &b.key, b.date, &b.case_id))
+        });
+        Ok(out)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transaction steps
+
+fn abort<T>(e: CaseError) -> TxResult<T> {
+    Err(TxError::Abort(e))
+}
+
+fn encode<T: Serialize>(value: &T) -> TxResult<Vec<u8>> {
+    serde_json::to_vec(value).or_else(|e| abort(CaseError::Invalid(e.to_string())))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, CaseError> {
+    serde_json::from_slice(bytes).map_err(|e| CaseError::Corrupt {
+        what: what.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn load_case(txn: &CaseTxn<'_>, id: &str) -> TxResult<Option<Case>> {
+    match txn.get(CaseTree::Cases, id.as_bytes())? {
+        Some(bytes) => decode(&bytes, "case").map(Some).map_err(TxError::Abort),
+        None => Ok(None),
+    }
+}
+
+/// The case of a case id or ticket, or `NotFound`.
+fn load_ref(txn: &CaseTxn<'_>, reference: &str) -> TxResult<Case> {
+    let not_found = || {
+        TxError::Abort(CaseError::NotFound {
+            reference: reference.to_string(),
+        })
+    };
+    let id = if is_ticket(reference) {
+        let bytes = txn
+            .get(CaseTree::Tickets, reference.as_bytes())?
+            .ok_or_else(not_found)?;
+        String::from_utf8(bytes).or_else(|e| {
+            abort(CaseError::Corrupt {
+                what: format!("ticket index entry {reference}"),
+                message: e.to_string(),
+            })
+        })?
+    } else {
+        reference.to_string()
+    };
+    load_case(txn, &id)?.ok_or_else(not_found)
+}
+
+/// The next value of a counter (the first is 1).
+fn next_counter(txn: &CaseTxn<'_>, name: &[u8]) -> TxResult<u64> {
+    let last = match txn.get(CaseTree::Seq, name)? {
+        None => 0,
+        Some(bytes) => match <[u8; 8]>::try_from(bytes.as_slice()) {
+            Ok(b) => u64::from_be_bytes(b),
+            Err(_) => {
+                return abort(CaseError::Corrupt {
+                    what: format!("counter {}", String::from_utf8_lossy(name)),
+                    message: format!("{} bytes, expected 8", bytes.len()),
+                });
+            }
+        },
+    };
+    let next = last + 1;
+    txn.insert(CaseTree::Seq, name, &next.to_be_bytes())?;
+    Ok(next)
+}
+
+/// Writes the case, and its training label (or removes it while undecided).
+fn put_case(txn: &CaseTxn<'_>, case: &Case) -> TxResult<()> {
+    txn.insert(CaseTree::Cases, case.id.as_bytes(), &encode(case)?)?;
+    match case.status.label() {
+        Some(label) => {
+            let l = Label {
+                case_id: case.id.clone(),
+                profile: case.profile.clone(),
+                key: case.key.clone(),
+                date: case.last_date,
+                label,
+                origin: case.origin,
+            };
+            txn.insert(CaseTree::Feedback, case.id.as_bytes(), &encode(&l)?)?;
+        }
+        None => txn.remove(CaseTree::Feedback, case.id.as_bytes())?,
+    }
+    Ok(())
+}
+
+/// Appends an event about `case` (in its current state, `to` = its status) and returns its
+/// sequence number.
+#[allow(clippy::too_many_arguments)]
+fn append_event(
+    txn: &CaseTxn<'_>,
+    case: &Case,
+    action: EventAction,
+    user: &str,
+    role: Option<Role>,
+    from: Option<Status>,
+    reason: Option<String>,
+    at: DateTime<Utc>,
+) -> TxResult<u64> {
+    let seq = next_counter(txn, EVENT_COUNTER)?;
+    let event = Event {
+        seq,
+        at,
+        user: user.to_string(),
+        role,
+        case_id: case.id.clone(),
+        ticket: case.ticket.clone(),
+        action,
+        from,
+        to: Some(case.status),
+        reason,
+        model_version: case.model_version.clone(),
+    };
+    txn.insert(CaseTree::Events, &seq.to_be_bytes(), &encode(&event)?)?;
+    let mut k = case_events_prefix(&case.id);
+    k.extend_from_slice(&seq.to_be_bytes());
+    txn.insert(CaseTree::CaseEvents, &k, b"")?;
+    Ok(seq)
+}
+
+/// A new case (ticket assigned and indexed; not yet written), status `PendingReview`.
+fn new_case(
+    txn: &CaseTxn<'_>,
+    input: &BreakInput,
+    id: &str,
+    fingerprint: String,
+    origin: Origin,
+    now: DateTime<Utc>,
+) -> TxResult<Case> {
+    let n = next_counter(txn, TICKET_COUNTER)?;
+    let ticket = format!("BRK-{}-{n:06}", now.format("%Y%m%d"));
+    if txn.get(CaseTree::Tickets, ticket.as_bytes())?.is_some() {
+        return abort(CaseError::Corrupt {
+            what: "ticket counter".into(),
+            message: format!("ticket {ticket} is already taken"),
+        });
+    }
+    txn.insert(CaseTree::Tickets, ticket.as_bytes(), id.as_bytes())?;
+    let mut bk = break_prefix(&input.profile, &input.key);
+    bk.extend_from_slice(input.start_date.to_string().as_bytes());
+    txn.insert(CaseTree::BreakIndex, &bk, id.as_bytes())?;
+    Ok(Case {
+        id: id.to_string(),
+        ticket,
+        profile: input.profile.clone(),
+        key: input.key.clone(),
+        start_date: input.start_date,
+        last_date: input.date,
+        origin,
+        status: Status::PendingReview,
+        bucket: input.bucket.clone(),
+        bucket_rule: input.bucket_rule.clone(),
+        confidence: input.confidence,
+        severity: input.severity.clone(),
+        summary: input.summary.clone(),
+        score: input.score,
+        rank: input.rank,
+        difference: input.difference,
+        model_version: input.model_version.clone(),
+        proposed_by: None,
+        jira_key: None,
+        dispatched: false,
+        created_at: now,
+        updated_at: now,
+        row: input.row.clone(),
+        last_decision: None,
+        fingerprint,
+    })
+}
+
+fn upsert_one(
+    txn: &CaseTxn<'_>,
+    input: &BreakInput,
+    auto_resolve: bool,
+    id: &str,
+    fingerprint: &str,
+    now: DateTime<Utc>,
+) -> TxResult<UpsertOutcome> {
+    if let Some(mut case) = load_case(txn, id)? {
+        // An older record (a past file run again) or the same record: nothing to do.
+        if input.date < case.last_date || case.fingerprint == fingerprint {
+            return Ok(UpsertOutcome {
+                case,
+                change: Change::Unchanged,
+            });
+        }
+        case.refresh_from(input, fingerprint.to_string());
+        case.updated_at = now;
+        put_case(txn, &case)?;
+        return Ok(UpsertOutcome {
+            case,
+            change: Change::Updated,
+        });
+    }
+    let mut case = new_case(txn, input, id, fingerprint.to_string(), Origin::Model, now)?;
+    append_event(
+        txn,
+        &case,
+        EventAction::Create,
+        SYSTEM_USER,
+        None,
+        None,
+        None,
+        now,
+    )?;
+    if auto_resolve {
+        let by = format!("rules:{}", input.bucket_rule);
+        case.status = Status::AutoResolveProposed;
+        case.proposed_by = Some(by.clone());
+        append_event(
+            txn,
+            &case,
+            EventAction::Propose,
+            RULES_USER,
+            None,
+            Some(Status::PendingReview),
+            Some(by),
+            now,
+        )?;
+    }
+    put_case(txn, &case)?;
+    Ok(UpsertOutcome {
+        case,
+        change: Change::Created,
+    })
+}
+
+/// Whether `actor` may take `action` on `case` with `note`; the error says why not.
+fn check_decision(
+    case: &Case,
+    action: Action,
+    actor: &Actor,
+    note: Option<&str>,
+) -> Result<(), CaseError> {
+    let allowed = case.status.allowed_actions();
+    if !allowed.contains(&action) {
+        return Err(CaseError::IllegalTransition {
+            case_id: case.id.clone(),
+            status: case.status,
+            action,
+            allowed: allowed.to_vec(),
+        });
+    }
+    if action.supervisor_only() && actor.role != Role::Supervisor {
+        return Err(CaseError::NeedsSupervisor {
+            case_id: case.id.clone(),
+            action,
+            user: actor.user.clone(),
+        });
+    }
+    if action == Action::Approve && case.proposed_by.as_deref() == Some(actor.user.as_str()) {
+        return Err(CaseError::MakerChecker {
+            case_id: case.id.clone(),
+            user: actor.user.clone(),
+        });
+    }
+    if let Some(what) = action.note_required()
+        && note.is_none_or(|n| n.trim().is_empty())
+    {
+        return Err(CaseError::NoteRequired {
+            case_id: case.id.clone(),
+            action: action.into(),
+            what,
+        });
+    }
+    Ok(())
+}
+
+/// Applies a checked decision: new status, event, undo record, written.
+fn apply_decision(
+    txn: &CaseTxn<'_>,
+    case: &mut Case,
+    action: Action,
+    actor: &Actor,
+    note: Option<String>,
+    now: DateTime<Utc>,
+) -> TxResult<()> {
+    let from = case.status;
+    let prev_proposed_by = case.proposed_by.clone();
+    case.status = action.target();
+    if action == Action::Propose {
+        case.proposed_by = Some(actor.user.clone());
+    }
+    case.updated_at = now;
+    let seq = append_event(
+        txn,
+        case,
+        action.into(),
+        &actor.user,
+        Some(actor.role),
+        Some(from),
+        note,
+        now,
+    )?;
+    case.last_decision = Some(Decision {
+        seq,
+        user: actor.user.clone(),
+        action,
+        from,
+        prev_proposed_by,
+    });
+    put_case(txn, case)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+fn clean_note(note: Option<&str>) -> Option<String> {
+    note.map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+}
+
+fn parse_label(s: &str) -> Result<bool, String> {
+    match s.trim().to_lowercase().as_str() {
+        "accept" | "1" | "true" => Ok(true),
+        "reject" | "0" | "false" => Ok(false),
+        _ => Err(format!(
+            "label {s:?} is not one of accept, reject, 1, 0, true, false"
+        )),
+    }
+}
+
+fn is_ticket(reference: &str) -> bool {
+    reference.starts_with("BRK-")
+}
+
+/// The sequence number of a ticket (`BRK-YYYYMMDD-NNNNNN` → NNNNNN).
+fn ticket_number(ticket: &str) -> u64 {
+    ticket
+        .rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+fn is_jira_key(key: &str) -> bool {
+    let Some((project, number)) = key.split_once('-') else {
+        return false;
+    };
+    let mut p = project.chars();
+    p.next().is_some_and(|c| c.is_ascii_uppercase())
+        && p.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && !number.is_empty()
+        && number.chars().all(|c| c.is_ascii_digit())
+}
+
+fn break_prefix(profile: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(profile.len() + key.len() + 2);
+    k.extend_from_slice(profile.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k.push(0);
+    k
+}
+
+fn case_events_prefix(case_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(case_id.len() + 9);
+    k.extend_from_slice(case_id.as_bytes());
+    k.push(0);
+    k
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Dates as `YYYY-MM-DD`.
+mod date_format {
+    use chrono::NaiveDate;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(d)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Timestamps as RFC 3339 UTC with milliseconds (`2024-05-01T09:30:00.000Z`).
+mod time_format {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_allowed_action_leads_out_of_its_status_and_back_to_work() {
+        for status in Status::ALL {
+            let allowed = status.allowed_actions();
+            assert!(!allowed.is_empty(), "{status} is a dead end");
+            for a in allowed {
+                assert_ne!(a.target(), status, "{status} {a}");
+            }
+        }
+        // Pending work is reachable again from every decided status.
+        for s in [Status::Accepted, Status::Rejected, Status::Approved] {
+            assert_eq!(s.allowed_actions(), &[Action::Reopen]);
+        }
+        assert_eq!(
+            Status::Returned.allowed_actions(),
+            Status::PendingReview.allowed_actions()
+        );
+    }
+
+    #[test]
+    fn labels_parse_in_every_accepted_spelling_and_nothing_else() {
+        for s in ["accept", "ACCEPT", " 1 ", "true", "True"] {
+            assert_eq!(parse_label(s), Ok(true), "{s}");
+        }
+        for s in ["reject", "0", "false", "FALSE"] {
+            assert_eq!(parse_label(s), Ok(false), "{s}");
+        }
+        for s in ["", "yes", "2", "accepted"] {
+            assert!(parse_label(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn jira_keys_and_ticket_numbers() {
+        for k in ["RECON-1", "R2D2-42", "FIN_OPS-1000"] {
+            assert!(is_jira_key(k), "{k}");
+        }
+        for k in [
+            "",
+            "RECON",
+            "recon-1",
+            "1RECON-1",
+            "RECON-",
+            "RECON-1-2",
+            "RECON-x",
+        ] {
+            assert!(!is_jira_key(k), "{k}");
+        }
+        assert_eq!(ticket_number("BRK-20240501-000042"), 42);
+        assert_eq!(ticket_number("BRK-20240501-1000000"), 1_000_000);
+        assert_eq!(ticket_number("garbage"), u64::MAX);
+    }
+
+    #[test]
+    fn timestamps_and_dates_round_trip_through_json() {
+        let t = DateTime::parse_from_rfc3339("2024-05-01T09:30:00.123Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let label = Label {
+            case_id: "C-0123456789ab".into(),
+            profile: "gl_ihub".into(),
+            key: "K".into(),
+            date: NaiveDate::from_ymd_opt(2024, 5, 1).unwrap(),
+            label: true,
+            origin: Origin::Model,
+        };
+        let json = serde_json::to_string(&label).unwrap();
+        assert!(json.contains("\"date\":\"2024-05-01\""), "{json}");
+        assert_eq!(serde_json::from_str::<Label>(&json).unwrap(), label);
+        #[derive(Serialize, Deserialize)]
+        struct T(#[serde(with = "time_format")] DateTime<Utc>);
+        let s = serde_json::to_string(&T(t)).unwrap();
+        assert_eq!(s, "\"2024-05-01T09:30:00.123Z\"");
+        assert_eq!(serde_json::from_str::<T>(&s).unwrap().0, t);
+    }
+}

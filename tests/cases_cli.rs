@@ -1,0 +1,251 @@
+//! The case workflow through the real binary: `run` opens one case per anomaly (idempotently),
+//! `cases decide` enforces the status machine and maker-checker with clear errors, and `audit`
+//! and `export` read what was decided — across separate processes, so across store reopenings.
+
+mod common;
+
+use assert_cmd::Command;
+use common::{column as col, read_csv};
+use std::path::Path;
+
+fn bd(data: &Path, args: &[&str]) -> (i32, String, String) {
+    let home = data.join("home");
+    let o = Command::cargo_bin("breakdesk")
+        .unwrap()
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("USER", "os-user")
+        .args(["--data-dir", data.join("data").to_str().unwrap()])
+        .args(args)
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
+fn run_sample(d: &Path, out: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/samples");
+    let (code, _, err) = bd(
+        d,
+        &[
+            "run",
+            root.join("gl_ihub_current.csv").to_str().unwrap(),
+            "--history",
+            root.join("gl_ihub_history.csv").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    read_csv(out)
+}
+
+#[test]
+fn run_opens_cases_once_and_decisions_follow_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (h, rows) = run_sample(d, &d.join("a.csv"));
+    let tickets = col(&h, &rows, "ticket");
+    let ids = col(&h, &rows, "case_id");
+    let status = col(&h, &rows, "case_status");
+    let auto = col(&h, &rows, "auto_resolve");
+    assert!(!rows.is_empty());
+    for i in 0..rows.len() {
+        assert!(
+            tickets[i].starts_with("BRK-") && tickets[i].len() == 19,
+            "{}",
+            tickets[i]
+        );
+        assert!(ids[i].starts_with("C-"));
+        // Rules only propose: an auto-resolvable bucket waits for a supervisor.
+        let want = if auto[i] == "true" {
+            "AutoResolveProposed"
+        } else {
+            "PendingReview"
+        };
+        assert_eq!(status[i], want, "row {i}");
+    }
+    // One case per break: the records of a break on several days share its case.
+    let keys = col(&h, &rows, "bd_key");
+    let mut by_ticket: std::collections::HashMap<&str, &str> = Default::default();
+    for i in 0..rows.len() {
+        let k = by_ticket.entry(tickets[i]).or_insert(keys[i]);
+        assert_eq!(*k, keys[i], "ticket {} spans two accounts", tickets[i]);
+    }
+    assert!(by_ticket.len() > 1 && by_ticket.len() <= rows.len());
+    let (_, audit_before, _) = bd(d, &["audit"]);
+
+    // Re-running the same files opens no new case and writes no event.
+    let (h2, rows2) = run_sample(d, &d.join("b.csv"));
+    assert_eq!(col(&h2, &rows2, "ticket"), tickets);
+    let (_, audit_after, _) = bd(d, &["audit"]);
+    assert_eq!(audit_before, audit_after);
+
+    let pending = (0..rows.len())
+        .find(|i| status[*i] == "PendingReview")
+        .expect("a pending case");
+    let proposed = (0..rows.len())
+        .find(|i| status[*i] == "AutoResolveProposed")
+        .expect("a proposed case");
+    let (p, q) = (tickets[pending], tickets[proposed]);
+
+    // Reject without a reason: refused (exit 6), nothing recorded.
+    let (code, _, err) = bd(d, &["cases", "decide", p, "reject", "--user", "ann"]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("needs a reason"), "{err}");
+    let (code, out, err) = bd(
+        d,
+        &[
+            "cases",
+            "decide",
+            p,
+            "reject",
+            "--user",
+            "ann",
+            "--reason",
+            "known timing",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("-> Rejected"), "{out}");
+    // Illegal transition names the legal ones.
+    let (code, _, err) = bd(d, &["cases", "decide", p, "accept", "--user", "ann"]);
+    assert_eq!(code, 6);
+    assert!(
+        err.contains("is Rejected") && err.contains("allowed: reopen"),
+        "{err}"
+    );
+    // An analyst cannot approve; a supervisor can.
+    let (code, _, err) = bd(d, &["cases", "decide", q, "approve", "--user", "ann"]);
+    assert_eq!(code, 6);
+    assert!(err.to_lowercase().contains("supervisor"), "{err}");
+    let (code, _, err) = bd(
+        d,
+        &[
+            "cases",
+            "decide",
+            q,
+            "approve",
+            "--user",
+            "sue",
+            "--role",
+            "supervisor",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    // A supervisor never approves their own proposal.
+    let (code, _, err) = bd(
+        d,
+        &[
+            "cases",
+            "decide",
+            q,
+            "reopen",
+            "--user",
+            "sue",
+            "--reason",
+            "check again",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = bd(
+        d,
+        &[
+            "cases",
+            "decide",
+            q,
+            "propose",
+            "--user",
+            "sue",
+            "--role",
+            "supervisor",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = bd(
+        d,
+        &[
+            "cases",
+            "decide",
+            q,
+            "approve",
+            "--user",
+            "sue",
+            "--role",
+            "supervisor",
+        ],
+    );
+    assert_eq!(code, 6);
+    assert!(
+        err.contains("maker-checker") && err.contains("cannot also approve"),
+        "{err}"
+    );
+    // Unknown case and unknown action.
+    let (code, _, err) = bd(d, &["cases", "decide", "BRK-20990101-999999", "accept"]);
+    assert_eq!(code, 3, "{err}");
+    let (code, _, err) = bd(d, &["cases", "decide", p, "frobnicate"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown action"), "{err}");
+
+    // The next run carries the decided statuses.
+    let (h3, rows3) = run_sample(d, &d.join("c.csv"));
+    let st3 = col(&h3, &rows3, "case_status");
+    let t3 = col(&h3, &rows3, "ticket");
+    let i = t3.iter().position(|t| *t == p).unwrap();
+    assert_eq!(st3[i], "Rejected");
+
+    // The audit trail of the case, in order, with who, role and reason.
+    let (code, out, _) = bd(d, &["audit", "--case", p]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("seq,at,user,role,case_id"));
+    assert!(lines[1].contains(",create,"), "{out}");
+    assert!(
+        lines[2].contains(",ann,analyst,")
+            && lines[2].contains(",reject,PendingReview,Rejected,known timing,"),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 3, "refused decisions are not recorded: {out}");
+    let (_, jsonl, _) = bd(d, &["audit", "--format", "jsonl"]);
+    for l in jsonl.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["seq"].is_u64() && v["case_id"].is_string());
+    }
+
+    // Export of the rejected cases carries the record's own columns.
+    let ex = d.join("rejected.csv");
+    let (code, _, err) = bd(
+        d,
+        &[
+            "export",
+            "--status",
+            "rejected",
+            "--out",
+            ex.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (eh, erows) = read_csv(&ex);
+    assert_eq!(erows.len(), 1);
+    assert_eq!(col(&eh, &erows, "ticket"), vec![p]);
+    assert!(eh.contains(&"GL Balance".to_string()));
+
+    // `cases list --status pending` and `cases show`.
+    let (code, out, _) = bd(
+        d,
+        &["cases", "list", "--status", "pending", "--format", "csv"],
+    );
+    assert_eq!(code, 0);
+    assert!(!out.contains(p));
+    let (code, out, _) = bd(d, &["cases", "show", p]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("legal now: reopen") && out.contains("known timing"),
+        "{out}"
+    );
+}
