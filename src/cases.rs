@@ -50,6 +50,9 @@ const EVENT_COUNTER: &[u8] = b"event";
 // ---------------------------------------------------------------------------------------------
 // Identity
 
+/// Records per transaction in [`Cases::upsert_batch`].
+const UPSERT_CHUNK: usize = 2000;
+
 /// The stable id of the case of a break: `"C-"` followed by the first 12 hex digits of
 /// SHA-256(`profile` NUL `key` NUL `start_date` as `YYYY-MM-DD`), where `start_date` is the date
 /// the break (the run of out-of-tolerance records) began.
@@ -892,14 +895,30 @@ impl<'s> Cases<'s> {
             ));
         }
         let now = self.now();
-        self.store.case_transaction(|txn| {
-            let mut out = Vec::with_capacity(inputs.len());
-            for ((input, auto), (id, fingerprint)) in inputs.iter().zip(auto_resolve).zip(&prepared)
-            {
-                out.push(upsert_one(txn, input, *auto, id, fingerprint, now)?);
-            }
-            Ok(out)
-        })
+        // Large write sets make one sled transaction slow; chunks of UPSERT_CHUNK records are
+        // each atomic and durable. A crash between chunks leaves the earlier chunks' cases, and
+        // re-running the same records completes the rest (upserts are idempotent).
+        let mut out = Vec::with_capacity(inputs.len());
+        for start in (0..inputs.len()).step_by(UPSERT_CHUNK) {
+            let end = (start + UPSERT_CHUNK).min(inputs.len());
+            let part = self.store.case_transaction(|txn| {
+                let mut part = Vec::with_capacity(end - start);
+                for k in start..end {
+                    let (id, fingerprint) = &prepared[k];
+                    part.push(upsert_one(
+                        txn,
+                        &inputs[k],
+                        auto_resolve[k],
+                        id,
+                        fingerprint,
+                        now,
+                    )?);
+                }
+                Ok(part)
+            })?;
+            out.extend(part);
+        }
+        Ok(out)
     }
 
     /// Takes `action` on the case `reference` (a case id or ticket), with an optional reason or

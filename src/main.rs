@@ -1106,6 +1106,8 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         &result.features.names,
         args.all_rows,
     )?;
+    let table_time = t.elapsed();
+    let t = Instant::now();
     step("categorizing", 0.85);
     let rules = pipeline::rules_file(&cfg).map_err(|e| fail(exit::CONFIG, e.into()))?;
     let flagged_total = det.scored.flag.iter().filter(|f| **f).count();
@@ -1132,6 +1134,8 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
     )
     .map_err(|e| fail(exit::CONFIG, e.into()))?;
     pipeline::with_categories(&mut table, &rows, &categorized.cats)?;
+    let categorize_time = t.elapsed();
+    let t = Instant::now();
     // Cases are durable before the file that names them is written.
     let cases = pipeline::record_cases(
         &store,
@@ -1143,6 +1147,8 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
     )
     .map_err(case_failure)?;
     pipeline::with_cases(&mut table, &rows, &cases)?;
+    let cases_time = t.elapsed();
+    let t = Instant::now();
     output::write_table(&table, &out, format)?;
     let written = table.height();
     output::write_clusters(&det.clusters, &clusters_file)?;
@@ -1161,6 +1167,9 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
                 .iter()
                 .map(|(s, d)| format!("{s} {:.3} s", d.as_secs_f64())),
         );
+        parts.push(format!("table {:.3} s", table_time.as_secs_f64()));
+        parts.push(format!("categorize {:.3} s", categorize_time.as_secs_f64()));
+        parts.push(format!("cases {:.3} s", cases_time.as_secs_f64()));
         parts.push(format!("write {:.3} s", write_time.as_secs_f64()));
         eprintln!("timings: {}", parts.join(", "));
     }

@@ -24,6 +24,8 @@ pub const SCHEMA_VERSION: u32 = 2;
 
 const META: &str = "meta";
 const MODELS: &str = "models";
+/// sled's page cache (its default is 1 GiB, which a batch run would spend on pages it writes once).
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 const LLM_CACHE: &str = "llm_cache";
 
 /// Why the store could not be opened, read or written.
@@ -77,7 +79,11 @@ impl Store {
         let mut wait = std::time::Duration::from_millis(25);
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
         let db = loop {
-            match sled::Config::new().path(&path).open() {
+            match sled::Config::new()
+                .path(&path)
+                .cache_capacity(CACHE_BYTES)
+                .open()
+            {
                 Ok(db) => break db,
                 Err(e) => {
                     let m = e.to_string();
