@@ -654,18 +654,8 @@ pub fn with_categories(
     cats: &[crate::categorize::Categorization],
 ) -> Result<(), polars::prelude::PolarsError> {
     use polars::prelude::*;
-    let n = table.height();
-    let mut at: Vec<Option<usize>> = vec![None; n];
-    for (k, r) in rows.iter().enumerate() {
-        if *r < n {
-            at[*r] = Some(k);
-        }
-    }
-    let text = |f: &dyn Fn(&crate::categorize::Categorization) -> String| -> Vec<String> {
-        at.iter()
-            .map(|k| k.map(|k| f(&cats[k])).unwrap_or_default())
-            .collect()
-    };
+    let at = row_slots(table.height(), rows);
+    let text = |f: &dyn Fn(&crate::categorize::Categorization) -> String| spread(&at, cats, f);
     table.with_column(Column::new("bucket".into(), text(&|c| c.bucket.clone())))?;
     table.with_column(Column::new(
         "bucket_confidence".into(),
@@ -832,18 +822,8 @@ pub fn with_cases(
     cases: &[crate::cases::Case],
 ) -> Result<(), polars::prelude::PolarsError> {
     use polars::prelude::*;
-    let n = table.height();
-    let mut at: Vec<Option<usize>> = vec![None; n];
-    for (k, r) in rows.iter().enumerate() {
-        if *r < n {
-            at[*r] = Some(k);
-        }
-    }
-    let text = |f: &dyn Fn(&crate::cases::Case) -> String| -> Vec<String> {
-        at.iter()
-            .map(|k| k.map(|k| f(&cases[k])).unwrap_or_default())
-            .collect()
-    };
+    let at = row_slots(table.height(), rows);
+    let text = |f: &dyn Fn(&crate::cases::Case) -> String| spread(&at, cases, f);
     table.with_column(Column::new("case_id".into(), text(&|c| c.id.clone())))?;
     table.with_column(Column::new("ticket".into(), text(&|c| c.ticket.clone())))?;
     table.with_column(Column::new(
@@ -851,4 +831,22 @@ pub fn with_cases(
         text(&|c| c.status.as_str().to_string()),
     ))?;
     Ok(())
+}
+
+/// For each of `n` table rows, the position of that row in `rows` (None for rows not listed).
+fn row_slots(n: usize, rows: &[usize]) -> Vec<Option<usize>> {
+    let mut at = vec![None; n];
+    for (k, r) in rows.iter().enumerate() {
+        if *r < n {
+            at[*r] = Some(k);
+        }
+    }
+    at
+}
+
+/// A text column over the table's rows: `f` of the row's item, empty for rows without one.
+fn spread<T>(at: &[Option<usize>], items: &[T], f: &dyn Fn(&T) -> String) -> Vec<String> {
+    at.iter()
+        .map(|k| k.map(|k| f(&items[k])).unwrap_or_default())
+        .collect()
 }

@@ -4,27 +4,13 @@
 
 mod common;
 
-use assert_cmd::Command;
 use common::{column as col, read_csv};
 use std::path::Path;
 
 fn bd(data: &Path, args: &[&str]) -> (i32, String, String) {
-    let home = data.join("home");
-    let o = Command::cargo_bin("breakdesk")
-        .unwrap()
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("USER", "os-user")
-        .args(["--data-dir", data.join("data").to_str().unwrap()])
-        .args(args)
-        .timeout(std::time::Duration::from_secs(120))
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    )
+    let mut c = common::breakdesk_cmd(data, &data.join("data"));
+    c.env("USER", "os-user").args(args);
+    common::outcome(c)
 }
 
 fn run_sample(d: &Path, out: &Path) -> (Vec<String>, Vec<Vec<String>>) {

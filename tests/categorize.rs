@@ -4,26 +4,13 @@
 
 mod common;
 
-use assert_cmd::Command;
 use common::{column as col, read_csv};
 use std::path::Path;
 
 fn breakdesk(data: &Path, args: &[&str]) -> (i32, String, String) {
-    let home = data.join("home");
-    let o = Command::cargo_bin("breakdesk")
-        .expect("binary builds")
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .args(["--data-dir", data.to_str().unwrap()])
-        .args(args)
-        .timeout(std::time::Duration::from_secs(300))
-        .output()
-        .expect("runs");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    )
+    let mut c = common::breakdesk_cmd(data, data);
+    c.args(args);
+    common::outcome(c)
 }
 
 /// Generates `rows` rows of `profile` and returns the per-kind bucket accuracy (kind → (accuracy, rows)).

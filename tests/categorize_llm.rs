@@ -7,7 +7,6 @@ mod common;
 #[path = "support/llm_server.rs"]
 mod llm_server;
 
-use assert_cmd::Command;
 use common::{column as col, read_csv};
 use llm_server::{LlmServer, Reply, user_message};
 use serde_json::{Value, json};
@@ -45,18 +44,12 @@ fn config(dir: &Path, base_url: &str, enabled: bool, extra: &str) -> PathBuf {
 /// Runs `breakdesk run` on the sample pair; returns (exit code, stderr, header, rows).
 fn run(dir: &Path, cfg: &Path) -> (i32, String, Vec<String>, Vec<Vec<String>>) {
     let out = dir.join("anomalies.csv");
-    let home = dir.join("home");
-    let o = Command::cargo_bin("breakdesk")
-        .unwrap()
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", home.join("config"))
+    let o = common::breakdesk_cmd(dir, &dir.join("data"))
         .env("BREAKDESK_TEST_LLM_KEY", "sk-test-secret")
         .args(["--config", cfg.to_str().unwrap()])
-        .args(["--data-dir", dir.join("data").to_str().unwrap()])
         .args(["run", &sample("gl_ihub_current.csv")])
         .args(["--history", &sample("gl_ihub_history.csv")])
         .args(["--out", out.to_str().unwrap()])
-        .timeout(Duration::from_secs(120))
         .output()
         .unwrap();
     let code = o.status.code().unwrap_or(-1);

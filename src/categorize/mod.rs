@@ -847,6 +847,80 @@ mod tests {
         );
     }
 
+    /// Categorizes the current rows of a small GL/IHub file through the real pipeline.
+    fn categorize_csv(current: &str) -> Vec<Categorization> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gl.csv");
+        std::fs::write(&p, current).unwrap();
+        let cfg = crate::config::Config::defaults();
+        let opts = crate::pipeline::RunOptions {
+            input: p,
+            ..Default::default()
+        };
+        let out = crate::pipeline::run(
+            &cfg,
+            &opts,
+            "",
+            &mut |_| {},
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap();
+        let rules = RulesFile::embedded();
+        let rows: Vec<usize> = (0..out.features.df.height()).collect();
+        crate::pipeline::categorize_rows(&rules, &out.features.df, &out.resolved, &rows, 0).unwrap()
+    }
+
+    #[test]
+    fn severity_follows_thresholds_and_bucket_clamps() {
+        let csv = "As of Date,Company,Account,AU,GL Balance,IHub Balance
+2024-01-01,00000,1,0001,100.00,100.00
+2024-01-02,00000,1,0001,1000000.00,1000.00
+2024-01-01,00000,2,0001,100.00,100.00
+2024-01-02,00000,2,0001,100.50,100.00
+2024-01-01,00000,3,0001,5000.00,5000.00
+2024-01-02,00000,3,0001,5000.00,5000.00
+2024-01-01,00000,4,0001,100.00,100.00
+2024-01-02,00000,4,0001,-2500.00,2500.00
+";
+        let c = categorize_csv(csv);
+        // A fat finger of 999,000: High by amount, Critical by share of the balance.
+        assert_eq!(c[1].bucket, "Fat Finger");
+        assert_eq!(
+            c[1].severity,
+            Severity::Critical,
+            "{}",
+            c[1].severity_reason
+        );
+        assert!(
+            c[1].severity_reason
+                .contains("|difference| 999,000 ≥ 100,000")
+        );
+        // Rounding is at most Low whatever its share.
+        assert_eq!(c[3].bucket, "Rounding Error");
+        assert_eq!(c[3].severity, Severity::Low);
+        assert!(c[3].auto_resolve);
+        // Within tolerance: not a break, Low, never proposed.
+        assert_eq!(c[5].bucket, "Within Tolerance");
+        assert!(!c[5].is_break && !c[5].auto_resolve);
+        assert_eq!(c[5].severity, Severity::Low);
+        // A sign flip of 5,000: Medium by amount, Critical by share (200% of the balance).
+        assert_eq!(c[7].bucket, "Sign Flip");
+        assert_eq!(
+            c[7].severity,
+            Severity::Critical,
+            "{}",
+            c[7].severity_reason
+        );
+        // The summary cites both balances and the next step.
+        assert!(
+            c[7].summary
+                .contains("GL Balance -2,500 vs IHub Balance 2,500, difference -5,000"),
+            "{}",
+            c[7].summary
+        );
+        assert!(c[7].summary.contains("Next step:"));
+    }
+
     #[test]
     fn bad_rules_files_name_the_problem() {
         let base = RULES_TOML.to_string();

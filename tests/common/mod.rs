@@ -45,3 +45,25 @@ pub fn column<'a>(header: &[String], rows: &'a [Vec<String>], name: &str) -> Vec
         .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
     rows.iter().map(|r| r[i].as_str()).collect()
 }
+
+/// The real binary with a private home under `dir` (no user config file is picked up) and its
+/// store in `data_dir`, bounded in time.
+pub fn breakdesk_cmd(dir: &Path, data_dir: &Path) -> assert_cmd::Command {
+    let home = dir.join("home");
+    let mut c = assert_cmd::Command::cargo_bin("breakdesk").expect("binary builds");
+    c.env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .args(["--data-dir", data_dir.to_str().expect("utf-8 path")])
+        .timeout(std::time::Duration::from_secs(300));
+    c
+}
+
+/// Exit code, standard output and standard error of a finished command.
+pub fn outcome(mut c: assert_cmd::Command) -> (i32, String, String) {
+    let o = c.output().expect("runs");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
