@@ -54,11 +54,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Score a reconciliation file: write its anomalies (or every row) with score, rank, flag, cluster and why.
+    /// Score a reconciliation file: write its anomalies (or every row) with score, rank, cluster, root-cause bucket, severity, summary and case.
     Run(RunArgs),
     /// Train the model for a file's profile and detector now, and save it in the store.
     Train(TrainArgs),
-    /// Measure detection quality on a labelled file (ROC-AUC, PR-AUC, precision@k per break kind).
+    /// Measure detection quality (ROC-AUC, PR-AUC, precision@k) and bucket accuracy per break kind on a labelled file.
     Evaluate(EvaluateArgs),
     /// Saved models: list them or export one to a file.
     Model {
