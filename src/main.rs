@@ -8,8 +8,8 @@ use breakdesk::features::Preset;
 use breakdesk::ingest::IngestError;
 use breakdesk::output::{self, Format};
 use breakdesk::pipeline::{
-    self, DetectError, DetectOptions, Detection, PipelineError, Progress, RunOptions, RunOutput,
-    TrainMode,
+    self, AnalyzeError, DetectError, DetectOptions, Detection, PipelineError, Progress, RunOptions,
+    RunOutput, TrainMode,
 };
 use breakdesk::profile::Profile;
 use breakdesk::store::{Store, StoreError};
@@ -998,14 +998,7 @@ fn ingest(
     rejects_file: &Path,
     bar: Option<&indicatif::ProgressBar>,
 ) -> Result<RunOutput, Failure> {
-    let mut on_progress = |p: Progress| {
-        if let Some(b) = bar {
-            // Ingest takes the first half of the bar; detection and writing the rest.
-            b.set_length(p.total * 2);
-            b.set_position(p.done);
-            b.set_message(p.stage.label());
-        }
-    };
+    let mut on_progress = progress_reporter(bar);
     let cancel = AtomicBool::new(false);
     let hint = format!(" ({})", rejects_file.display());
     let result = pipeline::run(cfg, opts, &hint, &mut on_progress, &cancel);
@@ -1014,14 +1007,29 @@ fn ingest(
     {
         b.finish_and_clear();
     }
-    match result {
-        Ok(r) => Ok(r),
-        Err(PipelineError::TooManyRejects { error, rejects }) => {
-            output::write_rejects(&rejects, rejects_file)?;
-            tracing::error!(error = %error, "too many rejects");
-            Err(fail(exit::REJECTS, (*error).into()))
+    result.map_err(|e| pipeline_failure(e, rejects_file))
+}
+
+fn progress_reporter(bar: Option<&indicatif::ProgressBar>) -> impl FnMut(Progress) + '_ {
+    move |p: Progress| {
+        if let Some(b) = bar {
+            b.set_length(p.total);
+            b.set_position(p.done);
+            b.set_message(p.stage.label());
         }
-        Err(PipelineError::Ingest(e)) => {
+    }
+}
+
+fn pipeline_failure(e: PipelineError, rejects_file: &Path) -> Failure {
+    match e {
+        PipelineError::TooManyRejects { error, rejects } => {
+            if let Err(w) = output::write_rejects(&rejects, rejects_file) {
+                return w.into();
+            }
+            tracing::error!(error = %error, "too many rejects");
+            fail(exit::REJECTS, (*error).into())
+        }
+        PipelineError::Ingest(e) => {
             tracing::error!(error = %e, "input");
             let code = match e {
                 IngestError::Config { .. } => exit::CONFIG,
@@ -1031,13 +1039,23 @@ fn ingest(
                 }
                 _ => exit::INPUT,
             };
-            Err(fail(code, e.into()))
+            fail(code, e.into())
         }
-        Err(PipelineError::Config(m)) => Err(usage(m)),
-        Err(PipelineError::Features(e @ breakdesk::features::FeatureError::Mismatch(_))) => {
-            Err(fail(exit::INPUT, e.into()))
+        PipelineError::Config(m) => usage(m),
+        PipelineError::Features(e @ breakdesk::features::FeatureError::Mismatch(_)) => {
+            fail(exit::INPUT, e.into())
         }
-        Err(e) => Err(e.into()),
+        e => e.into(),
+    }
+}
+
+fn analyze_failure(e: AnalyzeError, rejects_file: &Path) -> Failure {
+    match e {
+        AnalyzeError::Pipeline(p) => pipeline_failure(p, rejects_file),
+        AnalyzeError::Detect(d) => detect_failure(d),
+        AnalyzeError::Rules(r) => fail(exit::CONFIG, r.into()),
+        AnalyzeError::Cases(c) => case_failure(c),
+        AnalyzeError::Table(t) => t.into(),
     }
 }
 
@@ -1079,75 +1097,37 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
     let started = Instant::now();
 
     let bar = progress_bar(quiet);
-    let step = |msg: &'static str, frac: f64| {
-        if let Some(b) = &bar {
-            let len = b.length().unwrap_or(1);
-            b.set_position(((len as f64) * frac) as u64);
-            b.set_message(msg);
-        }
+    let cancel = AtomicBool::new(false);
+    let hint = format!(" ({})", rejects_file.display());
+    let aopts = pipeline::AnalyzeOptions {
+        detect: dopts,
+        all_rows: args.all_rows,
     };
-    let mut result = ingest(&cfg, &opts, &rejects_file, bar.as_ref())?;
-    step("detecting (loading or training the model, scoring)", 0.6);
-    let det = pipeline::score(&cfg, &mut result, &store, &dopts);
-    let det = match det {
-        Ok(d) => d,
-        Err(e) => {
-            if let Some(b) = &bar {
-                b.finish_and_clear();
-            }
-            return Err(detect_failure(e));
-        }
-    };
-    step("writing", 0.9);
-    let t = Instant::now();
-    let mut table = pipeline::with_detection(
-        &result.features.df,
-        &det,
-        &result.features.names,
-        args.all_rows,
-    )?;
-    let table_time = t.elapsed();
-    let t = Instant::now();
-    step("categorizing", 0.85);
-    let rules = pipeline::rules_file(&cfg).map_err(|e| fail(exit::CONFIG, e.into()))?;
-    let flagged_total = det.scored.flag.iter().filter(|f| **f).count();
-    let rows: Vec<usize> = if args.all_rows {
-        (0..table.height())
-            .filter(|i| det.scored.flag[*i])
-            .collect()
-    } else {
-        (0..table.height()).collect()
-    };
-    if cfg.llm.enabled
+    let analysis = pipeline::analyze(
+        &cfg,
+        &opts,
+        &aopts,
+        &store,
+        &hint,
+        &mut progress_reporter(bar.as_ref()),
+        &cancel,
+    );
+    if analysis.is_err()
         && let Some(b) = &bar
     {
-        b.set_message("categorizing (asking the LLM)");
+        b.finish_and_clear();
     }
-    let categorized = pipeline::categorize(
-        &cfg,
-        &rules,
-        &table,
-        &result.resolved,
-        &rows,
-        flagged_total,
-        &store,
-    )
-    .map_err(|e| fail(exit::CONFIG, e.into()))?;
-    pipeline::with_categories(&mut table, &rows, &categorized.cats)?;
-    let categorize_time = t.elapsed();
-    let t = Instant::now();
-    // Cases are durable before the file that names them is written.
-    let cases = pipeline::record_cases(
-        &store,
-        &result.profile,
-        &table,
-        &rows,
-        &categorized.cats,
-        &det.bundle.version(),
-    )
-    .map_err(case_failure)?;
-    pipeline::with_cases(&mut table, &rows, &cases)?;
-    let cases_time = t.elapsed();
+    let pipeline::Analysis {
+        run: result,
+        det,
+        table,
+        categorized,
+        timings,
+        ..
+    } = analysis.map_err(|e| analyze_failure(e, &rejects_file))?;
+    if let Some(b) = &bar {
+        b.set_message("writing");
+    }
     let t = Instant::now();
     output::write_table(&table, &out, format)?;
     let written = table.height();
@@ -1167,9 +1147,11 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
                 .iter()
                 .map(|(s, d)| format!("{s} {:.3} s", d.as_secs_f64())),
         );
-        parts.push(format!("table {:.3} s", table_time.as_secs_f64()));
-        parts.push(format!("categorize {:.3} s", categorize_time.as_secs_f64()));
-        parts.push(format!("cases {:.3} s", cases_time.as_secs_f64()));
+        parts.extend(
+            timings
+                .iter()
+                .map(|(s, d)| format!("{s} {:.3} s", d.as_secs_f64())),
+        );
         parts.push(format!("write {:.3} s", write_time.as_secs_f64()));
         eprintln!("timings: {}", parts.join(", "));
     }

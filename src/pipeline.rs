@@ -17,6 +17,11 @@ pub enum Stage {
     Read,
     Prepare,
     Features,
+    /// Loading or training the model, scoring, clustering.
+    Detect,
+    Categorize,
+    /// Opening or updating the cases in the store.
+    Cases,
 }
 
 impl Stage {
@@ -27,6 +32,9 @@ impl Stage {
             Stage::Read => "reading",
             Stage::Prepare => "checking rows",
             Stage::Features => "computing features",
+            Stage::Detect => "detecting (loading or training the model, scoring)",
+            Stage::Categorize => "categorizing",
+            Stage::Cases => "recording cases",
         }
     }
 }
@@ -849,4 +857,147 @@ fn spread<T>(at: &[Option<usize>], items: &[T], f: &dyn Fn(&T) -> String) -> Vec
     at.iter()
         .map(|k| k.map(|k| f(&items[k])).unwrap_or_default())
         .collect()
+}
+
+/// What the analysis of a file needs besides the input options.
+#[derive(Debug, Clone, Default)]
+pub struct AnalyzeOptions {
+    pub detect: DetectOptions,
+    /// Keep every row in the table (flagged or not), in file order; otherwise only the flagged
+    /// rows, most anomalous first.
+    pub all_rows: bool,
+}
+
+/// A file analysed end to end: features, detection, categorization and the cases recorded.
+pub struct Analysis {
+    pub run: RunOutput,
+    pub det: Detection,
+    /// The rows written by `run`: the file's columns, features, detection, categorization and case
+    /// columns.
+    pub table: polars::prelude::DataFrame,
+    /// The table rows that are anomalies (all of them unless `all_rows`).
+    pub rows: Vec<usize>,
+    pub categorized: Categorized,
+    /// The case of each of `rows`.
+    pub cases: Vec<crate::cases::Case>,
+    pub timings: Vec<(&'static str, Duration)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+    #[error(transparent)]
+    Rules(#[from] crate::categorize::RulesError),
+    #[error(transparent)]
+    Cases(#[from] crate::cases::CaseError),
+    #[error("building the result table: {0}")]
+    Table(#[from] polars::prelude::PolarsError),
+}
+
+/// Reads, checks, computes features, scores, categorizes and records one case per anomaly — the
+/// work of `run`, the TUI and the service. Progress covers every stage; `cancel` is honoured
+/// between stages up to the point where cases are written (after which the run completes, so
+/// the store never holds half a run).
+pub fn analyze(
+    cfg: &Config,
+    opts: &RunOptions,
+    aopts: &AnalyzeOptions,
+    store: &crate::store::Store,
+    rejects_hint: &str,
+    progress: &mut dyn FnMut(Progress),
+    cancel: &AtomicBool,
+) -> Result<Analysis, AnalyzeError> {
+    const AFTER: u64 = 3;
+    let mut total = 0;
+    let mut result = run(
+        cfg,
+        opts,
+        rejects_hint,
+        &mut |p: Progress| {
+            total = p.total + AFTER;
+            progress(Progress {
+                stage: p.stage,
+                done: p.done,
+                total: p.total + AFTER,
+            })
+        },
+        cancel,
+    )?;
+    let base = total - AFTER;
+    let mut step = |stage: Stage, k: u64| -> Result<(), PipelineError> {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(PipelineError::Cancelled);
+        }
+        progress(Progress {
+            stage,
+            done: base + k,
+            total,
+        });
+        Ok(())
+    };
+    let mut timings = Vec::new();
+    step(Stage::Detect, 0)?;
+    let det = score(cfg, &mut result, store, &aopts.detect)?;
+    let t = Instant::now();
+    let mut table = with_detection(
+        &result.features.df,
+        &det,
+        &result.features.names,
+        aopts.all_rows,
+    )?;
+    timings.push(("table", t.elapsed()));
+
+    step(Stage::Categorize, 1)?;
+    let t = Instant::now();
+    let rules = rules_file(cfg)?;
+    let flagged_total = det.scored.flag.iter().filter(|f| **f).count();
+    let rows: Vec<usize> = if aopts.all_rows {
+        (0..table.height())
+            .filter(|i| det.scored.flag[*i])
+            .collect()
+    } else {
+        (0..table.height()).collect()
+    };
+    let categorized = categorize(
+        cfg,
+        &rules,
+        &table,
+        &result.resolved,
+        &rows,
+        flagged_total,
+        store,
+    )?;
+    with_categories(&mut table, &rows, &categorized.cats)?;
+    timings.push(("categorize", t.elapsed()));
+
+    step(Stage::Cases, 2)?;
+    let t = Instant::now();
+    // Cases are durable before anything that names them is shown or written.
+    let cases = record_cases(
+        store,
+        &result.profile,
+        &table,
+        &rows,
+        &categorized.cats,
+        &det.bundle.version(),
+    )?;
+    with_cases(&mut table, &rows, &cases)?;
+    timings.push(("cases", t.elapsed()));
+    progress(Progress {
+        stage: Stage::Cases,
+        done: total,
+        total,
+    });
+    Ok(Analysis {
+        run: result,
+        det,
+        table,
+        rows,
+        categorized,
+        cases,
+        timings,
+    })
 }
