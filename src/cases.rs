@@ -645,6 +645,14 @@ pub struct Label {
     /// The case's latest record date.
     #[serde(with = "date_format")]
     pub date: NaiveDate,
+    /// The date the break began (labels written before it was kept have none: the break is then
+    /// only its latest record).
+    #[serde(
+        default,
+        with = "opt_date_format",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub start_date: Option<NaiveDate>,
     /// `true`: a true break (Accepted, Approved; analyst-flagged cases start Accepted);
     /// `false`: a false positive (Rejected).
     pub label: bool,
@@ -886,14 +894,18 @@ impl<'s> Cases<'s> {
                 auto_resolve.len()
             )));
         }
-        let mut prepared = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            input.validate()?;
-            prepared.push((
-                case_id(&input.profile, &input.key, input.start_date),
-                input.fingerprint()?,
-            ));
-        }
+        // Ids and fingerprints (SHA-256 of each record) are independent: computed in parallel.
+        use rayon::prelude::*;
+        let prepared: Vec<(String, String)> = inputs
+            .par_iter()
+            .map(|input| {
+                input.validate()?;
+                Ok((
+                    case_id(&input.profile, &input.key, input.start_date),
+                    input.fingerprint()?,
+                ))
+            })
+            .collect::<Result<_, CaseError>>()?;
         let now = self.now();
         // Large write sets make one sled transaction slow; chunks of UPSERT_CHUNK records are
         // each atomic and durable. A crash between chunks leaves the earlier chunks' cases, and
@@ -1521,6 +1533,7 @@ fn put_case(txn: &CaseTxn<'_>, case: &Case) -> TxResult<()> {
                 profile: case.profile.clone(),
                 key: case.key.clone(),
                 date: case.last_date,
+                start_date: Some(case.start_date),
                 label,
                 origin: case.origin,
             };
@@ -1827,6 +1840,26 @@ mod date_format {
     }
 }
 
+/// Optional dates as `YYYY-MM-DD`.
+mod opt_date_format {
+    use chrono::NaiveDate;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<NaiveDate>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.collect_str(d),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(s) => s.parse().map(Some).map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
 /// Timestamps as RFC 3339 UTC with milliseconds (`2024-05-01T09:30:00.000Z`).
 mod time_format {
     use chrono::{DateTime, SecondsFormat, Utc};
@@ -1911,12 +1944,19 @@ mod tests {
             profile: "gl_ihub".into(),
             key: "K".into(),
             date: NaiveDate::from_ymd_opt(2024, 5, 1).unwrap(),
+            start_date: NaiveDate::from_ymd_opt(2024, 4, 29),
             label: true,
             origin: Origin::Model,
         };
         let json = serde_json::to_string(&label).unwrap();
         assert!(json.contains("\"date\":\"2024-05-01\""), "{json}");
+        assert!(json.contains("\"start_date\":\"2024-04-29\""), "{json}");
         assert_eq!(serde_json::from_str::<Label>(&json).unwrap(), label);
+        // A label stored before the start date was kept still reads.
+        let old = json.replace(",\"start_date\":\"2024-04-29\"", "");
+        let read: Label = serde_json::from_str(&old).unwrap();
+        assert_eq!(read.start_date, None);
+        assert_eq!(read.date, label.date);
         #[derive(Serialize, Deserialize)]
         struct T(#[serde(with = "time_format")] DateTime<Utc>);
         let s = serde_json::to_string(&T(t)).unwrap();

@@ -49,6 +49,7 @@ pub struct Config {
     pub detect: DetectConfig,
     pub cluster: ClusterConfig,
     pub categorize: CategorizeConfig,
+    pub feedback: FeedbackConfig,
     pub llm: LlmConfig,
     pub output: OutputConfig,
     pub logging: LoggingConfig,
@@ -138,6 +139,15 @@ pub struct ClusterConfig {
 #[serde(deny_unknown_fields)]
 pub struct CategorizeConfig {
     pub rules: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackConfig {
+    pub enabled: bool,
+    pub oversample: usize,
+    pub min_reviewed: usize,
+    pub contamination: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

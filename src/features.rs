@@ -517,18 +517,36 @@ pub fn compute(
     // History rows' features (the training rows when a history was given).
     let history_features = if history.is_some() {
         let mut cols: Vec<Expr> = names.iter().map(|n| col(n.as_str())).collect();
-        if sorted.column("bd_difference").is_ok() {
-            cols.push(col("bd_difference"));
+        // The difference for the contamination estimators; the date (and below, the key) to match
+        // the analysts' labels.
+        for c in ["bd_difference", "bd_date"] {
+            if sorted.column(c).is_ok() {
+                cols.push(col(c));
+            }
         }
-        Some(HistoryFeatures {
-            df: sorted
-                .clone()
-                .lazy()
-                .filter(col(SEQ).lt(lit(history_rows_offset(history) as u64)))
-                .sort([SEQ], SortMultipleOptions::default())
-                .select(cols)
-                .collect()?,
-        })
+        cols.push(col(GROUP));
+        let mut df = sorted
+            .clone()
+            .lazy()
+            .filter(col(SEQ).lt(lit(history_rows_offset(history) as u64)))
+            .sort([SEQ], SortMultipleOptions::default())
+            .select(cols)
+            .collect()?;
+        let mut key_of = vec![""; ids.len()];
+        for (k, g) in &ids {
+            if let Some(slot) = key_of.get_mut(*g as usize) {
+                *slot = k;
+            }
+        }
+        let keys: StringChunked = df
+            .column(GROUP)?
+            .u32()?
+            .iter()
+            .map(|g| g.and_then(|g| key_of.get(g as usize).copied()))
+            .collect();
+        df.with_column(keys.into_column().with_name("bd_key".into()))?;
+        let _ = df.drop_in_place(GROUP)?;
+        Some(HistoryFeatures { df })
     } else {
         None
     };

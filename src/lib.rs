@@ -11,6 +11,7 @@ pub mod detect;
 pub mod evaluate;
 pub mod expr;
 pub mod features;
+pub mod feedback_file;
 pub mod generate;
 pub mod ingest;
 pub mod llm;

@@ -58,6 +58,14 @@ enum Command {
     Run(RunArgs),
     /// Train the model for a file's profile and detector now, and save it in the store.
     Train(TrainArgs),
+    /// Retrain with the analysts' feedback: true breaks left out of what is normal, rejected rows
+    /// learnt as normal, contamination re-estimated from the precision they found.
+    Retrain(TrainArgs),
+    /// The analysts' verdicts from a file (case ids or row keys with a label).
+    Feedback {
+        #[command(subcommand)]
+        command: FeedbackCommand,
+    },
     /// Measure detection quality (ROC-AUC, PR-AUC, precision@k) and bucket accuracy per break kind on a labelled file.
     Evaluate(EvaluateArgs),
     /// Saved models: list them or export one to a file.
@@ -133,6 +141,53 @@ enum CasesCommand {
         /// The reason (reject, reopen) or comment (return); optional otherwise.
         #[arg(long)]
         reason: Option<String>,
+        /// Who decides; default `[general] user`, else the OS user.
+        #[arg(long)]
+        user: Option<String>,
+        /// analyst or supervisor; default `[general] role`.
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Flag a break the model missed: opens an Accepted case with origin analyst.
+    Flag {
+        /// Profile (gl_ihub, trades, ...).
+        #[arg(long)]
+        profile: String,
+        /// The record's key columns joined with `|` (as `cases list` shows keys).
+        #[arg(long)]
+        key: String,
+        /// The record's date (YYYY-MM-DD).
+        #[arg(long)]
+        date: String,
+        /// The date the break began (default: `--date`).
+        #[arg(long)]
+        start_date: Option<String>,
+        /// Why it is a break (required).
+        #[arg(long)]
+        reason: String,
+        /// The difference between the books.
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        difference: f64,
+        /// Root-cause bucket, if known.
+        #[arg(long, default_value = "New Issue")]
+        bucket: String,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum FeedbackCommand {
+    /// Apply a feedback CSV as accept/reject decisions, all rows or none. Columns: case_id (or
+    /// ticket), or profile + key (or the profile's key columns) + date; label (accept/1/true or
+    /// reject/0/false); reason (required to reject).
+    Import {
+        file: PathBuf,
+        /// The profile whose key columns make the key (when there is no key column).
+        #[arg(long)]
+        profile: Option<String>,
         /// Who decides; default `[general] user`, else the OS user.
         #[arg(long)]
         user: Option<String>,
@@ -400,6 +455,14 @@ fn real_main(cli: Cli) -> Result<(), Failure> {
             let cfg = load_config(&cli)?;
             train(cfg, args, cli.quiet)
         }
+        Command::Retrain(args) => {
+            let cfg = load_config(&cli)?;
+            train(cfg, args, cli.quiet)
+        }
+        Command::Feedback { command } => {
+            let cfg = load_config(&cli)?;
+            feedback_command(&cfg, command, cli.quiet)
+        }
         Command::Evaluate(args) => {
             let cfg = load_config(&cli)?;
             evaluate(cfg, args, cli.quiet)
@@ -634,6 +697,103 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
                 .map_err(case_failure)?;
             // Printed only after the decision is durable (decide flushes before returning).
             println!("{} {} -> {}", c.ticket, c.id, c.status.as_str());
+            Ok(())
+        }
+        CasesCommand::Flag {
+            profile,
+            key,
+            date,
+            start_date,
+            reason,
+            difference,
+            bucket,
+            user,
+            role,
+        } => {
+            let day = |flag: &str, v: &str| {
+                chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").map_err(|_| {
+                    usage(format!(
+                        "{flag} must be a date like 2024-05-01, found {v:?}"
+                    ))
+                })
+            };
+            let date = day("--date", date)?;
+            let start = match start_date {
+                Some(s) => day("--start-date", s)?,
+                None => date,
+            };
+            if !difference.is_finite() {
+                return Err(usage("--difference must be a finite number".into()));
+            }
+            let who = actor(cfg, user.as_deref(), role.as_deref())?;
+            let input = breakdesk::cases::BreakInput {
+                profile: profile.trim().to_string(),
+                key: key.trim().to_string(),
+                start_date: start,
+                date,
+                bucket: bucket.clone(),
+                bucket_rule: "analyst".into(),
+                confidence: 1.0,
+                severity: String::new(),
+                summary: reason.clone(),
+                score: 0.0,
+                rank: 0,
+                difference: *difference,
+                model_version: String::new(),
+                row: serde_json::Map::new(),
+            };
+            let c = cases
+                .flag_missed(&input, &who, reason)
+                .map_err(case_failure)?;
+            println!(
+                "{} {} -> {} (missed break)",
+                c.ticket,
+                c.id,
+                c.status.as_str()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn feedback_command(cfg: &Config, command: &FeedbackCommand, quiet: bool) -> Result<(), Failure> {
+    match command {
+        FeedbackCommand::Import {
+            file,
+            profile,
+            user,
+            role,
+        } => {
+            let who = actor(cfg, user.as_deref(), role.as_deref())?;
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the feedback file {}", file.display()))
+                .map_err(|e| fail(exit::INPUT, e))?;
+            let name = file.display().to_string();
+            let rows = breakdesk::feedback_file::parse(&text, &name, profile.as_deref())
+                .map_err(|e| fail(exit::INPUT, e.into()))?;
+            let store = open_store(cfg)?;
+            let report = breakdesk::cases::Cases::new(&store)
+                .import_feedback(&rows, &who)
+                .map_err(|e| match e {
+                    breakdesk::cases::CaseError::Feedback(problems) => {
+                        let mut m = format!(
+                            "{name}: {} of {} rows cannot be applied; nothing was imported:",
+                            problems.len(),
+                            rows.len()
+                        );
+                        for p in &problems {
+                            m.push_str(&format!("\n  line {}: {}", p.line, p.problem));
+                        }
+                        fail(exit::INPUT, anyhow::anyhow!(m))
+                    }
+                    other => case_failure(other),
+                })?;
+            if !quiet {
+                eprintln!(
+                    "{name}: {} decisions applied, {} rows already decided that way; `breakdesk retrain` uses them",
+                    report.applied, report.unchanged
+                );
+            }
             Ok(())
         }
     }
@@ -1273,6 +1433,10 @@ fn train(mut cfg: Config, args: &TrainArgs, quiet: bool) -> Result<(), Failure> 
     }
     if !quiet {
         print_summary(&result, &det, &rejects_file);
+        match &det.bundle.feedback {
+            Some(f) => eprintln!("{}", f.describe()),
+            None => eprintln!("feedback: no decided cases for this profile yet"),
+        }
         eprintln!("saved in {}", store.path().display());
     }
     Ok(())

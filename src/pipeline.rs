@@ -354,9 +354,64 @@ pub enum DetectError {
     #[error(transparent)]
     Model(#[from] crate::detect::model::ModelError),
     #[error(transparent)]
+    Cases(#[from] crate::cases::CaseError),
+    #[error(transparent)]
     Features(#[from] features::FeatureError),
     #[error("{0}")]
     Config(String),
+}
+
+/// Where a table's rows meet the analysts' labels.
+struct LabelMatch {
+    /// (row, label index) for each labelled record (the label's key and date).
+    exact: Vec<(usize, usize)>,
+    /// The rows of true breaks' runs: the label's key, from the break's start to its date.
+    true_runs: Vec<usize>,
+}
+
+fn match_labels(
+    df: &polars::prelude::DataFrame,
+    labels: &[crate::cases::Label],
+) -> Result<LabelMatch, polars::prelude::PolarsError> {
+    use polars::prelude::*;
+    let mut by_key: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    for (i, l) in labels.iter().enumerate() {
+        by_key.entry(l.key.as_str()).or_default().push(i);
+    }
+    let mut m = LabelMatch {
+        exact: Vec::new(),
+        true_runs: Vec::new(),
+    };
+    // Without a key or a date (a generic file) no record can be named.
+    if df.column("bd_key").is_err() || df.column("bd_date").is_err() {
+        return Ok(m);
+    }
+    let keys = df.column("bd_key")?.str()?.clone();
+    let days = df
+        .column("bd_date")?
+        .cast(&DataType::Date)?
+        .cast(&DataType::Int32)?
+        .i32()?
+        .clone();
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let day = |d: chrono::NaiveDate| (d - epoch).num_days();
+    for (row, (k, d)) in keys.iter().zip(days.iter()).enumerate() {
+        let (Some(k), Some(d)) = (k, d) else { continue };
+        let Some(ls) = by_key.get(k) else { continue };
+        let d = d as i64;
+        for &i in ls {
+            let l = &labels[i];
+            let end = day(l.date);
+            if d == end {
+                m.exact.push((row, i));
+            }
+            let start = l.start_date.map_or(end, day);
+            if l.label && d >= start && d <= end {
+                m.true_runs.push(row);
+            }
+        }
+    }
+    Ok(m)
 }
 
 /// The training specification from the config and the run's overrides.
@@ -416,11 +471,17 @@ pub fn score(
     let key = format!("{}/{}", run.profile, spec.detector.as_str());
     let mut timings = Vec::new();
 
-    let saved = match opts.train {
-        TrainMode::Force => None,
-        TrainMode::Auto => store.get_model(&key)?,
-    };
+    let saved = store.get_model(&key)?;
     let existing = saved.map(|b| ModelBundle::from_json(&b));
+    // The share the previous model flagged: the base of the feedback's contamination re-estimate.
+    let previous_flag_share = match &existing {
+        Some(Ok(b)) => b.flag_share,
+        _ => None,
+    };
+    let existing = match opts.train {
+        TrainMode::Force => None,
+        TrainMode::Auto => existing,
+    };
     let mut precomputed = None;
     // When the model is trained on the current rows themselves, their matrix and scores are
     // reused for scoring.
@@ -439,19 +500,98 @@ pub fn score(
                 (Some(Ok(_)), _) => ModelStatus::TrainedChanged,
             };
             let t = Instant::now();
-            let (x, diff, own_rows) = match &fs.history {
-                Some(h) if h.df.height() >= 2 => (
-                    features::matrix(&h.df, &fs.names)?,
-                    features::column_f64(&h.df, "bd_difference").unwrap_or_default(),
-                    false,
-                ),
-                _ => (
-                    features::matrix(&fs.df, &fs.names)?,
-                    features::column_f64(&fs.df, "bd_difference").unwrap_or_default(),
-                    true,
-                ),
+            let own_rows = !matches!(&fs.history, Some(h) if h.df.height() >= 2);
+            let train_df = match &fs.history {
+                Some(h) if !own_rows => &h.df,
+                _ => &fs.df,
             };
-            let (b, train_scores) = model::train(
+            let x_all = features::matrix(train_df, &fs.names)?;
+            let diff_all = features::column_f64(train_df, "bd_difference").unwrap_or_default();
+            let labels = if cfg.feedback.enabled {
+                crate::cases::Cases::new(store)
+                    .labels()?
+                    .into_iter()
+                    .filter(|l| l.profile == run.profile)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut fb = None;
+            let mut x_cur = None;
+            let (x, diff, extra) =
+                if labels.is_empty() {
+                    (x_all, diff_all, None)
+                } else {
+                    let in_train =
+                        match_labels(train_df, &labels).map_err(features::FeatureError::from)?;
+                    let in_cur = if own_rows {
+                        None
+                    } else {
+                        Some(match_labels(&fs.df, &labels).map_err(features::FeatureError::from)?)
+                    };
+                    let mut info = crate::detect::feedback::FeedbackInfo {
+                        labels: labels.len(),
+                        oversample: cfg.feedback.oversample,
+                        ..Default::default()
+                    };
+                    // Each label counts once, where its record was found (training rows first).
+                    let mut seen = vec![false; labels.len()];
+                    let mut rejected_train = Vec::new();
+                    let mut rejected_cur = Vec::new();
+                    for (m, rejected) in [
+                        (Some(&in_train), &mut rejected_train),
+                        (in_cur.as_ref(), &mut rejected_cur),
+                    ] {
+                        let Some(m) = m else { continue };
+                        for &(row, l) in &m.exact {
+                            if std::mem::replace(&mut seen[l], true) {
+                                continue;
+                            }
+                            let label = &labels[l];
+                            match (label.label, label.origin) {
+                                (false, _) => {
+                                    info.rejected += 1;
+                                    rejected.push(row);
+                                }
+                                (true, crate::cases::Origin::Analyst) => info.missed += 1,
+                                (true, _) => info.accepted += 1,
+                            }
+                        }
+                    }
+                    info.matched = seen.iter().filter(|s| **s).count();
+                    let times = cfg.feedback.oversample;
+                    let mut extra_rows = x_all.select_rows(&crate::detect::feedback::repeat_rows(
+                        &rejected_train,
+                        times,
+                    ));
+                    if !rejected_cur.is_empty() {
+                        let xc = features::matrix(&fs.df, &fs.names)?;
+                        extra_rows = extra_rows.stack(&xc.select_rows(
+                            &crate::detect::feedback::repeat_rows(&rejected_cur, times),
+                        ));
+                        x_cur = Some(xc);
+                    }
+                    info.added_rows = extra_rows.rows();
+                    let mut out = vec![false; train_df.height()];
+                    for r in &in_train.true_runs {
+                        out[*r] = true;
+                    }
+                    info.excluded_rows = out.iter().filter(|o| **o).count();
+                    let (x, diff) = if info.excluded_rows == 0 {
+                        (x_all, diff_all)
+                    } else {
+                        let keep: Vec<usize> = (0..out.len()).filter(|i| !out[*i]).collect();
+                        let diff = if diff_all.len() == out.len() {
+                            keep.iter().map(|i| diff_all[*i]).collect()
+                        } else {
+                            diff_all
+                        };
+                        (x_all.select_rows(&keep), diff)
+                    };
+                    fb = Some(info);
+                    (x, diff, (extra_rows.rows() > 0).then_some(extra_rows))
+                };
+            let (mut b, train_scores) = model::train(
                 &TrainInput {
                     profile: &run.profile,
                     preset: fs.preset,
@@ -459,14 +599,48 @@ pub fn score(
                     encoders: &fs.encoders,
                     x: &x,
                     difference: &diff,
+                    extra_normal: extra.as_ref(),
                 },
                 &spec,
             )?;
+            if let Some(mut info) = fb {
+                info.precision = (info.accepted + info.rejected > 0)
+                    .then(|| info.accepted as f64 / (info.accepted + info.rejected) as f64);
+                info.contamination_before = b.flag_share;
+                info.contamination_after = b.flag_share;
+                let base = previous_flag_share.or(b.flag_share).unwrap_or(0.0);
+                if cfg.feedback.contamination
+                    && let Some(c) = crate::detect::feedback::reestimate(
+                        base,
+                        info.accepted,
+                        info.rejected,
+                        info.missed,
+                        x.rows(),
+                        cfg.feedback.min_reviewed,
+                    )
+                {
+                    b.offset = crate::detect::contamination::offset(
+                        &train_scores,
+                        Some(c),
+                        spec.detector.auto_offset(),
+                    );
+                    b.contamination_value = Some(c);
+                    b.flag_share = model::flag_share(&train_scores, b.offset);
+                    info.contamination_before = Some(base);
+                    info.contamination_after = b.flag_share;
+                }
+                tracing::info!(feedback = %info.describe(), "model trained with feedback");
+                b.feedback = Some(info);
+            }
             timings.push(("train", t.elapsed()));
-            if own_rows {
+            // The training scores are the current rows' scores when the model learnt from exactly
+            // those rows.
+            if own_rows && x.rows() == fs.df.height() {
                 precomputed = Some(train_scores);
                 current_x = Some(x);
                 current_diff = Some(diff);
+            } else if let Some(xc) = x_cur {
+                current_x = Some(xc);
             }
             store.put_model(&key, &b.to_json())?;
             tracing::info!(model = %b.version(), rows = b.training_rows, status = ?status, "model trained");
@@ -766,59 +940,65 @@ pub fn record_cases(
         .collect();
     let today = chrono::Utc::now().date_naive();
     let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
-    let mut inputs = Vec::with_capacity(rows.len());
-    let mut auto = Vec::with_capacity(rows.len());
-    for (k, &r) in rows.iter().enumerate() {
-        let c = &cats[k];
-        let key = keys
-            .as_ref()
-            .and_then(|ca| ca.get(r))
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("row {r}"));
-        let date = dates
-            .as_ref()
-            .and_then(|ca| ca.get(r))
-            .and_then(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
-            .unwrap_or(today);
-        let days = age
-            .as_ref()
-            .and_then(|ca| ca.get(r))
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .unwrap_or(0.0);
-        let start = date - chrono::Duration::days(days.round() as i64);
-        let num =
-            |ca: &Option<Float64Chunked>| ca.as_ref().and_then(|ca| ca.get(r)).unwrap_or(f64::NAN);
-        let mut row = serde_json::Map::new();
-        for (name, ca) in &snapshot {
-            row.insert(
-                name.clone(),
-                serde_json::Value::String(ca.get(r).unwrap_or("").to_string()),
-            );
-        }
-        let rk = num(&rank);
-        inputs.push(BreakInput {
-            profile: profile.to_string(),
-            key,
-            start_date: start,
-            date,
-            bucket: c.bucket.clone(),
-            bucket_rule: c.rule.clone(),
-            confidence: c.confidence,
-            severity: c.severity.as_str().to_string(),
-            summary: c.summary.clone(),
-            score: finite(num(&score)),
-            rank: if rk.is_finite() && rk >= 0.0 {
-                rk as u64
-            } else {
-                0
-            },
-            difference: finite(num(&diff)),
-            model_version: model_version.to_string(),
-            row,
-        });
-        auto.push(c.auto_resolve);
-    }
+    // Each record's snapshot is built on its own: in parallel.
+    use rayon::prelude::*;
+    let built: Vec<(BreakInput, bool)> = rows
+        .par_iter()
+        .enumerate()
+        .map(|(k, &r)| {
+            let c = &cats[k];
+            let key = keys
+                .as_ref()
+                .and_then(|ca| ca.get(r))
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("row {r}"));
+            let date = dates
+                .as_ref()
+                .and_then(|ca| ca.get(r))
+                .and_then(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+                .unwrap_or(today);
+            let days = age
+                .as_ref()
+                .and_then(|ca| ca.get(r))
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .unwrap_or(0.0);
+            let start = date - chrono::Duration::days(days.round() as i64);
+            let num = |ca: &Option<Float64Chunked>| {
+                ca.as_ref().and_then(|ca| ca.get(r)).unwrap_or(f64::NAN)
+            };
+            let mut row = serde_json::Map::new();
+            for (name, ca) in &snapshot {
+                row.insert(
+                    name.clone(),
+                    serde_json::Value::String(ca.get(r).unwrap_or("").to_string()),
+                );
+            }
+            let rk = num(&rank);
+            let input = BreakInput {
+                profile: profile.to_string(),
+                key,
+                start_date: start,
+                date,
+                bucket: c.bucket.clone(),
+                bucket_rule: c.rule.clone(),
+                confidence: c.confidence,
+                severity: c.severity.as_str().to_string(),
+                summary: c.summary.clone(),
+                score: finite(num(&score)),
+                rank: if rk.is_finite() && rk >= 0.0 {
+                    rk as u64
+                } else {
+                    0
+                },
+                difference: finite(num(&diff)),
+                model_version: model_version.to_string(),
+                row,
+            };
+            (input, c.auto_resolve)
+        })
+        .collect();
+    let (inputs, auto): (Vec<BreakInput>, Vec<bool>) = built.into_iter().unzip();
     let outcomes = Cases::new(store).upsert_batch(&inputs, &auto)?;
     Ok(outcomes.into_iter().map(|o| o.case).collect())
 }

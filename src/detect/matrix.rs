@@ -57,6 +57,19 @@ impl Matrix {
         &self.data
     }
     /// The rows at `idx`, in that order.
+    /// This matrix's rows followed by `other`'s (same number of columns).
+    pub fn stack(&self, other: &Matrix) -> Matrix {
+        debug_assert_eq!(self.cols, other.cols);
+        let mut data = Vec::with_capacity(self.data.len() + other.data.len());
+        data.extend_from_slice(&self.data);
+        data.extend_from_slice(&other.data);
+        Matrix {
+            rows: self.rows + other.rows,
+            cols: self.cols,
+            data,
+        }
+    }
+
     pub fn select_rows(&self, idx: &[usize]) -> Matrix {
         let mut data = Vec::with_capacity(idx.len() * self.cols);
         for &i in idx {

@@ -107,6 +107,12 @@ pub struct ModelBundle {
     #[serde(with = "super::exact::option")]
     pub contamination_value: Option<f64>,
     pub centroids: Option<Centroids>,
+    /// The share of the training rows the model flags.
+    #[serde(default)]
+    pub flag_share: Option<f64>,
+    /// What the analysts' feedback changed in the training, when there was any.
+    #[serde(default)]
+    pub feedback: Option<super::feedback::FeedbackInfo>,
     pub training_rows: usize,
     pub trained_at: String,
     pub seed: u64,
@@ -174,6 +180,9 @@ pub struct TrainInput<'a> {
     pub x: &'a Matrix,
     /// The primary difference of each training row (for the contamination estimators).
     pub difference: &'a [f64],
+    /// Rows that only shape the detector, as normal: analyst-rejected rows, repeated. They are
+    /// left out of the scaler, the offset and the clusters, and get no score.
+    pub extra_normal: Option<&'a Matrix>,
 }
 
 /// Trains a bundle. Also returns the scaled training matrix's scores, for callers that score
@@ -186,25 +195,47 @@ pub fn train(input: &TrainInput, spec: &TrainSpec) -> Result<(ModelBundle, Vec<f
     }
     let scaler = RobustScaler::fit(x);
     let scaled = scaler.transform(x).map_err(ModelError::IForest)?;
+    let extra = match input.extra_normal {
+        Some(e) if e.rows() > 0 => {
+            if e.cols() != x.cols() {
+                return Err(ModelError::IForest(format!(
+                    "feedback rows have {} features, the training rows {}",
+                    e.cols(),
+                    x.cols()
+                )));
+            }
+            Some(scaler.transform(e).map_err(ModelError::IForest)?)
+        }
+        _ => None,
+    };
     let (detector, train_scores) = match spec.detector {
         DetectorKind::IForest => {
             let mut p = spec.iforest.clone();
             p.seed = spec.seed;
-            let f = IsolationForest::fit(&scaled, &p)
+            let fitted_on = match &extra {
+                Some(e) => std::borrow::Cow::Owned(scaled.stack(e)),
+                None => std::borrow::Cow::Borrowed(&scaled),
+            };
+            let f = IsolationForest::fit(&fitted_on, &p)
                 .map_err(|e| ModelError::IForest(e.to_string()))?;
+            drop(fitted_on);
             let s = f
                 .score_samples(&scaled)
                 .map_err(|e| ModelError::IForest(e.to_string()))?;
             (Detector::IForest(f), s)
         }
         DetectorKind::Lof => {
-            let reference = match seeded_sample(x.rows(), spec.lof_max_reference, spec.seed) {
+            let mut reference = match seeded_sample(x.rows(), spec.lof_max_reference, spec.seed) {
                 Some(idx) => scaled.select_rows(&idx),
                 None => scaled.clone(),
             };
+            let own = extra.is_none() && reference.rows() == scaled.rows();
+            if let Some(e) = &extra {
+                reference = reference.stack(e);
+            }
             let l = LocalOutlierFactor::fit(&reference, &spec.lof)
                 .map_err(|e| ModelError::Lof(e.to_string()))?;
-            let s = if reference.rows() == scaled.rows() {
+            let s = if own {
                 l.negative_outlier_factor().to_vec()
             } else {
                 l.score_samples(&scaled)
@@ -220,6 +251,7 @@ pub fn train(input: &TrainInput, spec: &TrainSpec) -> Result<(ModelBundle, Vec<f
         contamination_value,
         spec.detector.auto_offset(),
     );
+    let flag_share = flag_share(&train_scores, offset);
     let centroids = cluster::fit(&scaled, &spec.cluster)
         .map(Some)
         .or_else(|e| match e {
@@ -239,12 +271,20 @@ pub fn train(input: &TrainInput, spec: &TrainSpec) -> Result<(ModelBundle, Vec<f
         contamination: spec.contamination,
         contamination_value,
         centroids,
+        flag_share,
+        feedback: None,
         training_rows: x.rows(),
         trained_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         seed: spec.seed,
         spec: spec.clone(),
     };
     Ok((bundle, train_scores))
+}
+
+/// The share of `scores` below `offset` (None without scores).
+pub fn flag_share(scores: &[f64], offset: f64) -> Option<f64> {
+    (!scores.is_empty())
+        .then(|| scores.iter().filter(|s| **s < offset).count() as f64 / scores.len() as f64)
 }
 
 impl ModelBundle {
@@ -412,10 +452,58 @@ mod tests {
                 encoders: &[],
                 x,
                 difference: diff,
+                extra_normal: None,
             },
             &spec(det),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn rows_added_as_normal_stop_being_isolated_and_stay_out_of_the_offset() {
+        let (x, diff) = data();
+        let names: Vec<String> = (0..x.cols()).map(|i| format!("f_{i}")).collect();
+        // The most anomalous training row, repeated 40 times as "normal" (a rejected row).
+        for det in [DetectorKind::IForest, DetectorKind::Lof] {
+            let (plain, scores) = train_on(&x, &diff, det);
+            let worst = (0..scores.len())
+                .min_by(|a, b| scores[*a].total_cmp(&scores[*b]))
+                .unwrap();
+            let extra = x.select_rows(&vec![worst; 40]);
+            let (fed, fed_scores) = train(
+                &TrainInput {
+                    profile: "p",
+                    preset: Preset::Seed,
+                    feature_names: &names,
+                    encoders: &[],
+                    x: &x,
+                    difference: &diff,
+                    extra_normal: Some(&extra),
+                },
+                &spec(det),
+            )
+            .unwrap();
+            // Scores are of the training rows only; the offset is their 5th percentile.
+            assert_eq!(fed_scores.len(), x.rows());
+            assert_eq!(fed.training_rows, x.rows());
+            assert!(
+                (0.045..=0.055).contains(&fed.flag_share.unwrap()),
+                "{det:?}"
+            );
+            assert!(
+                fed_scores[worst] > scores[worst] + 0.05,
+                "{det:?}: {} -> {}",
+                scores[worst],
+                fed_scores[worst]
+            );
+            // It was the most anomalous row; now others are more anomalous than it.
+            let below = fed_scores
+                .iter()
+                .filter(|s| **s < fed_scores[worst])
+                .count();
+            assert!(below >= 5, "{det:?}: {below} rows below it");
+            assert!(plain.feedback.is_none());
+        }
     }
 
     #[test]
