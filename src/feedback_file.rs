@@ -135,6 +135,15 @@ pub fn parse(
                     }
                 }
             }
+            // Optional key columns count when the file has them, as they do in `bd_key`.
+            if !cols.is_empty() {
+                for k in &p.optional_keys {
+                    let names: Vec<&str> = k.names().iter().map(String::as_str).collect();
+                    if let Some(c) = column(header, &names) {
+                        cols.push(c);
+                    }
+                }
+            }
             (!cols.is_empty()).then_some(cols)
         }
         _ => None,
