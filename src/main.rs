@@ -1225,6 +1225,19 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         .unwrap_or_else(|| PathBuf::from(&cfg.output.path));
     let rejects_file = output::rejects_path(&out);
     let clusters_file = output::sibling_path(&out, "clusters", "csv");
+    // A dispatch asked for on a channel that is not usable fails before any work is done.
+    let channels = args.dispatch.channels();
+    if !args.dispatch.to.is_empty() && !args.dispatch.email {
+        return Err(usage("--to is for --email".into()));
+    }
+    let dispatcher_actor = if channels.is_empty() {
+        None
+    } else {
+        for ch in &channels {
+            breakdesk::notify::check_channel(&cfg, *ch).map_err(notify_failure)?;
+        }
+        Some(actor(&cfg, None, None)?)
+    };
     let _log = breakdesk::logging::init(&cfg);
     // The store first: a store held by another process fails before any work is done.
     let store = open_store(&cfg)?;
@@ -1310,9 +1323,7 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
             started.elapsed().as_secs_f64()
         );
     }
-    let channels = args.dispatch.channels();
-    if !channels.is_empty() {
-        let who = actor(&cfg, None, None)?;
+    if let Some(who) = dispatcher_actor {
         dispatch(
             &cfg,
             &store,
@@ -1323,8 +1334,6 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
             Some(flush_wait(&cfg, None)?),
             quiet,
         )?;
-    } else if !args.dispatch.to.is_empty() {
-        return Err(usage("--to is for --email".into()));
     }
     Ok(())
 }

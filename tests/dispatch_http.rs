@@ -258,9 +258,9 @@ fn jira_v2_per_batch_opens_one_issue_with_a_plain_text_description() {
 #[test]
 fn a_create_that_times_out_is_found_by_label_and_never_created_twice() {
     let dir = tempfile::tempdir().unwrap();
-    // Jira creates the issue but answers after the client gave up (0.5 s).
-    let (server, state) = fake_jira(&[Step::Slow(Duration::from_secs(2))]);
-    let cfg = jira_config(&server, "timeout_secs = 0.5");
+    // Jira creates the issue but answers after the client gave up (1 s).
+    let (server, state) = fake_jira(&[Step::Slow(Duration::from_secs(3))]);
+    let cfg = jira_config(&server, "timeout_secs = 1");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 1);
     let id = notify::queue_jira(&store, &cfg, &cases, &alice())
@@ -535,8 +535,8 @@ fn a_webhook_task_carries_the_bearer_token_an_idempotency_key_and_the_sla_due_da
 #[test]
 fn a_timed_out_task_is_retried_with_the_same_key_and_created_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, state) = fake_tasks(&[Step::Slow(Duration::from_secs(2))]);
-    let cfg = webhook_config(&server, "timeout_secs = 0.5");
+    let (server, state) = fake_tasks(&[Step::Slow(Duration::from_secs(3))]);
+    let cfg = webhook_config(&server, "timeout_secs = 1");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 1);
     let id = notify::queue_webhook(&store, &cfg, &cases, &alice())

@@ -214,6 +214,23 @@ fn dispatch_and_outbox_commands_report_with_exit_codes() {
         &["dispatch", "--webhook", "--to", "a@example.com"],
     );
     assert_eq!(code, 2, "{err}");
+    // `run` refuses an unusable channel before it does any work.
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/samples");
+    let out = d.join("never.csv");
+    let (code, _, err) = bd(
+        d,
+        &config,
+        &[
+            "run",
+            samples.join("gl_ihub_current.csv").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--jira",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("[jira] enabled"), "{err}");
+    assert!(!out.exists());
     // A missing secret is named, and nothing is queued.
     let mut c = common::breakdesk_cmd(d, &d.join("data"));
     c.env_remove("BREAKDESK_SMTP_PASSWORD")

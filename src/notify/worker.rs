@@ -48,7 +48,8 @@ impl Worker {
     /// process left in `sending`, then flushes what is due, and looks again every
     /// [`Dispatcher::poll_interval`] (or sooner, when the next retry falls due, or when asked
     /// with [`Worker::flush_now`]). Items of channels the dispatcher cannot use are reported once
-    /// as skipped.
+    /// as skipped. While it runs, it is the store's one sender: ask it to send
+    /// ([`Worker::flush_now`]) rather than calling [`Outbox::flush`] beside it.
     pub fn spawn(store: Arc<Store>, dispatcher: Dispatcher) -> Worker {
         let (control, commands) = mpsc::channel();
         let (report, events) = mpsc::channel();
