@@ -2158,6 +2158,43 @@ mod tests {
     }
 
     #[test]
+    fn a_case_stored_before_dispatch_existed_reads_and_is_dispatchable() {
+        // A case as schema 2 wrote it: no `dispatches`.
+        let v2 = r#"{"id":"C-0123456789ab","ticket":"BRK-20240501-000001","profile":"gl_ihub",
+            "key":"K","start_date":"2024-05-01","last_date":"2024-05-02","origin":"Model",
+            "status":"Accepted","bucket":"Timing Issue","bucket_rule":"r","confidence":0.5,
+            "severity":"Low","summary":"s","score":0.1,"rank":1,"difference":1.5,
+            "model_version":"m","proposed_by":null,"jira_key":null,"dispatched":false,
+            "created_at":"2024-05-01T09:30:00.000Z","updated_at":"2024-05-01T09:30:00.000Z",
+            "row":{},"last_decision":null,"fingerprint":"f"}"#;
+        let mut case: Case = serde_json::from_str(v2).unwrap();
+        assert!(case.dispatches.is_empty());
+        assert!(Channel::ALL.iter().all(|c| case.dispatchable_on(*c)));
+        let at = case.created_at;
+        for (state, again) in [
+            (DispatchState::Queued, false),
+            (DispatchState::Sent, false),
+            (DispatchState::Parked, false),
+            (DispatchState::Cancelled, true),
+        ] {
+            case.dispatches = vec![ChannelDispatch {
+                channel: Channel::Jira,
+                state,
+                outbox_id: 7,
+                reference: None,
+                note: None,
+                at,
+            }];
+            assert_eq!(case.dispatchable_on(Channel::Jira), again, "{state}");
+            assert!(case.dispatchable_on(Channel::Email));
+            let back: Case = serde_json::from_str(&serde_json::to_string(&case).unwrap()).unwrap();
+            assert_eq!(back, case);
+        }
+        assert_eq!("Webhook".parse::<Channel>().unwrap(), Channel::Webhook);
+        assert!("fax".parse::<Channel>().is_err());
+    }
+
+    #[test]
     fn timestamps_and_dates_round_trip_through_json() {
         let t = DateTime::parse_from_rfc3339("2024-05-01T09:30:00.123Z")
             .unwrap()
