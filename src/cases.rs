@@ -285,12 +285,21 @@ pub enum EventAction {
     Undo,
     /// A Jira key was linked to the case.
     LinkJira,
-    /// The case was dispatched.
+    /// The case was dispatched: a channel (email, Jira, webhook) delivered it; the reason names
+    /// the channel, what the other side answered (message id, issue key, task id) and the
+    /// outbox item.
     Dispatched,
+    /// The case was queued for dispatch on a channel (the reason names it and the outbox item).
+    DispatchQueued,
+    /// A dispatch of the case failed for good and was parked (the reason says why).
+    DispatchParked,
+    /// A queued or parked dispatch of the case was cancelled.
+    DispatchCancelled,
 }
 
 impl EventAction {
-    /// The event action's name (`create`, `accept`, …, `link_jira`, `dispatched`).
+    /// The event action's name (`create`, `accept`, …, `link_jira`, `dispatched`,
+    /// `dispatch_queued`, `dispatch_parked`, `dispatch_cancelled`).
     pub fn as_str(self) -> &'static str {
         match self {
             EventAction::Create => "create",
@@ -304,6 +313,9 @@ impl EventAction {
             EventAction::Undo => "undo",
             EventAction::LinkJira => "link_jira",
             EventAction::Dispatched => "dispatched",
+            EventAction::DispatchQueued => "dispatch_queued",
+            EventAction::DispatchParked => "dispatch_parked",
+            EventAction::DispatchCancelled => "dispatch_cancelled",
         }
     }
 }
@@ -382,7 +394,8 @@ impl Actor {
         }
     }
 
-    fn validate(&self) -> Result<(), CaseError> {
+    /// Checks the user name (not empty, not one of breakdesk's own).
+    pub fn validate(&self) -> Result<(), CaseError> {
         let u = self.user.trim();
         if u.is_empty() || u != self.user {
             return Err(CaseError::Invalid(format!(
@@ -397,6 +410,124 @@ impl Actor {
         }
         Ok(())
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch
+
+/// A way a case leaves the workstation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// An email report (SMTP).
+    Email,
+    /// A Jira issue.
+    Jira,
+    /// A task posted to a webhook.
+    Webhook,
+}
+
+impl Channel {
+    /// Every channel.
+    pub const ALL: [Channel; 3] = [Channel::Email, Channel::Jira, Channel::Webhook];
+
+    /// The channel's name (`email`, `jira`, `webhook`), also its config section.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Jira => "jira",
+            Channel::Webhook => "webhook",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Channel {
+    type Err = CaseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_lowercase();
+        Channel::ALL
+            .into_iter()
+            .find(|c| c.as_str() == wanted)
+            .ok_or_else(|| {
+                CaseError::Invalid(format!(
+                    "unknown channel {s:?} (one of email, jira, webhook)"
+                ))
+            })
+    }
+}
+
+/// Where a case's dispatch on one channel stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatchState {
+    /// Written to the outbox, not delivered yet (waiting, being sent, or waiting for a retry).
+    Queued,
+    /// Delivered: the other side acknowledged it.
+    Sent,
+    /// Failed for good; the outbox item waits for `outbox retry` or `outbox cancel`.
+    Parked,
+    /// Cancelled before it was delivered; the case may be dispatched again.
+    Cancelled,
+}
+
+impl DispatchState {
+    /// The state's name (`queued`, `sent`, `parked`, `cancelled`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DispatchState::Queued => "queued",
+            DispatchState::Sent => "sent",
+            DispatchState::Parked => "parked",
+            DispatchState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for DispatchState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The latest dispatch of a case on one channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelDispatch {
+    /// The channel.
+    pub channel: Channel,
+    /// Where it stands.
+    pub state: DispatchState,
+    /// The outbox item that carries it.
+    pub outbox_id: u64,
+    /// What the other side answered once sent: the email's Message-ID, the Jira issue key, the
+    /// webhook's task id (when it gave one).
+    pub reference: Option<String>,
+    /// Why it was parked, or other detail.
+    pub note: Option<String>,
+    /// When the state was reached.
+    #[serde(with = "time_format")]
+    pub at: DateTime<Utc>,
+}
+
+/// A change of a case's dispatch on one channel, written by the outbox
+/// ([`crate::notify`]) in the same transaction as its own item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DispatchChange {
+    /// The channel.
+    pub channel: Channel,
+    /// The outbox item.
+    pub outbox_id: u64,
+    /// The new state.
+    pub state: DispatchState,
+    /// The other side's reference (sent only).
+    pub reference: Option<String>,
+    /// Why (parked), or what happened (requeued, cancelled).
+    pub note: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -536,8 +667,12 @@ pub struct Case {
     pub proposed_by: Option<String>,
     /// The Jira issue of the case, once linked.
     pub jira_key: Option<String>,
-    /// Whether the case was dispatched.
+    /// Whether the case was dispatched (set when a channel delivered it while it was Accepted).
     pub dispatched: bool,
+    /// The latest dispatch per channel (at most one entry per channel; absent in stores written
+    /// before dispatch existed).
+    #[serde(default)]
+    pub dispatches: Vec<ChannelDispatch>,
     /// When the case was created.
     #[serde(with = "time_format")]
     pub created_at: DateTime<Utc>,
@@ -556,6 +691,19 @@ impl Case {
     /// Age of the break in days: `last_date − start_date` (0 on the day it began).
     pub fn age_days(&self) -> i64 {
         (self.last_date - self.start_date).num_days()
+    }
+
+    /// The case's latest dispatch on `channel`, if any.
+    pub fn dispatch(&self, channel: Channel) -> Option<&ChannelDispatch> {
+        self.dispatches.iter().find(|d| d.channel == channel)
+    }
+
+    /// Whether the case may be queued on `channel`: it was never dispatched there, or its last
+    /// dispatch there was cancelled. A queued, sent or parked dispatch blocks another one (a
+    /// parked one is retried or cancelled, not duplicated).
+    pub fn dispatchable_on(&self, channel: Channel) -> bool {
+        self.dispatch(channel)
+            .is_none_or(|d| d.state == DispatchState::Cancelled)
     }
 
     fn refresh_from(&mut self, input: &BreakInput, fingerprint: String) {
@@ -1505,7 +1653,7 @@ fn load_ref(txn: &CaseTxn<'_>, reference: &str) -> TxResult<Case> {
 }
 
 /// The next value of a counter (the first is 1).
-fn next_counter(txn: &CaseTxn<'_>, name: &[u8]) -> TxResult<u64> {
+pub(crate) fn next_counter(txn: &CaseTxn<'_>, name: &[u8]) -> TxResult<u64> {
     let last = match txn.get(CaseTree::Seq, name)? {
         None => 0,
         Some(bytes) => match <[u8; 8]>::try_from(bytes.as_slice()) {
@@ -1620,6 +1768,7 @@ fn new_case(
         proposed_by: None,
         jira_key: None,
         dispatched: false,
+        dispatches: Vec::new(),
         created_at: now,
         updated_at: now,
         row: input.row.clone(),
@@ -1762,6 +1911,112 @@ fn apply_decision(
     put_case(txn, case)
 }
 
+/// Records a dispatch change on the case `case_id` inside the outbox's transaction: its
+/// per-channel entry, and one event (acting as `actor`, who queued the dispatch). When the change
+/// is `Sent`: a Jira key from the answer is linked to the case (a `link_jira` event when it is
+/// new), and an Accepted case is marked dispatched. A case that no longer exists is skipped
+/// (`Ok(None)`): the dispatch it was part of stays valid for the others.
+pub(crate) fn apply_dispatch(
+    txn: &CaseTxn<'_>,
+    case_id: &str,
+    change: &DispatchChange,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> TxResult<Option<Case>> {
+    let Some(mut case) = load_case(txn, case_id)? else {
+        return Ok(None);
+    };
+    let item = format!("outbox #{}", change.outbox_id);
+    let entry = ChannelDispatch {
+        channel: change.channel,
+        state: change.state,
+        outbox_id: change.outbox_id,
+        reference: change.reference.clone(),
+        note: change.note.clone(),
+        at: now,
+    };
+    match case
+        .dispatches
+        .iter_mut()
+        .find(|d| d.channel == change.channel)
+    {
+        Some(d) => *d = entry,
+        None => case.dispatches.push(entry),
+    }
+    case.dispatches.sort_by_key(|d| d.channel);
+    case.updated_at = now;
+    let status = case.status;
+    let with_note = |text: String| match &change.note {
+        Some(n) => format!("{text}: {n}"),
+        None => text,
+    };
+    let (action, reason) = match change.state {
+        DispatchState::Queued => (
+            EventAction::DispatchQueued,
+            with_note(format!("{} via {item}", change.channel)),
+        ),
+        DispatchState::Parked => (
+            EventAction::DispatchParked,
+            with_note(format!("{} via {item} parked", change.channel)),
+        ),
+        DispatchState::Cancelled => (
+            EventAction::DispatchCancelled,
+            with_note(format!("{} via {item} cancelled", change.channel)),
+        ),
+        DispatchState::Sent => {
+            if change.channel == Channel::Jira
+                && let Some(key) = change.reference.as_deref().filter(|k| is_jira_key(k))
+                && case.jira_key.as_deref() != Some(key)
+            {
+                let note = match &case.jira_key {
+                    Some(old) => format!("{key} (was {old})"),
+                    None => key.to_string(),
+                };
+                case.jira_key = Some(key.to_string());
+                append_event(
+                    txn,
+                    &case,
+                    EventAction::LinkJira,
+                    &actor.user,
+                    Some(actor.role),
+                    Some(status),
+                    Some(note),
+                    now,
+                )?;
+            }
+            if status == Status::Accepted {
+                case.dispatched = true;
+            }
+            let answer = change
+                .reference
+                .as_deref()
+                .map(|r| format!(" {r}"))
+                .unwrap_or_default();
+            (
+                EventAction::Dispatched,
+                format!("{}{answer} via {item}", change.channel),
+            )
+        }
+    };
+    append_event(
+        txn,
+        &case,
+        action,
+        &actor.user,
+        Some(actor.role),
+        Some(status),
+        Some(reason),
+        now,
+    )?;
+    put_case(txn, &case)?;
+    Ok(Some(case))
+}
+
+/// Reads a case inside a transaction (for the outbox).
+pub(crate) fn load_case_txn(txn: &CaseTxn<'_>, case_id: &str) -> TxResult<Option<Case>> {
+    load_case(txn, case_id)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
@@ -1794,7 +2049,8 @@ fn ticket_number(ticket: &str) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-fn is_jira_key(key: &str) -> bool {
+/// Whether `key` looks like a Jira issue key (`PROJ-123`).
+pub fn is_jira_key(key: &str) -> bool {
     let Some((project, number)) = key.split_once('-') else {
         return false;
     };
@@ -1821,7 +2077,7 @@ fn case_events_prefix(case_id: &str) -> Vec<u8> {
     k
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -1861,7 +2117,7 @@ mod opt_date_format {
 }
 
 /// Timestamps as RFC 3339 UTC with milliseconds (`2024-05-01T09:30:00.000Z`).
-mod time_format {
+pub(crate) mod time_format {
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -1932,6 +2188,43 @@ mod tests {
         assert_eq!(ticket_number("BRK-20240501-000042"), 42);
         assert_eq!(ticket_number("BRK-20240501-1000000"), 1_000_000);
         assert_eq!(ticket_number("garbage"), u64::MAX);
+    }
+
+    #[test]
+    fn a_case_stored_before_dispatch_existed_reads_and_is_dispatchable() {
+        // A case as schema 2 wrote it: no `dispatches`.
+        let v2 = r#"{"id":"C-0123456789ab","ticket":"BRK-20240501-000001","profile":"gl_ihub",
+            "key":"K","start_date":"2024-05-01","last_date":"2024-05-02","origin":"Model",
+            "status":"Accepted","bucket":"Timing Issue","bucket_rule":"r","confidence":0.5,
+            "severity":"Low","summary":"s","score":0.1,"rank":1,"difference":1.5,
+            "model_version":"m","proposed_by":null,"jira_key":null,"dispatched":false,
+            "created_at":"2024-05-01T09:30:00.000Z","updated_at":"2024-05-01T09:30:00.000Z",
+            "row":{},"last_decision":null,"fingerprint":"f"}"#;
+        let mut case: Case = serde_json::from_str(v2).unwrap();
+        assert!(case.dispatches.is_empty());
+        assert!(Channel::ALL.iter().all(|c| case.dispatchable_on(*c)));
+        let at = case.created_at;
+        for (state, again) in [
+            (DispatchState::Queued, false),
+            (DispatchState::Sent, false),
+            (DispatchState::Parked, false),
+            (DispatchState::Cancelled, true),
+        ] {
+            case.dispatches = vec![ChannelDispatch {
+                channel: Channel::Jira,
+                state,
+                outbox_id: 7,
+                reference: None,
+                note: None,
+                at,
+            }];
+            assert_eq!(case.dispatchable_on(Channel::Jira), again, "{state}");
+            assert!(case.dispatchable_on(Channel::Email));
+            let back: Case = serde_json::from_str(&serde_json::to_string(&case).unwrap()).unwrap();
+            assert_eq!(back, case);
+        }
+        assert_eq!("Webhook".parse::<Channel>().unwrap(), Channel::Webhook);
+        assert!("fax".parse::<Channel>().is_err());
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub struct Config {
     pub llm: LlmConfig,
     pub output: OutputConfig,
     pub logging: LoggingConfig,
+    pub email: EmailConfig,
+    pub jira: JiraConfig,
+    pub webhook: WebhookConfig,
+    pub outbox: OutboxConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -184,6 +188,78 @@ pub struct LoggingConfig {
     pub level: String,
     pub file: bool,
     pub max_files: usize,
+}
+
+/// `[email]`: reviewed cases sent as an email report over SMTP (see `config/default.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub enabled: bool,
+    pub host: String,
+    pub port: u16,
+    pub tls: String,
+    pub ca_file: String,
+    pub username: String,
+    pub password_env: String,
+    pub hello_name: String,
+    pub from: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: String,
+    pub top_breaks: usize,
+    pub attach_csv: bool,
+    pub mask_accounts: bool,
+    pub timeout_secs: f64,
+}
+
+/// `[jira]`: one Jira issue per accepted case, or one per dispatch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JiraConfig {
+    pub enabled: bool,
+    pub base_url: String,
+    pub api_version: u32,
+    pub email: String,
+    pub token_env: String,
+    pub project: String,
+    pub issue_type: String,
+    pub mode: String,
+    pub labels: Vec<String>,
+    pub ca_file: String,
+    pub timeout_secs: f64,
+}
+
+/// `[webhook]`: one task per case posted as JSON to a task API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub enabled: bool,
+    pub url: String,
+    pub token_env: String,
+    pub ca_file: String,
+    pub timeout_secs: f64,
+    pub sla_days: SlaDays,
+}
+
+/// Days from dispatch to a task's due date, per severity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaDays {
+    pub low: u32,
+    pub medium: u32,
+    pub high: u32,
+    pub critical: u32,
+}
+
+/// `[outbox]`: how queued dispatches are retried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    pub max_attempts: u32,
+    pub backoff_base_secs: f64,
+    pub backoff_max_secs: f64,
+    pub flush_wait_secs: f64,
+    pub poll_secs: f64,
 }
 
 /// Where the effective configuration came from, for `breakdesk config` and log lines.
@@ -389,6 +465,65 @@ impl Config {
                 ),
             ));
         }
+        if !matches!(self.email.tls.as_str(), "starttls" | "tls" | "none") {
+            return Err(bad(
+                "email.tls",
+                format!(
+                    "must be \"starttls\", \"tls\" or \"none\", found {:?}",
+                    self.email.tls
+                ),
+            ));
+        }
+        if !matches!(self.jira.api_version, 2 | 3) {
+            return Err(bad(
+                "jira.api_version",
+                format!("must be 2 or 3, found {}", self.jira.api_version),
+            ));
+        }
+        if !matches!(self.jira.mode.as_str(), "per_case" | "per_batch") {
+            return Err(bad(
+                "jira.mode",
+                format!(
+                    "must be \"per_case\" or \"per_batch\", found {:?}",
+                    self.jira.mode
+                ),
+            ));
+        }
+        for (key, secs) in [
+            ("email.timeout_secs", self.email.timeout_secs),
+            ("jira.timeout_secs", self.jira.timeout_secs),
+            ("webhook.timeout_secs", self.webhook.timeout_secs),
+            ("outbox.backoff_base_secs", self.outbox.backoff_base_secs),
+            ("outbox.backoff_max_secs", self.outbox.backoff_max_secs),
+            ("outbox.poll_secs", self.outbox.poll_secs),
+        ] {
+            if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+                return Err(bad(
+                    key,
+                    format!("must be more than 0 and at most 86400 seconds, found {secs}"),
+                ));
+            }
+        }
+        if !(self.outbox.flush_wait_secs.is_finite()
+            && (0.0..=86_400.0).contains(&self.outbox.flush_wait_secs))
+        {
+            return Err(bad(
+                "outbox.flush_wait_secs",
+                format!(
+                    "must be between 0 and 86400 seconds, found {}",
+                    self.outbox.flush_wait_secs
+                ),
+            ));
+        }
+        if self.outbox.backoff_max_secs < self.outbox.backoff_base_secs {
+            return Err(bad(
+                "outbox.backoff_max_secs",
+                "must not be less than outbox.backoff_base_secs".into(),
+            ));
+        }
+        if self.outbox.max_attempts == 0 {
+            return Err(bad("outbox.max_attempts", "must be at least 1".into()));
+        }
         if !matches!(
             self.logging.level.as_str(),
             "error" | "warn" | "info" | "debug" | "trace"
@@ -585,10 +720,41 @@ mod tests {
                 "ingest.placeholder_dates",
             ),
             ("[output]\nformat = \"xml\"\n", "output.format"),
+            ("[email]\ntls = \"ssl\"\n", "email.tls"),
+            ("[jira]\napi_version = 4\n", "jira.api_version"),
+            ("[jira]\nmode = \"each\"\n", "jira.mode"),
+            ("[outbox]\nmax_attempts = 0\n", "outbox.max_attempts"),
+            (
+                "[outbox]\nbackoff_base_secs = 0\n",
+                "outbox.backoff_base_secs",
+            ),
+            ("[webhook]\ntimeout_secs = -1.0\n", "webhook.timeout_secs"),
         ] {
             let e = Config::from_user_toml(text, &p()).unwrap_err();
             assert!(e.to_string().contains(key), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn dispatch_channels_are_off_by_default_and_secrets_come_from_named_variables() {
+        let c = Config::defaults();
+        assert!(!c.email.enabled && !c.jira.enabled && !c.webhook.enabled);
+        assert_eq!(c.email.password_env, "BREAKDESK_SMTP_PASSWORD");
+        assert_eq!(c.jira.token_env, "BREAKDESK_JIRA_TOKEN");
+        assert_eq!(c.webhook.token_env, "BREAKDESK_WEBHOOK_TOKEN");
+        // Fractions of a second are allowed where tests need fast retries.
+        let c = Config::from_user_toml(
+            "[outbox]\nbackoff_base_secs = 0.05\nbackoff_max_secs = 1\n[webhook.sla_days]\nhigh = 3\n",
+            &p(),
+        )
+        .unwrap();
+        assert_eq!(c.outbox.backoff_base_secs, 0.05);
+        assert_eq!(c.outbox.backoff_max_secs, 1.0);
+        assert_eq!(c.webhook.sla_days.high, 3);
+        assert_eq!(c.webhook.sla_days.low, 10);
+        // No key holds a secret itself.
+        let e = Config::from_user_toml("[email]\npassword = \"x\"\n", &p()).unwrap_err();
+        assert!(e.to_string().contains("`email.password`"), "{e}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod generate;
 pub mod ingest;
 pub mod llm;
 pub mod logging;
+pub mod notify;
 pub mod output;
 pub mod pipeline;
 pub mod profile;

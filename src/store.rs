@@ -1,9 +1,10 @@
 //! The embedded store (sled). Every sled call of the product lives in this file, behind our own
 //! types, so the engine can be replaced without touching the rest.
 //!
-//! Layout: one sled database in `<data_dir>/store`, with named trees: models, llm_cache, and the
+//! Layout: one sled database in `<data_dir>/store`, with named trees: models, llm_cache, the
 //! case workflow's trees (cases, tickets, break_index, events, case_events, feedback, seq; see
-//! [`crate::cases`] for what they hold). A `meta` tree holds the schema version; opening a store
+//! [`crate::cases`] for what they hold) and the dispatch outbox's trees (outbox, outbox_pending,
+//! jira_keys; see [`crate::notify`]). A `meta` tree holds the schema version; opening a store
 //! written by a newer version is refused, an older one is migrated. Writes that acknowledge
 //! something to a user are flushed before returning.
 //!
@@ -11,6 +12,7 @@
 //! - 1: `models`, `llm_cache`.
 //! - 2: adds the case workflow's trees (empty when migrated from 1; models and cached answers are
 //!   kept as they are).
+//! - 3: adds the outbox's trees (empty when migrated from 2; everything else is kept as it is).
 
 use std::path::{Path, PathBuf};
 
@@ -20,7 +22,7 @@ use sled::transaction::{
 };
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const META: &str = "meta";
 const MODELS: &str = "models";
@@ -131,7 +133,7 @@ impl Store {
             Some(v) if v == SCHEMA_VERSION => Ok(()),
             // A new store: every tree of this schema, then the version.
             None => {
-                self.create_case_trees()?;
+                self.create_trees(&CaseTree::ALL)?;
                 meta.insert(b"schema_version", &SCHEMA_VERSION.to_be_bytes())?;
                 self.db.flush()?;
                 Ok(())
@@ -141,9 +143,11 @@ impl Store {
             Some(mut v) => {
                 let from = v;
                 while v < SCHEMA_VERSION {
-                    // The step from v to v + 1 (1 → 2 adds the case trees).
-                    if v == 1 {
-                        self.create_case_trees()?;
+                    // The step from v to v + 1 (1 → 2 adds the case trees, 2 → 3 the outbox's).
+                    match v {
+                        1 => self.create_trees(&CaseTree::V2)?,
+                        2 => self.create_trees(&CaseTree::V3)?,
+                        _ => {}
                     }
                     v += 1;
                     meta.insert(b"schema_version", &v.to_be_bytes())?;
@@ -160,9 +164,9 @@ impl Store {
         }
     }
 
-    /// Version 2: the trees of the case workflow (empty).
-    fn create_case_trees(&self) -> Result<(), StoreError> {
-        for tree in CaseTree::ALL {
+    /// Creates (empty) the trees a schema step adds.
+    fn create_trees(&self, trees: &[CaseTree]) -> Result<(), StoreError> {
+        for tree in trees {
             self.db.open_tree(tree.name())?;
         }
         Ok(())
@@ -235,20 +239,15 @@ impl Store {
         Ok(())
     }
 
-    fn case_trees(&self) -> Result<[sled::Tree; 7], StoreError> {
-        let [a, b, c, d, e, f, g] = CaseTree::ALL.map(|t| t.name());
-        Ok([
-            self.db.open_tree(a)?,
-            self.db.open_tree(b)?,
-            self.db.open_tree(c)?,
-            self.db.open_tree(d)?,
-            self.db.open_tree(e)?,
-            self.db.open_tree(f)?,
-            self.db.open_tree(g)?,
-        ])
+    fn case_trees(&self) -> Result<Vec<sled::Tree>, StoreError> {
+        CaseTree::ALL
+            .iter()
+            .map(|t| self.db.open_tree(t.name()).map_err(StoreError::from))
+            .collect()
     }
 
-    /// Runs `body` as one atomic transaction over the case workflow's trees, then flushes: when
+    /// Runs `body` as one atomic transaction over the case workflow's trees (and the outbox's,
+    /// so that a dispatch and the cases it changes are written together), then flushes: when
     /// this returns `Ok`, every write of the transaction is on disk; when `body` aborts, nothing
     /// of it is written. `body` may run more than once (on a conflict with a concurrent
     /// transaction), so it must have no effect outside the transaction.
@@ -257,11 +256,9 @@ impl Store {
         E: From<StoreError>,
         F: Fn(&CaseTxn<'_>) -> Result<R, TxError<E>>,
     {
-        let [a, b, c, d, e, f, g] = self.case_trees()?;
-        let outcome = (&a, &b, &c, &d, &e, &f, &g).transaction(|(a, b, c, d, e, f, g)| {
-            let txn = CaseTxn {
-                trees: [a, b, c, d, e, f, g],
-            };
+        let trees = self.case_trees()?;
+        let outcome = trees.as_slice().transaction(|views| {
+            let txn = CaseTxn { trees: views };
             body(&txn).map_err(|err| match err {
                 TxError::Abort(e) => ConflictableTransactionError::Abort(e),
                 TxError::Storage(TxStorage(u)) => u.into(),
@@ -303,8 +300,8 @@ impl Store {
 /// A key and its value.
 pub(crate) type Entry = (Vec<u8>, Vec<u8>);
 
-/// The trees of the case workflow. Their keys and values are the business of [`crate::cases`];
-/// the store only keeps them.
+/// The trees of the case workflow and of its dispatch outbox. Their keys and values are the
+/// business of [`crate::cases`] and [`crate::notify`]; the store only keeps them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CaseTree {
     /// case id → case.
@@ -321,10 +318,16 @@ pub(crate) enum CaseTree {
     Feedback,
     /// counter name → last value handed out (big-endian u64).
     Seq,
+    /// outbox item id (big-endian u64) → outbox item (schema 3).
+    Outbox,
+    /// outbox item id (big-endian u64) → nothing, for the items not yet settled (schema 3).
+    OutboxPending,
+    /// deterministic break key (the Jira label) → Jira issue key (schema 3).
+    JiraKeys,
 }
 
 impl CaseTree {
-    const ALL: [CaseTree; 7] = [
+    const ALL: [CaseTree; 10] = [
         CaseTree::Cases,
         CaseTree::Tickets,
         CaseTree::BreakIndex,
@@ -332,6 +335,27 @@ impl CaseTree {
         CaseTree::CaseEvents,
         CaseTree::Feedback,
         CaseTree::Seq,
+        CaseTree::Outbox,
+        CaseTree::OutboxPending,
+        CaseTree::JiraKeys,
+    ];
+
+    /// The trees schema 2 added.
+    const V2: [CaseTree; 7] = [
+        CaseTree::Cases,
+        CaseTree::Tickets,
+        CaseTree::BreakIndex,
+        CaseTree::Events,
+        CaseTree::CaseEvents,
+        CaseTree::Feedback,
+        CaseTree::Seq,
+    ];
+
+    /// The trees schema 3 added.
+    const V3: [CaseTree; 3] = [
+        CaseTree::Outbox,
+        CaseTree::OutboxPending,
+        CaseTree::JiraKeys,
     ];
 
     fn name(self) -> &'static str {
@@ -343,6 +367,9 @@ impl CaseTree {
             CaseTree::CaseEvents => "case_events",
             CaseTree::Feedback => "feedback",
             CaseTree::Seq => "seq",
+            CaseTree::Outbox => "outbox",
+            CaseTree::OutboxPending => "outbox_pending",
+            CaseTree::JiraKeys => "jira_keys",
         }
     }
 
@@ -354,7 +381,7 @@ impl CaseTree {
 /// The case trees inside one transaction of [`Store::case_transaction`]. Reads see the
 /// transaction's own writes.
 pub(crate) struct CaseTxn<'a> {
-    trees: [&'a TransactionalTree; 7],
+    trees: &'a [TransactionalTree],
 }
 
 impl CaseTxn<'_> {
@@ -393,6 +420,16 @@ pub(crate) enum TxError<E> {
     Abort(E),
     /// Handled by the store.
     Storage(TxStorage),
+}
+
+impl<E> TxError<E> {
+    /// The same stop with the caller's reason converted (a storage failure stays one).
+    pub(crate) fn map_abort<F>(self, f: impl FnOnce(E) -> F) -> TxError<F> {
+        match self {
+            TxError::Abort(e) => TxError::Abort(f(e)),
+            TxError::Storage(s) => TxError::Storage(s),
+        }
+    }
 }
 
 impl<E> From<TxStorage> for TxError<E> {
@@ -452,7 +489,7 @@ mod tests {
             db.flush().unwrap();
         }
         let s = Store::open(dir.path()).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(s.get_model("gl_ihub").unwrap().unwrap(), b"bundle");
         let names: Vec<String> =
             s.db.tree_names()
@@ -465,6 +502,79 @@ mod tests {
                 "{tree:?} in {names:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_version_2_store_gains_the_outbox_trees_and_keeps_its_cases() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // What version 2 wrote: the version in meta, a model and the case trees with content,
+            // no outbox trees.
+            let db = sled::Config::new()
+                .path(dir.path().join("store"))
+                .open()
+                .unwrap();
+            db.open_tree(META)
+                .unwrap()
+                .insert(b"schema_version", &2u32.to_be_bytes())
+                .unwrap();
+            db.open_tree(MODELS)
+                .unwrap()
+                .insert(b"gl_ihub", b"bundle".as_slice())
+                .unwrap();
+            for tree in CaseTree::V2 {
+                db.open_tree(tree.name()).unwrap();
+            }
+            db.open_tree("cases")
+                .unwrap()
+                .insert(b"C-1", b"{}".as_slice())
+                .unwrap();
+            db.open_tree("seq")
+                .unwrap()
+                .insert(b"ticket", &7u64.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+            let names: Vec<String> = db
+                .tree_names()
+                .iter()
+                .map(|n| String::from_utf8_lossy(n).to_string())
+                .collect();
+            assert!(!names.iter().any(|n| n == "outbox"), "{names:?}");
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 3);
+        assert_eq!(s.get_model("gl_ihub").unwrap().unwrap(), b"bundle");
+        assert_eq!(s.case_get(CaseTree::Cases, b"C-1").unwrap().unwrap(), b"{}");
+        assert_eq!(
+            s.case_get(CaseTree::Seq, b"ticket").unwrap().unwrap(),
+            7u64.to_be_bytes()
+        );
+        let names: Vec<String> =
+            s.db.tree_names()
+                .iter()
+                .map(|n| String::from_utf8_lossy(n).to_string())
+                .collect();
+        for tree in CaseTree::V3 {
+            assert!(
+                names.iter().any(|n| n == tree.name()),
+                "{tree:?} in {names:?}"
+            );
+        }
+        // The new trees take part in case transactions at once.
+        let r: Result<(), StoreError> = s.case_transaction(|txn| {
+            txn.insert(CaseTree::Outbox, b"o", b"1")?;
+            txn.insert(CaseTree::JiraKeys, b"k", b"RECON-1")?;
+            Ok(())
+        });
+        r.unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 3);
+        assert_eq!(s.case_get(CaseTree::Outbox, b"o").unwrap().unwrap(), b"1");
+        assert_eq!(
+            s.case_get(CaseTree::JiraKeys, b"k").unwrap().unwrap(),
+            b"RECON-1"
+        );
     }
 
     #[test]

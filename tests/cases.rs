@@ -770,7 +770,7 @@ fn a_version_1_store_is_migrated_and_keeps_its_models_and_cached_answers() {
     }
     {
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(
             store.get_model("gl_ihub").unwrap().unwrap(),
             b"{\"trees\":[1,2,3]}"
@@ -789,7 +789,7 @@ fn a_version_1_store_is_migrated_and_keeps_its_models_and_cached_answers() {
     }
     // Migrated once: it opens as version 2 with both models and cases.
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(store.model_names().unwrap(), vec!["gl_ihub"]);
     assert_eq!(
         Cases::new(&store)

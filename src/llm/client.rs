@@ -632,7 +632,8 @@ fn auth_header(settings: &LlmSettings) -> Result<Option<(HeaderName, HeaderValue
     Ok(Some((name, value)))
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
+/// Whether the URL's host is this machine (localhost or a loopback address).
+pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     let Some(host) = url.host_str() else {
         return false;
     };
@@ -726,7 +727,8 @@ fn retry_delay(settings: &LlmSettings, retry: u32, retry_after: Option<Duration>
     delay + jitter(delay / 4)
 }
 
-fn jitter(up_to: Duration) -> Duration {
+/// A random duration from zero to `up_to`.
+pub(crate) fn jitter(up_to: Duration) -> Duration {
     let micros = u64::try_from(up_to.as_micros()).unwrap_or(u64::MAX);
     if micros == 0 {
         return Duration::ZERO;
@@ -737,6 +739,16 @@ fn jitter(up_to: Duration) -> Duration {
 /// Reads `retry-after-ms` (OpenAI) or `Retry-After` (seconds or an HTTP
 /// date), capped at [`RETRY_AFTER_CAP`].
 fn parse_retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    parse_retry_after_capped(headers, now, RETRY_AFTER_CAP)
+}
+
+/// Reads `retry-after-ms` or `Retry-After` (seconds or an HTTP date), capped at `cap` (the
+/// outbox waits durably, so it honours longer waits than a call in progress does).
+pub(crate) fn parse_retry_after_capped(
+    headers: &HeaderMap,
+    now: chrono::DateTime<chrono::Utc>,
+    cap: Duration,
+) -> Option<Duration> {
     let text = |name: &str| {
         headers
             .get(name)
@@ -745,7 +757,7 @@ fn parse_retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) ->
     };
     let from_secs = |secs: f64| {
         (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_secs_f64(secs.min(RETRY_AFTER_CAP.as_secs_f64())))
+            .then(|| Duration::from_secs_f64(secs.min(cap.as_secs_f64())))
     };
     if let Some(wait) = text("retry-after-ms")
         .and_then(|v| v.parse::<f64>().ok())
@@ -759,7 +771,7 @@ fn parse_retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) ->
     }
     let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let wait = date.with_timezone(&chrono::Utc) - now;
-    Some(wait.to_std().unwrap_or(Duration::ZERO).min(RETRY_AFTER_CAP))
+    Some(wait.to_std().unwrap_or(Duration::ZERO).min(cap))
 }
 
 fn transport_error(error: reqwest::Error) -> LlmError {
@@ -767,7 +779,16 @@ fn transport_error(error: reqwest::Error) -> LlmError {
         return LlmError::Timeout;
     }
     let connect = error.is_connect();
-    // The URL stays out of the message; the caller knows the endpoint.
+    let text = error_chain(error);
+    if connect {
+        LlmError::Transport(format!("connection failed: {text}"))
+    } else {
+        LlmError::Transport(text)
+    }
+}
+
+/// The error and its causes in one line, without the URL (the caller knows the endpoint).
+pub(crate) fn error_chain(error: reqwest::Error) -> String {
     let error = error.without_url();
     let mut text = error.to_string();
     let mut source = std::error::Error::source(&error);
@@ -779,11 +800,7 @@ fn transport_error(error: reqwest::Error) -> LlmError {
         }
         source = cause.source();
     }
-    if connect {
-        LlmError::Transport(format!("connection failed: {text}"))
-    } else {
-        LlmError::Transport(text)
-    }
+    text
 }
 
 /// Reads the whole body, refusing more than [`MAX_BODY_BYTES`].
@@ -813,7 +830,7 @@ async fn read_body(response: &mut reqwest::Response) -> Result<Vec<u8>, LlmError
 /// Single-line, length-limited text safe to show to a user: control
 /// characters become spaces, runs of whitespace collapse, the API key (if
 /// the server echoed it) is replaced.
-fn clean_text(text: &str, max_chars: usize, api_key: Option<&str>) -> String {
+pub(crate) fn clean_text(text: &str, max_chars: usize, api_key: Option<&str>) -> String {
     let mut text = text.to_string();
     if let Some(key) = api_key.map(str::trim).filter(|k| !k.is_empty()) {
         text = text.replace(key, "[redacted]");

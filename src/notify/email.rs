@@ -1,0 +1,451 @@
+//! Email: the report message, rendered completely when it is queued, and the SMTP sender
+//! (lettre over tokio with rustls/ring: STARTTLS, implicit TLS, or plain to a local relay).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::outbox::SendOutcome;
+use super::{NotifyError, report};
+use crate::cases::Case;
+use crate::config::EmailConfig;
+
+/// An email as queued: the whole RFC 5322 message (headers, HTML and text alternatives, CSV
+/// attachment) and its envelope. A retry sends these bytes again, with the same Message-ID.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailPayload {
+    /// Envelope sender (`MAIL FROM`).
+    pub from: String,
+    /// Envelope recipients (`RCPT TO`): the To and Cc addresses.
+    pub recipients: Vec<String>,
+    /// The subject.
+    pub subject: String,
+    /// The Message-ID header, `<…>`.
+    pub message_id: String,
+    /// The formatted message.
+    pub message: String,
+}
+
+/// How the connection to the SMTP server is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Security {
+    StartTls,
+    Implicit,
+    Plain,
+}
+
+/// `[email]`, checked, with the password read from the environment.
+pub(crate) struct Settings {
+    host: String,
+    port: u16,
+    security: Security,
+    ca_pem: Option<Vec<u8>>,
+    credentials: Option<(String, String)>,
+    hello_name: Option<String>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    cc: Vec<Mailbox>,
+    subject: String,
+    top: usize,
+    attach_csv: bool,
+    mask: bool,
+    timeout: Duration,
+}
+
+impl Settings {
+    /// Checks `[email]`; the error names the setting or the environment variable.
+    pub(crate) fn from_config(cfg: &EmailConfig) -> Result<Settings, String> {
+        if !cfg.enabled {
+            return Err(
+                "email is not configured: set [email] enabled = true, with host, from and to"
+                    .into(),
+            );
+        }
+        let host = cfg.host.trim().to_string();
+        if host.is_empty() {
+            return Err("email is not configured: [email] host is empty (the SMTP server)".into());
+        }
+        let security = match cfg.tls.as_str() {
+            "starttls" => Security::StartTls,
+            "tls" => Security::Implicit,
+            "none" => Security::Plain,
+            other => {
+                return Err(format!(
+                    "[email] tls must be \"starttls\", \"tls\" or \"none\", found {other:?}"
+                ));
+            }
+        };
+        if security == Security::Plain && !is_local_host(&host) {
+            return Err(format!(
+                "[email] tls = \"none\" sends in clear text and is allowed only for a relay on this machine (localhost, 127.0.0.1, ::1), not {host}"
+            ));
+        }
+        if cfg.port == 0 {
+            return Err("[email] port must not be 0".into());
+        }
+        let ca_pem = read_ca_file(&cfg.ca_file, "[email] ca_file")?;
+        let credentials = match cfg.username.trim() {
+            "" => None,
+            user => Some((
+                user.to_string(),
+                secret_from_env(&cfg.password_env, "[email] password_env")?.ok_or_else(|| {
+                    format!(
+                        "[email] username is set but the environment variable {} (named by [email] password_env) is not set",
+                        display_env(&cfg.password_env)
+                    )
+                })?,
+            )),
+        };
+        let from: Mailbox = cfg.from.trim().parse().map_err(|e| {
+            format!(
+                "email is not configured: [email] from {:?} is not an email address ({e})",
+                cfg.from
+            )
+        })?;
+        let parse_all = |list: &[String], key: &str| -> Result<Vec<Mailbox>, String> {
+            list.iter()
+                .map(|a| {
+                    a.trim()
+                        .parse::<Mailbox>()
+                        .map_err(|e| format!("[email] {key}: {a:?} is not an email address ({e})"))
+                })
+                .collect()
+        };
+        let timeout = Duration::try_from_secs_f64(cfg.timeout_secs)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or("[email] timeout_secs must be more than 0")?;
+        Ok(Settings {
+            host,
+            port: cfg.port,
+            security,
+            ca_pem,
+            credentials,
+            hello_name: Some(cfg.hello_name.trim().to_string()).filter(|h| !h.is_empty()),
+            from,
+            to: parse_all(&cfg.to, "to")?,
+            cc: parse_all(&cfg.cc, "cc")?,
+            subject: cfg.subject.clone(),
+            top: cfg.top_breaks,
+            attach_csv: cfg.attach_csv,
+            mask: cfg.mask_accounts,
+            timeout,
+        })
+    }
+}
+
+/// Parses addresses given for one dispatch (e.g. `--to`).
+pub(crate) fn parse_recipients(list: &[String], what: &str) -> Result<Vec<Mailbox>, NotifyError> {
+    list.iter()
+        .map(|a| {
+            a.trim().parse::<Mailbox>().map_err(|e| {
+                NotifyError::Invalid(format!("{what} {a:?} is not an email address ({e})"))
+            })
+        })
+        .collect()
+}
+
+/// Renders the report of `cases` as the complete message for outbox item `id`.
+pub(crate) fn build(
+    settings: &Settings,
+    cases: &[Case],
+    extra_to: &[Mailbox],
+    id: u64,
+    now: DateTime<Utc>,
+) -> Result<EmailPayload, NotifyError> {
+    let mut to: Vec<Mailbox> = Vec::new();
+    for m in settings.to.iter().chain(extra_to) {
+        if !to
+            .iter()
+            .chain(&settings.cc)
+            .any(|x| x.email.to_string().eq_ignore_ascii_case(m.email.as_ref()))
+        {
+            to.push(m.clone());
+        }
+    }
+    if to.is_empty() && settings.cc.is_empty() {
+        return Err(NotifyError::NotConfigured(
+            "email has no recipients: set [email] to (or cc), or give recipients for this dispatch (--to)".into(),
+        ));
+    }
+    let status = report::status_label(cases);
+    let date = now.format("%Y-%m-%d").to_string();
+    let subject = settings
+        .subject
+        .replace("{count}", &cases.len().to_string())
+        .replace("{date}", &date)
+        .replace("{status}", &status);
+    let rendered = report::render(
+        cases,
+        &report::Options {
+            title: subject.clone(),
+            top: settings.top,
+            mask: settings.mask,
+            generated_at: now,
+        },
+    );
+    let mut digest = Sha256::new();
+    for c in cases {
+        digest.update(c.id.as_bytes());
+        digest.update([0]);
+    }
+    digest.update(now.to_rfc3339().as_bytes());
+    let hash = crate::cases::hex(&digest.finalize()[..6]);
+    let message_id = format!("<breakdesk.{id}.{hash}@{}>", settings.from.email.domain());
+    let mut builder = Message::builder()
+        .from(settings.from.clone())
+        .subject(subject.clone())
+        .date(now.into())
+        .message_id(Some(message_id.clone()))
+        .user_agent(concat!("breakdesk/", env!("CARGO_PKG_VERSION")).to_string());
+    for m in &to {
+        builder = builder.to(m.clone());
+    }
+    for m in &settings.cc {
+        builder = builder.cc(m.clone());
+    }
+    let alternative = MultiPart::alternative_plain_html(rendered.text, rendered.html);
+    let message = if settings.attach_csv {
+        let csv_type = ContentType::parse("text/csv; charset=utf-8")
+            .map_err(|e| NotifyError::Invalid(format!("CSV content type: {e}")))?;
+        builder.multipart(
+            MultiPart::mixed().multipart(alternative).singlepart(
+                Attachment::new(format!("breakdesk-cases-{}.csv", now.format("%Y%m%d")))
+                    .body(rendered.csv, csv_type),
+            ),
+        )
+    } else {
+        builder.multipart(alternative)
+    }
+    .map_err(|e| NotifyError::Invalid(format!("cannot build the email: {e}")))?;
+    let envelope = message.envelope();
+    let from = envelope
+        .from()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| settings.from.email.to_string());
+    let recipients = envelope.to().iter().map(|a| a.to_string()).collect();
+    let message = String::from_utf8(message.formatted())
+        .map_err(|e| NotifyError::Invalid(format!("the email is not UTF-8: {e}")))?;
+    Ok(EmailPayload {
+        from,
+        recipients,
+        subject,
+        message_id,
+        message,
+    })
+}
+
+/// The SMTP transport of the settings (pooled connections).
+pub(crate) struct Sender {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    password: Option<String>,
+    timeout: Duration,
+}
+
+impl Sender {
+    /// Builds the transport (must run inside the dispatcher's runtime). Nothing is sent.
+    pub(crate) fn new(s: Settings) -> Result<Sender, String> {
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
+            .port(s.port)
+            .timeout(Some(s.timeout));
+        if s.security != Security::Plain {
+            let mut params = TlsParameters::builder(s.host.clone());
+            if let Some(pem) = &s.ca_pem {
+                let cert = Certificate::from_pem(pem)
+                    .map_err(|e| format!("[email] ca_file holds no usable certificate: {e}"))?;
+                params = params.add_root_certificate(cert);
+            }
+            let params = params
+                .build_rustls()
+                .map_err(|e| format!("[email] cannot set up TLS: {e}"))?;
+            builder = builder.tls(match s.security {
+                Security::Implicit => Tls::Wrapper(params),
+                _ => Tls::Required(params),
+            });
+        } else {
+            builder = builder.tls(Tls::None);
+        }
+        if let Some(name) = &s.hello_name {
+            builder = builder.hello_name(ClientId::Domain(name.clone()));
+        }
+        let password = s.credentials.as_ref().map(|(_, p)| p.clone());
+        if let Some((user, pass)) = s.credentials {
+            builder = builder.credentials(Credentials::new(user, pass));
+        }
+        Ok(Sender {
+            transport: builder.build(),
+            password,
+            timeout: s.timeout,
+        })
+    }
+
+    /// Sends the stored message once.
+    pub(crate) async fn send(&self, p: &EmailPayload) -> SendOutcome {
+        let permanent = |error: String| SendOutcome::Permanent { error };
+        let from: Address = match p.from.parse() {
+            Ok(a) => a,
+            Err(e) => return permanent(format!("bad sender {:?}: {e}", p.from)),
+        };
+        let mut to = Vec::new();
+        for r in &p.recipients {
+            match r.parse::<Address>() {
+                Ok(a) => to.push(a),
+                Err(e) => return permanent(format!("bad recipient {r:?}: {e}")),
+            }
+        }
+        let envelope = match lettre::address::Envelope::new(Some(from), to) {
+            Ok(e) => e,
+            Err(e) => return permanent(format!("bad envelope: {e}")),
+        };
+        // lettre's own timeout covers each command; this bounds the whole exchange too.
+        let bound = self.timeout.saturating_mul(4);
+        let sent = tokio::time::timeout(
+            bound,
+            self.transport.send_raw(&envelope, p.message.as_bytes()),
+        )
+        .await;
+        match sent {
+            Ok(Ok(response)) => SendOutcome::Sent {
+                reference: Some(p.message_id.clone()),
+                detail: format!(
+                    "{} {}",
+                    response.code(),
+                    response.message().collect::<Vec<_>>().join(" ")
+                ),
+            },
+            Ok(Err(e)) => self.classify(&e),
+            Err(_) => SendOutcome::Transient {
+                error: format!("SMTP exchange timed out after {} s", bound.as_secs_f64()),
+                retry_after: None,
+            },
+        }
+    }
+
+    fn classify(&self, e: &lettre::transport::smtp::Error) -> SendOutcome {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            let t = cause.to_string();
+            if !text.contains(&t) {
+                text.push_str(": ");
+                text.push_str(&t);
+            }
+            source = cause.source();
+        }
+        let error = crate::llm::clean_text(&format!("SMTP: {text}"), 400, self.password.as_deref());
+        // A permanent SMTP reply (5xx) and a refusal of the client itself (no STARTTLS offered
+        // where it is required, no usable login mechanism) will not pass by waiting.
+        if e.is_permanent() || e.is_client() {
+            SendOutcome::Permanent { error }
+        } else {
+            SendOutcome::Transient {
+                error,
+                retry_after: None,
+            }
+        }
+    }
+}
+
+/// Whether `host` is this machine.
+fn is_local_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Reads a CA file named by a setting (empty: none).
+pub(crate) fn read_ca_file(path: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
+    let path = path.trim();
+    if path.is_empty() {
+        return Ok(None);
+    }
+    std::fs::read(path)
+        .map(Some)
+        .map_err(|e| format!("{key} {path}: cannot read it: {e}"))
+}
+
+/// The value of the environment variable named by a setting; `None` when the name is empty or
+/// the variable is unset or empty. Never logged.
+pub(crate) fn secret_from_env(name: &str, key: &str) -> Result<Option<String>, String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Ok(Some(v)),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!(
+            "the environment variable {name} (named by {key}) is not valid UTF-8"
+        )),
+    }
+}
+
+fn display_env(name: &str) -> &str {
+    if name.trim().is_empty() {
+        "(none: the setting is empty)"
+    } else {
+        name.trim()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> EmailConfig {
+        crate::config::Config::defaults().email
+    }
+
+    #[test]
+    fn settings_name_what_is_missing() {
+        let e = Settings::from_config(&cfg()).err().unwrap();
+        assert!(e.contains("[email] enabled"), "{e}");
+        let mut c = cfg();
+        c.enabled = true;
+        let e = Settings::from_config(&c).err().unwrap();
+        assert!(e.contains("[email] host"), "{e}");
+        c.host = "smtp.example.com".into();
+        let e = Settings::from_config(&c).err().unwrap();
+        assert!(e.contains("[email] from"), "{e}");
+        c.from = "Recon <recon@example.com>".into();
+        assert!(Settings::from_config(&c).is_ok());
+        c.tls = "none".into();
+        let e = Settings::from_config(&c).err().unwrap();
+        assert!(
+            e.contains("[email] tls") && e.contains("smtp.example.com"),
+            "{e}"
+        );
+        c.host = "127.0.0.1".into();
+        assert!(Settings::from_config(&c).is_ok());
+        c.username = "robot".into();
+        c.password_env = "BREAKDESK_TEST_UNSET_PASSWORD_VARIABLE".into();
+        let e = Settings::from_config(&c).err().unwrap();
+        assert!(
+            e.contains("BREAKDESK_TEST_UNSET_PASSWORD_VARIABLE") && e.contains("password_env"),
+            "{e}"
+        );
+        c.username.clear();
+        c.to = vec!["not an address".into()];
+        let e = Settings::from_config(&c).err().unwrap();
+        assert!(e.contains("[email] to"), "{e}");
+    }
+
+    #[test]
+    fn local_hosts() {
+        for h in ["localhost", "127.0.0.1", "::1", "[::1]", "127.0.0.2"] {
+            assert!(is_local_host(h), "{h}");
+        }
+        for h in ["smtp.example.com", "10.0.0.1", "0.0.0.0"] {
+            assert!(!is_local_host(h), "{h}");
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The dispatch report: HTML, plain text and CSV renderings of a set of cases (counts by bucket,
+//! severity and status; the top breaks by absolute difference; tickets; model versions), with
+//! optional masking of account identifiers.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+
+use crate::cases::Case;
+use crate::categorize::facts::fmt_amount;
+
+/// What to render.
+pub(crate) struct Options {
+    /// The heading (the email's subject).
+    pub title: String,
+    /// How many breaks the top list shows.
+    pub top: usize,
+    /// Mask account identifiers (the parts of each case's key).
+    pub mask: bool,
+    /// When the report was made.
+    pub generated_at: DateTime<Utc>,
+}
+
+/// The three renderings.
+pub(crate) struct Rendered {
+    pub html: String,
+    pub text: String,
+    pub csv: String,
+}
+
+/// Severities from the most to the least urgent (others follow in name order).
+const SEVERITY_ORDER: [&str; 4] = ["Critical", "High", "Medium", "Low"];
+
+/// The CSV columns.
+pub(crate) const CSV_HEADER: [&str; 15] = [
+    "ticket",
+    "case_id",
+    "status",
+    "bucket",
+    "severity",
+    "profile",
+    "key",
+    "start_date",
+    "last_date",
+    "age_days",
+    "difference",
+    "jira_key",
+    "summary",
+    "bucket_rule",
+    "model_version",
+];
+
+/// "accepted" when every case has that status, else "reviewed".
+pub(crate) fn status_label(cases: &[Case]) -> String {
+    match cases.first() {
+        Some(first) if cases.iter().all(|c| c.status == first.status) => {
+            first.status.as_str().to_lowercase()
+        }
+        _ => "reviewed".to_string(),
+    }
+}
+
+/// Counts of cases and total absolute difference per name, most cases first.
+fn counts<'a>(
+    cases: &'a [Case],
+    key: impl Fn(&'a Case) -> &'a str,
+    order: &[&str],
+) -> Vec<(&'a str, usize, f64)> {
+    let mut by: BTreeMap<&str, (usize, f64)> = BTreeMap::new();
+    for c in cases {
+        let e = by.entry(key(c)).or_default();
+        e.0 += 1;
+        e.1 += c.difference.abs();
+    }
+    let mut rows: Vec<(&str, usize, f64)> = by.into_iter().map(|(k, (n, d))| (k, n, d)).collect();
+    if order.is_empty() {
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    } else {
+        let rank = |s: &str| order.iter().position(|o| *o == s).unwrap_or(order.len());
+        rows.sort_by(|a, b| rank(a.0).cmp(&rank(b.0)).then(a.0.cmp(b.0)));
+    }
+    rows
+}
+
+/// Masks every part of a `|`-joined key, keeping the last two characters of each:
+/// `00000|1001|0042` → `***00|**01|**42`.
+pub(crate) fn mask_key(key: &str) -> String {
+    key.split('|').map(mask_part).collect::<Vec<_>>().join("|")
+}
+
+fn mask_part(part: &str) -> String {
+    let n = part.chars().count();
+    if n <= 2 {
+        return part.to_string();
+    }
+    part.chars()
+        .enumerate()
+        .map(|(i, ch)| if i + 2 < n { '*' } else { ch })
+        .collect()
+}
+
+/// Masks, in free text, every occurrence of a part of `key` (three characters or longer).
+pub(crate) fn mask_text(text: &str, key: &str) -> String {
+    let mut parts: Vec<&str> = key.split('|').filter(|p| p.chars().count() > 2).collect();
+    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let mut out = text.to_string();
+    for p in parts {
+        out = out.replace(p, &mask_part(p));
+    }
+    out
+}
+
+/// A case's key and summary as the report shows them.
+fn shown(c: &Case, mask: bool) -> (String, String) {
+    if mask {
+        (mask_key(&c.key), mask_text(&c.summary, &c.key))
+    } else {
+        (c.key.clone(), c.summary.clone())
+    }
+}
+
+/// Renders the report of `cases`.
+pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
+    let by_bucket = counts(cases, |c| c.bucket.as_str(), &[]);
+    let by_severity = counts(cases, |c| c.severity.as_str(), &SEVERITY_ORDER);
+    let by_status = counts(cases, |c| c.status.as_str(), &[]);
+    let mut top: Vec<&Case> = cases.iter().collect();
+    top.sort_by(|a, b| {
+        b.difference
+            .abs()
+            .total_cmp(&a.difference.abs())
+            .then(a.ticket.cmp(&b.ticket))
+    });
+    top.truncate(o.top);
+    let mut models: Vec<&str> = cases.iter().map(|c| c.model_version.as_str()).collect();
+    models.sort_unstable();
+    models.dedup();
+    let tickets: Vec<&str> = cases.iter().map(|c| c.ticket.as_str()).collect();
+    let jira: Vec<String> = cases
+        .iter()
+        .filter_map(|c| c.jira_key.as_ref().map(|k| format!("{} → {k}", c.ticket)))
+        .collect();
+    let generated = o.generated_at.format("%Y-%m-%d %H:%M UTC").to_string();
+    let total: f64 = cases.iter().map(|c| c.difference.abs()).sum();
+
+    // ----- HTML
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head>\n\
+         <body style=\"font-family: sans-serif\">\n<h2>{t}</h2>\n\
+         <p>{n} case(s), total absolute difference {total}. Generated {g} by breakdesk.</p>\n",
+        t = esc(&o.title),
+        n = cases.len(),
+        total = esc(&fmt_amount(total)),
+        g = esc(&generated),
+    );
+    for (heading, rows) in [
+        ("By bucket", &by_bucket),
+        ("By severity", &by_severity),
+        ("By status", &by_status),
+    ] {
+        let _ = write!(
+            h,
+            "<h3>{heading}</h3>\n<table id=\"{id}\" border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\n\
+             <tr><th>{col}</th><th>cases</th><th>absolute difference</th></tr>\n",
+            id = heading.to_lowercase().replace(' ', "-"),
+            col = heading.trim_start_matches("By "),
+        );
+        for (name, n, d) in rows.iter() {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td align=\"right\">{n}</td><td align=\"right\">{}</td></tr>",
+                esc(name),
+                esc(&fmt_amount(*d))
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    let _ = write!(
+        h,
+        "<h3>Top {} break(s) by absolute difference</h3>\n\
+         <table id=\"top-breaks\" border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\n\
+         <tr><th>ticket</th><th>bucket</th><th>severity</th><th>status</th><th>key</th>\
+         <th>last date</th><th>age (days)</th><th>difference</th><th>Jira</th><th>summary</th></tr>\n",
+        top.len()
+    );
+    for c in &top {
+        let (key, summary) = shown(c, o.mask);
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td align=\"right\">{}</td><td align=\"right\">{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&c.ticket),
+            esc(&c.bucket),
+            esc(&c.severity),
+            esc(c.status.as_str()),
+            esc(&key),
+            c.last_date,
+            c.age_days(),
+            esc(&fmt_amount(c.difference)),
+            esc(c.jira_key.as_deref().unwrap_or("")),
+            esc(&summary)
+        );
+    }
+    h.push_str("</table>\n");
+    let _ = writeln!(h, "<p><b>Tickets:</b> {}</p>", esc(&tickets.join(", ")));
+    if !jira.is_empty() {
+        let _ = writeln!(h, "<p><b>Jira:</b> {}</p>", esc(&jira.join(", ")));
+    }
+    let _ = write!(
+        h,
+        "<p><b>Model version:</b> {}</p>\n<p>The attached CSV, when present, lists every case.</p>\n</body></html>\n",
+        esc(&models.join(", "))
+    );
+
+    // ----- plain text
+    let mut t = String::new();
+    let _ = write!(
+        t,
+        "{}\n\n{} case(s), total absolute difference {}. Generated {} by breakdesk.\n",
+        o.title,
+        cases.len(),
+        fmt_amount(total),
+        generated
+    );
+    for (heading, rows) in [
+        ("By bucket", &by_bucket),
+        ("By severity", &by_severity),
+        ("By status", &by_status),
+    ] {
+        let _ = write!(t, "\n{heading}:\n");
+        for (name, n, d) in rows.iter() {
+            let _ = writeln!(t, "  {name:<24} {n:>6}  {:>18}", fmt_amount(*d));
+        }
+    }
+    let _ = write!(t, "\nTop {} break(s) by absolute difference:\n", top.len());
+    for c in &top {
+        let (key, summary) = shown(c, o.mask);
+        let _ = writeln!(
+            t,
+            "  {} {} ({}, {}) key {} last {} age {}d difference {}{}\n    {}",
+            c.ticket,
+            c.bucket,
+            c.severity,
+            c.status.as_str(),
+            key,
+            c.last_date,
+            c.age_days(),
+            fmt_amount(c.difference),
+            c.jira_key
+                .as_deref()
+                .map(|k| format!(" Jira {k}"))
+                .unwrap_or_default(),
+            summary
+        );
+    }
+    let _ = write!(t, "\nTickets: {}\n", tickets.join(", "));
+    if !jira.is_empty() {
+        let _ = writeln!(t, "Jira: {}", jira.join(", "));
+    }
+    let _ = writeln!(t, "Model version: {}", models.join(", "));
+
+    // ----- CSV
+    let mut csv = CSV_HEADER.join(",");
+    csv.push_str("\r\n");
+    for c in cases {
+        let (key, summary) = shown(c, o.mask);
+        let fields = [
+            c.ticket.clone(),
+            c.id.clone(),
+            c.status.as_str().to_string(),
+            c.bucket.clone(),
+            c.severity.clone(),
+            c.profile.clone(),
+            key,
+            c.start_date.to_string(),
+            c.last_date.to_string(),
+            c.age_days().to_string(),
+            format!("{}", c.difference),
+            c.jira_key.clone().unwrap_or_default(),
+            summary,
+            c.bucket_rule.clone(),
+            c.model_version.clone(),
+        ];
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        csv.push_str(&line.join(","));
+        csv.push_str("\r\n");
+    }
+    Rendered {
+        html: h,
+        text: t,
+        csv,
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub(crate) fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A CSV field, quoted when needed (RFC 4180).
+pub(crate) fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_keeps_the_last_two_characters_of_each_key_part() {
+        assert_eq!(mask_key("00000|1001|0042"), "***00|**01|**42");
+        assert_eq!(mask_key("AB|X"), "AB|X");
+        assert_eq!(
+            mask_text(
+                "Company 00000, account 1001 (AU 0042): 1001 again",
+                "00000|1001|0042"
+            ),
+            "Company ***00, account **01 (AU **42): **01 again"
+        );
+    }
+
+    #[test]
+    fn html_and_csv_escape_what_they_carry() {
+        assert_eq!(esc("<b>&\"'"), "&lt;b&gt;&amp;&quot;&#39;");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+}
