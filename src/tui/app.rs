@@ -1186,9 +1186,15 @@ impl App {
             .iter()
             .filter(|r| !t.text(t.known.case_id, **r as usize).is_empty())
             .count();
+        let distinct: HashSet<&str> = rows
+            .iter()
+            .map(|r| t.text(t.known.case_id, *r as usize))
+            .filter(|id| !id.is_empty())
+            .collect();
         let mut lines = vec![format!(
-            "{} {} case(s): total difference {} (absolute {}).",
+            "{} {} case(s) ({} rows): total difference {} (absolute {}).",
             capitalise(action.as_str()),
+            distinct.len(),
             rows.len(),
             super::table::thousands(total, 2),
             super::table::thousands(abs, 2)
@@ -1215,27 +1221,32 @@ impl App {
         let mut done: Vec<String> = Vec::new();
         let mut refused: Vec<String> = Vec::new();
         let mut no_case = 0;
-        let mut updates: Vec<(u32, Case)> = Vec::new();
+        let mut updates: Vec<Case> = Vec::new();
         {
             let Some(d) = &self.data else { return };
             let cases = Cases::new(&self.store);
+            // Several records of one break share its case: each case is decided once.
+            let mut seen: HashSet<&str> = HashSet::new();
             for r in rows {
                 let id = d.table.text(d.table.known.case_id, *r as usize);
                 if id.is_empty() {
                     no_case += 1;
                     continue;
                 }
+                if !seen.insert(id) {
+                    continue;
+                }
                 match cases.decide(id, action, &self.actor, note) {
                     Ok(c) => {
                         done.push(c.id.clone());
-                        updates.push((*r, c));
+                        updates.push(c);
                     }
                     Err(e) => refused.push(e.to_string()),
                 }
             }
         }
-        for (r, c) in &updates {
-            self.show_case(*r, c);
+        for c in &updates {
+            self.show_case(None, c);
         }
         for id in &done {
             self.undispatched.insert(id.clone());
@@ -1281,20 +1292,27 @@ impl App {
     }
 
     /// Shows a stored case's status (and ticket) on its table row.
-    fn show_case(&mut self, row: u32, c: &Case) {
+    fn show_case(&mut self, row: Option<u32>, c: &Case) {
         let Some(d) = &mut self.data else { return };
         let k = d.table.known.clone();
-        if let Some(i) = k.status {
-            d.table
-                .set_text(i, row as usize, short_status(c.status.as_str()));
+        let rows = d.case_rows.entry(c.id.clone()).or_default();
+        if let Some(r) = row
+            && !rows.contains(&r)
+        {
+            rows.push(r);
         }
-        if let Some(i) = k.case_id {
-            d.table.set_text(i, row as usize, &c.id);
+        for r in rows.clone() {
+            let r = r as usize;
+            if let Some(i) = k.status {
+                d.table.set_text(i, r, short_status(c.status.as_str()));
+            }
+            if let Some(i) = k.case_id {
+                d.table.set_text(i, r, &c.id);
+            }
+            if let Some(i) = k.ticket {
+                d.table.set_text(i, r, &c.ticket);
+            }
         }
-        if let Some(i) = k.ticket {
-            d.table.set_text(i, row as usize, &c.ticket);
-        }
-        d.case_rows.insert(c.id.clone(), row);
     }
 
     fn undo_last(&mut self) {
@@ -1316,13 +1334,7 @@ impl App {
             }
         }
         for c in &updates {
-            if let Some(r) = self
-                .data
-                .as_ref()
-                .and_then(|d| d.case_rows.get(&c.id).copied())
-            {
-                self.show_case(r, c);
-            }
+            self.show_case(None, c);
         }
         let keep = self.current_row();
         self.refresh_view(keep);
@@ -1379,7 +1391,7 @@ impl App {
         };
         match Cases::new(&self.store).flag_missed(&input, &self.actor, reason) {
             Ok(c) => {
-                self.show_case(row, &c);
+                self.show_case(Some(row), &c);
                 self.undispatched.insert(c.id.clone());
                 self.trail = None;
                 let keep = self.current_row();
@@ -1500,13 +1512,7 @@ impl App {
             Ok(c) => {
                 self.undispatched.insert(c.id.clone());
                 self.undo.push(vec![c.id.clone()]);
-                if let Some(r) = self
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.case_rows.get(&c.id).copied())
-                {
-                    self.show_case(r, &c);
-                }
+                self.show_case(None, &c);
                 self.info(format!("{} {} ({})", past(action), c.ticket, c.status));
                 self.load_approvals();
                 self.trail = None;

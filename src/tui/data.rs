@@ -51,8 +51,8 @@ pub struct Loaded {
     pub frame: Option<DataFrame>,
     /// Rows of each account (by key code), in date order: the balance chart.
     pub by_key: Vec<Vec<u32>>,
-    /// Table row of each case id.
-    pub case_rows: HashMap<String, u32>,
+    /// Table rows of each case id (the records of one break share its case).
+    pub case_rows: HashMap<String, Vec<u32>>,
     /// The file's own columns start here in the table (a flagged record's snapshot).
     pub file_columns_from: usize,
 }
@@ -93,12 +93,12 @@ pub fn build(
         features: run.features.names.len(),
     };
     let by_key = account_rows(&table);
-    let mut case_rows = HashMap::new();
+    let mut case_rows: HashMap<String, Vec<u32>> = HashMap::new();
     if let Some(ci) = table.known.case_id {
         for r in 0..table.rows {
             let id = table.cols[ci].text_at(r);
             if !id.is_empty() {
-                case_rows.insert(id.to_string(), r as u32);
+                case_rows.entry(id.to_string()).or_default().push(r as u32);
             }
         }
     }

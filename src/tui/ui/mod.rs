@@ -163,6 +163,15 @@ fn footer(buf: &mut Buffer, app: &App, r: Rect) {
             ("j/k".to_string(), "scroll"),
             ("any key".to_string(), "close"),
         ],
+        Mode::Normal if app.picker.is_none() && app.data.is_none() => {
+            let quit = app.keymap.keys_of(app.ctx(), super::action::Cmd::Quit);
+            let back = app.keymap.keys_of(app.ctx(), super::action::Cmd::Back);
+            if app.error.is_some() {
+                vec![(back, "pick another file"), (quit, "quit")]
+            } else {
+                vec![(back, "cancel"), (quit, "quit")]
+            }
+        }
         Mode::Normal => app.keymap.footer(app.ctx()),
     };
     let mut x = r.x;

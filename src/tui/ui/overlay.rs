@@ -96,7 +96,14 @@ pub fn palette(frame: &mut Frame<'_>, app: &App, query: &str, cursor: usize) {
 
 pub fn confirm(frame: &mut Frame<'_>, app: &App, c: &Confirm) {
     let area = frame.area();
-    let h = c.lines.len() as u16 + 2;
+    // Room for the wrapped lines.
+    let inner_w = area.width.clamp(3, 76) as usize - 2;
+    let rows: usize = c
+        .lines
+        .iter()
+        .map(|l| l.chars().count().div_ceil(inner_w).max(1))
+        .sum();
+    let h = rows as u16 + 2;
     let r = area.centered(Constraint::Max(76), Constraint::Length(h));
     let inner = popup(frame, app, r, &c.title);
     let lines: Vec<Line<'_>> = c.lines.iter().map(|l| Line::from(l.as_str())).collect();

@@ -177,14 +177,18 @@ pub fn error(frame: &mut Frame<'_>, app: &App, e: &LoadError, r: Rect) {
         .borders(Borders::ALL)
         .border_style(th.error)
         .title(Span::styled(format!(" {} ", e.title), th.error));
-    let text = vec![
-        Line::from(Span::raw(e.message.clone())),
+    let mut text: Vec<Line<'_>> = e
+        .message
+        .lines()
+        .map(|l| Line::from(Span::raw(l.to_string())))
+        .collect();
+    text.extend([
         Line::from(""),
         Line::from(Span::styled(
             "enter or esc: pick another file · q: quit",
             th.dim,
         )),
-    ];
+    ]);
     frame.render_widget(
         Paragraph::new(text).wrap(Wrap { trim: false }).block(block),
         boxr,
