@@ -782,10 +782,8 @@ impl App {
                     self.open(opts);
                 }
             }
-            Cmd::Back => {
-                if self.data.is_some() || self.loading.is_some() {
-                    self.picker = None;
-                }
+            Cmd::Back if self.data.is_some() || self.loading.is_some() => {
+                self.picker = None;
             }
             _ => {}
         }

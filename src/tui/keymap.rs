@@ -142,6 +142,9 @@ impl Key {
     }
 }
 
+/// One line of the help: (keys, name, what it does).
+pub type HelpRow = (String, &'static str, &'static str);
+
 /// One command of the keymap.
 #[derive(Debug, Clone)]
 pub struct Binding {
@@ -566,10 +569,10 @@ impl Keymap {
             .iter()
             .map(|(cmd, name, ctx, keys, help, footer)| Binding {
                 cmd: *cmd,
-                name: *name,
+                name,
                 ctx: *ctx,
                 keys: keys.iter().filter_map(|k| Key::parse(k).ok()).collect(),
-                help: *help,
+                help,
                 footer: *footer,
             })
             .collect();
@@ -642,7 +645,7 @@ impl Keymap {
     }
 
     /// The help, by context: `(context, [(keys, name, help)])`.
-    pub fn help(&self) -> Vec<(Ctx, Vec<(String, &'static str, &'static str)>)> {
+    pub fn help(&self) -> Vec<(Ctx, Vec<HelpRow>)> {
         let order = [
             Ctx::Table,
             Ctx::Clusters,

@@ -111,7 +111,7 @@ impl Theme {
             } else {
                 Color::Rgb(160, 110, 0)
             }),
-            "Low" => Style::default().fg(if dark { Color::Green } else { Color::Green }),
+            "Low" => Style::default().fg(Color::Green),
             _ => Style::default(),
         }
     }
