@@ -70,11 +70,18 @@ pub fn run(opts: AppOptions, start: Start) -> Result<(), TuiError> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(TuiError::NotATerminal);
     }
-    // A panic restores the terminal first, so its message is readable.
+    // A panic of the UI thread restores the terminal first, so its message is readable. A
+    // panic of the background analysis is caught there and shown on the error screen: it is
+    // only logged, not printed over the UI.
     let previous = std::panic::take_hook();
+    let ui_thread = std::thread::current().id();
     std::panic::set_hook(Box::new(move |info| {
-        restore_terminal();
-        previous(info);
+        if std::thread::current().id() == ui_thread {
+            restore_terminal();
+            previous(info);
+        } else {
+            tracing::error!(panic = %info, "background panic");
+        }
     }));
     let started = Instant::now();
     terminal::enable_raw_mode()?;
