@@ -57,6 +57,7 @@ pub struct Config {
     pub jira: JiraConfig,
     pub webhook: WebhookConfig,
     pub outbox: OutboxConfig,
+    pub tui: TuiConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -263,6 +264,34 @@ pub struct OutboxConfig {
 }
 
 /// Where the effective configuration came from, for `breakdesk config` and log lines.
+/// The terminal UI's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TuiConfig {
+    /// "dark" or "light".
+    pub theme: String,
+    /// Key bindings overriding the defaults, by command name (checked by the UI, which knows
+    /// the commands): `accept = "a"` or `down = ["j", "down"]`.
+    pub keys: std::collections::BTreeMap<String, KeyList>,
+}
+
+/// One key or several.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum KeyList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl KeyList {
+    pub fn keys(&self) -> Vec<&str> {
+        match self {
+            KeyList::One(k) => vec![k.as_str()],
+            KeyList::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ConfigSource {
     pub user_file: Option<PathBuf>,
@@ -536,6 +565,12 @@ impl Config {
                 ),
             ));
         }
+        if !matches!(self.tui.theme.as_str(), "dark" | "light") {
+            return Err(bad(
+                "tui.theme",
+                format!("must be \"dark\" or \"light\", found {:?}", self.tui.theme),
+            ));
+        }
         Ok(())
     }
 
@@ -555,6 +590,40 @@ impl Config {
         std::env::var("USER")
             .or_else(|_| std::env::var("USERNAME"))
             .unwrap_or_else(|_| "unknown".to_string())
+    }
+}
+
+impl Config {
+    /// The person acting on cases, for every face: `user` (e.g. `--user`), else
+    /// `[general] user`, else the OS user (`$USER`, `$USERNAME`); `role` (e.g. `--role`), else
+    /// `[general] role`. The error says what is missing or wrong.
+    pub fn actor(
+        &self,
+        user: Option<&str>,
+        role: Option<&str>,
+    ) -> Result<crate::cases::Actor, String> {
+        use crate::cases::{Actor, Role};
+        let user = user
+            .map(str::to_string)
+            .or_else(|| Some(self.general.user.trim().to_string()).filter(|u| !u.is_empty()))
+            .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+            .or_else(|| std::env::var("USERNAME").ok().filter(|u| !u.is_empty()))
+            .ok_or_else(|| "no user name: give --user or set [general] user".to_string())?;
+        let role = match role
+            .unwrap_or(&self.general.role)
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "analyst" => Role::Analyst,
+            "supervisor" => Role::Supervisor,
+            other => {
+                return Err(format!(
+                    "--role must be analyst or supervisor, found {other:?}"
+                ));
+            }
+        };
+        Ok(Actor { user, role })
     }
 }
 
@@ -588,6 +657,23 @@ fn merge_checked(
         } else {
             format!("{prefix}.{key}")
         };
+        if dotted.starts_with("tui.keys.") {
+            // Free-form: command names are checked by the UI, which knows them.
+            let ok = value.is_str()
+                || value
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(toml::Value::is_str));
+            if !ok {
+                return Err(ConfigError::WrongType {
+                    key: dotted,
+                    path: path.to_path_buf(),
+                    expected: "a key or a list of keys (strings)",
+                    found: type_name(value),
+                });
+            }
+            base.insert(key.clone(), value.clone());
+            continue;
+        }
         let Some(existing) = base.get_mut(key) else {
             let known: Vec<&str> = base.keys().map(String::as_str).collect();
             return Err(ConfigError::UnknownKey {
@@ -755,6 +841,22 @@ mod tests {
         // No key holds a secret itself.
         let e = Config::from_user_toml("[email]\npassword = \"x\"\n", &p()).unwrap_err();
         assert!(e.to_string().contains("`email.password`"), "{e}");
+    }
+
+    #[test]
+    fn tui_keys_are_free_form_but_typed() {
+        let c = Config::from_user_toml(
+            "[tui]\ntheme = \"light\"\n[tui.keys]\naccept = \"A\"\ndown = [\"j\", \"ctrl-n\"]\n",
+            &p(),
+        )
+        .unwrap();
+        assert_eq!(c.tui.theme, "light");
+        assert_eq!(c.tui.keys["accept"].keys(), vec!["A"]);
+        assert_eq!(c.tui.keys["down"].keys(), vec!["j", "ctrl-n"]);
+        let e = Config::from_user_toml("[tui.keys]\naccept = 1\n", &p()).unwrap_err();
+        assert!(e.to_string().contains("`tui.keys.accept`"), "{e}");
+        let e = Config::from_user_toml("[tui]\ntheme = \"pink\"\n", &p()).unwrap_err();
+        assert!(e.to_string().contains("tui.theme"), "{e}");
     }
 
     #[test]

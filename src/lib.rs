@@ -22,3 +22,4 @@ pub mod pipeline;
 pub mod profile;
 pub mod runs;
 pub mod store;
+pub mod tui;

@@ -51,11 +51,13 @@ struct Cli {
     #[arg(short, long, global = true)]
     quiet: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open the terminal UI on a file (the default command; without FILE, a file picker).
+    Open(OpenArgs),
     /// Score a reconciliation file: write its anomalies (or every row) with score, rank, cluster, root-cause bucket, severity, summary and case.
     Run(RunArgs),
     /// Train the model for a file's profile and detector now, and save it in the store.
@@ -316,6 +318,28 @@ enum ModelCommand {
     },
 }
 
+#[derive(Args, Default)]
+struct OpenArgs {
+    /// The reconciliation file (.csv or an Excel workbook); without it, a file picker in the
+    /// current directory.
+    file: Option<PathBuf>,
+    /// Earlier records of the same accounts: context for the features and the training rows.
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
+    /// Profile name (gl_ihub, trades, generic) or path of a profile .toml; default: detected.
+    #[arg(long, value_name = "NAME|FILE")]
+    profile: Option<String>,
+    /// Excel sheet to read (default: the first).
+    #[arg(long)]
+    sheet: Option<String>,
+    /// Who decides; default `[general] user`, else the OS user.
+    #[arg(long)]
+    user: Option<String>,
+    /// analyst or supervisor; default `[general] role`.
+    #[arg(long)]
+    role: Option<String>,
+}
+
 /// Which file to read and how.
 #[derive(Args)]
 struct InputArgs {
@@ -488,7 +512,15 @@ fn store_failure(e: StoreError) -> Failure {
 }
 
 fn real_main(cli: Cli) -> Result<(), Failure> {
-    match &cli.command {
+    let Some(command) = &cli.command else {
+        let cfg = load_config(&cli)?;
+        return open(cfg, &OpenArgs::default());
+    };
+    match command {
+        Command::Open(args) => {
+            let cfg = load_config(&cli)?;
+            open(cfg, args)
+        }
         Command::Config => {
             print!("{DEFAULT_TOML}");
             if let Some(p) = breakdesk::config::user_config_path() {
@@ -587,6 +619,42 @@ fn real_main(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// The terminal UI.
+fn open(cfg: Config, args: &OpenArgs) -> Result<(), Failure> {
+    use breakdesk::tui::{self, TuiError, app};
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(usage(TuiError::NotATerminal.to_string()));
+    }
+    let actor = actor(&cfg, args.user.as_deref(), args.role.as_deref())?;
+    let keymap = tui::keymap::Keymap::with_overrides(&cfg.tui.keys).map_err(usage)?;
+    let theme = tui::theme::Theme::by_name(&cfg.tui.theme);
+    let _log = breakdesk::logging::init(&cfg);
+    let store = open_store(&cfg)?;
+    let base = RunOptions {
+        input: args.file.clone().unwrap_or_default(),
+        history: args.history.clone(),
+        profile: args.profile.clone(),
+        sheet: args.sheet.clone(),
+        ..Default::default()
+    };
+    let start = match &args.file {
+        Some(_) => app::Start::File(base.clone()),
+        None => app::Start::Picker(PathBuf::from(".")),
+    };
+    let opts = app::AppOptions {
+        cfg: std::sync::Arc::new(cfg),
+        store: std::sync::Arc::new(store),
+        actor,
+        keymap,
+        theme,
+        base,
+    };
+    tui::run(opts, start).map_err(|e| match e {
+        TuiError::NotATerminal => usage(e.to_string()),
+        TuiError::Io(_) => e.into(),
+    })
+}
+
 fn case_failure(e: breakdesk::cases::CaseError) -> Failure {
     use breakdesk::cases::CaseError;
     let code = match &e {
@@ -613,28 +681,7 @@ fn actor(
     user: Option<&str>,
     role: Option<&str>,
 ) -> Result<breakdesk::cases::Actor, Failure> {
-    use breakdesk::cases::{Actor, Role};
-    let user = user
-        .map(str::to_string)
-        .or_else(|| Some(cfg.general.user.trim().to_string()).filter(|u| !u.is_empty()))
-        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
-        .or_else(|| std::env::var("USERNAME").ok().filter(|u| !u.is_empty()))
-        .ok_or_else(|| usage("no user name: give --user or set [general] user".into()))?;
-    let role = match role
-        .unwrap_or(&cfg.general.role)
-        .trim()
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "analyst" => Role::Analyst,
-        "supervisor" => Role::Supervisor,
-        other => {
-            return Err(usage(format!(
-                "--role must be analyst or supervisor, found {other:?}"
-            )));
-        }
-    };
-    Ok(Actor { user, role })
+    cfg.actor(user, role).map_err(usage)
 }
 
 fn case_line(c: &breakdesk::cases::Case) -> Vec<String> {

@@ -1090,6 +1090,41 @@ pub fn analyze(
     progress: &mut dyn FnMut(Progress),
     cancel: &AtomicBool,
 ) -> Result<Analysis, AnalyzeError> {
+    analyze_observed(
+        cfg,
+        opts,
+        aopts,
+        store,
+        rejects_hint,
+        progress,
+        cancel,
+        &mut |_| {},
+    )
+}
+
+/// A result available before the analysis ends, for faces that show results as stages finish.
+pub enum Partial<'a> {
+    /// Scored and clustered: `table` has the detection columns (as [`with_detection`] builds
+    /// it) but no categories or cases yet.
+    Detected {
+        run: &'a RunOutput,
+        det: &'a Detection,
+        table: &'a polars::prelude::DataFrame,
+    },
+}
+
+/// [`analyze`], handing `observe` each [`Partial`] result as its stage finishes.
+#[allow(clippy::too_many_arguments)]
+pub fn analyze_observed(
+    cfg: &Config,
+    opts: &RunOptions,
+    aopts: &AnalyzeOptions,
+    store: &crate::store::Store,
+    rejects_hint: &str,
+    progress: &mut dyn FnMut(Progress),
+    cancel: &AtomicBool,
+    observe: &mut dyn FnMut(Partial<'_>),
+) -> Result<Analysis, AnalyzeError> {
     const AFTER: u64 = 3;
     let mut total = 0;
     let mut result = run(
@@ -1129,6 +1164,11 @@ pub fn analyze(
         aopts.all_rows,
     )?;
     timings.push(("table", t.elapsed()));
+    observe(Partial::Detected {
+        run: &result,
+        det: &det,
+        table: &table,
+    });
 
     step(Stage::Categorize, 1)?;
     let t = Instant::now();

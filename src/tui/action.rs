@@ -1,0 +1,116 @@
+//! What can happen to the app: a key or mouse event, a worker message, a tick of the clock, or a
+//! command (what a key means, once the keymap has read it). [`crate::tui::app::App::update`]
+//! takes one [`Action`] at a time.
+
+use super::worker::WorkerMsg;
+use ratatui::crossterm::event::{KeyEvent, MouseEvent};
+use std::time::Duration;
+
+/// The views of a loaded file. Outbox (dispatch, issue 7) joins here when the outbox exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Table,
+    Clusters,
+    Approvals,
+}
+
+impl View {
+    pub const ALL: [View; 3] = [View::Table, View::Clusters, View::Approvals];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Table => "Anomalies",
+            View::Clusters => "Clusters",
+            View::Approvals => "Approval queue",
+        }
+    }
+}
+
+/// Where a key binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ctx {
+    /// Everywhere (after the current view's own bindings).
+    Global,
+    /// The anomaly table (and its detail pane).
+    Table,
+    Clusters,
+    Approvals,
+    /// The file picker.
+    Picker,
+}
+
+impl Ctx {
+    pub fn title(self) -> &'static str {
+        match self {
+            Ctx::Global => "Everywhere",
+            Ctx::Table => "Anomaly table",
+            Ctx::Clusters => "Clusters",
+            Ctx::Approvals => "Approval queue",
+            Ctx::Picker => "File picker",
+        }
+    }
+}
+
+/// A command: what a key, a palette entry or a mouse gesture asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cmd {
+    Quit,
+    Help,
+    Palette,
+    Back,
+    NextView,
+    ViewTable,
+    ViewClusters,
+    ViewApprovals,
+    Theme,
+    OpenPicker,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    Left,
+    Right,
+    Enter,
+    SortAsc,
+    SortDesc,
+    Filter,
+    QuickStatus,
+    QuickBucket,
+    QuickCluster,
+    QuickSeverity,
+    ClearFilters,
+    AllRows,
+    Search,
+    SearchNext,
+    SearchPrev,
+    Mark,
+    MarkRange,
+    MarkAll,
+    MarkCluster,
+    Accept,
+    Reject,
+    Propose,
+    Flag,
+    Undo,
+    Approve,
+    Return,
+    Export,
+    Parent,
+    SetHistory,
+    // Dispatch (issue 7) adds Email and Jira here, with their bindings in the keymap.
+}
+
+/// One thing for [`crate::tui::app::App::update`] to take in.
+#[derive(Debug)]
+pub enum Action {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    /// The terminal's new size.
+    Resize(u16, u16),
+    /// Time since the current load started (drives the elapsed time shown while loading).
+    Tick(Duration),
+    Worker(WorkerMsg),
+    Cmd(Cmd),
+}

@@ -1,0 +1,1851 @@
+//! The app's state and its one entry point, [`App::update`]: everything that happens — keys,
+//! mouse, worker messages, ticks — goes through it, and [`crate::tui::ui::draw`] only reads the
+//! state. Decisions go through [`Cases`] synchronously (they are on disk when the call returns,
+//! and only then shown as done); what the workflow refuses is shown on the message line.
+
+use super::action::{Action, Cmd, Ctx, View};
+use super::data::Loaded;
+use super::keymap::{Key, Keymap};
+use super::table::{Filter, short_status};
+use super::theme::Theme;
+use super::worker::{LoadError, Worker, WorkerMsg};
+use crate::cases::{Action as CaseAction, Actor, BreakInput, Case, Cases, Event, Status};
+use crate::config::Config;
+use crate::pipeline::{Progress, RunOptions};
+use crate::store::Store;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEventKind};
+use ratatui::layout::Rect;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the app starts.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// Analyse this file.
+    File(RunOptions),
+    /// Pick a file in this directory.
+    Picker(PathBuf),
+}
+
+/// What the app is given.
+pub struct AppOptions {
+    pub cfg: Arc<Config>,
+    pub store: Arc<Store>,
+    pub actor: Actor,
+    pub keymap: Keymap,
+    pub theme: Theme,
+    /// Run options for files picked in the picker (profile, sheet, …; input and history are
+    /// replaced).
+    pub base: RunOptions,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Error,
+}
+
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub level: Level,
+    pub text: String,
+}
+
+/// A load in progress.
+#[derive(Debug, Clone)]
+pub struct Loading {
+    pub source: String,
+    pub progress: Option<Progress>,
+    pub elapsed: Duration,
+}
+
+/// One entry of the file picker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub name: String,
+    pub path: PathBuf,
+    pub is_dir: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Picker {
+    pub dir: PathBuf,
+    pub entries: Vec<Entry>,
+    pub cursor: usize,
+    pub history: Option<PathBuf>,
+    pub error: Option<String>,
+}
+
+/// What a text prompt is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptKind {
+    Filter,
+    Search,
+    /// The reason or comment of a decision on these rows (reject, return) or of a flag.
+    Note {
+        action: NoteFor,
+        rows: Vec<u32>,
+    },
+    /// The comment of returning an approval-queue case.
+    ReturnQueued {
+        case_id: String,
+    },
+    Export {
+        rows: Vec<u32>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteFor {
+    Decision(CaseAction),
+    Flag,
+}
+
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    pub kind: PromptKind,
+    pub label: String,
+    pub text: String,
+}
+
+/// What a confirm dialog would do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pending {
+    Decide {
+        action: CaseAction,
+        rows: Vec<u32>,
+        note: Option<String>,
+    },
+    Quit,
+}
+
+#[derive(Debug, Clone)]
+pub struct Confirm {
+    pub title: String,
+    pub lines: Vec<String>,
+    pub pending: Pending,
+}
+
+#[derive(Debug, Clone)]
+pub enum Mode {
+    Normal,
+    Help { scroll: u16 },
+    Palette { query: String, cursor: usize },
+    Prompt(Prompt),
+    Confirm(Confirm),
+}
+
+/// One-key quick filters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Quick {
+    pub status: Option<String>,
+    pub bucket: Option<String>,
+    pub cluster: Option<u32>,
+    pub severity: Option<String>,
+}
+
+/// The anomaly table's state.
+#[derive(Debug, Clone, Default)]
+pub struct TableState {
+    /// The visible rows, in order.
+    pub view: Vec<u32>,
+    pub cursor: usize,
+    pub offset: usize,
+    /// The column under the column cursor.
+    pub col: usize,
+    /// The first scrolling column shown.
+    pub col_offset: usize,
+    pub sort: Option<(usize, bool)>,
+    pub all_rows: bool,
+    pub quick: Quick,
+    pub filter: Option<Filter>,
+    pub search: Option<String>,
+    pub marks: Vec<bool>,
+    pub marked: usize,
+    pub anchor: Option<u32>,
+    pub detail: bool,
+}
+
+/// The detail pane's audit trail, read when the row changes.
+#[derive(Debug, Clone)]
+pub struct Trail {
+    pub case_id: String,
+    pub events: Result<Vec<Event>, String>,
+}
+
+pub struct App {
+    pub cfg: Arc<Config>,
+    pub store: Arc<Store>,
+    pub actor: Actor,
+    pub keymap: Keymap,
+    pub theme: Theme,
+    base: RunOptions,
+    pub worker: Worker,
+    pub loading: Option<Loading>,
+    pub error: Option<LoadError>,
+    pub picker: Option<Picker>,
+    pub data: Option<Box<Loaded>>,
+    pub view: View,
+    pub table: TableState,
+    pub cluster_cursor: usize,
+    pub approvals: Vec<Case>,
+    pub approval_cursor: usize,
+    pub mode: Mode,
+    pub message: Option<Message>,
+    pub trail: Option<Trail>,
+    /// Each decision command's cases, newest last: `u` undoes the last.
+    pub undo: Vec<Vec<String>>,
+    /// Cases decided in this session and not dispatched.
+    pub undispatched: HashSet<String>,
+    pub size: (u16, u16),
+    pub dirty: bool,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(opts: AppOptions) -> App {
+        App {
+            cfg: opts.cfg,
+            store: opts.store,
+            actor: opts.actor,
+            keymap: opts.keymap,
+            theme: opts.theme,
+            base: opts.base,
+            worker: Worker::new(),
+            loading: None,
+            error: None,
+            picker: None,
+            data: None,
+            view: View::Table,
+            table: TableState::default(),
+            cluster_cursor: 0,
+            approvals: Vec::new(),
+            approval_cursor: 0,
+            mode: Mode::Normal,
+            message: None,
+            trail: None,
+            undo: Vec::new(),
+            undispatched: HashSet::new(),
+            size: (100, 30),
+            dirty: true,
+            quit: false,
+        }
+    }
+
+    /// Starts as asked: a load in the background, or the picker.
+    pub fn start(&mut self, start: Start) {
+        match start {
+            Start::File(opts) => self.open(opts),
+            Start::Picker(dir) => self.open_picker(dir),
+        }
+    }
+
+    /// Starts analysing a file in the background (superseding any load in progress).
+    pub fn open(&mut self, opts: RunOptions) {
+        let source = opts.input.display().to_string();
+        self.worker
+            .start(self.cfg.clone(), self.store.clone(), opts.clone());
+        self.base = RunOptions {
+            input: opts.input.clone(),
+            history: opts.history.clone(),
+            ..self.base.clone()
+        };
+        self.loading = Some(Loading {
+            source,
+            progress: None,
+            elapsed: Duration::ZERO,
+        });
+        self.error = None;
+        self.picker = None;
+        self.data = None;
+        self.table = TableState::default();
+        self.trail = None;
+        self.undo.clear();
+        self.view = View::Table;
+        self.mode = Mode::Normal;
+        self.dirty = true;
+    }
+
+    pub fn open_picker(&mut self, dir: PathBuf) {
+        let mut p = Picker {
+            dir,
+            entries: Vec::new(),
+            cursor: 0,
+            history: None,
+            error: None,
+        };
+        read_dir(&mut p);
+        self.picker = Some(p);
+        self.mode = Mode::Normal;
+        self.dirty = true;
+    }
+
+    /// Applies every worker message waiting; with `wait`, blocks up to that long for the first.
+    /// Returns whether any message came.
+    pub fn pump(&mut self, wait: Option<Duration>) -> bool {
+        let mut any = false;
+        if let Some(w) = wait
+            && let Ok(m) = self.worker.rx.recv_timeout(w)
+        {
+            self.update(Action::Worker(m));
+            any = true;
+        }
+        while let Ok(m) = self.worker.rx.try_recv() {
+            self.update(Action::Worker(m));
+            any = true;
+        }
+        any
+    }
+
+    /// Waits until the load in progress has ended (tests; the replay of a script).
+    pub fn wait_loaded(&mut self, timeout: Duration) -> bool {
+        let end = std::time::Instant::now() + timeout;
+        while self.loading.is_some() {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.pump(Some(left.min(Duration::from_millis(100))));
+        }
+        true
+    }
+
+    /// The context whose bindings apply now.
+    pub fn ctx(&self) -> Ctx {
+        if self.picker.is_some() {
+            return Ctx::Picker;
+        }
+        match self.view {
+            View::Table => Ctx::Table,
+            View::Clusters => Ctx::Clusters,
+            View::Approvals => Ctx::Approvals,
+        }
+    }
+
+    pub fn info(&mut self, text: impl Into<String>) {
+        self.message = Some(Message {
+            level: Level::Info,
+            text: text.into(),
+        });
+    }
+
+    pub fn fail(&mut self, text: impl Into<String>) {
+        self.message = Some(Message {
+            level: Level::Error,
+            text: text.into(),
+        });
+    }
+
+    /// Takes one action; marks the app dirty when something shown changed.
+    pub fn update(&mut self, action: Action) {
+        match action {
+            Action::Key(k) => {
+                self.message = None;
+                self.key(k);
+                self.dirty = true;
+            }
+            Action::Mouse(m) => self.mouse(m),
+            Action::Resize(w, h) => {
+                self.size = (w, h);
+                self.scroll_into_view();
+                self.dirty = true;
+            }
+            Action::Tick(elapsed) => {
+                if let Some(l) = &mut self.loading
+                    && l.elapsed.as_millis() / 100 != elapsed.as_millis() / 100
+                {
+                    l.elapsed = elapsed;
+                    self.dirty = true;
+                }
+            }
+            Action::Worker(m) => self.worker_msg(m),
+            Action::Cmd(c) => {
+                self.message = None;
+                self.command(c);
+                self.dirty = true;
+            }
+        }
+        self.sync_trail();
+    }
+
+    fn worker_msg(&mut self, m: WorkerMsg) {
+        if m.generation() != self.worker.generation {
+            return; // a superseded load
+        }
+        match m {
+            WorkerMsg::Progress { progress, .. } => {
+                if let Some(l) = &mut self.loading {
+                    l.progress = Some(progress);
+                    self.dirty = true;
+                }
+            }
+            WorkerMsg::Partial { loaded, .. } => {
+                self.set_data(loaded);
+            }
+            WorkerMsg::Done { result, .. } => {
+                self.worker.done();
+                self.loading = None;
+                match result {
+                    Ok(loaded) => {
+                        let msg = format!(
+                            "{} rows, {} flagged{}; model {} ({})",
+                            loaded.info.rows,
+                            loaded.info.flagged,
+                            if loaded.info.rejected > 0 {
+                                format!(", {} rejected", loaded.info.rejected)
+                            } else {
+                                String::new()
+                            },
+                            loaded.info.model,
+                            loaded.info.model_status
+                        );
+                        let notes = loaded.info.notes.join("; ");
+                        self.set_data(loaded);
+                        if notes.is_empty() {
+                            self.info(msg);
+                        } else {
+                            self.info(format!("{msg}; note: {notes}"));
+                        }
+                    }
+                    Err(e) => {
+                        self.data = None;
+                        self.error = Some(e);
+                    }
+                }
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Shows a (partial or complete) result, keeping the table's state.
+    fn set_data(&mut self, loaded: Box<Loaded>) {
+        let rows = loaded.table.rows;
+        let keep_row = self.current_row();
+        let same_shape = self.data.as_ref().is_some_and(|d| d.table.rows == rows);
+        self.data = Some(loaded);
+        if !same_shape {
+            self.table.marks = vec![false; rows];
+            self.table.marked = 0;
+            self.table.col = 0;
+        }
+        // Columns may have moved (categories and cases add some): the sort and filter are
+        // re-resolved by name.
+        let sort = self
+            .table
+            .sort
+            .and_then(|(c, d)| self.col_field(c).map(|f| (f, d)));
+        let filter = self.table.filter.as_ref().map(|f| f.text().to_string());
+        self.table.sort = None;
+        self.table.filter = None;
+        if let Some((field, d)) = sort
+            && let Some(i) = self.col_index(&field)
+        {
+            self.table.sort = Some((i, d));
+        }
+        if let Some(text) = filter
+            && let Some(d) = &self.data
+            && let Ok(f) = d.table.compile(&text)
+        {
+            self.table.filter = Some(f);
+        }
+        self.refresh_view(keep_row);
+        self.dirty = true;
+    }
+
+    fn col_field(&self, i: usize) -> Option<String> {
+        self.data
+            .as_ref()
+            .and_then(|d| d.table.cols.get(i))
+            .map(|c| c.field.clone())
+    }
+
+    fn col_index(&self, field: &str) -> Option<usize> {
+        self.data
+            .as_ref()
+            .and_then(|d| d.table.cols.iter().position(|c| c.field == field))
+    }
+
+    /// The table row under the cursor.
+    pub fn current_row(&self) -> Option<u32> {
+        self.table.view.get(self.table.cursor).copied()
+    }
+
+    /// Rebuilds the visible rows from the base set (flagged or all), quick filters, the
+    /// expression filter and the sort; the cursor stays on `keep` when it is still shown.
+    pub fn refresh_view(&mut self, keep: Option<u32>) {
+        let Some(d) = &self.data else {
+            self.table.view.clear();
+            return;
+        };
+        let t = &d.table;
+        let q = &self.table.quick;
+        let code_of = |col: Option<usize>, v: &Option<String>| -> Option<Option<u32>> {
+            let v = v.as_ref()?;
+            let Some(super::table::Data::Text(tc)) = t.col(col).map(|c| &c.data) else {
+                return Some(None);
+            };
+            Some(tc.dict.iter().position(|x| x == v).map(|p| p as u32))
+        };
+        let status = code_of(t.known.status, &q.status);
+        let bucket = code_of(t.known.bucket, &q.bucket);
+        let severity = code_of(t.known.severity, &q.severity);
+        let codes = |col: Option<usize>| -> Option<&Vec<u32>> {
+            match t.col(col).map(|c| &c.data) {
+                Some(super::table::Data::Text(tc)) => Some(&tc.codes),
+                _ => None,
+            }
+        };
+        let (sc, bc, vc) = (
+            codes(t.known.status),
+            codes(t.known.bucket),
+            codes(t.known.severity),
+        );
+        let cluster = t.col(t.known.cluster);
+        let all = self.table.all_rows;
+        let matches = |r: usize| -> bool {
+            let text_ok = |want: &Option<Option<u32>>, c: Option<&Vec<u32>>| match want {
+                None => true,
+                Some(None) => false,
+                Some(Some(code)) => c.is_some_and(|c| c[r] == *code),
+            };
+            (all || t.flagged.get(r) == Some(&true))
+                && text_ok(&status, sc)
+                && text_ok(&bucket, bc)
+                && text_ok(&severity, vc)
+                && q.cluster
+                    .is_none_or(|k| cluster.and_then(|c| c.num_at(r)) == Some(k as f64))
+        };
+        let mut view: Vec<u32> = (0..t.rows)
+            .filter(|r| matches(*r))
+            .map(|r| r as u32)
+            .collect();
+        if let Some(f) = &self.table.filter {
+            view = t.filter(&view, f);
+        }
+        match self.table.sort {
+            Some((c, desc)) => t.sort(&mut view, c, desc),
+            None if !all => {
+                // Flagged rows: most anomalous first.
+                if let Some(rc) = t.known.rank {
+                    t.sort(&mut view, rc, false);
+                }
+            }
+            None => {}
+        }
+        self.table.view = view;
+        self.table.cursor = keep
+            .and_then(|k| self.table.view.iter().position(|r| *r == k))
+            .unwrap_or(self.table.cursor)
+            .min(self.table.view.len().saturating_sub(1));
+        self.scroll_into_view();
+    }
+
+    /// Rows of the table body shown at the current size.
+    pub fn body_height(&self) -> usize {
+        let area = Rect::new(0, 0, self.size.0, self.size.1);
+        super::ui::table_body(self, area).height as usize
+    }
+
+    fn scroll_into_view(&mut self) {
+        let h = self.body_height().max(1);
+        let t = &mut self.table;
+        if t.cursor < t.offset {
+            t.offset = t.cursor;
+        } else if t.cursor >= t.offset + h {
+            t.offset = t.cursor + 1 - h;
+        }
+        let max_off = t.view.len().saturating_sub(h);
+        t.offset = t.offset.min(max_off);
+        self.fit_columns();
+    }
+
+    /// Keeps the column cursor's column on screen.
+    fn fit_columns(&mut self) {
+        let Some(d) = &self.data else { return };
+        let cols = &d.table.cols;
+        let frozen = d.table.frozen.min(cols.len());
+        let t = &mut self.table;
+        t.col = t.col.min(cols.len().saturating_sub(1));
+        if t.col_offset < frozen {
+            t.col_offset = frozen;
+        }
+        if t.col < frozen {
+            return;
+        }
+        if t.col < t.col_offset {
+            t.col_offset = t.col;
+            return;
+        }
+        let width = self.size.0 as usize;
+        let fixed: usize = cols[..frozen]
+            .iter()
+            .map(|c| c.width as usize + 1)
+            .sum::<usize>()
+            + 2;
+        loop {
+            let used: usize = cols[t.col_offset..=t.col]
+                .iter()
+                .map(|c| c.width as usize + 1)
+                .sum();
+            if fixed + used <= width || t.col_offset >= t.col {
+                break;
+            }
+            t.col_offset += 1;
+        }
+    }
+
+    fn key(&mut self, k: KeyEvent) {
+        if k.kind == ratatui::crossterm::event::KeyEventKind::Release {
+            return;
+        }
+        match &mut self.mode {
+            Mode::Prompt(_) => return self.prompt_key(k),
+            Mode::Confirm(_) => return self.confirm_key(k),
+            Mode::Palette { .. } => return self.palette_key(k),
+            Mode::Help { scroll } => {
+                let key = Key::from_event(&k);
+                match self.keymap.lookup(Ctx::Global, key) {
+                    Some(Cmd::Down) => *scroll = scroll.saturating_add(1),
+                    Some(Cmd::Up) => *scroll = scroll.saturating_sub(1),
+                    Some(Cmd::PageDown) => *scroll = scroll.saturating_add(10),
+                    Some(Cmd::PageUp) => *scroll = scroll.saturating_sub(10),
+                    _ => self.mode = Mode::Normal,
+                }
+                return;
+            }
+            Mode::Normal => {}
+        }
+        let key = Key::from_event(&k);
+        if let Some(cmd) = self.keymap.lookup(self.ctx(), key) {
+            self.command(cmd);
+        }
+    }
+
+    /// Runs a command (from a key, the palette or a test).
+    pub fn command(&mut self, cmd: Cmd) {
+        // Commands that work on every screen.
+        match cmd {
+            Cmd::Quit => return self.ask_quit(),
+            Cmd::Help => {
+                self.mode = Mode::Help { scroll: 0 };
+                return;
+            }
+            Cmd::Palette => {
+                self.mode = Mode::Palette {
+                    query: String::new(),
+                    cursor: 0,
+                };
+                return;
+            }
+            Cmd::Theme => {
+                self.theme = self.theme.toggled();
+                return;
+            }
+            Cmd::OpenPicker => {
+                let dir = self.picker_dir();
+                return self.open_picker(dir);
+            }
+            _ => {}
+        }
+        if self.picker.is_some() {
+            return self.picker_command(cmd);
+        }
+        if cmd == Cmd::Back && self.loading.is_some() && self.data.is_none() {
+            return self.cancel_load();
+        }
+        if self.data.is_none() {
+            if self.error.is_some() && matches!(cmd, Cmd::Back | Cmd::Enter) {
+                let dir = self.picker_dir();
+                self.open_picker(dir);
+            }
+            return;
+        }
+        match cmd {
+            Cmd::NextView => {
+                let i = View::ALL.iter().position(|v| *v == self.view).unwrap_or(0);
+                self.switch(View::ALL[(i + 1) % View::ALL.len()]);
+            }
+            Cmd::ViewTable => self.switch(View::Table),
+            Cmd::ViewClusters => self.switch(View::Clusters),
+            Cmd::ViewApprovals => self.switch(View::Approvals),
+            _ => match self.view {
+                View::Table => self.table_command(cmd),
+                View::Clusters => self.clusters_command(cmd),
+                View::Approvals => self.approvals_command(cmd),
+            },
+        }
+    }
+
+    fn picker_dir(&self) -> PathBuf {
+        let from_file = || {
+            Path::new(&self.base.input)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(Path::to_path_buf)
+        };
+        self.picker
+            .as_ref()
+            .map(|p| p.dir.clone())
+            .or_else(from_file)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    fn cancel_load(&mut self) {
+        if let Some(l) = self.loading.take() {
+            self.worker.cancel();
+            self.error = Some(LoadError {
+                title: "cancelled".into(),
+                message: format!(
+                    "The analysis of {} was cancelled. Enter picks another file; q quits.",
+                    l.source
+                ),
+            });
+        }
+    }
+
+    fn switch(&mut self, v: View) {
+        self.view = v;
+        if v == View::Approvals {
+            self.load_approvals();
+        }
+    }
+
+    fn ask_quit(&mut self) {
+        let n = self.undispatched.len();
+        if n == 0 {
+            self.quit = true;
+            return;
+        }
+        self.mode = Mode::Confirm(Confirm {
+            title: "Quit?".into(),
+            lines: vec![
+                format!(
+                    "{n} decision(s) made in this session have not been dispatched (email, Jira)."
+                ),
+                "They are saved in the store; dispatch is not part of this build yet.".into(),
+                "Quit anyway? y quits, n or esc stays.".into(),
+            ],
+            pending: Pending::Quit,
+        });
+    }
+
+    // ----- picker -------------------------------------------------------------------------
+
+    fn picker_command(&mut self, cmd: Cmd) {
+        let Some(p) = &mut self.picker else { return };
+        let n = p.entries.len();
+        match cmd {
+            Cmd::Down => p.cursor = (p.cursor + 1).min(n.saturating_sub(1)),
+            Cmd::Up => p.cursor = p.cursor.saturating_sub(1),
+            Cmd::PageDown => p.cursor = (p.cursor + 10).min(n.saturating_sub(1)),
+            Cmd::PageUp => p.cursor = p.cursor.saturating_sub(10),
+            Cmd::Top => p.cursor = 0,
+            Cmd::Bottom => p.cursor = n.saturating_sub(1),
+            Cmd::Parent => {
+                let parent = std::fs::canonicalize(&p.dir)
+                    .ok()
+                    .and_then(|d| d.parent().map(Path::to_path_buf));
+                if let Some(parent) = parent {
+                    let from = std::fs::canonicalize(&p.dir).ok();
+                    p.dir = parent;
+                    read_dir(p);
+                    if let Some(from) = from {
+                        p.cursor = p.entries.iter().position(|e| e.path == from).unwrap_or(0);
+                    }
+                }
+            }
+            Cmd::SetHistory => {
+                if let Some(e) = p.entries.get(p.cursor).filter(|e| !e.is_dir) {
+                    p.history = if p.history.as_ref() == Some(&e.path) {
+                        None
+                    } else {
+                        Some(e.path.clone())
+                    };
+                }
+            }
+            Cmd::Enter => {
+                let Some(e) = p.entries.get(p.cursor).cloned() else {
+                    return;
+                };
+                if e.is_dir {
+                    p.dir = e.path;
+                    read_dir(p);
+                } else {
+                    let history = p.history.clone().filter(|h| *h != e.path);
+                    let opts = RunOptions {
+                        input: e.path,
+                        history,
+                        ..self.base.clone()
+                    };
+                    self.open(opts);
+                }
+            }
+            Cmd::Back if self.data.is_some() || self.loading.is_some() => {
+                self.picker = None;
+            }
+            _ => {}
+        }
+    }
+
+    // ----- table ----------------------------------------------------------------------------
+
+    fn move_cursor(&mut self, to: isize) {
+        let n = self.table.view.len();
+        if n == 0 {
+            self.table.cursor = 0;
+            return;
+        }
+        self.table.cursor = to.clamp(0, n as isize - 1) as usize;
+        self.scroll_into_view();
+    }
+
+    fn table_command(&mut self, cmd: Cmd) {
+        let page = self.body_height().max(1) as isize;
+        let cur = self.table.cursor as isize;
+        match cmd {
+            Cmd::Down => self.move_cursor(cur + 1),
+            Cmd::Up => self.move_cursor(cur - 1),
+            Cmd::PageDown => self.move_cursor(cur + page),
+            Cmd::PageUp => self.move_cursor(cur - page),
+            Cmd::Top => self.move_cursor(0),
+            Cmd::Bottom => self.move_cursor(isize::MAX / 2),
+            Cmd::Left => {
+                self.table.col = self.table.col.saturating_sub(1);
+                self.fit_columns();
+            }
+            Cmd::Right => {
+                self.table.col += 1;
+                self.fit_columns();
+            }
+            Cmd::Enter => self.table.detail = !self.table.detail,
+            Cmd::Back => {
+                if self.table.marked > 0 {
+                    self.clear_marks();
+                    self.info("marks cleared");
+                } else if self.table.detail {
+                    self.table.detail = false;
+                }
+            }
+            Cmd::SortAsc | Cmd::SortDesc => {
+                let col = self.table.col;
+                let desc = match (cmd, self.table.sort) {
+                    (Cmd::SortDesc, _) => true,
+                    (_, Some((c, d))) if c == col => !d,
+                    _ => false,
+                };
+                self.table.sort = Some((col, desc));
+                let keep = self.current_row();
+                self.refresh_view(keep);
+                if let Some(f) = self.col_field(col) {
+                    self.info(format!(
+                        "sorted by {f}{}",
+                        if desc { ", largest first" } else { "" }
+                    ));
+                }
+            }
+            Cmd::Filter => {
+                let text = self
+                    .table
+                    .filter
+                    .as_ref()
+                    .map(|f| f.text().to_string())
+                    .unwrap_or_default();
+                self.prompt(PromptKind::Filter, "filter (empty clears)", text);
+            }
+            Cmd::Search => {
+                let text = self.table.search.clone().unwrap_or_default();
+                self.prompt(PromptKind::Search, "search", text);
+            }
+            Cmd::SearchNext => self.search_step(true),
+            Cmd::SearchPrev => self.search_step(false),
+            Cmd::QuickStatus => self.quick_text(QuickKind::Status),
+            Cmd::QuickBucket => self.quick_text(QuickKind::Bucket),
+            Cmd::QuickSeverity => self.quick_text(QuickKind::Severity),
+            Cmd::QuickCluster => self.quick_cluster(),
+            Cmd::ClearFilters => {
+                self.table.quick = Quick::default();
+                self.table.filter = None;
+                let keep = self.current_row();
+                self.refresh_view(keep);
+                self.info("filters cleared");
+            }
+            Cmd::AllRows => {
+                self.table.all_rows = !self.table.all_rows;
+                let keep = self.current_row();
+                self.refresh_view(keep);
+                self.info(if self.table.all_rows {
+                    "showing every row"
+                } else {
+                    "showing the flagged rows"
+                });
+            }
+            Cmd::Mark => {
+                if let Some(r) = self.current_row() {
+                    self.toggle_mark(r);
+                    self.table.anchor = Some(r);
+                    self.move_cursor(self.table.cursor as isize + 1);
+                }
+            }
+            Cmd::MarkRange => self.mark_range(),
+            Cmd::MarkAll => {
+                let rows = self.table.view.clone();
+                for r in rows {
+                    self.set_mark(r, true);
+                }
+                self.info(format!("{} rows marked", self.table.marked));
+            }
+            Cmd::MarkCluster => self.mark_cluster(),
+            Cmd::Accept | Cmd::Propose | Cmd::Approve => {
+                let action = match cmd {
+                    Cmd::Accept => CaseAction::Accept,
+                    Cmd::Propose => CaseAction::Propose,
+                    _ => CaseAction::Approve,
+                };
+                self.start_decision(action);
+            }
+            Cmd::Reject => self.start_decision(CaseAction::Reject),
+            Cmd::Return => self.start_decision(CaseAction::Return),
+            Cmd::Flag => {
+                let Some(r) = self.current_row() else { return };
+                if !self.complete() {
+                    return self.fail("wait until the cases are recorded");
+                }
+                self.prompt(
+                    PromptKind::Note {
+                        action: NoteFor::Flag,
+                        rows: vec![r],
+                    },
+                    "flag as a missed break — reason",
+                    String::new(),
+                );
+            }
+            Cmd::Undo => self.undo_last(),
+            Cmd::Export => {
+                let rows = self.targets();
+                let default = self.export_default();
+                self.prompt(PromptKind::Export { rows }, "export to (CSV file)", default);
+            }
+            _ => {}
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.data.as_ref().is_some_and(|d| d.complete)
+    }
+
+    fn export_default(&self) -> String {
+        let stem = Path::new(&self.base.input)
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "breakdesk".into());
+        format!("{stem}.export.csv")
+    }
+
+    fn prompt(&mut self, kind: PromptKind, label: &str, text: String) {
+        self.mode = Mode::Prompt(Prompt {
+            kind,
+            label: label.to_string(),
+            text,
+        });
+    }
+
+    fn search_step(&mut self, forward: bool) {
+        let Some(needle) = self.table.search.clone() else {
+            return self.fail("no search yet: / searches");
+        };
+        let Some(d) = &self.data else { return };
+        match d
+            .table
+            .search(&self.table.view, &needle, self.table.cursor, forward)
+        {
+            Some(p) => {
+                self.move_cursor(p as isize);
+                self.info(format!("/{needle}"));
+            }
+            None => self.fail(format!("no match for {needle:?}")),
+        }
+    }
+
+    fn quick_text(&mut self, kind: QuickKind) {
+        let Some(d) = &self.data else { return };
+        let t = &d.table;
+        let col = match kind {
+            QuickKind::Status => t.known.status,
+            QuickKind::Bucket => t.known.bucket,
+            QuickKind::Severity => t.known.severity,
+        };
+        let Some(super::table::Data::Text(tc)) = t.col(col).map(|c| &c.data) else {
+            return self.fail(format!("no {} yet", kind.name()));
+        };
+        // The values present among the rows the other filters allow, in order; then none.
+        let mut values: Vec<String> = tc
+            .sorted_codes()
+            .into_iter()
+            .map(|c| tc.dict[c as usize].clone())
+            .filter(|v| !v.is_empty())
+            .collect();
+        if kind == QuickKind::Severity {
+            let order = |s: &str| {
+                ["Critical", "High", "Medium", "Low"]
+                    .iter()
+                    .position(|x| *x == s)
+            };
+            values.sort_by_key(|v| order(v));
+        }
+        let slot = match kind {
+            QuickKind::Status => &mut self.table.quick.status,
+            QuickKind::Bucket => &mut self.table.quick.bucket,
+            QuickKind::Severity => &mut self.table.quick.severity,
+        };
+        let next = match slot
+            .as_ref()
+            .and_then(|v| values.iter().position(|x| x == v))
+        {
+            Some(i) => values.get(i + 1).cloned(),
+            None => values.first().cloned(),
+        };
+        *slot = next.clone();
+        let keep = self.current_row();
+        self.refresh_view(keep);
+        match next {
+            Some(v) => self.info(format!(
+                "{} = {v}: {} rows",
+                kind.name(),
+                self.table.view.len()
+            )),
+            None => self.info(format!("{} filter off", kind.name())),
+        }
+    }
+
+    fn quick_cluster(&mut self) {
+        let Some(d) = &self.data else { return };
+        let ks: Vec<u32> = d.clusters.iter().map(|c| c.cluster as u32).collect();
+        let next = match self
+            .table
+            .quick
+            .cluster
+            .and_then(|k| ks.iter().position(|x| *x == k))
+        {
+            Some(i) => ks.get(i + 1).copied(),
+            None => ks.first().copied(),
+        };
+        self.table.quick.cluster = next;
+        let keep = self.current_row();
+        self.refresh_view(keep);
+        match next {
+            Some(k) => self.info(format!("cluster = {k}: {} rows", self.table.view.len())),
+            None => self.info("cluster filter off"),
+        }
+    }
+
+    fn set_mark(&mut self, row: u32, on: bool) {
+        if let Some(m) = self.table.marks.get_mut(row as usize)
+            && *m != on
+        {
+            *m = on;
+            if on {
+                self.table.marked += 1;
+            } else {
+                self.table.marked -= 1;
+            }
+        }
+    }
+
+    fn toggle_mark(&mut self, row: u32) {
+        let on = !self.table.marks.get(row as usize).copied().unwrap_or(false);
+        self.set_mark(row, on);
+    }
+
+    fn clear_marks(&mut self) {
+        self.table.marks.iter_mut().for_each(|m| *m = false);
+        self.table.marked = 0;
+        self.table.anchor = None;
+    }
+
+    fn mark_range(&mut self) {
+        let Some(cur) = self.current_row() else {
+            return;
+        };
+        let from = self
+            .table
+            .anchor
+            .and_then(|a| self.table.view.iter().position(|r| *r == a))
+            .unwrap_or(self.table.cursor);
+        let (lo, hi) = if from <= self.table.cursor {
+            (from, self.table.cursor)
+        } else {
+            (self.table.cursor, from)
+        };
+        let rows: Vec<u32> = self.table.view[lo..=hi].to_vec();
+        for r in &rows {
+            self.set_mark(*r, true);
+        }
+        self.table.anchor = Some(cur);
+        self.info(format!("{} rows marked", self.table.marked));
+    }
+
+    fn mark_cluster(&mut self) {
+        let Some(r) = self.current_row() else { return };
+        let Some(d) = &self.data else { return };
+        let Some(col) = d.table.col(d.table.known.cluster) else {
+            return;
+        };
+        let k = col.num_at(r as usize);
+        let rows: Vec<u32> = self
+            .table
+            .view
+            .iter()
+            .copied()
+            .filter(|x| col.num_at(*x as usize) == k)
+            .collect();
+        for x in &rows {
+            self.set_mark(*x, true);
+        }
+        self.info(format!(
+            "{} rows of cluster {} marked",
+            rows.len(),
+            k.map_or("?".to_string(), |k| format!("{k}"))
+        ));
+    }
+
+    /// The rows an action applies to: the marked rows (in view order, then any marked rows the
+    /// filters hide), else the cursor's row.
+    pub fn targets(&self) -> Vec<u32> {
+        if self.table.marked > 0 {
+            let mut out: Vec<u32> = self
+                .table
+                .view
+                .iter()
+                .copied()
+                .filter(|r| self.table.marks.get(*r as usize) == Some(&true))
+                .collect();
+            if out.len() < self.table.marked {
+                let shown: HashSet<u32> = out.iter().copied().collect();
+                out.extend(
+                    self.table
+                        .marks
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, m)| **m && !shown.contains(&(*i as u32)))
+                        .map(|(i, _)| i as u32),
+                );
+            }
+            out
+        } else {
+            self.current_row().into_iter().collect()
+        }
+    }
+
+    fn start_decision(&mut self, action: CaseAction) {
+        if !self.complete() {
+            return self.fail("wait until the cases are recorded");
+        }
+        let rows = self.targets();
+        if rows.is_empty() {
+            return;
+        }
+        if action.note_required().is_some() {
+            let what = action.note_required().unwrap_or("reason");
+            let label = if rows.len() > 1 {
+                format!("{} {} rows — {what}", action.as_str(), rows.len())
+            } else {
+                format!("{} — {what}", action.as_str())
+            };
+            self.prompt(
+                PromptKind::Note {
+                    action: NoteFor::Decision(action),
+                    rows,
+                },
+                &label,
+                String::new(),
+            );
+        } else if rows.len() > 1 {
+            self.confirm_decision(action, rows, None);
+        } else {
+            self.decide(action, &rows, None);
+        }
+    }
+
+    fn confirm_decision(&mut self, action: CaseAction, rows: Vec<u32>, note: Option<String>) {
+        let Some(d) = &self.data else { return };
+        let t = &d.table;
+        let total: f64 = rows
+            .iter()
+            .filter_map(|r| t.num(t.known.difference, *r as usize))
+            .sum();
+        let abs: f64 = rows
+            .iter()
+            .filter_map(|r| t.num(t.known.difference, *r as usize))
+            .map(f64::abs)
+            .sum();
+        let with_case = rows
+            .iter()
+            .filter(|r| !t.text(t.known.case_id, **r as usize).is_empty())
+            .count();
+        let distinct: HashSet<&str> = rows
+            .iter()
+            .map(|r| t.text(t.known.case_id, *r as usize))
+            .filter(|id| !id.is_empty())
+            .collect();
+        let mut lines = vec![format!(
+            "{} {} case(s) ({} rows): total difference {} (absolute {}).",
+            capitalise(action.as_str()),
+            distinct.len(),
+            rows.len(),
+            super::table::thousands(total, 2),
+            super::table::thousands(abs, 2)
+        )];
+        if with_case < rows.len() {
+            lines.push(format!(
+                "{} of the rows have no case (not flagged) and are skipped.",
+                rows.len() - with_case
+            ));
+        }
+        if let Some(n) = &note {
+            lines.push(format!("{}: {n}", action.note_required().unwrap_or("note")));
+        }
+        lines.push("y confirms, n or esc cancels.".into());
+        self.mode = Mode::Confirm(Confirm {
+            title: format!("{} {} rows?", capitalise(action.as_str()), rows.len()),
+            lines,
+            pending: Pending::Decide { action, rows, note },
+        });
+    }
+
+    /// Decides on the cases of `rows`, one durable call each; statuses are shown once stored.
+    pub fn decide(&mut self, action: CaseAction, rows: &[u32], note: Option<&str>) {
+        let mut done: Vec<String> = Vec::new();
+        let mut refused: Vec<String> = Vec::new();
+        let mut no_case = 0;
+        let mut updates: Vec<Case> = Vec::new();
+        {
+            let Some(d) = &self.data else { return };
+            let cases = Cases::new(&self.store);
+            // Several records of one break share its case: each case is decided once.
+            let mut seen: HashSet<&str> = HashSet::new();
+            for r in rows {
+                let id = d.table.text(d.table.known.case_id, *r as usize);
+                if id.is_empty() {
+                    no_case += 1;
+                    continue;
+                }
+                if !seen.insert(id) {
+                    continue;
+                }
+                match cases.decide(id, action, &self.actor, note) {
+                    Ok(c) => {
+                        done.push(c.id.clone());
+                        updates.push(c);
+                    }
+                    Err(e) => refused.push(e.to_string()),
+                }
+            }
+        }
+        for c in &updates {
+            self.show_case(None, c);
+        }
+        for id in &done {
+            self.undispatched.insert(id.clone());
+        }
+        let n = done.len();
+        if n > 0 {
+            self.undo.push(done);
+        }
+        if rows.len() > 1 {
+            self.clear_marks();
+        }
+        let keep = self.current_row();
+        self.refresh_view(keep);
+        self.trail = None;
+        let mut text = if n > 0 {
+            format!("{} {n} case(s)", past(action))
+        } else {
+            String::new()
+        };
+        if no_case > 0 {
+            if !text.is_empty() {
+                text.push_str("; ");
+            }
+            text.push_str(&format!(
+                "{no_case} row(s) have no case (not flagged; f flags a missed break)"
+            ));
+        }
+        if let Some(first) = refused.first() {
+            if !text.is_empty() {
+                text.push_str("; ");
+            }
+            if refused.len() > 1 {
+                text.push_str(&format!("{} refused, e.g. {first}", refused.len()));
+            } else {
+                text.push_str(first);
+            }
+            self.fail(text);
+        } else if no_case > 0 && n == 0 {
+            self.fail(text);
+        } else {
+            self.info(text);
+        }
+    }
+
+    /// Shows a stored case's status (and ticket) on its table row.
+    fn show_case(&mut self, row: Option<u32>, c: &Case) {
+        let Some(d) = &mut self.data else { return };
+        let k = d.table.known.clone();
+        let rows = d.case_rows.entry(c.id.clone()).or_default();
+        if let Some(r) = row
+            && !rows.contains(&r)
+        {
+            rows.push(r);
+        }
+        for r in rows.clone() {
+            let r = r as usize;
+            if let Some(i) = k.status {
+                d.table.set_text(i, r, short_status(c.status.as_str()));
+            }
+            if let Some(i) = k.case_id {
+                d.table.set_text(i, r, &c.id);
+            }
+            if let Some(i) = k.ticket {
+                d.table.set_text(i, r, &c.ticket);
+            }
+        }
+    }
+
+    fn undo_last(&mut self) {
+        let Some(batch) = self.undo.pop() else {
+            return self.fail("nothing to undo in this session");
+        };
+        let cases = Cases::new(&self.store);
+        let mut undone = 0;
+        let mut errors = Vec::new();
+        let mut updates = Vec::new();
+        for id in batch.iter().rev() {
+            match cases.undo_last(id, &self.actor) {
+                Ok(c) => {
+                    undone += 1;
+                    self.undispatched.remove(&c.id);
+                    updates.push(c);
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        for c in &updates {
+            self.show_case(None, c);
+        }
+        let keep = self.current_row();
+        self.refresh_view(keep);
+        self.trail = None;
+        if let Some(e) = errors.first() {
+            self.fail(format!("undid {undone}; {e}"));
+        } else {
+            self.info(format!("undid the last decision on {undone} case(s)"));
+        }
+    }
+
+    fn flag(&mut self, row: u32, reason: &str) {
+        let Some(d) = &self.data else { return };
+        let t = &d.table;
+        let r = row as usize;
+        let date_text = t.text(t.known.date, r);
+        let Some(date) = chrono::NaiveDate::parse_from_str(date_text, "%Y-%m-%d").ok() else {
+            return self.fail(format!(
+                "row {row} has no date ({date_text:?}); it cannot be flagged"
+            ));
+        };
+        let mut snapshot = serde_json::Map::new();
+        for c in t.cols.iter().skip(d.file_columns_from) {
+            snapshot.insert(
+                c.title.clone(),
+                serde_json::Value::String(c.cell(r).to_string()),
+            );
+        }
+        let bucket = t.text(t.known.bucket, r);
+        let severity = t.text(t.known.severity, r);
+        let input = BreakInput {
+            profile: d.info.profile.clone(),
+            key: t.text(t.known.key, r).to_string(),
+            start_date: date,
+            date,
+            bucket: if bucket.is_empty() {
+                "New Issue".into()
+            } else {
+                bucket.to_string()
+            },
+            bucket_rule: "analyst".into(),
+            confidence: 1.0,
+            severity: if severity.is_empty() {
+                "Medium".into()
+            } else {
+                severity.to_string()
+            },
+            summary: format!("Flagged by {}: {reason}", self.actor.user),
+            score: t.num(t.known.score, r).unwrap_or(0.0),
+            rank: t.num(t.known.rank, r).map_or(0, |v| v.max(0.0) as u64),
+            difference: t.num(t.known.difference, r).unwrap_or(0.0),
+            model_version: d.info.model.clone(),
+            row: snapshot,
+        };
+        match Cases::new(&self.store).flag_missed(&input, &self.actor, reason) {
+            Ok(c) => {
+                self.show_case(Some(row), &c);
+                self.undispatched.insert(c.id.clone());
+                self.trail = None;
+                let keep = self.current_row();
+                self.refresh_view(keep);
+                self.info(format!("flagged as missed: {} ({})", c.ticket, c.status));
+            }
+            Err(e) => self.fail(e.to_string()),
+        }
+    }
+
+    fn export(&mut self, rows: &[u32], path: &str) {
+        let Some(d) = &self.data else { return };
+        let Some(frame) = &d.frame else {
+            return self.fail("wait until the analysis has finished");
+        };
+        let idx = polars::prelude::IdxCa::from_vec(
+            "idx".into(),
+            rows.iter()
+                .map(|r| *r as polars::prelude::IdxSize)
+                .collect(),
+        );
+        let out = frame.take(&idx).map_err(|e| e.to_string()).and_then(|df| {
+            crate::output::write_table(&df, Path::new(path), crate::output::Format::Csv)
+                .map_err(|e| format!("{e:#}"))
+        });
+        match out {
+            Ok(()) => self.info(format!("exported {} rows to {path}", rows.len())),
+            Err(e) => self.fail(format!("cannot export to {path}: {e}")),
+        }
+    }
+
+    // ----- clusters ---------------------------------------------------------------------------
+
+    fn clusters_command(&mut self, cmd: Cmd) {
+        let n = self.data.as_ref().map_or(0, |d| d.clusters.len());
+        let c = &mut self.cluster_cursor;
+        match cmd {
+            Cmd::Down => *c = (*c + 1).min(n.saturating_sub(1)),
+            Cmd::Up => *c = c.saturating_sub(1),
+            Cmd::Top | Cmd::PageUp => *c = 0,
+            Cmd::Bottom | Cmd::PageDown => *c = n.saturating_sub(1),
+            Cmd::Enter => {
+                let k = self
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.clusters.get(self.cluster_cursor))
+                    .map(|c| c.cluster as u32);
+                if let Some(k) = k {
+                    self.table.quick = Quick {
+                        cluster: Some(k),
+                        ..Quick::default()
+                    };
+                    self.table.filter = None;
+                    self.table.cursor = 0;
+                    self.refresh_view(None);
+                    self.view = View::Table;
+                    self.info(format!(
+                        "cluster {k}: {} flagged rows (A shows every row, * marks them all)",
+                        self.table.view.len()
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ----- approvals ------------------------------------------------------------------------
+
+    pub fn load_approvals(&mut self) {
+        let filter = crate::cases::CaseFilter {
+            status: Some(Status::AutoResolveProposed),
+            ..Default::default()
+        };
+        match Cases::new(&self.store).list(&filter) {
+            Ok(mut list) => {
+                list.sort_by(|a, b| a.rank.cmp(&b.rank).then(a.ticket.cmp(&b.ticket)));
+                self.approvals = list;
+            }
+            Err(e) => {
+                self.approvals.clear();
+                self.fail(e.to_string());
+            }
+        }
+        self.approval_cursor = self
+            .approval_cursor
+            .min(self.approvals.len().saturating_sub(1));
+    }
+
+    fn approvals_command(&mut self, cmd: Cmd) {
+        let n = self.approvals.len();
+        match cmd {
+            Cmd::Down => self.approval_cursor = (self.approval_cursor + 1).min(n.saturating_sub(1)),
+            Cmd::Up => self.approval_cursor = self.approval_cursor.saturating_sub(1),
+            Cmd::Top | Cmd::PageUp => self.approval_cursor = 0,
+            Cmd::Bottom | Cmd::PageDown => self.approval_cursor = n.saturating_sub(1),
+            Cmd::Approve => {
+                let Some(c) = self.approvals.get(self.approval_cursor).cloned() else {
+                    return;
+                };
+                self.queue_decide(&c.id, CaseAction::Approve, None);
+            }
+            Cmd::Return => {
+                let Some(c) = self.approvals.get(self.approval_cursor).cloned() else {
+                    return;
+                };
+                self.prompt(
+                    PromptKind::ReturnQueued { case_id: c.id },
+                    &format!("return {} — comment", c.ticket),
+                    String::new(),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn queue_decide(&mut self, id: &str, action: CaseAction, note: Option<&str>) {
+        match Cases::new(&self.store).decide(id, action, &self.actor, note) {
+            Ok(c) => {
+                self.undispatched.insert(c.id.clone());
+                self.undo.push(vec![c.id.clone()]);
+                self.show_case(None, &c);
+                self.info(format!("{} {} ({})", past(action), c.ticket, c.status));
+                self.load_approvals();
+                self.trail = None;
+            }
+            Err(e) => self.fail(e.to_string()),
+        }
+    }
+
+    // ----- modes ------------------------------------------------------------------------------
+
+    fn prompt_key(&mut self, k: KeyEvent) {
+        let Mode::Prompt(p) = &mut self.mode else {
+            return;
+        };
+        match k.code {
+            KeyCode::Esc => self.mode = Mode::Normal,
+            KeyCode::Backspace => {
+                p.text.pop();
+            }
+            KeyCode::Char('u') if k.modifiers.contains(KeyModifiers::CONTROL) => p.text.clear(),
+            KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => p.text.push(c),
+            KeyCode::Enter => {
+                let p = p.clone();
+                self.mode = Mode::Normal;
+                self.submit_prompt(p);
+            }
+            _ => {}
+        }
+    }
+
+    fn submit_prompt(&mut self, p: Prompt) {
+        let text = p.text.trim().to_string();
+        match p.kind {
+            PromptKind::Filter => {
+                if text.is_empty() {
+                    self.table.filter = None;
+                    let keep = self.current_row();
+                    self.refresh_view(keep);
+                    return self.info("expression filter cleared");
+                }
+                let compiled = self.data.as_ref().map(|d| d.table.compile(&text));
+                match compiled {
+                    Some(Ok(f)) => {
+                        self.table.filter = Some(f);
+                        let keep = self.current_row();
+                        self.refresh_view(keep);
+                        self.info(format!("{} rows match", self.table.view.len()));
+                    }
+                    Some(Err(e)) => {
+                        self.fail(format!("filter: {e}"));
+                        // Back to the prompt to fix it.
+                        self.mode = Mode::Prompt(p);
+                    }
+                    None => {}
+                }
+            }
+            PromptKind::Search => {
+                if text.is_empty() {
+                    self.table.search = None;
+                    return;
+                }
+                self.table.search = Some(p.text.clone());
+                // Search from the row above so the current row counts.
+                let Some(d) = &self.data else { return };
+                let n = self.table.view.len();
+                let from = (self.table.cursor + n.max(1) - 1) % n.max(1);
+                match d.table.search(&self.table.view, &p.text, from, true) {
+                    Some(pos) => {
+                        self.move_cursor(pos as isize);
+                        self.info(format!("/{} (n next, N previous)", p.text));
+                    }
+                    None => self.fail(format!("no match for {:?}", p.text)),
+                }
+            }
+            PromptKind::Note { action, rows } => {
+                if text.is_empty() {
+                    self.fail("a reason is required; nothing was recorded");
+                    return;
+                }
+                match action {
+                    NoteFor::Flag => {
+                        if let Some(r) = rows.first() {
+                            self.flag(*r, &text);
+                        }
+                    }
+                    NoteFor::Decision(a) => {
+                        if rows.len() > 1 {
+                            self.confirm_decision(a, rows, Some(text));
+                        } else {
+                            self.decide(a, &rows, Some(&text));
+                        }
+                    }
+                }
+            }
+            PromptKind::ReturnQueued { case_id } => {
+                if text.is_empty() {
+                    return self.fail("a comment is required; nothing was recorded");
+                }
+                self.queue_decide(&case_id, CaseAction::Return, Some(&text));
+            }
+            PromptKind::Export { rows } => {
+                if text.is_empty() {
+                    return self.fail("no file given; nothing exported");
+                }
+                self.export(&rows, &text);
+            }
+        }
+    }
+
+    fn confirm_key(&mut self, k: KeyEvent) {
+        let Mode::Confirm(c) = &self.mode else {
+            return;
+        };
+        match k.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                let pending = c.pending.clone();
+                self.mode = Mode::Normal;
+                match pending {
+                    Pending::Quit => self.quit = true,
+                    Pending::Decide { action, rows, note } => {
+                        self.decide(action, &rows, note.as_deref())
+                    }
+                }
+            }
+            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => {
+                self.mode = Mode::Normal;
+                self.info("cancelled; nothing was recorded");
+            }
+            _ => {}
+        }
+    }
+
+    fn palette_key(&mut self, k: KeyEvent) {
+        let ctx = self.ctx();
+        let Mode::Palette { query, cursor } = &mut self.mode else {
+            return;
+        };
+        match k.code {
+            KeyCode::Esc => self.mode = Mode::Normal,
+            KeyCode::Up => *cursor = cursor.saturating_sub(1),
+            KeyCode::Down => *cursor += 1,
+            KeyCode::Backspace => {
+                query.pop();
+                *cursor = 0;
+            }
+            KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
+                query.push(c);
+                *cursor = 0;
+            }
+            KeyCode::Enter => {
+                let entries = self.keymap.palette(ctx, query);
+                let pick = entries
+                    .get((*cursor).min(entries.len().saturating_sub(1)))
+                    .map(|b| b.cmd);
+                self.mode = Mode::Normal;
+                if let Some(cmd) = pick {
+                    self.command(cmd);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ----- mouse ------------------------------------------------------------------------------
+
+    fn mouse(&mut self, m: ratatui::crossterm::event::MouseEvent) {
+        if !matches!(self.mode, Mode::Normal) {
+            return;
+        }
+        match m.kind {
+            MouseEventKind::ScrollDown => {
+                for _ in 0..3 {
+                    self.command(Cmd::Down);
+                }
+                self.dirty = true;
+            }
+            MouseEventKind::ScrollUp => {
+                for _ in 0..3 {
+                    self.command(Cmd::Up);
+                }
+                self.dirty = true;
+            }
+            MouseEventKind::Down(MouseButton::Left) => {
+                let area = Rect::new(0, 0, self.size.0, self.size.1);
+                let body = super::ui::list_body(self, area);
+                if m.row < body.y
+                    || m.row >= body.y + body.height
+                    || m.column >= body.x + body.width
+                {
+                    return;
+                }
+                let i = (m.row - body.y) as usize;
+                if self.picker.is_some() {
+                    if let Some(p) = &mut self.picker {
+                        let off = super::ui::list_offset(p.cursor, body.height as usize);
+                        p.cursor = (off + i).min(p.entries.len().saturating_sub(1));
+                    }
+                } else {
+                    match self.view {
+                        View::Table => {
+                            let to = self.table.offset + i;
+                            if to < self.table.view.len() {
+                                self.table.cursor = to;
+                            }
+                        }
+                        View::Clusters => {
+                            let n = self.data.as_ref().map_or(0, |d| d.clusters.len());
+                            let off =
+                                super::ui::list_offset(self.cluster_cursor, body.height as usize);
+                            if off + i < n {
+                                self.cluster_cursor = off + i;
+                            }
+                        }
+                        View::Approvals => {
+                            let off =
+                                super::ui::list_offset(self.approval_cursor, body.height as usize);
+                            if off + i < self.approvals.len() {
+                                self.approval_cursor = off + i;
+                            }
+                        }
+                    }
+                }
+                self.dirty = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads the audit trail of the detail pane's case when it changed.
+    fn sync_trail(&mut self) {
+        if !self.table.detail || self.view != View::Table {
+            return;
+        }
+        let id = match (&self.data, self.current_row()) {
+            (Some(d), Some(r)) => d.table.text(d.table.known.case_id, r as usize).to_string(),
+            _ => String::new(),
+        };
+        if id.is_empty() {
+            self.trail = None;
+            return;
+        }
+        if self.trail.as_ref().is_some_and(|t| t.case_id == id) {
+            return;
+        }
+        let events = Cases::new(&self.store)
+            .events_for(&id)
+            .map_err(|e| e.to_string());
+        self.trail = Some(Trail {
+            case_id: id,
+            events,
+        });
+        self.dirty = true;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuickKind {
+    Status,
+    Bucket,
+    Severity,
+}
+
+impl QuickKind {
+    fn name(self) -> &'static str {
+        match self {
+            QuickKind::Status => "status",
+            QuickKind::Bucket => "bucket",
+            QuickKind::Severity => "severity",
+        }
+    }
+}
+
+fn past(a: CaseAction) -> &'static str {
+    match a {
+        CaseAction::Accept => "accepted",
+        CaseAction::Reject => "rejected",
+        CaseAction::Propose => "proposed",
+        CaseAction::Approve => "approved",
+        CaseAction::Return => "returned",
+        CaseAction::Reopen => "reopened",
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// The picker's entries: directories, then CSV and Excel files, by name.
+fn read_dir(p: &mut Picker) {
+    p.entries.clear();
+    p.cursor = 0;
+    p.error = None;
+    let rd = match std::fs::read_dir(&p.dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            p.error = Some(format!("cannot list {}: {e}", p.dir.display()));
+            return;
+        }
+    };
+    let mut dirs = Vec::new();
+    let mut files = Vec::new();
+    for e in rd.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            dirs.push(Entry {
+                name: format!("{name}/"),
+                path,
+                is_dir: true,
+            });
+        } else {
+            let ext = path
+                .extension()
+                .map(|x| x.to_string_lossy().to_lowercase())
+                .unwrap_or_default();
+            if matches!(
+                ext.as_str(),
+                "csv" | "tsv" | "txt" | "xlsx" | "xlsm" | "xls" | "ods"
+            ) {
+                files.push(Entry {
+                    name,
+                    path,
+                    is_dir: false,
+                });
+            }
+        }
+    }
+    dirs.sort_by(|a, b| a.name.cmp(&b.name));
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    p.entries = dirs.into_iter().chain(files).collect();
+}

@@ -1,0 +1,139 @@
+//! The terminal UI (`breakdesk open`, the default command): the app state and its `update`
+//! ([`app`]), the actions ([`action`]), the one keymap ([`keymap`]), the background analysis
+//! ([`worker`]), the column store behind the table ([`table`]), pure drawing ([`ui`]) and the
+//! themes. This module owns the terminal: raw mode, the alternate screen and mouse capture are
+//! undone on every exit — normal, error or panic (a panic hook and a drop guard).
+//!
+//! Nothing in the library's core imports this module (dependency direction: tui → pipeline →
+//! stages).
+//!
+//! Seams for work that lands later:
+//! - dispatch (issue 7): [`dispatch::DispatchChannels`] is the app's link to a background
+//!   dispatcher; the Email/Jira commands and the Outbox view join [`action::Cmd`],
+//!   [`action::View`] and the keymap when the outbox exists.
+//! - live mode (issue 8): a live source feeds the same [`worker::WorkerMsg`]s (generation,
+//!   progress, partial and complete results) from another thread.
+
+pub mod action;
+pub mod app;
+pub mod data;
+pub mod dispatch;
+pub mod keymap;
+pub mod table;
+pub mod theme;
+pub mod ui;
+pub mod worker;
+
+use action::Action;
+use app::{App, AppOptions, Start};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::{
+    cursor,
+    event::{self, DisableMouseCapture, EnableMouseCapture, Event},
+    execute,
+    terminal::{self, EnterAlternateScreen, LeaveAlternateScreen},
+};
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+/// Why the UI could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    #[error(
+        "breakdesk open draws a terminal UI, but standard output is not a terminal; use `breakdesk run FILE` for batch work"
+    )]
+    NotATerminal,
+    #[error("terminal: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Puts the terminal back as it was. Safe to call more than once.
+pub fn restore_terminal() {
+    let mut out = std::io::stdout();
+    let _ = execute!(out, DisableMouseCapture, LeaveAlternateScreen, cursor::Show);
+    let _ = terminal::disable_raw_mode();
+    let _ = out.flush();
+}
+
+/// Restores the terminal when dropped (normal return, `?` errors, unwinding).
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Runs the UI until the user quits. The terminal is restored on every way out.
+pub fn run(opts: AppOptions, start: Start) -> Result<(), TuiError> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(TuiError::NotATerminal);
+    }
+    // A panic of the UI thread restores the terminal first, so its message is readable. A
+    // panic of the background analysis is caught there and shown on the error screen: it is
+    // only logged, not printed over the UI.
+    let previous = std::panic::take_hook();
+    let ui_thread = std::thread::current().id();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == ui_thread {
+            restore_terminal();
+            previous(info);
+        } else {
+            tracing::error!(panic = %info, "background panic");
+        }
+    }));
+    let started = Instant::now();
+    terminal::enable_raw_mode()?;
+    let _guard = TerminalGuard;
+    execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+    let mut term = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    term.clear()?;
+    let size = term.size()?;
+    let mut app = App::new(opts);
+    app.update(Action::Resize(size.width, size.height));
+    app.start(start);
+    let result = event_loop(&mut term, &mut app, started);
+    // Leave the store consistent: stop a load in progress (cases are written in durable chunks).
+    app.worker.cancel();
+    let _ = std::panic::take_hook();
+    result
+}
+
+fn event_loop(
+    term: &mut Terminal<CrosstermBackend<std::io::Stdout>>,
+    app: &mut App,
+    started: Instant,
+) -> Result<(), TuiError> {
+    let mut load_started = started;
+    let mut generation = app.worker.generation;
+    while !app.quit {
+        if app.worker.generation != generation {
+            generation = app.worker.generation;
+            load_started = Instant::now();
+        }
+        if app.dirty {
+            term.draw(|f| ui::draw(f, app))?;
+            app.dirty = false;
+        }
+        // Input first; worker messages and the clock between keys.
+        let wait = if app.loading.is_some() {
+            Duration::from_millis(50)
+        } else {
+            Duration::from_millis(250)
+        };
+        if event::poll(wait)? {
+            match event::read()? {
+                Event::Key(k) => app.update(Action::Key(k)),
+                Event::Mouse(m) => app.update(Action::Mouse(m)),
+                Event::Resize(w, h) => app.update(Action::Resize(w, h)),
+                _ => {}
+            }
+        }
+        app.pump(None);
+        if app.loading.is_some() {
+            app.update(Action::Tick(load_started.elapsed()));
+        }
+    }
+    Ok(())
+}

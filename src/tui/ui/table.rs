@@ -1,0 +1,454 @@
+//! The anomaly table (only the rows on screen are formatted) and the detail pane.
+
+use super::{cell, main_area, table_area};
+use crate::tui::app::App;
+use crate::tui::data::Loaded;
+use crate::tui::table::{Column, thousands};
+use ratatui::Frame;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph, Wrap};
+
+pub fn table_view(frame: &mut Frame<'_>, app: &App, area: Rect) {
+    let Some(d) = &app.data else { return };
+    let ta = table_area(app, area);
+    table(frame.buffer_mut(), app, d, ta);
+    if app.table.detail {
+        let main = main_area(area);
+        let rest = Rect {
+            y: ta.bottom(),
+            height: main.bottom().saturating_sub(ta.bottom()),
+            ..main
+        };
+        detail(frame, app, d, rest);
+    }
+}
+
+/// The columns shown from the left: the frozen ones, then the scrolling ones from the column
+/// offset while they fit.
+fn shown_columns(app: &App, d: &Loaded, width: u16) -> Vec<usize> {
+    let cols = &d.table.cols;
+    let frozen = d.table.frozen.min(cols.len());
+    let mut x = 2u16; // the mark column
+    let mut out = Vec::new();
+    for i in (0..frozen).chain(app.table.col_offset.max(frozen)..cols.len()) {
+        let w = cols[i].width + 1;
+        if x + w > width && !out.is_empty() {
+            break;
+        }
+        out.push(i);
+        x += w;
+    }
+    out
+}
+
+fn table(buf: &mut Buffer, app: &App, d: &Loaded, r: Rect) {
+    if r.height == 0 {
+        return;
+    }
+    let th = &app.theme;
+    let t = &d.table;
+    let shown = shown_columns(app, d, r.width);
+    // Header.
+    buf.set_style(Rect { height: 1, ..r }, th.header);
+    let mut x = r.x + 2;
+    for &i in &shown {
+        let c: &Column = &t.cols[i];
+        let mut title = c.title.clone();
+        if let Some((s, desc)) = app.table.sort
+            && s == i
+        {
+            title.push(if desc { '▼' } else { '▲' });
+        }
+        let mut style = th.header;
+        if i == app.table.col {
+            style = style.add_modifier(Modifier::UNDERLINED | Modifier::REVERSED);
+        }
+        cell(
+            buf,
+            x,
+            r.y,
+            c.width.min(r.right().saturating_sub(x)),
+            &title,
+            c.right_aligned(),
+            style,
+        );
+        if i + 1 == t.frozen {
+            buf.set_stringn(x + c.width, r.y, "│", 1, th.header);
+        }
+        x += c.width + 1;
+    }
+    // Rows: only those on screen.
+    let body = Rect {
+        y: r.y + 1,
+        height: r.height - 1,
+        ..r
+    };
+    if app.table.view.is_empty() {
+        let what = if d.complete || !t.flagged.iter().any(|f| *f) {
+            "No rows match. 0 clears the filters; A shows every row."
+        } else {
+            "No rows match."
+        };
+        buf.set_stringn(body.x + 2, body.y, what, body.width as usize, th.dim);
+        return;
+    }
+    let status_col = t.known.status;
+    let severity_col = t.known.severity;
+    for k in 0..body.height as usize {
+        let Some(&row) = app.table.view.get(app.table.offset + k) else {
+            break;
+        };
+        let y = body.y + k as u16;
+        let r_ = row as usize;
+        let is_cursor = app.table.offset + k == app.table.cursor;
+        let marked = app.table.marks.get(r_) == Some(&true);
+        let status = t.text(status_col, r_);
+        let mut row_style = if !t.flagged.get(r_).copied().unwrap_or(false) {
+            th.dim
+        } else if matches!(status, "rejected" | "accepted" | "approved") {
+            th.base.patch(th.dim)
+        } else {
+            th.base
+        };
+        if marked {
+            row_style = row_style.patch(th.marked);
+        }
+        if is_cursor {
+            row_style = row_style.patch(th.cursor);
+        }
+        buf.set_style(
+            Rect {
+                y,
+                height: 1,
+                ..body
+            },
+            row_style,
+        );
+        buf.set_stringn(body.x, y, if marked { "● " } else { "  " }, 2, row_style);
+        let mut x = body.x + 2;
+        for &i in &shown {
+            let c = &t.cols[i];
+            let text = c.cell(r_);
+            let mut style = row_style;
+            if !is_cursor && !marked {
+                if Some(i) == severity_col {
+                    style = style.patch(th.severity(&text));
+                } else if Some(i) == status_col {
+                    style = style.patch(th.status(&text));
+                }
+            }
+            if !d.complete
+                && text.is_empty()
+                && (Some(i) == t.known.bucket || Some(i) == severity_col)
+            {
+                cell(buf, x, y, c.width, "…", false, style.patch(th.dim));
+            } else {
+                cell(
+                    buf,
+                    x,
+                    y,
+                    c.width.min(body.right().saturating_sub(x)),
+                    &text,
+                    c.right_aligned(),
+                    style,
+                );
+            }
+            if i + 1 == t.frozen {
+                buf.set_stringn(x + c.width, y, "│", 1, row_style.patch(th.border));
+            }
+            x += c.width + 1;
+        }
+    }
+}
+
+fn detail(frame: &mut Frame<'_>, app: &App, d: &Loaded, r: Rect) {
+    let th = &app.theme;
+    let Some(row) = app.current_row() else { return };
+    let r_ = row as usize;
+    let t = &d.table;
+    let k = &t.known;
+    let text = |c: Option<usize>| t.text(c, r_).to_string();
+    let amount = |c: Option<usize>| t.num(c, r_).map_or("–".to_string(), |v| thousands(v, 2));
+    let title_of =
+        |c: Option<usize>, dflt: &str| t.col(c).map_or(dflt.to_string(), |c| c.title.clone());
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .border_style(th.border)
+        .title(Span::styled(
+            format!(
+                " {} · {} · {} ",
+                text(k.ticket).if_empty("no case"),
+                text(k.key),
+                text(k.date)
+            ),
+            th.accent.add_modifier(Modifier::BOLD),
+        ));
+    let inner = block.inner(r);
+    frame.render_widget(block, r);
+    let left_w = (inner.width * 3 / 5).max(20).min(inner.width);
+    let left = Rect {
+        width: left_w,
+        ..inner
+    };
+    let right = Rect {
+        x: inner.x + left_w,
+        width: inner.width - left_w,
+        ..inner
+    };
+    let label = |s: &str| Span::styled(format!("{s:<10}"), th.dim);
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    lines.push(Line::from(vec![
+        label("balances"),
+        Span::raw(format!("{} {}", title_of(k.lhs, "lhs"), amount(k.lhs))),
+        Span::styled("  vs  ", th.dim),
+        Span::raw(format!("{} {}", title_of(k.rhs, "rhs"), amount(k.rhs))),
+        Span::styled("  difference ", th.dim),
+        Span::styled(
+            amount(k.difference),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+    ]));
+    let score = t.num(k.score, r_).map_or("–".into(), |v| format!("{v:.4}"));
+    let rank = t.num(k.rank, r_).map_or("–".into(), |v| format!("{v:.0}"));
+    let cluster = t
+        .num(k.cluster, r_)
+        .map_or("–".into(), |v| format!("{v:.0}"));
+    let flagged = if t.flagged.get(r_) == Some(&true) {
+        "flagged"
+    } else {
+        "not flagged"
+    };
+    lines.push(Line::from(vec![
+        label("score"),
+        Span::raw(format!(
+            "{score} (rank {rank}, {flagged}, cluster {cluster})"
+        )),
+    ]));
+    lines.push(Line::from(vec![
+        label("drivers"),
+        Span::raw(text(k.top_features).if_empty("–")),
+    ]));
+    let pending = if app.cfg.llm.enabled {
+        "generating…"
+    } else {
+        "categorizing…"
+    };
+    if d.complete || !text(k.bucket).is_empty() {
+        let conf = t
+            .num(k.confidence, r_)
+            .map_or(String::new(), |v| format!(" (confidence {v:.2})"));
+        let by = text(k.categorized_by);
+        let rule = text(k.rule);
+        lines.push(Line::from(vec![
+            label("bucket"),
+            Span::styled(text(k.bucket).if_empty("–"), th.accent),
+            Span::raw(conf),
+            Span::styled(
+                if rule.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · {by} {rule}")
+                },
+                th.dim,
+            ),
+        ]));
+        let sev = text(k.severity);
+        let status = text(k.status);
+        lines.push(Line::from(vec![
+            label("severity"),
+            Span::styled(sev.clone().if_empty("–"), th.severity(&sev)),
+            Span::styled("   status ", th.dim),
+            Span::styled(status.clone().if_empty("no case"), th.status(&status)),
+        ]));
+        let note = text(k.note);
+        if !note.is_empty() {
+            lines.push(Line::from(vec![label("note"), Span::styled(note, th.dim)]));
+        }
+        lines.push(Line::from(vec![
+            label("summary"),
+            Span::raw(text(k.summary).if_empty("– (not flagged)")),
+        ]));
+    } else {
+        lines.push(Line::from(vec![
+            label("bucket"),
+            Span::styled(pending, th.dim),
+        ]));
+        lines.push(Line::from(vec![
+            label("summary"),
+            Span::styled(pending, th.dim),
+        ]));
+    }
+    lines.push(Line::from(Span::styled("audit trail", th.dim)));
+    match &app.trail {
+        Some(tr) => match &tr.events {
+            Ok(events) => {
+                for e in events.iter().rev().take(6) {
+                    lines.push(Line::from(vec![
+                        Span::styled(format!("  {} ", e.at.format("%Y-%m-%d %H:%M")), th.dim),
+                        Span::raw(format!(
+                            "{} ({}) {} {} → {}",
+                            e.user,
+                            e.role.map_or("system".to_string(), |r| r.to_string()),
+                            e.action,
+                            e.from.map_or("-", |s| s.as_str()),
+                            e.to.map_or("-", |s| s.as_str()),
+                        )),
+                        Span::styled(
+                            e.reason
+                                .as_deref()
+                                .map(|r| format!(" — {r}"))
+                                .unwrap_or_default(),
+                            th.dim,
+                        ),
+                    ]));
+                }
+            }
+            Err(e) => lines.push(Line::from(Span::styled(format!("  {e}"), th.error))),
+        },
+        None => lines.push(Line::from(Span::styled("  no case", th.dim))),
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), left);
+    chart(frame, app, d, r_, right);
+}
+
+fn chart(frame: &mut Frame<'_>, app: &App, d: &Loaded, row: usize, r: Rect) {
+    let th = &app.theme;
+    if r.width < 16 || r.height < 5 {
+        return;
+    }
+    let t = &d.table;
+    let rows = d.account_rows(row);
+    let past = d.account_history(row);
+    let pair = t.known.lhs.is_some() && t.known.rhs.is_some();
+    // The history's records first, then this file's, one x step per record.
+    let series = |c: Option<usize>,
+                  hist: &dyn Fn(&crate::tui::data::HistoryPoint) -> Option<f64>|
+     -> Vec<(f64, f64)> {
+        past.iter()
+            .map(hist)
+            .chain(rows.iter().map(|x| t.num(c, *x as usize)))
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (i as f64, v)))
+            .collect()
+    };
+    let (a, b) = if pair {
+        (
+            series(t.known.lhs, &|p| Some(p.lhs)),
+            series(t.known.rhs, &|p| p.rhs),
+        )
+    } else {
+        (series(t.known.difference, &|p| Some(p.lhs)), Vec::new())
+    };
+    let title = if past.is_empty() {
+        format!(" balance history · {} records in this file ", rows.len())
+    } else {
+        format!(
+            " balance history · {} history + {} current records ",
+            past.len(),
+            rows.len()
+        )
+    };
+    let block = Block::default()
+        .borders(Borders::LEFT | Borders::TOP)
+        .border_style(th.border)
+        .title(Span::styled(title, th.dim));
+    if a.len() < 2 {
+        frame.render_widget(
+            Paragraph::new("Too few records of this account to chart.")
+                .style(th.dim)
+                .block(block),
+            r,
+        );
+        return;
+    }
+    let ys = a.iter().chain(b.iter()).map(|p| p.1);
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+        (l.min(v), h.max(v))
+    });
+    let pad = ((hi - lo).abs() * 0.05).max(1.0);
+    let first = match past.first() {
+        Some(p) => p.date.clone(),
+        None => t
+            .text(t.known.date, rows.first().map_or(0, |x| *x as usize))
+            .to_string(),
+    };
+    let last = t
+        .text(t.known.date, rows.last().map_or(0, |x| *x as usize))
+        .to_string();
+    let names =
+        |c: Option<usize>, dflt: &str| t.col(c).map_or(dflt.to_string(), |c| c.title.clone());
+    let mut sets = vec![
+        Dataset::default()
+            .name(if b.is_empty() {
+                names(t.known.difference, "difference")
+            } else {
+                names(t.known.lhs, "lhs")
+            })
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::default().fg(th.chart_lhs))
+            .data(&a),
+    ];
+    if !b.is_empty() {
+        sets.push(
+            Dataset::default()
+                .name(names(t.known.rhs, "rhs"))
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::default().fg(th.chart_rhs))
+                .data(&b),
+        );
+    }
+    let chart = Chart::new(sets)
+        .block(block)
+        .x_axis(
+            Axis::default()
+                .bounds([0.0, (past.len() + rows.len()).saturating_sub(1) as f64])
+                .labels([Span::raw(first), Span::raw(last)])
+                .style(th.dim),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([lo - pad, hi + pad])
+                .labels([Span::raw(compact(lo)), Span::raw(compact(hi))])
+                .style(th.dim),
+        );
+    frame.render_widget(chart, r);
+}
+
+/// A short amount for an axis: 1.2M, 350k, 12.
+fn compact(v: f64) -> String {
+    let a = v.abs();
+    let (x, suffix) = if a >= 1e9 {
+        (v / 1e9, "B")
+    } else if a >= 1e6 {
+        (v / 1e6, "M")
+    } else if a >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    if suffix.is_empty() {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}{suffix}")
+    }
+}
+
+trait IfEmpty {
+    fn if_empty(self, alt: &str) -> String;
+}
+
+impl IfEmpty for String {
+    fn if_empty(self, alt: &str) -> String {
+        if self.is_empty() {
+            alt.to_string()
+        } else {
+            self
+        }
+    }
+}

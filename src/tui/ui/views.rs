@@ -1,0 +1,439 @@
+//! The status bar, the loading and error screens, the file picker, the clusters and the
+//! approval queue.
+
+use super::{cell, list_offset};
+use crate::tui::app::App;
+use crate::tui::table::thousands;
+use crate::tui::worker::LoadError;
+use ratatui::Frame;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Gauge, Paragraph, Wrap};
+
+pub fn status_bar(buf: &mut Buffer, app: &App, r: Rect) {
+    let th = &app.theme;
+    buf.set_style(r, th.bar);
+    let mut left = String::from(" breakdesk");
+    let mut right = String::new();
+    if app.picker.is_some() {
+        left.push_str(" · open a file");
+    } else if let Some(d) = &app.data {
+        left.push_str(&format!(
+            " · {} · {} ({})",
+            app.view.title(),
+            d.source,
+            d.info.profile
+        ));
+        let q = &app.table.quick;
+        let mut filters = Vec::new();
+        if let Some(f) = &app.table.filter {
+            filters.push(f.text().to_string());
+        }
+        if let Some(s) = &q.status {
+            filters.push(format!("status={s}"));
+        }
+        if let Some(s) = &q.bucket {
+            filters.push(format!("bucket={s}"));
+        }
+        if let Some(s) = &q.severity {
+            filters.push(format!("severity={s}"));
+        }
+        if let Some(k) = q.cluster {
+            filters.push(format!("cluster={k}"));
+        }
+        if app.table.all_rows {
+            filters.push("all rows".into());
+        }
+        if !filters.is_empty() {
+            left.push_str(&format!(" · [{}]", filters.join(", ")));
+        }
+        if let Some(l) = &app.loading {
+            right.push_str(&progress_text(l));
+            right.push_str(" · ");
+        }
+        match app.view {
+            crate::tui::action::View::Table => {
+                let n = app.table.view.len();
+                let pos = if n == 0 { 0 } else { app.table.cursor + 1 };
+                right.push_str(&format!("Row {pos}/{n}"));
+                if app.table.marked > 0 {
+                    right.push_str(&format!(" · {} marked", app.table.marked));
+                }
+            }
+            crate::tui::action::View::Clusters => {
+                right.push_str(&format!("{} clusters", d.clusters.len()));
+            }
+            crate::tui::action::View::Approvals => {
+                right.push_str(&format!("{} waiting", app.approvals.len()));
+            }
+        }
+    } else if let Some(l) = &app.loading {
+        left.push_str(&format!(" · {}", l.source));
+        right.push_str(&progress_text(l));
+    }
+    right.push_str(&format!(" · {} ({}) ", app.actor.user, app.actor.role));
+    let rw = right.chars().count() as u16;
+    let lw = r.width.saturating_sub(rw + 1);
+    buf.set_stringn(
+        r.x,
+        r.y,
+        &left,
+        lw as usize,
+        th.bar.add_modifier(Modifier::BOLD),
+    );
+    buf.set_stringn(
+        r.right().saturating_sub(rw),
+        r.y,
+        &right,
+        rw as usize,
+        th.bar,
+    );
+}
+
+fn progress_text(l: &crate::tui::app::Loading) -> String {
+    let secs = l.elapsed.as_secs_f64();
+    match &l.progress {
+        Some(p) => format!(
+            "{} {}/{} · {secs:.1} s · esc cancels",
+            p.stage.label().split(" (").next().unwrap_or(""),
+            p.done,
+            p.total
+        ),
+        None => format!("starting · {secs:.1} s"),
+    }
+}
+
+pub fn loading(frame: &mut Frame<'_>, app: &App, r: Rect) {
+    let th = &app.theme;
+    let Some(l) = &app.loading else { return };
+    let boxr = r.centered(Constraint::Max(70), Constraint::Length(9));
+    frame.render_widget(Clear, boxr);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(th.border)
+        .title(Span::styled(
+            " Analysing ",
+            th.accent.add_modifier(Modifier::BOLD),
+        ));
+    let inner = block.inner(boxr);
+    frame.render_widget(block, boxr);
+    let (stage, ratio, steps) = match &l.progress {
+        Some(p) => (
+            p.stage.label().to_string(),
+            if p.total > 0 {
+                p.done as f64 / p.total as f64
+            } else {
+                0.0
+            },
+            format!("{}/{}", p.done, p.total),
+        ),
+        None => ("starting".to_string(), 0.0, String::new()),
+    };
+    let lines = vec![
+        Line::from(vec![
+            Span::styled("file     ", th.dim),
+            Span::raw(l.source.clone()),
+        ]),
+        Line::from(vec![Span::styled("stage    ", th.dim), Span::raw(stage)]),
+        Line::from(vec![
+            Span::styled("elapsed  ", th.dim),
+            Span::raw(format!("{:.1} s", l.elapsed.as_secs_f64())),
+        ]),
+        Line::from(""),
+    ];
+    frame.render_widget(Paragraph::new(lines), inner);
+    let g = Rect {
+        y: inner.y + 4,
+        height: 1,
+        ..inner
+    };
+    frame.render_widget(
+        Gauge::default()
+            .gauge_style(th.accent)
+            .ratio(ratio.clamp(0.0, 1.0))
+            .label(steps),
+        g,
+    );
+    let hint = Rect {
+        y: inner.y + 6,
+        height: 1,
+        ..inner
+    };
+    frame.render_widget(
+        Paragraph::new(Span::styled(
+            "Results appear as the stages finish. esc cancels.",
+            th.dim,
+        )),
+        hint,
+    );
+}
+
+pub fn error(frame: &mut Frame<'_>, app: &App, e: &LoadError, r: Rect) {
+    let th = &app.theme;
+    let boxr = r.centered(Constraint::Max(90), Constraint::Max(14));
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(th.error)
+        .title(Span::styled(format!(" {} ", e.title), th.error));
+    let mut text: Vec<Line<'_>> = e
+        .message
+        .lines()
+        .map(|l| Line::from(Span::raw(l.to_string())))
+        .collect();
+    text.extend([
+        Line::from(""),
+        Line::from(Span::styled(
+            "enter or esc: pick another file · q: quit",
+            th.dim,
+        )),
+    ]);
+    frame.render_widget(
+        Paragraph::new(text).wrap(Wrap { trim: false }).block(block),
+        boxr,
+    );
+}
+
+pub fn picker(buf: &mut Buffer, app: &App, r: Rect) {
+    let th = &app.theme;
+    let Some(p) = &app.picker else { return };
+    buf.set_style(Rect { height: 1, ..r }, th.header);
+    let hist = p
+        .history
+        .as_ref()
+        .map(|h| format!(" · history: {}", h.display()))
+        .unwrap_or_default();
+    buf.set_stringn(
+        r.x,
+        r.y,
+        format!(" {}{hist}", p.dir.display()),
+        r.width as usize,
+        th.header,
+    );
+    let body = Rect {
+        y: r.y + 1,
+        height: r.height.saturating_sub(1),
+        ..r
+    };
+    if let Some(e) = &p.error {
+        buf.set_stringn(body.x + 1, body.y, e, body.width as usize, th.error);
+        return;
+    }
+    if p.entries.is_empty() {
+        buf.set_stringn(
+            body.x + 1,
+            body.y,
+            "No CSV or Excel files here. backspace goes up.",
+            body.width as usize,
+            th.dim,
+        );
+        return;
+    }
+    let off = list_offset(p.cursor, body.height as usize);
+    for (k, e) in p
+        .entries
+        .iter()
+        .skip(off)
+        .take(body.height as usize)
+        .enumerate()
+    {
+        let y = body.y + k as u16;
+        let mut style = if e.is_dir { th.accent } else { th.base };
+        if p.history.as_ref() == Some(&e.path) {
+            style = style.patch(th.dim);
+        }
+        if off + k == p.cursor {
+            style = style.patch(th.cursor);
+        }
+        let tag = if p.history.as_ref() == Some(&e.path) {
+            "  (history)"
+        } else {
+            ""
+        };
+        cell(
+            buf,
+            body.x,
+            y,
+            body.width,
+            &format!("  {}{tag}", e.name),
+            false,
+            style,
+        );
+    }
+}
+
+pub fn clusters(buf: &mut Buffer, app: &App, r: Rect) {
+    let th = &app.theme;
+    let Some(d) = &app.data else { return };
+    let widths: [(u16, &str, bool); 8] = [
+        (8, "cluster", true),
+        (8, "rows", true),
+        (8, "flagged", true),
+        (7, "share", true),
+        (18, "total |difference|", true),
+        (16, "mean difference", true),
+        (26, "dominant bucket", false),
+        (40, "top accounts", false),
+    ];
+    buf.set_style(Rect { height: 1, ..r }, th.header);
+    let mut x = r.x + 1;
+    for (w, t, right) in widths {
+        if x >= r.right() {
+            break;
+        }
+        cell(buf, x, r.y, w.min(r.right() - x), t, right, th.header);
+        x += w + 1;
+    }
+    let body = Rect {
+        y: r.y + 1,
+        height: r.height.saturating_sub(1),
+        ..r
+    };
+    let off = list_offset(app.cluster_cursor, body.height as usize);
+    for (k, c) in d
+        .clusters
+        .iter()
+        .skip(off)
+        .take(body.height as usize)
+        .enumerate()
+    {
+        let y = body.y + k as u16;
+        let style = if off + k == app.cluster_cursor {
+            th.cursor
+        } else {
+            th.base
+        };
+        buf.set_style(
+            Rect {
+                y,
+                height: 1,
+                ..body
+            },
+            style,
+        );
+        let bucket = match &c.dominant_bucket {
+            Some((b, share)) => format!("{b} ({:.0}%)", share * 100.0),
+            None if d.complete => "–".to_string(),
+            None => "…".to_string(),
+        };
+        let accounts = c
+            .top_accounts
+            .iter()
+            .take(3)
+            .map(|(a, n)| format!("{a} ({n})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let values = [
+            c.cluster.to_string(),
+            c.size.to_string(),
+            c.anomalies.to_string(),
+            format!("{:.1}%", c.anomaly_share * 100.0),
+            thousands(c.total_abs_difference, 2),
+            thousands(c.mean_difference, 2),
+            bucket,
+            accounts,
+        ];
+        let mut x = r.x + 1;
+        for ((w, _, right), v) in widths.iter().zip(values) {
+            if x >= r.right() {
+                break;
+            }
+            cell(buf, x, y, (*w).min(r.right() - x), &v, *right, style);
+            x += w + 1;
+        }
+    }
+    if d.clusters.is_empty() {
+        buf.set_stringn(
+            body.x + 1,
+            body.y,
+            "No clusters.",
+            body.width as usize,
+            th.dim,
+        );
+    }
+}
+
+pub fn approvals(buf: &mut Buffer, app: &App, r: Rect) {
+    let th = &app.theme;
+    let widths: [(u16, &str, bool); 8] = [
+        (22, "ticket", false),
+        (22, "key", false),
+        (10, "date", false),
+        (16, "bucket", false),
+        (8, "severity", false),
+        (16, "difference", true),
+        (22, "proposed by", false),
+        (60, "summary", false),
+    ];
+    buf.set_style(Rect { height: 1, ..r }, th.header);
+    let mut x = r.x + 1;
+    for (w, t, right) in widths {
+        if x >= r.right() {
+            break;
+        }
+        cell(buf, x, r.y, w.min(r.right() - x), t, right, th.header);
+        x += w + 1;
+    }
+    let body = Rect {
+        y: r.y + 1,
+        height: r.height.saturating_sub(1),
+        ..r
+    };
+    if app.approvals.is_empty() {
+        buf.set_stringn(
+            body.x + 1,
+            body.y,
+            "No auto-resolutions are waiting for approval.",
+            body.width as usize,
+            th.dim,
+        );
+        return;
+    }
+    let off = list_offset(app.approval_cursor, body.height as usize);
+    for (k, c) in app
+        .approvals
+        .iter()
+        .skip(off)
+        .take(body.height as usize)
+        .enumerate()
+    {
+        let y = body.y + k as u16;
+        let style = if off + k == app.approval_cursor {
+            th.cursor
+        } else {
+            th.base
+        };
+        buf.set_style(
+            Rect {
+                y,
+                height: 1,
+                ..body
+            },
+            style,
+        );
+        let values = [
+            c.ticket.clone(),
+            c.key.clone(),
+            c.last_date.to_string(),
+            c.bucket.clone(),
+            c.severity.clone(),
+            thousands(c.difference, 2),
+            c.proposed_by.clone().unwrap_or_default(),
+            c.summary.clone(),
+        ];
+        let mut x = r.x + 1;
+        for (i, ((w, _, right), v)) in widths.iter().zip(values).enumerate() {
+            if x >= r.right() {
+                break;
+            }
+            let s = if i == 4 && off + k != app.approval_cursor {
+                style.patch(th.severity(&v))
+            } else {
+                style
+            };
+            cell(buf, x, y, (*w).min(r.right() - x), &v, *right, s);
+            x += w + 1;
+        }
+    }
+}

@@ -1,0 +1,522 @@
+//! The terminal UI, csvlens-style: build the app with a private store, step it with keys, draw
+//! on ratatui's TestBackend and compare the screens with the snapshots under
+//! tests/snapshots/ (insta). The fixture is a 20-account slice of the shipped GL/IHub sample
+//! with its history; the user is fixed. Ticket dates and audit-trail times come from the clock,
+//! so they are masked before comparing.
+
+mod common;
+
+use breakdesk::cases::{Actor, Cases, EventAction, Status};
+use breakdesk::config::Config;
+use breakdesk::pipeline::RunOptions;
+use breakdesk::store::Store;
+use breakdesk::tui::action::{Action, Cmd};
+use breakdesk::tui::app::{App, AppOptions, Mode, Start};
+use breakdesk::tui::keymap::{Key, Keymap};
+use breakdesk::tui::theme::Theme;
+use breakdesk::tui::ui;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::KeyEvent;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+const CURRENT: &str = "tests/data/tui_gl_current.csv";
+const HISTORY: &str = "tests/data/tui_gl_history.csv";
+
+fn new_app(data_dir: &Path, actor: Actor) -> App {
+    let store = Store::open(data_dir).expect("store opens");
+    App::new(AppOptions {
+        cfg: Arc::new(Config::defaults()),
+        store: Arc::new(store),
+        actor,
+        keymap: Keymap::defaults(),
+        theme: Theme::dark(),
+        base: RunOptions::default(),
+    })
+}
+
+fn opts(file: &str, history: Option<&str>) -> RunOptions {
+    RunOptions {
+        input: file.into(),
+        history: history.map(Into::into),
+        ..Default::default()
+    }
+}
+
+/// An analyst's app on the fixture, loaded.
+fn loaded(data_dir: &Path) -> App {
+    let mut app = new_app(data_dir, Actor::analyst("ana"));
+    app.update(Action::Resize(140, 32));
+    app.start(Start::File(opts(CURRENT, Some(HISTORY))));
+    assert!(
+        app.wait_loaded(Duration::from_secs(120)),
+        "the fixture loads"
+    );
+    assert!(app.error.is_none(), "{:?}", app.error);
+    app
+}
+
+/// Presses keys given as the keymap writes them: `j`, `enter`, `ctrl-d`, `space`.
+fn press(app: &mut App, keys: &[&str]) {
+    for k in keys {
+        let key = Key::parse(k).expect("a key");
+        app.update(Action::Key(KeyEvent::new(key.code, key.mods)));
+    }
+}
+
+/// Types text into a prompt.
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.update(Action::Key(KeyEvent::new(
+            ratatui::crossterm::event::KeyCode::Char(c),
+            ratatui::crossterm::event::KeyModifiers::NONE,
+        )));
+    }
+}
+
+/// The screen as text, with clock-dependent parts masked.
+fn screen(app: &App) -> String {
+    let (w, h) = app.size;
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+    term.draw(|f| ui::draw(f, app)).expect("draws");
+    mask(&term.backend().to_string())
+}
+
+/// Masks ticket days (`BRK-20260503-`) and event times (`2026-05-03 10:22`).
+fn mask(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let digits = |from: usize, n: usize| {
+        (from..from + n).all(|i| chars.get(i).is_some_and(|c| c.is_ascii_digit()))
+    };
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i..].starts_with(&['B', 'R', 'K', '-']) && digits(i + 4, 8) {
+            out.push_str("BRK-YYYYMMDD");
+            i += 12;
+            continue;
+        }
+        // YYYY-MM-DD HH:MM
+        if digits(i, 4)
+            && chars.get(i + 4) == Some(&'-')
+            && digits(i + 5, 2)
+            && chars.get(i + 7) == Some(&'-')
+            && digits(i + 8, 2)
+            && chars.get(i + 10) == Some(&' ')
+            && digits(i + 11, 2)
+            && chars.get(i + 13) == Some(&':')
+            && digits(i + 14, 2)
+        {
+            out.push_str("YYYY-MM-DD hh:mm");
+            i += 16;
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn loading_screen_is_drawn_before_any_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = new_app(dir.path(), Actor::analyst("ana"));
+    app.update(Action::Resize(100, 20));
+    app.start(Start::File(opts(CURRENT, Some(HISTORY))));
+    insta::assert_snapshot!("loading", screen(&app));
+    // Esc cancels; the screen says so and the late results are dropped.
+    press(&mut app, &["esc"]);
+    assert!(app.loading.is_none());
+    app.pump(Some(Duration::from_millis(200)));
+    assert_eq!(
+        app.error.as_ref().map(|e| e.title.as_str()),
+        Some("cancelled")
+    );
+    assert!(app.data.is_none());
+    app.worker.join();
+}
+
+#[test]
+fn table_detail_clusters_help_and_palette() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded(dir.path());
+    insta::assert_snapshot!("table", screen(&app));
+
+    press(&mut app, &["enter"]);
+    app.update(Action::Resize(140, 40));
+    insta::assert_snapshot!("detail", screen(&app));
+    press(&mut app, &["esc"]);
+    assert!(!app.table.detail);
+    app.update(Action::Resize(140, 32));
+
+    press(&mut app, &["2"]);
+    insta::assert_snapshot!("clusters", screen(&app));
+    // Enter drills into the cluster's flagged rows.
+    let cluster = app.data.as_ref().unwrap().clusters[0].cluster as u32;
+    press(&mut app, &["enter"]);
+    assert_eq!(app.table.quick.cluster, Some(cluster));
+    assert_eq!(app.view, breakdesk::tui::action::View::Table);
+    press(&mut app, &["0"]);
+
+    press(&mut app, &["?"]);
+    insta::assert_snapshot!("help", screen(&app));
+    press(&mut app, &["x"]); // any other key closes
+    assert!(matches!(app.mode, Mode::Normal));
+
+    press(&mut app, &[":"]);
+    type_text(&mut app, "sort");
+    insta::assert_snapshot!("palette", screen(&app));
+    press(&mut app, &["esc"]);
+}
+
+#[test]
+fn sort_filter_search_and_quick_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded(dir.path());
+    let flagged = app.table.view.len();
+    assert!(flagged > 5, "{flagged} flagged rows");
+    let d = app.data.as_ref().unwrap();
+    let diff = d.table.known.difference.unwrap();
+    let diffs = |app: &App| -> Vec<f64> {
+        let t = &app.data.as_ref().unwrap().table;
+        app.table
+            .view
+            .iter()
+            .map(|r| t.num(Some(diff), *r as usize).unwrap_or(f64::NAN))
+            .collect()
+    };
+    // Move the column cursor to the difference and sort largest first.
+    for _ in 0..diff {
+        press(&mut app, &["l"]);
+    }
+    press(&mut app, &["O"]);
+    let v = diffs(&app);
+    assert!(v.windows(2).all(|w| w[0] >= w[1]), "{v:?}");
+    press(&mut app, &["o"]);
+    let v = diffs(&app);
+    assert!(v.windows(2).all(|w| w[0] <= w[1]), "{v:?}");
+
+    // Expression filter.
+    press(&mut app, &["F"]);
+    type_text(&mut app, "abs(difference) > 1000 and status = pending");
+    press(&mut app, &["enter"]);
+    assert!(app.table.filter.is_some(), "{:?}", app.message);
+    assert!(diffs(&app).iter().all(|d| d.abs() > 1000.0));
+    assert!(app.table.view.len() < flagged);
+    // A bad one keeps the prompt open and says what is wrong.
+    press(&mut app, &["F", "ctrl-u"]);
+    type_text(&mut app, "amount > 3");
+    press(&mut app, &["enter"]);
+    assert!(matches!(app.mode, Mode::Prompt(_)));
+    let m = app.message.as_ref().unwrap().text.clone();
+    assert!(
+        m.contains("unknown field `amount`") && m.contains("difference"),
+        "{m}"
+    );
+    press(&mut app, &["esc", "0"]);
+    assert_eq!(app.table.view.len(), flagged);
+
+    // Quick filters cycle through the values, then off.
+    press(&mut app, &["!"]);
+    let sev = app.table.quick.severity.clone().expect("a severity");
+    let t = &app.data.as_ref().unwrap().table;
+    assert!(
+        app.table
+            .view
+            .iter()
+            .all(|r| t.text(t.known.severity, *r as usize) == sev)
+    );
+    press(&mut app, &["0"]);
+
+    // All rows, then search with n/N.
+    press(&mut app, &["A"]);
+    assert_eq!(app.table.view.len(), app.data.as_ref().unwrap().table.rows);
+    press(&mut app, &["A", "/"]);
+    type_text(&mut app, "drift");
+    press(&mut app, &["enter"]);
+    let first = app.table.cursor;
+    let t = &app.data.as_ref().unwrap().table;
+    let row = app.table.view[first] as usize;
+    let hit = t
+        .cols
+        .iter()
+        .any(|c| c.cell(row).to_lowercase().contains("drift"));
+    assert!(hit, "the cursor is on a match");
+    press(&mut app, &["n"]);
+    press(&mut app, &["N"]);
+    assert_eq!(app.table.cursor, first);
+}
+
+#[test]
+fn decisions_errors_and_approval_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded(dir.path());
+    // Reject without a reason is refused before anything is written.
+    press(&mut app, &["r", "enter"]);
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("reason is required"),
+        "{:?}",
+        app.message
+    );
+    // Propose the first pending row, then approve it yourself: maker-checker says no.
+    press(&mut app, &["F"]);
+    type_text(&mut app, "status = pending");
+    press(&mut app, &["enter", "g"]);
+    let case = {
+        let t = &app.data.as_ref().unwrap().table;
+        t.text(t.known.case_id, app.table.view[0] as usize)
+            .to_string()
+    };
+    press(&mut app, &["t", "0"]);
+    app.actor = Actor::supervisor("ana");
+    press(&mut app, &["3"]);
+    assert!(app.approvals.iter().any(|c| c.id == case));
+    let pos = app.approvals.iter().position(|c| c.id == case).unwrap();
+    for _ in 0..pos {
+        press(&mut app, &["j"]);
+    }
+    press(&mut app, &["a"]);
+    let m = app.message.as_ref().unwrap().text.clone();
+    assert!(m.contains("maker-checker"), "{m}");
+    // Another supervisor sees the queue and approves.
+    app.actor = Actor::supervisor("sue");
+    app.update(Action::Cmd(Cmd::ViewApprovals));
+    insta::assert_snapshot!("approval_queue", screen(&app));
+    press(&mut app, &["a"]);
+    let store = app.store.clone();
+    let cases = Cases::new(&store);
+    assert_eq!(cases.get(&case).unwrap().unwrap().status, Status::Approved);
+    assert!(!app.approvals.iter().any(|c| c.id == case));
+    // The table shows it.
+    press(&mut app, &["1"]);
+    let t = &app.data.as_ref().unwrap().table;
+    for row in &app.data.as_ref().unwrap().case_rows[&case] {
+        assert_eq!(t.text(t.known.status, *row as usize), "approved");
+    }
+}
+
+#[test]
+fn bulk_accept_shows_count_and_total_then_undo() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded(dir.path());
+    press(&mut app, &["F"]);
+    type_text(&mut app, "status = pending");
+    press(&mut app, &["enter", "g", "space", "j", "V"]);
+    assert_eq!(app.table.marked, 3);
+    let marked = app.targets();
+    press(&mut app, &["a"]);
+    let Mode::Confirm(c) = &app.mode else {
+        panic!("a confirm dialog, got {:?}", app.mode)
+    };
+    assert!(c.lines[0].contains("(3 rows)"), "{:?}", c.lines);
+    insta::assert_snapshot!("bulk_confirm", screen(&app));
+    press(&mut app, &["y"]);
+    let store = app.store.clone();
+    let cases = Cases::new(&store);
+    let ids: Vec<String> = {
+        let t = &app.data.as_ref().unwrap().table;
+        marked
+            .iter()
+            .map(|r| t.text(t.known.case_id, *r as usize).to_string())
+            .collect()
+    };
+    for id in &ids {
+        assert_eq!(cases.get(id).unwrap().unwrap().status, Status::Accepted);
+    }
+    assert_eq!(app.table.marked, 0);
+    // Quitting asks first: the decisions are not dispatched.
+    press(&mut app, &["q"]);
+    assert!(matches!(app.mode, Mode::Confirm(_)));
+    press(&mut app, &["n"]);
+    assert!(!app.quit);
+    press(&mut app, &["u"]);
+    for id in &ids {
+        assert_eq!(
+            cases.get(id).unwrap().unwrap().status,
+            Status::PendingReview
+        );
+    }
+    press(&mut app, &["q"]);
+    assert!(app.quit, "nothing left to dispatch: quits at once");
+}
+
+#[test]
+fn error_screens_name_the_file_and_the_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = new_app(dir.path(), Actor::analyst("ana"));
+    app.update(Action::Resize(110, 20));
+    app.start(Start::File(opts("tests/data/no_such_file.csv", None)));
+    assert!(app.wait_loaded(Duration::from_secs(60)));
+    let e = app.error.clone().expect("an error");
+    assert!(e.message.contains("tests/data/no_such_file.csv"), "{e:?}");
+    insta::assert_snapshot!("error_bad_file", screen(&app));
+
+    app.start(Start::File(opts(
+        "tests/data/tui_missing_columns.csv",
+        None,
+    )));
+    assert!(app.wait_loaded(Duration::from_secs(60)));
+    let e = app.error.clone().expect("an error");
+    assert!(
+        e.message.contains("GL Balance") || e.message.contains("missing"),
+        "{e:?}"
+    );
+    insta::assert_snapshot!("error_missing_columns", screen(&app));
+    // Enter goes to the picker, in the file's directory.
+    press(&mut app, &["enter"]);
+    let p = app.picker.as_ref().expect("the picker");
+    assert!(p.entries.iter().any(|e| e.name == "tui_gl_current.csv"));
+}
+
+#[test]
+fn picker_lists_files_and_opens_with_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = new_app(dir.path(), Actor::analyst("ana"));
+    app.update(Action::Resize(100, 16));
+    app.start(Start::Picker("tests/data".into()));
+    let names: Vec<String> = app
+        .picker
+        .as_ref()
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    let hist = names
+        .iter()
+        .position(|n| n == "tui_gl_history.csv")
+        .unwrap();
+    let cur = names
+        .iter()
+        .position(|n| n == "tui_gl_current.csv")
+        .unwrap();
+    assert!(!names.iter().any(|n| n.ends_with(".json")), "{names:?}");
+    for _ in 0..hist {
+        press(&mut app, &["j"]);
+    }
+    press(&mut app, &["H", "g"]);
+    for _ in 0..cur {
+        press(&mut app, &["j"]);
+    }
+    press(&mut app, &["enter"]);
+    assert!(app.picker.is_none());
+    assert!(app.wait_loaded(Duration::from_secs(120)));
+    let d = app.data.as_ref().expect("loaded");
+    assert_eq!(d.history.as_deref(), Some("tests/data/tui_gl_history.csv"));
+    assert!(d.info.history_rows > 0);
+}
+
+/// The case of the row under the cursor.
+fn cursor_case(app: &App) -> String {
+    let t = &app.data.as_ref().unwrap().table;
+    t.text(t.known.case_id, app.current_row().unwrap() as usize)
+        .to_string()
+}
+
+#[test]
+fn a_replayed_key_script_leaves_its_decisions_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded(dir.path());
+    // The pending cases, most anomalous first. A decided case's records leave the view, so the
+    // cursor lands on the next case.
+    press(&mut app, &["F"]);
+    type_text(&mut app, "status = pending");
+    press(&mut app, &["enter", "g"]);
+    let accepted = cursor_case(&app);
+    press(&mut app, &["a"]);
+    let rejected = cursor_case(&app);
+    press(&mut app, &["r"]);
+    type_text(&mut app, "timing, clears tomorrow");
+    press(&mut app, &["enter"]);
+    // Mark two rows of two cases, propose both behind the confirm dialog, undo that.
+    let first = cursor_case(&app);
+    press(&mut app, &["space"]);
+    while cursor_case(&app) == first {
+        press(&mut app, &["j"]);
+    }
+    let second = cursor_case(&app);
+    press(&mut app, &["space", "t", "y", "u"]);
+    // Accept a case the undo left alone.
+    press(&mut app, &["g"]);
+    while [&first, &second].contains(&&cursor_case(&app)) {
+        press(&mut app, &["j"]);
+    }
+    let last = cursor_case(&app);
+    press(&mut app, &["a"]);
+    let all = [&accepted, &rejected, &first, &second, &last];
+    for (i, a) in all.iter().enumerate() {
+        for b in &all[i + 1..] {
+            assert_ne!(a, b, "five different cases");
+        }
+    }
+    let data_dir = dir.path().to_path_buf();
+    drop(app);
+
+    let store = Store::open(&data_dir).expect("the store reopens");
+    let cases = Cases::new(&store);
+    let status = |id: &str| cases.get(id).unwrap().unwrap().status;
+    assert_eq!(status(&accepted), Status::Accepted);
+    assert_eq!(status(&rejected), Status::Rejected);
+    assert_eq!(status(&first), Status::PendingReview);
+    assert_eq!(status(&second), Status::PendingReview);
+    assert_eq!(status(&last), Status::Accepted);
+    let actions = |id: &str| -> Vec<(EventAction, String, Option<String>)> {
+        cases
+            .events_for(id)
+            .unwrap()
+            .into_iter()
+            .skip(1) // created by breakdesk
+            .map(|e| (e.action, e.user, e.reason))
+            .collect()
+    };
+    assert_eq!(
+        actions(&accepted),
+        [(EventAction::Accept, "ana".into(), None)]
+    );
+    assert_eq!(
+        actions(&rejected),
+        [(
+            EventAction::Reject,
+            "ana".into(),
+            Some("timing, clears tomorrow".into())
+        )]
+    );
+    for id in [&first, &second] {
+        let a: Vec<EventAction> = actions(id).iter().map(|x| x.0).collect();
+        assert_eq!(a, [EventAction::Propose, EventAction::Undo], "case {id}");
+    }
+    assert_eq!(actions(&last), [(EventAction::Accept, "ana".into(), None)]);
+}
+
+#[test]
+fn keymap_overrides_reach_the_footer_and_help() {
+    let mut o = std::collections::BTreeMap::new();
+    o.insert(
+        "accept".to_string(),
+        breakdesk::config::KeyList::One("y".into()),
+    );
+    let km = Keymap::with_overrides(&o).unwrap();
+    let help: String = km
+        .help()
+        .iter()
+        .flat_map(|(_, rows)| rows.iter().map(|(k, n, _)| format!("{k} {n}\n")))
+        .collect();
+    assert!(help.contains("y accept"), "{help}");
+    assert!(!help.contains("a accept"), "{help}");
+}
+
+#[test]
+fn open_without_a_terminal_exits_2_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = common::breakdesk_cmd(dir.path(), &dir.path().join("data"));
+    c.args(["open", CURRENT]);
+    let (code, _out, err) = common::outcome(c);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a terminal"), "{err}");
+}
