@@ -411,6 +411,22 @@ const DEFAULTS: &[Row] = &[
         true,
     ),
     (
+        Cmd::Email,
+        "email",
+        Ctx::Outbox,
+        &["e"],
+        "Email the accepted cases not yet emailed (recipients, preview, confirm)",
+        true,
+    ),
+    (
+        Cmd::Jira,
+        "jira",
+        Ctx::Outbox,
+        &["J"],
+        "Create Jira issues for the accepted cases not yet in Jira (confirm)",
+        true,
+    ),
+    (
         Cmd::Enter,
         "open",
         Ctx::Picker,
@@ -537,7 +553,7 @@ const DEFAULTS: &[Row] = &[
         Ctx::Global,
         &["e"],
         "Email the accepted cases not yet emailed (recipients, preview, confirm)",
-        true,
+        false,
     ),
     (
         Cmd::Jira,
@@ -545,7 +561,7 @@ const DEFAULTS: &[Row] = &[
         Ctx::Global,
         &["J"],
         "Create Jira issues for the accepted cases not yet in Jira (confirm)",
-        true,
+        false,
     ),
     (
         Cmd::OpenPicker,

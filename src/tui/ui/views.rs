@@ -76,7 +76,7 @@ pub fn status_bar(buf: &mut Buffer, app: &App, r: Rect) {
                     .filter(|i| i.status.name() == "parked")
                     .count();
                 right.push_str(&format!(
-                    "{} items · {open} to send · {parked} parked",
+                    "{} item(s) · {open} to send · {parked} parked",
                     app.outbox.len()
                 ));
             }
@@ -464,12 +464,12 @@ pub fn outbox(buf: &mut Buffer, app: &App, r: Rect) {
         (5, "id", true),
         (8, "channel", false),
         (10, "status", false),
-        (8, "attempts", true),
+        (5, "tries", true),
         (5, "cases", true),
         (16, "created", false),
         (16, "next attempt", false),
-        (24, "tickets", false),
-        (80, "result / error", false),
+        (50, "result / error", false),
+        (60, "tickets", false),
     ];
     buf.set_style(Rect { height: 1, ..r }, th.header);
     let mut x = r.x + 1;
@@ -538,8 +538,8 @@ pub fn outbox(buf: &mut Buffer, app: &App, r: Rect) {
             item.case_ids.len().to_string(),
             when(item.created_at),
             next,
-            item.tickets.join(", "),
             result,
+            item.tickets.join(", "),
         ];
         let status_style = match &item.status {
             ItemStatus::Sent { .. } => th.ok,
