@@ -7,6 +7,8 @@
 mod common;
 #[path = "support/dispatch_fixtures.rs"]
 mod fixtures;
+#[path = "support/http_server.rs"]
+mod http_server;
 #[path = "support/smtp_server.rs"]
 mod smtp_server;
 
@@ -762,4 +764,53 @@ fn e_and_j_without_a_configured_channel_name_the_setting_and_queue_nothing() {
         "{:?}",
         c.lines
     );
+}
+
+#[test]
+fn j_opens_a_jira_issue_in_the_background_and_the_outbox_shows_its_key() {
+    use http_server::{HttpServer, Reply, Request};
+    let server = HttpServer::start(|r: &Request| {
+        if r.method == "GET" {
+            Reply::json(200, serde_json::json!({"issues": []}))
+        } else {
+            Reply::json(201, serde_json::json!({"id": "10001", "key": "RECON-7"}))
+        }
+    });
+    let cfg = fixtures::config(&format!(
+        "[jira]\nenabled = true\nbase_url = \"{}\"\nemail = \"robot@example.com\"\n\
+         token_env = \"{}\"\nproject = \"RECON\"\ntimeout_secs = 5\n{}",
+        server.url(),
+        fixtures::SECRET_ENV,
+        fixtures::FAST_OUTBOX
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded_with(&dir.path().join("data"), cfg);
+    let case = accept_first_pending(&mut app);
+    press(&mut app, &["J"]);
+    let Mode::Confirm(c) = &app.mode else {
+        panic!("a confirm dialog, got {:?} ({:?})", app.mode, app.message)
+    };
+    assert!(c.title.contains("1 accepted case"), "{}", c.title);
+    assert!(c.lines[0].contains("RECON"), "{:?}", c.lines);
+    press(&mut app, &["y", "4"]);
+    assert!(
+        step_until(&mut app, |a| a
+            .outbox
+            .first()
+            .is_some_and(|i| matches!(i.status, ItemStatus::Sent { .. }))),
+        "not sent within 10 s: {:?}",
+        app.message
+    );
+    assert_eq!(app.outbox[0].result.as_deref(), Some("RECON-7"));
+    assert!(screen(&app).contains("RECON-7"));
+    let stored = Cases::new(&app.store).get(&case).unwrap().unwrap();
+    let d = stored.dispatch(Channel::Jira).unwrap();
+    assert_eq!(d.state, DispatchState::Sent);
+    let posts = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(posts, 1, "one issue created");
+    app.stop_sender();
 }

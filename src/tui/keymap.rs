@@ -823,6 +823,15 @@ mod tests {
             km.lookup(Ctx::Clusters, Key::parse("j").unwrap()),
             Some(Cmd::Down)
         );
+        // Dispatch: j still moves down; J is Jira, e email, 4 the outbox, R retries there.
+        let k = |s: &str| Key::parse(s).unwrap();
+        assert_eq!(km.lookup(Ctx::Table, k("j")), Some(Cmd::Down));
+        assert_eq!(km.lookup(Ctx::Table, k("J")), Some(Cmd::Jira));
+        assert_eq!(km.lookup(Ctx::Table, k("e")), Some(Cmd::Email));
+        assert_eq!(km.lookup(Ctx::Table, k("4")), Some(Cmd::ViewOutbox));
+        assert_eq!(km.lookup(Ctx::Outbox, k("R")), Some(Cmd::RetryItem));
+        assert_eq!(km.lookup(Ctx::Outbox, k("X")), Some(Cmd::CancelItem));
+        assert_eq!(km.lookup(Ctx::Table, k("R")), None);
     }
 
     #[test]
