@@ -607,6 +607,17 @@ fn email_goes_from_e_through_the_preview_to_the_smtp_server() {
         panic!("a prompt, got {:?} ({:?})", app.mode, app.message)
     };
     assert_eq!(p.text, "lead@example.com");
+    // A bad address keeps the prompt open and says which.
+    press(&mut app, &["ctrl-u"]);
+    type_text(&mut app, "desk@example.com, not an address");
+    press(&mut app, &["enter"]);
+    assert!(matches!(app.mode, Mode::Prompt(_)), "{:?}", app.mode);
+    let m = app.message.clone().unwrap();
+    assert!(
+        m.text
+            .contains("\"not an address\" is not an email address"),
+        "{m:?}"
+    );
     press(&mut app, &["ctrl-u"]);
     type_text(&mut app, "desk@example.com, lead@example.com");
     press(&mut app, &["enter"]);

@@ -1738,6 +1738,20 @@ impl App {
             .filter(|a| !a.is_empty())
             .map(String::from)
             .collect();
+        if let Some(bad) = to
+            .iter()
+            .find(|a| a.parse::<lettre::message::Mailbox>().is_err())
+        {
+            self.fail(format!(
+                "{bad:?} is not an email address (e.g. lead@example.com or \"Lead <lead@example.com>\"); nothing was queued"
+            ));
+            // Back to the prompt to fix it.
+            return self.prompt(
+                PromptKind::EmailTo { case_ids },
+                "email to (comma-separated; [email] cc is added)",
+                text.to_string(),
+            );
+        }
         let cc = &self.cfg.email.cc;
         if to.is_empty() && cc.is_empty() {
             return self.fail(
