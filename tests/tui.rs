@@ -5,6 +5,12 @@
 //! so they are masked before comparing.
 
 mod common;
+#[path = "support/dispatch_fixtures.rs"]
+mod fixtures;
+#[path = "support/http_server.rs"]
+mod http_server;
+#[path = "support/smtp_server.rs"]
+mod smtp_server;
 
 use breakdesk::cases::{Actor, Cases, EventAction, Status};
 use breakdesk::config::Config;
@@ -26,9 +32,13 @@ const CURRENT: &str = "tests/data/tui_gl_current.csv";
 const HISTORY: &str = "tests/data/tui_gl_history.csv";
 
 fn new_app(data_dir: &Path, actor: Actor) -> App {
+    new_app_with(data_dir, actor, Config::defaults())
+}
+
+fn new_app_with(data_dir: &Path, actor: Actor, cfg: Config) -> App {
     let store = Store::open(data_dir).expect("store opens");
     App::new(AppOptions {
-        cfg: Arc::new(Config::defaults()),
+        cfg: Arc::new(cfg),
         store: Arc::new(store),
         actor,
         keymap: Keymap::defaults(),
@@ -47,7 +57,12 @@ fn opts(file: &str, history: Option<&str>) -> RunOptions {
 
 /// An analyst's app on the fixture, loaded.
 fn loaded(data_dir: &Path) -> App {
-    let mut app = new_app(data_dir, Actor::analyst("ana"));
+    loaded_with(data_dir, Config::defaults())
+}
+
+/// As [`loaded`], with this configuration.
+fn loaded_with(data_dir: &Path, cfg: Config) -> App {
+    let mut app = new_app_with(data_dir, Actor::analyst("ana"), cfg);
     app.update(Action::Resize(140, 32));
     app.start(Start::File(opts(CURRENT, Some(HISTORY))));
     assert!(
@@ -519,4 +534,294 @@ fn open_without_a_terminal_exits_2_with_a_message() {
     let (code, _out, err) = common::outcome(c);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not a terminal"), "{err}");
+}
+
+// ----- dispatch: e (email), J (Jira), the outbox view ----------------------------------------
+
+use breakdesk::cases::{Channel, DispatchState};
+use breakdesk::notify::{ItemStatus, Outbox, OutboxFilter};
+use smtp_server::{Mode as SmtpMode, Security, SmtpServer, TestPki};
+
+/// `[email]` for a plain local relay on the test server (no login), a subject without the date
+/// (stable snapshots), and an `[outbox]` of `attempts` fast attempts.
+fn relay_config(server: &SmtpServer, attempts: u32) -> Config {
+    fixtures::config(&format!(
+        "[email]\nenabled = true\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n\
+         from = \"Recon Desk <recon@example.com>\"\nto = [\"lead@example.com\"]\n\
+         subject = \"breakdesk: {{count}} {{status}} break(s)\"\ntimeout_secs = 5\n\
+         [outbox]\nmax_attempts = {attempts}\nbackoff_base_secs = 0.05\nbackoff_max_secs = 0.2\n\
+         flush_wait_secs = 5\npoll_secs = 0.05\n",
+        port = server.port(),
+    ))
+}
+
+/// Accepts the most anomalous pending case; returns it.
+fn accept_first_pending(app: &mut App) -> String {
+    press(app, &["F"]);
+    type_text(app, "status = pending");
+    press(app, &["enter", "g"]);
+    let case = cursor_case(app);
+    press(app, &["a", "0"]);
+    let store = app.store.clone();
+    assert_eq!(
+        Cases::new(&store).get(&case).unwrap().unwrap().status,
+        Status::Accepted
+    );
+    case
+}
+
+/// Steps the app (the sender's reports) until `cond` holds, for at most 10 s.
+fn step_until(app: &mut App, cond: impl Fn(&App) -> bool) -> bool {
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < end {
+        app.pump_dispatch();
+        if cond(app) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn email_state(app: &App, case: &str) -> Option<DispatchState> {
+    Cases::new(&app.store)
+        .get(case)
+        .unwrap()
+        .unwrap()
+        .dispatch(Channel::Email)
+        .map(|d| d.state)
+}
+
+#[test]
+fn email_goes_from_e_through_the_preview_to_the_smtp_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new();
+    let server = SmtpServer::start(&pki, Security::Plain, SmtpMode::Up);
+    let mut app = loaded_with(&dir.path().join("data"), relay_config(&server, 4));
+    let case = accept_first_pending(&mut app);
+    let ticket = Cases::new(&app.store).get(&case).unwrap().unwrap().ticket;
+
+    // The recipients prompt starts with [email] to.
+    press(&mut app, &["e"]);
+    let Mode::Prompt(p) = &app.mode else {
+        panic!("a prompt, got {:?} ({:?})", app.mode, app.message)
+    };
+    assert_eq!(p.text, "lead@example.com");
+    // A bad address keeps the prompt open and says which.
+    press(&mut app, &["ctrl-u"]);
+    type_text(&mut app, "desk@example.com, not an address");
+    press(&mut app, &["enter"]);
+    assert!(matches!(app.mode, Mode::Prompt(_)), "{:?}", app.mode);
+    let m = app.message.clone().unwrap();
+    assert!(
+        m.text
+            .contains("\"not an address\" is not an email address"),
+        "{m:?}"
+    );
+    press(&mut app, &["ctrl-u"]);
+    type_text(&mut app, "desk@example.com, lead@example.com");
+    press(&mut app, &["enter"]);
+    let Mode::Confirm(c) = &app.mode else {
+        panic!("the preview, got {:?} ({:?})", app.mode, app.message)
+    };
+    let text = c.lines.join("\n");
+    assert!(
+        text.contains("To: desk@example.com, lead@example.com"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 case(s), total absolute difference"),
+        "{text}"
+    );
+    assert!(text.contains(&ticket), "{text}");
+    insta::assert_snapshot!("email_preview", screen(&app));
+    assert!(app.sender.is_none(), "nothing is sent before the confirm");
+
+    press(&mut app, &["y"]);
+    // Durable before the message says queued.
+    let m = app.message.clone().expect("a message");
+    assert!(m.text.starts_with("queued 1 case(s) by email"), "{m:?}");
+    let items = Outbox::new(&app.store)
+        .list(&OutboxFilter::default())
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    assert!(email_state(&app, &case).is_some());
+
+    // The background sender reports it sent.
+    assert!(
+        step_until(&mut app, |a| a
+            .message
+            .as_ref()
+            .is_some_and(|m| m.text.starts_with("sent #1 email"))),
+        "not sent within 10 s: {:?}",
+        app.message
+    );
+    let msgs = server.messages();
+    assert_eq!(msgs.len(), 1, "exactly one message");
+    let mut to = msgs[0].to.clone();
+    to.sort();
+    assert_eq!(to, ["desk@example.com", "lead@example.com"]);
+    assert!(
+        msgs[0].data.contains(&ticket),
+        "the message names the ticket"
+    );
+    assert_eq!(email_state(&app, &case), Some(DispatchState::Sent));
+    assert!(
+        Cases::new(&app.store)
+            .get(&case)
+            .unwrap()
+            .unwrap()
+            .dispatched
+    );
+
+    // Nothing is left to send: e says so, and quitting does not ask.
+    press(&mut app, &["e"]);
+    assert!(matches!(app.mode, Mode::Normal));
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("nothing to send"),
+        "{:?}",
+        app.message
+    );
+    press(&mut app, &["q"]);
+    assert!(app.quit, "every accepted case was sent: quits at once");
+    app.stop_sender();
+    assert_eq!(server.messages().len(), 1);
+}
+
+#[test]
+fn outbox_view_shows_a_parked_email_and_r_retries_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new();
+    let server = SmtpServer::start(&pki, Security::Plain, SmtpMode::Down);
+    let mut app = loaded_with(&dir.path().join("data"), relay_config(&server, 1));
+    let case = accept_first_pending(&mut app);
+    press(&mut app, &["e", "enter", "y"]);
+    assert!(
+        step_until(&mut app, |a| a
+            .message
+            .as_ref()
+            .is_some_and(|m| m.text.contains("parked"))),
+        "not parked within 10 s: {:?}",
+        app.message
+    );
+    assert_eq!(email_state(&app, &case), Some(DispatchState::Parked));
+    press(&mut app, &["4"]);
+    assert_eq!(app.view, breakdesk::tui::action::View::Outbox);
+    assert_eq!(app.outbox.len(), 1);
+    assert_eq!(app.outbox[0].status.name(), "parked");
+    insta::assert_snapshot!("outbox_parked", screen(&app));
+    // Quitting asks: an accepted case is not sent.
+    press(&mut app, &["q"]);
+    let Mode::Confirm(c) = &app.mode else {
+        panic!("the quit prompt, got {:?}", app.mode)
+    };
+    assert!(
+        c.lines[0].starts_with("1 case(s) accepted"),
+        "{:?}",
+        c.lines
+    );
+    press(&mut app, &["n"]);
+
+    server.set_mode(SmtpMode::Up);
+    press(&mut app, &["R"]);
+    assert!(
+        step_until(&mut app, |a| a
+            .outbox
+            .first()
+            .is_some_and(|i| matches!(i.status, ItemStatus::Sent { .. }))),
+        "not sent after the retry: {:?}",
+        app.message
+    );
+    assert_eq!(server.messages().len(), 1);
+    assert_eq!(email_state(&app, &case), Some(DispatchState::Sent));
+    // A sent item cannot be retried: the refusal is on the message line.
+    press(&mut app, &["R"]);
+    let m = app.message.clone().unwrap();
+    assert!(m.text.contains("was sent"), "{m:?}");
+    app.stop_sender();
+}
+
+#[test]
+fn e_and_j_without_a_configured_channel_name_the_setting_and_queue_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded(dir.path());
+    accept_first_pending(&mut app);
+    press(&mut app, &["e"]);
+    assert!(matches!(app.mode, Mode::Normal), "{:?}", app.mode);
+    let m = app.message.clone().unwrap();
+    assert!(m.text.contains("[email] enabled"), "{m:?}");
+    assert!(m.text.contains("nothing was queued"), "{m:?}");
+    press(&mut app, &["J"]);
+    let m = app.message.clone().unwrap();
+    assert!(m.text.contains("[jira]"), "{m:?}");
+    assert!(
+        Outbox::new(&app.store)
+            .list(&OutboxFilter::default())
+            .unwrap()
+            .is_empty()
+    );
+    assert!(app.sender.is_none());
+    // The quit prompt says no channel can send.
+    press(&mut app, &["q"]);
+    let Mode::Confirm(c) = &app.mode else {
+        panic!("the quit prompt, got {:?}", app.mode)
+    };
+    assert!(
+        c.lines[0].contains("no dispatch channel is enabled"),
+        "{:?}",
+        c.lines
+    );
+}
+
+#[test]
+fn j_opens_a_jira_issue_in_the_background_and_the_outbox_shows_its_key() {
+    use http_server::{HttpServer, Reply, Request};
+    let server = HttpServer::start(|r: &Request| {
+        if r.method == "GET" {
+            Reply::json(200, serde_json::json!({"issues": []}))
+        } else {
+            Reply::json(201, serde_json::json!({"id": "10001", "key": "RECON-7"}))
+        }
+    });
+    let cfg = fixtures::config(&format!(
+        "[jira]\nenabled = true\nbase_url = \"{}\"\nemail = \"robot@example.com\"\n\
+         token_env = \"{}\"\nproject = \"RECON\"\ntimeout_secs = 5\n{}",
+        server.url(),
+        fixtures::SECRET_ENV,
+        fixtures::FAST_OUTBOX
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded_with(&dir.path().join("data"), cfg);
+    let case = accept_first_pending(&mut app);
+    press(&mut app, &["J"]);
+    let Mode::Confirm(c) = &app.mode else {
+        panic!("a confirm dialog, got {:?} ({:?})", app.mode, app.message)
+    };
+    assert!(c.title.contains("1 accepted case"), "{}", c.title);
+    assert!(c.lines[0].contains("RECON"), "{:?}", c.lines);
+    press(&mut app, &["y", "4"]);
+    assert!(
+        step_until(&mut app, |a| a
+            .outbox
+            .first()
+            .is_some_and(|i| matches!(i.status, ItemStatus::Sent { .. }))),
+        "not sent within 10 s: {:?}",
+        app.message
+    );
+    assert_eq!(app.outbox[0].result.as_deref(), Some("RECON-7"));
+    assert!(screen(&app).contains("RECON-7"));
+    let stored = Cases::new(&app.store).get(&case).unwrap().unwrap();
+    let d = stored.dispatch(Channel::Jira).unwrap();
+    assert_eq!(d.state, DispatchState::Sent);
+    let posts = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(posts, 1, "one issue created");
+    app.stop_sender();
 }

@@ -3,25 +3,29 @@
 //! takes one [`Action`] at a time.
 
 use super::worker::WorkerMsg;
+use crate::notify::WorkerEvent;
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 use std::time::Duration;
 
-/// The views of a loaded file. Outbox (dispatch, issue 7) joins here when the outbox exists.
+/// The views of a loaded file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
     Table,
     Clusters,
     Approvals,
+    /// The dispatch outbox: what is queued, sent, failed.
+    Outbox,
 }
 
 impl View {
-    pub const ALL: [View; 3] = [View::Table, View::Clusters, View::Approvals];
+    pub const ALL: [View; 4] = [View::Table, View::Clusters, View::Approvals, View::Outbox];
 
     pub fn title(self) -> &'static str {
         match self {
             View::Table => "Anomalies",
             View::Clusters => "Clusters",
             View::Approvals => "Approval queue",
+            View::Outbox => "Outbox",
         }
     }
 }
@@ -35,6 +39,8 @@ pub enum Ctx {
     Table,
     Clusters,
     Approvals,
+    /// The dispatch outbox.
+    Outbox,
     /// The file picker.
     Picker,
 }
@@ -46,6 +52,7 @@ impl Ctx {
             Ctx::Table => "Anomaly table",
             Ctx::Clusters => "Clusters",
             Ctx::Approvals => "Approval queue",
+            Ctx::Outbox => "Outbox",
             Ctx::Picker => "File picker",
         }
     }
@@ -62,6 +69,7 @@ pub enum Cmd {
     ViewTable,
     ViewClusters,
     ViewApprovals,
+    ViewOutbox,
     Theme,
     OpenPicker,
     Up,
@@ -99,7 +107,14 @@ pub enum Cmd {
     Export,
     Parent,
     SetHistory,
-    // Dispatch (issue 7) adds Email and Jira here, with their bindings in the keymap.
+    /// Email the reviewed (accepted, not yet emailed) cases: recipients, preview, confirm.
+    Email,
+    /// Create Jira issues for the reviewed cases not yet sent to Jira.
+    Jira,
+    /// Put the outbox item under the cursor back in the queue (parked or waiting to retry).
+    RetryItem,
+    /// Cancel the undelivered outbox item under the cursor (asks first).
+    CancelItem,
 }
 
 /// One thing for [`crate::tui::app::App::update`] to take in.
@@ -112,5 +127,7 @@ pub enum Action {
     /// Time since the current load started (drives the elapsed time shown while loading).
     Tick(Duration),
     Worker(WorkerMsg),
+    /// A report of the background dispatch sender.
+    Dispatch(WorkerEvent),
     Cmd(Cmd),
 }

@@ -9,8 +9,11 @@ use super::keymap::{Key, Keymap};
 use super::table::{Filter, short_status};
 use super::theme::Theme;
 use super::worker::{LoadError, Worker, WorkerMsg};
-use crate::cases::{Action as CaseAction, Actor, BreakInput, Case, Cases, Event, Status};
+use crate::cases::{
+    Action as CaseAction, Actor, BreakInput, Case, Cases, Channel, DispatchState, Event, Status,
+};
 use crate::config::Config;
+use crate::notify::{self, ItemOutcome, Outbox, OutboxFilter, OutboxItem, WorkerEvent};
 use crate::pipeline::{Progress, RunOptions};
 use crate::store::Store;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEventKind};
@@ -95,6 +98,10 @@ pub enum PromptKind {
     Export {
         rows: Vec<u32>,
     },
+    /// The recipients (To) of an email of these cases, comma-separated.
+    EmailTo {
+        case_ids: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +125,17 @@ pub enum Pending {
         rows: Vec<u32>,
         note: Option<String>,
     },
+    /// Queue one email of these cases to these recipients (To; `[email] cc` is added).
+    Email {
+        case_ids: Vec<String>,
+        to: Vec<String>,
+    },
+    /// Queue Jira issues for these cases.
+    Jira {
+        case_ids: Vec<String>,
+    },
+    /// Cancel this outbox item.
+    CancelItem(u64),
     Quit,
 }
 
@@ -197,8 +215,16 @@ pub struct App {
     pub trail: Option<Trail>,
     /// Each decision command's cases, newest last: `u` undoes the last.
     pub undo: Vec<Vec<String>>,
-    /// Cases decided in this session and not dispatched.
+    /// Cases decided in this session (the quit prompt asks about those accepted and not yet
+    /// sent, reading their dispatch state from the store).
     pub undispatched: HashSet<String>,
+    /// The background dispatch sender: the store's one sender while the UI runs. Started at
+    /// start when a channel is enabled, or by the first dispatch.
+    pub sender: Option<notify::Worker>,
+    /// The outbox items, newest first (read when the outbox view is entered and on each report
+    /// of the sender while it is shown).
+    pub outbox: Vec<OutboxItem>,
+    pub outbox_cursor: usize,
     pub size: (u16, u16),
     pub dirty: bool,
     pub quit: bool,
@@ -228,6 +254,9 @@ impl App {
             trail: None,
             undo: Vec::new(),
             undispatched: HashSet::new(),
+            sender: None,
+            outbox: Vec::new(),
+            outbox_cursor: 0,
             size: (100, 30),
             dirty: true,
             quit: false,
@@ -296,6 +325,19 @@ impl App {
             self.update(Action::Worker(m));
             any = true;
         }
+        self.pump_dispatch() || any
+    }
+
+    /// Applies every report of the dispatch sender waiting. Returns whether any came.
+    pub fn pump_dispatch(&mut self) -> bool {
+        let events: Vec<WorkerEvent> = match &self.sender {
+            Some(w) => w.events().try_iter().collect(),
+            None => return false,
+        };
+        let any = !events.is_empty();
+        for e in events {
+            self.update(Action::Dispatch(e));
+        }
         any
     }
 
@@ -321,6 +363,7 @@ impl App {
             View::Table => Ctx::Table,
             View::Clusters => Ctx::Clusters,
             View::Approvals => Ctx::Approvals,
+            View::Outbox => Ctx::Outbox,
         }
     }
 
@@ -361,6 +404,10 @@ impl App {
                 }
             }
             Action::Worker(m) => self.worker_msg(m),
+            Action::Dispatch(e) => {
+                self.dispatch_event(e);
+                self.dirty = true;
+            }
             Action::Cmd(c) => {
                 self.message = None;
                 self.command(c);
@@ -652,6 +699,11 @@ impl App {
         if self.picker.is_some() {
             return self.picker_command(cmd);
         }
+        match cmd {
+            Cmd::Email => return self.start_email(),
+            Cmd::Jira => return self.start_jira(),
+            _ => {}
+        }
         if cmd == Cmd::Back && self.loading.is_some() && self.data.is_none() {
             return self.cancel_load();
         }
@@ -670,10 +722,12 @@ impl App {
             Cmd::ViewTable => self.switch(View::Table),
             Cmd::ViewClusters => self.switch(View::Clusters),
             Cmd::ViewApprovals => self.switch(View::Approvals),
+            Cmd::ViewOutbox => self.switch(View::Outbox),
             _ => match self.view {
                 View::Table => self.table_command(cmd),
                 View::Clusters => self.clusters_command(cmd),
                 View::Approvals => self.approvals_command(cmd),
+                View::Outbox => self.outbox_command(cmd),
             },
         }
     }
@@ -710,25 +764,89 @@ impl App {
         if v == View::Approvals {
             self.load_approvals();
         }
+        if v == View::Outbox {
+            self.load_outbox();
+        }
     }
 
     fn ask_quit(&mut self) {
-        let n = self.undispatched.len();
+        let (n, queued) = self.unsent_accepted();
         if n == 0 {
             self.quit = true;
             return;
         }
+        let channels = self.enabled_channels();
+        let mut lines = vec![if channels.is_empty() {
+            format!(
+                "{n} case(s) accepted in this session have not been sent: no dispatch channel is enabled ([email], [jira], [webhook])."
+            )
+        } else {
+            format!(
+                "{n} case(s) accepted in this session have not been sent yet ({}).",
+                channels
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }];
+        if queued > 0 {
+            lines.push(format!(
+                "{queued} of them are queued in the outbox: they stay there and are sent by `breakdesk outbox flush` or the next session."
+            ));
+        }
+        lines.push("The decisions are saved in the store either way.".into());
+        lines.push("Quit anyway? y quits, n or esc stays.".into());
         self.mode = Mode::Confirm(Confirm {
             title: "Quit?".into(),
-            lines: vec![
-                format!(
-                    "{n} decision(s) made in this session have not been dispatched (email, Jira)."
-                ),
-                "They are saved in the store; dispatch is not part of this build yet.".into(),
-                "Quit anyway? y quits, n or esc stays.".into(),
-            ],
+            lines,
             pending: Pending::Quit,
         });
+    }
+
+    /// The channels switched on in the config.
+    pub fn enabled_channels(&self) -> Vec<Channel> {
+        let mut out = Vec::new();
+        if self.cfg.email.enabled {
+            out.push(Channel::Email);
+        }
+        if self.cfg.jira.enabled {
+            out.push(Channel::Jira);
+        }
+        if self.cfg.webhook.enabled {
+            out.push(Channel::Webhook);
+        }
+        out
+    }
+
+    /// The cases decided in this session that are Accepted now and not yet sent on any enabled
+    /// channel (all of them when no channel is enabled), and how many of those are queued.
+    pub fn unsent_accepted(&self) -> (usize, usize) {
+        let channels = self.enabled_channels();
+        let cases = Cases::new(&self.store);
+        let mut n = 0;
+        let mut queued = 0;
+        for id in &self.undispatched {
+            let Ok(Some(c)) = cases.get(id) else { continue };
+            if c.status != Status::Accepted {
+                continue;
+            }
+            let state = |ch: &Channel| c.dispatch(*ch).map(|d| d.state);
+            if channels
+                .iter()
+                .any(|ch| state(ch) == Some(DispatchState::Sent))
+            {
+                continue;
+            }
+            n += 1;
+            if channels
+                .iter()
+                .any(|ch| state(ch) == Some(DispatchState::Queued))
+            {
+                queued += 1;
+            }
+        }
+        (n, queued)
     }
 
     // ----- picker -------------------------------------------------------------------------
@@ -1519,6 +1637,364 @@ impl App {
         }
     }
 
+    // ----- dispatch ---------------------------------------------------------------------------
+
+    /// Starts the background dispatch sender if it is not running. It is the store's one sender
+    /// while the UI runs (nothing else here flushes the outbox).
+    pub fn ensure_sender(&mut self) -> Result<(), String> {
+        if self.sender.is_some() {
+            return Ok(());
+        }
+        let dispatcher = notify::Dispatcher::new(&self.cfg).map_err(|e| e.to_string())?;
+        self.sender = Some(notify::Worker::spawn(self.store.clone(), dispatcher));
+        Ok(())
+    }
+
+    /// Starts the sender when a channel is enabled (at start: it also sends what earlier
+    /// sessions left queued).
+    pub fn start_sender_if_enabled(&mut self) {
+        if !self.enabled_channels().is_empty()
+            && let Err(e) = self.ensure_sender()
+        {
+            self.fail(format!("dispatch: {e}"));
+        }
+    }
+
+    /// Stops the sender after the attempt in progress; what is not sent stays in the outbox.
+    pub fn stop_sender(&mut self) {
+        if let Some(w) = self.sender.take() {
+            w.stop();
+        }
+    }
+
+    /// The accepted cases not yet dispatched on `channel`, or a message saying why there is
+    /// nothing to do (the channel's problem names the setting).
+    fn reviewed_for(&mut self, channel: Channel) -> Option<Vec<Case>> {
+        if let Err(e) = notify::check_channel(&self.cfg, channel) {
+            self.fail(format!("{e}; nothing was queued"));
+            return None;
+        }
+        match notify::dispatchable(&self.store, Status::Accepted, channel) {
+            Ok(cases) if cases.is_empty() => {
+                self.info(format!(
+                    "nothing to send by {channel}: no accepted case is waiting (each case goes once per channel)"
+                ));
+                None
+            }
+            Ok(cases) => Some(cases),
+            Err(e) => {
+                self.fail(e.to_string());
+                None
+            }
+        }
+    }
+
+    fn start_email(&mut self) {
+        let Some(cases) = self.reviewed_for(Channel::Email) else {
+            return;
+        };
+        let to = self.cfg.email.to.join(", ");
+        self.prompt(
+            PromptKind::EmailTo {
+                case_ids: cases.into_iter().map(|c| c.id).collect(),
+            },
+            "email to (comma-separated; [email] cc is added)",
+            to,
+        );
+    }
+
+    fn start_jira(&mut self) {
+        let Some(cases) = self.reviewed_for(Channel::Jira) else {
+            return;
+        };
+        let j = &self.cfg.jira;
+        let issues = if j.mode == "per_batch" {
+            "one issue listing them".to_string()
+        } else {
+            format!("{} issue(s), one per case", cases.len())
+        };
+        let mut lines = vec![format!(
+            "Create {issues} in Jira project {} ({}) at {}.",
+            j.project, j.issue_type, j.base_url
+        )];
+        lines.extend(summary_lines(&cases));
+        lines.push(
+            "Queued in the outbox first, then sent in the background; y confirms, n or esc cancels."
+                .into(),
+        );
+        self.mode = Mode::Confirm(Confirm {
+            title: format!("Jira: {} accepted case(s)?", cases.len()),
+            lines,
+            pending: Pending::Jira {
+                case_ids: cases.into_iter().map(|c| c.id).collect(),
+            },
+        });
+    }
+
+    fn email_preview(&mut self, case_ids: Vec<String>, text: &str) {
+        let to: Vec<String> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(String::from)
+            .collect();
+        if let Some(bad) = to
+            .iter()
+            .find(|a| a.parse::<lettre::message::Mailbox>().is_err())
+        {
+            self.fail(format!(
+                "{bad:?} is not an email address (e.g. lead@example.com or \"Lead <lead@example.com>\"); nothing was queued"
+            ));
+            // Back to the prompt to fix it.
+            return self.prompt(
+                PromptKind::EmailTo { case_ids },
+                "email to (comma-separated; [email] cc is added)",
+                text.to_string(),
+            );
+        }
+        let cc = &self.cfg.email.cc;
+        if to.is_empty() && cc.is_empty() {
+            return self.fail(
+                "no recipients: give at least one address (or set [email] cc); nothing was queued",
+            );
+        }
+        let cases = match self.load_cases(&case_ids) {
+            Ok(c) => c,
+            Err(e) => return self.fail(e),
+        };
+        let status = match cases.first() {
+            Some(f) if cases.iter().all(|c| c.status == f.status) => {
+                f.status.as_str().to_lowercase()
+            }
+            _ => "reviewed".to_string(),
+        };
+        let subject = self
+            .cfg
+            .email
+            .subject
+            .replace("{count}", &cases.len().to_string())
+            .replace("{date}", &chrono::Utc::now().format("%Y-%m-%d").to_string())
+            .replace("{status}", &status);
+        let mut lines = vec![format!(
+            "To: {}",
+            if to.is_empty() {
+                "-".into()
+            } else {
+                to.join(", ")
+            }
+        )];
+        if !cc.is_empty() {
+            lines.push(format!("Cc: {}", cc.join(", ")));
+        }
+        lines.push(format!("Subject: {subject}"));
+        lines.extend(summary_lines(&cases));
+        lines.push(
+            "Queued in the outbox first, then sent in the background; y confirms, n or esc cancels."
+                .into(),
+        );
+        self.mode = Mode::Confirm(Confirm {
+            title: format!("Email {} accepted case(s)?", cases.len()),
+            lines,
+            pending: Pending::Email { case_ids, to },
+        });
+    }
+
+    fn load_cases(&self, ids: &[String]) -> Result<Vec<Case>, String> {
+        let handle = Cases::new(&self.store);
+        ids.iter()
+            .map(|id| match handle.get(id) {
+                Ok(Some(c)) => Ok(c),
+                Ok(None) => Err(format!("case {id} is no longer in the store")),
+                Err(e) => Err(e.to_string()),
+            })
+            .collect()
+    }
+
+    /// Queues on `channel` (durable when it returns), then asks the sender to send now.
+    fn queue(&mut self, channel: Channel, case_ids: &[String], to: &[String]) {
+        let cases = match self.load_cases(case_ids) {
+            Ok(c) => c,
+            Err(e) => return self.fail(format!("{e}; nothing was queued")),
+        };
+        let queued = match channel {
+            Channel::Email => {
+                // The prompt's list is the whole To line: it replaces `[email] to`.
+                let mut cfg = (*self.cfg).clone();
+                cfg.email.to = to.to_vec();
+                notify::queue_email(&self.store, &cfg, &cases, &[], &self.actor)
+            }
+            _ => notify::queue(&self.store, &self.cfg, channel, &cases, &[], &self.actor),
+        };
+        let q = match queued {
+            Ok(q) => q,
+            Err(e) => return self.fail(format!("{e}; nothing was queued")),
+        };
+        let mut text = if q.ids.is_empty() {
+            format!("nothing queued by {channel}")
+        } else {
+            format!(
+                "queued {} case(s) by {channel} (outbox {}); sending in the background",
+                q.case_ids.len(),
+                q.ids
+                    .iter()
+                    .map(|i| format!("#{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        if let Some(s) = q.skipped.first() {
+            text.push_str(&format!(
+                "; {} skipped ({}: {})",
+                q.skipped.len(),
+                s.ticket,
+                s.reason
+            ));
+        }
+        if self.view == View::Outbox {
+            self.load_outbox();
+        }
+        if q.ids.is_empty() {
+            return self.info(text);
+        }
+        match self.ensure_sender() {
+            Ok(()) => {
+                if let Some(w) = &self.sender {
+                    w.flush_now();
+                }
+                self.info(text);
+            }
+            Err(e) => self.fail(format!(
+                "{text}, but the sender cannot start: {e} (`breakdesk outbox flush` sends it)"
+            )),
+        }
+    }
+
+    fn dispatch_event(&mut self, e: WorkerEvent) {
+        match e {
+            WorkerEvent::Recovered(ids) => self.info(format!(
+                "{} interrupted dispatch(es) queued again: {}",
+                ids.len(),
+                ids.iter()
+                    .map(|i| format!("#{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            WorkerEvent::Attempted {
+                id,
+                channel,
+                outcome,
+                item,
+            } => {
+                let what = format!("#{id} {channel} ({} case(s))", item.case_ids.len());
+                match outcome {
+                    ItemOutcome::Sent { reference, .. } => self.info(format!(
+                        "sent {what}{}",
+                        reference.map(|r| format!(": {r}")).unwrap_or_default()
+                    )),
+                    ItemOutcome::Retrying {
+                        next_attempt_at,
+                        error,
+                    } => self.fail(format!(
+                        "{what} failed, retrying at {} (attempt {}): {error}",
+                        next_attempt_at
+                            .with_timezone(&chrono::Local)
+                            .format("%H:%M:%S"),
+                        item.attempts
+                    )),
+                    ItemOutcome::Parked { reason } => self.fail(format!(
+                        "{what} parked: {reason} (4 shows the outbox; R retries)"
+                    )),
+                    ItemOutcome::Skipped { reason } => {
+                        self.fail(format!("{what} not sent: {reason}"))
+                    }
+                }
+            }
+            WorkerEvent::Failed(e) => self.fail(format!("outbox: {e}")),
+        }
+        if self.view == View::Outbox {
+            self.load_outbox();
+        }
+    }
+
+    pub fn load_outbox(&mut self) {
+        match Outbox::new(&self.store).list(&OutboxFilter::default()) {
+            Ok(mut items) => {
+                items.sort_by_key(|i| std::cmp::Reverse(i.id));
+                self.outbox = items;
+            }
+            Err(e) => {
+                self.outbox.clear();
+                self.fail(e.to_string());
+            }
+        }
+        self.outbox_cursor = self.outbox_cursor.min(self.outbox.len().saturating_sub(1));
+    }
+
+    fn outbox_command(&mut self, cmd: Cmd) {
+        let n = self.outbox.len();
+        match cmd {
+            Cmd::Down => self.outbox_cursor = (self.outbox_cursor + 1).min(n.saturating_sub(1)),
+            Cmd::Up => self.outbox_cursor = self.outbox_cursor.saturating_sub(1),
+            Cmd::Top | Cmd::PageUp => self.outbox_cursor = 0,
+            Cmd::Bottom | Cmd::PageDown => self.outbox_cursor = n.saturating_sub(1),
+            Cmd::RetryItem => {
+                let Some(id) = self.outbox.get(self.outbox_cursor).map(|i| i.id) else {
+                    return;
+                };
+                match Outbox::new(&self.store).retry(id, &self.actor) {
+                    Ok(item) => {
+                        self.load_outbox();
+                        match self.ensure_sender() {
+                            Ok(()) => {
+                                if let Some(w) = &self.sender {
+                                    w.flush_now();
+                                }
+                                self.info(format!(
+                                    "#{id} is {} again; sending in the background",
+                                    item.status.name()
+                                ));
+                            }
+                            Err(e) => self.fail(format!(
+                                "#{id} is queued again, but the sender cannot start: {e}"
+                            )),
+                        }
+                    }
+                    Err(e) => self.fail(e.to_string()),
+                }
+            }
+            Cmd::CancelItem => {
+                let Some(item) = self.outbox.get(self.outbox_cursor) else {
+                    return;
+                };
+                let id = item.id;
+                self.mode = Mode::Confirm(Confirm {
+                    title: format!("Cancel outbox item #{id}?"),
+                    lines: vec![
+                        format!("{} — {}", item.channel, item.title),
+                        format!(
+                            "It will never be sent; its {} case(s) may be dispatched on {} again.",
+                            item.case_ids.len(),
+                            item.channel
+                        ),
+                        "y cancels the item, n or esc keeps it.".into(),
+                    ],
+                    pending: Pending::CancelItem(id),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn cancel_item(&mut self, id: u64) {
+        match Outbox::new(&self.store).cancel(id, &self.actor) {
+            Ok(_) => {
+                self.load_outbox();
+                self.info(format!("#{id} cancelled; nothing of it will be sent"));
+            }
+            Err(e) => self.fail(e.to_string()),
+        }
+    }
+
     // ----- modes ------------------------------------------------------------------------------
 
     fn prompt_key(&mut self, k: KeyEvent) {
@@ -1617,6 +2093,7 @@ impl App {
                 }
                 self.export(&rows, &text);
             }
+            PromptKind::EmailTo { case_ids } => self.email_preview(case_ids, &text),
         }
     }
 
@@ -1633,6 +2110,9 @@ impl App {
                     Pending::Decide { action, rows, note } => {
                         self.decide(action, &rows, note.as_deref())
                     }
+                    Pending::Email { case_ids, to } => self.queue(Channel::Email, &case_ids, &to),
+                    Pending::Jira { case_ids } => self.queue(Channel::Jira, &case_ids, &[]),
+                    Pending::CancelItem(id) => self.cancel_item(id),
                 }
             }
             KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => {
@@ -1731,6 +2211,13 @@ impl App {
                                 self.approval_cursor = off + i;
                             }
                         }
+                        View::Outbox => {
+                            let off =
+                                super::ui::list_offset(self.outbox_cursor, body.height as usize);
+                            if off + i < self.outbox.len() {
+                                self.outbox_cursor = off + i;
+                            }
+                        }
                     }
                 }
                 self.dirty = true;
@@ -1792,6 +2279,62 @@ fn past(a: CaseAction) -> &'static str {
         CaseAction::Return => "returned",
         CaseAction::Reopen => "reopened",
     }
+}
+
+/// The preview's lines about the cases: count and total absolute difference, counts by bucket
+/// and severity, the first tickets.
+fn summary_lines(cases: &[Case]) -> Vec<String> {
+    let abs: f64 = cases.iter().map(|c| c.difference.abs()).sum();
+    let count_by = |key: &dyn Fn(&Case) -> &str, order: &[&str]| -> String {
+        let mut by: Vec<(String, usize)> = Vec::new();
+        for c in cases {
+            let k = key(c);
+            match by.iter_mut().find(|(n, _)| n == k) {
+                Some((_, n)) => *n += 1,
+                None => by.push((k.to_string(), 1)),
+            }
+        }
+        by.sort_by(|a, b| {
+            let pos = |s: &str| order.iter().position(|o| *o == s).unwrap_or(order.len());
+            pos(&a.0)
+                .cmp(&pos(&b.0))
+                .then(b.1.cmp(&a.1))
+                .then(a.0.cmp(&b.0))
+        });
+        by.iter()
+            .map(|(n, k)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    const SHOWN: usize = 5;
+    let mut tickets: Vec<&str> = cases
+        .iter()
+        .take(SHOWN)
+        .map(|c| c.ticket.as_str())
+        .collect();
+    let more = cases.len().saturating_sub(SHOWN);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    tickets.dedup();
+    vec![
+        format!(
+            "{} case(s), total absolute difference {}.",
+            cases.len(),
+            super::table::thousands(abs, 2)
+        ),
+        format!("By bucket: {}.", count_by(&|c| c.bucket.as_str(), &[])),
+        format!(
+            "By severity: {}.",
+            count_by(
+                &|c| c.severity.as_str(),
+                &["Critical", "High", "Medium", "Low"]
+            )
+        ),
+        format!("Tickets: {}{more}.", tickets.join(", ")),
+    ]
 }
 
 fn capitalise(s: &str) -> String {

@@ -395,6 +395,38 @@ const DEFAULTS: &[Row] = &[
         true,
     ),
     (
+        Cmd::RetryItem,
+        "retry",
+        Ctx::Outbox,
+        &["R"],
+        "Retry the outbox item (parked or waiting to retry)",
+        true,
+    ),
+    (
+        Cmd::CancelItem,
+        "cancel-item",
+        Ctx::Outbox,
+        &["X"],
+        "Cancel the undelivered outbox item (asks first; its cases may be sent again)",
+        true,
+    ),
+    (
+        Cmd::Email,
+        "email",
+        Ctx::Outbox,
+        &["e"],
+        "Email the accepted cases not yet emailed (recipients, preview, confirm)",
+        true,
+    ),
+    (
+        Cmd::Jira,
+        "jira",
+        Ctx::Outbox,
+        &["J"],
+        "Create Jira issues for the accepted cases not yet in Jira (confirm)",
+        true,
+    ),
+    (
         Cmd::Enter,
         "open",
         Ctx::Picker,
@@ -505,6 +537,30 @@ const DEFAULTS: &[Row] = &[
         Ctx::Global,
         &["3"],
         "Approval queue (supervisors)",
+        false,
+    ),
+    (
+        Cmd::ViewOutbox,
+        "view-outbox",
+        Ctx::Global,
+        &["4"],
+        "Outbox: dispatches queued, sent, failed",
+        false,
+    ),
+    (
+        Cmd::Email,
+        "email",
+        Ctx::Global,
+        &["e"],
+        "Email the accepted cases not yet emailed (recipients, preview, confirm)",
+        false,
+    ),
+    (
+        Cmd::Jira,
+        "jira",
+        Ctx::Global,
+        &["J"],
+        "Create Jira issues for the accepted cases not yet in Jira (confirm)",
         false,
     ),
     (
@@ -650,6 +706,7 @@ impl Keymap {
             Ctx::Table,
             Ctx::Clusters,
             Ctx::Approvals,
+            Ctx::Outbox,
             Ctx::Picker,
             Ctx::Global,
         ];
@@ -742,6 +799,7 @@ mod tests {
             Ctx::Table,
             Ctx::Clusters,
             Ctx::Approvals,
+            Ctx::Outbox,
             Ctx::Picker,
             Ctx::Global,
         ] {
@@ -765,6 +823,15 @@ mod tests {
             km.lookup(Ctx::Clusters, Key::parse("j").unwrap()),
             Some(Cmd::Down)
         );
+        // Dispatch: j still moves down; J is Jira, e email, 4 the outbox, R retries there.
+        let k = |s: &str| Key::parse(s).unwrap();
+        assert_eq!(km.lookup(Ctx::Table, k("j")), Some(Cmd::Down));
+        assert_eq!(km.lookup(Ctx::Table, k("J")), Some(Cmd::Jira));
+        assert_eq!(km.lookup(Ctx::Table, k("e")), Some(Cmd::Email));
+        assert_eq!(km.lookup(Ctx::Table, k("4")), Some(Cmd::ViewOutbox));
+        assert_eq!(km.lookup(Ctx::Outbox, k("R")), Some(Cmd::RetryItem));
+        assert_eq!(km.lookup(Ctx::Outbox, k("X")), Some(Cmd::CancelItem));
+        assert_eq!(km.lookup(Ctx::Table, k("R")), None);
     }
 
     #[test]

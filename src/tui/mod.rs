@@ -7,17 +7,19 @@
 //! Nothing in the library's core imports this module (dependency direction: tui → pipeline →
 //! stages).
 //!
-//! Seams for work that lands later:
-//! - dispatch (issue 7): [`dispatch::DispatchChannels`] is the app's link to a background
-//!   dispatcher; the Email/Jira commands and the Outbox view join [`action::Cmd`],
-//!   [`action::View`] and the keymap when the outbox exists.
+//! Dispatch: `e` (email) and `J` (Jira) queue the accepted cases in the store's outbox
+//! ([`crate::notify`]); one background [`crate::notify::Worker`] (the store's one sender while
+//! the UI runs) sends them, and its reports reach [`app::App::update`] as
+//! [`action::Action::Dispatch`], polled here beside the analysis worker's messages. The outbox
+//! view (`4`) lists the items; `R` retries a parked one.
+//!
+//! Seam for work that lands later:
 //! - live mode (issue 8): a live source feeds the same [`worker::WorkerMsg`]s (generation,
 //!   progress, partial and complete results) from another thread.
 
 pub mod action;
 pub mod app;
 pub mod data;
-pub mod dispatch;
 pub mod keymap;
 pub mod table;
 pub mod theme;
@@ -93,9 +95,14 @@ pub fn run(opts: AppOptions, start: Start) -> Result<(), TuiError> {
     let mut app = App::new(opts);
     app.update(Action::Resize(size.width, size.height));
     app.start(start);
+    // With a channel enabled, the sender starts now (it also sends what an earlier session left
+    // queued); otherwise at the first dispatch.
+    app.start_sender_if_enabled();
     let result = event_loop(&mut term, &mut app, started);
-    // Leave the store consistent: stop a load in progress (cases are written in durable chunks).
+    // Leave the store consistent: stop a load in progress (cases are written in durable chunks),
+    // and the sender after its attempt in progress (what is not sent stays in the outbox).
     app.worker.cancel();
+    app.stop_sender();
     let _ = std::panic::take_hook();
     result
 }
@@ -116,7 +123,7 @@ fn event_loop(
             term.draw(|f| ui::draw(f, app))?;
             app.dirty = false;
         }
-        // Input first; worker messages and the clock between keys.
+        // Input first; worker messages (analysis and dispatch) and the clock between keys.
         let wait = if app.loading.is_some() {
             Duration::from_millis(50)
         } else {

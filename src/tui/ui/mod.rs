@@ -95,6 +95,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
             super::action::View::Table => table::table_view(frame, app, area),
             super::action::View::Clusters => views::clusters(frame.buffer_mut(), app, main),
             super::action::View::Approvals => views::approvals(frame.buffer_mut(), app, main),
+            super::action::View::Outbox => views::outbox(frame.buffer_mut(), app, main),
         }
     } else {
         views::loading(frame, app, main);

@@ -1,5 +1,5 @@
-//! The status bar, the loading and error screens, the file picker, the clusters and the
-//! approval queue.
+//! The status bar, the loading and error screens, the file picker, the clusters, the
+//! approval queue and the outbox.
 
 use super::{cell, list_offset};
 use crate::tui::app::App;
@@ -67,6 +67,18 @@ pub fn status_bar(buf: &mut Buffer, app: &App, r: Rect) {
             }
             crate::tui::action::View::Approvals => {
                 right.push_str(&format!("{} waiting", app.approvals.len()));
+            }
+            crate::tui::action::View::Outbox => {
+                let open = app.outbox.iter().filter(|i| !i.is_settled()).count();
+                let parked = app
+                    .outbox
+                    .iter()
+                    .filter(|i| i.status.name() == "parked")
+                    .count();
+                right.push_str(&format!(
+                    "{} item(s) · {open} to send · {parked} parked",
+                    app.outbox.len()
+                ));
             }
         }
     } else if let Some(l) = &app.loading {
@@ -429,6 +441,119 @@ pub fn approvals(buf: &mut Buffer, app: &App, r: Rect) {
             }
             let s = if i == 4 && off + k != app.approval_cursor {
                 style.patch(th.severity(&v))
+            } else {
+                style
+            };
+            cell(buf, x, y, (*w).min(r.right() - x), &v, *right, s);
+            x += w + 1;
+        }
+    }
+}
+
+/// When an outbox time is shown: local time, to the minute.
+fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+pub fn outbox(buf: &mut Buffer, app: &App, r: Rect) {
+    use crate::notify::ItemStatus;
+    let th = &app.theme;
+    let widths: [(u16, &str, bool); 9] = [
+        (5, "id", true),
+        (8, "channel", false),
+        (10, "status", false),
+        (5, "tries", true),
+        (5, "cases", true),
+        (16, "created", false),
+        (16, "next attempt", false),
+        (50, "result / error", false),
+        (60, "tickets", false),
+    ];
+    buf.set_style(Rect { height: 1, ..r }, th.header);
+    let mut x = r.x + 1;
+    for (w, t, right) in widths {
+        if x >= r.right() {
+            break;
+        }
+        cell(buf, x, r.y, w.min(r.right() - x), t, right, th.header);
+        x += w + 1;
+    }
+    let body = Rect {
+        y: r.y + 1,
+        height: r.height.saturating_sub(1),
+        ..r
+    };
+    if app.outbox.is_empty() {
+        buf.set_stringn(
+            body.x + 1,
+            body.y,
+            "The outbox is empty: e emails the accepted cases, J opens Jira issues.",
+            body.width as usize,
+            th.dim,
+        );
+        return;
+    }
+    let off = list_offset(app.outbox_cursor, body.height as usize);
+    for (k, item) in app
+        .outbox
+        .iter()
+        .skip(off)
+        .take(body.height as usize)
+        .enumerate()
+    {
+        let y = body.y + k as u16;
+        let on_cursor = off + k == app.outbox_cursor;
+        let style = if on_cursor { th.cursor } else { th.base };
+        buf.set_style(
+            Rect {
+                y,
+                height: 1,
+                ..body
+            },
+            style,
+        );
+        let next = match &item.status {
+            ItemStatus::Queued => "now".to_string(),
+            ItemStatus::RetryWait { next_attempt_at } => when(*next_attempt_at),
+            ItemStatus::Sending { .. } => "sending".to_string(),
+            _ => String::new(),
+        };
+        let result = match &item.status {
+            ItemStatus::Parked { reason, .. } => reason.clone(),
+            ItemStatus::RetryWait { .. } => item.last_error.clone().unwrap_or_default(),
+            ItemStatus::Sent { at } => match &item.result {
+                Some(r) => format!("{r} ({})", when(*at)),
+                None => format!("sent {}", when(*at)),
+            },
+            ItemStatus::Cancelled { .. } => "cancelled".to_string(),
+            _ => item.title.clone(),
+        };
+        let values = [
+            format!("#{}", item.id),
+            item.channel.to_string(),
+            item.status.name().to_string(),
+            item.attempts.to_string(),
+            item.case_ids.len().to_string(),
+            when(item.created_at),
+            next,
+            result,
+            item.tickets.join(", "),
+        ];
+        let status_style = match &item.status {
+            ItemStatus::Sent { .. } => th.ok,
+            ItemStatus::Parked { .. } | ItemStatus::RetryWait { .. } => th.error,
+            ItemStatus::Cancelled { .. } => th.dim,
+            _ => th.base,
+        };
+        let mut x = r.x + 1;
+        for (i, ((w, _, right), v)) in widths.iter().zip(values).enumerate() {
+            if x >= r.right() {
+                break;
+            }
+            let s = if i == 2 && !on_cursor {
+                style.patch(status_style)
             } else {
                 style
             };
