@@ -865,6 +865,29 @@ pub fn with_categories(
     Ok(())
 }
 
+/// Names of the columns an analysis adds besides the canonical `bd_*` and feature `f_*` ones
+/// (detection, categorization, cases): everything else in its table is the file's own.
+pub const RESULT_COLUMNS: [&str; 18] = [
+    "score",
+    "decision",
+    "is_anomaly",
+    "rank",
+    "cluster",
+    "top_features",
+    "model_version",
+    "bucket",
+    "bucket_confidence",
+    "bucket_rule",
+    "severity",
+    "auto_resolve",
+    "categorized_by",
+    "summary",
+    "bucket_note",
+    "case_id",
+    "ticket",
+    "case_status",
+];
+
 /// Opens or updates one case per categorized anomaly (`rows` of `table`, with `cats`), in one
 /// durable transaction. The break's identity is (profile, key, the date its run began): re-running
 /// a file changes nothing, and a break that persists is the same case, older.
@@ -915,26 +938,7 @@ pub fn record_cases(
         .iter()
         .map(|c| c.to_string())
         .filter(|c| {
-            !c.starts_with("bd_")
-                && !c.starts_with("f_")
-                && ![
-                    "score",
-                    "decision",
-                    "is_anomaly",
-                    "rank",
-                    "cluster",
-                    "top_features",
-                    "model_version",
-                    "bucket",
-                    "bucket_confidence",
-                    "bucket_rule",
-                    "severity",
-                    "auto_resolve",
-                    "categorized_by",
-                    "summary",
-                    "bucket_note",
-                ]
-                .contains(&c.as_str())
+            !c.starts_with("bd_") && !c.starts_with("f_") && !RESULT_COLUMNS.contains(&c.as_str())
         })
         .filter_map(|c| text_col(&c).ok().flatten().map(|ca| (c, ca)))
         .collect();

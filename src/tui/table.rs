@@ -295,27 +295,7 @@ pub struct ColumnStore {
     pub known: Known,
 }
 
-/// Names of the analysis's own result columns (not the file's).
-const RESULT_COLUMNS: [&str; 18] = [
-    "score",
-    "decision",
-    "is_anomaly",
-    "rank",
-    "cluster",
-    "top_features",
-    "model_version",
-    "bucket",
-    "bucket_confidence",
-    "bucket_rule",
-    "severity",
-    "auto_resolve",
-    "categorized_by",
-    "summary",
-    "bucket_note",
-    "case_id",
-    "ticket",
-    "case_status",
-];
+use crate::pipeline::RESULT_COLUMNS;
 
 fn field_name(header: &str) -> String {
     header

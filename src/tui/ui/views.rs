@@ -4,6 +4,7 @@
 use super::{cell, list_offset};
 use crate::tui::app::App;
 use crate::tui::table::thousands;
+use crate::tui::theme::Theme;
 use crate::tui::worker::LoadError;
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
@@ -288,20 +289,7 @@ pub fn clusters(buf: &mut Buffer, app: &App, r: Rect) {
         (26, "dominant bucket", false),
         (40, "top accounts", false),
     ];
-    buf.set_style(Rect { height: 1, ..r }, th.header);
-    let mut x = r.x + 1;
-    for (w, t, right) in widths {
-        if x >= r.right() {
-            break;
-        }
-        cell(buf, x, r.y, w.min(r.right() - x), t, right, th.header);
-        x += w + 1;
-    }
-    let body = Rect {
-        y: r.y + 1,
-        height: r.height.saturating_sub(1),
-        ..r
-    };
+    let body = header_row(buf, r, &widths, th);
     let off = list_offset(app.cluster_cursor, body.height as usize);
     for (k, c) in d
         .clusters
@@ -366,6 +354,25 @@ pub fn clusters(buf: &mut Buffer, app: &App, r: Rect) {
     }
 }
 
+/// Draws a list view's header (title, width, right-aligned) on the first line of `r`; returns
+/// the rest of `r`, where the rows go.
+fn header_row(buf: &mut Buffer, r: Rect, widths: &[(u16, &str, bool)], th: &Theme) -> Rect {
+    buf.set_style(Rect { height: 1, ..r }, th.header);
+    let mut x = r.x + 1;
+    for &(w, t, right) in widths {
+        if x >= r.right() {
+            break;
+        }
+        cell(buf, x, r.y, w.min(r.right() - x), t, right, th.header);
+        x += w + 1;
+    }
+    Rect {
+        y: r.y + 1,
+        height: r.height.saturating_sub(1),
+        ..r
+    }
+}
+
 pub fn approvals(buf: &mut Buffer, app: &App, r: Rect) {
     let th = &app.theme;
     let widths: [(u16, &str, bool); 8] = [
@@ -378,20 +385,7 @@ pub fn approvals(buf: &mut Buffer, app: &App, r: Rect) {
         (22, "proposed by", false),
         (60, "summary", false),
     ];
-    buf.set_style(Rect { height: 1, ..r }, th.header);
-    let mut x = r.x + 1;
-    for (w, t, right) in widths {
-        if x >= r.right() {
-            break;
-        }
-        cell(buf, x, r.y, w.min(r.right() - x), t, right, th.header);
-        x += w + 1;
-    }
-    let body = Rect {
-        y: r.y + 1,
-        height: r.height.saturating_sub(1),
-        ..r
-    };
+    let body = header_row(buf, r, &widths, th);
     if app.approvals.is_empty() {
         buf.set_stringn(
             body.x + 1,
@@ -471,20 +465,7 @@ pub fn outbox(buf: &mut Buffer, app: &App, r: Rect) {
         (50, "result / error", false),
         (60, "tickets", false),
     ];
-    buf.set_style(Rect { height: 1, ..r }, th.header);
-    let mut x = r.x + 1;
-    for (w, t, right) in widths {
-        if x >= r.right() {
-            break;
-        }
-        cell(buf, x, r.y, w.min(r.right() - x), t, right, th.header);
-        x += w + 1;
-    }
-    let body = Rect {
-        y: r.y + 1,
-        height: r.height.saturating_sub(1),
-        ..r
-    };
+    let body = header_row(buf, r, &widths, th);
     if app.outbox.is_empty() {
         buf.set_stringn(
             body.x + 1,
