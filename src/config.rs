@@ -58,6 +58,7 @@ pub struct Config {
     pub webhook: WebhookConfig,
     pub outbox: OutboxConfig,
     pub tui: TuiConfig,
+    pub service: ServiceConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -263,6 +264,22 @@ pub struct OutboxConfig {
     pub poll_secs: f64,
 }
 
+/// The service (`breakdesk serve`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub bind: String,
+    pub history: String,
+    pub profile: String,
+    pub token_env: String,
+    pub user: String,
+    pub max_body_bytes: usize,
+    pub max_batch_records: usize,
+    pub state_records: usize,
+    pub batch_email: bool,
+    pub persist_interval_ms: u64,
+}
+
 /// Where the effective configuration came from, for `breakdesk config` and log lines.
 /// The terminal UI's settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -360,6 +377,33 @@ impl Config {
                 format!(
                     "must be \"analyst\" or \"supervisor\", found {:?}",
                     self.general.role
+                ),
+            ));
+        }
+        if self.service.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "service.bind",
+                format!(
+                    "must be an address and port such as 127.0.0.1:8080, found {:?}",
+                    self.service.bind
+                ),
+            ));
+        }
+        for (key, v) in [
+            ("service.max_body_bytes", self.service.max_body_bytes),
+            ("service.max_batch_records", self.service.max_batch_records),
+            ("service.state_records", self.service.state_records),
+        ] {
+            if v == 0 {
+                return Err(bad(key, "must be at least 1".into()));
+            }
+        }
+        if !(10..=600_000).contains(&self.service.persist_interval_ms) {
+            return Err(bad(
+                "service.persist_interval_ms",
+                format!(
+                    "must be between 10 and 600000, found {}",
+                    self.service.persist_interval_ms
                 ),
             ));
         }

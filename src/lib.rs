@@ -21,5 +21,7 @@ pub mod output;
 pub mod pipeline;
 pub mod profile;
 pub mod runs;
+pub mod server;
 pub mod store;
+pub mod stream;
 pub mod tui;

@@ -58,6 +58,8 @@ struct Cli {
 enum Command {
     /// Open the terminal UI on a file (the default command; without FILE, a file picker).
     Open(OpenArgs),
+    /// Run the service: REST (score one record or a batch, cases and decisions) and a WebSocket of events.
+    Serve(ServeArgs),
     /// Score a reconciliation file: write its anomalies (or every row) with score, rank, cluster, root-cause bucket, severity, summary and case.
     Run(RunArgs),
     /// Train the model for a file's profile and detector now, and save it in the store.
@@ -477,6 +479,58 @@ fn usage(message: String) -> Failure {
     fail(exit::CONFIG, anyhow::anyhow!(message))
 }
 
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address and port to listen on (default `[service] bind`, 127.0.0.1:8080). An address other
+    /// than loopback needs the bearer token (`[service] token_env`).
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<std::net::SocketAddr>,
+    /// The history file: trains the model when none is saved, and seeds each account's state
+    /// (default `[service] history`).
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
+    /// The records' profile (name or path; default `[service] profile`, else detected from the
+    /// history's header).
+    #[arg(long)]
+    profile: Option<String>,
+}
+
+fn serve(cfg: Config, args: &ServeArgs) -> Result<(), Failure> {
+    use breakdesk::server::{self, ServeError, ServeOptions};
+    let opts = ServeOptions {
+        bind: args.bind,
+        history: args.history.clone(),
+        profile: args.profile.clone(),
+    };
+    let serve_failure = |e: ServeError| {
+        let code = match e {
+            ServeError::Config(_) => exit::CONFIG,
+            ServeError::Start(_) => exit::INPUT,
+            ServeError::Bind { .. } => exit::FAILURE,
+        };
+        fail(code, e.into())
+    };
+    // The address is checked (loopback, or a token) before anything is loaded.
+    let addr = server::bind_address(&cfg, &opts).map_err(serve_failure)?;
+    let _log = breakdesk::logging::init(&cfg);
+    let store = std::sync::Arc::new(open_store(&cfg)?);
+    eprintln!("breakdesk serve: loading the model and the account states…");
+    let state = server::prepare(cfg, store, &opts).map_err(serve_failure)?;
+    let engine = state.stream.engine();
+    let (version, status, accounts) = (
+        engine.version.clone(),
+        engine.status.clone(),
+        state.stream.accounts(),
+    );
+    drop(engine);
+    server::serve(state, addr, |bound| {
+        eprintln!(
+            "breakdesk serve: listening on http://{bound} (model {version}, {status}; {accounts} accounts); Ctrl-C stops"
+        );
+    })
+    .map_err(serve_failure)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match real_main(cli) {
@@ -520,6 +574,10 @@ fn real_main(cli: Cli) -> Result<(), Failure> {
         Command::Open(args) => {
             let cfg = load_config(&cli)?;
             open(cfg, args)
+        }
+        Command::Serve(args) => {
+            let cfg = load_config(&cli)?;
+            serve(cfg, args)
         }
         Command::Config => {
             print!("{DEFAULT_TOML}");

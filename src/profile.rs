@@ -292,6 +292,38 @@ impl Profile {
         Ok(())
     }
 
+    /// A header naming every column of the profile by its first spelling (for records that come
+    /// without a file, e.g. the service's).
+    pub fn canonical_header(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut add = |c: &ColumnRef| {
+            let n = c.display();
+            if !n.is_empty() && !out.contains(&n) {
+                out.push(n);
+            }
+        };
+        self.keys.iter().for_each(&mut add);
+        self.optional_keys.iter().for_each(&mut add);
+        for c in [&self.date, &self.comment, &self.status, &self.trade_date]
+            .into_iter()
+            .flatten()
+        {
+            add(c);
+        }
+        self.categoricals.iter().for_each(&mut add);
+        self.numeric.iter().for_each(&mut add);
+        self.extra_dates.iter().for_each(&mut add);
+        for c in &self.criteria {
+            for r in [&c.lhs, &c.rhs, &c.difference, &c.tolerance_column]
+                .into_iter()
+                .flatten()
+            {
+                add(r);
+            }
+        }
+        out
+    }
+
     /// Binds the profile to a header. `numeric_override` replaces `numeric` (e.g. `--columns`).
     pub fn resolve(
         &self,

@@ -29,6 +29,8 @@ const MODELS: &str = "models";
 /// sled's page cache (its default is 1 GiB, which a batch run would spend on pages it writes once).
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 const LLM_CACHE: &str = "llm_cache";
+/// The service's per-account state (the last records of each account).
+const STREAM_STATE: &str = "stream_state";
 
 /// Why the store could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
@@ -231,6 +233,34 @@ impl Store {
             out.push(String::from_utf8_lossy(&k).to_string());
         }
         Ok(out)
+    }
+
+    /// Writes the service's per-account states (`(key, bytes)`; empty bytes remove the key).
+    /// Not flushed here: sled writes them out within its flush interval, and a state is only
+    /// context for the next record's features.
+    pub fn put_stream_states(&self, states: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+        let t = self.db.open_tree(STREAM_STATE)?;
+        let mut batch = sled::Batch::default();
+        for (k, v) in states {
+            if v.is_empty() {
+                batch.remove(k.as_slice());
+            } else {
+                batch.insert(k.as_slice(), v.as_slice());
+            }
+        }
+        t.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// The service's per-account states whose key starts with `prefix`, in key order.
+    pub fn stream_states(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let t = self.db.open_tree(STREAM_STATE)?;
+        t.scan_prefix(prefix)
+            .map(|kv| {
+                kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(StoreError::from)
+            })
+            .collect()
     }
 
     /// Flushes every write to disk (the case operations do this themselves before returning).

@@ -189,6 +189,51 @@ pub fn queue_email(
     )
 }
 
+/// Queues one email report of `cases` to `[email] to` and `cc` as a notice (e.g. the anomalies
+/// of a batch the service scored): the cases are not marked as dispatched, so they are still
+/// sent when reviewed. Returns the outbox item's id.
+pub fn queue_summary_email(
+    store: &Store,
+    cfg: &Config,
+    cases: &[Case],
+    actor: &Actor,
+) -> Result<u64, NotifyError> {
+    actor.validate()?;
+    let settings = email::Settings::from_config(&cfg.email).map_err(NotifyError::NotConfigured)?;
+    let now = now_millis();
+    let id = outbox::reserve_ids(store, 1)?;
+    let payload = email::build(&settings, cases, &[], id, now)?;
+    let item = OutboxItem {
+        id,
+        channel: Channel::Email,
+        case_ids: Vec::new(),
+        tickets: Vec::new(),
+        title: format!(
+            "{} → {} ({} anomalies, notice)",
+            payload.subject,
+            payload.recipients.join(", "),
+            cases.len()
+        ),
+        payload: Payload::Email(payload),
+        status: ItemStatus::Queued,
+        attempts: 0,
+        last_error: None,
+        result: None,
+        response: None,
+        queued_by: actor.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    let bytes = outbox::encode(&item)?;
+    store.case_transaction(|txn| -> Result<(), TxError<NotifyError>> {
+        txn.insert(CaseTree::Outbox, &id.to_be_bytes(), &bytes)?;
+        txn.insert(CaseTree::OutboxPending, &id.to_be_bytes(), b"")?;
+        Ok(())
+    })?;
+    tracing::info!(item = id, cases = cases.len(), "summary email queued");
+    Ok(id)
+}
+
 /// Queues Jira issues for `cases`: one per case (`[jira] mode = "per_case"`) or one for all of
 /// them (`"per_batch"`). Each carries a deterministic break-key label; creation is idempotent
 /// (see [`outbox`]). Cases already queued, sent or parked on Jira are skipped.

@@ -1,0 +1,565 @@
+//! The REST routes.
+
+use super::AppState;
+use crate::cases::{Action, Actor, CaseError, CaseFilter, Role, Status};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+type Shared = Arc<AppState>;
+
+/// An error answer: `{"error": {"status", "message", "field"?}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    field: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            field: None,
+        }
+    }
+    fn field(status: StatusCode, field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+    fn internal(message: impl Into<String>) -> ApiError {
+        let message = message.into();
+        tracing::warn!(error = %message, "request failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut e = json!({"status": self.status.as_u16(), "message": self.message});
+        if let Some(f) = self.field {
+            e["field"] = json!(f);
+        }
+        (self.status, Json(json!({ "error": e }))).into_response()
+    }
+}
+
+impl From<CaseError> for ApiError {
+    fn from(e: CaseError) -> ApiError {
+        match &e {
+            CaseError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            CaseError::Invalid(_) | CaseError::NoteRequired { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
+            CaseError::NeedsSupervisor { .. } | CaseError::MakerChecker { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, e.to_string())
+            }
+            CaseError::Store(_) | CaseError::Corrupt { .. } => ApiError::internal(e.to_string()),
+            _ => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        }
+    }
+}
+
+/// A JSON body whose rejections are answered as [`ApiError`]s: 400 for malformed JSON, 422 for
+/// JSON of the wrong shape (naming the field), 413 for a body over the limit, 415 without a
+/// JSON content type.
+pub struct Body<T>(pub T);
+
+impl<S, T> FromRequest<S> for Body<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(r) => Err(rejection(r)),
+        }
+    }
+}
+
+fn rejection(r: JsonRejection) -> ApiError {
+    match r {
+        JsonRejection::JsonSyntaxError(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("malformed JSON: {}", e.body_text()),
+        ),
+        JsonRejection::JsonDataError(e) => {
+            // serde's message names the field ("missing field `action`", "unknown variant …").
+            let text = e.body_text();
+            let field = text
+                .split('`')
+                .nth(1)
+                .map(str::to_string)
+                .filter(|_| text.contains("field"));
+            ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: text,
+                field,
+            }
+        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be JSON, sent with Content-Type: application/json",
+        ),
+        other => {
+            let status = other.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    status,
+                    "the request body is larger than the limit ([service] max_body_bytes)",
+                )
+            } else {
+                ApiError::new(status, other.body_text())
+            }
+        }
+    }
+}
+
+/// Every route, with the body limit and the bearer check.
+pub fn router(state: Shared) -> Router {
+    let limit = state.cfg.service.max_body_bytes;
+    let protected = Router::new()
+        .route("/realtime_anomaly", post(realtime))
+        .route("/batch_anomaly", post(batch))
+        .route("/cases", get(list_cases))
+        .route("/cases/{id}", get(get_case))
+        .route("/cases/{id}/decision", post(decide))
+        .route("/retrain", post(retrain))
+        .route("/ws", get(super::ws::handler))
+        .route("/openapi.json", get(openapi))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .route("/health", get(health))
+        .merge(protected)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such route; GET /openapi.json lists them",
+    )
+}
+
+/// The bearer check (when a token is set). The token is compared in constant time and never
+/// logged.
+async fn auth(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            let mut r = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token (Authorization: Bearer <token>)",
+            )
+            .into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn health(State(state): State<Shared>) -> Json<Value> {
+    let engine = state.stream.engine();
+    let store = match state.store.schema_version() {
+        Ok(v) => json!({"status": "ok", "schema_version": v}),
+        Err(e) => json!({"status": "error", "error": e.to_string()}),
+    };
+    Json(json!({
+        "status": "ok",
+        "model_version": engine.version,
+        "model_status": engine.status,
+        "profile": engine.profile,
+        "features": engine.plan.names.len(),
+        "accounts": state.stream.accounts(),
+        "retraining": state.retraining.load(std::sync::atomic::Ordering::Relaxed),
+        "store": store,
+        "uptime_secs": state.started.elapsed().as_secs(),
+    }))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], super::OPENAPI).into_response()
+}
+
+fn field_error(e: crate::stream::StreamError, at: Option<usize>) -> ApiError {
+    match e {
+        crate::stream::StreamError::Field(f) => {
+            let field = match at {
+                Some(i) => format!("records[{i}].{}", f.field),
+                None => f.field.clone(),
+            };
+            ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                field.clone(),
+                format!("{field}: {}", f.message),
+            )
+        }
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+fn anomaly_event(r: &crate::stream::RecordResult, fields: &[(String, String)]) -> Value {
+    json!({
+        "type": "anomaly",
+        "result": r,
+        "fields": fields.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<Map<String, Value>>(),
+    })
+}
+
+/// `POST /realtime_anomaly`: one record (a JSON object of its fields).
+async fn realtime(
+    State(state): State<Shared>,
+    Body(body): Body<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let Value::Object(record) = body else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body must be a JSON object of the record's fields",
+        ));
+    };
+    let obs = state
+        .stream
+        .observe(&record)
+        .map_err(|e| field_error(e, None))?;
+    let engine = state.stream.engine();
+    let triaged = if obs.flag {
+        let st = state.clone();
+        let eng = engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let t = crate::stream::triage(
+                &st.cfg,
+                &st.rules,
+                &st.store,
+                &eng,
+                std::slice::from_ref(&obs),
+                false,
+            );
+            (t, obs)
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))
+        .and_then(|(t, obs)| t.map(|t| (t, obs)).map_err(ApiError::internal))?
+    } else {
+        let t = crate::stream::triage(
+            &state.cfg,
+            &state.rules,
+            &state.store,
+            &engine,
+            std::slice::from_ref(&obs),
+            false,
+        )
+        .map_err(ApiError::internal)?;
+        (t, obs)
+    };
+    let (t, obs) = triaged;
+    let r = &t.results[0];
+    if r.is_anomaly {
+        state.emit(anomaly_event(r, &obs.record.fields));
+    }
+    Ok(Json(
+        serde_json::to_value(r).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}
+
+/// `POST /batch_anomaly`: `{"records": [...]}` or a bare list. Every record is read first; one
+/// that cannot be read fails the request (422 naming `records[i].field`) and nothing is scored.
+async fn batch(
+    State(state): State<Shared>,
+    Body(body): Body<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let list = match body {
+        Value::Array(v) => v,
+        Value::Object(mut m) => match m.remove("records") {
+            Some(Value::Array(v)) => v,
+            Some(_) => {
+                return Err(ApiError::field(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "records",
+                    "records must be a list of record objects",
+                ));
+            }
+            None => {
+                return Err(ApiError::field(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "records",
+                    "missing field `records` (a list of record objects)",
+                ));
+            }
+        },
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the body must be {\"records\": [...]} or a list of record objects",
+            ));
+        }
+    };
+    let max = state.cfg.service.max_batch_records;
+    if list.len() > max {
+        return Err(ApiError::field(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "records",
+            format!(
+                "{} records; at most {max} per request ([service] max_batch_records)",
+                list.len()
+            ),
+        ));
+    }
+    let mut records = Vec::with_capacity(list.len());
+    for (i, v) in list.into_iter().enumerate() {
+        match v {
+            Value::Object(m) => records.push(m),
+            _ => {
+                return Err(ApiError::field(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("records[{i}]"),
+                    format!("records[{i}] must be an object of the record's fields"),
+                ));
+            }
+        }
+    }
+    let st = state.clone();
+    let out = tokio::task::spawn_blocking(move || batch_work(&st, &records))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(Json(out))
+}
+
+fn batch_work(state: &Shared, records: &[Map<String, Value>]) -> Result<Value, ApiError> {
+    let engine = state.stream.engine();
+    // Read everything first: a bad record fails the request before any state changes.
+    let mut dates = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        let c = engine
+            .reader
+            .read(r)
+            .map_err(|e| field_error(e.into(), Some(i)))?;
+        dates.push(c.date);
+    }
+    // In date order (stable), so each account's records see the ones before them.
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    order.sort_by_key(|i| dates[*i].unwrap_or(i32::MIN));
+    let mut obs = Vec::with_capacity(records.len());
+    for &i in &order {
+        obs.push(
+            state
+                .stream
+                .observe(&records[i])
+                .map_err(|e| field_error(e, Some(i)))?,
+        );
+    }
+    let t = crate::stream::triage(&state.cfg, &state.rules, &state.store, &engine, &obs, true)
+        .map_err(ApiError::internal)?;
+    let mut results: Vec<Option<&crate::stream::RecordResult>> = vec![None; records.len()];
+    for (k, &i) in order.iter().enumerate() {
+        results[i] = Some(&t.results[k]);
+        if t.results[k].is_anomaly {
+            state.emit(anomaly_event(&t.results[k], &obs[k].record.fields));
+        }
+    }
+    let flagged = t.cases.len();
+    let mut email = Value::Null;
+    if state.cfg.service.batch_email && !t.cases.is_empty() {
+        email = match crate::notify::queue_summary_email(
+            &state.store,
+            &state.cfg,
+            &t.cases,
+            &state.actor(),
+        ) {
+            Ok(id) => {
+                if let Some(w) = state
+                    .worker
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                {
+                    w.flush_now();
+                }
+                json!({"queued": true, "outbox_item": id})
+            }
+            Err(e) => json!({"queued": false, "error": e.to_string()}),
+        };
+    }
+    Ok(json!({
+        "records": records.len(),
+        "anomalies": flagged,
+        "model_version": engine.version,
+        "results": results,
+        "email": email,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseQuery {
+    status: Option<String>,
+    bucket: Option<String>,
+    profile: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// `GET /cases?status=&bucket=&profile=&limit=&offset=`, in ticket order.
+async fn list_cases(
+    State(state): State<Shared>,
+    q: Result<Query<CaseQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let status = match q.status.as_deref() {
+        Some(s) => Some(s.parse::<Status>().map_err(|e| {
+            ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "status", e.to_string())
+        })?),
+        None => None,
+    };
+    let filter = CaseFilter {
+        status,
+        bucket: q.bucket,
+        profile: q.profile,
+    };
+    let st = state.clone();
+    let cases =
+        tokio::task::spawn_blocking(move || crate::cases::Cases::new(&st.store).list(&filter))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??;
+    let total = cases.len();
+    let offset = q.offset.unwrap_or(0);
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    let page: Vec<&crate::cases::Case> = cases.iter().skip(offset).take(limit).collect();
+    Ok(Json(
+        json!({"total": total, "offset": offset, "limit": limit, "cases": page}),
+    ))
+}
+
+/// `GET /cases/{id}`: a case (by id or ticket) with its audit trail.
+async fn get_case(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let st = state.clone();
+    let out = tokio::task::spawn_blocking(move || -> Result<Value, CaseError> {
+        let cases = crate::cases::Cases::new(&st.store);
+        let case = cases.find(&id)?.ok_or(CaseError::NotFound {
+            reference: id.clone(),
+        })?;
+        let events = cases.events_for(&case.id)?;
+        Ok(json!({"case": case, "events": events}))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decision {
+    action: String,
+    user: String,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `POST /cases/{id}/decision`: `{"action", "user", "role"?, "note"?}` with the rules of the
+/// command line (a reason to reject, maker-checker on approvals, …).
+async fn decide(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Body(d): Body<Decision>,
+) -> Result<Json<Value>, ApiError> {
+    let role = match d.role.as_deref().unwrap_or("analyst") {
+        "analyst" => Role::Analyst,
+        "supervisor" => Role::Supervisor,
+        other => {
+            return Err(ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "role",
+                format!("role must be \"analyst\" or \"supervisor\", found {other:?}"),
+            ));
+        }
+    };
+    // `undo` takes back the user's last decision on the case (before it is dispatched).
+    let action = match d.action.as_str() {
+        "undo" => None,
+        a => Some(a.parse::<Action>().map_err(|e| {
+            ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "action",
+                format!("{e} (or undo)"),
+            )
+        })?),
+    };
+    let actor = Actor {
+        user: d.user.clone(),
+        role,
+    };
+    let st = state.clone();
+    let note = d.note.clone();
+    let (before, case) = tokio::task::spawn_blocking(move || -> Result<_, CaseError> {
+        let cases = crate::cases::Cases::new(&st.store);
+        let before = cases.find(&id)?.map(|c| c.status);
+        let case = match action {
+            None => cases.undo_last(&id, &actor)?,
+            Some(a) => cases.decide(&id, a, &actor, note.as_deref())?,
+        };
+        Ok((before, case))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    state.emit(json!({
+        "type": "status",
+        "case_id": case.id,
+        "ticket": case.ticket,
+        "action": d.action,
+        "from": before.map(|s| s.as_str()),
+        "to": case.status.as_str(),
+        "user": d.user,
+    }));
+    Ok(Json(json!({"case": case})))
+}
+
+/// `POST /retrain`: 202 when started, 409 when one is running.
+async fn retrain(State(state): State<Shared>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if super::start_retrain(&state) {
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "started", "model_version": state.stream.engine().version})),
+        ))
+    } else {
+        Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "a retrain is already running",
+        ))
+    }
+}

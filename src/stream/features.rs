@@ -1,0 +1,390 @@
+//! The features of one record against the account's earlier records, computed the way
+//! `features::compute` computes them over a sorted table (same formulas, same order of
+//! operations), so that a model trained on files scores a stream the same way.
+
+use super::record::Canonical;
+use crate::features::{LabelEncoder, Preset};
+use crate::profile::Resolved;
+use serde::{Deserialize, Serialize};
+
+/// What the state keeps of one earlier record of an account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Past {
+    pub date: Option<i32>,
+    /// Per criteria: lhs, rhs (NaN unless a pair), diff, tol.
+    pub crit: Vec<[f64; 4]>,
+    /// The first criteria's difference within tolerance (true without criteria).
+    pub within: bool,
+}
+
+impl Past {
+    pub fn of(c: &Canonical) -> Past {
+        Past {
+            date: c.date,
+            crit: c
+                .crit
+                .iter()
+                .map(|v| [v.lhs, v.rhs, v.diff, v.tol])
+                .collect(),
+            within: c.within.unwrap_or(true),
+        }
+    }
+}
+
+/// A criteria column a feature reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Slot {
+    Lhs(usize),
+    Rhs(usize),
+    Diff(usize),
+}
+
+impl Slot {
+    fn of(&self, p: &Past) -> f64 {
+        match *self {
+            Slot::Lhs(c) => p.crit[c][0],
+            Slot::Rhs(c) => p.crit[c][1],
+            Slot::Diff(c) => p.crit[c][2],
+        }
+    }
+}
+
+/// Where one feature comes from.
+#[derive(Debug, Clone, PartialEq)]
+enum Src {
+    DaysSinceLast,
+    Raw(Slot),
+    Change(Slot),
+    RollMean(Slot),
+    RollStd(Slot),
+    Weekday,
+    Month,
+    Num(usize),
+    RelDifference,
+    SignAgreement,
+    MagnitudeRatio,
+    LogAbs(usize),
+    OutOfTol(usize),
+    RobustZ,
+    BreakAge,
+    Enc(usize, LabelEncoder),
+}
+
+/// How to compute a model's features, in the model's order.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    srcs: Vec<Src>,
+    pub names: Vec<String>,
+    window: usize,
+    min_periods: usize,
+    has_date: bool,
+    /// Whether the first criteria is a pair.
+    primary_pair: bool,
+    /// Break age counts from the trade date.
+    trade_age: bool,
+}
+
+/// NaN (a null in the table) → 0, as `fnum` does.
+fn fnum(v: f64) -> f64 {
+    if v.is_nan() { 0.0 } else { v }
+}
+
+/// `emax` of the table code: a when a ≥ b, else b (so a NaN side gives b).
+fn emax(a: f64, b: f64) -> f64 {
+    if a >= b { a } else { b }
+}
+
+impl Plan {
+    /// The plan for `names` (a model's features) over records of `resolved`. A name the record
+    /// path cannot compute is an error naming it.
+    pub fn new(
+        resolved: &Resolved,
+        preset: Preset,
+        window: usize,
+        min_periods: usize,
+        names: &[String],
+        encoders: &[LabelEncoder],
+    ) -> Result<Plan, String> {
+        let r = resolved;
+        let has_date = r.date.is_some();
+        let has_keys = !r.keys.is_empty();
+        let mut known: Vec<(String, Src)> = Vec::new();
+        if has_date {
+            known.push(("f_days_since_last".into(), Src::DaysSinceLast));
+        }
+        let mut series: Vec<(Slot, String)> = Vec::new();
+        for (i, c) in r.criteria.iter().enumerate() {
+            if c.is_pair() {
+                series.push((Slot::Lhs(i), format!("{}_lhs", c.name)));
+                series.push((Slot::Rhs(i), format!("{}_rhs", c.name)));
+            } else {
+                series.push((Slot::Diff(i), format!("{}_diff", c.name)));
+            }
+        }
+        let diffs: Vec<(Slot, String)> = r
+            .criteria
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (Slot::Diff(i), format!("{}_diff", c.name)))
+            .collect();
+        for (slot, stem) in series.iter().chain(diffs.iter()) {
+            known.push((format!("f_{stem}"), Src::Raw(*slot)));
+            if has_keys || has_date {
+                known.push((format!("f_change_{stem}"), Src::Change(*slot)));
+            }
+        }
+        if has_keys || has_date {
+            for (slot, stem) in &series {
+                known.push((format!("f_roll_mean_{stem}"), Src::RollMean(*slot)));
+                known.push((format!("f_roll_std_{stem}"), Src::RollStd(*slot)));
+            }
+        }
+        if has_date {
+            known.push(("f_weekday".into(), Src::Weekday));
+            known.push(("f_month".into(), Src::Month));
+        }
+        for (i, role) in r.numeric.iter().enumerate() {
+            known.push((format!("f_num_{}", role.slug), Src::Num(i)));
+        }
+        let primary = r.criteria.first();
+        if preset == Preset::Breaks && primary.is_some() {
+            known.push(("f_rel_difference".into(), Src::RelDifference));
+            if primary.is_some_and(|c| c.is_pair()) {
+                known.push(("f_sign_agreement".into(), Src::SignAgreement));
+                known.push(("f_magnitude_ratio".into(), Src::MagnitudeRatio));
+            }
+            for (i, c) in r.criteria.iter().enumerate() {
+                known.push((format!("f_log_abs_{}_diff", c.name), Src::LogAbs(i)));
+                known.push((format!("f_out_of_tol_{}", c.name), Src::OutOfTol(i)));
+            }
+            known.push(("f_robust_z".into(), Src::RobustZ));
+            known.push(("f_break_age".into(), Src::BreakAge));
+        }
+        for (i, role) in r.categoricals.iter().enumerate() {
+            let enc = encoders
+                .iter()
+                .find(|e| e.name == role.slug)
+                .cloned()
+                .unwrap_or_else(|| LabelEncoder {
+                    name: role.slug.clone(),
+                    classes: Vec::new(),
+                });
+            known.push((format!("f_enc_{}", role.slug), Src::Enc(i, enc)));
+        }
+        let mut srcs = Vec::with_capacity(names.len());
+        for n in names {
+            match known.iter().find(|(k, _)| k == n) {
+                Some((_, s)) => srcs.push(s.clone()),
+                None => {
+                    return Err(format!(
+                        "the model's feature {n} cannot be computed from records of profile {}",
+                        r.profile.name
+                    ));
+                }
+            }
+        }
+        let trade_age = has_date
+            && r.trade_date
+                .as_ref()
+                .is_some_and(|t| r.extra_dates.iter().any(|d| &d.header == t));
+        Ok(Plan {
+            srcs,
+            names: names.to_vec(),
+            window: window.max(1),
+            min_periods: min_periods.max(1),
+            has_date,
+            primary_pair: primary.is_some_and(|c| c.is_pair()),
+            trade_age,
+        })
+    }
+
+    /// The features of `cur` with `prev` (the account's earlier records, oldest first) before it.
+    pub fn compute(&self, cur: &Canonical, prev: &[Past]) -> Vec<f64> {
+        let me = Past::of(cur);
+        let last = prev.last();
+        let mut out = Vec::with_capacity(self.srcs.len());
+        for s in &self.srcs {
+            let v = match s {
+                Src::DaysSinceLast => match (last.and_then(|p| p.date), me.date) {
+                    (Some(a), Some(b)) => (b - a) as f64,
+                    _ => 0.0,
+                },
+                Src::Raw(slot) => fnum(slot.of(&me)),
+                Src::Change(slot) => match last {
+                    Some(p) => fnum(slot.of(&me) - slot.of(p)),
+                    None => 0.0,
+                },
+                Src::RollMean(slot) | Src::RollStd(slot) => {
+                    let (mean, std) = self.rolling(*slot, &me, prev);
+                    fnum(if matches!(s, Src::RollMean(_)) {
+                        mean
+                    } else {
+                        std
+                    })
+                }
+                Src::Weekday => me.date.map_or(0.0, |d| (d as i64 + 3).rem_euclid(7) as f64),
+                Src::Month => me
+                    .date
+                    .and_then(crate::ingest::clean::days_to_date)
+                    .map_or(0.0, |d| chrono::Datelike::month(&d) as f64),
+                Src::Num(i) => fnum(cur.nums[*i]),
+                Src::RelDifference => {
+                    let c = me.crit[0];
+                    let scale = if self.primary_pair {
+                        emax(c[0].abs(), c[1].abs())
+                    } else {
+                        c[3]
+                    };
+                    fnum(c[2] / emax(scale, 1.0))
+                }
+                Src::SignAgreement => {
+                    let c = me.crit[0];
+                    if c[0] * c[1] < 0.0 { -1.0 } else { 1.0 }
+                }
+                Src::MagnitudeRatio => {
+                    let c = me.crit[0];
+                    if c[0].abs() > 0.005 && c[1].abs() > 0.005 {
+                        fnum((c[0].abs() / c[1].abs()).log10())
+                    } else {
+                        0.0
+                    }
+                }
+                Src::LogAbs(i) => {
+                    let d = me.crit[*i][2];
+                    let sign = if d < 0.0 { -1.0 } else { 1.0 };
+                    fnum(sign * d.abs().ln_1p() / std::f64::consts::LN_10)
+                }
+                Src::OutOfTol(i) => {
+                    let c = me.crit[*i];
+                    if c[2].abs() > c[3] + 1e-9 { 1.0 } else { 0.0 }
+                }
+                Src::RobustZ => robust_z(&me, prev),
+                Src::BreakAge => {
+                    if self.trade_age {
+                        match (me.date, cur.trade_date) {
+                            (Some(d), Some(t)) => ((d - t) as f64).max(0.0),
+                            _ => 0.0,
+                        }
+                    } else {
+                        self.run_age(&me, prev)
+                    }
+                }
+                Src::Enc(i, enc) => enc.encode(&cur.cats[*i]),
+            };
+            out.push(v);
+        }
+        out
+    }
+
+    /// Rolling mean and sample std over the record and the `window − 1` before it.
+    fn rolling(&self, slot: Slot, me: &Past, prev: &[Past]) -> (f64, f64) {
+        let x0 = slot.of(me);
+        let back: Vec<f64> = prev
+            .iter()
+            .rev()
+            .take(self.window - 1)
+            .map(|p| slot.of(p))
+            .collect();
+        let mut sum = x0;
+        for v in &back {
+            sum += v;
+        }
+        let count = 1.0 + back.len() as f64;
+        let mean = sum / count;
+        let mut ss = (x0 - mean).powi(2);
+        for v in &back {
+            ss += (v - mean).powi(2);
+        }
+        let min = self.min_periods as f64;
+        let mean_out = if count >= min { mean } else { f64::NAN };
+        let std_out = if count >= min && count >= 2.0 {
+            (ss / (count - 1.0)).sqrt()
+        } else {
+            f64::NAN
+        };
+        (mean_out, std_out)
+    }
+
+    /// Days (records, without dates) since the current run of out-of-tolerance records began.
+    fn run_age(&self, me: &Past, prev: &[Past]) -> f64 {
+        if me.within {
+            return 0.0;
+        }
+        let mut start = prev.len();
+        while start > 0 && !prev[start - 1].within {
+            start -= 1;
+        }
+        if self.has_date {
+            match (prev.get(start).map_or(me.date, |p| p.date), me.date) {
+                (Some(s), Some(d)) => (d - s) as f64,
+                _ => 0.0,
+            }
+        } else {
+            (prev.len() - start) as f64
+        }
+    }
+}
+
+/// (d − median) / max(1.4826·MAD, tolerance, 0.01) against the account's records dated before
+/// this one (every earlier record without dates); 0 without any.
+fn robust_z(me: &Past, prev: &[Past]) -> f64 {
+    use crate::detect::scaler::percentile_select;
+    let mut buf: Vec<f64> = prev
+        .iter()
+        .filter(|p| match (p.date, me.date) {
+            (Some(a), Some(b)) => a < b,
+            _ => true,
+        })
+        .map(|p| p.crit[0][2])
+        .filter(|d| d.is_finite())
+        .collect();
+    let (med, mad) = if buf.is_empty() {
+        (0.0, 0.0)
+    } else {
+        let med = percentile_select(&mut buf, 50.0);
+        for v in buf.iter_mut() {
+            *v = (*v - med).abs();
+        }
+        (med, percentile_select(&mut buf, 50.0))
+    };
+    let c = me.crit[0];
+    let t = if c[3].is_finite() { c[3] } else { 0.0 };
+    let scale = (mad * 1.4826).max(t.max(0.01));
+    let z = (c[2] - med) / scale;
+    if z.is_finite() {
+        z.clamp(-1e4, 1e4)
+    } else {
+        0.0
+    }
+}
+
+/// The run context (`runs::RUN_COLUMNS`) of `me` as the last record after `prev`.
+pub fn run_context(me: &Past, prev: &[Past]) -> Vec<f64> {
+    let n = prev.len() + 1;
+    let all: Vec<&Past> = prev.iter().chain(std::iter::once(me)).collect();
+    let groups = vec![0u32; n];
+    let dated = me.date.is_some();
+    let days: Vec<f64> = if dated {
+        all.iter()
+            .map(|p| p.date.map_or(f64::NAN, |d| d as f64))
+            .collect()
+    } else {
+        (0..n).map(|i| i as f64).collect()
+    };
+    let ncrit = me.crit.len();
+    let cols: Vec<[Vec<f64>; 4]> = (0..ncrit)
+        .map(|c| std::array::from_fn(|k| all.iter().map(|p| p.crit[c][k]).collect()))
+        .collect();
+    let crit: Vec<crate::runs::CriteriaValues<'_>> = cols
+        .iter()
+        .map(|[l, r, d, t]| crate::runs::CriteriaValues {
+            diff: d,
+            tol: t,
+            sides: (!l[n - 1].is_nan()).then_some((l.as_slice(), r.as_slice())),
+        })
+        .collect();
+    crate::runs::run_context(&groups, &days, dated, &crit)
+        .into_iter()
+        .map(|c| c[n - 1])
+        .collect()
+}

@@ -1,0 +1,321 @@
+//! One record as JSON (an object keyed by the file's column names) typed through a resolved
+//! profile, the way `ingest::prepare` types a table row — without a table.
+
+use crate::ingest::clean::{self, DateCell, DateOptions, NumCell, normalize_header};
+use crate::profile::Resolved;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// A field of a record that cannot be used: the field (column) and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("field {field:?}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One criteria's values on a record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CritValues {
+    /// NaN unless the criteria is a pair.
+    pub lhs: f64,
+    pub rhs: f64,
+    pub diff: f64,
+    pub tol: f64,
+    /// The given difference of a pair, when the record has one (NaN when empty).
+    pub given: Option<f64>,
+}
+
+/// A typed record: the canonical values `prepare` would give its row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canonical {
+    /// The record's own fields as text, in the order they came.
+    pub fields: Vec<(String, String)>,
+    pub key: String,
+    pub date: Option<i32>,
+    pub crit: Vec<CritValues>,
+    pub within: Option<bool>,
+    pub brk: Option<bool>,
+    pub comment: Option<String>,
+    /// Per `resolved.categoricals`, trimmed.
+    pub cats: Vec<String>,
+    /// Per `resolved.numeric`.
+    pub nums: Vec<f64>,
+    /// Per `resolved.extra_dates`.
+    pub extra_dates: Vec<Option<i32>>,
+    pub trade_date: Option<i32>,
+    /// Data-quality findings.
+    pub dq: Vec<String>,
+}
+
+/// How records of one profile are read.
+#[derive(Debug, Clone)]
+pub struct RecordReader {
+    pub resolved: Resolved,
+    pub decimals: u32,
+    pub dates: DateOptions,
+    pub mismatch_tolerance: f64,
+}
+
+/// The text of a JSON value as a cell would hold it.
+fn cell_text(field: &str, v: &Value) -> Result<String, FieldError> {
+    match v {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Array(_) | Value::Object(_) => Err(FieldError::new(
+            field,
+            "must be a string, a number or null, not a list or an object",
+        )),
+    }
+}
+
+impl RecordReader {
+    pub fn new(resolved: Resolved, ingest: &crate::config::IngestConfig) -> RecordReader {
+        RecordReader {
+            resolved,
+            decimals: ingest.amount_decimals,
+            dates: DateOptions::from_config(ingest),
+            mismatch_tolerance: ingest.difference_mismatch_tolerance,
+        }
+    }
+
+    /// The columns a record must have (keys, date, amounts, categoricals, numeric features).
+    pub fn required_fields(&self) -> Vec<String> {
+        let r = &self.resolved;
+        let mut out: Vec<String> = r.key_names();
+        out.extend(r.date.iter().cloned());
+        for c in &r.criteria {
+            match (&c.lhs, &c.rhs) {
+                (Some(l), Some(rr)) => {
+                    out.push(l.clone());
+                    out.push(rr.clone());
+                }
+                _ => out.extend(c.difference.iter().cloned()),
+            }
+        }
+        out.extend(r.categoricals.iter().map(|c| c.header.clone()));
+        out.extend(r.numeric.iter().map(|c| c.header.clone()));
+        out.dedup();
+        out
+    }
+
+    /// Types one record. Field names are matched ignoring case, spaces and underscores.
+    pub fn read(&self, record: &Map<String, Value>) -> Result<Canonical, FieldError> {
+        let mut fields = Vec::with_capacity(record.len());
+        let mut by_name: HashMap<String, usize> = HashMap::with_capacity(record.len());
+        for (k, v) in record {
+            let text = cell_text(k, v)?;
+            by_name.insert(normalize_header(k), fields.len());
+            fields.push((k.clone(), text));
+        }
+        let r = &self.resolved;
+        let get = |header: &str| -> Option<&str> {
+            by_name
+                .get(&normalize_header(header))
+                .map(|i| fields[*i].1.as_str())
+        };
+        let need = |header: &str| -> Result<&str, FieldError> {
+            get(header).ok_or_else(|| FieldError::new(header, "is missing"))
+        };
+        let mut dq = Vec::new();
+
+        // Keys: trimmed values joined with `|`.
+        let mut key = String::new();
+        let mut all_empty = true;
+        for (k, (_, h)) in r.keys.iter().enumerate() {
+            let v = need(h)?.trim();
+            if !v.is_empty() {
+                all_empty = false;
+            }
+            if k > 0 {
+                key.push('|');
+            }
+            key.push_str(v);
+        }
+        if !r.keys.is_empty() && all_empty {
+            return Err(FieldError::new(
+                r.key_names().join("+"),
+                "every key is empty; the record identifies no account",
+            ));
+        }
+
+        let date = match &r.date {
+            Some(h) => {
+                let raw = need(h)?;
+                match clean::parse_date(raw, &self.dates) {
+                    DateCell::Date(d) => Some(d),
+                    DateCell::Empty => return Err(FieldError::new(h, "date is empty")),
+                    DateCell::Placeholder => {
+                        return Err(FieldError::new(
+                            h,
+                            format!(
+                                "{raw:?} is a placeholder date (means missing); the record cannot be placed in time"
+                            ),
+                        ));
+                    }
+                    DateCell::Invalid => {
+                        return Err(FieldError::new(
+                            h,
+                            format!(
+                                "{raw:?} is not a date (accepted: 2024-04-30, 4/30/2024, 04-30-2024, Excel serial numbers, 30-Apr-2024)"
+                            ),
+                        ));
+                    }
+                }
+            }
+            None => None,
+        };
+
+        // An empty amount reads as 0, with a finding when `finding`.
+        let amount = |h: &str, finding: bool, dq: &mut Vec<String>| {
+            let raw = need(h)?;
+            match clean::parse_number(raw, self.decimals) {
+                NumCell::Value(x) => Ok(x),
+                NumCell::Empty => {
+                    if finding {
+                        dq.push(format!("{h} empty, read as 0"));
+                    }
+                    Ok(0.0)
+                }
+                NumCell::Invalid => Err(FieldError::new(h, format!("{raw:?} is not a number"))),
+            }
+        };
+
+        let mut crit = Vec::with_capacity(r.criteria.len());
+        for c in &r.criteria {
+            let mut v = if let (Some(l), Some(rr)) = (&c.lhs, &c.rhs) {
+                let lhs = amount(l, true, &mut dq)?;
+                let rhs = amount(rr, true, &mut dq)?;
+                let diff = clean::round_to(lhs - rhs, self.decimals);
+                let given = match &c.difference {
+                    Some(g) => {
+                        let gv = match get(g) {
+                            Some(raw) => match clean::parse_number(raw, self.decimals) {
+                                NumCell::Value(x) => x,
+                                NumCell::Empty => f64::NAN,
+                                NumCell::Invalid => {
+                                    return Err(FieldError::new(
+                                        g,
+                                        format!("{raw:?} is not a number"),
+                                    ));
+                                }
+                            },
+                            None => f64::NAN,
+                        };
+                        if gv.is_finite() && (gv - diff).abs() > self.mismatch_tolerance {
+                            dq.push(format!(
+                                "{g} {gv} disagrees with {l} - {rr} = {diff}; using {diff}"
+                            ));
+                        }
+                        Some(gv)
+                    }
+                    None => None,
+                };
+                CritValues {
+                    lhs,
+                    rhs,
+                    diff,
+                    tol: c
+                        .abs_tolerance
+                        .max(c.rel_tolerance * lhs.abs().max(rhs.abs())),
+                    given,
+                }
+            } else {
+                let h = c.difference.as_deref().unwrap_or(c.name.as_str());
+                let diff = amount(h, false, &mut dq)?;
+                CritValues {
+                    lhs: f64::NAN,
+                    rhs: f64::NAN,
+                    diff,
+                    tol: c.abs_tolerance.max(c.rel_tolerance * 0.0),
+                    given: None,
+                }
+            };
+            if let Some(t) = &c.tolerance_column
+                && let Some(raw) = get(t)
+            {
+                match clean::parse_number(raw, self.decimals) {
+                    NumCell::Value(x) => v.tol = v.tol.max(x.abs()),
+                    NumCell::Empty => {}
+                    NumCell::Invalid => {
+                        dq.push(format!("{t} unreadable ({raw:?}), profile tolerance used"))
+                    }
+                }
+            }
+            crit.push(v);
+        }
+        let within = crit.first().map(|c| c.diff.abs() <= c.tol + 1e-9);
+        let brk = match &r.status {
+            Some(h) => Some(r.is_break_status(get(h).unwrap_or(""))),
+            None => within.map(|w| !w),
+        };
+        let comment = r
+            .comment
+            .as_ref()
+            .map(|h| clean::clean_comment(get(h).unwrap_or("")));
+        let mut cats = Vec::with_capacity(r.categoricals.len());
+        for role in &r.categoricals {
+            cats.push(need(&role.header)?.trim().to_string());
+        }
+        let mut nums = Vec::with_capacity(r.numeric.len());
+        for role in &r.numeric {
+            let h = role.header.as_str();
+            let raw = need(h)?;
+            nums.push(match clean::parse_number(raw, self.decimals) {
+                NumCell::Value(x) => x,
+                NumCell::Empty if r.profile.numeric_auto => {
+                    return Err(FieldError::new(h, "is empty"));
+                }
+                NumCell::Empty => f64::NAN,
+                NumCell::Invalid => {
+                    return Err(FieldError::new(h, format!("{raw:?} is not a number")));
+                }
+            });
+        }
+        let mut extra_dates = Vec::with_capacity(r.extra_dates.len());
+        let mut trade_date = None;
+        for role in &r.extra_dates {
+            let raw = get(&role.header).unwrap_or("");
+            let d = match clean::parse_date(raw, &self.dates) {
+                DateCell::Date(d) => Some(d),
+                DateCell::Empty | DateCell::Placeholder => None,
+                DateCell::Invalid => {
+                    dq.push(format!(
+                        "{} unreadable ({raw:?}), read as missing",
+                        role.header
+                    ));
+                    None
+                }
+            };
+            if r.trade_date.as_deref() == Some(role.header.as_str()) {
+                trade_date = d;
+            }
+            extra_dates.push(d);
+        }
+        Ok(Canonical {
+            fields,
+            key,
+            date,
+            crit,
+            within,
+            brk,
+            comment,
+            cats,
+            nums,
+            extra_dates,
+            trade_date,
+            dq,
+        })
+    }
+}
