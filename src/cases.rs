@@ -143,6 +143,18 @@ impl fmt::Display for Status {
     }
 }
 
+impl Status {
+    /// Parses a status name as [`FromStr`] does, also accepting the short names `pending` and
+    /// `proposed` (or `auto-resolve`).
+    pub fn parse_loose(s: &str) -> Result<Status, CaseError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "pending" => Ok(Status::PendingReview),
+            "proposed" | "auto-resolve" | "autoresolve" => Ok(Status::AutoResolveProposed),
+            _ => s.parse(),
+        }
+    }
+}
+
 impl FromStr for Status {
     type Err = CaseError;
 

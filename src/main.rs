@@ -724,14 +724,7 @@ fn case_failure(e: breakdesk::cases::CaseError) -> Failure {
 }
 
 fn parse_status(s: &str) -> Result<breakdesk::cases::Status, Failure> {
-    use breakdesk::cases::Status;
-    match s.trim().to_ascii_lowercase().as_str() {
-        "pending" => Ok(Status::PendingReview),
-        "proposed" | "auto-resolve" | "autoresolve" => Ok(Status::AutoResolveProposed),
-        _ => s
-            .parse()
-            .map_err(|e: breakdesk::cases::CaseError| usage(e.to_string())),
-    }
+    breakdesk::cases::Status::parse_loose(s).map_err(|e| usage(e.to_string()))
 }
 
 fn actor(

@@ -437,7 +437,7 @@ async fn list_cases(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let status = match q.status.as_deref() {
-        Some(s) => Some(s.parse::<Status>().map_err(|e| {
+        Some(s) => Some(Status::parse_loose(s).map_err(|e| {
             ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "status", e.to_string())
         })?),
         None => None,

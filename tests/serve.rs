@@ -1,0 +1,486 @@
+//! `breakdesk serve` on a real server bound to 127.0.0.1: every route's happy path and errors
+//! (malformed JSON, a missing or invalid field, a body over the limit, the bearer token), the
+//! WebSocket events a POST causes, per-account state across requests and across a restart, the
+//! batch route's summary email through a loopback SMTP server, and a retrain swapped in.
+
+#[path = "support/dispatch_fixtures.rs"]
+mod fixtures;
+#[path = "support/service.rs"]
+mod service;
+#[path = "support/smtp_server.rs"]
+mod smtp_server;
+
+use serde_json::json;
+use service::{WsClient, get, gl_record, post_json, repo, request, start};
+use std::time::Duration;
+
+fn history() -> String {
+    repo(service::GL_HISTORY).display().to_string()
+}
+
+/// A config without log files (and with `extra`).
+fn config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let p = dir.join("config.toml");
+    std::fs::write(&p, format!("[logging]\nfile = false\n{extra}")).unwrap();
+    p
+}
+
+#[test]
+fn routes_on_a_loopback_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let h = history();
+    let svc = start(
+        dir.path(),
+        &dir.path().join("data"),
+        Some(&cfg),
+        &["--history", &h],
+        &[],
+    )
+    .unwrap();
+    let a = svc.addr.clone();
+
+    // Health: the model and the store.
+    let r = get(&a, "/health", None);
+    assert_eq!(r.status, 200);
+    let health = r.json();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["profile"], "gl_ihub");
+    assert!(
+        health["model_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("gl_ihub-iforest-")
+    );
+    assert_eq!(health["store"]["status"], "ok");
+    assert_eq!(
+        health["accounts"], 100,
+        "one state per account of the history"
+    );
+
+    // The OpenAPI document lists every route.
+    let doc = get(&a, "/openapi.json", None).json();
+    for p in [
+        "/health",
+        "/openapi.json",
+        "/realtime_anomaly",
+        "/batch_anomaly",
+        "/cases",
+        "/cases/{id}",
+        "/cases/{id}/decision",
+        "/retrain",
+        "/ws",
+    ] {
+        assert!(
+            doc["paths"].get(p).is_some(),
+            "{p} is not in the OpenAPI document"
+        );
+    }
+
+    let ws = WsClient::connect(&a, None).unwrap();
+    let hello = ws.next_of("hello", Duration::from_secs(10)).expect("hello");
+    assert_eq!(hello["model_version"], health["model_version"]);
+
+    // Per-account state: the second record's change uses the first.
+    let r1 = post_json(
+        &a,
+        "/realtime_anomaly",
+        &gl_record("2024-03-12", "999001", 1000.0, 1000.0),
+        None,
+    );
+    assert_eq!(r1.status, 200, "{}", String::from_utf8_lossy(&r1.body));
+    let r1 = r1.json();
+    assert_eq!(r1["previous_records"], 0);
+    assert_eq!(r1["features"]["f_change_balance_lhs"], 0.0);
+    let r2 = post_json(
+        &a,
+        "/realtime_anomaly",
+        &gl_record("2024-03-13", "999001", 1500.0, 1000.0),
+        None,
+    )
+    .json();
+    assert_eq!(r2["previous_records"], 1);
+    assert_eq!(r2["features"]["f_change_balance_lhs"], 500.0);
+    assert_eq!(r2["features"]["f_days_since_last"], 1.0);
+    assert_eq!(r2["features"]["f_balance_diff"], 500.0);
+    assert_eq!(r2["key"], "00000|999001|7052|USD");
+
+    // An account of the history: its features see its 50 records; a 6M break is flagged, opens
+    // a case, and the WebSocket client hears of it.
+    let normal = post_json(
+        &a,
+        "/realtime_anomaly",
+        &gl_record("2024-03-12", "110200", 3632957.84, 3632957.84),
+        None,
+    )
+    .json();
+    assert_eq!(normal["is_anomaly"], false);
+    assert_eq!(normal["previous_records"], 50);
+    assert!(normal["case_id"].is_null());
+    let brk = post_json(
+        &a,
+        "/realtime_anomaly",
+        &gl_record("2024-03-13", "110200", 9632957.84, 3632957.84),
+        None,
+    )
+    .json();
+    assert_eq!(brk["is_anomaly"], true, "{brk}");
+    let case_id = brk["case_id"].as_str().expect("a case").to_string();
+    let ticket = brk["ticket"].as_str().unwrap().to_string();
+    assert_eq!(brk["bucket"], "Timing Issue");
+    assert!(brk["summary"].as_str().unwrap().contains("9,632,957.84"));
+    // (The 500 break of 999001 above may have been flagged too: its event comes first.)
+    let ev = std::iter::from_fn(|| ws.next_of("anomaly", Duration::from_secs(10)))
+        .find(|e| e["result"]["case_id"] == case_id.as_str())
+        .expect("an anomaly event for the case");
+    assert_eq!(ev["fields"]["GL Balance"], "9632957.84");
+
+    // Bad input: malformed JSON, a missing field, a bad number, not an object, not JSON.
+    let bad = request(
+        &a,
+        "POST",
+        "/realtime_anomaly",
+        &[("Content-Type", "application/json")],
+        b"{\"As of Date\": ",
+    );
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed JSON")
+    );
+    let mut missing = gl_record("2024-03-14", "999001", 1.0, 1.0);
+    missing.as_object_mut().unwrap().remove("GL Balance");
+    let r = post_json(&a, "/realtime_anomaly", &missing, None);
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["error"]["field"], "GL Balance");
+    let mut nan = gl_record("2024-03-14", "999001", 1.0, 1.0);
+    nan["IHub Balance"] = json!("12,3x");
+    let r = post_json(&a, "/realtime_anomaly", &nan, None);
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["error"]["field"], "IHub Balance");
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("12,3x")
+    );
+    let mut bad_date = gl_record("2024-03-14", "999001", 1.0, 1.0);
+    bad_date["As of Date"] = json!("yesterday");
+    assert_eq!(
+        post_json(&a, "/realtime_anomaly", &bad_date, None).json()["error"]["field"],
+        "As of Date"
+    );
+    assert_eq!(
+        post_json(&a, "/realtime_anomaly", &json!([1, 2]), None).status,
+        422
+    );
+    let r = request(&a, "POST", "/realtime_anomaly", &[], b"{}");
+    assert_eq!(r.status, 415);
+    // Nothing of the bad records reached the state.
+    let r3 = post_json(
+        &a,
+        "/realtime_anomaly",
+        &gl_record("2024-03-14", "999001", 1500.0, 1500.0),
+        None,
+    )
+    .json();
+    assert_eq!(r3["previous_records"], 2);
+
+    // A body over the limit (4 MiB by default).
+    let big = format!("{{\"Comments\": \"{}\"}}", "x".repeat(5 * 1024 * 1024));
+    let r = request(
+        &a,
+        "POST",
+        "/realtime_anomaly",
+        &[("Content-Type", "application/json")],
+        big.as_bytes(),
+    );
+    assert_eq!(r.status, 413);
+
+    // Cases: list, by ticket with the audit trail, unknown.
+    let list = get(&a, "/cases?status=proposed", None).json();
+    assert!(
+        list["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == case_id.as_str())
+    );
+    let one = get(&a, &format!("/cases/{ticket}"), None).json();
+    assert_eq!(one["case"]["id"], case_id.as_str());
+    assert!(!one["events"].as_array().unwrap().is_empty());
+    assert_eq!(get(&a, "/cases/BRK-NOPE", None).status, 404);
+    let r = get(&a, "/cases?status=sideways", None);
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["error"]["field"], "status");
+
+    // Decisions with the command line's rules.
+    let path = format!("/cases/{case_id}/decision");
+    let r = post_json(
+        &a,
+        &path,
+        &json!({"action": "approve", "user": "ana"}),
+        None,
+    );
+    assert_eq!(r.status, 403, "an analyst cannot approve: {}", r.json());
+    let r = post_json(
+        &a,
+        &path,
+        &json!({"action": "return", "user": "sam", "role": "supervisor"}),
+        None,
+    );
+    assert_eq!(r.status, 422, "return needs a comment: {}", r.json());
+    let r = post_json(&a, &path, &json!({"action": "bogus", "user": "sam"}), None);
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["error"]["field"], "action");
+    let r = post_json(&a, &path, &json!({"user": "sam"}), None);
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["error"]["field"], "action");
+    let r = post_json(
+        &a,
+        &path,
+        &json!({"action": "approve", "user": "sam", "role": "supervisor"}),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["case"]["status"], "Approved");
+    let ev = ws
+        .next_of("status", Duration::from_secs(10))
+        .expect("a status event");
+    assert_eq!(ev["case_id"], case_id.as_str());
+    assert_eq!(ev["from"], "AutoResolveProposed");
+    assert_eq!(ev["to"], "Approved");
+    let r = post_json(&a, &path, &json!({"action": "accept", "user": "ana"}), None);
+    assert_eq!(r.status, 409, "{}", r.json());
+    assert_eq!(
+        post_json(
+            &a,
+            "/cases/BRK-NOPE/decision",
+            &json!({"action": "accept", "user": "ana"}),
+            None
+        )
+        .status,
+        404
+    );
+
+    // Batch: a bad record fails the whole request, naming it; nothing is scored.
+    let mut no_account = gl_record("2024-03-13", "999002", 5.0, 5.0);
+    no_account.as_object_mut().unwrap().remove("Account");
+    let r = post_json(
+        &a,
+        "/batch_anomaly",
+        &json!({"records": [gl_record("2024-03-12", "999002", 5.0, 5.0), no_account]}),
+        None,
+    );
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["error"]["field"], "records[1].Account");
+    assert_eq!(
+        post_json(&a, "/batch_anomaly", &json!({"rows": []}), None).json()["error"]["field"],
+        "records"
+    );
+    // Results in the request's order; records scored in date order.
+    let r = post_json(
+        &a,
+        "/batch_anomaly",
+        &json!([
+            gl_record("2024-03-13", "999002", 7.0, 5.0),
+            gl_record("2024-03-12", "999002", 5.0, 5.0)
+        ]),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let b = r.json();
+    assert_eq!(b["records"], 2);
+    assert_eq!(b["results"][0]["date"], "2024-03-13");
+    assert_eq!(b["results"][0]["previous_records"], 1);
+    assert_eq!(b["results"][0]["features"]["f_change_balance_lhs"], 2.0);
+    assert_eq!(b["results"][1]["previous_records"], 0);
+    assert!(
+        b["email"].is_null(),
+        "no summary email unless [service] batch_email"
+    );
+
+    // Unknown route.
+    assert_eq!(get(&a, "/nope", None).status, 404);
+
+    // Retrain: started, then swapped in (a model event).
+    let r = request(&a, "POST", "/retrain", &[], b"");
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let ev = ws
+        .next_of("model", Duration::from_secs(100))
+        .expect("a model event");
+    assert_eq!(ev["status"], "swapped", "{ev}");
+    let after = post_json(
+        &a,
+        "/realtime_anomaly",
+        &gl_record("2024-03-15", "999001", 1500.0, 1500.0),
+        None,
+    )
+    .json();
+    assert_eq!(after["previous_records"], 3, "the state survives the swap");
+    let status = svc.stop();
+    assert!(status.success(), "a clean stop: {status}");
+}
+
+#[test]
+fn bearer_token_and_bind_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    // With log files, to check the token never reaches them.
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, "[logging]\nfile = true\nlevel = \"debug\"\n").unwrap();
+    let h = history();
+    // Not loopback and no token: refused before anything is loaded.
+    let err = start(
+        dir.path(),
+        &dir.path().join("data"),
+        Some(&cfg),
+        &["--history", &h, "--bind", "0.0.0.0:0"],
+        &[],
+    )
+    .err()
+    .expect("refused");
+    assert!(err.contains("exit status: 2"), "{err}");
+    assert!(err.contains("BREAKDESK_API_TOKEN"), "{err}");
+
+    let secret = "tok-3f9a7c1e55";
+    let svc = start(
+        dir.path(),
+        &dir.path().join("data"),
+        Some(&cfg),
+        &["--history", &h],
+        &[("BREAKDESK_API_TOKEN", secret)],
+    )
+    .unwrap();
+    let a = svc.addr.clone();
+    assert_eq!(
+        get(&a, "/health", None).status,
+        200,
+        "health needs no token"
+    );
+    let r = get(&a, "/cases", None);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(get(&a, "/cases", Some("wrong")).status, 401);
+    assert_eq!(get(&a, "/openapi.json", None).status, 401);
+    let rec = gl_record("2024-03-12", "999001", 1.0, 1.0);
+    assert_eq!(post_json(&a, "/realtime_anomaly", &rec, None).status, 401);
+    assert_eq!(
+        post_json(&a, "/realtime_anomaly", &rec, Some("tok-3f9a7c1e5")).status,
+        401
+    );
+    let ok = post_json(&a, "/realtime_anomaly", &rec, Some(secret));
+    assert_eq!(ok.status, 200);
+    assert!(!String::from_utf8_lossy(&ok.body).contains(secret));
+    assert_eq!(get(&a, "/cases", Some(secret)).status, 200);
+    assert!(
+        WsClient::connect(&a, None).is_err(),
+        "the WebSocket needs the token too"
+    );
+    let ws = WsClient::connect(&a, Some(secret)).unwrap();
+    assert!(ws.next_of("hello", Duration::from_secs(10)).is_some());
+    drop(ws);
+    let status = svc.stop();
+    assert!(status.success());
+    let logged: Vec<String> = svc_lines(&dir.path().join("data"));
+    assert!(logged.len() > 3, "the service logged: {logged:?}");
+    assert!(
+        logged.iter().all(|l| !l.contains(secret)),
+        "the token is never logged"
+    );
+}
+
+/// Every line of the log files under `data` (if any).
+fn svc_lines(data: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(data.join("logs")) {
+        for e in rd.flatten() {
+            if let Ok(t) = std::fs::read_to_string(e.path()) {
+                out.extend(t.lines().map(str::to_string));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn state_survives_a_restart_and_a_batch_sends_one_summary_email() {
+    use smtp_server::{Mode, Security, SmtpServer, TestPki};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new();
+    let ca = dir.path().join("ca.pem");
+    pki.write_ca(&ca);
+    let smtp = SmtpServer::start(&pki, Security::StartTls, Mode::Up);
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[email]\nenabled = true\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = \"{}\"\n\
+             username = \"robot\"\nfrom = \"recon@example.com\"\nto = [\"lead@example.com\"]\ntimeout_secs = 20\n\
+             [service]\nbatch_email = true\npersist_interval_ms = 50\n{}",
+            smtp.port(),
+            ca.display(),
+            fixtures::FAST_OUTBOX
+        ),
+    );
+    let h = history();
+    let data = dir.path().join("data");
+    let env = [("BREAKDESK_SMTP_PASSWORD", "pw-9")];
+    let svc = start(dir.path(), &data, Some(&cfg), &["--history", &h], &env).unwrap();
+    let a = svc.addr.clone();
+    let first = post_json(
+        &a,
+        "/realtime_anomaly",
+        &gl_record("2024-03-12", "999005", 10.0, 10.0),
+        None,
+    )
+    .json();
+    assert_eq!(first["previous_records"], 0);
+    let b = post_json(
+        &a,
+        "/batch_anomaly",
+        &json!({"records": [
+            gl_record("2024-03-13", "110200", 9632957.84, 3632957.84),
+            gl_record("2024-03-13", "999005", 10.0, 10.0),
+        ]}),
+        None,
+    )
+    .json();
+    assert_eq!(b["anomalies"], 1, "{b}");
+    assert_eq!(b["email"]["queued"], true, "{b}");
+    let ticket = b["results"][0]["ticket"].as_str().unwrap().to_string();
+    assert!(
+        smtp.wait_for(Duration::from_secs(30), |s| !s.messages().is_empty()),
+        "the summary email arrives"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 1, "one summary email");
+    assert_eq!(msgs[0].to, vec!["lead@example.com".to_string()]);
+    assert!(msgs[0].data.contains(&ticket), "the email lists the ticket");
+    // The summary is a notice: the case can still be dispatched once reviewed.
+    let case = get(&a, &format!("/cases/{ticket}"), None).json();
+    assert_eq!(case["case"]["dispatches"], json!([]), "{case}");
+    assert_eq!(case["case"]["dispatched"], false);
+
+    let status = svc.stop();
+    assert!(status.success());
+    // Restarted on the same store: the saved model is loaded and the state read back.
+    let svc = start(dir.path(), &data, Some(&cfg), &["--history", &h], &env).unwrap();
+    let a = svc.addr.clone();
+    let health = get(&a, "/health", None).json();
+    assert_eq!(health["model_status"], "saved model used", "{health}");
+    let next = post_json(
+        &a,
+        "/realtime_anomaly",
+        &gl_record("2024-03-14", "999005", 12.0, 12.0),
+        None,
+    )
+    .json();
+    assert_eq!(
+        next["previous_records"], 2,
+        "both earlier records of the account were kept: {next}"
+    );
+    assert_eq!(next["features"]["f_change_balance_lhs"], 2.0);
+    svc.stop();
+}
