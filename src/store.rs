@@ -253,7 +253,7 @@ impl Store {
     }
 
     /// The service's per-account states whose key starts with `prefix`, in key order.
-    pub fn stream_states(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn stream_states(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         let t = self.db.open_tree(STREAM_STATE)?;
         t.scan_prefix(prefix)
             .map(|kv| {
@@ -328,7 +328,7 @@ impl Store {
 }
 
 /// A key and its value.
-pub(crate) type Entry = (Vec<u8>, Vec<u8>);
+pub type Entry = (Vec<u8>, Vec<u8>);
 
 /// The trees of the case workflow and of its dispatch outbox. Their keys and values are the
 /// business of [`crate::cases`] and [`crate::notify`]; the store only keeps them.

@@ -241,8 +241,14 @@ fn spawn_background(state: &Arc<AppState>) -> Vec<std::thread::JoinHandle<()>> {
     let st = state.clone();
     out.push(std::thread::spawn(move || {
         let every = Duration::from_millis(st.cfg.service.persist_interval_ms);
+        let mut last = Instant::now();
         while !st.stop.load(Ordering::Relaxed) {
-            std::thread::sleep(every.min(Duration::from_millis(200)));
+            // Short naps, so a stop is noticed quickly.
+            std::thread::sleep(every.min(Duration::from_millis(100)));
+            if last.elapsed() < every {
+                continue;
+            }
+            last = Instant::now();
             if let Err(e) = st.stream.persist(&st.store) {
                 tracing::warn!(error = %e, "writing the account states");
             }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Load benchmark of `breakdesk serve`: wrk on loopback against POST /realtime_anomaly (rules
+# only, no LLM), records continuing the sample history's 100 accounts with 1% breaks.
+#
+#   benches/service/load.sh [DURATION_SECS] [CONNECTIONS] [WRK_THREADS]
+#
+# Needs wrk (Debian: apt-get install wrk) and a release build (cargo build --release).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${1:-20}
+conns=${2:-32}
+threads=${3:-1}
+bin=${BREAKDESK_BIN:-target/release/breakdesk}
+[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
+work=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+printf '[logging]\nfile = false\n' > "$work/config.toml"
+python3 benches/service/records.py assets/samples/gl_ihub_history.csv "$work/records.lua"
+"$bin" --config "$work/config.toml" --data-dir "$work/data" serve \
+  --history assets/samples/gl_ihub_history.csv --bind 127.0.0.1:0 2> "$work/serve.log" &
+pid=$!
+addr=""
+for _ in $(seq 1 600); do
+  addr=$(grep -o 'listening on http://[0-9.:]*' "$work/serve.log" | sed 's|listening on http://||' || true)
+  [ -n "$addr" ] && break
+  kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$addr" ] || { echo "the service did not start" >&2; cat "$work/serve.log" >&2; exit 1; }
+echo "service on $addr; $(nproc) cores; wrk -t$threads -c$conns -d${secs}s"
+# Warm-up (the first pass over the records opens their cases), then the measured run.
+wrk -t"$threads" -c"$conns" -d5s -s "$work/records.lua" "http://$addr" > /dev/null
+wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "$work/records.lua" "http://$addr"
+echo "cases opened or updated by the flagged records: $(curl -s "http://$addr/cases?limit=0" | grep -o '"total":[0-9]*')"
+curl -s "http://$addr/health" | head -c 400
+echo
