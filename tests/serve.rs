@@ -428,6 +428,7 @@ fn state_survives_a_restart_and_a_batch_sends_one_summary_email() {
     let env = [("BREAKDESK_SMTP_PASSWORD", "pw-9")];
     let svc = start(dir.path(), &data, Some(&cfg), &["--history", &h], &env).unwrap();
     let a = svc.addr.clone();
+    let ws = WsClient::connect(&a, None).unwrap();
     let first = post_json(
         &a,
         "/realtime_anomaly",
@@ -458,6 +459,13 @@ fn state_survives_a_restart_and_a_batch_sends_one_summary_email() {
     assert_eq!(msgs.len(), 1, "one summary email");
     assert_eq!(msgs[0].to, vec!["lead@example.com".to_string()]);
     assert!(msgs[0].data.contains(&ticket), "the email lists the ticket");
+    // The outbox's result reaches the WebSocket clients.
+    let ev = ws
+        .next_of("dispatch", Duration::from_secs(30))
+        .expect("a dispatch event");
+    assert_eq!(ev["channel"], "email");
+    assert_eq!(ev["status"], "sent", "{ev}");
+    assert_eq!(ev["item"], b["email"]["outbox_item"]);
     // The summary is a notice: the case can still be dispatched once reviewed.
     let case = get(&a, &format!("/cases/{ticket}"), None).json();
     assert_eq!(case["case"]["dispatches"], json!([]), "{case}");
