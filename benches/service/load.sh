@@ -31,7 +31,14 @@ done
 echo "service on $addr; $(nproc) cores; wrk -t$threads -c$conns -d${secs}s"
 # Warm-up (the first pass over the records opens their cases), then the measured run.
 wrk -t"$threads" -c"$conns" -d5s -s "$work/records.lua" "http://$addr" > /dev/null
-wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "$work/records.lua" "http://$addr"
+cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+before=$(cpu)
+wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "$work/records.lua" "http://$addr" | tee "$work/wrk.out"
+after=$(cpu)
+requests=$(grep -o '^ *[0-9]* requests in' "$work/wrk.out" | grep -o '[0-9]*' | head -1)
+tick=$(getconf CLK_TCK)
+awk -v a="$after" -v b="$before" -v n="$requests" -v t="$tick" \
+  'BEGIN { printf "service CPU: %.1f s for %d requests = %.0f us per request\n", (a-b)/t, n, (a-b)/t/n*1e6 }'
 echo "cases opened or updated by the flagged records: $(curl -s "http://$addr/cases?limit=0" | grep -o '"total":[0-9]*')"
 curl -s "http://$addr/health" | head -c 400
 echo

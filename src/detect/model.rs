@@ -350,6 +350,8 @@ impl ModelBundle {
             scaled.select_rows(&wanted)
         };
         let computed = match &self.detector {
+            // Nothing flagged (e.g. one normal record): no attributions to compute.
+            _ if wanted.is_empty() => Vec::new(),
             Detector::IForest(f) => {
                 f.score_with_attributions(&subset)
                     .map_err(|e| ModelError::IForest(e.to_string()))?
