@@ -746,7 +746,7 @@ fn outbox_view_shows_a_parked_email_and_r_retries_it() {
 }
 
 #[test]
-fn e_and_j_without_a_configured_channel_name_the_setting_and_queue_nothing() {
+fn e_j_and_w_without_a_configured_channel_name_the_setting_and_queue_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = loaded(dir.path());
     accept_first_pending(&mut app);
@@ -758,6 +758,11 @@ fn e_and_j_without_a_configured_channel_name_the_setting_and_queue_nothing() {
     press(&mut app, &["J"]);
     let m = app.message.clone().unwrap();
     assert!(m.text.contains("[jira]"), "{m:?}");
+    press(&mut app, &["W"]);
+    assert!(matches!(app.mode, Mode::Normal), "{:?}", app.mode);
+    let m = app.message.clone().unwrap();
+    assert!(m.text.contains("[webhook] enabled"), "{m:?}");
+    assert!(m.text.contains("nothing was queued"), "{m:?}");
     assert!(
         Outbox::new(&app.store)
             .list(&OutboxFilter::default())
@@ -824,4 +829,127 @@ fn j_opens_a_jira_issue_in_the_background_and_the_outbox_shows_its_key() {
         .count();
     assert_eq!(posts, 1, "one issue created");
     app.stop_sender();
+}
+
+// ----- the webhook (W) ------------------------------------------------------------------------
+
+use http_server::{HttpServer, Reply as HttpReply, Request as HttpRequest};
+
+/// `[webhook]` posting to `server` with the test secret as the token, and fast retries.
+fn webhook_config(server: &HttpServer) -> Config {
+    fixtures::config(&format!(
+        "[webhook]\nenabled = true\nurl = \"{}/v1/tasks\"\ntoken_env = \"{}\"\ntimeout_secs = 5\n{}",
+        server.url(),
+        fixtures::SECRET_ENV,
+        fixtures::FAST_OUTBOX
+    ))
+}
+
+fn webhook_state(app: &App, case: &str) -> Option<DispatchState> {
+    Cases::new(&app.store)
+        .get(case)
+        .unwrap()
+        .unwrap()
+        .dispatch(Channel::Webhook)
+        .map(|d| d.state)
+}
+
+#[test]
+fn w_posts_a_webhook_task_for_each_accepted_case_through_the_outbox() {
+    // A task API: the bearer token and an Idempotency-Key are required.
+    let server = HttpServer::start(|r: &HttpRequest| {
+        if r.header("authorization") != Some(format!("Bearer {}", fixtures::SECRET).as_str()) {
+            return HttpReply::json(401, serde_json::json!({"error": "unauthorized"}));
+        }
+        if r.header("idempotency-key").is_none() {
+            return HttpReply::json(
+                400,
+                serde_json::json!({"error": "Idempotency-Key required"}),
+            );
+        }
+        HttpReply::json(201, serde_json::json!({"id": "task-42"}))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded_with(&dir.path().join("data"), webhook_config(&server));
+    let case = accept_first_pending(&mut app);
+    press(&mut app, &["W"]);
+    let Mode::Confirm(c) = &app.mode else {
+        panic!("a confirm dialog, got {:?} ({:?})", app.mode, app.message)
+    };
+    assert!(c.title.contains("1 accepted case"), "{}", c.title);
+    assert!(
+        c.lines[0].contains("1 task(s)") && c.lines[0].contains("/v1/tasks"),
+        "{:?}",
+        c.lines
+    );
+    assert!(
+        server.requests().is_empty(),
+        "nothing is sent before the confirm"
+    );
+    press(&mut app, &["y"]);
+    let m = app.message.clone().unwrap();
+    assert!(m.text.starts_with("queued 1 case(s) by webhook"), "{m:?}");
+    // On disk when the message says queued (the sender may already have sent it).
+    assert!(
+        matches!(
+            webhook_state(&app, &case),
+            Some(DispatchState::Queued | DispatchState::Sent)
+        ),
+        "{:?}",
+        webhook_state(&app, &case)
+    );
+    press(&mut app, &["4"]);
+    assert!(
+        step_until(&mut app, |a| a
+            .outbox
+            .first()
+            .is_some_and(|i| matches!(i.status, ItemStatus::Sent { .. }))),
+        "not sent within 10 s: {:?}",
+        app.message
+    );
+    let item = app.outbox[0].clone();
+    assert_eq!(item.result.as_deref(), Some("task-42"));
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "one task posted");
+    let r = &requests[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.path, "/v1/tasks");
+    assert_eq!(
+        r.header("idempotency-key"),
+        Some(format!("breakdesk-{case}-{}", item.id).as_str())
+    );
+    assert_eq!(r.body["case_id"], case.as_str());
+    assert_eq!(webhook_state(&app, &case), Some(DispatchState::Sent));
+    // The case goes once per channel.
+    press(&mut app, &["W"]);
+    assert!(matches!(app.mode, Mode::Normal));
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("nothing to send by webhook"),
+        "{:?}",
+        app.message
+    );
+    app.stop_sender();
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn keymap_override_moves_the_webhook_key() {
+    let mut o = std::collections::BTreeMap::new();
+    o.insert(
+        "webhook".to_string(),
+        breakdesk::config::KeyList::One("ctrl-w".into()),
+    );
+    let km = Keymap::with_overrides(&o).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = new_app(dir.path(), Actor::analyst("ana"));
+    app.keymap = km;
+    press(&mut app, &["W"]);
+    assert!(app.message.is_none(), "W is free: {:?}", app.message);
+    press(&mut app, &["ctrl-w"]);
+    let m = app.message.clone().expect("the webhook's refusal");
+    assert!(m.text.contains("[webhook] enabled"), "{m:?}");
 }

@@ -111,6 +111,8 @@ pub enum Cmd {
     Email,
     /// Create Jira issues for the reviewed cases not yet sent to Jira.
     Jira,
+    /// Post webhook tasks for the reviewed cases not yet sent to the webhook.
+    Webhook,
     /// Put the outbox item under the cursor back in the queue (parked or waiting to retry).
     RetryItem,
     /// Cancel the undelivered outbox item under the cursor (asks first).

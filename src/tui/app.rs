@@ -134,6 +134,10 @@ pub enum Pending {
     Jira {
         case_ids: Vec<String>,
     },
+    /// Queue one webhook task per case.
+    Webhook {
+        case_ids: Vec<String>,
+    },
     /// Cancel this outbox item.
     CancelItem(u64),
     Quit,
@@ -702,6 +706,7 @@ impl App {
         match cmd {
             Cmd::Email => return self.start_email(),
             Cmd::Jira => return self.start_jira(),
+            Cmd::Webhook => return self.start_webhook(),
             _ => {}
         }
         if cmd == Cmd::Back && self.loading.is_some() && self.data.is_none() {
@@ -1731,6 +1736,29 @@ impl App {
         });
     }
 
+    fn start_webhook(&mut self) {
+        let Some(cases) = self.reviewed_for(Channel::Webhook) else {
+            return;
+        };
+        let mut lines = vec![format!(
+            "Post {} task(s), one per case, to {} (due dates from [webhook.sla_days]).",
+            cases.len(),
+            self.cfg.webhook.url.trim()
+        )];
+        lines.extend(summary_lines(&cases));
+        lines.push(
+            "Queued in the outbox first, then sent in the background; y confirms, n or esc cancels."
+                .into(),
+        );
+        self.mode = Mode::Confirm(Confirm {
+            title: format!("Webhook: {} accepted case(s)?", cases.len()),
+            lines,
+            pending: Pending::Webhook {
+                case_ids: cases.into_iter().map(|c| c.id).collect(),
+            },
+        });
+    }
+
     fn email_preview(&mut self, case_ids: Vec<String>, text: &str) {
         let to: Vec<String> = text
             .split(',')
@@ -2112,6 +2140,7 @@ impl App {
                     }
                     Pending::Email { case_ids, to } => self.queue(Channel::Email, &case_ids, &to),
                     Pending::Jira { case_ids } => self.queue(Channel::Jira, &case_ids, &[]),
+                    Pending::Webhook { case_ids } => self.queue(Channel::Webhook, &case_ids, &[]),
                     Pending::CancelItem(id) => self.cancel_item(id),
                 }
             }

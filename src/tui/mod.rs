@@ -7,9 +7,9 @@
 //! Nothing in the library's core imports this module (dependency direction: tui → pipeline →
 //! stages).
 //!
-//! Dispatch: `e` (email) and `J` (Jira) queue the accepted cases in the store's outbox
-//! ([`crate::notify`]); one background [`crate::notify::Worker`] (the store's one sender while
-//! the UI runs) sends them, and its reports reach [`app::App::update`] as
+//! Dispatch: `e` (email), `J` (Jira) and `W` (webhook) queue the accepted cases in the store's
+//! outbox ([`crate::notify`]); one background [`crate::notify::Worker`] (the store's one sender
+//! while the UI runs) sends them, and its reports reach [`app::App::update`] as
 //! [`action::Action::Dispatch`], polled here beside the analysis worker's messages. The outbox
 //! view (`4`) lists the items; `R` retries a parked one.
 //!

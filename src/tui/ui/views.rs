@@ -470,7 +470,7 @@ pub fn outbox(buf: &mut Buffer, app: &App, r: Rect) {
         buf.set_stringn(
             body.x + 1,
             body.y,
-            "The outbox is empty: e emails the accepted cases, J opens Jira issues.",
+            "The outbox is empty: e emails the accepted cases, J opens Jira issues, W posts webhook tasks.",
             body.width as usize,
             th.dim,
         );
