@@ -99,8 +99,58 @@ fn screen(app: &App) -> String {
     mask(&term.backend().to_string())
 }
 
-/// Masks ticket days (`BRK-20260503-`) and event times (`2026-05-03 10:22`).
+/// Masks ticket days (`BRK-20260503-`), event times (`2026-05-03 10:22`), loopback ports
+/// (`127.0.0.1:41234`) and the time-derived hash of an email's Message-ID
+/// (`<breakdesk.1.152554cd5cd3@`).
 fn mask(s: &str) -> String {
+    let s = mask_after(s, "127.0.0.1:", |c| c.is_ascii_digit(), "PORT");
+    let s = mask_message_ids(&s);
+    mask_times(&s)
+}
+
+/// Replaces the run of `keep` characters after each `prefix` by `with`.
+fn mask_after(s: &str, prefix: &str, keep: impl Fn(char) -> bool, with: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(prefix) {
+        out.push_str(&rest[..i + prefix.len()]);
+        rest = &rest[i + prefix.len()..];
+        let n = rest.find(|c: char| !keep(c)).unwrap_or(rest.len());
+        if n > 0 {
+            out.push_str(with);
+        }
+        rest = &rest[n..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Masks the hash in `<breakdesk.ID.HASH@domain>` (it is derived from the time of queueing).
+fn mask_message_ids(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("<breakdesk.") {
+        let head = i + "<breakdesk.".len();
+        out.push_str(&rest[..head]);
+        rest = &rest[head..];
+        let id = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..id]);
+        rest = &rest[id..];
+        if let Some(tail) = rest.strip_prefix('.') {
+            let n = tail
+                .find(|c: char| !c.is_ascii_hexdigit())
+                .unwrap_or(tail.len());
+            out.push_str(".HASH");
+            rest = &tail[n..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn mask_times(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
     let digits = |from: usize, n: usize| {
@@ -952,4 +1002,97 @@ fn keymap_override_moves_the_webhook_key() {
     press(&mut app, &["ctrl-w"]);
     let m = app.message.clone().expect("the webhook's refusal");
     assert!(m.text.contains("[webhook] enabled"), "{m:?}");
+}
+
+// ----- the outbox's detail pane and cancel (X) -----------------------------------------------
+
+#[test]
+fn outbox_detail_shows_the_whole_item_and_x_cancels_it_after_the_confirm() {
+    // The task API refuses the task for good (400) with a long explanation.
+    let server = HttpServer::start(|_: &HttpRequest| {
+        HttpReply::json(
+            400,
+            serde_json::json!({"error": {"message": "the task was refused: field severity must be one of P1, P2, P3 or P4 and field due_date must fall on a business day of the team's calendar; see the task API's documentation for the accepted values of every field"}}),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded_with(&dir.path().join("data"), webhook_config(&server));
+    app.update(Action::Resize(140, 36));
+    let case = accept_first_pending(&mut app);
+    press(&mut app, &["W", "y"]);
+    assert!(
+        step_until(&mut app, |a| a
+            .message
+            .as_ref()
+            .is_some_and(|m| m.text.contains("parked"))),
+        "not parked within 10 s: {:?}",
+        app.message
+    );
+    press(&mut app, &["4"]);
+    assert_eq!(app.outbox.len(), 1);
+    let id = app.outbox[0].id;
+    assert_eq!(app.outbox[0].status.name(), "parked");
+    // The task's due date is today's (UTC) plus the SLA: masked for the snapshot.
+    let due = match &app.outbox[0].payload {
+        breakdesk::notify::Payload::Webhook(p) => p.body["due_date"].as_str().unwrap().to_string(),
+        other => panic!("a webhook payload, got {other:?}"),
+    };
+    let critical = chrono::Days::new(app.cfg.webhook.sla_days.critical.into());
+    let today = chrono::Utc::now().date_naive();
+    assert!(
+        [today, today.pred_opt().unwrap()]
+            .iter()
+            .any(|d| (*d + critical).to_string() == due),
+        "{due}"
+    );
+    let shown = screen(&app).replace(&format!("due          {due}"), "due          YYYY-MM-DD");
+    // The whole error, wrapped, not cut at the list's column.
+    assert!(
+        shown.contains("documentation for the accepted values"),
+        "{shown}"
+    );
+    let ticket = Cases::new(&app.store).get(&case).unwrap().unwrap().ticket;
+    assert!(shown.contains(&ticket[13..]), "the case's ticket: {shown}");
+    insta::assert_snapshot!("outbox_detail", shown);
+
+    // X asks first; n keeps the item as it was.
+    press(&mut app, &["X"]);
+    let Mode::Confirm(c) = &app.mode else {
+        panic!("a confirm dialog, got {:?}", app.mode)
+    };
+    assert_eq!(c.title, format!("Cancel outbox item #{id}?"));
+    press(&mut app, &["n"]);
+    let stored = |app: &App| Outbox::new(&app.store).get(id).unwrap().unwrap();
+    assert_eq!(stored(&app).status.name(), "parked");
+    assert_eq!(webhook_state(&app, &case), Some(DispatchState::Parked));
+    // y cancels it in the store; its case may be sent again.
+    press(&mut app, &["X", "y"]);
+    assert!(matches!(app.mode, Mode::Normal));
+    assert!(
+        matches!(stored(&app).status, ItemStatus::Cancelled { .. }),
+        "{:?}",
+        stored(&app).status
+    );
+    assert_eq!(webhook_state(&app, &case), Some(DispatchState::Cancelled));
+    assert_eq!(
+        app.message.as_ref().unwrap().text,
+        format!("#{id} cancelled; nothing of it will be sent")
+    );
+    assert!(screen(&app).contains("cancelled"));
+    // A cancelled item cannot be cancelled into anything else, nor retried.
+    press(&mut app, &["R"]);
+    assert!(
+        app.message.as_ref().unwrap().text.contains("cancelled"),
+        "{:?}",
+        app.message
+    );
+    press(&mut app, &["W"]);
+    assert!(
+        matches!(&app.mode, Mode::Confirm(c) if c.title.contains("1 accepted case")),
+        "the cancelled case can be sent again: {:?}",
+        app.mode
+    );
+    press(&mut app, &["esc"]);
+    app.stop_sender();
+    assert_eq!(server.requests().len(), 1, "one attempt, parked at once");
 }

@@ -197,6 +197,14 @@ pub struct Trail {
     pub events: Result<Vec<Event>, String>,
 }
 
+/// The cases an outbox item carries, as stored now (for the outbox's detail pane).
+#[derive(Debug, Clone)]
+pub struct ItemCases {
+    pub item_id: u64,
+    /// In the item's order; an error says why they could not be read.
+    pub cases: Result<Vec<Case>, String>,
+}
+
 pub struct App {
     pub cfg: Arc<Config>,
     pub store: Arc<Store>,
@@ -229,6 +237,9 @@ pub struct App {
     /// of the sender while it is shown).
     pub outbox: Vec<OutboxItem>,
     pub outbox_cursor: usize,
+    /// The cases of the outbox item under the cursor, for its detail pane (read when the
+    /// cursor moves to another item and when the outbox is read again).
+    pub outbox_cases: Option<ItemCases>,
     pub size: (u16, u16),
     pub dirty: bool,
     pub quit: bool,
@@ -261,6 +272,7 @@ impl App {
             sender: None,
             outbox: Vec::new(),
             outbox_cursor: 0,
+            outbox_cases: None,
             size: (100, 30),
             dirty: true,
             quit: false,
@@ -419,6 +431,7 @@ impl App {
             }
         }
         self.sync_trail();
+        self.sync_outbox_cases();
     }
 
     fn worker_msg(&mut self, m: WorkerMsg) {
@@ -1956,6 +1969,31 @@ impl App {
             }
         }
         self.outbox_cursor = self.outbox_cursor.min(self.outbox.len().saturating_sub(1));
+        // The items' cases may have changed with them (dispatch state, status).
+        self.outbox_cases = None;
+        self.sync_outbox_cases();
+    }
+
+    /// Reads the cases of the outbox item under the cursor when it changed.
+    fn sync_outbox_cases(&mut self) {
+        if self.view != View::Outbox {
+            return;
+        }
+        let Some(item) = self.outbox.get(self.outbox_cursor) else {
+            self.outbox_cases = None;
+            return;
+        };
+        if self
+            .outbox_cases
+            .as_ref()
+            .is_some_and(|c| c.item_id == item.id)
+        {
+            return;
+        }
+        let id = item.id;
+        let cases = self.load_cases(&item.case_ids.clone());
+        self.outbox_cases = Some(ItemCases { item_id: id, cases });
+        self.dirty = true;
     }
 
     fn outbox_command(&mut self, cmd: Cmd) {

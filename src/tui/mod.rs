@@ -11,7 +11,8 @@
 //! outbox ([`crate::notify`]); one background [`crate::notify::Worker`] (the store's one sender
 //! while the UI runs) sends them, and its reports reach [`app::App::update`] as
 //! [`action::Action::Dispatch`], polled here beside the analysis worker's messages. The outbox
-//! view (`4`) lists the items; `R` retries a parked one.
+//! view (`4`) lists the items with the one under the cursor in full; `R` retries a parked one,
+//! `X` cancels an undelivered one.
 //!
 //! Seam for work that lands later:
 //! - live mode (issue 8): a live source feeds the same [`worker::WorkerMsg`]s (generation,

@@ -43,12 +43,26 @@ pub fn table_body(app: &App, area: Rect) -> Rect {
     below_header(table_area(app, area))
 }
 
-/// The rows of whichever list is shown (table, clusters, approvals, picker).
+/// The outbox's list (with its header line); the detail pane of the item under the cursor
+/// takes the rest of the main area when there is an item.
+pub fn outbox_list_area(app: &App, area: Rect) -> Rect {
+    let main = main_area(area);
+    if app.outbox.is_empty() {
+        return main;
+    }
+    let h = (main.height * 2 / 5).max(4).min(main.height);
+    Rect { height: h, ..main }
+}
+
+/// The rows of whichever list is shown (table, clusters, approvals, outbox, picker).
 pub fn list_body(app: &App, area: Rect) -> Rect {
-    if app.picker.is_none() && app.view == super::action::View::Table {
-        table_body(app, area)
-    } else {
-        below_header(main_area(area))
+    if app.picker.is_some() {
+        return below_header(main_area(area));
+    }
+    match app.view {
+        super::action::View::Table => table_body(app, area),
+        super::action::View::Outbox => below_header(outbox_list_area(app, area)),
+        _ => below_header(main_area(area)),
     }
 }
 
@@ -95,7 +109,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
             super::action::View::Table => table::table_view(frame, app, area),
             super::action::View::Clusters => views::clusters(frame.buffer_mut(), app, main),
             super::action::View::Approvals => views::approvals(frame.buffer_mut(), app, main),
-            super::action::View::Outbox => views::outbox(frame.buffer_mut(), app, main),
+            super::action::View::Outbox => views::outbox(frame, app, area),
         }
     } else {
         views::loading(frame, app, main);
