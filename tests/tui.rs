@@ -314,6 +314,71 @@ fn sort_filter_search_and_quick_filters() {
     assert_eq!(app.table.cursor, first);
 }
 
+/// A left click at a screen cell.
+fn click(app: &mut App, column: u16, row: u16) {
+    use ratatui::crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    app.update(Action::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    }));
+}
+
+/// Where a column's title starts on the table's header line (screen line 1).
+fn header_x(app: &App, title: &str) -> u16 {
+    let s = screen(app);
+    let header = s.lines().nth(1).expect("a header line");
+    // The screen is quoted line by line: the first character is the quote.
+    let byte = header
+        .find(title)
+        .unwrap_or_else(|| panic!("{title:?} is not on the header line: {header}"));
+    (header[..byte].chars().count() - 1) as u16
+}
+
+#[test]
+fn clicking_a_column_header_sorts_by_it_and_again_reverses() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded(dir.path());
+    let t = &app.data.as_ref().unwrap().table;
+    let diff = t.known.difference.unwrap();
+    let diff_title = t.cols[diff].title.clone();
+    let gl = t.cols.iter().position(|c| c.title == "GL Balance").unwrap();
+    let values = |app: &App, col: usize| -> Vec<f64> {
+        let t = &app.data.as_ref().unwrap().table;
+        app.table
+            .view
+            .iter()
+            .map(|r| t.num(Some(col), *r as usize).unwrap_or(f64::NAN))
+            .collect()
+    };
+    assert_eq!(app.table.sort, None);
+    let x = header_x(&app, &diff_title) + 1;
+    click(&mut app, x, 1);
+    assert_eq!(app.table.sort, Some((diff, false)), "{:?}", app.message);
+    assert_eq!(app.table.col, diff, "the column cursor follows the click");
+    let v = values(&app, diff);
+    assert!(v.windows(2).all(|w| w[0] <= w[1]), "ascending: {v:?}");
+    insta::assert_snapshot!("table_sorted_by_click", screen(&app));
+    // Again: largest first.
+    click(&mut app, x, 1);
+    assert_eq!(app.table.sort, Some((diff, true)));
+    let v = values(&app, diff);
+    assert!(v.windows(2).all(|w| w[0] >= w[1]), "descending: {v:?}");
+    assert!(screen(&app).contains('▼'));
+    // Another column's header sorts by that one, ascending.
+    let x = header_x(&app, "GL Balance") + 2;
+    click(&mut app, x, 1);
+    assert_eq!(app.table.sort, Some((gl, false)));
+    let v = values(&app, gl);
+    assert!(v.windows(2).all(|w| w[0] <= w[1]), "ascending: {v:?}");
+    // A click on a row below the header moves the cursor and leaves the sort alone.
+    let offset = app.table.offset;
+    click(&mut app, x, 4);
+    assert_eq!(app.table.cursor, offset + 2);
+    assert_eq!(app.table.sort, Some((gl, false)));
+}
+
 #[test]
 fn decisions_errors_and_approval_queue() {
     let dir = tempfile::tempdir().unwrap();

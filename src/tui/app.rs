@@ -2242,6 +2242,20 @@ impl App {
             }
             MouseEventKind::Down(MouseButton::Left) => {
                 let area = Rect::new(0, 0, self.size.0, self.size.1);
+                if self.picker.is_none()
+                    && self.view == View::Table
+                    && m.row == super::ui::table_area(self, area).y
+                {
+                    // A column header: sort by it, as the sort key does (again: reverse).
+                    if let Some(col) = super::ui::table_column_at(self, area, m.column) {
+                        self.message = None;
+                        self.table.col = col;
+                        self.fit_columns();
+                        self.table_command(Cmd::SortAsc);
+                        self.dirty = true;
+                    }
+                    return;
+                }
                 let body = super::ui::list_body(self, area);
                 if m.row < body.y
                     || m.row >= body.y + body.height

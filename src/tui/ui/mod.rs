@@ -66,6 +66,22 @@ pub fn list_body(app: &App, area: Rect) -> Rect {
     }
 }
 
+/// The anomaly table's column under screen column `x` (the header and the rows share the
+/// columns), if any.
+pub fn table_column_at(app: &App, area: Rect, x: u16) -> Option<usize> {
+    let d = app.data.as_ref()?;
+    let r = table_area(app, area);
+    let mut left = r.x + 2; // the mark column
+    for i in table::shown_columns(app, d, r.width) {
+        let w = d.table.cols[i].width;
+        if x >= left && x < left + w {
+            return Some(i);
+        }
+        left += w + 1;
+    }
+    None
+}
+
 fn below_header(r: Rect) -> Rect {
     Rect {
         y: r.y.saturating_add(1),

@@ -29,7 +29,7 @@ pub fn table_view(frame: &mut Frame<'_>, app: &App, area: Rect) {
 
 /// The columns shown from the left: the frozen ones, then the scrolling ones from the column
 /// offset while they fit.
-fn shown_columns(app: &App, d: &Loaded, width: u16) -> Vec<usize> {
+pub(super) fn shown_columns(app: &App, d: &Loaded, width: u16) -> Vec<usize> {
     let cols = &d.table.cols;
     let frozen = d.table.frozen.min(cols.len());
     let mut x = 2u16; // the mark column
@@ -61,6 +61,12 @@ fn table(buf: &mut Buffer, app: &App, d: &Loaded, r: Rect) {
         if let Some((s, desc)) = app.table.sort
             && s == i
         {
+            // The arrow always shows: a title that fills the column gives way to it.
+            let w = c.width as usize;
+            if title.chars().count() + 1 > w {
+                title = title.chars().take(w.saturating_sub(2)).collect();
+                title.push('…');
+            }
             title.push(if desc { '▼' } else { '▲' });
         }
         let mut style = th.header;
