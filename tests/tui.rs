@@ -379,6 +379,103 @@ fn clicking_a_column_header_sorts_by_it_and_again_reverses() {
     assert_eq!(app.table.sort, Some((gl, false)));
 }
 
+/// Steps the app (every background report) until `cond` holds, for at most 30 s.
+fn pump_until(app: &mut App, cond: impl Fn(&App) -> bool) -> bool {
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < end {
+        app.pump(Some(Duration::from_millis(50)));
+        if cond(app) {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn export_runs_in_the_background_and_reports_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded(&dir.path().join("data"));
+    // Three marked rows.
+    press(&mut app, &["g", "space", "space", "space"]);
+    let rows = app.targets();
+    assert_eq!(rows.len(), 3);
+    let tickets: Vec<String> = {
+        let t = &app.data.as_ref().unwrap().table;
+        rows.iter()
+            .map(|r| t.text(t.known.ticket, *r as usize).to_string())
+            .collect()
+    };
+    let out = dir.path().join("three.csv");
+    press(&mut app, &["x"]);
+    let Mode::Prompt(p) = &app.mode else {
+        panic!("the export prompt, got {:?}", app.mode)
+    };
+    assert_eq!(p.text, "tui_gl_current.export.csv");
+    press(&mut app, &["ctrl-u"]);
+    type_text(&mut app, out.to_str().unwrap());
+    press(&mut app, &["enter"]);
+    // The UI thread only started it: the result comes later, as a message.
+    let m = app.message.clone().unwrap();
+    assert_eq!(
+        m.text,
+        format!("exporting 3 rows to {}…", out.display()),
+        "{m:?}"
+    );
+    assert_eq!(app.exporter.running(), 1);
+    assert!(
+        screen(&app).contains("exporting…"),
+        "the status bar says so"
+    );
+    let done = format!("exported 3 rows to {}", out.display());
+    assert!(
+        pump_until(&mut app, |a| a
+            .message
+            .as_ref()
+            .is_some_and(|m| m.text == done)),
+        "no result within 30 s: {:?}",
+        app.message
+    );
+    assert_eq!(app.exporter.running(), 0);
+    assert!(!screen(&app).contains("exporting…"));
+    let (header, lines) = common::read_csv(&out);
+    assert_eq!(lines.len(), 3, "three rows");
+    assert_eq!(common::column(&header, &lines, "ticket"), tickets);
+    for name in [
+        "GL Balance",
+        "IHub Balance",
+        "score",
+        "bucket",
+        "case_status",
+    ] {
+        assert!(header.iter().any(|h| h == name), "{name} in {header:?}");
+    }
+
+    // A file that cannot be written (its directory is a file): the error arrives the same
+    // way, naming it.
+    std::fs::write(dir.path().join("plain"), "a file").unwrap();
+    let bad = dir.path().join("plain").join("out.csv");
+    press(&mut app, &["x", "ctrl-u"]);
+    type_text(&mut app, bad.to_str().unwrap());
+    press(&mut app, &["enter"]);
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .starts_with("exporting 3 rows")
+    );
+    let prefix = format!("cannot export to {}", bad.display());
+    assert!(
+        pump_until(&mut app, |a| a
+            .message
+            .as_ref()
+            .is_some_and(|m| m.text.starts_with(&prefix))),
+        "no error within 30 s: {:?}",
+        app.message
+    );
+    assert!(!bad.exists());
+}
+
 #[test]
 fn decisions_errors_and_approval_queue() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 //! command (what a key means, once the keymap has read it). [`crate::tui::app::App::update`]
 //! takes one [`Action`] at a time.
 
+use super::export::Exported;
 use super::worker::WorkerMsg;
 use crate::notify::WorkerEvent;
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
@@ -131,5 +132,7 @@ pub enum Action {
     Worker(WorkerMsg),
     /// A report of the background dispatch sender.
     Dispatch(WorkerEvent),
+    /// A background export ended.
+    Exported(Exported),
     Cmd(Cmd),
 }

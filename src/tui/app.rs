@@ -5,6 +5,7 @@
 
 use super::action::{Action, Cmd, Ctx, View};
 use super::data::Loaded;
+use super::export::{Exported, Exporter};
 use super::keymap::{Key, Keymap};
 use super::table::{Filter, short_status};
 use super::theme::Theme;
@@ -240,6 +241,8 @@ pub struct App {
     /// The cases of the outbox item under the cursor, for its detail pane (read when the
     /// cursor moves to another item and when the outbox is read again).
     pub outbox_cases: Option<ItemCases>,
+    /// The background exports (`x`).
+    pub exporter: Exporter,
     pub size: (u16, u16),
     pub dirty: bool,
     pub quit: bool,
@@ -273,6 +276,7 @@ impl App {
             outbox: Vec::new(),
             outbox_cursor: 0,
             outbox_cases: None,
+            exporter: Exporter::new(),
             size: (100, 30),
             dirty: true,
             quit: false,
@@ -339,6 +343,10 @@ impl App {
         }
         while let Ok(m) = self.worker.rx.try_recv() {
             self.update(Action::Worker(m));
+            any = true;
+        }
+        while let Ok(e) = self.exporter.rx.try_recv() {
+            self.update(Action::Exported(e));
             any = true;
         }
         self.pump_dispatch() || any
@@ -422,6 +430,10 @@ impl App {
             Action::Worker(m) => self.worker_msg(m),
             Action::Dispatch(e) => {
                 self.dispatch_event(e);
+                self.dirty = true;
+            }
+            Action::Exported(e) => {
+                self.exported(e);
                 self.dirty = true;
             }
             Action::Cmd(c) => {
@@ -1536,24 +1548,28 @@ impl App {
         }
     }
 
-    fn export(&mut self, rows: &[u32], path: &str) {
+    /// Starts writing `rows` to `path` in the background; [`Action::Exported`] says how it
+    /// ended.
+    fn export(&mut self, rows: Vec<u32>, path: &str) {
         let Some(d) = &self.data else { return };
         let Some(frame) = &d.frame else {
             return self.fail("wait until the analysis has finished");
         };
-        let idx = polars::prelude::IdxCa::from_vec(
-            "idx".into(),
-            rows.iter()
-                .map(|r| *r as polars::prelude::IdxSize)
-                .collect(),
-        );
-        let out = frame.take(&idx).map_err(|e| e.to_string()).and_then(|df| {
-            crate::output::write_table(&df, Path::new(path), crate::output::Format::Csv)
-                .map_err(|e| format!("{e:#}"))
-        });
-        match out {
-            Ok(()) => self.info(format!("exported {} rows to {path}", rows.len())),
+        // A frame's columns are shared, not copied.
+        let frame = frame.clone();
+        let n = rows.len();
+        match self.exporter.start(frame, rows, PathBuf::from(path)) {
+            Ok(()) => self.info(format!("exporting {n} rows to {path}…")),
             Err(e) => self.fail(format!("cannot export to {path}: {e}")),
+        }
+    }
+
+    fn exported(&mut self, e: Exported) {
+        self.exporter.reported(&e.path);
+        let path = e.path.display();
+        match e.result {
+            Ok(()) => self.info(format!("exported {} rows to {path}", e.rows)),
+            Err(err) => self.fail(format!("cannot export to {path}: {err}")),
         }
     }
 
@@ -2154,10 +2170,11 @@ impl App {
                 self.queue_decide(&case_id, CaseAction::Return, Some(&text));
             }
             PromptKind::Export { rows } => {
-                if text.is_empty() {
+                if text.is_empty() || text == "-" {
+                    // ("-" would be standard output: the screen.)
                     return self.fail("no file given; nothing exported");
                 }
-                self.export(&rows, &text);
+                self.export(rows, &text);
             }
             PromptKind::EmailTo { case_ids } => self.email_preview(case_ids, &text),
         }

@@ -55,6 +55,9 @@ pub fn status_bar(buf: &mut Buffer, app: &App, r: Rect) {
             right.push_str(&progress_text(l));
             right.push_str(" · ");
         }
+        if app.exporter.running() > 0 {
+            right.push_str("exporting… · ");
+        }
         match app.view {
             crate::tui::action::View::Table => {
                 let n = app.table.view.len();
