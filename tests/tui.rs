@@ -9,6 +9,8 @@ mod common;
 mod fixtures;
 #[path = "support/http_server.rs"]
 mod http_server;
+#[path = "support/llm_server.rs"]
+mod llm_server;
 #[path = "support/smtp_server.rs"]
 mod smtp_server;
 
@@ -1257,4 +1259,93 @@ fn outbox_detail_shows_the_whole_item_and_x_cancels_it_after_the_confirm() {
     press(&mut app, &["esc"]);
     app.stop_sender();
     assert_eq!(server.requests().len(), 1, "one attempt, parked at once");
+}
+
+// ----- the LLM pass: per-answer progress ----------------------------------------------------
+
+#[test]
+fn llm_progress_counts_answers_in_the_status_bar_and_the_detail_pane() {
+    use breakdesk::pipeline::Stage;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Answers the first two questions at once and holds the third until released, so the
+    // screen can be read in the middle of the pass.
+    let release = Arc::new(AtomicBool::new(false));
+    let gate = release.clone();
+    let server = llm_server::LlmServer::start(move |_, n| {
+        if n >= 2 {
+            let end = std::time::Instant::now() + Duration::from_secs(60);
+            while !gate.load(Ordering::SeqCst) && std::time::Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        llm_server::Reply::ok(
+            &serde_json::json!({
+                "bucket": "Timing Issue",
+                "severity": "Low",
+                "confidence": 0.66,
+                "summary": "The test model read this break.",
+                "details": "from the test server",
+            })
+            .to_string(),
+        )
+    });
+    let cfg = fixtures::config(&format!(
+        "[llm]\nenabled = true\nbase_url = \"{}\"\nmodel = \"test-model\"\napi_key_env = \"\"\n\
+         timeout_secs = 90\nmax_retries = 0\nconcurrency = 1\nrequests_per_minute = 0\n\
+         tokens_per_minute = 0\n",
+        server.base_url()
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = new_app_with(dir.path(), Actor::analyst("ana"), cfg);
+    app.update(Action::Resize(140, 40));
+    app.start(Start::File(opts(CURRENT, Some(HISTORY))));
+    let at_two = |a: &App| {
+        a.loading
+            .as_ref()
+            .and_then(|l| l.progress)
+            .is_some_and(|p| p.stage == Stage::CategorizeLlm && p.done == 2)
+    };
+    let reached = {
+        let end = std::time::Instant::now() + Duration::from_secs(120);
+        while !at_two(&app) && std::time::Instant::now() < end && app.loading.is_some() {
+            app.pump(Some(Duration::from_millis(50)));
+        }
+        at_two(&app)
+    };
+    assert!(
+        reached,
+        "no LLM progress at 2 answers: {:?}, {:?}",
+        app.loading, app.error
+    );
+    let total = app.loading.as_ref().unwrap().progress.unwrap().total;
+    assert!(total > 2, "{total} questions");
+    // The scored rows are shown; their buckets and summaries are still being generated.
+    press(&mut app, &["enter"]);
+    let shown = screen(&app);
+    assert!(
+        shown.contains(&format!("categorizing (LLM) 2/{total}")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("generating… (2 of {total} LLM answers received)")),
+        "{shown}"
+    );
+    insta::assert_snapshot!("llm_progress", shown);
+
+    release.store(true, Ordering::SeqCst);
+    assert!(app.wait_loaded(Duration::from_secs(120)), "the load ends");
+    assert!(app.error.is_none(), "{:?}", app.error);
+    assert_eq!(
+        server.request_count() as u64,
+        total,
+        "one request per question"
+    );
+    // Now the row under the cursor shows the LLM's answer.
+    let t = &app.data.as_ref().unwrap().table;
+    let row = app.current_row().unwrap() as usize;
+    assert_eq!(t.text(t.known.categorized_by, row), "llm");
+    let shown = screen(&app);
+    assert!(shown.contains("The test model read this break."), "{shown}");
+    assert!(!shown.contains("generating…"), "{shown}");
 }

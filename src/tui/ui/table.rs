@@ -1,6 +1,7 @@
 //! The anomaly table (only the rows on screen are formatted) and the detail pane.
 
 use super::{cell, main_area, table_area};
+use crate::pipeline::Stage;
 use crate::tui::app::App;
 use crate::tui::data::Loaded;
 use crate::tui::table::{Column, thousands};
@@ -238,10 +239,14 @@ fn detail(frame: &mut Frame<'_>, app: &App, d: &Loaded, r: Rect) {
         label("drivers"),
         Span::raw(text(k.top_features).if_empty("–")),
     ]));
-    let pending = if app.cfg.llm.enabled {
-        "generating…"
-    } else {
-        "categorizing…"
+    // Until the categorization's stage ends: which part of it is at work (with the LLM's
+    // answers so far).
+    let pending = match app.loading.as_ref().and_then(|l| l.progress) {
+        Some(p) if p.stage == Stage::CategorizeLlm => format!(
+            "generating… ({} of {} LLM answers received)",
+            p.done, p.total
+        ),
+        _ => "categorizing…".to_string(),
     };
     if d.complete || !text(k.bucket).is_empty() {
         let conf = t
@@ -281,7 +286,7 @@ fn detail(frame: &mut Frame<'_>, app: &App, d: &Loaded, r: Rect) {
     } else {
         lines.push(Line::from(vec![
             label("bucket"),
-            Span::styled(pending, th.dim),
+            Span::styled(pending.clone(), th.dim),
         ]));
         lines.push(Line::from(vec![
             label("summary"),

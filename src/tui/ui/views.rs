@@ -3,6 +3,7 @@
 
 use super::{cell, list_offset};
 use crate::notify::OutboxItem;
+use crate::pipeline::Stage;
 use crate::tui::app::App;
 use crate::tui::table::thousands;
 use crate::tui::theme::Theme;
@@ -114,11 +115,20 @@ fn progress_text(l: &crate::tui::app::Loading) -> String {
     match &l.progress {
         Some(p) => format!(
             "{} {}/{} · {secs:.1} s · esc cancels",
-            p.stage.label().split(" (").next().unwrap_or(""),
+            stage_name(p.stage),
             p.done,
             p.total
         ),
         None => format!("starting · {secs:.1} s"),
+    }
+}
+
+/// A stage as the status bar names it: short, but saying when the LLM is at work (its count is
+/// then answers, not steps).
+fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::CategorizeLlm => "categorizing (LLM)",
+        s => s.label().split(" (").next().unwrap_or(""),
     }
 }
 
