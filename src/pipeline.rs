@@ -20,6 +20,8 @@ pub enum Stage {
     /// Loading or training the model, scoring, clustering.
     Detect,
     Categorize,
+    /// The LLM pass of the categorization (when `[llm] enabled`): its progress counts answers.
+    CategorizeLlm,
     /// Opening or updating the cases in the store.
     Cases,
 }
@@ -34,12 +36,15 @@ impl Stage {
             Stage::Features => "computing features",
             Stage::Detect => "detecting (loading or training the model, scoring)",
             Stage::Categorize => "categorizing",
+            Stage::CategorizeLlm => "categorizing (LLM)",
             Stage::Cases => "recording cases",
         }
     }
 }
 
-/// A progress report: `done` of `total` steps of the run, now in `stage`.
+/// A progress report: `done` of `total` steps of the run, now in `stage`. In
+/// [`Stage::CategorizeLlm`], `done` of `total` are the LLM's answers received of the questions
+/// sent (rows with identical inputs are asked once, cached answers not at all).
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
     pub stage: Stage,
@@ -768,6 +773,31 @@ pub fn categorize(
     flagged_total: usize,
     store: &crate::store::Store,
 ) -> Result<Categorized, crate::categorize::RulesError> {
+    categorize_observed(
+        cfg,
+        rules,
+        table,
+        resolved,
+        rows,
+        flagged_total,
+        store,
+        None,
+    )
+}
+
+/// [`categorize`], with `on_answer` (when given) following the LLM's calls: see
+/// [`crate::categorize::llm::refine`].
+#[allow(clippy::too_many_arguments)]
+pub fn categorize_observed(
+    cfg: &Config,
+    rules: &crate::categorize::RulesFile,
+    table: &polars::prelude::DataFrame,
+    resolved: &crate::profile::Resolved,
+    rows: &[usize],
+    flagged_total: usize,
+    store: &crate::store::Store,
+    on_answer: Option<&mut dyn FnMut(usize, usize)>,
+) -> Result<Categorized, crate::categorize::RulesError> {
     use crate::categorize::{RulesError, llm};
     let mut c = crate::categorize::Categorizer::new(rules, table, resolved)?;
     c.flagged_total = flagged_total;
@@ -799,7 +829,7 @@ pub fn categorize(
         let mut order: Vec<usize> = (0..rows.len()).collect();
         order.sort_by(|a, b| rank[*a].total_cmp(&rank[*b]));
         let r = llm::refine(
-            &cfg.llm, &prompt, &client, store, &c, &facts, &mut cats, &order,
+            &cfg.llm, &prompt, &client, store, &c, &facts, &mut cats, &order, on_answer,
         );
         tracing::info!(
             rows = r.rows,
@@ -1146,7 +1176,7 @@ pub fn analyze_observed(
         cancel,
     )?;
     let base = total - AFTER;
-    let mut step = |stage: Stage, k: u64| -> Result<(), PipelineError> {
+    let step = |progress: &mut dyn FnMut(Progress), stage: Stage, k: u64| {
         if cancel.load(Ordering::Relaxed) {
             return Err(PipelineError::Cancelled);
         }
@@ -1158,7 +1188,7 @@ pub fn analyze_observed(
         Ok(())
     };
     let mut timings = Vec::new();
-    step(Stage::Detect, 0)?;
+    step(progress, Stage::Detect, 0)?;
     let det = score(cfg, &mut result, store, &aopts.detect)?;
     let t = Instant::now();
     let mut table = with_detection(
@@ -1174,7 +1204,7 @@ pub fn analyze_observed(
         table: &table,
     });
 
-    step(Stage::Categorize, 1)?;
+    step(progress, Stage::Categorize, 1)?;
     let t = Instant::now();
     let rules = rules_file(cfg)?;
     let flagged_total = det.scored.flag.iter().filter(|f| **f).count();
@@ -1185,7 +1215,7 @@ pub fn analyze_observed(
     } else {
         (0..table.height()).collect()
     };
-    let categorized = categorize(
+    let categorized = categorize_observed(
         cfg,
         &rules,
         &table,
@@ -1193,11 +1223,18 @@ pub fn analyze_observed(
         &rows,
         flagged_total,
         store,
+        Some(&mut |done, asked| {
+            progress(Progress {
+                stage: Stage::CategorizeLlm,
+                done: done as u64,
+                total: asked as u64,
+            })
+        }),
     )?;
     with_categories(&mut table, &rows, &categorized.cats)?;
     timings.push(("categorize", t.elapsed()));
 
-    step(Stage::Cases, 2)?;
+    step(progress, Stage::Cases, 2)?;
     let t = Instant::now();
     // Cases are durable before anything that names them is shown or written.
     let cases = record_cases(

@@ -246,3 +246,69 @@ fn with_the_llm_disabled_nothing_leaves_the_machine() {
     );
     assert!(!err.contains("LLM:"), "{err}");
 }
+
+/// The analysis's progress, through the library: the LLM pass reports each answer.
+fn analyze_with_progress(
+    cfg: &breakdesk::config::Config,
+    store: &breakdesk::store::Store,
+) -> Vec<breakdesk::pipeline::Progress> {
+    use breakdesk::pipeline::{self, AnalyzeOptions, RunOptions};
+    let opts = RunOptions {
+        input: "tests/data/tui_gl_current.csv".into(),
+        history: Some("tests/data/tui_gl_history.csv".into()),
+        ..Default::default()
+    };
+    let mut events = Vec::new();
+    pipeline::analyze(
+        cfg,
+        &opts,
+        &AnalyzeOptions::default(),
+        store,
+        "",
+        &mut |p| events.push(p),
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .expect("the analysis runs");
+    events
+}
+
+#[test]
+fn the_llm_pass_reports_every_answer_as_progress_between_categorize_and_cases() {
+    use breakdesk::pipeline::Stage;
+    let dir = tempfile::tempdir().unwrap();
+    let server = good_server();
+    let cfg = breakdesk::config::Config::from_user_toml(
+        &format!(
+            "[llm]\nenabled = true\nbase_url = {:?}\nmodel = \"test-model\"\napi_key_env = \"\"\n\
+             timeout_secs = 5\nmax_retries = 1\nconcurrency = 3\nrequests_per_minute = 0\n\
+             tokens_per_minute = 0\n",
+            server.base_url()
+        ),
+        Path::new("llm-progress-test.toml"),
+    )
+    .unwrap();
+    let store = breakdesk::store::Store::open(&dir.path().join("data")).unwrap();
+    let events = analyze_with_progress(&cfg, &store);
+    let asked = server.request_count() as u64;
+    assert!(asked > 2, "{asked} questions");
+    let llm: Vec<(u64, u64)> = events
+        .iter()
+        .filter(|p| p.stage == Stage::CategorizeLlm)
+        .map(|p| (p.done, p.total))
+        .collect();
+    // 0 when the questions go out, then one report per answer, up to all of them.
+    let expected: Vec<(u64, u64)> = (0..=asked).map(|d| (d, asked)).collect();
+    assert_eq!(llm, expected);
+    let first = |s: Stage| events.iter().position(|p| p.stage == s).unwrap();
+    let last = |s: Stage| events.iter().rposition(|p| p.stage == s).unwrap();
+    assert!(first(Stage::Categorize) < first(Stage::CategorizeLlm));
+    assert!(last(Stage::CategorizeLlm) < first(Stage::Cases));
+
+    // Again: every answer is in the cache, nothing is asked and the LLM reports nothing.
+    let events = analyze_with_progress(&cfg, &store);
+    assert_eq!(server.request_count() as u64, asked);
+    assert!(
+        !events.iter().any(|p| p.stage == Stage::CategorizeLlm),
+        "{events:?}"
+    );
+}

@@ -9,6 +9,8 @@ mod common;
 mod fixtures;
 #[path = "support/http_server.rs"]
 mod http_server;
+#[path = "support/llm_server.rs"]
+mod llm_server;
 #[path = "support/smtp_server.rs"]
 mod smtp_server;
 
@@ -99,8 +101,58 @@ fn screen(app: &App) -> String {
     mask(&term.backend().to_string())
 }
 
-/// Masks ticket days (`BRK-20260503-`) and event times (`2026-05-03 10:22`).
+/// Masks ticket days (`BRK-20260503-`), event times (`2026-05-03 10:22`), loopback ports
+/// (`127.0.0.1:41234`) and the time-derived hash of an email's Message-ID
+/// (`<breakdesk.1.152554cd5cd3@`).
 fn mask(s: &str) -> String {
+    let s = mask_after(s, "127.0.0.1:", |c| c.is_ascii_digit(), "PORT");
+    let s = mask_message_ids(&s);
+    mask_times(&s)
+}
+
+/// Replaces the run of `keep` characters after each `prefix` by `with`.
+fn mask_after(s: &str, prefix: &str, keep: impl Fn(char) -> bool, with: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(prefix) {
+        out.push_str(&rest[..i + prefix.len()]);
+        rest = &rest[i + prefix.len()..];
+        let n = rest.find(|c: char| !keep(c)).unwrap_or(rest.len());
+        if n > 0 {
+            out.push_str(with);
+        }
+        rest = &rest[n..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Masks the hash in `<breakdesk.ID.HASH@domain>` (it is derived from the time of queueing).
+fn mask_message_ids(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("<breakdesk.") {
+        let head = i + "<breakdesk.".len();
+        out.push_str(&rest[..head]);
+        rest = &rest[head..];
+        let id = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..id]);
+        rest = &rest[id..];
+        if let Some(tail) = rest.strip_prefix('.') {
+            let n = tail
+                .find(|c: char| !c.is_ascii_hexdigit())
+                .unwrap_or(tail.len());
+            out.push_str(".HASH");
+            rest = &tail[n..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn mask_times(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
     let digits = |from: usize, n: usize| {
@@ -262,6 +314,168 @@ fn sort_filter_search_and_quick_filters() {
     press(&mut app, &["n"]);
     press(&mut app, &["N"]);
     assert_eq!(app.table.cursor, first);
+}
+
+/// A left click at a screen cell.
+fn click(app: &mut App, column: u16, row: u16) {
+    use ratatui::crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    app.update(Action::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    }));
+}
+
+/// Where a column's title starts on the table's header line (screen line 1).
+fn header_x(app: &App, title: &str) -> u16 {
+    let s = screen(app);
+    let header = s.lines().nth(1).expect("a header line");
+    // The screen is quoted line by line: the first character is the quote.
+    let byte = header
+        .find(title)
+        .unwrap_or_else(|| panic!("{title:?} is not on the header line: {header}"));
+    (header[..byte].chars().count() - 1) as u16
+}
+
+#[test]
+fn clicking_a_column_header_sorts_by_it_and_again_reverses() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded(dir.path());
+    let t = &app.data.as_ref().unwrap().table;
+    let diff = t.known.difference.unwrap();
+    let diff_title = t.cols[diff].title.clone();
+    let gl = t.cols.iter().position(|c| c.title == "GL Balance").unwrap();
+    let values = |app: &App, col: usize| -> Vec<f64> {
+        let t = &app.data.as_ref().unwrap().table;
+        app.table
+            .view
+            .iter()
+            .map(|r| t.num(Some(col), *r as usize).unwrap_or(f64::NAN))
+            .collect()
+    };
+    assert_eq!(app.table.sort, None);
+    let x = header_x(&app, &diff_title) + 1;
+    click(&mut app, x, 1);
+    assert_eq!(app.table.sort, Some((diff, false)), "{:?}", app.message);
+    assert_eq!(app.table.col, diff, "the column cursor follows the click");
+    let v = values(&app, diff);
+    assert!(v.windows(2).all(|w| w[0] <= w[1]), "ascending: {v:?}");
+    insta::assert_snapshot!("table_sorted_by_click", screen(&app));
+    // Again: largest first.
+    click(&mut app, x, 1);
+    assert_eq!(app.table.sort, Some((diff, true)));
+    let v = values(&app, diff);
+    assert!(v.windows(2).all(|w| w[0] >= w[1]), "descending: {v:?}");
+    assert!(screen(&app).contains('▼'));
+    // Another column's header sorts by that one, ascending.
+    let x = header_x(&app, "GL Balance") + 2;
+    click(&mut app, x, 1);
+    assert_eq!(app.table.sort, Some((gl, false)));
+    let v = values(&app, gl);
+    assert!(v.windows(2).all(|w| w[0] <= w[1]), "ascending: {v:?}");
+    // A click on a row below the header moves the cursor and leaves the sort alone.
+    let offset = app.table.offset;
+    click(&mut app, x, 4);
+    assert_eq!(app.table.cursor, offset + 2);
+    assert_eq!(app.table.sort, Some((gl, false)));
+}
+
+/// Steps the app (every background report) until `cond` holds, for at most 30 s.
+fn pump_until(app: &mut App, cond: impl Fn(&App) -> bool) -> bool {
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < end {
+        app.pump(Some(Duration::from_millis(50)));
+        if cond(app) {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn export_runs_in_the_background_and_reports_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded(&dir.path().join("data"));
+    // Three marked rows.
+    press(&mut app, &["g", "space", "space", "space"]);
+    let rows = app.targets();
+    assert_eq!(rows.len(), 3);
+    let tickets: Vec<String> = {
+        let t = &app.data.as_ref().unwrap().table;
+        rows.iter()
+            .map(|r| t.text(t.known.ticket, *r as usize).to_string())
+            .collect()
+    };
+    let out = dir.path().join("three.csv");
+    press(&mut app, &["x"]);
+    let Mode::Prompt(p) = &app.mode else {
+        panic!("the export prompt, got {:?}", app.mode)
+    };
+    assert_eq!(p.text, "tui_gl_current.export.csv");
+    press(&mut app, &["ctrl-u"]);
+    type_text(&mut app, out.to_str().unwrap());
+    press(&mut app, &["enter"]);
+    // The UI thread only started it: the result comes later, as a message.
+    let m = app.message.clone().unwrap();
+    assert_eq!(
+        m.text,
+        format!("exporting 3 rows to {}…", out.display()),
+        "{m:?}"
+    );
+    assert_eq!(app.exporter.running(), 1);
+    assert!(
+        screen(&app).contains("exporting…"),
+        "the status bar says so"
+    );
+    let done = format!("exported 3 rows to {}", out.display());
+    assert!(
+        pump_until(&mut app, |a| a
+            .message
+            .as_ref()
+            .is_some_and(|m| m.text == done)),
+        "no result within 30 s: {:?}",
+        app.message
+    );
+    assert_eq!(app.exporter.running(), 0);
+    assert!(!screen(&app).contains("exporting…"));
+    let (header, lines) = common::read_csv(&out);
+    assert_eq!(lines.len(), 3, "three rows");
+    assert_eq!(common::column(&header, &lines, "ticket"), tickets);
+    for name in [
+        "GL Balance",
+        "IHub Balance",
+        "score",
+        "bucket",
+        "case_status",
+    ] {
+        assert!(header.iter().any(|h| h == name), "{name} in {header:?}");
+    }
+
+    // A file that cannot be written (its directory is a file): the error arrives the same
+    // way, naming it.
+    std::fs::write(dir.path().join("plain"), "a file").unwrap();
+    let bad = dir.path().join("plain").join("out.csv");
+    press(&mut app, &["x", "ctrl-u"]);
+    type_text(&mut app, bad.to_str().unwrap());
+    press(&mut app, &["enter"]);
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .starts_with("exporting 3 rows")
+    );
+    let prefix = format!("cannot export to {}", bad.display());
+    assert!(
+        pump_until(&mut app, |a| a
+            .message
+            .as_ref()
+            .is_some_and(|m| m.text.starts_with(&prefix))),
+        "no error within 30 s: {:?}",
+        app.message
+    );
+    assert!(!bad.exists());
 }
 
 #[test]
@@ -746,7 +960,7 @@ fn outbox_view_shows_a_parked_email_and_r_retries_it() {
 }
 
 #[test]
-fn e_and_j_without_a_configured_channel_name_the_setting_and_queue_nothing() {
+fn e_j_and_w_without_a_configured_channel_name_the_setting_and_queue_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = loaded(dir.path());
     accept_first_pending(&mut app);
@@ -758,6 +972,11 @@ fn e_and_j_without_a_configured_channel_name_the_setting_and_queue_nothing() {
     press(&mut app, &["J"]);
     let m = app.message.clone().unwrap();
     assert!(m.text.contains("[jira]"), "{m:?}");
+    press(&mut app, &["W"]);
+    assert!(matches!(app.mode, Mode::Normal), "{:?}", app.mode);
+    let m = app.message.clone().unwrap();
+    assert!(m.text.contains("[webhook] enabled"), "{m:?}");
+    assert!(m.text.contains("nothing was queued"), "{m:?}");
     assert!(
         Outbox::new(&app.store)
             .list(&OutboxFilter::default())
@@ -824,4 +1043,309 @@ fn j_opens_a_jira_issue_in_the_background_and_the_outbox_shows_its_key() {
         .count();
     assert_eq!(posts, 1, "one issue created");
     app.stop_sender();
+}
+
+// ----- the webhook (W) ------------------------------------------------------------------------
+
+use http_server::{HttpServer, Reply as HttpReply, Request as HttpRequest};
+
+/// `[webhook]` posting to `server` with the test secret as the token, and fast retries.
+fn webhook_config(server: &HttpServer) -> Config {
+    fixtures::config(&format!(
+        "[webhook]\nenabled = true\nurl = \"{}/v1/tasks\"\ntoken_env = \"{}\"\ntimeout_secs = 5\n{}",
+        server.url(),
+        fixtures::SECRET_ENV,
+        fixtures::FAST_OUTBOX
+    ))
+}
+
+fn webhook_state(app: &App, case: &str) -> Option<DispatchState> {
+    Cases::new(&app.store)
+        .get(case)
+        .unwrap()
+        .unwrap()
+        .dispatch(Channel::Webhook)
+        .map(|d| d.state)
+}
+
+#[test]
+fn w_posts_a_webhook_task_for_each_accepted_case_through_the_outbox() {
+    // A task API: the bearer token and an Idempotency-Key are required.
+    let server = HttpServer::start(|r: &HttpRequest| {
+        if r.header("authorization") != Some(format!("Bearer {}", fixtures::SECRET).as_str()) {
+            return HttpReply::json(401, serde_json::json!({"error": "unauthorized"}));
+        }
+        if r.header("idempotency-key").is_none() {
+            return HttpReply::json(
+                400,
+                serde_json::json!({"error": "Idempotency-Key required"}),
+            );
+        }
+        HttpReply::json(201, serde_json::json!({"id": "task-42"}))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded_with(&dir.path().join("data"), webhook_config(&server));
+    let case = accept_first_pending(&mut app);
+    press(&mut app, &["W"]);
+    let Mode::Confirm(c) = &app.mode else {
+        panic!("a confirm dialog, got {:?} ({:?})", app.mode, app.message)
+    };
+    assert!(c.title.contains("1 accepted case"), "{}", c.title);
+    assert!(
+        c.lines[0].contains("1 task(s)") && c.lines[0].contains("/v1/tasks"),
+        "{:?}",
+        c.lines
+    );
+    assert!(
+        server.requests().is_empty(),
+        "nothing is sent before the confirm"
+    );
+    press(&mut app, &["y"]);
+    let m = app.message.clone().unwrap();
+    assert!(m.text.starts_with("queued 1 case(s) by webhook"), "{m:?}");
+    // On disk when the message says queued (the sender may already have sent it).
+    assert!(
+        matches!(
+            webhook_state(&app, &case),
+            Some(DispatchState::Queued | DispatchState::Sent)
+        ),
+        "{:?}",
+        webhook_state(&app, &case)
+    );
+    press(&mut app, &["4"]);
+    assert!(
+        step_until(&mut app, |a| a
+            .outbox
+            .first()
+            .is_some_and(|i| matches!(i.status, ItemStatus::Sent { .. }))),
+        "not sent within 10 s: {:?}",
+        app.message
+    );
+    let item = app.outbox[0].clone();
+    assert_eq!(item.result.as_deref(), Some("task-42"));
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "one task posted");
+    let r = &requests[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.path, "/v1/tasks");
+    assert_eq!(
+        r.header("idempotency-key"),
+        Some(format!("breakdesk-{case}-{}", item.id).as_str())
+    );
+    assert_eq!(r.body["case_id"], case.as_str());
+    assert_eq!(webhook_state(&app, &case), Some(DispatchState::Sent));
+    // The case goes once per channel.
+    press(&mut app, &["W"]);
+    assert!(matches!(app.mode, Mode::Normal));
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("nothing to send by webhook"),
+        "{:?}",
+        app.message
+    );
+    app.stop_sender();
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn keymap_override_moves_the_webhook_key() {
+    let mut o = std::collections::BTreeMap::new();
+    o.insert(
+        "webhook".to_string(),
+        breakdesk::config::KeyList::One("ctrl-w".into()),
+    );
+    let km = Keymap::with_overrides(&o).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = new_app(dir.path(), Actor::analyst("ana"));
+    app.keymap = km;
+    press(&mut app, &["W"]);
+    assert!(app.message.is_none(), "W is free: {:?}", app.message);
+    press(&mut app, &["ctrl-w"]);
+    let m = app.message.clone().expect("the webhook's refusal");
+    assert!(m.text.contains("[webhook] enabled"), "{m:?}");
+}
+
+// ----- the outbox's detail pane and cancel (X) -----------------------------------------------
+
+#[test]
+fn outbox_detail_shows_the_whole_item_and_x_cancels_it_after_the_confirm() {
+    // The task API refuses the task for good (400) with a long explanation.
+    let server = HttpServer::start(|_: &HttpRequest| {
+        HttpReply::json(
+            400,
+            serde_json::json!({"error": {"message": "the task was refused: field severity must be one of P1, P2, P3 or P4 and field due_date must fall on a business day of the team's calendar; see the task API's documentation for the accepted values of every field"}}),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded_with(&dir.path().join("data"), webhook_config(&server));
+    app.update(Action::Resize(140, 36));
+    let case = accept_first_pending(&mut app);
+    press(&mut app, &["W", "y"]);
+    assert!(
+        step_until(&mut app, |a| a
+            .message
+            .as_ref()
+            .is_some_and(|m| m.text.contains("parked"))),
+        "not parked within 10 s: {:?}",
+        app.message
+    );
+    press(&mut app, &["4"]);
+    assert_eq!(app.outbox.len(), 1);
+    let id = app.outbox[0].id;
+    assert_eq!(app.outbox[0].status.name(), "parked");
+    // The task's due date is today's (UTC) plus the SLA: masked for the snapshot.
+    let due = match &app.outbox[0].payload {
+        breakdesk::notify::Payload::Webhook(p) => p.body["due_date"].as_str().unwrap().to_string(),
+        other => panic!("a webhook payload, got {other:?}"),
+    };
+    let critical = chrono::Days::new(app.cfg.webhook.sla_days.critical.into());
+    let today = chrono::Utc::now().date_naive();
+    assert!(
+        [today, today.pred_opt().unwrap()]
+            .iter()
+            .any(|d| (*d + critical).to_string() == due),
+        "{due}"
+    );
+    let shown = screen(&app).replace(&format!("due          {due}"), "due          YYYY-MM-DD");
+    // The whole error, wrapped, not cut at the list's column.
+    assert!(
+        shown.contains("documentation for the accepted values"),
+        "{shown}"
+    );
+    let ticket = Cases::new(&app.store).get(&case).unwrap().unwrap().ticket;
+    assert!(shown.contains(&ticket[13..]), "the case's ticket: {shown}");
+    insta::assert_snapshot!("outbox_detail", shown);
+
+    // X asks first; n keeps the item as it was.
+    press(&mut app, &["X"]);
+    let Mode::Confirm(c) = &app.mode else {
+        panic!("a confirm dialog, got {:?}", app.mode)
+    };
+    assert_eq!(c.title, format!("Cancel outbox item #{id}?"));
+    press(&mut app, &["n"]);
+    let stored = |app: &App| Outbox::new(&app.store).get(id).unwrap().unwrap();
+    assert_eq!(stored(&app).status.name(), "parked");
+    assert_eq!(webhook_state(&app, &case), Some(DispatchState::Parked));
+    // y cancels it in the store; its case may be sent again.
+    press(&mut app, &["X", "y"]);
+    assert!(matches!(app.mode, Mode::Normal));
+    assert!(
+        matches!(stored(&app).status, ItemStatus::Cancelled { .. }),
+        "{:?}",
+        stored(&app).status
+    );
+    assert_eq!(webhook_state(&app, &case), Some(DispatchState::Cancelled));
+    assert_eq!(
+        app.message.as_ref().unwrap().text,
+        format!("#{id} cancelled; nothing of it will be sent")
+    );
+    assert!(screen(&app).contains("cancelled"));
+    // A cancelled item cannot be cancelled into anything else, nor retried.
+    press(&mut app, &["R"]);
+    assert!(
+        app.message.as_ref().unwrap().text.contains("cancelled"),
+        "{:?}",
+        app.message
+    );
+    press(&mut app, &["W"]);
+    assert!(
+        matches!(&app.mode, Mode::Confirm(c) if c.title.contains("1 accepted case")),
+        "the cancelled case can be sent again: {:?}",
+        app.mode
+    );
+    press(&mut app, &["esc"]);
+    app.stop_sender();
+    assert_eq!(server.requests().len(), 1, "one attempt, parked at once");
+}
+
+// ----- the LLM pass: per-answer progress ----------------------------------------------------
+
+#[test]
+fn llm_progress_counts_answers_in_the_status_bar_and_the_detail_pane() {
+    use breakdesk::pipeline::Stage;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Answers the first two questions at once and holds the third until released, so the
+    // screen can be read in the middle of the pass.
+    let release = Arc::new(AtomicBool::new(false));
+    let gate = release.clone();
+    let server = llm_server::LlmServer::start(move |_, n| {
+        if n >= 2 {
+            let end = std::time::Instant::now() + Duration::from_secs(60);
+            while !gate.load(Ordering::SeqCst) && std::time::Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        llm_server::Reply::ok(
+            &serde_json::json!({
+                "bucket": "Timing Issue",
+                "severity": "Low",
+                "confidence": 0.66,
+                "summary": "The test model read this break.",
+                "details": "from the test server",
+            })
+            .to_string(),
+        )
+    });
+    let cfg = fixtures::config(&format!(
+        "[llm]\nenabled = true\nbase_url = \"{}\"\nmodel = \"test-model\"\napi_key_env = \"\"\n\
+         timeout_secs = 90\nmax_retries = 0\nconcurrency = 1\nrequests_per_minute = 0\n\
+         tokens_per_minute = 0\n",
+        server.base_url()
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = new_app_with(dir.path(), Actor::analyst("ana"), cfg);
+    app.update(Action::Resize(140, 40));
+    app.start(Start::File(opts(CURRENT, Some(HISTORY))));
+    let at_two = |a: &App| {
+        a.loading
+            .as_ref()
+            .and_then(|l| l.progress)
+            .is_some_and(|p| p.stage == Stage::CategorizeLlm && p.done == 2)
+    };
+    let reached = {
+        let end = std::time::Instant::now() + Duration::from_secs(120);
+        while !at_two(&app) && std::time::Instant::now() < end && app.loading.is_some() {
+            app.pump(Some(Duration::from_millis(50)));
+        }
+        at_two(&app)
+    };
+    assert!(
+        reached,
+        "no LLM progress at 2 answers: {:?}, {:?}",
+        app.loading, app.error
+    );
+    let total = app.loading.as_ref().unwrap().progress.unwrap().total;
+    assert!(total > 2, "{total} questions");
+    // The scored rows are shown; their buckets and summaries are still being generated.
+    press(&mut app, &["enter"]);
+    let shown = screen(&app);
+    assert!(
+        shown.contains(&format!("categorizing (LLM) 2/{total}")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("generating… (2 of {total} LLM answers received)")),
+        "{shown}"
+    );
+    insta::assert_snapshot!("llm_progress", shown);
+
+    release.store(true, Ordering::SeqCst);
+    assert!(app.wait_loaded(Duration::from_secs(120)), "the load ends");
+    assert!(app.error.is_none(), "{:?}", app.error);
+    assert_eq!(
+        server.request_count() as u64,
+        total,
+        "one request per question"
+    );
+    // Now the row under the cursor shows the LLM's answer.
+    let t = &app.data.as_ref().unwrap().table;
+    let row = app.current_row().unwrap() as usize;
+    assert_eq!(t.text(t.known.categorized_by, row), "llm");
+    let shown = screen(&app);
+    assert!(shown.contains("The test model read this break."), "{shown}");
+    assert!(!shown.contains("generating…"), "{shown}");
 }

@@ -442,9 +442,44 @@ fn reason_kind(reason: &str) -> String {
     r.to_string()
 }
 
+/// Sends `requests` with `client`, telling `on_answer` (when given) `(answers received, requests)`
+/// first with 0 and then after each answer, on the caller's thread. The client reports answers
+/// from its own tasks, so with `on_answer` the batch runs on a scoped thread while this one
+/// relays its answers.
+fn ask_all(
+    client: &LlmClient,
+    requests: &[ChatRequest],
+    on_answer: Option<&mut dyn FnMut(usize, usize)>,
+) -> Vec<ChatOutcome> {
+    let Some(on_answer) = on_answer else {
+        return client.complete_all(requests, |_, _| {});
+    };
+    let total = requests.len();
+    on_answer(0, total);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let batch = scope.spawn(move || {
+            client.complete_all(requests, move |_, _| {
+                let _ = tx.send(());
+            })
+        });
+        // Ends when the batch is over and its callback (the sender) is dropped.
+        for (done, ()) in rx.iter().enumerate() {
+            on_answer(done + 1, total);
+        }
+        match batch.join() {
+            Ok(outcomes) => outcomes,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
 /// Asks the LLM about `order` (indices into `cats`, highest priority first) and replaces the
 /// rules' answers where the LLM gives a valid one. `client` is built by the caller (from
-/// [`settings`]); nothing is sent when every answer is in the cache.
+/// [`settings`]); nothing is sent when every answer is in the cache. `on_answer`, when given,
+/// follows the calls: `(answers received, questions sent)` — 0 first, then after each answer;
+/// identical inputs are asked once and cached answers not at all, so the count can be lower
+/// than the rows.
 #[allow(clippy::too_many_arguments)]
 pub fn refine(
     cfg: &LlmConfig,
@@ -455,6 +490,7 @@ pub fn refine(
     facts: &Facts,
     cats: &mut [Categorization],
     order: &[usize],
+    on_answer: Option<&mut dyn FnMut(usize, usize)>,
 ) -> LlmReport {
     let mut report = LlmReport::default();
     let take = if cfg.max_rows == 0 {
@@ -550,7 +586,7 @@ pub fn refine(
             })
             .collect();
         report.asked = requests.len();
-        let outcomes: Vec<ChatOutcome> = client.complete_all(&requests, |_, _| {});
+        let outcomes: Vec<ChatOutcome> = ask_all(client, &requests, on_answer);
         let mut to_cache: Vec<([u8; 32], Vec<u8>)> = Vec::new();
         for (&q, o) in misses.iter().zip(outcomes) {
             let key = questions[q].key;

@@ -2,6 +2,7 @@
 //! command (what a key means, once the keymap has read it). [`crate::tui::app::App::update`]
 //! takes one [`Action`] at a time.
 
+use super::export::Exported;
 use super::worker::WorkerMsg;
 use crate::notify::WorkerEvent;
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
@@ -111,6 +112,8 @@ pub enum Cmd {
     Email,
     /// Create Jira issues for the reviewed cases not yet sent to Jira.
     Jira,
+    /// Post webhook tasks for the reviewed cases not yet sent to the webhook.
+    Webhook,
     /// Put the outbox item under the cursor back in the queue (parked or waiting to retry).
     RetryItem,
     /// Cancel the undelivered outbox item under the cursor (asks first).
@@ -129,5 +132,7 @@ pub enum Action {
     Worker(WorkerMsg),
     /// A report of the background dispatch sender.
     Dispatch(WorkerEvent),
+    /// A background export ended.
+    Exported(Exported),
     Cmd(Cmd),
 }

@@ -5,6 +5,7 @@
 
 use super::action::{Action, Cmd, Ctx, View};
 use super::data::Loaded;
+use super::export::{Exported, Exporter};
 use super::keymap::{Key, Keymap};
 use super::table::{Filter, short_status};
 use super::theme::Theme;
@@ -134,6 +135,10 @@ pub enum Pending {
     Jira {
         case_ids: Vec<String>,
     },
+    /// Queue one webhook task per case.
+    Webhook {
+        case_ids: Vec<String>,
+    },
     /// Cancel this outbox item.
     CancelItem(u64),
     Quit,
@@ -193,6 +198,14 @@ pub struct Trail {
     pub events: Result<Vec<Event>, String>,
 }
 
+/// The cases an outbox item carries, as stored now (for the outbox's detail pane).
+#[derive(Debug, Clone)]
+pub struct ItemCases {
+    pub item_id: u64,
+    /// In the item's order; an error says why they could not be read.
+    pub cases: Result<Vec<Case>, String>,
+}
+
 pub struct App {
     pub cfg: Arc<Config>,
     pub store: Arc<Store>,
@@ -225,6 +238,11 @@ pub struct App {
     /// of the sender while it is shown).
     pub outbox: Vec<OutboxItem>,
     pub outbox_cursor: usize,
+    /// The cases of the outbox item under the cursor, for its detail pane (read when the
+    /// cursor moves to another item and when the outbox is read again).
+    pub outbox_cases: Option<ItemCases>,
+    /// The background exports (`x`).
+    pub exporter: Exporter,
     pub size: (u16, u16),
     pub dirty: bool,
     pub quit: bool,
@@ -257,6 +275,8 @@ impl App {
             sender: None,
             outbox: Vec::new(),
             outbox_cursor: 0,
+            outbox_cases: None,
+            exporter: Exporter::new(),
             size: (100, 30),
             dirty: true,
             quit: false,
@@ -323,6 +343,10 @@ impl App {
         }
         while let Ok(m) = self.worker.rx.try_recv() {
             self.update(Action::Worker(m));
+            any = true;
+        }
+        while let Ok(e) = self.exporter.rx.try_recv() {
+            self.update(Action::Exported(e));
             any = true;
         }
         self.pump_dispatch() || any
@@ -408,6 +432,10 @@ impl App {
                 self.dispatch_event(e);
                 self.dirty = true;
             }
+            Action::Exported(e) => {
+                self.exported(e);
+                self.dirty = true;
+            }
             Action::Cmd(c) => {
                 self.message = None;
                 self.command(c);
@@ -415,6 +443,7 @@ impl App {
             }
         }
         self.sync_trail();
+        self.sync_outbox_cases();
     }
 
     fn worker_msg(&mut self, m: WorkerMsg) {
@@ -702,6 +731,7 @@ impl App {
         match cmd {
             Cmd::Email => return self.start_email(),
             Cmd::Jira => return self.start_jira(),
+            Cmd::Webhook => return self.start_webhook(),
             _ => {}
         }
         if cmd == Cmd::Back && self.loading.is_some() && self.data.is_none() {
@@ -1518,24 +1548,28 @@ impl App {
         }
     }
 
-    fn export(&mut self, rows: &[u32], path: &str) {
+    /// Starts writing `rows` to `path` in the background; [`Action::Exported`] says how it
+    /// ended.
+    fn export(&mut self, rows: Vec<u32>, path: &str) {
         let Some(d) = &self.data else { return };
         let Some(frame) = &d.frame else {
             return self.fail("wait until the analysis has finished");
         };
-        let idx = polars::prelude::IdxCa::from_vec(
-            "idx".into(),
-            rows.iter()
-                .map(|r| *r as polars::prelude::IdxSize)
-                .collect(),
-        );
-        let out = frame.take(&idx).map_err(|e| e.to_string()).and_then(|df| {
-            crate::output::write_table(&df, Path::new(path), crate::output::Format::Csv)
-                .map_err(|e| format!("{e:#}"))
-        });
-        match out {
-            Ok(()) => self.info(format!("exported {} rows to {path}", rows.len())),
+        // A frame's columns are shared, not copied.
+        let frame = frame.clone();
+        let n = rows.len();
+        match self.exporter.start(frame, rows, PathBuf::from(path)) {
+            Ok(()) => self.info(format!("exporting {n} rows to {path}…")),
             Err(e) => self.fail(format!("cannot export to {path}: {e}")),
+        }
+    }
+
+    fn exported(&mut self, e: Exported) {
+        self.exporter.reported(&e.path);
+        let path = e.path.display();
+        match e.result {
+            Ok(()) => self.info(format!("exported {} rows to {path}", e.rows)),
+            Err(err) => self.fail(format!("cannot export to {path}: {err}")),
         }
     }
 
@@ -1726,6 +1760,29 @@ impl App {
             title: format!("Jira: {} accepted case(s)?", cases.len()),
             lines,
             pending: Pending::Jira {
+                case_ids: cases.into_iter().map(|c| c.id).collect(),
+            },
+        });
+    }
+
+    fn start_webhook(&mut self) {
+        let Some(cases) = self.reviewed_for(Channel::Webhook) else {
+            return;
+        };
+        let mut lines = vec![format!(
+            "Post {} task(s), one per case, to {} (due dates from [webhook.sla_days]).",
+            cases.len(),
+            self.cfg.webhook.url.trim()
+        )];
+        lines.extend(summary_lines(&cases));
+        lines.push(
+            "Queued in the outbox first, then sent in the background; y confirms, n or esc cancels."
+                .into(),
+        );
+        self.mode = Mode::Confirm(Confirm {
+            title: format!("Webhook: {} accepted case(s)?", cases.len()),
+            lines,
+            pending: Pending::Webhook {
                 case_ids: cases.into_iter().map(|c| c.id).collect(),
             },
         });
@@ -1928,6 +1985,31 @@ impl App {
             }
         }
         self.outbox_cursor = self.outbox_cursor.min(self.outbox.len().saturating_sub(1));
+        // The items' cases may have changed with them (dispatch state, status).
+        self.outbox_cases = None;
+        self.sync_outbox_cases();
+    }
+
+    /// Reads the cases of the outbox item under the cursor when it changed.
+    fn sync_outbox_cases(&mut self) {
+        if self.view != View::Outbox {
+            return;
+        }
+        let Some(item) = self.outbox.get(self.outbox_cursor) else {
+            self.outbox_cases = None;
+            return;
+        };
+        if self
+            .outbox_cases
+            .as_ref()
+            .is_some_and(|c| c.item_id == item.id)
+        {
+            return;
+        }
+        let id = item.id;
+        let cases = self.load_cases(&item.case_ids.clone());
+        self.outbox_cases = Some(ItemCases { item_id: id, cases });
+        self.dirty = true;
     }
 
     fn outbox_command(&mut self, cmd: Cmd) {
@@ -2088,10 +2170,11 @@ impl App {
                 self.queue_decide(&case_id, CaseAction::Return, Some(&text));
             }
             PromptKind::Export { rows } => {
-                if text.is_empty() {
+                if text.is_empty() || text == "-" {
+                    // ("-" would be standard output: the screen.)
                     return self.fail("no file given; nothing exported");
                 }
-                self.export(&rows, &text);
+                self.export(rows, &text);
             }
             PromptKind::EmailTo { case_ids } => self.email_preview(case_ids, &text),
         }
@@ -2112,6 +2195,7 @@ impl App {
                     }
                     Pending::Email { case_ids, to } => self.queue(Channel::Email, &case_ids, &to),
                     Pending::Jira { case_ids } => self.queue(Channel::Jira, &case_ids, &[]),
+                    Pending::Webhook { case_ids } => self.queue(Channel::Webhook, &case_ids, &[]),
                     Pending::CancelItem(id) => self.cancel_item(id),
                 }
             }
@@ -2175,6 +2259,20 @@ impl App {
             }
             MouseEventKind::Down(MouseButton::Left) => {
                 let area = Rect::new(0, 0, self.size.0, self.size.1);
+                if self.picker.is_none()
+                    && self.view == View::Table
+                    && m.row == super::ui::table_area(self, area).y
+                {
+                    // A column header: sort by it, as the sort key does (again: reverse).
+                    if let Some(col) = super::ui::table_column_at(self, area, m.column) {
+                        self.message = None;
+                        self.table.col = col;
+                        self.fit_columns();
+                        self.table_command(Cmd::SortAsc);
+                        self.dirty = true;
+                    }
+                    return;
+                }
                 let body = super::ui::list_body(self, area);
                 if m.row < body.y
                     || m.row >= body.y + body.height

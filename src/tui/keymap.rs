@@ -427,6 +427,14 @@ const DEFAULTS: &[Row] = &[
         true,
     ),
     (
+        Cmd::Webhook,
+        "webhook",
+        Ctx::Outbox,
+        &["W"],
+        "Post webhook tasks for the accepted cases not yet posted (confirm)",
+        true,
+    ),
+    (
         Cmd::Enter,
         "open",
         Ctx::Picker,
@@ -561,6 +569,14 @@ const DEFAULTS: &[Row] = &[
         Ctx::Global,
         &["J"],
         "Create Jira issues for the accepted cases not yet in Jira (confirm)",
+        false,
+    ),
+    (
+        Cmd::Webhook,
+        "webhook",
+        Ctx::Global,
+        &["W"],
+        "Post webhook tasks for the accepted cases not yet posted (confirm)",
         false,
     ),
     (
@@ -831,6 +847,8 @@ mod tests {
         assert_eq!(km.lookup(Ctx::Table, k("4")), Some(Cmd::ViewOutbox));
         assert_eq!(km.lookup(Ctx::Outbox, k("R")), Some(Cmd::RetryItem));
         assert_eq!(km.lookup(Ctx::Outbox, k("X")), Some(Cmd::CancelItem));
+        assert_eq!(km.lookup(Ctx::Table, k("W")), Some(Cmd::Webhook));
+        assert_eq!(km.lookup(Ctx::Outbox, k("W")), Some(Cmd::Webhook));
         assert_eq!(km.lookup(Ctx::Table, k("R")), None);
     }
 

@@ -1,17 +1,19 @@
 //! The terminal UI (`breakdesk open`, the default command): the app state and its `update`
 //! ([`app`]), the actions ([`action`]), the one keymap ([`keymap`]), the background analysis
-//! ([`worker`]), the column store behind the table ([`table`]), pure drawing ([`ui`]) and the
-//! themes. This module owns the terminal: raw mode, the alternate screen and mouse capture are
-//! undone on every exit — normal, error or panic (a panic hook and a drop guard).
+//! ([`worker`]), the background CSV export ([`export`]), the column store behind the table
+//! ([`table`]), pure drawing ([`ui`]) and the themes. This module owns the terminal: raw mode,
+//! the alternate screen and mouse capture are undone on every exit — normal, error or panic (a
+//! panic hook and a drop guard).
 //!
 //! Nothing in the library's core imports this module (dependency direction: tui → pipeline →
 //! stages).
 //!
-//! Dispatch: `e` (email) and `J` (Jira) queue the accepted cases in the store's outbox
-//! ([`crate::notify`]); one background [`crate::notify::Worker`] (the store's one sender while
-//! the UI runs) sends them, and its reports reach [`app::App::update`] as
-//! [`action::Action::Dispatch`], polled here beside the analysis worker's messages. The outbox
-//! view (`4`) lists the items; `R` retries a parked one.
+//! Dispatch: `e` (email), `J` (Jira) and `W` (webhook) queue the accepted cases in the store's
+//! outbox ([`crate::notify`]); one background [`crate::notify::Worker`] (the store's one sender
+//! while the UI runs) sends them, and its reports reach [`app::App::update`] as
+//! [`action::Action::Dispatch`], polled here beside the analysis worker's messages and the
+//! exports' results. The outbox view (`4`) lists the items with the one under the cursor in
+//! full; `R` retries a parked one, `X` cancels an undelivered one.
 //!
 //! Seam for work that lands later:
 //! - live mode (issue 8): a live source feeds the same [`worker::WorkerMsg`]s (generation,
@@ -20,6 +22,7 @@
 pub mod action;
 pub mod app;
 pub mod data;
+pub mod export;
 pub mod keymap;
 pub mod table;
 pub mod theme;
@@ -103,6 +106,8 @@ pub fn run(opts: AppOptions, start: Start) -> Result<(), TuiError> {
     // and the sender after its attempt in progress (what is not sent stays in the outbox).
     app.worker.cancel();
     app.stop_sender();
+    // An export in progress is finished, so no file is left half written.
+    app.exporter.join();
     let _ = std::panic::take_hook();
     result
 }

@@ -43,13 +43,43 @@ pub fn table_body(app: &App, area: Rect) -> Rect {
     below_header(table_area(app, area))
 }
 
-/// The rows of whichever list is shown (table, clusters, approvals, picker).
-pub fn list_body(app: &App, area: Rect) -> Rect {
-    if app.picker.is_none() && app.view == super::action::View::Table {
-        table_body(app, area)
-    } else {
-        below_header(main_area(area))
+/// The outbox's list (with its header line); the detail pane of the item under the cursor
+/// takes the rest of the main area when there is an item.
+pub fn outbox_list_area(app: &App, area: Rect) -> Rect {
+    let main = main_area(area);
+    if app.outbox.is_empty() {
+        return main;
     }
+    let h = (main.height * 2 / 5).max(4).min(main.height);
+    Rect { height: h, ..main }
+}
+
+/// The rows of whichever list is shown (table, clusters, approvals, outbox, picker).
+pub fn list_body(app: &App, area: Rect) -> Rect {
+    if app.picker.is_some() {
+        return below_header(main_area(area));
+    }
+    match app.view {
+        super::action::View::Table => table_body(app, area),
+        super::action::View::Outbox => below_header(outbox_list_area(app, area)),
+        _ => below_header(main_area(area)),
+    }
+}
+
+/// The anomaly table's column under screen column `x` (the header and the rows share the
+/// columns), if any.
+pub fn table_column_at(app: &App, area: Rect, x: u16) -> Option<usize> {
+    let d = app.data.as_ref()?;
+    let r = table_area(app, area);
+    let mut left = r.x + 2; // the mark column
+    for i in table::shown_columns(app, d, r.width) {
+        let w = d.table.cols[i].width;
+        if x >= left && x < left + w {
+            return Some(i);
+        }
+        left += w + 1;
+    }
+    None
 }
 
 fn below_header(r: Rect) -> Rect {
@@ -95,7 +125,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
             super::action::View::Table => table::table_view(frame, app, area),
             super::action::View::Clusters => views::clusters(frame.buffer_mut(), app, main),
             super::action::View::Approvals => views::approvals(frame.buffer_mut(), app, main),
-            super::action::View::Outbox => views::outbox(frame.buffer_mut(), app, main),
+            super::action::View::Outbox => views::outbox(frame, app, area),
         }
     } else {
         views::loading(frame, app, main);

@@ -1,6 +1,7 @@
 //! The anomaly table (only the rows on screen are formatted) and the detail pane.
 
 use super::{cell, main_area, table_area};
+use crate::pipeline::Stage;
 use crate::tui::app::App;
 use crate::tui::data::Loaded;
 use crate::tui::table::{Column, thousands};
@@ -29,7 +30,7 @@ pub fn table_view(frame: &mut Frame<'_>, app: &App, area: Rect) {
 
 /// The columns shown from the left: the frozen ones, then the scrolling ones from the column
 /// offset while they fit.
-fn shown_columns(app: &App, d: &Loaded, width: u16) -> Vec<usize> {
+pub(super) fn shown_columns(app: &App, d: &Loaded, width: u16) -> Vec<usize> {
     let cols = &d.table.cols;
     let frozen = d.table.frozen.min(cols.len());
     let mut x = 2u16; // the mark column
@@ -61,6 +62,12 @@ fn table(buf: &mut Buffer, app: &App, d: &Loaded, r: Rect) {
         if let Some((s, desc)) = app.table.sort
             && s == i
         {
+            // The arrow always shows: a title that fills the column gives way to it.
+            let w = c.width as usize;
+            if title.chars().count() + 1 > w {
+                title = title.chars().take(w.saturating_sub(2)).collect();
+                title.push('…');
+            }
             title.push(if desc { '▼' } else { '▲' });
         }
         let mut style = th.header;
@@ -232,10 +239,14 @@ fn detail(frame: &mut Frame<'_>, app: &App, d: &Loaded, r: Rect) {
         label("drivers"),
         Span::raw(text(k.top_features).if_empty("–")),
     ]));
-    let pending = if app.cfg.llm.enabled {
-        "generating…"
-    } else {
-        "categorizing…"
+    // Until the categorization's stage ends: which part of it is at work (with the LLM's
+    // answers so far).
+    let pending = match app.loading.as_ref().and_then(|l| l.progress) {
+        Some(p) if p.stage == Stage::CategorizeLlm => format!(
+            "generating… ({} of {} LLM answers received)",
+            p.done, p.total
+        ),
+        _ => "categorizing…".to_string(),
     };
     if d.complete || !text(k.bucket).is_empty() {
         let conf = t
@@ -275,7 +286,7 @@ fn detail(frame: &mut Frame<'_>, app: &App, d: &Loaded, r: Rect) {
     } else {
         lines.push(Line::from(vec![
             label("bucket"),
-            Span::styled(pending, th.dim),
+            Span::styled(pending.clone(), th.dim),
         ]));
         lines.push(Line::from(vec![
             label("summary"),

@@ -2,6 +2,8 @@
 //! approval queue and the outbox.
 
 use super::{cell, list_offset};
+use crate::notify::OutboxItem;
+use crate::pipeline::Stage;
 use crate::tui::app::App;
 use crate::tui::table::thousands;
 use crate::tui::theme::Theme;
@@ -53,6 +55,9 @@ pub fn status_bar(buf: &mut Buffer, app: &App, r: Rect) {
         if let Some(l) = &app.loading {
             right.push_str(&progress_text(l));
             right.push_str(" · ");
+        }
+        if app.exporter.running() > 0 {
+            right.push_str("exporting… · ");
         }
         match app.view {
             crate::tui::action::View::Table => {
@@ -110,11 +115,20 @@ fn progress_text(l: &crate::tui::app::Loading) -> String {
     match &l.progress {
         Some(p) => format!(
             "{} {}/{} · {secs:.1} s · esc cancels",
-            p.stage.label().split(" (").next().unwrap_or(""),
+            stage_name(p.stage),
             p.done,
             p.total
         ),
         None => format!("starting · {secs:.1} s"),
+    }
+}
+
+/// A stage as the status bar names it: short, but saying when the LLM is at work (its count is
+/// then answers, not steps).
+fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::CategorizeLlm => "categorizing (LLM)",
+        s => s.label().split(" (").next().unwrap_or(""),
     }
 }
 
@@ -451,7 +465,24 @@ fn when(t: chrono::DateTime<chrono::Utc>) -> String {
         .to_string()
 }
 
-pub fn outbox(buf: &mut Buffer, app: &App, r: Rect) {
+/// The outbox: the list of items, and below it the detail of the item under the cursor.
+pub fn outbox(frame: &mut Frame<'_>, app: &App, area: Rect) {
+    let list = super::outbox_list_area(app, area);
+    outbox_list(frame.buffer_mut(), app, list);
+    let main = super::main_area(area);
+    if let Some(item) = app.outbox.get(app.outbox_cursor)
+        && main.bottom() > list.bottom()
+    {
+        let rest = Rect {
+            y: list.bottom(),
+            height: main.bottom() - list.bottom(),
+            ..main
+        };
+        outbox_detail(frame, app, item, rest);
+    }
+}
+
+fn outbox_list(buf: &mut Buffer, app: &App, r: Rect) {
     use crate::notify::ItemStatus;
     let th = &app.theme;
     let widths: [(u16, &str, bool); 9] = [
@@ -470,7 +501,7 @@ pub fn outbox(buf: &mut Buffer, app: &App, r: Rect) {
         buf.set_stringn(
             body.x + 1,
             body.y,
-            "The outbox is empty: e emails the accepted cases, J opens Jira issues.",
+            "The outbox is empty: e emails the accepted cases, J opens Jira issues, W posts webhook tasks.",
             body.width as usize,
             th.dim,
         );
@@ -542,4 +573,167 @@ pub fn outbox(buf: &mut Buffer, app: &App, r: Rect) {
             x += w + 1;
         }
     }
+}
+
+/// Everything about one outbox item: channel, status, attempts, times, where it goes, the
+/// result or the whole last error (wrapped), and the cases it carries.
+fn outbox_detail(frame: &mut Frame<'_>, app: &App, item: &OutboxItem, r: Rect) {
+    use crate::notify::{ItemStatus, Payload};
+    let th = &app.theme;
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .border_style(th.border)
+        .title(Span::styled(
+            format!(" #{} · {} · {} ", item.id, item.channel, item.title),
+            th.accent.add_modifier(Modifier::BOLD),
+        ));
+    let inner = block.inner(r);
+    frame.render_widget(block, r);
+    let label = |s: &str| Span::styled(format!("{s:<12} "), th.dim);
+    let row = |name: &str, value: String| Line::from(vec![label(name), Span::raw(value)]);
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    let (status, status_style) = match &item.status {
+        ItemStatus::Queued => ("queued: sent at the next attempt".to_string(), th.base),
+        ItemStatus::Sending { since } => (format!("sending since {}", when(*since)), th.base),
+        ItemStatus::RetryWait { .. } => (
+            "retry_wait: failed, will be tried again".to_string(),
+            th.error,
+        ),
+        ItemStatus::Sent { at } => (format!("sent {}", when(*at)), th.ok),
+        ItemStatus::Parked { at, .. } => (
+            format!("parked {} (R retries, X cancels)", when(*at)),
+            th.error,
+        ),
+        ItemStatus::Cancelled { at } => (format!("cancelled {}", when(*at)), th.dim),
+    };
+    lines.push(Line::from(vec![
+        label("status"),
+        Span::styled(status, status_style),
+    ]));
+    lines.push(row(
+        "tries",
+        format!(
+            "{} of at most {} ([outbox] max_attempts)",
+            item.attempts, app.cfg.outbox.max_attempts
+        ),
+    ));
+    lines.push(row(
+        "next attempt",
+        match &item.status {
+            ItemStatus::Queued => "now".to_string(),
+            ItemStatus::RetryWait { next_attempt_at } => when(*next_attempt_at),
+            _ => "–".to_string(),
+        },
+    ));
+    lines.push(row(
+        "queued",
+        format!(
+            "{} by {} ({}); last change {}",
+            when(item.created_at),
+            item.queued_by.user,
+            item.queued_by.role,
+            when(item.updated_at)
+        ),
+    ));
+    match &item.payload {
+        Payload::Email(p) => {
+            lines.push(row("from", p.from.clone()));
+            lines.push(row("to", p.recipients.join(", ")));
+            lines.push(row("subject", p.subject.clone()));
+            lines.push(row("message id", p.message_id.clone()));
+        }
+        Payload::Jira(p) => {
+            let project = p.body["fields"]["project"]["key"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string();
+            lines.push(row(
+                "target",
+                format!(
+                    "Jira {} project {project} (API v{})",
+                    app.cfg.jira.base_url.trim(),
+                    p.api_version
+                ),
+            ));
+            lines.push(row("summary", p.summary.clone()));
+            lines.push(row("label", p.label.clone()));
+        }
+        Payload::Webhook(p) => {
+            lines.push(row(
+                "target",
+                format!("POST {}", app.cfg.webhook.url.trim()),
+            ));
+            lines.push(row("task", p.task_name.clone()));
+            if let Some(due) = p.body["due_date"].as_str() {
+                lines.push(row("due", due.to_string()));
+            }
+            lines.push(row("idempotency", p.idempotency_key.clone()));
+        }
+    }
+    if let Some(res) = &item.result {
+        lines.push(Line::from(vec![
+            label("result"),
+            Span::styled(res.clone(), th.ok),
+        ]));
+    }
+    if let Some(resp) = &item.response {
+        lines.push(row("response", resp.clone()));
+    }
+    let reason = match &item.status {
+        ItemStatus::Parked { reason, .. } => Some(reason.as_str()),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        lines.push(Line::from(vec![
+            label("parked"),
+            Span::styled(reason.to_string(), th.error),
+        ]));
+    }
+    if let Some(e) = &item.last_error
+        && !reason.is_some_and(|r| r.contains(e.as_str()))
+    {
+        lines.push(Line::from(vec![
+            label("last error"),
+            Span::styled(e.clone(), th.error),
+        ]));
+    }
+    lines.push(Line::from(Span::styled(
+        format!("cases ({})", item.case_ids.len()),
+        th.dim,
+    )));
+    match app
+        .outbox_cases
+        .as_ref()
+        .filter(|c| c.item_id == item.id)
+        .map(|c| &c.cases)
+    {
+        Some(Ok(cases)) => {
+            for c in cases {
+                lines.push(Line::from(vec![
+                    Span::raw(format!("  {} ", c.ticket)),
+                    Span::raw(format!("{} · {} · ", c.key, c.last_date)),
+                    Span::styled(c.bucket.clone(), th.accent),
+                    Span::raw(" · "),
+                    Span::styled(c.severity.clone(), th.severity(&c.severity)),
+                    Span::raw(format!(
+                        " · difference {} · {}",
+                        thousands(c.difference, 2),
+                        c.status.as_str()
+                    )),
+                ]));
+            }
+        }
+        Some(Err(e)) => {
+            lines.push(Line::from(Span::styled(format!("  {e}"), th.error)));
+            for t in &item.tickets {
+                lines.push(Line::from(format!("  {t}")));
+            }
+        }
+        None => {
+            for t in &item.tickets {
+                lines.push(Line::from(format!("  {t}")));
+            }
+        }
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
