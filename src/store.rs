@@ -63,6 +63,9 @@ impl From<sled::Error> for StoreError {
     }
 }
 
+/// A key and its value, as stored.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// The open store of one data directory. It holds the store's lock until dropped.
 pub struct Store {
     db: sled::Db,
@@ -253,7 +256,7 @@ impl Store {
     }
 
     /// The service's per-account states whose key starts with `prefix`, in key order.
-    pub fn stream_states(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn stream_states(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let t = self.db.open_tree(STREAM_STATE)?;
         t.scan_prefix(prefix)
             .map(|kv| {

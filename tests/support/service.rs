@@ -27,7 +27,13 @@ pub struct Service {
 
 /// Starts `breakdesk serve --bind 127.0.0.1:0` with `args`, the data dir `data`, a private home
 /// under `dir`, and `env`; waits (at most 240 s: it may train a model) until it listens.
-pub fn start(dir: &Path, data: &Path, config: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Result<Service, String> {
+pub fn start(
+    dir: &Path,
+    data: &Path,
+    config: Option<&Path>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Service, String> {
     let home = dir.join("home");
     let mut c = Command::new(env!("CARGO_BIN_EXE_breakdesk"));
     c.env("HOME", &home)
@@ -93,7 +99,9 @@ pub fn start(dir: &Path, data: &Path, config: Option<&Path>, args: &[&str], env:
 impl Service {
     /// Stops the service with SIGTERM (a clean stop) and waits for it (at most 30 s).
     pub fn stop(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(s)) = self.child.try_wait() {
@@ -143,7 +151,13 @@ impl Response {
 }
 
 /// Sends one request (`Connection: close`) and reads the whole answer (10 s at most).
-pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -192,10 +206,7 @@ fn parse_response(raw: &[u8]) -> Response {
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(i) = b.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
         let n = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
         if n == 0 {
             break;
