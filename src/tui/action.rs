@@ -129,5 +129,7 @@ pub enum Action {
     Worker(WorkerMsg),
     /// A report of the background dispatch sender.
     Dispatch(WorkerEvent),
+    /// Something the live client (`open --live`) received or was answered.
+    Live(super::live::LiveEvent),
     Cmd(Cmd),
 }

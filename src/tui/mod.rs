@@ -13,14 +13,15 @@
 //! [`action::Action::Dispatch`], polled here beside the analysis worker's messages. The outbox
 //! view (`4`) lists the items; `R` retries a parked one.
 //!
-//! Seam for work that lands later:
-//! - live mode (issue 8): a live source feeds the same [`worker::WorkerMsg`]s (generation,
-//!   progress, partial and complete results) from another thread.
+//! Live mode (`open --live ws://…`, [`live`]): a client thread holds the service's WebSocket
+//! and makes its REST calls; its events reach [`app::App::update`] as
+//! [`action::Action::Live`], polled here too.
 
 pub mod action;
 pub mod app;
 pub mod data;
 pub mod keymap;
+pub mod live;
 pub mod table;
 pub mod theme;
 pub mod ui;
@@ -103,6 +104,8 @@ pub fn run(opts: AppOptions, start: Start) -> Result<(), TuiError> {
     // and the sender after its attempt in progress (what is not sent stays in the outbox).
     app.worker.cancel();
     app.stop_sender();
+    // Dropping the live client's end stops its thread.
+    app.live = None;
     let _ = std::panic::take_hook();
     result
 }
@@ -123,8 +126,9 @@ fn event_loop(
             term.draw(|f| ui::draw(f, app))?;
             app.dirty = false;
         }
-        // Input first; worker messages (analysis and dispatch) and the clock between keys.
-        let wait = if app.loading.is_some() {
+        // Input first; background messages (analysis, dispatch, live) and the clock between
+        // keys.
+        let wait = if app.loading.is_some() || app.live.is_some() {
             Duration::from_millis(50)
         } else {
             Duration::from_millis(250)

@@ -54,6 +54,10 @@ pub fn status_bar(buf: &mut Buffer, app: &App, r: Rect) {
             right.push_str(&progress_text(l));
             right.push_str(" · ");
         }
+        if let Some(l) = &app.live {
+            right.push_str(&l.state.label());
+            right.push_str(" · ");
+        }
         match app.view {
             crate::tui::action::View::Table => {
                 let n = app.table.view.len();
