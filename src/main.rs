@@ -325,6 +325,14 @@ struct OpenArgs {
     /// The reconciliation file (.csv or an Excel workbook); without it, a file picker in the
     /// current directory.
     file: Option<PathBuf>,
+    /// Show the anomalies of a running `breakdesk serve` as they arrive, from its WebSocket
+    /// (ws://HOST:PORT/ws), instead of a file; decisions go to the service.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["file", "history", "profile", "sheet"])]
+    live: Option<String>,
+    /// The environment variable holding the service's bearer token (default `[service]
+    /// token_env`: BREAKDESK_API_TOKEN); unset or empty sends none.
+    #[arg(long, value_name = "VAR", requires = "live")]
+    token_env: Option<String>,
     /// Earlier records of the same accounts: context for the features and the training rows.
     #[arg(long, value_name = "FILE")]
     history: Option<PathBuf>,
@@ -680,6 +688,10 @@ fn real_main(cli: Cli) -> Result<(), Failure> {
 /// The terminal UI.
 fn open(cfg: Config, args: &OpenArgs) -> Result<(), Failure> {
     use breakdesk::tui::{self, TuiError, app};
+    if let Some(url) = &args.live {
+        // A URL the live client cannot use is named before anything else.
+        tui::live::endpoints(url).map_err(usage)?;
+    }
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(usage(TuiError::NotATerminal.to_string()));
     }
@@ -687,6 +699,9 @@ fn open(cfg: Config, args: &OpenArgs) -> Result<(), Failure> {
     let keymap = tui::keymap::Keymap::with_overrides(&cfg.tui.keys).map_err(usage)?;
     let theme = tui::theme::Theme::by_name(&cfg.tui.theme);
     let _log = breakdesk::logging::init(&cfg);
+    if let Some(url) = &args.live {
+        return open_live(cfg, args, url, actor, keymap, theme);
+    }
     let store = open_store(&cfg)?;
     let base = RunOptions {
         input: args.file.clone().unwrap_or_default(),
@@ -707,6 +722,42 @@ fn open(cfg: Config, args: &OpenArgs) -> Result<(), Failure> {
         theme,
         base,
     };
+    tui::run(opts, start).map_err(|e| match e {
+        TuiError::NotATerminal => usage(e.to_string()),
+        TuiError::Io(_) => e.into(),
+    })
+}
+
+/// The terminal UI on a service's stream (`open --live`). The service holds the store, so the
+/// UI gets a private empty one in a temporary directory, which live mode never reads.
+fn open_live(
+    cfg: Config,
+    args: &OpenArgs,
+    url: &str,
+    actor: breakdesk::cases::Actor,
+    keymap: breakdesk::tui::keymap::Keymap,
+    theme: breakdesk::tui::theme::Theme,
+) -> Result<(), Failure> {
+    use breakdesk::tui::{self, TuiError, app, live};
+    let var = args
+        .token_env
+        .clone()
+        .unwrap_or_else(|| cfg.service.token_env.clone());
+    let token = std::env::var(&var).ok().filter(|t| !t.trim().is_empty());
+    let placeholder = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let store = Store::open(placeholder.path()).map_err(store_failure)?;
+    let opts = app::AppOptions {
+        cfg: std::sync::Arc::new(cfg),
+        store: std::sync::Arc::new(store),
+        actor,
+        keymap,
+        theme,
+        base: RunOptions::default(),
+    };
+    let start = app::Start::Live(live::LiveOptions {
+        url: url.trim().to_string(),
+        token,
+    });
     tui::run(opts, start).map_err(|e| match e {
         TuiError::NotATerminal => usage(e.to_string()),
         TuiError::Io(_) => e.into(),

@@ -134,5 +134,7 @@ pub enum Action {
     Dispatch(WorkerEvent),
     /// A background export ended.
     Exported(Exported),
+    /// Something the live client (`open --live`) received or was answered.
+    Live(super::live::LiveEvent),
     Cmd(Cmd),
 }

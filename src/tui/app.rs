@@ -1,7 +1,8 @@
 //! The app's state and its one entry point, [`App::update`]: everything that happens — keys,
 //! mouse, worker messages, ticks — goes through it, and [`crate::tui::ui::draw`] only reads the
 //! state. Decisions go through [`Cases`] synchronously (they are on disk when the call returns,
-//! and only then shown as done); what the workflow refuses is shown on the message line.
+//! and only then shown as done); what the workflow refuses is shown on the message line. In
+//! live mode ([`super::live`]) they go to the service instead, and are shown when it answers.
 
 use super::action::{Action, Cmd, Ctx, View};
 use super::data::Loaded;
@@ -31,6 +32,8 @@ pub enum Start {
     File(RunOptions),
     /// Pick a file in this directory.
     Picker(PathBuf),
+    /// Show the anomalies of a running service as they arrive (`open --live`).
+    Live(super::live::LiveOptions),
 }
 
 /// What the app is given.
@@ -243,6 +246,8 @@ pub struct App {
     pub outbox_cases: Option<ItemCases>,
     /// The background exports (`x`).
     pub exporter: Exporter,
+    /// Live mode (`open --live`): the service's stream instead of a file.
+    pub live: Option<super::live::Live>,
     pub size: (u16, u16),
     pub dirty: bool,
     pub quit: bool,
@@ -277,6 +282,7 @@ impl App {
             outbox_cursor: 0,
             outbox_cases: None,
             exporter: Exporter::new(),
+            live: None,
             size: (100, 30),
             dirty: true,
             quit: false,
@@ -288,6 +294,7 @@ impl App {
         match start {
             Start::File(opts) => self.open(opts),
             Start::Picker(dir) => self.open_picker(dir),
+            Start::Live(opts) => self.start_live(opts),
         }
     }
 
@@ -349,7 +356,8 @@ impl App {
             self.update(Action::Exported(e));
             any = true;
         }
-        self.pump_dispatch() || any
+        let live = self.pump_live();
+        self.pump_dispatch() || any || live
     }
 
     /// Applies every report of the dispatch sender waiting. Returns whether any came.
@@ -434,6 +442,10 @@ impl App {
             }
             Action::Exported(e) => {
                 self.exported(e);
+                self.dirty = true;
+            }
+            Action::Live(e) => {
+                self.live_event(e);
                 self.dirty = true;
             }
             Action::Cmd(c) => {
@@ -701,6 +713,9 @@ impl App {
 
     /// Runs a command (from a key, the palette or a test).
     pub fn command(&mut self, cmd: Cmd) {
+        if self.live.is_some() && self.live_command(cmd) {
+            return;
+        }
         // Commands that work on every screen.
         match cmd {
             Cmd::Quit => return self.ask_quit(),
@@ -1364,6 +1379,9 @@ impl App {
 
     /// Decides on the cases of `rows`, one durable call each; statuses are shown once stored.
     pub fn decide(&mut self, action: CaseAction, rows: &[u32], note: Option<&str>) {
+        if self.live.is_some() {
+            return self.live_decide(action, rows, note);
+        }
         let mut done: Vec<String> = Vec::new();
         let mut refused: Vec<String> = Vec::new();
         let mut no_case = 0;
@@ -1462,6 +1480,9 @@ impl App {
     }
 
     fn undo_last(&mut self) {
+        if self.live.is_some() {
+            return self.live_undo();
+        }
         let Some(batch) = self.undo.pop() else {
             return self.fail("nothing to undo in this session");
         };
@@ -1611,6 +1632,9 @@ impl App {
     // ----- approvals ------------------------------------------------------------------------
 
     pub fn load_approvals(&mut self) {
+        if self.live.is_some() {
+            return self.live_load_approvals();
+        }
         let filter = crate::cases::CaseFilter {
             status: Some(Status::AutoResolveProposed),
             ..Default::default()
@@ -1658,6 +1682,9 @@ impl App {
     }
 
     fn queue_decide(&mut self, id: &str, action: CaseAction, note: Option<&str>) {
+        if self.live.is_some() {
+            return self.live_decide_case(id, action, note);
+        }
         match Cases::new(&self.store).decide(id, action, &self.actor, note) {
             Ok(c) => {
                 self.undispatched.insert(c.id.clone());
@@ -1687,6 +1714,9 @@ impl App {
     /// Starts the sender when a channel is enabled (at start: it also sends what earlier
     /// sessions left queued).
     pub fn start_sender_if_enabled(&mut self) {
+        if self.live.is_some() {
+            return; // the service sends; this UI has no store of its own
+        }
         if !self.enabled_channels().is_empty()
             && let Err(e) = self.ensure_sender()
         {
@@ -2326,6 +2356,9 @@ impl App {
 
     /// Reads the audit trail of the detail pane's case when it changed.
     fn sync_trail(&mut self) {
+        if self.live.is_some() {
+            return self.live_sync_trail();
+        }
         if !self.table.detail || self.view != View::Table {
             return;
         }

@@ -15,15 +15,16 @@
 //! exports' results. The outbox view (`4`) lists the items with the one under the cursor in
 //! full; `R` retries a parked one, `X` cancels an undelivered one.
 //!
-//! Seam for work that lands later:
-//! - live mode (issue 8): a live source feeds the same [`worker::WorkerMsg`]s (generation,
-//!   progress, partial and complete results) from another thread.
+//! Live mode (`open --live ws://…`, [`live`]): a client thread holds the service's WebSocket
+//! and makes its REST calls; its events reach [`app::App::update`] as
+//! [`action::Action::Live`], polled here too.
 
 pub mod action;
 pub mod app;
 pub mod data;
 pub mod export;
 pub mod keymap;
+pub mod live;
 pub mod table;
 pub mod theme;
 pub mod ui;
@@ -108,6 +109,8 @@ pub fn run(opts: AppOptions, start: Start) -> Result<(), TuiError> {
     app.stop_sender();
     // An export in progress is finished, so no file is left half written.
     app.exporter.join();
+    // Dropping the live client's end stops its thread.
+    app.live = None;
     let _ = std::panic::take_hook();
     result
 }
@@ -128,8 +131,9 @@ fn event_loop(
             term.draw(|f| ui::draw(f, app))?;
             app.dirty = false;
         }
-        // Input first; worker messages (analysis and dispatch) and the clock between keys.
-        let wait = if app.loading.is_some() {
+        // Input first; background messages (analysis, dispatch, live) and the clock between
+        // keys.
+        let wait = if app.loading.is_some() || app.live.is_some() {
             Duration::from_millis(50)
         } else {
             Duration::from_millis(250)

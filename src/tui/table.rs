@@ -758,6 +758,78 @@ impl ColumnStore {
     }
 }
 
+// ----- rows written one at a time (live mode) -------------------------------------------------
+
+impl TextCol {
+    /// Appends one row's value.
+    pub fn push(&mut self, v: &str) {
+        let known = self.lookup.contains_key(v);
+        let c = self.code(v);
+        self.codes.push(c);
+        if !known {
+            self.rerank();
+        }
+    }
+}
+
+impl Column {
+    /// Writes a number at `row` (appended when `row` is the column's length) and widens the
+    /// column to show it. A text column takes the number as text.
+    pub fn put_num(&mut self, row: usize, v: f64) {
+        match &mut self.data {
+            Data::Num(values) => {
+                if row == values.len() {
+                    values.push(v);
+                } else if let Some(slot) = values.get_mut(row) {
+                    *slot = v;
+                }
+            }
+            Data::Text(_) => {
+                let text = if v.is_finite() {
+                    v.to_string()
+                } else {
+                    String::new()
+                };
+                return self.put_text(row, &text);
+            }
+        }
+        let shown = format_num(self.kind, v).chars().count();
+        self.widen(shown);
+    }
+
+    /// Writes text at `row` (appended when `row` is the column's length) and widens the column
+    /// to show it. A numeric column takes the text's number (missing when it is none).
+    pub fn put_text(&mut self, row: usize, v: &str) {
+        match &mut self.data {
+            Data::Text(t) => {
+                if row == t.codes.len() {
+                    t.push(v);
+                } else {
+                    t.set(row, v);
+                }
+            }
+            Data::Num(_) => {
+                let n = v.trim().replace(',', "").parse::<f64>().unwrap_or(f64::NAN);
+                return self.put_num(row, n);
+            }
+        }
+        self.widen(v.chars().count());
+    }
+
+    /// Renames the column (keeping it wide enough for the new title).
+    pub fn retitle(&mut self, title: &str) {
+        self.title = title.to_string();
+        self.widen(title.chars().count());
+    }
+
+    fn widen(&mut self, shown: usize) {
+        let cap = if self.kind == Kind::Text { 40 } else { 20 };
+        let title = self.title.chars().count();
+        let w = shown.min(cap).max(title).max(3) as u16;
+        self.width = self.width.max(w);
+    }
+}
+
 /// An order-preserving map of finite floats to unsigned integers.
 fn ordered_bits(x: f64) -> u64 {
     let b = x.to_bits();
@@ -890,6 +962,31 @@ mod tests {
         let rows: Vec<u32> = (0..5).collect();
         let f = s.compile("status = approved").unwrap();
         assert_eq!(s.filter(&rows, &f), vec![3]);
+    }
+
+    #[test]
+    fn rows_written_one_at_a_time_widen_their_columns() {
+        let mut n = Column::num("diff", "diff", Kind::Amount, Vec::new());
+        let mut t = Column::text("status", "status", TextCol::default());
+        n.put_num(0, 12.5);
+        t.put_text(0, "pending");
+        n.put_num(1, 1_234_567.0);
+        t.put_text(1, "accepted");
+        assert_eq!(n.cell(1), "1,234,567.00");
+        assert_eq!(n.width, 12);
+        assert_eq!(t.width, 8);
+        // Written again in place; a text column takes a number, a numeric one a text's number.
+        t.put_text(0, "approved");
+        n.put_text(0, "-3.25");
+        assert_eq!((t.cell(0), n.cell(0)), ("approved".into(), "-3.25".into()));
+        let Data::Text(tc) = &t.data else {
+            panic!("text")
+        };
+        assert_eq!(tc.codes.len(), 2);
+        t.put_num(2, 7.0);
+        assert_eq!(t.cell(2), "7");
+        n.retitle("Balance Difference");
+        assert_eq!(n.width, 18);
     }
 
     #[test]

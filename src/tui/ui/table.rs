@@ -95,7 +95,9 @@ fn table(buf: &mut Buffer, app: &App, d: &Loaded, r: Rect) {
         ..r
     };
     if app.table.view.is_empty() {
-        let what = if d.complete || !t.flagged.iter().any(|f| *f) {
+        let what = if app.live.is_some() && t.rows == 0 {
+            "No anomalies yet: they appear here as the service flags them."
+        } else if d.complete || !t.flagged.iter().any(|f| *f) {
             "No rows match. 0 clears the filters; A shows every row."
         } else {
             "No rows match."
@@ -354,7 +356,9 @@ fn chart(frame: &mut Frame<'_>, app: &App, d: &Loaded, row: usize, r: Rect) {
     } else {
         (series(t.known.difference, &|p| Some(p.lhs)), Vec::new())
     };
-    let title = if past.is_empty() {
+    let title = if app.live.is_some() {
+        format!(" balance history · {} records received ", rows.len())
+    } else if past.is_empty() {
         format!(" balance history · {} records in this file ", rows.len())
     } else {
         format!(

@@ -59,6 +59,10 @@ pub fn status_bar(buf: &mut Buffer, app: &App, r: Rect) {
         if app.exporter.running() > 0 {
             right.push_str("exporting… · ");
         }
+        if let Some(l) = &app.live {
+            right.push_str(&l.state.label());
+            right.push_str(" · ");
+        }
         match app.view {
             crate::tui::action::View::Table => {
                 let n = app.table.view.len();
