@@ -199,7 +199,8 @@ fn parse_dates(
     Ok(out)
 }
 
-fn date_column(name: &str, v: Vec<Option<i32>>) -> Column {
+/// A date column from day numbers.
+pub(crate) fn date_column(name: &str, v: Vec<Option<i32>>) -> Column {
     Int32Chunked::from_iter_options(name.into(), v.into_iter())
         .into_date()
         .into_column()

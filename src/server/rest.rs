@@ -254,36 +254,28 @@ async fn realtime(
         .observe(&record)
         .map_err(|e| field_error(e, None))?;
     let engine = state.stream.engine();
-    let triaged = if obs.flag {
-        let st = state.clone();
-        let eng = engine.clone();
-        tokio::task::spawn_blocking(move || {
-            let t = crate::stream::triage(
-                &st.cfg,
-                &st.rules,
-                &st.store,
-                &eng,
-                std::slice::from_ref(&obs),
-                false,
-            );
-            (t, obs)
-        })
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))
-        .and_then(|(t, obs)| t.map(|t| (t, obs)).map_err(ApiError::internal))?
-    } else {
-        let t = crate::stream::triage(
-            &state.cfg,
-            &state.rules,
-            &state.store,
+    let flagged = obs.flag;
+    let st = state.clone();
+    let work = move || {
+        crate::stream::triage(
+            &st.cfg,
+            &st.rules,
+            &st.store,
             &engine,
             std::slice::from_ref(&obs),
             false,
         )
-        .map_err(ApiError::internal)?;
-        (t, obs)
+        .map(|t| (t, obs))
+        .map_err(ApiError::internal)
     };
-    let (t, obs) = triaged;
+    // Only a flagged record writes to the store (its case): off the async workers.
+    let (t, obs) = if flagged {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??
+    } else {
+        work()?
+    };
     let r = &t.results[0];
     if r.is_anomaly {
         state.emit(anomaly_event(r, &obs.record.fields));

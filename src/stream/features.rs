@@ -198,9 +198,9 @@ impl Plan {
         })
     }
 
-    /// The features of `cur` with `prev` (the account's earlier records, oldest first) before it.
-    pub fn compute(&self, cur: &Canonical, prev: &[Past]) -> Vec<f64> {
-        let me = Past::of(cur);
+    /// The features of `cur` (`me` is [`Past::of`] it) with `prev` (the account's earlier
+    /// records, oldest first) before it.
+    pub fn compute(&self, cur: &Canonical, me: &Past, prev: &[Past]) -> Vec<f64> {
         let last = prev.last();
         let mut out = Vec::with_capacity(self.srcs.len());
         for s in &self.srcs {
@@ -209,13 +209,13 @@ impl Plan {
                     (Some(a), Some(b)) => (b - a) as f64,
                     _ => 0.0,
                 },
-                Src::Raw(slot) => fnum(slot.of(&me)),
+                Src::Raw(slot) => fnum(slot.of(me)),
                 Src::Change(slot) => match last {
-                    Some(p) => fnum(slot.of(&me) - slot.of(p)),
+                    Some(p) => fnum(slot.of(me) - slot.of(p)),
                     None => 0.0,
                 },
                 Src::RollMean(slot) | Src::RollStd(slot) => {
-                    let (mean, std) = self.rolling(*slot, &me, prev);
+                    let (mean, std) = self.rolling(*slot, me, prev);
                     fnum(if matches!(s, Src::RollMean(_)) {
                         mean
                     } else {
@@ -258,7 +258,7 @@ impl Plan {
                     let c = me.crit[*i];
                     if c[2].abs() > c[3] + 1e-9 { 1.0 } else { 0.0 }
                 }
-                Src::RobustZ => robust_z(&me, prev),
+                Src::RobustZ => robust_z(me, prev),
                 Src::BreakAge => {
                     if self.trade_age {
                         match (me.date, cur.trade_date) {
@@ -266,7 +266,7 @@ impl Plan {
                             _ => 0.0,
                         }
                     } else {
-                        self.run_age(&me, prev)
+                        self.run_age(me, prev)
                     }
                 }
                 Src::Enc(i, enc) => enc.encode(&cur.cats[*i]),

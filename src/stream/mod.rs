@@ -202,7 +202,7 @@ impl Stream {
         let mut shard = self.shard(&rec.key);
         let records = shard.accounts.entry(rec.key.clone()).or_default();
         let prev = before(records, rec.date);
-        let features = engine.plan.compute(&rec, prev);
+        let features = engine.plan.compute(&rec, &me, prev);
         let x = Matrix::new(1, features.len(), features.clone()).map_err(StreamError::Model)?;
         let s = engine
             .bundle
@@ -547,11 +547,7 @@ fn frame(
             .collect();
         push(&mut cols, Column::new(k.as_str().into(), v));
     }
-    let date_col = |name: &str, v: Vec<Option<i32>>| -> Column {
-        Int32Chunked::from_iter_options(name.into(), v.into_iter())
-            .into_date()
-            .into_column()
-    };
+    let date_col = crate::ingest::prepare::date_column;
     let num = |f: &dyn Fn(&Observed) -> f64| -> Vec<f64> { items.iter().map(|o| f(o)).collect() };
     if !r.keys.is_empty() {
         let v: Vec<String> = items.iter().map(|o| o.record.key.clone()).collect();
@@ -825,7 +821,7 @@ mod tests {
             for i in 0..today.df.height() {
                 let rec = reader.read(&record(&today, header, i)).unwrap();
                 let records = state.entry(rec.key.clone()).or_default();
-                let f = plan.compute(&rec, before(records, rec.date));
+                let f = plan.compute(&rec, &Past::of(&rec), before(records, rec.date));
                 streamed.push(f);
             }
             for i in 0..today.df.height() {
