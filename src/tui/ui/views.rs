@@ -12,6 +12,7 @@ use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Modifier;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Gauge, Paragraph, Wrap};
 
@@ -294,6 +295,54 @@ pub fn picker(buf: &mut Buffer, app: &App, r: Rect) {
     }
 }
 
+/// The rows of a list view under its header (`body`, from [`header_row`]): the visible window
+/// around `cursor`, the cursor row highlighted. `row` gives each item's cells and, optionally,
+/// one column with its own style (applied off the cursor row).
+#[allow(clippy::too_many_arguments)]
+fn list_rows<T, const N: usize>(
+    buf: &mut Buffer,
+    r: Rect,
+    body: Rect,
+    widths: &[(u16, &str, bool); N],
+    items: &[T],
+    cursor: usize,
+    th: &crate::tui::theme::Theme,
+    row: impl Fn(&T) -> ([String; N], Option<(usize, Style)>),
+) {
+    let off = list_offset(cursor, body.height as usize);
+    for (k, item) in items
+        .iter()
+        .skip(off)
+        .take(body.height as usize)
+        .enumerate()
+    {
+        let y = body.y + k as u16;
+        let on_cursor = off + k == cursor;
+        let style = if on_cursor { th.cursor } else { th.base };
+        buf.set_style(
+            Rect {
+                y,
+                height: 1,
+                ..body
+            },
+            style,
+        );
+        let (values, special) = row(item);
+        let mut x = r.x + 1;
+        for (i, ((w, _, right), v)) in widths.iter().zip(values).enumerate() {
+            if x >= r.right() {
+                break;
+            }
+            let s = match special {
+                Some((col, st)) if col == i && !on_cursor => style.patch(st),
+                _ => style,
+            };
+            cell(buf, x, y, (*w).min(r.right() - x), &v, *right, s);
+            x += w + 1;
+        }
+    }
+}
+
 pub fn clusters(buf: &mut Buffer, app: &App, r: Rect) {
     let th = &app.theme;
     let Some(d) = &app.data else { return };
@@ -308,59 +357,40 @@ pub fn clusters(buf: &mut Buffer, app: &App, r: Rect) {
         (40, "top accounts", false),
     ];
     let body = header_row(buf, r, &widths, th);
-    let off = list_offset(app.cluster_cursor, body.height as usize);
-    for (k, c) in d
-        .clusters
-        .iter()
-        .skip(off)
-        .take(body.height as usize)
-        .enumerate()
-    {
-        let y = body.y + k as u16;
-        let style = if off + k == app.cluster_cursor {
-            th.cursor
-        } else {
-            th.base
-        };
-        buf.set_style(
-            Rect {
-                y,
-                height: 1,
-                ..body
-            },
-            style,
-        );
-        let bucket = match &c.dominant_bucket {
-            Some((b, share)) => format!("{b} ({:.0}%)", share * 100.0),
-            None if d.complete => "–".to_string(),
-            None => "…".to_string(),
-        };
-        let accounts = c
-            .top_accounts
-            .iter()
-            .take(3)
-            .map(|(a, n)| format!("{a} ({n})"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let values = [
-            c.cluster.to_string(),
-            c.size.to_string(),
-            c.anomalies.to_string(),
-            format!("{:.1}%", c.anomaly_share * 100.0),
-            thousands(c.total_abs_difference, 2),
-            thousands(c.mean_difference, 2),
-            bucket,
-            accounts,
-        ];
-        let mut x = r.x + 1;
-        for ((w, _, right), v) in widths.iter().zip(values) {
-            if x >= r.right() {
-                break;
-            }
-            cell(buf, x, y, (*w).min(r.right() - x), &v, *right, style);
-            x += w + 1;
-        }
-    }
+    list_rows(
+        buf,
+        r,
+        body,
+        &widths,
+        &d.clusters,
+        app.cluster_cursor,
+        th,
+        |c| {
+            let bucket = match &c.dominant_bucket {
+                Some((b, share)) => format!("{b} ({:.0}%)", share * 100.0),
+                None if d.complete => "–".to_string(),
+                None => "…".to_string(),
+            };
+            let accounts = c
+                .top_accounts
+                .iter()
+                .take(3)
+                .map(|(a, n)| format!("{a} ({n})"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let values = [
+                c.cluster.to_string(),
+                c.size.to_string(),
+                c.anomalies.to_string(),
+                format!("{:.1}%", c.anomaly_share * 100.0),
+                thousands(c.total_abs_difference, 2),
+                thousands(c.mean_difference, 2),
+                bucket,
+                accounts,
+            ];
+            (values, None)
+        },
+    );
     if d.clusters.is_empty() {
         buf.set_stringn(
             body.x + 1,
@@ -414,52 +444,29 @@ pub fn approvals(buf: &mut Buffer, app: &App, r: Rect) {
         );
         return;
     }
-    let off = list_offset(app.approval_cursor, body.height as usize);
-    for (k, c) in app
-        .approvals
-        .iter()
-        .skip(off)
-        .take(body.height as usize)
-        .enumerate()
-    {
-        let y = body.y + k as u16;
-        let style = if off + k == app.approval_cursor {
-            th.cursor
-        } else {
-            th.base
-        };
-        buf.set_style(
-            Rect {
-                y,
-                height: 1,
-                ..body
-            },
-            style,
-        );
-        let values = [
-            c.ticket.clone(),
-            c.key.clone(),
-            c.last_date.to_string(),
-            c.bucket.clone(),
-            c.severity.clone(),
-            thousands(c.difference, 2),
-            c.proposed_by.clone().unwrap_or_default(),
-            c.summary.clone(),
-        ];
-        let mut x = r.x + 1;
-        for (i, ((w, _, right), v)) in widths.iter().zip(values).enumerate() {
-            if x >= r.right() {
-                break;
-            }
-            let s = if i == 4 && off + k != app.approval_cursor {
-                style.patch(th.severity(&v))
-            } else {
-                style
-            };
-            cell(buf, x, y, (*w).min(r.right() - x), &v, *right, s);
-            x += w + 1;
-        }
-    }
+    list_rows(
+        buf,
+        r,
+        body,
+        &widths,
+        &app.approvals,
+        app.approval_cursor,
+        th,
+        |c| {
+            let values = [
+                c.ticket.clone(),
+                c.key.clone(),
+                c.last_date.to_string(),
+                c.bucket.clone(),
+                c.severity.clone(),
+                thousands(c.difference, 2),
+                c.proposed_by.clone().unwrap_or_default(),
+                c.summary.clone(),
+            ];
+            let severity = th.severity(&c.severity);
+            (values, Some((4, severity)))
+        },
+    );
 }
 
 /// When an outbox time is shown: local time, to the minute.
@@ -511,72 +518,51 @@ fn outbox_list(buf: &mut Buffer, app: &App, r: Rect) {
         );
         return;
     }
-    let off = list_offset(app.outbox_cursor, body.height as usize);
-    for (k, item) in app
-        .outbox
-        .iter()
-        .skip(off)
-        .take(body.height as usize)
-        .enumerate()
-    {
-        let y = body.y + k as u16;
-        let on_cursor = off + k == app.outbox_cursor;
-        let style = if on_cursor { th.cursor } else { th.base };
-        buf.set_style(
-            Rect {
-                y,
-                height: 1,
-                ..body
-            },
-            style,
-        );
-        let next = match &item.status {
-            ItemStatus::Queued => "now".to_string(),
-            ItemStatus::RetryWait { next_attempt_at } => when(*next_attempt_at),
-            ItemStatus::Sending { .. } => "sending".to_string(),
-            _ => String::new(),
-        };
-        let result = match &item.status {
-            ItemStatus::Parked { reason, .. } => reason.clone(),
-            ItemStatus::RetryWait { .. } => item.last_error.clone().unwrap_or_default(),
-            ItemStatus::Sent { at } => match &item.result {
-                Some(r) => format!("{r} ({})", when(*at)),
-                None => format!("sent {}", when(*at)),
-            },
-            ItemStatus::Cancelled { .. } => "cancelled".to_string(),
-            _ => item.title.clone(),
-        };
-        let values = [
-            format!("#{}", item.id),
-            item.channel.to_string(),
-            item.status.name().to_string(),
-            item.attempts.to_string(),
-            item.case_ids.len().to_string(),
-            when(item.created_at),
-            next,
-            result,
-            item.tickets.join(", "),
-        ];
-        let status_style = match &item.status {
-            ItemStatus::Sent { .. } => th.ok,
-            ItemStatus::Parked { .. } | ItemStatus::RetryWait { .. } => th.error,
-            ItemStatus::Cancelled { .. } => th.dim,
-            _ => th.base,
-        };
-        let mut x = r.x + 1;
-        for (i, ((w, _, right), v)) in widths.iter().zip(values).enumerate() {
-            if x >= r.right() {
-                break;
-            }
-            let s = if i == 2 && !on_cursor {
-                style.patch(status_style)
-            } else {
-                style
+    list_rows(
+        buf,
+        r,
+        body,
+        &widths,
+        &app.outbox,
+        app.outbox_cursor,
+        th,
+        |item| {
+            let next = match &item.status {
+                ItemStatus::Queued => "now".to_string(),
+                ItemStatus::RetryWait { next_attempt_at } => when(*next_attempt_at),
+                ItemStatus::Sending { .. } => "sending".to_string(),
+                _ => String::new(),
             };
-            cell(buf, x, y, (*w).min(r.right() - x), &v, *right, s);
-            x += w + 1;
-        }
-    }
+            let result = match &item.status {
+                ItemStatus::Parked { reason, .. } => reason.clone(),
+                ItemStatus::RetryWait { .. } => item.last_error.clone().unwrap_or_default(),
+                ItemStatus::Sent { at } => match &item.result {
+                    Some(r) => format!("{r} ({})", when(*at)),
+                    None => format!("sent {}", when(*at)),
+                },
+                ItemStatus::Cancelled { .. } => "cancelled".to_string(),
+                _ => item.title.clone(),
+            };
+            let values = [
+                format!("#{}", item.id),
+                item.channel.to_string(),
+                item.status.name().to_string(),
+                item.attempts.to_string(),
+                item.case_ids.len().to_string(),
+                when(item.created_at),
+                next,
+                result,
+                item.tickets.join(", "),
+            ];
+            let status_style = match &item.status {
+                ItemStatus::Sent { .. } => th.ok,
+                ItemStatus::Parked { .. } | ItemStatus::RetryWait { .. } => th.error,
+                ItemStatus::Cancelled { .. } => th.dim,
+                _ => th.base,
+            };
+            (values, Some((2, status_style)))
+        },
+    );
 }
 
 /// Everything about one outbox item: channel, status, attempts, times, where it goes, the
