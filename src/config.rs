@@ -103,6 +103,14 @@ pub struct FeatureConfig {
     pub preset: String,
     pub rolling_window: usize,
     pub rolling_min_periods: usize,
+    pub routine_window: usize,
+    pub standing_records: usize,
+    pub recurring_share: f64,
+    pub recurring_exact: f64,
+    pub lag_records: usize,
+    pub lag_share: f64,
+    pub own_min_history: usize,
+    pub own_level_floor: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +120,8 @@ pub struct DetectConfig {
     pub contamination: String,
     pub mad_k: f64,
     pub seed: u64,
+    pub own_z_min: f64,
+    pub own_weight: f64,
     pub iforest: IForestConfig,
     pub lof: LofConfig,
 }
@@ -444,14 +454,31 @@ impl Config {
                 ));
             }
         }
-        if !matches!(self.features.preset.as_str(), "seed" | "breaks") {
+        if !matches!(self.features.preset.as_str(), "seed" | "breaks" | "account") {
             return Err(bad(
                 "features.preset",
                 format!(
-                    "must be \"seed\" or \"breaks\", found {:?}",
+                    "must be \"seed\", \"breaks\" or \"account\", found {:?}",
                     self.features.preset
                 ),
             ));
+        }
+        let f = &self.features;
+        if f.routine_window == 0 || f.routine_window > 1000 {
+            return Err(bad(
+                "features.routine_window",
+                format!("must be between 1 and 1000, found {}", f.routine_window),
+            ));
+        }
+        for (key, v) in [
+            ("features.recurring_share", f.recurring_share),
+            ("features.recurring_exact", f.recurring_exact),
+            ("features.lag_share", f.lag_share),
+            ("features.own_level_floor", f.own_level_floor),
+        ] {
+            if !v.is_finite() || !(0.0..=1.0).contains(&v) {
+                return Err(bad(key, format!("must be between 0 and 1, found {v}")));
+            }
         }
         if self.features.rolling_window == 0 {
             return Err(bad("features.rolling_window", "must be at least 1".into()));

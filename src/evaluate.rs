@@ -6,6 +6,13 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where the generator lists the routine accounts of a labels file: beside it, with
+/// `.routine.csv` in place of its extension (`gl_labels.csv` → `gl_labels.routine.csv`).
+pub fn routine_list_path(labels: &Path) -> PathBuf {
+    labels.with_extension("routine.csv")
+}
 
 /// Ranks 1..=n; tied values get the average of their ranks.
 pub fn average_ranks(v: &[f64]) -> Vec<f64> {

@@ -31,6 +31,7 @@ pub enum FeatureError {
 pub enum Preset {
     Seed,
     Breaks,
+    Account,
 }
 
 impl std::str::FromStr for Preset {
@@ -39,19 +40,28 @@ impl std::str::FromStr for Preset {
         match s {
             "seed" => Ok(Preset::Seed),
             "breaks" => Ok(Preset::Breaks),
+            "account" => Ok(Preset::Account),
             _ => Err(format!(
-                "unknown feature preset {s:?}: use \"seed\" or \"breaks\""
+                "unknown feature preset {s:?}: use \"seed\", \"breaks\" or \"account\""
             )),
         }
     }
 }
 
 impl Preset {
+    pub const ALL: [Preset; 3] = [Preset::Seed, Preset::Breaks, Preset::Account];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Preset::Seed => "seed",
             Preset::Breaks => "breaks",
+            Preset::Account => "account",
         }
+    }
+
+    /// Whether the preset adds the break features (`breaks` and `account`).
+    pub fn has_break_features(&self) -> bool {
+        matches!(self, Preset::Breaks | Preset::Account)
     }
 }
 
@@ -60,6 +70,8 @@ pub struct FeatureOptions {
     pub preset: Preset,
     pub window: usize,
     pub min_periods: usize,
+    /// The thresholds of each account's own normal (the patterns come from the profile).
+    pub routine: crate::routine::Params,
 }
 
 impl FeatureOptions {
@@ -68,9 +80,37 @@ impl FeatureOptions {
             preset: c.preset.parse()?,
             window: c.rolling_window,
             min_periods: c.rolling_min_periods,
+            routine: routine_params(c),
         })
     }
 }
+
+/// The own-normal thresholds of a `[features]` table.
+pub fn routine_params(c: &crate::config::FeatureConfig) -> crate::routine::Params {
+    crate::routine::Params {
+        patterns: crate::routine::Patterns::default(),
+        window: c.routine_window,
+        standing_records: c.standing_records,
+        recurring_share: c.recurring_share,
+        recurring_exact: c.recurring_exact,
+        lag_records: c.lag_records,
+        lag_share: c.lag_share,
+        min_history: c.own_min_history,
+        level_floor: c.own_level_floor,
+    }
+}
+
+/// The columns of each account's own normal, in the sorted frame and the output
+/// (see [`crate::routine`]): the predicted and unexplained parts of the first criteria's
+/// difference, the routine reason's code, the own z and the earlier records looked at.
+pub const OWN_EXPECTED: &str = "bd_expected";
+pub const OWN_RESIDUAL: &str = "bd_residual";
+pub const OWN_ROUTINE_CODE: &str = "bd_routine_code";
+pub const OWN_Z: &str = "bd_own_z";
+/// The routine reason as text (empty when the row is not a routine break), in the output.
+pub const OWN_ROUTINE: &str = "bd_routine";
+/// 1 when any criteria is out of tolerance (the row is a break), in the output.
+pub const IS_BREAK: &str = "bd_out_of_tolerance";
 
 /// Label encoding of one categorical column, fitted on training rows: the sorted distinct
 /// values map to 0, 1, 2, …; a value not seen in training maps to −1.
@@ -284,10 +324,26 @@ pub fn compute(
         by.push("bd_date");
     }
     by.push(SEQ);
-    let mut lf = frame.lazy().sort(
-        by.clone(),
-        SortMultipleOptions::default().with_multithreaded(true),
-    );
+    let mut sorted0 = frame
+        .lazy()
+        .sort(
+            by.clone(),
+            SortMultipleOptions::default().with_multithreaded(true),
+        )
+        .collect()?;
+
+    // Each account's own normal (routine breaks, residual, own z) over the sorted records.
+    let primary = r.criteria.first();
+    let own = primary.is_some() && (has_keys || has_date);
+    if own {
+        let mut params = opts.routine;
+        params.patterns = r.profile.routine;
+        add_own_columns(&mut sorted0, r, has_date, &params)?;
+    }
+    // The account preset reads the primary difference's unexplained part instead of the
+    // difference itself.
+    let acc = own && opts.preset == Preset::Account;
+    let mut lf = sorted0.lazy();
 
     let mut exprs: Vec<Expr> = Vec::new();
     let mut names: Vec<String> = Vec::new();
@@ -304,6 +360,15 @@ pub fn compute(
         names.push("f_days_since_last".into());
     }
 
+    // A criteria's difference column and feature stem: for the first criteria under the account
+    // preset, its unexplained part.
+    let diff_of = |i: usize, c: &crate::profile::ResolvedCriteria| -> (String, String) {
+        if acc && i == 0 {
+            (OWN_RESIDUAL.to_string(), format!("{}_residual", c.name))
+        } else {
+            (crit_col(&c.name, "diff"), format!("{}_diff", c.name))
+        }
+    };
     // Criteria columns: both sides of a pair, or the difference of a difference-only criteria.
     let mut series_cols: Vec<(String, String)> = Vec::new(); // (canonical column, feature stem)
     for c in &r.criteria {
@@ -316,11 +381,12 @@ pub fn compute(
     let diff_cols: Vec<(String, String)> = r
         .criteria
         .iter()
-        .map(|c| (crit_col(&c.name, "diff"), format!("{}_diff", c.name)))
+        .enumerate()
+        .map(|(i, c)| diff_of(i, c))
         .collect();
-    for c in &r.criteria {
+    for (i, c) in r.criteria.iter().enumerate() {
         if !c.is_pair() {
-            series_cols.push((crit_col(&c.name, "diff"), format!("{}_diff", c.name)));
+            series_cols.push(diff_of(i, c));
         }
     }
     // Raw values.
@@ -367,11 +433,25 @@ pub fn compute(
         names.push(format!("f_num_{}", role.slug));
     }
 
-    // Breaks preset.
-    let primary = r.criteria.first();
-    if opts.preset == Preset::Breaks {
+    // Output columns that are not features (read by the root-cause rules and severity).
+    let mut extra_out: Vec<String> = Vec::new();
+    if acc && let Some(c) = primary {
+        // The difference's own change, as the seed and breaks presets have it.
+        let name = format!("f_change_{}_diff", c.name);
+        exprs.push(
+            fnum(within_group_diff(col(crit_col(&c.name, "diff").as_str()))).alias(name.as_str()),
+        );
+        extra_out.push(name);
+    }
+
+    // Break features (breaks and account presets).
+    if opts.preset.has_break_features() {
         if let Some(c) = primary {
-            let d = col("bd_difference");
+            let d = if acc {
+                col(OWN_RESIDUAL)
+            } else {
+                col("bd_difference")
+            };
             let tol = col(crit_col(&c.name, "tol").as_str());
             let scale = if c.is_pair() {
                 emax(
@@ -381,8 +461,13 @@ pub fn compute(
             } else {
                 tol.clone()
             };
-            exprs.push(fnum(d.clone() / emax(scale, lit(1.0))).alias("f_rel_difference"));
-            names.push("f_rel_difference".into());
+            let rel = if acc {
+                "f_rel_residual"
+            } else {
+                "f_rel_difference"
+            };
+            exprs.push(fnum(d.clone() / emax(scale, lit(1.0))).alias(rel));
+            names.push(rel.into());
             if c.is_pair() {
                 let l = col(crit_col(&c.name, "lhs").as_str());
                 let rr = col(crit_col(&c.name, "rhs").as_str());
@@ -410,8 +495,9 @@ pub fn compute(
                 names.push("f_magnitude_ratio".into());
             }
         }
-        for c in &r.criteria {
-            let d = col(crit_col(&c.name, "diff").as_str());
+        for (i, c) in r.criteria.iter().enumerate() {
+            let (src, stem) = diff_of(i, c);
+            let d = col(src.as_str());
             let tol = col(crit_col(&c.name, "tol").as_str());
             exprs.push(
                 fnum(
@@ -421,33 +507,45 @@ pub fn compute(
                         * d.clone().abs().log1p()
                         / lit(std::f64::consts::LN_10),
                 )
-                .alias(format!("f_log_abs_{}_diff", c.name)),
+                .alias(format!("f_log_abs_{stem}")),
             );
-            names.push(format!("f_log_abs_{}_diff", c.name));
+            names.push(format!("f_log_abs_{stem}"));
+            let oot = if acc && i == 0 {
+                format!("f_out_of_tol_{}_residual", c.name)
+            } else {
+                format!("f_out_of_tol_{}", c.name)
+            };
             exprs.push(
                 when(d.abs().gt(tol + lit(1e-9)))
                     .then(lit(1.0))
                     .otherwise(zero())
-                    .alias(format!("f_out_of_tol_{}", c.name)),
+                    .alias(oot.as_str()),
             );
-            names.push(format!("f_out_of_tol_{}", c.name));
+            names.push(oot);
         }
     }
     lf = lf.with_columns(exprs);
     let mut sorted = lf.collect()?;
 
-    // Robust z-score of the difference against the account's own history.
-    if opts.preset == Preset::Breaks
+    // Robust z-score of the difference (its unexplained part under the account preset) against
+    // the account's own history.
+    if opts.preset.has_break_features()
         && let Some(c) = primary
     {
-        let z = robust_z(&sorted, &crit_col(&c.name, "tol"))?;
-        sorted.with_column(Column::new("f_robust_z".into(), z))?;
-        names.push("f_robust_z".into());
+        let (src, name) = if acc {
+            (OWN_RESIDUAL, "f_robust_z_residual")
+        } else {
+            ("bd_difference", "f_robust_z")
+        };
+        let z = robust_z(&sorted, src, &crit_col(&c.name, "tol"))?;
+        sorted.with_column(Column::new(name.into(), z))?;
+        names.push(name.into());
     }
 
     // Break age: days since the current run of out-of-tolerance records began (0 when within
-    // tolerance), or days since the trade date when the profile has one.
-    if opts.preset == Preset::Breaks && primary.is_some() {
+    // tolerance), or days since the trade date when the profile has one. Under the account
+    // preset it is an output column, and the feature is the age of the unexplained run.
+    if opts.preset.has_break_features() && primary.is_some() {
         let age = if sorted.column("bd_trade_date").is_ok() && has_date {
             let d = column_f64(&sorted, "bd_date")?;
             let t = column_f64(&sorted, "bd_trade_date")?;
@@ -456,14 +554,69 @@ pub fn compute(
                 .map(|(d, t)| if t.is_finite() { (d - t).max(0.0) } else { 0.0 })
                 .collect::<Vec<f64>>()
         } else {
-            run_age(&sorted, has_date)?
+            let within: Vec<bool> = sorted
+                .column("bd_within_tolerance")?
+                .bool()?
+                .iter()
+                .map(|v| v.unwrap_or(true))
+                .collect();
+            run_age(&sorted, &within, has_date)?
         };
         sorted.with_column(Column::new("f_break_age".into(), age))?;
-        names.push("f_break_age".into());
+        if acc {
+            extra_out.push("f_break_age".into());
+            let tol = column_f64(&sorted, &crit_col(&r.criteria[0].name, "tol"))?;
+            let res = column_f64(&sorted, OWN_RESIDUAL)?;
+            let within: Vec<bool> = res
+                .iter()
+                .zip(&tol)
+                .map(|(d, t)| {
+                    let t = if t.is_finite() { *t } else { 0.0 };
+                    !(d.is_finite() && d.abs() > t + 1e-9)
+                })
+                .collect();
+            let age = run_age(&sorted, &within, has_date)?;
+            sorted.with_column(Column::new("f_unexplained_age".into(), age))?;
+            names.push("f_unexplained_age".into());
+        } else {
+            names.push("f_break_age".into());
+        }
+    }
+    if acc {
+        // How unusual the unexplained part is for the account itself.
+        let z: Vec<f64> = column_f64(&sorted, OWN_Z)?
+            .iter()
+            .map(|z| if z.is_finite() { z.ln_1p() } else { 0.0 })
+            .collect();
+        sorted.with_column(Column::new("f_own_z".into(), z))?;
+        names.push("f_own_z".into());
     }
 
+    // The status column says "break" for routine breaks too: the account preset leaves it out.
+    let status_slug = r.status.as_ref().and_then(|h| {
+        r.categoricals
+            .iter()
+            .find(|c| &c.header == h)
+            .map(|c| c.slug.clone())
+    });
     for enc in &encoders {
+        if acc && status_slug.as_deref() == Some(enc.name.as_str()) {
+            continue;
+        }
         names.push(format!("f_enc_{}", enc.name));
+    }
+    if own {
+        extra_out.extend(
+            [
+                OWN_EXPECTED,
+                OWN_RESIDUAL,
+                OWN_ROUTINE_CODE,
+                OWN_Z,
+                IS_BREAK,
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
     }
 
     // Run context for the root-cause rules (not a feature: it looks at the records that follow).
@@ -519,7 +672,14 @@ pub fn compute(
         let mut cols: Vec<Expr> = names.iter().map(|n| col(n.as_str())).collect();
         // The difference for the contamination estimators; the date (and below, the key) to match
         // the analysts' labels.
-        for c in ["bd_difference", "bd_date"] {
+        for c in [
+            "bd_difference",
+            "bd_date",
+            OWN_ROUTINE_CODE,
+            IS_BREAK,
+            OWN_Z,
+            OWN_RESIDUAL,
+        ] {
             if sorted.column(c).is_ok() {
                 cols.push(col(c));
             }
@@ -561,6 +721,7 @@ pub fn compute(
                 .iter()
                 .map(|n| col(n.as_str()))
                 .chain(context.iter().map(|n| col(*n)))
+                .chain(extra_out.iter().map(|n| col(n.as_str())))
                 .collect::<Vec<_>>(),
         )
         .collect()?;
@@ -574,6 +735,9 @@ pub fn compute(
     let mut df = current.df.clone();
     for c in feats.into_columns() {
         df.with_column(c)?;
+    }
+    if own {
+        add_routine_text(&mut df)?;
     }
     Ok(FeatureSet {
         df,
@@ -722,9 +886,109 @@ fn group_date_pairs(df: &DataFrame) -> Result<impl Iterator<Item = (u32, i32)> +
         .map(|(g, d)| (g.unwrap_or(0), d.unwrap_or(i32::MIN))))
 }
 
+/// Adds the own-normal columns ([`OWN_EXPECTED`], [`OWN_RESIDUAL`], [`OWN_ROUTINE_CODE`],
+/// [`OWN_Z`]) and [`IS_BREAK`] to rows sorted by account and date: each account's records go
+/// through [`crate::routine::explain`], accounts in parallel.
+fn add_own_columns(
+    sorted: &mut DataFrame,
+    r: &crate::profile::Resolved,
+    has_date: bool,
+    params: &crate::routine::Params,
+) -> Result<(), FeatureError> {
+    use rayon::prelude::*;
+    let n = sorted.height();
+    let groups: Vec<u32> = sorted.column(GROUP)?.u32()?.into_no_null_iter().collect();
+    let days = if has_date {
+        column_f64(sorted, "bd_date")?
+    } else {
+        vec![f64::NAN; n]
+    };
+    let crit: Vec<(Vec<f64>, Vec<f64>)> = r
+        .criteria
+        .iter()
+        .map(|c| {
+            Ok((
+                column_f64(sorted, &crit_col(&c.name, "diff"))?,
+                column_f64(sorted, &crit_col(&c.name, "tol"))?,
+            ))
+        })
+        .collect::<Result<_, FeatureError>>()?;
+    let Some(first) = r.criteria.first() else {
+        return Ok(());
+    };
+    let (lhs, rhs) = if first.is_pair() {
+        (
+            column_f64(sorted, &crit_col(&first.name, "lhs"))?,
+            column_f64(sorted, &crit_col(&first.name, "rhs"))?,
+        )
+    } else {
+        (vec![f64::NAN; n], vec![f64::NAN; n])
+    };
+    let oot = |i: usize, (d, t): &(Vec<f64>, Vec<f64>)| {
+        let t = if t[i].is_finite() { t[i] } else { 0.0 };
+        d[i].is_finite() && d[i].abs() > t + 1e-9
+    };
+    let recs: Vec<crate::routine::Rec> = (0..n)
+        .map(|i| crate::routine::Rec {
+            day: days[i],
+            lhs: lhs[i],
+            rhs: rhs[i],
+            diff: crit[0].0[i],
+            tol: crit[0].1[i],
+            other_break: crit[1..].iter().any(|c| oot(i, c)),
+        })
+        .collect();
+    let is_break: Vec<bool> = (0..n).map(|i| crit.iter().any(|c| oot(i, c))).collect();
+    // Account boundaries.
+    let mut bounds = Vec::new();
+    let mut start = 0;
+    for i in 1..=n {
+        if i == n || groups[i] != groups[start] {
+            bounds.push((start, i));
+            start = i;
+        }
+    }
+    let parts: Vec<Vec<crate::routine::Own>> = bounds
+        .par_iter()
+        .map(|(a, b)| crate::routine::explain(&recs[*a..*b], params))
+        .collect();
+    let mut expected = Vec::with_capacity(n);
+    let mut residual = Vec::with_capacity(n);
+    let mut code = Vec::with_capacity(n);
+    let mut z = Vec::with_capacity(n);
+    for o in parts.iter().flatten() {
+        expected.push(o.expected);
+        residual.push(o.residual);
+        code.push(o.routine.map_or(0u8, |r| r.code()) as u32);
+        z.push(o.own_z);
+    }
+    sorted.with_column(Column::new(OWN_EXPECTED.into(), expected))?;
+    sorted.with_column(Column::new(OWN_RESIDUAL.into(), residual))?;
+    sorted.with_column(Column::new(OWN_ROUTINE_CODE.into(), code))?;
+    sorted.with_column(Column::new(OWN_Z.into(), z))?;
+    sorted.with_column(Column::new(IS_BREAK.into(), is_break))?;
+    Ok(())
+}
+
+/// Adds [`OWN_ROUTINE`] (the reason as text) from [`OWN_ROUTINE_CODE`].
+fn add_routine_text(df: &mut DataFrame) -> Result<(), FeatureError> {
+    let codes = df.column(OWN_ROUTINE_CODE)?.u32()?.clone();
+    let text: StringChunked = codes
+        .iter()
+        .map(|c| {
+            Some(
+                c.and_then(|c| crate::routine::Reason::from_code(c as u8))
+                    .map_or("", |r| r.as_str()),
+            )
+        })
+        .collect();
+    df.with_column(text.into_column().with_name(OWN_ROUTINE.into()))?;
+    Ok(())
+}
+
 /// For rows sorted by account: (d − median) / max(1.4826·MAD, tolerance, 0.01), with the median
 /// and MAD of the account's history rows (0 when the account has none), clipped to ±10,000.
-fn robust_z(sorted: &DataFrame, tol_col: &str) -> Result<Vec<f64>, FeatureError> {
+fn robust_z(sorted: &DataFrame, diff_col: &str, tol_col: &str) -> Result<Vec<f64>, FeatureError> {
     use crate::detect::scaler::percentile_select;
     let groups: Vec<u32> = sorted.column(GROUP)?.u32()?.into_no_null_iter().collect();
     let hist: Vec<bool> = sorted
@@ -733,7 +997,7 @@ fn robust_z(sorted: &DataFrame, tol_col: &str) -> Result<Vec<f64>, FeatureError>
         .iter()
         .map(|v| v.unwrap_or(false))
         .collect();
-    let d = column_f64(sorted, "bd_difference")?;
+    let d = column_f64(sorted, diff_col)?;
     let tol = column_f64(sorted, tol_col)?;
     let mut out = vec![0.0; d.len()];
     let mut start = 0;
@@ -774,10 +1038,9 @@ fn robust_z(sorted: &DataFrame, tol_col: &str) -> Result<Vec<f64>, FeatureError>
 }
 
 /// For rows sorted by group and date: days (or records, without dates) since the current run of
-/// out-of-tolerance differences began; 0 for rows within tolerance.
-fn run_age(sorted: &DataFrame, has_date: bool) -> Result<Vec<f64>, FeatureError> {
+/// out-of-tolerance differences (`within` false) began; 0 for rows within tolerance.
+fn run_age(sorted: &DataFrame, within: &[bool], has_date: bool) -> Result<Vec<f64>, FeatureError> {
     let groups = sorted.column(GROUP)?.u32()?;
-    let within = sorted.column("bd_within_tolerance")?.bool()?;
     let dates: Vec<f64> = if has_date {
         column_f64(sorted, "bd_date")?
     } else {
@@ -791,7 +1054,7 @@ fn run_age(sorted: &DataFrame, has_date: bool) -> Result<Vec<f64>, FeatureError>
             run_start = None;
             prev_group = g;
         }
-        if w.unwrap_or(true) {
+        if *w {
             run_start = None;
             out.push(0.0);
         } else {
@@ -847,6 +1110,7 @@ mod tests {
             preset,
             window: 3,
             min_periods: 1,
+            routine: crate::routine::Params::default(),
         }
     }
 

@@ -73,6 +73,15 @@ pub const MAX_ROWS: usize = 2_000_000_000;
 /// Salt for the random stream that drives the `messy` quirks.
 const MESSY_SALT: u64 = 0x6D65_7373_795F_7175;
 
+/// Salt for the random stream that chooses and shapes the routine accounts.
+const ROUTINE_SALT: u64 = 0x726F_7574_696E_6521;
+
+/// Default share of gl_ihub accounts whose breaks are routine for them.
+pub const DEFAULT_ROUTINE_SHARE: f64 = 0.3;
+
+/// Header of the routine-accounts list.
+pub const ROUTINE_HEADER: &str = "group,kind";
+
 // ---------------------------------------------------------------------------
 // Public types
 // ---------------------------------------------------------------------------
@@ -194,6 +203,54 @@ impl FromStr for BreakKind {
     }
 }
 
+/// The routine breaks an account can carry: breaks that are normal for that account and that
+/// analysts mark "in line with previous months". They are not labelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RoutineKind {
+    /// A reconciling item carried at the same amount on every record.
+    StandingItem,
+    /// The sub-ledger books every posting one record late: IHub today = GL on the previous record.
+    HabitualLag,
+    /// A month-end accrual in the GL that reverses on the next record (the amount varies a little
+    /// from month to month).
+    MonthEndAccrual,
+}
+
+impl RoutineKind {
+    pub const ALL: [RoutineKind; 3] = [
+        RoutineKind::StandingItem,
+        RoutineKind::HabitualLag,
+        RoutineKind::MonthEndAccrual,
+    ];
+
+    /// Snake-case name used in the routine list.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RoutineKind::StandingItem => "standing_item",
+            RoutineKind::HabitualLag => "habitual_lag",
+            RoutineKind::MonthEndAccrual => "month_end_accrual",
+        }
+    }
+}
+
+/// Comments analysts write next to routine breaks (a minority of the rows carry one).
+fn routine_comments(kind: RoutineKind) -> &'static [&'static str] {
+    match kind {
+        RoutineKind::StandingItem => &[
+            "Outstanding balances are in line with previous months",
+            "Standing reconciling item - no action",
+        ],
+        RoutineKind::HabitualLag => &[
+            "IHub posts one day behind, in line with previous months",
+            "Known one-day lag of the IHub feed - no action",
+        ],
+        RoutineKind::MonthEndAccrual => &[
+            "Month-end accrual, reverses next period",
+            "Accrual reverses on the first day - in line with previous months",
+        ],
+    }
+}
+
 /// Options of [`generate`].
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
@@ -210,6 +267,10 @@ pub struct GenerateOptions {
     pub messy: bool,
     /// First business day (a weekend date rolls forward to Monday).
     pub start_date: NaiveDate,
+    /// gl_ihub: share of accounts whose breaks are all routine for them (a standing item, a
+    /// one-record lag of the sub-ledger, a month-end accrual that reverses): unlabelled, and
+    /// listed in the routine list. 0 for none.
+    pub routine_share: f64,
 }
 
 impl Default for GenerateOptions {
@@ -221,6 +282,7 @@ impl Default for GenerateOptions {
             break_rate: 0.02,
             messy: false,
             start_date: NaiveDate::from_ymd_opt(2024, 1, 2).unwrap_or_default(),
+            routine_share: DEFAULT_ROUTINE_SHARE,
         }
     }
 }
@@ -240,6 +302,10 @@ pub struct GenerateSummary {
     pub by_kind: BTreeMap<&'static str, usize>,
     /// Labelled episodes (gl_ihub) or anomalous trades (trades).
     pub episodes: usize,
+    /// gl_ihub: accounts whose breaks are routine, per [`RoutineKind::as_str`].
+    pub routine_accounts: BTreeMap<&'static str, usize>,
+    /// gl_ihub: out-of-tolerance rows of the routine accounts (unlabelled).
+    pub routine_break_rows: usize,
 }
 
 /// Group key used in the labels CSV for a gl_ihub account:
@@ -254,16 +320,34 @@ pub fn generate(
     out: &mut dyn Write,
     labels: Option<&mut dyn Write>,
 ) -> Result<GenerateSummary> {
+    generate_with_routine(opts, out, labels, None)
+}
+
+/// [`generate`], also writing the routine accounts (`group,kind`, [`ROUTINE_HEADER`]) to
+/// `routine` when given (gl_ihub; the list of a trades file is only its header).
+pub fn generate_with_routine(
+    opts: &GenerateOptions,
+    out: &mut dyn Write,
+    labels: Option<&mut dyn Write>,
+    routine: Option<&mut dyn Write>,
+) -> Result<GenerateSummary> {
     validate(opts)?;
     let mut w = BufWriter::with_capacity(1 << 20, out);
     let mut lw = labels.map(|l| BufWriter::with_capacity(1 << 16, l));
+    let mut rw = routine.map(|r| BufWriter::with_capacity(1 << 16, r));
+    if let Some(r) = rw.as_mut() {
+        writeln!(r, "{ROUTINE_HEADER}").context("writing the routine list")?;
+    }
     let summary = match opts.profile {
-        GenProfile::GlIhub => gen_gl_ihub(opts, &mut w, lw.as_mut())?,
+        GenProfile::GlIhub => gen_gl_ihub(opts, &mut w, lw.as_mut(), rw.as_mut())?,
         GenProfile::Trades => gen_trades(opts, &mut w, lw.as_mut())?,
     };
     w.flush().context("writing generated CSV")?;
     if let Some(l) = lw.as_mut() {
         l.flush().context("writing labels CSV")?;
+    }
+    if let Some(r) = rw.as_mut() {
+        r.flush().context("writing the routine list")?;
     }
     Ok(summary)
 }
@@ -279,6 +363,12 @@ fn validate(opts: &GenerateOptions) -> Result<()> {
         bail!(
             "break_rate must be between 0 and 1 (got {})",
             opts.break_rate
+        );
+    }
+    if !opts.routine_share.is_finite() || !(0.0..=1.0).contains(&opts.routine_share) {
+        bail!(
+            "routine_share must be between 0 and 1 (got {})",
+            opts.routine_share
         );
     }
     Ok(())
@@ -908,6 +998,7 @@ fn gen_gl_ihub(
     opts: &GenerateOptions,
     w: &mut dyn Write,
     mut labels: Option<&mut BufWriter<&mut dyn Write>>,
+    routine_out: Option<&mut BufWriter<&mut dyn Write>>,
 ) -> Result<GenerateSummary> {
     let (n_days, n_groups) = gl_shape(opts.rows);
     let dates = business_days(opts.start_date, 0, n_days)?;
@@ -946,6 +1037,53 @@ fn gen_gl_ihub(
     for g in &groups {
         states.push(init_gl_state(&mut rng, g.account));
     }
+    // Routine accounts, from their own random stream: the kind and its amount (the standing item,
+    // or the accrual's typical size).
+    let mut rrng = ChaCha8Rng::seed_from_u64(opts.seed ^ ROUTINE_SALT);
+    let routine: Vec<Option<(RoutineKind, i64)>> = states
+        .iter()
+        .map(|st| {
+            if opts.routine_share <= 0.0 || rrng.r#gen::<f64>() >= opts.routine_share {
+                return None;
+            }
+            let kind = RoutineKind::ALL[rrng.gen_range(0..RoutineKind::ALL.len())];
+            let z: f64 = rrng.sample(StandardNormal);
+            let mag = st.scale * (0.9 * z).exp() * rrng.gen_range(1.0..4.0);
+            let mut cents = (mag.round() as i64).max(200);
+            if rrng.gen_bool(0.4) {
+                cents = (cents / 100).max(2) * 100;
+            }
+            Some((kind, if rrng.gen_bool(0.5) { cents } else { -cents }))
+        })
+        .collect();
+    let mut summary_routine: BTreeMap<&'static str, usize> = BTreeMap::new();
+    if let Some(r) = routine_out {
+        for (grp, rt) in groups.iter().zip(&routine) {
+            if let Some((kind, _)) = rt {
+                let mut line = Vec::with_capacity(48);
+                push_field(&mut line, &grp.key);
+                line.push(b',');
+                line.extend_from_slice(kind.as_str().as_bytes());
+                line.push(b'\n');
+                r.write_all(&line).context("writing the routine list")?;
+            }
+        }
+    }
+    for (kind, _) in routine.iter().flatten() {
+        *summary_routine.entry(kind.as_str()).or_insert(0) += 1;
+    }
+    // The last business day of each month (the next business day is in another month).
+    let month_end: Vec<bool> = dates
+        .iter()
+        .map(|d| {
+            let mut n = d.succ_opt().unwrap_or(*d);
+            while !is_business_day(n) {
+                n = n.succ_opt().unwrap_or(n);
+            }
+            n.month() != d.month()
+        })
+        .collect();
+
     let non_usd = groups.iter().filter(|g| !g.usd).count() as f64 / n_groups as f64;
     let fx_share = if non_usd > 0.0 {
         (1.0 / (9.0 * non_usd)).min(1.0)
@@ -973,6 +1111,7 @@ fn gen_gl_ihub(
     let mut summary = GenerateSummary {
         groups: n_groups,
         dates: n_days,
+        routine_accounts: summary_routine,
         ..GenerateSummary::default()
     };
     let mut wrapper = CommentWrapper { messy, seen: 0 };
@@ -985,7 +1124,13 @@ fn gen_gl_ihub(
             let st = &mut states[g];
             let resolved_today = st.cooldown;
             st.cooldown = false;
-            if st.ep.is_none() && !resolved_today && d >= 1 && p_start > 0.0 {
+            let routine_here = routine[g];
+            if routine_here.is_none()
+                && st.ep.is_none()
+                && !resolved_today
+                && d >= 1
+                && p_start > 0.0
+            {
                 let start = p_start >= 1.0 || rng.r#gen::<f64>() < p_start;
                 if start {
                     let ep = plan_gl_episode(&mut rng, st, grp.usd, fx_share);
@@ -1007,7 +1152,26 @@ fn gen_gl_ihub(
             let gl = st.gl;
             let mut diff = 0i64;
             let mut label = None;
-            if let Some(ep) = st.ep.as_mut() {
+            let mut routine_comment = None;
+            if let Some((kind, amount)) = routine_here {
+                diff = match kind {
+                    RoutineKind::StandingItem => amount,
+                    // IHub holds yesterday's GL balance: the difference is today's posting.
+                    RoutineKind::HabitualLag => change,
+                    RoutineKind::MonthEndAccrual if month_end[d] => {
+                        let z: f64 = rrng.sample(StandardNormal);
+                        ((amount as f64) * (1.0 + 0.03 * z)).round() as i64
+                    }
+                    RoutineKind::MonthEndAccrual => 0,
+                };
+                if diff != 0 {
+                    summary.routine_break_rows += 1;
+                    if rrng.r#gen::<f64>() < 0.15 {
+                        let list = routine_comments(kind);
+                        routine_comment = Some(list[rrng.gen_range(0..list.len())]);
+                    }
+                }
+            } else if let Some(ep) = st.ep.as_mut() {
                 if ep.day == 0 {
                     match ep.kind {
                         BreakKind::Timing => ep.amount = change,
@@ -1057,6 +1221,7 @@ fn gen_gl_ihub(
                         None
                     }
                 }
+                None if routine_comment.is_some() => routine_comment,
                 None if resolved_today && rng.r#gen::<f64>() < 0.1 => Some("Cleared"),
                 None => None,
             };
@@ -1342,14 +1507,20 @@ fn ordinary_comments(cat: Ordinary) -> &'static [&'static str] {
         Ordinary::PriceTol => &["rounding", "Rounding - within tolerance", "price rounding"],
         Ordinary::TimingB => &["timing", "booked in SYSB only", "Timing - SYSA booking T+1"],
         Ordinary::TimingA => &["timing", "Timing - pending SYSB feed"],
-        Ordinary::QtyTol => &["rounding", "face rounding"],
+        Ordinary::QtyTol => &[
+            "rounding",
+            "face rounding",
+            "Factor rounding causing small quantity delta - no action",
+        ],
         Ordinary::Blotter => &[
             "blotter code updated",
             "blotter code updated, should clear tomorrow",
+            "False break caused by booking artifact, no action needed",
         ],
         Ordinary::Aged => &[
             "drop off from report at 7 days age",
             "aged - drop off from report at 7 days age",
+            "Interest update, will drop off the report in a few days",
         ],
     }
 }
@@ -1358,7 +1529,7 @@ fn anomaly_comments(kind: BreakKind) -> &'static [&'static str] {
     match kind {
         BreakKind::FatFinger => &["Under review", "Qty mismatch - checking with desk"],
         BreakKind::SignFlip => &["Under review", "Direction mismatch, escalated to desk"],
-        BreakKind::Rounding => &["factor rounding", "rounding"],
+        BreakKind::Rounding => &["Price diff - checking rounding with desk", "rounding"],
         BreakKind::Timing => &["timing", "booked in SYSB only"],
         BreakKind::DuplicateEntry => &["Possible duplicate booking", "Under review"],
         BreakKind::MissingEntry => &["Missing booking - escalated", "timing"],

@@ -20,6 +20,7 @@ pub mod notify;
 pub mod output;
 pub mod pipeline;
 pub mod profile;
+pub mod routine;
 pub mod runs;
 pub mod server;
 pub mod store;

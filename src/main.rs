@@ -462,6 +462,11 @@ struct GenerateArgs {
     /// Share of account-days that start a break episode.
     #[arg(long, default_value_t = 0.02)]
     break_rate: f64,
+    /// gl_ihub: share of accounts whose breaks are all routine for them (a standing item, a
+    /// one-day lag of IHub, a month-end accrual that reverses); unlabelled. With --labels, they are
+    /// listed in a file beside the labels (`<labels>.routine.csv`: group,kind).
+    #[arg(long, default_value_t = breakdesk::generate::DEFAULT_ROUTINE_SHARE)]
+    routine_share: f64,
 }
 
 /// An error with the exit code it deserves.
@@ -1291,12 +1296,22 @@ fn generate(g: &GenerateArgs, quiet: bool) -> Result<(), Failure> {
             ),
         ));
     }
+    if !(0.0..=1.0).contains(&g.routine_share) {
+        return Err(fail(
+            exit::CONFIG,
+            anyhow::anyhow!(
+                "--routine-share must be between 0 and 1, found {}",
+                g.routine_share
+            ),
+        ));
+    }
     let opts = breakdesk::generate::GenerateOptions {
         profile,
         rows: g.rows,
         seed: g.seed,
         break_rate: g.break_rate,
         messy: g.messy,
+        routine_share: g.routine_share,
         ..Default::default()
     };
     let t = Instant::now();
@@ -1322,12 +1337,21 @@ fn generate(g: &GenerateArgs, quiet: bool) -> Result<(), Failure> {
     let csv_path = tmp.as_ref().map_or(g.out.as_path(), |t| t.path());
     let mut out = create(csv_path)?;
     let mut labels = g.labels.as_deref().map(create).transpose()?;
-    let summary = breakdesk::generate::generate(
+    let routine_path = g
+        .labels
+        .as_deref()
+        .map(breakdesk::evaluate::routine_list_path);
+    let mut routine = routine_path.as_deref().map(create).transpose()?;
+    let summary = breakdesk::generate::generate_with_routine(
         &opts,
         &mut out,
         labels.as_mut().map(|w| w as &mut dyn std::io::Write),
+        routine.as_mut().map(|w| w as &mut dyn std::io::Write),
     )
     .map_err(|e| fail(exit::CONFIG, e))?;
+    if let Some(r) = routine.as_mut() {
+        r.flush().context("cannot write the routine list")?;
+    }
     use std::io::Write;
     out.flush()
         .with_context(|| format!("cannot write {}", g.out.display()))?;
@@ -1358,6 +1382,22 @@ fn generate(g: &GenerateArgs, quiet: bool) -> Result<(), Failure> {
             g.out.display(),
             t.elapsed().as_secs_f64()
         );
+        if !summary.routine_accounts.is_empty() {
+            let kinds: Vec<String> = summary
+                .routine_accounts
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            eprintln!(
+                "routine accounts (unlabelled): {} ({} break rows){}",
+                kinds.join(", "),
+                summary.routine_break_rows,
+                routine_path
+                    .as_ref()
+                    .map(|p| format!(", listed in {}", p.display()))
+                    .unwrap_or_default()
+            );
+        }
     }
     Ok(())
 }

@@ -658,7 +658,19 @@ pub fn score(
         Some(x) => x,
         None => features::matrix(&fs.df, &fs.names)?,
     };
-    let scored = bundle.score(&x, precomputed, opts.all_attributions)?;
+    let (quiet, own_z) = triage_inputs(&fs.df)?;
+    let tparams = triage_params(cfg);
+    let scored = bundle.score_triaged(
+        &x,
+        precomputed,
+        opts.all_attributions,
+        Some(crate::detect::model::Triage {
+            quiet: &quiet,
+            own_z: &own_z,
+            params: &tparams,
+        }),
+    )?;
+    tracing::info!(triage = %scored.triage.describe(), "scored");
     timings.push(("score", t.elapsed()));
     let rank = model::ranks(&scored.score);
     let diff = match current_diff {
@@ -686,6 +698,47 @@ pub fn score(
         clusters,
         timings,
     })
+}
+
+/// The triage thresholds of the configuration.
+pub fn triage_params(cfg: &Config) -> crate::detect::triage::TriageParams {
+    crate::detect::triage::TriageParams {
+        own_z_min: cfg.detect.own_z_min,
+        own_weight: cfg.detect.own_weight,
+    }
+}
+
+/// Each row's reason to be quiet (None for a candidate) and its own z, from the feature table's
+/// columns: within tolerance ([`features::IS_BREAK`] false), routine
+/// ([`features::OWN_ROUTINE_CODE`]). A table without them (no tolerance) has only candidates.
+pub fn triage_inputs(
+    df: &polars::prelude::DataFrame,
+) -> Result<(Vec<Option<crate::detect::triage::Quiet>>, Vec<f64>), features::FeatureError> {
+    use crate::detect::triage::Quiet;
+    let n = df.height();
+    let mut quiet: Vec<Option<Quiet>> = vec![None; n];
+    if let Ok(c) = df.column(features::IS_BREAK) {
+        for (q, b) in quiet.iter_mut().zip(c.bool()?.iter()) {
+            if b == Some(false) {
+                *q = Some(Quiet::WithinTolerance);
+            }
+        }
+    }
+    if let Ok(c) = df.column(features::OWN_ROUTINE_CODE) {
+        let c = c.cast(&polars::prelude::DataType::UInt32)?;
+        for (q, code) in quiet.iter_mut().zip(c.u32()?.iter()) {
+            if q.is_none()
+                && let Some(r) = code.and_then(|c| crate::routine::Reason::from_code(c as u8))
+            {
+                *q = Some(Quiet::Routine(r));
+            }
+        }
+    }
+    let own_z = match df.column(features::OWN_Z) {
+        Ok(_) => features::column_f64(df, features::OWN_Z)?,
+        Err(_) => vec![0.0; n],
+    };
+    Ok((quiet, own_z))
 }
 
 /// The current rows with the detection columns: score, decision, is_anomaly, rank, cluster,

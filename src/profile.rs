@@ -128,6 +128,10 @@ pub struct Profile {
     pub trade_date: Option<ColumnRef>,
     #[serde(default)]
     pub criteria: Vec<Criteria>,
+    /// Which patterns make a break routine for its account (README, "Each account's own
+    /// normal"): standing items, recurring breaks, a habitual lag of one side, reversals.
+    #[serde(default)]
+    pub routine: crate::routine::Patterns,
 }
 
 /// A criteria bound to the actual header names of one file.

@@ -11,3 +11,4 @@ pub mod lof;
 pub mod matrix;
 pub mod model;
 pub mod scaler;
+pub mod triage;

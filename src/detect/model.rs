@@ -133,13 +133,27 @@ pub fn fingerprint(profile: &str, preset: Preset, features: &[String], spec: &Tr
     d.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
+/// The triage's inputs for [`ModelBundle::score_triaged`], one entry per row.
+#[derive(Debug, Clone, Copy)]
+pub struct Triage<'a> {
+    pub quiet: &'a [Option<super::triage::Quiet>],
+    pub own_z: &'a [f64],
+    pub params: &'a super::triage::TriageParams,
+}
+
 /// Scores of a set of rows.
 #[derive(Debug, Clone)]
 pub struct Scored {
-    /// Detector score: higher = more normal (scikit-learn's score_samples).
+    /// The triage score (see [`super::triage`]): higher = more normal. Without a triage, the
+    /// detector's score.
     pub score: Vec<f64>,
+    /// Detector score: higher = more normal (scikit-learn's score_samples).
+    pub model: Vec<f64>,
+    /// The detector's score minus the model's offset.
     pub decision: Vec<f64>,
     pub flag: Vec<bool>,
+    /// What the triage did (empty without one).
+    pub triage: super::triage::TriageSummary,
     /// Per row, each feature's share in explaining the score (sums to 1 or is all 0).
     pub attributions: Vec<Vec<f64>>,
     pub cluster: Vec<usize>,
@@ -323,6 +337,19 @@ impl ModelBundle {
         precomputed: Option<Vec<f64>>,
         all_attributions: bool,
     ) -> Result<Scored, ModelError> {
+        self.score_triaged(x, precomputed, all_attributions, None)
+    }
+
+    /// [`ModelBundle::score`], then the triage ([`super::triage::triage`]) when given: each
+    /// row's reason to be quiet (None for a candidate) and its own z. The flags and the score are
+    /// then the triage's, and attributions follow its flags.
+    pub fn score_triaged(
+        &self,
+        x: &Matrix,
+        precomputed: Option<Vec<f64>>,
+        all_attributions: bool,
+        triage: Option<Triage<'_>>,
+    ) -> Result<Scored, ModelError> {
         if x.cols() != self.feature_names.len() {
             return Err(ModelError::Shape {
                 expected: self.feature_names.len(),
@@ -340,7 +367,22 @@ impl ModelBundle {
                 .map_err(|e| ModelError::Lof(e.to_string()))?,
         };
         let decision: Vec<f64> = score.iter().map(|s| s - self.offset).collect();
-        let flag: Vec<bool> = decision.iter().map(|d| *d < 0.0).collect();
+        let (triaged, flag, summary) = match triage {
+            Some(t) => {
+                if t.quiet.len() != x.rows() || t.own_z.len() != x.rows() {
+                    return Err(ModelError::Shape {
+                        expected: x.rows(),
+                        got: t.quiet.len().min(t.own_z.len()),
+                    });
+                }
+                super::triage::triage(&score, self.offset, t.own_z, t.quiet, t.params)
+            }
+            None => (
+                score.clone(),
+                decision.iter().map(|d| *d < 0.0).collect(),
+                super::triage::TriageSummary::default(),
+            ),
+        };
         let wanted: Vec<usize> = (0..x.rows())
             .filter(|i| all_attributions || flag[*i])
             .collect();
@@ -368,9 +410,11 @@ impl ModelBundle {
             None => vec![0; x.rows()],
         };
         Ok(Scored {
-            score,
+            score: triaged,
+            model: score,
             decision,
             flag,
+            triage: summary,
             attributions,
             cluster,
         })
