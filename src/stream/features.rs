@@ -37,15 +37,58 @@ enum Slot {
     Lhs(usize),
     Rhs(usize),
     Diff(usize),
+    /// The first criteria's unexplained part ([`crate::routine`]).
+    Residual,
 }
 
-impl Slot {
-    fn of(&self, p: &Past) -> f64 {
-        match *self {
-            Slot::Lhs(c) => p.crit[c][0],
-            Slot::Rhs(c) => p.crit[c][1],
-            Slot::Diff(c) => p.crit[c][2],
+impl Past {
+    /// The record as the own-normal explanations read it.
+    pub fn routine_rec(&self) -> crate::routine::Rec {
+        let out = |c: &[f64; 4]| {
+            let t = if c[3].is_finite() { c[3].max(0.0) } else { 0.0 };
+            c[2].is_finite() && c[2].abs() > t + 1e-9
+        };
+        let first = self.crit.first().copied().unwrap_or([f64::NAN; 4]);
+        crate::routine::Rec {
+            day: self.date.map_or(f64::NAN, |d| d as f64),
+            lhs: first[0],
+            rhs: first[1],
+            diff: first[2],
+            tol: first[3],
+            other_break: self.crit.iter().skip(1).any(out),
         }
+    }
+
+    /// Whether any criteria is out of tolerance.
+    pub fn is_break(&self) -> bool {
+        self.crit.iter().any(|c| {
+            let t = if c[3].is_finite() { c[3].max(0.0) } else { 0.0 };
+            c[2].is_finite() && c[2].abs() > t + 1e-9
+        })
+    }
+}
+
+/// The own-normal explanation of a record and of the account's earlier records (aligned with
+/// them: `prev[k]` is `owns[k]`, the record itself is the last).
+pub struct OwnView {
+    pub owns: Vec<crate::routine::Own>,
+}
+
+impl OwnView {
+    pub fn me(&self) -> Option<&crate::routine::Own> {
+        self.owns.last()
+    }
+}
+
+/// The slot's value on the record at `k` of `all` (the earlier records then the record).
+fn slot_at(slot: Slot, all: &[&Past], own: Option<&OwnView>, k: usize) -> f64 {
+    match slot {
+        Slot::Lhs(c) => all[k].crit[c][0],
+        Slot::Rhs(c) => all[k].crit[c][1],
+        Slot::Diff(c) => all[k].crit[c][2],
+        Slot::Residual => own
+            .and_then(|o| o.owns.get(k))
+            .map_or(f64::NAN, |o| o.residual),
     }
 }
 
@@ -68,6 +111,13 @@ enum Src {
     RobustZ,
     BreakAge,
     Enc(usize, LabelEncoder),
+    // The account preset.
+    RelResidual,
+    LogAbsResidual,
+    OutOfTolResidual,
+    RobustZResidual,
+    UnexplainedAge,
+    OwnZ,
 }
 
 /// How to compute a model's features, in the model's order.
@@ -82,6 +132,9 @@ pub struct Plan {
     primary_pair: bool,
     /// Break age counts from the trade date.
     trade_age: bool,
+    /// The own-normal thresholds and the profile's patterns, when the profile has a first
+    /// criteria and accounts (or dates).
+    pub routine: Option<crate::routine::Params>,
 }
 
 /// NaN (a null in the table) → 0, as `fnum` does.
@@ -97,35 +150,50 @@ fn emax(a: f64, b: f64) -> f64 {
 impl Plan {
     /// The plan for `names` (a model's features) over records of `resolved`. A name the record
     /// path cannot compute is an error naming it.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         resolved: &Resolved,
         preset: Preset,
         window: usize,
         min_periods: usize,
+        routine: &crate::routine::Params,
         names: &[String],
         encoders: &[LabelEncoder],
     ) -> Result<Plan, String> {
         let r = resolved;
         let has_date = r.date.is_some();
         let has_keys = !r.keys.is_empty();
+        let own = !r.criteria.is_empty() && (has_keys || has_date);
+        let acc = own && preset == Preset::Account;
+        let routine = own.then(|| crate::routine::Params {
+            patterns: r.profile.routine,
+            ..*routine
+        });
         let mut known: Vec<(String, Src)> = Vec::new();
         if has_date {
             known.push(("f_days_since_last".into(), Src::DaysSinceLast));
         }
+        let diff_of = |i: usize, name: &str| {
+            if acc && i == 0 {
+                (Slot::Residual, format!("{name}_residual"))
+            } else {
+                (Slot::Diff(i), format!("{name}_diff"))
+            }
+        };
         let mut series: Vec<(Slot, String)> = Vec::new();
         for (i, c) in r.criteria.iter().enumerate() {
             if c.is_pair() {
                 series.push((Slot::Lhs(i), format!("{}_lhs", c.name)));
                 series.push((Slot::Rhs(i), format!("{}_rhs", c.name)));
             } else {
-                series.push((Slot::Diff(i), format!("{}_diff", c.name)));
+                series.push(diff_of(i, &c.name));
             }
         }
         let diffs: Vec<(Slot, String)> = r
             .criteria
             .iter()
             .enumerate()
-            .map(|(i, c)| (Slot::Diff(i), format!("{}_diff", c.name)))
+            .map(|(i, c)| diff_of(i, &c.name))
             .collect();
         for (slot, stem) in series.iter().chain(diffs.iter()) {
             known.push((format!("f_{stem}"), Src::Raw(*slot)));
@@ -147,7 +215,31 @@ impl Plan {
             known.push((format!("f_num_{}", role.slug), Src::Num(i)));
         }
         let primary = r.criteria.first();
-        if preset == Preset::Breaks && primary.is_some() {
+        if acc {
+            known.push(("f_rel_residual".into(), Src::RelResidual));
+            if primary.is_some_and(|c| c.is_pair()) {
+                known.push(("f_sign_agreement".into(), Src::SignAgreement));
+                known.push(("f_magnitude_ratio".into(), Src::MagnitudeRatio));
+            }
+            for (i, c) in r.criteria.iter().enumerate() {
+                if i == 0 {
+                    known.push((
+                        format!("f_log_abs_{}_residual", c.name),
+                        Src::LogAbsResidual,
+                    ));
+                    known.push((
+                        format!("f_out_of_tol_{}_residual", c.name),
+                        Src::OutOfTolResidual,
+                    ));
+                } else {
+                    known.push((format!("f_log_abs_{}_diff", c.name), Src::LogAbs(i)));
+                    known.push((format!("f_out_of_tol_{}", c.name), Src::OutOfTol(i)));
+                }
+            }
+            known.push(("f_robust_z_residual".into(), Src::RobustZResidual));
+            known.push(("f_unexplained_age".into(), Src::UnexplainedAge));
+            known.push(("f_own_z".into(), Src::OwnZ));
+        } else if preset.has_break_features() && primary.is_some() {
             known.push(("f_rel_difference".into(), Src::RelDifference));
             if primary.is_some_and(|c| c.is_pair()) {
                 known.push(("f_sign_agreement".into(), Src::SignAgreement));
@@ -195,13 +287,45 @@ impl Plan {
             has_date,
             primary_pair: primary.is_some_and(|c| c.is_pair()),
             trade_age,
+            routine,
+        })
+    }
+
+    /// The own-normal explanations of the account's earlier records and of `me` (None when the
+    /// profile has none). Every earlier record given is explained, so that statistics over them
+    /// (the residual's robust z) see what the batch sees.
+    pub fn own(&self, me: &Past, prev: &[Past]) -> Option<OwnView> {
+        let p = self.routine.as_ref()?;
+        let recs: Vec<crate::routine::Rec> = prev
+            .iter()
+            .chain(std::iter::once(me))
+            .map(Past::routine_rec)
+            .collect();
+        Some(OwnView {
+            owns: crate::routine::explain(&recs, p),
         })
     }
 
     /// The features of `cur` (`me` is [`Past::of`] it) with `prev` (the account's earlier
     /// records, oldest first) before it.
     pub fn compute(&self, cur: &Canonical, me: &Past, prev: &[Past]) -> Vec<f64> {
+        let own = self.own(me, prev);
+        self.compute_with(cur, me, prev, own.as_ref())
+    }
+
+    /// [`Plan::compute`] with the own-normal explanations already made ([`Plan::own`]).
+    pub fn compute_with(
+        &self,
+        cur: &Canonical,
+        me: &Past,
+        prev: &[Past],
+        own: Option<&OwnView>,
+    ) -> Vec<f64> {
         let last = prev.last();
+        let all: Vec<&Past> = prev.iter().chain(std::iter::once(me)).collect();
+        let n = all.len();
+        let own_me = own.and_then(|o| o.me());
+        let residual = own_me.map_or(f64::NAN, |o| o.residual);
         let mut out = Vec::with_capacity(self.srcs.len());
         for s in &self.srcs {
             let v = match s {
@@ -209,13 +333,15 @@ impl Plan {
                     (Some(a), Some(b)) => (b - a) as f64,
                     _ => 0.0,
                 },
-                Src::Raw(slot) => fnum(slot.of(me)),
+                Src::Raw(slot) => fnum(slot_at(*slot, &all, own, n - 1)),
                 Src::Change(slot) => match last {
-                    Some(p) => fnum(slot.of(me) - slot.of(p)),
+                    Some(_) => {
+                        fnum(slot_at(*slot, &all, own, n - 1) - slot_at(*slot, &all, own, n - 2))
+                    }
                     None => 0.0,
                 },
                 Src::RollMean(slot) | Src::RollStd(slot) => {
-                    let (mean, std) = self.rolling(*slot, me, prev);
+                    let (mean, std) = self.rolling(*slot, &all, own);
                     fnum(if matches!(s, Src::RollMean(_)) {
                         mean
                     } else {
@@ -270,20 +396,94 @@ impl Plan {
                     }
                 }
                 Src::Enc(i, enc) => enc.encode(&cur.cats[*i]),
+                Src::RelResidual => {
+                    let c = me.crit[0];
+                    let scale = if self.primary_pair {
+                        emax(c[0].abs(), c[1].abs())
+                    } else {
+                        c[3]
+                    };
+                    fnum(residual / emax(scale, 1.0))
+                }
+                Src::LogAbsResidual => {
+                    let sign = if residual < 0.0 { -1.0 } else { 1.0 };
+                    fnum(sign * residual.abs().ln_1p() / std::f64::consts::LN_10)
+                }
+                Src::OutOfTolResidual => {
+                    if residual.abs() > me.crit[0][3] + 1e-9 {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                }
+                Src::RobustZResidual => match own {
+                    Some(o) => {
+                        let past: Vec<f64> = prev
+                            .iter()
+                            .zip(&o.owns)
+                            .filter(|(p, _)| match (p.date, me.date) {
+                                (Some(a), Some(b)) => a < b,
+                                _ => true,
+                            })
+                            .map(|(_, o)| o.residual)
+                            .collect();
+                        robust_z_of(residual, me.crit[0][3], past)
+                    }
+                    None => 0.0,
+                },
+                Src::UnexplainedAge => match own {
+                    Some(o) => self.unexplained_age(&all, o),
+                    None => 0.0,
+                },
+                Src::OwnZ => own_me.map_or(0.0, |o| {
+                    if o.own_z.is_finite() {
+                        o.own_z.ln_1p()
+                    } else {
+                        0.0
+                    }
+                }),
             };
             out.push(v);
         }
         out
     }
 
-    /// Rolling mean and sample std over the record and the `window − 1` before it.
-    fn rolling(&self, slot: Slot, me: &Past, prev: &[Past]) -> (f64, f64) {
-        let x0 = slot.of(me);
-        let back: Vec<f64> = prev
-            .iter()
+    /// Days (records, without dates) since the current run of records whose unexplained part is
+    /// out of tolerance began.
+    fn unexplained_age(&self, all: &[&Past], own: &OwnView) -> f64 {
+        let out = |k: usize| {
+            let r = own.owns.get(k).map_or(0.0, |o| o.residual);
+            let t = all[k].crit[0][3];
+            let t = if t.is_finite() { t } else { 0.0 };
+            r.is_finite() && r.abs() > t + 1e-9
+        };
+        let n = all.len();
+        if !out(n - 1) {
+            return 0.0;
+        }
+        let mut start = n - 1;
+        while start > 0 && out(start - 1) {
+            start -= 1;
+        }
+        if self.has_date {
+            match (all[start].date, all[n - 1].date) {
+                (Some(s), Some(d)) => (d - s) as f64,
+                _ => 0.0,
+            }
+        } else {
+            (n - 1 - start) as f64
+        }
+    }
+
+    /// Rolling mean and sample std over the record (the last of `all`) and the `window − 1`
+    /// before it.
+    fn rolling(&self, slot: Slot, all: &[&Past], own: Option<&OwnView>) -> (f64, f64) {
+        let n = all.len();
+        let x0 = slot_at(slot, all, own, n - 1);
+        let back: Vec<f64> = (0..n - 1)
             .rev()
             .take(self.window - 1)
-            .map(|p| slot.of(p))
+            .map(|k| slot_at(slot, all, own, k))
             .collect();
         let mut sum = x0;
         for v in &back {
@@ -328,16 +528,22 @@ impl Plan {
 /// (d − median) / max(1.4826·MAD, tolerance, 0.01) against the account's records dated before
 /// this one (every earlier record without dates); 0 without any.
 fn robust_z(me: &Past, prev: &[Past]) -> f64 {
-    use crate::detect::scaler::percentile_select;
-    let mut buf: Vec<f64> = prev
+    let past: Vec<f64> = prev
         .iter()
         .filter(|p| match (p.date, me.date) {
             (Some(a), Some(b)) => a < b,
             _ => true,
         })
         .map(|p| p.crit[0][2])
-        .filter(|d| d.is_finite())
         .collect();
+    let c = me.crit[0];
+    robust_z_of(c[2], c[3], past)
+}
+
+/// (v − median) / max(1.4826·MAD, tolerance, 0.01) of `past` (its finite values); 0 without any.
+fn robust_z_of(v: f64, tol: f64, past: Vec<f64>) -> f64 {
+    use crate::detect::scaler::percentile_select;
+    let mut buf: Vec<f64> = past.into_iter().filter(|d| d.is_finite()).collect();
     let (med, mad) = if buf.is_empty() {
         (0.0, 0.0)
     } else {
@@ -347,10 +553,9 @@ fn robust_z(me: &Past, prev: &[Past]) -> f64 {
         }
         (med, percentile_select(&mut buf, 50.0))
     };
-    let c = me.crit[0];
-    let t = if c[3].is_finite() { c[3] } else { 0.0 };
+    let t = if tol.is_finite() { tol } else { 0.0 };
     let scale = (mad * 1.4826).max(t.max(0.01));
-    let z = (c[2] - med) / scale;
+    let z = (v - med) / scale;
     if z.is_finite() {
         z.clamp(-1e4, 1e4)
     } else {

@@ -44,6 +44,8 @@ pub struct Engine {
     pub version: String,
     /// How the model was obtained (loaded, trained because missing, …).
     pub status: String,
+    /// The triage's thresholds.
+    pub triage: crate::detect::triage::TriageParams,
 }
 
 impl Engine {
@@ -58,6 +60,7 @@ impl Engine {
             bundle.preset,
             cfg.features.rolling_window,
             cfg.features.rolling_min_periods,
+            &crate::features::routine_params(&cfg.features),
             &bundle.feature_names,
             &bundle.encoders,
         )?;
@@ -68,6 +71,7 @@ impl Engine {
             version: bundle.version(),
             bundle,
             status,
+            triage: crate::pipeline::triage_params(cfg),
         })
     }
 }
@@ -80,6 +84,10 @@ pub struct Observed {
     pub score: f64,
     pub decision: f64,
     pub flag: bool,
+    /// Why the record is not a candidate (None: a break nothing explains).
+    pub quiet: Option<crate::detect::triage::Quiet>,
+    /// How unusual the record's unexplained part is for its account.
+    pub own_z: f64,
     pub cluster: usize,
     pub top_features: String,
     /// The run context (`runs::RUN_COLUMNS`), for flagged records.
@@ -135,6 +143,23 @@ fn insert(records: &mut Vec<Past>, p: Past, cap: usize) {
         let extra = records.len() - cap;
         records.drain(..extra);
     }
+}
+
+/// Why a record is not a triage candidate, as the file pipeline decides it
+/// ([`crate::pipeline::triage_inputs`]): within tolerance, or routine for its account.
+fn quiet_of(
+    me: &Past,
+    rec: &Canonical,
+    own: Option<&crate::routine::Own>,
+) -> Option<crate::detect::triage::Quiet> {
+    use crate::detect::triage::Quiet;
+    if rec.crit.is_empty() {
+        return None;
+    }
+    if !me.is_break() {
+        return Some(Quiet::WithinTolerance);
+    }
+    own.and_then(|o| o.routine).map(Quiet::Routine)
 }
 
 /// The records before one dated `date`: those dated strictly earlier (all, without dates).
@@ -202,11 +227,24 @@ impl Stream {
         let mut shard = self.shard(&rec.key);
         let records = shard.accounts.entry(rec.key.clone()).or_default();
         let prev = before(records, rec.date);
-        let features = engine.plan.compute(&rec, &me, prev);
+        let own = engine.plan.own(&me, prev);
+        let features = engine.plan.compute_with(&rec, &me, prev, own.as_ref());
         let x = Matrix::new(1, features.len(), features.clone()).map_err(StreamError::Model)?;
+        let own_me = own.as_ref().and_then(|o| o.me().copied());
+        let quiet = quiet_of(&me, &rec, own_me.as_ref());
+        let own_z = own_me.map_or(0.0, |o| o.own_z);
         let s = engine
             .bundle
-            .score(&x, None, false)
+            .score_triaged(
+                &x,
+                None,
+                false,
+                Some(crate::detect::model::Triage {
+                    quiet: &[quiet],
+                    own_z: &[own_z],
+                    params: &engine.triage,
+                }),
+            )
             .map_err(|e| StreamError::Model(e.to_string()))?;
         let flag = s.flag[0];
         let run_context = flag.then(|| features::run_context(&me, prev));
@@ -224,6 +262,8 @@ impl Stream {
             score: s.score[0],
             decision: s.decision[0],
             flag,
+            quiet,
+            own_z,
             cluster: s.cluster[0],
             top_features,
             run_context,
@@ -776,11 +816,23 @@ mod tests {
     /// Streams every current record (seeded with the history), and compares each record's
     /// features with a batch run of its date, with everything dated before as history.
     fn parity(history: &Prepared, current: &Prepared, header: &[String], preset: Preset) -> usize {
+        parity_counting(history, current, header, preset, &mut 0)
+    }
+
+    /// [`parity`], counting the routine breaks met in `routine_seen`.
+    fn parity_counting(
+        history: &Prepared,
+        current: &Prepared,
+        header: &[String],
+        preset: Preset,
+        routine_seen: &mut usize,
+    ) -> usize {
         let cfg = Config::defaults();
         let opts = FeatureOptions {
             preset,
             window: cfg.features.rolling_window,
             min_periods: cfg.features.rolling_min_periods,
+            routine: crate::features::routine_params(&cfg.features),
         };
         // The model's encoders: fitted on the history.
         let base = compute(history, None, &opts).unwrap();
@@ -790,6 +842,7 @@ mod tests {
             preset,
             opts.window,
             opts.min_periods,
+            &opts.routine,
             &base.names,
             &base.encoders,
         )
@@ -818,10 +871,33 @@ mod tests {
                 .collect();
             // Stream the day's records (file order), then compare.
             let mut streamed = Vec::new();
+            let batch_routine: Vec<u32> = match fs.df.column(crate::features::OWN_ROUTINE_CODE) {
+                Ok(c) => c.u32().unwrap().into_no_null_iter().collect(),
+                Err(_) => vec![0; fs.df.height()],
+            };
+            let batch_z = match fs.df.column(crate::features::OWN_Z) {
+                Ok(_) => column_f64(&fs.df, crate::features::OWN_Z).unwrap(),
+                Err(_) => vec![0.0; fs.df.height()],
+            };
             for i in 0..today.df.height() {
                 let rec = reader.read(&record(&today, header, i)).unwrap();
                 let records = state.entry(rec.key.clone()).or_default();
-                let f = plan.compute(&rec, &Past::of(&rec), before(records, rec.date));
+                let me = Past::of(&rec);
+                let prev = before(records, rec.date);
+                let f = plan.compute(&rec, &me, prev);
+                // The own normal agrees too: the routine reason and the own z.
+                let own = plan.own(&me, prev).and_then(|o| o.me().copied());
+                let code = own.and_then(|o| o.routine).map_or(0, |r| r.code() as u32);
+                assert_eq!(code, batch_routine[i], "day {d}, row {i}: routine reason");
+                let z = own.map_or(0.0, |o| o.own_z);
+                assert!(
+                    (z - batch_z[i]).abs() <= 1e-9 * (1.0 + z.abs()),
+                    "day {d}, row {i}: own z streamed {z}, batch {}",
+                    batch_z[i]
+                );
+                if code != 0 {
+                    *routine_seen += 1;
+                }
                 streamed.push(f);
             }
             for i in 0..today.df.height() {
@@ -859,7 +935,7 @@ mod tests {
     fn streamed_features_equal_daily_batch_features_gl_ihub() {
         let (h, _) = read(&sample("gl_ihub_history.csv"), "gl_ihub");
         let (c, header) = read(&sample("gl_ihub_current.csv"), "gl_ihub");
-        for preset in [Preset::Breaks, Preset::Seed] {
+        for preset in Preset::ALL {
             let n = parity(&h, &c, &header, preset);
             assert_eq!(n, c.df.height());
         }
@@ -875,8 +951,41 @@ mod tests {
         let cut = sorted[sorted.len() / 2];
         let h = keep(&all, d.iter().map(|x| *x < cut).collect());
         let c = keep(&all, d.iter().map(|x| *x >= cut).collect());
-        let n = parity(&h, &c, &header, Preset::Breaks);
-        assert!(n > 100, "{n} records compared");
+        for preset in Preset::ALL {
+            let n = parity(&h, &c, &header, preset);
+            assert!(n > 100, "{n} records compared");
+        }
+    }
+
+    #[test]
+    fn streamed_features_and_routine_equal_daily_batch_on_routine_accounts() {
+        // A generated file whose accounts include standing items, lags and month-end accruals:
+        // the first 45 dates as history, the rest streamed day by day.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gl.csv");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let opts = crate::generate::GenerateOptions {
+            rows: 3000,
+            seed: 7,
+            routine_share: 0.5,
+            ..Default::default()
+        };
+        crate::generate::generate(&opts, &mut f, None).unwrap();
+        drop(f);
+        let (all, header) = read(&path, "gl_ihub");
+        let d = dates(&all);
+        let mut sorted = d.clone();
+        sorted.sort();
+        sorted.dedup();
+        let cut = sorted[45];
+        let h = keep(&all, d.iter().map(|x| *x < cut).collect());
+        let c = keep(&all, d.iter().map(|x| *x >= cut).collect());
+        for preset in Preset::ALL {
+            let mut routine = 0;
+            let n = parity_counting(&h, &c, &header, preset, &mut routine);
+            assert_eq!(n, c.df.height());
+            assert!(routine > 100, "{routine} routine breaks compared");
+        }
     }
 
     #[test]
