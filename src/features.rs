@@ -970,7 +970,7 @@ fn add_own_columns(
     Ok(())
 }
 
-/// Adds [`OWN_ROUTINE`] (the reason as text) from [`OWN_ROUTINE_CODE`].
+/// Replaces [`OWN_ROUTINE_CODE`] by [`OWN_ROUTINE`] (the reason as text).
 fn add_routine_text(df: &mut DataFrame) -> Result<(), FeatureError> {
     let codes = df.column(OWN_ROUTINE_CODE)?.u32()?.clone();
     let text: StringChunked = codes
@@ -983,6 +983,7 @@ fn add_routine_text(df: &mut DataFrame) -> Result<(), FeatureError> {
         })
         .collect();
     df.with_column(text.into_column().with_name(OWN_ROUTINE.into()))?;
+    let _ = df.drop_in_place(OWN_ROUTINE_CODE)?;
     Ok(())
 }
 

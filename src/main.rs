@@ -1337,9 +1337,11 @@ fn generate(g: &GenerateArgs, quiet: bool) -> Result<(), Failure> {
     let csv_path = tmp.as_ref().map_or(g.out.as_path(), |t| t.path());
     let mut out = create(csv_path)?;
     let mut labels = g.labels.as_deref().map(create).transpose()?;
+    // The routine accounts are listed beside the labels (gl_ihub only: trades have none).
     let routine_path = g
         .labels
         .as_deref()
+        .filter(|_| opts.profile == breakdesk::generate::GenProfile::GlIhub)
         .map(breakdesk::evaluate::routine_list_path);
     let mut routine = routine_path.as_deref().map(create).transpose()?;
     let summary = breakdesk::generate::generate_with_routine(
@@ -2111,6 +2113,9 @@ fn print_summary(result: &RunOutput, det: &Detection, rejects_file: &Path) {
         det.scored.flag.len(),
         det.clusters.len()
     );
+    if det.scored.triage.rows > 0 {
+        eprintln!("triage: {}", det.scored.triage.describe());
+    }
 }
 
 fn train(mut cfg: Config, args: &TrainArgs, quiet: bool) -> Result<(), Failure> {

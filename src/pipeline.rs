@@ -512,6 +512,12 @@ pub fn score(
             };
             let x_all = features::matrix(train_df, &fs.names)?;
             let diff_all = features::column_f64(train_df, "bd_difference").unwrap_or_default();
+            // The training rows that are triage candidates: the contamination is among them.
+            let cand_all: Vec<bool> = triage_inputs(train_df)?
+                .0
+                .iter()
+                .map(Option::is_none)
+                .collect();
             let labels = if cfg.feedback.enabled {
                 crate::cases::Cases::new(store)
                     .labels()?
@@ -523,9 +529,9 @@ pub fn score(
             };
             let mut fb = None;
             let mut x_cur = None;
-            let (x, diff, extra) =
+            let (x, diff, cand, extra) =
                 if labels.is_empty() {
-                    (x_all, diff_all, None)
+                    (x_all, diff_all, cand_all, None)
                 } else {
                     let in_train =
                         match_labels(train_df, &labels).map_err(features::FeatureError::from)?;
@@ -582,8 +588,8 @@ pub fn score(
                         out[*r] = true;
                     }
                     info.excluded_rows = out.iter().filter(|o| **o).count();
-                    let (x, diff) = if info.excluded_rows == 0 {
-                        (x_all, diff_all)
+                    let (x, diff, cand) = if info.excluded_rows == 0 {
+                        (x_all, diff_all, cand_all)
                     } else {
                         let keep: Vec<usize> = (0..out.len()).filter(|i| !out[*i]).collect();
                         let diff = if diff_all.len() == out.len() {
@@ -591,10 +597,11 @@ pub fn score(
                         } else {
                             diff_all
                         };
-                        (x_all.select_rows(&keep), diff)
+                        let cand = keep.iter().map(|i| cand_all[*i]).collect();
+                        (x_all.select_rows(&keep), diff, cand)
                     };
                     fb = Some(info);
-                    (x, diff, (extra_rows.rows() > 0).then_some(extra_rows))
+                    (x, diff, cand, (extra_rows.rows() > 0).then_some(extra_rows))
                 };
             let (mut b, train_scores) = model::train(
                 &TrainInput {
@@ -605,9 +612,11 @@ pub fn score(
                     x: &x,
                     difference: &diff,
                     extra_normal: extra.as_ref(),
+                    candidates: Some(&cand),
                 },
                 &spec,
             )?;
+            let candidate_scores = model::among(&train_scores, Some(&cand));
             if let Some(mut info) = fb {
                 info.precision = (info.accepted + info.rejected > 0)
                     .then(|| info.accepted as f64 / (info.accepted + info.rejected) as f64);
@@ -620,17 +629,17 @@ pub fn score(
                         info.accepted,
                         info.rejected,
                         info.missed,
-                        x.rows(),
+                        candidate_scores.len(),
                         cfg.feedback.min_reviewed,
                     )
                 {
                     b.offset = crate::detect::contamination::offset(
-                        &train_scores,
+                        &candidate_scores,
                         Some(c),
                         spec.detector.auto_offset(),
                     );
                     b.contamination_value = Some(c);
-                    b.flag_share = model::flag_share(&train_scores, b.offset);
+                    b.flag_share = model::flag_share(&candidate_scores, b.offset);
                     info.contamination_before = Some(base);
                     info.contamination_after = b.flag_share;
                 }
@@ -733,6 +742,14 @@ pub fn triage_inputs(
                 *q = Some(Quiet::Routine(r));
             }
         }
+    } else if let Ok(c) = df.column(features::OWN_ROUTINE) {
+        for (q, text) in quiet.iter_mut().zip(c.str()?.iter()) {
+            if q.is_none()
+                && let Some(r) = text.and_then(crate::routine::Reason::parse)
+            {
+                *q = Some(Quiet::Routine(r));
+            }
+        }
     }
     let own_z = match df.column(features::OWN_Z) {
         Ok(_) => features::column_f64(df, features::OWN_Z)?,
@@ -767,6 +784,7 @@ pub fn with_detection(
     };
     let pick = |v: &[f64]| -> Vec<f64> { idx.iter().map(|i| v[*i]).collect() };
     out.with_column(Column::new("score".into(), pick(&s.score)))?;
+    out.with_column(Column::new("model_score".into(), pick(&s.model)))?;
     out.with_column(Column::new("decision".into(), pick(&s.decision)))?;
     out.with_column(Column::new(
         "is_anomaly".into(),
@@ -950,8 +968,9 @@ pub fn with_categories(
 
 /// Names of the columns an analysis adds besides the canonical `bd_*` and feature `f_*` ones
 /// (detection, categorization, cases): everything else in its table is the file's own.
-pub const RESULT_COLUMNS: [&str; 18] = [
+pub const RESULT_COLUMNS: [&str; 19] = [
     "score",
+    "model_score",
     "decision",
     "is_anomaly",
     "rank",

@@ -7,6 +7,8 @@ gl_ihub: one messy generated file split by date into a history file (all but the
 business days) and a current file (the last 10), with the labels of each remapped to its rows;
 a copy of the current file under the other header spelling seen in the field
 (Asofdate, ..., IHub balance, Balance difference; no Currency, no Comments); and a workbook.
+The gl_ihub accounts whose breaks are routine for them (the generator's default share) are listed
+in gl_ihub_routine.csv (group,kind).
 trades: one messy generated file with its labels.
 """
 import csv, datetime, io, os, re, subprocess, sys, tempfile
@@ -69,6 +71,9 @@ def main():
     for part in parts:
         write(os.path.join(OUT, f"gl_ihub_{part}.csv"), header, parts[part])
         write(os.path.join(OUT, f"gl_ihub_{part}_labels.csv"), ["row", "kind", "group"], part_labels[part])
+    # The accounts whose breaks are routine for them (unlabelled): the same for both files.
+    routine_header, routine = read(os.path.join(tmp, "gl_labels.routine.csv"))
+    write(os.path.join(OUT, "gl_ihub_routine.csv"), routine_header, routine)
 
     # The other header spelling: Asofdate, Company, Account, AU, Match Status, GL Balance, IHub balance, Balance difference.
     short = ["Asofdate", "Company", "Account", "AU", "Match Status", "GL Balance", "IHub balance", "Balance difference"]

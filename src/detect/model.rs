@@ -197,6 +197,23 @@ pub struct TrainInput<'a> {
     /// Rows that only shape the detector, as normal: analyst-rejected rows, repeated. They are
     /// left out of the scaler, the offset and the clusters, and get no score.
     pub extra_normal: Option<&'a Matrix>,
+    /// Which training rows are triage candidates (breaks nothing explains): the contamination
+    /// is estimated among them and the offset set on their scores. None (or none of them): all
+    /// rows.
+    pub candidates: Option<&'a [bool]>,
+}
+
+/// The values of `v` at the candidate rows of `mask` (all of `v` without a usable mask).
+pub fn among(v: &[f64], mask: Option<&[bool]>) -> Vec<f64> {
+    match mask {
+        Some(m) if m.len() == v.len() && m.iter().any(|b| *b) => v
+            .iter()
+            .zip(m)
+            .filter(|(_, c)| **c)
+            .map(|(x, _)| *x)
+            .collect(),
+        _ => v.to_vec(),
+    }
 }
 
 /// Trains a bundle. Also returns the scaled training matrix's scores, for callers that score
@@ -258,14 +275,19 @@ pub fn train(input: &TrainInput, spec: &TrainSpec) -> Result<(ModelBundle, Vec<f
             (Detector::Lof(l), s)
         }
     };
-    let contamination_value =
-        contamination::resolve(spec.contamination, input.difference, spec.mad_k);
+    // Among the breaks nothing explains: their differences and scores.
+    let contamination_value = contamination::resolve(
+        spec.contamination,
+        &among(input.difference, input.candidates),
+        spec.mad_k,
+    );
+    let candidate_scores = among(&train_scores, input.candidates);
     let offset = contamination::offset(
-        &train_scores,
+        &candidate_scores,
         contamination_value,
         spec.detector.auto_offset(),
     );
-    let flag_share = flag_share(&train_scores, offset);
+    let flag_share = flag_share(&candidate_scores, offset);
     let centroids = cluster::fit(&scaled, &spec.cluster)
         .map(Some)
         .or_else(|e| match e {
@@ -499,6 +521,7 @@ mod tests {
                 x,
                 difference: diff,
                 extra_normal: None,
+                candidates: None,
             },
             &spec(det),
         )
@@ -525,6 +548,7 @@ mod tests {
                     x: &x,
                     difference: &diff,
                     extra_normal: Some(&extra),
+                    candidates: None,
                 },
                 &spec(det),
             )
