@@ -2191,13 +2191,92 @@ mod tests {
     use super::*;
     use std::collections::{BTreeSet, HashMap};
 
+    /// Options without routine accounts: every unlabelled row matches.
     fn opts(profile: GenProfile, rows: usize, seed: u64, messy: bool) -> GenerateOptions {
         GenerateOptions {
             profile,
             rows,
             seed,
             messy,
+            routine_share: 0.0,
             ..GenerateOptions::default()
+        }
+    }
+
+    #[test]
+    fn gl_routine_accounts_carry_only_their_routine_breaks() {
+        let o = GenerateOptions {
+            routine_share: 0.3,
+            ..opts(GenProfile::GlIhub, 6000, 5, false)
+        };
+        let mut out: Vec<u8> = Vec::new();
+        let mut lab: Vec<u8> = Vec::new();
+        let mut rl: Vec<u8> = Vec::new();
+        let s = generate_with_routine(&o, &mut out, Some(&mut lab), Some(&mut rl)).unwrap();
+        let csv = String::from_utf8(out).unwrap();
+        let lab = String::from_utf8(lab).unwrap();
+        let rl = String::from_utf8(rl).unwrap();
+        let mut routine: BTreeMap<String, String> = BTreeMap::new();
+        for (i, line) in rl.lines().enumerate() {
+            if i == 0 {
+                assert_eq!(line, ROUTINE_HEADER);
+                continue;
+            }
+            let f = split_csv(line);
+            routine.insert(f[0].clone(), f[1].clone());
+        }
+        let n_routine = routine.len();
+        assert_eq!(n_routine, s.routine_accounts.values().sum::<usize>());
+        // About 30 % of the accounts, of each kind.
+        let share = n_routine as f64 / s.groups as f64;
+        assert!((0.2..0.4).contains(&share), "{share}");
+        for k in RoutineKind::ALL {
+            assert!(routine.values().any(|v| v == k.as_str()), "{k:?}");
+        }
+        let labelled: HashSet<usize> = lab
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().parse().unwrap())
+            .collect();
+        // Per routine account: (date, gl, ihub) in order.
+        let mut series: BTreeMap<String, Vec<(NaiveDate, i64, i64)>> = BTreeMap::new();
+        let mut routine_breaks = 0;
+        for (i, line) in csv.lines().enumerate().skip(1) {
+            let r = split_csv(line);
+            let key = gl_group_key(&r[1], &r[2], &r[3], &r[4]);
+            let (gl, ihub) = (units(&r[7], 2), units(&r[8], 2));
+            if routine.contains_key(&key) {
+                assert!(!labelled.contains(&(i + 1)), "routine row {} labelled", i + 1);
+                routine_breaks += usize::from(gl != ihub);
+                let d = parse_date(&r[0]).unwrap();
+                series.entry(key).or_default().push((d, gl, ihub));
+            } else {
+                assert_eq!(labelled.contains(&(i + 1)), gl != ihub, "row {}", i + 1);
+            }
+        }
+        assert_eq!(routine_breaks, s.routine_break_rows);
+        assert!(routine_breaks > 0);
+        for (key, rows) in &series {
+            match routine[key].as_str() {
+                "standing_item" => {
+                    let d0 = rows[0].1 - rows[0].2;
+                    assert_ne!(d0, 0);
+                    assert!(rows.iter().all(|(_, g, i)| g - i == d0), "{key}");
+                }
+                "habitual_lag" => {
+                    for w in rows.windows(2) {
+                        assert_eq!(w[1].2, w[0].1, "{key}: IHub is yesterday's GL");
+                    }
+                }
+                "month_end_accrual" => {
+                    for (d, g, i) in rows {
+                        let next = business_days(*d, 0, 2).unwrap()[1];
+                        let month_end = next.month() != d.month();
+                        assert_eq!(g != i, month_end, "{key} {d}");
+                    }
+                }
+                other => panic!("unknown kind {other}"),
+            }
         }
     }
 

@@ -871,8 +871,16 @@ mod tests {
                 .collect();
             // Stream the day's records (file order), then compare.
             let mut streamed = Vec::new();
-            let batch_routine: Vec<u32> = match fs.df.column(crate::features::OWN_ROUTINE_CODE) {
-                Ok(c) => c.u32().unwrap().into_no_null_iter().collect(),
+            let batch_routine: Vec<u32> = match fs.df.column(crate::features::OWN_ROUTINE) {
+                Ok(c) => c
+                    .str()
+                    .unwrap()
+                    .iter()
+                    .map(|t| {
+                        t.and_then(crate::routine::Reason::parse)
+                            .map_or(0, |r| r.code() as u32)
+                    })
+                    .collect(),
                 Err(_) => vec![0; fs.df.height()],
             };
             let batch_z = match fs.df.column(crate::features::OWN_Z) {
