@@ -755,6 +755,10 @@ pub fn apply_encoders(fs: &mut FeatureSet, encoders: &[LabelEncoder]) -> Result<
     for enc in encoders {
         let src = format!("bd_cat_{}", enc.name);
         let name = format!("f_enc_{}", enc.name);
+        // Only the encodings that are features (the account preset leaves the status out).
+        if !fs.names.contains(&name) {
+            continue;
+        }
         let Ok(ca) = fs.df.column(src.as_str()).and_then(|c| c.str().cloned()) else {
             continue;
         };

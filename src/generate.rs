@@ -2246,7 +2246,11 @@ mod tests {
             let key = gl_group_key(&r[1], &r[2], &r[3], &r[4]);
             let (gl, ihub) = (units(&r[7], 2), units(&r[8], 2));
             if routine.contains_key(&key) {
-                assert!(!labelled.contains(&(i + 1)), "routine row {} labelled", i + 1);
+                assert!(
+                    !labelled.contains(&(i + 1)),
+                    "routine row {} labelled",
+                    i + 1
+                );
                 routine_breaks += usize::from(gl != ihub);
                 let d = parse_date(&r[0]).unwrap();
                 series.entry(key).or_default().push((d, gl, ihub));

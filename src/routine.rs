@@ -477,7 +477,7 @@ mod tests {
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
                 let step = (x >> 33) % 5000;
-                if step % 4 != 0 {
+                if !step.is_multiple_of(4) {
                     bal += step as f64 - 2400.0 + (x >> 50) as f64 / 1e4;
                 }
                 bal

@@ -102,7 +102,7 @@ fn routes_on_a_loopback_server() {
     assert_eq!(r2["previous_records"], 1);
     assert_eq!(r2["features"]["f_change_balance_lhs"], 500.0);
     assert_eq!(r2["features"]["f_days_since_last"], 1.0);
-    assert_eq!(r2["features"]["f_balance_diff"], 500.0);
+    assert_eq!(r2["features"]["f_balance_residual"], 500.0);
     assert_eq!(r2["key"], "00000|999001|7052|USD");
 
     // An account of the history: its features see its 50 records; a 6M break is flagged, opens

@@ -117,8 +117,8 @@ pub fn triage(
         rows: n,
         ..Default::default()
     };
-    for i in 0..n {
-        let m = if model[i].is_finite() { model[i] } else { 0.0 };
+    for (i, &m) in model.iter().enumerate() {
+        let m = if m.is_finite() { m } else { 0.0 };
         let z = own_z
             .get(i)
             .copied()

@@ -165,7 +165,7 @@ impl Plan {
         let has_keys = !r.keys.is_empty();
         let own = !r.criteria.is_empty() && (has_keys || has_date);
         let acc = own && preset == Preset::Account;
-        let routine = own.then(|| crate::routine::Params {
+        let routine = own.then_some(crate::routine::Params {
             patterns: r.profile.routine,
             ..*routine
         });

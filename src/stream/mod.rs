@@ -82,6 +82,7 @@ pub struct Observed {
     pub record: Canonical,
     pub features: Vec<f64>,
     pub score: f64,
+    pub model_score: f64,
     pub decision: f64,
     pub flag: bool,
     /// Why the record is not a candidate (None: a break nothing explains).
@@ -260,6 +261,7 @@ impl Stream {
             record: rec,
             features,
             score: s.score[0],
+            model_score: s.model[0],
             decision: s.decision[0],
             flag,
             quiet,
@@ -404,9 +406,18 @@ pub struct RecordResult {
     pub profile: String,
     pub key: String,
     pub date: Option<String>,
+    /// The triage score (lower ranks first; see the README, "Detection").
     pub score: f64,
+    /// The detector's own score.
+    pub model_score: f64,
     pub decision: f64,
     pub is_anomaly: bool,
+    /// Why the record is not flagged whatever its score: "within tolerance", "routine: standing
+    /// item" (or another pattern of the account), "explained by its comment"; null for a break
+    /// nothing explains.
+    pub quiet: Option<String>,
+    /// How unusual the record's unexplained part is for its account (0 without enough history).
+    pub own_z: f64,
     pub cluster: usize,
     pub top_features: String,
     /// The features by name.
@@ -459,8 +470,11 @@ pub fn triage(
             key: o.record.key.clone(),
             date: date_text(o.record.date),
             score: o.score,
+            model_score: o.model_score,
             decision: o.decision,
             is_anomaly: o.flag,
+            quiet: o.quiet.map(|q| q.describe()),
+            own_z: o.own_z,
             cluster: o.cluster,
             top_features: o.top_features.clone(),
             features: engine
