@@ -113,6 +113,66 @@ pub fn precision_at_k(scores: &[f64], positive: &[bool], k: usize) -> Option<f64
     Some(idx[..k].iter().filter(|i| positive[**i]).count() as f64 / k as f64)
 }
 
+/// How many rows are flagged, and how many of the routine accounts' rows.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FlagVolume {
+    pub rows: usize,
+    pub flagged: usize,
+    pub per_1000_rows: f64,
+    /// Rows of the accounts whose breaks are all routine (when they are known).
+    pub routine_rows: Option<usize>,
+    pub routine_flagged: Option<usize>,
+    pub routine_flagged_share: Option<f64>,
+}
+
+impl FlagVolume {
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "flags: {} of {} rows ({:.1} per 1,000 rows)",
+            self.flagged, self.rows, self.per_1000_rows
+        );
+        if let (Some(r), Some(f), Some(share)) = (
+            self.routine_rows,
+            self.routine_flagged,
+            self.routine_flagged_share,
+        ) {
+            s.push_str(&format!(
+                "; rows of routine accounts flagged: {f} of {r} ({:.2} %)",
+                100.0 * share
+            ));
+        }
+        s
+    }
+}
+
+/// The flag volume of `flags`; `routine[i]` says whether row i belongs to a routine account.
+pub fn flag_volume(flags: &[bool], routine: Option<&[bool]>) -> FlagVolume {
+    let rows = flags.len();
+    let flagged = flags.iter().filter(|f| **f).count();
+    let (routine_rows, routine_flagged) = match routine {
+        Some(r) if r.len() == rows => (
+            Some(r.iter().filter(|x| **x).count()),
+            Some(r.iter().zip(flags).filter(|(r, f)| **r && **f).count()),
+        ),
+        _ => (None, None),
+    };
+    FlagVolume {
+        rows,
+        flagged,
+        per_1000_rows: if rows > 0 {
+            1000.0 * flagged as f64 / rows as f64
+        } else {
+            0.0
+        },
+        routine_rows,
+        routine_flagged,
+        routine_flagged_share: match (routine_rows, routine_flagged) {
+            (Some(r), Some(f)) if r > 0 => Some(f as f64 / r as f64),
+            _ => None,
+        },
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Metrics {
     pub kind: String,
@@ -201,6 +261,25 @@ mod tests {
             average_precision(&[3.0, 2.0, 1.0], &[true, false, false]),
             Some(1.0)
         );
+    }
+
+    #[test]
+    fn flag_volume_counts_routine_rows() {
+        let v = flag_volume(
+            &[true, false, true, false],
+            Some(&[true, true, false, false]),
+        );
+        assert_eq!(v.flagged, 2);
+        assert_eq!(v.per_1000_rows, 500.0);
+        assert_eq!(v.routine_rows, Some(2));
+        assert_eq!(v.routine_flagged, Some(1));
+        assert_eq!(v.routine_flagged_share, Some(0.5));
+        assert!(
+            v.describe().contains("1 of 2 (50.00 %)"),
+            "{}",
+            v.describe()
+        );
+        assert_eq!(flag_volume(&[true], None).routine_rows, None);
     }
 
     #[test]

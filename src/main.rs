@@ -435,6 +435,10 @@ struct EvaluateArgs {
     /// The labels file of the generator (row,kind,group).
     #[arg(long)]
     labels: PathBuf,
+    /// The generator's routine accounts (group,kind), to report the share of their rows flagged.
+    /// Default: `<labels>.routine.csv` beside the labels file, when it exists.
+    #[arg(long)]
+    routine: Option<PathBuf>,
     /// table (markdown) or json.
     #[arg(long, default_value = "table")]
     format: String,
@@ -2197,11 +2201,32 @@ fn evaluate(mut cfg: Config, args: &EvaluateArgs, quiet: bool) -> Result<(), Fai
     let buckets: Vec<&str> = cats.iter().map(|c| c.bucket.as_str()).collect();
     let flags: Vec<bool> = labelled.iter().map(|i| det.scored.flag[*i]).collect();
     let accuracy = breakdesk::evaluate::bucket_accuracy(&rules, &kinds, &buckets, &flags);
+    // Flag volume, and the routine accounts' rows among the flags.
+    let routine_path = args.routine.clone().or_else(|| {
+        let p = breakdesk::evaluate::routine_list_path(&args.labels);
+        p.exists().then_some(p)
+    });
+    let routine = routine_path.as_deref().map(read_routine_list).transpose()?;
+    let keys: Vec<String> = match result.features.df.column("bd_key") {
+        Ok(c) => c
+            .str()
+            .map(|ca| ca.iter().map(|v| v.unwrap_or("").to_string()).collect())
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let in_routine: Option<Vec<bool>> = routine.as_ref().map(|set| {
+        keys.iter()
+            .map(|k| set.contains(k.as_str()))
+            .collect::<Vec<bool>>()
+    });
+    let volume = breakdesk::evaluate::flag_volume(&det.scored.flag, in_routine.as_deref());
     if args.format == "json" {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "detection": metrics,
+                "flags": volume,
+                "triage": det.scored.triage,
                 "buckets": accuracy,
             }))?
         );
@@ -2223,6 +2248,9 @@ fn evaluate(mut cfg: Config, args: &EvaluateArgs, quiet: bool) -> Result<(), Fai
                 f(m.precision_flagged)
             );
         }
+        println!();
+        println!("{}", volume.describe());
+        println!("triage: {}", det.scored.triage.describe());
         println!();
         println!(
             "| kind | bucket | rows | accuracy | flagged rows | accuracy (flagged) | most often instead |"
@@ -2262,6 +2290,36 @@ fn evaluate(mut cfg: Config, args: &EvaluateArgs, quiet: bool) -> Result<(), Fai
         );
     }
     Ok(())
+}
+
+/// The generator's routine-account list (group,kind): the groups.
+fn read_routine_list(path: &Path) -> Result<std::collections::HashSet<String>, Failure> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the routine list {}", path.display()))
+        .map_err(|e| fail(exit::INPUT, e))?;
+    let mut out = std::collections::HashSet::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        // The group is everything before the last comma (the kind has none).
+        match line.rsplit_once(',') {
+            Some((group, _)) if !group.trim().is_empty() => {
+                out.insert(group.trim().trim_matches('"').to_string());
+            }
+            _ => {
+                return Err(fail(
+                    exit::INPUT,
+                    anyhow::anyhow!(
+                        "{} line {}: expected `group,kind`, found {line:?}",
+                        path.display(),
+                        i + 1
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The generator's labels file: row,kind[,group].
