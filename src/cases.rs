@@ -697,6 +697,10 @@ pub struct Case {
     pub last_decision: Option<Decision>,
     /// SHA-256 of the latest record applied (a record seen again changes nothing).
     pub fingerprint: String,
+    /// The difference when the case was last decided (Accepted, Rejected, Approved): a break
+    /// judged normal stays quiet while it persists near this amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judged_difference: Option<f64>,
 }
 
 impl Case {
@@ -794,7 +798,7 @@ pub struct CaseFilter {
 }
 
 /// A training label: the analysts' verdict on one decided case.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Label {
     /// The case.
     pub case_id: String,
@@ -818,6 +822,9 @@ pub struct Label {
     pub label: bool,
     /// Who opened the case.
     pub origin: Origin,
+    /// The difference when the verdict was given (labels written before it was kept have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub difference: Option<f64>,
 }
 
 /// One row of a feedback file for [`Cases::import_feedback`], as read (fields are validated by
@@ -1696,6 +1703,7 @@ fn put_case(txn: &CaseTxn<'_>, case: &Case) -> TxResult<()> {
                 start_date: Some(case.start_date),
                 label,
                 origin: case.origin,
+                difference: case.judged_difference.or(Some(case.difference)),
             };
             txn.insert(CaseTree::Feedback, case.id.as_bytes(), &encode(&l)?)?;
         }
@@ -1786,6 +1794,7 @@ fn new_case(
         row: input.row.clone(),
         last_decision: None,
         fingerprint,
+        judged_difference: None,
     })
 }
 
@@ -1899,6 +1908,7 @@ fn apply_decision(
     let from = case.status;
     let prev_proposed_by = case.proposed_by.clone();
     case.status = action.target();
+    case.judged_difference = case.status.label().map(|_| case.difference);
     if action == Action::Propose {
         case.proposed_by = Some(actor.user.clone());
     }
@@ -2252,6 +2262,7 @@ mod tests {
             start_date: NaiveDate::from_ymd_opt(2024, 4, 29),
             label: true,
             origin: Origin::Model,
+            difference: None,
         };
         let json = serde_json::to_string(&label).unwrap();
         assert!(json.contains("\"date\":\"2024-05-01\""), "{json}");

@@ -164,6 +164,7 @@ pub struct FeedbackConfig {
     pub oversample: usize,
     pub min_reviewed: usize,
     pub contamination: bool,
+    pub judged_normal_share: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -462,6 +463,18 @@ impl Config {
                     self.features.preset
                 ),
             ));
+        }
+        for (key, v) in [
+            ("detect.own_z_min", self.detect.own_z_min),
+            ("detect.own_weight", self.detect.own_weight),
+            (
+                "feedback.judged_normal_share",
+                self.feedback.judged_normal_share,
+            ),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(bad(key, format!("must be a number ≥ 0, found {v}")));
+            }
         }
         let f = &self.features;
         if f.routine_window == 0 || f.routine_window > 1000 {

@@ -545,7 +545,7 @@ pub fn compute(
     // Break age: days since the current run of out-of-tolerance records began (0 when within
     // tolerance), or days since the trade date when the profile has one. Under the account
     // preset it is an output column, and the feature is the age of the unexplained run.
-    if opts.preset.has_break_features() && primary.is_some() {
+    if primary.is_some() {
         let age = if sorted.column("bd_trade_date").is_ok() && has_date {
             let d = column_f64(&sorted, "bd_date")?;
             let t = column_f64(&sorted, "bd_trade_date")?;
@@ -563,7 +563,10 @@ pub fn compute(
             run_age(&sorted, &within, has_date)?
         };
         sorted.with_column(Column::new("f_break_age".into(), age))?;
-        if acc {
+        if !opts.preset.has_break_features() {
+            // Not a feature of the seed preset, but the age of each break is reported.
+            extra_out.push("f_break_age".into());
+        } else if acc {
             extra_out.push("f_break_age".into());
             let tol = column_f64(&sorted, &crit_col(&r.criteria[0].name, "tol"))?;
             let res = column_f64(&sorted, OWN_RESIDUAL)?;

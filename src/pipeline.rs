@@ -348,6 +348,9 @@ pub struct Detection {
     pub status: ModelStatus,
     pub scored: crate::detect::model::Scored,
     pub rank: Vec<usize>,
+    /// Per row: a break its comment explains, proposed for auto-resolution (a case is opened,
+    /// although the row is not flagged).
+    pub proposed: Vec<bool>,
     pub clusters: Vec<crate::detect::cluster::ClusterSummary>,
     pub timings: Vec<(&'static str, Duration)>,
 }
@@ -667,7 +670,8 @@ pub fn score(
         Some(x) => x,
         None => features::matrix(&fs.df, &fs.names)?,
     };
-    let (quiet, own_z) = triage_inputs(&fs.df)?;
+    let (mut quiet, own_z) = triage_inputs(&fs.df)?;
+    let proposed = quiet_explained_and_judged(cfg, &fs.df, &run.profile, store, &mut quiet)?;
     let tparams = triage_params(cfg);
     let scored = bundle.score_triaged(
         &x,
@@ -704,9 +708,111 @@ pub fn score(
         status,
         scored,
         rank,
+        proposed,
         clusters,
         timings,
     })
+}
+
+/// Marks the candidates whose source comment explains them ([`Quiet::Explained`], by the rules
+/// file's explanations) and those an analyst rejected as normal whose break persists with a
+/// difference within `[feedback] judged_normal_share` of the one judged ([`Quiet::Judged`]).
+/// Returns, per row, whether an explained break is proposed for auto-resolution (its bucket
+/// allows it): those rows open cases although they are not flagged.
+///
+/// [`Quiet::Explained`]: crate::detect::triage::Quiet::Explained
+/// [`Quiet::Judged`]: crate::detect::triage::Quiet::Judged
+pub fn quiet_explained_and_judged(
+    cfg: &Config,
+    df: &polars::prelude::DataFrame,
+    profile: &str,
+    store: &crate::store::Store,
+    quiet: &mut [Option<crate::detect::triage::Quiet>],
+) -> Result<Vec<bool>, DetectError> {
+    use crate::detect::triage::Quiet;
+    use polars::prelude::*;
+    let n = df.height();
+    let mut proposed = vec![false; n];
+    // Only breaks can be explained (a profile without tolerance has none).
+    let Ok(is_break) = df.column(features::IS_BREAK) else {
+        return Ok(proposed);
+    };
+    let is_break: Vec<bool> = is_break
+        .bool()
+        .map_err(features::FeatureError::from)?
+        .iter()
+        .map(|b| b.unwrap_or(false))
+        .collect();
+    let text = |name: &str| -> Vec<String> {
+        match df.column(name).and_then(|c| c.cast(&DataType::String)) {
+            Ok(c) => match c.str() {
+                Ok(ca) => ca.iter().map(|v| v.unwrap_or("").to_string()).collect(),
+                Err(_) => vec![String::new(); n],
+            },
+            Err(_) => vec![String::new(); n],
+        }
+    };
+    let comments = text("bd_comment");
+    let dq = text("bd_dq");
+    let rules = rules_file(cfg).map_err(|e| DetectError::Config(e.to_string()))?;
+    for i in 0..n {
+        if quiet[i].is_some() || !is_break[i] || !dq[i].is_empty() {
+            continue;
+        }
+        if let Some(e) = rules.explanation(profile, &comments[i]) {
+            quiet[i] = Some(Quiet::Explained);
+            proposed[i] = rules.explained_auto_resolves(e);
+        }
+    }
+    // Verdicts: the rejected cases of this profile, by key.
+    if !cfg.feedback.enabled {
+        return Ok(proposed);
+    }
+    let mut judged: std::collections::HashMap<String, Vec<(chrono::NaiveDate, f64)>> =
+        Default::default();
+    for l in crate::cases::Cases::new(store).labels()? {
+        if l.profile == profile
+            && !l.label
+            && let (Some(start), Some(d)) = (l.start_date, l.difference)
+        {
+            judged.entry(l.key).or_default().push((start, d));
+        }
+    }
+    if judged.is_empty() {
+        return Ok(proposed);
+    }
+    let keys = text("bd_key");
+    let dates = text("bd_date");
+    let diff = features::column_f64(df, "bd_difference").unwrap_or_else(|_| vec![f64::NAN; n]);
+    let age = features::column_f64(df, "f_break_age").unwrap_or_else(|_| vec![0.0; n]);
+    let share = cfg.feedback.judged_normal_share;
+    for i in 0..n {
+        if quiet[i].is_some() || !is_break[i] {
+            continue;
+        }
+        let Some(verdicts) = judged.get(&keys[i]) else {
+            continue;
+        };
+        let Ok(date) = chrono::NaiveDate::parse_from_str(&dates[i], "%Y-%m-%d") else {
+            continue;
+        };
+        let days = if age[i].is_finite() && age[i] >= 0.0 {
+            age[i].round() as i64
+        } else {
+            0
+        };
+        let start = date - chrono::Duration::days(days);
+        let d = diff[i];
+        if verdicts.iter().any(|(s, j)| {
+            *s == start
+                && d.is_finite()
+                && d.signum() == j.signum()
+                && (d - j).abs() <= share * j.abs()
+        }) {
+            quiet[i] = Some(Quiet::Judged);
+        }
+    }
+    Ok(proposed)
 }
 
 /// The triage thresholds of the configuration.
@@ -759,8 +865,8 @@ pub fn triage_inputs(
 }
 
 /// The current rows with the detection columns: score, decision, is_anomaly, rank, cluster,
-/// top_features, model_version. `all_rows`: every row in file order; otherwise the flagged rows,
-/// most anomalous first (the columns are only built for the rows written).
+/// top_features, model_version. `all_rows`: every row in file order; otherwise the flagged rows
+/// (and the explained breaks proposed for auto-resolution), most anomalous first (the columns are only built for the rows written).
 pub fn with_detection(
     df: &polars::prelude::DataFrame,
     d: &Detection,
@@ -772,7 +878,9 @@ pub fn with_detection(
     let idx: Vec<usize> = if all_rows {
         (0..s.score.len()).collect()
     } else {
-        let mut f: Vec<usize> = (0..s.score.len()).filter(|i| s.flag[*i]).collect();
+        let mut f: Vec<usize> = (0..s.score.len())
+            .filter(|i| s.flag[*i] || d.proposed.get(*i).copied().unwrap_or(false))
+            .collect();
         f.sort_by_key(|i| d.rank[*i]);
         f
     };
@@ -1280,9 +1388,10 @@ pub fn analyze_observed(
     let t = Instant::now();
     let rules = rules_file(cfg)?;
     let flagged_total = det.scored.flag.iter().filter(|f| **f).count();
+    // The flagged rows, and the explained breaks proposed for auto-resolution.
     let rows: Vec<usize> = if aopts.all_rows {
         (0..table.height())
-            .filter(|i| det.scored.flag[*i])
+            .filter(|i| det.scored.flag[*i] || det.proposed.get(*i).copied().unwrap_or(false))
             .collect()
     } else {
         (0..table.height()).collect()

@@ -493,6 +493,12 @@ pub fn refine(
     on_answer: Option<&mut dyn FnMut(usize, usize)>,
 ) -> LlmReport {
     let mut report = LlmReport::default();
+    // A break its own comment explains keeps the explanation's bucket: it is not asked about.
+    let order: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|k| !cats.get(*k).is_some_and(|c| c.explained))
+        .collect();
     let take = if cfg.max_rows == 0 {
         order.len()
     } else {

@@ -109,6 +109,28 @@ pub struct Rule {
     pub reason: String,
 }
 
+/// Comment phrases that explain a break: the row is not flagged, takes `bucket`, and its
+/// severity is capped (Low, or Medium when the amount is material).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Explanation {
+    pub id: String,
+    pub bucket: String,
+    /// The profiles it applies to (empty: all).
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    /// Matched anywhere in the comment, ignoring case and repeated spaces.
+    pub phrases: Vec<String>,
+}
+
+/// Lower case with runs of whitespace as one space.
+fn fold(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
 /// Severity thresholds (Medium, High, Critical).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +151,9 @@ pub struct RulesFile {
     pub params: toml::Table,
     pub buckets: Vec<Bucket>,
     pub rules: Vec<Rule>,
+    /// Comment phrases that explain a break (tried before the rules).
+    #[serde(default)]
+    pub explanations: Vec<Explanation>,
     pub severity: BTreeMap<String, SeverityRules>,
     /// Where it came from (messages only).
     #[serde(skip)]
@@ -233,6 +258,24 @@ impl RulesFile {
             template(&r.reason, &|_| Some(0))
                 .map_err(|m| bad(format!("rule {:?}: `reason`: {m}", r.id)))?;
         }
+        let mut eids = HashSet::new();
+        for e in &f.explanations {
+            if !eids.insert(e.id.as_str()) {
+                return Err(bad(format!("explanation id {:?} is used twice", e.id)));
+            }
+            if !names.contains(e.bucket.as_str()) {
+                return Err(bad(format!(
+                    "explanation {:?}: bucket {:?} is not one of the buckets",
+                    e.id, e.bucket
+                )));
+            }
+            if e.phrases.is_empty() || e.phrases.iter().any(|p| p.trim().is_empty()) {
+                return Err(bad(format!(
+                    "explanation {:?}: phrases must be a non-empty list of non-empty texts",
+                    e.id
+                )));
+            }
+        }
         if !f.severity.contains_key("default") {
             return Err(bad("[severity.default] is missing".into()));
         }
@@ -260,6 +303,24 @@ impl RulesFile {
 
     pub fn bucket(&self, name: &str) -> Option<&Bucket> {
         self.buckets.iter().find(|b| b.name == name)
+    }
+
+    /// The first explanation of `profile` whose phrase the comment contains.
+    pub fn explanation(&self, profile: &str, comment: &str) -> Option<&Explanation> {
+        if comment.trim().is_empty() {
+            return None;
+        }
+        let c = fold(comment);
+        self.explanations.iter().find(|e| {
+            (e.profiles.is_empty() || e.profiles.iter().any(|p| p == profile))
+                && e.phrases.iter().any(|p| c.contains(&fold(p)))
+        })
+    }
+
+    /// Whether a break explained by `e` is proposed for auto-resolution (its bucket allows it).
+    pub fn explained_auto_resolves(&self, e: &Explanation) -> bool {
+        self.bucket(&e.bucket)
+            .is_some_and(|b| b.auto_resolve && b.is_break)
     }
 
     /// The bucket a generator label stands for.
@@ -370,6 +431,9 @@ pub struct Categorization {
     pub decided_by: Decider,
     /// Why the LLM's answer was not used, when it was asked and failed.
     pub note: String,
+    /// The source comment explains the break (an explanation of the rules file matched).
+    #[serde(default)]
+    pub explained: bool,
 }
 
 /// Rules compiled for one table.
@@ -570,6 +634,24 @@ impl<'f> Categorizer<'f> {
     }
 
     fn one(&self, facts: &Facts, k: usize) -> Categorization {
+        let f = &self.f;
+        // A break whose comment explains it (and whose data is sound).
+        if facts.num(f.out_of_tolerance, k) == 1.0 && facts.text(f.dq, k).is_empty() {
+            let comment = facts.text(f.comment, k);
+            if let Some(e) = self.file.explanation(&self.profile, &comment) {
+                let mut c = self.finish(
+                    facts,
+                    k,
+                    e.bucket.clone(),
+                    0.9,
+                    format!("explained:{}", e.id),
+                    format!("the comment explains it: {comment}"),
+                );
+                c.explained = true;
+                self.cap_explained(facts, k, &mut c);
+                return c;
+            }
+        }
         let row = facts.row(k);
         let hit = self.rules.iter().find(|(_, e, _)| e.matches(&row));
         let (bucket_name, confidence, rule, details) = match hit {
@@ -614,9 +696,32 @@ impl<'f> Categorizer<'f> {
             is_break,
             decided_by: Decider::Rules,
             note: String::new(),
+            explained: false,
         };
         c.summary = self.summary(facts, k, &c);
         c
+    }
+
+    /// The severity of an explained break: Low, or at most Medium when its amount is material
+    /// (at least the first amount threshold of the severity table).
+    fn cap_explained(&self, facts: &Facts, k: usize, c: &mut Categorization) {
+        let amount = facts.num(self.f.abs_difference, k);
+        let material = amount.is_finite() && amount >= self.severity.amount[0];
+        let cap = if material {
+            Severity::Medium
+        } else {
+            Severity::Low
+        };
+        if c.severity > cap {
+            c.severity = cap;
+            c.severity_reason = format!(
+                "{}; at most {} when the comment explains the break{}",
+                c.severity_reason,
+                cap.as_str(),
+                if material { " (material amount)" } else { "" }
+            );
+            c.summary = self.summary(facts, k, c);
+        }
     }
 
     /// What was seen on a row no rule explains.

@@ -46,6 +46,8 @@ pub struct Engine {
     pub status: String,
     /// The triage's thresholds.
     pub triage: crate::detect::triage::TriageParams,
+    /// The rules file (its explanations quiet the breaks a comment explains).
+    pub rules: crate::categorize::RulesFile,
 }
 
 impl Engine {
@@ -72,6 +74,7 @@ impl Engine {
             bundle,
             status,
             triage: crate::pipeline::triage_params(cfg),
+            rules: crate::pipeline::rules_file(cfg).map_err(|e| e.to_string())?,
         })
     }
 }
@@ -85,6 +88,9 @@ pub struct Observed {
     pub model_score: f64,
     pub decision: f64,
     pub flag: bool,
+    /// A break its comment explains, proposed for auto-resolution: a case is opened although it
+    /// is not flagged.
+    pub proposed: bool,
     /// Why the record is not a candidate (None: a break nothing explains).
     pub quiet: Option<crate::detect::triage::Quiet>,
     /// How unusual the record's unexplained part is for its account.
@@ -232,7 +238,18 @@ impl Stream {
         let features = engine.plan.compute_with(&rec, &me, prev, own.as_ref());
         let x = Matrix::new(1, features.len(), features.clone()).map_err(StreamError::Model)?;
         let own_me = own.as_ref().and_then(|o| o.me().copied());
-        let quiet = quiet_of(&me, &rec, own_me.as_ref());
+        let mut quiet = quiet_of(&me, &rec, own_me.as_ref());
+        let mut proposed = false;
+        if quiet.is_none()
+            && !rec.crit.is_empty()
+            && rec.dq.is_empty()
+            && let Some(e) = engine
+                .rules
+                .explanation(&engine.profile, rec.comment.as_deref().unwrap_or(""))
+        {
+            quiet = Some(crate::detect::triage::Quiet::Explained);
+            proposed = engine.rules.explained_auto_resolves(e);
+        }
         let own_z = own_me.map_or(0.0, |o| o.own_z);
         let s = engine
             .bundle
@@ -248,7 +265,7 @@ impl Stream {
             )
             .map_err(|e| StreamError::Model(e.to_string()))?;
         let flag = s.flag[0];
-        let run_context = flag.then(|| features::run_context(&me, prev));
+        let run_context = (flag || proposed).then(|| features::run_context(&me, prev));
         let previous = prev.len();
         insert(records, me, self.cap);
         if !shard.dirty.contains(&rec.key) {
@@ -264,6 +281,7 @@ impl Stream {
             model_score: s.model[0],
             decision: s.decision[0],
             flag,
+            proposed,
             quiet,
             own_z,
             cluster: s.cluster[0],
@@ -462,7 +480,10 @@ pub fn triage(
     obs: &[Observed],
     ranked: bool,
 ) -> Result<Triaged, String> {
-    let flagged: Vec<usize> = (0..obs.len()).filter(|i| obs[*i].flag).collect();
+    // The flagged records, and the explained breaks proposed for auto-resolution.
+    let flagged: Vec<usize> = (0..obs.len())
+        .filter(|i| obs[*i].flag || obs[*i].proposed)
+        .collect();
     let mut results: Vec<RecordResult> = obs
         .iter()
         .map(|o| RecordResult {
