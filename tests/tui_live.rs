@@ -209,6 +209,7 @@ fn case(n: u32, account: &str, status: Status) -> Case {
         row,
         last_decision: None,
         fingerprint: String::new(),
+        judged_difference: None,
     }
 }
 
