@@ -1349,3 +1349,53 @@ fn llm_progress_counts_answers_in_the_status_bar_and_the_detail_pane() {
     assert!(shown.contains("The test model read this break."), "{shown}");
     assert!(!shown.contains("generating…"), "{shown}");
 }
+
+#[test]
+fn the_shipped_sample_pair_ranks_breaks_first() {
+    // The README's first command: the current sample with its history. Its accounts include
+    // standing items and lags (routine breaks) besides the injected ones: the top of the table is
+    // breaks nothing explains, never a row within tolerance or a routine break.
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = new_app(dir.path(), Actor::analyst("ana"));
+    app.update(Action::Resize(140, 20));
+    app.start(Start::File(opts(
+        "assets/samples/gl_ihub_current.csv",
+        Some("assets/samples/gl_ihub_history.csv"),
+    )));
+    assert!(
+        app.wait_loaded(Duration::from_secs(120)),
+        "the sample loads"
+    );
+    assert!(app.error.is_none(), "{:?}", app.error);
+    let data = app.data.as_ref().expect("loaded");
+    let frame = data.frame.as_ref().expect("the analysis table");
+    let col = |name: &str| {
+        frame
+            .column(name)
+            .unwrap()
+            .cast(&polars::prelude::DataType::String)
+            .unwrap()
+    };
+    let (brk, routine, flag) = (
+        col("bd_out_of_tolerance"),
+        col("bd_routine"),
+        col("is_anomaly"),
+    );
+    let (brk, routine, flag) = (
+        brk.str().unwrap(),
+        routine.str().unwrap(),
+        flag.str().unwrap(),
+    );
+    assert!(
+        app.table.view.len() >= 10,
+        "{} rows shown",
+        app.table.view.len()
+    );
+    for (pos, r) in app.table.view.iter().take(10).enumerate() {
+        let r = *r as usize;
+        assert_eq!(brk.get(r), Some("true"), "row {} is a break", pos + 1);
+        assert_eq!(routine.get(r), Some(""), "row {} is not routine", pos + 1);
+        assert_eq!(flag.get(r), Some("true"), "row {} is flagged", pos + 1);
+    }
+    insta::assert_snapshot!("sample_pair_table", screen(&app));
+}
