@@ -178,12 +178,17 @@ fn run_opens_cases_once_and_decisions_follow_the_rules() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("unknown action"), "{err}");
 
-    // The next run carries the decided statuses.
+    // The next run: the break rejected as normal persists unchanged, so it stays quiet (not
+    // flagged, not written); the case keeps its decision.
     let (h3, rows3) = run_sample(d, &d.join("c.csv"));
-    let st3 = col(&h3, &rows3, "case_status");
     let t3 = col(&h3, &rows3, "ticket");
-    let i = t3.iter().position(|t| *t == p).unwrap();
-    assert_eq!(st3[i], "Rejected");
+    assert!(
+        !t3.contains(&p),
+        "a break judged normal is not flagged again"
+    );
+    let (code, out, err) = bd(d, &["cases", "show", p]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Rejected"), "{out}");
 
     // The audit trail of the case, in order, with who, role and reason.
     let (code, out, _) = bd(d, &["audit", "--case", p]);

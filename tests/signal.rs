@@ -215,7 +215,7 @@ fn gl_series(n: usize, seed: u64) -> Vec<f64> {
             x = x
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            if (x >> 60) % 4 != 0 {
+            if !(x >> 60).is_multiple_of(4) {
                 bal += ((x >> 33) % 9000) as f64 - 4400.0 + ((x >> 20) % 100) as f64 / 100.0;
             }
             bal
