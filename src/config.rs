@@ -122,6 +122,10 @@ pub struct DetectConfig {
     pub seed: u64,
     pub own_z_min: f64,
     pub own_weight: f64,
+    pub min_training_rows: usize,
+    pub max_psi: f64,
+    pub max_unseen_accounts: f64,
+    pub model_policy: String,
     pub iforest: IForestConfig,
     pub lof: LofConfig,
 }
@@ -475,6 +479,33 @@ impl Config {
             if !v.is_finite() || v < 0.0 {
                 return Err(bad(key, format!("must be a number ≥ 0, found {v}")));
             }
+        }
+        if !matches!(
+            self.detect.model_policy.as_str(),
+            "reuse" | "retrain" | "refuse"
+        ) {
+            return Err(bad(
+                "detect.model_policy",
+                format!(
+                    "must be \"reuse\", \"retrain\" or \"refuse\", found {:?}",
+                    self.detect.model_policy
+                ),
+            ));
+        }
+        if !self.detect.max_psi.is_finite() || self.detect.max_psi <= 0.0 {
+            return Err(bad(
+                "detect.max_psi",
+                format!("must be a number above 0, found {}", self.detect.max_psi),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.detect.max_unseen_accounts) {
+            return Err(bad(
+                "detect.max_unseen_accounts",
+                format!(
+                    "must be between 0 and 1, found {}",
+                    self.detect.max_unseen_accounts
+                ),
+            ));
         }
         let f = &self.features;
         if f.routine_window == 0 || f.routine_window > 1000 {

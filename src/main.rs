@@ -387,6 +387,10 @@ struct DetectArgs {
     /// auto, estimate, mad or a share in (0, 0.5]; default `[detect] contamination`.
     #[arg(long)]
     contamination: Option<String>,
+    /// What to do with a saved model that does not fit the file (too few training rows, another
+    /// population, unseen accounts): retrain, reuse or refuse; default `[detect] model_policy`.
+    #[arg(long, value_name = "POLICY")]
+    model_policy: Option<String>,
 }
 
 #[derive(Args)]
@@ -1460,6 +1464,12 @@ fn detect_options(d: &DetectArgs, train: TrainMode) -> Result<DetectOptions, Fai
             .map_err(|m| usage(format!("--contamination: {m}")))?,
         train,
         all_attributions: false,
+        policy: d
+            .model_policy
+            .as_deref()
+            .map(str::parse::<pipeline::ModelPolicy>)
+            .transpose()
+            .map_err(|m| usage(format!("--model-policy: {m}")))?,
     })
 }
 
@@ -1552,6 +1562,7 @@ fn detect_failure(e: DetectError) -> Failure {
     match e {
         DetectError::Store(s) => store_failure(s),
         DetectError::Config(m) => usage(m),
+        e @ DetectError::Unfit { .. } => fail(exit::CONFIG, e.into()),
         DetectError::Model(m @ breakdesk::detect::model::ModelError::TooFewRows(_)) => {
             fail(exit::INPUT, m.into())
         }

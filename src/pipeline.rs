@@ -315,6 +315,44 @@ pub struct DetectOptions {
     pub detector: Option<crate::detect::model::DetectorKind>,
     pub contamination: Option<crate::detect::contamination::Contamination>,
     pub train: TrainMode,
+    /// What to do with a saved model that does not fit the file; None: `[detect] model_policy`.
+    pub policy: Option<ModelPolicy>,
+}
+
+/// What `score` does with a saved model that does not fit the file (too few training rows, a
+/// different population, accounts it never saw).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModelPolicy {
+    /// Use it anyway (and say so).
+    Reuse,
+    /// Train a new model on the file (or its history) and save it.
+    #[default]
+    Retrain,
+    /// Stop with an error naming why.
+    Refuse,
+}
+
+impl std::str::FromStr for ModelPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "reuse" => Ok(ModelPolicy::Reuse),
+            "retrain" => Ok(ModelPolicy::Retrain),
+            "refuse" => Ok(ModelPolicy::Refuse),
+            _ => Err(format!(
+                "unknown model policy {s:?}: use reuse, retrain or refuse"
+            )),
+        }
+    }
+}
+
+/// The fitness thresholds of the configuration.
+pub fn fitness_params(cfg: &Config) -> crate::detect::fitness::FitnessParams {
+    crate::detect::fitness::FitnessParams {
+        min_training_rows: cfg.detect.min_training_rows,
+        max_psi: cfg.detect.max_psi,
+        max_unseen_accounts: cfg.detect.max_unseen_accounts,
+    }
 }
 
 /// Why the model used by a run is the one it is.
@@ -325,6 +363,10 @@ pub enum ModelStatus {
     TrainedChanged,
     TrainedForced,
     TrainedUnreadable(String),
+    /// The saved model did not fit the file: why.
+    TrainedUnfit(String),
+    /// The saved model did not fit the file but was used (`--model-policy reuse`): why.
+    LoadedUnfit(String),
 }
 
 impl ModelStatus {
@@ -337,6 +379,14 @@ impl ModelStatus {
             }
             ModelStatus::TrainedForced => "retrained (forced)".into(),
             ModelStatus::TrainedUnreadable(e) => format!("retrained (saved model unreadable: {e})"),
+            ModelStatus::TrainedUnfit(why) => {
+                format!("retrained (the saved model does not fit this file: {why})")
+            }
+            ModelStatus::LoadedUnfit(why) => {
+                format!(
+                    "saved model used although it does not fit this file (model policy reuse): {why}"
+                )
+            }
         }
     }
 }
@@ -367,6 +417,10 @@ pub enum DetectError {
     Features(#[from] features::FeatureError),
     #[error("{0}")]
     Config(String),
+    #[error(
+        "the saved model {model} does not fit this file: {why} (model policy refuse: retrain with --retrain, or --model-policy retrain|reuse)"
+    )]
+    Unfit { model: String, why: String },
 }
 
 /// Where a table's rows meet the analysts' labels.
@@ -495,14 +549,67 @@ pub fn score(
     // reused for scoring.
     let mut current_x = None;
     let mut current_diff = None;
+    // A saved model of the same schema must also fit the file.
+    let policy = match opts.policy {
+        Some(p) => p,
+        None => cfg
+            .detect
+            .model_policy
+            .parse()
+            .map_err(DetectError::Config)?,
+    };
+    let mut unfit = None;
+    let existing = match existing {
+        Some(Ok(b)) if b.fingerprint == fp => {
+            let main: Vec<String> = crate::detect::fitness::main_features(&fs.names)
+                .into_iter()
+                .map(|j| fs.names[j].clone())
+                .collect();
+            let xm = features::matrix(&fs.df, &main)?;
+            let keys = key_column(&fs.df);
+            let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let problems = crate::detect::fitness::check(
+                b.training_rows,
+                b.population.as_ref(),
+                &xm,
+                &main,
+                &key_refs,
+                &fitness_params(cfg),
+            );
+            if problems.is_empty() {
+                Some(Ok(b))
+            } else {
+                let why = problems.join("; ");
+                tracing::warn!(model = %b.version(), why = %why, "saved model does not fit the file");
+                match policy {
+                    ModelPolicy::Refuse => {
+                        return Err(DetectError::Unfit {
+                            model: b.version(),
+                            why,
+                        });
+                    }
+                    ModelPolicy::Reuse => {
+                        unfit = Some(ModelStatus::LoadedUnfit(why));
+                        Some(Ok(b))
+                    }
+                    ModelPolicy::Retrain => {
+                        unfit = Some(ModelStatus::TrainedUnfit(why));
+                        None
+                    }
+                }
+            }
+        }
+        other => other,
+    };
     let (bundle, status) = match existing {
         Some(Ok(b)) if b.fingerprint == fp => {
             features::apply_encoders(fs, &b.encoders)?;
-            (b, ModelStatus::Loaded)
+            (b, unfit.unwrap_or(ModelStatus::Loaded))
         }
         other => {
             let status = match (&other, opts.train) {
                 (_, TrainMode::Force) => ModelStatus::TrainedForced,
+                _ if unfit.is_some() => unfit.take().unwrap_or(ModelStatus::TrainedMissing),
                 (None, _) => ModelStatus::TrainedMissing,
                 (Some(Err(e)), _) => ModelStatus::TrainedUnreadable(e.to_string()),
                 (Some(Ok(_)), _) => ModelStatus::TrainedChanged,
@@ -515,6 +622,7 @@ pub fn score(
             };
             let x_all = features::matrix(train_df, &fs.names)?;
             let diff_all = features::column_f64(train_df, "bd_difference").unwrap_or_default();
+            let keys_all = key_column(train_df);
             // The training rows that are triage candidates: the contamination is among them.
             let cand_all: Vec<bool> = triage_inputs(train_df)?
                 .0
@@ -532,9 +640,9 @@ pub fn score(
             };
             let mut fb = None;
             let mut x_cur = None;
-            let (x, diff, cand, extra) =
+            let (x, diff, cand, keys, extra) =
                 if labels.is_empty() {
-                    (x_all, diff_all, cand_all, None)
+                    (x_all, diff_all, cand_all, keys_all, None)
                 } else {
                     let in_train =
                         match_labels(train_df, &labels).map_err(features::FeatureError::from)?;
@@ -591,8 +699,8 @@ pub fn score(
                         out[*r] = true;
                     }
                     info.excluded_rows = out.iter().filter(|o| **o).count();
-                    let (x, diff, cand) = if info.excluded_rows == 0 {
-                        (x_all, diff_all, cand_all)
+                    let (x, diff, cand, keys) = if info.excluded_rows == 0 {
+                        (x_all, diff_all, cand_all, keys_all)
                     } else {
                         let keep: Vec<usize> = (0..out.len()).filter(|i| !out[*i]).collect();
                         let diff = if diff_all.len() == out.len() {
@@ -601,11 +709,19 @@ pub fn score(
                             diff_all
                         };
                         let cand = keep.iter().map(|i| cand_all[*i]).collect();
-                        (x_all.select_rows(&keep), diff, cand)
+                        let keys = keep.iter().map(|i| keys_all[*i].clone()).collect();
+                        (x_all.select_rows(&keep), diff, cand, keys)
                     };
                     fb = Some(info);
-                    (x, diff, cand, (extra_rows.rows() > 0).then_some(extra_rows))
+                    (
+                        x,
+                        diff,
+                        cand,
+                        keys,
+                        (extra_rows.rows() > 0).then_some(extra_rows),
+                    )
                 };
+            let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
             let (mut b, train_scores) = model::train(
                 &TrainInput {
                     profile: &run.profile,
@@ -616,6 +732,7 @@ pub fn score(
                     difference: &diff,
                     extra_normal: extra.as_ref(),
                     candidates: Some(&cand),
+                    keys: &key_refs,
                 },
                 &spec,
             )?;
@@ -813,6 +930,14 @@ pub fn quiet_explained_and_judged(
         }
     }
     Ok(proposed)
+}
+
+/// The account key of each row (`bd_key`; empty texts without keys).
+fn key_column(df: &polars::prelude::DataFrame) -> Vec<String> {
+    match df.column("bd_key").and_then(|c| c.str().cloned()) {
+        Ok(ca) => ca.iter().map(|v| v.unwrap_or("").to_string()).collect(),
+        Err(_) => vec![String::new(); df.height()],
+    }
 }
 
 /// The triage thresholds of the configuration.

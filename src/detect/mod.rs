@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod contamination;
 pub mod exact;
 pub mod feedback;
+pub mod fitness;
 pub mod iforest;
 pub mod kdtree;
 pub mod lof;

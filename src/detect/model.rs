@@ -117,6 +117,17 @@ pub struct ModelBundle {
     pub trained_at: String,
     pub seed: u64,
     pub spec: TrainSpec,
+    /// SHA-256 of the training rows ([`super::fitness::data_digest`]); empty in bundles saved
+    /// before it was kept.
+    #[serde(default)]
+    pub data_digest: String,
+    /// The model's identity: schema fingerprint, training data digest and seed
+    /// ([`super::fitness::model_id`]).
+    #[serde(default)]
+    pub model_id: String,
+    /// What the training rows looked like, to judge the model's fitness for a file.
+    #[serde(default)]
+    pub population: Option<super::fitness::Population>,
 }
 
 /// The fingerprint of a model's schema: profile, preset, feature names and training spec.
@@ -201,6 +212,8 @@ pub struct TrainInput<'a> {
     /// is estimated among them and the offset set on their scores. None (or none of them): all
     /// rows.
     pub candidates: Option<&'a [bool]>,
+    /// The account of each training row (for the population's account sketch); empty: none.
+    pub keys: &'a [&'a str],
 }
 
 /// The values of `v` at the candidate rows of `mask` (all of `v` without a usable mask).
@@ -294,9 +307,19 @@ pub fn train(input: &TrainInput, spec: &TrainSpec) -> Result<(ModelBundle, Vec<f
             cluster::ClusterError::TooFew(_) => Ok(None),
             other => Err(ModelError::Cluster(other.to_string())),
         })?;
+    let fp = fingerprint(input.profile, input.preset, input.feature_names, spec);
+    let data_digest = super::fitness::data_digest(x, input.extra_normal);
+    let keys: &[&str] = if input.keys.len() == x.rows() {
+        input.keys
+    } else {
+        &[]
+    };
     let bundle = ModelBundle {
         format: BUNDLE_FORMAT,
-        fingerprint: fingerprint(input.profile, input.preset, input.feature_names, spec),
+        model_id: super::fitness::model_id(&fp, &data_digest, spec.seed),
+        data_digest,
+        population: Some(super::fitness::population(x, input.feature_names, keys)),
+        fingerprint: fp,
         profile: input.profile.to_string(),
         preset: input.preset,
         feature_names: input.feature_names.to_vec(),
@@ -324,13 +347,20 @@ pub fn flag_share(scores: &[f64], offset: f64) -> Option<f64> {
 }
 
 impl ModelBundle {
-    /// A short, human-readable model version for outputs and the audit trail.
+    /// A short, human-readable model version for outputs and the audit trail: the profile, the
+    /// detector and the model id (schema, training data and seed; the schema fingerprint for
+    /// bundles saved before the id was kept).
     pub fn version(&self) -> String {
+        let id = if self.model_id.is_empty() {
+            &self.fingerprint
+        } else {
+            &self.model_id
+        };
         format!(
             "{}-{}-{}",
             self.profile,
             self.spec.detector.as_str(),
-            &self.fingerprint[..8.min(self.fingerprint.len())]
+            &id[..8.min(id.len())]
         )
     }
 
@@ -522,6 +552,7 @@ mod tests {
                 difference: diff,
                 extra_normal: None,
                 candidates: None,
+                keys: &[],
             },
             &spec(det),
         )
@@ -549,6 +580,7 @@ mod tests {
                     difference: &diff,
                     extra_normal: Some(&extra),
                     candidates: None,
+                    keys: &[],
                 },
                 &spec(det),
             )

@@ -135,7 +135,24 @@ fn load_engine(
                 })?;
             let bundle = crate::detect::model::ModelBundle::from_json(&bytes)
                 .map_err(|e| format!("the saved model {key}: {e}"))?;
-            let engine = Engine::new(cfg, resolved, bundle, "loaded".into())?;
+            // Without records to compare with, only the training size can be checked.
+            let mut status = "loaded".to_string();
+            let min = cfg.detect.min_training_rows;
+            if bundle.training_rows < min {
+                let why = format!(
+                    "the saved model {} was trained on {} rows, fewer than [detect] min_training_rows ({min})",
+                    bundle.version(),
+                    bundle.training_rows
+                );
+                if cfg.detect.model_policy == "refuse" {
+                    return Err(format!(
+                        "{why} (model policy refuse: give --history to train one)"
+                    ));
+                }
+                tracing::warn!(why = %why, "saved model kept");
+                status = format!("loaded although {why}: give --history to train a new one");
+            }
+            let engine = Engine::new(cfg, resolved, bundle, status)?;
             Ok((engine, None))
         }
     }
