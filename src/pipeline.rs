@@ -566,7 +566,12 @@ pub fn score(
                 .map(|j| fs.names[j].clone())
                 .collect();
             let xm = features::matrix(&fs.df, &main)?;
-            let keys = key_column(&fs.df);
+            // Unseen keys only matter where keys recur file after file (accounts, not trades).
+            let keys = if run.resolved.profile.keys_recur {
+                key_column(&fs.df)
+            } else {
+                Vec::new()
+            };
             let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
             let problems = crate::detect::fitness::check(
                 b.training_rows,

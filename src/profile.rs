@@ -132,6 +132,11 @@ pub struct Profile {
     /// normal"): standing items, recurring breaks, a habitual lag of one side, reversals.
     #[serde(default)]
     pub routine: crate::routine::Patterns,
+    /// Whether the same keys come back file after file (balances per account: true) or are
+    /// mostly new (trade-level breaks: false). A saved model is retrained when most of a file's
+    /// keys are new only where they recur.
+    #[serde(default = "yes")]
+    pub keys_recur: bool,
 }
 
 /// A criteria bound to the actual header names of one file.
