@@ -567,12 +567,12 @@ pub fn score(
                 .collect();
             let xm = features::matrix(&fs.df, &main)?;
             // Unseen keys only matter where keys recur file after file (accounts, not trades).
-            let keys = if run.resolved.profile.keys_recur {
-                key_column(&fs.df)
+            let keys = key_chunk(&fs.df);
+            let key_refs = if run.resolved.profile.keys_recur {
+                key_refs(keys.as_ref(), fs.df.height())
             } else {
                 Vec::new()
             };
-            let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
             let problems = crate::detect::fitness::check(
                 b.training_rows,
                 b.population.as_ref(),
@@ -627,7 +627,8 @@ pub fn score(
             };
             let x_all = features::matrix(train_df, &fs.names)?;
             let diff_all = features::column_f64(train_df, "bd_difference").unwrap_or_default();
-            let keys_all = key_column(train_df);
+            let train_keys = key_chunk(train_df);
+            let keys_all = key_refs(train_keys.as_ref(), train_df.height());
             // The training rows that are triage candidates: the contamination is among them.
             let cand_all: Vec<bool> = triage_inputs(train_df)?
                 .0
@@ -714,7 +715,7 @@ pub fn score(
                             diff_all
                         };
                         let cand = keep.iter().map(|i| cand_all[*i]).collect();
-                        let keys = keep.iter().map(|i| keys_all[*i].clone()).collect();
+                        let keys = keep.iter().map(|i| keys_all[*i]).collect();
                         (x_all.select_rows(&keep), diff, cand, keys)
                     };
                     fb = Some(info);
@@ -726,7 +727,6 @@ pub fn score(
                         (extra_rows.rows() > 0).then_some(extra_rows),
                     )
                 };
-            let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
             let (mut b, train_scores) = model::train(
                 &TrainInput {
                     profile: &run.profile,
@@ -737,7 +737,7 @@ pub fn score(
                     difference: &diff,
                     extra_normal: extra.as_ref(),
                     candidates: Some(&cand),
-                    keys: &key_refs,
+                    keys: &keys,
                 },
                 &spec,
             )?;
@@ -812,11 +812,8 @@ pub fn score(
         Some(d) if d.len() == x.rows() => d,
         _ => features::column_f64(&fs.df, "bd_difference").unwrap_or_else(|_| vec![0.0; x.rows()]),
     };
-    let keys: Vec<String> = match fs.df.column("bd_key").and_then(|c| c.str().cloned()) {
-        Ok(ca) => ca.iter().map(|v| v.unwrap_or("").to_string()).collect(),
-        Err(_) => vec![String::new(); x.rows()],
-    };
-    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let keys = key_chunk(&fs.df);
+    let key_refs = key_refs(keys.as_ref(), x.rows());
     let clusters = crate::detect::cluster::summarize(
         bundle.centroids.as_ref().map_or(1, |c| c.k),
         &scored.cluster,
@@ -865,25 +862,31 @@ pub fn quiet_explained_and_judged(
         .iter()
         .map(|b| b.unwrap_or(false))
         .collect();
-    let text = |name: &str| -> Vec<String> {
-        match df.column(name).and_then(|c| c.cast(&DataType::String)) {
-            Ok(c) => match c.str() {
-                Ok(ca) => ca.iter().map(|v| v.unwrap_or("").to_string()).collect(),
-                Err(_) => vec![String::new(); n],
-            },
-            Err(_) => vec![String::new(); n],
-        }
+    // A text column (cast when needed), read in place.
+    let text = |name: &str| -> Option<StringChunked> {
+        df.column(name)
+            .and_then(|c| c.cast(&DataType::String))
+            .ok()
+            .and_then(|c| c.str().ok().cloned())
+    };
+    let at = |ca: &Option<StringChunked>, i: usize| -> String {
+        ca.as_ref()
+            .and_then(|ca| ca.get(i))
+            .unwrap_or("")
+            .to_string()
     };
     let comments = text("bd_comment");
     let dq = text("bd_dq");
     let rules = rules_file(cfg).map_err(|e| DetectError::Config(e.to_string()))?;
-    for i in 0..n {
-        if quiet[i].is_some() || !is_break[i] || !dq[i].is_empty() {
-            continue;
-        }
-        if let Some(e) = rules.explanation(profile, &comments[i]) {
-            quiet[i] = Some(Quiet::Explained);
-            proposed[i] = rules.explained_auto_resolves(e);
+    if comments.is_some() && !rules.explanations.is_empty() {
+        for i in 0..n {
+            if quiet[i].is_some() || !is_break[i] || !at(&dq, i).is_empty() {
+                continue;
+            }
+            if let Some(e) = rules.explanation(profile, &at(&comments, i)) {
+                quiet[i] = Some(Quiet::Explained);
+                proposed[i] = rules.explained_auto_resolves(e);
+            }
         }
     }
     // Verdicts: the rejected cases of this profile, by key.
@@ -905,6 +908,8 @@ pub fn quiet_explained_and_judged(
     }
     let keys = text("bd_key");
     let dates = text("bd_date");
+    let (keys, dates): (Vec<String>, Vec<String>) =
+        (0..n).map(|i| (at(&keys, i), at(&dates, i))).unzip();
     let diff = features::column_f64(df, "bd_difference").unwrap_or_else(|_| vec![f64::NAN; n]);
     let age = features::column_f64(df, "f_break_age").unwrap_or_else(|_| vec![0.0; n]);
     let share = cfg.feedback.judged_normal_share;
@@ -937,11 +942,16 @@ pub fn quiet_explained_and_judged(
     Ok(proposed)
 }
 
-/// The account key of each row (`bd_key`; empty texts without keys).
-fn key_column(df: &polars::prelude::DataFrame) -> Vec<String> {
-    match df.column("bd_key").and_then(|c| c.str().cloned()) {
-        Ok(ca) => ca.iter().map(|v| v.unwrap_or("").to_string()).collect(),
-        Err(_) => vec![String::new(); df.height()],
+/// The account key column (`bd_key`), when the table has one.
+fn key_chunk(df: &polars::prelude::DataFrame) -> Option<polars::prelude::StringChunked> {
+    df.column("bd_key").ok().and_then(|c| c.str().ok().cloned())
+}
+
+/// Each of `n` rows' account key (empty without keys), borrowed from the column.
+fn key_refs(ca: Option<&polars::prelude::StringChunked>, n: usize) -> Vec<&str> {
+    match ca {
+        Some(ca) => ca.iter().map(|v| v.unwrap_or("")).collect(),
+        None => vec![""; n],
     }
 }
 

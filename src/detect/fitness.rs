@@ -1,7 +1,7 @@
 //! A trained model's identity and its fitness for a file.
 //!
-//! - **Identity:** a digest of the training rows (their number and content, SHA-256 over the
-//!   feature matrix), combined with the schema fingerprint and the seed into the model id. Two
+//! - **Identity:** a digest of the training rows (their number and content, see
+//!   [`data_digest`]), combined with the schema fingerprint and the seed into the model id. Two
 //!   models trained on different data never share a version.
 //! - **Population:** what the training rows looked like, kept in the bundle: for the main features
 //!   (the criteria's sides and sizes, the numeric columns) their deciles and the share of training
@@ -23,28 +23,32 @@ const BINS: usize = 10;
 /// Floor of a bin's share in the PSI (an empty bin would make it infinite).
 const PSI_FLOOR: f64 = 1e-4;
 
-/// SHA-256 (hex) of the training rows: their shape and every value, in row-major order.
+/// A digest (hex) of the training rows: their shape and every value, in row-major order. Each
+/// block of rows gets a 128-bit fingerprint (two multiply–rotate lanes over the values' bits,
+/// ~20 times faster than SHA-256 over a million rows), and SHA-256 combines the blocks'.
 pub fn data_digest(x: &Matrix, extra: Option<&Matrix>) -> String {
     use rayon::prelude::*;
     const CHUNK: usize = 1 << 15;
-    let part = |m: &Matrix| -> Vec<[u8; 32]> {
-        let rows: Vec<usize> = (0..m.rows()).step_by(CHUNK).collect();
-        rows.par_iter()
-            .map(|start| {
-                let mut h = Sha256::new();
-                for r in *start..(start + CHUNK).min(m.rows()) {
-                    for v in m.row(r) {
-                        h.update(v.to_bits().to_le_bytes());
-                    }
-                }
-                h.finalize().into()
-            })
-            .collect()
+    let block = |m: &Matrix, start: usize| -> [u8; 16] {
+        let (mut a, mut b): (u64, u64) = (0x9e37_79b9_7f4a_7c15, 0xc2b2_ae3d_27d4_eb4f);
+        for r in start..(start + CHUNK).min(m.rows()) {
+            for v in m.row(r) {
+                let w = v.to_bits();
+                a = (a ^ w).wrapping_mul(0xff51_afd7_ed55_8ccd).rotate_left(31);
+                b = (b.wrapping_add(w)).wrapping_mul(0xc4ce_b9fe_1a85_ec53) ^ (b >> 29);
+            }
+        }
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&a.to_le_bytes());
+        out[8..].copy_from_slice(&b.to_le_bytes());
+        out
     };
     let mut h = Sha256::new();
     for m in std::iter::once(x).chain(extra) {
         h.update(format!("{}x{}\n", m.rows(), m.cols()).as_bytes());
-        for d in part(m) {
+        let starts: Vec<usize> = (0..m.rows()).step_by(CHUNK).collect();
+        let blocks: Vec<[u8; 16]> = starts.par_iter().map(|s| block(m, *s)).collect();
+        for d in blocks {
             h.update(d);
         }
     }
@@ -140,7 +144,13 @@ pub fn population(x: &Matrix, names: &[String], keys: &[&str]) -> Population {
     let features = main_features(names)
         .into_iter()
         .map(|j| {
-            let mut v: Vec<f64> = column(x, j).filter(|v| v.is_finite()).collect();
+            // The deciles from at most ~65,000 evenly spaced rows; the shares from every row.
+            let step = x.rows().div_ceil(1 << 16).max(1);
+            let mut v: Vec<f64> = (0..x.rows())
+                .step_by(step)
+                .map(|r| x.row(r)[j])
+                .filter(|v| v.is_finite())
+                .collect();
             v.sort_by(f64::total_cmp);
             let mut edges: Vec<f64> = Vec::new();
             if !v.is_empty() {
@@ -151,7 +161,7 @@ pub fn population(x: &Matrix, names: &[String], keys: &[&str]) -> Population {
                     }
                 }
             }
-            let shares = shares(&edges, v.iter().copied());
+            let shares = shares(&edges, column(x, j));
             FeatureBins {
                 name: names[j].clone(),
                 edges,
