@@ -514,6 +514,17 @@ impl Config {
                 format!("must be between 1 and 1000, found {}", f.routine_window),
             ));
         }
+        // The service explains a record from the account's kept records as the batch does.
+        let reach = 2 * f.routine_window + 3;
+        if self.service.state_records < reach {
+            return Err(bad(
+                "service.state_records",
+                format!(
+                    "must be at least 2 × features.routine_window + 3 = {reach} (the records an account's own normal reads), found {}",
+                    self.service.state_records
+                ),
+            ));
+        }
         for (key, v) in [
             ("features.recurring_share", f.recurring_share),
             ("features.recurring_exact", f.recurring_exact),
