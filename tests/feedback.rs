@@ -8,21 +8,9 @@
 
 mod common;
 
-use common::{column as col, read_csv};
+use common::{bd, column as col, ok, read_csv};
 use std::collections::HashSet;
 use std::path::Path;
-
-fn bd(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut c = common::breakdesk_cmd(dir, &dir.join("data"));
-    c.env("USER", "ana").args(args);
-    common::outcome(c)
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let (code, out, err) = bd(dir, args);
-    assert_eq!(code, 0, "breakdesk {args:?} failed: {err}");
-    err + &out
-}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -5,28 +5,8 @@
 
 mod common;
 
-use common::{column as col, read_csv};
+use common::{bd, column as col, ok, read_csv, sample};
 use std::path::{Path, PathBuf};
-
-fn bd(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut c = common::breakdesk_cmd(dir, &dir.join("data"));
-    c.env("USER", "ana").args(args);
-    common::outcome(c)
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let (code, out, err) = bd(dir, args);
-    assert_eq!(code, 0, "breakdesk {args:?} failed: {err}");
-    err + &out
-}
-
-fn sample(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("assets/samples")
-        .join(name)
-        .display()
-        .to_string()
-}
 
 /// The overall metrics of `breakdesk evaluate --format json`.
 fn evaluate(d: &Path, file: &Path, labels: &Path) -> serde_json::Value {

@@ -67,3 +67,26 @@ pub fn outcome(mut c: assert_cmd::Command) -> (i32, String, String) {
         String::from_utf8_lossy(&o.stderr).to_string(),
     )
 }
+
+/// `breakdesk ARGS` as user `ana`, with its store in `dir/data`: exit code, stdout, stderr.
+pub fn bd(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut c = breakdesk_cmd(dir, &dir.join("data"));
+    c.env("USER", "ana").args(args);
+    outcome(c)
+}
+
+/// [`bd`], which must succeed: stderr then stdout.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let (code, out, err) = bd(dir, args);
+    assert_eq!(code, 0, "breakdesk {args:?} failed: {err}");
+    err + &out
+}
+
+/// The path of a shipped sample.
+pub fn sample(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/samples")
+        .join(name)
+        .display()
+        .to_string()
+}
