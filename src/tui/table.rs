@@ -262,6 +262,10 @@ pub struct Known {
     pub categorized_by: Option<usize>,
     pub note: Option<usize>,
     pub decision: Option<usize>,
+    /// How unusual the break is for its account (`bd_own_z`).
+    pub own_z: Option<usize>,
+    /// Why a break is routine for its account (`bd_routine`).
+    pub routine: Option<usize>,
 }
 
 /// Case statuses as the table shows them (short, lower case: `status = pending` in a filter).
@@ -546,6 +550,29 @@ impl ColumnStore {
                 ),
             );
             s.known.decision = Some(i);
+        }
+        if has("bd_own_z") {
+            let i = push(
+                &mut s,
+                &mut used,
+                "bd_own_z",
+                Column::num(
+                    "own z",
+                    "own_z",
+                    Kind::Number { decimals: 1 },
+                    num("bd_own_z")?,
+                ),
+            );
+            s.known.own_z = Some(i);
+        }
+        if has("bd_routine") {
+            let i = push(
+                &mut s,
+                &mut used,
+                "bd_routine",
+                Column::text("routine", "routine", text("bd_routine")?),
+            );
+            s.known.routine = Some(i);
         }
         if has("case_id") {
             let i = push(

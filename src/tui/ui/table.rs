@@ -237,6 +237,27 @@ fn detail(frame: &mut Frame<'_>, app: &App, d: &Loaded, r: Rect) {
             "{score} (rank {rank}, {flagged}, cluster {cluster})"
         )),
     ]));
+    // The account's own normal: routine, or how unusual the break is for the account.
+    let routine = text(k.routine);
+    let account = if !routine.is_empty() {
+        Some(format!("routine for the account: {routine}"))
+    } else {
+        t.num(k.own_z, r_).filter(|z| *z > 0.0).map(|z| {
+            let min = app.cfg.detect.own_z_min;
+            format!(
+                "{} for the account: own z {} (threshold {min})",
+                if z > min { "unusual" } else { "usual" },
+                if z >= 1e5 {
+                    format!("{z:.1e}")
+                } else {
+                    format!("{z:.1}")
+                }
+            )
+        })
+    };
+    if let Some(a) = account {
+        lines.push(Line::from(vec![label("account"), Span::raw(a)]));
+    }
     lines.push(Line::from(vec![
         label("drivers"),
         Span::raw(text(k.top_features).if_empty("–")),
