@@ -713,15 +713,53 @@ impl Config {
         if !self.general.user.is_empty() {
             return self.general.user.clone();
         }
-        std::env::var("USER")
-            .or_else(|_| std::env::var("USERNAME"))
-            .unwrap_or_else(|_| "unknown".to_string())
+        os_user().unwrap_or_else(|| "unknown".to_string())
     }
+}
+
+/// The operating-system user: `$USER`, `$USERNAME`, else the account name of the process's user
+/// (containers, cron and services often run without those variables).
+pub fn os_user() -> Option<String> {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .or_else(|| {
+            std::env::var("USERNAME")
+                .ok()
+                .filter(|u| !u.trim().is_empty())
+        })
+        .or_else(process_user)
+}
+
+/// The account name of the process's user: the owner of a file the process creates, looked up in
+/// /etc/passwd (`uid-N` when it is not listed there).
+#[cfg(unix)]
+pub fn process_user() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = tempfile::tempfile().ok()?.metadata().ok()?.uid();
+    let listed = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|line| {
+                let mut f = line.split(':');
+                let name = f.next()?;
+                let _password = f.next()?;
+                let id: u32 = f.next()?.trim().parse().ok()?;
+                (id == uid && !name.is_empty()).then(|| name.to_string())
+            })
+        });
+    Some(listed.unwrap_or_else(|| format!("uid-{uid}")))
+}
+
+#[cfg(not(unix))]
+pub fn process_user() -> Option<String> {
+    None
 }
 
 impl Config {
     /// The person acting on cases, for every face: `user` (e.g. `--user`), else
-    /// `[general] user`, else the OS user (`$USER`, `$USERNAME`); `role` (e.g. `--role`), else
+    /// `[general] user`, else the OS user ([`os_user`]: `$USER`, `$USERNAME`, else the process's
+    /// account); `role` (e.g. `--role`), else
     /// `[general] role`. The error says what is missing or wrong.
     pub fn actor(
         &self,
@@ -732,8 +770,7 @@ impl Config {
         let user = user
             .map(str::to_string)
             .or_else(|| Some(self.general.user.trim().to_string()).filter(|u| !u.is_empty()))
-            .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
-            .or_else(|| std::env::var("USERNAME").ok().filter(|u| !u.is_empty()))
+            .or_else(os_user)
             .ok_or_else(|| "no user name: give --user or set [general] user".to_string())?;
         let role = match role
             .unwrap_or(&self.general.role)
@@ -859,6 +896,24 @@ fn merge_checked(
 
 #[cfg(test)]
 mod tests {
+
+    #[cfg(unix)]
+    #[test]
+    fn the_process_user_is_the_account_of_its_uid() {
+        use std::os::unix::fs::MetadataExt;
+        let uid = tempfile::tempfile().unwrap().metadata().unwrap().uid();
+        let name = process_user().expect("a name");
+        // The name /etc/passwd gives that uid, or uid-N.
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let listed = passwd
+            .lines()
+            .any(|l| l.split(':').nth(2) == Some(&uid.to_string()) && l.starts_with(&name));
+        assert!(
+            listed || name == format!("uid-{uid}"),
+            "{name} for uid {uid}"
+        );
+    }
+
     use super::*;
 
     fn p() -> PathBuf {
