@@ -132,7 +132,7 @@ impl Default for Params {
             patterns: Patterns::default(),
             window: 60,
             standing_records: 5,
-            recurring_share: 0.10,
+            recurring_share: 0.25,
             recurring_exact: 0.005,
             lag_records: 3,
             lag_share: 0.5,
