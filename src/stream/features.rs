@@ -68,15 +68,21 @@ impl Past {
     }
 }
 
-/// The own-normal explanation of a record and of the account's earlier records (aligned with
-/// them: `prev[k]` is `owns[k]`, the record itself is the last).
+/// The own-normal explanation of a record and of the account's last earlier records: `owns[i]`
+/// is the record at `start + i` of (the earlier records, then the record itself).
 pub struct OwnView {
+    pub start: usize,
     pub owns: Vec<crate::routine::Own>,
 }
 
 impl OwnView {
     pub fn me(&self) -> Option<&crate::routine::Own> {
         self.owns.last()
+    }
+
+    /// The explanation of the record at `k` (None before `start`).
+    pub fn at(&self, k: usize) -> Option<&crate::routine::Own> {
+        k.checked_sub(self.start).and_then(|i| self.owns.get(i))
     }
 }
 
@@ -86,9 +92,7 @@ fn slot_at(slot: Slot, all: &[&Past], own: Option<&OwnView>, k: usize) -> f64 {
         Slot::Lhs(c) => all[k].crit[c][0],
         Slot::Rhs(c) => all[k].crit[c][1],
         Slot::Diff(c) => all[k].crit[c][2],
-        Slot::Residual => own
-            .and_then(|o| o.owns.get(k))
-            .map_or(f64::NAN, |o| o.residual),
+        Slot::Residual => own.and_then(|o| o.at(k)).map_or(f64::NAN, |o| o.residual),
     }
 }
 
@@ -135,6 +139,8 @@ pub struct Plan {
     /// The own-normal thresholds and the profile's patterns, when the profile has a first
     /// criteria and accounts (or dates).
     pub routine: Option<crate::routine::Params>,
+    /// The features read earlier records' residuals (the account preset).
+    residual_features: bool,
 }
 
 /// NaN (a null in the table) → 0, as `fnum` does.
@@ -288,20 +294,29 @@ impl Plan {
             primary_pair: primary.is_some_and(|c| c.is_pair()),
             trade_age,
             routine,
+            residual_features: acc,
         })
     }
 
-    /// The own-normal explanations of the account's earlier records and of `me` (None when the
-    /// profile has none). Every earlier record given is explained, so that statistics over them
-    /// (the residual's robust z) see what the batch sees.
+    /// The own-normal explanations of `me` and of the account's earlier records (None when the
+    /// profile has none). The account preset's features read every earlier record's residual
+    /// (its robust z and the unexplained run's age see what the batch sees), so all are
+    /// explained; otherwise only `me`'s explanation is read, and the records it reaches suffice
+    /// ([`crate::routine::reach`]).
     pub fn own(&self, me: &Past, prev: &[Past]) -> Option<OwnView> {
         let p = self.routine.as_ref()?;
-        let recs: Vec<crate::routine::Rec> = prev
+        let start = if self.residual_features {
+            0
+        } else {
+            prev.len().saturating_sub(crate::routine::reach(p))
+        };
+        let recs: Vec<crate::routine::Rec> = prev[start..]
             .iter()
             .chain(std::iter::once(me))
             .map(Past::routine_rec)
             .collect();
         Some(OwnView {
+            start,
             owns: crate::routine::explain(&recs, p),
         })
     }
@@ -420,12 +435,12 @@ impl Plan {
                     Some(o) => {
                         let past: Vec<f64> = prev
                             .iter()
-                            .zip(&o.owns)
-                            .filter(|(p, _)| match (p.date, me.date) {
+                            .enumerate()
+                            .filter(|(_, p)| match (p.date, me.date) {
                                 (Some(a), Some(b)) => a < b,
                                 _ => true,
                             })
-                            .map(|(_, o)| o.residual)
+                            .filter_map(|(k, _)| o.at(k).map(|o| o.residual))
                             .collect();
                         robust_z_of(residual, me.crit[0][3], past)
                     }
@@ -452,7 +467,7 @@ impl Plan {
     /// out of tolerance began.
     fn unexplained_age(&self, all: &[&Past], own: &OwnView) -> f64 {
         let out = |k: usize| {
-            let r = own.owns.get(k).map_or(0.0, |o| o.residual);
+            let r = own.at(k).map_or(0.0, |o| o.residual);
             let t = all[k].crit[0][3];
             let t = if t.is_finite() { t } else { 0.0 };
             r.is_finite() && r.abs() > t + 1e-9
