@@ -607,6 +607,38 @@ mod tests {
     }
 
     #[test]
+    fn a_reversal_is_routine_only_after_a_routine_break() {
+        let p = Params::default();
+        let ds = days(30);
+        // 500 on records 5 and 20 (the second recurs); -400 then -500 on the next records.
+        let diff = |t: usize| match t {
+            5 | 20 => 500.0,
+            6 => -400.0,
+            21 => -500.0,
+            _ => 0.0,
+        };
+        let recs: Vec<Rec> = (0..30)
+            .map(|t| rec(ds[t], 10_000.0 + diff(t), 10_000.0))
+            .collect();
+        let own = explain(&recs, &p);
+        assert_eq!(own[5].routine, None, "first occurrence");
+        assert_eq!(own[6].routine, None, "after an unexplained break");
+        assert!(own[6].own_z > 100.0, "{:?}", own[6]);
+        assert_eq!(own[20].routine, Some(Reason::Recurring));
+        assert_eq!(own[21].routine, Some(Reason::Reversal));
+        assert_eq!(own[21].residual, 0.0);
+        // Switched off, the reversal is a break again.
+        let off = Params {
+            patterns: Patterns {
+                reversal: false,
+                ..Patterns::default()
+            },
+            ..p
+        };
+        assert_eq!(explain(&recs, &off)[21].routine, None);
+    }
+
+    #[test]
     fn another_criteria_out_of_tolerance_keeps_the_break() {
         let p = Params::default();
         let ds = days(12);
