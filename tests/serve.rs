@@ -117,6 +117,21 @@ fn routes_on_a_loopback_server() {
     assert_eq!(normal["is_anomaly"], false);
     assert_eq!(normal["previous_records"], 50);
     assert!(normal["case_id"].is_null());
+    assert_eq!(normal["quiet"], "within tolerance", "{normal}");
+    // A break its comment explains: quiet, not flagged, proposed for auto-resolution.
+    let mut explained = gl_record("2024-03-12", "120100", 500_000.0, 497_000.0);
+    explained["Comments"] = json!("False break caused by booking artifact, no action needed");
+    let explained = post_json(&a, "/realtime_anomaly", &explained, None).json();
+    assert_eq!(
+        explained["quiet"], "explained by its comment",
+        "{explained}"
+    );
+    assert_eq!(explained["is_anomaly"], false, "{explained}");
+    assert_eq!(explained["bucket"], "Known Item", "{explained}");
+    assert_eq!(
+        explained["case_status"], "AutoResolveProposed",
+        "{explained}"
+    );
     let brk = post_json(
         &a,
         "/realtime_anomaly",

@@ -33,6 +33,12 @@ pub enum ModelError {
     Cluster(String),
     #[error("the model expects {expected} features, the data has {got}")]
     Shape { expected: usize, got: usize },
+    #[error("the triage has {quiet} reasons and {own_z} own z for {rows} rows")]
+    TriageShape {
+        rows: usize,
+        quiet: usize,
+        own_z: usize,
+    },
     #[error("cannot read the model bundle: {0}")]
     Decode(String),
 }
@@ -422,9 +428,10 @@ impl ModelBundle {
         let (triaged, flag, summary) = match triage {
             Some(t) => {
                 if t.quiet.len() != x.rows() || t.own_z.len() != x.rows() {
-                    return Err(ModelError::Shape {
-                        expected: x.rows(),
-                        got: t.quiet.len().min(t.own_z.len()),
+                    return Err(ModelError::TriageShape {
+                        rows: x.rows(),
+                        quiet: t.quiet.len(),
+                        own_z: t.own_z.len(),
                     });
                 }
                 super::triage::triage(&score, self.offset, t.own_z, t.quiet, t.params)

@@ -144,7 +144,9 @@ fn load_engine(
                     bundle.version(),
                     bundle.training_rows
                 );
-                if cfg.detect.model_policy == "refuse" {
+                if cfg.detect.model_policy.parse::<pipeline::ModelPolicy>()
+                    == Ok(pipeline::ModelPolicy::Refuse)
+                {
                     return Err(format!(
                         "{why} (model policy refuse: give --history to train one)"
                     ));
