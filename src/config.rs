@@ -59,6 +59,31 @@ pub struct Config {
     pub outbox: OutboxConfig,
     pub tui: TuiConfig,
     pub service: ServiceConfig,
+    pub roles: RolesConfig,
+}
+
+/// Who may act in which role (maker-checker): roles come from here, never from the caller.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesConfig {
+    /// Users who may act as supervisors (approve or return auto-resolutions).
+    pub supervisors: Vec<String>,
+    /// Users who may act as analysts; empty: every user (supervisors always may).
+    pub analysts: Vec<String>,
+    /// Whether `--user` (and `[general] user`) may name someone other than the OS user.
+    pub allow_user_override: bool,
+}
+
+impl RolesConfig {
+    fn listed(list: &[String], user: &str) -> bool {
+        list.iter().any(|u| u.trim() == user)
+    }
+    pub fn is_supervisor(&self, user: &str) -> bool {
+        Self::listed(&self.supervisors, user)
+    }
+    pub fn may_analyse(&self, user: &str) -> bool {
+        self.analysts.is_empty() || Self::listed(&self.analysts, user) || self.is_supervisor(user)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -293,6 +318,19 @@ pub struct ServiceConfig {
     pub state_records: usize,
     pub batch_email: bool,
     pub persist_interval_ms: u64,
+    /// The people who may call the service, one bearer token each (`[[service.users]]`).
+    pub users: Vec<ServiceUser>,
+}
+
+/// A user of the service: the token in `token_env` identifies `name`, acting as `role`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceUser {
+    pub name: String,
+    /// "analyst" or "supervisor".
+    pub role: String,
+    /// The environment variable holding this user's bearer token.
+    pub token_env: String,
 }
 
 /// Where the effective configuration came from, for `breakdesk config` and log lines.
@@ -394,6 +432,52 @@ impl Config {
                     self.general.role
                 ),
             ));
+        }
+        for (key, list) in [
+            ("roles.supervisors", &self.roles.supervisors),
+            ("roles.analysts", &self.roles.analysts),
+        ] {
+            if let Some(u) = list.iter().find(|u| u.trim().is_empty()) {
+                return Err(bad(key, format!("holds an empty user name ({u:?})")));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut vars = std::collections::HashSet::new();
+        for (i, u) in self.service.users.iter().enumerate() {
+            let key = format!("service.users[{i}]");
+            if u.name.trim().is_empty() {
+                return Err(bad(&key, "`name` is empty".to_string()));
+            }
+            if !matches!(u.role.as_str(), "analyst" | "supervisor") {
+                return Err(bad(
+                    &key,
+                    format!(
+                        "`role` of {:?} must be \"analyst\" or \"supervisor\", found {:?}",
+                        u.name, u.role
+                    ),
+                ));
+            }
+            if u.token_env.trim().is_empty() || u.token_env == self.service.token_env {
+                return Err(bad(
+                    &key,
+                    format!(
+                        "`token_env` of {:?} must name a variable of its own (not [service] token_env)",
+                        u.name
+                    ),
+                ));
+            }
+            if !names.insert(u.name.trim()) {
+                return Err(bad(&key, format!("{:?} is listed twice", u.name)));
+            }
+            if !vars.insert(u.token_env.as_str()) {
+                return Err(bad(
+                    &key,
+                    format!(
+                        "{:?} shares `token_env` {:?} with another user",
+                        u.name, u.token_env
+                    ),
+                ));
+            }
         }
         if self.service.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(
@@ -757,37 +841,101 @@ pub fn process_user() -> Option<String> {
 }
 
 impl Config {
-    /// The person acting on cases, for every face: `user` (e.g. `--user`), else
-    /// `[general] user`, else the OS user ([`os_user`]: `$USER`, `$USERNAME`, else the process's
-    /// account); `role` (e.g. `--role`), else
-    /// `[general] role`. The error says what is missing or wrong.
+    /// The person acting on cases from the command line and the terminal UI: the OS user
+    /// ([`os_user`]: `$USER`, `$USERNAME`, else the process's account). `user` (e.g. `--user`)
+    /// or `[general] user` may name someone else only where `[roles] allow_user_override` is
+    /// true. The role is `role` (e.g. `--role`), else `[general] role`, and must be one the user
+    /// holds in `[roles]`: supervisors are listed, analysts too when the list is not empty.
     pub fn actor(
         &self,
         user: Option<&str>,
         role: Option<&str>,
-    ) -> Result<crate::cases::Actor, String> {
+    ) -> Result<crate::cases::Actor, ActorError> {
         use crate::cases::{Actor, Role};
-        let user = user
-            .map(str::to_string)
-            .or_else(|| Some(self.general.user.trim().to_string()).filter(|u| !u.is_empty()))
-            .or_else(os_user)
-            .ok_or_else(|| "no user name: give --user or set [general] user".to_string())?;
-        let role = match role
+        let os = os_user();
+        let asked = user
+            .map(|u| u.trim().to_string())
+            .or_else(|| Some(self.general.user.trim().to_string()))
+            .filter(|u| !u.is_empty());
+        let user = match (asked, os) {
+            (Some(a), Some(os)) if a == os => a,
+            (Some(a), os) => {
+                if !self.roles.allow_user_override {
+                    return Err(ActorError::Refused(format!(
+                        "acting as {a:?} is refused: decisions are recorded under the OS user{} \
+                         ([roles] allow_user_override = true lets --user and [general] user name someone else)",
+                        os.map(|o| format!(" ({o:?})")).unwrap_or_default()
+                    )));
+                }
+                a
+            }
+            (None, Some(os)) => os,
+            (None, None) => {
+                return Err(ActorError::Usage(
+                    "no user name: the OS user is unknown ($USER, $USERNAME and the process's account); \
+                     set [roles] allow_user_override = true and give --user"
+                        .to_string(),
+                ));
+            }
+        };
+        let role = self.role_asked(role)?;
+        match role {
+            Role::Supervisor if !self.roles.is_supervisor(&user) => Err(ActorError::Refused(
+                format!("{user:?} may not act as supervisor: not listed in [roles] supervisors"),
+            )),
+            Role::Analyst if !self.roles.may_analyse(&user) => Err(ActorError::Refused(format!(
+                "{user:?} may not act as analyst: not listed in [roles] analysts or supervisors"
+            ))),
+            _ => Ok(Actor { user, role }),
+        }
+    }
+}
+
+impl Config {
+    fn role_asked(&self, role: Option<&str>) -> Result<crate::cases::Role, ActorError> {
+        use crate::cases::Role;
+        match role
             .unwrap_or(&self.general.role)
             .trim()
             .to_ascii_lowercase()
             .as_str()
         {
-            "analyst" => Role::Analyst,
-            "supervisor" => Role::Supervisor,
-            other => {
-                return Err(format!(
-                    "--role must be analyst or supervisor, found {other:?}"
-                ));
-            }
-        };
-        Ok(Actor { user, role })
+            "analyst" => Ok(Role::Analyst),
+            "supervisor" => Ok(Role::Supervisor),
+            other => Err(ActorError::Usage(format!(
+                "--role must be analyst or supervisor, found {other:?}"
+            ))),
+        }
     }
+
+    /// Who a client of the service says it is (`open --live`): `user`, `[general] user` or the
+    /// OS user, in the role asked. Nothing is checked here: the service decides from the
+    /// token who acts and in which role.
+    pub fn claimed_actor(
+        &self,
+        user: Option<&str>,
+        role: Option<&str>,
+    ) -> Result<crate::cases::Actor, ActorError> {
+        let user = user
+            .map(|u| u.trim().to_string())
+            .or_else(|| Some(self.general.user.trim().to_string()))
+            .filter(|u| !u.is_empty())
+            .or_else(os_user)
+            .ok_or_else(|| ActorError::Usage("no user name: give --user".to_string()))?;
+        Ok(crate::cases::Actor {
+            user,
+            role: self.role_asked(role)?,
+        })
+    }
+}
+
+/// Why no actor: a malformed request, or a role or name the configuration does not grant.
+#[derive(Debug, thiserror::Error)]
+pub enum ActorError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The platform path of the user config file.
@@ -856,6 +1004,45 @@ fn merge_checked(
         match (existing, value) {
             (toml::Value::Table(b), toml::Value::Table(u)) => merge_checked(b, u, &dotted, path)?,
             (toml::Value::Float(f), toml::Value::Integer(i)) => *f = *i as f64,
+            (toml::Value::Array(b), toml::Value::Array(u)) if dotted == "service.users" => {
+                // `[[service.users]]`: tables of three strings each.
+                for (i, x) in u.iter().enumerate() {
+                    let key = format!("{dotted}[{i}]");
+                    let t = x.as_table().ok_or_else(|| ConfigError::WrongType {
+                        key: key.clone(),
+                        path: path.to_path_buf(),
+                        expected: "a table ([[service.users]] with name, role, token_env)",
+                        found: type_name(x),
+                    })?;
+                    for (k, v) in t {
+                        if !matches!(k.as_str(), "name" | "role" | "token_env") {
+                            return Err(ConfigError::UnknownKey {
+                                key: format!("{key}.{k}"),
+                                path: path.to_path_buf(),
+                                hint: " (known keys: name, role, token_env)".to_string(),
+                            });
+                        }
+                        if !v.is_str() {
+                            return Err(ConfigError::WrongType {
+                                key: format!("{key}.{k}"),
+                                path: path.to_path_buf(),
+                                expected: "a string",
+                                found: type_name(v),
+                            });
+                        }
+                    }
+                    for k in ["name", "role", "token_env"] {
+                        if !t.contains_key(k) {
+                            return Err(ConfigError::BadValue {
+                                key: key.clone(),
+                                path: path.to_path_buf(),
+                                message: format!("`{k}` is missing"),
+                            });
+                        }
+                    }
+                }
+                *b = u.clone();
+            }
             (toml::Value::Array(b), toml::Value::Array(u)) => {
                 // Lists must hold the same kind of element as the default (when the default shows one).
                 if let Some(proto) = b.first() {
@@ -996,6 +1183,28 @@ mod tests {
                 "outbox.backoff_base_secs",
             ),
             ("[webhook]\ntimeout_secs = -1.0\n", "webhook.timeout_secs"),
+            ("[roles]\nsupervisors = [\" \"]\n", "roles.supervisors"),
+            (
+                "[[service.users]]\nname = \"sue\"\nrole = \"boss\"\ntoken_env = \"T_SUE\"\n",
+                "service.users[0]",
+            ),
+            (
+                "[[service.users]]\nname = \"sue\"\nrole = \"supervisor\"\ntoken_env = \"T\"\n\
+                 [[service.users]]\nname = \"ann\"\nrole = \"analyst\"\ntoken_env = \"T\"\n",
+                "service.users[1]",
+            ),
+            (
+                "[[service.users]]\nname = \"sue\"\nrole = \"analyst\"\ntoken_env = \"BREAKDESK_API_TOKEN\"\n",
+                "service.users[0]",
+            ),
+            (
+                "[[service.users]]\nname = \"sue\"\nrole = \"analyst\"\n",
+                "service.users[0]",
+            ),
+            (
+                "[[service.users]]\nname = \"sue\"\nrole = \"analyst\"\ntoken_env = \"T\"\ntoken = \"x\"\n",
+                "service.users[0].token",
+            ),
         ] {
             let e = Config::from_user_toml(text, &p()).unwrap_err();
             assert!(e.to_string().contains(key), "{text}: {e}");

@@ -708,7 +708,13 @@ fn open(cfg: Config, args: &OpenArgs) -> Result<(), Failure> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(usage(TuiError::NotATerminal.to_string()));
     }
-    let actor = actor(&cfg, args.user.as_deref(), args.role.as_deref())?;
+    // Live, the service decides who acts from the token; locally, [roles] does.
+    let actor = if args.live.is_some() {
+        cfg.claimed_actor(args.user.as_deref(), args.role.as_deref())
+            .map_err(|e| usage(e.to_string()))?
+    } else {
+        actor(&cfg, args.user.as_deref(), args.role.as_deref())?
+    };
     let keymap = tui::keymap::Keymap::with_overrides(&cfg.tui.keys).map_err(usage)?;
     let theme = tui::theme::Theme::by_name(&cfg.tui.theme);
     let _log = breakdesk::logging::init(&cfg);
@@ -796,7 +802,11 @@ fn actor(
     user: Option<&str>,
     role: Option<&str>,
 ) -> Result<breakdesk::cases::Actor, Failure> {
-    cfg.actor(user, role).map_err(usage)
+    use breakdesk::config::ActorError;
+    cfg.actor(user, role).map_err(|e| match e {
+        ActorError::Usage(m) => usage(m),
+        ActorError::Refused(m) => fail(exit::DECISION, anyhow::anyhow!(m)),
+    })
 }
 
 fn case_line(c: &breakdesk::cases::Case) -> Vec<String> {

@@ -8,8 +8,21 @@ use common::{column as col, read_csv};
 use std::path::Path;
 
 fn bd(data: &Path, args: &[&str]) -> (i32, String, String) {
+    bd_as(data, "os-user", args)
+}
+
+/// `breakdesk ARGS` run by the OS user `user` (who acts on cases), with `sue` listed as a
+/// supervisor in the user config file.
+fn bd_as(data: &Path, user: &str, args: &[&str]) -> (i32, String, String) {
+    let config = data.join("home/config/breakdesk");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        "[roles]\nsupervisors = [\"sue\"]\n",
+    )
+    .unwrap();
     let mut c = common::breakdesk_cmd(data, &data.join("data"));
-    c.env("USER", "os-user").args(args);
+    c.env("USER", user).args(args);
     common::outcome(c)
 }
 
@@ -81,90 +94,50 @@ fn run_opens_cases_once_and_decisions_follow_the_rules() {
     let (p, q) = (tickets[pending], tickets[proposed]);
 
     // Reject without a reason: refused (exit 6), nothing recorded.
-    let (code, _, err) = bd(d, &["cases", "decide", p, "reject", "--user", "ann"]);
+    let (code, _, err) = bd_as(d, "ann", &["cases", "decide", p, "reject"]);
     assert_eq!(code, 6, "{err}");
     assert!(err.contains("needs a reason"), "{err}");
-    let (code, out, err) = bd(
+    let (code, out, err) = bd_as(
         d,
-        &[
-            "cases",
-            "decide",
-            p,
-            "reject",
-            "--user",
-            "ann",
-            "--reason",
-            "known timing",
-        ],
+        "ann",
+        &["cases", "decide", p, "reject", "--reason", "known timing"],
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("-> Rejected"), "{out}");
     // Illegal transition names the legal ones.
-    let (code, _, err) = bd(d, &["cases", "decide", p, "accept", "--user", "ann"]);
+    let (code, _, err) = bd_as(d, "ann", &["cases", "decide", p, "accept"]);
     assert_eq!(code, 6);
     assert!(
         err.contains("is Rejected") && err.contains("allowed: reopen"),
         "{err}"
     );
     // An analyst cannot approve; a supervisor can.
-    let (code, _, err) = bd(d, &["cases", "decide", q, "approve", "--user", "ann"]);
+    let (code, _, err) = bd_as(d, "ann", &["cases", "decide", q, "approve"]);
     assert_eq!(code, 6);
     assert!(err.to_lowercase().contains("supervisor"), "{err}");
-    let (code, _, err) = bd(
+    let (code, _, err) = bd_as(
         d,
-        &[
-            "cases",
-            "decide",
-            q,
-            "approve",
-            "--user",
-            "sue",
-            "--role",
-            "supervisor",
-        ],
+        "sue",
+        &["cases", "decide", q, "approve", "--role", "supervisor"],
     );
     assert_eq!(code, 0, "{err}");
     // A supervisor never approves their own proposal.
-    let (code, _, err) = bd(
+    let (code, _, err) = bd_as(
         d,
-        &[
-            "cases",
-            "decide",
-            q,
-            "reopen",
-            "--user",
-            "sue",
-            "--reason",
-            "check again",
-        ],
+        "sue",
+        &["cases", "decide", q, "reopen", "--reason", "check again"],
     );
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = bd(
+    let (code, _, err) = bd_as(
         d,
-        &[
-            "cases",
-            "decide",
-            q,
-            "propose",
-            "--user",
-            "sue",
-            "--role",
-            "supervisor",
-        ],
+        "sue",
+        &["cases", "decide", q, "propose", "--role", "supervisor"],
     );
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = bd(
+    let (code, _, err) = bd_as(
         d,
-        &[
-            "cases",
-            "decide",
-            q,
-            "approve",
-            "--user",
-            "sue",
-            "--role",
-            "supervisor",
-        ],
+        "sue",
+        &["cases", "decide", q, "approve", "--role", "supervisor"],
     );
     assert_eq!(code, 6);
     assert!(
@@ -239,4 +212,136 @@ fn run_opens_cases_once_and_decisions_follow_the_rules() {
         out.contains("legal now: reopen") && out.contains("known timing"),
         "{out}"
     );
+}
+
+/// Maker-checker holds only if nobody chooses their own role or name: the role must be granted
+/// in `[roles]`, and the acting user is the OS user unless the configuration allows otherwise.
+#[test]
+fn roles_and_names_come_from_the_configuration_not_from_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (h, rows) = run_sample(d, &d.join("a.csv"));
+    let status = col(&h, &rows, "case_status");
+    let tickets = col(&h, &rows, "ticket");
+    let q = (0..rows.len())
+        .find(|i| status[*i] == "AutoResolveProposed")
+        .map(|i| tickets[i])
+        .expect("a proposed case");
+    let (_, audit_before, _) = bd(d, &["audit"]);
+
+    // ann is not a supervisor: asking for the role is refused, whatever she types.
+    let (code, _, err) = bd_as(
+        d,
+        "ann",
+        &["cases", "decide", q, "approve", "--role", "supervisor"],
+    );
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("\"ann\" may not act as supervisor") && err.contains("[roles] supervisors"),
+        "{err}"
+    );
+    // Nor may she act under sue's name, by flag or by her config file.
+    let (code, _, err) = bd_as(
+        d,
+        "ann",
+        &[
+            "cases",
+            "decide",
+            q,
+            "approve",
+            "--role",
+            "supervisor",
+            "--user",
+            "sue",
+        ],
+    );
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("acting as \"sue\" is refused") && err.contains("allow_user_override"),
+        "{err}"
+    );
+    let config = d.join("own.toml");
+    std::fs::write(
+        &config,
+        "[general]\nuser = \"sue\"\nrole = \"supervisor\"\n[roles]\nsupervisors = [\"sue\"]\n",
+    )
+    .unwrap();
+    let (code, _, err) = bd_as(
+        d,
+        "ann",
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "cases",
+            "decide",
+            q,
+            "approve",
+        ],
+    );
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("acting as \"sue\" is refused"), "{err}");
+    // Nothing of that was recorded.
+    let (_, audit_after, _) = bd(d, &["audit"]);
+    assert_eq!(audit_before, audit_after);
+
+    // With an analysts list, somebody on neither list may not act at all; a listed analyst may.
+    std::fs::write(
+        &config,
+        "[roles]\nsupervisors = [\"sue\"]\nanalysts = [\"ann\"]\n",
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let (code, _, err) = bd_as(
+        d,
+        "eve",
+        &[
+            "--config", cfg, "cases", "decide", q, "return", "--reason", "x",
+        ],
+    );
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("\"eve\" may not act as analyst"), "{err}");
+    // The supervisor listed acts as supervisor, and the audit trail names her and the role.
+    let (code, out, err) = bd_as(
+        d,
+        "sue",
+        &[
+            "--config",
+            cfg,
+            "cases",
+            "decide",
+            q,
+            "approve",
+            "--role",
+            "supervisor",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("-> Approved"), "{out}");
+    let (_, trail, _) = bd(d, &["audit", "--case", q]);
+    assert!(trail.contains(",sue,supervisor,"), "{trail}");
+    // Where the configuration allows it, --user names the person (a shared operations account).
+    std::fs::write(
+        &config,
+        "[roles]\nsupervisors = [\"sue\"]\nallow_user_override = true\n",
+    )
+    .unwrap();
+    let (code, _, err) = bd_as(
+        d,
+        "ops",
+        &[
+            "--config",
+            cfg,
+            "cases",
+            "decide",
+            q,
+            "reopen",
+            "--user",
+            "ann",
+            "--reason",
+            "check again",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (_, trail, _) = bd(d, &["audit", "--case", q]);
+    assert!(trail.contains(",ann,analyst,"), "{trail}");
 }

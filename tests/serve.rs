@@ -231,7 +231,8 @@ fn routes_on_a_loopback_server() {
     assert_eq!(r.status, 422);
     assert_eq!(r.json()["error"]["field"], "status");
 
-    // Decisions with the command line's rules.
+    // Decisions with the command line's rules. Without [[service.users]] the service is
+    // analyst-only: the body names the analyst, and nobody approves.
     let path = format!("/cases/{case_id}/decision");
     let r = post_json(
         &a,
@@ -243,32 +244,26 @@ fn routes_on_a_loopback_server() {
     let r = post_json(
         &a,
         &path,
-        &json!({"action": "return", "user": "sam", "role": "supervisor"}),
+        &json!({"action": "approve", "user": "sam", "role": "supervisor"}),
         None,
     );
-    assert_eq!(r.status, 422, "return needs a comment: {}", r.json());
+    assert_eq!(r.status, 403, "a role is not claimed: {}", r.json());
+    assert_eq!(r.json()["error"]["field"], "role");
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no supervisors")
+    );
     let r = post_json(&a, &path, &json!({"action": "bogus", "user": "sam"}), None);
     assert_eq!(r.status, 422);
     assert_eq!(r.json()["error"]["field"], "action");
     let r = post_json(&a, &path, &json!({"user": "sam"}), None);
     assert_eq!(r.status, 422);
     assert_eq!(r.json()["error"]["field"], "action");
-    let r = post_json(
-        &a,
-        &path,
-        &json!({"action": "approve", "user": "sam", "role": "supervisor"}),
-        None,
-    );
-    assert_eq!(r.status, 200, "{}", r.json());
-    assert_eq!(r.json()["case"]["status"], "Approved");
-    let ev = ws
-        .next_of("status", Duration::from_secs(10))
-        .expect("a status event");
-    assert_eq!(ev["case_id"], case_id.as_str());
-    assert_eq!(ev["from"], "AutoResolveProposed");
-    assert_eq!(ev["to"], "Approved");
-    let r = post_json(&a, &path, &json!({"action": "accept", "user": "ana"}), None);
-    assert_eq!(r.status, 409, "{}", r.json());
+    let r = post_json(&a, &path, &json!({"action": "accept"}), None);
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["error"]["field"], "user");
     assert_eq!(
         post_json(
             &a,
@@ -278,6 +273,11 @@ fn routes_on_a_loopback_server() {
         )
         .status,
         404
+    );
+    let one = get(&a, &format!("/cases/{case_id}"), None).json();
+    assert_eq!(
+        one["case"]["status"], "AutoResolveProposed",
+        "nothing was decided"
     );
 
     // Batch: a bad record fails the whole request, naming it; nothing is scored.
@@ -404,6 +404,135 @@ fn bearer_token_and_bind_rules() {
         logged.iter().all(|l| !l.contains(secret)),
         "the token is never logged"
     );
+}
+
+/// Who decides comes from the token: each `[[service.users]]` token acts as its user in its
+/// role; a body that claims otherwise is refused; the shared token may score and read only.
+#[test]
+fn service_users_act_as_their_token_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = "[[service.users]]\nname = \"sue\"\nrole = \"supervisor\"\ntoken_env = \"T_SUE\"\n\
+                 [[service.users]]\nname = \"ana\"\nrole = \"analyst\"\ntoken_env = \"T_ANA\"\n";
+    let cfg = config(dir.path(), users);
+    let h = history();
+    let (sue, ana, shared) = ("sue-7f3e9a0c42d1", "ana-52b8e1f09c77", "shared-0a1b2c3d4e");
+    // A user whose token variable is unset: the service does not start, and says which.
+    let err = start(
+        dir.path(),
+        &dir.path().join("data"),
+        Some(&cfg),
+        &["--history", &h],
+        &[("T_SUE", sue)],
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        err.contains("exit status: 2") && err.contains("T_ANA"),
+        "{err}"
+    );
+
+    let svc = start(
+        dir.path(),
+        &dir.path().join("data"),
+        Some(&cfg),
+        &["--history", &h],
+        &[
+            ("T_SUE", sue),
+            ("T_ANA", ana),
+            ("BREAKDESK_API_TOKEN", shared),
+        ],
+    )
+    .unwrap();
+    let a = svc.addr.clone();
+    assert_eq!(get(&a, "/me", Some(sue)).json()["user"], "sue");
+    assert_eq!(get(&a, "/me", Some(sue)).json()["role"], "supervisor");
+    assert_eq!(get(&a, "/me", Some(ana)).json()["role"], "analyst");
+    assert!(get(&a, "/me", Some(shared)).json()["user"].is_null());
+    assert_eq!(get(&a, "/me", None).status, 401);
+    assert_eq!(get(&a, "/me", Some("sue-7f3e9a0c42d")).status, 401);
+
+    let brk = post_json(
+        &a,
+        "/realtime_anomaly",
+        &gl_record("2024-03-13", "110200", 9632957.84, 3632957.84),
+        Some(shared),
+    )
+    .json();
+    let case_id = brk["case_id"].as_str().expect("a case").to_string();
+    let path = format!("/cases/{case_id}/decision");
+    let ws = WsClient::connect(&a, Some(ana)).unwrap();
+    assert!(ws.next_of("hello", Duration::from_secs(10)).is_some());
+    if brk["case_status"] == "PendingReview" {
+        let r = post_json(&a, &path, &json!({"action": "propose"}), Some(ana));
+        assert_eq!(r.status, 200, "{}", r.json());
+        let ev = ws.next_of("status", Duration::from_secs(10)).unwrap();
+        assert_eq!(ev["user"], "ana", "{ev}");
+    }
+
+    let refused = |token: &str, body: serde_json::Value, field: Option<&str>, says: &str| {
+        let r = post_json(&a, &path, &body, Some(token));
+        assert_eq!(r.status, 403, "{body}: {}", r.json());
+        let e = &r.json()["error"];
+        assert!(e["message"].as_str().unwrap().contains(says), "{e}");
+        if let Some(f) = field {
+            assert_eq!(e["field"], f, "{e}");
+        }
+    };
+    refused(
+        shared,
+        json!({"action": "approve", "user": "sue", "role": "supervisor"}),
+        None,
+        "a user's own token",
+    );
+    refused(ana, json!({"action": "approve"}), None, "supervisor");
+    refused(
+        ana,
+        json!({"action": "approve", "user": "sue", "role": "supervisor"}),
+        Some("user"),
+        "the token is \"ana\"'s",
+    );
+    refused(
+        ana,
+        json!({"action": "approve", "role": "supervisor"}),
+        Some("role"),
+        "acts as analyst",
+    );
+    refused(
+        sue,
+        json!({"action": "approve", "user": "sam"}),
+        Some("user"),
+        "the body names \"sam\"",
+    );
+    let one = get(&a, &format!("/cases/{case_id}"), Some(shared)).json();
+    assert_eq!(
+        one["case"]["status"], "AutoResolveProposed",
+        "nothing was decided"
+    );
+
+    // The supervisor's own token approves, with or without naming herself.
+    let r = post_json(
+        &a,
+        &path,
+        &json!({"action": "approve", "user": "sue"}),
+        Some(sue),
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["case"]["status"], "Approved");
+    let ev = ws
+        .next_of("status", Duration::from_secs(10))
+        .expect("a status event");
+    assert_eq!(ev["case_id"], case_id.as_str());
+    assert_eq!(ev["from"], "AutoResolveProposed");
+    assert_eq!(ev["to"], "Approved");
+    assert_eq!(ev["user"], "sue");
+    let one = get(&a, &format!("/cases/{case_id}"), Some(ana)).json();
+    let last = one["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["user"], "sue", "{last}");
+    assert_eq!(last["role"], "supervisor", "{last}");
+    let r = post_json(&a, &path, &json!({"action": "accept"}), Some(ana));
+    assert_eq!(r.status, 409, "{}", r.json());
+    drop(ws);
+    assert!(svc.stop().success());
 }
 
 /// Every line of the log files under `data` (if any).

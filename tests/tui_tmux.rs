@@ -66,7 +66,7 @@ fn the_binary_opens_the_table_and_quits_in_a_terminal() {
     let bin = env!("CARGO_BIN_EXE_breakdesk");
     let q = |p: &Path| format!("'{}'", p.display());
     let cmd = format!(
-        "HOME={home} XDG_CONFIG_HOME={config} {bin} --data-dir {data} open tests/data/tui_gl_current.csv --history tests/data/tui_gl_history.csv --user ana; echo \"EXITED $?\"; sleep 60",
+        "HOME={home} XDG_CONFIG_HOME={config} USER=ana {bin} --data-dir {data} open tests/data/tui_gl_current.csv --history tests/data/tui_gl_history.csv; echo \"EXITED $?\"; sleep 60",
         home = q(&home),
         config = q(&home.join("config")),
         bin = q(Path::new(bin)),

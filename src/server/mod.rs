@@ -6,9 +6,11 @@
 //! - `POST /retrain` (in the background; the new model is swapped in when it is ready);
 //! - `GET /ws`: events as JSON text messages (`anomaly`, `status`, `dispatch`, `model`).
 //!
-//! Bound to loopback by default. When the token variable (`[service] token_env`) is set, every
-//! route but `/health` needs `Authorization: Bearer <token>`; binding elsewhere without it is
-//! refused.
+//! Bound to loopback by default. When the shared token variable (`[service] token_env`) is set
+//! or `[[service.users]]` are configured, every route but `/health` needs
+//! `Authorization: Bearer <token>`; binding elsewhere without one is refused. Who decides comes
+//! from the token: a user's token acts as that user in that user's role; without users the
+//! service is analyst-only.
 
 mod rest;
 mod ws;
@@ -60,12 +62,67 @@ pub struct AppState {
     pub rules: Arc<crate::categorize::RulesFile>,
     pub events: broadcast::Sender<Arc<str>>,
     pub token: Option<String>,
+    /// `[[service.users]]` with their tokens: who a request is comes from these.
+    pub users: Vec<UserToken>,
     pub history: Option<PathBuf>,
     pub profile: Option<String>,
     pub retraining: AtomicBool,
     pub started: Instant,
     pub worker: Mutex<Option<crate::notify::Worker>>,
     stop: Arc<AtomicBool>,
+}
+
+/// A service user and the bearer token that identifies them (never logged).
+pub struct UserToken {
+    pub name: String,
+    pub role: crate::cases::Role,
+    pub token: String,
+}
+
+impl std::fmt::Debug for UserToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserToken")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads each `[[service.users]]` token from its variable. A user whose variable is unset or
+/// empty, or two users (or a user and the shared token) with the same token, stop the start:
+/// a token must name one person.
+pub fn user_tokens(cfg: &Config) -> Result<Vec<UserToken>, ServeError> {
+    use crate::cases::Role;
+    let shared = std::env::var(&cfg.service.token_env).ok();
+    let mut out: Vec<UserToken> = Vec::new();
+    for u in &cfg.service.users {
+        let token = std::env::var(&u.token_env)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| {
+                ServeError::Config(format!(
+                    "service user {:?}: the environment variable {} (its token_env) is unset or empty",
+                    u.name, u.token_env
+                ))
+            })?;
+        if out.iter().any(|o| o.token == token) || shared.as_deref() == Some(token.as_str()) {
+            return Err(ServeError::Config(format!(
+                "service user {:?}: the token in {} is also another user's (or [service] token_env's); each user needs a token of their own",
+                u.name, u.token_env
+            )));
+        }
+        let role = if u.role == "supervisor" {
+            Role::Supervisor
+        } else {
+            Role::Analyst
+        };
+        out.push(UserToken {
+            name: u.name.trim().to_string(),
+            role,
+            token,
+        });
+    }
+    Ok(out)
 }
 
 impl AppState {
@@ -178,6 +235,7 @@ pub fn prepare(
     let token = std::env::var(&cfg.service.token_env)
         .ok()
         .filter(|t| !t.trim().is_empty());
+    let users = user_tokens(&cfg)?;
     let (engine, run) = load_engine(&cfg, &store, history.as_ref(), profile.as_deref(), false)
         .map_err(ServeError::Start)?;
     tracing::info!(model = %engine.version, status = %engine.status, "service model");
@@ -210,6 +268,7 @@ pub fn prepare(
         rules: Arc::new(rules),
         events,
         token,
+        users,
         history,
         profile,
         retraining: AtomicBool::new(false),
@@ -327,9 +386,9 @@ pub fn bind_address(cfg: &Config, opts: &ServeOptions) -> Result<SocketAddr, Ser
     let token = std::env::var(&cfg.service.token_env)
         .ok()
         .filter(|t| !t.trim().is_empty());
-    if !is_loopback(&addr) && token.is_none() {
+    if !is_loopback(&addr) && token.is_none() && cfg.service.users.is_empty() {
         return Err(ServeError::Config(format!(
-            "binding to {addr} (not loopback) needs a bearer token: set the environment variable {} ([service] token_env)",
+            "binding to {addr} (not loopback) needs bearer tokens: [[service.users]], or the environment variable {} ([service] token_env)",
             cfg.service.token_env
         )));
     }

@@ -2,6 +2,7 @@
 
 use super::AppState;
 use crate::cases::{Action, Actor, CaseError, CaseFilter, Role, Status};
+use axum::Extension;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
@@ -139,6 +140,7 @@ pub fn router(state: Shared) -> Router {
         .route("/cases/{id}", get(get_case))
         .route("/cases/{id}/decision", post(decide))
         .route("/retrain", post(retrain))
+        .route("/me", get(me))
         .route("/ws", get(super::ws::handler))
         .route("/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth));
@@ -157,30 +159,75 @@ async fn not_found() -> ApiError {
     )
 }
 
-/// The bearer check (when a token is set). The token is compared in constant time and never
-/// logged.
-async fn auth(State(state): State<Shared>, req: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
+/// Who sent a request, as its bearer token says.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// No token is configured (a loopback service): anyone on this machine, analyst-only.
+    Open,
+    /// The shared token of `[service] token_env`: scores and reads; analyst-only decisions
+    /// when no users are configured, none when they are.
+    Shared,
+    /// A `[[service.users]]` token: this person in this role.
+    User { name: String, role: Role },
+}
+
+/// The bearer check (when a token or users are configured): every token is compared in
+/// constant time, and none is ever logged. The caller found is put in the request's extensions.
+async fn auth(State(state): State<Shared>, mut req: Request, next: Next) -> Response {
+    let caller = if state.token.is_none() && state.users.is_empty() {
+        Some(Caller::Open)
+    } else {
         let given = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
-            let mut r = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong bearer token (Authorization: Bearer <token>)",
-            )
-            .into_response();
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            return r;
+            .unwrap_or("")
+            .as_bytes();
+        // Every token is compared (no early exit), so the time does not say which matched.
+        let mut found = None;
+        for u in &state.users {
+            if constant_time_eq(given, u.token.as_bytes()) {
+                found = Some(Caller::User {
+                    name: u.name.clone(),
+                    role: u.role,
+                });
+            }
         }
-    }
+        if let Some(t) = &state.token
+            && constant_time_eq(given, t.as_bytes())
+        {
+            found = found.or(Some(Caller::Shared));
+        }
+        found
+    };
+    let Some(caller) = caller else {
+        let mut r = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (Authorization: Bearer <token>)",
+        )
+        .into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    };
+    req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// `GET /me`: who the token says the caller is (`user` null without a user token), and the
+/// role decisions are taken in.
+async fn me(State(state): State<Shared>, Extension(caller): Extension<Caller>) -> Json<Value> {
+    match caller {
+        Caller::User { name, role } => Json(json!({"user": name, "role": role.to_string()})),
+        Caller::Open | Caller::Shared => Json(json!({
+            "user": null,
+            "role": "analyst",
+            "decisions": if state.users.is_empty() { "analyst-only, the body names the user" } else { "need a user token" },
+        })),
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -476,29 +523,81 @@ async fn get_case(
 #[serde(deny_unknown_fields)]
 struct Decision {
     action: String,
-    user: String,
+    #[serde(default)]
+    user: Option<String>,
     #[serde(default)]
     role: Option<String>,
     #[serde(default)]
     note: Option<String>,
 }
 
-/// `POST /cases/{id}/decision`: `{"action", "user", "role"?, "note"?}` with the rules of the
-/// command line (a reason to reject, maker-checker on approvals, …).
+/// `POST /cases/{id}/decision`: `{"action", "user"?, "role"?, "note"?}` with the rules of the
+/// command line (a reason to reject, maker-checker on approvals, …). The acting user and role
+/// come from the caller's token; a `user` or `role` in the body that disagrees is refused (403).
+/// Without `[[service.users]]` the service is analyst-only and the body names the analyst.
 async fn decide(
     State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Body(d): Body<Decision>,
 ) -> Result<Json<Value>, ApiError> {
-    let role = match d.role.as_deref().unwrap_or("analyst") {
-        "analyst" => Role::Analyst,
-        "supervisor" => Role::Supervisor,
-        other => {
+    let asked_role = match d.role.as_deref() {
+        None => None,
+        Some("analyst") => Some(Role::Analyst),
+        Some("supervisor") => Some(Role::Supervisor),
+        Some(other) => {
             return Err(ApiError::field(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "role",
                 format!("role must be \"analyst\" or \"supervisor\", found {other:?}"),
             ));
+        }
+    };
+    let asked_user = d.user.as_deref().map(str::trim).filter(|u| !u.is_empty());
+    let actor = match caller {
+        Caller::User { name, role } => {
+            if let Some(u) = asked_user
+                && u != name
+            {
+                return Err(ApiError::field(
+                    StatusCode::FORBIDDEN,
+                    "user",
+                    format!("the token is {name:?}'s; the body names {u:?}"),
+                ));
+            }
+            if let Some(r) = asked_role
+                && r != role
+            {
+                return Err(ApiError::field(
+                    StatusCode::FORBIDDEN,
+                    "role",
+                    format!("{name:?} acts as {role} here; the body asks for {r}"),
+                ));
+            }
+            Actor { user: name, role }
+        }
+        Caller::Open | Caller::Shared => {
+            if !state.users.is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "decisions need a user's own token ([[service.users]]); the shared token may score and read only",
+                ));
+            }
+            if asked_role == Some(Role::Supervisor) {
+                return Err(ApiError::field(
+                    StatusCode::FORBIDDEN,
+                    "role",
+                    "the service has no supervisors: approvals need [[service.users]] with role = \"supervisor\" and a token each",
+                ));
+            }
+            let user = asked_user.ok_or_else(|| {
+                ApiError::field(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "user",
+                    "missing field `user` (the analyst deciding; the service has no [[service.users]])",
+                )
+            })?;
+            Actor::analyst(user.to_string())
         }
     };
     // `undo` takes back the user's last decision on the case (before it is dispatched).
@@ -512,10 +611,7 @@ async fn decide(
             )
         })?),
     };
-    let actor = Actor {
-        user: d.user.clone(),
-        role,
-    };
+    let who = actor.user.clone();
     let st = state.clone();
     let note = d.note.clone();
     let (before, case) = tokio::task::spawn_blocking(move || -> Result<_, CaseError> {
@@ -536,7 +632,7 @@ async fn decide(
         "action": d.action,
         "from": before.map(|s| s.as_str()),
         "to": case.status.as_str(),
-        "user": d.user,
+        "user": who,
     }));
     Ok(Json(json!({"case": case})))
 }
