@@ -25,4 +25,5 @@ pub mod runs;
 pub mod server;
 pub mod store;
 pub mod stream;
+pub mod text;
 pub mod tui;

@@ -13,6 +13,7 @@ use breakdesk::pipeline::{
 };
 use breakdesk::profile::Profile;
 use breakdesk::store::{Store, StoreError};
+use breakdesk::text::csv_field;
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -554,12 +555,30 @@ fn serve(cfg: Config, args: &ServeArgs) -> Result<(), Failure> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Some(Command::Serve(_)) | Some(Command::Open(_)) | None
+    ) {
+        end_quietly_on_closed_pipe();
+    }
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("error: {:#}", f.error);
             ExitCode::from(f.code)
         }
+    }
+}
+
+/// A command whose standard output is a closed pipe (`breakdesk audit | head -3`) ends the
+/// way Unix tools do, quietly, instead of panicking on the failed write: the default SIGPIPE
+/// action is restored (Rust ignores the signal). Not for the service and the terminal UI,
+/// which handle their own connections.
+fn end_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to its default before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -809,6 +828,20 @@ fn actor(
     })
 }
 
+/// A value from a file or a comment as printed to a terminal: no control characters.
+fn safe(s: &str) -> std::borrow::Cow<'_, str> {
+    breakdesk::text::terminal_safe(s)
+}
+
+/// `s` made [`safe`] when the output is a terminal, as it is otherwise.
+fn shown(s: &str, tty: bool) -> std::borrow::Cow<'_, str> {
+    if tty {
+        safe(s)
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 fn case_line(c: &breakdesk::cases::Case) -> Vec<String> {
     vec![
         c.ticket.clone(),
@@ -843,14 +876,6 @@ const CASE_HEADER: [&str; 13] = [
     "summary",
 ];
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
     use breakdesk::cases::{Action, CaseFilter, Cases};
     let store = open_store(cfg)?;
@@ -871,13 +896,18 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
             match format.as_str() {
                 "jsonl" => {
                     for c in &list {
-                        println!("{}", serde_json::to_string(c)?);
+                        let line = serde_json::to_string(c)?;
+                        println!("{}", breakdesk::text::json_terminal_safe(&line));
                     }
                 }
                 "csv" => {
+                    let tty = std::io::stdout().is_terminal();
                     println!("{}", CASE_HEADER.join(","));
                     for c in &list {
-                        let l: Vec<String> = case_line(c).iter().map(|f| csv_field(f)).collect();
+                        let l: Vec<String> = case_line(c)
+                            .iter()
+                            .map(|f| csv_field(&shown(f, tty)))
+                            .collect();
                         println!("{}", l.join(","));
                     }
                 }
@@ -891,9 +921,9 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
                             "{:<22} {:<20} {:<16} {:<8} {:<24} {:>10} {:>16}",
                             c.ticket,
                             c.status.as_str(),
-                            c.bucket,
-                            c.severity,
-                            c.key,
+                            safe(&c.bucket),
+                            safe(&c.severity),
+                            safe(&c.key),
                             c.last_date.to_string(),
                             breakdesk::categorize::facts::fmt_amount(c.difference)
                         );
@@ -916,7 +946,7 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
                 )
             })?;
             for (h, v) in CASE_HEADER.iter().zip(case_line(&c)) {
-                println!("{h:>12}: {v}");
+                println!("{h:>12}: {}", safe(&v));
             }
             println!("{:>12}: {:?}", "origin", c.origin);
             println!("{:>12}: {} ({})", "rule", c.bucket_rule, c.confidence);
@@ -933,11 +963,11 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
                     d.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     d.reference
                         .as_deref()
-                        .map(|r| format!(" {r}"))
+                        .map(|r| format!(" {}", safe(r)))
                         .unwrap_or_default(),
                     d.note
                         .as_deref()
-                        .map(|n| format!(" — {n}"))
+                        .map(|n| format!(" — {}", safe(n)))
                         .unwrap_or_default()
                 );
             }
@@ -956,12 +986,11 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
             );
             println!("record:");
             for (k, v) in &c.row {
-                println!(
-                    "  {k}: {}",
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                );
+                let v = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
+                println!("  {}: {}", safe(k), safe(&v));
             }
             println!("audit trail:");
             for e in cases.events_for(&c.id).map_err(case_failure)? {
@@ -969,7 +998,7 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
                     "  #{} {} {} ({}) {}: {} -> {}{}",
                     e.seq,
                     e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    e.user,
+                    safe(&e.user),
                     e.role
                         .map(|r| r.to_string())
                         .unwrap_or_else(|| "system".into()),
@@ -981,7 +1010,7 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
                     e.to.map(|s| s.as_str()).unwrap_or("-"),
                     e.reason
                         .as_deref()
-                        .map(|r| format!(" — {r}"))
+                        .map(|r| format!(" — {}", safe(r)))
                         .unwrap_or_default()
                 );
             }
@@ -1123,6 +1152,8 @@ fn audit(
         Some(r) => cases.events_for(r).map_err(case_failure)?,
         None => cases.events().map_err(case_failure)?,
     };
+    // Printed to a terminal, values from files (comments, keys) lose their control characters.
+    let tty = out.is_none() && std::io::stdout().is_terminal();
     let mut text = String::new();
     if format == "jsonl" {
         for e in &events {
@@ -1149,7 +1180,7 @@ fn audit(
                 e.reason.clone().unwrap_or_default(),
                 e.model_version.clone(),
             ];
-            let l: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+            let l: Vec<String> = fields.iter().map(|f| csv_field(&shown(f, tty))).collect();
             text.push_str(&l.join(","));
             text.push('\n');
         }
@@ -1158,7 +1189,7 @@ fn audit(
         Some(p) => {
             std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?
         }
-        None => print!("{text}"),
+        None => print!("{}", breakdesk::text::json_terminal_safe(&text)),
     }
     Ok(())
 }

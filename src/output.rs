@@ -1,6 +1,7 @@
 //! Writing results: the rows with their features as CSV or JSON Lines, and the rejects report.
 
 use crate::ingest::prepare::Reject;
+use crate::text::csv_field;
 use polars::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -62,6 +63,7 @@ pub fn write_table(df: &DataFrame, path: &Path, format: Format) -> Result<(), Ou
     let mut w = open(path)?;
     match format {
         Format::Csv => {
+            neutralise_text(&mut df).map_err(|e| werr(path, e))?;
             CsvWriter::new(&mut w)
                 .include_header(true)
                 .with_date_format(Some("%Y-%m-%d".into()))
@@ -71,6 +73,30 @@ pub fn write_table(df: &DataFrame, path: &Path, format: Format) -> Result<(), Ou
         Format::Jsonl => write_jsonl(&df, &mut w).map_err(|e| werr(path, e))?,
     }
     w.flush().map_err(|e| werr(path, e))?;
+    Ok(())
+}
+
+/// Text cells a spreadsheet would run as formulas get a leading `'`, and control characters
+/// are replaced ([`crate::text::csv_text`]); only the string columns that need it are rewritten.
+fn neutralise_text(df: &mut DataFrame) -> PolarsResult<()> {
+    let names: Vec<PlSmallStr> = df
+        .columns()
+        .iter()
+        .filter(|c| c.dtype() == &DataType::String)
+        .map(|c| c.name().clone())
+        .collect();
+    for name in names {
+        let ca = df.column(&name)?.str()?.clone();
+        if !ca.iter().flatten().any(crate::text::needs_csv_cleaning) {
+            continue;
+        }
+        let fixed: StringChunked = ca
+            .iter()
+            .map(|v| v.map(crate::text::csv_text))
+            .collect::<StringChunked>()
+            .with_name(name.clone());
+        df.replace(&name, fixed.into_series().into())?;
+    }
     Ok(())
 }
 
@@ -166,14 +192,6 @@ pub fn write_clusters(
     w.write_all(body.as_bytes()).map_err(|e| werr(path, e))?;
     w.flush().map_err(|e| werr(path, e))?;
     Ok(())
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 /// Writes the rejects report: file, row, column, value, reason.

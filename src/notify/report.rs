@@ -311,14 +311,7 @@ pub(crate) fn esc(s: &str) -> String {
     out
 }
 
-/// A CSV field, quoted when needed (RFC 4180).
-pub(crate) fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
+pub(crate) use crate::text::csv_field;
 
 #[cfg(test)]
 mod tests {
