@@ -360,6 +360,13 @@ pub enum Origin {
     Analyst,
 }
 
+/// A stored case that could not be read, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unreadable {
+    pub case_id: String,
+    pub error: String,
+}
+
 /// What a user may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -1526,12 +1533,36 @@ impl<'s> Cases<'s> {
         Ok(out)
     }
 
-    /// The cases that match `filter`, in ticket order (the order they were created).
+    /// The cases that match `filter`, in ticket order (the order they were created). A case
+    /// that cannot be read is left out and logged; [`Cases::list_readable`] names them.
     pub fn list(&self, filter: &CaseFilter) -> Result<Vec<Case>, CaseError> {
+        let (cases, unreadable) = self.list_readable(filter)?;
+        for u in &unreadable {
+            tracing::warn!(case_id = %u.case_id, error = %u.error, "unreadable case left out");
+        }
+        Ok(cases)
+    }
+
+    /// The cases that match `filter` (as [`Cases::list`]), and the cases that could not be read,
+    /// each with why: one damaged case does not hide the others.
+    pub fn list_readable(
+        &self,
+        filter: &CaseFilter,
+    ) -> Result<(Vec<Case>, Vec<Unreadable>), CaseError> {
         let mut out = Vec::new();
+        let mut unreadable = Vec::new();
         for kv in self.store.case_scan(CaseTree::Cases, b"")? {
-            let (_, bytes) = kv?;
-            let case: Case = decode(&bytes, "case")?;
+            let (id, bytes) = kv?;
+            let case: Case = match decode(&bytes, "case") {
+                Ok(c) => c,
+                Err(e) => {
+                    unreadable.push(Unreadable {
+                        case_id: String::from_utf8_lossy(&id).to_string(),
+                        error: e.to_string(),
+                    });
+                    continue;
+                }
+            };
             if filter.status.is_some_and(|s| s != case.status)
                 || filter.bucket.as_deref().is_some_and(|b| b != case.bucket)
                 || filter.profile.as_deref().is_some_and(|p| p != case.profile)
@@ -1541,7 +1572,7 @@ impl<'s> Cases<'s> {
             out.push(case);
         }
         out.sort_by_cached_key(|c| (ticket_number(&c.ticket), c.ticket.clone()));
-        Ok(out)
+        Ok((out, unreadable))
     }
 
     /// The cases in `status`, in ticket order (e.g. the Accepted cases to dispatch).

@@ -891,7 +891,14 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
                 bucket: bucket.clone(),
                 profile: None,
             };
-            let mut list = cases.list(&filter).map_err(case_failure)?;
+            let (mut list, unreadable) = cases.list_readable(&filter).map_err(case_failure)?;
+            for u in &unreadable {
+                eprintln!(
+                    "warning: case {} is unreadable and left out: {}",
+                    safe(&u.case_id),
+                    u.error
+                );
+            }
             list.sort_by(|a, b| b.last_date.cmp(&a.last_date).then(a.rank.cmp(&b.rank)));
             match format.as_str() {
                 "jsonl" => {

@@ -110,6 +110,10 @@ impl Store {
                 }
             }
         };
+        restrict_permissions(&path).map_err(|e| StoreError::Open {
+            path: display.clone(),
+            message: format!("cannot restrict its permissions: {e}"),
+        })?;
         let store = Store { db, path };
         store.migrate()?;
         Ok(store)
@@ -313,6 +317,16 @@ impl Store {
         Ok(t.get(key)?.map(|v| v.to_vec()))
     }
 
+    /// Overwrites the stored bytes of one case, as a damaged disk or an older program might have
+    /// left them: for tests of how readers cope with an unreadable case. Nothing else calls it.
+    #[doc(hidden)]
+    pub fn overwrite_case_bytes(&self, case_id: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let t = self.db.open_tree(CaseTree::Cases.name())?;
+        t.insert(case_id.as_bytes(), bytes)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// The entries of a case tree whose key starts with `prefix`, in key order.
     pub(crate) fn case_scan(
         &self,
@@ -325,6 +339,33 @@ impl Store {
                 .map_err(StoreError::from)
         }))
     }
+}
+
+/// The store holds ledger data and decisions: its directory is the owner's alone (0700) and its
+/// files are readable and writable by the owner only (0600). Files sled creates later inherit
+/// the umask, but the directory already keeps everyone else out.
+#[cfg(unix)]
+fn restrict_permissions(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))?;
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// A key and its value.

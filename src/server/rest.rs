@@ -487,16 +487,20 @@ async fn list_cases(
         profile: q.profile,
     };
     let st = state.clone();
-    let cases =
-        tokio::task::spawn_blocking(move || crate::cases::Cases::new(&st.store).list(&filter))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))??;
+    let (cases, unreadable) = tokio::task::spawn_blocking(move || {
+        crate::cases::Cases::new(&st.store).list_readable(&filter)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    for u in &unreadable {
+        tracing::warn!(case_id = %u.case_id, error = %u.error, "unreadable case left out");
+    }
     let total = cases.len();
     let offset = q.offset.unwrap_or(0);
     let limit = q.limit.unwrap_or(100).min(10_000);
     let page: Vec<&crate::cases::Case> = cases.iter().skip(offset).take(limit).collect();
     Ok(Json(
-        json!({"total": total, "offset": offset, "limit": limit, "cases": page}),
+        json!({"total": total, "offset": offset, "limit": limit, "cases": page, "unreadable": unreadable}),
     ))
 }
 

@@ -11,10 +11,65 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Past {
     pub date: Option<i32>,
-    /// Per criteria: lhs, rhs (NaN unless a pair), diff, tol.
+    /// Per criteria: lhs, rhs (NaN unless a pair), diff, tol. A missing side is NaN, which
+    /// JSON has no number for: written as "NaN" (and "inf", "-inf"), so a state round-trips.
+    #[serde(with = "nonfinite_rows")]
     pub crit: Vec<[f64; 4]>,
     /// The first criteria's difference within tolerance (true without criteria).
     pub within: bool,
+}
+
+/// `[f64; 4]` rows whose values may be NaN or infinite, as JSON: finite values as numbers, the
+/// others as the strings "NaN", "inf", "-inf". `null` (how such values were once written) reads
+/// as NaN.
+mod nonfinite_rows {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+
+    fn to_json(x: f64) -> Value {
+        if x.is_finite() {
+            Value::from(x)
+        } else if x.is_nan() {
+            Value::from("NaN")
+        } else if x > 0.0 {
+            Value::from("inf")
+        } else {
+            Value::from("-inf")
+        }
+    }
+
+    fn from_json(v: &Value) -> Result<f64, String> {
+        match v {
+            Value::Null => Ok(f64::NAN),
+            Value::Number(n) => n.as_f64().ok_or_else(|| format!("{n} is not a number")),
+            Value::String(s) => match s.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                other => Err(format!("{other:?} is not a number")),
+            },
+            other => Err(format!("{other} is not a number")),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(rows: &[[f64; 4]], s: S) -> Result<S::Ok, S::Error> {
+        let rows: Vec<[Value; 4]> = rows.iter().map(|r| r.map(to_json)).collect();
+        rows.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[f64; 4]>, D::Error> {
+        let rows: Vec<[Value; 4]> = Vec::deserialize(d)?;
+        rows.iter()
+            .map(|r| {
+                let mut out = [0.0; 4];
+                for (o, v) in out.iter_mut().zip(r) {
+                    *o = from_json(v).map_err(D::Error::custom)?;
+                }
+                Ok(out)
+            })
+            .collect()
+    }
 }
 
 impl Past {
@@ -607,4 +662,68 @@ pub fn run_context(me: &Past, prev: &[Past]) -> Vec<f64> {
         .into_iter()
         .map(|c| c[n - 1])
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Any f64 survives the state's JSON: finite values bit for bit (serde_json writes the
+    /// shortest representation that reads back exactly), NaN as NaN, ±inf as themselves.
+    #[test]
+    fn a_state_round_trips_every_float() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let specials = [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.0,
+            0.0,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::MIN,
+            5e-324,
+            1e308,
+        ];
+        for case in 0..2000 {
+            let n = rng.gen_range(0..4);
+            let crit: Vec<[f64; 4]> = (0..n)
+                .map(|_| {
+                    std::array::from_fn(|_| {
+                        if rng.gen_bool(0.3) {
+                            specials[rng.gen_range(0..specials.len())]
+                        } else {
+                            f64::from_bits(rng.r#gen::<u64>())
+                        }
+                    })
+                })
+                .collect();
+            let p = Past {
+                date: Some(rng.gen_range(-100_000..100_000)),
+                crit,
+                within: rng.r#gen(),
+            };
+            let text = serde_json::to_string(&p).unwrap();
+            let back: Past = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.date, p.date);
+            assert_eq!(back.within, p.within);
+            for (a, b) in p.crit.iter().flatten().zip(back.crit.iter().flatten()) {
+                assert!(
+                    (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits(),
+                    "case {case}: {a:e} came back as {b:e} ({text})"
+                );
+            }
+        }
+        // A state written before non-finite values had a form of their own (null) still reads.
+        let old: Past =
+            serde_json::from_str(r#"{"date":19800,"crit":[[1.5,null,null,0.01]],"within":false}"#)
+                .unwrap();
+        assert!(old.crit[0][1].is_nan() && old.crit[0][0] == 1.5);
+        // Anything else is an error, not a panic.
+        assert!(
+            serde_json::from_str::<Past>(r#"{"date":1,"crit":[[1,2,"x",4]],"within":true}"#)
+                .is_err()
+        );
+    }
 }

@@ -315,18 +315,22 @@ impl Stream {
         Ok(n)
     }
 
-    /// Reads the states of the engine's profile back from the store. Returns how many accounts.
+    /// Reads the states of the engine's profile back from the store. Returns how many accounts;
+    /// a state that cannot be read is logged and left out.
     pub fn load(&self, store: &Store) -> Result<usize, StreamError> {
         let profile = self.engine().profile.clone();
         let prefix = state_key(&profile, "");
         let mut n = 0;
         for (k, v) in store.stream_states(&prefix)? {
             let key = String::from_utf8_lossy(&k[prefix.len()..]).to_string();
-            let records: Vec<Past> = serde_json::from_slice(&v).map_err(|e| {
-                StreamError::Model(format!(
-                    "the stored state of account {key:?} is unreadable: {e}"
-                ))
-            })?;
+            // One damaged state costs that account its context, not the service its start.
+            let records: Vec<Past> = match serde_json::from_slice(&v) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(account = %key, error = %e, "unreadable account state left out");
+                    continue;
+                }
+            };
             self.shard(&key).accounts.insert(key, records);
             n += 1;
         }
