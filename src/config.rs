@@ -315,6 +315,9 @@ pub struct ServiceConfig {
     pub user: String,
     pub max_body_bytes: usize,
     pub max_batch_records: usize,
+    /// Most fields in one record, and the longest value (characters).
+    pub max_record_fields: usize,
+    pub max_field_chars: usize,
     pub state_records: usize,
     pub batch_email: bool,
     pub persist_interval_ms: u64,
@@ -491,6 +494,8 @@ impl Config {
         for (key, v) in [
             ("service.max_body_bytes", self.service.max_body_bytes),
             ("service.max_batch_records", self.service.max_batch_records),
+            ("service.max_record_fields", self.service.max_record_fields),
+            ("service.max_field_chars", self.service.max_field_chars),
             ("service.state_records", self.service.state_records),
         ] {
             if v == 0 {

@@ -535,6 +535,116 @@ fn service_users_act_as_their_token_says() {
     assert!(svc.stop().success());
 }
 
+/// A record from anyone who can reach the service: too many fields, names and values too long,
+/// names of breakdesk's own columns, a column given twice, amounts whose difference is not
+/// finite, dates no reconciliation has: each a 422 naming the field, never a 500 or a panic.
+#[test]
+fn hostile_records_are_refused_with_the_field_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "[service]\nmax_record_fields = 40\nmax_field_chars = 500\n",
+    );
+    let h = history();
+    let svc = start(
+        dir.path(),
+        &dir.path().join("data"),
+        Some(&cfg),
+        &["--history", &h],
+        &[],
+    )
+    .unwrap();
+    let a = svc.addr.clone();
+    let with = |k: &str, v: serde_json::Value| {
+        let mut r = gl_record("2024-03-13", "110200", 5.0, 1.0);
+        r[k] = v;
+        r
+    };
+    let mut many = gl_record("2024-03-13", "110200", 5.0, 1.0);
+    for i in 0..40 {
+        many[format!("extra{i}")] = json!("x");
+    }
+    let long_name = "n".repeat(300);
+    let cases: Vec<(serde_json::Value, &str, &str)> = vec![
+        (many, "record", "at most 40"),
+        (with(&long_name, json!("x")), "nnnn", "longer than 256"),
+        (
+            with("Comments", json!("c".repeat(501))),
+            "Comments",
+            "longer than 500",
+        ),
+        (
+            with("bd_key", json!("00000|110200|7052|USD")),
+            "bd_key",
+            "its own columns",
+        ),
+        (with("score", json!(-9.0)), "score", "its own columns"),
+        (with("F_OWN_Z", json!(0.0)), "F_OWN_Z", "its own columns"),
+        (
+            with("gl_balance", json!("5")),
+            "gl_balance",
+            "the same column as",
+        ),
+        (
+            {
+                let mut r = with("GL Balance", json!("1e308"));
+                r["IHub Balance"] = json!("-1e308");
+                r
+            },
+            "GL Balance",
+            "not a finite number",
+        ),
+        (
+            with("GL Balance", json!("1e999")),
+            "GL Balance",
+            "is not a",
+        ),
+        (
+            with("As of Date", json!("0001-01-01")),
+            "As of Date",
+            "outside the years",
+        ),
+        (
+            with("As of Date", json!("2999-01-01")),
+            "As of Date",
+            "outside the years",
+        ),
+    ];
+    for (record, field, says) in &cases {
+        let r = post_json(&a, "/realtime_anomaly", record, None);
+        assert_eq!(
+            r.status,
+            422,
+            "{field}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let e = &r.json()["error"];
+        assert!(e["field"].as_str().unwrap().starts_with(field), "{e}");
+        assert!(e["message"].as_str().unwrap().contains(says), "{e}");
+        // The same record in a batch names its place.
+        let r = post_json(&a, "/batch_anomaly", &json!({"records": [record]}), None);
+        assert_eq!(r.status, 422, "{field} in a batch");
+        assert!(
+            r.json()["error"]["field"]
+                .as_str()
+                .unwrap()
+                .starts_with("records[0]"),
+            "{}",
+            r.json()
+        );
+    }
+    // None of them reached the account's state.
+    let ok = post_json(
+        &a,
+        "/realtime_anomaly",
+        &gl_record("2024-03-13", "110200", 5.0, 5.0),
+        None,
+    );
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json()["previous_records"], 50);
+    assert!(svc.stop().success());
+}
+
 /// Every line of the log files under `data` (if any).
 fn svc_lines(data: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();

@@ -39,10 +39,20 @@ impl ApiError {
             field: Some(field.into()),
         }
     }
+    /// A failure of the service itself: the details go to the log under a reference, the
+    /// answer says only that and the reference (never internals: paths, types, data).
     fn internal(message: impl Into<String>) -> ApiError {
-        let message = message.into();
-        tracing::warn!(error = %message, "request failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let reference = format!(
+            "E{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        tracing::error!(error = %message.into(), reference = %reference, "request failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error (reference {reference}: the service's log has the details)"),
+        )
     }
 }
 

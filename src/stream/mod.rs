@@ -68,7 +68,10 @@ impl Engine {
         )?;
         Ok(Engine {
             profile: resolved.profile.name.clone(),
-            reader: RecordReader::new(resolved, &cfg.ingest),
+            reader: RecordReader::new(resolved, &cfg.ingest).with_limits(record::RecordLimits {
+                max_fields: cfg.service.max_record_fields,
+                max_chars: cfg.service.max_field_chars,
+            }),
             plan,
             version: bundle.version(),
             bundle,

@@ -64,6 +64,47 @@ pub struct RecordReader {
     pub decimals: u32,
     pub dates: DateOptions,
     pub mismatch_tolerance: f64,
+    pub limits: RecordLimits,
+}
+
+/// Bounds on what one record may hold (a record may come from anyone who can reach the service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLimits {
+    /// Most fields in one record.
+    pub max_fields: usize,
+    /// Longest field value, in characters.
+    pub max_chars: usize,
+}
+
+impl Default for RecordLimits {
+    fn default() -> Self {
+        RecordLimits {
+            max_fields: 256,
+            max_chars: 10_000,
+        }
+    }
+}
+
+/// Longest field name, in characters.
+const MAX_NAME_CHARS: usize = 256;
+
+/// The dates a record may carry: a reconciliation date outside these years is a typo or an
+/// attack, and would make ages and gaps absurd.
+const YEARS: std::ops::RangeInclusive<i32> = 1900..=2200;
+
+/// Whether `name` is one breakdesk gives its own columns (`bd_*`, `f_*`, the result columns):
+/// a client field by that name could be taken for them.
+fn reserved_name(name: &str) -> bool {
+    let n = name.trim().to_ascii_lowercase();
+    n.starts_with("bd_")
+        || n.starts_with("f_")
+        || crate::pipeline::RESULT_COLUMNS.contains(&n.as_str())
+}
+
+/// `days` (since 1970-01-01) within [`YEARS`].
+fn plausible(days: i32) -> bool {
+    use chrono::Datelike;
+    clean::days_to_date(days).is_some_and(|d| YEARS.contains(&d.year()))
 }
 
 /// The text of a JSON value as a cell would hold it.
@@ -87,7 +128,14 @@ impl RecordReader {
             decimals: ingest.amount_decimals,
             dates: DateOptions::from_config(ingest),
             mismatch_tolerance: ingest.difference_mismatch_tolerance,
+            limits: RecordLimits::default(),
         }
+    }
+
+    /// The same reader with other bounds on a record.
+    pub fn with_limits(mut self, limits: RecordLimits) -> RecordReader {
+        self.limits = limits;
+        self
     }
 
     /// The columns a record must have (keys, date, amounts, categoricals, numeric features).
@@ -112,11 +160,50 @@ impl RecordReader {
 
     /// Types one record. Field names are matched ignoring case, spaces and underscores.
     pub fn read(&self, record: &Map<String, Value>) -> Result<Canonical, FieldError> {
+        let limits = self.limits;
+        if record.len() > limits.max_fields {
+            return Err(FieldError::new(
+                "record",
+                format!(
+                    "the record has {} fields; at most {} are accepted ([service] max_record_fields)",
+                    record.len(),
+                    limits.max_fields
+                ),
+            ));
+        }
         let mut fields = Vec::with_capacity(record.len());
         let mut by_name: HashMap<String, usize> = HashMap::with_capacity(record.len());
         for (k, v) in record {
+            if k.chars().count() > MAX_NAME_CHARS {
+                let short: String = k.chars().take(40).collect();
+                return Err(FieldError::new(
+                    format!("{short}…"),
+                    format!("a field name longer than {MAX_NAME_CHARS} characters"),
+                ));
+            }
+            if reserved_name(k) {
+                return Err(FieldError::new(
+                    k.as_str(),
+                    "is a name breakdesk gives its own columns (bd_*, f_*, score, bucket, case_id, …); rename the field",
+                ));
+            }
             let text = cell_text(k, v)?;
-            by_name.insert(normalize_header(k), fields.len());
+            if text.chars().count() > limits.max_chars {
+                return Err(FieldError::new(
+                    k.as_str(),
+                    format!(
+                        "is longer than {} characters ([service] max_field_chars)",
+                        limits.max_chars
+                    ),
+                ));
+            }
+            if let Some(i) = by_name.insert(normalize_header(k), fields.len()) {
+                let first: &(String, String) = &fields[i];
+                return Err(FieldError::new(
+                    k.as_str(),
+                    format!("names the same column as {:?}", first.0),
+                ));
+            }
             fields.push((k.clone(), text));
         }
         let r = &self.resolved;
@@ -154,6 +241,16 @@ impl RecordReader {
             Some(h) => {
                 let raw = need(h)?;
                 match clean::parse_date(raw, &self.dates) {
+                    DateCell::Date(d) if !plausible(d) => {
+                        return Err(FieldError::new(
+                            h,
+                            format!(
+                                "{raw:?} is outside the years {}–{} a reconciliation date may have",
+                                YEARS.start(),
+                                YEARS.end()
+                            ),
+                        ));
+                    }
                     DateCell::Date(d) => Some(d),
                     DateCell::Empty => return Err(FieldError::new(h, "date is empty")),
                     DateCell::Placeholder => {
@@ -198,6 +295,14 @@ impl RecordReader {
                 let lhs = amount(l, true, &mut dq)?;
                 let rhs = amount(rr, true, &mut dq)?;
                 let diff = clean::round_to(lhs - rhs, self.decimals);
+                if !diff.is_finite() {
+                    return Err(FieldError::new(
+                        l.as_str(),
+                        format!(
+                            "the difference {l} - {rr} ({lhs:e} - {rhs:e}) is not a finite number"
+                        ),
+                    ));
+                }
                 let given = match &c.difference {
                     Some(g) => {
                         let gv = match get(g) {
@@ -234,6 +339,9 @@ impl RecordReader {
             } else {
                 let h = c.difference.as_deref().unwrap_or(c.name.as_str());
                 let diff = amount(h, false, &mut dq)?;
+                if !diff.is_finite() {
+                    return Err(FieldError::new(h, format!("{diff} is not a finite number")));
+                }
                 CritValues {
                     lhs: f64::NAN,
                     rhs: f64::NAN,
@@ -246,7 +354,10 @@ impl RecordReader {
                 && let Some(raw) = get(t)
             {
                 match clean::parse_number(raw, self.decimals) {
-                    NumCell::Value(x) => v.tol = v.tol.max(x.abs()),
+                    NumCell::Value(x) if x.is_finite() => v.tol = v.tol.max(x.abs()),
+                    NumCell::Value(_) => {
+                        dq.push(format!("{t} not finite ({raw:?}), profile tolerance used"))
+                    }
                     NumCell::Empty => {}
                     NumCell::Invalid => {
                         dq.push(format!("{t} unreadable ({raw:?}), profile tolerance used"))
@@ -273,6 +384,12 @@ impl RecordReader {
             let h = role.header.as_str();
             let raw = need(h)?;
             nums.push(match clean::parse_number(raw, self.decimals) {
+                NumCell::Value(x) if !x.is_finite() => {
+                    return Err(FieldError::new(
+                        h,
+                        format!("{raw:?} is not a finite number"),
+                    ));
+                }
                 NumCell::Value(x) => x,
                 NumCell::Empty if r.profile.numeric_auto => {
                     return Err(FieldError::new(h, "is empty"));
@@ -288,6 +405,16 @@ impl RecordReader {
         for role in &r.extra_dates {
             let raw = get(&role.header).unwrap_or("");
             let d = match clean::parse_date(raw, &self.dates) {
+                DateCell::Date(d) if !plausible(d) => {
+                    return Err(FieldError::new(
+                        role.header.as_str(),
+                        format!(
+                            "{raw:?} is outside the years {}–{} a date may have here",
+                            YEARS.start(),
+                            YEARS.end()
+                        ),
+                    ));
+                }
                 DateCell::Date(d) => Some(d),
                 DateCell::Empty | DateCell::Placeholder => None,
                 DateCell::Invalid => {
