@@ -120,6 +120,10 @@ pub struct IngestConfig {
     pub excel_serial_max: i64,
     pub difference_mismatch_tolerance: f64,
     pub max_reject_share: f64,
+    /// Decimal separator of amounts: "auto" (detected per file), "." or ",".
+    pub decimal: String,
+    /// A workbook sheet larger than this many cells (rows × columns) is refused.
+    pub max_cells: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -511,16 +515,22 @@ impl Config {
                 ),
             ));
         }
-        if !matches!(
-            self.ingest.encoding.as_str(),
-            "utf8" | "lossy" | "windows-1252"
-        ) {
+        if !crate::ingest::csv::ENCODINGS.contains(&self.ingest.encoding.as_str()) {
             return Err(bad(
                 "ingest.encoding",
                 format!(
-                    "must be \"utf8\", \"lossy\" or \"windows-1252\", found {:?}",
+                    "must be one of {}, found {:?}",
+                    crate::ingest::csv::ENCODINGS.join(", "),
                     self.ingest.encoding
                 ),
+            ));
+        }
+        crate::ingest::clean::Decimal::from_setting(&self.ingest.decimal)
+            .map_err(|m| bad("ingest.decimal", m))?;
+        if self.ingest.max_cells == 0 {
+            return Err(bad(
+                "ingest.max_cells",
+                "must be at least 1, found 0".into(),
             ));
         }
         crate::ingest::csv::parse_delimiter(&self.ingest.delimiter)

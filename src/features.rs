@@ -1100,11 +1100,11 @@ mod tests {
             let v: Vec<&str> = rows.iter().map(|r| r[j]).collect();
             cols.push(Column::new((*h).into(), v));
         }
-        let raw = RawTable {
-            df: DataFrame::new_infer_height(cols).unwrap(),
-            header: H.iter().map(|s| s.to_string()).collect(),
-            source: source.into(),
-        };
+        let raw = RawTable::new(
+            DataFrame::new_infer_height(cols).unwrap(),
+            H.iter().map(|s| s.to_string()).collect(),
+            source.into(),
+        );
         let res = Profile::builtin("gl_ihub")
             .unwrap()
             .resolve(&raw.header, source, &[])

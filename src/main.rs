@@ -1468,9 +1468,10 @@ fn input_options(cfg: &mut Config, a: &InputArgs) -> Result<RunOptions, Failure>
         cfg.ingest.delimiter = d.clone();
     }
     if let Some(e) = &a.encoding {
-        if !matches!(e.as_str(), "utf8" | "lossy" | "windows-1252") {
+        if !breakdesk::ingest::csv::ENCODINGS.contains(&e.as_str()) {
             return Err(usage(format!(
-                "--encoding must be utf8, lossy or windows-1252, found {e:?}"
+                "--encoding must be one of {}, found {e:?}",
+                breakdesk::ingest::csv::ENCODINGS.join(", ")
             )));
         }
         cfg.ingest.encoding = e.clone();
@@ -2152,14 +2153,20 @@ fn print_summary(result: &RunOutput, det: &Detection, rejects_file: &Path) {
     } else {
         ", 0 rejected".to_string()
     };
+    let blank = if result.blank_rows > 0 {
+        format!(", {} blank skipped", result.blank_rows)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "profile {}: {} rows{history}{rejects}, {} with data-quality findings; {} features ({})",
+        "profile {}: {} rows{history}{rejects}{blank}, {} with data-quality findings; {} features ({})",
         result.profile,
         result.rows_read,
         result.dq_rows,
         result.features.names.len(),
         result.features.preset.as_str(),
     );
+    eprintln!("amounts: {}", result.decimal.describe());
     let b = &det.bundle;
     let flagged = det.scored.flag.iter().filter(|f| **f).count();
     eprintln!(

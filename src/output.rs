@@ -197,15 +197,16 @@ pub fn write_clusters(
 /// Writes the rejects report: file, row, column, value, reason.
 pub fn write_rejects(rejects: &[Reject], path: &Path) -> Result<(), OutputError> {
     let mut w = open(path)?;
-    let mut body = String::from("file,row,column,value,reason\n");
+    let mut body = String::from("file,row,column,value,reason,cell\n");
     for r in rejects {
         body.push_str(&format!(
-            "{},{},{},{},{}\n",
+            "{},{},{},{},{},{}\n",
             csv_field(&r.source),
             r.row,
             csv_field(&r.column),
             csv_field(&r.value),
-            csv_field(&r.reason)
+            csv_field(&r.reason),
+            csv_field(r.cell.as_deref().unwrap_or(""))
         ));
     }
     w.write_all(body.as_bytes()).map_err(|e| werr(path, e))?;
@@ -309,6 +310,7 @@ mod tests {
                 column: "GL Balance".into(),
                 value: "1,2\"x".into(),
                 reason: "not a number".into(),
+                cell: None,
             }],
             &p,
         )
@@ -316,7 +318,7 @@ mod tests {
         let text = std::fs::read_to_string(&p).unwrap();
         assert_eq!(
             text,
-            "file,row,column,value,reason\na.csv,7,GL Balance,\"1,2\"\"x\",not a number\n"
+            "file,row,column,value,reason,cell\na.csv,7,GL Balance,\"1,2\"\"x\",not a number,\n"
         );
         assert_eq!(
             rejects_path(Path::new("out/anoms.csv")),

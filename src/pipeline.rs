@@ -94,6 +94,10 @@ pub struct RunOutput {
     pub rejects: Vec<Reject>,
     pub rejected_rows: usize,
     pub dq_rows: usize,
+    /// Blank lines (or empty rows) skipped in the current file and the history.
+    pub blank_rows: usize,
+    /// The decimal separator the current file's amounts were read with.
+    pub decimal: prepare::DecimalChoice,
     /// Notes for the user (e.g. a key the history file lacks).
     pub notes: Vec<String>,
     pub timings: Vec<(Stage, Duration)>,
@@ -291,6 +295,8 @@ pub fn run(
         history_rows_read,
         rejected_rows: cur.rejected_rows + history_prepared.as_ref().map_or(0, |h| h.rejected_rows),
         dq_rows: cur.dq_rows,
+        blank_rows: cur.blank_rows + history_prepared.as_ref().map_or(0, |h| h.blank_rows),
+        decimal: cur.decimal.clone(),
         rejects: all_rejects,
         features: fs,
         notes,

@@ -229,10 +229,49 @@ fn is_null_word(s: &str) -> bool {
     )
 }
 
-/// Reads one amount: `1234.5`, `-1,234.50`, `(1,234.50)` (accounting negative), `1234.50-`,
-/// `$1,234`, `€ 12`, `1.2e6`, `+5`. Thousands separators are commas. The value is rounded to
-/// `decimals` places, which removes float noise such as `20000.009999999998` → `20000.01`.
+/// The decimal separator of amounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Decimal {
+    /// `1,234.56`: decimal point, thousands commas.
+    #[default]
+    Point,
+    /// `1.234,56` or `1 234,56`: decimal comma, thousands dots or spaces.
+    Comma,
+}
+
+impl Decimal {
+    /// `"auto"` → None; `"."` → Point; `","` → Comma.
+    pub fn from_setting(s: &str) -> Result<Option<Decimal>, String> {
+        match s {
+            "auto" => Ok(None),
+            "." => Ok(Some(Decimal::Point)),
+            "," => Ok(Some(Decimal::Comma)),
+            _ => Err(format!(
+                "must be \"auto\", \".\" (1,234.56) or \",\" (1.234,56), found {s:?}"
+            )),
+        }
+    }
+
+    /// How the convention is written in messages: `decimal comma (1.234,56)`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Decimal::Point => "decimal point (1,234.56)",
+            Decimal::Comma => "decimal comma (1.234,56)",
+        }
+    }
+}
+
+/// Reads one amount with a decimal point: `1234.5`, `-1,234.50`, `(1,234.50)` (accounting
+/// negative), `1234.50-`, `$1,234`, `€ 12`, `1.2e6`, `+5`. Thousands separators are commas. The
+/// value is rounded to `decimals` places, which removes float noise such as
+/// `20000.009999999998` → `20000.01`.
 pub fn parse_number(raw: &str, decimals: u32) -> NumCell {
+    parse_number_with(raw, decimals, Decimal::Point)
+}
+
+/// Reads one amount in the given convention (see [`parse_number`]); with [`Decimal::Comma`],
+/// `1.234,56`, `1 234,56` (spaces or no-break spaces between groups) and `-12,5` are read.
+pub fn parse_number_with(raw: &str, decimals: u32, decimal: Decimal) -> NumCell {
     let mut s = raw.trim();
     if s.is_empty() || is_null_word(s) {
         return NumCell::Empty;
@@ -257,20 +296,33 @@ pub fn parse_number(raw: &str, decimals: u32) -> NumCell {
         negative = !negative;
         s = rest;
     }
-    let cleaned: std::borrow::Cow<str> = if s.contains(',') {
-        // A comma is accepted only as a thousands separator: groups of exactly three digits.
-        let int_part = s.split(['.', 'e', 'E']).next().unwrap_or("");
-        let groups: Vec<&str> = int_part.trim_start_matches('+').split(',').collect();
-        let ok = groups.len() > 1
-            && !groups[0].is_empty()
-            && groups[0].len() <= 3
-            && groups[1..].iter().all(|g| g.len() == 3);
-        if !ok {
-            return NumCell::Invalid;
+    let cleaned: std::borrow::Cow<str> = match decimal {
+        Decimal::Point if s.contains(',') => match ungroup(s, ',', '.') {
+            Some(c) => c.into(),
+            None => return NumCell::Invalid,
+        },
+        Decimal::Point => s.into(),
+        Decimal::Comma => {
+            // Spaces between digit groups (fr) become group separators; then `.` groups, `,` decimals.
+            let spaced: std::borrow::Cow<str> = if s.contains([' ', '\u{a0}', '\u{202f}']) {
+                s.replace([' ', '\u{a0}', '\u{202f}'], ".").into()
+            } else {
+                s.into()
+            };
+            let grouped: std::borrow::Cow<str> = if spaced.contains('.') {
+                match ungroup(&spaced, '.', ',') {
+                    Some(c) => c.into(),
+                    None => return NumCell::Invalid,
+                }
+            } else {
+                spaced
+            };
+            if grouped.contains(',') {
+                grouped.replacen(',', ".", 1).into()
+            } else {
+                grouped
+            }
         }
-        s.replace(',', "").into()
-    } else {
-        s.into()
     };
     let cleaned = cleaned.trim_start_matches('+');
     if cleaned.is_empty()
@@ -286,6 +338,93 @@ pub fn parse_number(raw: &str, decimals: u32) -> NumCell {
             NumCell::Value(round_to(v, decimals))
         }
         _ => NumCell::Invalid,
+    }
+}
+
+/// Removes thousands separators `sep` from the integer part (before `dec` or an exponent): they
+/// are accepted only between groups of exactly three digits after a first group of one to three.
+fn ungroup(s: &str, sep: char, dec: char) -> Option<String> {
+    let int_part = s.split([dec, 'e', 'E']).next().unwrap_or("");
+    let groups: Vec<&str> = int_part.trim_start_matches('+').split(sep).collect();
+    let ok = groups.len() > 1
+        && !groups[0].is_empty()
+        && groups[0].len() <= 3
+        && groups[1..].iter().all(|g| g.len() == 3);
+    // A separator after the decimal part (`1.5,000` with a decimal point) is not grouping.
+    let rest = &s[int_part.len()..];
+    (ok && !rest.contains(sep)).then(|| s.replace(sep, ""))
+}
+
+/// What one amount cell says about the decimal separator, from its text alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecimalHint {
+    /// Reads the same either way (`100`, empty) or reads neither way (`abc`).
+    Neutral,
+    /// Reads either way, to different values (`1,234`, `1.234`, `0.125`).
+    Ambiguous,
+    /// Reads only with a decimal point (`12.5`, `1,234.56`).
+    Point,
+    /// Reads only with a decimal comma (`12,5`, `1.234,56`).
+    Comma,
+}
+
+/// Classifies one amount cell for decimal detection. Cheap for the common case (a plain number
+/// with at most one separator); the full parsers decide the rest.
+pub fn decimal_hint(raw: &str) -> DecimalHint {
+    let b = raw.as_bytes();
+    let mut seps = 0usize;
+    let mut sep = 0u8;
+    let mut digits_before = 0usize;
+    let mut digits_after = 0usize;
+    let mut other = false;
+    for &c in b {
+        match c {
+            b'0'..=b'9' => {
+                if seps == 0 {
+                    digits_before += 1
+                } else {
+                    digits_after += 1
+                }
+            }
+            b'.' | b',' => {
+                seps += 1;
+                sep = c;
+            }
+            b'-' | b'+' | b' ' | b'(' | b')' => {}
+            _ => other = true,
+        }
+    }
+    if seps == 0 {
+        return DecimalHint::Neutral;
+    }
+    if seps == 1 && !other {
+        // `1,234` / `0.125`: a group separator one way, a decimal separator the other.
+        if digits_after == 3 && (1..=3).contains(&digits_before) {
+            return DecimalHint::Ambiguous;
+        }
+        return if digits_before == 0 && digits_after == 0 {
+            DecimalHint::Neutral
+        } else if sep == b'.' {
+            DecimalHint::Point
+        } else {
+            DecimalHint::Comma
+        };
+    }
+    let point = matches!(parse_number_with(raw, 0, Decimal::Point), NumCell::Value(_));
+    let comma = matches!(parse_number_with(raw, 0, Decimal::Comma), NumCell::Value(_));
+    match (point, comma) {
+        (true, false) => DecimalHint::Point,
+        (false, true) => DecimalHint::Comma,
+        (true, true) => {
+            let p = parse_number_with(raw, 12, Decimal::Point);
+            let c = parse_number_with(raw, 12, Decimal::Comma);
+            if p == c {
+                DecimalHint::Neutral
+            } else {
+                DecimalHint::Ambiguous
+            }
+        }
+        (false, false) => DecimalHint::Neutral,
     }
 }
 
@@ -482,6 +621,54 @@ mod tests {
         assert_eq!(parse_number("1.2.3", 6), NumCell::Invalid);
         assert_eq!(parse_number("inf", 6), NumCell::Invalid);
         assert_eq!(parse_number("1e999", 6), NumCell::Invalid);
+    }
+
+    #[test]
+    fn numbers_with_a_decimal_comma() {
+        let c = |s| parse_number_with(s, 6, Decimal::Comma);
+        assert_eq!(c("1.234,56"), NumCell::Value(1234.56));
+        assert_eq!(c("-1.234.567,891"), NumCell::Value(-1234567.891));
+        assert_eq!(c("1 234,56"), NumCell::Value(1234.56));
+        assert_eq!(c("1\u{a0}234,56"), NumCell::Value(1234.56));
+        assert_eq!(c("(12,5)"), NumCell::Value(-12.5));
+        assert_eq!(c("12,50-"), NumCell::Value(-12.5));
+        assert_eq!(c("€ 1.000"), NumCell::Value(1000.0));
+        assert_eq!(c("100"), NumCell::Value(100.0));
+        assert_eq!(c(""), NumCell::Empty);
+        assert_eq!(c("12.5"), NumCell::Invalid);
+        assert_eq!(c("1,234.56"), NumCell::Invalid);
+        assert_eq!(c("1,2,3"), NumCell::Invalid);
+        // With a decimal point, a comma after the decimals is not a group separator.
+        assert_eq!(parse_number("1.234,56", 6), NumCell::Invalid);
+        assert_eq!(parse_number("1,234.5,6", 6), NumCell::Invalid);
+    }
+
+    #[test]
+    fn decimal_hints_tell_which_way_a_value_reads() {
+        use DecimalHint::*;
+        for (v, h) in [
+            ("100", Neutral),
+            ("", Neutral),
+            ("abc", Neutral),
+            ("12.5", Point),
+            ("-948.71", Point),
+            ("1,234.56", Point),
+            ("1,234,567", Point),
+            ("1234.567", Point),
+            ("1.5e3", Point),
+            ("12,5", Comma),
+            ("1.234,56", Comma),
+            ("1.234.567", Comma),
+            ("1234,567", Comma),
+            ("(1.234,56)", Comma),
+            ("€ 1.234,56", Comma),
+            ("1,234", Ambiguous),
+            ("1.234", Ambiguous),
+            ("0.125", Ambiguous),
+            ("1.2.3", Neutral),
+        ] {
+            assert_eq!(decimal_hint(v), h, "{v:?}");
+        }
     }
 
     #[test]

@@ -19,6 +19,35 @@ pub struct RawTable {
     pub df: DataFrame,
     pub header: Vec<String>,
     pub source: String,
+    /// Records the reader left out because they cannot be aligned with the header (more or
+    /// fewer fields than it has); one per record.
+    pub rejects: Vec<prepare::Reject>,
+    /// Blank lines (or rows whose every cell is empty) skipped.
+    pub blank_rows: usize,
+    /// Workbooks: the sheet read, for the cell of a reject.
+    pub sheet: Option<SheetInfo>,
+}
+
+/// The sheet a workbook table comes from.
+#[derive(Debug, Clone)]
+pub struct SheetInfo {
+    pub name: String,
+    /// The sheet column (0 = A) of the table's first column.
+    pub first_col: u32,
+}
+
+impl RawTable {
+    /// A table read without incident.
+    pub fn new(df: DataFrame, header: Vec<String>, source: String) -> RawTable {
+        RawTable {
+            df,
+            header,
+            source,
+            rejects: Vec::new(),
+            blank_rows: 0,
+            sheet: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +113,13 @@ pub enum IngestError {
         total: usize,
         report: String,
     },
+    #[error("{file}: sheet {sheet:?} {size}, more than [ingest] max_cells; it was not read")]
+    SheetTooLarge {
+        file: String,
+        sheet: String,
+        /// `declares 1048576 rows × 16384 columns (A1:XFD1048576, 17179869184 cells > 50000000)`
+        size: String,
+    },
     #[error(transparent)]
     Profile(#[from] crate::profile::ProfileError),
     #[error("{file}: {message}")]
@@ -137,7 +173,7 @@ pub fn read(
     match ext.as_str() {
         "xlsx" | "xlsm" | "xls" | "xlsb" | "ods" => {
             let sheet = sheet.or((!cfg.sheet.is_empty()).then_some(cfg.sheet.as_str()));
-            xlsx::read(path, sheet)
+            xlsx::read(path, sheet, cfg.max_cells)
         }
         "csv" | "txt" | "tsv" | "" | "dat" => csv::read(path, cfg),
         _ => Err(IngestError::Unsupported { file: display, ext }),

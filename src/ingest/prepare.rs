@@ -17,7 +17,7 @@
 //!   `bd_date_<name>`: extra dates; `bd_trade_date`: the date a break's age counts from.
 //! - `bd_dq`: data-quality findings of the row, `; `-separated (empty when none).
 
-use super::clean::{self, DateCell, DateOptions, NumCell};
+use super::clean::{self, DateCell, DateOptions, Decimal, DecimalHint, NumCell};
 use super::{IngestError, ROW_COL, RawTable};
 use crate::profile::Resolved;
 use polars::prelude::*;
@@ -27,10 +27,42 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reject {
     pub source: String,
+    /// The record's row as a spreadsheet shows it (header = 1); for a CSV file, its line.
     pub row: u32,
     pub column: String,
     pub value: String,
     pub reason: String,
+    /// Workbooks: the sheet and cell (`Sheet1!F3`).
+    pub cell: Option<String>,
+}
+
+/// The decimal separator a file's amounts were read with, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecimalChoice {
+    pub decimal: Decimal,
+    pub how: DecimalSource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecimalSource {
+    /// `[ingest] decimal` says so.
+    Setting,
+    /// Detected: these amount columns read only this way.
+    Detected(Vec<String>),
+    /// No amount reads differently either way.
+    NoEvidence,
+}
+
+impl DecimalChoice {
+    /// For the run summary: `decimal comma (1.234,56), detected from GL Balance, IHub Balance`.
+    pub fn describe(&self) -> String {
+        let how = match &self.how {
+            DecimalSource::Setting => "set by [ingest] decimal".to_string(),
+            DecimalSource::Detected(cols) => format!("detected from {}", cols.join(", ")),
+            DecimalSource::NoEvidence => "no amount reads differently either way".to_string(),
+        };
+        format!("{}, {how}", self.decimal.describe())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +73,8 @@ pub struct PrepareOptions {
     /// Key slots (positions in the profile's keys + optional keys) to build `bd_key` from;
     /// None = every key the file has. Used to align a history file with the current one.
     pub key_slots: Option<Vec<usize>>,
+    /// `[ingest] decimal`: None = detected per file.
+    pub decimal: Option<Decimal>,
 }
 
 impl PrepareOptions {
@@ -50,6 +84,7 @@ impl PrepareOptions {
             dates: DateOptions::from_config(c),
             mismatch_tolerance: c.difference_mismatch_tolerance,
             key_slots: None,
+            decimal: Decimal::from_setting(&c.decimal).unwrap_or(None),
         }
     }
 }
@@ -66,6 +101,9 @@ pub struct Prepared {
     pub source: String,
     /// Generic profile: the numeric columns chosen (headers).
     pub numeric_columns: Vec<String>,
+    /// Blank lines (or rows with every cell empty) skipped while reading.
+    pub blank_rows: usize,
+    pub decimal: DecimalChoice,
 }
 
 pub fn crit_col(criteria: &str, part: &str) -> String {
@@ -76,6 +114,8 @@ pub fn crit_col(criteria: &str, part: &str) -> String {
 struct Rows<'a> {
     n: usize,
     source: &'a str,
+    /// Workbooks: each column's letters by header (for the cell of a reject).
+    cells: Option<(&'a str, HashMap<&'a str, String>)>,
     row_numbers: Vec<u32>,
     rejected: Vec<bool>,
     rejects: Vec<Reject>,
@@ -85,12 +125,19 @@ struct Rows<'a> {
 impl Rows<'_> {
     fn reject(&mut self, i: usize, column: &str, value: Option<&str>, reason: String) {
         self.rejected[i] = true;
+        let row = self.row_numbers[i];
+        let cell = self.cells.as_ref().and_then(|(sheet, letters)| {
+            letters
+                .get(column)
+                .map(|l| format!("{}!{l}{row}", super::xlsx::sheet_ref(sheet)))
+        });
         self.rejects.push(Reject {
             source: self.source.to_string(),
-            row: self.row_numbers[i],
+            row,
             column: column.to_string(),
             value: value.unwrap_or("").to_string(),
             reason,
+            cell,
         });
     }
     fn finding(&mut self, i: usize, text: String) {
@@ -107,18 +154,59 @@ fn text_col<'a>(df: &'a DataFrame, name: &str) -> Result<&'a StringChunked, Inge
         })
 }
 
+/// How amounts are read: decimals kept and the decimal separator.
+#[derive(Clone, Copy)]
+struct Num {
+    decimals: u32,
+    decimal: Decimal,
+}
+
+impl Num {
+    fn parse(self, v: &str) -> NumCell {
+        clean::parse_number_with(v, self.decimals, self.decimal)
+    }
+    fn invalid_reason(self, v: &str) -> String {
+        if is_formula_error(v) {
+            "formula error in the workbook cell".into()
+        } else {
+            match self.decimal {
+                Decimal::Point => "not a number".into(),
+                Decimal::Comma => "not a number with a decimal comma (1.234,56)".into(),
+            }
+        }
+    }
+}
+
+/// Excel's formula error values (`#DIV/0!`, `#N/A`, ...), as a workbook cell's text holds them.
+fn is_formula_error(v: &str) -> bool {
+    matches!(
+        v.trim(),
+        "#DIV/0!"
+            | "#N/A"
+            | "#NAME?"
+            | "#NULL!"
+            | "#NUM!"
+            | "#REF!"
+            | "#VALUE!"
+            | "#GETTING_DATA"
+            | "#DATA!"
+            | "#SPILL!"
+            | "#CALC!"
+    )
+}
+
 /// Parses an amount column. Empty cells become `empty_as` (None = reject).
 fn parse_amounts(
     rows: &mut Rows,
     df: &DataFrame,
     header: &str,
-    decimals: u32,
+    num: Num,
     on_empty: OnEmpty,
 ) -> Result<Vec<f64>, IngestError> {
     let ca = text_col(df, header)?;
     let mut out = Vec::with_capacity(rows.n);
     for (i, v) in ca.iter().enumerate() {
-        let parsed = clean::parse_number(v.unwrap_or(""), decimals);
+        let parsed = num.parse(v.unwrap_or(""));
         out.push(match parsed {
             NumCell::Value(x) => x,
             NumCell::Empty => match on_empty {
@@ -134,7 +222,8 @@ fn parse_amounts(
                 }
             },
             NumCell::Invalid => {
-                rows.reject(i, header, v, "not a number".into());
+                let reason = num.invalid_reason(v.unwrap_or(""));
+                rows.reject(i, header, v, reason);
                 f64::NAN
             }
         });
@@ -207,27 +296,148 @@ pub(crate) fn date_column(name: &str, v: Vec<Option<i32>>) -> Column {
 }
 
 /// Columns of a generic file whose non-empty values are all numbers.
-fn numeric_columns(raw: &RawTable, decimals: u32) -> Result<Vec<String>, IngestError> {
+fn numeric_columns(raw: &RawTable, num: Num) -> Result<Vec<String>, IngestError> {
     let mut out = Vec::new();
     for h in &raw.header {
         let ca = text_col(&raw.df, h)?;
         let mut seen = false;
-        let all = ca
-            .iter()
-            .flatten()
-            .all(|v| match clean::parse_number(v, decimals) {
-                NumCell::Value(_) => {
-                    seen = true;
-                    true
-                }
-                NumCell::Empty => true,
-                NumCell::Invalid => false,
-            });
+        let all = ca.iter().flatten().all(|v| match num.parse(v) {
+            NumCell::Value(_) => {
+                seen = true;
+                true
+            }
+            NumCell::Empty => true,
+            NumCell::Invalid => false,
+        });
         if all && seen {
             out.push(h.clone());
         }
     }
     Ok(out)
+}
+
+/// What one amount column says about the decimal separator.
+#[derive(Default)]
+struct Hints {
+    point: usize,
+    comma: usize,
+    ambiguous: usize,
+    point_example: Option<String>,
+    comma_example: Option<String>,
+    ambiguous_example: Option<String>,
+}
+
+/// Detects the decimal separator of a file from its amount columns: a column whose values read
+/// with one separator and not the other (and none the other way round) decides; columns that
+/// decide differently, or a file where no column decides but some value reads both ways to
+/// different amounts (`1,234`), are refused with a message asking for `[ingest] decimal`.
+fn detect_decimal(
+    df: &DataFrame,
+    source: &str,
+    headers: &[&str],
+) -> Result<DecimalChoice, IngestError> {
+    let mut per_column: Vec<(&str, Hints)> = Vec::with_capacity(headers.len());
+    for h in headers {
+        if per_column.iter().any(|(c, _)| c == h) {
+            continue;
+        }
+        let ca = text_col(df, h)?;
+        let mut t = Hints::default();
+        for v in ca.iter().flatten() {
+            match clean::decimal_hint(v) {
+                DecimalHint::Neutral => {}
+                DecimalHint::Point => {
+                    t.point += 1;
+                    t.point_example.get_or_insert_with(|| v.to_string());
+                }
+                DecimalHint::Comma => {
+                    t.comma += 1;
+                    t.comma_example.get_or_insert_with(|| v.to_string());
+                }
+                DecimalHint::Ambiguous => {
+                    t.ambiguous += 1;
+                    t.ambiguous_example.get_or_insert_with(|| v.to_string());
+                }
+            }
+        }
+        per_column.push((h, t));
+    }
+    let ex = |e: &Option<String>| e.clone().unwrap_or_default();
+    let point: Vec<&(&str, Hints)> = per_column
+        .iter()
+        .filter(|(_, t)| t.point > 0 && t.comma == 0)
+        .collect();
+    let comma: Vec<&(&str, Hints)> = per_column
+        .iter()
+        .filter(|(_, t)| t.comma > 0 && t.point == 0)
+        .collect();
+    let ask = "set [ingest] decimal = \".\" (1,234.56) or \",\" (1.234,56)";
+    match (point.is_empty(), comma.is_empty()) {
+        (false, true) => Ok(DecimalChoice {
+            decimal: Decimal::Point,
+            how: DecimalSource::Detected(point.iter().map(|(h, _)| h.to_string()).collect()),
+        }),
+        (true, false) => Ok(DecimalChoice {
+            decimal: Decimal::Comma,
+            how: DecimalSource::Detected(comma.iter().map(|(h, _)| h.to_string()).collect()),
+        }),
+        (false, false) => Err(IngestError::Data {
+            file: source.to_string(),
+            message: format!(
+                "the amount columns disagree on the decimal separator: {} reads with a decimal comma ({:?}), {} with a decimal point ({:?}); {ask}",
+                comma[0].0,
+                ex(&comma[0].1.comma_example),
+                point[0].0,
+                ex(&point[0].1.point_example)
+            ),
+        }),
+        (true, true) => {
+            if let Some((h, t)) = per_column.iter().find(|(_, t)| t.point > 0 && t.comma > 0) {
+                return Err(IngestError::Data {
+                    file: source.to_string(),
+                    message: format!(
+                        "cannot tell the decimal separator: column {h} has values that read only with a decimal point ({:?}) and values that read only with a decimal comma ({:?}); {ask}",
+                        ex(&t.point_example),
+                        ex(&t.comma_example)
+                    ),
+                });
+            }
+            if let Some((h, t)) = per_column.iter().find(|(_, t)| t.ambiguous > 0) {
+                let v = ex(&t.ambiguous_example);
+                let as_point = clean::parse_number_with(&v, 12, Decimal::Point);
+                let as_comma = clean::parse_number_with(&v, 12, Decimal::Comma);
+                let show = |c: NumCell| match c {
+                    NumCell::Value(x) => x.to_string(),
+                    _ => "?".into(),
+                };
+                return Err(IngestError::Data {
+                    file: source.to_string(),
+                    message: format!(
+                        "cannot tell the decimal separator: no amount reads only one way, and {h} {v:?} reads as {} with a decimal point or {} with a decimal comma; {ask}",
+                        show(as_point),
+                        show(as_comma)
+                    ),
+                });
+            }
+            Ok(DecimalChoice {
+                decimal: Decimal::Point,
+                how: DecimalSource::NoEvidence,
+            })
+        }
+    }
+}
+
+/// The amount columns of a resolved profile (the decimal separator is detected from them).
+fn amount_headers(resolved: &Resolved) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for c in &resolved.criteria {
+        out.extend(c.lhs.as_deref());
+        out.extend(c.rhs.as_deref());
+        out.extend(c.difference.as_deref());
+        out.extend(c.tolerance_column.as_deref());
+    }
+    out.extend(resolved.numeric.iter().map(|r| r.header.as_str()));
+    out
 }
 
 /// Types `raw` through `resolved`.
@@ -250,9 +460,24 @@ pub fn prepare(
         .map_err(data_err)?
         .into_no_null_iter()
         .collect();
+    let cells = raw.sheet.as_ref().map(|sh| {
+        let letters: HashMap<&str, String> = raw
+            .header
+            .iter()
+            .enumerate()
+            .map(|(j, h)| {
+                (
+                    h.as_str(),
+                    super::xlsx::column_letters(sh.first_col + j as u32),
+                )
+            })
+            .collect();
+        (sh.name.as_str(), letters)
+    });
     let mut rows = Rows {
         n,
         source: &raw.source,
+        cells,
         row_numbers,
         rejected: vec![false; n],
         rejects: Vec::new(),
@@ -265,6 +490,25 @@ pub fn prepare(
             message,
         },
         other => other,
+    };
+
+    // The decimal separator: set, or detected from the amount columns.
+    let decimal = match opts.decimal {
+        Some(d) => DecimalChoice {
+            decimal: d,
+            how: DecimalSource::Setting,
+        },
+        None => {
+            let mut headers = amount_headers(resolved);
+            if resolved.profile.numeric_auto && resolved.numeric.is_empty() {
+                headers = raw.header.iter().map(String::as_str).collect();
+            }
+            detect_decimal(df, &raw.source, &headers)?
+        }
+    };
+    let num = Num {
+        decimals: opts.decimals,
+        decimal: decimal.decimal,
     };
 
     // Keys.
@@ -285,13 +529,24 @@ pub fn prepare(
         let mut builder = StringChunkedBuilder::new("bd_key".into(), n);
         let mut buf = String::new();
         let names: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+        // Keys the profile requires (optional ones, such as Currency, may be empty).
+        let required: Vec<bool> = resolved
+            .keys
+            .iter()
+            .filter(|(slot, _)| opts.key_slots.as_ref().is_none_or(|s| s.contains(slot)))
+            .map(|(slot, _)| *slot < resolved.profile.keys.len())
+            .collect();
+        let mut empty_required: Vec<usize> = Vec::new();
         for i in 0..n {
             buf.clear();
             let mut all_empty = true;
+            empty_required.clear();
             for (k, it) in iters.iter_mut().enumerate() {
                 let v = it.next().flatten().unwrap_or("").trim();
                 if !v.is_empty() {
                     all_empty = false;
+                } else if required[k] {
+                    empty_required.push(k);
                 }
                 if k > 0 {
                     buf.push('|');
@@ -305,6 +560,15 @@ pub fn prepare(
                     None,
                     "every key column is empty; the record identifies no account".into(),
                 );
+            } else {
+                for &k in &empty_required {
+                    rows.reject(
+                        i,
+                        names[k],
+                        None,
+                        "a key column is empty; the record cannot be matched to its account".into(),
+                    );
+                }
             }
             builder.append_value(&buf);
         }
@@ -321,18 +585,35 @@ pub fn prepare(
     let mut primary: Option<(Vec<f64>, Vec<f64>)> = None;
     for c in &resolved.criteria {
         let (diff, scale) = if let (Some(l), Some(r)) = (&c.lhs, &c.rhs) {
-            let lhs = parse_amounts(&mut rows, df, l, opts.decimals, OnEmpty::ZeroWithFinding)
+            let lhs = parse_amounts(&mut rows, df, l, num, OnEmpty::ZeroWithFinding)
                 .map_err(with_file)?;
-            let rhs = parse_amounts(&mut rows, df, r, opts.decimals, OnEmpty::ZeroWithFinding)
+            let rhs = parse_amounts(&mut rows, df, r, num, OnEmpty::ZeroWithFinding)
                 .map_err(with_file)?;
             let diff: Vec<f64> = lhs
                 .iter()
                 .zip(&rhs)
                 .map(|(a, b)| clean::round_to(a - b, opts.decimals))
                 .collect();
+            // Amounts near the limits of f64 (1e308 and -1e308) overflow when subtracted.
+            for i in 0..n {
+                if diff[i].is_infinite() {
+                    let (lv, rv) = (lhs[i], rhs[i]);
+                    let raw_l = text_col(df, l)
+                        .ok()
+                        .and_then(|c| c.get(i))
+                        .unwrap_or("")
+                        .to_string();
+                    rows.reject(
+                        i,
+                        l,
+                        Some(&raw_l),
+                        format!("difference is not finite: {l} - {r} = {lv:e} - {rv:e} overflows"),
+                    );
+                }
+            }
             if let Some(g) = &c.difference {
-                let given = parse_amounts(&mut rows, df, g, opts.decimals, OnEmpty::Nan)
-                    .map_err(with_file)?;
+                let given =
+                    parse_amounts(&mut rows, df, g, num, OnEmpty::Nan).map_err(with_file)?;
                 for i in 0..n {
                     let (gv, dv) = (given[i], diff[i]);
                     if gv.is_finite() && (gv - dv).abs() > opts.mismatch_tolerance {
@@ -357,8 +638,7 @@ pub fn prepare(
                 .difference
                 .as_ref()
                 .expect("resolved criteria has a difference");
-            let diff =
-                parse_amounts(&mut rows, df, h, opts.decimals, OnEmpty::Zero).map_err(with_file)?;
+            let diff = parse_amounts(&mut rows, df, h, num, OnEmpty::Zero).map_err(with_file)?;
             (diff, vec![0.0; n])
         };
         let mut tol: Vec<f64> = scale
@@ -368,7 +648,7 @@ pub fn prepare(
         if let Some(t) = &c.tolerance_column {
             let ca = text_col(df, t).map_err(with_file)?;
             for (i, v) in ca.iter().enumerate() {
-                match clean::parse_number(v.unwrap_or(""), opts.decimals) {
+                match num.parse(v.unwrap_or("")) {
                     NumCell::Value(x) => tol[i] = tol[i].max(x.abs()),
                     NumCell::Empty => {}
                     NumCell::Invalid => rows.finding(
@@ -458,7 +738,7 @@ pub fn prepare(
     // Extra numeric features (generic: detected when none are listed).
     let mut numeric = resolved.numeric.clone();
     if resolved.profile.numeric_auto && numeric.is_empty() {
-        numeric = numeric_columns(raw, opts.decimals)?
+        numeric = numeric_columns(raw, num)?
             .into_iter()
             .map(|h| crate::profile::Role {
                 slug: clean::slug(&h),
@@ -482,8 +762,7 @@ pub fn prepare(
         } else {
             OnEmpty::Nan
         };
-        let v = parse_amounts(&mut rows, df, &role.header, opts.decimals, on_empty)
-            .map_err(with_file)?;
+        let v = parse_amounts(&mut rows, df, &role.header, num, on_empty).map_err(with_file)?;
         cols.push(Column::new(format!("bd_num_{}", role.slug).into(), v));
     }
 
@@ -510,7 +789,11 @@ pub fn prepare(
     for c in cols {
         out.with_column(c).map_err(data_err)?;
     }
-    let rejected_rows = rows.rejected.iter().filter(|r| **r).count();
+    // Rows the reader already rejected (a record with more or fewer fields than the header) come
+    // first in the report and count as rows of the file.
+    let rejected_rows = rows.rejected.iter().filter(|r| **r).count() + raw.rejects.len();
+    let mut rejects = raw.rejects.clone();
+    rejects.append(&mut rows.rejects);
     if rejected_rows > 0 {
         let keep =
             BooleanChunked::from_iter_values("keep".into(), rows.rejected.iter().map(|r| !r));
@@ -522,12 +805,14 @@ pub fn prepare(
     Ok(Prepared {
         df: out,
         resolved,
-        rejects: rows.rejects,
-        total_rows: n,
+        rejects,
+        total_rows: n + raw.rejects.len(),
         rejected_rows,
         dq_rows,
         source: raw.source.clone(),
         numeric_columns: numeric.iter().map(|r| r.header.clone()).collect(),
+        blank_rows: raw.blank_rows,
+        decimal,
     })
 }
 
@@ -548,11 +833,11 @@ mod tests {
                 .collect();
             cols.push(Column::new((*h).into(), v));
         }
-        RawTable {
-            df: DataFrame::new_infer_height(cols).unwrap(),
-            header: header.iter().map(|s| s.to_string()).collect(),
-            source: "t.csv".into(),
-        }
+        RawTable::new(
+            DataFrame::new_infer_height(cols).unwrap(),
+            header.iter().map(|s| s.to_string()).collect(),
+            "t.csv".into(),
+        )
     }
 
     fn opts() -> PrepareOptions {

@@ -1,7 +1,9 @@
 //! One record as JSON (an object keyed by the file's column names) typed through a resolved
 //! profile, the way `ingest::prepare` types a table row — without a table.
 
-use crate::ingest::clean::{self, DateCell, DateOptions, NumCell, normalize_header};
+use crate::ingest::clean::{
+    self, DateCell, DateOptions, Decimal, DecimalHint, NumCell, normalize_header,
+};
 use crate::profile::Resolved;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -64,6 +66,8 @@ pub struct RecordReader {
     pub decimals: u32,
     pub dates: DateOptions,
     pub mismatch_tolerance: f64,
+    /// `[ingest] decimal`; None = per record, from its amounts (JSON numbers read with a point).
+    pub decimal: Option<Decimal>,
     pub limits: RecordLimits,
 }
 
@@ -122,12 +126,66 @@ fn cell_text(field: &str, v: &Value) -> Result<String, FieldError> {
 }
 
 impl RecordReader {
+    /// The decimal separator of one record's amounts: the setting, or (auto) the one its amount
+    /// fields read with only (a JSON number counts as a decimal point); a record whose amounts
+    /// could be read either way to different values is refused, asking for the setting.
+    fn record_decimal(
+        &self,
+        fields: &[(String, String)],
+        by_name: &HashMap<String, usize>,
+        numbers: &[bool],
+    ) -> Result<Decimal, FieldError> {
+        if let Some(d) = self.decimal {
+            return Ok(d);
+        }
+        let r = &self.resolved;
+        let mut headers: Vec<&str> = Vec::new();
+        for c in &r.criteria {
+            headers.extend(c.lhs.as_deref());
+            headers.extend(c.rhs.as_deref());
+            headers.extend(c.difference.as_deref());
+            headers.extend(c.tolerance_column.as_deref());
+        }
+        headers.extend(r.numeric.iter().map(|n| n.header.as_str()));
+        let (mut point, mut comma, mut ambiguous) = (false, None, None);
+        for h in headers {
+            let Some(&i) = by_name.get(&normalize_header(h)) else {
+                continue;
+            };
+            if numbers[i] {
+                point = true;
+                continue;
+            }
+            match clean::decimal_hint(&fields[i].1) {
+                DecimalHint::Point => point = true,
+                DecimalHint::Comma => comma = comma.or(Some(h)),
+                DecimalHint::Ambiguous => ambiguous = ambiguous.or(Some((h, &fields[i].1))),
+                DecimalHint::Neutral => {}
+            }
+        }
+        match (point, comma, ambiguous) {
+            (true, Some(h), _) => Err(FieldError::new(
+                h,
+                "reads only with a decimal comma while other amounts of the record read with a decimal point; set [ingest] decimal",
+            )),
+            (false, Some(_), _) => Ok(Decimal::Comma),
+            (false, None, Some((h, v))) => Err(FieldError::new(
+                h,
+                format!(
+                    "{v:?} reads differently with a decimal point and a decimal comma; send amounts as JSON numbers or set [ingest] decimal = \".\" or \",\""
+                ),
+            )),
+            _ => Ok(Decimal::Point),
+        }
+    }
+
     pub fn new(resolved: Resolved, ingest: &crate::config::IngestConfig) -> RecordReader {
         RecordReader {
             resolved,
             decimals: ingest.amount_decimals,
             dates: DateOptions::from_config(ingest),
             mismatch_tolerance: ingest.difference_mismatch_tolerance,
+            decimal: Decimal::from_setting(&ingest.decimal).unwrap_or(None),
             limits: RecordLimits::default(),
         }
     }
@@ -173,6 +231,8 @@ impl RecordReader {
         }
         let mut fields = Vec::with_capacity(record.len());
         let mut by_name: HashMap<String, usize> = HashMap::with_capacity(record.len());
+        // JSON numbers are written with a decimal point whatever the setting.
+        let mut numbers: Vec<bool> = Vec::with_capacity(record.len());
         for (k, v) in record {
             if k.chars().count() > MAX_NAME_CHARS {
                 let short: String = k.chars().take(40).collect();
@@ -205,8 +265,17 @@ impl RecordReader {
                 ));
             }
             fields.push((k.clone(), text));
+            numbers.push(v.is_number());
         }
         let r = &self.resolved;
+        let decimal = self.record_decimal(&fields, &by_name, &numbers)?;
+        let parse = |raw: &str, h: &str| -> NumCell {
+            let is_number = by_name
+                .get(&normalize_header(h))
+                .is_some_and(|i| numbers[*i]);
+            let d = if is_number { Decimal::Point } else { decimal };
+            clean::parse_number_with(raw, self.decimals, d)
+        };
         let get = |header: &str| -> Option<&str> {
             by_name
                 .get(&normalize_header(header))
@@ -220,10 +289,13 @@ impl RecordReader {
         // Keys: trimmed values joined with `|`.
         let mut key = String::new();
         let mut all_empty = true;
-        for (k, (_, h)) in r.keys.iter().enumerate() {
+        let mut empty_required = None;
+        for (k, (slot, h)) in r.keys.iter().enumerate() {
             let v = need(h)?.trim();
             if !v.is_empty() {
                 all_empty = false;
+            } else if *slot < r.profile.keys.len() && empty_required.is_none() {
+                empty_required = Some(h);
             }
             if k > 0 {
                 key.push('|');
@@ -234,6 +306,12 @@ impl RecordReader {
             return Err(FieldError::new(
                 r.key_names().join("+"),
                 "every key is empty; the record identifies no account",
+            ));
+        }
+        if let Some(h) = empty_required {
+            return Err(FieldError::new(
+                h.as_str(),
+                "is empty; a key is needed to match the record to its account",
             ));
         }
 
@@ -277,7 +355,7 @@ impl RecordReader {
         // An empty amount reads as 0, with a finding when `finding`.
         let amount = |h: &str, finding: bool, dq: &mut Vec<String>| {
             let raw = need(h)?;
-            match clean::parse_number(raw, self.decimals) {
+            match parse(raw, h) {
                 NumCell::Value(x) => Ok(x),
                 NumCell::Empty => {
                     if finding {
@@ -299,14 +377,14 @@ impl RecordReader {
                     return Err(FieldError::new(
                         l.as_str(),
                         format!(
-                            "the difference {l} - {rr} ({lhs:e} - {rhs:e}) is not a finite number"
+                            "difference is not finite: {l} - {rr} = {lhs:e} - {rhs:e} overflows"
                         ),
                     ));
                 }
                 let given = match &c.difference {
                     Some(g) => {
                         let gv = match get(g) {
-                            Some(raw) => match clean::parse_number(raw, self.decimals) {
+                            Some(raw) => match parse(raw, g) {
                                 NumCell::Value(x) => x,
                                 NumCell::Empty => f64::NAN,
                                 NumCell::Invalid => {
@@ -353,7 +431,7 @@ impl RecordReader {
             if let Some(t) = &c.tolerance_column
                 && let Some(raw) = get(t)
             {
-                match clean::parse_number(raw, self.decimals) {
+                match parse(raw, t) {
                     NumCell::Value(x) if x.is_finite() => v.tol = v.tol.max(x.abs()),
                     NumCell::Value(_) => {
                         dq.push(format!("{t} not finite ({raw:?}), profile tolerance used"))
@@ -383,7 +461,7 @@ impl RecordReader {
         for role in &r.numeric {
             let h = role.header.as_str();
             let raw = need(h)?;
-            nums.push(match clean::parse_number(raw, self.decimals) {
+            nums.push(match parse(raw, h) {
                 NumCell::Value(x) if !x.is_finite() => {
                     return Err(FieldError::new(
                         h,
