@@ -736,19 +736,27 @@ fn against_the_real_service_a_posted_anomaly_is_shown_and_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let history = service::repo(service::GL_HISTORY);
+    // sue is a supervisor of the service: her token says so.
+    let token = "sue-4b1d9e7a03c5";
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        "[logging]\nfile = false\n[[service.users]]\nname = \"sue\"\nrole = \"supervisor\"\ntoken_env = \"T_SUE\"\n",
+    )
+    .unwrap();
     let svc = service::start(
         dir.path(),
         &data,
-        None,
+        Some(&cfg),
         &["--history", history.to_str().unwrap()],
-        &[],
+        &[("T_SUE", token)],
     )
     .expect("the service starts");
     let mut app = live_app(
         dir.path().join("ui").as_path(),
         Actor::supervisor("sue"),
         &format!("ws://{}/ws", svc.addr),
-        None,
+        Some(token),
     );
     assert!(
         pump_until(&mut app, Duration::from_secs(30), greeted),
@@ -758,7 +766,7 @@ fn against_the_real_service_a_posted_anomaly_is_shown_and_accepted() {
     );
     let before = app.table.view.len();
     let record = service::gl_record("2024-03-13", "110200", 9_632_957.84, 3_632_957.84);
-    let r = service::post_json(&svc.addr, "/realtime_anomaly", &record, None);
+    let r = service::post_json(&svc.addr, "/realtime_anomaly", &record, Some(token));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let result = r.json();
     assert_eq!(result["is_anomaly"], json!(true), "{result}");
@@ -815,7 +823,7 @@ fn against_the_real_service_a_posted_anomaly_is_shown_and_accepted() {
         "{}",
         message(&app)
     );
-    let got = service::get(&svc.addr, &format!("/cases/{id}"), None).json();
+    let got = service::get(&svc.addr, &format!("/cases/{id}"), Some(token)).json();
     assert_eq!(got["case"]["status"], "Accepted", "{got}");
     let last = got["events"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["user"], "sue", "{last}");
