@@ -325,6 +325,17 @@ pub struct ServiceConfig {
     pub state_records: usize,
     pub batch_email: bool,
     pub persist_interval_ms: u64,
+    /// Host names (besides IP addresses and `localhost`) a request may be addressed to.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins (`https://desk.example`) allowed on /ws and state-changing routes.
+    pub allowed_origins: Vec<String>,
+    /// Connection bounds: open connections, WebSocket clients, events queued per client,
+    /// seconds to send a request's headers (and to start the next one on a kept-alive
+    /// connection).
+    pub max_connections: usize,
+    pub max_ws_clients: usize,
+    pub ws_queue_events: usize,
+    pub read_timeout_secs: u64,
     /// The people who may call the service, one bearer token each (`[[service.users]]`).
     pub users: Vec<ServiceUser>,
 }
@@ -500,6 +511,13 @@ impl Config {
             ("service.max_batch_records", self.service.max_batch_records),
             ("service.max_record_fields", self.service.max_record_fields),
             ("service.max_field_chars", self.service.max_field_chars),
+            ("service.max_connections", self.service.max_connections),
+            ("service.max_ws_clients", self.service.max_ws_clients),
+            ("service.ws_queue_events", self.service.ws_queue_events),
+            (
+                "service.read_timeout_secs",
+                self.service.read_timeout_secs as usize,
+            ),
             ("service.state_records", self.service.state_records),
         ] {
             if v == 0 {

@@ -55,7 +55,20 @@ pub enum StoreError {
     /// A failure of the storage engine (I/O, corruption).
     #[error("store error: {0}")]
     Engine(String),
+    /// The disk holding the store is (nearly) full: nothing was written.
+    #[error(
+        "no space left on the disk of the store {path}: {free_kb} KB free, at least {need_kb} KB needed to write safely (free some space and try again; nothing was written)"
+    )]
+    DiskFull {
+        path: String,
+        free_kb: u64,
+        need_kb: u64,
+    },
 }
+
+/// The free space a write needs on the store's disk. sled cannot recover from a write that
+/// fails for lack of space (it waits for it forever), so writes are refused before that.
+const MIN_FREE_BYTES: u64 = 8 << 20;
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
@@ -65,8 +78,22 @@ impl From<sled::Error> for StoreError {
 
 /// The open store of one data directory. It holds the store's lock until dropped.
 pub struct Store {
-    db: sled::Db,
+    /// Dropped by hand: after a failed write sled would wait forever in its final flush.
+    db: std::mem::ManuallyDrop<sled::Db>,
     path: PathBuf,
+    /// Set when the engine failed a write: the database is then not flushed on drop.
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if self.failed.load(std::sync::atomic::Ordering::SeqCst) {
+            // What was acknowledged is on disk already; the rest is given up, not waited for.
+            return;
+        }
+        // SAFETY: `db` is not used after this; drop runs once.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.db) };
+    }
 }
 
 impl Store {
@@ -78,6 +105,7 @@ impl Store {
             path: display.clone(),
             message: e.to_string(),
         })?;
+        check_room(&path)?;
         // A store that another process (or a just-dropped handle, whose background thread is
         // still finishing) holds is retried briefly before it is reported as in use.
         let mut wait = std::time::Duration::from_millis(25);
@@ -114,9 +142,27 @@ impl Store {
             path: display.clone(),
             message: format!("cannot restrict its permissions: {e}"),
         })?;
-        let store = Store { db, path };
+        let store = Store {
+            db: std::mem::ManuallyDrop::new(db),
+            path,
+            failed: std::sync::atomic::AtomicBool::new(false),
+        };
+        store.room()?;
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Refuses a write when the store's disk is nearly full ([`MIN_FREE_BYTES`]).
+    fn room(&self) -> Result<(), StoreError> {
+        check_room(&self.path)
+    }
+
+    /// An engine error, remembered: after it the database is not flushed on drop.
+    fn engine(&self, e: sled::Error) -> StoreError {
+        if matches!(e, sled::Error::Io(_)) {
+            self.failed.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        StoreError::from(e)
     }
 
     /// The store's directory (`<data_dir>/store`).
@@ -190,9 +236,11 @@ impl Store {
 
     /// Saves a model bundle under `name` (durable when this returns).
     pub fn put_model(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        let t = self.db.open_tree(MODELS)?;
-        t.insert(name.as_bytes(), bytes)?;
-        t.flush()?;
+        self.room()?;
+        let t = self.db.open_tree(MODELS).map_err(|e| self.engine(e))?;
+        t.insert(name.as_bytes(), bytes)
+            .map_err(|e| self.engine(e))?;
+        t.flush().map_err(|e| self.engine(e))?;
         Ok(())
     }
 
@@ -213,13 +261,14 @@ impl Store {
         if answers.is_empty() {
             return Ok(());
         }
-        let t = self.db.open_tree(LLM_CACHE)?;
+        self.room()?;
+        let t = self.db.open_tree(LLM_CACHE).map_err(|e| self.engine(e))?;
         let mut batch = sled::Batch::default();
         for (k, v) in answers {
             batch.insert(&k[..], v.as_slice());
         }
-        t.apply_batch(batch)?;
-        t.flush()?;
+        t.apply_batch(batch).map_err(|e| self.engine(e))?;
+        t.flush().map_err(|e| self.engine(e))?;
         Ok(())
     }
 
@@ -243,6 +292,7 @@ impl Store {
     /// Not flushed here: sled writes them out within its flush interval, and a state is only
     /// context for the next record's features.
     pub fn put_stream_states(&self, states: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+        self.room()?;
         let t = self.db.open_tree(STREAM_STATE)?;
         let mut batch = sled::Batch::default();
         for (k, v) in states {
@@ -252,7 +302,7 @@ impl Store {
                 batch.insert(k.as_slice(), v.as_slice());
             }
         }
-        t.apply_batch(batch)?;
+        t.apply_batch(batch).map_err(|e| self.engine(e))?;
         Ok(())
     }
 
@@ -269,7 +319,12 @@ impl Store {
 
     /// Flushes every write to disk (the case operations do this themselves before returning).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        if self.failed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Engine(
+                "an earlier write failed; the store is not flushed again".into(),
+            ));
+        }
+        self.db.flush().map_err(|e| self.engine(e))?;
         Ok(())
     }
 
@@ -290,6 +345,7 @@ impl Store {
         E: From<StoreError>,
         F: Fn(&CaseTxn<'_>) -> Result<R, TxError<E>>,
     {
+        self.room()?;
         let trees = self.case_trees()?;
         let outcome = trees.as_slice().transaction(|views| {
             let txn = CaseTxn { trees: views };
@@ -301,9 +357,9 @@ impl Store {
         let value = match outcome {
             Ok(v) => v,
             Err(TransactionError::Abort(e)) => return Err(e),
-            Err(TransactionError::Storage(e)) => return Err(StoreError::from(e).into()),
+            Err(TransactionError::Storage(e)) => return Err(self.engine(e).into()),
         };
-        self.db.flush().map_err(StoreError::from)?;
+        self.db.flush().map_err(|e| self.engine(e))?;
         Ok(value)
     }
 
@@ -366,6 +422,34 @@ fn restrict_permissions(dir: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn restrict_permissions(_dir: &Path) -> std::io::Result<()> {
     Ok(())
+}
+
+/// Refuses when the disk holding `dir` has less than [`MIN_FREE_BYTES`] free (to the process).
+fn check_room(dir: &Path) -> Result<(), StoreError> {
+    match free_bytes(dir) {
+        Some(free) if free < MIN_FREE_BYTES => Err(StoreError::DiskFull {
+            path: dir.display().to_string(),
+            free_kb: free / 1024,
+            need_kb: MIN_FREE_BYTES / 1024,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Bytes free to an unprivileged writer on the file system of `dir` (None when unknown).
+#[cfg(unix)]
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid out-pointer.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (rc == 0).then(|| (st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_dir: &Path) -> Option<u64> {
+    None
 }
 
 /// A key and its value.

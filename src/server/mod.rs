@@ -67,6 +67,8 @@ pub struct AppState {
     pub history: Option<PathBuf>,
     pub profile: Option<String>,
     pub retraining: AtomicBool,
+    /// WebSocket clients connected now (at most `[service] max_ws_clients`).
+    pub ws_clients: std::sync::atomic::AtomicUsize,
     pub started: Instant,
     pub worker: Mutex<Option<crate::notify::Worker>>,
     stop: Arc<AtomicBool>,
@@ -260,7 +262,7 @@ pub fn prepare(
     let dispatcher = crate::notify::outbox::Dispatcher::new(&cfg)
         .map_err(|e| ServeError::Config(e.to_string()))?;
     let worker = crate::notify::Worker::spawn(store.clone(), dispatcher);
-    let (events, _) = broadcast::channel(4096);
+    let (events, _) = broadcast::channel(cfg.service.ws_queue_events);
     Ok(Arc::new(AppState {
         cfg,
         store,
@@ -272,6 +274,7 @@ pub fn prepare(
         history,
         profile,
         retraining: AtomicBool::new(false),
+        ws_clients: std::sync::atomic::AtomicUsize::new(0),
         started: Instant::now(),
         worker: Mutex::new(Some(worker)),
         stop: Arc::new(AtomicBool::new(false)),
@@ -417,10 +420,8 @@ pub fn serve(
             .map_err(|source| ServeError::Bind { addr, source })?;
         tracing::info!(addr = %bound, "service listening");
         ready(bound);
-        axum::serve(listener, router(state.clone()))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| ServeError::Start(e.to_string()))
+        accept_loop(listener, state.clone()).await;
+        Ok(())
     });
     state.stop.store(true, Ordering::Relaxed);
     for t in background {
@@ -439,6 +440,73 @@ pub fn serve(
     }
     let _ = state.store.flush();
     result
+}
+
+/// Serves connections until Ctrl-C or SIGTERM: at most `[service] max_connections` at once
+/// (more wait in the listen queue), each HTTP/1 connection closed when a client takes longer
+/// than `read_timeout_secs` to send a request's headers or to start its next request. On the
+/// way out, open connections finish their requests (at most 10 s).
+async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<AppState>) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let app = router(state.clone());
+    let limit = Arc::new(tokio::sync::Semaphore::new(
+        state.cfg.service.max_connections,
+    ));
+    let read_timeout = Duration::from_secs(state.cfg.service.read_timeout_secs);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut open = tokio::task::JoinSet::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        while open.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, keep serving.
+                    tracing::warn!(error = %e, "accepting a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(read_timeout)
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()))
+            .with_upgrades();
+        let mut stop = stop_rx.clone();
+        open.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => {
+                    // Finish the request in progress, then close.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(permit);
+        });
+    }
+    let _ = stop_tx.send(true);
+    let drained = async { while open.join_next().await.is_some() {} };
+    tokio::select! {
+        _ = drained => {}
+        _ = tokio::time::sleep(Duration::from_secs(10)) => {
+            tracing::warn!("connections still open after 10 s; stopping anyway");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -70,6 +70,13 @@ impl From<CaseError> for ApiError {
     fn from(e: CaseError) -> ApiError {
         match &e {
             CaseError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            CaseError::Store(crate::store::StoreError::DiskFull { .. }) => {
+                tracing::error!(error = %e, "the store's disk is full");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "the service's disk is full: nothing was written; try again when there is room",
+                )
+            }
             CaseError::Invalid(_) | CaseError::NoteRequired { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }
@@ -159,6 +166,8 @@ pub fn router(state: Shared) -> Router {
         .merge(protected)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .route_layer(axum::middleware::from_fn(access_log))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
 
@@ -181,37 +190,40 @@ pub enum Caller {
     User { name: String, role: Role },
 }
 
-/// The bearer check (when a token or users are configured): every token is compared in
-/// constant time, and none is ever logged. The caller found is put in the request's extensions.
+/// Who the request's bearer token says the caller is; None when tokens are configured and it
+/// carries none of them. Every token is compared in constant time (no early exit, so the time
+/// does not say which matched), and none is ever logged.
+fn identify(state: &AppState, headers: &axum::http::HeaderMap) -> Option<Caller> {
+    if state.token.is_none() && state.users.is_empty() {
+        return Some(Caller::Open);
+    }
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .as_bytes();
+    let mut found = None;
+    for u in &state.users {
+        if constant_time_eq(given, u.token.as_bytes()) {
+            found = Some(Caller::User {
+                name: u.name.clone(),
+                role: u.role,
+            });
+        }
+    }
+    if let Some(t) = &state.token
+        && constant_time_eq(given, t.as_bytes())
+    {
+        found = found.or(Some(Caller::Shared));
+    }
+    found
+}
+
+/// The bearer check: the caller found is put in the request's extensions (for the decision
+/// route and the access log); no valid token is a 401.
 async fn auth(State(state): State<Shared>, mut req: Request, next: Next) -> Response {
-    let caller = if state.token.is_none() && state.users.is_empty() {
-        Some(Caller::Open)
-    } else {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("")
-            .as_bytes();
-        // Every token is compared (no early exit), so the time does not say which matched.
-        let mut found = None;
-        for u in &state.users {
-            if constant_time_eq(given, u.token.as_bytes()) {
-                found = Some(Caller::User {
-                    name: u.name.clone(),
-                    role: u.role,
-                });
-            }
-        }
-        if let Some(t) = &state.token
-            && constant_time_eq(given, t.as_bytes())
-        {
-            found = found.or(Some(Caller::Shared));
-        }
-        found
-    };
-    let Some(caller) = caller else {
+    let Some(caller) = identify(&state, req.headers()) else {
         let mut r = ApiError::new(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token (Authorization: Bearer <token>)",
@@ -223,8 +235,109 @@ async fn auth(State(state): State<Shared>, mut req: Request, next: Next) -> Resp
         );
         return r;
     };
+    if let Caller::User { name, .. } = &caller
+        && let Some(u) = req.extensions().get::<AccessUser>()
+    {
+        u.set(name.clone());
+    }
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// The authenticated user of a request, filled in by [`auth`] for the access log.
+#[derive(Clone, Default)]
+struct AccessUser(Arc<std::sync::OnceLock<String>>);
+
+impl AccessUser {
+    fn set(&self, name: String) {
+        let _ = self.0.set(name);
+    }
+}
+
+/// One JSON log line per request (target `breakdesk::access`): method, route (the path template, never
+/// ids or query strings), status, latency and the authenticated user. Never a token or a body.
+async fn access_log(mut req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "(unmatched)".to_string());
+    let user = AccessUser::default();
+    req.extensions_mut().insert(user.clone());
+    let response = next.run(req).await;
+    tracing::info!(
+        target: "breakdesk::access",
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+        user = user.0.get().map(String::as_str).unwrap_or("-"),
+        "request"
+    );
+    response
+}
+
+/// Browser safety for a service on loopback. `Host` must be an IP address, `localhost` or one
+/// of `[service] allowed_hosts` (a page on another site reaching 127.0.0.1 through a name it
+/// controls — DNS rebinding — is refused); an `Origin` header on /ws or a state-changing request
+/// must be one of `[service] allowed_origins` (clients that are not browsers send none).
+async fn guard(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    if let Some(host) = req.headers().get(header::HOST) {
+        let host = host.to_str().unwrap_or("");
+        if !host_allowed(host, &state.cfg.service.allowed_hosts) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "the Host header names neither an IP address, localhost nor one of [service] allowed_hosts",
+            )
+            .into_response();
+        }
+    }
+    let changes_state = req.method() != axum::http::Method::GET
+        && req.method() != axum::http::Method::HEAD
+        && req.method() != axum::http::Method::OPTIONS;
+    let websocket = req.uri().path() == "/ws";
+    if (changes_state || websocket)
+        && let Some(origin) = req.headers().get(header::ORIGIN)
+    {
+        let origin = origin.to_str().unwrap_or("");
+        let allowed = state
+            .cfg
+            .service
+            .allowed_origins
+            .iter()
+            .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin));
+        if !allowed {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "requests from a browser page need its origin in [service] allowed_origins",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Whether a `Host` header value (name or address, with an optional port) may be served.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [::1]:8080
+        return rest
+            .split(']')
+            .next()
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        host.rsplit_once(':')
+            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+            .map(|(h, _)| h)
+            .unwrap_or(host)
+    };
+    name.parse::<std::net::IpAddr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || allowed
+            .iter()
+            .any(|a| a.trim().eq_ignore_ascii_case(name.trim_end_matches('.')))
 }
 
 /// `GET /me`: who the token says the caller is (`user` null without a user token), and the
@@ -247,9 +360,22 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn health(State(state): State<Shared>) -> Json<Value> {
+/// `GET /health`: without a valid token (when tokens are configured) only `{"status": "ok"}`
+/// or `{"status": "error"}` (503); with one, the model, the store and the state.
+async fn health(State(state): State<Shared>, headers: axum::http::HeaderMap) -> Response {
+    let store_ok = state.store.schema_version();
+    if identify(&state, &headers).is_none() {
+        return match store_ok {
+            Ok(_) => Json(json!({"status": "ok"})).into_response(),
+            Err(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "error"})),
+            )
+                .into_response(),
+        };
+    }
     let engine = state.stream.engine();
-    let store = match state.store.schema_version() {
+    let store = match store_ok {
         Ok(v) => json!({"status": "ok", "schema_version": v}),
         Err(e) => json!({"status": "error", "error": e.to_string()}),
     };
@@ -264,6 +390,7 @@ async fn health(State(state): State<Shared>) -> Json<Value> {
         "store": store,
         "uptime_secs": state.started.elapsed().as_secs(),
     }))
+    .into_response()
 }
 
 async fn openapi() -> Response {
