@@ -6,8 +6,14 @@
 //! and identical inputs in one batch are asked once. Answers are validated — the bucket must be
 //! one of the rules file's buckets, every number the text cites must be one of the row's — and an
 //! invalid answer, a failed call or an open circuit leaves the rules' answer in place with the
-//! reason recorded. The LLM can change the bucket, confidence and summary; the severity is always
-//! recomputed from the configured thresholds.
+//! reason recorded.
+//!
+//! The answer is advisory. It can change the bucket, confidence, details and summary; the
+//! severity and the auto-resolution proposal are then worked out for its bucket as the rules would
+//! (the thresholds, the bucket's severity bounds and `auto_resolve`), and capped by what the rules
+//! gave: a break the rules did not propose for auto-resolution is never proposed because of the
+//! LLM's bucket, and the severity is never below the rules' (the answer's own `severity` is only
+//! checked, never used). The row's note says what was capped.
 
 use super::{Categorization, Categorizer, Decider, facts::Facts};
 use crate::config::LlmConfig;
@@ -406,6 +412,37 @@ pub fn validate(
     })
 }
 
+/// Keeps an LLM categorization `c` within what the rules gave: it is proposed for
+/// auto-resolution only if the rules proposed it, and its severity is at least the rules'. Returns
+/// what was capped, for the row's note.
+fn cap_to_rules(c: &mut Categorization, rules: &Categorization) -> Vec<String> {
+    let mut capped = Vec::new();
+    if c.auto_resolve && !rules.auto_resolve {
+        c.auto_resolve = false;
+        capped.push(format!(
+            "not proposed for auto-resolution: the LLM chose {}, the rules did not propose it",
+            c.bucket
+        ));
+    }
+    if c.severity < rules.severity {
+        capped.push(format!(
+            "severity kept at {} from the rules ({} gives {})",
+            rules.severity.as_str(),
+            c.bucket,
+            c.severity.as_str()
+        ));
+        c.severity_reason = format!(
+            "{}; at least {} as the rules gave for {}: {}",
+            c.severity_reason,
+            rules.severity.as_str(),
+            rules.bucket,
+            rules.severity_reason
+        );
+        c.severity = rules.severity;
+    }
+    capped
+}
+
 fn restore(text: &str, tokens: &[(String, String)]) -> String {
     let mut out = text.to_string();
     // Longest tokens first so that KEY12 is not restored as KEY1 + "2".
@@ -646,9 +683,12 @@ pub fn refine(
                 } else {
                     format!("{summary}{next}")
                 };
+                let mut notes = Vec::new();
                 if c.bucket != rules.bucket {
-                    c.note = format!("rules chose {} ({})", rules.bucket, rules.rule);
+                    notes.push(format!("rules chose {} ({})", rules.bucket, rules.rule));
                 }
+                notes.extend(cap_to_rules(&mut c, &rules));
+                c.note = notes.join("; ");
                 cats[k] = c;
                 report.used += 1;
             }
@@ -663,6 +703,7 @@ pub fn refine(
 
 #[cfg(test)]
 mod tests {
+    use super::super::Severity;
     use super::*;
 
     fn buckets() -> Vec<String> {
@@ -714,6 +755,44 @@ mod tests {
         );
         let sev = ok.replace("\"Low\"", "\"Urgent\"");
         assert!(validate(&sev, &buckets(), "New Issue", &record).is_err());
+    }
+
+    fn categorization(bucket: &str, severity: Severity, auto_resolve: bool) -> Categorization {
+        Categorization {
+            bucket: bucket.into(),
+            confidence: 0.9,
+            rule: "r".into(),
+            details: String::new(),
+            severity,
+            severity_reason: "thresholds".into(),
+            summary: String::new(),
+            auto_resolve,
+            is_break: true,
+            decided_by: Decider::Rules,
+            note: String::new(),
+            explained: false,
+        }
+    }
+
+    #[test]
+    fn an_llm_answer_never_proposes_more_or_rates_lower_than_the_rules() {
+        let rules = categorization("Fat Finger", Severity::Critical, false);
+        let mut c = categorization("Rounding Error", Severity::Low, true);
+        let capped = cap_to_rules(&mut c, &rules);
+        assert!(!c.auto_resolve);
+        assert_eq!(c.severity, Severity::Critical);
+        assert_eq!(capped.len(), 2, "{capped:?}");
+        assert!(c.severity_reason.contains("at least Critical"));
+        // Within the rules' answer nothing changes: a proposal the rules made stays, a higher
+        // severity stays, a lower proposal stays lower.
+        let rules = categorization("Timing Issue", Severity::Low, true);
+        let mut c = categorization("Known Item", Severity::Medium, true);
+        assert!(cap_to_rules(&mut c, &rules).is_empty());
+        assert!(c.auto_resolve);
+        assert_eq!(c.severity, Severity::Medium);
+        let mut c = categorization("Missing Entry", Severity::Low, false);
+        assert!(cap_to_rules(&mut c, &rules).is_empty());
+        assert!(!c.auto_resolve);
     }
 
     #[test]
