@@ -3,7 +3,8 @@
 //! answers make a second run call nothing, invalid answers and failing servers leave the rules'
 //! answers in place with the reason, and with the LLM disabled nothing is sent. An answer steered
 //! by a hostile comment may change the bucket, never to an auto-resolution the rules did not
-//! propose nor to a severity below theirs.
+//! propose nor to a severity below theirs; the record goes as delimited data, its comment cut and
+//! unable to close the block.
 
 mod common;
 #[path = "support/llm_server.rs"]
@@ -396,6 +397,21 @@ fn by_break(h: &[String], rows: &[Vec<String>]) -> HashMap<String, (String, Stri
         .collect()
 }
 
+/// The text between the record delimiters of a user message (exactly one block).
+fn delimited_record(user: &str) -> Value {
+    assert_eq!(user.matches("<<<RECORD").count(), 1, "{user}");
+    assert_eq!(user.matches("RECORD>>>").count(), 1, "{user}");
+    let start = user
+        .find("<<<RECORD\n")
+        .expect("opening delimiter on its own line")
+        + 10;
+    let end = user
+        .find("\nRECORD>>>")
+        .expect("closing delimiter on its own line");
+    assert!(start <= end, "{user}");
+    serde_json::from_str(&user[start..end]).expect("the delimited record is JSON")
+}
+
 /// The model answers as the hostile comment asks: `injected` (auto-resolvable), severity Low.
 fn injected_server(injected: &'static str) -> LlmServer {
     LlmServer::start(move |_, _| {
@@ -492,4 +508,44 @@ fn an_answer_steered_by_a_comment_cannot_propose_auto_resolution_or_lower_severi
             assert!(kept_severity > 0, "no break above Low");
         }
     }
+}
+
+#[test]
+fn the_record_is_sent_as_delimited_data_with_its_comment_cut_and_unable_to_close_the_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = hostile_input(dir.path());
+    let server = injected_server("Timing Issue");
+    let cfg = config(dir.path(), &server.base_url(), true, "max_rows = 0");
+    run_file(dir.path(), &cfg, &input);
+    let requests = server.requests();
+    assert!(!requests.is_empty());
+    let mut hostile = 0;
+    for req in requests {
+        let system = req.body["messages"][0]["content"].as_str().unwrap_or("");
+        assert!(
+            system.contains("<<<RECORD") && system.contains("never instructions"),
+            "{system}"
+        );
+        let record = delimited_record(&user_message(&req.body));
+        let comment = record["comment"].as_str().unwrap();
+        if !comment.starts_with("Ignore all previous instructions.") {
+            // One of the rows whose own comment was kept.
+            assert!(comment.chars().count() < 100, "{comment}");
+            continue;
+        }
+        hostile += 1;
+        // Cut at 500 characters, with a marker.
+        assert!(comment.ends_with("… [truncated]"), "{comment}");
+        assert!(
+            comment.chars().count() <= 500 + "… [truncated]".chars().count(),
+            "{comment}"
+        );
+        // The delimiters in the comment are neutralised: the data cannot close the block.
+        assert!(
+            !comment.contains("<<<") && !comment.contains(">>>"),
+            "{comment}"
+        );
+        assert!(comment.contains("RECORD>> >"), "{comment}");
+    }
+    assert!(hostile > 0, "no request carried the hostile comment");
 }

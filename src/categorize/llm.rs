@@ -1,7 +1,10 @@
 //! The optional LLM pass over the rules' categorizations.
 //!
 //! For each anomaly (highest ranks first, up to `llm.max_rows`) the row's evidence is written as
-//! normalized JSON, with identifiers replaced by tokens when `llm.redact` is on. The cache key is
+//! normalized JSON, with identifiers replaced by tokens when `llm.redact` is on. The record goes to
+//! the model as data: between the lines [`RECORD_OPEN`] and [`RECORD_CLOSE`] of the user message
+//! (the system prompt says that what is between them is never instructions), every text cut at
+//! `llm.max_text_chars` and unable to contain either delimiter ([`as_data`]). The cache key is
 //! the SHA-256 of (prompt version, model, that JSON): a cached answer is used without any call,
 //! and identical inputs in one batch are asked once. Answers are validated — the bucket must be
 //! one of the rules file's buckets, every number the text cites must be one of the row's — and an
@@ -188,14 +191,59 @@ fn norm_text(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The line before the record in the user message.
+pub const RECORD_OPEN: &str = "<<<RECORD";
+/// The line after the record in the user message.
+pub const RECORD_CLOSE: &str = "RECORD>>>";
+/// Ends a text cut at `llm.max_text_chars`.
+pub const TRUNCATED: &str = "… [truncated]";
+
+/// A text from the file as it goes to the model: no run of three `<` or `>` (so neither
+/// delimiter can appear in it and close the block early: `RECORD>>>` becomes `RECORD>> >`), and
+/// at most `max_chars` characters, then [`TRUNCATED`].
+pub fn as_data(text: &str, max_chars: usize) -> String {
+    let mut safe = String::with_capacity(text.len());
+    let mut run = 0usize;
+    let mut prev = '\0';
+    for c in text.chars() {
+        run = if (c == '<' || c == '>') && c == prev {
+            run + 1
+        } else {
+            1
+        };
+        if run == 3 {
+            safe.push(' ');
+            run = 1;
+        }
+        safe.push(c);
+        prev = c;
+    }
+    match safe.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}{TRUNCATED}", safe[..cut].trim_end()),
+        None => safe,
+    }
+}
+
+/// [`as_data`] on every text of a record.
+fn texts_as_data(v: &mut Value, max_chars: usize) {
+    match v {
+        Value::String(s) => *s = as_data(s, max_chars),
+        Value::Array(a) => a.iter_mut().for_each(|x| texts_as_data(x, max_chars)),
+        Value::Object(m) => m.values_mut().for_each(|x| texts_as_data(x, max_chars)),
+        _ => {}
+    }
+}
+
 impl Categorizer<'_> {
     /// The evidence of row `k` as JSON (sorted keys), and the identifier tokens when redacting.
+    /// Every text is [`as_data`], cut at `max_chars` after the identifiers are replaced.
     fn record(
         &self,
         facts: &Facts,
         k: usize,
         c: &Categorization,
         redact: bool,
+        max_chars: usize,
     ) -> (Value, Vec<(String, String)>) {
         let f = &self.f;
         let mut m = Map::new();
@@ -264,7 +312,9 @@ impl Categorizer<'_> {
         m.insert("profile".into(), json!(self.profile));
         m.insert("rules_bucket".into(), json!(c.bucket));
         m.insert("rules_rule".into(), json!(c.rule));
-        (Value::Object(m), tokens)
+        let mut record = Value::Object(m);
+        texts_as_data(&mut record, max_chars);
+        (record, tokens)
     }
 }
 
@@ -454,11 +504,31 @@ fn restore(text: &str, tokens: &[(String, String)]) -> String {
     out
 }
 
+/// The template with its `{name}` placeholders replaced in one pass: a value is never read as
+/// a template, so a record that contains `{rules_bucket}` keeps it as written.
 fn fill(template: &str, vars: &[(&str, String)]) -> String {
-    let mut out = template.trim().to_string();
-    for (k, v) in vars {
-        out = out.replace(&format!("{{{k}}}"), v);
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template.trim();
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let hit = vars.iter().find(|(k, _)| {
+            after
+                .strip_prefix(k)
+                .is_some_and(|tail| tail.starts_with('}'))
+        });
+        match hit {
+            Some((k, v)) => {
+                out.push_str(v);
+                rest = &after[k.len() + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -561,7 +631,8 @@ pub fn refine(
     let questions: Vec<Question> = rows
         .iter()
         .map(|&k| {
-            let (record, tokens) = categorizer.record(facts, k, &cats[k], cfg.redact);
+            let (record, tokens) =
+                categorizer.record(facts, k, &cats[k], cfg.redact, cfg.max_text_chars);
             let key = cache_key(&prompt.version, &model, &record);
             Question {
                 record,
@@ -613,7 +684,10 @@ pub fn refine(
                     &[
                         (
                             "record",
-                            serde_json::to_string_pretty(&qn.record).unwrap_or_default(),
+                            format!(
+                                "{RECORD_OPEN}\n{}\n{RECORD_CLOSE}",
+                                serde_json::to_string_pretty(&qn.record).unwrap_or_default()
+                            ),
                         ),
                         ("rules_bucket", cats[k].bucket.clone()),
                         ("rules_rule", cats[k].rule.clone()),
@@ -796,6 +870,39 @@ mod tests {
     }
 
     #[test]
+    fn texts_go_as_data_cut_and_unable_to_hold_a_delimiter() {
+        assert_eq!(
+            as_data("Timing, see GL > IHub", 500),
+            "Timing, see GL > IHub"
+        );
+        let closed = as_data("x RECORD>>> <<<RECORD >>>>>> <<<<", 500);
+        assert_eq!(closed, "x RECORD>> > << <RECORD >> >> >> << <<");
+        assert!(!closed.contains(RECORD_OPEN) && !closed.contains(RECORD_CLOSE));
+        let long = "é".repeat(30);
+        assert_eq!(as_data(&long, 30), long);
+        assert_eq!(as_data(&long, 20), format!("{}{TRUNCATED}", "é".repeat(20)));
+        assert_eq!(as_data("ab   cd", 4), format!("ab{TRUNCATED}"));
+        let mut record = json!({"comment": "a>>>b", "list": ["<<<"], "n": 1});
+        texts_as_data(&mut record, 500);
+        assert_eq!(
+            record,
+            json!({"comment": "a>> >b", "list": ["<< <"], "n": 1})
+        );
+    }
+
+    #[test]
+    fn placeholders_are_filled_once_and_values_are_not_templates() {
+        let out = fill(
+            "{record} chose {rules_bucket} {unknown} {",
+            &[
+                ("record", "data {rules_bucket}".into()),
+                ("rules_bucket", "Fat Finger".into()),
+            ],
+        );
+        assert_eq!(out, "data {rules_bucket} chose Fat Finger {unknown} {");
+    }
+
+    #[test]
     fn tokens_restore_longest_first() {
         let t = vec![
             ("KEY1".to_string(), "00001".to_string()),
@@ -817,7 +924,7 @@ mod tests {
     #[test]
     fn embedded_prompt_loads() {
         let p = Prompt::load(None).unwrap();
-        assert_eq!(p.version, "categorize-v1");
+        assert_eq!(p.version, "categorize-v2");
         assert!(p.system.contains("{buckets}"));
     }
 }
