@@ -218,6 +218,7 @@ pub struct LlmConfig {
     pub failure_threshold: u32,
     pub redact: bool,
     pub max_rows: usize,
+    pub max_text_chars: usize,
     pub prompt: String,
 }
 
@@ -718,6 +719,12 @@ impl Config {
         }
         if self.llm.timeout_secs == 0 {
             return Err(bad("llm.timeout_secs", "must be at least 1".into()));
+        }
+        if self.llm.max_text_chars < 20 {
+            return Err(bad(
+                "llm.max_text_chars",
+                format!("must be at least 20, found {}", self.llm.max_text_chars),
+            ));
         }
         if self.llm.max_tokens < 64 {
             return Err(bad(

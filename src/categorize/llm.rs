@@ -1,13 +1,22 @@
 //! The optional LLM pass over the rules' categorizations.
 //!
 //! For each anomaly (highest ranks first, up to `llm.max_rows`) the row's evidence is written as
-//! normalized JSON, with identifiers replaced by tokens when `llm.redact` is on. The cache key is
+//! normalized JSON, with identifiers replaced by tokens when `llm.redact` is on. The record goes to
+//! the model as data: between the lines [`RECORD_OPEN`] and [`RECORD_CLOSE`] of the user message
+//! (the system prompt says that what is between them is never instructions), every text cut at
+//! `llm.max_text_chars` and unable to contain either delimiter ([`as_data`]). The cache key is
 //! the SHA-256 of (prompt version, model, that JSON): a cached answer is used without any call,
 //! and identical inputs in one batch are asked once. Answers are validated — the bucket must be
 //! one of the rules file's buckets, every number the text cites must be one of the row's — and an
 //! invalid answer, a failed call or an open circuit leaves the rules' answer in place with the
-//! reason recorded. The LLM can change the bucket, confidence and summary; the severity is always
-//! recomputed from the configured thresholds.
+//! reason recorded.
+//!
+//! The answer is advisory. It can change the bucket, confidence, details and summary; the
+//! severity and the auto-resolution proposal are then worked out for its bucket as the rules would
+//! (the thresholds, the bucket's severity bounds and `auto_resolve`), and capped by what the rules
+//! gave: a break the rules did not propose for auto-resolution is never proposed because of the
+//! LLM's bucket, and the severity is never below the rules' (the answer's own `severity` is only
+//! checked, never used). The row's note says what was capped.
 
 use super::{Categorization, Categorizer, Decider, facts::Facts};
 use crate::config::LlmConfig;
@@ -182,14 +191,59 @@ fn norm_text(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The line before the record in the user message.
+pub const RECORD_OPEN: &str = "<<<RECORD";
+/// The line after the record in the user message.
+pub const RECORD_CLOSE: &str = "RECORD>>>";
+/// Ends a text cut at `llm.max_text_chars`.
+pub const TRUNCATED: &str = "… [truncated]";
+
+/// A text from the file as it goes to the model: no run of three `<` or `>` (so neither
+/// delimiter can appear in it and close the block early: `RECORD>>>` becomes `RECORD>> >`), and
+/// at most `max_chars` characters, then [`TRUNCATED`].
+pub fn as_data(text: &str, max_chars: usize) -> String {
+    let mut safe = String::with_capacity(text.len());
+    let mut run = 0usize;
+    let mut prev = '\0';
+    for c in text.chars() {
+        run = if (c == '<' || c == '>') && c == prev {
+            run + 1
+        } else {
+            1
+        };
+        if run == 3 {
+            safe.push(' ');
+            run = 1;
+        }
+        safe.push(c);
+        prev = c;
+    }
+    match safe.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}{TRUNCATED}", safe[..cut].trim_end()),
+        None => safe,
+    }
+}
+
+/// [`as_data`] on every text of a record.
+fn texts_as_data(v: &mut Value, max_chars: usize) {
+    match v {
+        Value::String(s) => *s = as_data(s, max_chars),
+        Value::Array(a) => a.iter_mut().for_each(|x| texts_as_data(x, max_chars)),
+        Value::Object(m) => m.values_mut().for_each(|x| texts_as_data(x, max_chars)),
+        _ => {}
+    }
+}
+
 impl Categorizer<'_> {
     /// The evidence of row `k` as JSON (sorted keys), and the identifier tokens when redacting.
+    /// Every text is [`as_data`], cut at `max_chars` after the identifiers are replaced.
     fn record(
         &self,
         facts: &Facts,
         k: usize,
         c: &Categorization,
         redact: bool,
+        max_chars: usize,
     ) -> (Value, Vec<(String, String)>) {
         let f = &self.f;
         let mut m = Map::new();
@@ -258,7 +312,9 @@ impl Categorizer<'_> {
         m.insert("profile".into(), json!(self.profile));
         m.insert("rules_bucket".into(), json!(c.bucket));
         m.insert("rules_rule".into(), json!(c.rule));
-        (Value::Object(m), tokens)
+        let mut record = Value::Object(m);
+        texts_as_data(&mut record, max_chars);
+        (record, tokens)
     }
 }
 
@@ -406,6 +462,37 @@ pub fn validate(
     })
 }
 
+/// Keeps an LLM categorization `c` within what the rules gave: it is proposed for
+/// auto-resolution only if the rules proposed it, and its severity is at least the rules'. Returns
+/// what was capped, for the row's note.
+fn cap_to_rules(c: &mut Categorization, rules: &Categorization) -> Vec<String> {
+    let mut capped = Vec::new();
+    if c.auto_resolve && !rules.auto_resolve {
+        c.auto_resolve = false;
+        capped.push(format!(
+            "not proposed for auto-resolution: the LLM chose {}, the rules did not propose it",
+            c.bucket
+        ));
+    }
+    if c.severity < rules.severity {
+        capped.push(format!(
+            "severity kept at {} from the rules ({} gives {})",
+            rules.severity.as_str(),
+            c.bucket,
+            c.severity.as_str()
+        ));
+        c.severity_reason = format!(
+            "{}; at least {} as the rules gave for {}: {}",
+            c.severity_reason,
+            rules.severity.as_str(),
+            rules.bucket,
+            rules.severity_reason
+        );
+        c.severity = rules.severity;
+    }
+    capped
+}
+
 fn restore(text: &str, tokens: &[(String, String)]) -> String {
     let mut out = text.to_string();
     // Longest tokens first so that KEY12 is not restored as KEY1 + "2".
@@ -417,11 +504,31 @@ fn restore(text: &str, tokens: &[(String, String)]) -> String {
     out
 }
 
+/// The template with its `{name}` placeholders replaced in one pass: a value is never read as
+/// a template, so a record that contains `{rules_bucket}` keeps it as written.
 fn fill(template: &str, vars: &[(&str, String)]) -> String {
-    let mut out = template.trim().to_string();
-    for (k, v) in vars {
-        out = out.replace(&format!("{{{k}}}"), v);
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template.trim();
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let hit = vars.iter().find(|(k, _)| {
+            after
+                .strip_prefix(k)
+                .is_some_and(|tail| tail.starts_with('}'))
+        });
+        match hit {
+            Some((k, v)) => {
+                out.push_str(v);
+                rest = &after[k.len() + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -524,7 +631,8 @@ pub fn refine(
     let questions: Vec<Question> = rows
         .iter()
         .map(|&k| {
-            let (record, tokens) = categorizer.record(facts, k, &cats[k], cfg.redact);
+            let (record, tokens) =
+                categorizer.record(facts, k, &cats[k], cfg.redact, cfg.max_text_chars);
             let key = cache_key(&prompt.version, &model, &record);
             Question {
                 record,
@@ -576,7 +684,10 @@ pub fn refine(
                     &[
                         (
                             "record",
-                            serde_json::to_string_pretty(&qn.record).unwrap_or_default(),
+                            format!(
+                                "{RECORD_OPEN}\n{}\n{RECORD_CLOSE}",
+                                serde_json::to_string_pretty(&qn.record).unwrap_or_default()
+                            ),
                         ),
                         ("rules_bucket", cats[k].bucket.clone()),
                         ("rules_rule", cats[k].rule.clone()),
@@ -646,9 +757,12 @@ pub fn refine(
                 } else {
                     format!("{summary}{next}")
                 };
+                let mut notes = Vec::new();
                 if c.bucket != rules.bucket {
-                    c.note = format!("rules chose {} ({})", rules.bucket, rules.rule);
+                    notes.push(format!("rules chose {} ({})", rules.bucket, rules.rule));
                 }
+                notes.extend(cap_to_rules(&mut c, &rules));
+                c.note = notes.join("; ");
                 cats[k] = c;
                 report.used += 1;
             }
@@ -663,6 +777,7 @@ pub fn refine(
 
 #[cfg(test)]
 mod tests {
+    use super::super::Severity;
     use super::*;
 
     fn buckets() -> Vec<String> {
@@ -716,6 +831,77 @@ mod tests {
         assert!(validate(&sev, &buckets(), "New Issue", &record).is_err());
     }
 
+    fn categorization(bucket: &str, severity: Severity, auto_resolve: bool) -> Categorization {
+        Categorization {
+            bucket: bucket.into(),
+            confidence: 0.9,
+            rule: "r".into(),
+            details: String::new(),
+            severity,
+            severity_reason: "thresholds".into(),
+            summary: String::new(),
+            auto_resolve,
+            is_break: true,
+            decided_by: Decider::Rules,
+            note: String::new(),
+            explained: false,
+        }
+    }
+
+    #[test]
+    fn an_llm_answer_never_proposes_more_or_rates_lower_than_the_rules() {
+        let rules = categorization("Fat Finger", Severity::Critical, false);
+        let mut c = categorization("Rounding Error", Severity::Low, true);
+        let capped = cap_to_rules(&mut c, &rules);
+        assert!(!c.auto_resolve);
+        assert_eq!(c.severity, Severity::Critical);
+        assert_eq!(capped.len(), 2, "{capped:?}");
+        assert!(c.severity_reason.contains("at least Critical"));
+        // Within the rules' answer nothing changes: a proposal the rules made stays, a higher
+        // severity stays, a lower proposal stays lower.
+        let rules = categorization("Timing Issue", Severity::Low, true);
+        let mut c = categorization("Known Item", Severity::Medium, true);
+        assert!(cap_to_rules(&mut c, &rules).is_empty());
+        assert!(c.auto_resolve);
+        assert_eq!(c.severity, Severity::Medium);
+        let mut c = categorization("Missing Entry", Severity::Low, false);
+        assert!(cap_to_rules(&mut c, &rules).is_empty());
+        assert!(!c.auto_resolve);
+    }
+
+    #[test]
+    fn texts_go_as_data_cut_and_unable_to_hold_a_delimiter() {
+        assert_eq!(
+            as_data("Timing, see GL > IHub", 500),
+            "Timing, see GL > IHub"
+        );
+        let closed = as_data("x RECORD>>> <<<RECORD >>>>>> <<<<", 500);
+        assert_eq!(closed, "x RECORD>> > << <RECORD >> >> >> << <<");
+        assert!(!closed.contains(RECORD_OPEN) && !closed.contains(RECORD_CLOSE));
+        let long = "é".repeat(30);
+        assert_eq!(as_data(&long, 30), long);
+        assert_eq!(as_data(&long, 20), format!("{}{TRUNCATED}", "é".repeat(20)));
+        assert_eq!(as_data("ab   cd", 4), format!("ab{TRUNCATED}"));
+        let mut record = json!({"comment": "a>>>b", "list": ["<<<"], "n": 1});
+        texts_as_data(&mut record, 500);
+        assert_eq!(
+            record,
+            json!({"comment": "a>> >b", "list": ["<< <"], "n": 1})
+        );
+    }
+
+    #[test]
+    fn placeholders_are_filled_once_and_values_are_not_templates() {
+        let out = fill(
+            "{record} chose {rules_bucket} {unknown} {",
+            &[
+                ("record", "data {rules_bucket}".into()),
+                ("rules_bucket", "Fat Finger".into()),
+            ],
+        );
+        assert_eq!(out, "data {rules_bucket} chose Fat Finger {unknown} {");
+    }
+
     #[test]
     fn tokens_restore_longest_first() {
         let t = vec![
@@ -738,7 +924,7 @@ mod tests {
     #[test]
     fn embedded_prompt_loads() {
         let p = Prompt::load(None).unwrap();
-        assert_eq!(p.version, "categorize-v1");
+        assert_eq!(p.version, "categorize-v2");
         assert!(p.system.contains("{buckets}"));
     }
 }
