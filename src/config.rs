@@ -324,6 +324,8 @@ pub struct ServiceConfig {
     pub max_record_fields: usize,
     pub max_field_chars: usize,
     pub state_records: usize,
+    /// Accounts whose state is kept in memory; the least recently used beyond are in the store.
+    pub max_accounts_in_memory: usize,
     pub batch_email: bool,
     pub persist_interval_ms: u64,
     /// Host names (besides IP addresses and `localhost`) a request may be addressed to.
@@ -513,6 +515,10 @@ impl Config {
             ("service.max_record_fields", self.service.max_record_fields),
             ("service.max_field_chars", self.service.max_field_chars),
             ("service.max_connections", self.service.max_connections),
+            (
+                "service.max_accounts_in_memory",
+                self.service.max_accounts_in_memory,
+            ),
             ("service.max_ws_clients", self.service.max_ws_clients),
             ("service.ws_queue_events", self.service.ws_queue_events),
             (

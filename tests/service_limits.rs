@@ -381,3 +381,39 @@ fn read_until_close(s: &mut TcpStream) -> String {
         }
     }
 }
+
+/// Account states beyond `max_accounts_in_memory` live in the store: the service holds fewer
+/// than the history has, and each account's next record still sees all of its history.
+#[test]
+fn account_states_beyond_the_memory_bound_come_back_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    // 64 shards of one account each.
+    let cfg = config(dir.path(), "[service]\nmax_accounts_in_memory = 1\n");
+    let svc = start(
+        dir.path(),
+        &dir.path().join("data"),
+        Some(&cfg),
+        &["--history", &history()],
+        &[],
+    )
+    .unwrap();
+    let a = svc.addr.clone();
+    let held = |a: &str| get(a, "/health", None).json()["accounts"].as_u64().unwrap();
+    assert!(held(&a) <= 64, "{} accounts in memory", held(&a));
+    let accounts = history_accounts();
+    assert_eq!(accounts.len(), 100);
+    for acct in &accounts {
+        let mut r = acct.clone();
+        r["As of Date"] = json!("2024-04-02");
+        r["GL Balance"] = json!("100.00");
+        r["IHub Balance"] = json!("100.00");
+        let got = post_json(&a, "/realtime_anomaly", &r, None).json();
+        assert!(
+            got["previous_records"].as_u64().unwrap() >= 30,
+            "{}: {got}",
+            r["Account"]
+        );
+    }
+    assert!(held(&a) <= 64);
+    assert!(svc.stop().success());
+}

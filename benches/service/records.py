@@ -11,6 +11,7 @@ import argparse
 import csv
 import datetime
 import json
+import os
 import random
 
 ap = argparse.ArgumentParser()
@@ -79,6 +80,10 @@ with open(a.out, "w") as f:
     f.write("local i = 0\n")
     f.write('wrk.method = "POST"\n')
     f.write('wrk.headers["Content-Type"] = "application/json"\n')
+    token = os.environ.get("BREAKDESK_BENCH_TOKEN", "")
+    if token:
+        # Authentication on: every request carries a [[service.users]] bearer token.
+        f.write('wrk.headers["Authorization"] = "Bearer ' + token + '"\n')
     f.write("request = function()\n")
     f.write("  i = (i % #bodies) + 1\n")
     f.write('  return wrk.format(nil, "/realtime_anomaly", nil, bodies[i])\n')

@@ -241,7 +241,10 @@ pub fn prepare(
     let (engine, run) = load_engine(&cfg, &store, history.as_ref(), profile.as_deref(), false)
         .map_err(ServeError::Start)?;
     tracing::info!(model = %engine.version, status = %engine.status, "service model");
-    let stream = Arc::new(Stream::new(engine, cfg.service.state_records));
+    let stream = Arc::new(
+        Stream::new(engine, cfg.service.state_records)
+            .with_backing(store.clone(), cfg.service.max_accounts_in_memory),
+    );
     let loaded = stream
         .load(&store)
         .map_err(|e| ServeError::Start(e.to_string()))?;

@@ -111,6 +111,21 @@ pub struct Observed {
 struct Shard {
     accounts: HashMap<String, Vec<Past>>,
     dirty: HashSet<String>,
+    /// When each account in memory was last used (a counter), to evict the least recent.
+    used: HashMap<String, u64>,
+    clock: u64,
+}
+
+impl Shard {
+    fn touch(&mut self, key: &str) {
+        self.clock += 1;
+        match self.used.get_mut(key) {
+            Some(t) => *t = self.clock,
+            None => {
+                self.used.insert(key.to_string(), self.clock);
+            }
+        }
+    }
 }
 
 /// The per-account state and the current engine.
@@ -119,6 +134,8 @@ pub struct Stream {
     shards: Vec<Mutex<Shard>>,
     /// Records kept per account.
     cap: usize,
+    /// Where accounts beyond the memory bound live, and that bound per shard.
+    backing: Option<(Arc<Store>, usize)>,
 }
 
 fn shard_of(key: &str) -> usize {
@@ -186,6 +203,56 @@ impl Stream {
             engine: RwLock::new(Arc::new(engine)),
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             cap: cap.max(1),
+            backing: None,
+        }
+    }
+
+    /// Keeps at most about `max_accounts` accounts in memory: the least recently used beyond
+    /// that are written to `store` and dropped, and read back from it when a record of theirs
+    /// arrives.
+    pub fn with_backing(mut self, store: Arc<Store>, max_accounts: usize) -> Stream {
+        self.backing = Some((store, max_accounts.div_ceil(SHARDS).max(1)));
+        self
+    }
+
+    /// An account's state from the backing store (None when it has none, or it is unreadable).
+    fn fetch(&self, store: &Store, profile: &str, key: &str) -> Option<Vec<Past>> {
+        let k = state_key(profile, key);
+        let found = store.stream_states(&k).ok()?;
+        let (_, v) = found.into_iter().find(|(sk, _)| *sk == k)?;
+        serde_json::from_slice(&v)
+            .map_err(|e| tracing::warn!(account = %key, error = %e, "unreadable account state"))
+            .ok()
+    }
+
+    /// Evicts the least recently used accounts of a shard beyond the memory bound, writing each
+    /// changed one to the store first (one that cannot be written stays). `keep` is never evicted.
+    fn evict(&self, shard: &mut Shard, profile: &str, keep: &str) {
+        let Some((store, bound)) = &self.backing else {
+            return;
+        };
+        while shard.accounts.len() > *bound {
+            let victim = shard
+                .accounts
+                .keys()
+                .filter(|k| k.as_str() != keep)
+                .min_by_key(|k| shard.used.get(k.as_str()).copied().unwrap_or(0))
+                .cloned();
+            let Some(victim) = victim else { return };
+            if shard.dirty.contains(&victim) {
+                let bytes = shard
+                    .accounts
+                    .get(&victim)
+                    .map(|r| serde_json::to_vec(r).unwrap_or_default())
+                    .unwrap_or_default();
+                if let Err(e) = store.put_stream_states(&[(state_key(profile, &victim), bytes)]) {
+                    tracing::warn!(error = %e, "an account state could not be written; kept in memory");
+                    return;
+                }
+                shard.dirty.remove(&victim);
+            }
+            shard.accounts.remove(&victim);
+            shard.used.remove(&victim);
         }
     }
 
@@ -235,6 +302,13 @@ impl Stream {
         let rec = engine.reader.read(record)?;
         let me = Past::of(&rec);
         let mut shard = self.shard(&rec.key);
+        if !shard.accounts.contains_key(&rec.key)
+            && let Some((store, _)) = &self.backing
+            && let Some(records) = self.fetch(store, &engine.profile, &rec.key)
+        {
+            shard.accounts.insert(rec.key.clone(), records);
+        }
+        shard.touch(&rec.key);
         let records = shard.accounts.entry(rec.key.clone()).or_default();
         let prev = before(records, rec.date);
         let own = engine.plan.own(&me, prev);
@@ -274,6 +348,7 @@ impl Stream {
         if !shard.dirty.contains(&rec.key) {
             shard.dirty.insert(rec.key.clone());
         }
+        self.evict(&mut shard, &engine.profile, &rec.key);
         drop(shard);
         let top_features =
             crate::detect::model::top_attributions(&s.attributions[0], &engine.plan.names, 3);
@@ -315,11 +390,17 @@ impl Stream {
         if n > 0 {
             store.put_stream_states(&out)?;
         }
+        // Written: accounts beyond the memory bound (a seeded history) can go now.
+        for s in &self.shards {
+            let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
+            self.evict(&mut s, &profile, "");
+        }
         Ok(n)
     }
 
-    /// Reads the states of the engine's profile back from the store. Returns how many accounts;
-    /// a state that cannot be read is logged and left out.
+    /// Reads the states of the engine's profile back from the store (as many as the memory bound
+    /// holds; the others are read when their records arrive). Returns how many accounts the
+    /// store has; a state that cannot be read is logged and left out.
     pub fn load(&self, store: &Store) -> Result<usize, StreamError> {
         let profile = self.engine().profile.clone();
         let prefix = state_key(&profile, "");
@@ -334,7 +415,15 @@ impl Stream {
                     continue;
                 }
             };
-            self.shard(&key).accounts.insert(key, records);
+            let mut shard = self.shard(&key);
+            let room = self
+                .backing
+                .as_ref()
+                .is_none_or(|(_, bound)| shard.accounts.len() < *bound);
+            if room {
+                shard.touch(&key);
+                shard.accounts.insert(key, records);
+            }
             n += 1;
         }
         Ok(n)
