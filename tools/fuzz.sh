@@ -10,8 +10,8 @@
 #                  reproducer when the process's peak RSS passes it, or one input allocates more
 #   FUZZ_TIMEOUT   seconds one input may take before it counts as a hang (default 10)
 #   FUZZ_JOBS      parallel fuzzing processes per target (default 1)
-#   FUZZ_MERGE=1   afterwards, merge what was found into the committed corpus (minimised:
-#                  only inputs that add coverage are kept)
+#   FUZZ_KEEP=N    afterwards, minimise what was found and add N of those inputs to the
+#                  committed corpus (fuzz/corpus/<target>/found_*)
 #
 # Findings land in fuzz/artifacts/<target>/ (crash-*, oom-*, timeout-*); reproduce one with
 #   cargo +nightly fuzz run <target> fuzz/artifacts/<target>/<file>
@@ -48,9 +48,17 @@ for t in "${TARGETS[@]}"; do
     -runs="$RUNS" -max_total_time="$SECONDS_PER" -rss_limit_mb="$RSS" -malloc_limit_mb="$RSS" \
     -timeout="$TIMEOUT" -max_len=262144 -print_final_stats=1 \
     -artifact_prefix="artifacts/$t/" 2>&1 | tee "artifacts/$t/last-run.log" | grep -E '^(#[0-9]+ +(DONE|pulse|INITED)|stat::|==[0-9]+==|SUMMARY|thread .* panicked)' || true
-  if [ "${FUZZ_MERGE:-0}" = 1 ]; then
-    # libFuzzer's merge: adds to the corpus only the scratch inputs that reach new coverage.
+  if [ "${FUZZ_KEEP:-0}" -gt 0 ]; then
+    # libFuzzer's merge minimises what was found (with the committed corpus) to the inputs that
+    # each add coverage; FUZZ_KEEP of them (by name, i.e. by hash: an even spread, at most 16 KB
+    # each) join the committed corpus as found_<hash>, which stays small enough to replay in
+    # every `cargo test`.
+    min="corpus-work/$t-min"
+    rm -rf "$min" && mkdir -p "$min"
     "target/$(rustc -vV | sed -n 's/^host: //p')/release/$t" -merge=1 -rss_limit_mb="$RSS" \
-      -timeout="$TIMEOUT" -max_len=262144 "corpus/$t" "$work" 2>&1 | grep -E '^MERGE-OUTER: [0-9]+ new files' || true
+      -timeout="$TIMEOUT" -max_len=262144 "$min" "corpus/$t" "$work" 2>&1 | grep -E '^MERGE-OUTER: [0-9]+ new files' || true
+    for f in corpus/"$t"/*; do rm -f "$min/$(sha1sum "$f" | cut -c1-40)"; done
+    find "$min" -type f -size -16k -printf '%f\n' | sort | head -n "$FUZZ_KEEP" |
+      while read -r h; do cp "$min/$h" "corpus/$t/found_${h:0:16}"; done
   fi
 done
