@@ -174,6 +174,7 @@ impl Expr {
         let mut p = Parser {
             tokens,
             pos: 0,
+            depth: 0,
             text,
             schema,
             fields: Vec::new(),
@@ -499,9 +500,16 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
     Ok(out)
 }
 
+/// How deep an expression may nest (parentheses, function calls, `not`, unary `-` and each
+/// operator of a chain all count): deeper input is refused at compile time, since evaluating
+/// (and dropping) a tree recurses once per level.
+pub const MAX_DEPTH: usize = 100;
+
 struct Parser<'a> {
     tokens: Vec<(Tok, usize)>,
     pos: usize,
+    /// The nesting at the current token (see [`MAX_DEPTH`]).
+    depth: usize,
     text: &'a str,
     schema: &'a dyn Fn(&str) -> Option<usize>,
     fields: Vec<usize>,
@@ -538,10 +546,38 @@ impl Parser<'_> {
         }
     }
 
+    /// One level deeper, or an error past [`MAX_DEPTH`].
+    fn deeper(&mut self) -> Result<(), ExprError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error_at(
+                self.pos,
+                &format!("the expression nests more than {MAX_DEPTH} levels deep"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs one grammar rule; the levels it went down are given back when it returns.
+    fn rule(&mut self, f: fn(&mut Self) -> Result<Node, ExprError>) -> Result<Node, ExprError> {
+        let saved = self.depth;
+        let r = f(self);
+        self.depth = saved;
+        r
+    }
+
     fn or(&mut self) -> Result<Node, ExprError> {
+        self.rule(|p| {
+            p.deeper()?;
+            p.or_chain()
+        })
+    }
+
+    fn or_chain(&mut self) -> Result<Node, ExprError> {
         let mut left = self.and()?;
         while self.is_word("or") {
             self.pos += 1;
+            self.deeper()?;
             let right = self.and()?;
             left = Node::Or(Box::new(left), Box::new(right));
         }
@@ -549,9 +585,14 @@ impl Parser<'_> {
     }
 
     fn and(&mut self) -> Result<Node, ExprError> {
+        self.rule(Self::and_chain)
+    }
+
+    fn and_chain(&mut self) -> Result<Node, ExprError> {
         let mut left = self.not()?;
         while self.is_word("and") {
             self.pos += 1;
+            self.deeper()?;
             let right = self.not()?;
             left = Node::And(Box::new(left), Box::new(right));
         }
@@ -561,6 +602,7 @@ impl Parser<'_> {
     fn not(&mut self) -> Result<Node, ExprError> {
         if self.is_word("not") {
             self.pos += 1;
+            self.deeper()?;
             return Ok(Node::Not(Box::new(self.not()?)));
         }
         self.cmp()
@@ -584,6 +626,10 @@ impl Parser<'_> {
     }
 
     fn sum(&mut self) -> Result<Node, ExprError> {
+        self.rule(Self::sum_chain)
+    }
+
+    fn sum_chain(&mut self) -> Result<Node, ExprError> {
         let mut left = self.product()?;
         loop {
             let op = match self.peek() {
@@ -592,12 +638,17 @@ impl Parser<'_> {
                 _ => return Ok(left),
             };
             self.pos += 1;
+            self.deeper()?;
             let right = self.product()?;
             left = Node::Arith(op, Box::new(left), Box::new(right));
         }
     }
 
     fn product(&mut self) -> Result<Node, ExprError> {
+        self.rule(Self::product_chain)
+    }
+
+    fn product_chain(&mut self) -> Result<Node, ExprError> {
         let mut left = self.unary()?;
         loop {
             let op = match self.peek() {
@@ -606,6 +657,7 @@ impl Parser<'_> {
                 _ => return Ok(left),
             };
             self.pos += 1;
+            self.deeper()?;
             let right = self.unary()?;
             left = Node::Arith(op, Box::new(left), Box::new(right));
         }
@@ -614,6 +666,7 @@ impl Parser<'_> {
     fn unary(&mut self) -> Result<Node, ExprError> {
         if self.peek() == Some(&Tok::Op("-")) {
             self.pos += 1;
+            self.deeper()?;
             return Ok(Node::Neg(Box::new(self.unary()?)));
         }
         self.atom()
@@ -713,6 +766,34 @@ mod tests {
     }
     fn m(text: &str, r: &R) -> bool {
         Expr::compile(text, &schema).unwrap().matches(r)
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        // 20,000 levels used to overflow the stack while parsing (or evaluating, or dropping).
+        let n = 20_000;
+        for text in [
+            format!("{}1{}", "(".repeat(n), ")".repeat(n)),
+            format!("{}1", "1 + ".repeat(n)),
+            format!("{}1", "-".repeat(n)),
+            format!("{}1", "not ".repeat(n)),
+            format!("{}1{}", "abs(".repeat(n), ")".repeat(n)),
+            format!("difference{}", " or difference".repeat(n)),
+        ] {
+            let e = Expr::compile(&text, &schema).unwrap_err();
+            assert!(
+                e.message.contains("nests more than 100 levels"),
+                "{}",
+                e.message
+            );
+        }
+        // Within the limit, nesting still works.
+        let ok = format!("{}difference{} > 1", "(".repeat(30), ")".repeat(30));
+        assert!(Expr::compile(&ok, &schema).is_ok());
+        let chain = format!("difference{}", " + 1".repeat(90));
+        let e = Expr::compile(&chain, &schema).unwrap();
+        let row = R(vec![Value::Num(10.0)]);
+        assert_eq!(e.eval(&row), Value::Num(100.0));
     }
 
     #[test]

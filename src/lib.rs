@@ -12,6 +12,8 @@ pub mod evaluate;
 pub mod expr;
 pub mod features;
 pub mod feedback_file;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generate;
 pub mod ingest;
 pub mod llm;

@@ -110,14 +110,39 @@ impl Centroids {
     }
 }
 
+/// The largest scaled value the clustering sees: k-means++ sums squared distances over the
+/// sample, which overflows to infinity (and its weighted draw panics) once values reach about
+/// 1e150. A row this many inter-quartile ranges out is placed at the bound instead.
+const CLUSTER_BOUND: f64 = 1e100;
+
+/// A sample of at most `n` rows of `x`, each value within ±[`CLUSTER_BOUND`] (NaN as 0).
 fn subsample(x: &Matrix, n: usize, seed: u64) -> Matrix {
-    if x.rows() <= n {
-        return x.clone();
+    let mut m = if x.rows() <= n {
+        x.clone()
+    } else {
+        let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+        let mut idx = sample(&mut rng, x.rows(), n).into_vec();
+        idx.sort_unstable();
+        x.select_rows(&idx)
+    };
+    if m.data()
+        .iter()
+        .any(|v| !(-CLUSTER_BOUND..=CLUSTER_BOUND).contains(v))
+    {
+        let data = m
+            .data()
+            .iter()
+            .map(|v| {
+                if v.is_nan() {
+                    0.0
+                } else {
+                    v.clamp(-CLUSTER_BOUND, CLUSTER_BOUND)
+                }
+            })
+            .collect();
+        m = Matrix::new(m.rows(), m.cols(), data).unwrap_or(m);
     }
-    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
-    let mut idx = sample(&mut rng, x.rows(), n).into_vec();
-    idx.sort_unstable();
-    x.select_rows(&idx)
+    m
 }
 
 fn fit_k(x: &Matrix, k: usize, p: &ClusterParams) -> Result<Centroids, ClusterError> {
@@ -287,6 +312,21 @@ mod tests {
         };
         assert_eq!(fit(&x, &p).unwrap(), fit(&x, &p).unwrap());
         assert!(fit(&Matrix::new(1, 2, vec![0.0, 0.0]).unwrap(), &p).is_err());
+    }
+
+    #[test]
+    fn extreme_values_are_clustered_instead_of_panicking() {
+        // Scaled values near 1e300 overflowed k-means++'s squared distances to infinity, and its
+        // weighted draw panicked.
+        let mut x = blobs(3);
+        let mut data = x.data().to_vec();
+        data[0] = 1e300;
+        data[3] = -1e300;
+        data[5] = f64::INFINITY;
+        x = Matrix::new(x.rows(), x.cols(), data).unwrap();
+        let c = fit(&x, &ClusterParams::default()).unwrap();
+        assert!(c.values.iter().all(|v| v.is_finite()));
+        assert_eq!(c.assign(&x).len(), x.rows());
     }
 
     #[test]

@@ -91,6 +91,10 @@ pub enum LofError {
     ColumnMismatch { expected: usize, got: usize },
     #[error("invalid LOF model: {0}")]
     InvalidModel(String),
+    #[error(
+        "the distance from row {row} (0-based) to its neighbours overflows: values this far apart (around 1e154 or more) cannot be compared by distance"
+    )]
+    DistanceOverflow { row: usize },
 }
 
 /// A fitted Local Outlier Factor model: the reference rows and what novelty scoring needs.
@@ -214,6 +218,9 @@ impl LocalOutlierFactor {
         }
 
         let k_distance: Vec<f64> = (0..n).map(|i| nb.distances_of(i)[k - 1]).collect();
+        if let Some(row) = k_distance.iter().position(|d| !d.is_finite()) {
+            return Err(LofError::DistanceOverflow { row });
+        }
         let lrd: Vec<f64> = (0..n)
             .into_par_iter()
             .map_init(
@@ -247,6 +254,8 @@ impl LocalOutlierFactor {
         };
         // A fresh OnceLock: `set` cannot fail.
         let _ = model.tree.set(tree);
+        // What is saved must load: the same checks as a loaded model.
+        model.check_model()?;
         Ok(model)
     }
 
@@ -744,6 +753,21 @@ mod tests {
         ));
         let none = Matrix::new(0, 2, vec![]).expect("m");
         assert!(m.score_samples(&none).expect("empty").is_empty());
+    }
+
+    #[test]
+    fn distances_that_overflow_are_refused_at_fit_not_at_load() {
+        // Finite values 1e300 apart: the squared distance overflows. The fit used to succeed with
+        // an infinite k-distance, saving a model that could not be loaded.
+        let x = Matrix::new(4, 1, vec![1e300, -1e300, 0.0, 1.0]).expect("m");
+        let e = LocalOutlierFactor::fit(&x, &LofParams { n_neighbors: 1 }).unwrap_err();
+        assert!(matches!(e, LofError::DistanceOverflow { .. }), "{e}");
+        assert!(e.to_string().contains("overflows"), "{e}");
+        let x = Matrix::new(4, 1, vec![1e150, -1e150, 0.0, 1.0]).expect("m");
+        let m = LocalOutlierFactor::fit(&x, &LofParams { n_neighbors: 2 }).expect("fit");
+        let back: LocalOutlierFactor =
+            serde_json::from_str(&serde_json::to_string(&m).expect("json")).expect("loads");
+        assert_eq!(back.k_distances(), m.k_distances());
     }
 
     #[test]

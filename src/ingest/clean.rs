@@ -136,6 +136,10 @@ fn parse_date_inner(s: &str, opts: &DateOptions) -> Option<i32> {
     // Drop a time part: "2024-04-30 00:00:00", "2024-04-30T00:00:00Z", "4/30/2024 12:00 AM".
     let date_part = s.split(['T', ' ']).next().unwrap_or(s);
     let b = date_part.as_bytes();
+    // Nothing before the time part ("T0227508", "T12:00"): not a date.
+    if b.is_empty() {
+        return None;
+    }
 
     // Pure number: Excel serial (5 digits, optionally with a fraction) or YYYYMMDD.
     let dots = b.iter().filter(|c| **c == b'.').count();
@@ -534,6 +538,15 @@ mod tests {
         assert_eq!(parse_date("April 30, 2024", &o), d(2024, 4, 30));
         assert_eq!(parse_date("4/30/24", &o), d(2024, 4, 30));
         assert_eq!(parse_date("  2024-04-30  ", &o), d(2024, 4, 30));
+    }
+
+    #[test]
+    fn a_time_without_a_date_is_invalid_not_a_panic() {
+        // The text before `T` or a space is the date; an empty one indexed past the end.
+        let o = DateOptions::default();
+        for raw in ["T0227508", "T12:00", "T", "\"T1\""] {
+            assert_eq!(parse_date(raw, &o), DateCell::Invalid, "{raw}");
+        }
     }
 
     #[test]
