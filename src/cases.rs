@@ -13,7 +13,15 @@
 //!               ─reject→ Rejected ─reopen→ PendingReview
 //!               ─propose→ AutoResolveProposed ─approve→ Approved ─reopen→ PendingReview
 //!                                             ─return→ Returned (accept / reject / propose again)
+//! PendingReview, Returned, AutoResolveProposed ─(the break clears by itself)→ Cleared
+//! Cleared ─accept / reject→ Accepted / Rejected, ─reopen→ PendingReview
 //! ```
+//!
+//! Breaks roll forward from one reconciliation cycle to the next ([`Cases::roll_forward`]): a
+//! case whose account is back within tolerance has cleared (an undecided case becomes
+//! `Cleared`, a decided one keeps its decision and records the date); a cleared break that comes
+//! back within `reopen_days` reopens its case; a decided case whose difference moves past
+//! `recertify_share` goes back to review.
 //!
 //! Rejecting, returning and reopening need a reason (or comment). Only supervisors approve and
 //! return, and never approve an auto-resolution they proposed themselves (maker-checker). Rules
@@ -90,17 +98,21 @@ pub enum Status {
     Approved,
     /// Auto-resolution sent back by a supervisor (with a comment): pending work again.
     Returned,
+    /// The break cleared by itself before anyone decided (its account came back within
+    /// tolerance, or its record dropped out of a breaks-only report): closed, no label.
+    Cleared,
 }
 
 impl Status {
     /// Every status.
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::PendingReview,
         Status::Accepted,
         Status::Rejected,
         Status::AutoResolveProposed,
         Status::Approved,
         Status::Returned,
+        Status::Cleared,
     ];
 
     /// The status's name, as shown to users and written in exports.
@@ -112,6 +124,7 @@ impl Status {
             Status::AutoResolveProposed => "AutoResolveProposed",
             Status::Approved => "Approved",
             Status::Returned => "Returned",
+            Status::Cleared => "Cleared",
         }
     }
 
@@ -123,6 +136,8 @@ impl Status {
             }
             Status::AutoResolveProposed => &[Action::Approve, Action::Return],
             Status::Accepted | Status::Rejected | Status::Approved => &[Action::Reopen],
+            // A cleared break may still be judged (a label for training) or reopened.
+            Status::Cleared => &[Action::Accept, Action::Reject, Action::Reopen],
         }
     }
 
@@ -132,8 +147,24 @@ impl Status {
         match self {
             Status::Accepted | Status::Approved => Some(true),
             Status::Rejected => Some(false),
-            Status::PendingReview | Status::AutoResolveProposed | Status::Returned => None,
+            Status::PendingReview
+            | Status::AutoResolveProposed
+            | Status::Returned
+            | Status::Cleared => None,
         }
+    }
+
+    /// Whether a case in this status still waits for someone (not decided, not cleared).
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            Status::PendingReview | Status::AutoResolveProposed | Status::Returned
+        )
+    }
+
+    /// Whether a case in this status carries an analyst's or supervisor's verdict.
+    pub fn is_decided(self) -> bool {
+        matches!(self, Status::Accepted | Status::Rejected | Status::Approved)
     }
 }
 
@@ -307,6 +338,14 @@ pub enum EventAction {
     DispatchParked,
     /// A queued or parked dispatch of the case was cancelled.
     DispatchCancelled,
+    /// The break cleared by itself (the event's record is the clearing record). An undecided
+    /// case becomes [`Status::Cleared`]; a decided one keeps its decision.
+    Cleared,
+    /// A cleared break came back within `[cases] reopen_days`: the same case, back to review.
+    Reappeared,
+    /// A decided case whose difference moved past `[cases] recertify_share` (or changed sign)
+    /// went back to review (the reason says from what to what).
+    Recertified,
 }
 
 impl EventAction {
@@ -328,6 +367,9 @@ impl EventAction {
             EventAction::DispatchQueued => "dispatch_queued",
             EventAction::DispatchParked => "dispatch_parked",
             EventAction::DispatchCancelled => "dispatch_cancelled",
+            EventAction::Cleared => "cleared",
+            EventAction::Reappeared => "reappeared",
+            EventAction::Recertified => "recertified",
         }
     }
 }
@@ -708,6 +750,20 @@ pub struct Case {
     /// judged normal stays quiet while it persists near this amount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judged_difference: Option<f64>,
+    /// The difference of the break's first recorded record (absent in stores written before
+    /// roll-forward existed: then the latest is all that is known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_difference: Option<f64>,
+    /// The difference before the latest record (its change is `difference − this`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_difference: Option<f64>,
+    /// The date of the record that cleared the break, while it stays cleared.
+    #[serde(
+        default,
+        with = "opt_date_format",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cleared_on: Option<NaiveDate>,
 }
 
 impl Case {
@@ -738,6 +794,9 @@ impl Case {
         self.summary = input.summary.clone();
         self.score = input.score;
         self.rank = input.rank;
+        if self.difference != input.difference {
+            self.previous_difference = Some(self.difference);
+        }
         self.difference = input.difference;
         self.model_version = input.model_version.clone();
         self.row = input.row.clone();
@@ -771,6 +830,10 @@ pub struct Event {
     pub reason: Option<String>,
     /// The case's model version at the time.
     pub model_version: String,
+    /// The record the event is about, where one caused it (the clearing record of `cleared`,
+    /// the returning record of `reappeared`, the moved record of `recertified`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<serde_json::Value>,
 }
 
 /// What [`Cases::upsert`] did.
@@ -782,6 +845,11 @@ pub enum Change {
     Updated,
     /// The record was already applied (or is older than the case's latest): nothing written.
     Unchanged,
+    /// A cleared break came back: its case is under review again (event `reappeared`).
+    Reappeared,
+    /// A decided case's difference moved past `[cases] recertify_share`: under review again
+    /// (event `recertified`).
+    Recertified,
 }
 
 /// The case after an upsert, and what changed.
@@ -1010,6 +1078,214 @@ type TxResult<T> = Result<T, TxError<CaseError>>;
 pub struct Cases<'s> {
     store: &'s Store,
     clock: Clock,
+    roll: RollParams,
+}
+
+/// How breaks roll forward from one reconciliation cycle to the next (`[cases]`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RollParams {
+    /// A cleared break that comes back within this many days of clearing reopens its case;
+    /// later it is a new case.
+    pub reopen_days: i64,
+    /// A decided case whose difference moves by more than this share of the difference judged
+    /// (or changes sign) goes back to review.
+    pub recertify_share: f64,
+}
+
+impl Default for RollParams {
+    fn default() -> Self {
+        RollParams {
+            reopen_days: 5,
+            recertify_share: 0.10,
+        }
+    }
+}
+
+/// One record of an account in a reconciliation cycle (a file or a service record), as
+/// [`Cases::roll_forward`] needs it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CycleRecord {
+    /// The record's date.
+    pub date: NaiveDate,
+    /// Whether the record is a break (out of tolerance, or a break status).
+    pub out: bool,
+    /// The difference between the books.
+    pub difference: f64,
+    /// For a break, the date its run of out-of-tolerance records began.
+    pub start: NaiveDate,
+}
+
+/// A reconciliation cycle: what one file (or record) says about each account.
+#[derive(Clone, Debug, Default)]
+pub struct Cycle {
+    /// The profile of the file.
+    pub profile: String,
+    /// Each account's records in this cycle, by key, in date order.
+    pub records: HashMap<String, Vec<CycleRecord>>,
+    /// The distinct dates of the file, ascending (the as-of date is the last).
+    pub dates: Vec<NaiveDate>,
+    /// Whether an account missing from the file has cleared (a report that lists only breaks,
+    /// such as a trades break report) rather than being absent (nothing changes).
+    pub absent_clears: bool,
+    /// Cases opened by this cycle itself: checked for clearing, not counted as persisting.
+    pub opened: std::collections::HashSet<String>,
+}
+
+impl Cycle {
+    /// The cycle's as-of date (its latest date).
+    pub fn as_of(&self) -> Option<NaiveDate> {
+        self.dates.last().copied()
+    }
+
+    /// The first date of the cycle after `d`.
+    fn next_date(&self, d: NaiveDate) -> Option<NaiveDate> {
+        let i = self.dates.partition_point(|x| *x <= d);
+        self.dates.get(i).copied()
+    }
+}
+
+/// What [`Cases::roll_forward`] found for the open and decided cases of a profile.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollOutcome {
+    /// Cases whose break is still out of tolerance in this cycle (not opened by it).
+    pub persisting: usize,
+    /// Cases whose break cleared in this cycle.
+    pub cleared: usize,
+    /// Decided cases sent back to review because their difference moved.
+    pub recertified: usize,
+    /// Cases whose account is not in this cycle (nothing changed).
+    pub absent: usize,
+}
+
+/// What happens to one case in a cycle.
+enum Roll {
+    Absent,
+    /// Seen, nothing newer than the case (counted as persisting when still out).
+    Seen {
+        out: bool,
+    },
+    Persist(CycleRecord),
+    Clear {
+        on: NaiveDate,
+        record: serde_json::Value,
+        reason: String,
+    },
+}
+
+/// Where `case` stands in `cycle`.
+fn roll_of(case: &Case, cycle: &Cycle) -> Roll {
+    let Some(recs) = cycle.records.get(&case.key) else {
+        return match cycle.as_of() {
+            Some(as_of) if cycle.absent_clears && as_of > case.last_date => Roll::Clear {
+                on: as_of,
+                record: serde_json::json!({ "date": as_of.to_string(), "dropped_out": true }),
+                reason: format!("dropped out of the report of {as_of}"),
+            },
+            _ => Roll::Absent,
+        };
+    };
+    let later = &recs[recs.partition_point(|r| r.date <= case.last_date)..];
+    if let Some(r) = later.iter().find(|r| !r.out || r.start != case.start_date) {
+        let why = if r.out {
+            format!("a new break began on {}", r.start)
+        } else {
+            format!("back within tolerance on {}", r.date)
+        };
+        return Roll::Clear {
+            on: r.date,
+            record: serde_json::json!({
+                "date": r.date.to_string(),
+                "difference": r.difference,
+                "within_tolerance": !r.out,
+            }),
+            reason: why,
+        };
+    }
+    let Some(last) = later.last().or(recs.last()) else {
+        return Roll::Absent;
+    };
+    // A breaks-only report: the account's last break record is older than the report.
+    if cycle.absent_clears
+        && let Some(next) = cycle.next_date(last.date)
+        && last.date >= case.last_date
+    {
+        return Roll::Clear {
+            on: next,
+            record: serde_json::json!({ "date": next.to_string(), "dropped_out": true }),
+            reason: format!("dropped out of the report of {next}"),
+        };
+    }
+    if later.is_empty() {
+        Roll::Seen { out: last.out }
+    } else {
+        Roll::Persist(*last)
+    }
+}
+
+/// Why a decided case must be reviewed again when its difference goes from `judged` to `now`,
+/// if it must.
+fn recertify_reason(judged: f64, now: f64, share: f64) -> Option<String> {
+    if !judged.is_finite() || !now.is_finite() {
+        return None;
+    }
+    if judged != 0.0 && now != 0.0 && judged.signum() != now.signum() {
+        return Some(format!(
+            "the difference changed sign: {} when decided, {} now",
+            crate::categorize::facts::fmt_amount(judged),
+            crate::categorize::facts::fmt_amount(now)
+        ));
+    }
+    let moved = (now - judged).abs();
+    if moved > share * judged.abs() + 1e-9 {
+        let pct = if judged != 0.0 {
+            format!("{:+.1}%", (now - judged) / judged.abs() * 100.0)
+        } else {
+            "from zero".to_string()
+        };
+        return Some(format!(
+            "the difference moved from {} when decided to {} ({pct}, more than {:.0}%)",
+            crate::categorize::facts::fmt_amount(judged),
+            crate::categorize::facts::fmt_amount(now),
+            share * 100.0
+        ));
+    }
+    None
+}
+
+/// Sends a decided `case` back to review when its difference moved past `share` of the one
+/// judged, with a `recertified` event. Returns whether it did.
+fn recertify_if_moved(
+    txn: &CaseTxn<'_>,
+    case: &mut Case,
+    share: f64,
+    record: serde_json::Value,
+    now: DateTime<Utc>,
+) -> TxResult<bool> {
+    if !case.status.is_decided() {
+        return Ok(false);
+    }
+    let judged = case.judged_difference.unwrap_or(case.difference);
+    let Some(reason) = recertify_reason(judged, case.difference, share) else {
+        return Ok(false);
+    };
+    let from = case.status;
+    case.status = Status::PendingReview;
+    case.last_decision = None;
+    case.proposed_by = None;
+    append_event_note(
+        txn,
+        case,
+        EventNote {
+            action: EventAction::Recertified,
+            user: SYSTEM_USER,
+            role: None,
+            from: Some(from),
+            reason: Some(reason),
+            record: Some(record),
+        },
+        now,
+    )?;
+    Ok(true)
 }
 
 impl<'s> Cases<'s> {
@@ -1018,6 +1294,7 @@ impl<'s> Cases<'s> {
         Cases {
             store,
             clock: Arc::new(Utc::now),
+            roll: RollParams::default(),
         }
     }
 
@@ -1029,7 +1306,133 @@ impl<'s> Cases<'s> {
         Cases {
             store,
             clock: Arc::new(clock),
+            roll: RollParams::default(),
         }
+    }
+
+    /// These cases, rolling forward with `roll` (`[cases]`) instead of the defaults.
+    pub fn rolling(mut self, roll: RollParams) -> Cases<'s> {
+        self.roll = roll;
+        self
+    }
+
+    /// Rolls the profile's cases forward through `cycle` (call it after the cycle's flagged
+    /// records were upserted): a case whose account came back within tolerance (or dropped out
+    /// of a breaks-only report) has cleared — an undecided one becomes `Cleared`, a decided one
+    /// keeps its decision and records the date; a case whose break persists takes the latest
+    /// date and difference, and a decided one whose difference moved past `recertify_share`
+    /// goes back to review. Accounts not in the cycle change nothing. Each change is an event,
+    /// written durably in chunked transactions.
+    pub fn roll_forward(&self, cycle: &Cycle) -> Result<RollOutcome, CaseError> {
+        let mut out = RollOutcome::default();
+        let candidates: Vec<String> = self
+            .list(&CaseFilter {
+                profile: Some(cycle.profile.clone()),
+                ..CaseFilter::default()
+            })?
+            .into_iter()
+            .filter(|c| c.status != Status::Cleared && c.cleared_on.is_none())
+            .map(|c| c.id)
+            .collect();
+        let now = self.now();
+        let share = self.roll.recertify_share;
+        for chunk in candidates.chunks(UPSERT_CHUNK) {
+            let part = self.store.case_transaction(|txn| {
+                let mut part = RollOutcome::default();
+                for id in chunk {
+                    let Some(mut case) = load_case(txn, id)? else {
+                        continue;
+                    };
+                    if case.status == Status::Cleared || case.cleared_on.is_some() {
+                        continue;
+                    }
+                    let opened = cycle.opened.contains(&case.id);
+                    match roll_of(&case, cycle) {
+                        Roll::Absent => part.absent += 1,
+                        Roll::Seen { out } => {
+                            if out && !opened {
+                                part.persisting += 1;
+                            }
+                        }
+                        Roll::Persist(r) => {
+                            if !opened {
+                                part.persisting += 1;
+                            }
+                            case.last_date = r.date;
+                            if case.difference != r.difference {
+                                case.previous_difference = Some(case.difference);
+                            }
+                            case.difference = r.difference;
+                            case.updated_at = now;
+                            let record = serde_json::json!({
+                                "date": r.date.to_string(),
+                                "difference": r.difference,
+                            });
+                            if recertify_if_moved(txn, &mut case, share, record, now)? {
+                                part.recertified += 1;
+                            }
+                            put_case(txn, &case)?;
+                        }
+                        Roll::Clear { on, record, reason } => {
+                            part.cleared += 1;
+                            let from = case.status;
+                            case.cleared_on = Some(on);
+                            if case.status.is_open() {
+                                case.status = Status::Cleared;
+                                case.last_decision = None;
+                            }
+                            case.updated_at = now;
+                            append_event_note(
+                                txn,
+                                &case,
+                                EventNote {
+                                    action: EventAction::Cleared,
+                                    user: SYSTEM_USER,
+                                    role: None,
+                                    from: Some(from),
+                                    reason: Some(reason),
+                                    record: Some(record),
+                                },
+                                now,
+                            )?;
+                            put_case(txn, &case)?;
+                        }
+                    }
+                }
+                Ok(part)
+            })?;
+            out.persisting += part.persisting;
+            out.cleared += part.cleared;
+            out.recertified += part.recertified;
+            out.absent += part.absent;
+        }
+        Ok(out)
+    }
+
+    /// For a record that opens no known break, the cleared case of the same account that it
+    /// brings back (cleared at most `reopen_days` before the record's break began), if any.
+    fn reappearing(&self, input: &BreakInput) -> Result<Option<String>, CaseError> {
+        let mut best: Option<(NaiveDate, String)> = None;
+        for kv in self.store.case_scan(
+            CaseTree::BreakIndex,
+            &break_prefix(&input.profile, &input.key),
+        )? {
+            let (_, id) = kv?;
+            let id = String::from_utf8(id).map_err(|e| CaseError::Corrupt {
+                what: "break index entry".into(),
+                message: e.to_string(),
+            })?;
+            let Some(case) = self.get(&id)? else { continue };
+            let Some(on) = case.cleared_on else { continue };
+            let gap = (input.start_date - on).num_days();
+            if on <= input.start_date
+                && gap <= self.roll.reopen_days
+                && best.as_ref().is_none_or(|(d, _)| on > *d)
+            {
+                best = Some((on, id));
+            }
+        }
+        Ok(best.map(|(_, id)| id))
     }
 
     /// The clock's time at the precision stored (milliseconds), so that a case returned by a
@@ -1080,7 +1483,23 @@ impl<'s> Cases<'s> {
                 ))
             })
             .collect::<Result<_, CaseError>>()?;
+        // A record of a break the store does not know may bring back a cleared case.
+        let reappear: Vec<Option<String>> = inputs
+            .par_iter()
+            .zip(&prepared)
+            .map(|(input, (id, _))| {
+                if self
+                    .store
+                    .case_get(CaseTree::Cases, id.as_bytes())?
+                    .is_some()
+                {
+                    return Ok(None);
+                }
+                self.reappearing(input)
+            })
+            .collect::<Result<_, CaseError>>()?;
         let now = self.now();
+        let roll = self.roll;
         // Large write sets make one sled transaction slow; chunks of UPSERT_CHUNK records are
         // each atomic and durable. A crash between chunks leaves the earlier chunks' cases, and
         // re-running the same records completes the rest (upserts are idempotent).
@@ -1098,6 +1517,8 @@ impl<'s> Cases<'s> {
                         id,
                         fingerprint,
                         now,
+                        &roll,
+                        reappear[k].as_deref(),
                     )?);
                 }
                 Ok(part)
@@ -1526,7 +1947,11 @@ impl<'s> Cases<'s> {
                 what: "break index entry".into(),
                 message: format!("it names case {id}, which is not stored"),
             })?;
-            if case.start_date <= date && date <= case.last_date {
+            // A break that reappeared is indexed under each of its starts: listed once.
+            if case.start_date <= date
+                && date <= case.last_date
+                && !out.iter().any(|c: &Case| c.id == case.id)
+            {
                 out.push(case);
             }
         }
@@ -1756,6 +2181,42 @@ fn append_event(
     reason: Option<String>,
     at: DateTime<Utc>,
 ) -> TxResult<u64> {
+    let ev = EventNote {
+        action,
+        user,
+        role,
+        from,
+        reason,
+        record: None,
+    };
+    append_event_note(txn, case, ev, at)
+}
+
+/// What an event says besides the case and the time (see [`Event`]).
+struct EventNote<'a> {
+    action: EventAction,
+    user: &'a str,
+    role: Option<Role>,
+    from: Option<Status>,
+    reason: Option<String>,
+    record: Option<serde_json::Value>,
+}
+
+/// [`append_event`] with the event given as an [`EventNote`] (which may carry a record).
+fn append_event_note(
+    txn: &CaseTxn<'_>,
+    case: &Case,
+    note: EventNote<'_>,
+    at: DateTime<Utc>,
+) -> TxResult<u64> {
+    let EventNote {
+        action,
+        user,
+        role,
+        from,
+        reason,
+        record,
+    } = note;
     let seq = next_counter(txn, EVENT_COUNTER)?;
     let event = Event {
         seq,
@@ -1769,6 +2230,7 @@ fn append_event(
         to: Some(case.status),
         reason,
         model_version: case.model_version.clone(),
+        record,
     };
     txn.insert(CaseTree::Events, &seq.to_be_bytes(), &encode(&event)?)?;
     let mut k = case_events_prefix(&case.id);
@@ -1826,9 +2288,44 @@ fn new_case(
         last_decision: None,
         fingerprint,
         judged_difference: None,
+        first_difference: Some(input.difference),
+        previous_difference: None,
+        cleared_on: None,
     })
 }
 
+/// The stored case a record belongs to: the break's own case, the case its break was joined to
+/// when it reappeared, or the cleared case it brings back (`reappear`, still cleared).
+fn case_of_record(
+    txn: &CaseTxn<'_>,
+    input: &BreakInput,
+    id: &str,
+    reappear: Option<&str>,
+) -> TxResult<Option<Case>> {
+    if let Some(case) = load_case(txn, id)? {
+        return Ok(Some(case));
+    }
+    let mut bk = break_prefix(&input.profile, &input.key);
+    bk.extend_from_slice(input.start_date.to_string().as_bytes());
+    if let Some(joined) = txn.get(CaseTree::BreakIndex, &bk)? {
+        let joined = String::from_utf8_lossy(&joined).into_owned();
+        if joined != id
+            && let Some(case) = load_case(txn, &joined)?
+        {
+            return Ok(Some(case));
+        }
+    }
+    if let Some(rid) = reappear
+        && let Some(case) = load_case(txn, rid)?
+        && case.cleared_on.is_some()
+    {
+        txn.insert(CaseTree::BreakIndex, &bk, rid.as_bytes())?;
+        return Ok(Some(case));
+    }
+    Ok(None)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn upsert_one(
     txn: &CaseTxn<'_>,
     input: &BreakInput,
@@ -1836,8 +2333,10 @@ fn upsert_one(
     id: &str,
     fingerprint: &str,
     now: DateTime<Utc>,
+    roll: &RollParams,
+    reappear: Option<&str>,
 ) -> TxResult<UpsertOutcome> {
-    if let Some(mut case) = load_case(txn, id)? {
+    if let Some(mut case) = case_of_record(txn, input, id, reappear)? {
         // An older record (a past file run again) or the same record: nothing to do.
         if input.date < case.last_date || case.fingerprint == fingerprint {
             return Ok(UpsertOutcome {
@@ -1845,13 +2344,54 @@ fn upsert_one(
                 change: Change::Unchanged,
             });
         }
-        case.refresh_from(input, fingerprint.to_string());
+        let record = serde_json::json!({
+            "date": input.date.to_string(),
+            "difference": input.difference,
+        });
+        let mut change = Change::Updated;
+        match case.cleared_on {
+            Some(on) if input.date > on || input.start_date != case.start_date => {
+                change = Change::Reappeared;
+                // The break is back: the same case, to be reviewed again.
+                let from = case.status;
+                let reason = if input.start_date != case.start_date {
+                    format!(
+                        "cleared on {on}, a break again from {} (within {} days)",
+                        input.start_date, roll.reopen_days
+                    )
+                } else {
+                    format!("cleared on {on}, in break again on {}", input.date)
+                };
+                case.refresh_from(input, fingerprint.to_string());
+                case.start_date = input.start_date;
+                case.cleared_on = None;
+                case.status = Status::PendingReview;
+                case.last_decision = None;
+                case.proposed_by = None;
+                append_event_note(
+                    txn,
+                    &case,
+                    EventNote {
+                        action: EventAction::Reappeared,
+                        user: SYSTEM_USER,
+                        role: None,
+                        from: Some(from),
+                        reason: Some(reason),
+                        record: Some(record),
+                    },
+                    now,
+                )?;
+            }
+            _ => {
+                case.refresh_from(input, fingerprint.to_string());
+                if recertify_if_moved(txn, &mut case, roll.recertify_share, record, now)? {
+                    change = Change::Recertified;
+                }
+            }
+        }
         case.updated_at = now;
         put_case(txn, &case)?;
-        return Ok(UpsertOutcome {
-            case,
-            change: Change::Updated,
-        });
+        return Ok(UpsertOutcome { case, change });
     }
     let mut case = new_case(txn, input, id, fingerprint.to_string(), Origin::Model, now)?;
     append_event(

@@ -60,6 +60,35 @@ pub struct Config {
     pub tui: TuiConfig,
     pub service: ServiceConfig,
     pub roles: RolesConfig,
+    pub cases: CasesConfig,
+}
+
+/// How cases roll forward from one reconciliation cycle (a run, a service record) to the next.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasesConfig {
+    /// A cleared break that comes back within this many days reopens its case.
+    pub reopen_days: u32,
+    /// A decided case whose difference moves by more than this share (or changes sign) goes
+    /// back to review.
+    pub recertify_share: f64,
+    /// What an open case whose account is missing from a file means: `auto` (cleared when the
+    /// file lists only breaks, as a trades break report does; otherwise nothing changes),
+    /// `cleared` or `unchanged`.
+    pub absent: String,
+    /// Upper bounds (days, ascending) of the age bands of the run summary and the queue:
+    /// `[1, 5, 30]` gives 0-1, 2-5, 6-30 and >30.
+    pub age_bands: Vec<u32>,
+}
+
+impl CasesConfig {
+    /// The roll-forward parameters of the case store.
+    pub fn roll(&self) -> crate::cases::RollParams {
+        crate::cases::RollParams {
+            reopen_days: i64::from(self.reopen_days),
+            recertify_share: self.recertify_share,
+        }
+    }
 }
 
 /// Who may act in which role (maker-checker): roles come from here, never from the caller.
@@ -599,10 +628,29 @@ impl Config {
                 "feedback.judged_normal_share",
                 self.feedback.judged_normal_share,
             ),
+            ("cases.recertify_share", self.cases.recertify_share),
         ] {
             if !v.is_finite() || v < 0.0 {
                 return Err(bad(key, format!("must be a number ≥ 0, found {v}")));
             }
+        }
+        if self.cases.age_bands.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(bad(
+                "cases.age_bands",
+                format!(
+                    "must be ascending day counts such as [1, 5, 30], found {:?}",
+                    self.cases.age_bands
+                ),
+            ));
+        }
+        if !matches!(self.cases.absent.as_str(), "auto" | "cleared" | "unchanged") {
+            return Err(bad(
+                "cases.absent",
+                format!(
+                    "must be \"auto\", \"cleared\" or \"unchanged\", found {:?}",
+                    self.cases.absent
+                ),
+            ));
         }
         if !matches!(
             self.detect.model_policy.as_str(),

@@ -7,6 +7,7 @@
 pub mod cases;
 pub mod categorize;
 pub mod config;
+pub mod cycle;
 pub mod detect;
 pub mod evaluate;
 pub mod expr;

@@ -137,10 +137,18 @@ enum Command {
 enum CasesCommand {
     /// The cases, newest break first, optionally filtered.
     List {
+        /// Only cases in this status (PendingReview, Accepted, Rejected, AutoResolveProposed,
+        /// Approved, Returned, Cleared).
         #[arg(long)]
         status: Option<String>,
         #[arg(long)]
         bucket: Option<String>,
+        /// Only cases waiting for someone (pending review, proposed, returned).
+        #[arg(long)]
+        open: bool,
+        /// Only breaks at least this many days old.
+        #[arg(long, value_name = "DAYS")]
+        age_min: Option<i64>,
         /// table, csv or jsonl.
         #[arg(long, default_value = "table")]
         format: String,
@@ -855,12 +863,19 @@ fn case_line(c: &breakdesk::cases::Case) -> Vec<String> {
         c.last_date.to_string(),
         c.age_days().to_string(),
         format!("{}", c.difference),
+        c.first_difference
+            .map(|d| format!("{d}"))
+            .unwrap_or_default(),
+        c.previous_difference
+            .map(|d| format!("{}", c.difference - d))
+            .unwrap_or_default(),
+        c.cleared_on.map(|d| d.to_string()).unwrap_or_default(),
         c.jira_key.clone().unwrap_or_default(),
         c.summary.clone(),
     ]
 }
 
-const CASE_HEADER: [&str; 13] = [
+const CASE_HEADER: [&str; 16] = [
     "ticket",
     "case_id",
     "status",
@@ -872,6 +887,9 @@ const CASE_HEADER: [&str; 13] = [
     "last_date",
     "age_days",
     "difference",
+    "first_difference",
+    "change",
+    "cleared_on",
     "jira_key",
     "summary",
 ];
@@ -884,6 +902,8 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
         CasesCommand::List {
             status,
             bucket,
+            open,
+            age_min,
             format,
         } => {
             let filter = CaseFilter {
@@ -899,6 +919,9 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
                     u.error
                 );
             }
+            list.retain(|c| {
+                (!open || c.status.is_open()) && age_min.is_none_or(|m| c.age_days() >= m)
+            });
             list.sort_by(|a, b| b.last_date.cmp(&a.last_date).then(a.rank.cmp(&b.rank)));
             match format.as_str() {
                 "jsonl" => {
@@ -920,19 +943,29 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
                 }
                 "table" => {
                     println!(
-                        "{:<22} {:<20} {:<16} {:<8} {:<24} {:>10} {:>16}",
-                        "ticket", "status", "bucket", "severity", "key", "last date", "difference"
+                        "{:<22} {:<20} {:<16} {:<8} {:<24} {:>10} {:>4} {:>16} {:>10}",
+                        "ticket",
+                        "status",
+                        "bucket",
+                        "severity",
+                        "key",
+                        "last date",
+                        "age",
+                        "difference",
+                        "cleared"
                     );
                     for c in &list {
                         println!(
-                            "{:<22} {:<20} {:<16} {:<8} {:<24} {:>10} {:>16}",
+                            "{:<22} {:<20} {:<16} {:<8} {:<24} {:>10} {:>4} {:>16} {:>10}",
                             c.ticket,
                             c.status.as_str(),
                             safe(&c.bucket),
                             safe(&c.severity),
                             safe(&c.key),
                             c.last_date.to_string(),
-                            breakdesk::categorize::facts::fmt_amount(c.difference)
+                            c.age_days(),
+                            breakdesk::categorize::facts::fmt_amount(c.difference),
+                            c.cleared_on.map(|d| d.to_string()).unwrap_or_default()
                         );
                     }
                     eprintln!("{} case(s)", list.len());
@@ -1684,6 +1717,7 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         det,
         table,
         categorized,
+        summary,
         timings,
         ..
     } = analysis.map_err(|e| analyze_failure(e, &rejects_file))?;
@@ -1729,6 +1763,9 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         print_buckets(&categorized.cats);
         if let Some(r) = &categorized.llm {
             eprintln!("{}", r.describe());
+        }
+        for line in summary.lines() {
+            eprintln!("{line}");
         }
         eprintln!(
             "wrote {written} {} to {} and the cluster summary to {} in {:.2} s",

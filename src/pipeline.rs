@@ -1249,12 +1249,31 @@ pub const RESULT_COLUMNS: [&str; 19] = [
 /// a file changes nothing, and a break that persists is the same case, older.
 pub fn record_cases(
     store: &crate::store::Store,
+    roll: crate::cases::RollParams,
     profile: &str,
     table: &polars::prelude::DataFrame,
     rows: &[usize],
     cats: &[crate::categorize::Categorization],
     model_version: &str,
 ) -> Result<Vec<crate::cases::Case>, crate::cases::CaseError> {
+    Ok(
+        record_case_outcomes(store, roll, profile, table, rows, cats, model_version)?
+            .into_iter()
+            .map(|o| o.case)
+            .collect(),
+    )
+}
+
+/// [`record_cases`], returning what each upsert did.
+pub fn record_case_outcomes(
+    store: &crate::store::Store,
+    roll: crate::cases::RollParams,
+    profile: &str,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    cats: &[crate::categorize::Categorization],
+    model_version: &str,
+) -> Result<Vec<crate::cases::UpsertOutcome>, crate::cases::CaseError> {
     use crate::cases::{BreakInput, CaseError, Cases};
     use polars::prelude::*;
     let internal = |e: PolarsError| CaseError::Invalid(format!("reading the anomalies: {e}"));
@@ -1359,8 +1378,75 @@ pub fn record_cases(
         })
         .collect();
     let (inputs, auto): (Vec<BreakInput>, Vec<bool>) = built.into_iter().unzip();
-    let outcomes = Cases::new(store).upsert_batch(&inputs, &auto)?;
-    Ok(outcomes.into_iter().map(|o| o.case).collect())
+    Cases::new(store).rolling(roll).upsert_batch(&inputs, &auto)
+}
+
+/// Rolls the profile's cases forward through the run's cycle (its current rows), counts the run
+/// summary and records it in the store. `outcomes` are the upserts of the run's flagged records;
+/// the cases of those that changed status in the roll-forward are refreshed in `cases`.
+pub fn roll_forward_run(
+    cfg: &Config,
+    store: &crate::store::Store,
+    result: &RunOutput,
+    det: &Detection,
+    outcomes: &[crate::cases::UpsertOutcome],
+    cases: &mut [crate::cases::Case],
+    file: &str,
+) -> Result<crate::cycle::RunSummary, crate::cases::CaseError> {
+    use crate::cases::{CaseFilter, Cases, Change};
+    let handle = Cases::new(store).rolling(cfg.cases.roll());
+    let triage = &det.scored.triage;
+    let mut summary = crate::cycle::RunSummary {
+        profile: result.profile.clone(),
+        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        file: file.to_string(),
+        rows: result.rows_read,
+        flagged: det.scored.flag.iter().filter(|f| **f).count(),
+        routine: triage
+            .quiet_breaks
+            .iter()
+            .filter(|(k, _)| k.starts_with("routine"))
+            .map(|(_, n)| n)
+            .sum(),
+        ..Default::default()
+    };
+    if let Some(mut cycle) =
+        crate::cycle::cycle_of(&result.features.df, &result.profile, &cfg.cases.absent)
+    {
+        summary.as_of = cycle.as_of().map(|d| d.to_string());
+        summary.breaks = cycle
+            .records
+            .values()
+            .flat_map(|r| r.iter())
+            .filter(|r| r.out)
+            .count();
+        cycle.opened = outcomes
+            .iter()
+            .filter(|o| o.change == Change::Created)
+            .map(|o| o.case.id.clone())
+            .collect();
+        let roll = handle.roll_forward(&cycle)?;
+        if roll.cleared + roll.recertified > 0 {
+            for c in cases.iter_mut() {
+                if let Some(now) = handle.get(&c.id)? {
+                    *c = now;
+                }
+            }
+        }
+        summary.count_cases(outcomes, &roll);
+    } else {
+        summary.count_cases(outcomes, &Default::default());
+    }
+    summary.matched = summary.rows.saturating_sub(summary.breaks);
+    let all = handle.list(&CaseFilter {
+        profile: Some(result.profile.clone()),
+        ..CaseFilter::default()
+    })?;
+    summary.tally(&all, &cfg.cases.age_bands);
+    let bytes = serde_json::to_vec(&summary)
+        .map_err(|e| crate::cases::CaseError::Invalid(e.to_string()))?;
+    store.put_run(&bytes)?;
+    Ok(summary)
 }
 
 /// Adds `case_id`, `ticket` and `case_status` to `table` for `rows` (empty elsewhere).
@@ -1420,6 +1506,8 @@ pub struct Analysis {
     pub categorized: Categorized,
     /// The case of each of `rows`.
     pub cases: Vec<crate::cases::Case>,
+    /// The cycle's summary: rows, breaks, and what happened to the cases.
+    pub summary: crate::cycle::RunSummary,
     pub timings: Vec<(&'static str, Duration)>,
 }
 
@@ -1564,14 +1652,18 @@ pub fn analyze_observed(
     step(progress, Stage::Cases, 2)?;
     let t = Instant::now();
     // Cases are durable before anything that names them is shown or written.
-    let cases = record_cases(
+    let outcomes = record_case_outcomes(
         store,
+        cfg.cases.roll(),
         &result.profile,
         &table,
         &rows,
         &categorized.cats,
         &det.bundle.version(),
     )?;
+    let mut cases: Vec<crate::cases::Case> = outcomes.iter().map(|o| o.case.clone()).collect();
+    let file = opts.input.display().to_string();
+    let summary = roll_forward_run(cfg, store, &result, &det, &outcomes, &mut cases, &file)?;
     with_cases(&mut table, &rows, &cases)?;
     timings.push(("cases", t.elapsed()));
     progress(Progress {
@@ -1586,6 +1678,7 @@ pub fn analyze_observed(
         rows,
         categorized,
         cases,
+        summary,
         timings,
     })
 }

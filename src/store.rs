@@ -26,6 +26,8 @@ pub const SCHEMA_VERSION: u32 = 3;
 
 const META: &str = "meta";
 const MODELS: &str = "models";
+/// Run summaries: sequence number (big-endian u64) → summary JSON, the latest last.
+const RUNS: &str = "runs";
 /// sled's page cache (its default is 1 GiB, which a batch run would spend on pages it writes once).
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 const LLM_CACHE: &str = "llm_cache";
@@ -242,6 +244,33 @@ impl Store {
             .map_err(|e| self.engine(e))?;
         t.flush().map_err(|e| self.engine(e))?;
         Ok(())
+    }
+
+    /// Appends a run summary (durable when this returns); returns its sequence number.
+    pub fn put_run(&self, bytes: &[u8]) -> Result<u64, StoreError> {
+        self.room()?;
+        let t = self.db.open_tree(RUNS).map_err(|e| self.engine(e))?;
+        let next = match t.last().map_err(|e| self.engine(e))? {
+            Some((k, _)) => <[u8; 8]>::try_from(k.as_ref())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0)
+                .saturating_add(1),
+            None => 1,
+        };
+        t.insert(next.to_be_bytes(), bytes)
+            .map_err(|e| self.engine(e))?;
+        t.flush().map_err(|e| self.engine(e))?;
+        Ok(next)
+    }
+
+    /// The latest `n` run summaries, the latest first.
+    pub fn runs(&self, n: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let t = self.db.open_tree(RUNS)?;
+        let mut out = Vec::new();
+        for kv in t.iter().rev().take(n) {
+            out.push(kv?.1.to_vec());
+        }
+        Ok(out)
     }
 
     /// A saved model bundle by name.

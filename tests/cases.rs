@@ -96,6 +96,26 @@ fn case_in(cases: &Cases<'_>, key: &str, status: Status) -> String {
                 .return_proposal(&id, &sam(), "check the cut-off")
                 .unwrap();
         }
+        Status::Cleared => {
+            // The next day's file has the account back within tolerance.
+            let mut records = std::collections::HashMap::new();
+            records.insert(
+                key.to_string(),
+                vec![breakdesk::cases::CycleRecord {
+                    date: d("2024-05-02"),
+                    out: false,
+                    difference: 0.0,
+                    start: d("2024-05-02"),
+                }],
+            );
+            let cycle = breakdesk::cases::Cycle {
+                profile: "gl_ihub".into(),
+                records,
+                dates: vec![d("2024-05-02")],
+                ..Default::default()
+            };
+            cases.roll_forward(&cycle).unwrap();
+        }
     }
     assert_eq!(cases.get(&id).unwrap().unwrap().status, status);
     id
@@ -359,7 +379,11 @@ fn legal(status: Status, action: Action) -> Option<Status> {
         (S::PendingReview | S::Returned, A::Propose) => Some(S::AutoResolveProposed),
         (S::AutoResolveProposed, A::Approve) => Some(S::Approved),
         (S::AutoResolveProposed, A::Return) => Some(S::Returned),
-        (S::Accepted | S::Rejected | S::Approved, A::Reopen) => Some(S::PendingReview),
+        (S::Accepted | S::Rejected | S::Approved | S::Cleared, A::Reopen) => {
+            Some(S::PendingReview)
+        }
+        (S::Cleared, A::Accept) => Some(S::Accepted),
+        (S::Cleared, A::Reject) => Some(S::Rejected),
         _ => None,
     }
 }
@@ -369,6 +393,7 @@ fn allowed_text(status: Status) -> &'static str {
         Status::PendingReview | Status::Returned => "accept, reject, propose",
         Status::AutoResolveProposed => "approve, return",
         Status::Accepted | Status::Rejected | Status::Approved => "reopen",
+        Status::Cleared => "accept, reject, reopen",
     }
 }
 

@@ -54,7 +54,9 @@ fn table(from: Status, action: Action) -> Option<Status> {
         (PendingReview | Returned, Propose) => Some(AutoResolveProposed),
         (AutoResolveProposed, Approve) => Some(Approved),
         (AutoResolveProposed, Return) => Some(Returned),
-        (Accepted | Rejected | Approved, Reopen) => Some(PendingReview),
+        (Accepted | Rejected | Approved | Cleared, Reopen) => Some(PendingReview),
+        (Cleared, Accept) => Some(Accepted),
+        (Cleared, Reject) => Some(Rejected),
         _ => None,
     }
 }

@@ -210,6 +210,9 @@ fn case(n: u32, account: &str, status: Status) -> Case {
         last_decision: None,
         fingerprint: String::new(),
         judged_difference: None,
+        first_difference: None,
+        previous_difference: None,
+        cleared_on: None,
     }
 }
 
@@ -235,6 +238,7 @@ fn event(
         to: Some(to),
         reason: None,
         model_version: "iforest-test-1".into(),
+        record: None,
     }
 }
 

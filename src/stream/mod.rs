@@ -648,6 +648,7 @@ pub fn triage(
     .map_err(|e| e.to_string())?;
     let cases = crate::pipeline::record_cases(
         store,
+        cfg.cases.roll(),
         &engine.profile,
         &table,
         &rows,
