@@ -1129,6 +1129,9 @@ pub struct Cycle {
     pub absent_clears: bool,
     /// Cases opened by this cycle itself: checked for clearing, not counted as persisting.
     pub opened: std::collections::HashSet<String>,
+    /// Only the cases of the cycle's own accounts are looked at (a service record): found
+    /// through the break index instead of reading every case of the profile.
+    pub keyed: bool,
 }
 
 impl Cycle {
@@ -1325,15 +1328,27 @@ impl<'s> Cases<'s> {
     /// written durably in chunked transactions.
     pub fn roll_forward(&self, cycle: &Cycle) -> Result<RollOutcome, CaseError> {
         let mut out = RollOutcome::default();
-        let candidates: Vec<String> = self
-            .list(&CaseFilter {
+        let candidates: Vec<String> = if cycle.keyed && !cycle.absent_clears {
+            let mut keys: Vec<&String> = cycle.records.keys().collect();
+            keys.sort();
+            let mut ids = Vec::new();
+            for key in keys {
+                ids.extend(self.outstanding_of(&cycle.profile, key)?);
+            }
+            ids
+        } else {
+            self.list(&CaseFilter {
                 profile: Some(cycle.profile.clone()),
                 ..CaseFilter::default()
             })?
             .into_iter()
             .filter(|c| c.status != Status::Cleared && c.cleared_on.is_none())
             .map(|c| c.id)
-            .collect();
+            .collect()
+        };
+        if candidates.is_empty() {
+            return Ok(out);
+        }
         let now = self.now();
         let share = self.roll.recertify_share;
         for chunk in candidates.chunks(UPSERT_CHUNK) {
@@ -1407,6 +1422,31 @@ impl<'s> Cases<'s> {
             out.absent += part.absent;
         }
         Ok(out)
+    }
+
+    /// The ids of the cases of one account that have not cleared, in break order.
+    pub fn outstanding_of(&self, profile: &str, key: &str) -> Result<Vec<String>, CaseError> {
+        let mut ids: Vec<String> = Vec::new();
+        for kv in self
+            .store
+            .case_scan(CaseTree::BreakIndex, &break_prefix(profile, key))?
+        {
+            let (_, id) = kv?;
+            let id = String::from_utf8(id).map_err(|e| CaseError::Corrupt {
+                what: "break index entry".into(),
+                message: e.to_string(),
+            })?;
+            if ids.contains(&id) {
+                continue;
+            }
+            if let Some(c) = self.get(&id)?
+                && c.status != Status::Cleared
+                && c.cleared_on.is_none()
+            {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
     }
 
     /// For a record that opens no known break, the cleared case of the same account that it

@@ -88,6 +88,7 @@ pub fn cycle_of(df: &DataFrame, profile: &str, absent: &str) -> Option<Cycle> {
         dates: all_dates,
         absent_clears,
         opened: HashSet::new(),
+        keyed: false,
     })
 }
 

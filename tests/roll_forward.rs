@@ -55,6 +55,7 @@ fn cycle(dates: &[&str], records: &[(&str, &str, bool, f64, &str)]) -> Cycle {
         dates: dates.iter().map(|s| d(s)).collect(),
         absent_clears: false,
         opened: HashSet::new(),
+        keyed: false,
     }
 }
 

@@ -69,6 +69,8 @@ fn routes_on_a_loopback_server() {
         "/cases/{id}",
         "/cases/{id}/decision",
         "/retrain",
+        "/runs",
+        "/runs/latest",
         "/ws",
     ] {
         assert!(
@@ -741,4 +743,83 @@ fn state_survives_a_restart_and_a_batch_sends_one_summary_email() {
     );
     assert_eq!(next["features"]["f_change_balance_lhs"], 2.0);
     svc.stop();
+}
+
+#[test]
+fn service_records_roll_cases_forward_and_a_batch_records_its_run_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let h = history();
+    let svc = start(
+        dir.path(),
+        &dir.path().join("data"),
+        Some(&cfg),
+        &["--history", &h],
+        &[],
+    )
+    .unwrap();
+    let a = svc.addr.clone();
+    assert_eq!(get(&a, "/runs/latest", None).status, 404, "nothing ran yet");
+
+    // A break the model flags opens a case.
+    let brk = post_json(
+        &a,
+        "/realtime_anomaly",
+        &gl_record("2024-03-13", "110200", 9632957.84, 3632957.84),
+        None,
+    )
+    .json();
+    assert_eq!(brk["is_anomaly"], true, "{brk}");
+    let case_id = brk["case_id"].as_str().expect("a case").to_string();
+    let first = get(&a, &format!("/cases/{case_id}"), None).json();
+    let start = first["case"]["start_date"].clone();
+    assert!(start.as_str().unwrap() <= "2024-03-13", "{first}");
+    // The next day the break persists: the same case, a day older, whether flagged or not.
+    let next = post_json(
+        &a,
+        "/realtime_anomaly",
+        &gl_record("2024-03-14", "110200", 9632957.84, 3632957.84),
+        None,
+    )
+    .json();
+    if let Some(id) = next["case_id"].as_str() {
+        assert_eq!(id, case_id, "a persisting break is the same case: {next}");
+    }
+    let c = get(&a, &format!("/cases/{case_id}"), None).json();
+    assert_eq!(c["case"]["last_date"], "2024-03-14", "{c}");
+    assert_eq!(c["case"]["start_date"], start, "{c}");
+    assert!(c["case"]["cleared_on"].is_null(), "{c}");
+
+    // Back within tolerance in a batch: the case clears by itself, and the batch's summary
+    // (also GET /runs/latest) counts it.
+    let b = post_json(
+        &a,
+        "/batch_anomaly",
+        &json!({"records": [
+            gl_record("2024-03-15", "110200", 9632957.84, 9632957.84),
+            gl_record("2024-03-15", "999007", 10.0, 10.0),
+        ]}),
+        None,
+    )
+    .json();
+    assert_eq!(b["summary"]["cleared"], 1, "{b}");
+    assert_eq!(b["summary"]["rows"], 2, "{b}");
+    assert_eq!(b["summary"]["matched"], 2, "{b}");
+    let c = get(&a, &format!("/cases/{case_id}"), None).json();
+    assert_eq!(c["case"]["status"], "Cleared", "{c}");
+    assert_eq!(c["case"]["cleared_on"], "2024-03-15", "{c}");
+    let latest = get(&a, "/runs/latest", None).json();
+    assert_eq!(latest["cleared"], 1, "{latest}");
+    assert_eq!(latest["file"], "POST /batch_anomaly");
+    let runs = get(&a, "/runs?limit=5", None).json();
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
+    let cleared = get(&a, "/cases?status=Cleared", None).json();
+    assert!(
+        cleared["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == case_id.as_str()),
+        "{cleared}"
+    );
 }

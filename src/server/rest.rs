@@ -158,6 +158,8 @@ pub fn router(state: Shared) -> Router {
         .route("/cases/{id}/decision", post(decide))
         .route("/retrain", post(retrain))
         .route("/me", get(me))
+        .route("/runs", get(list_runs))
+        .route("/runs/latest", get(latest_run))
         .route("/ws", get(super::ws::handler))
         .route("/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth));
@@ -438,7 +440,14 @@ async fn realtime(
         .observe(&record)
         .map_err(|e| field_error(e, None))?;
     let engine = state.stream.engine();
-    let flagged = obs.flag;
+    // A flagged record writes its case; a record of an account with an outstanding case rolls
+    // that case forward (cleared, or persisting with the latest difference).
+    let writes = obs.flag
+        || obs.proposed
+        || !crate::cases::Cases::new(&state.store)
+            .outstanding_of(&engine.profile, &obs.record.key)
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .is_empty();
     let st = state.clone();
     let work = move || {
         crate::stream::triage(
@@ -452,8 +461,8 @@ async fn realtime(
         .map(|t| (t, obs))
         .map_err(ApiError::internal)
     };
-    // Only a flagged record writes to the store (its case): off the async workers.
-    let (t, obs) = if flagged {
+    // Only then does the record write to the store: off the async workers.
+    let (t, obs) = if writes {
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| ApiError::internal(e.to_string()))??
@@ -565,6 +574,7 @@ fn batch_work(state: &Shared, records: &[Map<String, Value>]) -> Result<Value, A
         }
     }
     let flagged = t.cases.len();
+    let summary = batch_summary(state, &engine, &obs, &t)?;
     let mut email = Value::Null;
     if state.cfg.service.batch_email && !t.cases.is_empty() {
         email = match crate::notify::queue_summary_email(
@@ -592,8 +602,92 @@ fn batch_work(state: &Shared, records: &[Map<String, Value>]) -> Result<Value, A
         "anomalies": flagged,
         "model_version": engine.version,
         "results": results,
+        "summary": summary,
         "email": email,
     }))
+}
+
+/// The run summary of a batch (a reconciliation cycle of the records sent), recorded in the
+/// store for `GET /runs/latest`.
+fn batch_summary(
+    state: &Shared,
+    engine: &crate::stream::Engine,
+    obs: &[crate::stream::Observed],
+    t: &crate::stream::Triaged,
+) -> Result<crate::cycle::RunSummary, ApiError> {
+    let cycle = crate::stream::cycle_of_observed(&engine.profile, obs);
+    let breaks = cycle
+        .records
+        .values()
+        .flat_map(|r| r.iter())
+        .filter(|r| r.out)
+        .count();
+    let mut summary = crate::cycle::RunSummary {
+        profile: engine.profile.clone(),
+        as_of: cycle.as_of().map(|d| d.to_string()),
+        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        file: "POST /batch_anomaly".into(),
+        rows: obs.len(),
+        matched: obs.len().saturating_sub(breaks),
+        breaks,
+        flagged: obs.iter().filter(|o| o.flag).count(),
+        routine: obs
+            .iter()
+            .filter(|o| matches!(o.quiet, Some(crate::detect::triage::Quiet::Routine(_))))
+            .count(),
+        ..Default::default()
+    };
+    summary.count_cases(&t.changes, &t.roll);
+    let all = crate::cases::Cases::new(&state.store)
+        .list(&crate::cases::CaseFilter {
+            profile: Some(engine.profile.clone()),
+            ..Default::default()
+        })
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    summary.tally(&all, &state.cfg.cases.age_bands);
+    let bytes = serde_json::to_vec(&summary).map_err(|e| ApiError::internal(e.to_string()))?;
+    state
+        .store
+        .put_run(&bytes)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(summary)
+}
+
+#[derive(Deserialize)]
+struct RunsQuery {
+    limit: Option<usize>,
+}
+
+fn stored_runs(state: &Shared, n: usize) -> Result<Vec<Value>, ApiError> {
+    let raw = state
+        .store
+        .runs(n)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(raw
+        .iter()
+        .filter_map(|b| serde_json::from_slice::<Value>(b).ok())
+        .collect())
+}
+
+/// `GET /runs?limit=N`: the latest run summaries (file runs and batches), the latest first
+/// (20 by default, at most 1,000).
+async fn list_runs(
+    State(state): State<Shared>,
+    axum::extract::Query(q): axum::extract::Query<RunsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let n = q.limit.unwrap_or(20).clamp(1, 1000);
+    Ok(Json(json!({ "runs": stored_runs(&state, n)? })))
+}
+
+/// `GET /runs/latest`: the latest run summary, or 404 when nothing has run yet.
+async fn latest_run(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
+    match stored_runs(&state, 1)?.into_iter().next() {
+        Some(v) => Ok(Json(v)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no run recorded yet (a file run or a batch records one)",
+        )),
+    }
 }
 
 #[derive(Deserialize)]

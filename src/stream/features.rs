@@ -455,16 +455,7 @@ impl Plan {
                     if c[2].abs() > c[3] + 1e-9 { 1.0 } else { 0.0 }
                 }
                 Src::RobustZ => robust_z(me, prev),
-                Src::BreakAge => {
-                    if self.trade_age {
-                        match (me.date, cur.trade_date) {
-                            (Some(d), Some(t)) => ((d - t) as f64).max(0.0),
-                            _ => 0.0,
-                        }
-                    } else {
-                        self.run_age(me, prev)
-                    }
-                }
+                Src::BreakAge => self.break_age(cur, me, prev),
                 Src::Enc(i, enc) => enc.encode(&cur.cats[*i]),
                 Src::RelResidual => {
                     let c = me.crit[0];
@@ -573,6 +564,20 @@ impl Plan {
             f64::NAN
         };
         (mean_out, std_out)
+    }
+
+    /// The record's break age as a file run computes it (`f_break_age`): days since the trade
+    /// date when the profile has one, otherwise since the current run of out-of-tolerance
+    /// records began (0 within tolerance).
+    pub fn break_age(&self, cur: &Canonical, me: &Past, prev: &[Past]) -> f64 {
+        if self.trade_age {
+            match (me.date, cur.trade_date) {
+                (Some(d), Some(t)) => ((d - t) as f64).max(0.0),
+                _ => 0.0,
+            }
+        } else {
+            self.run_age(me, prev)
+        }
     }
 
     /// Days (records, without dates) since the current run of out-of-tolerance records began.

@@ -104,6 +104,8 @@ pub struct Observed {
     pub run_context: Option<Vec<f64>>,
     /// How many earlier records of the account the features saw.
     pub previous: usize,
+    /// Days since the record's break began (`f_break_age` of a file run; 0 within tolerance).
+    pub break_age: f64,
     pub model_version: String,
 }
 
@@ -344,6 +346,7 @@ impl Stream {
         let flag = s.flag[0];
         let run_context = (flag || proposed).then(|| features::run_context(&me, prev));
         let previous = prev.len();
+        let break_age = engine.plan.break_age(&rec, &me, prev);
         insert(records, me, self.cap);
         if !shard.dirty.contains(&rec.key) {
             shard.dirty.insert(rec.key.clone());
@@ -366,6 +369,7 @@ impl Stream {
             top_features,
             run_context,
             previous,
+            break_age,
             model_version: engine.version.clone(),
         })
     }
@@ -562,6 +566,10 @@ pub struct Triaged {
     pub results: Vec<RecordResult>,
     /// The cases opened or updated (one per flagged record, in order).
     pub cases: Vec<crate::cases::Case>,
+    /// What each flagged record's upsert did (in the order of `cases`).
+    pub changes: Vec<crate::cases::UpsertOutcome>,
+    /// What the records did to the outstanding cases of their accounts.
+    pub roll: crate::cases::RollOutcome,
     pub llm: Option<crate::categorize::llm::LlmReport>,
 }
 
@@ -617,9 +625,12 @@ pub fn triage(
         })
         .collect();
     if flagged.is_empty() {
+        let roll = roll_observed(cfg, store, engine, obs, &[])?;
         return Ok(Triaged {
             results,
             cases: Vec::new(),
+            changes: Vec::new(),
+            roll,
             llm: None,
         });
     }
@@ -646,7 +657,7 @@ pub fn triage(
         store,
     )
     .map_err(|e| e.to_string())?;
-    let cases = crate::pipeline::record_cases(
+    let outcomes = crate::pipeline::record_case_outcomes(
         store,
         cfg.cases.roll(),
         &engine.profile,
@@ -656,6 +667,8 @@ pub fn triage(
         &engine.version,
     )
     .map_err(|e| e.to_string())?;
+    let roll = roll_observed(cfg, store, engine, obs, &outcomes)?;
+    let cases: Vec<crate::cases::Case> = outcomes.iter().map(|o| o.case.clone()).collect();
     for ((i, c), case) in flagged.iter().zip(&cat.cats).zip(&cases) {
         let r = &mut results[*i];
         r.bucket = Some(c.bucket.clone());
@@ -672,8 +685,77 @@ pub fn triage(
     Ok(Triaged {
         results,
         cases,
+        changes: outcomes,
+        roll,
         llm: cat.llm,
     })
+}
+
+/// The cycle of some observed records: each account's records with their break flag,
+/// difference and the date their break began.
+pub fn cycle_of_observed(profile: &str, obs: &[Observed]) -> crate::cases::Cycle {
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let mut cycle = crate::cases::Cycle {
+        profile: profile.to_string(),
+        keyed: true,
+        ..Default::default()
+    };
+    for o in obs {
+        let (Some(d), Some(first)) = (o.record.date, o.record.crit.first()) else {
+            continue;
+        };
+        let Some(date) = epoch.checked_add_signed(chrono::Duration::days(i64::from(d))) else {
+            continue;
+        };
+        let out = o.record.brk.unwrap_or(!o.record.within.unwrap_or(true));
+        let days = if o.break_age.is_finite() && (0.0..1e6).contains(&o.break_age) {
+            o.break_age.round() as i64
+        } else {
+            0
+        };
+        cycle
+            .records
+            .entry(o.record.key.clone())
+            .or_default()
+            .push(crate::cases::CycleRecord {
+                date,
+                out,
+                difference: first.diff,
+                start: date - chrono::Duration::days(days),
+            });
+        cycle.dates.push(date);
+    }
+    for recs in cycle.records.values_mut() {
+        recs.sort_by_key(|r| r.date);
+    }
+    cycle.dates.sort_unstable();
+    cycle.dates.dedup();
+    cycle
+}
+
+/// Rolls the cases of the observed records' accounts forward (a service record is a
+/// reconciliation cycle of its account): back within tolerance clears, a persisting break takes
+/// the latest date and difference. Accounts without an outstanding case cost one index read.
+fn roll_observed(
+    cfg: &Config,
+    store: &Store,
+    engine: &Engine,
+    obs: &[Observed],
+    outcomes: &[crate::cases::UpsertOutcome],
+) -> Result<crate::cases::RollOutcome, String> {
+    let mut cycle = cycle_of_observed(&engine.profile, obs);
+    if cycle.records.is_empty() {
+        return Ok(Default::default());
+    }
+    cycle.opened = outcomes
+        .iter()
+        .filter(|o| o.change == crate::cases::Change::Created)
+        .map(|o| o.case.id.clone())
+        .collect();
+    crate::cases::Cases::new(store)
+        .rolling(cfg.cases.roll())
+        .roll_forward(&cycle)
+        .map_err(|e| e.to_string())
 }
 
 /// The table of flagged records a file run would have: the records' own fields, the canonical
@@ -838,6 +920,11 @@ fn frame(
             Column::new(name.as_str().into(), num(&|o| o.features[j])),
         );
     }
+    // The break's age, as a file run reports it (whether or not the model uses it).
+    push(
+        &mut cols,
+        Column::new("f_break_age".into(), num(&|o| o.break_age)),
+    );
     for (j, name) in crate::runs::RUN_COLUMNS.iter().enumerate() {
         let v = num(&|o| {
             o.run_context
