@@ -52,6 +52,9 @@ pub const SYSTEM_USER: &str = "breakdesk";
 /// The user recorded on events of auto-resolutions proposed by the bucket rules.
 pub const RULES_USER: &str = "rules";
 
+/// The longest note on a case, in characters.
+pub const MAX_NOTE_CHARS: usize = 4000;
+
 const TICKET_COUNTER: &[u8] = b"ticket";
 const EVENT_COUNTER: &[u8] = b"event";
 
@@ -346,6 +349,12 @@ pub enum EventAction {
     /// A decided case whose difference moved past `[cases] recertify_share` (or changed sign)
     /// went back to review (the reason says from what to what).
     Recertified,
+    /// The case was given an owner (the reason names the owner, and the previous one).
+    Assign,
+    /// The owner let the case go (the reason names who owned it).
+    Release,
+    /// A free-text note on the case (the reason is the note); not a status change.
+    Note,
 }
 
 impl EventAction {
@@ -370,6 +379,9 @@ impl EventAction {
             EventAction::Cleared => "cleared",
             EventAction::Reappeared => "reappeared",
             EventAction::Recertified => "recertified",
+            EventAction::Assign => "assign",
+            EventAction::Release => "release",
+            EventAction::Note => "note",
         }
     }
 }
@@ -764,9 +776,30 @@ pub struct Case {
         skip_serializing_if = "Option::is_none"
     )]
     pub cleared_on: Option<NaiveDate>,
+    /// Who works the case, once assigned or taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// When the case should be decided: the UTC day it was opened plus `[cases.sla_days]` of its
+    /// (latest) severity.
+    #[serde(
+        default,
+        with = "opt_date_format",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub due: Option<NaiveDate>,
 }
 
 impl Case {
+    /// Whether the case waits for someone past its due date on `today`.
+    pub fn overdue(&self, today: NaiveDate) -> bool {
+        self.status.is_open() && self.due.is_some_and(|d| d < today)
+    }
+
+    /// Whether the break is still outstanding (it has not cleared).
+    pub fn outstanding(&self) -> bool {
+        self.status != Status::Cleared && self.cleared_on.is_none()
+    }
+
     /// Age of the break in days: `last_date − start_date` (0 on the day it began).
     pub fn age_days(&self) -> i64 {
         (self.last_date - self.start_date).num_days()
@@ -1030,6 +1063,18 @@ pub enum CaseError {
     /// Bad input (names, numbers, dates, keys).
     #[error("{0}")]
     Invalid(String),
+    /// Someone other than the owner or a supervisor tried to change who owns a case.
+    #[error("case {case_id} is {owner}'s: only {owner} or a supervisor may {what}; {user} is not")]
+    NotOwner {
+        /// The case.
+        case_id: String,
+        /// Its owner.
+        owner: String,
+        /// Who tried.
+        user: String,
+        /// What was refused.
+        what: &'static str,
+    },
     /// A feedback import had bad rows; none of its rows was applied.
     #[error(
         "feedback not imported (nothing was applied): {} bad row(s)\n{}",
@@ -1090,6 +1135,9 @@ pub struct RollParams {
     /// A decided case whose difference moves by more than this share of the difference judged
     /// (or changes sign) goes back to review.
     pub recertify_share: f64,
+    /// Days from a case's opening to its due date, by severity: low, medium, high, critical
+    /// (an unknown severity takes medium's).
+    pub sla_days: [u32; 4],
 }
 
 impl Default for RollParams {
@@ -1097,7 +1145,22 @@ impl Default for RollParams {
         RollParams {
             reopen_days: 5,
             recertify_share: 0.10,
+            sla_days: [10, 5, 2, 1],
         }
+    }
+}
+
+impl RollParams {
+    /// The due date of a case of `severity` opened on `opened`.
+    pub fn due(&self, opened: NaiveDate, severity: &str) -> NaiveDate {
+        let [low, medium, high, critical] = self.sla_days;
+        let days = match severity.trim().to_ascii_lowercase().as_str() {
+            "low" => low,
+            "high" => high,
+            "critical" => critical,
+            _ => medium,
+        };
+        opened + chrono::Duration::days(i64::from(days))
     }
 }
 
@@ -1772,6 +1835,138 @@ impl<'s> Cases<'s> {
         })
     }
 
+    /// Gives the case `reference` to `owner`. Analysts may only take a case for themselves, and
+    /// only one nobody owns; supervisors may assign any case to anyone. Assigning to the current
+    /// owner changes nothing.
+    pub fn assign(&self, reference: &str, owner: &str, actor: &Actor) -> Result<Case, CaseError> {
+        actor.validate()?;
+        let owner = owner.trim().to_string();
+        Actor::analyst(owner.clone())
+            .validate()
+            .map_err(|_| CaseError::Invalid(format!("{owner:?} is not a user name")))?;
+        let now = self.now();
+        self.store.case_transaction(|txn| {
+            let mut case = load_ref(txn, reference)?;
+            if case.owner.as_deref() == Some(owner.as_str()) {
+                return Ok(case);
+            }
+            if actor.role != Role::Supervisor {
+                if owner != actor.user {
+                    return abort(CaseError::Invalid(format!(
+                        "an analyst may take a case for themselves only; assigning case {} to {owner} needs a supervisor",
+                        case.id
+                    )));
+                }
+                if let Some(current) = &case.owner {
+                    return abort(CaseError::NotOwner {
+                        case_id: case.id.clone(),
+                        owner: current.clone(),
+                        user: actor.user.clone(),
+                        what: "hand it over",
+                    });
+                }
+            }
+            let note = match &case.owner {
+                Some(old) => format!("{owner} (was {old})"),
+                None => owner.clone(),
+            };
+            case.owner = Some(owner.clone());
+            case.updated_at = now;
+            let status = case.status;
+            append_event(
+                txn,
+                &case,
+                EventAction::Assign,
+                &actor.user,
+                Some(actor.role),
+                Some(status),
+                Some(note),
+                now,
+            )?;
+            put_case(txn, &case)?;
+            Ok(case)
+        })
+    }
+
+    /// The owner (or a supervisor) lets the case go: nobody owns it. A case nobody owns
+    /// changes nothing.
+    pub fn release(&self, reference: &str, actor: &Actor) -> Result<Case, CaseError> {
+        actor.validate()?;
+        let now = self.now();
+        self.store.case_transaction(|txn| {
+            let mut case = load_ref(txn, reference)?;
+            let Some(owner) = case.owner.clone() else {
+                return Ok(case);
+            };
+            if owner != actor.user && actor.role != Role::Supervisor {
+                return abort(CaseError::NotOwner {
+                    case_id: case.id.clone(),
+                    owner,
+                    user: actor.user.clone(),
+                    what: "release it",
+                });
+            }
+            case.owner = None;
+            case.updated_at = now;
+            let status = case.status;
+            append_event(
+                txn,
+                &case,
+                EventAction::Release,
+                &actor.user,
+                Some(actor.role),
+                Some(status),
+                Some(owner),
+                now,
+            )?;
+            put_case(txn, &case)?;
+            Ok(case)
+        })
+    }
+
+    /// Adds a free-text note to the case (an event `note`; the status does not change).
+    pub fn note(&self, reference: &str, text: &str, actor: &Actor) -> Result<Case, CaseError> {
+        actor.validate()?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(CaseError::Invalid("a note must not be empty".into()));
+        }
+        if text.chars().count() > MAX_NOTE_CHARS {
+            return Err(CaseError::Invalid(format!(
+                "a note holds at most {MAX_NOTE_CHARS} characters, this one has {}",
+                text.chars().count()
+            )));
+        }
+        let text = text.to_string();
+        let now = self.now();
+        self.store.case_transaction(|txn| {
+            let mut case = load_ref(txn, reference)?;
+            case.updated_at = now;
+            let status = case.status;
+            append_event(
+                txn,
+                &case,
+                EventAction::Note,
+                &actor.user,
+                Some(actor.role),
+                Some(status),
+                Some(text.clone()),
+                now,
+            )?;
+            put_case(txn, &case)?;
+            Ok(case)
+        })
+    }
+
+    /// The notes on a case, oldest first.
+    pub fn notes(&self, reference: &str) -> Result<Vec<Event>, CaseError> {
+        Ok(self
+            .events_for(reference)?
+            .into_iter()
+            .filter(|e| e.action == EventAction::Note)
+            .collect())
+    }
+
     /// Marks an `Accepted` case as dispatched (again: nothing changes). A dispatched case's last
     /// decision can no longer be undone.
     pub fn mark_dispatched(&self, reference: &str, actor: &Actor) -> Result<Case, CaseError> {
@@ -2331,6 +2526,8 @@ fn new_case(
         first_difference: Some(input.difference),
         previous_difference: None,
         cleared_on: None,
+        owner: None,
+        due: None,
     })
 }
 
@@ -2429,11 +2626,13 @@ fn upsert_one(
                 }
             }
         }
+        case.due = Some(roll.due(case.created_at.date_naive(), &case.severity));
         case.updated_at = now;
         put_case(txn, &case)?;
         return Ok(UpsertOutcome { case, change });
     }
     let mut case = new_case(txn, input, id, fingerprint.to_string(), Origin::Model, now)?;
+    case.due = Some(roll.due(now.date_naive(), &case.severity));
     append_event(
         txn,
         &case,

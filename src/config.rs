@@ -79,6 +79,8 @@ pub struct CasesConfig {
     /// Upper bounds (days, ascending) of the age bands of the run summary and the queue:
     /// `[1, 5, 30]` gives 0-1, 2-5, 6-30 and >30.
     pub age_bands: Vec<u32>,
+    /// Days from a case's opening to its due date, by severity.
+    pub sla_days: SlaDays,
 }
 
 impl CasesConfig {
@@ -87,6 +89,12 @@ impl CasesConfig {
         crate::cases::RollParams {
             reopen_days: i64::from(self.reopen_days),
             recertify_share: self.recertify_share,
+            sla_days: [
+                self.sla_days.low,
+                self.sla_days.medium,
+                self.sla_days.high,
+                self.sla_days.critical,
+            ],
         }
     }
 }

@@ -182,6 +182,7 @@ fn a_cleared_break_back_within_reopen_days_reopens_its_case_and_later_opens_a_ne
     let cases = Cases::new(&store).rolling(RollParams {
         reopen_days: 5,
         recertify_share: 0.1,
+        ..RollParams::default()
     });
     let first = cases
         .upsert(&rec("A", "2024-03-01", "2024-03-01", 100.0), false)

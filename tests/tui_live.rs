@@ -213,6 +213,8 @@ fn case(n: u32, account: &str, status: Status) -> Case {
         first_difference: None,
         previous_difference: None,
         cleared_on: None,
+        owner: None,
+        due: None,
     }
 }
 
