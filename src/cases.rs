@@ -776,6 +776,14 @@ pub struct Case {
         skip_serializing_if = "Option::is_none"
     )]
     pub cleared_on: Option<NaiveDate>,
+    /// The as-of date of a cycle that saw the case's break clear but could not close it (the
+    /// cycle that opened it): the next cycle looks only at records after it.
+    #[serde(
+        default,
+        with = "opt_date_format",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub seen_to: Option<NaiveDate>,
     /// Who works the case, once assigned or taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -1190,7 +1198,8 @@ pub struct Cycle {
     /// Whether an account missing from the file has cleared (a report that lists only breaks,
     /// such as a trades break report) rather than being absent (nothing changes).
     pub absent_clears: bool,
-    /// Cases opened by this cycle itself: checked for clearing, not counted as persisting.
+    /// Cases opened by this cycle itself: new, neither persisting nor cleared by it (the next
+    /// cycle tells whether they cleared); they take the cycle's latest date while they persist.
     pub opened: std::collections::HashSet<String>,
     /// Only the cases of the cycle's own accounts are looked at (a service record): found
     /// through the break index instead of reading every case of the profile.
@@ -1240,9 +1249,13 @@ enum Roll {
 
 /// Where `case` stands in `cycle`.
 fn roll_of(case: &Case, cycle: &Cycle) -> Roll {
+    // What the store has already seen of the account.
+    let seen = case
+        .seen_to
+        .map_or(case.last_date, |s| s.max(case.last_date));
     let Some(recs) = cycle.records.get(&case.key) else {
         return match cycle.as_of() {
-            Some(as_of) if cycle.absent_clears && as_of > case.last_date => Roll::Clear {
+            Some(as_of) if cycle.absent_clears && as_of > seen => Roll::Clear {
                 on: as_of,
                 record: serde_json::json!({ "date": as_of.to_string(), "dropped_out": true }),
                 reason: format!("dropped out of the report of {as_of}"),
@@ -1250,7 +1263,7 @@ fn roll_of(case: &Case, cycle: &Cycle) -> Roll {
             _ => Roll::Absent,
         };
     };
-    let later = &recs[recs.partition_point(|r| r.date <= case.last_date)..];
+    let later = &recs[recs.partition_point(|r| r.date <= seen)..];
     if let Some(r) = later.iter().find(|r| !r.out || r.start != case.start_date) {
         let why = if r.out {
             format!("a new break began on {}", r.start)
@@ -1274,6 +1287,7 @@ fn roll_of(case: &Case, cycle: &Cycle) -> Roll {
     if cycle.absent_clears
         && let Some(next) = cycle.next_date(last.date)
         && last.date >= case.last_date
+        && next > seen
     {
         return Roll::Clear {
             on: next,
@@ -1450,6 +1464,16 @@ impl<'s> Cases<'s> {
                                 part.recertified += 1;
                             }
                             put_case(txn, &case)?;
+                        }
+                        // A case this cycle opened is new: the next cycle says whether it
+                        // cleared (so one file's anomalies stay reviewable).
+                        Roll::Clear { .. } if opened => {
+                            if let Some(as_of) = cycle.as_of()
+                                && case.seen_to.is_none_or(|s| s < as_of)
+                            {
+                                case.seen_to = Some(as_of);
+                                put_case(txn, &case)?;
+                            }
                         }
                         Roll::Clear { on, record, reason } => {
                             part.cleared += 1;
@@ -2526,6 +2550,7 @@ fn new_case(
         first_difference: Some(input.difference),
         previous_difference: None,
         cleared_on: None,
+        seen_to: None,
         owner: None,
         due: None,
     })

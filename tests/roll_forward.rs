@@ -537,3 +537,46 @@ fn three_daily_files_roll_breaks_forward_clear_them_the_day_they_clear_and_age_t
         .count();
     assert_eq!(cleared_events, cleared_seen);
 }
+
+#[test]
+fn the_cycle_that_opens_a_case_leaves_it_open_and_only_newer_records_clear_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cases = Cases::new(&store);
+    // A file of three days: flagged on the 1st, back within tolerance on the 4th.
+    let c = cases
+        .upsert(&rec("A", "2024-03-01", "2024-03-01", 100.0), false)
+        .unwrap()
+        .case;
+    let mut file = cycle(
+        &["2024-03-01", "2024-03-04", "2024-03-05"],
+        &[
+            ("A", "2024-03-01", true, 100.0, "2024-03-01"),
+            ("A", "2024-03-04", false, 0.0, "2024-03-04"),
+            ("A", "2024-03-05", false, 0.0, "2024-03-05"),
+        ],
+    );
+    file.opened.insert(c.id.clone());
+    let out = cases.roll_forward(&file).unwrap();
+    assert_eq!((out.cleared, out.persisting), (0, 0), "{out:?}");
+    let now = cases.get(&c.id).unwrap().unwrap();
+    assert_eq!(
+        now.status,
+        Status::PendingReview,
+        "new cases stay reviewable"
+    );
+    assert_eq!(now.seen_to, Some(d("2024-03-05")));
+    // The same file again (no longer the cycle that opened it): nothing newer, nothing changes.
+    file.opened.clear();
+    assert_eq!(cases.roll_forward(&file).unwrap().cleared, 0);
+    assert_eq!(cases.get(&c.id).unwrap().unwrap(), now);
+    // The next day's file clears it.
+    let next = cycle(
+        &["2024-03-06"],
+        &[("A", "2024-03-06", false, 0.0, "2024-03-06")],
+    );
+    assert_eq!(cases.roll_forward(&next).unwrap().cleared, 1);
+    let done = cases.get(&c.id).unwrap().unwrap();
+    assert_eq!(done.status, Status::Cleared);
+    assert_eq!(done.cleared_on, Some(d("2024-03-06")));
+}

@@ -213,6 +213,7 @@ fn case(n: u32, account: &str, status: Status) -> Case {
         first_difference: None,
         previous_difference: None,
         cleared_on: None,
+        seen_to: None,
         owner: None,
         due: None,
     }
