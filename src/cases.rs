@@ -1071,6 +1071,9 @@ pub enum CaseError {
     /// Bad input (names, numbers, dates, keys).
     #[error("{0}")]
     Invalid(String),
+    /// The actor's role does not allow this (the message says what would).
+    #[error("{0}")]
+    NotAllowed(String),
     /// Someone other than the owner or a supervisor tried to change who owns a case.
     #[error("case {case_id} is {owner}'s: only {owner} or a supervisor may {what}; {user} is not")]
     NotOwner {
@@ -1132,6 +1135,7 @@ pub struct Cases<'s> {
     store: &'s Store,
     clock: Clock,
     roll: RollParams,
+    router: Option<Arc<crate::routing::Router>>,
 }
 
 /// How breaks roll forward from one reconciliation cycle to the next (`[cases]`).
@@ -1375,6 +1379,7 @@ impl<'s> Cases<'s> {
             store,
             clock: Arc::new(Utc::now),
             roll: RollParams::default(),
+            router: None,
         }
     }
 
@@ -1387,12 +1392,19 @@ impl<'s> Cases<'s> {
             store,
             clock: Arc::new(clock),
             roll: RollParams::default(),
+            router: None,
         }
     }
 
     /// These cases, rolling forward with `roll` (`[cases]`) instead of the defaults.
     pub fn rolling(mut self, roll: RollParams) -> Cases<'s> {
         self.roll = roll;
+        self
+    }
+
+    /// These cases, giving new cases an owner by `router` (`[[cases.routes]]`).
+    pub fn routed(mut self, router: Arc<crate::routing::Router>) -> Cases<'s> {
+        self.router = (!router.is_empty()).then_some(router);
         self
     }
 
@@ -1627,6 +1639,7 @@ impl<'s> Cases<'s> {
             .collect::<Result<_, CaseError>>()?;
         let now = self.now();
         let roll = self.roll;
+        let router = self.router.as_deref();
         // Large write sets make one sled transaction slow; chunks of UPSERT_CHUNK records are
         // each atomic and durable. A crash between chunks leaves the earlier chunks' cases, and
         // re-running the same records completes the rest (upserts are idempotent).
@@ -1646,6 +1659,7 @@ impl<'s> Cases<'s> {
                         now,
                         &roll,
                         reappear[k].as_deref(),
+                        router,
                     )?);
                 }
                 Ok(part)
@@ -1876,7 +1890,7 @@ impl<'s> Cases<'s> {
             }
             if actor.role != Role::Supervisor {
                 if owner != actor.user {
-                    return abort(CaseError::Invalid(format!(
+                    return abort(CaseError::NotAllowed(format!(
                         "an analyst may take a case for themselves only; assigning case {} to {owner} needs a supervisor",
                         case.id
                     )));
@@ -2597,6 +2611,7 @@ fn upsert_one(
     now: DateTime<Utc>,
     roll: &RollParams,
     reappear: Option<&str>,
+    router: Option<&crate::routing::Router>,
 ) -> TxResult<UpsertOutcome> {
     if let Some(mut case) = case_of_record(txn, input, id, reappear)? {
         // An older record (a past file run again) or the same record: nothing to do.
@@ -2668,6 +2683,19 @@ fn upsert_one(
         None,
         now,
     )?;
+    if let Some((owner, when)) = router.and_then(|r| r.owner_for(input)) {
+        case.owner = Some(owner.to_string());
+        append_event(
+            txn,
+            &case,
+            EventAction::Assign,
+            RULES_USER,
+            None,
+            Some(Status::PendingReview),
+            Some(format!("{owner} (route: {when})")),
+            now,
+        )?;
+    }
     if auto_resolve {
         let by = format!("rules:{}", input.bucket_rule);
         case.status = Status::AutoResolveProposed;

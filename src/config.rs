@@ -8,6 +8,21 @@ use std::path::{Path, PathBuf};
 /// The defaults, embedded so the binary runs anywhere without its source tree.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
+/// The lists of tables a user file may give (`[[name]]`): name, what each must be, its keys (all
+/// required, all strings).
+const TABLE_LISTS: [(&str, &str, &[&str]); 2] = [
+    (
+        "service.users",
+        "a table ([[service.users]] with name, role, token_env)",
+        &["name", "role", "token_env"],
+    ),
+    (
+        "cases.routes",
+        "a table ([[cases.routes]] with owner, when)",
+        &["owner", "when"],
+    ),
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -81,9 +96,30 @@ pub struct CasesConfig {
     pub age_bands: Vec<u32>,
     /// Days from a case's opening to its due date, by severity.
     pub sla_days: SlaDays,
+    /// Owners of new cases: the first route whose `when` matches gives the owner.
+    pub routes: Vec<CaseRoute>,
+}
+
+/// `[[cases.routes]]`: new cases matching `when` (an expression over the case and its record's
+/// columns) are given to `owner`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseRoute {
+    pub owner: String,
+    pub when: String,
 }
 
 impl CasesConfig {
+    /// The compiled `[[cases.routes]]`.
+    pub fn router(&self) -> Result<crate::routing::Router, String> {
+        let pairs: Vec<(String, String)> = self
+            .routes
+            .iter()
+            .map(|r| (r.owner.clone(), r.when.clone()))
+            .collect();
+        crate::routing::Router::compile(&pairs)
+    }
+
     /// The roll-forward parameters of the case store.
     pub fn roll(&self) -> crate::cases::RollParams {
         crate::cases::RollParams {
@@ -642,6 +678,9 @@ impl Config {
                 return Err(bad(key, format!("must be a number ≥ 0, found {v}")));
             }
         }
+        if let Err(m) = self.cases.router() {
+            return Err(bad("cases.routes", m));
+        }
         if self.cases.age_bands.windows(2).any(|w| w[0] >= w[1]) {
             return Err(bad(
                 "cases.age_bands",
@@ -1106,22 +1145,29 @@ fn merge_checked(
         match (existing, value) {
             (toml::Value::Table(b), toml::Value::Table(u)) => merge_checked(b, u, &dotted, path)?,
             (toml::Value::Float(f), toml::Value::Integer(i)) => *f = *i as f64,
-            (toml::Value::Array(b), toml::Value::Array(u)) if dotted == "service.users" => {
-                // `[[service.users]]`: tables of three strings each.
+            (toml::Value::Array(b), toml::Value::Array(u))
+                if TABLE_LISTS.iter().any(|(n, _, _)| *n == dotted) =>
+            {
+                // `[[service.users]]`, `[[cases.routes]]`: tables of strings.
+                let (_, expected, fields) = TABLE_LISTS
+                    .iter()
+                    .find(|(n, _, _)| *n == dotted)
+                    .copied()
+                    .unwrap_or(("", "a table", &[]));
                 for (i, x) in u.iter().enumerate() {
                     let key = format!("{dotted}[{i}]");
                     let t = x.as_table().ok_or_else(|| ConfigError::WrongType {
                         key: key.clone(),
                         path: path.to_path_buf(),
-                        expected: "a table ([[service.users]] with name, role, token_env)",
+                        expected,
                         found: type_name(x),
                     })?;
                     for (k, v) in t {
-                        if !matches!(k.as_str(), "name" | "role" | "token_env") {
+                        if !fields.contains(&k.as_str()) {
                             return Err(ConfigError::UnknownKey {
                                 key: format!("{key}.{k}"),
                                 path: path.to_path_buf(),
-                                hint: " (known keys: name, role, token_env)".to_string(),
+                                hint: format!(" (known keys: {})", fields.join(", ")),
                             });
                         }
                         if !v.is_str() {
@@ -1133,7 +1179,7 @@ fn merge_checked(
                             });
                         }
                     }
-                    for k in ["name", "role", "token_env"] {
+                    for k in fields.iter().copied() {
                         if !t.contains_key(k) {
                             return Err(ConfigError::BadValue {
                                 key: key.clone(),

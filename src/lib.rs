@@ -24,6 +24,7 @@ pub mod output;
 pub mod pipeline;
 pub mod profile;
 pub mod routine;
+pub mod routing;
 pub mod runs;
 pub mod server;
 pub mod store;

@@ -149,6 +149,15 @@ enum CasesCommand {
         /// Only breaks at least this many days old.
         #[arg(long, value_name = "DAYS")]
         age_min: Option<i64>,
+        /// Only cases this user owns.
+        #[arg(long, value_name = "USER")]
+        owner: Option<String>,
+        /// Only my cases (owned by the user who runs the command).
+        #[arg(long, conflicts_with = "owner")]
+        mine: bool,
+        /// Only undecided cases past their due date.
+        #[arg(long)]
+        overdue: bool,
         /// table, csv or jsonl.
         #[arg(long, default_value = "table")]
         format: String,
@@ -167,6 +176,47 @@ enum CasesCommand {
         #[arg(long)]
         user: Option<String>,
         /// analyst or supervisor; default `[general] role`.
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Give a case to an owner: supervisors assign to anyone, analysts only take an unowned
+    /// case for themselves.
+    Assign {
+        /// Case id or ticket.
+        id: String,
+        /// The new owner.
+        owner: String,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Take a case: you own it.
+    Take {
+        /// Case id or ticket.
+        id: String,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Let a case go (its owner, or a supervisor): nobody owns it.
+    Release {
+        /// Case id or ticket.
+        id: String,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Add a note to a case (kept in its audit trail; not a decision).
+    Note {
+        /// Case id or ticket.
+        id: String,
+        /// The note.
+        text: String,
+        #[arg(long)]
+        user: Option<String>,
         #[arg(long)]
         role: Option<String>,
     },
@@ -870,12 +920,20 @@ fn case_line(c: &breakdesk::cases::Case) -> Vec<String> {
             .map(|d| format!("{}", c.difference - d))
             .unwrap_or_default(),
         c.cleared_on.map(|d| d.to_string()).unwrap_or_default(),
+        c.due.map(|d| d.to_string()).unwrap_or_default(),
+        if c.overdue(chrono::Utc::now().date_naive()) {
+            "true"
+        } else {
+            "false"
+        }
+        .to_string(),
+        c.owner.clone().unwrap_or_default(),
         c.jira_key.clone().unwrap_or_default(),
         c.summary.clone(),
     ]
 }
 
-const CASE_HEADER: [&str; 16] = [
+const CASE_HEADER: [&str; 19] = [
     "ticket",
     "case_id",
     "status",
@@ -890,6 +948,9 @@ const CASE_HEADER: [&str; 16] = [
     "first_difference",
     "change",
     "cleared_on",
+    "due",
+    "overdue",
+    "owner",
     "jira_key",
     "summary",
 ];
@@ -904,8 +965,17 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
             bucket,
             open,
             age_min,
+            owner,
+            mine,
+            overdue,
             format,
         } => {
+            let owner = if *mine {
+                Some(actor(cfg, None, None)?.user)
+            } else {
+                owner.clone()
+            };
+            let today = chrono::Utc::now().date_naive();
             let filter = CaseFilter {
                 status: status.as_deref().map(parse_status).transpose()?,
                 bucket: bucket.clone(),
@@ -920,7 +990,10 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
                 );
             }
             list.retain(|c| {
-                (!open || c.status.is_open()) && age_min.is_none_or(|m| c.age_days() >= m)
+                (!open || c.status.is_open())
+                    && age_min.is_none_or(|m| c.age_days() >= m)
+                    && owner.as_ref().is_none_or(|o| c.owner.as_ref() == Some(o))
+                    && (!overdue || c.overdue(today))
             });
             list.sort_by(|a, b| b.last_date.cmp(&a.last_date).then(a.rank.cmp(&b.rank)));
             match format.as_str() {
@@ -943,7 +1016,7 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
                 }
                 "table" => {
                     println!(
-                        "{:<22} {:<20} {:<16} {:<8} {:<24} {:>10} {:>4} {:>16} {:>10}",
+                        "{:<22} {:<20} {:<16} {:<8} {:<24} {:>10} {:>4} {:>16} {:>11} {:<10} {:>10}",
                         "ticket",
                         "status",
                         "bucket",
@@ -952,11 +1025,18 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
                         "last date",
                         "age",
                         "difference",
+                        "due",
+                        "owner",
                         "cleared"
                     );
                     for c in &list {
+                        // Overdue is marked with `!`, visible without colour.
+                        let due = c
+                            .due
+                            .map(|d| format!("{d}{}", if c.overdue(today) { "!" } else { " " }))
+                            .unwrap_or_default();
                         println!(
-                            "{:<22} {:<20} {:<16} {:<8} {:<24} {:>10} {:>4} {:>16} {:>10}",
+                            "{:<22} {:<20} {:<16} {:<8} {:<24} {:>10} {:>4} {:>16} {:>11} {:<10} {:>10}",
                             c.ticket,
                             c.status.as_str(),
                             safe(&c.bucket),
@@ -965,6 +1045,8 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
                             c.last_date.to_string(),
                             c.age_days(),
                             breakdesk::categorize::facts::fmt_amount(c.difference),
+                            due,
+                            safe(c.owner.as_deref().unwrap_or("")),
                             c.cleared_on.map(|d| d.to_string()).unwrap_or_default()
                         );
                     }
@@ -1072,6 +1154,40 @@ fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
                 .map_err(case_failure)?;
             // Printed only after the decision is durable (decide flushes before returning).
             println!("{} {} -> {}", c.ticket, c.id, c.status.as_str());
+            Ok(())
+        }
+        CasesCommand::Assign {
+            id,
+            owner,
+            user,
+            role,
+        } => {
+            let who = actor(cfg, user.as_deref(), role.as_deref())?;
+            let c = cases.assign(id, owner, &who).map_err(case_failure)?;
+            println!("{} {} owner {}", c.ticket, c.id, safe(owner));
+            Ok(())
+        }
+        CasesCommand::Take { id, user, role } => {
+            let who = actor(cfg, user.as_deref(), role.as_deref())?;
+            let c = cases.assign(id, &who.user, &who).map_err(case_failure)?;
+            println!("{} {} owner {}", c.ticket, c.id, safe(&who.user));
+            Ok(())
+        }
+        CasesCommand::Release { id, user, role } => {
+            let who = actor(cfg, user.as_deref(), role.as_deref())?;
+            let c = cases.release(id, &who).map_err(case_failure)?;
+            println!("{} {} owner none", c.ticket, c.id);
+            Ok(())
+        }
+        CasesCommand::Note {
+            id,
+            text,
+            user,
+            role,
+        } => {
+            let who = actor(cfg, user.as_deref(), role.as_deref())?;
+            let c = cases.note(id, text, &who).map_err(case_failure)?;
+            println!("{} {} note by {}", c.ticket, c.id, safe(&who.user));
             Ok(())
         }
         CasesCommand::Flag {

@@ -1249,7 +1249,7 @@ pub const RESULT_COLUMNS: [&str; 19] = [
 /// a file changes nothing, and a break that persists is the same case, older.
 pub fn record_cases(
     store: &crate::store::Store,
-    roll: crate::cases::RollParams,
+    policy: &crate::config::CasesConfig,
     profile: &str,
     table: &polars::prelude::DataFrame,
     rows: &[usize],
@@ -1257,7 +1257,7 @@ pub fn record_cases(
     model_version: &str,
 ) -> Result<Vec<crate::cases::Case>, crate::cases::CaseError> {
     Ok(
-        record_case_outcomes(store, roll, profile, table, rows, cats, model_version)?
+        record_case_outcomes(store, policy, profile, table, rows, cats, model_version)?
             .into_iter()
             .map(|o| o.case)
             .collect(),
@@ -1267,7 +1267,7 @@ pub fn record_cases(
 /// [`record_cases`], returning what each upsert did.
 pub fn record_case_outcomes(
     store: &crate::store::Store,
-    roll: crate::cases::RollParams,
+    policy: &crate::config::CasesConfig,
     profile: &str,
     table: &polars::prelude::DataFrame,
     rows: &[usize],
@@ -1378,7 +1378,11 @@ pub fn record_case_outcomes(
         })
         .collect();
     let (inputs, auto): (Vec<BreakInput>, Vec<bool>) = built.into_iter().unzip();
-    Cases::new(store).rolling(roll).upsert_batch(&inputs, &auto)
+    let router = policy.router().map_err(CaseError::Invalid)?;
+    Cases::new(store)
+        .rolling(policy.roll())
+        .routed(std::sync::Arc::new(router))
+        .upsert_batch(&inputs, &auto)
 }
 
 /// Rolls the profile's cases forward through the run's cycle (its current rows), counts the run
@@ -1654,7 +1658,7 @@ pub fn analyze_observed(
     // Cases are durable before anything that names them is shown or written.
     let outcomes = record_case_outcomes(
         store,
-        cfg.cases.roll(),
+        &cfg.cases,
         &result.profile,
         &table,
         &rows,

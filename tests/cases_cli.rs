@@ -345,3 +345,172 @@ fn roles_and_names_come_from_the_configuration_not_from_the_caller() {
     let (_, trail, _) = bd(d, &["audit", "--case", q]);
     assert!(trail.contains(",ann,analyst,"), "{trail}");
 }
+
+/// `breakdesk ARGS` by `user`, with `sue` a supervisor and `extra` in the user config file.
+fn bd_cfg(data: &Path, user: &str, extra: &str, args: &[&str]) -> (i32, String, String) {
+    let config = data.join("home/config/breakdesk");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        format!("[roles]\nsupervisors = [\"sue\"]\n{extra}"),
+    )
+    .unwrap();
+    let mut c = common::breakdesk_cmd(data, &data.join("data"));
+    c.env("USER", user).args(args);
+    common::outcome(c)
+}
+
+fn listed(data: &Path, user: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["cases", "list", "--format", "jsonl"];
+    all.extend_from_slice(args);
+    let (code, out, err) = bd_cfg(data, user, ROUTES, &all);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Cases of company 02100 go to raj; a route over a column no record has matches nothing.
+const ROUTES: &str = "[[cases.routes]]\nowner = \"raj\"\nwhen = \"Company = '02100'\"\n\
+                      [[cases.routes]]\nowner = \"nobody\"\nwhen = \"Region = 'EU'\"\n";
+
+#[test]
+fn owners_notes_due_dates_and_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/samples");
+    let out = d.join("out.csv");
+    let (code, _, err) = bd_cfg(
+        d,
+        "ann",
+        ROUTES,
+        &[
+            "run",
+            root.join("gl_ihub_current.csv").to_str().unwrap(),
+            "--history",
+            root.join("gl_ihub_history.csv").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+
+    // Routed: every case of company 02100 is raj's, by the rules, and only those.
+    let all = listed(d, "ann", &[]);
+    assert!(all.len() > 2);
+    let routed: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|c| c["key"].as_str().unwrap().starts_with("02100|"))
+        .collect();
+    assert!(!routed.is_empty(), "the sample has cases of company 02100");
+    for c in &all {
+        let want = c["key"].as_str().unwrap().starts_with("02100|");
+        assert_eq!(
+            c.get("owner").and_then(|o| o.as_str()) == Some("raj"),
+            want,
+            "{c}"
+        );
+        // Every case has a due date (opened today plus its severity's days).
+        assert!(c["due"].as_str().is_some(), "{c}");
+    }
+    assert_eq!(listed(d, "raj", &["--mine"]).len(), routed.len());
+    let t = routed[0]["ticket"].as_str().unwrap().to_string();
+    let (_, audit, _) = bd_cfg(d, "ann", ROUTES, &["audit", "--case", &t]);
+    assert!(
+        audit.contains(",rules,") && audit.contains("raj (route: Company = '02100')"),
+        "{audit}"
+    );
+
+    // Nothing is overdue on the day cases open (the shortest SLA is one day).
+    assert!(listed(d, "ann", &["--overdue"]).is_empty());
+
+    // An analyst takes an unowned case, cannot take raj's, nor give one to someone else.
+    let free = all.iter().find(|c| c.get("owner").is_none()).unwrap()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, out, err) = bd_cfg(d, "ann", ROUTES, &["cases", "take", &free]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("owner ann"), "{out}");
+    let (code, _, err) = bd_cfg(d, "ann", ROUTES, &["cases", "take", &t]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("raj's") && err.contains("supervisor"), "{err}");
+    let (code, _, err) = bd_cfg(d, "ann", ROUTES, &["cases", "assign", &free, "bob"]);
+    assert_eq!(code, 6, "{err}");
+    // A supervisor reassigns raj's case to ann; raj cannot release it any more, ann can.
+    let (code, _, err) = bd_cfg(
+        d,
+        "sue",
+        ROUTES,
+        &["cases", "assign", &t, "ann", "--role", "supervisor"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let mine: Vec<String> = listed(d, "ann", &["--owner", "ann"])
+        .iter()
+        .map(|c| c["ticket"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(mine.len(), 2, "{mine:?}");
+    assert!(mine.contains(&t) && mine.contains(&free));
+    let (code, _, err) = bd_cfg(d, "raj", ROUTES, &["cases", "release", &t]);
+    assert_eq!(code, 6, "{err}");
+    let (code, _, err) = bd_cfg(d, "ann", ROUTES, &["cases", "release", &t]);
+    assert_eq!(code, 0, "{err}");
+
+    // A note is kept with its author and is no decision; an empty one is refused.
+    let status_before = listed(d, "ann", &[])
+        .into_iter()
+        .find(|c| c["ticket"] == free.as_str())
+        .unwrap()["status"]
+        .clone();
+    let (code, _, err) = bd_cfg(
+        d,
+        "ann",
+        ROUTES,
+        &[
+            "cases",
+            "note",
+            &free,
+            "called the IHub team, fix due Monday",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = bd_cfg(d, "ann", ROUTES, &["cases", "note", &free, "  "]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("must not be empty"), "{err}");
+    let (_, shown, _) = bd_cfg(d, "ann", ROUTES, &["cases", "show", &free]);
+    assert!(
+        shown.contains("called the IHub team, fix due Monday"),
+        "{shown}"
+    );
+    let after = listed(d, "ann", &[])
+        .into_iter()
+        .find(|c| c["ticket"] == free.as_str())
+        .unwrap();
+    assert_eq!(after["status"], status_before, "a note changes no status");
+    let (_, audit, _) = bd_cfg(d, "ann", ROUTES, &["audit", "--case", &free]);
+    let kinds: Vec<&str> = audit
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(6))
+        .collect();
+    assert!(kinds.ends_with(&["assign", "note"]), "{audit}");
+
+    // The CSV list has the new columns.
+    let (code, csv, err) = bd_cfg(d, "ann", ROUTES, &["cases", "list", "--format", "csv"]);
+    assert_eq!(code, 0, "{err}");
+    let header = csv.lines().next().unwrap();
+    for c in ["age_days", "cleared_on", "due", "overdue", "owner"] {
+        assert!(header.split(',').any(|h| h == c), "{c} in {header}");
+    }
+
+    // A route that does not compile stops the command and names it.
+    let (code, _, err) = bd_cfg(
+        d,
+        "ann",
+        "[[cases.routes]]\nowner = \"x\"\nwhen = \"Company = \"\n",
+        &["cases", "list"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cases.routes[0].when"), "{err}");
+}

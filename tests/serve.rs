@@ -813,6 +813,61 @@ fn service_records_roll_cases_forward_and_a_batch_records_its_run_summary() {
     assert_eq!(latest["file"], "POST /batch_anomaly");
     let runs = get(&a, "/runs?limit=5", None).json();
     assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
+    // Owners and notes through the decision route (analyst-only service: the body names the
+    // analyst); none of them changes the status.
+    let path = format!("/cases/{case_id}/decision");
+    let r = post_json(&a, &path, &json!({"action": "take", "user": "ana"}), None);
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["case"]["owner"], "ana");
+    assert_eq!(r.json()["case"]["status"], "Cleared");
+    let r = post_json(
+        &a,
+        &path,
+        &json!({"action": "assign", "user": "ana", "owner": "bob"}),
+        None,
+    );
+    assert_eq!(
+        r.status,
+        403,
+        "an analyst assigns to nobody else: {}",
+        r.json()
+    );
+    let r = post_json(
+        &a,
+        &path,
+        &json!({"action": "release", "user": "bob"}),
+        None,
+    );
+    assert_eq!(r.status, 403, "only the owner releases: {}", r.json());
+    let r = post_json(&a, &path, &json!({"action": "note", "user": "ana"}), None);
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["error"]["field"], "note");
+    let r = post_json(
+        &a,
+        &path,
+        &json!({"action": "note", "user": "ana", "note": "fixed by the IHub re-run"}),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    let one = get(&a, &format!("/cases/{case_id}"), None).json();
+    let notes: Vec<&serde_json::Value> = one["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "note")
+        .collect();
+    assert_eq!(notes.len(), 1, "{one}");
+    assert_eq!(notes[0]["reason"], "fixed by the IHub re-run");
+    assert_eq!(notes[0]["user"], "ana");
+    let r = post_json(
+        &a,
+        &path,
+        &json!({"action": "release", "user": "ana"}),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert!(r.json()["case"]["owner"].is_null());
+
     let cleared = get(&a, "/cases?status=Cleared", None).json();
     assert!(
         cleared["cases"]

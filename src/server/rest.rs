@@ -80,9 +80,10 @@ impl From<CaseError> for ApiError {
             CaseError::Invalid(_) | CaseError::NoteRequired { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }
-            CaseError::NeedsSupervisor { .. } | CaseError::MakerChecker { .. } => {
-                ApiError::new(StatusCode::FORBIDDEN, e.to_string())
-            }
+            CaseError::NeedsSupervisor { .. }
+            | CaseError::MakerChecker { .. }
+            | CaseError::NotOwner { .. }
+            | CaseError::NotAllowed(_) => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
             CaseError::Store(_) | CaseError::Corrupt { .. } => ApiError::internal(e.to_string()),
             _ => ApiError::new(StatusCode::CONFLICT, e.to_string()),
         }
@@ -764,6 +765,19 @@ struct Decision {
     role: Option<String>,
     #[serde(default)]
     note: Option<String>,
+    /// For `assign`: the new owner.
+    #[serde(default)]
+    owner: Option<String>,
+}
+
+/// What a POST to `/cases/{id}/decision` asks for.
+enum Asked {
+    Decide(Action),
+    Undo,
+    Assign(String),
+    Take,
+    Release,
+    Note(String),
 }
 
 /// `POST /cases/{id}/decision`: `{"action", "user"?, "role"?, "note"?}` with the rules of the
@@ -835,14 +849,34 @@ async fn decide(
             Actor::analyst(user.to_string())
         }
     };
-    // `undo` takes back the user's last decision on the case (before it is dispatched).
+    // `undo` takes back the user's last decision on the case (before it is dispatched);
+    // `assign`, `take`, `release` and `note` change the owner or add a note (no status change).
+    let missing = |field: &str, what: &str| {
+        ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            field,
+            format!("missing field `{field}` ({what})"),
+        )
+    };
     let action = match d.action.as_str() {
-        "undo" => None,
-        a => Some(a.parse::<Action>().map_err(|e| {
+        "undo" => Asked::Undo,
+        "take" => Asked::Take,
+        "release" => Asked::Release,
+        "assign" => Asked::Assign(
+            d.owner
+                .clone()
+                .ok_or_else(|| missing("owner", "who the case is given to"))?,
+        ),
+        "note" => Asked::Note(
+            d.note
+                .clone()
+                .ok_or_else(|| missing("note", "the note's text"))?,
+        ),
+        a => Asked::Decide(a.parse::<Action>().map_err(|e| {
             ApiError::field(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "action",
-                format!("{e} (or undo)"),
+                format!("{e} (or undo, assign, take, release, note)"),
             )
         })?),
     };
@@ -853,8 +887,12 @@ async fn decide(
         let cases = crate::cases::Cases::new(&st.store);
         let before = cases.find(&id)?.map(|c| c.status);
         let case = match action {
-            None => cases.undo_last(&id, &actor)?,
-            Some(a) => cases.decide(&id, a, &actor, note.as_deref())?,
+            Asked::Undo => cases.undo_last(&id, &actor)?,
+            Asked::Decide(a) => cases.decide(&id, a, &actor, note.as_deref())?,
+            Asked::Assign(owner) => cases.assign(&id, &owner, &actor)?,
+            Asked::Take => cases.assign(&id, &actor.user, &actor)?,
+            Asked::Release => cases.release(&id, &actor)?,
+            Asked::Note(text) => cases.note(&id, &text, &actor)?,
         };
         Ok((before, case))
     })
@@ -867,6 +905,7 @@ async fn decide(
         "action": d.action,
         "from": before.map(|s| s.as_str()),
         "to": case.status.as_str(),
+        "owner": case.owner,
         "user": who,
     }));
     Ok(Json(json!({"case": case})))

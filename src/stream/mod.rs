@@ -659,7 +659,7 @@ pub fn triage(
     .map_err(|e| e.to_string())?;
     let outcomes = crate::pipeline::record_case_outcomes(
         store,
-        cfg.cases.roll(),
+        &cfg.cases,
         &engine.profile,
         &table,
         &rows,
