@@ -33,7 +33,7 @@ pub(crate) struct Rendered {
 const SEVERITY_ORDER: [&str; 4] = ["Critical", "High", "Medium", "Low"];
 
 /// The CSV columns.
-pub(crate) const CSV_HEADER: [&str; 15] = [
+pub(crate) const CSV_HEADER: [&str; 19] = [
     "ticket",
     "case_id",
     "status",
@@ -49,6 +49,10 @@ pub(crate) const CSV_HEADER: [&str; 15] = [
     "summary",
     "bucket_rule",
     "model_version",
+    "due",
+    "overdue",
+    "owner",
+    "cleared_on",
 ];
 
 /// "accepted" when every case has that status, else "reviewed".
@@ -143,6 +147,15 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
         .collect();
     let generated = o.generated_at.format("%Y-%m-%d %H:%M UTC").to_string();
     let total: f64 = cases.iter().map(|c| c.difference.abs()).sum();
+    let today = o.generated_at.date_naive();
+    let overdue = cases.iter().filter(|c| c.overdue(today)).count();
+    let due_of = |c: &Case| -> String {
+        match c.due {
+            Some(d) if c.overdue(today) => format!("{d} (overdue)"),
+            Some(d) => d.to_string(),
+            None => String::new(),
+        }
+    };
 
     // ----- HTML
     let mut h = String::new();
@@ -150,10 +163,15 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
         h,
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head>\n\
          <body style=\"font-family: sans-serif\">\n<h2>{t}</h2>\n\
-         <p>{n} case(s), total absolute difference {total}. Generated {g} by breakdesk.</p>\n",
+         <p>{n} case(s), total absolute difference {total}{od}. Generated {g} by breakdesk.</p>\n",
         t = esc(&o.title),
         n = cases.len(),
         total = esc(&fmt_amount(total)),
+        od = if overdue > 0 {
+            format!("; <b style=\"color: #b00020\">{overdue} overdue</b>")
+        } else {
+            String::new()
+        },
         g = esc(&generated),
     );
     for (heading, rows) in [
@@ -183,7 +201,8 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
         "<h3>Top {} break(s) by absolute difference</h3>\n\
          <table id=\"top-breaks\" border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\n\
          <tr><th>ticket</th><th>bucket</th><th>severity</th><th>status</th><th>key</th>\
-         <th>last date</th><th>age (days)</th><th>difference</th><th>Jira</th><th>summary</th></tr>\n",
+         <th>last date</th><th>age (days)</th><th>difference</th><th>due</th><th>owner</th><th>Jira</th>\
+         <th>summary</th></tr>\n",
         top.len()
     );
     for c in &top {
@@ -191,7 +210,8 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td align=\"right\">{}</td><td align=\"right\">{}</td><td>{}</td><td>{}</td></tr>",
+             <td align=\"right\">{}</td><td align=\"right\">{}</td><td{}>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td></tr>",
             esc(&c.ticket),
             esc(&c.bucket),
             esc(&c.severity),
@@ -200,6 +220,13 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
             c.last_date,
             c.age_days(),
             esc(&fmt_amount(c.difference)),
+            if c.overdue(today) {
+                " style=\"color: #b00020; font-weight: bold\""
+            } else {
+                ""
+            },
+            esc(&due_of(c)),
+            esc(c.owner.as_deref().unwrap_or("")),
             esc(c.jira_key.as_deref().unwrap_or("")),
             esc(&summary)
         );
@@ -219,10 +246,15 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
     let mut t = String::new();
     let _ = write!(
         t,
-        "{}\n\n{} case(s), total absolute difference {}. Generated {} by breakdesk.\n",
+        "{}\n\n{} case(s), total absolute difference {}{}. Generated {} by breakdesk.\n",
         o.title,
         cases.len(),
         fmt_amount(total),
+        if overdue > 0 {
+            format!("; {overdue} overdue")
+        } else {
+            String::new()
+        },
         generated
     );
     for (heading, rows) in [
@@ -240,7 +272,7 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
         let (key, summary) = shown(c, o.mask);
         let _ = writeln!(
             t,
-            "  {} {} ({}, {}) key {} last {} age {}d difference {}{}\n    {}",
+            "  {} {} ({}, {}) key {} last {} age {}d difference {}{}{}{}\n    {}",
             c.ticket,
             c.bucket,
             c.severity,
@@ -249,6 +281,13 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
             c.last_date,
             c.age_days(),
             fmt_amount(c.difference),
+            c.due
+                .map(|_| format!(" due {}", due_of(c)))
+                .unwrap_or_default(),
+            c.owner
+                .as_deref()
+                .map(|o| format!(" owner {o}"))
+                .unwrap_or_default(),
             c.jira_key
                 .as_deref()
                 .map(|k| format!(" Jira {k}"))
@@ -283,6 +322,10 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
             summary,
             c.bucket_rule.clone(),
             c.model_version.clone(),
+            c.due.map(|d| d.to_string()).unwrap_or_default(),
+            c.overdue(today).to_string(),
+            c.owner.clone().unwrap_or_default(),
+            c.cleared_on.map(|d| d.to_string()).unwrap_or_default(),
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         csv.push_str(&line.join(","));
@@ -328,6 +371,49 @@ mod tests {
             ),
             "Company ***00, account **01 (AU **42): **01 again"
         );
+    }
+
+    #[test]
+    fn overdue_undecided_cases_are_marked_in_every_rendering() {
+        use chrono::TimeZone;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let opened = Utc.with_ymd_and_hms(2024, 5, 1, 9, 0, 0).unwrap();
+        let cases = crate::cases::Cases::with_clock(&store, move || opened);
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 4, 30).unwrap();
+        let input = crate::cases::BreakInput {
+            profile: "gl_ihub".into(),
+            key: "00000|1001".into(),
+            start_date: day,
+            date: day,
+            bucket: "Timing Issue".into(),
+            bucket_rule: "timing".into(),
+            confidence: 0.8,
+            severity: "High".into(),
+            summary: "late posting".into(),
+            score: -0.5,
+            rank: 1,
+            difference: 250.0,
+            model_version: "m".into(),
+            row: serde_json::Map::new(),
+        };
+        let c = cases.upsert(&input, false).unwrap().case;
+        assert_eq!(c.due, chrono::NaiveDate::from_ymd_opt(2024, 5, 3), "High: 2 days");
+        let at = |d: u32| Options {
+            title: "Breaks".into(),
+            top: 5,
+            mask: false,
+            generated_at: Utc.with_ymd_and_hms(2024, 5, d, 12, 0, 0).unwrap(),
+        };
+        let late = render(std::slice::from_ref(&c), &at(10));
+        assert!(late.html.contains("1 overdue"), "{}", late.html);
+        assert!(late.html.contains("2024-05-03 (overdue)"), "{}", late.html);
+        assert!(late.text.contains("due 2024-05-03 (overdue)"), "{}", late.text);
+        let row = late.csv.lines().nth(1).unwrap();
+        assert!(row.ends_with(",2024-05-03,true,,"), "{row}");
+        let early = render(std::slice::from_ref(&c), &at(2));
+        assert!(!early.html.contains("overdue"), "{}", early.html);
+        assert!(early.csv.lines().nth(1).unwrap().ends_with(",2024-05-03,false,,"));
     }
 
     #[test]
