@@ -160,6 +160,7 @@ pub(crate) fn build(
     extra_to: &[Mailbox],
     id: u64,
     now: DateTime<Utc>,
+    cycle: Option<Vec<String>>,
 ) -> Result<EmailPayload, NotifyError> {
     let mut to: Vec<Mailbox> = Vec::new();
     for m in settings.to.iter().chain(extra_to) {
@@ -190,6 +191,7 @@ pub(crate) fn build(
             top: settings.top,
             mask: settings.mask,
             generated_at: now,
+            cycle,
         },
     );
     let mut digest = Sha256::new();

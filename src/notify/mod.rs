@@ -158,6 +158,14 @@ pub fn check_channel(cfg: &Config, channel: Channel) -> Result<(), NotifyError> 
     .map_err(NotifyError::NotConfigured)
 }
 
+/// The latest run summary's lines, for the email report (none when nothing has run or it cannot
+/// be read: the report goes without it).
+fn latest_cycle(store: &Store) -> Option<Vec<String>> {
+    let raw = store.runs(1).ok()?.into_iter().next()?;
+    let summary: crate::cycle::RunSummary = serde_json::from_slice(&raw).ok()?;
+    Some(summary.lines())
+}
+
 /// Queues one email report of `cases` to `[email] to` and `cc` plus `recipients`. The message
 /// (HTML with a plain-text alternative, and the CSV attachment) is rendered now and sent as it
 /// is, retries included. Cases already queued, sent or parked on email are skipped.
@@ -170,6 +178,7 @@ pub fn queue_email(
 ) -> Result<Queued, NotifyError> {
     let settings = email::Settings::from_config(&cfg.email).map_err(NotifyError::NotConfigured)?;
     let extra = email::parse_recipients(recipients, "a recipient")?;
+    let cycle = latest_cycle(store);
     let now = now_millis();
     enqueue(
         store,
@@ -178,7 +187,7 @@ pub fn queue_email(
         actor,
         now,
         |eligible, first_id| {
-            let payload = email::build(&settings, eligible, &extra, first_id, now)?;
+            let payload = email::build(&settings, eligible, &extra, first_id, now, cycle.clone())?;
             let title = format!("{} → {}", payload.subject, payload.recipients.join(", "));
             Ok(vec![Draft {
                 cases: eligible.to_vec(),
@@ -202,7 +211,7 @@ pub fn queue_summary_email(
     let settings = email::Settings::from_config(&cfg.email).map_err(NotifyError::NotConfigured)?;
     let now = now_millis();
     let id = outbox::reserve_ids(store, 1)?;
-    let payload = email::build(&settings, cases, &[], id, now)?;
+    let payload = email::build(&settings, cases, &[], id, now, latest_cycle(store))?;
     let item = OutboxItem {
         id,
         channel: Channel::Email,

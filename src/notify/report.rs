@@ -20,6 +20,8 @@ pub(crate) struct Options {
     pub mask: bool,
     /// When the report was made.
     pub generated_at: DateTime<Utc>,
+    /// The latest reconciliation cycle's summary, as lines, when there is one.
+    pub cycle: Option<Vec<String>>,
 }
 
 /// The three renderings.
@@ -174,6 +176,12 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
         },
         g = esc(&generated),
     );
+    if let Some(lines) = &o.cycle {
+        h.push_str("<h3>Latest cycle</h3>\n<p id=\"cycle\">");
+        let shown: Vec<String> = lines.iter().map(|l| esc(l)).collect();
+        h.push_str(&shown.join("<br>\n"));
+        h.push_str("</p>\n");
+    }
     for (heading, rows) in [
         ("By bucket", &by_bucket),
         ("By severity", &by_severity),
@@ -257,6 +265,12 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
         },
         generated
     );
+    if let Some(lines) = &o.cycle {
+        t.push_str("\nLatest cycle:\n");
+        for l in lines {
+            let _ = writeln!(t, "  {l}");
+        }
+    }
     for (heading, rows) in [
         ("By bucket", &by_bucket),
         ("By severity", &by_severity),
@@ -398,22 +412,46 @@ mod tests {
             row: serde_json::Map::new(),
         };
         let c = cases.upsert(&input, false).unwrap().case;
-        assert_eq!(c.due, chrono::NaiveDate::from_ymd_opt(2024, 5, 3), "High: 2 days");
+        assert_eq!(
+            c.due,
+            chrono::NaiveDate::from_ymd_opt(2024, 5, 3),
+            "High: 2 days"
+        );
         let at = |d: u32| Options {
             title: "Breaks".into(),
             top: 5,
             mask: false,
             generated_at: Utc.with_ymd_and_hms(2024, 5, d, 12, 0, 0).unwrap(),
+            cycle: (d == 10).then(|| vec!["cases: 1 new, 2 <persisting>".to_string()]),
         };
         let late = render(std::slice::from_ref(&c), &at(10));
         assert!(late.html.contains("1 overdue"), "{}", late.html);
         assert!(late.html.contains("2024-05-03 (overdue)"), "{}", late.html);
-        assert!(late.text.contains("due 2024-05-03 (overdue)"), "{}", late.text);
+        assert!(
+            late.text.contains("due 2024-05-03 (overdue)"),
+            "{}",
+            late.text
+        );
+        assert!(late.html.contains("<h3>Latest cycle</h3>"), "{}", late.html);
+        assert!(late.html.contains("2 &lt;persisting&gt;"), "{}", late.html);
+        assert!(
+            late.text.contains("Latest cycle:\n  cases: 1 new"),
+            "{}",
+            late.text
+        );
         let row = late.csv.lines().nth(1).unwrap();
         assert!(row.ends_with(",2024-05-03,true,,"), "{row}");
         let early = render(std::slice::from_ref(&c), &at(2));
         assert!(!early.html.contains("overdue"), "{}", early.html);
-        assert!(early.csv.lines().nth(1).unwrap().ends_with(",2024-05-03,false,,"));
+        assert!(!early.html.contains("Latest cycle"), "{}", early.html);
+        assert!(
+            early
+                .csv
+                .lines()
+                .nth(1)
+                .unwrap()
+                .ends_with(",2024-05-03,false,,")
+        );
     }
 
     #[test]
