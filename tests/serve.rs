@@ -859,6 +859,14 @@ fn service_records_roll_cases_forward_and_a_batch_records_its_run_summary() {
     assert_eq!(notes.len(), 1, "{one}");
     assert_eq!(notes[0]["reason"], "fixed by the IHub re-run");
     assert_eq!(notes[0]["user"], "ana");
+    let owned = get(&a, "/cases?owner=ana", None).json();
+    assert_eq!(owned["total"], 1, "{owned}");
+    assert_eq!(get(&a, "/cases?owner=bob", None).json()["total"], 0);
+    assert_eq!(
+        get(&a, "/cases?open=true", None).json()["total"],
+        0,
+        "the only case has cleared"
+    );
     let r = post_json(
         &a,
         &path,

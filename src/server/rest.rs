@@ -697,11 +697,14 @@ struct CaseQuery {
     status: Option<String>,
     bucket: Option<String>,
     profile: Option<String>,
+    owner: Option<String>,
+    overdue: Option<bool>,
+    open: Option<bool>,
     limit: Option<usize>,
     offset: Option<usize>,
 }
 
-/// `GET /cases?status=&bucket=&profile=&limit=&offset=`, in ticket order.
+/// `GET /cases?status=&bucket=&profile=&owner=&overdue=&open=&limit=&offset=`, in ticket order.
 async fn list_cases(
     State(state): State<Shared>,
     q: Result<Query<CaseQuery>, axum::extract::rejection::QueryRejection>,
@@ -727,6 +730,17 @@ async fn list_cases(
     for u in &unreadable {
         tracing::warn!(case_id = %u.case_id, error = %u.error, "unreadable case left out");
     }
+    let today = chrono::Utc::now().date_naive();
+    let cases: Vec<crate::cases::Case> = cases
+        .into_iter()
+        .filter(|c| {
+            q.owner
+                .as_deref()
+                .is_none_or(|o| c.owner.as_deref() == Some(o))
+                && (q.overdue != Some(true) || c.overdue(today))
+                && (q.open != Some(true) || c.status.is_open())
+        })
+        .collect();
     let total = cases.len();
     let offset = q.offset.unwrap_or(0);
     let limit = q.limit.unwrap_or(100).min(10_000);
