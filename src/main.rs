@@ -913,6 +913,8 @@ fn case_line(c: &breakdesk::cases::Case) -> Vec<String> {
         c.last_date.to_string(),
         c.age_days().to_string(),
         format!("{}", c.difference),
+        c.jira_key.clone().unwrap_or_default(),
+        c.summary.clone(),
         c.first_difference
             .map(|d| format!("{d}"))
             .unwrap_or_default(),
@@ -928,8 +930,6 @@ fn case_line(c: &breakdesk::cases::Case) -> Vec<String> {
         }
         .to_string(),
         c.owner.clone().unwrap_or_default(),
-        c.jira_key.clone().unwrap_or_default(),
-        c.summary.clone(),
     ]
 }
 
@@ -945,14 +945,14 @@ const CASE_HEADER: [&str; 19] = [
     "last_date",
     "age_days",
     "difference",
+    "jira_key",
+    "summary",
     "first_difference",
     "change",
     "cleared_on",
     "due",
     "overdue",
     "owner",
-    "jira_key",
-    "summary",
 ];
 
 fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {

@@ -209,8 +209,8 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
         "<h3>Top {} break(s) by absolute difference</h3>\n\
          <table id=\"top-breaks\" border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\n\
          <tr><th>ticket</th><th>bucket</th><th>severity</th><th>status</th><th>key</th>\
-         <th>last date</th><th>age (days)</th><th>difference</th><th>due</th><th>owner</th><th>Jira</th>\
-         <th>summary</th></tr>\n",
+         <th>last date</th><th>age (days)</th><th>difference</th><th>Jira</th><th>summary</th>\
+         <th>due</th><th>owner</th></tr>\n",
         top.len()
     );
     for c in &top {
@@ -218,8 +218,8 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td align=\"right\">{}</td><td align=\"right\">{}</td><td{}>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td></tr>",
+             <td align=\"right\">{}</td><td align=\"right\">{}</td><td>{}</td><td>{}</td>\
+             <td{}>{}</td><td>{}</td></tr>",
             esc(&c.ticket),
             esc(&c.bucket),
             esc(&c.severity),
@@ -228,15 +228,15 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
             c.last_date,
             c.age_days(),
             esc(&fmt_amount(c.difference)),
+            esc(c.jira_key.as_deref().unwrap_or("")),
+            esc(&summary),
             if c.overdue(today) {
                 " style=\"color: #b00020; font-weight: bold\""
             } else {
                 ""
             },
             esc(&due_of(c)),
-            esc(c.owner.as_deref().unwrap_or("")),
-            esc(c.jira_key.as_deref().unwrap_or("")),
-            esc(&summary)
+            esc(c.owner.as_deref().unwrap_or(""))
         );
     }
     h.push_str("</table>\n");
