@@ -271,3 +271,48 @@ fn serve_reads_its_bind_address_from_the_environment() {
         "{err}"
     );
 }
+
+/// The JSON-array arguments of the last Dockerfile line that starts with `prefix`.
+fn exec_form(dockerfile: &str, prefix: &str) -> Vec<String> {
+    let line = dockerfile
+        .lines()
+        .map(str::trim)
+        .rfind(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in the Dockerfile"));
+    let array = &line[line.find('[').expect("exec form")..];
+    serde_json::from_str(array).unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+#[test]
+fn the_container_recipe_runs_the_service_as_a_non_root_user_with_commands_the_binary_has() {
+    let text = std::fs::read_to_string(service::repo("Dockerfile")).unwrap();
+    let froms: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(froms.len(), 2, "multi-stage: {froms:?}");
+    assert!(froms[0].starts_with("FROM rust:") && froms[0].ends_with(" AS build"));
+    assert!(froms[1].starts_with("FROM debian:") && froms[1].contains("slim"));
+    let user = text
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER");
+    assert!(!user.starts_with('0') && !user.starts_with("root"), "{user}");
+    assert!(text.contains("VOLUME [\"/data\"]"));
+    assert!(text.contains("BREAKDESK_BIND=0.0.0.0:8080"));
+
+    // The entry point and the health check parse with the real binary.
+    let dir = tempfile::tempdir().unwrap();
+    let entry = exec_form(&text, "ENTRYPOINT");
+    let cmd = exec_form(&text, "CMD [");
+    assert_eq!(entry[0], "breakdesk");
+    assert_eq!(cmd, ["serve"]);
+    let health = exec_form(&text, "CMD [\"breakdesk\", \"health\"");
+    for args in [
+        entry[1..].iter().chain(&cmd).cloned().collect::<Vec<_>>(),
+        health[1..].to_vec(),
+    ] {
+        let mut c = assert_cmd::Command::cargo_bin("breakdesk").unwrap();
+        c.env("HOME", dir.path()).args(&args).arg("--help");
+        let (code, out, err) = outcome(c);
+        assert_eq!(code, 0, "breakdesk {args:?}: {err}");
+        assert!(out.contains("Usage: breakdesk"), "{out}");
+    }
+}
