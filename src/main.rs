@@ -135,6 +135,15 @@ enum Command {
     },
     /// Check the set-up: configuration, data directory, store and models, secrets, user and
     /// role, and each enabled channel reached without sending anything (exit 8 on a problem).
+    ///
+    /// One line per check, ok / warning / problem, with the setting to change: the configuration
+    /// file (found and valid); the user and role decisions are recorded under; the data
+    /// directory (writable); the store (its schema, and whether another process holds it); the
+    /// saved models (profile, version, rows trained on, age); the secret of each enabled feature
+    /// (whether its variable is set, never its value); each enabled channel reached for real
+    /// without sending anything (SMTP: connect, EHLO, STARTTLS or TLS, AUTH when a login is set,
+    /// QUIT; Jira: an authenticated /myself; webhook: a HEAD); the LLM with one small completion,
+    /// only with --llm. Exit 0 when no check is a problem (warnings allowed), 8 otherwise.
     Doctor(DoctorArgs),
     /// Print the shell completion script for bash, zsh, fish, powershell or elvish.
     Completions {

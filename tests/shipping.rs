@@ -294,7 +294,10 @@ fn the_container_recipe_runs_the_service_as_a_non_root_user_with_commands_the_bi
         .lines()
         .find_map(|l| l.strip_prefix("USER "))
         .expect("a USER");
-    assert!(!user.starts_with('0') && !user.starts_with("root"), "{user}");
+    assert!(
+        !user.starts_with('0') && !user.starts_with("root"),
+        "{user}"
+    );
     assert!(text.contains("VOLUME [\"/data\"]"));
     assert!(text.contains("BREAKDESK_BIND=0.0.0.0:8080"));
 
@@ -314,5 +317,38 @@ fn the_container_recipe_runs_the_service_as_a_non_root_user_with_commands_the_bi
         let (code, out, err) = outcome(c);
         assert_eq!(code, 0, "breakdesk {args:?}: {err}");
         assert!(out.contains("Usage: breakdesk"), "{out}");
+    }
+}
+
+#[test]
+fn bash_completes_subcommands_and_their_flags_with_the_generated_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, script, err) = run(dir.path(), &["completions", "bash"]);
+    assert_eq!(code, 0, "{err}");
+    let file = dir.path().join("breakdesk.bash");
+    std::fs::write(&file, script).unwrap();
+    // What bash offers after `breakdesk doc<TAB>` and `breakdesk doctor --l<TAB>`.
+    let probe = format!(
+        "source {}\n\
+         COMP_WORDS=(breakdesk doc); COMP_CWORD=1; _breakdesk breakdesk doc breakdesk; echo \"${{COMPREPLY[*]}}\"\n\
+         COMP_WORDS=(breakdesk doctor --l); COMP_CWORD=2; _breakdesk breakdesk --l doctor; echo \"${{COMPREPLY[*]}}\"\n\
+         COMP_WORDS=(breakdesk completions ''); COMP_CWORD=2; _breakdesk breakdesk '' completions; echo \"${{COMPREPLY[*]}}\"\n",
+        file.display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &probe])
+        .output()
+        .expect("bash runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lines[0], "doctor", "{text}");
+    assert_eq!(lines[1], "--llm", "{text}");
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        assert!(lines[2].split(' ').any(|w| w == shell), "{text}");
     }
 }
