@@ -409,6 +409,22 @@ fn jira_is_asked_who_the_token_is_and_a_refused_token_is_a_problem() {
         Some(format!("Basic {basic}").as_str())
     );
 
+    // A base URL that is not the site.
+    let (code, out) = doctor(
+        dir.path(),
+        &jira_toml(&format!("{}/wiki", jira.url())),
+        &["DOCTOR_JIRA_TOKEN"],
+        &[],
+    );
+    assert_eq!(code, 8, "{out}");
+    let (s, t) = check(&out, "jira");
+    assert!(
+        s == "problem"
+            && t.contains("/wiki/rest/api/3/myself: HTTP 404")
+            && t.contains("check [jira] base_url"),
+        "{t}"
+    );
+
     // 401, with the token echoed back in the body: reported, and the token kept out.
     let refusing = HttpServer::start(|_| {
         http_server::Reply::json(
@@ -609,4 +625,19 @@ fn a_bad_timeout_is_a_usage_error() {
     let (code, _, err) = outcome(c);
     assert_eq!(code, 2);
     assert!(err.contains("--timeout"), "{err}");
+}
+
+#[test]
+fn without_user_variables_the_process_account_is_named_as_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = breakdesk_cmd(dir.path(), &dir.path().join("data"));
+    c.env_remove("USER").env_remove("USERNAME").arg("doctor");
+    let (code, out, err) = outcome(c);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (s, t) = check(&out, "user");
+    assert_eq!(s, "ok", "{t}");
+    assert!(
+        t.contains("from the process's account, $USER and $USERNAME being unset"),
+        "{t}"
+    );
 }
