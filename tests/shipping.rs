@@ -40,16 +40,22 @@ fn subcommands(dir: &Path) -> Vec<String> {
     names
 }
 
-/// The commit this checkout is at, when git can say.
+/// The commit this checkout is at, when git can say and the checkout is this package's own
+/// (as build.rs decides).
 fn head_commit() -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let top = std::fs::canonicalize(git(&["rev-parse", "--show-toplevel"])?).ok()?;
+    let here = std::fs::canonicalize(env!("CARGO_MANIFEST_DIR")).ok()?;
+    (top == here).then(|| git(&["rev-parse", "HEAD"])).flatten()
 }
 
 #[test]
