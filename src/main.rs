@@ -14,7 +14,7 @@ use breakdesk::pipeline::{
 use breakdesk::profile::Profile;
 use breakdesk::store::{Store, StoreError};
 use breakdesk::text::csv_field;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,6 +32,8 @@ mod exit {
     pub const DECISION: u8 = 6;
     /// A dispatch that did not complete: an item was parked, or is still waiting to be retried.
     pub const DISPATCH: u8 = 7;
+    /// `breakdesk doctor` found at least one problem.
+    pub const DOCTOR: u8 = 8;
 }
 
 #[derive(Parser)]
@@ -131,6 +133,58 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         check: Option<PathBuf>,
     },
+    /// Check the set-up: configuration, data directory, store and models, secrets, user and
+    /// role, and each enabled channel reached without sending anything (exit 8 on a problem).
+    ///
+    /// One line per check, ok / warning / problem, with the setting to change: the configuration
+    /// file (found and valid); the user and role decisions are recorded under; the data
+    /// directory (writable); the store (its schema, and whether another process holds it); the
+    /// saved models (profile, version, rows trained on, age); the secret of each enabled feature
+    /// (whether its variable is set, never its value); each enabled channel reached for real
+    /// without sending anything (SMTP: connect, EHLO, STARTTLS or TLS, AUTH when a login is set,
+    /// QUIT; Jira: an authenticated /myself; webhook: a HEAD); the LLM with one small completion,
+    /// only with --llm. Exit 0 when no check is a problem (warnings allowed), 8 otherwise.
+    Doctor(DoctorArgs),
+    /// Print the shell completion script for bash, zsh, fish, powershell or elvish.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one page per command into a directory.
+    Man {
+        /// Write breakdesk.1, breakdesk-run.1, … here instead of printing breakdesk.1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Ask a running service's GET /health (exit 0 when it answers ok, 1 otherwise): the
+    /// container's health check.
+    Health {
+        /// Default: /health on $BREAKDESK_BIND, else `[service] bind` (0.0.0.0 asked as 127.0.0.1).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Seconds to wait for the answer.
+        #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+        timeout: f64,
+    },
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    /// Also call the LLM endpoint with one small completion (it may cost).
+    #[arg(long)]
+    llm: bool,
+    /// text or json.
+    #[arg(long, value_enum, default_value = "text")]
+    format: DoctorFormat,
+    /// The longest any one network check may take, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    timeout: f64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DoctorFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -563,11 +617,11 @@ fn usage(message: String) -> Failure {
 struct ServeArgs {
     /// Address and port to listen on (default `[service] bind`, 127.0.0.1:8080). An address other
     /// than loopback needs the bearer token (`[service] token_env`).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "BREAKDESK_BIND")]
     bind: Option<std::net::SocketAddr>,
     /// The history file: trains the model when none is saved, and seeds each account's state
     /// (default `[service] history`).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "BREAKDESK_HISTORY")]
     history: Option<PathBuf>,
     /// The records' profile (name or path; default `[service] profile`, else detected from the
     /// history's header).
@@ -611,8 +665,19 @@ fn serve(cfg: Config, args: &ServeArgs) -> Result<(), Failure> {
     .map_err(serve_failure)
 }
 
+/// The command-line definition, with the version of this build (`-V` short, `--version` long).
+fn cli_command() -> clap::Command {
+    static SHORT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(breakdesk::shipping::short_version);
+    static LONG: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(breakdesk::shipping::long_version);
+    Cli::command()
+        .version(SHORT.as_str())
+        .long_version(LONG.as_str())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&cli_command().get_matches()).unwrap_or_else(|e| e.exit());
     if !matches!(
         cli.command,
         Some(Command::Serve(_)) | Some(Command::Open(_)) | None
@@ -772,7 +837,100 @@ fn real_main(cli: Cli) -> Result<(), Failure> {
             let cfg = load_config(&cli)?;
             model(cfg, command)
         }
+        Command::Doctor(args) => doctor(&cli, args),
+        Command::Completions { shell } => {
+            breakdesk::shipping::write_completions(
+                *shell,
+                &mut cli_command(),
+                "breakdesk",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Man { dir } => man(dir.as_deref(), cli.quiet),
+        Command::Health { url, timeout } => health(&cli, url.as_deref(), *timeout),
     }
+}
+
+/// `breakdesk doctor`: the report on stdout; exit 8 when a check is a problem.
+fn doctor(cli: &Cli, args: &DoctorArgs) -> Result<(), Failure> {
+    let timeout = std::time::Duration::try_from_secs_f64(args.timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            usage(format!(
+                "--timeout must be a number of seconds above 0, found {}",
+                args.timeout
+            ))
+        })?;
+    let report = breakdesk::doctor::run(&breakdesk::doctor::Options {
+        config: cli.config.clone(),
+        data_dir: cli.data_dir.clone(),
+        llm: args.llm,
+        timeout,
+    });
+    match args.format {
+        DoctorFormat::Text => print!("{}", report.to_text()),
+        DoctorFormat::Json => println!("{}", report.to_json()),
+    }
+    match report.problems() {
+        0 => Ok(()),
+        n => Err(fail(
+            exit::DOCTOR,
+            anyhow::anyhow!("doctor found {n} problem{}", if n == 1 { "" } else { "s" }),
+        )),
+    }
+}
+
+/// `breakdesk man`: the page on stdout, or one page per command in `dir`.
+fn man(dir: Option<&Path>, quiet: bool) -> Result<(), Failure> {
+    match dir {
+        None => breakdesk::shipping::write_man(cli_command(), &mut std::io::stdout())
+            .context("cannot write the manual page")?,
+        Some(dir) => {
+            let written = breakdesk::shipping::write_man_pages(cli_command(), dir)
+                .with_context(|| format!("cannot write the manual pages into {}", dir.display()))?;
+            if !quiet {
+                eprintln!(
+                    "wrote {} manual pages into {}",
+                    written.len(),
+                    dir.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `breakdesk health`: exit 0 when the service answers ok.
+fn health(cli: &Cli, url: Option<&str>, timeout: f64) -> Result<(), Failure> {
+    let timeout = std::time::Duration::try_from_secs_f64(timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            usage(format!(
+                "--timeout must be a number of seconds above 0, found {timeout}"
+            ))
+        })?;
+    let url = match url {
+        Some(u) => u.to_string(),
+        None => {
+            let bind = match std::env::var("BREAKDESK_BIND")
+                .ok()
+                .filter(|b| !b.trim().is_empty())
+            {
+                Some(b) => b,
+                None => load_config(cli)?.service.bind,
+            };
+            breakdesk::shipping::default_health_url(&bind).map_err(usage)?
+        }
+    };
+    let answer = breakdesk::shipping::probe_health(&url, timeout)
+        .map_err(|e| fail(exit::FAILURE, anyhow::anyhow!("unhealthy: {e}")))?;
+    if !cli.quiet {
+        println!("{answer}");
+    }
+    Ok(())
 }
 
 /// The terminal UI.

@@ -258,23 +258,11 @@ impl Sender {
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
             .port(s.port)
             .timeout(Some(s.timeout));
-        if s.security != Security::Plain {
-            let mut params = TlsParameters::builder(s.host.clone());
-            if let Some(pem) = &s.ca_pem {
-                let cert = Certificate::from_pem(pem)
-                    .map_err(|e| format!("[email] ca_file holds no usable certificate: {e}"))?;
-                params = params.add_root_certificate(cert);
-            }
-            let params = params
-                .build_rustls()
-                .map_err(|e| format!("[email] cannot set up TLS: {e}"))?;
-            builder = builder.tls(match s.security {
-                Security::Implicit => Tls::Wrapper(params),
-                _ => Tls::Required(params),
-            });
-        } else {
-            builder = builder.tls(Tls::None);
-        }
+        builder = builder.tls(match tls_parameters(&s)? {
+            Some(params) if s.security == Security::Implicit => Tls::Wrapper(params),
+            Some(params) => Tls::Required(params),
+            None => Tls::None,
+        });
         if let Some(name) = &s.hello_name {
             builder = builder.hello_name(ClientId::Domain(name.clone()));
         }
@@ -354,6 +342,174 @@ impl Sender {
             }
         }
     }
+}
+
+/// The TLS parameters of the settings (the built-in roots plus `ca_file`); `None` for a plain
+/// local relay.
+fn tls_parameters(s: &Settings) -> Result<Option<TlsParameters>, String> {
+    if s.security == Security::Plain {
+        return Ok(None);
+    }
+    let mut params = TlsParameters::builder(s.host.clone());
+    if let Some(pem) = &s.ca_pem {
+        let cert = Certificate::from_pem(pem)
+            .map_err(|e| format!("[email] ca_file holds no usable certificate: {e}"))?;
+        params = params.add_root_certificate(cert);
+    }
+    params
+        .build_rustls()
+        .map(Some)
+        .map_err(|e| format!("[email] cannot set up TLS: {e}"))
+}
+
+/// Reaches the SMTP server as a dispatch would, without sending anything: connect, EHLO,
+/// STARTTLS or implicit TLS as configured, AUTH when a login is set, then QUIT. Each command
+/// waits at most the smaller of `[email] timeout_secs` and `limit`, and the whole exchange at
+/// most `limit`. `Ok` lists the steps done.
+pub(crate) async fn probe(s: &Settings, limit: Duration) -> Result<String, super::ProbeFailure> {
+    let mut done: Vec<String> = Vec::new();
+    let exchange = probe_steps(s, s.timeout.min(limit), &mut done);
+    let outcome = tokio::time::timeout(limit, exchange).await;
+    let at = format!("{}:{}", s.host, s.port);
+    match outcome {
+        Ok(Ok(())) => Ok(format!("{at}: {}", done.join(", "))),
+        Ok(Err(f)) => Err(f),
+        Err(_) => Err(super::ProbeFailure {
+            step: "timeout",
+            error: format!(
+                "{at}: no complete answer within {} s (after: {})",
+                limit.as_secs_f64(),
+                if done.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    done.join(", ")
+                }
+            ),
+            fix:
+                "check [email] host and port, and that a firewall lets this machine reach the relay"
+                    .into(),
+        }),
+    }
+}
+
+async fn probe_steps(
+    s: &Settings,
+    timeout: Duration,
+    done: &mut Vec<String>,
+) -> Result<(), super::ProbeFailure> {
+    use lettre::transport::smtp::authentication::DEFAULT_MECHANISMS;
+    use lettre::transport::smtp::client::AsyncSmtpConnection;
+    let at = format!("{}:{}", s.host, s.port);
+    let secret = s.credentials.as_ref().map(|(_, p)| p.as_str());
+    let text = |e: &lettre::transport::smtp::Error| {
+        let mut t = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            let c = cause.to_string();
+            if !t.contains(&c) {
+                t.push_str(": ");
+                t.push_str(&c);
+            }
+            source = cause.source();
+        }
+        crate::llm::clean_text(&t, 300, secret)
+    };
+    let fail = |step: &'static str, error: String, fix: &str| super::ProbeFailure {
+        step,
+        error: format!("{at}: {error}"),
+        fix: fix.to_string(),
+    };
+    let tls_fix = "the relay's certificate is not trusted or does not name [email] host: set [email] ca_file to its CA (PEM), or use the host name the certificate names";
+    let hello = s
+        .hello_name
+        .clone()
+        .map(ClientId::Domain)
+        .unwrap_or_default();
+    let params = tls_parameters(s).map_err(|e| fail("tls", e, "correct [email] ca_file"))?;
+    let implicit = s.security == Security::Implicit;
+    let wrapper = if implicit { params.clone() } else { None };
+    let mut conn = AsyncSmtpConnection::connect_tokio1(
+        (s.host.as_str(), s.port),
+        Some(timeout),
+        &hello,
+        wrapper,
+        None,
+    )
+    .await
+    .map_err(|e| {
+        let certificate = text(&e).to_ascii_lowercase().contains("certificate");
+        if e.is_tls() || certificate {
+            fail("tls", format!("TLS from the first byte failed: {}", text(&e)), tls_fix)
+        } else if e.is_timeout() {
+            fail(
+                "connect",
+                format!("no answer within {} s: {}", timeout.as_secs_f64(), text(&e)),
+                "check [email] host and port, and that a firewall lets this machine reach the relay",
+            )
+        } else {
+            fail(
+                "connect",
+                text(&e),
+                if implicit {
+                    "check [email] host and port (465 for tls = \"tls\"), and that the relay speaks TLS from the first byte"
+                } else {
+                    "check [email] host and port (587 for STARTTLS, 25 for a local relay) and that the relay is running"
+                },
+            )
+        }
+    })?;
+    done.push(if implicit {
+        "connected with TLS".into()
+    } else {
+        "connected".into()
+    });
+    done.push("EHLO".into());
+    if s.security == Security::StartTls {
+        if !conn.can_starttls() {
+            conn.abort().await;
+            return Err(fail(
+                "starttls",
+                "the server does not offer STARTTLS".into(),
+                "set [email] tls = \"tls\" with the relay's implicit-TLS port (465), or tls = \"none\" only for a relay on this machine",
+            ));
+        }
+        let params = params.expect("TLS parameters for STARTTLS");
+        if let Err(e) = conn.starttls(params, &hello).await {
+            conn.abort().await;
+            let certificate = text(&e).to_ascii_lowercase().contains("certificate");
+            return Err(if e.is_tls() || certificate {
+                fail(
+                    "starttls",
+                    format!("STARTTLS failed: {}", text(&e)),
+                    tls_fix,
+                )
+            } else {
+                fail(
+                    "starttls",
+                    format!("STARTTLS failed: {}", text(&e)),
+                    "check [email] tls and port against what the relay offers",
+                )
+            });
+        }
+        done.push("STARTTLS".into());
+    }
+    if let Some((user, pass)) = &s.credentials {
+        let credentials = Credentials::new(user.clone(), pass.clone());
+        if let Err(e) = conn.auth(DEFAULT_MECHANISMS, &credentials).await {
+            conn.abort().await;
+            return Err(fail(
+                "auth",
+                format!("login as {user:?} refused: {}", text(&e)),
+                "check [email] username and the password in the variable named by [email] password_env",
+            ));
+        }
+        done.push(format!("AUTH as {user}"));
+    }
+    match conn.quit().await {
+        Ok(_) => done.push("QUIT".into()),
+        Err(e) => done.push(format!("QUIT not acknowledged ({})", text(&e))),
+    }
+    Ok(())
 }
 
 /// Whether `host` is this machine.

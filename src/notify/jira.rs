@@ -330,6 +330,62 @@ impl Client {
         })
     }
 
+    /// An authenticated `GET /rest/api/{2,3}/myself`, within `limit`: who the token logs in
+    /// as. Nothing is created.
+    pub(crate) async fn probe(&self, limit: Duration) -> Result<String, super::ProbeFailure> {
+        let path = format!("rest/api/{}/myself", self.s.api_version);
+        let url = self.url(&path).map_err(|o| super::ProbeFailure {
+            step: "url",
+            error: super::probe::outcome_text(&o),
+            fix: "correct [jira] base_url".into(),
+        })?;
+        let request = self.authorized(self.http.get(url.clone()).timeout(limit));
+        let answer = http::exchange(request, "Jira", limit)
+            .await
+            .map_err(|o| super::ProbeFailure {
+                step: "connect",
+                error: format!("{url}: {}", super::probe::outcome_text(&o)),
+                fix: "check [jira] base_url, the network (proxy, firewall) and, for a company CA, [jira] ca_file".into(),
+            })?;
+        if answer.status == 200 {
+            let me = answer.json();
+            let who = ["displayName", "emailAddress", "name", "accountId"]
+                .iter()
+                .find_map(|k| me.get(*k).and_then(Value::as_str))
+                .map(str::to_string);
+            return match who {
+                Some(who) => Ok(format!("{url}: authenticated as {who}")),
+                None => Err(super::ProbeFailure {
+                    step: "answer",
+                    error: format!(
+                        "{url}: HTTP 200 but not a Jira user (is [jira] base_url a Jira site?)"
+                    ),
+                    fix: "set [jira] base_url to the site, e.g. https://yourcompany.atlassian.net"
+                        .into(),
+                }),
+            };
+        }
+        let message = http::error_message(&answer.body, answer.status, Some(self.token()));
+        let fix = match answer.status {
+            401 | 403 => format!(
+                "the token in the variable named by [jira] token_env{} is not accepted: {}",
+                if matches!(self.s.auth, Auth::Basic { .. }) {
+                    ", with [jira] email,"
+                } else {
+                    " (sent as a Bearer token: set [jira] email for a Cloud API token)"
+                },
+                "renew it, or check the account"
+            ),
+            404 => "check [jira] base_url (the site, with its context path if any) and [jira] api_version (3 for Cloud, 2 for Data Center)".into(),
+            _ => "check [jira] base_url and the site's status".into(),
+        };
+        Err(super::ProbeFailure {
+            step: "answer",
+            error: format!("{url}: HTTP {} {message}", answer.status),
+            fix,
+        })
+    }
+
     /// One attempt: the issue is looked up by its label, and created only when none exists.
     pub(crate) async fn send(&self, p: &JiraPayload) -> SendOutcome {
         match self.search(p).await {

@@ -41,6 +41,7 @@ mod email;
 mod http;
 mod jira;
 pub mod outbox;
+pub mod probe;
 mod report;
 mod webhook;
 mod worker;
@@ -62,6 +63,7 @@ pub use outbox::{
     Dispatcher, FlushReport, ItemOutcome, ItemStatus, Outbox, OutboxFilter, OutboxItem, Payload,
     RetryPolicy,
 };
+pub use probe::ProbeFailure;
 pub use webhook::WebhookPayload;
 pub use worker::{Worker, WorkerEvent};
 

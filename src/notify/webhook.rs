@@ -142,6 +142,39 @@ impl Client {
         Ok(Client { http, s })
     }
 
+    /// A `HEAD` of the endpoint with the token, within `limit`: reached, and neither an
+    /// unknown path nor a refused token. Nothing is posted.
+    pub(crate) async fn probe(&self, limit: Duration) -> Result<String, super::ProbeFailure> {
+        let url = self.s.url.clone();
+        let mut request = self.http.head(url.clone()).timeout(limit);
+        if let Some(token) = &self.s.token {
+            request = request.bearer_auth(token);
+        }
+        let answer = http::exchange(request, "webhook", limit)
+            .await
+            .map_err(|o| super::ProbeFailure {
+                step: "connect",
+                error: format!("{url}: {}", super::probe::outcome_text(&o)),
+                fix: "check [webhook] url, the network (proxy, firewall) and, for a company CA, [webhook] ca_file".into(),
+            })?;
+        let fail = |fix: &str| super::ProbeFailure {
+            step: "answer",
+            error: format!("{url}: HTTP {} to HEAD", answer.status),
+            fix: fix.to_string(),
+        };
+        match answer.status {
+            401 | 403 => Err(fail(if self.s.token.is_some() {
+                "the token in the variable named by [webhook] token_env is not accepted"
+            } else {
+                "the endpoint wants a token: set [webhook] token_env to the variable that holds it"
+            })),
+            404 | 410 => Err(fail("no such endpoint: check [webhook] url")),
+            // Reached: a task API may well refuse HEAD (405) or answer 5xx to it; the path and
+            // the token were not refused.
+            status => Ok(format!("{url}: reached (HTTP {status} to HEAD)")),
+        }
+    }
+
     /// One attempt. 409 is retried like 429: under the Idempotency-Key draft it means the
     /// first request with this key is still being processed.
     pub(crate) async fn send(&self, p: &WebhookPayload) -> SendOutcome {
