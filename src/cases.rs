@@ -1524,39 +1524,65 @@ impl<'s> Cases<'s> {
     }
 
     /// The ids of the cases of one account that have not cleared, in break order.
+    /// Read from the outstanding markers: no case is decoded (a store written before the
+    /// markers existed is indexed by [`Cases::index_outstanding`] first).
     pub fn outstanding_of(&self, profile: &str, key: &str) -> Result<Vec<String>, CaseError> {
         let mut ids: Vec<String> = Vec::new();
         for kv in self
             .store
-            .case_scan(CaseTree::BreakIndex, &break_prefix(profile, key))?
+            .case_scan(CaseTree::BreakIndex, &outstanding_prefix(profile, key))?
         {
             let (_, id) = kv?;
-            let id = String::from_utf8(id).map_err(|e| CaseError::Corrupt {
-                what: "break index entry".into(),
+            ids.push(String::from_utf8(id).map_err(|e| CaseError::Corrupt {
+                what: "outstanding marker".into(),
                 message: e.to_string(),
-            })?;
-            if ids.contains(&id) {
-                continue;
-            }
-            if let Some(c) = self.get(&id)?
-                && c.status != Status::Cleared
-                && c.cleared_on.is_none()
-            {
-                ids.push(id);
-            }
+            })?);
         }
         Ok(ids)
+    }
+
+    /// Gives every stored case its outstanding marker, once per store (stores written before
+    /// the markers existed); later writes keep the markers up to date. Returns how many cases
+    /// were marked.
+    pub fn index_outstanding(&self) -> Result<usize, CaseError> {
+        if self
+            .store
+            .case_get(CaseTree::Seq, OUTSTANDING_INDEXED)?
+            .is_some()
+        {
+            return Ok(0);
+        }
+        let (all, _) = self.list_readable(&CaseFilter::default())?;
+        let open: Vec<&Case> = all.iter().filter(|c| c.outstanding()).collect();
+        for chunk in open.chunks(UPSERT_CHUNK) {
+            self.store.case_transaction(|txn| {
+                for c in chunk {
+                    txn.insert(
+                        CaseTree::BreakIndex,
+                        &outstanding_marker(&c.profile, &c.key, &c.id),
+                        c.id.as_bytes(),
+                    )?;
+                }
+                Ok::<(), TxError<CaseError>>(())
+            })?;
+        }
+        self.store.case_transaction(|txn| {
+            txn.insert(CaseTree::Seq, OUTSTANDING_INDEXED, b"1")?;
+            Ok::<(), TxError<CaseError>>(())
+        })?;
+        Ok(open.len())
     }
 
     /// For a record that opens no known break, the cleared case of the same account that it
     /// brings back (cleared at most `reopen_days` before the record's break began), if any.
     fn reappearing(&self, input: &BreakInput) -> Result<Option<String>, CaseError> {
         let mut best: Option<(NaiveDate, String)> = None;
-        for kv in self.store.case_scan(
-            CaseTree::BreakIndex,
-            &break_prefix(&input.profile, &input.key),
-        )? {
-            let (_, id) = kv?;
+        let prefix = break_prefix(&input.profile, &input.key);
+        for kv in self.store.case_scan(CaseTree::BreakIndex, &prefix)? {
+            let (k, id) = kv?;
+            if is_marker(&k, prefix.len()) {
+                continue;
+            }
             let id = String::from_utf8(id).map_err(|e| CaseError::Corrupt {
                 what: "break index entry".into(),
                 message: e.to_string(),
@@ -2211,7 +2237,10 @@ impl<'s> Cases<'s> {
         let prefix = break_prefix(profile, key);
         let mut out = Vec::new();
         for kv in self.store.case_scan(CaseTree::BreakIndex, &prefix)? {
-            let (_, id) = kv?;
+            let (k, id) = kv?;
+            if is_marker(&k, prefix.len()) {
+                continue;
+            }
             let id = String::from_utf8(id).map_err(|e| CaseError::Corrupt {
                 what: "break index entry".into(),
                 message: e.to_string(),
@@ -2419,9 +2448,16 @@ pub(crate) fn next_counter(txn: &CaseTxn<'_>, name: &[u8]) -> TxResult<u64> {
     Ok(next)
 }
 
-/// Writes the case, and its training label (or removes it while undecided).
+/// Writes the case, its training label (or removes it while undecided) and its outstanding
+/// marker (or removes it once the break cleared).
 fn put_case(txn: &CaseTxn<'_>, case: &Case) -> TxResult<()> {
     txn.insert(CaseTree::Cases, case.id.as_bytes(), &encode(case)?)?;
+    let marker = outstanding_marker(&case.profile, &case.key, &case.id);
+    if case.outstanding() {
+        txn.insert(CaseTree::BreakIndex, &marker, case.id.as_bytes())?;
+    } else {
+        txn.remove(CaseTree::BreakIndex, &marker)?;
+    }
     match case.status.label() {
         Some(label) => {
             let l = Label {
@@ -2954,6 +2990,33 @@ fn break_prefix(profile: &str, key: &str) -> Vec<u8> {
     k.push(0);
     k
 }
+
+/// Marks, in the break index, the cases that have not cleared: `profile NUL key NUL ~open~ id`
+/// (after the account's break dates, which are digits), so that a record finds its account's
+/// outstanding cases without reading the others.
+const OUTSTANDING_TAG: &[u8] = b"~open~";
+
+fn outstanding_prefix(profile: &str, key: &str) -> Vec<u8> {
+    let mut k = break_prefix(profile, key);
+    k.extend_from_slice(OUTSTANDING_TAG);
+    k
+}
+
+fn outstanding_marker(profile: &str, key: &str, case_id: &str) -> Vec<u8> {
+    let mut k = outstanding_prefix(profile, key);
+    k.extend_from_slice(case_id.as_bytes());
+    k
+}
+
+/// Whether a break index entry under `prefix` is an outstanding marker (not a break start).
+fn is_marker(entry_key: &[u8], prefix_len: usize) -> bool {
+    entry_key
+        .get(prefix_len..)
+        .is_some_and(|rest| rest.starts_with(OUTSTANDING_TAG))
+}
+
+/// The seq-tree flag set once every stored case has its outstanding marker.
+const OUTSTANDING_INDEXED: &[u8] = b"outstanding_indexed";
 
 fn case_events_prefix(case_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(case_id.len() + 9);

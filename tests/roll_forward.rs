@@ -580,3 +580,55 @@ fn the_cycle_that_opens_a_case_leaves_it_open_and_only_newer_records_clear_it() 
     assert_eq!(done.status, Status::Cleared);
     assert_eq!(done.cleared_on, Some(d("2024-03-06")));
 }
+
+#[test]
+fn outstanding_markers_follow_every_write_and_an_older_store_is_indexed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cases = Cases::new(&store);
+    let a = cases
+        .upsert(&rec("A", "2024-03-01", "2024-03-01", 10.0), false)
+        .unwrap()
+        .case;
+    let b = cases
+        .upsert(&rec("A", "2024-03-10", "2024-03-10", 20.0), false)
+        .unwrap()
+        .case;
+    let mut both = cases.outstanding_of("gl_ihub", "A").unwrap();
+    both.sort();
+    let mut want = vec![a.id.clone(), b.id.clone()];
+    want.sort();
+    assert_eq!(both, want);
+    assert!(cases.outstanding_of("gl_ihub", "B").unwrap().is_empty());
+    // Clearing removes the marker; the break index still finds the case by date.
+    cases
+        .roll_forward(&cycle(
+            &["2024-03-11"],
+            &[("A", "2024-03-11", false, 0.0, "2024-03-11")],
+        ))
+        .unwrap();
+    assert!(cases.outstanding_of("gl_ihub", "A").unwrap().is_empty());
+    assert_eq!(
+        cases
+            .find_break("gl_ihub", "A", d("2024-03-10"))
+            .unwrap()
+            .len(),
+        1
+    );
+    // Indexing (for stores written before the markers existed) marks every open case, once
+    // per store.
+    let c = cases
+        .upsert(&rec("C", "2024-03-01", "2024-03-01", 5.0), false)
+        .unwrap()
+        .case;
+    assert_eq!(
+        cases.index_outstanding().unwrap(),
+        1,
+        "C is the only one open"
+    );
+    assert_eq!(
+        cases.outstanding_of("gl_ihub", "C").unwrap(),
+        [c.id.clone()]
+    );
+    assert_eq!(cases.index_outstanding().unwrap(), 0, "once per store");
+}

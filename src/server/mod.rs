@@ -261,6 +261,14 @@ pub fn prepare(
     } else {
         tracing::info!(accounts = loaded, "account states read from the store");
     }
+    // Each record finds its account's outstanding cases through their markers; a store written
+    // before they existed gets them once.
+    let marked = crate::cases::Cases::new(&store)
+        .index_outstanding()
+        .map_err(|e| ServeError::Start(format!("indexing the outstanding cases: {e}")))?;
+    if marked > 0 {
+        tracing::info!(cases = marked, "outstanding cases indexed");
+    }
     let rules = crate::pipeline::rules_file(&cfg).map_err(|e| ServeError::Config(e.to_string()))?;
     let dispatcher = crate::notify::outbox::Dispatcher::new(&cfg)
         .map_err(|e| ServeError::Config(e.to_string()))?;
