@@ -628,7 +628,7 @@ fn outstanding_markers_follow_every_write_and_an_older_store_is_indexed_once() {
     );
     assert_eq!(
         cases.outstanding_of("gl_ihub", "C").unwrap(),
-        [c.id.clone()]
+        std::slice::from_ref(&c.id)
     );
     assert_eq!(cases.index_outstanding().unwrap(), 0, "once per store");
 }
