@@ -1417,24 +1417,41 @@ impl<'s> Cases<'s> {
     /// written durably in chunked transactions.
     pub fn roll_forward(&self, cycle: &Cycle) -> Result<RollOutcome, CaseError> {
         let mut out = RollOutcome::default();
-        let candidates: Vec<String> = if cycle.keyed && !cycle.absent_clears {
+        // The outstanding cases of the profile (or of the cycle's accounts), read once.
+        let outstanding: Vec<Case> = if cycle.keyed && !cycle.absent_clears {
             let mut keys: Vec<&String> = cycle.records.keys().collect();
             keys.sort();
-            let mut ids = Vec::new();
+            let mut cases = Vec::new();
             for key in keys {
-                ids.extend(self.outstanding_of(&cycle.profile, key)?);
+                for id in self.outstanding_of(&cycle.profile, key)? {
+                    if let Some(c) = self.get(&id)? {
+                        cases.push(c);
+                    }
+                }
             }
-            ids
+            cases
         } else {
             self.list(&CaseFilter {
                 profile: Some(cycle.profile.clone()),
                 ..CaseFilter::default()
             })?
-            .into_iter()
-            .filter(|c| c.status != Status::Cleared && c.cleared_on.is_none())
-            .map(|c| c.id)
-            .collect()
         };
+        // Only the cases the cycle changes are written (in transactions that check again):
+        // absent and already-seen cases cost no write.
+        let mut candidates: Vec<String> = Vec::new();
+        for case in outstanding.iter().filter(|c| c.outstanding()) {
+            let opened = cycle.opened.contains(&case.id);
+            match roll_of(case, cycle) {
+                Roll::Absent => out.absent += 1,
+                Roll::Seen { out: brk } => {
+                    if brk && !opened {
+                        out.persisting += 1;
+                    }
+                }
+                Roll::Clear { .. } if opened && case.seen_to >= cycle.as_of() => {}
+                Roll::Persist(_) | Roll::Clear { .. } => candidates.push(case.id.clone()),
+            }
+        }
         if candidates.is_empty() {
             return Ok(out);
         }
