@@ -1306,6 +1306,26 @@ fn roll_of(case: &Case, cycle: &Cycle) -> Roll {
     }
 }
 
+/// The ids of `cases` that `cycle` changes; the absent and already-seen ones are counted in
+/// `out`.
+fn to_write(cases: &[Case], cycle: &Cycle, out: &mut RollOutcome) -> Vec<String> {
+    let mut ids = Vec::new();
+    for case in cases.iter().filter(|c| c.outstanding()) {
+        let opened = cycle.opened.contains(&case.id);
+        match roll_of(case, cycle) {
+            Roll::Absent => out.absent += 1,
+            Roll::Seen { out: brk } => {
+                if brk && !opened {
+                    out.persisting += 1;
+                }
+            }
+            Roll::Clear { .. } if opened && case.seen_to >= cycle.as_of() => {}
+            Roll::Persist(_) | Roll::Clear { .. } => ids.push(case.id.clone()),
+        }
+    }
+    ids
+}
+
 /// Why a decided case must be reviewed again when its difference goes from `judged` to `now`,
 /// if it must.
 fn recertify_reason(judged: f64, now: f64, share: f64) -> Option<String> {
@@ -1438,20 +1458,7 @@ impl<'s> Cases<'s> {
         };
         // Only the cases the cycle changes are written (in transactions that check again):
         // absent and already-seen cases cost no write.
-        let mut candidates: Vec<String> = Vec::new();
-        for case in outstanding.iter().filter(|c| c.outstanding()) {
-            let opened = cycle.opened.contains(&case.id);
-            match roll_of(case, cycle) {
-                Roll::Absent => out.absent += 1,
-                Roll::Seen { out: brk } => {
-                    if brk && !opened {
-                        out.persisting += 1;
-                    }
-                }
-                Roll::Clear { .. } if opened && case.seen_to >= cycle.as_of() => {}
-                Roll::Persist(_) | Roll::Clear { .. } => candidates.push(case.id.clone()),
-            }
-        }
+        let candidates = to_write(&outstanding, cycle, &mut out);
         if candidates.is_empty() {
             return Ok(out);
         }
@@ -1538,6 +1545,20 @@ impl<'s> Cases<'s> {
             out.absent += part.absent;
         }
         Ok(out)
+    }
+
+    /// Whether [`Cases::roll_forward`] of a keyed `cycle` (a service record) would write:
+    /// read-only, so that a record that changes no case stays off the blocking threads.
+    pub fn roll_writes(&self, cycle: &Cycle) -> Result<bool, CaseError> {
+        let mut cases = Vec::new();
+        for key in cycle.records.keys() {
+            for id in self.outstanding_of(&cycle.profile, key)? {
+                if let Some(c) = self.get(&id)? {
+                    cases.push(c);
+                }
+            }
+        }
+        Ok(!to_write(&cases, cycle, &mut RollOutcome::default()).is_empty())
     }
 
     /// The ids of the cases of one account that have not cleared, in break order.

@@ -445,10 +445,12 @@ async fn realtime(
     // that case forward (cleared, or persisting with the latest difference).
     let writes = obs.flag
         || obs.proposed
-        || !crate::cases::Cases::new(&state.store)
-            .outstanding_of(&engine.profile, &obs.record.key)
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .is_empty();
+        || crate::cases::Cases::new(&state.store)
+            .roll_writes(&crate::stream::cycle_of_observed(
+                &engine.profile,
+                std::slice::from_ref(&obs),
+            ))
+            .map_err(|e| ApiError::internal(e.to_string()))?;
     let st = state.clone();
     let work = move || {
         crate::stream::triage(
