@@ -273,6 +273,10 @@ fn main() {
         },
         file_columns_from: 13,
         table: store,
+        queue: Vec::new(),
+        queue_error: None,
+        summary: None,
+        trend: Vec::new(),
     }));
     a.table.marks = vec![false; rows];
     a.table.all_rows = true;
