@@ -1750,9 +1750,10 @@ impl App {
             .queue
             .cursor
             .min(self.queue.order.len().saturating_sub(1));
-        self.queue
-            .marks
-            .retain(|id| d.queue.iter().any(|q| &q.id == id));
+        if !self.queue.marks.is_empty() {
+            let ids: HashSet<&str> = d.queue.iter().map(|q| q.id.as_str()).collect();
+            self.queue.marks.retain(|id| ids.contains(id.as_str()));
+        }
         self.queue_scroll();
     }
 
