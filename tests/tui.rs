@@ -1669,4 +1669,72 @@ fn the_summary_view_shows_the_cycle_by_bucket_and_age_and_the_trend() {
     assert!(shown.contains(&s.lines()[0]), "{shown}");
     assert!(shown.contains("outstanding by bucket"), "{shown}");
     insta::assert_snapshot!("summary", shown);
+    // Small terminals: every new view draws without panicking.
+    for (w, h) in [(20, 4), (40, 8), (60, 12), (90, 20)] {
+        app.update(Action::Resize(w, h));
+        for view in ["5", "6", "enter", "esc"] {
+            press(&mut app, &[view]);
+            screen(&app);
+        }
+    }
+}
+
+#[test]
+fn the_column_profile_lists_values_or_quartiles_and_enter_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded(dir.path());
+    let shown = app.table.view.len();
+    let (bucket, diff) = {
+        let k = &app.data.as_ref().unwrap().table.known;
+        (k.bucket.unwrap(), k.difference.unwrap())
+    };
+    for _ in 0..bucket {
+        press(&mut app, &["l"]);
+    }
+    press(&mut app, &["p"]);
+    let Mode::Profile(p) = &app.mode else {
+        panic!("the profile, got {:?}", app.mode)
+    };
+    assert_eq!(p.profile.rows, shown);
+    assert_eq!(
+        p.profile.entries.iter().map(|e| e.count).sum::<usize>() + p.profile.others,
+        shown
+    );
+    let top = p.profile.entries[0].clone();
+    // The elapsed time is the clock's: masked.
+    let mask_ms = |s: String| {
+        let i = s.find(" ms ").expect("the time");
+        let j = s[..i].rfind('·').unwrap();
+        format!("{}· N{}", &s[..j], &s[i..])
+    };
+    insta::assert_snapshot!("profile_text", mask_ms(screen(&app)));
+    press(&mut app, &["enter"]);
+    assert!(matches!(app.mode, Mode::Normal));
+    assert_eq!(app.table.view.len(), top.count);
+    let t = &app.data.as_ref().unwrap().table;
+    assert!(
+        app.table
+            .view
+            .iter()
+            .all(|r| t.text(Some(bucket), *r as usize) == top.label)
+    );
+    press(&mut app, &["0"]);
+
+    // A number: quartiles and a histogram; enter keeps the bin's rows.
+    for _ in diff..bucket {
+        press(&mut app, &["h"]);
+    }
+    assert_eq!(app.table.col, diff);
+    press(&mut app, &["p"]);
+    let Mode::Profile(p) = &app.mode else {
+        panic!("the profile, got {:?}", app.mode)
+    };
+    let stats = p.profile.stats.clone().expect("numbers");
+    assert!(stats.min <= stats.q1 && stats.q1 <= stats.median && stats.median <= stats.q3);
+    let bin = p.profile.entries[0].clone();
+    insta::assert_snapshot!("profile_numbers", mask_ms(screen(&app)));
+    press(&mut app, &["enter"]);
+    assert_eq!(app.table.view.len(), bin.count, "{:?}", app.message);
+    press(&mut app, &["p", "esc"]);
+    assert!(matches!(app.mode, Mode::Normal));
 }

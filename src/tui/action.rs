@@ -147,6 +147,8 @@ pub enum Cmd {
     Release,
     /// Add a note to the case (asks for the text).
     AddNote,
+    /// Profile the column under the column cursor over the shown rows.
+    Profile,
 }
 
 /// One thing for [`crate::tui::app::App::update`] to take in.

@@ -174,10 +174,26 @@ pub struct Confirm {
 #[derive(Debug, Clone)]
 pub enum Mode {
     Normal,
-    Help { scroll: u16 },
-    Palette { query: String, cursor: usize },
+    Help {
+        scroll: u16,
+    },
+    Palette {
+        query: String,
+        cursor: usize,
+    },
     Prompt(Prompt),
     Confirm(Confirm),
+    /// The column profile over the table's shown rows.
+    Profile(ProfileView),
+}
+
+/// A column profile on screen.
+#[derive(Debug, Clone)]
+pub struct ProfileView {
+    pub profile: super::profile::Profile,
+    pub cursor: usize,
+    /// How long the profile took to compute.
+    pub elapsed: Duration,
 }
 
 /// One-key quick filters.
@@ -758,6 +774,7 @@ impl App {
             Mode::Prompt(_) => return self.prompt_key(k),
             Mode::Confirm(_) => return self.confirm_key(k),
             Mode::Palette { .. } => return self.palette_key(k),
+            Mode::Profile(_) => return self.profile_key(k),
             Mode::Help { scroll } => {
                 let key = Key::from_event(&k);
                 match self.keymap.lookup(Ctx::Global, key) {
@@ -1072,6 +1089,7 @@ impl App {
             Cmd::Take => self.take_or_release(true),
             Cmd::Release => self.take_or_release(false),
             Cmd::AddNote => self.start_note(),
+            Cmd::Profile => self.start_profile(),
             Cmd::SortAsc | Cmd::SortDesc => {
                 let col = self.table.col;
                 let desc = match (cmd, self.table.sort) {
@@ -2572,6 +2590,69 @@ impl App {
                 self.info(format!("#{id} cancelled; nothing of it will be sent"));
             }
             Err(e) => self.fail(e.to_string()),
+        }
+    }
+
+    // ----- column profile -----------------------------------------------------------------------
+
+    /// Profiles the column under the column cursor over the rows the table shows.
+    fn start_profile(&mut self) {
+        let Some(d) = &self.data else { return };
+        let t0 = std::time::Instant::now();
+        let Some(p) = super::profile::profile(&d.table, self.table.col, &self.table.view) else {
+            return;
+        };
+        self.mode = Mode::Profile(ProfileView {
+            profile: p,
+            cursor: 0,
+            elapsed: t0.elapsed(),
+        });
+    }
+
+    fn profile_key(&mut self, k: KeyEvent) {
+        let key = Key::from_event(&k);
+        let cmd = self.keymap.lookup(Ctx::Global, key);
+        let Mode::Profile(p) = &mut self.mode else {
+            return;
+        };
+        let n = p.profile.entries.len();
+        match (k.code, cmd) {
+            (KeyCode::Enter, _) => {
+                let Some(e) = p.profile.entries.get(p.cursor).cloned() else {
+                    self.mode = Mode::Normal;
+                    return;
+                };
+                self.mode = Mode::Normal;
+                self.apply_profile_filter(&e.filter);
+            }
+            (_, Some(Cmd::Down)) => p.cursor = (p.cursor + 1).min(n.saturating_sub(1)),
+            (_, Some(Cmd::Up)) => p.cursor = p.cursor.saturating_sub(1),
+            (_, Some(Cmd::PageDown)) => p.cursor = (p.cursor + 10).min(n.saturating_sub(1)),
+            (_, Some(Cmd::PageUp)) => p.cursor = p.cursor.saturating_sub(10),
+            (_, Some(Cmd::Top)) => p.cursor = 0,
+            (_, Some(Cmd::Bottom)) => p.cursor = n.saturating_sub(1),
+            _ => self.mode = Mode::Normal,
+        }
+    }
+
+    /// Adds `expr` to the table's expression filter (and leaves an expanded case: the filter
+    /// applies to the file's records).
+    fn apply_profile_filter(&mut self, expr: &str) {
+        let text = match &self.table.filter {
+            Some(f) => format!("({}) and {expr}", f.text()),
+            None => expr.to_string(),
+        };
+        let compiled = self.data.as_ref().map(|d| d.table.compile(&text));
+        match compiled {
+            Some(Ok(f)) => {
+                self.table.filter = Some(f);
+                self.table.case = None;
+                let keep = self.current_row();
+                self.refresh_view(keep);
+                self.info(format!("{} rows match {expr}", self.table.view.len()));
+            }
+            Some(Err(e)) => self.fail(format!("filter: {e}")),
+            None => {}
         }
     }
 

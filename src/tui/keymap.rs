@@ -467,6 +467,14 @@ const DEFAULTS: &[Row] = &[
         false,
     ),
     (
+        Cmd::Profile,
+        "profile",
+        Ctx::Table,
+        &["p"],
+        "Profile the column over the shown rows: top values, or quartiles and a histogram (enter filters)",
+        false,
+    ),
+    (
         Cmd::Take,
         "take",
         Ctx::Table,

@@ -173,6 +173,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
         Mode::Help { scroll } => overlay::help(frame, app, *scroll),
         Mode::Palette { query, cursor } => overlay::palette(frame, app, query, *cursor),
         Mode::Confirm(c) => overlay::confirm(frame, app, c),
+        Mode::Profile(p) => overlay::profile(frame, app, p),
         Mode::Prompt(_) | Mode::Normal => {}
     }
 }
@@ -212,6 +213,11 @@ fn footer(buf: &mut Buffer, app: &App, r: Rect) {
         ],
         Mode::Help { .. } => vec![
             ("j/k".to_string(), "scroll"),
+            ("any key".to_string(), "close"),
+        ],
+        Mode::Profile(_) => vec![
+            ("j/k".to_string(), "choose"),
+            ("enter".to_string(), "filter by it"),
             ("any key".to_string(), "close"),
         ],
         Mode::Normal if app.picker.is_none() && app.data.is_none() => {
