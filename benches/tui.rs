@@ -11,7 +11,8 @@
 //!   cluster, summary), 100,000 accounts.
 //! - `sort`: the visible-row permutation of N rows sorted by an amount column and by a text
 //!   column; `filter`: `difference > 1000 and status = pending` over N rows; `view`: the whole
-//!   refresh (base set, a quick filter, the expression, the sort).
+//!   refresh (base set, a quick filter, the expression, the sort); `profile_*`: the column
+//!   profile of all N rows (top values with counts; or quartiles and a histogram).
 
 use breakdesk::config::Config;
 use breakdesk::pipeline::RunOptions;
@@ -252,6 +253,26 @@ fn main() {
         median(times)
     );
 
+    // The column profile (`p`) of every row: a text column of 10 values, one of 100,000
+    // values, an amount.
+    for (label, col) in [
+        ("profile_text_bucket", 8usize),
+        ("profile_text_key", 1),
+        ("profile_amount", 3),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            let p = breakdesk::tui::profile::profile(&store, col, &all).expect("a column");
+            assert_eq!(p.rows, rows);
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        println!(
+            "{{\"bench\":\"{label}\",\"rows\":{rows},\"median_ms\":{:.1}}}",
+            median(times)
+        );
+    }
+
     // The app with the store loaded: a full refresh, then frames.
     let dir = tempfile::tempdir().expect("tempdir");
     let mut a = app(dir.path());
@@ -273,6 +294,10 @@ fn main() {
         },
         file_columns_from: 13,
         table: store,
+        queue: Vec::new(),
+        queue_error: None,
+        summary: None,
+        trend: Vec::new(),
     }));
     a.table.marks = vec![false; rows];
     a.table.all_rows = true;

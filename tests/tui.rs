@@ -18,7 +18,7 @@ use breakdesk::cases::{Actor, Cases, EventAction, Status};
 use breakdesk::config::Config;
 use breakdesk::pipeline::RunOptions;
 use breakdesk::store::Store;
-use breakdesk::tui::action::{Action, Cmd};
+use breakdesk::tui::action::{Action, Cmd, View};
 use breakdesk::tui::app::{App, AppOptions, Mode, Start};
 use breakdesk::tui::keymap::{Key, Keymap};
 use breakdesk::tui::theme::Theme;
@@ -72,6 +72,8 @@ fn loaded_with(data_dir: &Path, cfg: Config) -> App {
         "the fixture loads"
     );
     assert!(app.error.is_none(), "{:?}", app.error);
+    // The queue of cases is the first view; these tests work on the records table.
+    app.view = View::Table;
     app
 }
 
@@ -1300,6 +1302,7 @@ fn llm_progress_counts_answers_in_the_status_bar_and_the_detail_pane() {
     let mut app = new_app_with(dir.path(), Actor::analyst("ana"), cfg);
     app.update(Action::Resize(140, 40));
     app.start(Start::File(opts(CURRENT, Some(HISTORY))));
+    app.view = View::Table;
     let at_two = |a: &App| {
         a.loading
             .as_ref()
@@ -1367,6 +1370,7 @@ fn the_shipped_sample_pair_ranks_breaks_first() {
         "the sample loads"
     );
     assert!(app.error.is_none(), "{:?}", app.error);
+    app.view = View::Table;
     let data = app.data.as_ref().expect("loaded");
     let frame = data.frame.as_ref().expect("the analysis table");
     let col = |name: &str| {
@@ -1398,4 +1402,339 @@ fn the_shipped_sample_pair_ranks_breaks_first() {
         assert_eq!(flag.get(r), Some("true"), "row {} is flagged", pos + 1);
     }
     insta::assert_snapshot!("sample_pair_table", screen(&app));
+}
+
+// ----- the case queue, ownership and notes, the run summary ----------------------------------
+
+/// An analyst's app on the fixture, loaded, on its first view (the queue).
+fn loaded_queue(data_dir: &Path) -> App {
+    let mut app = new_app(data_dir, Actor::analyst("ana"));
+    app.update(Action::Resize(140, 32));
+    app.start(Start::File(opts(CURRENT, Some(HISTORY))));
+    assert!(app.wait_loaded(Duration::from_secs(120)), "loads");
+    assert!(app.error.is_none(), "{:?}", app.error);
+    app
+}
+
+/// The screen with the due dates masked too (they are the day the cases were opened plus
+/// `[cases.sla_days]`).
+fn queue_screen(app: &App) -> String {
+    let mut s = screen(app);
+    for c in &app.data.as_ref().unwrap().queue {
+        if let Some(d) = c.due {
+            s = s.replace(&d.to_string(), "YYYY-MM-DD");
+        }
+    }
+    s
+}
+
+/// The queue's cases in its order.
+fn queue_cases(app: &App) -> Vec<breakdesk::tui::queue::QueueCase> {
+    let d = app.data.as_ref().unwrap();
+    app.queue
+        .order
+        .iter()
+        .map(|i| d.queue[*i as usize].clone())
+        .collect()
+}
+
+#[test]
+fn the_queue_is_the_first_view_and_enter_shows_a_cases_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded_queue(dir.path());
+    assert_eq!(app.view, View::Queue);
+    let cases = queue_cases(&app);
+    assert!(cases.len() > 5, "{} cases", cases.len());
+    // One line per outstanding case of the profile, as the store has them.
+    let store = app.store.clone();
+    let stored: Vec<breakdesk::cases::Case> = Cases::new(&store)
+        .list(&Default::default())
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.outstanding() && c.profile == "gl_ihub")
+        .collect();
+    assert_eq!(cases.len(), stored.len());
+    // Severity (Critical first), then age (oldest first).
+    use breakdesk::tui::queue::severity_rank;
+    for w in cases.windows(2) {
+        let (a, b) = (severity_rank(&w[0].severity), severity_rank(&w[1].severity));
+        assert!(
+            a < b || (a == b && w[0].age_days() >= w[1].age_days()),
+            "{} {} before {} {}",
+            w[0].severity,
+            w[0].age_days(),
+            w[1].severity,
+            w[1].age_days()
+        );
+    }
+    insta::assert_snapshot!("queue", queue_screen(&app));
+
+    // Enter: the record table, only this case's records; esc comes back. (A case of several
+    // records.)
+    let pos = {
+        let d = app.data.as_ref().unwrap();
+        cases
+            .iter()
+            .position(|c| d.case_rows.get(&c.id).is_some_and(|r| r.len() >= 3))
+            .expect("a case of several records")
+    };
+    let first = cases[pos].clone();
+    for _ in 0..pos {
+        press(&mut app, &["j"]);
+    }
+    press(&mut app, &["enter"]);
+    assert_eq!(app.view, View::Table);
+    let rows = app.table.view.clone();
+    assert!(!rows.is_empty());
+    let t = &app.data.as_ref().unwrap().table;
+    for r in &rows {
+        assert_eq!(t.text(t.known.case_id, *r as usize), first.id);
+    }
+    insta::assert_snapshot!("queue_expanded", queue_screen(&app));
+    press(&mut app, &["esc"]);
+    assert_eq!(app.view, View::Queue);
+    assert!(app.table.case.is_none());
+    assert_eq!(app.queue.cursor, pos);
+    // The records view is as it was: every flagged row.
+    press(&mut app, &["1"]);
+    let flagged = app.data.as_ref().unwrap().info.flagged;
+    assert_eq!(app.table.view.len(), flagged);
+    press(&mut app, &["5"]);
+    assert_eq!(app.view, View::Queue);
+}
+
+#[test]
+fn take_note_and_release_through_keys_reach_the_store_and_the_case_pane() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let mut app = loaded_queue(&data_dir);
+    let case = queue_cases(&app)[0].clone();
+    assert_eq!(case.owner, None);
+    press(&mut app, &["m"]);
+    assert_eq!(
+        app.message.as_ref().unwrap().text,
+        format!("took {}: ana owns it", case.ticket)
+    );
+    press(&mut app, &["i"]);
+    type_text(&mut app, "called the desk, fix booked for Friday");
+    press(&mut app, &["enter"]);
+    assert_eq!(
+        app.message.as_ref().unwrap().text,
+        format!("note added to {}", case.ticket)
+    );
+    press(&mut app, &["i"]);
+    type_text(&mut app, "reversal seen in the sub-ledger");
+    press(&mut app, &["enter"]);
+    // An empty note is refused before anything is written.
+    press(&mut app, &["i", "enter"]);
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("must not be empty"),
+        "{:?}",
+        app.message
+    );
+    // A month later every open case is overdue: marked in colour and with a `!`.
+    app.today = chrono::Utc::now().date_naive() + chrono::Duration::days(30);
+    app.update(Action::Resize(140, 40));
+    let shown = queue_screen(&app);
+    assert!(shown.contains("YYYY-MM-DD !"), "{shown}");
+    assert!(shown.contains("overdue by"), "{shown}");
+    insta::assert_snapshot!("queue_case_pane", shown);
+
+    // Another analyst may not take it over; its owner releases it.
+    app.actor = Actor::analyst("bob");
+    press(&mut app, &["m"]);
+    let m = app.message.clone().unwrap();
+    assert_eq!(m.level, breakdesk::tui::app::Level::Error);
+    assert!(m.text.contains("ana"), "{m:?}");
+    app.actor = Actor::analyst("ana");
+    press(&mut app, &["M"]);
+    assert_eq!(
+        app.message.as_ref().unwrap().text,
+        format!("released {}: nobody owns it", case.ticket)
+    );
+    assert_eq!(queue_cases(&app)[0].owner, None);
+
+    // On a table row: the row's case.
+    press(&mut app, &["1", "g"]);
+    let row_case = cursor_case(&app);
+    press(&mut app, &["m"]);
+    let store = app.store.clone();
+    assert_eq!(
+        Cases::new(&store).get(&row_case).unwrap().unwrap().owner,
+        Some("ana".to_string())
+    );
+    drop(store);
+    drop(app);
+
+    // Everything is on disk.
+    let store = Store::open(&data_dir).expect("the store reopens");
+    let cases = Cases::new(&store);
+    let stored = cases.get(&case.id).unwrap().unwrap();
+    assert_eq!(stored.owner, None);
+    assert_eq!(stored.status, Status::PendingReview, "notes decide nothing");
+    let notes: Vec<(String, Option<String>)> = cases
+        .notes(&case.id)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.user, e.reason))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            (
+                "ana".to_string(),
+                Some("called the desk, fix booked for Friday".to_string())
+            ),
+            (
+                "ana".to_string(),
+                Some("reversal seen in the sub-ledger".to_string())
+            )
+        ]
+    );
+    let actions: Vec<EventAction> = cases
+        .events_for(&case.id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .filter(|a| {
+            matches!(
+                a,
+                EventAction::Assign | EventAction::Note | EventAction::Release
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            EventAction::Assign,
+            EventAction::Note,
+            EventAction::Note,
+            EventAction::Release
+        ]
+    );
+}
+
+#[test]
+fn queue_decisions_act_on_the_marked_cases_behind_a_confirm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded_queue(dir.path());
+    let cases = queue_cases(&app);
+    // Two marked cases, accepted behind the confirm dialog.
+    press(&mut app, &["space", "space"]);
+    assert_eq!(app.queue.marks.len(), 2);
+    press(&mut app, &["a"]);
+    let Mode::Confirm(c) = &app.mode else {
+        panic!("a confirm dialog, got {:?}", app.mode)
+    };
+    assert!(c.lines[0].starts_with("Accept 2 case(s)"), "{:?}", c.lines);
+    press(&mut app, &["y"]);
+    let store = app.store.clone();
+    let status = |id: &str| Cases::new(&store).get(id).unwrap().unwrap().status;
+    assert_eq!(status(&cases[0].id), Status::Accepted);
+    assert_eq!(status(&cases[1].id), Status::Accepted);
+    assert!(app.queue.marks.is_empty());
+    // The queue and the table show it.
+    assert_eq!(queue_cases(&app)[0].status, Status::Accepted);
+    let t = &app.data.as_ref().unwrap().table;
+    for r in &app.data.as_ref().unwrap().case_rows[&cases[0].id] {
+        assert_eq!(t.text(t.known.status, *r as usize), "accepted");
+    }
+    // Undo, then reject the third with a reason.
+    press(&mut app, &["u"]);
+    assert_eq!(status(&cases[0].id), Status::PendingReview);
+    press(&mut app, &["g", "j", "j", "r"]);
+    type_text(&mut app, "timing, clears tomorrow");
+    press(&mut app, &["enter"]);
+    assert_eq!(status(&cases[2].id), Status::Rejected);
+}
+
+#[test]
+fn the_summary_view_shows_the_cycle_by_bucket_and_age_and_the_trend() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded_queue(dir.path());
+    // A second cycle (the same file again: nothing changes, but it is a cycle).
+    app.start(Start::File(opts(CURRENT, Some(HISTORY))));
+    assert!(app.wait_loaded(Duration::from_secs(120)));
+    let d = app.data.as_ref().unwrap();
+    let s = d.summary.clone().expect("the run summary");
+    assert_eq!(s.outstanding, d.queue.len());
+    assert_eq!(d.trend.len(), 2, "{:?}", d.trend);
+    press(&mut app, &["6"]);
+    assert_eq!(app.view, View::Summary);
+    let shown = screen(&app);
+    assert!(shown.contains(&s.lines()[0]), "{shown}");
+    assert!(shown.contains("outstanding by bucket"), "{shown}");
+    insta::assert_snapshot!("summary", shown);
+    // Small terminals: every new view draws without panicking.
+    for (w, h) in [(20, 4), (40, 8), (60, 12), (90, 20)] {
+        app.update(Action::Resize(w, h));
+        for view in ["5", "6", "enter", "esc"] {
+            press(&mut app, &[view]);
+            screen(&app);
+        }
+    }
+}
+
+#[test]
+fn the_column_profile_lists_values_or_quartiles_and_enter_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded(dir.path());
+    let shown = app.table.view.len();
+    let (bucket, diff) = {
+        let k = &app.data.as_ref().unwrap().table.known;
+        (k.bucket.unwrap(), k.difference.unwrap())
+    };
+    for _ in 0..bucket {
+        press(&mut app, &["l"]);
+    }
+    press(&mut app, &["p"]);
+    let Mode::Profile(p) = &app.mode else {
+        panic!("the profile, got {:?}", app.mode)
+    };
+    assert_eq!(p.profile.rows, shown);
+    assert_eq!(
+        p.profile.entries.iter().map(|e| e.count).sum::<usize>() + p.profile.others,
+        shown
+    );
+    let top = p.profile.entries[0].clone();
+    // The elapsed time is the clock's: masked.
+    let mask_ms = |s: String| {
+        let i = s.find(" ms ").expect("the time");
+        let j = s[..i].rfind('·').unwrap();
+        format!("{}· N{}", &s[..j], &s[i..])
+    };
+    insta::assert_snapshot!("profile_text", mask_ms(screen(&app)));
+    press(&mut app, &["enter"]);
+    assert!(matches!(app.mode, Mode::Normal));
+    assert_eq!(app.table.view.len(), top.count);
+    let t = &app.data.as_ref().unwrap().table;
+    assert!(
+        app.table
+            .view
+            .iter()
+            .all(|r| t.text(Some(bucket), *r as usize) == top.label)
+    );
+    press(&mut app, &["0"]);
+
+    // A number: quartiles and a histogram; enter keeps the bin's rows.
+    for _ in diff..bucket {
+        press(&mut app, &["h"]);
+    }
+    assert_eq!(app.table.col, diff);
+    press(&mut app, &["p"]);
+    let Mode::Profile(p) = &app.mode else {
+        panic!("the profile, got {:?}", app.mode)
+    };
+    let stats = p.profile.stats.clone().expect("numbers");
+    assert!(stats.min <= stats.q1 && stats.q1 <= stats.median && stats.median <= stats.q3);
+    let bin = p.profile.entries[0].clone();
+    insta::assert_snapshot!("profile_numbers", mask_ms(screen(&app)));
+    press(&mut app, &["enter"]);
+    assert_eq!(app.table.view.len(), bin.count, "{:?}", app.message);
+    press(&mut app, &["p", "esc"]);
+    assert!(matches!(app.mode, Mode::Normal));
 }

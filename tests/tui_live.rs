@@ -692,6 +692,10 @@ fn store_views_say_they_are_not_available_and_the_queue_comes_from_the_service()
         ("J", "dispatch"),
         ("x", "export"),
         ("ctrl-o", "opening a file"),
+        ("5", "case queue"),
+        ("6", "run summary"),
+        ("m", "taking"),
+        ("i", "noting"),
     ] {
         press(&mut app, &[key]);
         let m = message(&app);

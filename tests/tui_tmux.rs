@@ -93,7 +93,15 @@ fn the_binary_opens_the_table_and_quits_in_a_terminal() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let s = server.wait_for("Row 1/", Duration::from_secs(180));
+    // The case queue first; 1 shows the records.
+    let s = server.wait_for("Case 1/", Duration::from_secs(180));
+    assert!(s.contains("breakdesk · Queue"), "{s}");
+    assert!(
+        s.contains("take") && s.contains("note"),
+        "footer hints: {s}"
+    );
+    server.tmux(&["send-keys", "-t", "t", "1"]);
+    let s = server.wait_for("Row 1/", Duration::from_secs(10));
     assert!(s.contains("breakdesk · Anomalies"), "{s}");
     assert!(
         s.contains("accept") && s.contains("help"),

@@ -11,22 +11,37 @@ use std::time::Duration;
 /// The views of a loaded file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
+    /// The case queue: one line per outstanding case of the loaded profile (the default after
+    /// loading).
+    Queue,
+    /// The records of the loaded file (or of one case, from the queue).
     Table,
     Clusters,
     Approvals,
     /// The dispatch outbox: what is queued, sent, failed.
     Outbox,
+    /// The run summary, outstanding cases by bucket and age band, and their trend.
+    Summary,
 }
 
 impl View {
-    pub const ALL: [View; 4] = [View::Table, View::Clusters, View::Approvals, View::Outbox];
+    pub const ALL: [View; 6] = [
+        View::Queue,
+        View::Table,
+        View::Clusters,
+        View::Approvals,
+        View::Outbox,
+        View::Summary,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
+            View::Queue => "Queue",
             View::Table => "Anomalies",
             View::Clusters => "Clusters",
             View::Approvals => "Approval queue",
             View::Outbox => "Outbox",
+            View::Summary => "Summary",
         }
     }
 }
@@ -36,12 +51,16 @@ impl View {
 pub enum Ctx {
     /// Everywhere (after the current view's own bindings).
     Global,
+    /// The case queue (and its case pane).
+    Queue,
     /// The anomaly table (and its detail pane).
     Table,
     Clusters,
     Approvals,
     /// The dispatch outbox.
     Outbox,
+    /// The run summary.
+    Summary,
     /// The file picker.
     Picker,
 }
@@ -50,10 +69,12 @@ impl Ctx {
     pub fn title(self) -> &'static str {
         match self {
             Ctx::Global => "Everywhere",
+            Ctx::Queue => "Case queue",
             Ctx::Table => "Anomaly table",
             Ctx::Clusters => "Clusters",
             Ctx::Approvals => "Approval queue",
             Ctx::Outbox => "Outbox",
+            Ctx::Summary => "Run summary",
             Ctx::Picker => "File picker",
         }
     }
@@ -71,6 +92,8 @@ pub enum Cmd {
     ViewClusters,
     ViewApprovals,
     ViewOutbox,
+    ViewQueue,
+    ViewSummary,
     Theme,
     OpenPicker,
     Up,
@@ -118,6 +141,14 @@ pub enum Cmd {
     RetryItem,
     /// Cancel the undelivered outbox item under the cursor (asks first).
     CancelItem,
+    /// Take the case (the marked cases in the queue): assign it to yourself.
+    Take,
+    /// Release the case (the marked cases in the queue): nobody owns it.
+    Release,
+    /// Add a note to the case (asks for the text).
+    AddNote,
+    /// Profile the column under the column cursor over the shown rows.
+    Profile,
 }
 
 /// One thing for [`crate::tui::app::App::update`] to take in.

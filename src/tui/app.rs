@@ -8,6 +8,7 @@ use super::action::{Action, Cmd, Ctx, View};
 use super::data::Loaded;
 use super::export::{Exported, Exporter};
 use super::keymap::{Key, Keymap};
+use super::queue::{self, QueueCase};
 use super::table::{Filter, short_status};
 use super::theme::Theme;
 use super::worker::{LoadError, Worker, WorkerMsg};
@@ -106,6 +107,16 @@ pub enum PromptKind {
     EmailTo {
         case_ids: Vec<String>,
     },
+    /// The reason or comment of a decision on these cases (from the queue).
+    CaseDecision {
+        action: CaseAction,
+        case_ids: Vec<String>,
+    },
+    /// A note on this case.
+    CaseNote {
+        case_id: String,
+        ticket: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +153,12 @@ pub enum Pending {
     Webhook {
         case_ids: Vec<String>,
     },
+    /// Decide on these cases (from the queue).
+    DecideCases {
+        action: CaseAction,
+        case_ids: Vec<String>,
+        note: Option<String>,
+    },
     /// Cancel this outbox item.
     CancelItem(u64),
     Quit,
@@ -157,10 +174,26 @@ pub struct Confirm {
 #[derive(Debug, Clone)]
 pub enum Mode {
     Normal,
-    Help { scroll: u16 },
-    Palette { query: String, cursor: usize },
+    Help {
+        scroll: u16,
+    },
+    Palette {
+        query: String,
+        cursor: usize,
+    },
     Prompt(Prompt),
     Confirm(Confirm),
+    /// The column profile over the table's shown rows.
+    Profile(ProfileView),
+}
+
+/// A column profile on screen.
+#[derive(Debug, Clone)]
+pub struct ProfileView {
+    pub profile: super::profile::Profile,
+    pub cursor: usize,
+    /// How long the profile took to compute.
+    pub elapsed: Duration,
 }
 
 /// One-key quick filters.
@@ -192,6 +225,22 @@ pub struct TableState {
     pub marked: usize,
     pub anchor: Option<u32>,
     pub detail: bool,
+    /// Only the records of this case (id, ticket): a case expanded from the queue. The other
+    /// filters do not apply while it is set.
+    pub case: Option<(String, String)>,
+}
+
+/// The case queue's state (its lines are the loaded [`Loaded::queue`]).
+#[derive(Debug, Clone, Default)]
+pub struct QueueState {
+    /// Indices into the loaded queue, in the queue's order (severity, then age).
+    pub order: Vec<u32>,
+    pub cursor: usize,
+    pub offset: usize,
+    /// The marked cases (ids).
+    pub marks: HashSet<String>,
+    /// Position in the loaded queue of each case id (built when first needed).
+    index: Option<std::collections::HashMap<String, u32>>,
 }
 
 /// The detail pane's audit trail, read when the row changes.
@@ -229,6 +278,13 @@ pub struct App {
     pub mode: Mode,
     pub message: Option<Message>,
     pub trail: Option<Trail>,
+    /// The case queue's cursor, marks and order.
+    pub queue: QueueState,
+    /// The notes of the queue's case under the cursor, read when the cursor moves to another
+    /// case (events `note`).
+    pub notes: Option<Trail>,
+    /// The day overdue is judged against (UTC, as due dates are).
+    pub today: chrono::NaiveDate,
     /// Each decision command's cases, newest last: `u` undoes the last.
     pub undo: Vec<Vec<String>>,
     /// Cases decided in this session (the quit prompt asks about those accepted and not yet
@@ -275,6 +331,9 @@ impl App {
             mode: Mode::Normal,
             message: None,
             trail: None,
+            queue: QueueState::default(),
+            notes: None,
+            today: chrono::Utc::now().date_naive(),
             undo: Vec::new(),
             undispatched: HashSet::new(),
             sender: None,
@@ -318,8 +377,11 @@ impl App {
         self.data = None;
         self.table = TableState::default();
         self.trail = None;
+        self.queue = QueueState::default();
+        self.notes = None;
         self.undo.clear();
-        self.view = View::Table;
+        // The queue of cases is the first view of a loaded file.
+        self.view = View::Queue;
         self.mode = Mode::Normal;
         self.dirty = true;
     }
@@ -392,10 +454,12 @@ impl App {
             return Ctx::Picker;
         }
         match self.view {
+            View::Queue => Ctx::Queue,
             View::Table => Ctx::Table,
             View::Clusters => Ctx::Clusters,
             View::Approvals => Ctx::Approvals,
             View::Outbox => Ctx::Outbox,
+            View::Summary => Ctx::Summary,
         }
     }
 
@@ -455,6 +519,7 @@ impl App {
             }
         }
         self.sync_trail();
+        self.sync_notes();
         self.sync_outbox_cases();
     }
 
@@ -539,6 +604,7 @@ impl App {
             self.table.filter = Some(f);
         }
         self.refresh_view(keep_row);
+        self.refresh_queue();
         self.dirty = true;
     }
 
@@ -592,6 +658,22 @@ impl App {
         );
         let cluster = t.col(t.known.cluster);
         let all = self.table.all_rows;
+        if let Some((id, _)) = &self.table.case {
+            // One case's records, in date order (or the sort asked for).
+            let mut view: Vec<u32> = d.case_rows.get(id).cloned().unwrap_or_default();
+            match (self.table.sort, t.known.date) {
+                (Some((c, desc)), _) => t.sort(&mut view, c, desc),
+                (None, Some(dc)) => t.sort(&mut view, dc, false),
+                (None, None) => {}
+            }
+            self.table.view = view;
+            self.table.cursor = keep
+                .and_then(|k| self.table.view.iter().position(|r| *r == k))
+                .unwrap_or(self.table.cursor)
+                .min(self.table.view.len().saturating_sub(1));
+            self.scroll_into_view();
+            return;
+        }
         let matches = |r: usize| -> bool {
             let text_ok = |want: &Option<Option<u32>>, c: Option<&Vec<u32>>| match want {
                 None => true,
@@ -692,6 +774,7 @@ impl App {
             Mode::Prompt(_) => return self.prompt_key(k),
             Mode::Confirm(_) => return self.confirm_key(k),
             Mode::Palette { .. } => return self.palette_key(k),
+            Mode::Profile(_) => return self.profile_key(k),
             Mode::Help { scroll } => {
                 let key = Key::from_event(&k);
                 match self.keymap.lookup(Ctx::Global, key) {
@@ -764,15 +847,19 @@ impl App {
                 let i = View::ALL.iter().position(|v| *v == self.view).unwrap_or(0);
                 self.switch(View::ALL[(i + 1) % View::ALL.len()]);
             }
+            Cmd::ViewQueue => self.switch(View::Queue),
             Cmd::ViewTable => self.switch(View::Table),
             Cmd::ViewClusters => self.switch(View::Clusters),
             Cmd::ViewApprovals => self.switch(View::Approvals),
             Cmd::ViewOutbox => self.switch(View::Outbox),
+            Cmd::ViewSummary => self.switch(View::Summary),
             _ => match self.view {
+                View::Queue => self.queue_command(cmd),
                 View::Table => self.table_command(cmd),
                 View::Clusters => self.clusters_command(cmd),
                 View::Approvals => self.approvals_command(cmd),
                 View::Outbox => self.outbox_command(cmd),
+                View::Summary => {}
             },
         }
     }
@@ -805,6 +892,12 @@ impl App {
     }
 
     fn switch(&mut self, v: View) {
+        if v != View::Table && self.table.case.is_some() {
+            // Leaving an expanded case: the table shows the file's records again.
+            self.table.case = None;
+            let keep = self.current_row();
+            self.refresh_view(keep);
+        }
         self.view = v;
         if v == View::Approvals {
             self.load_approvals();
@@ -989,8 +1082,14 @@ impl App {
                     self.info("marks cleared");
                 } else if self.table.detail {
                     self.table.detail = false;
+                } else if self.table.case.is_some() {
+                    self.switch(View::Queue);
                 }
             }
+            Cmd::Take => self.take_or_release(true),
+            Cmd::Release => self.take_or_release(false),
+            Cmd::AddNote => self.start_note(),
+            Cmd::Profile => self.start_profile(),
             Cmd::SortAsc | Cmd::SortDesc => {
                 let col = self.table.col;
                 let desc = match (cmd, self.table.sort) {
@@ -1030,6 +1129,7 @@ impl App {
             Cmd::ClearFilters => {
                 self.table.quick = Quick::default();
                 self.table.filter = None;
+                self.table.case = None;
                 let keep = self.current_row();
                 self.refresh_view(keep);
                 self.info("filters cleared");
@@ -1382,13 +1482,10 @@ impl App {
         if self.live.is_some() {
             return self.live_decide(action, rows, note);
         }
-        let mut done: Vec<String> = Vec::new();
-        let mut refused: Vec<String> = Vec::new();
+        let mut ids: Vec<String> = Vec::new();
         let mut no_case = 0;
-        let mut updates: Vec<Case> = Vec::new();
         {
             let Some(d) = &self.data else { return };
-            let cases = Cases::new(&self.store);
             // Several records of one break share its case: each case is decided once.
             let mut seen: HashSet<&str> = HashSet::new();
             for r in rows {
@@ -1397,9 +1494,32 @@ impl App {
                     no_case += 1;
                     continue;
                 }
-                if !seen.insert(id) {
-                    continue;
+                if seen.insert(id) {
+                    ids.push(id.to_string());
                 }
+            }
+        }
+        if rows.len() > 1 {
+            self.clear_marks();
+        }
+        self.decide_ids(action, &ids, note, no_case);
+    }
+
+    /// Decides on the cases `ids`, one durable call each; statuses (in the table and the queue)
+    /// are shown once stored. `no_case` rows had no case to decide on.
+    fn decide_ids(
+        &mut self,
+        action: CaseAction,
+        ids: &[String],
+        note: Option<&str>,
+        no_case: usize,
+    ) {
+        let mut done: Vec<String> = Vec::new();
+        let mut refused: Vec<String> = Vec::new();
+        let mut updates: Vec<Case> = Vec::new();
+        {
+            let cases = Cases::new(&self.store);
+            for id in ids {
                 match cases.decide(id, action, &self.actor, note) {
                     Ok(c) => {
                         done.push(c.id.clone());
@@ -1418,9 +1538,6 @@ impl App {
         let n = done.len();
         if n > 0 {
             self.undo.push(done);
-        }
-        if rows.len() > 1 {
-            self.clear_marks();
         }
         let keep = self.current_row();
         self.refresh_view(keep);
@@ -1455,9 +1572,42 @@ impl App {
         }
     }
 
-    /// Shows a stored case's status (and ticket) on its table row.
+    /// Shows a stored case's status (and ticket) on its table rows, and the case in the queue
+    /// (a new outstanding case of the profile joins it).
     fn show_case(&mut self, row: Option<u32>, c: &Case) {
         let Some(d) = &mut self.data else { return };
+        if d.complete && c.profile == d.info.profile {
+            let index = self.queue.index.get_or_insert_with(|| {
+                d.queue
+                    .iter()
+                    .enumerate()
+                    .map(|(i, q)| (q.id.clone(), i as u32))
+                    .collect()
+            });
+            match index.get(&c.id) {
+                Some(i) => d.queue[*i as usize] = QueueCase::of(c),
+                None if c.outstanding() => {
+                    index.insert(c.id.clone(), d.queue.len() as u32);
+                    d.queue.push(QueueCase::of(c));
+                    let keep = self
+                        .queue
+                        .order
+                        .get(self.queue.cursor)
+                        .map(|i| d.queue[*i as usize].id.clone());
+                    self.queue.order = queue::order(&d.queue);
+                    if let Some(id) = keep
+                        && let Some(p) = self
+                            .queue
+                            .order
+                            .iter()
+                            .position(|i| d.queue[*i as usize].id == id)
+                    {
+                        self.queue.cursor = p;
+                    }
+                }
+                None => {}
+            }
+        }
         let k = d.table.known.clone();
         let rows = d.case_rows.entry(c.id.clone()).or_default();
         if let Some(r) = row
@@ -1592,6 +1742,342 @@ impl App {
             Ok(()) => self.info(format!("exported {} rows to {path}", e.rows)),
             Err(err) => self.fail(format!("cannot export to {path}: {err}")),
         }
+    }
+
+    // ----- queue ------------------------------------------------------------------------------
+
+    /// Rebuilds the queue's order from the loaded cases; the cursor stays on its case.
+    pub fn refresh_queue(&mut self) {
+        let keep = self.queue_current().map(|c| c.id.clone());
+        self.queue.index = None;
+        let Some(d) = &self.data else {
+            self.queue.order.clear();
+            return;
+        };
+        self.queue.order = queue::order(&d.queue);
+        if let Some(id) = keep
+            && let Some(p) = self
+                .queue
+                .order
+                .iter()
+                .position(|i| d.queue[*i as usize].id == id)
+        {
+            self.queue.cursor = p;
+        }
+        self.queue.cursor = self
+            .queue
+            .cursor
+            .min(self.queue.order.len().saturating_sub(1));
+        if !self.queue.marks.is_empty() {
+            let ids: HashSet<&str> = d.queue.iter().map(|q| q.id.as_str()).collect();
+            self.queue.marks.retain(|id| ids.contains(id.as_str()));
+        }
+        self.queue_scroll();
+    }
+
+    /// The queue's case under the cursor.
+    pub fn queue_current(&self) -> Option<&QueueCase> {
+        let d = self.data.as_ref()?;
+        let i = *self.queue.order.get(self.queue.cursor)?;
+        d.queue.get(i as usize)
+    }
+
+    /// Lines of the queue shown at the current size.
+    pub fn queue_height(&self) -> usize {
+        let area = Rect::new(0, 0, self.size.0, self.size.1);
+        super::ui::queue_body(self, area).height as usize
+    }
+
+    fn queue_scroll(&mut self) {
+        let h = self.queue_height().max(1);
+        let q = &mut self.queue;
+        if q.cursor < q.offset {
+            q.offset = q.cursor;
+        } else if q.cursor >= q.offset + h {
+            q.offset = q.cursor + 1 - h;
+        }
+        q.offset = q.offset.min(q.order.len().saturating_sub(h));
+    }
+
+    fn queue_move(&mut self, to: isize) {
+        let n = self.queue.order.len();
+        self.queue.cursor = if n == 0 {
+            0
+        } else {
+            to.clamp(0, n as isize - 1) as usize
+        };
+        self.queue_scroll();
+    }
+
+    /// The cases a queue command applies to: the marked ones (in queue order), else the one
+    /// under the cursor.
+    pub fn queue_targets(&self) -> Vec<String> {
+        let Some(d) = &self.data else {
+            return Vec::new();
+        };
+        if self.queue.marks.is_empty() {
+            return self
+                .queue_current()
+                .map(|c| c.id.clone())
+                .into_iter()
+                .collect();
+        }
+        self.queue
+            .order
+            .iter()
+            .map(|i| &d.queue[*i as usize].id)
+            .filter(|id| self.queue.marks.contains(*id))
+            .cloned()
+            .collect()
+    }
+
+    fn queue_command(&mut self, cmd: Cmd) {
+        let page = self.queue_height().max(1) as isize;
+        let cur = self.queue.cursor as isize;
+        match cmd {
+            Cmd::Down => self.queue_move(cur + 1),
+            Cmd::Up => self.queue_move(cur - 1),
+            Cmd::PageDown => self.queue_move(cur + page),
+            Cmd::PageUp => self.queue_move(cur - page),
+            Cmd::Top => self.queue_move(0),
+            Cmd::Bottom => self.queue_move(isize::MAX / 2),
+            Cmd::Enter => self.expand_case(),
+            Cmd::Back if !self.queue.marks.is_empty() => {
+                self.queue.marks.clear();
+                self.info("marks cleared");
+            }
+            Cmd::Mark => {
+                if let Some(id) = self.queue_current().map(|c| c.id.clone()) {
+                    if !self.queue.marks.remove(&id) {
+                        self.queue.marks.insert(id);
+                    }
+                    self.queue_move(cur + 1);
+                }
+            }
+            Cmd::MarkAll => {
+                let Some(d) = &self.data else { return };
+                self.queue.marks = d.queue.iter().map(|c| c.id.clone()).collect();
+                self.info(format!("{} cases marked", self.queue.marks.len()));
+            }
+            Cmd::Accept => self.start_case_decision(CaseAction::Accept),
+            Cmd::Reject => self.start_case_decision(CaseAction::Reject),
+            Cmd::Propose => self.start_case_decision(CaseAction::Propose),
+            Cmd::Approve => self.start_case_decision(CaseAction::Approve),
+            Cmd::Return => self.start_case_decision(CaseAction::Return),
+            Cmd::Undo => self.undo_last(),
+            Cmd::Take => self.take_or_release(true),
+            Cmd::Release => self.take_or_release(false),
+            Cmd::AddNote => self.start_note(),
+            _ => {}
+        }
+    }
+
+    /// Shows the records of the queue's case under the cursor in the table.
+    fn expand_case(&mut self) {
+        let Some(c) = self.queue_current().cloned() else {
+            return;
+        };
+        self.table.case = Some((c.id.clone(), c.ticket.clone()));
+        self.table.cursor = 0;
+        self.table.offset = 0;
+        self.refresh_view(None);
+        self.view = View::Table;
+        let n = self.table.view.len();
+        if n == 0 {
+            self.info(format!(
+                "{}: no records of this case in this file (esc returns to the queue)",
+                c.ticket
+            ));
+        } else {
+            self.info(format!(
+                "{}: {n} record(s) of the case (esc returns to the queue)",
+                c.ticket
+            ));
+        }
+    }
+
+    fn start_case_decision(&mut self, action: CaseAction) {
+        if !self.complete() {
+            return self.fail("wait until the cases are recorded");
+        }
+        let ids = self.queue_targets();
+        if ids.is_empty() {
+            return;
+        }
+        if let Some(what) = action.note_required() {
+            let label = if ids.len() > 1 {
+                format!("{} {} cases — {what}", action.as_str(), ids.len())
+            } else {
+                format!("{} — {what}", action.as_str())
+            };
+            self.prompt(
+                PromptKind::CaseDecision {
+                    action,
+                    case_ids: ids,
+                },
+                &label,
+                String::new(),
+            );
+        } else if ids.len() > 1 {
+            self.confirm_case_decision(action, ids, None);
+        } else {
+            self.decide_cases(action, &ids, None);
+        }
+    }
+
+    fn confirm_case_decision(
+        &mut self,
+        action: CaseAction,
+        ids: Vec<String>,
+        note: Option<String>,
+    ) {
+        let Some(d) = &self.data else { return };
+        let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let (total, abs) = d
+            .queue
+            .iter()
+            .filter(|c| wanted.contains(c.id.as_str()))
+            .fold((0.0, 0.0), |(t, a), c| {
+                (t + c.difference, a + c.difference.abs())
+            });
+        let mut lines = vec![format!(
+            "{} {} case(s): total difference {} (absolute {}).",
+            capitalise(action.as_str()),
+            ids.len(),
+            super::table::thousands(total, 2),
+            super::table::thousands(abs, 2)
+        )];
+        if let Some(n) = &note {
+            lines.push(format!("{}: {n}", action.note_required().unwrap_or("note")));
+        }
+        lines.push("y confirms, n or esc cancels.".into());
+        self.mode = Mode::Confirm(Confirm {
+            title: format!("{} {} cases?", capitalise(action.as_str()), ids.len()),
+            lines,
+            pending: Pending::DecideCases {
+                action,
+                case_ids: ids,
+                note,
+            },
+        });
+    }
+
+    /// Decides on queue cases (the marks are cleared).
+    fn decide_cases(&mut self, action: CaseAction, ids: &[String], note: Option<&str>) {
+        self.queue.marks.clear();
+        self.decide_ids(action, ids, note, 0);
+    }
+
+    /// The case (id, ticket) a take, release or note applies to in the table: the row's.
+    fn row_case(&self) -> Option<(String, String)> {
+        let d = self.data.as_ref()?;
+        let r = self.current_row()? as usize;
+        let t = &d.table;
+        let id = t.text(t.known.case_id, r);
+        (!id.is_empty()).then(|| (id.to_string(), t.text(t.known.ticket, r).to_string()))
+    }
+
+    /// Takes (assigns to the user) or releases the queue's marked cases or the one under the
+    /// cursor, or the table row's case; each change is on disk before it is shown.
+    fn take_or_release(&mut self, take: bool) {
+        if !self.complete() {
+            return self.fail("wait until the cases are recorded");
+        }
+        let ids: Vec<String> = match self.view {
+            View::Queue => self.queue_targets(),
+            _ => self.row_case().map(|c| c.0).into_iter().collect(),
+        };
+        if ids.is_empty() {
+            return self.fail("no case here: only a flagged row has a case");
+        }
+        let cases = Cases::new(&self.store);
+        let mut done: Vec<Case> = Vec::new();
+        let mut refused: Vec<String> = Vec::new();
+        for id in &ids {
+            let r = if take {
+                cases.assign(id, &self.actor.user, &self.actor)
+            } else {
+                cases.release(id, &self.actor)
+            };
+            match r {
+                Ok(c) => done.push(c),
+                Err(e) => refused.push(e.to_string()),
+            }
+        }
+        for c in &done {
+            self.show_case(None, c);
+        }
+        if ids.len() > 1 {
+            self.queue.marks.clear();
+        }
+        self.trail = None;
+        self.notes = None;
+        let what = match (take, done.as_slice()) {
+            (true, [c]) => format!("took {}: {} owns it", c.ticket, self.actor.user),
+            (false, [c]) => format!("released {}: nobody owns it", c.ticket),
+            (true, cs) => format!("took {} case(s)", cs.len()),
+            (false, cs) => format!("released {} case(s)", cs.len()),
+        };
+        match refused.first() {
+            None => self.info(what),
+            Some(e) if done.is_empty() && refused.len() == 1 => self.fail(e.clone()),
+            Some(e) => self.fail(format!("{what}; {} refused, e.g. {e}", refused.len())),
+        }
+    }
+
+    fn start_note(&mut self) {
+        if !self.complete() {
+            return self.fail("wait until the cases are recorded");
+        }
+        let target = match self.view {
+            View::Queue => self
+                .queue_current()
+                .map(|c| (c.id.clone(), c.ticket.clone())),
+            _ => self.row_case(),
+        };
+        let Some((case_id, ticket)) = target else {
+            return self.fail("no case here: only a flagged row has a case");
+        };
+        let label = format!("note on {ticket}");
+        self.prompt(
+            PromptKind::CaseNote { case_id, ticket },
+            &label,
+            String::new(),
+        );
+    }
+
+    fn add_note(&mut self, case_id: &str, ticket: &str, text: &str) {
+        match Cases::new(&self.store).note(case_id, text, &self.actor) {
+            Ok(c) => {
+                self.show_case(None, &c);
+                self.trail = None;
+                self.notes = None;
+                self.info(format!("note added to {ticket}"));
+            }
+            Err(e) => self.fail(e.to_string()),
+        }
+    }
+
+    /// Reads the notes of the queue's case under the cursor when it changed.
+    fn sync_notes(&mut self) {
+        if self.live.is_some() || self.view != View::Queue {
+            return;
+        }
+        let Some(id) = self.queue_current().map(|c| c.id.clone()) else {
+            self.notes = None;
+            return;
+        };
+        if self.notes.as_ref().is_some_and(|n| n.case_id == id) {
+            return;
+        }
+        let events = Cases::new(&self.store)
+            .notes(&id)
+            .map_err(|e| e.to_string());
+        self.notes = Some(Trail {
+            case_id: id,
+            events,
+        });
+        self.dirty = true;
     }
 
     // ----- clusters ---------------------------------------------------------------------------
@@ -2107,6 +2593,69 @@ impl App {
         }
     }
 
+    // ----- column profile -----------------------------------------------------------------------
+
+    /// Profiles the column under the column cursor over the rows the table shows.
+    fn start_profile(&mut self) {
+        let Some(d) = &self.data else { return };
+        let t0 = std::time::Instant::now();
+        let Some(p) = super::profile::profile(&d.table, self.table.col, &self.table.view) else {
+            return;
+        };
+        self.mode = Mode::Profile(ProfileView {
+            profile: p,
+            cursor: 0,
+            elapsed: t0.elapsed(),
+        });
+    }
+
+    fn profile_key(&mut self, k: KeyEvent) {
+        let key = Key::from_event(&k);
+        let cmd = self.keymap.lookup(Ctx::Global, key);
+        let Mode::Profile(p) = &mut self.mode else {
+            return;
+        };
+        let n = p.profile.entries.len();
+        match (k.code, cmd) {
+            (KeyCode::Enter, _) => {
+                let Some(e) = p.profile.entries.get(p.cursor).cloned() else {
+                    self.mode = Mode::Normal;
+                    return;
+                };
+                self.mode = Mode::Normal;
+                self.apply_profile_filter(&e.filter);
+            }
+            (_, Some(Cmd::Down)) => p.cursor = (p.cursor + 1).min(n.saturating_sub(1)),
+            (_, Some(Cmd::Up)) => p.cursor = p.cursor.saturating_sub(1),
+            (_, Some(Cmd::PageDown)) => p.cursor = (p.cursor + 10).min(n.saturating_sub(1)),
+            (_, Some(Cmd::PageUp)) => p.cursor = p.cursor.saturating_sub(10),
+            (_, Some(Cmd::Top)) => p.cursor = 0,
+            (_, Some(Cmd::Bottom)) => p.cursor = n.saturating_sub(1),
+            _ => self.mode = Mode::Normal,
+        }
+    }
+
+    /// Adds `expr` to the table's expression filter (and leaves an expanded case: the filter
+    /// applies to the file's records).
+    fn apply_profile_filter(&mut self, expr: &str) {
+        let text = match &self.table.filter {
+            Some(f) => format!("({}) and {expr}", f.text()),
+            None => expr.to_string(),
+        };
+        let compiled = self.data.as_ref().map(|d| d.table.compile(&text));
+        match compiled {
+            Some(Ok(f)) => {
+                self.table.filter = Some(f);
+                self.table.case = None;
+                let keep = self.current_row();
+                self.refresh_view(keep);
+                self.info(format!("{} rows match {expr}", self.table.view.len()));
+            }
+            Some(Err(e)) => self.fail(format!("filter: {e}")),
+            None => {}
+        }
+    }
+
     // ----- modes ------------------------------------------------------------------------------
 
     fn prompt_key(&mut self, k: KeyEvent) {
@@ -2207,6 +2756,22 @@ impl App {
                 self.export(rows, &text);
             }
             PromptKind::EmailTo { case_ids } => self.email_preview(case_ids, &text),
+            PromptKind::CaseDecision { action, case_ids } => {
+                if text.is_empty() {
+                    return self.fail("a reason is required; nothing was recorded");
+                }
+                if case_ids.len() > 1 {
+                    self.confirm_case_decision(action, case_ids, Some(text));
+                } else {
+                    self.decide_cases(action, &case_ids, Some(&text));
+                }
+            }
+            PromptKind::CaseNote { case_id, ticket } => {
+                if text.is_empty() {
+                    return self.fail("a note must not be empty; nothing was recorded");
+                }
+                self.add_note(&case_id, &ticket, &text);
+            }
         }
     }
 
@@ -2227,6 +2792,11 @@ impl App {
                     Pending::Jira { case_ids } => self.queue(Channel::Jira, &case_ids, &[]),
                     Pending::Webhook { case_ids } => self.queue(Channel::Webhook, &case_ids, &[]),
                     Pending::CancelItem(id) => self.cancel_item(id),
+                    Pending::DecideCases {
+                        action,
+                        case_ids,
+                        note,
+                    } => self.decide_cases(action, &case_ids, note.as_deref()),
                 }
             }
             KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => {
@@ -2318,6 +2888,13 @@ impl App {
                     }
                 } else {
                     match self.view {
+                        View::Queue => {
+                            let to = self.queue.offset + i;
+                            if to < self.queue.order.len() {
+                                self.queue.cursor = to;
+                            }
+                        }
+                        View::Summary => {}
                         View::Table => {
                             let to = self.table.offset + i;
                             if to < self.table.view.len() {

@@ -2,8 +2,10 @@
 //! column store, the cluster rows with their dominant bucket, each account's rows for the
 //! balance chart, and the run's facts for the status bar.
 
+use super::queue::{QueueCase, TrendPoint};
 use super::table::{ColumnStore, Data};
 use super::worker::LoadError;
+use crate::cycle::RunSummary;
 use crate::pipeline::{AnalyzeError, Detection, PipelineError, RunOptions, RunOutput};
 use polars::prelude::DataFrame;
 use std::collections::HashMap;
@@ -58,6 +60,15 @@ pub struct Loaded {
     pub case_rows: HashMap<String, Vec<u32>>,
     /// The file's own columns start here in the table (a flagged record's snapshot).
     pub file_columns_from: usize,
+    /// The outstanding cases of the profile, in store order (the queue view's lines; read when
+    /// the analysis ends).
+    pub queue: Vec<QueueCase>,
+    /// Why the cases could not be read for the queue, if they could not.
+    pub queue_error: Option<String>,
+    /// The cycle's summary (once the analysis has ended).
+    pub summary: Option<RunSummary>,
+    /// Outstanding cases after each of the profile's latest cycles, oldest first.
+    pub trend: Vec<TrendPoint>,
 }
 
 /// One history record of an account for the chart: its date and both balances (or the
@@ -79,6 +90,26 @@ impl Loaded {
             .get(row)
             .and_then(|c| self.history_points.get(*c as usize))
             .map_or(&[], Vec::as_slice)
+    }
+
+    /// The differences of the records of case `id` in this file, in date order (the queue's
+    /// trend).
+    pub fn case_differences(&self, id: &str) -> Vec<f64> {
+        let t = &self.table;
+        let Some(rows) = self.case_rows.get(id) else {
+            return Vec::new();
+        };
+        let mut points: Vec<(&str, f64)> = rows
+            .iter()
+            .filter_map(|r| {
+                let r = *r as usize;
+                t.num(t.known.difference, r)
+                    .map(|v| (t.text(t.known.date, r), v))
+            })
+            .collect();
+        // ISO dates sort as text.
+        points.sort_by(|a, b| a.0.cmp(b.0));
+        points.into_iter().map(|p| p.1).collect()
     }
 
     /// The rows of the account of `row`, in date order.
@@ -140,6 +171,10 @@ pub fn build(
         history_points,
         case_rows,
         file_columns_from,
+        queue: Vec::new(),
+        queue_error: None,
+        summary: None,
+        trend: Vec::new(),
     })
 }
 

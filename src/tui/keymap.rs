@@ -172,6 +172,102 @@ const DEFAULTS: &[Row] = &[
     // The views' own commands first: the footer lists them before the global ones.
     (
         Cmd::Enter,
+        "expand",
+        Ctx::Queue,
+        &["enter"],
+        "Show the case's records in the table (esc returns to the queue)",
+        true,
+    ),
+    (
+        Cmd::Accept,
+        "accept",
+        Ctx::Queue,
+        &["a"],
+        "Accept: a real break (the marked cases, or this one)",
+        true,
+    ),
+    (
+        Cmd::Reject,
+        "reject",
+        Ctx::Queue,
+        &["r"],
+        "Reject as a false positive (asks for the reason)",
+        true,
+    ),
+    (
+        Cmd::Propose,
+        "propose",
+        Ctx::Queue,
+        &["t"],
+        "Propose auto-resolution (a supervisor approves)",
+        false,
+    ),
+    (
+        Cmd::Take,
+        "take",
+        Ctx::Queue,
+        &["m"],
+        "Take the case (the marked cases): you own it",
+        true,
+    ),
+    (
+        Cmd::Release,
+        "release",
+        Ctx::Queue,
+        &["M"],
+        "Release the case (the marked cases): nobody owns it",
+        true,
+    ),
+    (
+        Cmd::AddNote,
+        "note",
+        Ctx::Queue,
+        &["i"],
+        "Add a note to the case (asks for the text; not a decision)",
+        true,
+    ),
+    (
+        Cmd::Undo,
+        "undo",
+        Ctx::Queue,
+        &["u"],
+        "Undo your last decision (not yet dispatched)",
+        false,
+    ),
+    (
+        Cmd::Mark,
+        "mark",
+        Ctx::Queue,
+        &["space"],
+        "Mark or unmark the case",
+        true,
+    ),
+    (
+        Cmd::MarkAll,
+        "mark-all",
+        Ctx::Queue,
+        &["*"],
+        "Mark every case in the queue",
+        false,
+    ),
+    (
+        Cmd::Approve,
+        "approve",
+        Ctx::Queue,
+        &[],
+        "Approve the proposed auto-resolution (supervisors)",
+        false,
+    ),
+    (
+        Cmd::Return,
+        "return",
+        Ctx::Queue,
+        &[],
+        "Return the proposal with a comment (supervisors)",
+        false,
+    ),
+    (
+        Cmd::Enter,
         "open",
         Ctx::Table,
         &["enter"],
@@ -371,6 +467,38 @@ const DEFAULTS: &[Row] = &[
         false,
     ),
     (
+        Cmd::Profile,
+        "profile",
+        Ctx::Table,
+        &["p"],
+        "Profile the column over the shown rows: top values, or quartiles and a histogram (enter filters)",
+        false,
+    ),
+    (
+        Cmd::Take,
+        "take",
+        Ctx::Table,
+        &["m"],
+        "Take the row's case: you own it",
+        false,
+    ),
+    (
+        Cmd::Release,
+        "release",
+        Ctx::Table,
+        &["M"],
+        "Release the row's case: nobody owns it",
+        false,
+    ),
+    (
+        Cmd::AddNote,
+        "note",
+        Ctx::Table,
+        &["i"],
+        "Add a note to the row's case (asks for the text)",
+        false,
+    ),
+    (
         Cmd::Enter,
         "members",
         Ctx::Clusters,
@@ -556,6 +684,22 @@ const DEFAULTS: &[Row] = &[
         false,
     ),
     (
+        Cmd::ViewQueue,
+        "view-queue",
+        Ctx::Global,
+        &["5"],
+        "Case queue: the outstanding cases, by severity and age",
+        false,
+    ),
+    (
+        Cmd::ViewSummary,
+        "view-summary",
+        Ctx::Global,
+        &["6"],
+        "Run summary: the cycle, outstanding by bucket and age, the trend",
+        false,
+    ),
+    (
         Cmd::Email,
         "email",
         Ctx::Global,
@@ -719,10 +863,12 @@ impl Keymap {
     /// The help, by context: `(context, [(keys, name, help)])`.
     pub fn help(&self) -> Vec<(Ctx, Vec<HelpRow>)> {
         let order = [
+            Ctx::Queue,
             Ctx::Table,
             Ctx::Clusters,
             Ctx::Approvals,
             Ctx::Outbox,
+            Ctx::Summary,
             Ctx::Picker,
             Ctx::Global,
         ];
@@ -812,6 +958,8 @@ mod tests {
             assert_eq!(b.keys.len(), keys.len(), "{name}: {keys:?}");
         }
         for ctx in [
+            Ctx::Queue,
+            Ctx::Summary,
             Ctx::Table,
             Ctx::Clusters,
             Ctx::Approvals,
@@ -850,6 +998,13 @@ mod tests {
         assert_eq!(km.lookup(Ctx::Table, k("W")), Some(Cmd::Webhook));
         assert_eq!(km.lookup(Ctx::Outbox, k("W")), Some(Cmd::Webhook));
         assert_eq!(km.lookup(Ctx::Table, k("R")), None);
+        // The queue: take, release and note there and on a table row; 5 and 6 everywhere.
+        assert_eq!(km.lookup(Ctx::Queue, k("m")), Some(Cmd::Take));
+        assert_eq!(km.lookup(Ctx::Table, k("M")), Some(Cmd::Release));
+        assert_eq!(km.lookup(Ctx::Queue, k("i")), Some(Cmd::AddNote));
+        assert_eq!(km.lookup(Ctx::Queue, k("a")), Some(Cmd::Accept));
+        assert_eq!(km.lookup(Ctx::Outbox, k("5")), Some(Cmd::ViewQueue));
+        assert_eq!(km.lookup(Ctx::Queue, k("6")), Some(Cmd::ViewSummary));
     }
 
     #[test]

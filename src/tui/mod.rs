@@ -25,6 +25,8 @@ pub mod data;
 pub mod export;
 pub mod keymap;
 pub mod live;
+pub mod profile;
+pub mod queue;
 pub mod table;
 pub mod theme;
 pub mod ui;

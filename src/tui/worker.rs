@@ -7,6 +7,7 @@
 //! per-account series) happens here too, never on the UI thread.
 
 use super::data::{self, Loaded};
+use super::queue;
 use crate::config::Config;
 use crate::pipeline::{self, AnalyzeOptions, Partial, Progress, RunOptions};
 use crate::store::Store;
@@ -194,10 +195,21 @@ fn load(
     if let Some(e) = partial_error {
         tracing::warn!(error = %e, "partial table");
     }
-    data::build(opts, &analysis.run, &analysis.det, &analysis.table, true)
-        .map(Box::new)
+    let mut loaded = data::build(opts, &analysis.run, &analysis.det, &analysis.table, true)
         .map_err(|message| LoadError {
             title: format!("cannot show {source}"),
             message,
-        })
+        })?;
+    // The queue: every outstanding case of the profile, read here, off the UI thread.
+    let profile = analysis.run.profile.clone();
+    match queue::load(store, &profile) {
+        Ok(q) => loaded.queue = q,
+        Err(e) => loaded.queue_error = Some(e),
+    }
+    loaded.trend = queue::trend(store, &profile).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "run summaries");
+        Vec::new()
+    });
+    loaded.summary = Some(analysis.summary);
+    Ok(Box::new(loaded))
 }

@@ -339,6 +339,10 @@ fn empty(url: &str) -> Loaded {
         history_points: Vec::new(),
         case_rows: HashMap::new(),
         file_columns_from: col::FIELDS,
+        queue: Vec::new(),
+        queue_error: None,
+        summary: None,
+        trend: Vec::new(),
     }
 }
 
@@ -730,6 +734,11 @@ impl App {
             }
             Cmd::ViewClusters => unavailable("the clusters of a file's run are"),
             Cmd::ViewOutbox => unavailable("the outbox is"),
+            Cmd::ViewQueue => unavailable("the case queue of a file's run is"),
+            Cmd::ViewSummary => unavailable("the run summary of a file's run is"),
+            Cmd::Take | Cmd::Release | Cmd::AddNote => {
+                unavailable("taking, releasing and noting cases are")
+            }
             Cmd::Email | Cmd::Jira => unavailable("dispatch from this UI is"),
             Cmd::Flag => unavailable("flagging a missed break is"),
             Cmd::Export => unavailable("export is"),

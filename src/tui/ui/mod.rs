@@ -5,6 +5,7 @@
 //! Screen: status bar (top), the view, the message or prompt line, the footer of key hints.
 
 mod overlay;
+mod queue;
 mod table;
 mod views;
 
@@ -54,6 +55,22 @@ pub fn outbox_list_area(app: &App, area: Rect) -> Rect {
     Rect { height: h, ..main }
 }
 
+/// The case queue's list (with its header line); the pane of the case under the cursor takes
+/// the rest of the main area when there is a case.
+pub fn queue_area(app: &App, area: Rect) -> Rect {
+    let main = main_area(area);
+    if app.queue.order.is_empty() {
+        return main;
+    }
+    let h = (main.height * 3 / 5).max(4).min(main.height);
+    Rect { height: h, ..main }
+}
+
+/// The queue's lines (below its header line).
+pub fn queue_body(app: &App, area: Rect) -> Rect {
+    below_header(queue_area(app, area))
+}
+
 /// The rows of whichever list is shown (table, clusters, approvals, outbox, picker).
 pub fn list_body(app: &App, area: Rect) -> Rect {
     if app.picker.is_some() {
@@ -61,6 +78,7 @@ pub fn list_body(app: &App, area: Rect) -> Rect {
     }
     match app.view {
         super::action::View::Table => table_body(app, area),
+        super::action::View::Queue => queue_body(app, area),
         super::action::View::Outbox => below_header(outbox_list_area(app, area)),
         _ => below_header(main_area(area)),
     }
@@ -126,6 +144,8 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
             super::action::View::Clusters => views::clusters(frame.buffer_mut(), app, main),
             super::action::View::Approvals => views::approvals(frame.buffer_mut(), app, main),
             super::action::View::Outbox => views::outbox(frame, app, area),
+            super::action::View::Queue => queue::queue(frame, app, area),
+            super::action::View::Summary => queue::summary(frame, app, main),
         }
     } else {
         views::loading(frame, app, main);
@@ -153,6 +173,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
         Mode::Help { scroll } => overlay::help(frame, app, *scroll),
         Mode::Palette { query, cursor } => overlay::palette(frame, app, query, *cursor),
         Mode::Confirm(c) => overlay::confirm(frame, app, c),
+        Mode::Profile(p) => overlay::profile(frame, app, p),
         Mode::Prompt(_) | Mode::Normal => {}
     }
 }
@@ -192,6 +213,11 @@ fn footer(buf: &mut Buffer, app: &App, r: Rect) {
         ],
         Mode::Help { .. } => vec![
             ("j/k".to_string(), "scroll"),
+            ("any key".to_string(), "close"),
+        ],
+        Mode::Profile(_) => vec![
+            ("j/k".to_string(), "choose"),
+            ("enter".to_string(), "filter by it"),
             ("any key".to_string(), "close"),
         ],
         Mode::Normal if app.picker.is_none() && app.data.is_none() => {

@@ -1,7 +1,7 @@
 //! Popups over the view: the help (from the keymap), the command palette (from the keymap),
 //! and the confirm dialog.
 
-use crate::tui::app::{App, Confirm};
+use crate::tui::app::{App, Confirm, ProfileView};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Modifier;
@@ -108,4 +108,99 @@ pub fn confirm(frame: &mut Frame<'_>, app: &App, c: &Confirm) {
     let inner = popup(frame, app, r, &c.title);
     let lines: Vec<Line<'_>> = c.lines.iter().map(|l| Line::from(l.as_str())).collect();
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+/// The column profile: the values with count, share and a bar (or the numeric summary and the
+/// histogram's bins), the cursor on the line `enter` filters by.
+pub fn profile(frame: &mut Frame<'_>, app: &App, v: &ProfileView) {
+    use crate::tui::profile::short;
+    let area = frame.area();
+    let r = area.centered(Constraint::Percentage(80), Constraint::Percentage(80));
+    let p = &v.profile;
+    let what = if p.stats.is_some() {
+        "bins"
+    } else {
+        "distinct values"
+    };
+    let title = format!(
+        "Profile: {} · {} rows · {} {what} · {:.0} ms",
+        p.title,
+        p.rows,
+        p.distinct,
+        v.elapsed.as_secs_f64() * 1e3
+    );
+    let inner = popup(frame, app, r, &title);
+    let th = &app.theme;
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    if let Some(s) = &p.stats {
+        lines.push(Line::from(vec![
+            Span::styled("min ", th.dim),
+            Span::raw(short(s.min)),
+            Span::styled("  q1 ", th.dim),
+            Span::raw(short(s.q1)),
+            Span::styled("  median ", th.dim),
+            Span::raw(short(s.median)),
+            Span::styled("  q3 ", th.dim),
+            Span::raw(short(s.q3)),
+            Span::styled("  max ", th.dim),
+            Span::raw(short(s.max)),
+            Span::styled("  mean ", th.dim),
+            Span::raw(short(s.mean)),
+            Span::styled(
+                format!("  ({} numbers, {} empty)", s.count, s.missing),
+                th.dim,
+            ),
+        ]));
+    } else if p.entries.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "No values among the shown rows.",
+            th.dim,
+        )));
+    }
+    let label_w = p
+        .entries
+        .iter()
+        .map(|e| e.label.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(8, 40);
+    let most = p.entries.iter().map(|e| e.count).max().unwrap_or(1).max(1);
+    let bar_room = (inner.width as usize).saturating_sub(label_w + 22).max(1);
+    let room = (inner.height as usize).saturating_sub(lines.len() + 1);
+    let off = super::list_offset(v.cursor, room);
+    for (i, e) in p.entries.iter().enumerate().skip(off).take(room) {
+        let share = if p.rows > 0 {
+            e.count as f64 / p.rows as f64 * 100.0
+        } else {
+            0.0
+        };
+        let label: String = if e.label.chars().count() > label_w {
+            let mut s: String = e.label.chars().take(label_w - 1).collect();
+            s.push('…');
+            s
+        } else {
+            e.label.clone()
+        };
+        let bar = "█".repeat((e.count * bar_room).div_ceil(most).min(bar_room));
+        let style = if i == v.cursor { th.cursor } else { th.base };
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("{label:<label_w$} {:>9} {share:>6.1}% ", e.count),
+                style,
+            ),
+            Span::styled(bar, if i == v.cursor { style } else { th.accent }),
+        ]));
+    }
+    if p.others > 0 {
+        let what = if p.stats.is_some() {
+            "rows without a number"
+        } else {
+            "rows in other values"
+        };
+        lines.push(Line::from(Span::styled(
+            format!("{} {what}", p.others),
+            th.dim,
+        )));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
 }

@@ -35,6 +35,9 @@ pub fn status_bar(buf: &mut Buffer, app: &App, r: Rect) {
         if let Some(f) = &app.table.filter {
             filters.push(f.text().to_string());
         }
+        if let Some((_, ticket)) = &app.table.case {
+            filters.push(format!("case {ticket}"));
+        }
         if let Some(s) = &q.status {
             filters.push(format!("status={s}"));
         }
@@ -65,6 +68,25 @@ pub fn status_bar(buf: &mut Buffer, app: &App, r: Rect) {
             right.push_str(" · ");
         }
         match app.view {
+            crate::tui::action::View::Queue => {
+                let n = app.queue.order.len();
+                let pos = if n == 0 { 0 } else { app.queue.cursor + 1 };
+                right.push_str(&format!("Case {pos}/{n}"));
+                let overdue = d.queue.iter().filter(|c| c.overdue(app.today)).count();
+                if overdue > 0 {
+                    right.push_str(&format!(" · {overdue} overdue"));
+                }
+                if !app.queue.marks.is_empty() {
+                    right.push_str(&format!(" · {} marked", app.queue.marks.len()));
+                }
+            }
+            crate::tui::action::View::Summary => match &d.summary {
+                Some(s) => right.push_str(&format!(
+                    "cycle as of {}",
+                    s.as_of.as_deref().unwrap_or("–")
+                )),
+                None => right.push_str("cycle not ended"),
+            },
             crate::tui::action::View::Table => {
                 let n = app.table.view.len();
                 let pos = if n == 0 { 0 } else { app.table.cursor + 1 };
@@ -404,7 +426,12 @@ pub fn clusters(buf: &mut Buffer, app: &App, r: Rect) {
 
 /// Draws a list view's header (title, width, right-aligned) on the first line of `r`; returns
 /// the rest of `r`, where the rows go.
-fn header_row(buf: &mut Buffer, r: Rect, widths: &[(u16, &str, bool)], th: &Theme) -> Rect {
+pub(super) fn header_row(
+    buf: &mut Buffer,
+    r: Rect,
+    widths: &[(u16, &str, bool)],
+    th: &Theme,
+) -> Rect {
     buf.set_style(Rect { height: 1, ..r }, th.header);
     let mut x = r.x + 1;
     for &(w, t, right) in widths {
@@ -470,7 +497,7 @@ pub fn approvals(buf: &mut Buffer, app: &App, r: Rect) {
 }
 
 /// When an outbox time is shown: local time, to the minute.
-fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+pub(super) fn when(t: chrono::DateTime<chrono::Utc>) -> String {
     t.with_timezone(&chrono::Local)
         .format("%Y-%m-%d %H:%M")
         .to_string()
