@@ -1619,6 +1619,32 @@ fn take_note_and_release_through_keys_reach_the_store_and_the_case_pane() {
 }
 
 #[test]
+fn my_queue_shows_only_the_cases_i_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded_queue(dir.path());
+    let all = app.queue.order.len();
+    assert!(all > 1, "the sample opens several cases");
+    let first = queue_cases(&app)[0].clone();
+    press(&mut app, &["m", "o"]);
+    assert_eq!(app.queue.order.len(), 1);
+    assert_eq!(
+        app.message.as_ref().unwrap().text,
+        "my queue: 1 case(s) owned by ana"
+    );
+    assert_eq!(app.queue_current().unwrap().id, first.id);
+    assert!(queue_screen(&app).contains("· mine"));
+    // Releasing it empties my queue; o again shows every outstanding case.
+    press(&mut app, &["M"]);
+    assert_eq!(app.queue.order.len(), 0);
+    press(&mut app, &["o"]);
+    assert_eq!(app.queue.order.len(), all);
+    assert_eq!(
+        app.message.as_ref().unwrap().text,
+        format!("every outstanding case: {all}")
+    );
+}
+
+#[test]
 fn queue_decisions_act_on_the_marked_cases_behind_a_confirm() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = loaded_queue(dir.path());

@@ -147,6 +147,8 @@ pub enum Cmd {
     Release,
     /// Add a note to the case (asks for the text).
     AddNote,
+    /// Show only my cases in the queue (the cases I own), or every outstanding case again.
+    MyQueue,
     /// Profile the column under the column cursor over the shown rows.
     Profile,
 }

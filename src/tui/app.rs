@@ -239,6 +239,8 @@ pub struct QueueState {
     pub offset: usize,
     /// The marked cases (ids).
     pub marks: HashSet<String>,
+    /// Only the cases the user owns ("my queue").
+    pub mine: bool,
     /// Position in the loaded queue of each case id (built when first needed).
     index: Option<std::collections::HashMap<String, u32>>,
 }
@@ -1755,6 +1757,12 @@ impl App {
             return;
         };
         self.queue.order = queue::order(&d.queue);
+        if self.queue.mine {
+            let me = self.actor.user.as_str();
+            self.queue
+                .order
+                .retain(|i| d.queue[*i as usize].owner.as_deref() == Some(me));
+        }
         if let Some(id) = keep
             && let Some(p) = self
                 .queue
@@ -1868,6 +1876,16 @@ impl App {
             Cmd::Take => self.take_or_release(true),
             Cmd::Release => self.take_or_release(false),
             Cmd::AddNote => self.start_note(),
+            Cmd::MyQueue => {
+                self.queue.mine = !self.queue.mine;
+                self.refresh_queue();
+                let n = self.queue.order.len();
+                if self.queue.mine {
+                    self.info(format!("my queue: {n} case(s) owned by {}", self.actor.user));
+                } else {
+                    self.info(format!("every outstanding case: {n}"));
+                }
+            }
             _ => {}
         }
     }
@@ -2009,6 +2027,10 @@ impl App {
         }
         if ids.len() > 1 {
             self.queue.marks.clear();
+        }
+        if self.queue.mine {
+            // My queue follows who owns what.
+            self.refresh_queue();
         }
         self.trail = None;
         self.notes = None;

@@ -227,6 +227,14 @@ const DEFAULTS: &[Row] = &[
         true,
     ),
     (
+        Cmd::MyQueue,
+        "my-queue",
+        Ctx::Queue,
+        &["o"],
+        "My queue: only the cases I own (again: every outstanding case)",
+        false,
+    ),
+    (
         Cmd::Undo,
         "undo",
         Ctx::Queue,
@@ -1002,6 +1010,7 @@ mod tests {
         assert_eq!(km.lookup(Ctx::Queue, k("m")), Some(Cmd::Take));
         assert_eq!(km.lookup(Ctx::Table, k("M")), Some(Cmd::Release));
         assert_eq!(km.lookup(Ctx::Queue, k("i")), Some(Cmd::AddNote));
+        assert_eq!(km.lookup(Ctx::Queue, k("o")), Some(Cmd::MyQueue));
         assert_eq!(km.lookup(Ctx::Queue, k("a")), Some(Cmd::Accept));
         assert_eq!(km.lookup(Ctx::Outbox, k("5")), Some(Cmd::ViewQueue));
         assert_eq!(km.lookup(Ctx::Queue, k("6")), Some(Cmd::ViewSummary));

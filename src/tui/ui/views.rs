@@ -72,6 +72,9 @@ pub fn status_bar(buf: &mut Buffer, app: &App, r: Rect) {
                 let n = app.queue.order.len();
                 let pos = if n == 0 { 0 } else { app.queue.cursor + 1 };
                 right.push_str(&format!("Case {pos}/{n}"));
+                if app.queue.mine {
+                    right.push_str(" · mine");
+                }
                 let overdue = d.queue.iter().filter(|c| c.overdue(app.today)).count();
                 if overdue > 0 {
                     right.push_str(&format!(" · {overdue} overdue"));
