@@ -1881,7 +1881,10 @@ impl App {
                 self.refresh_queue();
                 let n = self.queue.order.len();
                 if self.queue.mine {
-                    self.info(format!("my queue: {n} case(s) owned by {}", self.actor.user));
+                    self.info(format!(
+                        "my queue: {n} case(s) owned by {}",
+                        self.actor.user
+                    ));
                 } else {
                     self.info(format!("every outstanding case: {n}"));
                 }
