@@ -437,6 +437,67 @@ pub struct TuiConfig {
     /// Key bindings overriding the defaults, by command name (checked by the UI, which knows
     /// the commands): `accept = "a"` or `down = ["j", "down"]`.
     pub keys: std::collections::BTreeMap<String, KeyList>,
+    /// Saved views of the records table shipped with the config (`[tui.views.NAME]`), read-only
+    /// in the UI, listed in its palette beside the views saved there (in the store).
+    #[serde(default)]
+    pub views: std::collections::BTreeMap<String, SavedView>,
+}
+
+/// A saved view of the records table: its filters, sort and column, by column name (so a view
+/// applies to any file that has those columns). Empty text means "not set". Stored as JSON in
+/// the store, or given as `[tui.views.NAME]` in the config (whose keys are checked one by one
+/// when the file is read; unknown fields are ignored here so a view stored by a later version
+/// still reads).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
+#[serde(default)]
+pub struct SavedView {
+    /// The expression filter (`difference > 1000 and status = pending`).
+    pub filter: String,
+    /// The quick filters: a status, bucket and severity value, a cluster number.
+    pub status: String,
+    pub bucket: String,
+    pub severity: String,
+    pub cluster: Option<u32>,
+    /// The search text (`n` finds the next match).
+    pub search: String,
+    /// The column sorted by, largest first when `descending`.
+    pub sort: String,
+    pub descending: bool,
+    /// Every row, not only the flagged ones.
+    pub all_rows: bool,
+    /// The column under the column cursor.
+    pub column: String,
+}
+
+/// The keys of a `[tui.views.NAME]` table and the TOML type each must have.
+const VIEW_FIELDS: [(&str, &str); 10] = [
+    ("filter", "a string"),
+    ("status", "a string"),
+    ("bucket", "a string"),
+    ("severity", "a string"),
+    ("cluster", "an integer"),
+    ("search", "a string"),
+    ("sort", "a string"),
+    ("descending", "true or false"),
+    ("all_rows", "true or false"),
+    ("column", "a string"),
+];
+
+impl SavedView {
+    /// Checks what can be checked without a file: the filter's syntax, the view's name, the
+    /// cluster number. The filter's columns are checked when the view is applied.
+    pub fn check(&self, name: &str) -> Result<(), String> {
+        if name.trim().is_empty() || name.trim() != name {
+            return Err(format!(
+                "a view's name must not be empty or start or end with spaces, found {name:?}"
+            ));
+        }
+        if !self.filter.trim().is_empty() {
+            crate::expr::Expr::compile(&self.filter, &|_| Some(0))
+                .map_err(|e| format!("filter {:?}: {e}", self.filter))?;
+        }
+        Ok(())
+    }
 }
 
 /// One key or several.
@@ -922,6 +983,11 @@ impl Config {
                 format!("must be \"dark\" or \"light\", found {:?}", self.tui.theme),
             ));
         }
+        for (name, view) in &self.tui.views {
+            if let Err(m) = view.check(name) {
+                return Err(bad(&format!("tui.views.{name}"), m));
+            }
+        }
         Ok(())
     }
 
@@ -1122,6 +1188,37 @@ fn merge_checked(
                     expected: "a key or a list of keys (strings)",
                     found: type_name(value),
                 });
+            }
+            base.insert(key.clone(), value.clone());
+            continue;
+        }
+        if prefix == "tui.views" {
+            // Free-form names; each a table of the view's keys.
+            let t = value.as_table().ok_or_else(|| ConfigError::WrongType {
+                key: dotted.clone(),
+                path: path.to_path_buf(),
+                expected: "a table ([tui.views.NAME] with filter, sort, …)",
+                found: type_name(value),
+            })?;
+            for (k, v) in t {
+                let Some((_, expected)) = VIEW_FIELDS.iter().find(|(f, _)| f == k) else {
+                    let known: Vec<&str> = VIEW_FIELDS.iter().map(|(f, _)| *f).collect();
+                    return Err(ConfigError::UnknownKey {
+                        key: format!("{dotted}.{k}"),
+                        path: path.to_path_buf(),
+                        hint: format!(" (known keys: {})", known.join(", ")),
+                    });
+                };
+                let ok = type_name(v) == *expected
+                    && v.as_integer().is_none_or(|i| u32::try_from(i).is_ok());
+                if !ok {
+                    return Err(ConfigError::WrongType {
+                        key: format!("{dotted}.{k}"),
+                        path: path.to_path_buf(),
+                        expected,
+                        found: type_name(v),
+                    });
+                }
             }
             base.insert(key.clone(), value.clone());
             continue;
@@ -1395,6 +1492,40 @@ mod tests {
         assert!(e.to_string().contains("`tui.keys.accept`"), "{e}");
         let e = Config::from_user_toml("[tui]\ntheme = \"pink\"\n", &p()).unwrap_err();
         assert!(e.to_string().contains("tui.theme"), "{e}");
+    }
+
+    #[test]
+    fn tui_views_are_typed_and_their_filters_checked() {
+        let c = Config::from_user_toml(
+            "[tui.views.\"big pending\"]\nfilter = \"difference > 1000 and status = pending\"\nsort = \"difference\"\ndescending = true\nseverity = \"High\"\ncluster = 2\n[tui.views.all]\nall_rows = true\n",
+            &p(),
+        )
+        .unwrap();
+        let v = &c.tui.views["big pending"];
+        assert_eq!(v.filter, "difference > 1000 and status = pending");
+        assert_eq!(v.sort, "difference");
+        assert!(v.descending);
+        assert_eq!(v.severity, "High");
+        assert_eq!(v.cluster, Some(2));
+        assert_eq!(v.status, "");
+        assert!(c.tui.views["all"].all_rows);
+        assert!(Config::defaults().tui.views.is_empty());
+        // A bad expression names the view.
+        let e = Config::from_user_toml("[tui.views.mine]\nfilter = \"difference >\"\n", &p())
+            .unwrap_err();
+        assert!(e.to_string().contains("`tui.views.mine`"), "{e}");
+        assert!(e.to_string().contains("difference >"), "{e}");
+        // An unknown key or a wrong type names the key.
+        let e = Config::from_user_toml("[tui.views.mine]\nfiltre = \"x\"\n", &p()).unwrap_err();
+        assert!(e.to_string().contains("`tui.views.mine.filtre`"), "{e}");
+        assert!(e.to_string().contains("filter"), "{e}");
+        let e =
+            Config::from_user_toml("[tui.views.mine]\ndescending = \"yes\"\n", &p()).unwrap_err();
+        assert!(e.to_string().contains("`tui.views.mine.descending`"), "{e}");
+        let e = Config::from_user_toml("[tui.views.mine]\ncluster = -1\n", &p()).unwrap_err();
+        assert!(e.to_string().contains("`tui.views.mine.cluster`"), "{e}");
+        let e = Config::from_user_toml("[tui.views]\nmine = 1\n", &p()).unwrap_err();
+        assert!(e.to_string().contains("`tui.views.mine`"), "{e}");
     }
 
     #[test]

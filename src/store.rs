@@ -4,7 +4,8 @@
 //! Layout: one sled database in `<data_dir>/store`, with named trees: models, llm_cache, the
 //! case workflow's trees (cases, tickets, break_index, events, case_events, feedback, seq; see
 //! [`crate::cases`] for what they hold) and the dispatch outbox's trees (outbox, outbox_pending,
-//! jira_keys; see [`crate::notify`]). A `meta` tree holds the schema version; opening a store
+//! jira_keys; see [`crate::notify`]), run summaries (`runs`) and the records table's saved views
+//! (`views`, name → JSON). A `meta` tree holds the schema version; opening a store
 //! written by a newer version is refused, an older one is migrated. Writes that acknowledge
 //! something to a user are flushed before returning.
 //!
@@ -33,6 +34,8 @@ const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 const LLM_CACHE: &str = "llm_cache";
 /// The service's per-account state (the last records of each account).
 const STREAM_STATE: &str = "stream_state";
+/// The records table's views saved in the UI: name → view JSON.
+const VIEWS: &str = "views";
 
 /// Why the store could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
@@ -346,6 +349,45 @@ impl Store {
             .collect()
     }
 
+    /// Saves a view of the records table under `name`, replacing one of that name (durable when
+    /// this returns).
+    pub fn put_view(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.room()?;
+        let t = self.db.open_tree(VIEWS).map_err(|e| self.engine(e))?;
+        t.insert(name.as_bytes(), bytes)
+            .map_err(|e| self.engine(e))?;
+        t.flush().map_err(|e| self.engine(e))?;
+        Ok(())
+    }
+
+    /// A saved view by name.
+    pub fn get_view(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.db.open_tree(VIEWS)?;
+        Ok(t.get(name.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// The saved views `(name, bytes)`, in name order.
+    pub fn views(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let t = self.db.open_tree(VIEWS)?;
+        let mut out = Vec::new();
+        for kv in t.iter() {
+            let (k, v) = kv?;
+            out.push((String::from_utf8_lossy(&k).to_string(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Deletes a saved view; whether there was one (durable when this returns).
+    pub fn delete_view(&self, name: &str) -> Result<bool, StoreError> {
+        let t = self.db.open_tree(VIEWS).map_err(|e| self.engine(e))?;
+        let had = t
+            .remove(name.as_bytes())
+            .map_err(|e| self.engine(e))?
+            .is_some();
+        t.flush().map_err(|e| self.engine(e))?;
+        Ok(had)
+    }
+
     /// Flushes every write to disk (the case operations do this themselves before returning).
     pub fn flush(&self) -> Result<(), StoreError> {
         if self.failed.load(std::sync::atomic::Ordering::SeqCst) {
@@ -638,6 +680,31 @@ mod tests {
         assert_eq!(s.get_model("gl_ihub").unwrap().unwrap(), b"{\"x\":1}");
         assert_eq!(s.get_model("trades").unwrap(), None);
         assert_eq!(s.model_names().unwrap(), vec!["gl_ihub"]);
+    }
+
+    #[test]
+    fn views_persist_across_reopen_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            assert!(s.views().unwrap().is_empty());
+            s.put_view("b", b"{}").unwrap();
+            s.put_view("a", b"{\"sort\":\"x\"}").unwrap();
+            s.put_view("a", b"{\"sort\":\"y\"}").unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            s.views().unwrap(),
+            vec![
+                ("a".to_string(), b"{\"sort\":\"y\"}".to_vec()),
+                ("b".to_string(), b"{}".to_vec())
+            ]
+        );
+        assert_eq!(s.get_view("b").unwrap().unwrap(), b"{}");
+        assert!(s.delete_view("b").unwrap());
+        assert!(!s.delete_view("b").unwrap());
+        assert_eq!(s.get_view("b").unwrap(), None);
+        assert_eq!(s.views().unwrap().len(), 1);
     }
 
     #[test]

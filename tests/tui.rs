@@ -1764,3 +1764,202 @@ fn the_column_profile_lists_values_or_quartiles_and_enter_filters() {
     press(&mut app, &["p", "esc"]);
     assert!(matches!(app.mode, Mode::Normal));
 }
+
+/// Runs a palette entry: `:`, the query, enter (the first entry matching).
+fn palette(app: &mut App, query: &str) {
+    press(app, &[":"]);
+    type_text(app, query);
+    press(app, &["enter"]);
+}
+
+fn message(app: &App) -> String {
+    app.message
+        .as_ref()
+        .map(|m| m.text.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_saved_view_is_recalled_after_clearing_and_after_a_restart_then_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let diff = {
+        let mut app = loaded(dir.path());
+        let diff = app.data.as_ref().unwrap().table.known.difference.unwrap();
+        // Filter, a quick filter, sort by the difference largest first.
+        press(&mut app, &["F"]);
+        type_text(&mut app, "abs(difference) > 1000");
+        press(&mut app, &["enter"]);
+        press(&mut app, &["!"]);
+        let severity = app.table.quick.severity.clone().expect("a severity");
+        for _ in 0..diff {
+            press(&mut app, &["l"]);
+        }
+        press(&mut app, &["O"]);
+        let rows = app.table.view.clone();
+        assert!(!rows.is_empty());
+        palette(&mut app, "save-view");
+        assert!(matches!(app.mode, Mode::Prompt(_)));
+        type_text(&mut app, "big breaks");
+        press(&mut app, &["enter"]);
+        assert_eq!(
+            message(&app),
+            format!(
+                "view \"big breaks\" saved: abs(difference) > 1000 · severity {severity} · sort difference ↓"
+            )
+        );
+        assert_eq!(app.views.len(), 1);
+
+        // Clear the filters, sort by another column, move the cursor: the view brings it back.
+        press(&mut app, &["0", "h", "o", "h"]);
+        assert!(app.table.filter.is_none());
+        assert_ne!(app.table.view, rows);
+        palette(&mut app, "view: big");
+        assert_eq!(app.table.view, rows);
+        assert_eq!(
+            app.table.filter.as_ref().map(|f| f.text().to_string()),
+            Some("abs(difference) > 1000".to_string())
+        );
+        assert_eq!(app.table.quick.severity.as_deref(), Some(severity.as_str()));
+        assert_eq!(app.table.sort, Some((diff, true)));
+        assert_eq!(app.table.col, diff);
+        assert!(
+            message(&app).starts_with(&format!("view \"big breaks\": {} rows · ", rows.len())),
+            "{}",
+            message(&app)
+        );
+        insta::assert_snapshot!("view_recalled", screen(&app));
+
+        // Saving under the same name asks first; n keeps the saved one.
+        press(&mut app, &["0"]);
+        palette(&mut app, "save-view");
+        type_text(&mut app, "big breaks");
+        press(&mut app, &["enter"]);
+        let Mode::Confirm(c) = &app.mode else {
+            panic!("a confirm, not {:?}", app.mode)
+        };
+        assert!(c.title.contains("big breaks"), "{}", c.title);
+        press(&mut app, &["n"]);
+        assert_eq!(message(&app), "cancelled; nothing was recorded");
+        diff
+    };
+
+    // After a restart (the store reopened), the view is listed and applies the same way.
+    let mut app = loaded(dir.path());
+    assert_eq!(app.views.len(), 1);
+    assert!(app.table.filter.is_none());
+    app.view = View::Queue;
+    palette(&mut app, "view: big breaks");
+    assert_eq!(app.view, View::Table, "recalling a view shows the table");
+    assert_eq!(app.table.sort, Some((diff, true)));
+    assert!(app.table.filter.is_some());
+    let recalled = app.table.view.clone();
+
+    // Replacing it after the confirm, then deleting it.
+    press(&mut app, &["0"]);
+    palette(&mut app, "save-view");
+    type_text(&mut app, "big breaks");
+    press(&mut app, &["enter", "y"]);
+    assert!(
+        message(&app).starts_with("view \"big breaks\" replaced: sort difference ↓"),
+        "{}",
+        message(&app)
+    );
+    press(&mut app, &["F"]);
+    type_text(&mut app, "abs(difference) > 1000");
+    press(&mut app, &["enter"]);
+    palette(&mut app, "view: big");
+    assert!(
+        app.table.filter.is_none(),
+        "the replaced view has no filter"
+    );
+    assert_ne!(app.table.view, recalled);
+    palette(&mut app, "delete-view");
+    type_text(&mut app, "big breaks");
+    press(&mut app, &["enter"]);
+    assert_eq!(message(&app), "view \"big breaks\" deleted");
+    assert!(app.views.is_empty());
+    palette(&mut app, "views");
+    assert!(
+        message(&app).starts_with("no saved views yet"),
+        "{}",
+        message(&app)
+    );
+}
+
+#[test]
+fn config_views_are_listed_applied_and_what_the_file_lacks_is_skipped() {
+    use breakdesk::config::SavedView;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::defaults();
+    cfg.tui.views.insert(
+        "large".into(),
+        SavedView {
+            filter: "abs(difference) > 1000".into(),
+            sort: "difference".into(),
+            descending: true,
+            all_rows: true,
+            ..Default::default()
+        },
+    );
+    cfg.tui.views.insert(
+        "other file".into(),
+        SavedView {
+            filter: "amount > 3".into(),
+            sort: "amount".into(),
+            status: "pending".into(),
+            ..Default::default()
+        },
+    );
+    let mut app = loaded_with(dir.path(), cfg);
+    let diff = app.data.as_ref().unwrap().table.known.difference.unwrap();
+    assert_eq!(app.views.len(), 2);
+    // `views` opens the palette on the views.
+    palette(&mut app, "views");
+    assert!(matches!(&app.mode, Mode::Palette { query, .. } if query == "view: "));
+    insta::assert_snapshot!("palette_views", screen(&app));
+    press(&mut app, &["enter"]);
+    assert_eq!(app.table.sort, Some((diff, true)));
+    assert!(app.table.all_rows);
+    let t = &app.data.as_ref().unwrap().table;
+    assert!(
+        app.table
+            .view
+            .iter()
+            .all(|r| t.num(Some(diff), *r as usize).unwrap().abs() > 1000.0)
+    );
+    assert!(
+        message(&app).starts_with("view \"large\": "),
+        "{}",
+        message(&app)
+    );
+
+    // A view naming columns this file does not have applies the rest and says what it skipped.
+    palette(&mut app, "view: other");
+    let m = message(&app);
+    assert!(
+        m.contains("skipped") && m.contains("amount") && m.contains("the sort by amount"),
+        "{m}"
+    );
+    assert_eq!(app.table.quick.status.as_deref(), Some("pending"));
+    assert!(app.table.filter.is_none());
+    assert_eq!(app.table.sort, None);
+
+    // Config views are read-only here.
+    palette(&mut app, "save-view");
+    type_text(&mut app, "large");
+    press(&mut app, &["enter"]);
+    assert!(
+        message(&app).contains("a view of the config"),
+        "{}",
+        message(&app)
+    );
+    palette(&mut app, "delete-view");
+    type_text(&mut app, "large");
+    press(&mut app, &["enter"]);
+    assert!(
+        message(&app).contains("a view of the config"),
+        "{}",
+        message(&app)
+    );
+    assert_eq!(app.views.len(), 2);
+}

@@ -151,6 +151,12 @@ pub enum Cmd {
     MyQueue,
     /// Profile the column under the column cursor over the shown rows.
     Profile,
+    /// Save the table's filters, sort and column as a named view (asks for the name).
+    SaveView,
+    /// List the saved views in the palette (`view: NAME` applies one).
+    Views,
+    /// Delete a view saved in the UI (asks for the name).
+    DeleteView,
 }
 
 /// One thing for [`crate::tui::app::App::update`] to take in.

@@ -9,13 +9,14 @@ use super::data::Loaded;
 use super::export::{Exported, Exporter};
 use super::keymap::{Key, Keymap};
 use super::queue::{self, QueueCase};
+use super::saved::{self, Named, Source};
 use super::table::{Filter, short_status};
 use super::theme::Theme;
 use super::worker::{LoadError, Worker, WorkerMsg};
 use crate::cases::{
     Action as CaseAction, Actor, BreakInput, Case, Cases, Channel, DispatchState, Event, Status,
 };
-use crate::config::Config;
+use crate::config::{Config, SavedView};
 use crate::notify::{self, ItemOutcome, Outbox, OutboxFilter, OutboxItem, WorkerEvent};
 use crate::pipeline::{Progress, RunOptions};
 use crate::store::Store;
@@ -117,6 +118,12 @@ pub enum PromptKind {
         case_id: String,
         ticket: String,
     },
+    /// The name to save this view of the table under.
+    SaveView {
+        view: SavedView,
+    },
+    /// The name of a saved view to delete.
+    DeleteView,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +168,11 @@ pub enum Pending {
     },
     /// Cancel this outbox item.
     CancelItem(u64),
+    /// Replace the stored view of this name.
+    ReplaceView {
+        name: String,
+        view: SavedView,
+    },
     Quit,
 }
 
@@ -185,6 +197,23 @@ pub enum Mode {
     Confirm(Confirm),
     /// The column profile over the table's shown rows.
     Profile(ProfileView),
+}
+
+/// What a palette entry does: a command, or applying a saved view (by its index in
+/// [`App::views`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    Cmd(Cmd),
+    View(usize),
+}
+
+/// One line of the palette.
+#[derive(Debug, Clone)]
+pub struct PaletteEntry {
+    pub name: String,
+    pub keys: String,
+    pub help: String,
+    pub pick: Pick,
 }
 
 /// A column profile on screen.
@@ -304,6 +333,9 @@ pub struct App {
     pub outbox_cases: Option<ItemCases>,
     /// The background exports (`x`).
     pub exporter: Exporter,
+    /// The saved views of the records table: the config's, then the store's (read at start,
+    /// and again after a save or a delete).
+    pub views: Vec<Named>,
     /// Live mode (`open --live`): the service's stream instead of a file.
     pub live: Option<super::live::Live>,
     pub size: (u16, u16),
@@ -313,6 +345,11 @@ pub struct App {
 
 impl App {
     pub fn new(opts: AppOptions) -> App {
+        let (views, views_error) = saved::list(&opts.cfg, &opts.store);
+        let message = views_error.map(|text| Message {
+            level: Level::Error,
+            text,
+        });
         App {
             cfg: opts.cfg,
             store: opts.store,
@@ -331,7 +368,7 @@ impl App {
             approvals: Vec::new(),
             approval_cursor: 0,
             mode: Mode::Normal,
-            message: None,
+            message,
             trail: None,
             queue: QueueState::default(),
             notes: None,
@@ -343,6 +380,7 @@ impl App {
             outbox_cursor: 0,
             outbox_cases: None,
             exporter: Exporter::new(),
+            views,
             live: None,
             size: (100, 30),
             dirty: true,
@@ -823,6 +861,25 @@ impl App {
                 let dir = self.picker_dir();
                 return self.open_picker(dir);
             }
+            Cmd::Views => {
+                if self.views.is_empty() {
+                    return self.info(
+                        "no saved views yet: save-view (in the palette, on the records table) saves one; [tui.views] in the config ships them",
+                    );
+                }
+                self.mode = Mode::Palette {
+                    query: "view: ".into(),
+                    cursor: 0,
+                };
+                return;
+            }
+            Cmd::DeleteView => {
+                return self.prompt(
+                    PromptKind::DeleteView,
+                    "delete the saved view",
+                    String::new(),
+                );
+            }
             _ => {}
         }
         if self.picker.is_some() {
@@ -1092,6 +1149,14 @@ impl App {
             Cmd::Release => self.take_or_release(false),
             Cmd::AddNote => self.start_note(),
             Cmd::Profile => self.start_profile(),
+            Cmd::SaveView => {
+                let view = self.current_view();
+                self.prompt(
+                    PromptKind::SaveView { view },
+                    "save this view as (name)",
+                    String::new(),
+                );
+            }
             Cmd::SortAsc | Cmd::SortDesc => {
                 let col = self.table.col;
                 let desc = match (cmd, self.table.sort) {
@@ -2681,6 +2746,249 @@ impl App {
         }
     }
 
+    // ----- saved views ------------------------------------------------------------------------
+
+    /// The palette's entries matching `query` (in the name or what it does, ignoring case):
+    /// the keymap's commands for the current context, then the saved views (`view: NAME`).
+    pub fn palette_entries(&self, query: &str) -> Vec<PaletteEntry> {
+        let mut out: Vec<PaletteEntry> = self
+            .keymap
+            .palette(self.ctx(), query)
+            .into_iter()
+            .map(|b| PaletteEntry {
+                name: b.name.to_string(),
+                keys: b
+                    .keys
+                    .iter()
+                    .map(|k| k.label())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                help: b.help.to_string(),
+                pick: Pick::Cmd(b.cmd),
+            })
+            .collect();
+        let q = query.trim().to_lowercase();
+        for (i, v) in self.views.iter().enumerate() {
+            let name = format!("view: {}", v.name);
+            let help = format!("{} view · {}", v.source.label(), saved::describe(&v.view));
+            if q.is_empty() || name.to_lowercase().contains(&q) || help.to_lowercase().contains(&q)
+            {
+                out.push(PaletteEntry {
+                    name,
+                    keys: String::new(),
+                    help,
+                    pick: Pick::View(i),
+                });
+            }
+        }
+        out
+    }
+
+    /// The records table's filters, search, sort and column as a view.
+    pub fn current_view(&self) -> SavedView {
+        let t = &self.table;
+        let (sort, descending) = match t.sort.and_then(|(c, d)| self.col_field(c).map(|f| (f, d))) {
+            Some((f, d)) => (f, d),
+            None => (String::new(), false),
+        };
+        SavedView {
+            filter: t
+                .filter
+                .as_ref()
+                .map(|f| f.text().to_string())
+                .unwrap_or_default(),
+            status: t.quick.status.clone().unwrap_or_default(),
+            bucket: t.quick.bucket.clone().unwrap_or_default(),
+            severity: t.quick.severity.clone().unwrap_or_default(),
+            cluster: t.quick.cluster,
+            search: t.search.clone().unwrap_or_default(),
+            sort,
+            descending,
+            all_rows: t.all_rows,
+            column: self.col_field(t.col).unwrap_or_default(),
+        }
+    }
+
+    fn start_save_view(&mut self, name: &str, view: SavedView) {
+        if name.is_empty() {
+            return self.fail("a view needs a name; nothing was saved");
+        }
+        if self
+            .views
+            .iter()
+            .any(|v| v.source == Source::Config && v.name == name)
+        {
+            return self.fail(format!(
+                "{name:?} is a view of the config ([tui.views]), which the UI does not change; choose another name"
+            ));
+        }
+        if let Some(old) = self
+            .views
+            .iter()
+            .find(|v| v.source == Source::Store && v.name == name)
+        {
+            let lines = vec![
+                format!("A view named {name:?} is saved already:"),
+                format!("  {}", saved::describe(&old.view)),
+                "Replace it with this one?".into(),
+                format!("  {}", saved::describe(&view)),
+                String::new(),
+                "y replaces it · n keeps it".into(),
+            ];
+            self.mode = Mode::Confirm(Confirm {
+                title: format!("Replace the view {name}?"),
+                lines,
+                pending: Pending::ReplaceView {
+                    name: name.to_string(),
+                    view,
+                },
+            });
+            return;
+        }
+        self.save_view(name, &view, false);
+    }
+
+    fn save_view(&mut self, name: &str, view: &SavedView, replaced: bool) {
+        if let Err(e) = saved::save(&self.store, name, view) {
+            return self.fail(format!("the view was not saved: {e}"));
+        }
+        self.reload_views();
+        self.info(format!(
+            "view {name:?} {}: {}",
+            if replaced { "replaced" } else { "saved" },
+            saved::describe(view)
+        ));
+    }
+
+    fn delete_view(&mut self, name: &str) {
+        if name.is_empty() {
+            return self.fail("no name given; nothing was deleted");
+        }
+        match saved::delete(&self.store, name) {
+            Ok(true) => {
+                self.reload_views();
+                self.info(format!("view {name:?} deleted"));
+            }
+            Ok(false)
+                if self
+                    .views
+                    .iter()
+                    .any(|v| v.source == Source::Config && v.name == name) =>
+            {
+                self.fail(format!(
+                    "{name:?} is a view of the config ([tui.views]); it is changed there, not here"
+                ))
+            }
+            Ok(false) => self.fail(format!("no saved view is named {name:?}")),
+            Err(e) => self.fail(format!("the view was not deleted: {e}")),
+        }
+    }
+
+    fn reload_views(&mut self) {
+        let (views, error) = saved::list(&self.cfg, &self.store);
+        self.views = views;
+        if let Some(e) = error {
+            self.fail(e);
+        }
+    }
+
+    fn recall_view(&mut self, i: usize) {
+        let Some(v) = self.views.get(i).cloned() else {
+            return;
+        };
+        if self.data.is_none() {
+            return self.fail(format!(
+                "view {:?}: no file is loaded yet; open one, then apply the view",
+                v.name
+            ));
+        }
+        self.apply_view(&v.name, &v.view);
+    }
+
+    /// Applies a view to the records table (and shows the table): every part the loaded file
+    /// allows; the message line names what was skipped (a column the file does not have, a
+    /// filter it cannot compile).
+    pub fn apply_view(&mut self, name: &str, v: &SavedView) {
+        let Some(d) = &self.data else { return };
+        let t = &d.table;
+        let mut skipped: Vec<String> = Vec::new();
+        let quick_value =
+            |value: &str, col: Option<usize>, what: &str, skipped: &mut Vec<String>| {
+                if value.is_empty() {
+                    None
+                } else if col.is_none() {
+                    skipped.push(format!("{what} {value} (no {what} column)"));
+                    None
+                } else {
+                    Some(value.to_string())
+                }
+            };
+        let quick = Quick {
+            status: quick_value(&v.status, t.known.status, "status", &mut skipped),
+            bucket: quick_value(&v.bucket, t.known.bucket, "bucket", &mut skipped),
+            severity: quick_value(&v.severity, t.known.severity, "severity", &mut skipped),
+            cluster: match (v.cluster, t.known.cluster) {
+                (Some(k), None) => {
+                    skipped.push(format!("cluster {k} (no cluster column)"));
+                    None
+                }
+                (k, _) => k,
+            },
+        };
+        let filter = if v.filter.trim().is_empty() {
+            None
+        } else {
+            match t.compile(v.filter.trim()) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    skipped.push(format!("the filter ({e})"));
+                    None
+                }
+            }
+        };
+        let sort = if v.sort.is_empty() {
+            None
+        } else {
+            match self.col_index(&v.sort) {
+                Some(i) => Some((i, v.descending)),
+                None => {
+                    skipped.push(format!("the sort by {} (no such column)", v.sort));
+                    None
+                }
+            }
+        };
+        let col = if v.column.is_empty() {
+            None
+        } else {
+            match self.col_index(&v.column) {
+                Some(i) => Some(i),
+                None => {
+                    skipped.push(format!("the column {} (no such column)", v.column));
+                    None
+                }
+            }
+        };
+        self.switch(View::Table);
+        let table = &mut self.table;
+        table.case = None;
+        table.quick = quick;
+        table.filter = filter;
+        table.sort = sort;
+        table.all_rows = v.all_rows;
+        table.search = (!v.search.is_empty()).then(|| v.search.clone());
+        if let Some(c) = col {
+            table.col = c;
+        }
+        let keep = self.current_row();
+        self.refresh_view(keep);
+        let shown = format!("view {name:?}: {} rows", self.table.view.len());
+        if skipped.is_empty() {
+            self.info(format!("{shown} · {}", saved::describe(v)));
+        } else {
+            self.fail(format!("{shown}; skipped: {}", skipped.join("; ")));
+        }
+    }
+
     // ----- modes ------------------------------------------------------------------------------
 
     fn prompt_key(&mut self, k: KeyEvent) {
@@ -2797,6 +3105,8 @@ impl App {
                 }
                 self.add_note(&case_id, &ticket, &text);
             }
+            PromptKind::SaveView { view } => self.start_save_view(&text, view),
+            PromptKind::DeleteView => self.delete_view(&text),
         }
     }
 
@@ -2817,6 +3127,7 @@ impl App {
                     Pending::Jira { case_ids } => self.queue(Channel::Jira, &case_ids, &[]),
                     Pending::Webhook { case_ids } => self.queue(Channel::Webhook, &case_ids, &[]),
                     Pending::CancelItem(id) => self.cancel_item(id),
+                    Pending::ReplaceView { name, view } => self.save_view(&name, &view, true),
                     Pending::DecideCases {
                         action,
                         case_ids,
@@ -2833,7 +3144,6 @@ impl App {
     }
 
     fn palette_key(&mut self, k: KeyEvent) {
-        let ctx = self.ctx();
         let Mode::Palette { query, cursor } = &mut self.mode else {
             return;
         };
@@ -2850,13 +3160,16 @@ impl App {
                 *cursor = 0;
             }
             KeyCode::Enter => {
-                let entries = self.keymap.palette(ctx, query);
+                let (query, cursor) = (query.clone(), *cursor);
+                let entries = self.palette_entries(&query);
                 let pick = entries
-                    .get((*cursor).min(entries.len().saturating_sub(1)))
-                    .map(|b| b.cmd);
+                    .get(cursor.min(entries.len().saturating_sub(1)))
+                    .map(|e| e.pick);
                 self.mode = Mode::Normal;
-                if let Some(cmd) = pick {
-                    self.command(cmd);
+                match pick {
+                    Some(Pick::Cmd(cmd)) => self.command(cmd),
+                    Some(Pick::View(i)) => self.recall_view(i),
+                    None => {}
                 }
             }
             _ => {}

@@ -1,7 +1,7 @@
 //! The terminal UI (`breakdesk open`, the default command): the app state and its `update`
 //! ([`app`]), the actions ([`action`]), the one keymap ([`keymap`]), the background analysis
 //! ([`worker`]), the background CSV export ([`export`]), the column store behind the table
-//! ([`table`]), pure drawing ([`ui`]) and the themes. This module owns the terminal: raw mode,
+//! ([`table`]), its saved views ([`saved`]), pure drawing ([`ui`]) and the themes. This module owns the terminal: raw mode,
 //! the alternate screen and mouse capture are undone on every exit — normal, error or panic (a
 //! panic hook and a drop guard).
 //!
@@ -27,6 +27,7 @@ pub mod keymap;
 pub mod live;
 pub mod profile;
 pub mod queue;
+pub mod saved;
 pub mod table;
 pub mod theme;
 pub mod ui;

@@ -742,6 +742,8 @@ impl App {
             Cmd::Email | Cmd::Jira => unavailable("dispatch from this UI is"),
             Cmd::Flag => unavailable("flagging a missed break is"),
             Cmd::Export => unavailable("export is"),
+            // The store of live mode is a placeholder: a view saved there would be lost.
+            Cmd::SaveView | Cmd::DeleteView => unavailable("saving and deleting views are"),
             Cmd::OpenPicker => {
                 "opening a file is not available in live mode: quit and run breakdesk open FILE"
                     .into()

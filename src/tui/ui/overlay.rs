@@ -1,5 +1,5 @@
-//! Popups over the view: the help (from the keymap), the command palette (from the keymap),
-//! and the confirm dialog.
+//! Popups over the view: the help (from the keymap), the command palette (from the keymap and
+//! the saved views), and the confirm dialog.
 
 use crate::tui::app::{App, Confirm, ProfileView};
 use ratatui::Frame;
@@ -50,6 +50,10 @@ pub fn help(frame: &mut Frame<'_>, app: &App, scroll: u16) {
         "Keys can be changed in the config: [tui.keys] accept = \"y\" (see `breakdesk config`).",
         th.dim,
     )));
+    lines.push(Line::from(Span::styled(
+        "Saved views: save-view names the table's filters, search, sort and column; `views` (or `view: NAME` in the palette) applies one; [tui.views] in the config ships read-only ones.",
+        th.dim,
+    )));
     frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
 }
 
@@ -63,7 +67,7 @@ pub fn palette(frame: &mut Frame<'_>, app: &App, query: &str, cursor: usize) {
     };
     let inner = popup(frame, app, r, "Command palette");
     let th = &app.theme;
-    let entries = app.keymap.palette(app.ctx(), query);
+    let entries = app.palette_entries(query);
     let cursor = cursor.min(entries.len().saturating_sub(1));
     let mut lines = vec![Line::from(vec![
         Span::styled(": ", th.key),
@@ -71,21 +75,25 @@ pub fn palette(frame: &mut Frame<'_>, app: &App, query: &str, cursor: usize) {
     ])];
     let room = inner.height.saturating_sub(1) as usize;
     let off = super::list_offset(cursor, room);
-    for (i, b) in entries.iter().enumerate().skip(off).take(room) {
-        let keys = b
-            .keys
-            .iter()
-            .map(|k| k.label())
-            .collect::<Vec<_>>()
-            .join(" ");
+    // Names are 16 wide, or as wide as the longest shown view name (up to 32).
+    let width = entries
+        .iter()
+        .skip(off)
+        .take(room)
+        .map(|e| e.name.chars().count() + 1)
+        .max()
+        .unwrap_or(0)
+        .clamp(16, 32);
+    for (i, e) in entries.iter().enumerate().skip(off).take(room) {
         let style = if i == cursor { th.cursor } else { th.base };
+        let name: String = e.name.chars().take(width - 1).collect();
         lines.push(Line::from(vec![
-            Span::styled(format!("{:<16}", b.name), style),
+            Span::styled(format!("{name:<width$}"), style),
             Span::styled(
-                format!("{keys:<12}"),
+                format!("{:<12}", e.keys),
                 if i == cursor { style } else { th.key },
             ),
-            Span::styled(b.help, if i == cursor { style } else { th.dim }),
+            Span::styled(e.help.as_str(), if i == cursor { style } else { th.dim }),
         ]));
     }
     if entries.is_empty() {
