@@ -2845,6 +2845,10 @@ fn apply_decision(
     let from = case.status;
     let prev_proposed_by = case.proposed_by.clone();
     case.status = action.target();
+    if action == Action::Reopen && case.cleared_on.is_some() {
+        // Reopened by hand: outstanding again, for the next cycle to judge.
+        case.cleared_on = None;
+    }
     case.judged_difference = case.status.label().map(|_| case.difference);
     if action == Action::Propose {
         case.proposed_by = Some(actor.user.clone());

@@ -139,6 +139,31 @@ fn an_undecided_break_back_within_tolerance_is_cleared_and_a_decided_one_keeps_i
     let again = cases.roll_forward(&next).unwrap();
     assert_eq!(again.cleared, 0);
     assert_eq!(cases.get(&open.id).unwrap().unwrap(), a);
+
+    // Reopened by hand, a cleared case is outstanding again (for the next cycle to judge).
+    let ana = Actor::analyst("ana");
+    let back = cases
+        .reopen(&b.ticket, &ana, "the fix was reversed")
+        .unwrap();
+    assert_eq!(back.status, Status::PendingReview);
+    assert!(back.outstanding(), "{back:?}");
+    assert!(
+        cases
+            .outstanding_of("gl_ihub", "B")
+            .unwrap()
+            .contains(&decided.id)
+    );
+    let back = cases.accept(&back.ticket, &ana, None).unwrap();
+    cases
+        .roll_forward(&cycle(
+            &["2024-03-05"],
+            &[("B", "2024-03-05", false, 0.0, "2024-03-05")],
+        ))
+        .unwrap();
+    assert_eq!(
+        cases.get(&back.id).unwrap().unwrap().cleared_on,
+        Some(d("2024-03-05"))
+    );
 }
 
 #[test]
