@@ -1211,6 +1211,44 @@ pub struct Cycle {
 }
 
 impl Cycle {
+    /// Adds a record of `key` on `day` (days since 1970-01-01), a break or not, `age` days
+    /// after its break began (the break age; a negative, absurd or missing age counts as 0).
+    /// A record without a key or with an impossible day is left out. Call [`Cycle::seal`] after
+    /// the last one.
+    pub fn push_day(&mut self, key: &str, day: i32, out: bool, difference: f64, age: f64) {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+        let Some(date) = epoch.checked_add_signed(chrono::Duration::days(i64::from(day))) else {
+            return;
+        };
+        if key.is_empty() {
+            return;
+        }
+        let days = if age.is_finite() && (0.0..1e6).contains(&age) {
+            age.round() as i64
+        } else {
+            0
+        };
+        self.records
+            .entry(key.to_string())
+            .or_default()
+            .push(CycleRecord {
+                date,
+                out,
+                difference,
+                start: date - chrono::Duration::days(days),
+            });
+        self.dates.push(date);
+    }
+
+    /// Puts each account's records and the cycle's dates in order (after the last push).
+    pub fn seal(&mut self) {
+        for recs in self.records.values_mut() {
+            recs.sort_by_key(|r| r.date);
+        }
+        self.dates.sort_unstable();
+        self.dates.dedup();
+    }
+
     /// The cycle's as-of date (its latest date).
     pub fn as_of(&self) -> Option<NaiveDate> {
         self.dates.last().copied()
@@ -1436,29 +1474,44 @@ impl<'s> Cases<'s> {
     /// goes back to review. Accounts not in the cycle change nothing. Each change is an event,
     /// written durably in chunked transactions.
     pub fn roll_forward(&self, cycle: &Cycle) -> Result<RollOutcome, CaseError> {
-        let mut out = RollOutcome::default();
-        // The outstanding cases of the profile (or of the cycle's accounts), read once.
-        let outstanding: Vec<Case> = if cycle.keyed && !cycle.absent_clears {
-            let mut keys: Vec<&String> = cycle.records.keys().collect();
-            keys.sort();
-            let mut cases = Vec::new();
-            for key in keys {
-                for id in self.outstanding_of(&cycle.profile, key)? {
-                    if let Some(c) = self.get(&id)? {
-                        cases.push(c);
-                    }
-                }
-            }
-            cases
+        let mut cases = if cycle.keyed && !cycle.absent_clears {
+            self.outstanding_cases_of(cycle)?
         } else {
             self.list(&CaseFilter {
                 profile: Some(cycle.profile.clone()),
                 ..CaseFilter::default()
             })?
         };
+        self.roll_forward_over(cycle, &mut cases)
+    }
+
+    /// The outstanding cases of the cycle's own accounts, read through their markers.
+    pub fn outstanding_cases_of(&self, cycle: &Cycle) -> Result<Vec<Case>, CaseError> {
+        let mut keys: Vec<&String> = cycle.records.keys().collect();
+        keys.sort();
+        let mut cases = Vec::new();
+        for key in keys {
+            for id in self.outstanding_of(&cycle.profile, key)? {
+                if let Some(c) = self.get(&id)? {
+                    cases.push(c);
+                }
+            }
+        }
+        Ok(cases)
+    }
+
+    /// [`Cases::roll_forward`] over `cases` as already read (every case of the profile, or the
+    /// outstanding cases of the cycle's accounts); the cases it writes are replaced in `cases`
+    /// by what was stored, so the caller need not read them all again.
+    pub fn roll_forward_over(
+        &self,
+        cycle: &Cycle,
+        cases: &mut [Case],
+    ) -> Result<RollOutcome, CaseError> {
+        let mut out = RollOutcome::default();
         // Only the cases the cycle changes are written (in transactions that check again):
         // absent and already-seen cases cost no write.
-        let candidates = to_write(&outstanding, cycle, &mut out);
+        let candidates = to_write(cases, cycle, &mut out);
         if candidates.is_empty() {
             return Ok(out);
         }
@@ -1544,20 +1597,20 @@ impl<'s> Cases<'s> {
             out.recertified += part.recertified;
             out.absent += part.absent;
         }
+        let written: std::collections::HashSet<&str> =
+            candidates.iter().map(String::as_str).collect();
+        for c in cases.iter_mut().filter(|c| written.contains(c.id.as_str())) {
+            if let Some(now) = self.get(&c.id)? {
+                *c = now;
+            }
+        }
         Ok(out)
     }
 
     /// Whether [`Cases::roll_forward`] of a keyed `cycle` (a service record) would write:
     /// read-only, so that a record that changes no case stays off the blocking threads.
     pub fn roll_writes(&self, cycle: &Cycle) -> Result<bool, CaseError> {
-        let mut cases = Vec::new();
-        for key in cycle.records.keys() {
-            for id in self.outstanding_of(&cycle.profile, key)? {
-                if let Some(c) = self.get(&id)? {
-                    cases.push(c);
-                }
-            }
-        }
+        let cases = self.outstanding_cases_of(cycle)?;
         Ok(!to_write(&cases, cycle, &mut RollOutcome::default()).is_empty())
     }
 

@@ -6,13 +6,12 @@
 //! [`crate::cases::Cases::roll_forward`] then sorts every case of the profile into persisting,
 //! cleared or absent, and [`RunSummary`] counts it all.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
-use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::cases::{Case, Change, Cycle, CycleRecord, RollOutcome, UpsertOutcome};
+use crate::cases::{Case, Change, Cycle, RollOutcome, UpsertOutcome};
 
 /// The cycle of `df` (current rows with `bd_key`, `bd_date`, the break flag, `bd_difference`
 /// and `f_break_age`), or `None` when the profile has no notion of a break (no tolerance and no
@@ -41,55 +40,23 @@ pub fn cycle_of(df: &DataFrame, profile: &str, absent: &str) -> Option<Cycle> {
     };
     let diff = crate::features::column_f64(df, "bd_difference").unwrap_or(vec![f64::NAN; n]);
     let age = crate::features::column_f64(df, "f_break_age").unwrap_or(vec![0.0; n]);
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
-    let mut records: HashMap<String, Vec<CycleRecord>> = HashMap::new();
-    let mut all_dates: Vec<NaiveDate> = Vec::new();
-    for i in 0..n {
-        let (Some(key), Some(d)) = (keys.get(i), dates.get(i)) else {
-            continue;
-        };
-        if key.is_empty() {
-            continue;
-        }
-        let Some(date) = epoch.checked_add_signed(chrono::Duration::days(i64::from(d))) else {
-            continue;
-        };
-        let days = if age[i].is_finite() && age[i] >= 0.0 && age[i] < 1e6 {
-            age[i].round() as i64
-        } else {
-            0
-        };
-        let start = date - chrono::Duration::days(days);
-        all_dates.push(date);
-        records
-            .entry(key.to_string())
-            .or_default()
-            .push(CycleRecord {
-                date,
-                out: out[i],
-                difference: diff[i],
-                start,
-            });
-    }
-    for recs in records.values_mut() {
-        recs.sort_by_key(|r| r.date);
-    }
-    all_dates.sort_unstable();
-    all_dates.dedup();
     let breaks_only = n > 0 && out.iter().all(|b| *b);
-    let absent_clears = match absent {
-        "cleared" => true,
-        "unchanged" => false,
-        _ => breaks_only,
-    };
-    Some(Cycle {
+    let mut cycle = Cycle {
         profile: profile.to_string(),
-        records,
-        dates: all_dates,
-        absent_clears,
-        opened: HashSet::new(),
-        keyed: false,
-    })
+        absent_clears: match absent {
+            "cleared" => true,
+            "unchanged" => false,
+            _ => breaks_only,
+        },
+        ..Cycle::default()
+    };
+    for i in 0..n {
+        if let (Some(key), Some(d)) = (keys.get(i), dates.get(i)) {
+            cycle.push_day(key, d, out[i], diff[i], age[i]);
+        }
+    }
+    cycle.seal();
+    Some(cycle)
 }
 
 /// A count and total |difference| under one name (a bucket, an age band).

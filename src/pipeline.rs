@@ -1414,6 +1414,10 @@ pub fn roll_forward_run(
             .sum(),
         ..Default::default()
     };
+    let mut all = handle.list(&CaseFilter {
+        profile: Some(result.profile.clone()),
+        ..CaseFilter::default()
+    })?;
     if let Some(mut cycle) =
         crate::cycle::cycle_of(&result.features.df, &result.profile, &cfg.cases.absent)
     {
@@ -1429,11 +1433,14 @@ pub fn roll_forward_run(
             .filter(|o| o.change == Change::Created)
             .map(|o| o.case.id.clone())
             .collect();
-        let roll = handle.roll_forward(&cycle)?;
+        // The profile's cases, read once for the roll-forward and the summary's tallies.
+        let roll = handle.roll_forward_over(&cycle, &mut all)?;
         if roll.cleared + roll.recertified > 0 {
+            let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
+                all.iter().map(|c| (c.id.as_str(), c)).collect();
             for c in cases.iter_mut() {
-                if let Some(now) = handle.get(&c.id)? {
-                    *c = now;
+                if let Some(now) = by_id.get(c.id.as_str()) {
+                    *c = (*now).clone();
                 }
             }
         }
@@ -1442,10 +1449,6 @@ pub fn roll_forward_run(
         summary.count_cases(outcomes, &Default::default());
     }
     summary.matched = summary.rows.saturating_sub(summary.breaks);
-    let all = handle.list(&CaseFilter {
-        profile: Some(result.profile.clone()),
-        ..CaseFilter::default()
-    })?;
     summary.tally(&all, &cfg.cases.age_bands);
     let bytes = serde_json::to_vec(&summary)
         .map_err(|e| crate::cases::CaseError::Invalid(e.to_string()))?;

@@ -641,11 +641,10 @@ fn batch_summary(
         ..Default::default()
     };
     summary.count_cases(&t.changes, &t.roll);
+    // A batch is a cycle of its own accounts: its tallies cover their outstanding cases (not
+    // every case of the profile, which would be read on every request).
     let all = crate::cases::Cases::new(&state.store)
-        .list(&crate::cases::CaseFilter {
-            profile: Some(engine.profile.clone()),
-            ..Default::default()
-        })
+        .outstanding_cases_of(&cycle)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     summary.tally(&all, &state.cfg.cases.age_bands);
     let bytes = serde_json::to_vec(&summary).map_err(|e| ApiError::internal(e.to_string()))?;

@@ -694,42 +694,18 @@ pub fn triage(
 /// The cycle of some observed records: each account's records with their break flag,
 /// difference and the date their break began.
 pub fn cycle_of_observed(profile: &str, obs: &[Observed]) -> crate::cases::Cycle {
-    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
     let mut cycle = crate::cases::Cycle {
         profile: profile.to_string(),
         keyed: true,
         ..Default::default()
     };
     for o in obs {
-        let (Some(d), Some(first)) = (o.record.date, o.record.crit.first()) else {
-            continue;
-        };
-        let Some(date) = epoch.checked_add_signed(chrono::Duration::days(i64::from(d))) else {
-            continue;
-        };
-        let out = o.record.brk.unwrap_or(!o.record.within.unwrap_or(true));
-        let days = if o.break_age.is_finite() && (0.0..1e6).contains(&o.break_age) {
-            o.break_age.round() as i64
-        } else {
-            0
-        };
-        cycle
-            .records
-            .entry(o.record.key.clone())
-            .or_default()
-            .push(crate::cases::CycleRecord {
-                date,
-                out,
-                difference: first.diff,
-                start: date - chrono::Duration::days(days),
-            });
-        cycle.dates.push(date);
+        if let (Some(d), Some(first)) = (o.record.date, o.record.crit.first()) {
+            let out = o.record.brk.unwrap_or(!o.record.within.unwrap_or(true));
+            cycle.push_day(&o.record.key, d, out, first.diff, o.break_age);
+        }
     }
-    for recs in cycle.records.values_mut() {
-        recs.sort_by_key(|r| r.date);
-    }
-    cycle.dates.sort_unstable();
-    cycle.dates.dedup();
+    cycle.seal();
     cycle
 }
 
