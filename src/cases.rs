@@ -1344,6 +1344,30 @@ fn roll_of(case: &Case, cycle: &Cycle) -> Roll {
     }
 }
 
+/// Rolls a case that `cycle` opens forward through it, as [`Cases::roll_forward_over`] would:
+/// while its break persists the case takes the break's latest record; when the cycle saw the
+/// break end, the case notes how far the cycle saw (the next cycle decides whether it cleared,
+/// so that one file's anomalies stay reviewable).
+fn roll_opened(case: &mut Case, cycle: &Cycle) {
+    match roll_of(case, cycle) {
+        Roll::Persist(r) => {
+            case.last_date = r.date;
+            if case.difference != r.difference {
+                case.previous_difference = Some(case.difference);
+            }
+            case.difference = r.difference;
+        }
+        Roll::Clear { .. } => {
+            if let Some(as_of) = cycle.as_of()
+                && case.seen_to.is_none_or(|s| s < as_of)
+            {
+                case.seen_to = Some(as_of);
+            }
+        }
+        Roll::Absent | Roll::Seen { .. } => {}
+    }
+}
+
 /// The ids of `cases` that `cycle` changes; the absent and already-seen ones are counted in
 /// `out`.
 fn to_write(cases: &[Case], cycle: &Cycle, out: &mut RollOutcome) -> Vec<String> {
@@ -1500,6 +1524,49 @@ impl<'s> Cases<'s> {
         Ok(cases)
     }
 
+    /// The outstanding cases of `profile` (not cleared), read through their markers, in ticket
+    /// order: what a file's cycle rolls forward and its summary tallies. Cleared cases, which
+    /// accumulate run after run, are not read.
+    pub fn outstanding_cases(&self, profile: &str) -> Result<Vec<Case>, CaseError> {
+        self.index_outstanding()?;
+        let prefix = break_prefix(profile, "");
+        let prefix = &prefix[..prefix.len() - 1];
+        let tag = [&[0u8][..], OUTSTANDING_TAG].concat();
+        let mut ids = Vec::new();
+        for kv in self.store.case_scan(CaseTree::BreakIndex, prefix)? {
+            let (k, id) = kv?;
+            if memchr::memmem::find(&k[prefix.len()..], &tag).is_some() {
+                ids.push(id);
+            }
+        }
+        // Read in id order: neighbouring cases share the store's pages.
+        ids.sort_unstable();
+        use rayon::prelude::*;
+        let mut cases: Vec<Case> = ids
+            .par_iter()
+            .map(|id| -> Result<Option<Case>, CaseError> {
+                let Some(bytes) = self.store.case_get(CaseTree::Cases, id)? else {
+                    return Ok(None);
+                };
+                match decode::<Case>(&bytes, "case") {
+                    Ok(c) => Ok(Some(c)),
+                    Err(e) => {
+                        tracing::warn!(
+                            case_id = %String::from_utf8_lossy(id),
+                            error = %e,
+                            "unreadable case left out"
+                        );
+                        Ok(None)
+                    }
+                }
+            })
+            .filter_map(Result::transpose)
+            .collect::<Result<_, CaseError>>()?;
+        cases.retain(|c| c.profile == profile && c.outstanding());
+        cases.sort_by_cached_key(|c| (ticket_number(&c.ticket), c.ticket.clone()));
+        Ok(cases)
+    }
+
     /// [`Cases::roll_forward`] over `cases` as already read (every case of the profile, or the
     /// outstanding cases of the cycle's accounts); the cases it writes are replaced in `cases`
     /// by what was stored, so the caller need not read them all again.
@@ -1517,9 +1584,11 @@ impl<'s> Cases<'s> {
         }
         let now = self.now();
         let share = self.roll.recertify_share;
+        let mut written: HashMap<String, Case> = HashMap::new();
         for chunk in candidates.chunks(UPSERT_CHUNK) {
-            let part = self.store.case_transaction(|txn| {
+            let (part, cases) = self.store.case_transaction(|txn| {
                 let mut part = RollOutcome::default();
+                let mut cases = Vec::new();
                 for id in chunk {
                     let Some(mut case) = load_case(txn, id)? else {
                         continue;
@@ -1553,6 +1622,7 @@ impl<'s> Cases<'s> {
                                 part.recertified += 1;
                             }
                             put_case(txn, &case)?;
+                            cases.push(case);
                         }
                         // A case this cycle opened is new: the next cycle says whether it
                         // cleared (so one file's anomalies stay reviewable).
@@ -1562,6 +1632,7 @@ impl<'s> Cases<'s> {
                             {
                                 case.seen_to = Some(as_of);
                                 put_case(txn, &case)?;
+                                cases.push(case);
                             }
                         }
                         Roll::Clear { on, record, reason } => {
@@ -1587,20 +1658,20 @@ impl<'s> Cases<'s> {
                                 now,
                             )?;
                             put_case(txn, &case)?;
+                            cases.push(case);
                         }
                     }
                 }
-                Ok(part)
+                Ok((part, cases))
             })?;
+            written.extend(cases.into_iter().map(|c| (c.id.clone(), c)));
             out.persisting += part.persisting;
             out.cleared += part.cleared;
             out.recertified += part.recertified;
             out.absent += part.absent;
         }
-        let written: std::collections::HashSet<&str> =
-            candidates.iter().map(String::as_str).collect();
-        for c in cases.iter_mut().filter(|c| written.contains(c.id.as_str())) {
-            if let Some(now) = self.get(&c.id)? {
+        for c in cases.iter_mut() {
+            if let Some(now) = written.remove(&c.id) {
                 *c = now;
             }
         }
@@ -1713,12 +1784,30 @@ impl<'s> Cases<'s> {
             .ok_or_else(|| CaseError::Invalid("an upsert of one record returned nothing".into()))
     }
 
-    /// [`Cases::upsert`] for many records in one transaction and one flush (a run's flagged
-    /// records). `auto_resolve[i]` goes with `inputs[i]`. Outcomes are in input order.
+    /// [`Cases::upsert`] for many records (a run's flagged records). `auto_resolve[i]` goes with
+    /// `inputs[i]`. Outcomes are in input order.
     pub fn upsert_batch(
         &self,
         inputs: &[BreakInput],
         auto_resolve: &[bool],
+    ) -> Result<Vec<UpsertOutcome>, CaseError> {
+        self.upsert_batch_in(inputs, auto_resolve, None)
+    }
+
+    /// [`Cases::upsert_batch`] of the flagged records of `cycle` (a file's run): a case the
+    /// batch opens is also rolled forward through the cycle as it is written (it takes the
+    /// latest date of its break, or notes that the cycle saw the break end), so that
+    /// [`Cases::roll_forward_over`] has nothing left to write for it.
+    ///
+    /// Each case is written once: the records of one break (the same case) are folded into its
+    /// latest, and every one of them gets that record's outcome. Writes go in transactions of
+    /// `UPSERT_CHUNK` cases, each atomic and durable; a crash between two leaves the earlier
+    /// ones, and running the same records again completes the rest (upserts are idempotent).
+    pub fn upsert_batch_in(
+        &self,
+        inputs: &[BreakInput],
+        auto_resolve: &[bool],
+        cycle: Option<&Cycle>,
     ) -> Result<Vec<UpsertOutcome>, CaseError> {
         if inputs.len() != auto_resolve.len() {
             return Err(CaseError::Invalid(format!(
@@ -1727,63 +1816,83 @@ impl<'s> Cases<'s> {
                 auto_resolve.len()
             )));
         }
-        // Ids and fingerprints (SHA-256 of each record) are independent: computed in parallel.
         use rayon::prelude::*;
-        let prepared: Vec<(String, String)> = inputs
+        let ids: Vec<String> = inputs
             .par_iter()
             .map(|input| {
                 input.validate()?;
-                Ok((
-                    case_id(&input.profile, &input.key, input.start_date),
-                    input.fingerprint()?,
-                ))
+                Ok(case_id(&input.profile, &input.key, input.start_date))
             })
             .collect::<Result<_, CaseError>>()?;
-        // A record of a break the store does not know may bring back a cleared case.
-        let reappear: Vec<Option<String>> = inputs
-            .par_iter()
-            .zip(&prepared)
-            .map(|(input, (id, _))| {
-                if self
-                    .store
-                    .case_get(CaseTree::Cases, id.as_bytes())?
-                    .is_some()
-                {
-                    return Ok(None);
+        // The record each case is brought to: its latest (by date, then by position, as one
+        // upsert after the other would leave it).
+        let mut latest: HashMap<&str, usize> = HashMap::with_capacity(inputs.len());
+        let mut order: Vec<&str> = Vec::new();
+        for (k, id) in ids.iter().enumerate() {
+            match latest.entry(id.as_str()) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(k);
+                    order.push(id.as_str());
                 }
-                self.reappearing(input)
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    if inputs[k].date >= inputs[*o.get()].date {
+                        o.insert(k);
+                    }
+                }
+            }
+        }
+        let reps: Vec<usize> = order.iter().map(|id| latest[id]).collect();
+        // Fingerprints (SHA-256 of each record) and the cleared case a record of an unknown
+        // break may bring back are independent: computed in parallel.
+        let prepared: Vec<(String, Option<String>)> = reps
+            .par_iter()
+            .map(|&k| {
+                let input = &inputs[k];
+                let fingerprint = input.fingerprint()?;
+                let known = self
+                    .store
+                    .case_get(CaseTree::Cases, ids[k].as_bytes())?
+                    .is_some();
+                let reappear = if known {
+                    None
+                } else {
+                    self.reappearing(input)?
+                };
+                Ok((fingerprint, reappear))
             })
             .collect::<Result<_, CaseError>>()?;
         let now = self.now();
         let roll = self.roll;
         let router = self.router.as_deref();
-        // Large write sets make one sled transaction slow; chunks of UPSERT_CHUNK records are
-        // each atomic and durable. A crash between chunks leaves the earlier chunks' cases, and
-        // re-running the same records completes the rest (upserts are idempotent).
-        let mut out = Vec::with_capacity(inputs.len());
-        for start in (0..inputs.len()).step_by(UPSERT_CHUNK) {
-            let end = (start + UPSERT_CHUNK).min(inputs.len());
+        let mut outcomes: Vec<UpsertOutcome> = Vec::with_capacity(reps.len());
+        for (c, chunk) in reps.chunks(UPSERT_CHUNK).enumerate() {
+            let base = c * UPSERT_CHUNK;
             let part = self.store.case_transaction(|txn| {
-                let mut part = Vec::with_capacity(end - start);
-                for k in start..end {
-                    let (id, fingerprint) = &prepared[k];
+                let mut part = Vec::with_capacity(chunk.len());
+                for (j, &k) in chunk.iter().enumerate() {
+                    let (fingerprint, reappear) = &prepared[base + j];
                     part.push(upsert_one(
                         txn,
                         &inputs[k],
                         auto_resolve[k],
-                        id,
+                        &ids[k],
                         fingerprint,
                         now,
                         &roll,
-                        reappear[k].as_deref(),
+                        reappear.as_deref(),
                         router,
+                        cycle,
                     )?);
                 }
                 Ok(part)
             })?;
-            out.extend(part);
+            outcomes.extend(part);
         }
-        Ok(out)
+        let at: HashMap<&str, usize> = order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        Ok(ids
+            .iter()
+            .map(|id| outcomes[at[id.as_str()]].clone())
+            .collect())
     }
 
     /// Takes `action` on the case `reference` (a case id or ticket), with an optional reason or
@@ -2522,6 +2631,10 @@ fn load_ref(txn: &CaseTxn<'_>, reference: &str) -> TxResult<Case> {
 
 /// The next value of a counter (the first is 1).
 pub(crate) fn next_counter(txn: &CaseTxn<'_>, name: &[u8]) -> TxResult<u64> {
+    if let Some(last) = txn.counter(name) {
+        txn.set_counter(name, last + 1);
+        return Ok(last + 1);
+    }
     let last = match txn.get(CaseTree::Seq, name)? {
         None => 0,
         Some(bytes) => match <[u8; 8]>::try_from(bytes.as_slice()) {
@@ -2535,18 +2648,23 @@ pub(crate) fn next_counter(txn: &CaseTxn<'_>, name: &[u8]) -> TxResult<u64> {
         },
     };
     let next = last + 1;
-    txn.insert(CaseTree::Seq, name, &next.to_be_bytes())?;
+    txn.set_counter(name, next);
     Ok(next)
 }
 
 /// Writes the case, its training label (or removes it while undecided) and its outstanding
 /// marker (or removes it once the break cleared).
 fn put_case(txn: &CaseTxn<'_>, case: &Case) -> TxResult<()> {
+    write_case(txn, case, false)
+}
+
+/// [`put_case`]; a `fresh` case (written for the first time) has no marker or label to remove.
+fn write_case(txn: &CaseTxn<'_>, case: &Case, fresh: bool) -> TxResult<()> {
     txn.insert(CaseTree::Cases, case.id.as_bytes(), &encode(case)?)?;
     let marker = outstanding_marker(&case.profile, &case.key, &case.id);
     if case.outstanding() {
         txn.insert(CaseTree::BreakIndex, &marker, case.id.as_bytes())?;
-    } else {
+    } else if !fresh {
         txn.remove(CaseTree::BreakIndex, &marker)?;
     }
     match case.status.label() {
@@ -2563,6 +2681,7 @@ fn put_case(txn: &CaseTxn<'_>, case: &Case) -> TxResult<()> {
             };
             txn.insert(CaseTree::Feedback, case.id.as_bytes(), &encode(&l)?)?;
         }
+        None if fresh => {}
         None => txn.remove(CaseTree::Feedback, case.id.as_bytes())?,
     }
     Ok(())
@@ -2739,6 +2858,7 @@ fn upsert_one(
     roll: &RollParams,
     reappear: Option<&str>,
     router: Option<&crate::routing::Router>,
+    cycle: Option<&Cycle>,
 ) -> TxResult<UpsertOutcome> {
     if let Some(mut case) = case_of_record(txn, input, id, reappear)? {
         // An older record (a past file run again) or the same record: nothing to do.
@@ -2838,7 +2958,10 @@ fn upsert_one(
             now,
         )?;
     }
-    put_case(txn, &case)?;
+    if let Some(cycle) = cycle {
+        roll_opened(&mut case, cycle);
+    }
+    write_case(txn, &case, true)?;
     Ok(UpsertOutcome {
         case,
         change: Change::Created,

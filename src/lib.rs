@@ -4,6 +4,11 @@
 //! functions; the faces (command line, terminal UI, service) call [`pipeline`] and know nothing
 //! of each other.
 
+/// mimalloc for every binary of the crate (the command, its tests and benchmarks): the store's
+/// writes and the data frames allocate and free in bulk, where glibc's allocator was slow.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod cases;
 pub mod categorize;
 pub mod config;

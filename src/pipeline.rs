@@ -1256,15 +1256,25 @@ pub fn record_cases(
     cats: &[crate::categorize::Categorization],
     model_version: &str,
 ) -> Result<Vec<crate::cases::Case>, crate::cases::CaseError> {
-    Ok(
-        record_case_outcomes(store, policy, profile, table, rows, cats, model_version)?
-            .into_iter()
-            .map(|o| o.case)
-            .collect(),
-    )
+    Ok(record_case_outcomes(
+        store,
+        policy,
+        profile,
+        table,
+        rows,
+        cats,
+        model_version,
+        None,
+    )?
+    .into_iter()
+    .map(|o| o.case)
+    .collect())
 }
 
-/// [`record_cases`], returning what each upsert did.
+/// [`record_cases`], returning what each upsert did. With the file's `cycle`, the cases the
+/// records open are rolled forward through it as they are written
+/// ([`crate::cases::Cases::upsert_batch_in`]).
+#[allow(clippy::too_many_arguments)]
 pub fn record_case_outcomes(
     store: &crate::store::Store,
     policy: &crate::config::CasesConfig,
@@ -1273,6 +1283,7 @@ pub fn record_case_outcomes(
     rows: &[usize],
     cats: &[crate::categorize::Categorization],
     model_version: &str,
+    cycle: Option<&crate::cases::Cycle>,
 ) -> Result<Vec<crate::cases::UpsertOutcome>, crate::cases::CaseError> {
     use crate::cases::{BreakInput, CaseError, Cases};
     use polars::prelude::*;
@@ -1382,22 +1393,25 @@ pub fn record_case_outcomes(
     Cases::new(store)
         .rolling(policy.roll())
         .routed(std::sync::Arc::new(router))
-        .upsert_batch(&inputs, &auto)
+        .upsert_batch_in(&inputs, &auto, cycle)
 }
 
-/// Rolls the profile's cases forward through the run's cycle (its current rows), counts the run
-/// summary and records it in the store. `outcomes` are the upserts of the run's flagged records;
-/// the cases of those that changed status in the roll-forward are refreshed in `cases`.
+/// Rolls the profile's cases forward through the run's `cycle` (its current rows; None when the
+/// file has no dates), counts the run summary and records it in the store. `outcomes` are the
+/// upserts of the run's flagged records; the cases of those that changed status in the
+/// roll-forward are refreshed in `cases`.
+#[allow(clippy::too_many_arguments)]
 pub fn roll_forward_run(
     cfg: &Config,
     store: &crate::store::Store,
     result: &RunOutput,
     det: &Detection,
+    cycle: Option<crate::cases::Cycle>,
     outcomes: &[crate::cases::UpsertOutcome],
     cases: &mut [crate::cases::Case],
     file: &str,
 ) -> Result<crate::cycle::RunSummary, crate::cases::CaseError> {
-    use crate::cases::{CaseFilter, Cases, Change};
+    use crate::cases::{Cases, Change};
     let handle = Cases::new(store).rolling(cfg.cases.roll());
     let triage = &det.scored.triage;
     let mut summary = crate::cycle::RunSummary {
@@ -1414,13 +1428,10 @@ pub fn roll_forward_run(
             .sum(),
         ..Default::default()
     };
-    let mut all = handle.list(&CaseFilter {
-        profile: Some(result.profile.clone()),
-        ..CaseFilter::default()
-    })?;
-    if let Some(mut cycle) =
-        crate::cycle::cycle_of(&result.features.df, &result.profile, &cfg.cases.absent)
-    {
+    // The profile's outstanding cases (a cleared case has nothing left to roll), read once for
+    // the roll-forward and the summary's tallies.
+    let mut open = handle.outstanding_cases(&result.profile)?;
+    if let Some(mut cycle) = cycle {
         summary.as_of = cycle.as_of().map(|d| d.to_string());
         summary.breaks = cycle
             .records
@@ -1433,11 +1444,10 @@ pub fn roll_forward_run(
             .filter(|o| o.change == Change::Created)
             .map(|o| o.case.id.clone())
             .collect();
-        // The profile's cases, read once for the roll-forward and the summary's tallies.
-        let roll = handle.roll_forward_over(&cycle, &mut all)?;
+        let roll = handle.roll_forward_over(&cycle, &mut open)?;
         if roll.cleared + roll.recertified > 0 {
             let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
-                all.iter().map(|c| (c.id.as_str(), c)).collect();
+                open.iter().map(|c| (c.id.as_str(), c)).collect();
             for c in cases.iter_mut() {
                 if let Some(now) = by_id.get(c.id.as_str()) {
                     *c = (*now).clone();
@@ -1449,7 +1459,7 @@ pub fn roll_forward_run(
         summary.count_cases(outcomes, &Default::default());
     }
     summary.matched = summary.rows.saturating_sub(summary.breaks);
-    summary.tally(&all, &cfg.cases.age_bands);
+    summary.tally(&open, &cfg.cases.age_bands);
     let bytes = serde_json::to_vec(&summary)
         .map_err(|e| crate::cases::CaseError::Invalid(e.to_string()))?;
     store.put_run(&bytes)?;
@@ -1659,6 +1669,9 @@ pub fn analyze_observed(
     step(progress, Stage::Cases, 2)?;
     let t = Instant::now();
     // Cases are durable before anything that names them is shown or written.
+    // The file's cycle: the cases the run opens are rolled forward through it as they are
+    // written, the others after.
+    let cycle = crate::cycle::cycle_of(&result.features.df, &result.profile, &cfg.cases.absent);
     let outcomes = record_case_outcomes(
         store,
         &cfg.cases,
@@ -1667,10 +1680,13 @@ pub fn analyze_observed(
         &rows,
         &categorized.cats,
         &det.bundle.version(),
+        cycle.as_ref(),
     )?;
     let mut cases: Vec<crate::cases::Case> = outcomes.iter().map(|o| o.case.clone()).collect();
     let file = opts.input.display().to_string();
-    let summary = roll_forward_run(cfg, store, &result, &det, &outcomes, &mut cases, &file)?;
+    let summary = roll_forward_run(
+        cfg, store, &result, &det, cycle, &outcomes, &mut cases, &file,
+    )?;
     with_cases(&mut table, &rows, &cases)?;
     timings.push(("cases", t.elapsed()));
     progress(Progress {

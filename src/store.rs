@@ -29,8 +29,10 @@ const META: &str = "meta";
 const MODELS: &str = "models";
 /// Run summaries: sequence number (big-endian u64) → summary JSON, the latest last.
 const RUNS: &str = "runs";
-/// sled's page cache (its default is 1 GiB, which a batch run would spend on pages it writes once).
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// sled's page cache (its default is 1 GiB, which a batch run would spend on pages it writes
+/// once). At 64 MiB, 100,000 cases (about 150 MB of records) no longer fit and recording them
+/// took a third longer (`cargo bench --bench cases_record`).
+const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 const LLM_CACHE: &str = "llm_cache";
 /// The service's per-account state (the last records of each account).
 const STREAM_STATE: &str = "stream_state";
@@ -419,11 +421,17 @@ impl Store {
         self.room()?;
         let trees = self.case_trees()?;
         let outcome = trees.as_slice().transaction(|views| {
-            let txn = CaseTxn { trees: views };
-            body(&txn).map_err(|err| match err {
+            let txn = CaseTxn {
+                trees: views,
+                counters: Default::default(),
+            };
+            let value = body(&txn).map_err(|err| match err {
                 TxError::Abort(e) => ConflictableTransactionError::Abort(e),
                 TxError::Storage(TxStorage(u)) => u.into(),
-            })
+            })?;
+            txn.write_counters()
+                .map_err(|TxStorage(u)| ConflictableTransactionError::from(u))?;
+            Ok(value)
         });
         let value = match outcome {
             Ok(v) => v,
@@ -608,6 +616,9 @@ impl CaseTree {
 /// transaction's own writes.
 pub(crate) struct CaseTxn<'a> {
     trees: &'a [TransactionalTree],
+    /// The counters (values of the `seq` tree) this transaction advanced: each is read once
+    /// and written once, when the transaction's body is done, however often it is advanced.
+    counters: std::cell::RefCell<Vec<(Vec<u8>, u64)>>,
 }
 
 impl CaseTxn<'_> {
@@ -625,6 +636,33 @@ impl CaseTxn<'_> {
     /// Removes one value (absent is fine).
     pub(crate) fn remove(&self, tree: CaseTree, key: &[u8]) -> Result<(), TxStorage> {
         self.trees[tree.index()].remove(key)?;
+        Ok(())
+    }
+
+    /// The value this transaction gave the counter `name` (a key of the `seq` tree), if it
+    /// advanced it.
+    pub(crate) fn counter(&self, name: &[u8]) -> Option<u64> {
+        self.counters
+            .borrow()
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// Advances the counter `name` to `value`; written to the `seq` tree at the end of the
+    /// transaction.
+    pub(crate) fn set_counter(&self, name: &[u8], value: u64) {
+        let mut counters = self.counters.borrow_mut();
+        match counters.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => *v = value,
+            None => counters.push((name.to_vec(), value)),
+        }
+    }
+
+    fn write_counters(&self) -> Result<(), TxStorage> {
+        for (name, value) in self.counters.borrow().iter() {
+            self.insert(CaseTree::Seq, name, &value.to_be_bytes())?;
+        }
         Ok(())
     }
 }

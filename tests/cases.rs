@@ -225,9 +225,11 @@ fn the_same_record_twice_changes_nothing() {
             &[false, false],
         )
         .unwrap();
+    // Both records are of the case the batch opened: each says so.
     assert_eq!(batch[0].change, Change::Created);
-    assert_eq!(batch[1].change, Change::Unchanged);
+    assert_eq!(batch[1].change, Change::Created);
     assert_eq!(batch[0].case.ticket, batch[1].case.ticket);
+    assert_eq!(again_cases.events().unwrap().len(), 2);
     assert_eq!(again_cases.list(&CaseFilter::default()).unwrap().len(), 2);
 }
 
@@ -281,6 +283,78 @@ fn a_persisting_break_is_the_same_case_and_ages() {
         .unwrap();
     assert_eq!(other.change, Change::Created);
     assert_ne!(other.case.id, c.id);
+}
+
+#[test]
+fn a_batch_folds_the_records_of_one_break_into_its_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cases = cases_at(&store, at(2024, 5, 6));
+    // Three days of one break (out of date order), and another break in between.
+    let mut day = |date: &str, diff: f64| {
+        let mut r = rec("K1", "2024-05-01", date);
+        r.difference = diff;
+        r
+    };
+    let batch = vec![
+        day("2024-05-01", 100.0),
+        day("2024-05-03", 300.0),
+        rec("K2", "2024-05-02", "2024-05-02"),
+        day("2024-05-02", 200.0),
+    ];
+    let out = cases.upsert_batch(&batch, &[false; 4]).unwrap();
+    assert_eq!(out.len(), 4);
+    let k1: Vec<_> = [0, 1, 3].iter().map(|i| &out[*i]).collect();
+    for o in &k1 {
+        assert_eq!(
+            o.change,
+            Change::Created,
+            "every record of the break says what happened"
+        );
+        assert_eq!(o.case, k1[0].case);
+    }
+    let c = &k1[0].case;
+    assert_eq!((c.last_date, c.difference), (d("2024-05-03"), 300.0));
+    assert_eq!(cases.get(&c.id).unwrap().unwrap(), *c);
+    // Tickets in the order the breaks first appear; one creation event per case.
+    assert_eq!(c.ticket, "BRK-20240506-000001");
+    assert_eq!(out[2].case.ticket, "BRK-20240506-000002");
+    let events = cases.events().unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().all(|e| e.action == EventAction::Create));
+    // The same batch again changes nothing.
+    let again = cases.upsert_batch(&batch, &[false; 4]).unwrap();
+    assert!(again.iter().all(|o| o.change == Change::Unchanged));
+    assert_eq!(cases.events().unwrap().len(), 2);
+}
+
+#[test]
+fn counters_advance_once_per_case_across_the_transactions_of_a_large_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 4_321;
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let cases = cases_at(&store, at(2024, 5, 1));
+        let batch: Vec<BreakInput> = (0..n)
+            .map(|i| rec(&format!("K{i}"), "2024-05-01", "2024-05-01"))
+            .collect();
+        let out = cases.upsert_batch(&batch, &vec![false; n]).unwrap();
+        let tickets: Vec<String> = out.iter().map(|o| o.case.ticket.clone()).collect();
+        let expected: Vec<String> = (1..=n).map(|k| format!("BRK-20240501-{k:06}")).collect();
+        assert_eq!(tickets, expected);
+        let seqs: Vec<u64> = cases.events().unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=n as u64).collect::<Vec<_>>());
+        assert_eq!(cases.outstanding_cases("gl_ihub").unwrap().len(), n);
+    }
+    // After a restart the counters go on where the batch left them.
+    let store = Store::open(dir.path()).unwrap();
+    let cases = cases_at(&store, at(2024, 5, 2));
+    let next = cases
+        .upsert(&rec("K-next", "2024-05-02", "2024-05-02"), false)
+        .unwrap()
+        .case;
+    assert_eq!(next.ticket, format!("BRK-20240502-{:06}", n + 1));
+    assert_eq!(cases.events().unwrap().last().unwrap().seq, n as u64 + 1);
 }
 
 #[test]

@@ -665,6 +665,7 @@ pub fn triage(
         &rows,
         &cat.cats,
         &engine.version,
+        None,
     )
     .map_err(|e| e.to_string())?;
     let roll = roll_observed(cfg, store, engine, obs, &outcomes)?;
