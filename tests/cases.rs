@@ -291,7 +291,7 @@ fn a_batch_folds_the_records_of_one_break_into_its_latest() {
     let store = Store::open(dir.path()).unwrap();
     let cases = cases_at(&store, at(2024, 5, 6));
     // Three days of one break (out of date order), and another break in between.
-    let mut day = |date: &str, diff: f64| {
+    let day = |date: &str, diff: f64| {
         let mut r = rec("K1", "2024-05-01", date);
         r.difference = diff;
         r
