@@ -1800,7 +1800,8 @@ impl<'s> Cases<'s> {
     /// [`Cases::roll_forward_over`] has nothing left to write for it.
     ///
     /// Each case is written once: the records of one break (the same case) are folded into its
-    /// latest, and every one of them gets that record's outcome. Writes go in transactions of
+    /// latest, and every one of them gets that record's outcome. A case opens proposed for
+    /// auto-resolution only when every record of its break is proposed. Writes go in transactions of
     /// `UPSERT_CHUNK` cases, each atomic and durable; a crash between two leaves the earlier
     /// ones, and running the same records again completes the rest (upserts are idempotent).
     pub fn upsert_batch_in(
@@ -1842,6 +1843,12 @@ impl<'s> Cases<'s> {
             }
         }
         let reps: Vec<usize> = order.iter().map(|id| latest[id]).collect();
+        // The rules propose a case for auto-resolution only when they propose every record of
+        // its break: one unexplained record keeps it for review.
+        let mut proposed: HashMap<&str, bool> = HashMap::with_capacity(reps.len());
+        for (id, auto) in ids.iter().zip(auto_resolve) {
+            *proposed.entry(id.as_str()).or_insert(true) &= *auto;
+        }
         // Fingerprints (SHA-256 of each record) and the cleared case a record of an unknown
         // break may bring back are independent: computed in parallel.
         let prepared: Vec<(String, Option<String>)> = reps
@@ -1874,7 +1881,7 @@ impl<'s> Cases<'s> {
                     part.push(upsert_one(
                         txn,
                         &inputs[k],
-                        auto_resolve[k],
+                        proposed[ids[k].as_str()],
                         &ids[k],
                         fingerprint,
                         now,

@@ -1399,7 +1399,7 @@ pub fn record_case_outcomes(
 /// Rolls the profile's cases forward through the run's `cycle` (its current rows; None when the
 /// file has no dates), counts the run summary and records it in the store. `outcomes` are the
 /// upserts of the run's flagged records; the cases of those that changed status in the
-/// roll-forward are refreshed in `cases`.
+/// roll-forward are refreshed in them.
 #[allow(clippy::too_many_arguments)]
 pub fn roll_forward_run(
     cfg: &Config,
@@ -1407,8 +1407,7 @@ pub fn roll_forward_run(
     result: &RunOutput,
     det: &Detection,
     cycle: Option<crate::cases::Cycle>,
-    outcomes: &[crate::cases::UpsertOutcome],
-    cases: &mut [crate::cases::Case],
+    outcomes: &mut [crate::cases::UpsertOutcome],
     file: &str,
 ) -> Result<crate::cycle::RunSummary, crate::cases::CaseError> {
     use crate::cases::{Cases, Change};
@@ -1448,9 +1447,9 @@ pub fn roll_forward_run(
         if roll.cleared + roll.recertified > 0 {
             let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
                 open.iter().map(|c| (c.id.as_str(), c)).collect();
-            for c in cases.iter_mut() {
-                if let Some(now) = by_id.get(c.id.as_str()) {
-                    *c = (*now).clone();
+            for o in outcomes.iter_mut() {
+                if let Some(now) = by_id.get(o.case.id.as_str()) {
+                    o.case = (*now).clone();
                 }
             }
         }
@@ -1672,7 +1671,7 @@ pub fn analyze_observed(
     // The file's cycle: the cases the run opens are rolled forward through it as they are
     // written, the others after.
     let cycle = crate::cycle::cycle_of(&result.features.df, &result.profile, &cfg.cases.absent);
-    let outcomes = record_case_outcomes(
+    let mut outcomes = record_case_outcomes(
         store,
         &cfg.cases,
         &result.profile,
@@ -1682,11 +1681,9 @@ pub fn analyze_observed(
         &det.bundle.version(),
         cycle.as_ref(),
     )?;
-    let mut cases: Vec<crate::cases::Case> = outcomes.iter().map(|o| o.case.clone()).collect();
     let file = opts.input.display().to_string();
-    let summary = roll_forward_run(
-        cfg, store, &result, &det, cycle, &outcomes, &mut cases, &file,
-    )?;
+    let summary = roll_forward_run(cfg, store, &result, &det, cycle, &mut outcomes, &file)?;
+    let cases: Vec<crate::cases::Case> = outcomes.into_iter().map(|o| o.case).collect();
     with_cases(&mut table, &rows, &cases)?;
     timings.push(("cases", t.elapsed()));
     progress(Progress {

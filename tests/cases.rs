@@ -325,7 +325,35 @@ fn a_batch_folds_the_records_of_one_break_into_its_latest() {
     // The same batch again changes nothing.
     let again = cases.upsert_batch(&batch, &[false; 4]).unwrap();
     assert!(again.iter().all(|o| o.change == Change::Unchanged));
-    assert_eq!(cases.events().unwrap().len(), 2);
+    // The rules propose a break's case only when they propose every record of it.
+    let k3 = |date: &str| rec("K3", "2024-05-01", date);
+    let k4 = |date: &str| rec("K4", "2024-05-01", date);
+    let out = cases
+        .upsert_batch(
+            &[
+                k3("2024-05-01"),
+                k3("2024-05-02"),
+                k4("2024-05-01"),
+                k4("2024-05-02"),
+            ],
+            &[false, true, true, true],
+        )
+        .unwrap();
+    assert_eq!(out[0].case.status, Status::PendingReview);
+    assert_eq!(out[1].case.status, Status::PendingReview);
+    assert_eq!(out[2].case.status, Status::AutoResolveProposed);
+    assert_eq!(out[3].case.status, Status::AutoResolveProposed);
+    let again = cases.upsert_batch(&batch, &[false; 4]).unwrap();
+    assert!(again.iter().all(|o| o.change == Change::Unchanged));
+    assert_eq!(
+        cases
+            .events()
+            .unwrap()
+            .iter()
+            .filter(|e| e.action == EventAction::Create)
+            .count(),
+        4
+    );
 }
 
 #[test]
