@@ -22,6 +22,7 @@ pub mod llm;
 pub mod logging;
 pub mod notify;
 pub mod output;
+pub mod partition;
 pub mod pipeline;
 pub mod profile;
 pub mod routine;
