@@ -23,6 +23,7 @@ pub mod logging;
 pub mod notify;
 pub mod output;
 pub mod partition;
+pub mod parts;
 pub mod pipeline;
 pub mod profile;
 pub mod routine;
