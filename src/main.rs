@@ -2010,13 +2010,16 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
     // The store first: a store held by another process fails before any work is done. A
     // partition's worker has none (a cluster's workers cannot share one): an empty store of its
     // own stands in, and the LLM pass is left to the merge.
-    let (store, _scratch) = match args.partition {
+    let scratch = match args.partition {
         Some(_) => {
-            let dir = tempfile::tempdir().context("cannot create a scratch directory")?;
             cfg.llm.enabled = false;
-            (Store::open(dir.path()).map_err(store_failure)?, Some(dir))
+            Some(tempfile::tempdir().context("cannot create a scratch directory")?)
         }
-        None => (open_store(&cfg)?, None),
+        None => None,
+    };
+    let store = match &scratch {
+        Some(dir) => Store::open(dir.path()).map_err(store_failure)?,
+        None => open_store(&cfg)?,
     };
     let started = Instant::now();
 
@@ -2080,6 +2083,16 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         };
         breakdesk::parts::write_sidecars(&cfg, &out, &analysis, &src, &store)
             .map_err(part_failure)?;
+    } else if out.as_os_str() != "-" {
+        // A part's sidecars left beside the file from an earlier run would pass it for a part.
+        for p in [
+            breakdesk::parts::meta_path(&out),
+            breakdesk::parts::rows_path(&out),
+        ] {
+            if p.is_file() {
+                let _ = std::fs::remove_file(p);
+            }
+        }
     }
     let write_time = t.elapsed();
     let pipeline::Analysis {
