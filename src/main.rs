@@ -2263,10 +2263,16 @@ fn merge(cfg: Config, args: &MergeArgs, quiet: bool) -> Result<(), Failure> {
         b.finish_and_clear();
     }
     if args.timings {
+        let mut parts: Vec<String> = merged
+            .timings
+            .iter()
+            .map(|(s, d)| format!("{s} {:.3} s", d.as_secs_f64()))
+            .collect();
+        parts.push(format!("write {:.3} s", t.elapsed().as_secs_f64()));
         eprintln!(
-            "timings: merge {:.3} s, write {:.3} s",
-            merge_time.as_secs_f64(),
-            t.elapsed().as_secs_f64()
+            "timings: {} (merge {:.3} s)",
+            parts.join(", "),
+            merge_time.as_secs_f64()
         );
     }
     tracing::info!(out = %args.out.display(), rows = merged.table.height(), parts = merged.parts, "merged");

@@ -744,14 +744,18 @@ fn read_table(p: &Part) -> Result<DataFrame, PartError> {
             .map(|c| c.to_string())
             .collect();
         check_header(&header, cols).map_err(&invalid)?;
-        let mut out = Vec::with_capacity(cols.len());
-        for c in cols {
-            let ca = raw
-                .column(&c.name)
-                .and_then(|c| c.str().cloned())
-                .map_err(|e| invalid(e.to_string()))?;
-            out.push(typed_from_text(&c.name, &c.dtype, &ca).map_err(&invalid)?);
-        }
+        use rayon::prelude::*;
+        let out: Vec<Column> = cols
+            .par_iter()
+            .map(|c| {
+                let ca = raw
+                    .column(&c.name)
+                    .and_then(|c| c.str().cloned())
+                    .map_err(|e| e.to_string())?;
+                typed_from_text(&c.name, &c.dtype, &ca)
+            })
+            .collect::<Result<_, String>>()
+            .map_err(&invalid)?;
         DataFrame::new(raw.height(), out).map_err(|e| invalid(e.to_string()))?
     };
     if table.height() != p.meta.written {
@@ -1010,6 +1014,8 @@ pub struct Merged {
     /// The rejects report of the first part (every worker checks the whole file: they are all
     /// the same), when there is one.
     pub rejects: Option<PathBuf>,
+    /// How long each step took.
+    pub timings: Vec<(&'static str, std::time::Duration)>,
 }
 
 /// Where one row of the partitions stands in the merged whole.
@@ -1042,6 +1048,12 @@ pub fn merge(
             ]
         })
         .collect();
+    let mut timings = Vec::new();
+    let mut t = std::time::Instant::now();
+    let mut lap = |name: &'static str, timings: &mut Vec<_>| {
+        timings.push((name, t.elapsed()));
+        t = std::time::Instant::now();
+    };
     let parts: Vec<Part> = parts
         .iter()
         .filter(|p| !beside.contains(*p))
@@ -1102,18 +1114,23 @@ pub fn merge(
     for (pos, i) in order.iter().enumerate() {
         rank[*i] = (pos + 1) as u32;
     }
-    let at_row: HashMap<u64, usize> = all
-        .bd_row
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (*r, i))
-        .collect();
+    // A row's place among all of them: `by_row` is sorted by bd_row.
+    let at_row = |r: u64| -> Option<usize> {
+        by_row
+            .binary_search_by_key(&r, |i| all.bd_row[*i])
+            .ok()
+            .map(|k| by_row[k])
+    };
+    lap("ranks", &mut timings);
 
     // The parts' tables, with the merged score, flag and rank; rows that are no longer written
     // (judged normal) are left out.
+    let tables: Vec<DataFrame> = {
+        use rayon::prelude::*;
+        parts.par_iter().map(read_table).collect::<Result<_, _>>()?
+    };
     let mut table: Option<DataFrame> = None;
-    for p in &parts {
-        let t = read_table(p)?;
+    for t in tables {
         table = Some(match table {
             None => t,
             Some(mut acc) => {
@@ -1124,6 +1141,7 @@ pub fn merge(
     }
     let mut table = table.unwrap_or_default();
     table.rechunk_mut();
+    lap("read parts", &mut timings);
     let rows_of: Vec<u64> = table
         .column("bd_row")?
         .cast(&DataType::UInt64)?
@@ -1133,7 +1151,7 @@ pub fn merge(
         .collect();
     let mut idx = Vec::with_capacity(rows_of.len());
     for r in &rows_of {
-        idx.push(*at_row.get(r).ok_or_else(|| PartError::Invalid {
+        idx.push(at_row(*r).ok_or_else(|| PartError::Invalid {
             file: parts[0].path.display().to_string(),
             message: format!("a part holds row {r}, which no part's rows file lists"),
         })?);
@@ -1188,6 +1206,7 @@ pub fn merge(
     let categorized =
         pipeline::categorize(cfg, &rules, &table, resolved, &rows, flagged_total, store)?;
     pipeline::with_categories(&mut table, &rows, &categorized.cats)?;
+    lap("categorize", &mut timings);
     let cases = if opts.record {
         let cases = pipeline::record_cases(
             store,
@@ -1204,7 +1223,11 @@ pub fn merge(
         Vec::new()
     };
 
+    if opts.record {
+        lap("cases", &mut timings);
+    }
     let clusters = merge_clusters(&parts, &all, meta.clusters, meta.top_accounts);
+    lap("clusters", &mut timings);
     let rejects = crate::output::rejects_path(&parts[0].path);
     Ok(Merged {
         table,
@@ -1226,6 +1249,7 @@ pub fn merge(
         categorized,
         cases,
         rejects: rejects.is_file().then_some(rejects),
+        timings,
     })
 }
 
