@@ -1036,8 +1036,8 @@ pub fn merge(
     store: &crate::store::Store,
     opts: MergeOptions,
 ) -> Result<Merged, PartError> {
-    // A glob over a directory of parts (`part-*.csv`) also names their cluster summaries and
-    // rejects reports: those are not parts.
+    // A glob over a directory of parts (`parts/*`) also names their cluster summaries, rejects
+    // reports and sidecars: those are not parts.
     let beside: std::collections::HashSet<PathBuf> = parts
         .iter()
         .filter(|p| meta_path(p).is_file())
@@ -1045,6 +1045,8 @@ pub fn merge(
             [
                 crate::output::sibling_path(p, "clusters", "csv"),
                 crate::output::rejects_path(p),
+                meta_path(p),
+                rows_path(p),
             ]
         })
         .collect();
