@@ -27,6 +27,8 @@ pub mod llm;
 pub mod logging;
 pub mod notify;
 pub mod output;
+pub mod partition;
+pub mod parts;
 pub mod pipeline;
 pub mod profile;
 pub mod routine;

@@ -65,6 +65,10 @@ enum Command {
     Serve(ServeArgs),
     /// Score a reconciliation file: write its anomalies (or every row) with score, rank, cluster, root-cause bucket, severity, summary and case.
     Run(RunArgs),
+    /// Merge the parts of a partitioned run (`run --partition I/N`) into the output one run on the
+    /// whole file writes: ranked across every part, with the analysts' verdicts, the categories
+    /// and the cluster summary recomputed.
+    Merge(MergeArgs),
     /// Train the model for a file's profile and detector now, and save it in the store.
     Train(TrainArgs),
     /// Retrain with the analysts' feedback: true breaks left out of what is normal, rejected rows
@@ -524,12 +528,43 @@ struct RunArgs {
     /// Train a new model even when a saved one fits.
     #[arg(long)]
     retrain: bool,
+    /// Score with this model bundle (JSON, as `train --export` and `model export` write it)
+    /// instead of the store's; nothing is trained.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["retrain", "contamination"])]
+    model: Option<PathBuf>,
+    /// Process only the accounts of partition I of N, numbered from 0 (0/4 … 3/4): a cluster
+    /// worker's share. Needs --model; writes the part with its sidecars (PATH.meta.json,
+    /// PATH.rows.bin) for `breakdesk merge`, and records no cases.
+    #[arg(long, value_name = "I/N", requires = "model", conflicts_with_all = ["email", "jira", "webhook"])]
+    partition: Option<breakdesk::partition::Partition>,
     /// Print how long each stage took.
     #[arg(long)]
     timings: bool,
     /// After the run, dispatch the Accepted cases not yet dispatched on these channels.
     #[command(flatten)]
     dispatch: ChannelArgs,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// The parts, every partition once, as `run --partition` wrote them (each with its
+    /// PART.meta.json and PART.rows.bin beside it).
+    #[arg(required = true, value_name = "PART")]
+    parts: Vec<PathBuf>,
+    /// The merged output (`-` for standard output); its cluster summary and rejects report go
+    /// beside it.
+    #[arg(long, short, value_name = "PATH")]
+    out: PathBuf,
+    /// csv or jsonl; default: the parts' format.
+    #[arg(long)]
+    format: Option<String>,
+    /// Record a case per anomaly in the store, as `run` does (merge is then the one writer). The
+    /// roll-forward of the cases (clearing those whose break is gone) is not done.
+    #[arg(long)]
+    record: bool,
+    /// Print how long each step took.
+    #[arg(long)]
+    timings: bool,
 }
 
 #[derive(Args)]
@@ -816,6 +851,10 @@ fn real_main(cli: Cli) -> Result<(), Failure> {
         Command::Run(args) => {
             let cfg = load_config(&cli)?;
             run(cfg, args, cli.quiet)
+        }
+        Command::Merge(args) => {
+            let cfg = load_config(&cli)?;
+            merge(cfg, args, cli.quiet)
         }
         Command::Train(args) => {
             let cfg = load_config(&cli)?;
@@ -1919,6 +1958,7 @@ fn detect_failure(e: DetectError) -> Failure {
         DetectError::Store(s) => store_failure(s),
         DetectError::Config(m) => usage(m),
         e @ DetectError::Unfit { .. } => fail(exit::CONFIG, e.into()),
+        e @ DetectError::Bundle { .. } => fail(exit::CONFIG, e.into()),
         DetectError::Model(m @ breakdesk::detect::model::ModelError::TooFewRows(_)) => {
             fail(exit::INPUT, m.into())
         }
@@ -1960,9 +2000,27 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         }
         Some(actor(&cfg, None, None)?)
     };
+    let bundle = args.model.as_deref().map(read_bundle).transpose()?;
+    if args.partition.is_some() && out.as_os_str() == "-" {
+        return Err(usage(
+            "--partition writes its part with sidecars beside it: give --out FILE, not -".into(),
+        ));
+    }
     let _log = breakdesk::logging::init(&cfg);
-    // The store first: a store held by another process fails before any work is done.
-    let store = open_store(&cfg)?;
+    // The store first: a store held by another process fails before any work is done. A
+    // partition's worker has none (a cluster's workers cannot share one): an empty store of its
+    // own stands in, and the LLM pass is left to the merge.
+    let scratch = match args.partition {
+        Some(_) => {
+            cfg.llm.enabled = false;
+            Some(tempfile::tempdir().context("cannot create a scratch directory")?)
+        }
+        None => None,
+    };
+    let store = match &scratch {
+        Some(dir) => Store::open(dir.path()).map_err(store_failure)?,
+        None => open_store(&cfg)?,
+    };
     let started = Instant::now();
 
     let bar = progress_bar(quiet);
@@ -1972,20 +2030,71 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         detect: dopts,
         all_rows: args.all_rows,
     };
-    let analysis = pipeline::analyze(
-        &cfg,
-        &opts,
-        &aopts,
-        &store,
-        &hint,
-        &mut progress_reporter(bar.as_ref()),
-        &cancel,
-    );
+    let model_file = args
+        .model
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let analysis = match bundle {
+        Some(bundle) => pipeline::analyze_with_bundle(
+            &cfg,
+            &opts,
+            &aopts,
+            pipeline::BundleRun {
+                bundle,
+                file: &model_file,
+                partition: args.partition.as_ref(),
+                record_cases: args.partition.is_none(),
+            },
+            &store,
+            &hint,
+            &mut progress_reporter(bar.as_ref()),
+            &cancel,
+        ),
+        None => pipeline::analyze(
+            &cfg,
+            &opts,
+            &aopts,
+            &store,
+            &hint,
+            &mut progress_reporter(bar.as_ref()),
+            &cancel,
+        ),
+    };
     if analysis.is_err()
         && let Some(b) = &bar
     {
         b.finish_and_clear();
     }
+    let analysis = analysis.map_err(|e| analyze_failure(e, &rejects_file))?;
+    if let Some(b) = &bar {
+        b.set_message("writing");
+    }
+    let t = Instant::now();
+    output::write_table(&analysis.table, &out, format)?;
+    output::write_clusters(&analysis.det.clusters, &clusters_file)?;
+    if let Some(p) = &args.partition {
+        let src = breakdesk::parts::PartSource {
+            partition: p,
+            input: &opts.input,
+            history: opts.history.as_deref(),
+            all_rows: args.all_rows,
+            format,
+        };
+        breakdesk::parts::write_sidecars(&cfg, &out, &analysis, &src, &store)
+            .map_err(part_failure)?;
+    } else if out.as_os_str() != "-" {
+        // A part's sidecars left beside the file from an earlier run would pass it for a part.
+        for p in [
+            breakdesk::parts::meta_path(&out),
+            breakdesk::parts::rows_path(&out),
+        ] {
+            if p.is_file() {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    let write_time = t.elapsed();
     let pipeline::Analysis {
         run: result,
         det,
@@ -1994,15 +2103,8 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         summary,
         timings,
         ..
-    } = analysis.map_err(|e| analyze_failure(e, &rejects_file))?;
-    if let Some(b) = &bar {
-        b.set_message("writing");
-    }
-    let t = Instant::now();
-    output::write_table(&table, &out, format)?;
+    } = analysis;
     let written = table.height();
-    output::write_clusters(&det.clusters, &clusters_file)?;
-    let write_time = t.elapsed();
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -2038,8 +2140,16 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         if let Some(r) = &categorized.llm {
             eprintln!("{}", r.describe());
         }
-        for line in summary.lines() {
-            eprintln!("{line}");
+        if let Some(p) = &args.partition {
+            eprintln!(
+                "partition {p}: {} of the file's {} rows; ranks, severities and clusters are this part's own until `breakdesk merge`; no cases recorded",
+                result.features.df.height(),
+                result.rows_read
+            );
+        } else {
+            for line in summary.lines() {
+                eprintln!("{line}");
+            }
         }
         eprintln!(
             "wrote {written} {} to {} and the cluster summary to {} in {:.2} s",
@@ -2060,6 +2170,139 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
             Some(flush_wait(&cfg, None)?),
             quiet,
         )?;
+    }
+    Ok(())
+}
+
+/// A model bundle file (`--model`).
+fn read_bundle(path: &Path) -> Result<ModelBundle, Failure> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        fail(
+            exit::INPUT,
+            anyhow::anyhow!("cannot read the model file {}: {e}", path.display()),
+        )
+    })?;
+    ModelBundle::from_json(&bytes).map_err(|e| {
+        fail(
+            exit::INPUT,
+            anyhow::anyhow!(
+                "the model file {} is not a model bundle (write one with `breakdesk train FILE --export {}`): {e}",
+                path.display(),
+                path.display()
+            ),
+        )
+    })
+}
+
+fn part_failure(e: breakdesk::parts::PartError) -> Failure {
+    use breakdesk::parts::PartError;
+    match e {
+        PartError::Read { .. }
+        | PartError::Invalid { .. }
+        | PartError::Mismatch { .. }
+        | PartError::Incomplete(_) => fail(exit::INPUT, e.into()),
+        PartError::Rules(r) => fail(exit::CONFIG, r.into()),
+        PartError::Detect(d) => detect_failure(d),
+        PartError::Cases(c) => case_failure(c),
+        e => e.into(),
+    }
+}
+
+fn merge(cfg: Config, args: &MergeArgs, quiet: bool) -> Result<(), Failure> {
+    use breakdesk::parts::{self, MergeOptions};
+    let format: Option<Format> = args
+        .format
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(usage)?;
+    let _log = breakdesk::logging::init(&cfg);
+    // The analysts' verdicts, the LLM's cache and the cases are in the store.
+    let store = open_store(&cfg)?;
+    let started = Instant::now();
+    let bar = progress_bar(quiet);
+    if let Some(b) = &bar {
+        b.set_message("merging");
+    }
+    let merged = parts::merge(
+        &cfg,
+        &args.parts,
+        &store,
+        MergeOptions {
+            record: args.record,
+        },
+    );
+    if merged.is_err()
+        && let Some(b) = &bar
+    {
+        b.finish_and_clear();
+    }
+    let merged = merged.map_err(part_failure)?;
+    let merge_time = started.elapsed();
+    if let Some(b) = &bar {
+        b.set_message("writing");
+    }
+    let t = Instant::now();
+    let format = format.unwrap_or(merged.format);
+    output::write_table(&merged.table, &args.out, format)?;
+    let clusters_file = output::sibling_path(&args.out, "clusters", "csv");
+    output::write_clusters(&merged.clusters, &clusters_file)?;
+    let rejects_file = output::rejects_path(&args.out);
+    match &merged.rejects {
+        Some(r) => {
+            std::fs::copy(r, &rejects_file).with_context(|| {
+                format!("cannot copy {} to {}", r.display(), rejects_file.display())
+            })?;
+        }
+        None if rejects_file.exists() => {
+            let _ = std::fs::remove_file(&rejects_file);
+        }
+        None => {}
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if args.timings {
+        let mut parts: Vec<String> = merged
+            .timings
+            .iter()
+            .map(|(s, d)| format!("{s} {:.3} s", d.as_secs_f64()))
+            .collect();
+        parts.push(format!("write {:.3} s", t.elapsed().as_secs_f64()));
+        eprintln!(
+            "timings: {} (merge {:.3} s)",
+            parts.join(", "),
+            merge_time.as_secs_f64()
+        );
+    }
+    tracing::info!(out = %args.out.display(), rows = merged.table.height(), parts = merged.parts, "merged");
+    if !quiet {
+        eprintln!(
+            "merged {} parts of {} ({} rows of the file's {}), model {}",
+            merged.parts, merged.profile, merged.rows, merged.rows_read, merged.model_version
+        );
+        eprintln!("triage: {}", merged.triage.describe());
+        if merged.judged > 0 {
+            eprintln!(
+                "verdicts: {} breaks judged normal by an analyst quieted ({} of them flagged by a part)",
+                merged.judged, merged.judged_flagged
+            );
+        }
+        print_buckets(&merged.categorized.cats);
+        if args.record {
+            eprintln!(
+                "cases: {} recorded (not rolled forward: the parts do not hold the day's other rows)",
+                merged.cases.len()
+            );
+        }
+        eprintln!(
+            "wrote {} {} to {} and the cluster summary to {} in {:.2} s",
+            merged.table.height(),
+            if merged.all_rows { "rows" } else { "anomalies" },
+            args.out.display(),
+            clusters_file.display(),
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }

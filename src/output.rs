@@ -37,7 +37,7 @@ fn werr(path: &Path, e: impl std::fmt::Display) -> OutputError {
 }
 
 /// Columns that only duplicate an original column and are left out of the output.
-fn output_columns(df: &DataFrame) -> Vec<PlSmallStr> {
+pub fn output_columns(df: &DataFrame) -> Vec<PlSmallStr> {
     df.get_column_names()
         .into_iter()
         .filter(|n| !n.starts_with("bd_cat_"))

@@ -16,6 +16,8 @@ pub enum Stage {
     PrepareHistory,
     Read,
     Prepare,
+    /// Keeping the rows of one partition (`--partition I/N`).
+    Partition,
     Features,
     /// Loading or training the model, scoring, clustering.
     Detect,
@@ -33,6 +35,7 @@ impl Stage {
             Stage::PrepareHistory => "checking history",
             Stage::Read => "reading",
             Stage::Prepare => "checking rows",
+            Stage::Partition => "selecting partition",
             Stage::Features => "computing features",
             Stage::Detect => "detecting (loading or training the model, scoring)",
             Stage::Categorize => "categorizing",
@@ -164,7 +167,21 @@ pub fn run(
     progress: &mut dyn FnMut(Progress),
     cancel: &AtomicBool,
 ) -> Result<RunOutput, PipelineError> {
-    let total = if opts.history.is_some() { 5 } else { 3 };
+    run_selecting(cfg, opts, None, rejects_hint, progress, cancel)
+}
+
+/// [`run`], keeping only the rows (current and history) of the accounts in `partition` once
+/// they are typed and keyed, before the features. The whole file is still read and checked (its
+/// rejects and row counts are the whole file's).
+pub fn run_selecting(
+    cfg: &Config,
+    opts: &RunOptions,
+    partition: Option<&crate::partition::Partition>,
+    rejects_hint: &str,
+    progress: &mut dyn FnMut(Progress),
+    cancel: &AtomicBool,
+) -> Result<RunOutput, PipelineError> {
+    let total = if opts.history.is_some() { 5 } else { 3 } + u64::from(partition.is_some());
     let mut done = 0u64;
     let mut timings = Vec::new();
     let mut step =
@@ -241,7 +258,7 @@ pub fn run(
     }
 
     let mut all_rejects = Vec::new();
-    let mut history_prepared = None;
+    let mut history_prepared: Option<Prepared> = None;
     let mut history_rows_read = 0;
     if let Some((hraw, hres)) = &history {
         step(Stage::PrepareHistory, progress)?;
@@ -262,7 +279,7 @@ pub fn run(
 
     step(Stage::Prepare, progress)?;
     let t = Instant::now();
-    let cur = prepare::prepare(&raw, &resolved, &popts)?;
+    let mut cur = prepare::prepare(&raw, &resolved, &popts)?;
     drop(raw);
     timings.push((Stage::Prepare, t.elapsed()));
     all_rejects.extend(cur.rejects.iter().cloned());
@@ -271,6 +288,28 @@ pub fn run(
             error: Box::new(error),
             rejects: all_rejects,
         });
+    }
+
+    if let Some(p) = partition {
+        step(Stage::Partition, progress)?;
+        let t = Instant::now();
+        let select = |prepared: &mut Prepared| -> Result<(), PipelineError> {
+            prepared.df = p
+                .select(&prepared.df, &prepared.source)
+                .map_err(|e| match e {
+                    crate::partition::PartitionError::Polars(e) => {
+                        PipelineError::Features(e.into())
+                    }
+                    e => PipelineError::Config(e.to_string()),
+                })?;
+            Ok(())
+        };
+        select(&mut cur)?;
+        if let Some(h) = history_prepared.as_mut() {
+            select(h)?;
+        }
+        timings.push((Stage::Partition, t.elapsed()));
+        tracing::info!(partition = %p, rows = cur.df.height(), "partition selected");
     }
 
     step(Stage::Features, progress)?;
@@ -373,6 +412,12 @@ pub enum ModelStatus {
     TrainedUnfit(String),
     /// The saved model did not fit the file but was used (`--model-policy reuse`): why.
     LoadedUnfit(String),
+    /// A bundle file (`--model FILE`) was used; `unfit` says why it does not fit the file, when
+    /// it does not.
+    FromFile {
+        path: String,
+        unfit: Option<String>,
+    },
 }
 
 impl ModelStatus {
@@ -393,6 +438,11 @@ impl ModelStatus {
                     "saved model used although it does not fit this file (model policy reuse): {why}"
                 )
             }
+            ModelStatus::FromFile { path, unfit: None } => format!("model file {path} used"),
+            ModelStatus::FromFile {
+                path,
+                unfit: Some(why),
+            } => format!("model file {path} used although it does not fit this file: {why}"),
         }
     }
 }
@@ -427,6 +477,9 @@ pub enum DetectError {
         "the saved model {model} does not fit this file: {why} (model policy refuse: retrain with --retrain, or --model-policy retrain|reuse)"
     )]
     Unfit { model: String, why: String },
+    /// A model bundle file made for another profile, preset or feature set than the file's.
+    #[error("the model file {file} cannot score this file: {why}")]
+    Bundle { file: String, why: String },
 }
 
 /// Where a table's rows meet the analysts' labels.
@@ -567,26 +620,7 @@ pub fn score(
     let mut unfit = None;
     let existing = match existing {
         Some(Ok(b)) if b.fingerprint == fp => {
-            let main: Vec<String> = crate::detect::fitness::main_features(&fs.names)
-                .into_iter()
-                .map(|j| fs.names[j].clone())
-                .collect();
-            let xm = features::matrix(&fs.df, &main)?;
-            // Unseen keys only matter where keys recur file after file (accounts, not trades).
-            let keys = key_chunk(&fs.df);
-            let key_refs = if run.resolved.profile.keys_recur {
-                key_refs(keys.as_ref(), fs.df.height())
-            } else {
-                Vec::new()
-            };
-            let problems = crate::detect::fitness::check(
-                b.training_rows,
-                b.population.as_ref(),
-                &xm,
-                &main,
-                &key_refs,
-                &fitness_params(cfg),
-            );
+            let problems = fitness_problems(cfg, fs, &run.resolved, &b)?;
             if problems.is_empty() {
                 Some(Ok(b))
             } else {
@@ -793,6 +827,92 @@ pub fn score(
         }
     };
 
+    score_loaded(
+        cfg,
+        run,
+        store,
+        opts,
+        (bundle, status),
+        precomputed,
+        current_x,
+        current_diff,
+        timings,
+    )
+}
+
+/// Why a saved model does not fit the current rows of `fs` (empty when it fits): too few
+/// training rows, another population, accounts it never saw (where keys recur).
+pub fn fitness_problems(
+    cfg: &Config,
+    fs: &FeatureSet,
+    resolved: &Resolved,
+    b: &crate::detect::model::ModelBundle,
+) -> Result<Vec<String>, DetectError> {
+    let main: Vec<String> = crate::detect::fitness::main_features(&fs.names)
+        .into_iter()
+        .map(|j| fs.names[j].clone())
+        .collect();
+    let xm = features::matrix(&fs.df, &main)?;
+    // Unseen keys only matter where keys recur file after file (accounts, not trades).
+    let keys = key_chunk(&fs.df);
+    let key_refs = if resolved.profile.keys_recur {
+        key_refs(keys.as_ref(), fs.df.height())
+    } else {
+        Vec::new()
+    };
+    Ok(crate::detect::fitness::check(
+        b.training_rows,
+        b.population.as_ref(),
+        &xm,
+        &main,
+        &key_refs,
+        &fitness_params(cfg),
+    ))
+}
+
+/// Scores the current rows of a run with a model that was loaded, not found in the store (a
+/// bundle file): its encoders are applied, then the rows are scored, triaged and clustered as
+/// [`score`] does. `status` says why this model is used.
+pub fn score_with_bundle(
+    cfg: &Config,
+    run: &mut RunOutput,
+    store: &crate::store::Store,
+    opts: &DetectOptions,
+    bundle: crate::detect::model::ModelBundle,
+    status: ModelStatus,
+) -> Result<Detection, DetectError> {
+    features::apply_encoders(&mut run.features, &bundle.encoders)?;
+    score_loaded(
+        cfg,
+        run,
+        store,
+        opts,
+        (bundle, status),
+        None,
+        None,
+        None,
+        Vec::new(),
+    )
+}
+
+/// The end of [`score`]: scores, triages and clusters the current rows with `model`.
+/// `precomputed`, `current_x` and `current_diff` are the current rows' scores, matrix and
+/// differences when training already computed them.
+#[allow(clippy::too_many_arguments)]
+fn score_loaded(
+    cfg: &Config,
+    run: &mut RunOutput,
+    store: &crate::store::Store,
+    opts: &DetectOptions,
+    model: (crate::detect::model::ModelBundle, ModelStatus),
+    precomputed: Option<Vec<f64>>,
+    current_x: Option<crate::detect::matrix::Matrix>,
+    current_diff: Option<Vec<f64>>,
+    mut timings: Vec<(&'static str, Duration)>,
+) -> Result<Detection, DetectError> {
+    use crate::detect::model;
+    let (bundle, status) = model;
+    let fs = &run.features;
     let t = Instant::now();
     let x = match current_x {
         Some(x) => x,
@@ -1688,6 +1808,238 @@ pub fn analyze_observed(
     timings.push(("cases", t.elapsed()));
     progress(Progress {
         stage: Stage::Cases,
+        done: total,
+        total,
+    });
+    Ok(Analysis {
+        run: result,
+        det,
+        table,
+        rows,
+        categorized,
+        cases,
+        summary,
+        timings,
+    })
+}
+
+/// Why `bundle` (read from `file`) cannot score the rows of `run`: another profile, feature preset
+/// or feature set, or another detector than `detector` asks for. None when it can.
+pub fn bundle_mismatch(
+    bundle: &crate::detect::model::ModelBundle,
+    run: &RunOutput,
+    detector: Option<crate::detect::model::DetectorKind>,
+) -> Option<String> {
+    let fs = &run.features;
+    if bundle.profile != run.profile {
+        return Some(format!(
+            "it is a model of profile {}, and this file's profile is {}",
+            bundle.profile, run.profile
+        ));
+    }
+    if bundle.preset != fs.preset {
+        return Some(format!(
+            "it was trained on the {} feature preset, and this run computes {} (--preset)",
+            bundle.preset.as_str(),
+            fs.preset.as_str()
+        ));
+    }
+    if bundle.feature_names != fs.names {
+        let missing: Vec<&str> = bundle
+            .feature_names
+            .iter()
+            .filter(|n| !fs.names.contains(n))
+            .map(String::as_str)
+            .collect();
+        let extra: Vec<&str> = fs
+            .names
+            .iter()
+            .filter(|n| !bundle.feature_names.contains(n))
+            .map(String::as_str)
+            .collect();
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!("the file lacks {}", missing.join(", ")));
+        }
+        if !extra.is_empty() {
+            parts.push(format!("the model lacks {}", extra.join(", ")));
+        }
+        if parts.is_empty() {
+            parts.push("the same features in another order".to_string());
+        }
+        return Some(format!(
+            "its features differ from this file's ({})",
+            parts.join("; ")
+        ));
+    }
+    if let Some(d) = detector
+        && d != bundle.spec.detector
+    {
+        return Some(format!(
+            "it is a {} model, and --detector asks for {}",
+            bundle.spec.detector.as_str(),
+            d.as_str()
+        ));
+    }
+    None
+}
+
+/// What [`analyze_with_bundle`] does besides [`analyze`]'s options.
+pub struct BundleRun<'a> {
+    /// The model, and the file it was read from (for messages).
+    pub bundle: crate::detect::model::ModelBundle,
+    pub file: &'a str,
+    /// Keep only the rows of this partition.
+    pub partition: Option<&'a crate::partition::Partition>,
+    /// Record a case per anomaly and roll the profile's cases forward (a whole-file run). A
+    /// partition's rows are only part of the day: such a run records nothing and its case
+    /// columns stay empty.
+    pub record_cases: bool,
+}
+
+/// [`analyze`] with a model bundle read from a file instead of the store (nothing is trained),
+/// optionally on one partition of the file's accounts. `store` gives the analysts' verdicts and
+/// the LLM's cache, and takes the cases when `record_cases`.
+#[allow(clippy::too_many_arguments)]
+pub fn analyze_with_bundle(
+    cfg: &Config,
+    opts: &RunOptions,
+    aopts: &AnalyzeOptions,
+    model: BundleRun<'_>,
+    store: &crate::store::Store,
+    rejects_hint: &str,
+    progress: &mut dyn FnMut(Progress),
+    cancel: &AtomicBool,
+) -> Result<Analysis, AnalyzeError> {
+    const AFTER: u64 = 3;
+    let mut total = 0;
+    let mut result = run_selecting(
+        cfg,
+        opts,
+        model.partition,
+        rejects_hint,
+        &mut |p: Progress| {
+            total = p.total + AFTER;
+            progress(Progress {
+                stage: p.stage,
+                done: p.done,
+                total: p.total + AFTER,
+            })
+        },
+        cancel,
+    )?;
+    let base = total - AFTER;
+    let step = |progress: &mut dyn FnMut(Progress), stage: Stage, k: u64| {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(PipelineError::Cancelled);
+        }
+        progress(Progress {
+            stage,
+            done: base + k,
+            total,
+        });
+        Ok(())
+    };
+    let mut timings = Vec::new();
+    step(progress, Stage::Detect, 0)?;
+    if let Some(why) = bundle_mismatch(&model.bundle, &result, aopts.detect.detector) {
+        return Err(DetectError::Bundle {
+            file: model.file.to_string(),
+            why,
+        }
+        .into());
+    }
+    // A model given by hand is used as it is: one that does not fit the file is refused only
+    // under the refuse policy, and said otherwise (there is nothing to retrain).
+    let problems = fitness_problems(cfg, &result.features, &result.resolved, &model.bundle)?;
+    let unfit = (!problems.is_empty()).then(|| problems.join("; "));
+    let policy = match aopts.detect.policy {
+        Some(p) => p,
+        None => cfg
+            .detect
+            .model_policy
+            .parse()
+            .map_err(DetectError::Config)?,
+    };
+    if let (Some(why), ModelPolicy::Refuse) = (&unfit, policy) {
+        return Err(DetectError::Unfit {
+            model: model.bundle.version(),
+            why: why.clone(),
+        }
+        .into());
+    }
+    let status = ModelStatus::FromFile {
+        path: model.file.to_string(),
+        unfit,
+    };
+    let det = score_with_bundle(cfg, &mut result, store, &aopts.detect, model.bundle, status)?;
+    let t = Instant::now();
+    let mut table = with_detection(
+        &result.features.df,
+        &det,
+        &result.features.names,
+        aopts.all_rows,
+    )?;
+    timings.push(("table", t.elapsed()));
+
+    step(progress, Stage::Categorize, 1)?;
+    let t = Instant::now();
+    let rules = rules_file(cfg)?;
+    let flagged_total = det.scored.flag.iter().filter(|f| **f).count();
+    let rows: Vec<usize> = if aopts.all_rows {
+        (0..table.height())
+            .filter(|i| det.scored.flag[*i] || det.proposed.get(*i).copied().unwrap_or(false))
+            .collect()
+    } else {
+        (0..table.height()).collect()
+    };
+    let categorized = categorize_observed(
+        cfg,
+        &rules,
+        &table,
+        &result.resolved,
+        &rows,
+        flagged_total,
+        store,
+        Some(&mut |done, asked| {
+            progress(Progress {
+                stage: Stage::CategorizeLlm,
+                done: done as u64,
+                total: asked as u64,
+            })
+        }),
+    )?;
+    with_categories(&mut table, &rows, &categorized.cats)?;
+    timings.push(("categorize", t.elapsed()));
+
+    let (cases, summary) = if model.record_cases {
+        step(progress, Stage::Cases, 2)?;
+        let t = Instant::now();
+        let outcomes = record_case_outcomes(
+            store,
+            &cfg.cases,
+            &result.profile,
+            &table,
+            &rows,
+            &categorized.cats,
+            &det.bundle.version(),
+        )?;
+        let mut cases: Vec<crate::cases::Case> = outcomes.iter().map(|o| o.case.clone()).collect();
+        let file = opts.input.display().to_string();
+        let summary = roll_forward_run(cfg, store, &result, &det, &outcomes, &mut cases, &file)?;
+        with_cases(&mut table, &rows, &cases)?;
+        timings.push(("cases", t.elapsed()));
+        (cases, summary)
+    } else {
+        with_cases(&mut table, &[], &[])?;
+        (Vec::new(), crate::cycle::RunSummary::default())
+    };
+    progress(Progress {
+        stage: if model.record_cases {
+            Stage::Cases
+        } else {
+            Stage::Categorize
+        },
         done: total,
         total,
     });

@@ -140,7 +140,7 @@ pub struct Profile {
 }
 
 /// A criteria bound to the actual header names of one file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedCriteria {
     pub name: String,
     pub lhs: Option<String>,
@@ -159,14 +159,14 @@ impl ResolvedCriteria {
 
 /// One role column: its canonical name (from the profile, so differently spelled files agree)
 /// and the header as written in this file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Role {
     pub slug: String,
     pub header: String,
 }
 
 /// A profile bound to one file's header: every role names the header as written in the file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Resolved {
     pub profile: Profile,
     /// Key columns found, with their position in `keys` + `optional_keys` (for matching files).

@@ -14,7 +14,7 @@
 //! quiet rows keep the detector's order among themselves.
 
 use crate::routine::Reason;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Why a row is not a candidate.
@@ -59,7 +59,7 @@ impl Default for TriageParams {
 }
 
 /// What the triage did to a set of rows.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TriageSummary {
     pub rows: usize,
     /// Rows that are breaks (out of tolerance).
