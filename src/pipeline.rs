@@ -1585,6 +1585,35 @@ pub fn roll_forward_run(
     Ok(summary)
 }
 
+/// The cases stage of a file's analysis: one case per anomaly (`rows` of `table`), those the
+/// file opens rolled forward through its cycle as they are written, then the profile's other
+/// outstanding cases, and the run summary recorded. Returns the case of each of `rows`.
+#[allow(clippy::too_many_arguments)]
+fn record_run_cases(
+    cfg: &Config,
+    store: &crate::store::Store,
+    result: &RunOutput,
+    det: &Detection,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    categorized: &Categorized,
+    file: &str,
+) -> Result<(Vec<crate::cases::Case>, crate::cycle::RunSummary), crate::cases::CaseError> {
+    let cycle = crate::cycle::cycle_of(&result.features.df, &result.profile, &cfg.cases.absent);
+    let mut outcomes = record_case_outcomes(
+        store,
+        &cfg.cases,
+        &result.profile,
+        table,
+        rows,
+        &categorized.cats,
+        &det.bundle.version(),
+        cycle.as_ref(),
+    )?;
+    let summary = roll_forward_run(cfg, store, result, det, cycle, &mut outcomes, file)?;
+    Ok((outcomes.into_iter().map(|o| o.case).collect(), summary))
+}
+
 /// Adds `case_id`, `ticket` and `case_status` to `table` for `rows` (empty elsewhere).
 pub fn with_cases(
     table: &mut polars::prelude::DataFrame,
@@ -1788,22 +1817,17 @@ pub fn analyze_observed(
     step(progress, Stage::Cases, 2)?;
     let t = Instant::now();
     // Cases are durable before anything that names them is shown or written.
-    // The file's cycle: the cases the run opens are rolled forward through it as they are
-    // written, the others after.
-    let cycle = crate::cycle::cycle_of(&result.features.df, &result.profile, &cfg.cases.absent);
-    let mut outcomes = record_case_outcomes(
+    let file = opts.input.display().to_string();
+    let (cases, summary) = record_run_cases(
+        cfg,
         store,
-        &cfg.cases,
-        &result.profile,
+        &result,
+        &det,
         &table,
         &rows,
-        &categorized.cats,
-        &det.bundle.version(),
-        cycle.as_ref(),
+        &categorized,
+        &file,
     )?;
-    let file = opts.input.display().to_string();
-    let summary = roll_forward_run(cfg, store, &result, &det, cycle, &mut outcomes, &file)?;
-    let cases: Vec<crate::cases::Case> = outcomes.into_iter().map(|o| o.case).collect();
     with_cases(&mut table, &rows, &cases)?;
     timings.push(("cases", t.elapsed()));
     progress(Progress {
@@ -2015,18 +2039,17 @@ pub fn analyze_with_bundle(
     let (cases, summary) = if model.record_cases {
         step(progress, Stage::Cases, 2)?;
         let t = Instant::now();
-        let outcomes = record_case_outcomes(
+        let file = opts.input.display().to_string();
+        let (cases, summary) = record_run_cases(
+            cfg,
             store,
-            &cfg.cases,
-            &result.profile,
+            &result,
+            &det,
             &table,
             &rows,
-            &categorized.cats,
-            &det.bundle.version(),
+            &categorized,
+            &file,
         )?;
-        let mut cases: Vec<crate::cases::Case> = outcomes.iter().map(|o| o.case.clone()).collect();
-        let file = opts.input.display().to_string();
-        let summary = roll_forward_run(cfg, store, &result, &det, &outcomes, &mut cases, &file)?;
         with_cases(&mut table, &rows, &cases)?;
         timings.push(("cases", t.elapsed()));
         (cases, summary)
