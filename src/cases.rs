@@ -1843,6 +1843,19 @@ impl<'s> Cases<'s> {
             }
         }
         let reps: Vec<usize> = order.iter().map(|id| latest[id]).collect();
+        // What a case the batch opens keeps of its break's earlier records: the difference of
+        // the first (its opening difference) and of the one before the latest.
+        let mut earlier: HashMap<&str, (usize, Option<usize>)> = HashMap::with_capacity(reps.len());
+        for (k, id) in ids.iter().enumerate() {
+            let rep = latest[id.as_str()];
+            let e = earlier.entry(id.as_str()).or_insert((k, None));
+            if inputs[k].date < inputs[e.0].date {
+                e.0 = k;
+            }
+            if k != rep && e.1.is_none_or(|p| inputs[k].date >= inputs[p].date) {
+                e.1 = Some(k);
+            }
+        }
         // The rules propose a case for auto-resolution only when they propose every record of
         // its break: one unexplained record keeps it for review.
         let mut proposed: HashMap<&str, bool> = HashMap::with_capacity(reps.len());
@@ -1878,9 +1891,15 @@ impl<'s> Cases<'s> {
                 let mut part = Vec::with_capacity(chunk.len());
                 for (j, &k) in chunk.iter().enumerate() {
                     let (fingerprint, reappear) = &prepared[base + j];
+                    let (first, before) = earlier[ids[k].as_str()];
+                    let history = Opening {
+                        first: inputs[first].difference,
+                        previous: before.map(|p| inputs[p].difference),
+                    };
                     part.push(upsert_one(
                         txn,
                         &inputs[k],
+                        history,
                         proposed[ids[k].as_str()],
                         &ids[k],
                         fingerprint,
@@ -2855,9 +2874,20 @@ fn case_of_record(
 }
 
 #[allow(clippy::too_many_arguments)]
+/// The differences of a break's records before the one a new case is opened with (the
+/// records of one batch, folded into its latest).
+#[derive(Clone, Copy)]
+struct Opening {
+    /// The difference of the break's first record.
+    first: f64,
+    /// The difference of the record before the latest, if there was one.
+    previous: Option<f64>,
+}
+
 fn upsert_one(
     txn: &CaseTxn<'_>,
     input: &BreakInput,
+    opening: Opening,
     auto_resolve: bool,
     id: &str,
     fingerprint: &str,
@@ -2926,6 +2956,8 @@ fn upsert_one(
         return Ok(UpsertOutcome { case, change });
     }
     let mut case = new_case(txn, input, id, fingerprint.to_string(), Origin::Model, now)?;
+    case.first_difference = Some(opening.first);
+    case.previous_difference = opening.previous.filter(|p| *p != input.difference);
     case.due = Some(roll.due(now.date_naive(), &case.severity));
     append_event(
         txn,

@@ -315,6 +315,12 @@ fn a_batch_folds_the_records_of_one_break_into_its_latest() {
     }
     let c = &k1[0].case;
     assert_eq!((c.last_date, c.difference), (d("2024-05-03"), 300.0));
+    // The break's earlier records: the first is its opening difference, the one before the
+    // latest its previous difference.
+    assert_eq!(
+        (c.first_difference, c.previous_difference),
+        (Some(100.0), Some(200.0))
+    );
     assert_eq!(cases.get(&c.id).unwrap().unwrap(), *c);
     // Tickets in the order the breaks first appear; one creation event per case.
     assert_eq!(c.ticket, "BRK-20240506-000001");
