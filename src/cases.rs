@@ -2873,7 +2873,6 @@ fn case_of_record(
     Ok(None)
 }
 
-#[allow(clippy::too_many_arguments)]
 /// The differences of a break's records before the one a new case is opened with (the
 /// records of one batch, folded into its latest).
 #[derive(Clone, Copy)]
@@ -2884,6 +2883,7 @@ struct Opening {
     previous: Option<f64>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn upsert_one(
     txn: &CaseTxn<'_>,
     input: &BreakInput,
