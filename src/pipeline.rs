@@ -1738,11 +1738,42 @@ pub fn analyze_observed(
     cancel: &AtomicBool,
     observe: &mut dyn FnMut(Partial<'_>),
 ) -> Result<Analysis, AnalyzeError> {
-    const AFTER: u64 = 3;
-    let mut total = 0;
-    let mut result = run(
+    analyze_with(
         cfg,
         opts,
+        aopts,
+        None,
+        store,
+        rejects_hint,
+        progress,
+        cancel,
+        observe,
+    )
+}
+
+/// The analysis of a file: with the model of the store ([`score`]: trained when there is none
+/// that fits) or with `model` read from a file (on one partition of the accounts, recording
+/// cases or not).
+#[allow(clippy::too_many_arguments)]
+fn analyze_with(
+    cfg: &Config,
+    opts: &RunOptions,
+    aopts: &AnalyzeOptions,
+    model: Option<BundleRun<'_>>,
+    store: &crate::store::Store,
+    rejects_hint: &str,
+    progress: &mut dyn FnMut(Progress),
+    cancel: &AtomicBool,
+    observe: &mut dyn FnMut(Partial<'_>),
+) -> Result<Analysis, AnalyzeError> {
+    const AFTER: u64 = 3;
+    let mut total = 0;
+    let partition = model.as_ref().and_then(|m| m.partition);
+    let record_cases = model.as_ref().is_none_or(|m| m.record_cases);
+    let mut result = run_selecting(
+        cfg,
+        opts,
+        partition,
         rejects_hint,
         &mut |p: Progress| {
             total = p.total + AFTER;
@@ -1768,7 +1799,10 @@ pub fn analyze_observed(
     };
     let mut timings = Vec::new();
     step(progress, Stage::Detect, 0)?;
-    let det = score(cfg, &mut result, store, &aopts.detect)?;
+    let det = match model {
+        None => score(cfg, &mut result, store, &aopts.detect)?,
+        Some(m) => score_from_file(cfg, &mut result, store, &aopts.detect, m.bundle, m.file)?,
+    };
     let t = Instant::now();
     let mut table = with_detection(
         &result.features.df,
@@ -1814,24 +1848,34 @@ pub fn analyze_observed(
     with_categories(&mut table, &rows, &categorized.cats)?;
     timings.push(("categorize", t.elapsed()));
 
-    step(progress, Stage::Cases, 2)?;
-    let t = Instant::now();
-    // Cases are durable before anything that names them is shown or written.
-    let file = opts.input.display().to_string();
-    let (cases, summary) = record_run_cases(
-        cfg,
-        store,
-        &result,
-        &det,
-        &table,
-        &rows,
-        &categorized,
-        &file,
-    )?;
-    with_cases(&mut table, &rows, &cases)?;
-    timings.push(("cases", t.elapsed()));
+    let (cases, summary) = if record_cases {
+        step(progress, Stage::Cases, 2)?;
+        let t = Instant::now();
+        // Cases are durable before anything that names them is shown or written.
+        let file = opts.input.display().to_string();
+        let (cases, summary) = record_run_cases(
+            cfg,
+            store,
+            &result,
+            &det,
+            &table,
+            &rows,
+            &categorized,
+            &file,
+        )?;
+        with_cases(&mut table, &rows, &cases)?;
+        timings.push(("cases", t.elapsed()));
+        (cases, summary)
+    } else {
+        with_cases(&mut table, &[], &[])?;
+        (Vec::new(), crate::cycle::RunSummary::default())
+    };
     progress(Progress {
-        stage: Stage::Cases,
+        stage: if record_cases {
+            Stage::Cases
+        } else {
+            Stage::Categorize
+        },
         done: total,
         total,
     });
@@ -1935,49 +1979,41 @@ pub fn analyze_with_bundle(
     progress: &mut dyn FnMut(Progress),
     cancel: &AtomicBool,
 ) -> Result<Analysis, AnalyzeError> {
-    const AFTER: u64 = 3;
-    let mut total = 0;
-    let mut result = run_selecting(
+    analyze_with(
         cfg,
         opts,
-        model.partition,
+        aopts,
+        Some(model),
+        store,
         rejects_hint,
-        &mut |p: Progress| {
-            total = p.total + AFTER;
-            progress(Progress {
-                stage: p.stage,
-                done: p.done,
-                total: p.total + AFTER,
-            })
-        },
+        progress,
         cancel,
-    )?;
-    let base = total - AFTER;
-    let step = |progress: &mut dyn FnMut(Progress), stage: Stage, k: u64| {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(PipelineError::Cancelled);
-        }
-        progress(Progress {
-            stage,
-            done: base + k,
-            total,
-        });
-        Ok(())
-    };
-    let mut timings = Vec::new();
-    step(progress, Stage::Detect, 0)?;
-    if let Some(why) = bundle_mismatch(&model.bundle, &result, aopts.detect.detector) {
+        &mut |_| {},
+    )
+}
+
+/// [`score`] with `bundle`, read from `file`, instead of the store's model: refused when it
+/// cannot score the rows at all, or does not fit them under the refuse policy.
+fn score_from_file(
+    cfg: &Config,
+    result: &mut RunOutput,
+    store: &crate::store::Store,
+    dopts: &DetectOptions,
+    bundle: crate::detect::model::ModelBundle,
+    file: &str,
+) -> Result<Detection, AnalyzeError> {
+    if let Some(why) = bundle_mismatch(&bundle, result, dopts.detector) {
         return Err(DetectError::Bundle {
-            file: model.file.to_string(),
+            file: file.to_string(),
             why,
         }
         .into());
     }
     // A model given by hand is used as it is: one that does not fit the file is refused only
     // under the refuse policy, and said otherwise (there is nothing to retrain).
-    let problems = fitness_problems(cfg, &result.features, &result.resolved, &model.bundle)?;
+    let problems = fitness_problems(cfg, &result.features, &result.resolved, &bundle)?;
     let unfit = (!problems.is_empty()).then(|| problems.join("; "));
-    let policy = match aopts.detect.policy {
+    let policy = match dopts.policy {
         Some(p) => p,
         None => cfg
             .detect
@@ -1987,93 +2023,16 @@ pub fn analyze_with_bundle(
     };
     if let (Some(why), ModelPolicy::Refuse) = (&unfit, policy) {
         return Err(DetectError::Unfit {
-            model: model.bundle.version(),
+            model: bundle.version(),
             why: why.clone(),
         }
         .into());
     }
     let status = ModelStatus::FromFile {
-        path: model.file.to_string(),
+        path: file.to_string(),
         unfit,
     };
-    let det = score_with_bundle(cfg, &mut result, store, &aopts.detect, model.bundle, status)?;
-    let t = Instant::now();
-    let mut table = with_detection(
-        &result.features.df,
-        &det,
-        &result.features.names,
-        aopts.all_rows,
-    )?;
-    timings.push(("table", t.elapsed()));
-
-    step(progress, Stage::Categorize, 1)?;
-    let t = Instant::now();
-    let rules = rules_file(cfg)?;
-    let flagged_total = det.scored.flag.iter().filter(|f| **f).count();
-    let rows: Vec<usize> = if aopts.all_rows {
-        (0..table.height())
-            .filter(|i| det.scored.flag[*i] || det.proposed.get(*i).copied().unwrap_or(false))
-            .collect()
-    } else {
-        (0..table.height()).collect()
-    };
-    let categorized = categorize_observed(
-        cfg,
-        &rules,
-        &table,
-        &result.resolved,
-        &rows,
-        flagged_total,
-        store,
-        Some(&mut |done, asked| {
-            progress(Progress {
-                stage: Stage::CategorizeLlm,
-                done: done as u64,
-                total: asked as u64,
-            })
-        }),
-    )?;
-    with_categories(&mut table, &rows, &categorized.cats)?;
-    timings.push(("categorize", t.elapsed()));
-
-    let (cases, summary) = if model.record_cases {
-        step(progress, Stage::Cases, 2)?;
-        let t = Instant::now();
-        let file = opts.input.display().to_string();
-        let (cases, summary) = record_run_cases(
-            cfg,
-            store,
-            &result,
-            &det,
-            &table,
-            &rows,
-            &categorized,
-            &file,
-        )?;
-        with_cases(&mut table, &rows, &cases)?;
-        timings.push(("cases", t.elapsed()));
-        (cases, summary)
-    } else {
-        with_cases(&mut table, &[], &[])?;
-        (Vec::new(), crate::cycle::RunSummary::default())
-    };
-    progress(Progress {
-        stage: if model.record_cases {
-            Stage::Cases
-        } else {
-            Stage::Categorize
-        },
-        done: total,
-        total,
-    });
-    Ok(Analysis {
-        run: result,
-        det,
-        table,
-        rows,
-        categorized,
-        cases,
-        summary,
-        timings,
-    })
+    Ok(score_with_bundle(
+        cfg, result, store, dopts, bundle, status,
+    )?)
 }
