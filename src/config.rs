@@ -76,6 +76,19 @@ pub struct Config {
     pub service: ServiceConfig,
     pub roles: RolesConfig,
     pub cases: CasesConfig,
+    pub run: RunConfig,
+}
+
+/// How `run` bounds its memory on files larger than it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Memory budget (MiB) of a run on a CSV file; 0 = no bound (the file is read whole).
+    pub memory_mb: u64,
+    /// Where a bounded run writes its spill files; empty = a `spill` folder in the data directory.
+    pub spill_dir: String,
+    /// Bytes of memory a run takes per byte of CSV it holds (measured; see BENCHMARKS.md).
+    pub bytes_per_byte: f64,
 }
 
 /// How cases roll forward from one reconciliation cycle (a run, a service record) to the next.
@@ -579,6 +592,24 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
+        if !(self.run.bytes_per_byte.is_finite() && self.run.bytes_per_byte >= 1.0) {
+            return Err(bad(
+                "run.bytes_per_byte",
+                format!(
+                    "must be a number of at least 1, found {}",
+                    self.run.bytes_per_byte
+                ),
+            ));
+        }
+        if self.run.memory_mb != 0 && self.run.memory_mb < 64 {
+            return Err(bad(
+                "run.memory_mb",
+                format!(
+                    "must be 0 (no bound) or at least 64, found {}",
+                    self.run.memory_mb
+                ),
+            ));
+        }
         if !matches!(self.general.role.as_str(), "analyst" | "supervisor") {
             return Err(bad(
                 "general.role",

@@ -17,46 +17,78 @@ use crate::cases::{Case, Change, Cycle, RollOutcome, UpsertOutcome};
 /// and `f_break_age`), or `None` when the profile has no notion of a break (no tolerance and no
 /// status) or no dates. `absent` is `[cases] absent`.
 pub fn cycle_of(df: &DataFrame, profile: &str, absent: &str) -> Option<Cycle> {
-    let n = df.height();
-    let keys = df.column("bd_key").ok()?.str().ok()?.clone();
-    let dates = df
-        .column("bd_date")
-        .ok()?
-        .cast(&DataType::Int32)
-        .ok()?
-        .i32()
-        .ok()?
-        .clone();
-    let out: Vec<bool> = if let Ok(c) = df.column("bd_break") {
-        c.bool().ok()?.iter().map(|v| v.unwrap_or(false)).collect()
-    } else {
-        df.column("bd_within_tolerance")
-            .ok()?
-            .bool()
-            .ok()?
-            .iter()
-            .map(|v| !v.unwrap_or(true))
-            .collect()
-    };
-    let diff = crate::features::column_f64(df, "bd_difference").unwrap_or(vec![f64::NAN; n]);
-    let age = crate::features::column_f64(df, "f_break_age").unwrap_or(vec![0.0; n]);
-    let breaks_only = n > 0 && out.iter().all(|b| *b);
-    let mut cycle = Cycle {
-        profile: profile.to_string(),
-        absent_clears: match absent {
-            "cleared" => true,
-            "unchanged" => false,
-            _ => breaks_only,
-        },
-        ..Cycle::default()
-    };
-    for i in 0..n {
-        if let (Some(key), Some(d)) = (keys.get(i), dates.get(i)) {
-            cycle.push_day(key, d, out[i], diff[i], age[i]);
+    let mut b = CycleBuilder::new(profile, absent);
+    b.push(df)?;
+    Some(b.finish())
+}
+
+/// A cycle built from the current rows of a file in pieces (the parts of a bounded-memory run),
+/// as [`cycle_of`] builds it from the whole.
+pub struct CycleBuilder {
+    cycle: Cycle,
+    absent: String,
+    rows: usize,
+    breaks_only: bool,
+}
+
+impl CycleBuilder {
+    pub fn new(profile: &str, absent: &str) -> CycleBuilder {
+        CycleBuilder {
+            cycle: Cycle {
+                profile: profile.to_string(),
+                ..Cycle::default()
+            },
+            absent: absent.to_string(),
+            rows: 0,
+            breaks_only: true,
         }
     }
-    cycle.seal();
-    Some(cycle)
+
+    /// Adds the rows of `df`; `None` when it lacks what a cycle needs (keys, dates, a notion of
+    /// a break).
+    pub fn push(&mut self, df: &DataFrame) -> Option<()> {
+        let n = df.height();
+        let keys = df.column("bd_key").ok()?.str().ok()?.clone();
+        let dates = df
+            .column("bd_date")
+            .ok()?
+            .cast(&DataType::Int32)
+            .ok()?
+            .i32()
+            .ok()?
+            .clone();
+        let out: Vec<bool> = if let Ok(c) = df.column("bd_break") {
+            c.bool().ok()?.iter().map(|v| v.unwrap_or(false)).collect()
+        } else {
+            df.column("bd_within_tolerance")
+                .ok()?
+                .bool()
+                .ok()?
+                .iter()
+                .map(|v| !v.unwrap_or(true))
+                .collect()
+        };
+        let diff = crate::features::column_f64(df, "bd_difference").unwrap_or(vec![f64::NAN; n]);
+        let age = crate::features::column_f64(df, "f_break_age").unwrap_or(vec![0.0; n]);
+        self.rows += n;
+        self.breaks_only &= out.iter().all(|b| *b);
+        for i in 0..n {
+            if let (Some(key), Some(d)) = (keys.get(i), dates.get(i)) {
+                self.cycle.push_day(key, d, out[i], diff[i], age[i]);
+            }
+        }
+        Some(())
+    }
+
+    pub fn finish(mut self) -> Cycle {
+        self.cycle.absent_clears = match self.absent.as_str() {
+            "cleared" => true,
+            "unchanged" => false,
+            _ => self.rows > 0 && self.breaks_only,
+        };
+        self.cycle.seal();
+        self.cycle
+    }
 }
 
 /// A count and total |difference| under one name (a bucket, an age band).

@@ -9,6 +9,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod bounded;
 pub mod cases;
 pub mod categorize;
 pub mod config;

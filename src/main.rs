@@ -537,6 +537,11 @@ struct RunArgs {
     /// PATH.rows.bin) for `breakdesk merge`, and records no cases.
     #[arg(long, value_name = "I/N", requires = "model", conflicts_with_all = ["email", "jira", "webhook"])]
     partition: Option<breakdesk::partition::Partition>,
+    /// Memory budget in MiB; default `[run] memory_mb`. A CSV file whose run would take more is
+    /// split by account into spill files, scored part by part and merged (same output); 0 = no
+    /// bound.
+    #[arg(long, value_name = "MIB")]
+    memory_mb: Option<u64>,
     /// Print how long each stage took.
     #[arg(long)]
     timings: bool,
@@ -2035,6 +2040,91 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         .as_deref()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
+    let memory_mb = args.memory_mb.unwrap_or(cfg.run.memory_mb);
+    if memory_mb != 0 && memory_mb < 64 {
+        return Err(usage(format!(
+            "--memory-mb must be 0 (no bound) or at least 64, found {memory_mb}"
+        )));
+    }
+    let plan = match args.partition {
+        Some(_) => None,
+        None => breakdesk::bounded::plan(&cfg, &opts, memory_mb),
+    };
+    if let Some(plan) = plan {
+        let run = breakdesk::bounded::analyze_bounded(
+            &cfg,
+            &opts,
+            &aopts,
+            &plan,
+            bundle.map(|b| (b, model_file.clone())),
+            &store,
+            &mut progress_reporter(bar.as_ref()),
+            &cancel,
+        );
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        let run = run.map_err(|e| bounded_failure(e, &rejects_file))?;
+        let t = Instant::now();
+        output::write_table(&run.merged.table, &out, format)?;
+        output::write_clusters(&run.merged.clusters, &clusters_file)?;
+        if !run.rejects.is_empty() {
+            output::write_rejects(&run.rejects, &rejects_file)?;
+        } else if rejects_file.exists() {
+            let _ = std::fs::remove_file(&rejects_file);
+        }
+        for p in [
+            breakdesk::parts::meta_path(&out),
+            breakdesk::parts::rows_path(&out),
+        ] {
+            if out.as_os_str() != "-" && p.is_file() {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        if args.timings {
+            let mut parts: Vec<String> = run
+                .timings
+                .iter()
+                .map(|(s, d)| format!("{s} {:.3} s", d.as_secs_f64()))
+                .collect();
+            parts.push(format!("write {:.3} s", t.elapsed().as_secs_f64()));
+            eprintln!("timings: {}", parts.join(", "));
+        }
+        tracing::info!(out = %out.display(), rows = run.merged.table.height(), parts = run.parts, "written");
+        if !quiet {
+            print_bounded(&run, &plan, &rejects_file);
+            print_buckets(&run.merged.categorized.cats);
+            if let Some(r) = &run.merged.categorized.llm {
+                eprintln!("{}", r.describe());
+            }
+            if let Some(summary) = &run.merged.summary {
+                for line in summary.lines() {
+                    eprintln!("{line}");
+                }
+            }
+            eprintln!(
+                "wrote {} {} to {} and the cluster summary to {} in {:.2} s",
+                run.merged.table.height(),
+                if args.all_rows { "rows" } else { "anomalies" },
+                out.display(),
+                clusters_file.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        if let Some(who) = dispatcher_actor {
+            dispatch(
+                &cfg,
+                &store,
+                &channels,
+                &args.dispatch.to,
+                breakdesk::cases::Status::Accepted,
+                &who,
+                Some(flush_wait(&cfg, None)?),
+                quiet,
+            )?;
+        }
+        return Ok(());
+    }
     let analysis = match bundle {
         Some(bundle) => pipeline::analyze_with_bundle(
             &cfg,
@@ -2045,6 +2135,8 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
                 file: &model_file,
                 partition: args.partition.as_ref(),
                 record_cases: args.partition.is_none(),
+                known: None,
+                spill: None,
             },
             &store,
             &hint,
@@ -2230,6 +2322,7 @@ fn merge(cfg: Config, args: &MergeArgs, quiet: bool) -> Result<(), Failure> {
         &store,
         MergeOptions {
             record: args.record,
+            roll: None,
         },
     );
     if merged.is_err()
@@ -2739,6 +2832,82 @@ fn print_summary(result: &RunOutput, det: &Detection, rejects_file: &Path) {
     );
     if det.scored.triage.rows > 0 {
         eprintln!("triage: {}", det.scored.triage.describe());
+    }
+}
+
+/// The summary of a bounded-memory run (as [`print_summary`] prints a run's).
+fn print_bounded(
+    run: &breakdesk::bounded::Bounded,
+    plan: &breakdesk::bounded::Plan,
+    rejects_file: &Path,
+) {
+    for n in &run.notes {
+        eprintln!("note: {n}");
+    }
+    let m = &run.merged;
+    eprintln!(
+        "memory: about {:.0} MiB needed, above the budget of {} MiB: split by account into {} parts ({:.0} MiB spilled), scored one after another and merged",
+        plan.estimate_mb,
+        plan.budget_mb,
+        run.parts,
+        run.spilled as f64 / (1024.0 * 1024.0)
+    );
+    let history = if run.history_rows_read > 0 {
+        format!(" + {} history rows", run.history_rows_read)
+    } else {
+        String::new()
+    };
+    let rejects = if run.rejected_rows > 0 {
+        format!(
+            ", {} rejected (see {})",
+            run.rejected_rows,
+            rejects_file.display()
+        )
+    } else {
+        ", 0 rejected".to_string()
+    };
+    let blank = if run.blank_rows > 0 {
+        format!(", {} blank skipped", run.blank_rows)
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "profile {}: {} rows{history}{rejects}{blank}, {} with data-quality findings",
+        m.profile, run.rows_read, run.dq_rows,
+    );
+    let b = &run.bundle;
+    let flagged = m
+        .summary
+        .as_ref()
+        .map(|s| s.flagged)
+        .unwrap_or(m.table.height());
+    eprintln!(
+        "model {} ({}; {} on {} rows, contamination {}{}); {} of {} rows flagged; {} clusters",
+        b.version(),
+        run.status.describe(),
+        b.spec.detector.as_str(),
+        b.training_rows,
+        b.contamination,
+        b.contamination_value
+            .map(|v| format!(" = {v:.4}"))
+            .unwrap_or_default(),
+        flagged,
+        m.rows,
+        m.clusters.len()
+    );
+    if m.triage.rows > 0 {
+        eprintln!("triage: {}", m.triage.describe());
+    }
+}
+
+fn bounded_failure(e: breakdesk::bounded::BoundedError, rejects_file: &Path) -> Failure {
+    use breakdesk::bounded::BoundedError;
+    match e {
+        BoundedError::Analyze(a) => analyze_failure(a, rejects_file),
+        BoundedError::Part(p) => part_failure(p),
+        e @ BoundedError::NoKeys(_) => fail(exit::CONFIG, e.into()),
+        e @ BoundedError::Split(_) => fail(exit::INPUT, e.into()),
+        e @ BoundedError::Spill { .. } => e.into(),
     }
 }
 

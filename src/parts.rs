@@ -369,6 +369,29 @@ pub fn write_sidecars(
     src: &PartSource<'_>,
     store: &crate::store::Store,
 ) -> Result<(), PartError> {
+    let (meta, rows) = describe_part(cfg, out, a, src, store)?;
+    let rows_file = rows_path(out);
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(&rows_file).map_err(|e| werr(&rows_file, e))?,
+    );
+    w.write_all(&rows.to_bytes())
+        .and_then(|_| w.flush())
+        .map_err(|e| werr(&rows_file, e))?;
+    // The meta file last: a part whose meta file exists is complete.
+    let meta_file = meta_path(out);
+    let json = serde_json::to_vec_pretty(&meta).map_err(|e| werr(&meta_file, e))?;
+    std::fs::write(&meta_file, json).map_err(|e| werr(&meta_file, e))?;
+    Ok(())
+}
+
+/// What the sidecars of the part `out` say: its meta and its rows (see [`write_sidecars`]).
+pub fn describe_part(
+    cfg: &Config,
+    out: &Path,
+    a: &Analysis,
+    src: &PartSource<'_>,
+    store: &crate::store::Store,
+) -> Result<(PartMeta, PartRows), PartError> {
     let df = &a.run.features.df;
     let det = &a.det;
     let n = df.height();
@@ -489,25 +512,14 @@ pub fn write_sidecars(
             })
             .collect(),
     };
-    let rows_file = rows_path(out);
-    let mut w = std::io::BufWriter::new(
-        std::fs::File::create(&rows_file).map_err(|e| werr(&rows_file, e))?,
-    );
-    w.write_all(&rows.to_bytes())
-        .and_then(|_| w.flush())
-        .map_err(|e| werr(&rows_file, e))?;
-    // The meta file last: a part whose meta file exists is complete.
-    let meta_file = meta_path(out);
-    let json = serde_json::to_vec_pretty(&meta).map_err(|e| werr(&meta_file, e))?;
-    std::fs::write(&meta_file, json).map_err(|e| werr(&meta_file, e))?;
-    Ok(())
+    Ok((meta, rows))
 }
 
-/// One part read back.
-struct Part {
-    path: PathBuf,
-    meta: PartMeta,
-    rows: PartRows,
+/// One part: its file, and what its sidecars say.
+pub struct Part {
+    pub path: PathBuf,
+    pub meta: PartMeta,
+    pub rows: PartRows,
 }
 
 fn read_part(path: &Path) -> Result<Part, PartError> {
@@ -987,10 +999,23 @@ fn read_jsonl(path: &Path, cols: &[PartColumn]) -> Result<DataFrame, String> {
 }
 
 /// What `merge` does besides putting the parts together.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Default)]
 pub struct MergeOptions {
     /// Record a case per anomaly in the store (the single writer).
     pub record: bool,
+    /// With `record`: the day's cycle (every current row of the file) and what the run summary
+    /// says of the file, to roll the profile's cases forward as a run does. Parts written by
+    /// workers do not carry the day's other rows; a bounded-memory run builds the cycle as it
+    /// goes.
+    pub roll: Option<Roll>,
+}
+
+/// What a merge needs to roll the cases forward.
+pub struct Roll {
+    pub cycle: Option<crate::cases::Cycle>,
+    pub day: pipeline::DayFacts,
+    /// The file, as the run summary names it.
+    pub file: String,
 }
 
 /// The merged output.
@@ -1011,6 +1036,8 @@ pub struct Merged {
     pub profile: String,
     pub categorized: pipeline::Categorized,
     pub cases: Vec<crate::cases::Case>,
+    /// The run summary, when the cases were rolled forward ([`MergeOptions::roll`]).
+    pub summary: Option<crate::cycle::RunSummary>,
     /// The rejects report of the first part (every worker checks the whole file: they are all
     /// the same), when there is one.
     pub rejects: Option<PathBuf>,
@@ -1061,6 +1088,23 @@ pub fn merge(
         .filter(|p| !beside.contains(*p))
         .map(|p| read_part(p))
         .collect::<Result<_, _>>()?;
+    lap("read sidecars", &mut timings);
+    merge_parts(cfg, parts, store, opts, timings)
+}
+
+/// [`merge`] of parts already read (or described in memory by [`describe_part`]).
+pub fn merge_parts(
+    cfg: &Config,
+    parts: Vec<Part>,
+    store: &crate::store::Store,
+    opts: MergeOptions,
+    mut timings: Vec<(&'static str, std::time::Duration)>,
+) -> Result<Merged, PartError> {
+    let mut t = std::time::Instant::now();
+    let mut lap = |name: &'static str, timings: &mut Vec<_>| {
+        timings.push((name, t.elapsed()));
+        t = std::time::Instant::now();
+    };
     check_parts(&parts, cfg)?;
     let meta = parts[0].meta.clone();
 
@@ -1204,25 +1248,56 @@ pub fn merge(
         (0..table.height()).collect()
     };
     let flagged_total = all.flags.iter().filter(|f| **f & FLAGGED != 0).count();
+    let mut roll = opts.roll;
+    if let Some(r) = roll.as_mut() {
+        // The summary counts the day after the analysts' verdicts, as a run does.
+        r.day.flagged = flagged_total;
+        r.day.routine = pipeline::routine_breaks(&triage);
+    }
     let rules = pipeline::rules_file(cfg)?;
     let categorized =
         pipeline::categorize(cfg, &rules, &table, resolved, &rows, flagged_total, store)?;
     pipeline::with_categories(&mut table, &rows, &categorized.cats)?;
     lap("categorize", &mut timings);
-    let cases = if opts.record {
-        let cases = pipeline::record_cases(
-            store,
-            &cfg.cases,
-            &meta.profile,
-            &table,
-            &rows,
-            &categorized.cats,
-            &meta.model_version,
-        )?;
-        pipeline::with_cases(&mut table, &rows, &cases)?;
-        cases
-    } else {
-        Vec::new()
+    let mut summary = None;
+    let cases = match (opts.record, roll) {
+        (true, Some(roll)) => {
+            let mut outcomes = pipeline::record_case_outcomes(
+                store,
+                &cfg.cases,
+                &meta.profile,
+                &table,
+                &rows,
+                &categorized.cats,
+                &meta.model_version,
+                roll.cycle.as_ref(),
+            )?;
+            summary = Some(pipeline::roll_forward_run(
+                cfg,
+                store,
+                &roll.day,
+                roll.cycle,
+                &mut outcomes,
+                &roll.file,
+            )?);
+            let cases: Vec<_> = outcomes.into_iter().map(|o| o.case).collect();
+            pipeline::with_cases(&mut table, &rows, &cases)?;
+            cases
+        }
+        (true, None) => {
+            let cases = pipeline::record_cases(
+                store,
+                &cfg.cases,
+                &meta.profile,
+                &table,
+                &rows,
+                &categorized.cats,
+                &meta.model_version,
+            )?;
+            pipeline::with_cases(&mut table, &rows, &cases)?;
+            cases
+        }
+        (false, _) => Vec::new(),
     };
 
     if opts.record {
@@ -1250,6 +1325,7 @@ pub fn merge(
         profile: meta.profile.clone(),
         categorized,
         cases,
+        summary,
         rejects: rejects.is_file().then_some(rejects),
         timings,
     })

@@ -26,6 +26,12 @@ pub enum Stage {
     CategorizeLlm,
     /// Opening or updating the cases in the store.
     Cases,
+    /// A bounded-memory run: splitting the file by account into spill parts.
+    Spill,
+    /// A bounded-memory run: analysing the parts one after another (`done` counts parts).
+    Parts,
+    /// A bounded-memory run: merging the parts (ranks, categories, cases).
+    Merge,
 }
 
 impl Stage {
@@ -41,6 +47,9 @@ impl Stage {
             Stage::Categorize => "categorizing",
             Stage::CategorizeLlm => "categorizing (LLM)",
             Stage::Cases => "recording cases",
+            Stage::Spill => "splitting the file by account",
+            Stage::Parts => "analysing part by part",
+            Stage::Merge => "merging the parts and recording cases",
         }
     }
 }
@@ -159,6 +168,58 @@ fn check_rejects(cfg: &Config, p: &Prepared, report: &str) -> Result<(), IngestE
     Ok(())
 }
 
+/// A history file bound to the current file's profile: the binding, the key slots accounts are
+/// matched on when the files' keys differ, and a note saying so.
+pub type HistoryBinding = (Resolved, Option<Vec<usize>>, Option<String>);
+
+/// Binds a history file to the profile `resolved` binds the current file to. Accounts are matched
+/// on the key columns both files have: when they differ, the key slots to build `bd_key` from
+/// and a note saying so.
+pub fn bind_history(
+    resolved: &Resolved,
+    source: &str,
+    hraw: &RawTable,
+) -> Result<HistoryBinding, IngestError> {
+    let hres = resolved
+        .profile
+        .resolve(
+            &hraw.header,
+            &hraw.source,
+            &resolved
+                .numeric
+                .iter()
+                .map(|r| r.header.clone())
+                .collect::<Vec<_>>(),
+        )
+        .map_err(IngestError::from)?;
+    let cur: Vec<usize> = resolved.keys.iter().map(|(s, _)| *s).collect();
+    let hist: Vec<usize> = hres.keys.iter().map(|(s, _)| *s).collect();
+    let common: Vec<usize> = cur.iter().copied().filter(|s| hist.contains(s)).collect();
+    if common.len() == cur.len() && common.len() == hist.len() {
+        return Ok((hres, None, None));
+    }
+    let only = |r: &Resolved| -> Vec<String> {
+        r.keys
+            .iter()
+            .filter(|(s, _)| !common.contains(s))
+            .map(|(_, h)| h.clone())
+            .collect()
+    };
+    let (oc, oh) = (only(resolved), only(&hres));
+    let mut parts = Vec::new();
+    if !oc.is_empty() {
+        parts.push(format!("{} only in {source}", oc.join(", ")));
+    }
+    if !oh.is_empty() {
+        parts.push(format!("{} only in {}", oh.join(", "), hraw.source));
+    }
+    let note = format!(
+        "key column(s) {}; accounts are matched on the keys both files have",
+        parts.join("; ")
+    );
+    Ok((hres, Some(common), Some(note)))
+}
+
 /// Runs ingest and features. `rejects_hint` is appended to reject errors (where the report is).
 pub fn run(
     cfg: &Config,
@@ -167,7 +228,63 @@ pub fn run(
     progress: &mut dyn FnMut(Progress),
     cancel: &AtomicBool,
 ) -> Result<RunOutput, PipelineError> {
-    run_selecting(cfg, opts, None, rejects_hint, progress, cancel)
+    run_selecting(cfg, opts, None, None, rejects_hint, progress, cancel)
+}
+
+/// Where the rows of a spill part (a piece of a larger file, see [`crate::bounded`]) come from:
+/// the original file's name and, per record of the part, its row there. A run on the part names
+/// the original file and rows, in its rejects and its `bd_row`.
+#[derive(Debug, Clone, Default)]
+pub struct SpillRows {
+    pub source: String,
+    pub rows: Vec<u64>,
+    /// The same for the history's part.
+    pub history: Option<(String, Vec<u64>)>,
+}
+
+/// Gives `raw`'s rows (read from a spill part) their rows and name in the original file.
+fn restore_rows(raw: &mut RawTable, source: &str, rows: &[u64]) -> Result<(), PipelineError> {
+    use polars::prelude::*;
+    let bad = |message: String| {
+        PipelineError::Ingest(IngestError::Data {
+            file: raw.source.clone(),
+            message,
+        })
+    };
+    let spill_rows: Vec<u64> = raw
+        .df
+        .column(crate::ingest::ROW_COL)
+        .and_then(|c| c.cast(&DataType::UInt64))
+        .map_err(|e| bad(e.to_string()))?
+        .u64()
+        .map_err(|e| bad(e.to_string()))?
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .collect();
+    let mut mapped = Vec::with_capacity(spill_rows.len());
+    for r in spill_rows {
+        let at = r.checked_sub(2).and_then(|k| rows.get(k as usize));
+        match at {
+            Some(orig) => mapped.push(u32::try_from(*orig).unwrap_or(u32::MAX)),
+            None => {
+                return Err(bad(format!(
+                    "spill part row {r} has no row of the original file ({} rows listed)",
+                    rows.len()
+                )));
+            }
+        }
+    }
+    let dtype = raw
+        .df
+        .column(crate::ingest::ROW_COL)
+        .map(|c| c.dtype().clone())
+        .unwrap_or(DataType::UInt32);
+    let col = Column::new(crate::ingest::ROW_COL.into(), mapped)
+        .cast(&dtype)
+        .map_err(|e| bad(e.to_string()))?;
+    raw.df.with_column(col).map_err(|e| bad(e.to_string()))?;
+    raw.source = source.to_string();
+    Ok(())
 }
 
 /// [`run`], keeping only the rows (current and history) of the accounts in `partition` once
@@ -177,6 +294,7 @@ pub fn run_selecting(
     cfg: &Config,
     opts: &RunOptions,
     partition: Option<&crate::partition::Partition>,
+    spill: Option<&SpillRows>,
     rejects_hint: &str,
     progress: &mut dyn FnMut(Progress),
     cancel: &AtomicBool,
@@ -202,7 +320,10 @@ pub fn run_selecting(
 
     step(Stage::Read, progress)?;
     let t = Instant::now();
-    let raw = ingest::read(&opts.input, &cfg.ingest, sheet)?;
+    let mut raw = ingest::read(&opts.input, &cfg.ingest, sheet)?;
+    if let Some(sp) = spill {
+        restore_rows(&mut raw, &sp.source, &sp.rows)?;
+    }
     let resolved = choose_profile(cfg, opts.profile.as_deref(), &raw, &opts.columns)?;
     timings.push((Stage::Read, t.elapsed()));
     tracing::info!(file = %raw.source, rows = raw.df.height(), profile = %resolved.profile.name, "read");
@@ -212,49 +333,17 @@ pub fn run_selecting(
     if let Some(hpath) = &opts.history {
         step(Stage::ReadHistory, progress)?;
         let t = Instant::now();
-        let hraw = ingest::read(hpath, &cfg.ingest, sheet)?;
-        // The history must fit the profile of the current file.
-        let hres = resolved
-            .profile
-            .resolve(&hraw.header, &hraw.source, &{
-                resolved
-                    .numeric
-                    .iter()
-                    .map(|r| r.header.clone())
-                    .collect::<Vec<_>>()
-            })
-            .map_err(IngestError::from)?;
-        timings.push((Stage::ReadHistory, t.elapsed()));
-        history = Some((hraw, hres));
-    }
-
-    // Accounts are matched on the keys both files have.
-    if let Some((hraw, hres)) = &history {
-        let cur: Vec<usize> = resolved.keys.iter().map(|(s, _)| *s).collect();
-        let hist: Vec<usize> = hres.keys.iter().map(|(s, _)| *s).collect();
-        let common: Vec<usize> = cur.iter().copied().filter(|s| hist.contains(s)).collect();
-        if common.len() != cur.len() || common.len() != hist.len() {
-            let only = |r: &Resolved| -> Vec<String> {
-                r.keys
-                    .iter()
-                    .filter(|(s, _)| !common.contains(s))
-                    .map(|(_, h)| h.clone())
-                    .collect()
-            };
-            let (oc, oh) = (only(&resolved), only(hres));
-            let mut parts = Vec::new();
-            if !oc.is_empty() {
-                parts.push(format!("{} only in {}", oc.join(", "), raw.source));
-            }
-            if !oh.is_empty() {
-                parts.push(format!("{} only in {}", oh.join(", "), hraw.source));
-            }
-            notes.push(format!(
-                "key column(s) {}; accounts are matched on the keys both files have",
-                parts.join("; ")
-            ));
-            popts.key_slots = Some(common);
+        let mut hraw = ingest::read(hpath, &cfg.ingest, sheet)?;
+        if let Some((source, rows)) = spill.and_then(|s| s.history.as_ref()) {
+            restore_rows(&mut hraw, source, rows)?;
         }
+        let (hres, slots, note) = bind_history(&resolved, &raw.source, &hraw)?;
+        timings.push((Stage::ReadHistory, t.elapsed()));
+        if let Some(slots) = slots {
+            popts.key_slots = Some(slots);
+        }
+        notes.extend(note);
+        history = Some((hraw, hres));
     }
 
     let mut all_rejects = Vec::new();
@@ -1516,40 +1605,64 @@ pub fn record_case_outcomes(
         .upsert_batch_in(&inputs, &auto, cycle)
 }
 
+/// What the run summary says of a day's file besides its cases.
+#[derive(Debug, Clone, Default)]
+pub struct DayFacts {
+    pub profile: String,
+    /// Rows read.
+    pub rows: usize,
+    pub flagged: usize,
+    /// Breaks quiet because they are routine for their account.
+    pub routine: usize,
+}
+
+impl DayFacts {
+    pub fn of(result: &RunOutput, det: &Detection) -> DayFacts {
+        DayFacts {
+            profile: result.profile.clone(),
+            rows: result.rows_read,
+            flagged: det.scored.flag.iter().filter(|f| **f).count(),
+            routine: routine_breaks(&det.scored.triage),
+        }
+    }
+}
+
+/// The breaks the triage left quiet as routine for their account.
+pub fn routine_breaks(triage: &crate::detect::triage::TriageSummary) -> usize {
+    triage
+        .quiet_breaks
+        .iter()
+        .filter(|(k, _)| k.starts_with("routine"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
 /// Rolls the profile's cases forward through the run's `cycle` (its current rows; None when the
 /// file has no dates), counts the run summary and records it in the store. `outcomes` are the
 /// upserts of the run's flagged records; the cases of those that changed status in the
 /// roll-forward are refreshed in them.
-#[allow(clippy::too_many_arguments)]
 pub fn roll_forward_run(
     cfg: &Config,
     store: &crate::store::Store,
-    result: &RunOutput,
-    det: &Detection,
+    day: &DayFacts,
     cycle: Option<crate::cases::Cycle>,
     outcomes: &mut [crate::cases::UpsertOutcome],
     file: &str,
 ) -> Result<crate::cycle::RunSummary, crate::cases::CaseError> {
     use crate::cases::{Cases, Change};
     let handle = Cases::new(store).rolling(cfg.cases.roll());
-    let triage = &det.scored.triage;
     let mut summary = crate::cycle::RunSummary {
-        profile: result.profile.clone(),
+        profile: day.profile.clone(),
         at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         file: file.to_string(),
-        rows: result.rows_read,
-        flagged: det.scored.flag.iter().filter(|f| **f).count(),
-        routine: triage
-            .quiet_breaks
-            .iter()
-            .filter(|(k, _)| k.starts_with("routine"))
-            .map(|(_, n)| n)
-            .sum(),
+        rows: day.rows,
+        flagged: day.flagged,
+        routine: day.routine,
         ..Default::default()
     };
     // The profile's outstanding cases (a cleared case has nothing left to roll), read once for
     // the roll-forward and the summary's tallies.
-    let mut open = handle.outstanding_cases(&result.profile)?;
+    let mut open = handle.outstanding_cases(&day.profile)?;
     if let Some(mut cycle) = cycle {
         summary.as_of = cycle.as_of().map(|d| d.to_string());
         summary.breaks = cycle
@@ -1610,7 +1723,14 @@ fn record_run_cases(
         &det.bundle.version(),
         cycle.as_ref(),
     )?;
-    let summary = roll_forward_run(cfg, store, result, det, cycle, &mut outcomes, file)?;
+    let summary = roll_forward_run(
+        cfg,
+        store,
+        &DayFacts::of(result, det),
+        cycle,
+        &mut outcomes,
+        file,
+    )?;
     Ok((outcomes.into_iter().map(|o| o.case).collect(), summary))
 }
 
@@ -1769,11 +1889,13 @@ fn analyze_with(
     const AFTER: u64 = 3;
     let mut total = 0;
     let partition = model.as_ref().and_then(|m| m.partition);
+    let spill = model.as_ref().and_then(|m| m.spill);
     let record_cases = model.as_ref().is_none_or(|m| m.record_cases);
     let mut result = run_selecting(
         cfg,
         opts,
         partition,
+        spill,
         rejects_hint,
         &mut |p: Progress| {
             total = p.total + AFTER;
@@ -1801,6 +1923,11 @@ fn analyze_with(
     step(progress, Stage::Detect, 0)?;
     let det = match model {
         None => score(cfg, &mut result, store, &aopts.detect)?,
+        Some(BundleRun {
+            bundle,
+            known: Some(status),
+            ..
+        }) => score_with_bundle(cfg, &mut result, store, &aopts.detect, bundle, status)?,
         Some(m) => score_from_file(cfg, &mut result, store, &aopts.detect, m.bundle, m.file)?,
     };
     let t = Instant::now();
@@ -1963,6 +2090,11 @@ pub struct BundleRun<'a> {
     /// partition's rows are only part of the day: such a run records nothing and its case
     /// columns stay empty.
     pub record_cases: bool,
+    /// The model's status when it is already known to be the one for these rows (a
+    /// bounded-memory run's model, trained on another part of the file): no fitness check.
+    pub known: Option<ModelStatus>,
+    /// The rows come from a spill part of a larger file.
+    pub spill: Option<&'a SpillRows>,
 }
 
 /// [`analyze`] with a model bundle read from a file instead of the store (nothing is trained),

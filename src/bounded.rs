@@ -1,0 +1,548 @@
+//! Runs on CSV files larger than the memory budget (`[run] memory_mb`).
+//!
+//! A run holds about `[run] bytes_per_byte` bytes of memory per byte of CSV it reads (the typed
+//! columns, about 85 feature columns, the model's matrices). When a file (with its history) would
+//! take more than the budget, `run` works on it in parts, with the machinery of a partitioned
+//! run ([`crate::partition`], [`crate::parts`]) in one process:
+//!
+//! 1. **Split**: one streaming pass over the file (and one over its history) writes each record,
+//!    byte for byte, to the spill part of its account (the same FNV hash of the same key as
+//!    `--partition`), with its row in the original file beside it. Every row of an account, and
+//!    of its history, lands in the same part, so per-account windows see all of it.
+//! 2. **Model**: the store's model when one fits; otherwise one trained on the largest part's
+//!    accounts (a fixed sample of the accounts, chosen by their hash, each account whole, so
+//!    its windows are complete) and saved as a run saves it. `--model FILE` uses that file for every part.
+//! 3. **Parts**: each part is read, checked, featured, scored and categorized as a partition's
+//!    worker does it, one after another, so memory holds one part at a time; the rows keep their
+//!    rows in the original file, and rejects name the original file.
+//! 4. **Merge**: the parts are merged as `breakdesk merge --record` merges them (ranks across the
+//!    whole file, categories, the analysts' verdicts), and the cases are recorded and rolled
+//!    forward through the whole day's cycle, built from every part as it went, as a run does.
+//!
+//! The output is the output of a run on the whole file with the same model. The spill files are
+//! removed when the run ends, whether it succeeds or not.
+
+use crate::config::Config;
+use crate::detect::model::ModelBundle;
+use crate::ingest::csv::{self, Split, SplitOptions};
+use crate::ingest::prepare::Reject;
+use crate::ingest::{self, IngestError};
+use crate::output::Format;
+use crate::partition::Partition;
+use crate::parts::{self, MergeOptions, Merged, Part, PartError, PartSource, Roll};
+use crate::pipeline::{
+    self, AnalyzeError, AnalyzeOptions, BundleRun, DayFacts, ModelStatus, PipelineError, Progress,
+    RunOptions, SpillRows, Stage,
+};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const MIB: f64 = 1024.0 * 1024.0;
+/// Share of the budget a part's estimate may take (the merge's per-row arrays and the day's
+/// cycle take the rest).
+const PART_SHARE: f64 = 0.6;
+/// Data records read to bind the file to a profile (binding reads only the header).
+const SAMPLE: usize = 100;
+
+/// How a run splits a file that does not fit its memory budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    pub parts: usize,
+    /// The whole run's estimated memory, and the budget (MiB).
+    pub estimate_mb: f64,
+    pub budget_mb: u64,
+}
+
+/// Whether a workbook (read whole: a sheet holds at most about a million rows).
+fn is_workbook(p: &Path) -> bool {
+    let ext = p
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    matches!(ext.as_str(), "xlsx" | "xlsm" | "xls" | "xlsb" | "ods")
+}
+
+/// The plan for a run of `opts` under a budget of `memory_mb` MiB (0: no bound): None when the
+/// file fits (or is a workbook, or cannot be sized: the run then reports what is wrong with it).
+pub fn plan(cfg: &Config, opts: &RunOptions, memory_mb: u64) -> Option<Plan> {
+    if memory_mb == 0 || is_workbook(&opts.input) {
+        return None;
+    }
+    let mut bytes = std::fs::metadata(&opts.input).ok()?.len();
+    if let Some(h) = &opts.history {
+        if is_workbook(h) {
+            return None;
+        }
+        bytes += std::fs::metadata(h).ok()?.len();
+    }
+    let estimate_mb = bytes as f64 * cfg.run.bytes_per_byte / MIB;
+    let budget = memory_mb as f64;
+    if estimate_mb <= budget {
+        return None;
+    }
+    let parts = ((estimate_mb / (budget * PART_SHARE)).ceil() as usize).max(2);
+    Some(Plan {
+        parts: parts.min(crate::partition::MAX_COUNT),
+        estimate_mb,
+        budget_mb: memory_mb,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BoundedError {
+    #[error(transparent)]
+    Analyze(#[from] AnalyzeError),
+    #[error(transparent)]
+    Part(#[from] PartError),
+    #[error("{message}: {source}")]
+    Spill {
+        message: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    NoKeys(String),
+    /// An account's rows were found in a part that is not its own (the split and the reader
+    /// disagree on a key).
+    #[error("{0}")]
+    Split(String),
+}
+
+impl From<PipelineError> for BoundedError {
+    fn from(e: PipelineError) -> Self {
+        BoundedError::Analyze(AnalyzeError::Pipeline(e))
+    }
+}
+
+impl From<IngestError> for BoundedError {
+    fn from(e: IngestError) -> Self {
+        BoundedError::Analyze(AnalyzeError::Pipeline(PipelineError::Ingest(e)))
+    }
+}
+
+/// What a bounded run did.
+pub struct Bounded {
+    pub merged: Merged,
+    pub parts: usize,
+    /// The model, and why it is the one it is.
+    pub bundle: ModelBundle,
+    pub status: ModelStatus,
+    pub rows_read: usize,
+    pub history_rows_read: usize,
+    pub rejected_rows: usize,
+    pub blank_rows: usize,
+    pub dq_rows: usize,
+    pub rejects: Vec<Reject>,
+    pub notes: Vec<String>,
+    /// Bytes of the spill parts written.
+    pub spilled: u64,
+    pub timings: Vec<(String, Duration)>,
+}
+
+/// The folder a bounded run spills to: `[run] spill_dir`, else `spill` in the data directory,
+/// else the system's temporary folder.
+fn spill_root(cfg: &Config) -> PathBuf {
+    if !cfg.run.spill_dir.is_empty() {
+        return PathBuf::from(&cfg.run.spill_dir);
+    }
+    cfg.data_dir()
+        .map(|d| d.join("spill"))
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+fn spill_err(message: String) -> impl FnOnce(std::io::Error) -> BoundedError {
+    move |source| BoundedError::Spill { message, source }
+}
+
+/// Runs `opts` under `plan` (see the module's documentation). `model` is a bundle read from a
+/// file (`--model`) with the file's name; None: the store's model, or one trained on the first
+/// part. `store` gives the model, the verdicts and the LLM's cache, and takes the cases.
+#[allow(clippy::too_many_arguments)]
+pub fn analyze_bounded(
+    cfg: &Config,
+    opts: &RunOptions,
+    aopts: &AnalyzeOptions,
+    plan: &Plan,
+    model: Option<(ModelBundle, String)>,
+    store: &crate::store::Store,
+    progress: &mut dyn FnMut(Progress),
+    cancel: &AtomicBool,
+) -> Result<Bounded, BoundedError> {
+    let n = plan.parts;
+    let total = n as u64 + 2;
+    let check = || -> Result<(), BoundedError> {
+        if cancel.load(Ordering::Relaxed) {
+            Err(PipelineError::Cancelled.into())
+        } else {
+            Ok(())
+        }
+    };
+    let mut timings: Vec<(String, Duration)> = Vec::new();
+    let root = spill_root(cfg);
+    std::fs::create_dir_all(&root).map_err(spill_err(format!(
+        "cannot create the spill folder {}",
+        root.display()
+    )))?;
+    let dir = tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(&root)
+        .map_err(spill_err(format!(
+            "cannot create a spill folder in {}",
+            root.display()
+        )))?;
+    let shown = opts.input.display().to_string();
+
+    // The profile and the key columns, from the header (and the history's).
+    progress(Progress {
+        stage: Stage::Spill,
+        done: 0,
+        total,
+    });
+    let t = Instant::now();
+    let sample = |path: &Path, stem: &str| -> Result<ingest::RawTable, BoundedError> {
+        let s = csv::split(
+            path,
+            &cfg.ingest,
+            &SplitOptions {
+                keys: &[],
+                count: 1,
+                limit: Some(SAMPLE),
+                dir: dir.path(),
+                stem,
+            },
+        )?;
+        let mut raw = ingest::read(&s.parts[0].csv, &s.read_cfg, None)?;
+        raw.source = path.display().to_string();
+        Ok(raw)
+    };
+    let head = sample(&opts.input, "sample")?;
+    let resolved = pipeline::choose_profile(cfg, opts.profile.as_deref(), &head, &opts.columns)?;
+    let mut slots: Option<Vec<usize>> = None;
+    let mut history_keys = Vec::new();
+    if let Some(h) = &opts.history {
+        let hhead = sample(h, "history-sample")?;
+        let (hres, common, _) = pipeline::bind_history(&resolved, &shown, &hhead)?;
+        slots = common;
+        history_keys = key_headers(&hres.keys, slots.as_ref());
+    }
+    let keys = key_headers(&resolved.keys, slots.as_ref());
+    if keys.is_empty() {
+        return Err(BoundedError::NoKeys(format!(
+            "{shown} is larger than the memory budget ([run] memory_mb = {} MiB, about {:.0} MiB needed) and profile {} names no account key to split it by: raise the budget, or set it to 0 to read the file whole",
+            plan.budget_mb, plan.estimate_mb, resolved.profile.name
+        )));
+    }
+    check()?;
+    let split = |path: &Path, keys: &[String], stem: &str| -> Result<Split, BoundedError> {
+        Ok(csv::split(
+            path,
+            &cfg.ingest,
+            &SplitOptions {
+                keys,
+                count: n,
+                limit: None,
+                dir: dir.path(),
+                stem,
+            },
+        )?)
+    };
+    let current = split(&opts.input, &keys, "current")?;
+    let history = match &opts.history {
+        Some(h) => {
+            check()?;
+            Some(split(h, &history_keys, "history")?)
+        }
+        None => None,
+    };
+    let spilled: u64 = current
+        .parts
+        .iter()
+        .chain(history.iter().flat_map(|h| h.parts.iter()))
+        .map(|p| p.bytes)
+        .sum();
+    timings.push(("split".into(), t.elapsed()));
+    tracing::info!(file = %shown, parts = n, bytes = spilled, "split by account");
+
+    // The parts are read back as the original files would be read.
+    let mut wcfg = cfg.clone();
+    wcfg.ingest.encoding = current.read_cfg.encoding.clone();
+    // The share of rejected rows is the whole file's: checked once every part is read.
+    wcfg.ingest.max_reject_share = 1.0;
+    // The LLM is asked at the merge, once for the whole file.
+    wcfg.llm.enabled = false;
+    let scratch_dir = tempfile::Builder::new()
+        .prefix("store-")
+        .tempdir_in(dir.path())
+        .map_err(spill_err(format!(
+            "cannot create a spill folder in {}",
+            dir.path().display()
+        )))?;
+    let scratch = crate::store::Store::open(scratch_dir.path()).map_err(|e| {
+        BoundedError::Analyze(AnalyzeError::Detect(pipeline::DetectError::Store(e)))
+    })?;
+
+    let part_opts = |i: usize| -> Result<(RunOptions, SpillRows), BoundedError> {
+        let c = &current.parts[i];
+        let rows = csv::read_rows(&c.rows)?;
+        let hist = match &history {
+            Some(h) => {
+                let hp = &h.parts[i];
+                Some((
+                    hp.csv.clone(),
+                    (h.source.clone(), csv::read_rows(&hp.rows)?),
+                ))
+            }
+            None => None,
+        };
+        let ropts = RunOptions {
+            input: c.csv.clone(),
+            history: hist.as_ref().map(|(p, _)| p.clone()),
+            ..opts.clone()
+        };
+        Ok((
+            ropts,
+            SpillRows {
+                source: shown.clone(),
+                rows,
+                history: hist.map(|(_, h)| h),
+            },
+        ))
+    };
+    let quiet_progress = &mut |_: Progress| {};
+
+    // The model.
+    let t = Instant::now();
+    let (bundle, known, file) = match model {
+        Some((bundle, file)) => (bundle, None, file),
+        None => {
+            let first = (0..n)
+                .max_by_key(|i| current.parts[*i].records)
+                .unwrap_or(0);
+            let (ropts, rows) = part_opts(first)?;
+            let mut run = pipeline::run_selecting(
+                &wcfg,
+                &ropts,
+                None,
+                Some(&rows),
+                "",
+                quiet_progress,
+                cancel,
+            )?;
+            let det = pipeline::score(cfg, &mut run, store, &aopts.detect)
+                .map_err(AnalyzeError::Detect)?;
+            (det.bundle, Some(det.status), String::new())
+        }
+    };
+    timings.push(("model".into(), t.elapsed()));
+    check()?;
+
+    // Each part, one after another.
+    let t = Instant::now();
+    let mut cycle = crate::cycle::CycleBuilder::new("", &cfg.cases.absent);
+    let mut has_cycle = true;
+    let mut all: Vec<Part> = Vec::with_capacity(n);
+    let mut status = known.clone();
+    let (mut rows_read, mut history_rows_read, mut rejected, mut blank, mut dq) =
+        (0usize, 0usize, 0usize, 0usize, 0usize);
+    let mut part_rejects: Vec<Reject> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let mut profile = String::new();
+    for i in 0..n {
+        progress(Progress {
+            stage: Stage::Parts,
+            done: i as u64 + 1,
+            total,
+        });
+        check()?;
+        if current.parts[i].records == 0 {
+            continue;
+        }
+        let (ropts, rows) = part_opts(i)?;
+        let a = pipeline::analyze_with_bundle(
+            &wcfg,
+            &ropts,
+            aopts,
+            BundleRun {
+                bundle: bundle.clone(),
+                file: &file,
+                partition: None,
+                record_cases: false,
+                known: known.clone(),
+                spill: Some(&rows),
+            },
+            &scratch,
+            "",
+            quiet_progress,
+            cancel,
+        )?;
+        let partition = Partition { index: i, count: n };
+        // Every account of the part is the part's own (the split hashed the key the reader
+        // builds); one that is not would have its rows in two parts.
+        if let Ok(k) = a
+            .run
+            .features
+            .df
+            .column("bd_key")
+            .and_then(|c| c.str().cloned())
+            && let Some(key) = k.iter().flatten().find(|k| !partition.contains(k))
+        {
+            return Err(BoundedError::Split(format!(
+                "{shown}: the rows of account {key:?} were split apart (its key was read differently when splitting the file); run with [run] memory_mb = 0 to read the file whole"
+            )));
+        }
+        if profile.is_empty() {
+            profile = a.run.profile.clone();
+            cycle = crate::cycle::CycleBuilder::new(&profile, &cfg.cases.absent);
+        }
+        has_cycle &= cycle.push(&a.run.features.df).is_some();
+        status.get_or_insert_with(|| a.det.status.clone());
+        rows_read += a.run.rows_read;
+        history_rows_read += a.run.history_rows_read;
+        rejected += a.run.rejected_rows;
+        blank += a.run.blank_rows;
+        dq += a.run.dq_rows;
+        part_rejects.extend(a.run.rejects.iter().cloned());
+        for note in &a.run.notes {
+            if !notes.contains(note) {
+                notes.push(note.clone());
+            }
+        }
+        let path = dir.path().join(format!("part-{i}.csv"));
+        crate::output::write_table(&a.table, &path, Format::Csv).map_err(|e| {
+            BoundedError::Part(PartError::Write {
+                file: path.display().to_string(),
+                message: e.to_string(),
+            })
+        })?;
+        let src = PartSource {
+            partition: &partition,
+            input: &opts.input,
+            history: opts.history.as_deref(),
+            all_rows: aopts.all_rows,
+            format: Format::Csv,
+        };
+        let (meta, part_rows) = parts::describe_part(&wcfg, &path, &a, &src, &scratch)?;
+        all.push(Part {
+            path,
+            meta,
+            rows: part_rows,
+        });
+    }
+    timings.push(("parts".into(), t.elapsed()));
+
+    // The whole file's counts, and its share of rejected rows.
+    let raw_rejects = current.rejects.len() + history.as_ref().map_or(0, |h| h.rejects.len());
+    rows_read += current.rejects.len();
+    history_rows_read += history.as_ref().map_or(0, |h| h.rejects.len());
+    rejected += raw_rejects;
+    blank += current.blank_rows + history.as_ref().map_or(0, |h| h.blank_rows);
+    // The report in a whole run's order: the history's rejects, then the file's; in each, the
+    // records the reader rejected, then the rows the checks rejected, by row.
+    part_rejects.sort_by_key(|r| r.row);
+    let history_source = history.as_ref().map(|h| h.source.as_str());
+    let (of_history, of_current): (Vec<Reject>, Vec<Reject>) = part_rejects
+        .into_iter()
+        .partition(|r| Some(r.source.as_str()) == history_source);
+    let mut rejects: Vec<Reject> = Vec::new();
+    if let Some(h) = &history {
+        rejects.extend(h.rejects.iter().cloned());
+    }
+    rejects.extend(of_history);
+    rejects.extend(current.rejects.iter().cloned());
+    rejects.extend(of_current);
+    let seen = rows_read + history_rows_read;
+    if all.is_empty() || rejected >= seen {
+        return Err(PipelineError::TooManyRejects {
+            error: Box::new(IngestError::AllRejected {
+                file: shown.clone(),
+                total: seen,
+                report: String::new(),
+            }),
+            rejects,
+        }
+        .into());
+    }
+    let share = rejected as f64 / seen.max(1) as f64;
+    if share > cfg.ingest.max_reject_share {
+        return Err(PipelineError::TooManyRejects {
+            error: Box::new(IngestError::TooManyRejects {
+                file: shown.clone(),
+                rejected,
+                total: seen,
+                share: share * 100.0,
+                max: cfg.ingest.max_reject_share * 100.0,
+                report: String::new(),
+            }),
+            rejects,
+        }
+        .into());
+    }
+    // Empty parts (no account hashed to them) were skipped: the merge numbers the others.
+    let m = all.len();
+    for (k, p) in all.iter_mut().enumerate() {
+        p.meta.partition = Partition { index: k, count: m };
+        p.meta.rows_read = rows_read;
+        p.meta.history_rows_read = history_rows_read;
+        p.meta.rejected_rows = rejected;
+    }
+
+    // The merge, the cases and the roll-forward.
+    progress(Progress {
+        stage: Stage::Merge,
+        done: n as u64 + 1,
+        total,
+    });
+    check()?;
+    let t = Instant::now();
+    let merged = parts::merge_parts(
+        cfg,
+        all,
+        store,
+        MergeOptions {
+            record: true,
+            roll: Some(Roll {
+                cycle: has_cycle.then(|| cycle.finish()),
+                day: DayFacts {
+                    profile: profile.clone(),
+                    rows: rows_read,
+                    ..Default::default()
+                },
+                file: shown.clone(),
+            }),
+        },
+        Vec::new(),
+    )?;
+    timings.push(("merge".into(), t.elapsed()));
+    for (name, d) in &merged.timings {
+        timings.push((format!("merge/{name}"), *d));
+    }
+    progress(Progress {
+        stage: Stage::Merge,
+        done: total,
+        total,
+    });
+    drop(scratch);
+    Ok(Bounded {
+        merged,
+        parts: n,
+        bundle,
+        status: status.unwrap_or(ModelStatus::Loaded),
+        rows_read,
+        history_rows_read,
+        rejected_rows: rejected,
+        blank_rows: blank,
+        dq_rows: dq,
+        rejects,
+        notes,
+        spilled,
+        timings,
+    })
+}
+
+/// The header names of `keys` (slot, header) kept by `slots` (all when None).
+fn key_headers(keys: &[(usize, String)], slots: Option<&Vec<usize>>) -> Vec<String> {
+    keys.iter()
+        .filter(|(s, _)| slots.is_none_or(|k| k.contains(s)))
+        .map(|(_, h)| h.clone())
+        .collect()
+}
