@@ -486,6 +486,8 @@ pub fn analyze_bounded(
         p.meta.rejected_rows = rejected;
     }
 
+    drop(scratch);
+    drop(scratch_dir);
     // The merge, the cases and the roll-forward.
     progress(Progress {
         stage: Stage::Merge,
@@ -521,7 +523,6 @@ pub fn analyze_bounded(
         done: total,
         total,
     });
-    drop(scratch);
     Ok(Bounded {
         merged,
         parts: n,

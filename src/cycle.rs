@@ -160,12 +160,21 @@ pub fn age_band(bounds: &[u32], days: i64) -> usize {
 impl RunSummary {
     /// Counts the upserts of the run's flagged records and the roll-forward.
     pub fn count_cases(&mut self, upserts: &[UpsertOutcome], roll: &RollOutcome) {
+        self.count_changes(upserts.iter().map(|o| (o.case.id.as_str(), o.change)), roll);
+    }
+
+    /// [`RunSummary::count_cases`] over each record's case id and change.
+    pub fn count_changes<'a>(
+        &mut self,
+        changes: impl Iterator<Item = (&'a str, Change)>,
+        roll: &RollOutcome,
+    ) {
         let mut seen: HashSet<&str> = HashSet::new();
-        for o in upserts {
-            if !seen.insert(o.case.id.as_str()) && o.change != Change::Reappeared {
+        for (id, change) in changes {
+            if !seen.insert(id) && change != Change::Reappeared {
                 continue;
             }
-            match o.change {
+            match change {
                 Change::Created => self.new_cases += 1,
                 Change::Reappeared => self.reappeared += 1,
                 Change::Recertified => self.recertified += 1,

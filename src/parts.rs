@@ -37,6 +37,10 @@ pub const PART_FORMAT: u32 = 1;
 
 const ROWS_MAGIC: &[u8; 8] = b"BDROWS\x00\x01";
 
+/// Records whose cases a merge records at a time (see
+/// [`pipeline::record_and_roll_in_chunks`]).
+const CASE_GROUP: usize = 20_000;
+
 /// Flags of a row in [`PartRows`].
 pub const FLAGGED: u8 = 1;
 pub const PROPOSED: u8 = 2;
@@ -1035,7 +1039,8 @@ pub struct Merged {
     pub model_version: String,
     pub profile: String,
     pub categorized: pipeline::Categorized,
-    pub cases: Vec<crate::cases::Case>,
+    /// The case of each written anomaly (with `record`).
+    pub cases: Vec<pipeline::CaseMark>,
     /// The run summary, when the cases were rolled forward ([`MergeOptions::roll`]).
     pub summary: Option<crate::cycle::RunSummary>,
     /// The rejects report of the first part (every worker checks the whole file: they are all
@@ -1171,12 +1176,11 @@ pub fn merge_parts(
 
     // The parts' tables, with the merged score, flag and rank; rows that are no longer written
     // (judged normal) are left out.
-    let tables: Vec<DataFrame> = {
-        use rayon::prelude::*;
-        parts.par_iter().map(read_table).collect::<Result<_, _>>()?
-    };
+    // One part at a time (each read is parallel over its columns): memory holds the text of one
+    // part beside the typed rows of the others.
     let mut table: Option<DataFrame> = None;
-    for t in tables {
+    for p in &parts {
+        let t = read_table(p)?;
         table = Some(match table {
             None => t,
             Some(mut acc) => {
@@ -1262,27 +1266,23 @@ pub fn merge_parts(
     let mut summary = None;
     let cases = match (opts.record, roll) {
         (true, Some(roll)) => {
-            let mut outcomes = pipeline::record_case_outcomes(
+            // The whole file's records: recorded in groups, so memory holds one group's inputs
+            // and cases at a time.
+            let (marks, s) = pipeline::record_and_roll_in_chunks(
+                cfg,
                 store,
-                &cfg.cases,
-                &meta.profile,
                 &table,
                 &rows,
                 &categorized.cats,
                 &meta.model_version,
-                roll.cycle.as_ref(),
-            )?;
-            summary = Some(pipeline::roll_forward_run(
-                cfg,
-                store,
                 &roll.day,
                 roll.cycle,
-                &mut outcomes,
                 &roll.file,
-            )?);
-            let cases: Vec<_> = outcomes.into_iter().map(|o| o.case).collect();
-            pipeline::with_cases(&mut table, &rows, &cases)?;
-            cases
+                CASE_GROUP,
+            )?;
+            summary = Some(s);
+            pipeline::with_case_marks(&mut table, &rows, &marks)?;
+            marks
         }
         (true, None) => {
             let cases = pipeline::record_cases(
@@ -1296,6 +1296,13 @@ pub fn merge_parts(
             )?;
             pipeline::with_cases(&mut table, &rows, &cases)?;
             cases
+                .into_iter()
+                .map(|c| pipeline::CaseMark {
+                    id: c.id,
+                    ticket: c.ticket,
+                    status: c.status,
+                })
+                .collect()
         }
         (false, _) => Vec::new(),
     };

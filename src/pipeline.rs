@@ -1494,6 +1494,33 @@ pub fn record_case_outcomes(
     model_version: &str,
     cycle: Option<&crate::cases::Cycle>,
 ) -> Result<Vec<crate::cases::UpsertOutcome>, crate::cases::CaseError> {
+    record_group_outcomes(
+        store,
+        policy,
+        profile,
+        table,
+        rows,
+        cats,
+        model_version,
+        cycle,
+        Default::default(),
+    )
+}
+
+/// [`record_case_outcomes`] for one group of a run's records, after the groups that opened
+/// the cases `opened`.
+#[allow(clippy::too_many_arguments)]
+fn record_group_outcomes(
+    store: &crate::store::Store,
+    policy: &crate::config::CasesConfig,
+    profile: &str,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    cats: &[crate::categorize::Categorization],
+    model_version: &str,
+    cycle: Option<&crate::cases::Cycle>,
+    opened: std::sync::Arc<std::collections::HashSet<String>>,
+) -> Result<Vec<crate::cases::UpsertOutcome>, crate::cases::CaseError> {
     use crate::cases::{BreakInput, CaseError, Cases};
     use polars::prelude::*;
     let internal = |e: PolarsError| CaseError::Invalid(format!("reading the anomalies: {e}"));
@@ -1521,9 +1548,7 @@ pub fn record_case_outcomes(
             Err(_) => Ok(None),
         }
     };
-    let keys = text_col("bd_key")?;
-    let dates = text_col("bd_date")?;
-    let age = num_col("f_break_age")?;
+    let cols = BreakColumns::of(table).map_err(internal)?;
     let score = num_col("score")?;
     let rank = num_col("rank")?;
     let diff = num_col("bd_difference")?;
@@ -1546,23 +1571,7 @@ pub fn record_case_outcomes(
         .enumerate()
         .map(|(k, &r)| {
             let c = &cats[k];
-            let key = keys
-                .as_ref()
-                .and_then(|ca| ca.get(r))
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("row {r}"));
-            let date = dates
-                .as_ref()
-                .and_then(|ca| ca.get(r))
-                .and_then(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
-                .unwrap_or(today);
-            let days = age
-                .as_ref()
-                .and_then(|ca| ca.get(r))
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .unwrap_or(0.0);
-            let start = date - chrono::Duration::days(days.round() as i64);
+            let (key, date, start) = cols.key_and_dates(r, today);
             let num = |ca: &Option<Float64Chunked>| {
                 ca.as_ref().and_then(|ca| ca.get(r)).unwrap_or(f64::NAN)
             };
@@ -1602,6 +1611,7 @@ pub fn record_case_outcomes(
     Cases::new(store)
         .rolling(policy.roll())
         .routed(std::sync::Arc::new(router))
+        .after_groups(opened)
         .upsert_batch_in(&inputs, &auto, cycle)
 }
 
@@ -1637,6 +1647,64 @@ pub fn routine_breaks(triage: &crate::detect::triage::TriageSummary) -> usize {
         .sum()
 }
 
+/// The columns of a result table that say which break a record belongs to.
+struct BreakColumns {
+    keys: Option<polars::prelude::StringChunked>,
+    dates: Option<polars::prelude::StringChunked>,
+    age: Option<polars::prelude::Float64Chunked>,
+}
+
+impl BreakColumns {
+    fn of(table: &polars::prelude::DataFrame) -> Result<Self, polars::prelude::PolarsError> {
+        use polars::prelude::*;
+        let text = |name: &str| -> PolarsResult<Option<StringChunked>> {
+            match table.column(name) {
+                Ok(c) => Ok(Some(c.cast(&DataType::String)?.str()?.clone())),
+                Err(_) => Ok(None),
+            }
+        };
+        let age = match table.column("f_break_age") {
+            Ok(c) => Some(c.cast(&DataType::Float64)?.f64()?.clone()),
+            Err(_) => None,
+        };
+        Ok(BreakColumns {
+            keys: text("bd_key")?,
+            dates: text("bd_date")?,
+            age,
+        })
+    }
+
+    /// Row `r`'s account key (`row R` without one), date (`today` without one) and the date
+    /// its break began (the date less the break's age).
+    fn key_and_dates(
+        &self,
+        r: usize,
+        today: chrono::NaiveDate,
+    ) -> (String, chrono::NaiveDate, chrono::NaiveDate) {
+        let key = self
+            .keys
+            .as_ref()
+            .and_then(|ca| ca.get(r))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("row {r}"));
+        let date = self
+            .dates
+            .as_ref()
+            .and_then(|ca| ca.get(r))
+            .and_then(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            .unwrap_or(today);
+        let days = self
+            .age
+            .as_ref()
+            .and_then(|ca| ca.get(r))
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .unwrap_or(0.0);
+        let start = date - chrono::Duration::days(days.round() as i64);
+        (key, date, start)
+    }
+}
+
 /// Rolls the profile's cases forward through the run's `cycle` (its current rows; None when the
 /// file has no dates), counts the run summary and records it in the store. `outcomes` are the
 /// upserts of the run's flagged records; the cases of those that changed status in the
@@ -1649,6 +1717,34 @@ pub fn roll_forward_run(
     outcomes: &mut [crate::cases::UpsertOutcome],
     file: &str,
 ) -> Result<crate::cycle::RunSummary, crate::cases::CaseError> {
+    let changes: Vec<(String, crate::cases::Change)> = outcomes
+        .iter()
+        .map(|o| (o.case.id.clone(), o.change))
+        .collect();
+    let (summary, open, rolled) = roll_forward_changes(cfg, store, day, cycle, &changes, file)?;
+    if rolled {
+        let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
+            open.iter().map(|c| (c.id.as_str(), c)).collect();
+        for o in outcomes.iter_mut() {
+            if let Some(now) = by_id.get(o.case.id.as_str()) {
+                o.case = (*now).clone();
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// [`roll_forward_run`] over what the upserts did to each record's case (`changes`: case id and
+/// change, in the records' order). Returns the summary, the profile's outstanding cases after
+/// the roll, and whether the roll changed any (cleared or recertified).
+fn roll_forward_changes(
+    cfg: &Config,
+    store: &crate::store::Store,
+    day: &DayFacts,
+    cycle: Option<crate::cases::Cycle>,
+    changes: &[(String, crate::cases::Change)],
+    file: &str,
+) -> Result<(crate::cycle::RunSummary, Vec<crate::cases::Case>, bool), crate::cases::CaseError> {
     use crate::cases::{Cases, Change};
     let handle = Cases::new(store).rolling(cfg.cases.roll());
     let mut summary = crate::cycle::RunSummary {
@@ -1663,6 +1759,8 @@ pub fn roll_forward_run(
     // The profile's outstanding cases (a cleared case has nothing left to roll), read once for
     // the roll-forward and the summary's tallies.
     let mut open = handle.outstanding_cases(&day.profile)?;
+    let pairs = changes.iter().map(|(id, c)| (id.as_str(), *c));
+    let mut rolled = false;
     if let Some(mut cycle) = cycle {
         summary.as_of = cycle.as_of().map(|d| d.to_string());
         summary.breaks = cycle
@@ -1671,31 +1769,145 @@ pub fn roll_forward_run(
             .flat_map(|r| r.iter())
             .filter(|r| r.out)
             .count();
-        cycle.opened = outcomes
+        cycle.opened = changes
             .iter()
-            .filter(|o| o.change == Change::Created)
-            .map(|o| o.case.id.clone())
+            .filter(|(_, c)| *c == Change::Created)
+            .map(|(id, _)| id.clone())
             .collect();
         let roll = handle.roll_forward_over(&cycle, &mut open)?;
-        if roll.cleared + roll.recertified > 0 {
-            let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
-                open.iter().map(|c| (c.id.as_str(), c)).collect();
-            for o in outcomes.iter_mut() {
-                if let Some(now) = by_id.get(o.case.id.as_str()) {
-                    o.case = (*now).clone();
-                }
-            }
-        }
-        summary.count_cases(outcomes, &roll);
+        rolled = roll.cleared + roll.recertified > 0;
+        summary.count_changes(pairs, &roll);
     } else {
-        summary.count_cases(outcomes, &Default::default());
+        summary.count_changes(pairs, &Default::default());
     }
     summary.matched = summary.rows.saturating_sub(summary.breaks);
     summary.tally(&open, &cfg.cases.age_bands);
     let bytes = serde_json::to_vec(&summary)
         .map_err(|e| crate::cases::CaseError::Invalid(e.to_string()))?;
     store.put_run(&bytes)?;
-    Ok(summary)
+    Ok((summary, open, rolled))
+}
+
+/// What a run keeps of the case of a record it recorded: enough for the output's case columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseMark {
+    pub id: String,
+    pub ticket: String,
+    pub status: crate::cases::Status,
+}
+
+/// Records the cases of `rows` and rolls the profile's cases forward, as [`record_case_outcomes`]
+/// then [`roll_forward_run`] do, holding at most about `chunk` records' inputs and cases at a
+/// time: the records are cut in groups in their order, every record of a break going with the
+/// break's first record, so tickets follow the records' order and each break's records fold
+/// together exactly as in one batch. Returns each record's case mark and the run summary.
+#[allow(clippy::too_many_arguments)]
+pub fn record_and_roll_in_chunks(
+    cfg: &Config,
+    store: &crate::store::Store,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    cats: &[crate::categorize::Categorization],
+    model_version: &str,
+    day: &DayFacts,
+    cycle: Option<crate::cases::Cycle>,
+    file: &str,
+    chunk: usize,
+) -> Result<(Vec<CaseMark>, crate::cycle::RunSummary), crate::cases::CaseError> {
+    let chunk = chunk.max(1);
+    let cols = BreakColumns::of(table)
+        .map_err(|e| crate::cases::CaseError::Invalid(format!("reading the anomalies: {e}")))?;
+    let today = chrono::Utc::now().date_naive();
+    // Each record's break (its key and start date) and the group of the break's first record.
+    let mut group_of: std::collections::HashMap<(String, chrono::NaiveDate), usize> =
+        std::collections::HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (k, &r) in rows.iter().enumerate() {
+        let (key, _, start) = cols.key_and_dates(r, today);
+        let g = *group_of.entry((key, start)).or_insert(k / chunk);
+        if groups.len() <= g {
+            groups.resize_with(g + 1, Vec::new);
+        }
+        groups[g].push(k);
+    }
+    drop(group_of);
+    let mut marks: Vec<Option<CaseMark>> = vec![None; rows.len()];
+    let mut changes: Vec<(String, crate::cases::Change)> = Vec::with_capacity(rows.len());
+    let mut order: Vec<usize> = Vec::with_capacity(rows.len());
+    // The cases earlier groups opened (shared with each group's handle, then extended).
+    let mut opened: std::sync::Arc<std::collections::HashSet<String>> = Default::default();
+    for group in groups.iter().filter(|g| !g.is_empty()) {
+        let sub_rows: Vec<usize> = group.iter().map(|k| rows[*k]).collect();
+        let sub_cats: Vec<crate::categorize::Categorization> =
+            group.iter().map(|k| cats[*k].clone()).collect();
+        let outcomes = record_group_outcomes(
+            store,
+            &cfg.cases,
+            &day.profile,
+            table,
+            &sub_rows,
+            &sub_cats,
+            model_version,
+            cycle.as_ref(),
+            opened.clone(),
+        )?;
+        for (k, o) in group.iter().zip(outcomes) {
+            if o.change == crate::cases::Change::Created {
+                std::sync::Arc::make_mut(&mut opened).insert(o.case.id.clone());
+            }
+            changes.push((o.case.id.clone(), o.change));
+            order.push(*k);
+            marks[*k] = Some(CaseMark {
+                id: o.case.id,
+                ticket: o.case.ticket,
+                status: o.case.status,
+            });
+        }
+    }
+    // The summary counts the records' changes in the records' order.
+    let mut in_order: Vec<(String, crate::cases::Change)> =
+        vec![(String::new(), crate::cases::Change::Unchanged); rows.len()];
+    for ((id, c), k) in changes.into_iter().zip(order) {
+        in_order[k] = (id, c);
+    }
+    let (summary, open, rolled) = roll_forward_changes(cfg, store, day, cycle, &in_order, file)?;
+    drop(in_order);
+    if rolled {
+        let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
+            open.iter().map(|c| (c.id.as_str(), c)).collect();
+        for m in marks.iter_mut().flatten() {
+            if let Some(now) = by_id.get(m.id.as_str()) {
+                m.status = now.status;
+            }
+        }
+    }
+    let marks = marks
+        .into_iter()
+        .map(|m| {
+            m.ok_or_else(|| {
+                crate::cases::CaseError::Invalid("a record was left without its case".into())
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((marks, summary))
+}
+
+/// Adds `case_id`, `ticket` and `case_status` to `table` for `rows` from their marks.
+pub fn with_case_marks(
+    table: &mut polars::prelude::DataFrame,
+    rows: &[usize],
+    marks: &[CaseMark],
+) -> Result<(), polars::prelude::PolarsError> {
+    use polars::prelude::*;
+    let at = row_slots(table.height(), rows);
+    let text = |f: &dyn Fn(&CaseMark) -> String| spread(&at, marks, f);
+    table.with_column(Column::new("case_id".into(), text(&|c| c.id.clone())))?;
+    table.with_column(Column::new("ticket".into(), text(&|c| c.ticket.clone())))?;
+    table.with_column(Column::new(
+        "case_status".into(),
+        text(&|c| c.status.as_str().to_string()),
+    ))?;
+    Ok(())
 }
 
 /// The cases stage of a file's analysis: one case per anomaly (`rows` of `table`), those the

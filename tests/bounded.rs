@@ -394,3 +394,185 @@ fn bad_budgets_are_refused_and_workbooks_are_read_whole() {
     );
     assert!(!err.contains("split by account"), "{err}");
 }
+
+/// Recording a run's cases in small groups (as a bounded run's merge does, to hold one group at
+/// a time) gives each record the case, ticket and status one batch gives it, and the same run
+/// summary: over two days (the sample pair), so breaks open, clear within the file, persist,
+/// reappear and clear the next day, with groups of 3 records.
+#[test]
+fn cases_recorded_in_small_groups_are_those_of_one_batch() {
+    use breakdesk::pipeline::{self, AnalyzeOptions, DayFacts, RunOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = breakdesk::config::Config::from_user_toml("", Path::new("groups-test.toml")).unwrap();
+    let whole = breakdesk::store::Store::open(&dir.path().join("whole")).unwrap();
+    let grouped = breakdesk::store::Store::open(&dir.path().join("grouped")).unwrap();
+    let days = [
+        RunOptions {
+            input: common::sample("gl_ihub_history.csv").into(),
+            ..Default::default()
+        },
+        RunOptions {
+            input: common::sample("gl_ihub_current.csv").into(),
+            history: Some(common::sample("gl_ihub_history.csv").into()),
+            ..Default::default()
+        },
+    ];
+    for (day, opts) in days.iter().enumerate() {
+        // The whole store analyses the day and records its cases in one batch.
+        let a = pipeline::analyze(
+            &cfg,
+            opts,
+            &AnalyzeOptions::default(),
+            &whole,
+            "",
+            &mut |_| {},
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .expect("the analysis runs");
+        assert!(a.rows.len() > 10, "day {day}: {} anomalies", a.rows.len());
+        // The grouped store records the same records, 3 at a time.
+        let cycle =
+            breakdesk::cycle::cycle_of(&a.run.features.df, &a.run.profile, &cfg.cases.absent);
+        let (marks, mut summary) = pipeline::record_and_roll_in_chunks(
+            &cfg,
+            &grouped,
+            &a.table,
+            &a.rows,
+            &a.categorized.cats,
+            &a.det.bundle.version(),
+            &DayFacts::of(&a.run, &a.det),
+            cycle,
+            &opts.input.display().to_string(),
+            3,
+        )
+        .expect("recorded in groups");
+        assert_eq!(marks.len(), a.cases.len());
+        for (k, (m, c)) in marks.iter().zip(&a.cases).enumerate() {
+            assert_eq!(
+                (&m.id, &m.ticket, m.status),
+                (&c.id, &c.ticket, c.status),
+                "day {day}, record {k}"
+            );
+        }
+        summary.at = a.summary.at.clone();
+        assert_eq!(summary, a.summary, "day {day}: the same run summary");
+        if day == 1 {
+            assert!(
+                summary.cleared > 0 && summary.persisting > 0,
+                "the second day clears and keeps cases: {summary:?}"
+            );
+        }
+    }
+}
+
+/// An account with two breaks in one file (the first clears within it) and another account
+/// between them: recorded one record per group, each break has its own case, tickets follow the
+/// records' order and the summary counts the same, as in one batch.
+#[test]
+fn a_break_cleared_within_the_file_and_back_is_a_new_case_in_groups_as_in_one_batch() {
+    use breakdesk::cases::{Cycle, CycleRecord};
+    use breakdesk::categorize::{Categorization, Decider, Severity};
+    use breakdesk::pipeline::{self, DayFacts};
+    use polars::prelude::*;
+    let d = |s: &str| -> chrono::NaiveDate { s.parse().unwrap() };
+    // Flagged records in rank order: A's first break (1 Jan), B, then A's second (4 Jan).
+    let table = df!(
+        "bd_key" => ["A|1", "B|1", "A|1"],
+        "bd_date" => ["2024-01-01", "2024-01-01", "2024-01-04"],
+        "f_break_age" => [0.0, 0.0, 0.0],
+        "score" => [0.9, 0.8, 0.7],
+        "rank" => [1.0, 2.0, 3.0],
+        "bd_difference" => [100.0, 50.0, 120.0],
+        "Account" => ["A", "B", "A"],
+    )
+    .unwrap();
+    let cat = Categorization {
+        bucket: "Timing Issue".into(),
+        confidence: 0.8,
+        rule: "timing".into(),
+        details: String::new(),
+        severity: Severity::Medium,
+        severity_reason: String::new(),
+        summary: "out".into(),
+        auto_resolve: false,
+        is_break: true,
+        decided_by: Decider::Rules,
+        note: String::new(),
+        explained: false,
+    };
+    let cats = vec![cat.clone(), cat.clone(), cat];
+    let cycle = || {
+        let mut c = Cycle {
+            profile: "gl_ihub".into(),
+            ..Default::default()
+        };
+        let rec = |date: &str, out: bool, difference: f64, start: &str| CycleRecord {
+            date: d(date),
+            out,
+            difference,
+            start: d(start),
+        };
+        c.records.insert(
+            "A|1".into(),
+            vec![
+                rec("2024-01-01", true, 100.0, "2024-01-01"),
+                rec("2024-01-02", false, 0.0, "2024-01-02"),
+                rec("2024-01-03", false, 0.0, "2024-01-03"),
+                rec("2024-01-04", true, 120.0, "2024-01-04"),
+            ],
+        );
+        c.records.insert(
+            "B|1".into(),
+            vec![
+                rec("2024-01-01", true, 50.0, "2024-01-01"),
+                rec("2024-01-04", true, 50.0, "2024-01-01"),
+            ],
+        );
+        c.dates = ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]
+            .iter()
+            .map(|s| d(s))
+            .collect();
+        c
+    };
+    let cfg = breakdesk::config::Config::from_user_toml("", Path::new("groups-test.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let day = DayFacts {
+        profile: "gl_ihub".into(),
+        rows: 3,
+        flagged: 3,
+        routine: 0,
+    };
+    let mut got = Vec::new();
+    for (name, group) in [("batch", 100), ("groups", 1)] {
+        let store = breakdesk::store::Store::open(&dir.path().join(name)).unwrap();
+        let (marks, summary) = pipeline::record_and_roll_in_chunks(
+            &cfg,
+            &store,
+            &table,
+            &[0, 1, 2],
+            &cats,
+            "test",
+            &day,
+            Some(cycle()),
+            "f.csv",
+            group,
+        )
+        .unwrap();
+        got.push((
+            marks,
+            summary.new_cases,
+            summary.reappeared,
+            summary.cleared,
+        ));
+    }
+    let (batch, groups) = (&got[0], &got[1]);
+    assert_ne!(
+        batch.0[0].id, batch.0[2].id,
+        "two breaks of A, two cases: {batch:?}"
+    );
+    assert_eq!(batch.1, 3, "three new cases: {batch:?}");
+    assert_eq!(
+        batch, groups,
+        "groups of one record give what one batch gives"
+    );
+}
