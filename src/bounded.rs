@@ -310,8 +310,9 @@ pub fn analyze_bounded(
     };
     let quiet_progress = &mut |_: Progress| {};
 
-    // The model.
+    // The model. The part it is trained on keeps its rows and features for its own analysis.
     let t = Instant::now();
+    let mut first_part: Option<(usize, pipeline::RunOutput)> = None;
     let (bundle, known, file) = match model {
         Some((bundle, file)) => (bundle, None, file),
         None => {
@@ -330,6 +331,7 @@ pub fn analyze_bounded(
             )?;
             let det = pipeline::score(cfg, &mut run, store, &aopts.detect)
                 .map_err(AnalyzeError::Detect)?;
+            first_part = Some((first, run));
             (det.bundle, Some(det.status), String::new())
         }
     };
@@ -347,10 +349,16 @@ pub fn analyze_bounded(
     let mut part_rejects: Vec<Reject> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     let mut profile = String::new();
-    for i in 0..n {
+    // The model's part first, while its features are in memory.
+    let first = first_part.as_ref().map(|(k, _)| *k);
+    let order: Vec<usize> = first
+        .into_iter()
+        .chain((0..n).filter(|i| Some(*i) != first))
+        .collect();
+    for (done, i) in order.into_iter().enumerate() {
         progress(Progress {
             stage: Stage::Parts,
-            done: i as u64 + 1,
+            done: done as u64 + 1,
             total,
         });
         check()?;
@@ -369,6 +377,13 @@ pub fn analyze_bounded(
                 record_cases: false,
                 known: known.clone(),
                 spill: Some(&rows),
+                prepared: match first_part.take() {
+                    Some((k, run)) if k == i => Some(run),
+                    other => {
+                        first_part = other;
+                        None
+                    }
+                },
             },
             &scratch,
             "",
@@ -477,7 +492,9 @@ pub fn analyze_bounded(
         }
         .into());
     }
-    // Empty parts (no account hashed to them) were skipped: the merge numbers the others.
+    // Empty parts (no account hashed to them) were skipped: the merge numbers the others, in
+    // the order of the split.
+    all.sort_by_key(|p| p.meta.partition.index);
     let m = all.len();
     for (k, p) in all.iter_mut().enumerate() {
         p.meta.partition = Partition { index: k, count: m };

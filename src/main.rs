@@ -2137,6 +2137,7 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
                 record_cases: args.partition.is_none(),
                 known: None,
                 spill: None,
+                prepared: None,
             },
             &store,
             &hint,

@@ -1333,12 +1333,18 @@ pub fn categorize_observed(
     on_answer: Option<&mut dyn FnMut(usize, usize)>,
 ) -> Result<Categorized, crate::categorize::RulesError> {
     use crate::categorize::{RulesError, llm};
+    if !cfg.llm.enabled {
+        return Ok(Categorized {
+            cats: categorize_rows(rules, table, resolved, rows, flagged_total)?,
+            llm: None,
+        });
+    }
     let mut c = crate::categorize::Categorizer::new(rules, table, resolved)?;
     c.flagged_total = flagged_total;
     let facts = c.facts(table, rows);
     let mut cats = c.categorize(&facts);
     let mut report = None;
-    if cfg.llm.enabled && !cats.is_empty() {
+    if !cats.is_empty() {
         let p = cfg.llm.prompt.trim();
         let prompt = llm::Prompt::load((!p.is_empty()).then(|| std::path::Path::new(p)))
             .map_err(RulesError::Llm)?;
@@ -1377,6 +1383,9 @@ pub fn categorize_observed(
     Ok(Categorized { cats, llm: report })
 }
 
+/// Rows whose facts the rules read at a time (without the LLM, whose pass needs them all).
+const FACTS_BLOCK: usize = 65_536;
+
 /// Categorizes `rows` of `table` by the rules only.
 pub fn categorize_rows(
     rules: &crate::categorize::RulesFile,
@@ -1387,8 +1396,22 @@ pub fn categorize_rows(
 ) -> Result<Vec<crate::categorize::Categorization>, crate::categorize::RulesError> {
     let mut c = crate::categorize::Categorizer::new(rules, table, resolved)?;
     c.flagged_total = flagged_total;
-    let facts = c.facts(table, rows);
-    Ok(c.categorize(&facts))
+    Ok(categorize_in_blocks(&c, table, rows, FACTS_BLOCK))
+}
+
+/// The rules read each row on its own: the facts are gathered `block` rows at a time, so memory
+/// holds one block's.
+pub fn categorize_in_blocks(
+    c: &crate::categorize::Categorizer<'_>,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    block: usize,
+) -> Vec<crate::categorize::Categorization> {
+    let mut cats = Vec::with_capacity(rows.len());
+    for b in rows.chunks(block.max(1)) {
+        cats.extend(c.categorize(&c.facts(table, b)));
+    }
+    cats
 }
 
 /// Adds the categorization columns to `table`: `bucket`, `bucket_confidence`, `bucket_rule`,
@@ -2091,7 +2114,7 @@ fn analyze_with(
     cfg: &Config,
     opts: &RunOptions,
     aopts: &AnalyzeOptions,
-    model: Option<BundleRun<'_>>,
+    mut model: Option<BundleRun<'_>>,
     store: &crate::store::Store,
     rejects_hint: &str,
     progress: &mut dyn FnMut(Progress),
@@ -2103,23 +2126,30 @@ fn analyze_with(
     let partition = model.as_ref().and_then(|m| m.partition);
     let spill = model.as_ref().and_then(|m| m.spill);
     let record_cases = model.as_ref().is_none_or(|m| m.record_cases);
-    let mut result = run_selecting(
-        cfg,
-        opts,
-        partition,
-        spill,
-        rejects_hint,
-        &mut |p: Progress| {
-            total = p.total + AFTER;
-            progress(Progress {
-                stage: p.stage,
-                done: p.done,
-                total: p.total + AFTER,
-            })
-        },
-        cancel,
-    )?;
-    let base = total - AFTER;
+    let prepared = model.as_mut().and_then(|m| m.prepared.take());
+    let mut result = match prepared {
+        Some(r) => {
+            total = AFTER;
+            r
+        }
+        None => run_selecting(
+            cfg,
+            opts,
+            partition,
+            spill,
+            rejects_hint,
+            &mut |p: Progress| {
+                total = p.total + AFTER;
+                progress(Progress {
+                    stage: p.stage,
+                    done: p.done,
+                    total: p.total + AFTER,
+                })
+            },
+            cancel,
+        )?,
+    };
+    let base = total.saturating_sub(AFTER);
     let step = |progress: &mut dyn FnMut(Progress), stage: Stage, k: u64| {
         if cancel.load(Ordering::Relaxed) {
             return Err(PipelineError::Cancelled);
@@ -2307,6 +2337,9 @@ pub struct BundleRun<'a> {
     pub known: Option<ModelStatus>,
     /// The rows come from a spill part of a larger file.
     pub spill: Option<&'a SpillRows>,
+    /// The rows already read and featured (by [`run_selecting`] with this run's options): not
+    /// read again. The model's encoders are applied to them again.
+    pub prepared: Option<RunOutput>,
 }
 
 /// [`analyze`] with a model bundle read from a file instead of the store (nothing is trained),

@@ -976,6 +976,43 @@ mod tests {
     }
 
     #[test]
+    fn rules_read_in_blocks_give_what_they_give_on_all_rows() {
+        let cfg = crate::config::Config::defaults();
+        let opts = crate::pipeline::RunOptions {
+            input: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("assets/samples/gl_ihub_current.csv"),
+            ..Default::default()
+        };
+        let out = crate::pipeline::run(
+            &cfg,
+            &opts,
+            "",
+            &mut |_| {},
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap();
+        let rules = RulesFile::embedded();
+        let df = &out.features.df;
+        let mut c = Categorizer::new(&rules, df, &out.resolved).unwrap();
+        c.flagged_total = 40;
+        // Every third row, so that blocks do not line up with the table.
+        let rows: Vec<usize> = (0..df.height()).step_by(3).collect();
+        let all = c.categorize(&c.facts(df, &rows));
+        assert!(all.len() > 100);
+        assert!(
+            all.iter().any(|x| x.bucket != all[0].bucket),
+            "several buckets"
+        );
+        for block in [1, 7, 64, rows.len()] {
+            assert_eq!(
+                crate::pipeline::categorize_in_blocks(&c, df, &rows, block),
+                all,
+                "blocks of {block}"
+            );
+        }
+    }
+
+    #[test]
     fn severity_follows_thresholds_and_bucket_clamps() {
         let csv = "As of Date,Company,Account,AU,GL Balance,IHub Balance
 2024-01-01,00000,1,0001,100.00,100.00
