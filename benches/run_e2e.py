@@ -14,6 +14,9 @@ scikit-learn) on the same file, in the same invocation.
   measures scoring with the saved model.
 - --baseline-reps N (default 1, it is slow; 0 skips it): runs of the seed pipeline, first.
 - --preset P: passed to `breakdesk run` (default: the configuration's preset).
+- --memory-mb LIST: memory budgets passed to `breakdesk run --memory-mb`, comma-separated (e.g.
+  `0,2048`: the whole file at once, then split by account under 2 GiB); each repetition runs
+  every budget, alternating, so they share the machine's state. Default: the configuration's.
 
 Every run is one child process, timed wall-clock from start to exit (interpreter start-up and
 imports included for the baseline). Its peak memory is the maximum resident set size that
@@ -33,7 +36,9 @@ ap.add_argument("--reps", type=int, default=3, help="breakdesk repetitions (defa
 ap.add_argument("--baseline-reps", type=int, default=1,
                 help="seed pipeline runs (default 1; 0 skips the baseline)")
 ap.add_argument("--preset", help="feature preset passed to breakdesk run")
+ap.add_argument("--memory-mb", help="budgets passed to breakdesk run --memory-mb, comma-separated")
 args = ap.parse_args()
+BUDGETS = [None] if not args.memory_mb else [int(b) for b in args.memory_mb.split(",")]
 BIN = os.environ.get("BREAKDESK_BIN") or os.path.join(ROOT, "target", "release", "breakdesk")
 ROWS = args.rows
 
@@ -100,23 +105,26 @@ with tempfile.TemporaryDirectory() as d:
         results.append(r)
 
 for rep in range(args.reps):
-    with tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "anomalies.csv")
-        cmd = [BIN, "--data-dir", d, "--quiet", "run", src, "--out", out]
-        if args.preset:
-            cmd += ["--preset", args.preset]
-        for phase in ["train+score", "saved model"]:
-            l0 = load()
-            wall, peak, _ = timed(cmd)
-            r = {"side": "breakdesk", "rep": rep, "phase": phase, "rows": ROWS,
-                 "wall_s": round(wall, 3), "max_rss_mib": round(peak), "flagged": rows_in(out),
-                 "load_before": l0}
-            print(json.dumps(r), flush=True)
-            results.append(r)
+    for budget in BUDGETS:
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "anomalies.csv")
+            cmd = [BIN, "--data-dir", d, "--quiet", "run", src, "--out", out]
+            if args.preset:
+                cmd += ["--preset", args.preset]
+            if budget is not None:
+                cmd += ["--memory-mb", str(budget)]
+            for phase in ["train+score", "saved model"]:
+                l0 = load()
+                wall, peak, _ = timed(cmd)
+                r = {"side": "breakdesk", "rep": rep, "phase": phase, "rows": ROWS,
+                     "memory_mb": budget, "wall_s": round(wall, 3), "max_rss_mib": round(peak),
+                     "flagged": rows_in(out), "load_before": l0}
+                print(json.dumps(r), flush=True)
+                results.append(r)
 
 
-def stats(phase):
-    rs = [r for r in results if r["phase"] == phase]
+def stats(phase, budget=None):
+    rs = [r for r in results if r["phase"] == phase and r.get("memory_mb") == budget]
     ws = sorted(r["wall_s"] for r in rs)
     return ws[0], ws[len(ws) // 2], max(r["max_rss_mib"] for r in rs)
 
@@ -126,11 +134,14 @@ base = stats("seed pipeline") if args.baseline_reps > 0 else None
 if base:
     print(f"{'seed pipeline':28} best {base[0]:7.3f} s  median {base[1]:7.3f} s  "
           f"peak RSS {base[2]:5.0f} MiB")
-for phase, label in [("train+score", "breakdesk, train + score"),
-                     ("saved model", "breakdesk, saved model")]:
-    if not args.reps:
-        break
-    best, median, rss = stats(phase)
-    ratio = f"  baseline / breakdesk {base[0] / best:5.1f}x (best), {base[1] / median:5.1f}x (median)" \
-        if base else ""
-    print(f"{label:28} best {best:7.3f} s  median {median:7.3f} s  peak RSS {rss:5.0f} MiB{ratio}")
+for budget in BUDGETS:
+    for phase, label in [("train+score", "breakdesk, train + score"),
+                         ("saved model", "breakdesk, saved model")]:
+        if not args.reps:
+            break
+        best, median, rss = stats(phase, budget)
+        ratio = f"  baseline / breakdesk {base[0] / best:5.1f}x (best), {base[1] / median:5.1f}x (median)" \
+            if base else ""
+        if budget is not None:
+            label = f"{label} ({budget} MiB)" if budget else f"{label} (no bound)"
+        print(f"{label:40} best {best:7.3f} s  median {median:7.3f} s  peak RSS {rss:5.0f} MiB{ratio}")

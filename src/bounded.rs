@@ -155,8 +155,8 @@ fn spill_err(message: String) -> impl FnOnce(std::io::Error) -> BoundedError {
 }
 
 /// Runs `opts` under `plan` (see the module's documentation). `model` is a bundle read from a
-/// file (`--model`) with the file's name; None: the store's model, or one trained on the first
-/// part. `store` gives the model, the verdicts and the LLM's cache, and takes the cases.
+/// file (`--model`) with the file's name; None: the store's model, or one trained on the
+/// largest part. `store` gives the model, the verdicts and the LLM's cache, and takes the cases.
 #[allow(clippy::too_many_arguments)]
 pub fn analyze_bounded(
     cfg: &Config,
