@@ -141,7 +141,7 @@ pub struct Bounded {
 
 /// The folder a bounded run spills to: `[run] spill_dir`, else `spill` in the data directory,
 /// else the system's temporary folder.
-fn spill_root(cfg: &Config) -> PathBuf {
+pub fn spill_root(cfg: &Config) -> PathBuf {
     if !cfg.run.spill_dir.is_empty() {
         return PathBuf::from(&cfg.run.spill_dir);
     }
@@ -154,7 +154,8 @@ fn spill_err(message: String) -> impl FnOnce(std::io::Error) -> BoundedError {
     move |source| BoundedError::Spill { message, source }
 }
 
-/// Runs `opts` under `plan` (see the module's documentation). `model` is a bundle read from a
+/// Runs `opts` under `plan` (see the module's documentation) and writes its output to `output`
+/// (path, `-` for standard output, and format). `model` is a bundle read from a
 /// file (`--model`) with the file's name; None: the store's model, or one trained on the
 /// largest part. `store` gives the model, the verdicts and the LLM's cache, and takes the cases.
 #[allow(clippy::too_many_arguments)]
@@ -165,6 +166,7 @@ pub fn analyze_bounded(
     plan: &Plan,
     model: Option<(ModelBundle, String)>,
     store: &crate::store::Store,
+    output: (&Path, Format),
     progress: &mut dyn FnMut(Progress),
     cancel: &AtomicBool,
 ) -> Result<Bounded, BoundedError> {
@@ -519,6 +521,9 @@ pub fn analyze_bounded(
         store,
         MergeOptions {
             record: true,
+            out: output.0.to_path_buf(),
+            format: Some(output.1),
+            stage_dir: Some(dir.path().to_path_buf()),
             roll: Some(Roll {
                 cycle: has_cycle.then(|| cycle.finish()),
                 day: DayFacts {

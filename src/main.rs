@@ -2058,6 +2058,7 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
             &plan,
             bundle.map(|b| (b, model_file.clone())),
             &store,
+            (&out, format),
             &mut progress_reporter(bar.as_ref()),
             &cancel,
         );
@@ -2066,7 +2067,6 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         }
         let run = run.map_err(|e| bounded_failure(e, &rejects_file))?;
         let t = Instant::now();
-        output::write_table(&run.merged.table, &out, format)?;
         output::write_clusters(&run.merged.clusters, &clusters_file)?;
         if !run.rejects.is_empty() {
             output::write_rejects(&run.rejects, &rejects_file)?;
@@ -2090,7 +2090,7 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
             parts.push(format!("write {:.3} s", t.elapsed().as_secs_f64()));
             eprintln!("timings: {}", parts.join(", "));
         }
-        tracing::info!(out = %out.display(), rows = run.merged.table.height(), parts = run.parts, "written");
+        tracing::info!(out = %out.display(), rows = run.merged.written, parts = run.parts, "written");
         if !quiet {
             print_bounded(&run, &plan, &rejects_file);
             print_buckets(&run.merged.categorized.cats);
@@ -2104,7 +2104,7 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
             }
             eprintln!(
                 "wrote {} {} to {} and the cluster summary to {} in {:.2} s",
-                run.merged.table.height(),
+                run.merged.written,
                 if args.all_rows { "rows" } else { "anomalies" },
                 out.display(),
                 clusters_file.display(),
@@ -2324,6 +2324,9 @@ fn merge(cfg: Config, args: &MergeArgs, quiet: bool) -> Result<(), Failure> {
         MergeOptions {
             record: args.record,
             roll: None,
+            out: args.out.clone(),
+            format,
+            stage_dir: Some(breakdesk::bounded::spill_root(&cfg)),
         },
     );
     if merged.is_err()
@@ -2337,8 +2340,6 @@ fn merge(cfg: Config, args: &MergeArgs, quiet: bool) -> Result<(), Failure> {
         b.set_message("writing");
     }
     let t = Instant::now();
-    let format = format.unwrap_or(merged.format);
-    output::write_table(&merged.table, &args.out, format)?;
     let clusters_file = output::sibling_path(&args.out, "clusters", "csv");
     output::write_clusters(&merged.clusters, &clusters_file)?;
     let rejects_file = output::rejects_path(&args.out);
@@ -2369,7 +2370,7 @@ fn merge(cfg: Config, args: &MergeArgs, quiet: bool) -> Result<(), Failure> {
             merge_time.as_secs_f64()
         );
     }
-    tracing::info!(out = %args.out.display(), rows = merged.table.height(), parts = merged.parts, "merged");
+    tracing::info!(out = %args.out.display(), rows = merged.written, parts = merged.parts, "merged");
     if !quiet {
         eprintln!(
             "merged {} parts of {} ({} rows of the file's {}), model {}",
@@ -2391,7 +2392,7 @@ fn merge(cfg: Config, args: &MergeArgs, quiet: bool) -> Result<(), Failure> {
         }
         eprintln!(
             "wrote {} {} to {} and the cluster summary to {} in {:.2} s",
-            merged.table.height(),
+            merged.written,
             if merged.all_rows { "rows" } else { "anomalies" },
             args.out.display(),
             clusters_file.display(),
@@ -2877,11 +2878,7 @@ fn print_bounded(
         m.profile, run.rows_read, run.dq_rows,
     );
     let b = &run.bundle;
-    let flagged = m
-        .summary
-        .as_ref()
-        .map(|s| s.flagged)
-        .unwrap_or(m.table.height());
+    let flagged = m.summary.as_ref().map(|s| s.flagged).unwrap_or(m.written);
     eprintln!(
         "model {} ({}; {} on {} rows, contamination {}{}); {} of {} rows flagged; {} clusters",
         b.version(),

@@ -46,7 +46,7 @@ pub fn output_columns(df: &DataFrame) -> Vec<PlSmallStr> {
 }
 
 /// Opens `path` for writing (`-` = standard output), creating parent directories.
-fn open(path: &Path) -> Result<Box<dyn Write>, OutputError> {
+pub(crate) fn open(path: &Path) -> Result<Box<dyn Write>, OutputError> {
     if path.as_os_str() == "-" {
         return Ok(Box::new(std::io::BufWriter::new(std::io::stdout().lock())));
     }

@@ -1007,6 +1007,12 @@ fn read_jsonl(path: &Path, cols: &[PartColumn]) -> Result<DataFrame, String> {
 pub struct MergeOptions {
     /// Record a case per anomaly in the store (the single writer).
     pub record: bool,
+    /// Where the merged output goes (`-`: standard output), and in which format (None: the
+    /// parts').
+    pub out: PathBuf,
+    pub format: Option<Format>,
+    /// Where the merge stages each part's rows (None: the system's temporary folder).
+    pub stage_dir: Option<PathBuf>,
     /// With `record`: the day's cycle (every current row of the file) and what the run summary
     /// says of the file, to roll the profile's cases forward as a run does. Parts written by
     /// workers do not carry the day's other rows; a bounded-memory run builds the cycle as it
@@ -1024,7 +1030,8 @@ pub struct Roll {
 
 /// The merged output.
 pub struct Merged {
-    pub table: DataFrame,
+    /// Rows written to the output.
+    pub written: usize,
     pub format: Format,
     pub all_rows: bool,
     pub clusters: Vec<ClusterSummary>,
@@ -1106,9 +1113,9 @@ pub fn merge_parts(
     mut timings: Vec<(&'static str, std::time::Duration)>,
 ) -> Result<Merged, PartError> {
     let mut t = std::time::Instant::now();
-    let mut lap = |name: &'static str, timings: &mut Vec<_>| {
+    let lap = |name: &'static str, t: &mut std::time::Instant, timings: &mut Vec<_>| {
         timings.push((name, t.elapsed()));
-        t = std::time::Instant::now();
+        *t = std::time::Instant::now();
     };
     check_parts(&parts, cfg)?;
     let meta = parts[0].meta.clone();
@@ -1172,85 +1179,25 @@ pub fn merge_parts(
             .ok()
             .map(|k| by_row[k])
     };
-    lap("ranks", &mut timings);
+    lap("ranks", &mut t, &mut timings);
 
-    // The parts' tables, with the merged score, flag and rank; rows that are no longer written
-    // (judged normal) are left out.
-    // One part at a time (each read is parallel over its columns): memory holds the text of one
-    // part beside the typed rows of the others.
-    let mut table: Option<DataFrame> = None;
-    for p in &parts {
-        let t = read_table(p)?;
-        table = Some(match table {
-            None => t,
-            Some(mut acc) => {
-                acc.vstack_mut(&t)?;
-                acc
-            }
-        });
-    }
-    let mut table = table.unwrap_or_default();
-    table.rechunk_mut();
-    lap("read parts", &mut timings);
-    let rows_of: Vec<u64> = table
-        .column("bd_row")?
-        .cast(&DataType::UInt64)?
-        .u64()?
-        .iter()
-        .map(|v| v.unwrap_or(u64::MAX))
-        .collect();
-    let mut idx = Vec::with_capacity(rows_of.len());
-    for r in &rows_of {
-        idx.push(at_row(*r).ok_or_else(|| PartError::Invalid {
-            file: parts[0].path.display().to_string(),
-            message: format!("a part holds row {r}, which no part's rows file lists"),
-        })?);
-    }
+    // The written rows in the output's order (by rank, or file order with every row), and each
+    // row's position there.
     let written = |i: usize| meta.all_rows || all.flags[i] & (FLAGGED | PROPOSED) != 0;
-    let mut keep: Vec<usize> = (0..idx.len()).filter(|k| written(idx[*k])).collect();
+    let mut out_rows: Vec<usize> = (0..total).filter(|i| written(*i)).collect();
     if meta.all_rows {
-        keep.sort_by_key(|k| all.bd_row[idx[*k]]);
+        out_rows.sort_unstable_by_key(|i| all.bd_row[*i]);
     } else {
-        keep.sort_by_key(|k| rank[idx[*k]]);
+        out_rows.sort_unstable_by_key(|i| rank[*i]);
     }
-    let take = IdxCa::from_vec("take".into(), keep.iter().map(|k| *k as IdxSize).collect());
-    let mut table = table.take(&take)?;
-    let gi: Vec<usize> = keep.iter().map(|k| idx[*k]).collect();
-    table.with_column(Column::new(
-        "score".into(),
-        gi.iter().map(|i| all.score[*i]).collect::<Vec<f64>>(),
-    ))?;
-    table.with_column(Column::new(
-        "is_anomaly".into(),
-        gi.iter()
-            .map(|i| all.flags[*i] & FLAGGED != 0)
-            .collect::<Vec<bool>>(),
-    ))?;
-    table.with_column(Column::new(
-        "rank".into(),
-        gi.iter().map(|i| rank[*i]).collect::<Vec<u32>>(),
-    ))?;
+    let mut pos_of: Vec<u32> = vec![u32::MAX; total];
+    for (k, i) in out_rows.iter().enumerate() {
+        pos_of[*i] = k as u32;
+    }
+    let n_out = out_rows.len();
+    drop(out_rows);
+    drop(order);
 
-    // Categorized again: the severity's top share, the summary's rank and any rule reading
-    // `rank` depend on every part. The table gets back the canonical categories the rules see.
-    let resolved = &meta.resolved;
-    for role in &resolved.categoricals {
-        let name = format!("bd_cat_{}", role.slug);
-        if table.column(&name).is_ok() {
-            continue;
-        }
-        if let Ok(c) = table.column(&role.header).and_then(|c| c.str().cloned()) {
-            let v: StringChunked = c.iter().map(|v| Some(v.unwrap_or("").trim())).collect();
-            table.with_column(v.with_name(name.into()).into_column())?;
-        }
-    }
-    let rows: Vec<usize> = if meta.all_rows {
-        (0..table.height())
-            .filter(|k| all.flags[gi[*k]] & (FLAGGED | PROPOSED) != 0)
-            .collect()
-    } else {
-        (0..table.height()).collect()
-    };
     let flagged_total = all.flags.iter().filter(|f| **f & FLAGGED != 0).count();
     let mut roll = opts.roll;
     if let Some(r) = roll.as_mut() {
@@ -1259,67 +1206,168 @@ pub fn merge_parts(
         r.day.routine = pipeline::routine_breaks(&triage);
     }
     let rules = pipeline::rules_file(cfg)?;
-    let categorized =
-        pipeline::categorize(cfg, &rules, &table, resolved, &rows, flagged_total, store)?;
-    pipeline::with_categories(&mut table, &rows, &categorized.cats)?;
-    lap("categorize", &mut timings);
-    let mut summary = None;
-    let cases = match (opts.record, roll) {
-        (true, Some(roll)) => {
-            // The whole file's records: recorded in groups, so memory holds one group's inputs
-            // and cases at a time.
-            let (marks, s) = pipeline::record_and_roll_in_chunks(
-                cfg,
-                store,
-                &table,
-                &rows,
-                &categorized.cats,
-                &meta.model_version,
-                &roll.day,
-                roll.cycle,
-                &roll.file,
-                CASE_GROUP,
-            )?;
-            summary = Some(s);
-            pipeline::with_case_marks(&mut table, &rows, &marks)?;
-            marks
+    let format = opts.format.unwrap_or(if meta.output == "jsonl" {
+        Format::Jsonl
+    } else {
+        Format::Csv
+    });
+    let stage = match &opts.stage_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| werr(d, e))?;
+            tempfile::Builder::new()
+                .prefix("merge-")
+                .tempdir_in(d)
+                .map_err(|e| werr(d, e))?
         }
-        (true, None) => {
-            let cases = pipeline::record_cases(
-                store,
-                &cfg.cases,
-                &meta.profile,
-                &table,
-                &rows,
-                &categorized.cats,
-                &meta.model_version,
-            )?;
-            pipeline::with_cases(&mut table, &rows, &cases)?;
-            cases
-                .into_iter()
-                .map(|c| pipeline::CaseMark {
-                    id: c.id,
-                    ticket: c.ticket,
-                    status: c.status,
-                })
-                .collect()
-        }
-        (false, _) => Vec::new(),
+        None => tempfile::tempdir().map_err(|e| werr(Path::new("temporary folder"), e))?,
     };
 
-    if opts.record {
-        lap("cases", &mut timings);
+    // Each part in turn: its written rows with the merged score, flag and rank, categorized
+    // again (the severity's top share, the summary's rank and any rule reading `rank` depend on
+    // every part), staged on disk in the output's order; what the cases need is kept.
+    let resolved = &meta.resolved;
+    let mut staged: Vec<Staged> = Vec::with_capacity(parts.len());
+    let mut views: Vec<DataFrame> = Vec::new();
+    let mut view_pos: Vec<u32> = Vec::new();
+    let mut cats: Vec<crate::categorize::Categorization> = Vec::new();
+    let mut llm: Option<crate::categorize::llm::LlmReport> = None;
+    let (mut read_time, mut cat_time) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    for (k, p) in parts.iter().enumerate() {
+        let t0 = std::time::Instant::now();
+        let table = read_table(p)?;
+        let rows_of: Vec<u64> = table
+            .column("bd_row")?
+            .cast(&DataType::UInt64)?
+            .u64()?
+            .iter()
+            .map(|v| v.unwrap_or(u64::MAX))
+            .collect();
+        let mut keep: Vec<(u32, usize, usize)> = Vec::new();
+        for (r, bd_row) in rows_of.iter().enumerate() {
+            let i = at_row(*bd_row).ok_or_else(|| PartError::Invalid {
+                file: p.path.display().to_string(),
+                message: format!("it holds row {bd_row}, which no part's rows file lists"),
+            })?;
+            if pos_of[i] != u32::MAX {
+                keep.push((pos_of[i], r, i));
+            }
+        }
+        keep.sort_unstable();
+        let take = IdxCa::from_vec("take".into(), keep.iter().map(|k| k.1 as IdxSize).collect());
+        let mut table = table.take(&take)?;
+        table.with_column(Column::new(
+            "score".into(),
+            keep.iter().map(|k| all.score[k.2]).collect::<Vec<f64>>(),
+        ))?;
+        table.with_column(Column::new(
+            "is_anomaly".into(),
+            keep.iter()
+                .map(|k| all.flags[k.2] & FLAGGED != 0)
+                .collect::<Vec<bool>>(),
+        ))?;
+        table.with_column(Column::new(
+            "rank".into(),
+            keep.iter().map(|k| rank[k.2]).collect::<Vec<u32>>(),
+        ))?;
+        // The canonical categories the rules see.
+        for role in &resolved.categoricals {
+            let name = format!("bd_cat_{}", role.slug);
+            if table.column(&name).is_ok() {
+                continue;
+            }
+            if let Ok(c) = table.column(&role.header).and_then(|c| c.str().cloned()) {
+                let v: StringChunked = c.iter().map(|v| Some(v.unwrap_or("").trim())).collect();
+                table.with_column(v.with_name(name.into()).into_column())?;
+            }
+        }
+        read_time += t0.elapsed();
+        let t0 = std::time::Instant::now();
+        let rows: Vec<usize> = if meta.all_rows {
+            (0..table.height())
+                .filter(|r| all.flags[keep[*r].2] & (FLAGGED | PROPOSED) != 0)
+                .collect()
+        } else {
+            (0..table.height()).collect()
+        };
+        let categorized =
+            pipeline::categorize(cfg, &rules, &table, resolved, &rows, flagged_total, store)?;
+        pipeline::with_categories(&mut table, &rows, &categorized.cats)?;
+        add_llm(&mut llm, categorized.llm);
+        cat_time += t0.elapsed();
+        // What recording the cases reads, for the categorized rows.
+        if opts.record {
+            let names = pipeline::case_columns(&table);
+            let take = IdxCa::from_vec("take".into(), rows.iter().map(|r| *r as IdxSize).collect());
+            views.push(table.select(names)?.take(&take)?);
+            view_pos.extend(rows.iter().map(|r| keep[*r].0));
+        }
+        cats.extend(categorized.cats.into_iter().map(slim));
+        // The part's rows as the output writes them, without the case columns (added when the
+        // staged parts are merged).
+        let cols: Vec<PlSmallStr> = crate::output::output_columns(&table)
+            .into_iter()
+            .filter(|c| !CASE_COLUMNS.contains(&c.as_str()))
+            .collect();
+        let path = stage.path().join(format!("part-{k}.staged"));
+        crate::output::write_table(&table.select(cols)?, &path, format)
+            .map_err(|e| werr(&path, e))?;
+        staged.push(Staged {
+            path,
+            pos: keep.iter().map(|k| k.0).collect(),
+        });
     }
+    timings.push(("read parts", read_time));
+    timings.push(("categorize", cat_time));
+    lap("parts in all", &mut t, &mut timings);
+    drop(pos_of);
+
+    // The cases, in the output's order.
+    let mut summary = None;
+    let (cases, case_pos): (Vec<pipeline::CaseMark>, Vec<u32>) = if opts.record {
+        let mut perm: Vec<usize> = (0..view_pos.len()).collect();
+        perm.sort_unstable_by_key(|k| view_pos[*k]);
+        let mut view = DataFrame::default();
+        for v in views.drain(..) {
+            if view.width() == 0 {
+                view = v;
+            } else {
+                view.vstack_mut(&v)?;
+            }
+        }
+        let take = IdxCa::from_vec("take".into(), perm.iter().map(|k| *k as IdxSize).collect());
+        let view = view.take(&take)?;
+        let case_cats: Vec<_> = perm.iter().map(|k| cats[*k].clone()).collect();
+        let case_pos: Vec<u32> = perm.iter().map(|k| view_pos[*k]).collect();
+        let rows: Vec<usize> = (0..view.height()).collect();
+        let roll = roll.map(|r| (r.day, r.cycle, r.file));
+        let (marks, s) = pipeline::record_in_groups(
+            cfg,
+            store,
+            &meta.profile,
+            &view,
+            &rows,
+            &case_cats,
+            &meta.model_version,
+            roll,
+            CASE_GROUP,
+        )?;
+        summary = s;
+        lap("cases", &mut t, &mut timings);
+        (marks, case_pos)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+
+    // The staged parts merged into the output, in order, with the case columns.
+    write_staged(&staged, n_out, &cases, &case_pos, &opts.out, format)?;
+    drop(stage);
+    lap("write", &mut t, &mut timings);
     let clusters = merge_clusters(&parts, &all, meta.clusters, meta.top_accounts);
-    lap("clusters", &mut timings);
+    lap("clusters", &mut t, &mut timings);
     let rejects = crate::output::rejects_path(&parts[0].path);
     Ok(Merged {
-        table,
-        format: if meta.output == "jsonl" {
-            Format::Jsonl
-        } else {
-            Format::Csv
-        },
+        written: n_out,
+        format,
         all_rows: meta.all_rows,
         clusters,
         triage,
@@ -1330,12 +1378,197 @@ pub fn merge_parts(
         rows: total,
         model_version: meta.model_version.clone(),
         profile: meta.profile.clone(),
-        categorized,
+        categorized: pipeline::Categorized { cats, llm },
         cases,
         summary,
         rejects: rejects.is_file().then_some(rejects),
         timings,
     })
+}
+
+/// The case columns, last in the output.
+const CASE_COLUMNS: [&str; 3] = ["case_id", "ticket", "case_status"];
+
+/// A part's written rows staged on disk, in the output's order, and their positions there.
+struct Staged {
+    path: PathBuf,
+    pos: Vec<u32>,
+}
+
+/// What the merge keeps of a row's categorization: what the cases and the summary read.
+fn slim(mut c: crate::categorize::Categorization) -> crate::categorize::Categorization {
+    c.details = String::new();
+    c.severity_reason = String::new();
+    c.note = String::new();
+    c
+}
+
+/// Adds a part's LLM report to the merge's.
+fn add_llm(
+    sum: &mut Option<crate::categorize::llm::LlmReport>,
+    part: Option<crate::categorize::llm::LlmReport>,
+) {
+    let Some(p) = part else { return };
+    let Some(s) = sum.as_mut() else {
+        *sum = Some(p);
+        return;
+    };
+    s.rows += p.rows;
+    s.distinct += p.distinct;
+    s.cache_hits += p.cache_hits;
+    s.asked += p.asked;
+    s.http_requests += p.http_requests;
+    s.used += p.used;
+    for (k, v) in p.fallbacks {
+        *s.fallbacks.entry(k).or_default() += v;
+    }
+    s.circuit_open |= p.circuit_open;
+}
+
+/// The records of a CSV file written by the output (RFC 4180: a quoted field may hold line
+/// breaks), one at a time, each with its line break.
+struct Records<R: std::io::BufRead> {
+    r: R,
+    buf: Vec<u8>,
+}
+
+impl<R: std::io::BufRead> Records<R> {
+    fn next(&mut self) -> std::io::Result<Option<&[u8]>> {
+        self.buf.clear();
+        let mut quotes = 0usize;
+        loop {
+            let start = self.buf.len();
+            let n = self.r.read_until(b'\n', &mut self.buf)?;
+            quotes += memchr::memchr_iter(b'"', &self.buf[start..]).count();
+            if n == 0 || quotes.is_multiple_of(2) {
+                return Ok((!self.buf.is_empty()).then_some(&self.buf[..]));
+            }
+        }
+    }
+}
+
+/// A text cell as the CSV output writes it: neutralised, quoted when it holds the delimiter, a
+/// quote or a line break, and `""` when empty.
+fn csv_cell(s: &str) -> String {
+    let s = crate::text::csv_text(s);
+    if s.is_empty() {
+        return "\"\"".into();
+    }
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.into_owned()
+    }
+}
+
+/// Writes the output from the staged parts: the rows in order of position, each with its
+/// case's id, ticket and status (`cases`, at `case_pos`, ascending; empty for the others).
+fn write_staged(
+    staged: &[Staged],
+    n_out: usize,
+    cases: &[pipeline::CaseMark],
+    case_pos: &[u32],
+    out: &Path,
+    format: Format,
+) -> Result<(), PartError> {
+    let mut readers: Vec<Records<std::io::BufReader<std::fs::File>>> = Vec::new();
+    for s in staged {
+        let f = std::fs::File::open(&s.path).map_err(|e| PartError::Read {
+            file: s.path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        readers.push(Records {
+            r: std::io::BufReader::with_capacity(1 << 20, f),
+            buf: Vec::new(),
+        });
+    }
+    let bad = |s: &Staged, e: &dyn std::fmt::Display| PartError::Invalid {
+        file: s.path.display().to_string(),
+        message: e.to_string(),
+    };
+    let mut w = crate::output::open(out).map_err(|e| werr(out, e))?;
+    let wr = |e: std::io::Error| werr(out, e);
+    if format == Format::Csv {
+        // Every staged part starts with the same header: the first's is the output's.
+        let mut header: Option<Vec<u8>> = None;
+        for (r, s) in readers.iter_mut().zip(staged) {
+            let h = r
+                .next()
+                .map_err(|e| bad(s, &e))?
+                .unwrap_or_default()
+                .to_vec();
+            header.get_or_insert(h);
+        }
+        let mut h = header.unwrap_or_default();
+        while matches!(h.last(), Some(b'\n' | b'\r')) {
+            h.pop();
+        }
+        w.write_all(&h).map_err(wr)?;
+        w.write_all(b",case_id,ticket,case_status\n").map_err(wr)?;
+    }
+    // The next row of each part, by position.
+    let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(u32, usize, usize)>> = staged
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.pos.is_empty())
+        .map(|(k, s)| std::cmp::Reverse((s.pos[0], k, 0)))
+        .collect();
+    let mut next_case = 0usize;
+    let mut written = 0usize;
+    while let Some(std::cmp::Reverse((pos, k, at))) = heap.pop() {
+        let s = &staged[k];
+        let rec = readers[k]
+            .next()
+            .map_err(|e| bad(s, &e))?
+            .ok_or_else(|| bad(s, &"it ends before its last row"))?;
+        let mut rec = rec;
+        while matches!(rec.last(), Some(b'\n' | b'\r')) {
+            rec = &rec[..rec.len() - 1];
+        }
+        let case = (case_pos.get(next_case) == Some(&pos)).then(|| {
+            next_case += 1;
+            &cases[next_case - 1]
+        });
+        let (id, ticket, status) = match case {
+            Some(c) => (c.id.as_str(), c.ticket.as_str(), c.status.as_str()),
+            None => ("", "", ""),
+        };
+        match format {
+            Format::Csv => {
+                w.write_all(rec).map_err(wr)?;
+                for v in [id, ticket, status] {
+                    w.write_all(b",").map_err(wr)?;
+                    w.write_all(csv_cell(v).as_bytes()).map_err(wr)?;
+                }
+                w.write_all(b"\n").map_err(wr)?;
+            }
+            Format::Jsonl => {
+                let mut obj: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_slice(rec).map_err(|e| bad(s, &e))?;
+                for (name, v) in CASE_COLUMNS.iter().zip([id, ticket, status]) {
+                    obj.insert(name.to_string(), serde_json::Value::String(v.to_string()));
+                }
+                serde_json::to_writer(&mut w, &serde_json::Value::Object(obj))
+                    .map_err(|e| werr(out, e))?;
+                w.write_all(b"\n").map_err(wr)?;
+            }
+        }
+        written += 1;
+        if let Some(p) = s.pos.get(at + 1) {
+            heap.push(std::cmp::Reverse((*p, k, at + 1)));
+        }
+    }
+    if written != n_out || next_case != cases.len() {
+        return Err(PartError::Invalid {
+            file: out.display().to_string(),
+            message: format!(
+                "the merge wrote {written} rows of {n_out} ({next_case} of {} cases)",
+                cases.len()
+            ),
+        });
+    }
+    w.flush().map_err(wr)?;
+    Ok(())
 }
 
 fn add_triage(sum: &mut TriageSummary, part: &TriageSummary) {

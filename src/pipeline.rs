@@ -1580,9 +1580,7 @@ fn record_group_outcomes(
         .get_column_names()
         .iter()
         .map(|c| c.to_string())
-        .filter(|c| {
-            !c.starts_with("bd_") && !c.starts_with("f_") && !RESULT_COLUMNS.contains(&c.as_str())
-        })
+        .filter(|c| is_snapshot_column(c))
         .filter_map(|c| text_col(&c).ok().flatten().map(|ca| (c, ca)))
         .collect();
     let today = chrono::Utc::now().date_naive();
@@ -1820,10 +1818,7 @@ pub struct CaseMark {
 }
 
 /// Records the cases of `rows` and rolls the profile's cases forward, as [`record_case_outcomes`]
-/// then [`roll_forward_run`] do, holding at most about `chunk` records' inputs and cases at a
-/// time: the records are cut in groups in their order, every record of a break going with the
-/// break's first record, so tickets follow the records' order and each break's records fold
-/// together exactly as in one batch. Returns each record's case mark and the run summary.
+/// then [`roll_forward_run`] do: [`record_in_groups`] with a roll-forward.
 #[allow(clippy::too_many_arguments)]
 pub fn record_and_roll_in_chunks(
     cfg: &Config,
@@ -1837,6 +1832,64 @@ pub fn record_and_roll_in_chunks(
     file: &str,
     chunk: usize,
 ) -> Result<(Vec<CaseMark>, crate::cycle::RunSummary), crate::cases::CaseError> {
+    let (marks, summary) = record_in_groups(
+        cfg,
+        store,
+        &day.profile,
+        table,
+        rows,
+        cats,
+        model_version,
+        Some((day.clone(), cycle, file.to_string())),
+        chunk,
+    )?;
+    let summary = summary.ok_or_else(|| {
+        crate::cases::CaseError::Invalid("the roll-forward gave no summary".into())
+    })?;
+    Ok((marks, summary))
+}
+
+/// The columns of a result table that recording its cases reads ([`record_case_outcomes`]):
+/// the break's key, date and age, the score, rank and difference, and the file's own columns
+/// (the record's snapshot).
+pub fn case_columns(table: &polars::prelude::DataFrame) -> Vec<String> {
+    table
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .filter(|c| {
+            matches!(
+                c.as_str(),
+                "bd_key" | "bd_date" | "f_break_age" | "score" | "rank" | "bd_difference"
+            ) || is_snapshot_column(c)
+        })
+        .collect()
+}
+
+/// A column of the file itself (not a canonical, feature or result column): part of a case's
+/// snapshot of its record.
+fn is_snapshot_column(c: &str) -> bool {
+    !c.starts_with("bd_") && !c.starts_with("f_") && !RESULT_COLUMNS.contains(&c)
+}
+
+/// Records the cases of `rows` of `profile` (and, with `roll`, rolls the profile's cases
+/// forward through the day's cycle and records the run summary), holding at most about `chunk`
+/// records' inputs and cases at a time: the records are cut in groups in their order, every
+/// record of a break going with the break's first record, so tickets follow the records' order
+/// and each break's records fold together exactly as in one batch. Returns each record's case
+/// mark, and the summary with `roll`.
+#[allow(clippy::too_many_arguments)]
+pub fn record_in_groups(
+    cfg: &Config,
+    store: &crate::store::Store,
+    profile: &str,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    cats: &[crate::categorize::Categorization],
+    model_version: &str,
+    roll: Option<(DayFacts, Option<crate::cases::Cycle>, String)>,
+    chunk: usize,
+) -> Result<(Vec<CaseMark>, Option<crate::cycle::RunSummary>), crate::cases::CaseError> {
     let chunk = chunk.max(1);
     let cols = BreakColumns::of(table)
         .map_err(|e| crate::cases::CaseError::Invalid(format!("reading the anomalies: {e}")))?;
@@ -1854,6 +1907,7 @@ pub fn record_and_roll_in_chunks(
         groups[g].push(k);
     }
     drop(group_of);
+    let cycle = roll.as_ref().and_then(|r| r.1.as_ref());
     let mut marks: Vec<Option<CaseMark>> = vec![None; rows.len()];
     let mut changes: Vec<(String, crate::cases::Change)> = Vec::with_capacity(rows.len());
     let mut order: Vec<usize> = Vec::with_capacity(rows.len());
@@ -1866,12 +1920,12 @@ pub fn record_and_roll_in_chunks(
         let outcomes = record_group_outcomes(
             store,
             &cfg.cases,
-            &day.profile,
+            profile,
             table,
             &sub_rows,
             &sub_cats,
             model_version,
-            cycle.as_ref(),
+            cycle,
             opened.clone(),
         )?;
         for (k, o) in group.iter().zip(outcomes) {
@@ -1887,22 +1941,26 @@ pub fn record_and_roll_in_chunks(
             });
         }
     }
-    // The summary counts the records' changes in the records' order.
-    let mut in_order: Vec<(String, crate::cases::Change)> =
-        vec![(String::new(), crate::cases::Change::Unchanged); rows.len()];
-    for ((id, c), k) in changes.into_iter().zip(order) {
-        in_order[k] = (id, c);
-    }
-    let (summary, open, rolled) = roll_forward_changes(cfg, store, day, cycle, &in_order, file)?;
-    drop(in_order);
-    if rolled {
-        let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
-            open.iter().map(|c| (c.id.as_str(), c)).collect();
-        for m in marks.iter_mut().flatten() {
-            if let Some(now) = by_id.get(m.id.as_str()) {
-                m.status = now.status;
+    let mut summary = None;
+    if let Some((day, cycle, file)) = roll {
+        // The summary counts the records' changes in the records' order.
+        let mut in_order: Vec<(String, crate::cases::Change)> =
+            vec![(String::new(), crate::cases::Change::Unchanged); rows.len()];
+        for ((id, c), k) in changes.into_iter().zip(order) {
+            in_order[k] = (id, c);
+        }
+        let (s, open, rolled) = roll_forward_changes(cfg, store, &day, cycle, &in_order, &file)?;
+        drop(in_order);
+        if rolled {
+            let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
+                open.iter().map(|c| (c.id.as_str(), c)).collect();
+            for m in marks.iter_mut().flatten() {
+                if let Some(now) = by_id.get(m.id.as_str()) {
+                    m.status = now.status;
+                }
             }
         }
+        summary = Some(s);
     }
     let marks = marks
         .into_iter()
