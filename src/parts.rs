@@ -38,7 +38,7 @@ pub const PART_FORMAT: u32 = 1;
 const ROWS_MAGIC: &[u8; 8] = b"BDROWS\x00\x01";
 
 /// Records whose cases a merge records at a time (see
-/// [`pipeline::record_and_roll_in_chunks`]).
+/// [`pipeline::record_in_groups`]).
 const CASE_GROUP: usize = 20_000;
 
 /// Flags of a row in [`PartRows`].

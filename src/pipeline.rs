@@ -1476,36 +1476,11 @@ pub const RESULT_COLUMNS: [&str; 19] = [
     "case_status",
 ];
 
-/// Opens or updates one case per categorized anomaly (`rows` of `table`, with `cats`), in one
-/// durable transaction. The break's identity is (profile, key, the date its run began): re-running
-/// a file changes nothing, and a break that persists is the same case, older.
-pub fn record_cases(
-    store: &crate::store::Store,
-    policy: &crate::config::CasesConfig,
-    profile: &str,
-    table: &polars::prelude::DataFrame,
-    rows: &[usize],
-    cats: &[crate::categorize::Categorization],
-    model_version: &str,
-) -> Result<Vec<crate::cases::Case>, crate::cases::CaseError> {
-    Ok(record_case_outcomes(
-        store,
-        policy,
-        profile,
-        table,
-        rows,
-        cats,
-        model_version,
-        None,
-    )?
-    .into_iter()
-    .map(|o| o.case)
-    .collect())
-}
-
-/// [`record_cases`], returning what each upsert did. With the file's `cycle`, the cases the
-/// records open are rolled forward through it as they are written
-/// ([`crate::cases::Cases::upsert_batch_in`]).
+/// Opens or updates one case per categorized anomaly (`rows` of `table`, with `cats`), in
+/// durable transactions, and returns what each upsert did. The break's identity is (profile,
+/// key, the date its run began): re-running a file changes nothing, and a break that persists is
+/// the same case, older. With the file's `cycle`, the cases the records open are rolled forward
+/// through it as they are written ([`crate::cases::Cases::upsert_batch_in`]).
 #[allow(clippy::too_many_arguments)]
 pub fn record_case_outcomes(
     store: &crate::store::Store,
@@ -1971,24 +1946,6 @@ pub fn record_in_groups(
         })
         .collect::<Result<_, _>>()?;
     Ok((marks, summary))
-}
-
-/// Adds `case_id`, `ticket` and `case_status` to `table` for `rows` from their marks.
-pub fn with_case_marks(
-    table: &mut polars::prelude::DataFrame,
-    rows: &[usize],
-    marks: &[CaseMark],
-) -> Result<(), polars::prelude::PolarsError> {
-    use polars::prelude::*;
-    let at = row_slots(table.height(), rows);
-    let text = |f: &dyn Fn(&CaseMark) -> String| spread(&at, marks, f);
-    table.with_column(Column::new("case_id".into(), text(&|c| c.id.clone())))?;
-    table.with_column(Column::new("ticket".into(), text(&|c| c.ticket.clone())))?;
-    table.with_column(Column::new(
-        "case_status".into(),
-        text(&|c| c.status.as_str().to_string()),
-    ))?;
-    Ok(())
 }
 
 /// The cases stage of a file's analysis: one case per anomaly (`rows` of `table`), those the

@@ -549,3 +549,64 @@ fn the_record_is_sent_as_delimited_data_with_its_comment_cut_and_unable_to_close
     }
     assert!(hostile > 0, "no request carried the hostile comment");
 }
+
+/// A run over its memory budget (split by account into parts) asks the LLM at the merge, part
+/// by part in rank order, and writes what a whole run with the same model writes.
+#[test]
+fn a_split_run_asks_the_llm_and_writes_what_a_whole_run_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = good_server();
+    let cfg = config(d, &server.base_url(), true, "");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{text}\n[run]\nmemory_mb = 64\nbytes_per_byte = 2000.0\n"),
+    )
+    .unwrap();
+    let model = d.join("model.json");
+    let current = sample("gl_ihub_current.csv");
+    let history = sample("gl_ihub_history.csv");
+    let trained = common::breakdesk_cmd(d, &d.join("model"))
+        .args(["train", &current, "--history", &history])
+        .args(["--export", model.to_str().unwrap(), "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let run = |data: &str, budget: Option<&str>| -> (String, Vec<u8>) {
+        let out = d.join(format!("{data}.csv"));
+        let mut c = common::breakdesk_cmd(d, &d.join(data));
+        c.env("BREAKDESK_TEST_LLM_KEY", "sk-test-secret")
+            .args(["--config", cfg.to_str().unwrap()])
+            .args(["run", &current, "--history", &history])
+            .args(["--model", model.to_str().unwrap()])
+            .args(["--out", out.to_str().unwrap()]);
+        if let Some(b) = budget {
+            c.args(["--memory-mb", b]);
+        }
+        let o = c.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{err}");
+        (err, std::fs::read(&out).unwrap())
+    };
+    let (whole_err, whole) = run("whole", Some("0"));
+    let asked_whole = server.request_count();
+    assert!(asked_whole >= 1, "{whole_err}");
+    let (split_err, split) = run("split", None);
+    assert!(split_err.contains("split by account"), "{split_err}");
+    assert!(split_err.contains("asked in"), "{split_err}");
+    assert!(
+        server.request_count() > asked_whole,
+        "the split run asked too (its store's cache was empty)"
+    );
+    assert!(String::from_utf8_lossy(&split).contains(",llm,"));
+    assert_eq!(
+        String::from_utf8_lossy(&whole),
+        String::from_utf8_lossy(&split),
+        "the same output"
+    );
+}
