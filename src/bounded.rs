@@ -81,7 +81,16 @@ pub fn plan(cfg: &Config, opts: &RunOptions, memory_mb: u64) -> Option<Plan> {
     if estimate_mb <= budget {
         return None;
     }
-    let parts = ((estimate_mb / (budget * PART_SHARE)).ceil() as usize).max(2);
+    let mut parts = (estimate_mb / (budget * PART_SHARE)).ceil() as usize;
+    // Each part is a sample of the accounts the model may be trained or checked on: never
+    // smaller than `[run] min_part_mb` of CSV, even when that exceeds the budget.
+    let min_part = cfg.run.min_part_mb as f64 * MIB;
+    if min_part > 0.0 {
+        parts = parts.min((bytes as f64 / min_part).floor() as usize);
+    }
+    if parts < 2 {
+        return None;
+    }
     Some(Plan {
         parts: parts.min(crate::partition::MAX_COUNT),
         estimate_mb,

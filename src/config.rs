@@ -89,6 +89,9 @@ pub struct RunConfig {
     pub spill_dir: String,
     /// Bytes of memory a run takes per byte of CSV it holds (measured; see BENCHMARKS.md).
     pub bytes_per_byte: f64,
+    /// The smallest part (MiB of CSV) a file is split into, so that each part is a fair sample
+    /// of the accounts; 0 = no floor.
+    pub min_part_mb: u64,
 }
 
 /// How cases roll forward from one reconciliation cycle (a run, a service record) to the next.

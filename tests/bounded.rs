@@ -90,12 +90,24 @@ fn a_file_over_the_budget_gives_the_output_of_a_whole_run_on_the_same_model() {
             "-q",
         ],
     );
+    // Parts of 2 MiB at least (the default floor, 16 MiB, would keep this file whole).
+    let cfg = root.join("parts.toml");
+    std::fs::write(&cfg, "[run]\nmin_part_mb = 2\n").unwrap();
     // Split without a model: trained on the largest part's accounts and saved in the store.
     let split_out = root.join("split.csv");
     let err = ok_in(
         root,
         "split",
-        &["run", s(&file), "--memory-mb", "64", "--out", s(&split_out)],
+        &[
+            "--config",
+            s(&cfg),
+            "run",
+            s(&file),
+            "--memory-mb",
+            "64",
+            "--out",
+            s(&split_out),
+        ],
     );
     let n = parts_of(&err);
     assert!(
@@ -148,6 +160,8 @@ fn a_file_over_the_budget_gives_the_output_of_a_whole_run_on_the_same_model() {
         root,
         "again",
         &[
+            "--config",
+            s(&cfg),
             "run",
             s(&file),
             "--model",
@@ -180,7 +194,11 @@ fn a_file_over_the_budget_gives_the_output_of_a_whole_run_on_the_same_model() {
 /// A config that makes every file "too large": 2,000 bytes of memory per byte of CSV.
 fn tight_config(root: &Path) -> PathBuf {
     let cfg = root.join("tight.toml");
-    std::fs::write(&cfg, "[run]\nmemory_mb = 64\nbytes_per_byte = 2000.0\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[run]\nmemory_mb = 64\nbytes_per_byte = 2000.0\nmin_part_mb = 0\n",
+    )
+    .unwrap();
     cfg
 }
 
@@ -393,6 +411,20 @@ fn bad_budgets_are_refused_and_workbooks_are_read_whole() {
         ],
     );
     assert!(!err.contains("split by account"), "{err}");
+    // A file whose parts would be smaller than `[run] min_part_mb` is read whole, over budget.
+    let small_parts = root.join("small.toml");
+    std::fs::write(
+        &small_parts,
+        "[run]\nmemory_mb = 64\nbytes_per_byte = 2000.0\n",
+    )
+    .unwrap();
+    let err = ok_in(
+        root,
+        "d",
+        &["--config", s(&small_parts), "run", &file, "--out", s(&out)],
+    );
+    assert!(!err.contains("split by account"), "{err}");
+    assert!(err.contains("1000 rows"), "{err}");
 }
 
 /// Recording a run's cases in small groups (as a bounded run's merge does, to hold one group at

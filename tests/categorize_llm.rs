@@ -561,7 +561,7 @@ fn a_split_run_asks_the_llm_and_writes_what_a_whole_run_writes() {
     let text = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(
         &cfg,
-        format!("{text}\n[run]\nmemory_mb = 64\nbytes_per_byte = 2000.0\n"),
+        format!("{text}\n[run]\nmemory_mb = 64\nbytes_per_byte = 2000.0\nmin_part_mb = 0\n"),
     )
     .unwrap();
     let model = d.join("model.json");
