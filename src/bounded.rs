@@ -194,6 +194,9 @@ pub fn analyze_bounded(
         "cannot create the spill folder {}",
         root.display()
     )))?;
+    if cfg.run.spill_dir.is_empty() && cfg.data_dir().is_some() {
+        remove_stale(&root);
+    }
     let dir = tempfile::Builder::new()
         .prefix("run-")
         .tempdir_in(&root)
@@ -569,6 +572,28 @@ pub fn analyze_bounded(
         spilled,
         timings,
     })
+}
+
+/// Removes what runs that were killed left in the data directory's spill folder (`run-*` and
+/// `merge-*`). The caller holds the store, so no other run of this data directory is using it.
+fn remove_stale(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let ours = name.starts_with("run-") || name.starts_with("merge-");
+        if ours && e.file_type().is_ok_and(|t| t.is_dir()) {
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => {
+                    tracing::info!(folder = %e.path().display(), "stale spill folder removed")
+                }
+                Err(err) => {
+                    tracing::warn!(folder = %e.path().display(), error = %err, "cannot remove a stale spill folder")
+                }
+            }
+        }
+    }
 }
 
 /// The header names of `keys` (slot, header) kept by `slots` (all when None).

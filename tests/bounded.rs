@@ -262,6 +262,12 @@ fn history_rejects_and_the_roll_forward_are_those_of_whole_runs() {
     );
 
     let mut summaries = Vec::new();
+    // What a killed run left in the split store's spill folder is removed by the next run.
+    let stale = root.join("split/spill/run-left-by-a-killed-run");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("current-0.csv"), "a,b\n1,2\n").unwrap();
+    let kept = root.join("split/spill/not-a-spill-folder");
+    std::fs::create_dir_all(&kept).unwrap();
     for (split, data) in [(None, "whole"), (Some(tight.as_path()), "split")] {
         let out1 = root.join(format!("{data}-1.csv"));
         run_with(root, data, split, &model, &day1, None, &out1);
@@ -284,6 +290,8 @@ fn history_rejects_and_the_roll_forward_are_those_of_whole_runs() {
         summaries[0], summaries[1],
         "the same cycle and roll-forward"
     );
+    assert!(!stale.exists(), "the stale spill folder is removed");
+    assert!(kept.exists(), "other folders are left alone");
     assert_same_output(&root.join("whole-1.csv"), &root.join("split-1.csv"));
     assert_same_output(&root.join("whole-2.csv"), &root.join("split-2.csv"));
     // The rejects name the original file and rows (the ragged record is line 41, the keyless
