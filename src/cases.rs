@@ -34,7 +34,7 @@
 //!
 //! All operations go through [`Cases`], a handle on an open [`Store`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -1136,9 +1136,6 @@ pub struct Cases<'s> {
     clock: Clock,
     roll: RollParams,
     router: Option<Arc<crate::routing::Router>>,
-    /// Cases opened earlier in the same run (recorded in groups): a break of this run never
-    /// reappears as one of them, as it would not in one batch.
-    opened_by_run: Option<Arc<HashSet<String>>>,
 }
 
 /// How breaks roll forward from one reconciliation cycle to the next (`[cases]`).
@@ -1465,7 +1462,6 @@ impl<'s> Cases<'s> {
             clock: Arc::new(Utc::now),
             roll: RollParams::default(),
             router: None,
-            opened_by_run: None,
         }
     }
 
@@ -1479,7 +1475,6 @@ impl<'s> Cases<'s> {
             clock: Arc::new(clock),
             roll: RollParams::default(),
             router: None,
-            opened_by_run: None,
         }
     }
 
@@ -1490,12 +1485,6 @@ impl<'s> Cases<'s> {
     }
 
     /// These cases, giving new cases an owner by `router` (`[[cases.routes]]`).
-    /// Cases `opened` by earlier groups of the same run's records (see `opened_by_run`).
-    pub fn after_groups(mut self, opened: Arc<HashSet<String>>) -> Cases<'s> {
-        self.opened_by_run = (!opened.is_empty()).then_some(opened);
-        self
-    }
-
     pub fn routed(mut self, router: Arc<crate::routing::Router>) -> Cases<'s> {
         self.router = (!router.is_empty()).then_some(router);
         self
@@ -1760,9 +1749,6 @@ impl<'s> Cases<'s> {
                 what: "break index entry".into(),
                 message: e.to_string(),
             })?;
-            if self.opened_by_run.as_ref().is_some_and(|o| o.contains(&id)) {
-                continue;
-            }
             let Some(case) = self.get(&id)? else { continue };
             let Some(on) = case.cleared_on else { continue };
             let gap = (input.start_date - on).num_days();

@@ -1690,35 +1690,11 @@ fn merge_clusters(parts: &[Part], all: &AllRows, k: usize, top: usize) -> Vec<Cl
         .map(|c| {
             let d = &mut diffs[c];
             d.sort_by(f64::total_cmp);
-            let size = d.len();
-            let mut tops: Vec<(String, usize)> = parts
+            let tops: Vec<(String, usize)> = parts
                 .iter()
                 .flat_map(|p| p.meta.tops.get(c).cloned().unwrap_or_default())
                 .collect();
-            tops.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            tops.truncate(top);
-            ClusterSummary {
-                cluster: c,
-                size,
-                anomalies: anomalies[c],
-                anomaly_share: if size > 0 {
-                    anomalies[c] as f64 / size as f64
-                } else {
-                    0.0
-                },
-                mean_difference: if size > 0 {
-                    d.iter().sum::<f64>() / size as f64
-                } else {
-                    0.0
-                },
-                median_difference: if size > 0 {
-                    crate::detect::scaler::percentile_sorted(d, 50.0)
-                } else {
-                    0.0
-                },
-                total_abs_difference: d.iter().map(|v| v.abs()).sum(),
-                top_accounts: tops,
-            }
+            ClusterSummary::of(c, anomalies[c], d, tops, top)
         })
         .collect()
 }

@@ -1492,33 +1492,6 @@ pub fn record_case_outcomes(
     model_version: &str,
     cycle: Option<&crate::cases::Cycle>,
 ) -> Result<Vec<crate::cases::UpsertOutcome>, crate::cases::CaseError> {
-    record_group_outcomes(
-        store,
-        policy,
-        profile,
-        table,
-        rows,
-        cats,
-        model_version,
-        cycle,
-        Default::default(),
-    )
-}
-
-/// [`record_case_outcomes`] for one group of a run's records, after the groups that opened
-/// the cases `opened`.
-#[allow(clippy::too_many_arguments)]
-fn record_group_outcomes(
-    store: &crate::store::Store,
-    policy: &crate::config::CasesConfig,
-    profile: &str,
-    table: &polars::prelude::DataFrame,
-    rows: &[usize],
-    cats: &[crate::categorize::Categorization],
-    model_version: &str,
-    cycle: Option<&crate::cases::Cycle>,
-    opened: std::sync::Arc<std::collections::HashSet<String>>,
-) -> Result<Vec<crate::cases::UpsertOutcome>, crate::cases::CaseError> {
     use crate::cases::{BreakInput, CaseError, Cases};
     use polars::prelude::*;
     let internal = |e: PolarsError| CaseError::Invalid(format!("reading the anomalies: {e}"));
@@ -1607,7 +1580,6 @@ fn record_group_outcomes(
     Cases::new(store)
         .rolling(policy.roll())
         .routed(std::sync::Arc::new(router))
-        .after_groups(opened)
         .upsert_batch_in(&inputs, &auto, cycle)
 }
 
@@ -1886,13 +1858,14 @@ pub fn record_in_groups(
     let mut marks: Vec<Option<CaseMark>> = vec![None; rows.len()];
     let mut changes: Vec<(String, crate::cases::Change)> = Vec::with_capacity(rows.len());
     let mut order: Vec<usize> = Vec::with_capacity(rows.len());
-    // The cases earlier groups opened (shared with each group's handle, then extended).
-    let mut opened: std::sync::Arc<std::collections::HashSet<String>> = Default::default();
+    // A group's writes change nothing another group reads: its breaks are its own, and a case
+    // this run opens is not cleared by it (`roll_opened`), so it is never taken for a later
+    // break's reappearance.
     for group in groups.iter().filter(|g| !g.is_empty()) {
         let sub_rows: Vec<usize> = group.iter().map(|k| rows[*k]).collect();
         let sub_cats: Vec<crate::categorize::Categorization> =
             group.iter().map(|k| cats[*k].clone()).collect();
-        let outcomes = record_group_outcomes(
+        let outcomes = record_case_outcomes(
             store,
             &cfg.cases,
             profile,
@@ -1901,12 +1874,8 @@ pub fn record_in_groups(
             &sub_cats,
             model_version,
             cycle,
-            opened.clone(),
         )?;
         for (k, o) in group.iter().zip(outcomes) {
-            if o.change == crate::cases::Change::Created {
-                std::sync::Arc::make_mut(&mut opened).insert(o.case.id.clone());
-            }
             changes.push((o.case.id.clone(), o.change));
             order.push(*k);
             marks[*k] = Some(CaseMark {

@@ -233,37 +233,45 @@ pub fn summarize(
                 *counts.entry(k).or_default() += 1;
             }
         }
-        let mut top_accounts: Vec<(String, usize)> = counts
+        let top_accounts: Vec<(String, usize)> = counts
             .into_iter()
             .map(|(k, n)| (k.to_string(), n))
             .collect();
-        top_accounts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        top_accounts.truncate(top);
-        let size = idx.len();
-        out.push(ClusterSummary {
-            cluster: c,
-            size,
-            anomalies,
-            anomaly_share: if size > 0 {
-                anomalies as f64 / size as f64
-            } else {
-                0.0
-            },
-            mean_difference: if size > 0 {
-                diffs.iter().sum::<f64>() / size as f64
-            } else {
-                0.0
-            },
-            median_difference: if size > 0 {
-                super::scaler::percentile_sorted(&diffs, 50.0)
-            } else {
-                0.0
-            },
-            total_abs_difference: diffs.iter().map(|d| d.abs()).sum(),
-            top_accounts,
-        });
+        out.push(ClusterSummary::of(c, anomalies, &diffs, top_accounts, top));
     }
     out
+}
+
+impl ClusterSummary {
+    /// The summary of cluster `cluster`: `anomalies` of its rows flagged, their differences
+    /// `sorted` (ascending), and its accounts with their row counts, of which the `top` most
+    /// frequent are kept (ties by name).
+    pub fn of(
+        cluster: usize,
+        anomalies: usize,
+        sorted: &[f64],
+        mut accounts: Vec<(String, usize)>,
+        top: usize,
+    ) -> ClusterSummary {
+        accounts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        accounts.truncate(top);
+        let size = sorted.len();
+        let share = |v: f64| if size > 0 { v / size as f64 } else { 0.0 };
+        ClusterSummary {
+            cluster,
+            size,
+            anomalies,
+            anomaly_share: share(anomalies as f64),
+            mean_difference: share(sorted.iter().sum::<f64>()),
+            median_difference: if size > 0 {
+                super::scaler::percentile_sorted(sorted, 50.0)
+            } else {
+                0.0
+            },
+            total_abs_difference: sorted.iter().map(|d| d.abs()).sum(),
+            top_accounts: accounts,
+        }
+    }
 }
 
 #[cfg(test)]
