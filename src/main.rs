@@ -2788,53 +2788,79 @@ fn print_summary(result: &RunOutput, det: &Detection, rejects_file: &Path) {
     for n in &result.notes {
         eprintln!("note: {n}");
     }
-    let history = if result.history_rows_read > 0 {
-        format!(" + {} history rows", result.history_rows_read)
-    } else {
-        String::new()
-    };
-    let rejects = if result.rejected_rows > 0 {
-        format!(
-            ", {} rejected (see {})",
-            result.rejected_rows,
-            rejects_file.display()
-        )
-    } else {
-        ", 0 rejected".to_string()
-    };
-    let blank = if result.blank_rows > 0 {
-        format!(", {} blank skipped", result.blank_rows)
-    } else {
-        String::new()
-    };
+    let rows = rows_line(
+        &result.profile,
+        (result.rows_read, result.history_rows_read),
+        (result.rejected_rows, result.blank_rows, result.dq_rows),
+        rejects_file,
+    );
     eprintln!(
-        "profile {}: {} rows{history}{rejects}{blank}, {} with data-quality findings; {} features ({})",
-        result.profile,
-        result.rows_read,
-        result.dq_rows,
+        "{rows}; {} features ({})",
         result.features.names.len(),
         result.features.preset.as_str(),
     );
     eprintln!("amounts: {}", result.decimal.describe());
-    let b = &det.bundle;
     let flagged = det.scored.flag.iter().filter(|f| **f).count();
     eprintln!(
-        "model {} ({}; {} on {} rows, contamination {}{}); {} of {} rows flagged; {} clusters",
+        "{}",
+        model_line(
+            &det.bundle,
+            &det.status,
+            (flagged, det.scored.flag.len()),
+            det.clusters.len()
+        )
+    );
+    if det.scored.triage.rows > 0 {
+        eprintln!("triage: {}", det.scored.triage.describe());
+    }
+}
+
+/// "profile P: N rows + H history rows, R rejected (see F), B blank skipped, D with data-quality
+/// findings", as a run's summary says it.
+fn rows_line(
+    profile: &str,
+    (rows, history_rows): (usize, usize),
+    (rejected, blank, dq): (usize, usize, usize),
+    rejects_file: &Path,
+) -> String {
+    let history = if history_rows > 0 {
+        format!(" + {history_rows} history rows")
+    } else {
+        String::new()
+    };
+    let rejects = if rejected > 0 {
+        format!(", {rejected} rejected (see {})", rejects_file.display())
+    } else {
+        ", 0 rejected".to_string()
+    };
+    let blank = if blank > 0 {
+        format!(", {blank} blank skipped")
+    } else {
+        String::new()
+    };
+    format!(
+        "profile {profile}: {rows} rows{history}{rejects}{blank}, {dq} with data-quality findings"
+    )
+}
+
+/// The model, why it is the one used, and how many of the rows it flagged.
+fn model_line(
+    b: &breakdesk::detect::model::ModelBundle,
+    status: &breakdesk::pipeline::ModelStatus,
+    (flagged, rows): (usize, usize),
+    clusters: usize,
+) -> String {
+    format!(
+        "model {} ({}; {} on {} rows, contamination {}{}); {flagged} of {rows} rows flagged; {clusters} clusters",
         b.version(),
-        det.status.describe(),
+        status.describe(),
         b.spec.detector.as_str(),
         b.training_rows,
         b.contamination,
         b.contamination_value
             .map(|v| format!(" = {v:.4}"))
             .unwrap_or_default(),
-        flagged,
-        det.scored.flag.len(),
-        det.clusters.len()
-    );
-    if det.scored.triage.rows > 0 {
-        eprintln!("triage: {}", det.scored.triage.describe());
-    }
+    )
 }
 
 /// The summary of a bounded-memory run (as [`print_summary`] prints a run's).
@@ -2854,44 +2880,24 @@ fn print_bounded(
         run.parts,
         run.spilled as f64 / (1024.0 * 1024.0)
     );
-    let history = if run.history_rows_read > 0 {
-        format!(" + {} history rows", run.history_rows_read)
-    } else {
-        String::new()
-    };
-    let rejects = if run.rejected_rows > 0 {
-        format!(
-            ", {} rejected (see {})",
-            run.rejected_rows,
-            rejects_file.display()
-        )
-    } else {
-        ", 0 rejected".to_string()
-    };
-    let blank = if run.blank_rows > 0 {
-        format!(", {} blank skipped", run.blank_rows)
-    } else {
-        String::new()
-    };
     eprintln!(
-        "profile {}: {} rows{history}{rejects}{blank}, {} with data-quality findings",
-        m.profile, run.rows_read, run.dq_rows,
+        "{}",
+        rows_line(
+            &m.profile,
+            (run.rows_read, run.history_rows_read),
+            (run.rejected_rows, run.blank_rows, run.dq_rows),
+            rejects_file,
+        )
     );
-    let b = &run.bundle;
     let flagged = m.summary.as_ref().map(|s| s.flagged).unwrap_or(m.written);
     eprintln!(
-        "model {} ({}; {} on {} rows, contamination {}{}); {} of {} rows flagged; {} clusters",
-        b.version(),
-        run.status.describe(),
-        b.spec.detector.as_str(),
-        b.training_rows,
-        b.contamination,
-        b.contamination_value
-            .map(|v| format!(" = {v:.4}"))
-            .unwrap_or_default(),
-        flagged,
-        m.rows,
-        m.clusters.len()
+        "{}",
+        model_line(
+            &run.bundle,
+            &run.status,
+            (flagged, m.rows),
+            m.clusters.len()
+        )
     );
     if m.triage.rows > 0 {
         eprintln!("triage: {}", m.triage.describe());

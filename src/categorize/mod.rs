@@ -952,24 +952,28 @@ mod tests {
         );
     }
 
-    /// Categorizes the current rows of a small GL/IHub file through the real pipeline.
-    fn categorize_csv(current: &str) -> Vec<Categorization> {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("gl.csv");
-        std::fs::write(&p, current).unwrap();
-        let cfg = crate::config::Config::defaults();
+    /// The features of `input` (a GL/IHub CSV file) through the real pipeline, with the defaults.
+    fn run_file(input: std::path::PathBuf) -> crate::pipeline::RunOutput {
         let opts = crate::pipeline::RunOptions {
-            input: p,
+            input,
             ..Default::default()
         };
-        let out = crate::pipeline::run(
-            &cfg,
+        crate::pipeline::run(
+            &crate::config::Config::defaults(),
             &opts,
             "",
             &mut |_| {},
             &std::sync::atomic::AtomicBool::new(false),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Categorizes the current rows of a small GL/IHub file through the real pipeline.
+    fn categorize_csv(current: &str) -> Vec<Categorization> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gl.csv");
+        std::fs::write(&p, current).unwrap();
+        let out = run_file(p);
         let rules = RulesFile::embedded();
         let rows: Vec<usize> = (0..out.features.df.height()).collect();
         crate::pipeline::categorize_rows(&rules, &out.features.df, &out.resolved, &rows, 0).unwrap()
@@ -977,20 +981,10 @@ mod tests {
 
     #[test]
     fn rules_read_in_blocks_give_what_they_give_on_all_rows() {
-        let cfg = crate::config::Config::defaults();
-        let opts = crate::pipeline::RunOptions {
-            input: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        let out = run_file(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("assets/samples/gl_ihub_current.csv"),
-            ..Default::default()
-        };
-        let out = crate::pipeline::run(
-            &cfg,
-            &opts,
-            "",
-            &mut |_| {},
-            &std::sync::atomic::AtomicBool::new(false),
-        )
-        .unwrap();
+        );
         let rules = RulesFile::embedded();
         let df = &out.features.df;
         let mut c = Categorizer::new(&rules, df, &out.resolved).unwrap();
