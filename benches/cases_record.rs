@@ -5,7 +5,7 @@
 //!
 //! Input: N flagged records of N breaks (one per account, seed 5), each with a snapshot of the
 //! 13 columns of a GL/IHub row, as a run of `breakdesk run` hands them to the store
-//! (`Cases::upsert_batch`).
+//! (`Cases::record_batch`).
 //!
 //! - `record_new`: the N records into a fresh store: N new cases, each with its ticket, break
 //!   index entry, outstanding marker and creation event; durable (flushed) when it returns.
@@ -101,11 +101,13 @@ fn main() {
         let store = Store::open(dir.path()).expect("a store");
         let cases = Cases::new(&store);
         let t = Instant::now();
-        let out = cases.upsert_batch(&inputs, &auto).expect("recorded");
+        let out = cases.record_batch(&inputs, &auto, None).expect("recorded");
         let new_s = t.elapsed().as_secs_f64();
         assert_eq!(out.len(), n);
         let t = Instant::now();
-        let again = cases.upsert_batch(&inputs, &auto).expect("recorded again");
+        let again = cases
+            .record_batch(&inputs, &auto, None)
+            .expect("recorded again");
         let same_s = t.elapsed().as_secs_f64();
         assert!(
             again

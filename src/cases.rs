@@ -39,11 +39,11 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::store::{CaseTree, CaseTxn, Store, StoreError, TxError};
+use crate::store::{CaseReader, CaseTree, CaseTxn, Store, StoreError, TxError};
 
 /// The user recorded on events that breakdesk itself writes (a case created from a flagged
 /// record).
@@ -61,8 +61,10 @@ const EVENT_COUNTER: &[u8] = b"event";
 // ---------------------------------------------------------------------------------------------
 // Identity
 
-/// Records per transaction in [`Cases::upsert_batch`].
-const UPSERT_CHUNK: usize = 2000;
+/// Records per transaction in [`Cases::upsert_batch`]: the store packs many cases to a stored
+/// value, and a transaction writes each value it changed once, so larger transactions write
+/// less (a run records its cases in groups of 20,000 records).
+const UPSERT_CHUNK: usize = 20_000;
 
 /// The stable id of the case of a break: `"C-"` followed by the first 12 hex digits of
 /// SHA-256(`profile` NUL `key` NUL `start_date` as `YYYY-MM-DD`), where `start_date` is the date
@@ -902,6 +904,28 @@ pub struct UpsertOutcome {
     pub change: Change,
 }
 
+/// What recording a run's record did to its case, without the case itself
+/// ([`Cases::record_batch`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub id: String,
+    pub ticket: String,
+    /// The case's status once recorded.
+    pub status: Status,
+    pub change: Change,
+}
+
+impl Recorded {
+    fn of(case: &Case, change: Change) -> Recorded {
+        Recorded {
+            id: case.id.clone(),
+            ticket: case.ticket.clone(),
+            status: case.status,
+            change,
+        }
+    }
+}
+
 /// Filters of [`Cases::list`]; `None` matches everything.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CaseFilter {
@@ -1513,15 +1537,18 @@ impl<'s> Cases<'s> {
     pub fn outstanding_cases_of(&self, cycle: &Cycle) -> Result<Vec<Case>, CaseError> {
         let mut keys: Vec<&String> = cycle.records.keys().collect();
         keys.sort();
-        let mut cases = Vec::new();
+        let mut reader = self.store.case_reader();
+        let mut bytes = Vec::new();
         for key in keys {
-            for id in self.outstanding_of(&cycle.profile, key)? {
-                if let Some(c) = self.get(&id)? {
-                    cases.push(c);
+            for id in outstanding_in(&mut reader, &cycle.profile, key)? {
+                if let Some(b) = reader.get(CaseTree::Cases, id.as_bytes())? {
+                    bytes.push(b);
                 }
             }
         }
-        Ok(cases)
+        drop(reader);
+        use rayon::prelude::*;
+        bytes.par_iter().map(|b| decode_case(b)).collect()
     }
 
     /// The outstanding cases of `profile` (not cleared), read through their markers, in ticket
@@ -1539,20 +1566,23 @@ impl<'s> Cases<'s> {
                 ids.push(id);
             }
         }
-        // Read in id order: neighbouring cases share the store's pages.
-        ids.sort_unstable();
+        let reader = self.store.case_reader();
+        let mut stored = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(bytes) = reader.get(CaseTree::Cases, id)? {
+                stored.push((id, bytes));
+            }
+        }
+        drop(reader);
         use rayon::prelude::*;
-        let mut cases: Vec<Case> = ids
+        let mut cases: Vec<Case> = stored
             .par_iter()
-            .map(|id| -> Result<Option<Case>, CaseError> {
-                let Some(bytes) = self.store.case_get(CaseTree::Cases, id)? else {
-                    return Ok(None);
-                };
-                match decode::<Case>(&bytes, "case") {
+            .map(|(id, bytes)| -> Result<Option<Case>, CaseError> {
+                match decode_case(bytes) {
                     Ok(c) => Ok(Some(c)),
                     Err(e) => {
                         tracing::warn!(
-                            case_id = %String::from_utf8_lossy(id),
+                            case_id = %String::from_utf8_lossy(id.as_slice()),
                             error = %e,
                             "unreadable case left out"
                         );
@@ -1689,18 +1719,7 @@ impl<'s> Cases<'s> {
     /// Read from the outstanding markers: no case is decoded (a store written before the
     /// markers existed is indexed by [`Cases::index_outstanding`] first).
     pub fn outstanding_of(&self, profile: &str, key: &str) -> Result<Vec<String>, CaseError> {
-        let mut ids: Vec<String> = Vec::new();
-        for kv in self
-            .store
-            .case_scan(CaseTree::BreakIndex, &outstanding_prefix(profile, key))?
-        {
-            let (_, id) = kv?;
-            ids.push(String::from_utf8(id).map_err(|e| CaseError::Corrupt {
-                what: "outstanding marker".into(),
-                message: e.to_string(),
-            })?);
-        }
-        Ok(ids)
+        outstanding_in(&mut self.store.case_reader(), profile, key)
     }
 
     /// Gives every stored case its outstanding marker, once per store (stores written before
@@ -1737,11 +1756,14 @@ impl<'s> Cases<'s> {
 
     /// For a record that opens no known break, the cleared case of the same account that it
     /// brings back (cleared at most `reopen_days` before the record's break began), if any.
-    fn reappearing(&self, input: &BreakInput) -> Result<Option<String>, CaseError> {
+    fn reappearing(
+        &self,
+        reader: &mut CaseReader<'_>,
+        input: &BreakInput,
+    ) -> Result<Option<String>, CaseError> {
         let mut best: Option<(NaiveDate, String)> = None;
         let prefix = break_prefix(&input.profile, &input.key);
-        for kv in self.store.case_scan(CaseTree::BreakIndex, &prefix)? {
-            let (k, id) = kv?;
+        for (k, id) in reader.scan(CaseTree::BreakIndex, &prefix)? {
             if is_marker(&k, prefix.len()) {
                 continue;
             }
@@ -1749,7 +1771,10 @@ impl<'s> Cases<'s> {
                 what: "break index entry".into(),
                 message: e.to_string(),
             })?;
-            let Some(case) = self.get(&id)? else { continue };
+            let Some(bytes) = reader.get(CaseTree::Cases, id.as_bytes())? else {
+                continue;
+            };
+            let case: Case = decode_case(&bytes)?;
             let Some(on) = case.cleared_on else { continue };
             let gap = (input.start_date - on).num_days();
             if on <= input.start_date
@@ -1810,6 +1835,50 @@ impl<'s> Cases<'s> {
         auto_resolve: &[bool],
         cycle: Option<&Cycle>,
     ) -> Result<Vec<UpsertOutcome>, CaseError> {
+        let (steps, of_input) = self.record_steps(inputs, auto_resolve, cycle, true)?;
+        use rayon::prelude::*;
+        let outcomes: Vec<UpsertOutcome> = steps
+            .into_par_iter()
+            .map(|step| match step {
+                Step::Written(o) => Ok(*o),
+                Step::Unchanged(_, bytes) => Ok(UpsertOutcome {
+                    case: decode_case(&bytes)?,
+                    change: Change::Unchanged,
+                }),
+            })
+            .collect::<Result<_, CaseError>>()?;
+        Ok(of_input.iter().map(|k| outcomes[*k].clone()).collect())
+    }
+
+    /// [`Cases::upsert_batch_in`] as a run records its flagged records: what each record did to
+    /// its case, without the cases (an unchanged case is not decoded).
+    pub fn record_batch(
+        &self,
+        inputs: &[BreakInput],
+        auto_resolve: &[bool],
+        cycle: Option<&Cycle>,
+    ) -> Result<Vec<Recorded>, CaseError> {
+        let (steps, of_input) = self.record_steps(inputs, auto_resolve, cycle, false)?;
+        let recorded: Vec<Recorded> = steps
+            .into_iter()
+            .map(|step| match step {
+                Step::Written(o) => Recorded::of(&o.case, o.change),
+                Step::Unchanged(r, _) => r,
+            })
+            .collect();
+        Ok(of_input.iter().map(|k| recorded[*k].clone()).collect())
+    }
+
+    /// The body of [`Cases::upsert_batch_in`] and [`Cases::record_batch`]: one step per case
+    /// (an unchanged case's stored bytes kept when `keep` asks for them), and the step of each
+    /// input.
+    fn record_steps(
+        &self,
+        inputs: &[BreakInput],
+        auto_resolve: &[bool],
+        cycle: Option<&Cycle>,
+        keep: bool,
+    ) -> Result<(Vec<Step>, Vec<usize>), CaseError> {
         if inputs.len() != auto_resolve.len() {
             return Err(CaseError::Invalid(format!(
                 "{} records but {} auto-resolve flags",
@@ -1862,41 +1931,53 @@ impl<'s> Cases<'s> {
         for (id, auto) in ids.iter().zip(auto_resolve) {
             *proposed.entry(id.as_str()).or_insert(true) &= *auto;
         }
-        // Fingerprints (SHA-256 of each record) and the cleared case a record of an unknown
-        // break may bring back are independent: computed in parallel.
-        let prepared: Vec<(String, Option<String>)> = reps
+        // Fingerprints (SHA-256 of each record), in parallel; then the cleared case a record of
+        // an unknown break may bring back, read once through one reader.
+        let fingerprints: Vec<String> = reps
             .par_iter()
-            .map(|&k| {
-                let input = &inputs[k];
-                let fingerprint = input.fingerprint()?;
-                let known = self
-                    .store
-                    .case_get(CaseTree::Cases, ids[k].as_bytes())?
-                    .is_some();
-                let reappear = if known {
-                    None
-                } else {
-                    self.reappearing(input)?
-                };
-                Ok((fingerprint, reappear))
-            })
+            .map(|&k| inputs[k].fingerprint())
             .collect::<Result<_, CaseError>>()?;
+        let mut reader = self.store.case_reader();
+        let mut prepared: Vec<(String, Option<String>)> = Vec::with_capacity(reps.len());
+        for (&k, fingerprint) in reps.iter().zip(fingerprints) {
+            let reappear = if reader.contains(CaseTree::Cases, ids[k].as_bytes())? {
+                None
+            } else {
+                self.reappearing(&mut reader, &inputs[k])?
+            };
+            prepared.push((fingerprint, reappear));
+        }
+        drop(reader);
         let now = self.now();
         let roll = self.roll;
         let router = self.router.as_deref();
-        let mut outcomes: Vec<UpsertOutcome> = Vec::with_capacity(reps.len());
+        let mut outcomes: Vec<Step> = Vec::with_capacity(reps.len());
         for (c, chunk) in reps.chunks(UPSERT_CHUNK).enumerate() {
             let base = c * UPSERT_CHUNK;
             let part = self.store.case_transaction(|txn| {
                 let mut part = Vec::with_capacity(chunk.len());
                 for (j, &k) in chunk.iter().enumerate() {
                     let (fingerprint, reappear) = &prepared[base + j];
+                    // The break's own case, already up to date: read from its head alone.
+                    if let Some(bytes) = txn.get(CaseTree::Cases, ids[k].as_bytes())?
+                        && let Some(head) = case_head(&bytes)
+                        && (inputs[k].date < head.last_date || head.fingerprint == *fingerprint)
+                    {
+                        let r = Recorded {
+                            id: ids[k].clone(),
+                            ticket: head.ticket.to_string(),
+                            status: head.status,
+                            change: Change::Unchanged,
+                        };
+                        part.push(Step::Unchanged(r, if keep { bytes } else { Vec::new() }));
+                        continue;
+                    }
                     let (first, before) = earlier[ids[k].as_str()];
                     let history = Opening {
                         first: inputs[first].difference,
                         previous: before.map(|p| inputs[p].difference),
                     };
-                    part.push(upsert_one(
+                    part.push(Step::Written(Box::new(upsert_one(
                         txn,
                         &inputs[k],
                         history,
@@ -1908,17 +1989,15 @@ impl<'s> Cases<'s> {
                         reappear.as_deref(),
                         router,
                         cycle,
-                    )?);
+                    )?)));
                 }
                 Ok(part)
             })?;
             outcomes.extend(part);
         }
         let at: HashMap<&str, usize> = order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-        Ok(ids
-            .iter()
-            .map(|id| outcomes[at[id.as_str()]].clone())
-            .collect())
+        let of_input = ids.iter().map(|id| at[id.as_str()]).collect();
+        Ok((outcomes, of_input))
     }
 
     /// Takes `action` on the case `reference` (a case id or ticket), with an optional reason or
@@ -2425,7 +2504,7 @@ impl<'s> Cases<'s> {
     /// The case with this id.
     pub fn get(&self, case_id: &str) -> Result<Option<Case>, CaseError> {
         match self.store.case_get(CaseTree::Cases, case_id.as_bytes())? {
-            Some(bytes) => Ok(Some(decode(&bytes, "case")?)),
+            Some(bytes) => Ok(Some(decode_case(&bytes)?)),
             None => Ok(None),
         }
     }
@@ -2462,8 +2541,8 @@ impl<'s> Cases<'s> {
     ) -> Result<Vec<Case>, CaseError> {
         let prefix = break_prefix(profile, key);
         let mut out = Vec::new();
-        for kv in self.store.case_scan(CaseTree::BreakIndex, &prefix)? {
-            let (k, id) = kv?;
+        let mut reader = self.store.case_reader();
+        for (k, id) in reader.scan(CaseTree::BreakIndex, &prefix)? {
             if is_marker(&k, prefix.len()) {
                 continue;
             }
@@ -2471,10 +2550,14 @@ impl<'s> Cases<'s> {
                 what: "break index entry".into(),
                 message: e.to_string(),
             })?;
-            let case = self.get(&id)?.ok_or_else(|| CaseError::Corrupt {
-                what: "break index entry".into(),
-                message: format!("it names case {id}, which is not stored"),
-            })?;
+            let bytes =
+                reader
+                    .get(CaseTree::Cases, id.as_bytes())?
+                    .ok_or_else(|| CaseError::Corrupt {
+                        what: "break index entry".into(),
+                        message: format!("it names case {id}, which is not stored"),
+                    })?;
+            let case: Case = decode_case(&bytes)?;
             // A break that reappeared is indexed under each of its starts: listed once.
             if case.start_date <= date
                 && date <= case.last_date
@@ -2506,7 +2589,7 @@ impl<'s> Cases<'s> {
         let mut unreadable = Vec::new();
         for kv in self.store.case_scan(CaseTree::Cases, b"")? {
             let (id, bytes) = kv?;
-            let case: Case = match decode(&bytes, "case") {
+            let case: Case = match decode_case(&bytes) {
                 Ok(c) => c,
                 Err(e) => {
                     unreadable.push(Unreadable {
@@ -2568,8 +2651,8 @@ impl<'s> Cases<'s> {
         })?;
         let prefix = case_events_prefix(&case.id);
         let mut out = Vec::new();
-        for kv in self.store.case_scan(CaseTree::CaseEvents, &prefix)? {
-            let (k, _) = kv?;
+        let mut reader = self.store.case_reader();
+        for (k, _) in reader.scan(CaseTree::CaseEvents, &prefix)? {
             let seq_bytes = k
                 .get(prefix.len()..)
                 .and_then(|s| <[u8; 8]>::try_from(s).ok())
@@ -2577,16 +2660,16 @@ impl<'s> Cases<'s> {
                     what: "case event index entry".into(),
                     message: format!("bad key length {}", k.len()),
                 })?;
-            let bytes = self
-                .store
-                .case_get(CaseTree::Events, &seq_bytes)?
-                .ok_or_else(|| CaseError::Corrupt {
-                    what: "case event index entry".into(),
-                    message: format!(
-                        "it names event {}, which is not stored",
-                        u64::from_be_bytes(seq_bytes)
-                    ),
-                })?;
+            let bytes =
+                reader
+                    .get(CaseTree::Events, &seq_bytes)?
+                    .ok_or_else(|| CaseError::Corrupt {
+                        what: "case event index entry".into(),
+                        message: format!(
+                            "it names event {}, which is not stored",
+                            u64::from_be_bytes(seq_bytes)
+                        ),
+                    })?;
             out.push(decode(&bytes, "event")?);
         }
         Ok(out)
@@ -2627,9 +2710,96 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, C
 
 fn load_case(txn: &CaseTxn<'_>, id: &str) -> TxResult<Option<Case>> {
     match txn.get(CaseTree::Cases, id.as_bytes())? {
-        Some(bytes) => decode(&bytes, "case").map(Some).map_err(TxError::Abort),
+        Some(bytes) => decode_case(&bytes).map(Some).map_err(TxError::Abort),
         None => Ok(None),
     }
+}
+
+/// A stored case starts with its head: what recording the same record again reads, so that an
+/// unchanged case is not decoded. `HEAD_TAG`, the head's length (u16 LE), then the fingerprint,
+/// the latest record's date (days from CE, i32 LE), the ticket and the status, each text with
+/// its length (u16 LE) first; then the case as JSON. A case stored without a head (written
+/// before heads existed) is JSON alone, and starts with `{`.
+const HEAD_TAG: u8 = 1;
+
+/// What [`case_head`] reads.
+struct Head<'a> {
+    fingerprint: &'a str,
+    last_date: NaiveDate,
+    ticket: &'a str,
+    status: Status,
+}
+
+fn case_bytes(case: &Case) -> Result<Vec<u8>, serde_json::Error> {
+    let json = serde_json::to_vec(case)?;
+    let mut head = Vec::with_capacity(128);
+    // The texts are short (a fingerprint, a ticket, a status); one too long for a head leaves
+    // the case without one.
+    if [&case.fingerprint, &case.ticket]
+        .iter()
+        .any(|t| t.len() > 1024)
+    {
+        return Ok(json);
+    }
+    let text = |head: &mut Vec<u8>, t: &str| {
+        head.extend_from_slice(&(t.len() as u16).to_le_bytes());
+        head.extend_from_slice(t.as_bytes());
+    };
+    text(&mut head, &case.fingerprint);
+    head.extend_from_slice(&case.last_date.num_days_from_ce().to_le_bytes());
+    text(&mut head, &case.ticket);
+    text(&mut head, case.status.as_str());
+    let mut out = Vec::with_capacity(3 + head.len() + json.len());
+    out.push(HEAD_TAG);
+    out.extend_from_slice(&(head.len() as u16).to_le_bytes());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(&json);
+    Ok(out)
+}
+
+/// The JSON of a stored case (after its head, if it has one).
+fn case_json(bytes: &[u8]) -> &[u8] {
+    match bytes {
+        [HEAD_TAG, a, b, rest @ ..] => {
+            let n = usize::from(u16::from_le_bytes([*a, *b]));
+            rest.get(n..).unwrap_or(&[])
+        }
+        _ => bytes,
+    }
+}
+
+/// A text of a case head (its length, u16 LE, first), taken from the front of `head`.
+fn take_text<'a>(head: &mut &'a [u8]) -> Option<&'a str> {
+    let (n, tail) = head.split_first_chunk::<2>()?;
+    let n = usize::from(u16::from_le_bytes(*n));
+    let t = std::str::from_utf8(tail.get(..n)?).ok()?;
+    *head = &tail[n..];
+    Some(t)
+}
+
+fn decode_case(bytes: &[u8]) -> Result<Case, CaseError> {
+    decode(case_json(bytes), "case")
+}
+
+/// The head of a stored case; None for a case stored without one, or one that cannot be read
+/// (the case is then decoded whole, which reports the damage).
+fn case_head(bytes: &[u8]) -> Option<Head<'_>> {
+    let [HEAD_TAG, a, b, rest @ ..] = bytes else {
+        return None;
+    };
+    let mut head = rest.get(..usize::from(u16::from_le_bytes([*a, *b])))?;
+    let fingerprint = take_text(&mut head)?;
+    let (days, tail) = head.split_first_chunk::<4>()?;
+    let last_date = NaiveDate::from_num_days_from_ce_opt(i32::from_le_bytes(*days))?;
+    head = tail;
+    let ticket = take_text(&mut head)?;
+    let status = take_text(&mut head)?.parse().ok()?;
+    Some(Head {
+        fingerprint,
+        last_date,
+        ticket,
+        status,
+    })
 }
 
 /// The case of a case id or ticket, or `NotFound`.
@@ -2686,7 +2856,13 @@ fn put_case(txn: &CaseTxn<'_>, case: &Case) -> TxResult<()> {
 
 /// [`put_case`]; a `fresh` case (written for the first time) has no marker or label to remove.
 fn write_case(txn: &CaseTxn<'_>, case: &Case, fresh: bool) -> TxResult<()> {
-    txn.insert(CaseTree::Cases, case.id.as_bytes(), &encode(case)?)?;
+    // Encoded when the transaction is written, with the other cases, in parallel.
+    let stored = case.clone();
+    txn.insert_later(
+        CaseTree::Cases,
+        case.id.as_bytes(),
+        std::sync::Arc::new(move || case_bytes(&stored).map_err(|e| e.to_string())),
+    )?;
     let marker = outstanding_marker(&case.profile, &case.key, &case.id);
     if case.outstanding() {
         txn.insert(CaseTree::BreakIndex, &marker, case.id.as_bytes())?;
@@ -2777,7 +2953,11 @@ fn append_event_note(
         model_version: case.model_version.clone(),
         record,
     };
-    txn.insert(CaseTree::Events, &seq.to_be_bytes(), &encode(&event)?)?;
+    txn.insert_later(
+        CaseTree::Events,
+        &seq.to_be_bytes(),
+        std::sync::Arc::new(move || serde_json::to_vec(&event).map_err(|e| e.to_string())),
+    )?;
     let mut k = case_events_prefix(&case.id);
     k.extend_from_slice(&seq.to_be_bytes());
     txn.insert(CaseTree::CaseEvents, &k, b"")?;
@@ -2871,6 +3051,13 @@ fn case_of_record(
         return Ok(Some(case));
     }
     Ok(None)
+}
+
+/// What recording one record did: the case written (or, if unchanged, as it was read), or, for
+/// an unchanged case, its head and (when asked for) its stored bytes.
+enum Step {
+    Written(Box<UpsertOutcome>),
+    Unchanged(Recorded, Vec<u8>),
 }
 
 /// The differences of a break's records before the one a new case is opened with (the
@@ -3253,6 +3440,24 @@ fn break_prefix(profile: &str, key: &str) -> Vec<u8> {
 /// outstanding cases without reading the others.
 const OUTSTANDING_TAG: &[u8] = b"~open~";
 
+/// The ids of the outstanding cases of one account, from its markers (read through `reader`).
+fn outstanding_in(
+    reader: &mut CaseReader<'_>,
+    profile: &str,
+    key: &str,
+) -> Result<Vec<String>, CaseError> {
+    reader
+        .scan(CaseTree::BreakIndex, &outstanding_prefix(profile, key))?
+        .into_iter()
+        .map(|(_, id)| {
+            String::from_utf8(id).map_err(|e| CaseError::Corrupt {
+                what: "outstanding marker".into(),
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
+
 fn outstanding_prefix(profile: &str, key: &str) -> Vec<u8> {
     let mut k = break_prefix(profile, key);
     k.extend_from_slice(OUTSTANDING_TAG);
@@ -3341,6 +3546,102 @@ pub(crate) mod time_format {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_case_is_read_back_with_its_head_or_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cases = Cases::new(&store);
+        let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+        let input = BreakInput {
+            profile: "gl".into(),
+            key: "A".into(),
+            start_date: day,
+            date: day,
+            bucket: "Timing Issue".into(),
+            bucket_rule: "r".into(),
+            confidence: 0.9,
+            severity: "Low".into(),
+            summary: "s".into(),
+            score: -0.6,
+            rank: 1,
+            difference: 10.0,
+            model_version: "m".into(),
+            row: serde_json::Map::new(),
+        };
+        let case = cases.upsert(&input, false).unwrap().case;
+        let bytes = case_bytes(&case).unwrap();
+        let head = case_head(&bytes).unwrap();
+        assert_eq!(head.fingerprint, case.fingerprint);
+        assert_eq!(head.last_date, day);
+        assert_eq!(head.ticket, case.ticket);
+        assert_eq!(head.status, Status::PendingReview);
+        assert_eq!(decode_case(&bytes).unwrap(), case);
+        // A case stored before heads existed is its JSON alone.
+        let json = serde_json::to_vec(&case).unwrap();
+        assert!(case_head(&json).is_none());
+        assert_eq!(decode_case(&json).unwrap(), case);
+        // A damaged head is no head, and the case does not decode: an error, not a panic.
+        for cut in [1, 2, 3, 10, 40] {
+            assert!(case_head(&bytes[..cut]).is_none(), "cut at {cut}");
+            assert!(decode_case(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut long = bytes.clone();
+        long[1] = 0xff;
+        long[2] = 0xff;
+        assert!(case_head(&long).is_none());
+        assert!(decode_case(&long).is_err());
+        // Re-recording the same record reads the head and changes nothing.
+        let again = cases
+            .record_batch(std::slice::from_ref(&input), &[false], None)
+            .unwrap();
+        assert_eq!(again[0].change, Change::Unchanged);
+        assert_eq!(again[0].ticket, case.ticket);
+        assert_eq!(cases.get(&case.id).unwrap().unwrap(), case);
+    }
+
+    #[test]
+    fn a_store_written_before_the_markers_is_indexed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cases = Cases::new(&store);
+        let input = |key: &str, day: u32| BreakInput {
+            profile: "gl".into(),
+            key: key.into(),
+            start_date: NaiveDate::from_ymd_opt(2024, 3, day).unwrap(),
+            date: NaiveDate::from_ymd_opt(2024, 3, day).unwrap(),
+            bucket: "Timing Issue".into(),
+            bucket_rule: "r".into(),
+            confidence: 0.9,
+            severity: "Low".into(),
+            summary: "s".into(),
+            score: -0.6,
+            rank: 1,
+            difference: 10.0,
+            model_version: "m".into(),
+            row: serde_json::Map::new(),
+        };
+        let a = cases.upsert(&input("A", 1), false).unwrap().case;
+        let b = cases.upsert(&input("B", 2), false).unwrap().case;
+        // What an older store held: the cases without their markers, and no flag.
+        store
+            .case_transaction(|txn| {
+                for c in [&a, &b] {
+                    txn.remove(
+                        CaseTree::BreakIndex,
+                        &outstanding_marker(&c.profile, &c.key, &c.id),
+                    )?;
+                }
+                txn.remove(CaseTree::Seq, OUTSTANDING_INDEXED)?;
+                Ok::<(), TxError<CaseError>>(())
+            })
+            .unwrap();
+        assert!(cases.outstanding_of("gl", "A").unwrap().is_empty());
+        assert_eq!(cases.index_outstanding().unwrap(), 2);
+        assert_eq!(cases.outstanding_of("gl", "A").unwrap(), vec![a.id.clone()]);
+        assert_eq!(cases.outstanding_cases("gl").unwrap().len(), 2);
+        assert_eq!(cases.index_outstanding().unwrap(), 0, "once per store");
+    }
 
     #[test]
     fn every_allowed_action_leads_out_of_its_status_and_back_to_work() {

@@ -1492,6 +1492,46 @@ pub fn record_case_outcomes(
     model_version: &str,
     cycle: Option<&crate::cases::Cycle>,
 ) -> Result<Vec<crate::cases::UpsertOutcome>, crate::cases::CaseError> {
+    let (inputs, auto, cases) =
+        case_inputs(store, policy, profile, table, rows, cats, model_version)?;
+    cases.upsert_batch_in(&inputs, &auto, cycle)
+}
+
+/// [`record_case_outcomes`] as a run records its cases: what each record did to its case,
+/// without the cases ([`crate::cases::Cases::record_batch`]).
+#[allow(clippy::too_many_arguments)]
+pub fn record_case_marks(
+    store: &crate::store::Store,
+    policy: &crate::config::CasesConfig,
+    profile: &str,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    cats: &[crate::categorize::Categorization],
+    model_version: &str,
+    cycle: Option<&crate::cases::Cycle>,
+) -> Result<Vec<crate::cases::Recorded>, crate::cases::CaseError> {
+    let (inputs, auto, cases) =
+        case_inputs(store, policy, profile, table, rows, cats, model_version)?;
+    cases.record_batch(&inputs, &auto, cycle)
+}
+
+/// The case inputs of `rows` of `table` (with whether the rules propose each for
+/// auto-resolution), and the case workflow under the profile's policy.
+type CaseInputs<'s> = (
+    Vec<crate::cases::BreakInput>,
+    Vec<bool>,
+    crate::cases::Cases<'s>,
+);
+
+fn case_inputs<'s>(
+    store: &'s crate::store::Store,
+    policy: &crate::config::CasesConfig,
+    profile: &str,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    cats: &[crate::categorize::Categorization],
+    model_version: &str,
+) -> Result<CaseInputs<'s>, crate::cases::CaseError> {
     use crate::cases::{BreakInput, CaseError, Cases};
     use polars::prelude::*;
     let internal = |e: PolarsError| CaseError::Invalid(format!("reading the anomalies: {e}"));
@@ -1577,10 +1617,10 @@ pub fn record_case_outcomes(
         .collect();
     let (inputs, auto): (Vec<BreakInput>, Vec<bool>) = built.into_iter().unzip();
     let router = policy.router().map_err(CaseError::Invalid)?;
-    Cases::new(store)
+    let cases = Cases::new(store)
         .rolling(policy.roll())
-        .routed(std::sync::Arc::new(router))
-        .upsert_batch_in(&inputs, &auto, cycle)
+        .routed(std::sync::Arc::new(router));
+    Ok((inputs, auto, cases))
 }
 
 /// What the run summary says of a day's file besides its cases.
@@ -1674,28 +1714,26 @@ impl BreakColumns {
 }
 
 /// Rolls the profile's cases forward through the run's `cycle` (its current rows; None when the
-/// file has no dates), counts the run summary and records it in the store. `outcomes` are the
-/// upserts of the run's flagged records; the cases of those that changed status in the
-/// roll-forward are refreshed in them.
+/// file has no dates), counts the run summary and records it in the store. `recorded` says
+/// what the run's flagged records did to their cases; the status of those the roll-forward
+/// changed is refreshed in it.
 pub fn roll_forward_run(
     cfg: &Config,
     store: &crate::store::Store,
     day: &DayFacts,
     cycle: Option<crate::cases::Cycle>,
-    outcomes: &mut [crate::cases::UpsertOutcome],
+    recorded: &mut [crate::cases::Recorded],
     file: &str,
 ) -> Result<crate::cycle::RunSummary, crate::cases::CaseError> {
-    let changes: Vec<(String, crate::cases::Change)> = outcomes
-        .iter()
-        .map(|o| (o.case.id.clone(), o.change))
-        .collect();
+    let changes: Vec<(String, crate::cases::Change)> =
+        recorded.iter().map(|r| (r.id.clone(), r.change)).collect();
     let (summary, open, rolled) = roll_forward_changes(cfg, store, day, cycle, &changes, file)?;
     if rolled {
         let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
             open.iter().map(|c| (c.id.as_str(), c)).collect();
-        for o in outcomes.iter_mut() {
-            if let Some(now) = by_id.get(o.case.id.as_str()) {
-                o.case = (*now).clone();
+        for r in recorded.iter_mut() {
+            if let Some(now) = by_id.get(r.id.as_str()) {
+                r.status = now.status;
             }
         }
     }
@@ -1865,7 +1903,7 @@ pub fn record_in_groups(
         let sub_rows: Vec<usize> = group.iter().map(|k| rows[*k]).collect();
         let sub_cats: Vec<crate::categorize::Categorization> =
             group.iter().map(|k| cats[*k].clone()).collect();
-        let outcomes = record_case_outcomes(
+        let recorded = record_case_marks(
             store,
             &cfg.cases,
             profile,
@@ -1875,13 +1913,13 @@ pub fn record_in_groups(
             model_version,
             cycle,
         )?;
-        for (k, o) in group.iter().zip(outcomes) {
-            changes.push((o.case.id.clone(), o.change));
+        for (k, r) in group.iter().zip(recorded) {
+            changes.push((r.id.clone(), r.change));
             order.push(*k);
             marks[*k] = Some(CaseMark {
-                id: o.case.id,
-                ticket: o.case.ticket,
-                status: o.case.status,
+                id: r.id,
+                ticket: r.ticket,
+                status: r.status,
             });
         }
     }
@@ -1930,9 +1968,9 @@ fn record_run_cases(
     rows: &[usize],
     categorized: &Categorized,
     file: &str,
-) -> Result<(Vec<crate::cases::Case>, crate::cycle::RunSummary), crate::cases::CaseError> {
+) -> Result<(Vec<crate::cases::Recorded>, crate::cycle::RunSummary), crate::cases::CaseError> {
     let cycle = crate::cycle::cycle_of(&result.features.df, &result.profile, &cfg.cases.absent);
-    let mut outcomes = record_case_outcomes(
+    let mut recorded = record_case_marks(
         store,
         &cfg.cases,
         &result.profile,
@@ -1947,21 +1985,21 @@ fn record_run_cases(
         store,
         &DayFacts::of(result, det),
         cycle,
-        &mut outcomes,
+        &mut recorded,
         file,
     )?;
-    Ok((outcomes.into_iter().map(|o| o.case).collect(), summary))
+    Ok((recorded, summary))
 }
 
 /// Adds `case_id`, `ticket` and `case_status` to `table` for `rows` (empty elsewhere).
 pub fn with_cases(
     table: &mut polars::prelude::DataFrame,
     rows: &[usize],
-    cases: &[crate::cases::Case],
+    cases: &[crate::cases::Recorded],
 ) -> Result<(), polars::prelude::PolarsError> {
     use polars::prelude::*;
     let at = row_slots(table.height(), rows);
-    let text = |f: &dyn Fn(&crate::cases::Case) -> String| spread(&at, cases, f);
+    let text = |f: &dyn Fn(&crate::cases::Recorded) -> String| spread(&at, cases, f);
     table.with_column(Column::new("case_id".into(), text(&|c| c.id.clone())))?;
     table.with_column(Column::new("ticket".into(), text(&|c| c.ticket.clone())))?;
     table.with_column(Column::new(
@@ -2008,8 +2046,8 @@ pub struct Analysis {
     /// The table rows that are anomalies (all of them unless `all_rows`).
     pub rows: Vec<usize>,
     pub categorized: Categorized,
-    /// The case of each of `rows`.
-    pub cases: Vec<crate::cases::Case>,
+    /// What each of `rows` did to its case (id, ticket, status).
+    pub cases: Vec<crate::cases::Recorded>,
     /// The cycle's summary: rows, breaks, and what happened to the cases.
     pub summary: crate::cycle::RunSummary,
     pub timings: Vec<(&'static str, Duration)>,

@@ -125,7 +125,8 @@ fn a_fresh_set_up_on_the_defaults_has_no_problem() {
     let (s, t) = check(&out, "data dir");
     assert!(s == "ok" && t.contains("does not exist yet"), "{t}");
     let (s, t) = check(&out, "store");
-    assert!(s == "ok" && t.contains("schema 3"), "{t}");
+    let schema = format!("schema {}", breakdesk::store::SCHEMA_VERSION);
+    assert!(s == "ok" && t.contains(&schema), "{t}");
     for channel in ["email", "jira", "webhook", "llm"] {
         let (s, t) = check(&out, channel);
         assert!(s == "ok" && t.contains("off"), "{t}");
@@ -182,7 +183,9 @@ fn the_store_shows_its_schema_and_one_held_by_another_process_is_a_problem() {
     assert_eq!(code, 0, "{out}");
     let (s, t) = check(&out, "store");
     assert!(
-        s == "ok" && t.contains("schema 3") && t.contains("not in use"),
+        s == "ok"
+            && t.contains(&format!("schema {}", breakdesk::store::SCHEMA_VERSION))
+            && t.contains("not in use"),
         "{t}"
     );
 

@@ -640,20 +640,15 @@ fn outstanding_markers_follow_every_write_and_an_older_store_is_indexed_once() {
             .len(),
         1
     );
-    // Indexing (for stores written before the markers existed) marks every open case, once
-    // per store.
+    // A new case has its marker as it is written; a store created by this build has nothing
+    // to index (stores written before the markers existed: see the unit test in cases.rs).
     let c = cases
         .upsert(&rec("C", "2024-03-01", "2024-03-01", 5.0), false)
         .unwrap()
         .case;
     assert_eq!(
-        cases.index_outstanding().unwrap(),
-        1,
-        "C is the only one open"
-    );
-    assert_eq!(
         cases.outstanding_of("gl_ihub", "C").unwrap(),
         std::slice::from_ref(&c.id)
     );
-    assert_eq!(cases.index_outstanding().unwrap(), 0, "once per store");
+    assert_eq!(cases.index_outstanding().unwrap(), 0, "nothing to index");
 }

@@ -1,11 +1,13 @@
-//! The embedded store (sled). Every sled call of the product lives in this file, behind our own
-//! types, so the engine can be replaced without touching the rest.
+//! The embedded store (sled). Every sled call of the product lives in this module, behind our
+//! own types, so the engine can be replaced without touching the rest.
 //!
 //! Layout: one sled database in `<data_dir>/store`, with named trees: models, llm_cache, the
-//! case workflow's trees (cases, tickets, break_index, events, case_events, feedback, seq; see
-//! [`crate::cases`] for what they hold) and the dispatch outbox's trees (outbox, outbox_pending,
-//! jira_keys; see [`crate::notify`]), run summaries (`runs`) and the records table's saved views
-//! (`views`, name → JSON). A `meta` tree holds the schema version; opening a store
+//! case workflow's trees and the dispatch outbox's trees (outbox, outbox_pending, jira_keys; see
+//! [`crate::notify`]), run summaries (`runs`) and the records table's saved views (`views`,
+//! name → JSON). The case workflow's logical trees (cases, tickets, break_index, events,
+//! case_events; see [`crate::cases`] for what they hold) are packed many entries to a stored
+//! value ([`paged`]: `case_pages`, `case_index`, `event_pages`); feedback and seq are plain
+//! trees. A `meta` tree holds the schema version; opening a store
 //! written by a newer version is refused, an older one is migrated. Writes that acknowledge
 //! something to a user are flushed before returning.
 //!
@@ -14,8 +16,14 @@
 //! - 2: adds the case workflow's trees (empty when migrated from 1; models and cached answers are
 //!   kept as they are).
 //! - 3: adds the outbox's trees (empty when migrated from 2; everything else is kept as it is).
+//! - 4: packs cases, tickets, the break index and events ([`paged`]); a schema-3 store's trees
+//!   are copied into the packed ones, then dropped.
 
 use std::path::{Path, PathBuf};
+
+mod paged;
+
+use paged::{IndexTag, Load, Logical, Overlay, PagedError, Phys};
 
 use sled::Transactional;
 use sled::transaction::{
@@ -23,7 +31,7 @@ use sled::transaction::{
 };
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const META: &str = "meta";
 const MODELS: &str = "models";
@@ -34,6 +42,8 @@ const RUNS: &str = "runs";
 /// took a third longer (`cargo bench --bench cases_record`).
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 const LLM_CACHE: &str = "llm_cache";
+/// Entries copied between two writes when a schema-3 store is packed.
+const MIGRATE_CHUNK: usize = 20_000;
 /// The service's per-account state (the last records of each account).
 const STREAM_STATE: &str = "stream_state";
 /// The records table's views saved in the UI: name → view JSON.
@@ -192,7 +202,15 @@ impl Store {
             Some(v) if v == SCHEMA_VERSION => Ok(()),
             // A new store: every tree of this schema, then the version.
             None => {
-                self.create_trees(&CaseTree::ALL)?;
+                self.create_trees(&CaseTree::RAW)?;
+                for p in Phys::ALL {
+                    self.db.open_tree(p.name())?;
+                }
+                // A new store has no case to give an outstanding marker to: every case it will
+                // hold gets one as it is written (see `crate::cases`).
+                self.db
+                    .open_tree(CaseTree::Seq.name())?
+                    .insert(b"outstanding_indexed", b"1")?;
                 meta.insert(b"schema_version", &SCHEMA_VERSION.to_be_bytes())?;
                 self.db.flush()?;
                 Ok(())
@@ -202,15 +220,20 @@ impl Store {
             Some(mut v) => {
                 let from = v;
                 while v < SCHEMA_VERSION {
-                    // The step from v to v + 1 (1 → 2 adds the case trees, 2 → 3 the outbox's).
+                    // The step from v to v + 1 (1 → 2 adds the case trees, 2 → 3 the outbox's,
+                    // 3 → 4 packs the case trees).
                     match v {
                         1 => self.create_trees(&CaseTree::V2)?,
                         2 => self.create_trees(&CaseTree::V3)?,
+                        3 => self.pack_case_trees()?,
                         _ => {}
                     }
                     v += 1;
                     meta.insert(b"schema_version", &v.to_be_bytes())?;
                     self.db.flush()?;
+                    if v == 4 {
+                        self.drop_unpacked_trees()?;
+                    }
                 }
                 tracing::info!(
                     store = %self.path.display(),
@@ -228,6 +251,91 @@ impl Store {
         for tree in trees {
             self.db.open_tree(tree.name())?;
         }
+        Ok(())
+    }
+
+    /// Schema 3 → 4: copies the case trees kept one entry per key (cases, tickets,
+    /// break_index, events, case_events) into the packed trees, then drops them. Cases take
+    /// their slots in ticket order (the order they were opened). The packed trees are rebuilt
+    /// from scratch, so an interrupted copy starts over; the old trees are dropped only after
+    /// the new version is recorded.
+    fn pack_case_trees(&self) -> Result<(), StoreError> {
+        for p in Phys::ALL {
+            self.db.drop_tree(p.name())?;
+            self.db.open_tree(p.name())?;
+        }
+        let load = DbLoad(self);
+        let mut o = Overlay::default();
+        let write = |o: &mut Overlay| -> Result<(), StoreError> {
+            let changes = o.changed().map_err(|c| StoreError::Engine(c.0))?;
+            for (tree, key, value) in changes {
+                let t = self.db.open_tree(tree.name())?;
+                match value {
+                    Some(v) => t.insert(key, v)?,
+                    None => t.remove(key)?,
+                };
+            }
+            o.settle_pages();
+            Ok(())
+        };
+        let old = |t: CaseTree| self.db.open_tree(t.name());
+        // Cases in ticket order, then any case without a ticket.
+        let mut ticketed: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for kv in old(CaseTree::Tickets)?.iter() {
+            let (ticket, id) = kv?;
+            ticketed.push((ticket.to_vec(), id.to_vec()));
+        }
+        ticketed.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
+        let cases = old(CaseTree::Cases)?;
+        let mut n = 0usize;
+        for (_, id) in &ticketed {
+            if let Some(bytes) = cases.get(id)? {
+                paged_store(o.insert(&load, Logical::Cases, id, bytes.to_vec()))?;
+                n += 1;
+                if n.is_multiple_of(MIGRATE_CHUNK) {
+                    write(&mut o)?;
+                }
+            }
+        }
+        for kv in cases.iter() {
+            let (id, bytes) = kv?;
+            if !paged_store(o.contains(&load, Logical::Cases, &id))? {
+                paged_store(o.insert(&load, Logical::Cases, &id, bytes.to_vec()))?;
+                n += 1;
+                if n.is_multiple_of(MIGRATE_CHUNK) {
+                    write(&mut o)?;
+                }
+            }
+        }
+        for tree in [
+            CaseTree::Tickets,
+            CaseTree::BreakIndex,
+            CaseTree::CaseEvents,
+            CaseTree::Events,
+        ] {
+            let Layout::Paged(logical) = tree.layout() else {
+                continue;
+            };
+            for kv in old(tree)?.iter() {
+                let (k, v) = kv?;
+                paged_store(o.insert(&load, logical, &k, v.to_vec()))?;
+                n += 1;
+                if n.is_multiple_of(MIGRATE_CHUNK) {
+                    write(&mut o)?;
+                }
+            }
+        }
+        write(&mut o)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// After schema 4 is recorded: the trees it replaced are dropped.
+    fn drop_unpacked_trees(&self) -> Result<(), StoreError> {
+        for t in CaseTree::PACKED {
+            self.db.drop_tree(t.name())?;
+        }
+        self.db.flush()?;
         Ok(())
     }
 
@@ -401,11 +509,16 @@ impl Store {
         Ok(())
     }
 
+    /// The sled trees a case transaction works on: the plain case trees, then the packed ones.
     fn case_trees(&self) -> Result<Vec<sled::Tree>, StoreError> {
-        CaseTree::ALL
+        let mut trees: Vec<sled::Tree> = CaseTree::RAW
             .iter()
             .map(|t| self.db.open_tree(t.name()).map_err(StoreError::from))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        for p in Phys::ALL {
+            trees.push(self.db.open_tree(p.name())?);
+        }
+        Ok(trees)
     }
 
     /// Runs `body` as one atomic transaction over the case workflow's trees (and the outbox's,
@@ -424,18 +537,22 @@ impl Store {
             let txn = CaseTxn {
                 trees: views,
                 counters: Default::default(),
+                paged: Default::default(),
             };
             let value = body(&txn).map_err(|err| match err {
-                TxError::Abort(e) => ConflictableTransactionError::Abort(e),
-                TxError::Storage(TxStorage(u)) => u.into(),
+                TxError::Abort(e) => ConflictableTransactionError::Abort(Stop::Caller(e)),
+                TxError::Storage(s) => s.into_conflictable(),
             })?;
-            txn.write_counters()
-                .map_err(|TxStorage(u)| ConflictableTransactionError::from(u))?;
+            txn.write_counters().map_err(TxStorage::into_conflictable)?;
+            txn.write_paged().map_err(TxStorage::into_conflictable)?;
             Ok(value)
         });
         let value = match outcome {
             Ok(v) => v,
-            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Abort(Stop::Caller(e))) => return Err(e),
+            Err(TransactionError::Abort(Stop::Corrupt(m))) => {
+                return Err(StoreError::Engine(m).into());
+            }
             Err(TransactionError::Storage(e)) => return Err(self.engine(e).into()),
         };
         self.db.flush().map_err(|e| self.engine(e))?;
@@ -448,31 +565,169 @@ impl Store {
         tree: CaseTree,
         key: &[u8],
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let t = self.db.open_tree(tree.name())?;
-        Ok(t.get(key)?.map(|v| v.to_vec()))
+        self.case_reader().get(tree, key)
+    }
+
+    /// A reader of the case trees that keeps what it decoded: for many lookups in a row (each
+    /// sees the store as it was when it was first read).
+    pub(crate) fn case_reader(&self) -> CaseReader<'_> {
+        CaseReader {
+            store: self,
+            seen: Default::default(),
+        }
     }
 
     /// Overwrites the stored bytes of one case, as a damaged disk or an older program might have
     /// left them: for tests of how readers cope with an unreadable case. Nothing else calls it.
     #[doc(hidden)]
     pub fn overwrite_case_bytes(&self, case_id: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        let t = self.db.open_tree(CaseTree::Cases.name())?;
-        t.insert(case_id.as_bytes(), bytes)?;
-        self.db.flush()?;
-        Ok(())
+        self.case_transaction(|txn| {
+            txn.insert(CaseTree::Cases, case_id.as_bytes(), bytes)?;
+            Ok::<(), TxError<StoreError>>(())
+        })
     }
 
-    /// The entries of a case tree whose key starts with `prefix`, in key order.
+    /// The entries of a case tree whose key starts with `prefix`, in key order (the cases: in
+    /// the order they were first written).
     pub(crate) fn case_scan(
         &self,
         tree: CaseTree,
         prefix: &[u8],
-    ) -> Result<impl Iterator<Item = Result<Entry, StoreError>> + use<>, StoreError> {
-        let t = self.db.open_tree(tree.name())?;
-        Ok(t.scan_prefix(prefix).map(|kv| {
-            kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .map_err(StoreError::from)
-        }))
+    ) -> Result<Box<dyn Iterator<Item = Result<Entry, StoreError>>>, StoreError> {
+        let logical = match tree.layout() {
+            Layout::Raw => {
+                let t = self.db.open_tree(tree.name())?;
+                return Ok(Box::new(t.scan_prefix(prefix).map(|kv| {
+                    kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                        .map_err(StoreError::from)
+                })));
+            }
+            Layout::Paged(l) => l,
+        };
+        match logical {
+            Logical::Cases | Logical::Events => {
+                let phys = if logical == Logical::Cases {
+                    Phys::Pages
+                } else {
+                    Phys::Events
+                };
+                let prefix = prefix.to_vec();
+                let t = self.db.open_tree(phys.name())?;
+                Ok(Box::new(t.iter().flat_map(move |kv| {
+                    let page = kv.map_err(StoreError::from).and_then(|(_, v)| {
+                        paged::Page::decode(&v).map_err(|c| StoreError::Engine(c.0))
+                    });
+                    let entries: Vec<Result<Entry, StoreError>> = match page {
+                        Err(e) => vec![Err(e)],
+                        Ok(page) => page
+                            .entries
+                            .into_iter()
+                            .map(|(n, (id, body))| {
+                                let key = if phys == Phys::Events {
+                                    n.to_be_bytes().to_vec()
+                                } else {
+                                    id
+                                };
+                                (key, body)
+                            })
+                            .filter(|(k, _)| k.starts_with(&prefix))
+                            .map(|(k, body)| match body {
+                                paged::Body::Stored(b) => Ok((k, b)),
+                                other => other
+                                    .bytes()
+                                    .map(|b| (k, b.into_owned()))
+                                    .map_err(|c| StoreError::Engine(c.0)),
+                            })
+                            .collect(),
+                    };
+                    entries
+                })))
+            }
+            Logical::Index(tag) => {
+                let mut reader = self.case_reader();
+                let found = reader.scan_index(tag, prefix)?;
+                Ok(Box::new(found.into_iter().map(Ok)))
+            }
+        }
+    }
+}
+
+/// Reads the packed trees from the database itself.
+struct DbLoad<'a>(&'a Store);
+
+impl Load for DbLoad<'_> {
+    type Err = StoreError;
+    fn load(&self, tree: Phys, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.0.db.open_tree(tree.name())?;
+        Ok(t.get(key)?.map(|v| v.to_vec()))
+    }
+}
+
+fn paged_store<T>(r: Result<T, PagedError<StoreError>>) -> Result<T, StoreError> {
+    r.map_err(|e| match e {
+        PagedError::Load(e) => e,
+        PagedError::Corrupt(m) => StoreError::Engine(m),
+    })
+}
+
+/// Stored values decoded once and read many times outside a transaction
+/// ([`Store::case_reader`]).
+pub(crate) struct CaseReader<'s> {
+    store: &'s Store,
+    seen: std::cell::RefCell<Overlay>,
+}
+
+impl CaseReader<'_> {
+    /// One value of a case tree.
+    pub(crate) fn get(&self, tree: CaseTree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match tree.layout() {
+            Layout::Raw => {
+                let t = self.store.db.open_tree(tree.name())?;
+                Ok(t.get(key)?.map(|v| v.to_vec()))
+            }
+            Layout::Paged(l) => {
+                paged_store(self.seen.borrow_mut().get(&DbLoad(self.store), l, key))
+            }
+        }
+    }
+
+    /// Whether a case tree holds `key` (a case: without reading it).
+    pub(crate) fn contains(&self, tree: CaseTree, key: &[u8]) -> Result<bool, StoreError> {
+        match tree.layout() {
+            Layout::Raw => Ok(self.get(tree, key)?.is_some()),
+            Layout::Paged(l) => {
+                paged_store(self.seen.borrow_mut().contains(&DbLoad(self.store), l, key))
+            }
+        }
+    }
+
+    /// The entries of a case tree whose key starts with `prefix`, in key order.
+    pub(crate) fn scan(&mut self, tree: CaseTree, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
+        match tree.layout() {
+            Layout::Paged(Logical::Index(tag)) => self.scan_index(tag, prefix),
+            _ => self.store.case_scan(tree, prefix)?.collect(),
+        }
+    }
+
+    /// An index tree's entries under `prefix`: one bucket when the prefix chooses it, every
+    /// bucket otherwise.
+    fn scan_index(&mut self, tag: IndexTag, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
+        let load = DbLoad(self.store);
+        if let Some(found) = paged_store(self.seen.get_mut().scan_bucket(&load, tag, prefix))? {
+            return Ok(found);
+        }
+        let t = self.store.db.open_tree(Phys::Index.name())?;
+        let mut out = Vec::new();
+        for kv in t.iter() {
+            let (k, v) = kv?;
+            if paged::bucket_number(&k).is_none() {
+                continue;
+            }
+            let bucket = paged::Bucket::decode(v.to_vec()).map_err(|c| StoreError::Engine(c.0))?;
+            out.extend(paged::scan_in(&bucket, tag, prefix));
+        }
+        out.sort();
+        Ok(out)
     }
 }
 
@@ -561,6 +816,8 @@ pub(crate) enum CaseTree {
 }
 
 impl CaseTree {
+    /// Every case tree (the packed ones as schema 3 kept them).
+    #[cfg(test)]
     const ALL: [CaseTree; 10] = [
         CaseTree::Cases,
         CaseTree::Tickets,
@@ -607,8 +864,62 @@ impl CaseTree {
         }
     }
 
-    fn index(self) -> usize {
-        self as usize
+    /// The trees kept one entry per key (the others are packed).
+    const RAW: [CaseTree; 5] = [
+        CaseTree::Feedback,
+        CaseTree::Seq,
+        CaseTree::Outbox,
+        CaseTree::OutboxPending,
+        CaseTree::JiraKeys,
+    ];
+
+    /// The trees schema 4 packs (and drops once they are copied).
+    const PACKED: [CaseTree; 5] = [
+        CaseTree::Cases,
+        CaseTree::Tickets,
+        CaseTree::BreakIndex,
+        CaseTree::Events,
+        CaseTree::CaseEvents,
+    ];
+
+    fn layout(self) -> Layout {
+        match self {
+            CaseTree::Cases => Layout::Paged(Logical::Cases),
+            CaseTree::Events => Layout::Paged(Logical::Events),
+            CaseTree::Tickets => Layout::Paged(Logical::Index(IndexTag::Tickets)),
+            CaseTree::BreakIndex => Layout::Paged(Logical::Index(IndexTag::BreakIndex)),
+            CaseTree::CaseEvents => Layout::Paged(Logical::Index(IndexTag::CaseEvents)),
+            CaseTree::Feedback
+            | CaseTree::Seq
+            | CaseTree::Outbox
+            | CaseTree::OutboxPending
+            | CaseTree::JiraKeys => Layout::Raw,
+        }
+    }
+
+    /// The position of a plain tree among a transaction's trees.
+    fn raw_index(self) -> Option<usize> {
+        CaseTree::RAW.iter().position(|t| *t == self)
+    }
+}
+
+/// How a case tree is stored.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// A sled tree of its own, one entry per key.
+    Raw,
+    /// Packed ([`paged`]).
+    Paged(Logical),
+}
+
+/// Reads the packed trees through a transaction's views.
+struct TxLoad<'a>(&'a [TransactionalTree]);
+
+impl Load for TxLoad<'_> {
+    type Err = UnabortableTransactionError;
+    fn load(&self, tree: Phys, key: &[u8]) -> Result<Option<Vec<u8>>, Self::Err> {
+        let at = CaseTree::RAW.len() + Phys::ALL.iter().position(|p| *p == tree).unwrap_or(0);
+        Ok(self.0[at].get(key)?.map(|v| v.to_vec()))
     }
 }
 
@@ -619,23 +930,90 @@ pub(crate) struct CaseTxn<'a> {
     /// The counters (values of the `seq` tree) this transaction advanced: each is read once
     /// and written once, when the transaction's body is done, however often it is advanced.
     counters: std::cell::RefCell<Vec<(Vec<u8>, u64)>>,
+    /// The packed values this transaction read, decoded, with its changes: written once, when
+    /// the body is done.
+    paged: std::cell::RefCell<Overlay>,
 }
 
 impl CaseTxn<'_> {
+    fn raw(&self, tree: CaseTree) -> &TransactionalTree {
+        &self.trees[tree.raw_index().unwrap_or(0)]
+    }
+
     /// One value.
     pub(crate) fn get(&self, tree: CaseTree, key: &[u8]) -> Result<Option<Vec<u8>>, TxStorage> {
-        Ok(self.trees[tree.index()].get(key)?.map(|v| v.to_vec()))
+        match tree.layout() {
+            Layout::Raw => Ok(self.raw(tree).get(key)?.map(|v| v.to_vec())),
+            Layout::Paged(l) => tx_paged(self.paged.borrow_mut().get(&TxLoad(self.trees), l, key)),
+        }
     }
 
     /// Writes one value.
     pub(crate) fn insert(&self, tree: CaseTree, key: &[u8], value: &[u8]) -> Result<(), TxStorage> {
-        self.trees[tree.index()].insert(key, value)?;
-        Ok(())
+        match tree.layout() {
+            Layout::Raw => {
+                self.raw(tree).insert(key, value)?;
+                Ok(())
+            }
+            Layout::Paged(l) => tx_paged(self.paged.borrow_mut().insert(
+                &TxLoad(self.trees),
+                l,
+                key,
+                value.to_vec(),
+            )),
+        }
+    }
+
+    /// Writes one value of the cases or events, encoded by `encode` when the transaction's
+    /// changes are written (in parallel with the others) rather than now.
+    pub(crate) fn insert_later(
+        &self,
+        tree: CaseTree,
+        key: &[u8],
+        encode: paged::Later,
+    ) -> Result<(), TxStorage> {
+        match tree.layout() {
+            Layout::Paged(l) => tx_paged(self.paged.borrow_mut().insert_body(
+                &TxLoad(self.trees),
+                l,
+                key,
+                paged::Body::Later(encode),
+            )),
+            Layout::Raw => {
+                let value = encode().map_err(TxStorage::Corrupt)?;
+                self.insert(tree, key, &value)
+            }
+        }
     }
 
     /// Removes one value (absent is fine).
     pub(crate) fn remove(&self, tree: CaseTree, key: &[u8]) -> Result<(), TxStorage> {
-        self.trees[tree.index()].remove(key)?;
+        match tree.layout() {
+            Layout::Raw => {
+                self.raw(tree).remove(key)?;
+                Ok(())
+            }
+            Layout::Paged(l) => {
+                tx_paged(self.paged.borrow_mut().remove(&TxLoad(self.trees), l, key))
+            }
+        }
+    }
+
+    /// Writes back the packed values the transaction changed.
+    fn write_paged(&self) -> Result<(), TxStorage> {
+        let changes = self
+            .paged
+            .borrow()
+            .changed()
+            .map_err(|c| TxStorage::Corrupt(c.0))?;
+        let base = CaseTree::RAW.len();
+        for (tree, key, value) in changes {
+            let at = base + Phys::ALL.iter().position(|p| *p == tree).unwrap_or(0);
+            match value {
+                Some(v) => self.trees[at].insert(key, v)?,
+                None => self.trees[at].remove(key)?,
+            };
+        }
         Ok(())
     }
 
@@ -667,14 +1045,41 @@ impl CaseTxn<'_> {
     }
 }
 
-/// A storage failure or conflict inside a transaction; the store handles it (a conflict runs the
-/// transaction again).
-pub(crate) struct TxStorage(UnabortableTransactionError);
+/// A storage failure or conflict inside a transaction, or a stored value that cannot be read;
+/// the store handles it (a conflict runs the transaction again).
+pub(crate) enum TxStorage {
+    Engine(UnabortableTransactionError),
+    Corrupt(String),
+}
 
 impl From<UnabortableTransactionError> for TxStorage {
     fn from(e: UnabortableTransactionError) -> Self {
-        TxStorage(e)
+        TxStorage::Engine(e)
     }
+}
+
+impl TxStorage {
+    fn into_conflictable<E>(self) -> ConflictableTransactionError<Stop<E>> {
+        match self {
+            TxStorage::Engine(u) => u.into(),
+            TxStorage::Corrupt(m) => ConflictableTransactionError::Abort(Stop::Corrupt(m)),
+        }
+    }
+}
+
+/// Why a case transaction stopped without writing.
+enum Stop<E> {
+    /// The body's reason.
+    Caller(E),
+    /// A stored value could not be read or written.
+    Corrupt(String),
+}
+
+fn tx_paged<T>(r: Result<T, PagedError<UnabortableTransactionError>>) -> Result<T, TxStorage> {
+    r.map_err(|e| match e {
+        PagedError::Load(u) => TxStorage::Engine(u),
+        PagedError::Corrupt(m) => TxStorage::Corrupt(m),
+    })
 }
 
 /// How the body of a case transaction stops early: its own reason to write nothing, or a
@@ -785,9 +1190,19 @@ mod tests {
                 .iter()
                 .map(|n| String::from_utf8_lossy(n).to_string())
                 .collect();
-        for tree in CaseTree::ALL {
+        for tree in CaseTree::RAW {
             assert!(
                 names.iter().any(|n| n == tree.name()),
+                "{tree:?} in {names:?}"
+            );
+        }
+        for p in Phys::ALL {
+            assert!(names.iter().any(|n| n == p.name()), "{p:?} in {names:?}");
+        }
+        // The trees schema 4 packs are gone once they are copied.
+        for tree in CaseTree::PACKED {
+            assert!(
+                !names.iter().any(|n| n == tree.name()),
                 "{tree:?} in {names:?}"
             );
         }
@@ -831,7 +1246,7 @@ mod tests {
             assert!(!names.iter().any(|n| n == "outbox"), "{names:?}");
         }
         let s = Store::open(dir.path()).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 3);
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(s.get_model("gl_ihub").unwrap().unwrap(), b"bundle");
         assert_eq!(s.case_get(CaseTree::Cases, b"C-1").unwrap().unwrap(), b"{}");
         assert_eq!(
@@ -849,6 +1264,7 @@ mod tests {
                 "{tree:?} in {names:?}"
             );
         }
+        assert!(!names.iter().any(|n| n == "cases"), "{names:?}");
         // The new trees take part in case transactions at once.
         let r: Result<(), StoreError> = s.case_transaction(|txn| {
             txn.insert(CaseTree::Outbox, b"o", b"1")?;
@@ -858,7 +1274,7 @@ mod tests {
         r.unwrap();
         drop(s);
         let s = Store::open(dir.path()).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 3);
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(s.case_get(CaseTree::Outbox, b"o").unwrap().unwrap(), b"1");
         assert_eq!(
             s.case_get(CaseTree::JiraKeys, b"k").unwrap().unwrap(),
@@ -873,7 +1289,7 @@ mod tests {
             let s = Store::open(dir.path()).unwrap();
             let r: Result<(), StoreError> = s.case_transaction(|txn| {
                 txn.insert(CaseTree::Cases, b"a", b"1")?;
-                txn.insert(CaseTree::Events, b"b", b"2")?;
+                txn.insert(CaseTree::Events, &7u64.to_be_bytes(), b"2")?;
                 Ok(())
             });
             r.unwrap();
@@ -885,7 +1301,12 @@ mod tests {
         }
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.case_get(CaseTree::Cases, b"a").unwrap().unwrap(), b"1");
-        assert_eq!(s.case_get(CaseTree::Events, b"b").unwrap().unwrap(), b"2");
+        assert_eq!(
+            s.case_get(CaseTree::Events, &7u64.to_be_bytes())
+                .unwrap()
+                .unwrap(),
+            b"2"
+        );
         assert_eq!(s.case_get(CaseTree::Cases, b"c").unwrap(), None);
         let all: Vec<Entry> = s
             .case_scan(CaseTree::Cases, b"")
@@ -893,6 +1314,179 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(all, vec![(b"a".to_vec(), b"1".to_vec())]);
+    }
+
+    #[test]
+    fn a_version_3_store_is_packed_and_reads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = b"gl\0A|1\0~open~C-b".to_vec();
+        let old: Vec<(CaseTree, Vec<u8>, Vec<u8>)> = vec![
+            (CaseTree::Cases, b"C-a".to_vec(), b"{\"n\":1}".to_vec()),
+            (CaseTree::Cases, b"C-b".to_vec(), b"{\"n\":2}".to_vec()),
+            (CaseTree::Cases, b"C-orphan".to_vec(), b"{}".to_vec()),
+            (
+                CaseTree::Tickets,
+                b"BRK-20240102-000002".to_vec(),
+                b"C-a".to_vec(),
+            ),
+            (
+                CaseTree::Tickets,
+                b"BRK-20240101-000001".to_vec(),
+                b"C-b".to_vec(),
+            ),
+            (
+                CaseTree::BreakIndex,
+                b"gl\0A|1\x002024-01-01".to_vec(),
+                b"C-b".to_vec(),
+            ),
+            (
+                CaseTree::BreakIndex,
+                b"gl\0A|2\x002024-01-02".to_vec(),
+                b"C-a".to_vec(),
+            ),
+            (CaseTree::BreakIndex, marker.clone(), b"C-b".to_vec()),
+            (
+                CaseTree::Events,
+                1u64.to_be_bytes().to_vec(),
+                b"{\"e\":1}".to_vec(),
+            ),
+            (
+                CaseTree::Events,
+                2u64.to_be_bytes().to_vec(),
+                b"{\"e\":2}".to_vec(),
+            ),
+            (
+                CaseTree::CaseEvents,
+                [&b"C-b\0"[..], &1u64.to_be_bytes()].concat(),
+                Vec::new(),
+            ),
+            (
+                CaseTree::CaseEvents,
+                [&b"C-a\0"[..], &2u64.to_be_bytes()].concat(),
+                Vec::new(),
+            ),
+            (
+                CaseTree::Feedback,
+                b"C-a".to_vec(),
+                b"{\"label\":true}".to_vec(),
+            ),
+            (
+                CaseTree::Seq,
+                b"ticket".to_vec(),
+                2u64.to_be_bytes().to_vec(),
+            ),
+        ];
+        {
+            // What version 3 wrote: one sled entry per key in every case tree.
+            let db = sled::Config::new()
+                .path(dir.path().join("store"))
+                .open()
+                .unwrap();
+            db.open_tree(META)
+                .unwrap()
+                .insert(b"schema_version", &3u32.to_be_bytes())
+                .unwrap();
+            for tree in CaseTree::ALL {
+                db.open_tree(tree.name()).unwrap();
+            }
+            for (tree, k, v) in &old {
+                db.open_tree(tree.name())
+                    .unwrap()
+                    .insert(k.as_slice(), v.as_slice())
+                    .unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        for (tree, k, v) in &old {
+            assert_eq!(
+                s.case_get(*tree, k).unwrap().as_ref(),
+                Some(v),
+                "{tree:?} {}",
+                String::from_utf8_lossy(k)
+            );
+        }
+        // Cases in ticket order (the order they were opened), then the one without a ticket.
+        let ids: Vec<Vec<u8>> = s
+            .case_scan(CaseTree::Cases, b"")
+            .unwrap()
+            .map(|kv| kv.unwrap().0)
+            .collect();
+        assert_eq!(
+            ids,
+            vec![b"C-b".to_vec(), b"C-a".to_vec(), b"C-orphan".to_vec()]
+        );
+        // Scans by account and across the profile find the same entries as before.
+        let account: Vec<Vec<u8>> = s
+            .case_scan(CaseTree::BreakIndex, b"gl\0A|1\0")
+            .unwrap()
+            .map(|kv| kv.unwrap().0)
+            .collect();
+        assert_eq!(
+            account,
+            vec![b"gl\0A|1\x002024-01-01".to_vec(), marker.clone()]
+        );
+        let profile: Vec<Vec<u8>> = s
+            .case_scan(CaseTree::BreakIndex, b"gl\0")
+            .unwrap()
+            .map(|kv| kv.unwrap().0)
+            .collect();
+        assert_eq!(profile.len(), 3);
+        let events: Vec<Vec<u8>> = s
+            .case_scan(CaseTree::Events, b"")
+            .unwrap()
+            .map(|kv| kv.unwrap().1)
+            .collect();
+        assert_eq!(events, vec![b"{\"e\":1}".to_vec(), b"{\"e\":2}".to_vec()]);
+        let names: Vec<String> =
+            s.db.tree_names()
+                .iter()
+                .map(|n| String::from_utf8_lossy(n).to_string())
+                .collect();
+        for tree in CaseTree::PACKED {
+            assert!(
+                !names.iter().any(|n| n == tree.name()),
+                "{tree:?} in {names:?}"
+            );
+        }
+        // A new case after the migration takes the next slot.
+        let r: Result<(), StoreError> = s.case_transaction(|txn| {
+            txn.insert(CaseTree::Cases, b"C-new", b"{}")?;
+            Ok(())
+        });
+        r.unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        let ids: Vec<Vec<u8>> = s
+            .case_scan(CaseTree::Cases, b"")
+            .unwrap()
+            .map(|kv| kv.unwrap().0)
+            .collect();
+        assert_eq!(ids.last().unwrap(), b"C-new");
+        assert_eq!(ids.len(), 4);
+    }
+
+    #[test]
+    fn a_damaged_page_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let r: Result<(), StoreError> = s.case_transaction(|txn| {
+            txn.insert(CaseTree::Cases, b"C-1", b"{}")?;
+            Ok(())
+        });
+        r.unwrap();
+        let pages = s.db.open_tree(Phys::Pages.name()).unwrap();
+        let (k, v) = pages.iter().next().unwrap().unwrap();
+        pages.insert(k, &v[..v.len() / 2]).unwrap();
+        let e = s.case_get(CaseTree::Cases, b"C-1").unwrap_err().to_string();
+        assert!(e.contains("page"), "{e}");
+        let r: Result<(), StoreError> = s.case_transaction(|txn| {
+            txn.insert(CaseTree::Cases, b"C-1", b"{\"n\":1}")?;
+            Ok(())
+        });
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("page"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,1039 @@
+//! The packed layout of the case trees (schema 4).
+//!
+//! sled spends about 10 µs on every value it writes, whatever its size, so a store that keeps
+//! each case, ticket, index entry and event under its own key cannot record 100,000 cases in
+//! under a second. Here the case workflow's trees are logical: their entries are packed many to
+//! a stored value, and a transaction reads each stored value once, changes it in memory and
+//! writes it once.
+//!
+//! - **Cases** (`case_pages`): each case has a slot, handed out in the order the cases are first
+//!   written; a page holds the cases of 128 consecutive slots (ids and JSON bodies), its bodies
+//!   compressed together (zstd). A run's new cases fill new pages; a case written again rewrites
+//!   the page it is on.
+//! - **Events** (`event_pages`): 256 consecutive event numbers a page, compressed the same way.
+//! - **Index entries** (`case_index`): the case id → slot map, tickets, the break index and the
+//!   events of each case, in 1,024 buckets by a hash of the part of the key a lookup always
+//!   knows (the whole ticket or case id; the profile and account of a break; the case of an
+//!   event), so that a lookup or a prefix scan reads one bucket.
+//!
+//! Nothing here knows what a case is: keys and values stay the business of `crate::cases`.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Slots of one case page.
+pub(crate) const CASES_PER_PAGE: u64 = 128;
+/// Event numbers of one event page.
+pub(crate) const EVENTS_PER_PAGE: u64 = 256;
+/// Buckets of the index.
+pub(crate) const BUCKETS: u64 = 1024;
+/// zstd's fastest regular level: the pages are JSON, which it shrinks about fivefold.
+const ZSTD_LEVEL: i32 = 1;
+/// The key of the next free slot in the index tree (bucket keys are 8 bytes).
+const NEXT_SLOT: &[u8] = b"next_slot";
+/// The most record bytes one page may hold (a bound for damaged headers, far above 128 cases).
+const MAX_PAGE_BYTES: usize = 1 << 30;
+/// The version byte that starts every page.
+const PAGE_FORMAT: u8 = 1;
+
+/// The sled trees of the packed layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Phys {
+    Pages,
+    Index,
+    Events,
+}
+
+impl Phys {
+    pub(crate) const ALL: [Phys; 3] = [Phys::Pages, Phys::Index, Phys::Events];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Phys::Pages => "case_pages",
+            Phys::Index => "case_index",
+            Phys::Events => "event_pages",
+        }
+    }
+}
+
+/// Where a logical tree's entries are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Logical {
+    /// Case pages, by slot (case id → slot in the index).
+    Cases,
+    /// Event pages, by the big-endian event number that is the key.
+    Events,
+    /// Index buckets; the tag starts the entry's key inside its bucket.
+    Index(IndexTag),
+}
+
+/// The logical trees kept in the index buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IndexTag {
+    /// case id → slot (big-endian u64).
+    Slot = 1,
+    Tickets = 2,
+    BreakIndex = 3,
+    CaseEvents = 4,
+}
+
+impl IndexTag {
+    /// How many NUL-ended fields of a key choose its bucket (0: the whole key).
+    fn fields(self) -> usize {
+        match self {
+            IndexTag::Slot | IndexTag::Tickets => 0,
+            IndexTag::CaseEvents => 1,
+            IndexTag::BreakIndex => 2,
+        }
+    }
+
+    /// The part of `key` that chooses its bucket, if `key` (or a prefix) holds all of it.
+    fn hashed(self, key: &[u8], whole: bool) -> Option<&[u8]> {
+        let n = self.fields();
+        if n == 0 {
+            return whole.then_some(key);
+        }
+        let mut seen = 0;
+        for (i, b) in key.iter().enumerate() {
+            if *b == 0 {
+                seen += 1;
+                if seen == n {
+                    return Some(&key[..=i]);
+                }
+            }
+        }
+        // A whole key with fewer fields than usual is hashed whole.
+        whole.then_some(key)
+    }
+
+    /// The bucket of an entry's key.
+    fn bucket(self, key: &[u8]) -> u64 {
+        bucket_of(self, self.hashed(key, true).unwrap_or(key))
+    }
+
+    /// The one bucket every key starting with `prefix` is in, if there is one.
+    fn bucket_of_prefix(self, prefix: &[u8]) -> Option<u64> {
+        self.hashed(prefix, false).map(|h| bucket_of(self, h))
+    }
+}
+
+fn bucket_of(tag: IndexTag, hashed: &[u8]) -> u64 {
+    // FNV-1a, 64 bits.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ tag as u64;
+    for b in hashed {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h % BUCKETS
+}
+
+/// A stored value that cannot be read.
+#[derive(Debug)]
+pub(crate) struct Corrupt(pub(crate) String);
+
+/// A failure reading the stored values: the engine's, or a value that cannot be decoded.
+pub(crate) enum PagedError<E> {
+    Load(E),
+    Corrupt(String),
+}
+
+impl<E> From<Corrupt> for PagedError<E> {
+    fn from(c: Corrupt) -> Self {
+        PagedError::Corrupt(c.0)
+    }
+}
+
+/// Reads one stored value of the packed layout.
+pub(crate) trait Load {
+    type Err;
+    fn load(&self, tree: Phys, key: &[u8]) -> Result<Option<Vec<u8>>, Self::Err>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stored values
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    what: &'static str,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(bytes: &'a [u8], what: &'static str) -> Self {
+        Cursor { bytes, at: 0, what }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Corrupt> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.bytes.len());
+        match end {
+            Some(end) => {
+                let s = &self.bytes[self.at..end];
+                self.at = end;
+                Ok(s)
+            }
+            None => Err(Corrupt(format!(
+                "{} ends early ({} bytes, {} more needed at byte {})",
+                self.what,
+                self.bytes.len(),
+                n,
+                self.at
+            ))),
+        }
+    }
+
+    fn u32(&mut self) -> Result<u32, Corrupt> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, Corrupt> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        &self.bytes[self.at..]
+    }
+}
+
+fn put_u32(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&(n as u32).to_le_bytes());
+}
+
+/// Entries of one index bucket, by key (tag first): the entries as stored, read in place
+/// (decoding a bucket allocates nothing per entry), and the changes made since.
+#[derive(Default, Debug, Clone)]
+pub(crate) struct Bucket {
+    raw: Vec<u8>,
+    /// Key offset, key length, value offset, value length of each stored entry, in key order.
+    base: Vec<[u32; 4]>,
+    /// Entries written (`Some`) or removed (`None`) since the bucket was read.
+    delta: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl PartialEq for Bucket {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries() == other.entries()
+    }
+}
+
+impl Bucket {
+    pub(crate) fn decode(raw: Vec<u8>) -> Result<Bucket, Corrupt> {
+        let mut c = Cursor::new(&raw, "an index bucket");
+        let n = c.u32()? as usize;
+        let mut base: Vec<[u32; 4]> = Vec::with_capacity(n.min(raw.len() / 8));
+        for _ in 0..n {
+            let kl = c.u32()? as usize;
+            let ko = c.at;
+            c.take(kl)?;
+            let vl = c.u32()? as usize;
+            let vo = c.at;
+            c.take(vl)?;
+            base.push([ko as u32, kl as u32, vo as u32, vl as u32]);
+        }
+        let bucket = Bucket {
+            raw,
+            base,
+            delta: BTreeMap::new(),
+        };
+        // Lookups search the stored keys by halves: they must be in order.
+        if bucket
+            .base
+            .windows(2)
+            .any(|w| bucket.key(&w[0]) >= bucket.key(&w[1]))
+        {
+            return Err(Corrupt("an index bucket's keys are out of order".into()));
+        }
+        Ok(bucket)
+    }
+
+    fn key(&self, e: &[u32; 4]) -> &[u8] {
+        &self.raw[e[0] as usize..(e[0] + e[1]) as usize]
+    }
+
+    fn value(&self, e: &[u32; 4]) -> &[u8] {
+        &self.raw[e[2] as usize..(e[2] + e[3]) as usize]
+    }
+
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        if let Some(v) = self.delta.get(key) {
+            return v.as_deref();
+        }
+        self.base
+            .binary_search_by(|e| self.key(e).cmp(key))
+            .ok()
+            .map(|i| self.value(&self.base[i]))
+    }
+
+    pub(crate) fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.delta.insert(key, Some(value));
+    }
+
+    /// Removes an entry; whether there was one.
+    pub(crate) fn remove(&mut self, key: &[u8]) -> bool {
+        let present = self.get(key).is_some();
+        if present {
+            self.delta.insert(key.to_vec(), None);
+        }
+        present
+    }
+
+    /// The entries whose key starts with `prefix`, in key order.
+    pub(crate) fn with_prefix(&self, prefix: &[u8]) -> Vec<(&[u8], &[u8])> {
+        let from = self.base.partition_point(|e| self.key(e) < prefix);
+        let stored = self.base[from..]
+            .iter()
+            .map(|e| (self.key(e), Some(self.value(e))))
+            .take_while(|(k, _)| k.starts_with(prefix));
+        let changed = self
+            .delta
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.as_slice(), v.as_deref()));
+        merge(stored, changed)
+    }
+
+    /// Every entry, in key order.
+    pub(crate) fn entries(&self) -> Vec<(&[u8], &[u8])> {
+        self.with_prefix(b"")
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let entries = self.entries();
+        let size: usize = entries.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+        let mut out = Vec::with_capacity(size + 4);
+        put_u32(&mut out, entries.len());
+        for (k, v) in entries {
+            put_u32(&mut out, k.len());
+            out.extend_from_slice(k);
+            put_u32(&mut out, v.len());
+            out.extend_from_slice(v);
+        }
+        out
+    }
+}
+
+/// Two sorted streams of entries, the second's entries (or removals, `None`) taking the place
+/// of the first's.
+fn merge<'a>(
+    stored: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    changed: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+) -> Vec<(&'a [u8], &'a [u8])> {
+    let mut out = Vec::new();
+    let mut a = stored.peekable();
+    let mut b = changed.peekable();
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (Some(x), Some(y)) => match x.0.cmp(y.0) {
+                std::cmp::Ordering::Less => a.next(),
+                std::cmp::Ordering::Greater => b.next(),
+                std::cmp::Ordering::Equal => {
+                    a.next();
+                    b.next()
+                }
+            },
+        };
+        if let Some((k, Some(v))) = next {
+            out.push((k, v));
+        }
+    }
+    out
+}
+
+/// A value that is encoded when its page is written (in parallel with the other pages), not
+/// when it is inserted.
+pub(crate) type Later = std::sync::Arc<dyn Fn() -> Result<Vec<u8>, String> + Send + Sync>;
+
+/// The value of a page entry: as stored, or still to be encoded.
+#[derive(Clone)]
+pub(crate) enum Body {
+    Stored(Vec<u8>),
+    Later(Later),
+}
+
+impl Body {
+    pub(crate) fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, Corrupt> {
+        match self {
+            Body::Stored(b) => Ok(std::borrow::Cow::Borrowed(b)),
+            Body::Later(f) => f()
+                .map(std::borrow::Cow::Owned)
+                .map_err(|e| Corrupt(format!("a value cannot be encoded: {e}"))),
+        }
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Stored(b) => write!(f, "Stored({} bytes)", b.len()),
+            Body::Later(_) => write!(f, "Later"),
+        }
+    }
+}
+
+impl PartialEq for Body {
+    fn eq(&self, other: &Self) -> bool {
+        match (self.bytes(), other.bytes()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// The entries of one case page (slot → case id and body) or event page (event number → empty
+/// id and body).
+#[derive(Default, Debug, Clone, PartialEq)]
+pub(crate) struct Page {
+    pub(crate) entries: BTreeMap<u64, (Vec<u8>, Body)>,
+}
+
+impl Page {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Page, Corrupt> {
+        let mut c = Cursor::new(bytes, "a page");
+        let format = c.take(1)?[0];
+        if format != PAGE_FORMAT {
+            return Err(Corrupt(format!("a page of unknown format {format}")));
+        }
+        let n = c.u32()? as usize;
+        let mut heads = Vec::with_capacity(n.min(4096));
+        let mut total = 0usize;
+        for _ in 0..n {
+            let slot = c.u64()?;
+            let il = c.u32()? as usize;
+            let id = c.take(il)?.to_vec();
+            let bl = c.u32()? as usize;
+            total = total.saturating_add(bl);
+            heads.push((slot, id, bl));
+        }
+        if total > MAX_PAGE_BYTES {
+            return Err(Corrupt(format!(
+                "a page claims {total} bytes of records (at most {MAX_PAGE_BYTES})"
+            )));
+        }
+        let bodies = with_zstd(|z| z.1.decompress(c.rest(), total))
+            .map_err(|e| Corrupt(format!("a page's records cannot be decompressed: {e}")))?;
+        if bodies.len() != total {
+            return Err(Corrupt(format!(
+                "a page's records hold {} bytes, its header says {total}",
+                bodies.len()
+            )));
+        }
+        let mut entries = BTreeMap::new();
+        let mut at = 0;
+        for (slot, id, bl) in heads {
+            entries.insert(slot, (id, Body::Stored(bodies[at..at + bl].to_vec())));
+            at += bl;
+        }
+        Ok(Page { entries })
+    }
+
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, Corrupt> {
+        let mut lens = Vec::with_capacity(self.entries.len());
+        let mut bodies = Vec::new();
+        for (_, body) in self.entries.values() {
+            let b = body.bytes()?;
+            lens.push(b.len());
+            bodies.extend_from_slice(&b);
+        }
+        let total = bodies.len();
+        if total > MAX_PAGE_BYTES {
+            return Err(Corrupt(format!(
+                "a page would hold {total} bytes of records (at most {MAX_PAGE_BYTES})"
+            )));
+        }
+        let packed = with_zstd(|z| z.0.compress(&bodies))
+            .map_err(|e| Corrupt(format!("a page cannot be compressed: {e}")))?;
+        let mut out = Vec::with_capacity(packed.len() + 5 + self.entries.len() * 32);
+        out.push(PAGE_FORMAT);
+        put_u32(&mut out, self.entries.len());
+        for ((slot, (id, _)), len) in self.entries.iter().zip(lens) {
+            out.extend_from_slice(&slot.to_le_bytes());
+            put_u32(&mut out, id.len());
+            out.extend_from_slice(id);
+            put_u32(&mut out, len);
+        }
+        out.extend_from_slice(&packed);
+        Ok(out)
+    }
+}
+
+type Zstd = (
+    zstd::bulk::Compressor<'static>,
+    zstd::bulk::Decompressor<'static>,
+);
+
+thread_local! {
+    /// zstd's contexts, one pair per thread: a context takes about a megabyte to set up.
+    static ZSTD: std::cell::RefCell<Option<Zstd>> = const { std::cell::RefCell::new(None) };
+}
+
+fn with_zstd<T>(f: impl FnOnce(&mut Zstd) -> std::io::Result<T>) -> std::io::Result<T> {
+    ZSTD.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some((
+                zstd::bulk::Compressor::new(ZSTD_LEVEL)?,
+                zstd::bulk::Decompressor::new()?,
+            ));
+        }
+        match slot.as_mut() {
+            Some(z) => f(z),
+            None => Err(std::io::Error::other("no zstd context")),
+        }
+    })
+}
+
+fn page_key(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+fn event_number(key: &[u8]) -> Result<u64, Corrupt> {
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| Corrupt(format!("an event key of {} bytes, not 8", key.len())))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The working set of one transaction (or of one reader)
+
+/// The stored values a transaction (or a reader) has read, decoded, with its changes; written
+/// back by [`Overlay::changed`].
+#[derive(Default)]
+pub(crate) struct Overlay {
+    buckets: HashMap<u64, (Bucket, bool)>,
+    pages: HashMap<u64, (Page, bool)>,
+    events: HashMap<u64, (Page, bool)>,
+    /// The next free slot, once read (and whether it moved).
+    next_slot: Option<(u64, bool)>,
+}
+
+impl Overlay {
+    fn bucket<L: Load>(
+        &mut self,
+        l: &L,
+        b: u64,
+    ) -> Result<&mut (Bucket, bool), PagedError<L::Err>> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.buckets.entry(b) {
+            let bucket = match l
+                .load(Phys::Index, &page_key(b))
+                .map_err(PagedError::Load)?
+            {
+                Some(bytes) => Bucket::decode(bytes)?,
+                None => Bucket::default(),
+            };
+            slot.insert((bucket, false));
+        }
+        Ok(self.buckets.get_mut(&b).expect("just inserted"))
+    }
+
+    fn page<L: Load>(
+        &mut self,
+        l: &L,
+        tree: Phys,
+        n: u64,
+    ) -> Result<&mut (Page, bool), PagedError<L::Err>> {
+        let pages = if tree == Phys::Events {
+            &mut self.events
+        } else {
+            &mut self.pages
+        };
+        if let std::collections::hash_map::Entry::Vacant(slot) = pages.entry(n) {
+            let page = match l.load(tree, &page_key(n)).map_err(PagedError::Load)? {
+                Some(bytes) => Page::decode(&bytes)?,
+                None => Page::default(),
+            };
+            slot.insert((page, false));
+        }
+        Ok(pages.get_mut(&n).expect("just inserted"))
+    }
+
+    fn slot<L: Load>(&mut self, l: &L, id: &[u8]) -> Result<Option<u64>, PagedError<L::Err>> {
+        let key = tagged(IndexTag::Slot, id);
+        let (bucket, _) = self.bucket(l, IndexTag::Slot.bucket(id))?;
+        match bucket.get(&key) {
+            None => Ok(None),
+            Some(v) => <[u8; 8]>::try_from(v)
+                .map(|b| Some(u64::from_be_bytes(b)))
+                .map_err(|_| PagedError::Corrupt(format!("the slot of case {}", lossy(id)))),
+        }
+    }
+
+    fn new_slot<L: Load>(&mut self, l: &L) -> Result<u64, PagedError<L::Err>> {
+        let next = match self.next_slot {
+            Some((n, _)) => n,
+            None => match l.load(Phys::Index, NEXT_SLOT).map_err(PagedError::Load)? {
+                None => 1,
+                Some(v) => <[u8; 8]>::try_from(v.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| PagedError::Corrupt("the next case slot".into()))?,
+            },
+        };
+        self.next_slot = Some((next + 1, true));
+        Ok(next)
+    }
+
+    /// Whether the logical tree holds `key` (for cases, without reading the case's page).
+    pub(crate) fn contains<L: Load>(
+        &mut self,
+        l: &L,
+        tree: Logical,
+        key: &[u8],
+    ) -> Result<bool, PagedError<L::Err>> {
+        match tree {
+            Logical::Cases => Ok(self.slot(l, key)?.is_some()),
+            _ => Ok(self.get(l, tree, key)?.is_some()),
+        }
+    }
+
+    /// One value of a logical tree.
+    pub(crate) fn get<L: Load>(
+        &mut self,
+        l: &L,
+        tree: Logical,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, PagedError<L::Err>> {
+        match tree {
+            Logical::Index(tag) => {
+                let (bucket, _) = self.bucket(l, tag.bucket(key))?;
+                Ok(bucket.get(&tagged(tag, key)).map(<[u8]>::to_vec))
+            }
+            Logical::Events => {
+                let n = event_number(key)?;
+                let (page, _) = self.page(l, Phys::Events, n / EVENTS_PER_PAGE)?;
+                match page.entries.get(&n) {
+                    None => Ok(None),
+                    Some((_, b)) => Ok(Some(b.bytes()?.into_owned())),
+                }
+            }
+            Logical::Cases => {
+                let Some(slot) = self.slot(l, key)? else {
+                    return Ok(None);
+                };
+                let (page, _) = self.page(l, Phys::Pages, slot / CASES_PER_PAGE)?;
+                match page.entries.get(&slot) {
+                    Some((id, body)) if id == key => Ok(Some(body.bytes()?.into_owned())),
+                    _ => Err(PagedError::Corrupt(format!(
+                        "case {} is indexed at slot {slot}, which does not hold it",
+                        lossy(key)
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Writes one value of a logical tree.
+    pub(crate) fn insert<L: Load>(
+        &mut self,
+        l: &L,
+        tree: Logical,
+        key: &[u8],
+        value: Vec<u8>,
+    ) -> Result<(), PagedError<L::Err>> {
+        self.insert_body(l, tree, key, Body::Stored(value))
+    }
+
+    /// [`Overlay::insert`] of a value encoded when its page is written (index entries are
+    /// encoded at once).
+    pub(crate) fn insert_body<L: Load>(
+        &mut self,
+        l: &L,
+        tree: Logical,
+        key: &[u8],
+        value: Body,
+    ) -> Result<(), PagedError<L::Err>> {
+        match tree {
+            Logical::Index(tag) => {
+                let value = value.bytes()?.into_owned();
+                let entry = self.bucket(l, tag.bucket(key))?;
+                entry.0.insert(tagged(tag, key), value);
+                entry.1 = true;
+            }
+            Logical::Events => {
+                let n = event_number(key)?;
+                let entry = self.page(l, Phys::Events, n / EVENTS_PER_PAGE)?;
+                entry.0.entries.insert(n, (Vec::new(), value));
+                entry.1 = true;
+            }
+            Logical::Cases => {
+                let slot = match self.slot(l, key)? {
+                    Some(s) => s,
+                    None => {
+                        let s = self.new_slot(l)?;
+                        let entry = self.bucket(l, IndexTag::Slot.bucket(key))?;
+                        entry
+                            .0
+                            .insert(tagged(IndexTag::Slot, key), s.to_be_bytes().to_vec());
+                        entry.1 = true;
+                        s
+                    }
+                };
+                let entry = self.page(l, Phys::Pages, slot / CASES_PER_PAGE)?;
+                entry.0.entries.insert(slot, (key.to_vec(), value));
+                entry.1 = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes one value of a logical tree (absent is fine).
+    pub(crate) fn remove<L: Load>(
+        &mut self,
+        l: &L,
+        tree: Logical,
+        key: &[u8],
+    ) -> Result<(), PagedError<L::Err>> {
+        match tree {
+            Logical::Index(tag) => {
+                let entry = self.bucket(l, tag.bucket(key))?;
+                if entry.0.remove(&tagged(tag, key)) {
+                    entry.1 = true;
+                }
+            }
+            Logical::Events => {
+                let n = event_number(key)?;
+                let entry = self.page(l, Phys::Events, n / EVENTS_PER_PAGE)?;
+                if entry.0.entries.remove(&n).is_some() {
+                    entry.1 = true;
+                }
+            }
+            Logical::Cases => {
+                let Some(slot) = self.slot(l, key)? else {
+                    return Ok(());
+                };
+                let entry = self.bucket(l, IndexTag::Slot.bucket(key))?;
+                entry.0.remove(&tagged(IndexTag::Slot, key));
+                entry.1 = true;
+                let entry = self.page(l, Phys::Pages, slot / CASES_PER_PAGE)?;
+                entry.0.entries.remove(&slot);
+                entry.1 = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The entries of an index tree whose key starts with `prefix`, in key order, when they are
+    /// all in one bucket (None: the prefix does not choose a bucket).
+    pub(crate) fn scan_bucket<L: Load>(
+        &mut self,
+        l: &L,
+        tag: IndexTag,
+        prefix: &[u8],
+    ) -> Result<Option<Vec<Entry>>, PagedError<L::Err>> {
+        let Some(b) = tag.bucket_of_prefix(prefix) else {
+            return Ok(None);
+        };
+        let (bucket, _) = self.bucket(l, b)?;
+        Ok(Some(scan_in(bucket, tag, prefix)))
+    }
+
+    /// The stored values this overlay changed, encoded (in parallel): what to write back.
+    pub(crate) fn changed(&self) -> Result<Vec<Change>, Corrupt> {
+        use rayon::prelude::*;
+        let mut jobs: Vec<(Phys, u64, Job<'_>)> = Vec::new();
+        for (b, (bucket, dirty)) in &self.buckets {
+            if *dirty {
+                jobs.push((Phys::Index, *b, Job::Bucket(bucket)));
+            }
+        }
+        for (n, (page, dirty)) in &self.pages {
+            if *dirty {
+                jobs.push((Phys::Pages, *n, Job::Page(page)));
+            }
+        }
+        for (n, (page, dirty)) in &self.events {
+            if *dirty {
+                jobs.push((Phys::Events, *n, Job::Page(page)));
+            }
+        }
+        // Larger pages first, so that the threads finish together.
+        jobs.sort_by_key(|(t, n, _)| (*t != Phys::Pages, *n));
+        let mut out: Vec<Change> = jobs
+            .par_iter()
+            .map(|(tree, n, job)| {
+                let value = match job {
+                    Job::Bucket(b) if b.entries().is_empty() => None,
+                    Job::Page(p) if p.entries.is_empty() => None,
+                    Job::Bucket(b) => Some(b.encode()),
+                    Job::Page(p) => Some(p.encode()?),
+                };
+                Ok((*tree, page_key(*n).to_vec(), value))
+            })
+            .collect::<Result<_, Corrupt>>()?;
+        if let Some((next, true)) = self.next_slot {
+            out.push((
+                Phys::Index,
+                NEXT_SLOT.to_vec(),
+                Some(next.to_be_bytes().to_vec()),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Forgets the pages read so far (they were written back): a long migration keeps its
+    /// memory bounded. Index buckets are kept: they are small and read again and again.
+    pub(crate) fn settle_pages(&mut self) {
+        self.pages.clear();
+        self.events.clear();
+        for (_, dirty) in self.buckets.values_mut() {
+            *dirty = false;
+        }
+        if let Some((_, moved)) = self.next_slot.as_mut() {
+            *moved = false;
+        }
+    }
+}
+
+/// A key and value of a logical tree.
+pub(crate) type Entry = (Vec<u8>, Vec<u8>);
+
+/// A stored value to write (`Some`) or remove (`None`): tree, key, value.
+pub(crate) type Change = (Phys, Vec<u8>, Option<Vec<u8>>);
+
+enum Job<'a> {
+    Bucket(&'a Bucket),
+    Page(&'a Page),
+}
+
+fn tagged(tag: IndexTag, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(tag as u8);
+    k.extend_from_slice(key);
+    k
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The entries of `bucket` in the tree `tag` whose key starts with `prefix`, tag removed.
+pub(crate) fn scan_in(bucket: &Bucket, tag: IndexTag, prefix: &[u8]) -> Vec<Entry> {
+    bucket
+        .with_prefix(&tagged(tag, prefix))
+        .into_iter()
+        .map(|(k, v)| (k[1..].to_vec(), v.to_vec()))
+        .collect()
+}
+
+/// Whether a key of the index tree is a bucket (not the next-slot counter).
+pub(crate) fn bucket_number(key: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    type Stored = HashMap<(Phys, Vec<u8>), Vec<u8>>;
+
+    /// Stored values in memory, counting the loads.
+    #[derive(Default)]
+    struct Mem {
+        values: RefCell<Stored>,
+        loads: RefCell<usize>,
+    }
+
+    impl Load for Mem {
+        type Err = ();
+        fn load(&self, tree: Phys, key: &[u8]) -> Result<Option<Vec<u8>>, ()> {
+            *self.loads.borrow_mut() += 1;
+            Ok(self.values.borrow().get(&(tree, key.to_vec())).cloned())
+        }
+    }
+
+    impl Mem {
+        fn commit(&self, o: &Overlay) -> usize {
+            let changed = o.changed().unwrap();
+            let n = changed.len();
+            let mut v = self.values.borrow_mut();
+            for (tree, key, value) in changed {
+                match value {
+                    Some(value) => v.insert((tree, key), value),
+                    None => v.remove(&(tree, key)),
+                };
+            }
+            n
+        }
+    }
+
+    fn ok<T>(r: Result<T, PagedError<()>>) -> T {
+        match r {
+            Ok(v) => v,
+            Err(PagedError::Corrupt(m)) => panic!("corrupt: {m}"),
+            Err(PagedError::Load(())) => panic!("load failed"),
+        }
+    }
+
+    #[test]
+    fn pages_and_buckets_round_trip() {
+        let mut page = Page::default();
+        page.entries
+            .insert(7, (b"C-1".to_vec(), Body::Stored(b"{\"a\":1}".to_vec())));
+        page.entries
+            .insert(9, (b"C-2".to_vec(), Body::Stored(Vec::new())));
+        let later: Later = std::sync::Arc::new(|| Ok(b"late".to_vec()));
+        page.entries
+            .insert(11, (b"C-3".to_vec(), Body::Later(later)));
+        assert_eq!(Page::decode(&page.encode().unwrap()).unwrap(), page);
+        let mut bucket = Bucket::default();
+        bucket.insert(b"\x01k".to_vec(), b"v".to_vec());
+        bucket.insert(b"\x02".to_vec(), Vec::new());
+        bucket.insert(b"\x01a".to_vec(), b"x".to_vec());
+        let mut read = Bucket::decode(bucket.encode()).unwrap();
+        assert_eq!(read, bucket);
+        // Changes over what was read: a removal, a replacement, a new entry in between.
+        assert!(read.remove(b"\x01a"));
+        assert!(!read.remove(b"\x01zz"));
+        read.insert(b"\x01k".to_vec(), b"w".to_vec());
+        read.insert(b"\x01b".to_vec(), b"y".to_vec());
+        assert_eq!(read.get(b"\x01a"), None);
+        assert_eq!(read.get(b"\x01k"), Some(&b"w"[..]));
+        assert_eq!(
+            read.with_prefix(b"\x01"),
+            vec![(&b"\x01b"[..], &b"y"[..]), (&b"\x01k"[..], &b"w"[..])]
+        );
+        let again = Bucket::decode(read.encode()).unwrap();
+        assert_eq!(again, read);
+        assert_eq!(again.entries().len(), 3);
+        let empty = Page::default().encode().unwrap();
+        assert_eq!(Page::decode(&empty).unwrap(), Page::default());
+    }
+
+    #[test]
+    fn damaged_values_are_reported_not_panicked_on() {
+        let mut page = Page::default();
+        page.entries
+            .insert(1, (b"C-1".to_vec(), Body::Stored(vec![b'x'; 500])));
+        let bytes = page.encode().unwrap();
+        for cut in [0, 1, 5, 12, bytes.len() - 1] {
+            assert!(Page::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut wrong = bytes.clone();
+        wrong[0] = 9;
+        assert!(
+            Page::decode(&wrong)
+                .unwrap_err()
+                .0
+                .contains("unknown format 9")
+        );
+        // A header that claims 4 GB of records.
+        let mut huge = vec![PAGE_FORMAT];
+        huge.extend_from_slice(&1u32.to_le_bytes());
+        huge.extend_from_slice(&1u64.to_le_bytes());
+        huge.extend_from_slice(&0u32.to_le_bytes());
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Page::decode(&huge).is_err());
+        assert!(Bucket::decode(vec![5, 0, 0, 0, 1]).is_err());
+        // Two entries out of order.
+        let mut unordered = Vec::new();
+        put_u32(&mut unordered, 2);
+        for k in [b"b", b"a"] {
+            put_u32(&mut unordered, 1);
+            unordered.extend_from_slice(k);
+            put_u32(&mut unordered, 0);
+        }
+        assert!(
+            Bucket::decode(unordered)
+                .unwrap_err()
+                .0
+                .contains("out of order")
+        );
+    }
+
+    #[test]
+    fn cases_get_slots_in_order_and_are_read_back_after_a_commit() {
+        let mem = Mem::default();
+        let mut o = Overlay::default();
+        for i in 0..300u32 {
+            let id = format!("C-{i:04}");
+            ok(o.insert(
+                &mem,
+                Logical::Cases,
+                id.as_bytes(),
+                i.to_string().into_bytes(),
+            ));
+        }
+        // Written again in the same transaction: the same slot.
+        ok(o.insert(&mem, Logical::Cases, b"C-0001", b"one".to_vec()));
+        let written = mem.commit(&o);
+        // 3 pages (128 slots each), the counter and the buckets touched.
+        assert!(written > 4, "{written}");
+        let mut r = Overlay::default();
+        assert_eq!(ok(r.get(&mem, Logical::Cases, b"C-0001")).unwrap(), b"one");
+        assert_eq!(ok(r.get(&mem, Logical::Cases, b"C-0299")).unwrap(), b"299");
+        assert_eq!(ok(r.get(&mem, Logical::Cases, b"C-9999")), None);
+        assert!(ok(r.contains(&mem, Logical::Cases, b"C-0150")));
+        // A new case after the commit takes the next slot, on the third page.
+        ok(r.insert(&mem, Logical::Cases, b"C-new", b"n".to_vec()));
+        assert_eq!(ok(r.slot(&mem, b"C-new")), Some(301));
+        ok(r.remove(&mem, Logical::Cases, b"C-0002"));
+        mem.commit(&r);
+        let mut r = Overlay::default();
+        assert_eq!(ok(r.get(&mem, Logical::Cases, b"C-0002")), None);
+        assert_eq!(ok(r.get(&mem, Logical::Cases, b"C-new")).unwrap(), b"n");
+    }
+
+    #[test]
+    fn index_prefix_scans_read_one_bucket() {
+        let mem = Mem::default();
+        let mut o = Overlay::default();
+        let tree = Logical::Index(IndexTag::BreakIndex);
+        for (k, v) in [
+            (&b"gl\0A|1\x002024-01-02"[..], &b"C-a"[..]),
+            (b"gl\0A|1\x002024-01-05", b"C-b"),
+            (b"gl\0A|1\0~open~C-b", b"C-b"),
+            (b"gl\0A|2\x002024-01-02", b"C-c"),
+        ] {
+            ok(o.insert(&mem, tree, k, v.to_vec()));
+        }
+        mem.commit(&o);
+        let mut r = Overlay::default();
+        let found = ok(r.scan_bucket(&mem, IndexTag::BreakIndex, b"gl\0A|1\0")).unwrap();
+        let keys: Vec<&[u8]> = found.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(
+            keys,
+            vec![
+                &b"gl\0A|1\x002024-01-02"[..],
+                b"gl\0A|1\x002024-01-05",
+                b"gl\0A|1\0~open~C-b"
+            ]
+        );
+        // A prefix of the profile alone does not choose a bucket.
+        assert!(ok(r.scan_bucket(&mem, IndexTag::BreakIndex, b"gl\0")).is_none());
+        ok(r.remove(&mem, tree, b"gl\0A|1\0~open~C-b"));
+        assert_eq!(ok(r.get(&mem, tree, b"gl\0A|1\0~open~C-b")), None);
+        assert_eq!(
+            ok(r.get(&mem, tree, b"gl\0A|2\x002024-01-02")).unwrap(),
+            b"C-c"
+        );
+    }
+
+    #[test]
+    fn events_are_paged_by_number() {
+        let mem = Mem::default();
+        let mut o = Overlay::default();
+        for n in 1..=600u64 {
+            ok(o.insert(
+                &mem,
+                Logical::Events,
+                &n.to_be_bytes(),
+                n.to_string().into_bytes(),
+            ));
+        }
+        // Pages 0, 1 and 2.
+        assert_eq!(mem.commit(&o), 3);
+        let mut r = Overlay::default();
+        assert_eq!(
+            ok(r.get(&mem, Logical::Events, &511u64.to_be_bytes())).unwrap(),
+            b"511"
+        );
+        assert!(matches!(
+            r.get(&mem, Logical::Events, b"short"),
+            Err(PagedError::Corrupt(_))
+        ));
+    }
+}
