@@ -32,6 +32,8 @@ const ZSTD_LEVEL: i32 = 1;
 const NEXT_SLOT: &[u8] = b"next_slot";
 /// The most record bytes one page may hold (a bound for damaged headers, far above 128 cases).
 const MAX_PAGE_BYTES: usize = 1 << 30;
+/// The version byte that starts every index bucket.
+const BUCKET_FORMAT: u8 = 1;
 /// The version byte that starts every page.
 const PAGE_FORMAT: u8 = 1;
 
@@ -219,7 +221,35 @@ impl PartialEq for Bucket {
 }
 
 impl Bucket {
-    pub(crate) fn decode(raw: Vec<u8>) -> Result<Bucket, Corrupt> {
+    /// A bucket as stored: its format byte, the length of its entries (u32 LE), then the
+    /// entries compressed with zstd (keys share long prefixes: about a third of the bytes).
+    pub(crate) fn decode(stored: Vec<u8>) -> Result<Bucket, Corrupt> {
+        let mut c = Cursor::new(&stored, "an index bucket");
+        let format = c.take(1)?[0];
+        if format != BUCKET_FORMAT {
+            return Err(Corrupt(format!(
+                "an index bucket of unknown format {format}"
+            )));
+        }
+        let len = c.u32()? as usize;
+        if len > MAX_PAGE_BYTES {
+            return Err(Corrupt(format!(
+                "an index bucket claims {len} bytes (at most {MAX_PAGE_BYTES})"
+            )));
+        }
+        let raw = with_zstd(|z| z.1.decompress(c.rest(), len))
+            .map_err(|e| Corrupt(format!("an index bucket cannot be decompressed: {e}")))?;
+        if raw.len() != len {
+            return Err(Corrupt(format!(
+                "an index bucket holds {} bytes, its header says {len}",
+                raw.len()
+            )));
+        }
+        Bucket::from_raw(raw)
+    }
+
+    /// A bucket from its entries, uncompressed.
+    fn from_raw(raw: Vec<u8>) -> Result<Bucket, Corrupt> {
         let mut c = Cursor::new(&raw, "an index bucket");
         let n = c.u32()? as usize;
         let mut base: Vec<[u32; 4]> = Vec::with_capacity(n.min(raw.len() / 8));
@@ -299,7 +329,18 @@ impl Bucket {
         self.with_prefix(b"")
     }
 
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, Corrupt> {
+        let raw = self.encode_raw();
+        let packed = with_zstd(|z| z.0.compress(&raw))
+            .map_err(|e| Corrupt(format!("an index bucket cannot be compressed: {e}")))?;
+        let mut out = Vec::with_capacity(packed.len() + 5);
+        out.push(BUCKET_FORMAT);
+        put_u32(&mut out, raw.len());
+        out.extend_from_slice(&packed);
+        Ok(out)
+    }
+
+    fn encode_raw(&self) -> Vec<u8> {
         let entries = self.entries();
         let size: usize = entries.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
         let mut out = Vec::with_capacity(size + 4);
@@ -757,7 +798,7 @@ impl Overlay {
                 let value = match job {
                     Job::Bucket(b) if b.entries().is_empty() => None,
                     Job::Page(p) if p.entries.is_empty() => None,
-                    Job::Bucket(b) => Some(b.encode()),
+                    Job::Bucket(b) => Some(b.encode()?),
                     Job::Page(p) => Some(p.encode()?),
                 };
                 Ok((*tree, page_key(*n).to_vec(), value))
@@ -883,7 +924,7 @@ mod tests {
         bucket.insert(b"\x01k".to_vec(), b"v".to_vec());
         bucket.insert(b"\x02".to_vec(), Vec::new());
         bucket.insert(b"\x01a".to_vec(), b"x".to_vec());
-        let mut read = Bucket::decode(bucket.encode()).unwrap();
+        let mut read = Bucket::decode(bucket.encode().unwrap()).unwrap();
         assert_eq!(read, bucket);
         // Changes over what was read: a removal, a replacement, a new entry in between.
         assert!(read.remove(b"\x01a"));
@@ -896,7 +937,7 @@ mod tests {
             read.with_prefix(b"\x01"),
             vec![(&b"\x01b"[..], &b"y"[..]), (&b"\x01k"[..], &b"w"[..])]
         );
-        let again = Bucket::decode(read.encode()).unwrap();
+        let again = Bucket::decode(read.encode().unwrap()).unwrap();
         assert_eq!(again, read);
         assert_eq!(again.entries().len(), 3);
         let empty = Page::default().encode().unwrap();
@@ -927,7 +968,13 @@ mod tests {
         huge.extend_from_slice(&0u32.to_le_bytes());
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(Page::decode(&huge).is_err());
+        assert!(Bucket::from_raw(vec![5, 0, 0, 0, 1]).is_err());
         assert!(Bucket::decode(vec![5, 0, 0, 0, 1]).is_err());
+        let stored = Bucket::default().encode().unwrap();
+        assert!(Bucket::decode(stored[..stored.len() - 1].to_vec()).is_err());
+        let mut claims = stored.clone();
+        claims[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Bucket::decode(claims).is_err());
         // Two entries out of order.
         let mut unordered = Vec::new();
         put_u32(&mut unordered, 2);
@@ -937,7 +984,7 @@ mod tests {
             put_u32(&mut unordered, 0);
         }
         assert!(
-            Bucket::decode(unordered)
+            Bucket::from_raw(unordered)
                 .unwrap_err()
                 .0
                 .contains("out of order")
