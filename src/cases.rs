@@ -1566,32 +1566,38 @@ impl<'s> Cases<'s> {
                 ids.push(id);
             }
         }
+        // Read page by page in slot order, decoded on every core a few thousand at a time: the
+        // stored bytes of every outstanding case are never all in memory at once.
         let reader = self.store.case_reader();
-        let mut stored = Vec::with_capacity(ids.len());
-        for id in &ids {
-            if let Some(bytes) = reader.get(CaseTree::Cases, id)? {
-                stored.push((id, bytes));
-            }
-        }
-        drop(reader);
-        use rayon::prelude::*;
-        let mut cases: Vec<Case> = stored
-            .par_iter()
-            .map(|(id, bytes)| -> Result<Option<Case>, CaseError> {
-                match decode_case(bytes) {
-                    Ok(c) => Ok(Some(c)),
+        let mut cases: Vec<Case> = Vec::new();
+        let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let decode_batch = |batch: &mut Vec<(Vec<u8>, Vec<u8>)>, cases: &mut Vec<Case>| {
+            use rayon::prelude::*;
+            let decoded: Vec<Option<Case>> = batch
+                .par_iter()
+                .map(|(id, bytes)| match decode_case(bytes) {
+                    Ok(c) => Some(c),
                     Err(e) => {
                         tracing::warn!(
-                            case_id = %String::from_utf8_lossy(id.as_slice()),
+                            case_id = %String::from_utf8_lossy(id),
                             error = %e,
                             "unreadable case left out"
                         );
-                        Ok(None)
+                        None
                     }
-                }
-            })
-            .filter_map(Result::transpose)
-            .collect::<Result<_, CaseError>>()?;
+                })
+                .collect();
+            cases.extend(decoded.into_iter().flatten());
+            batch.clear();
+        };
+        reader.for_each_case(&ids, |id, bytes| {
+            batch.push((id.to_vec(), bytes.to_vec()));
+            if batch.len() >= 4096 {
+                decode_batch(&mut batch, &mut cases);
+            }
+            Ok(())
+        })?;
+        decode_batch(&mut batch, &mut cases);
         cases.retain(|c| c.profile == profile && c.outstanding());
         cases.sort_by_cached_key(|c| (ticket_number(&c.ticket), c.ticket.clone()));
         Ok(cases)

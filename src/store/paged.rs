@@ -592,7 +592,12 @@ impl Overlay {
         Ok(pages.get_mut(&n).expect("just inserted"))
     }
 
-    fn slot<L: Load>(&mut self, l: &L, id: &[u8]) -> Result<Option<u64>, PagedError<L::Err>> {
+    /// The slot of a case (None: no such case).
+    pub(crate) fn slot<L: Load>(
+        &mut self,
+        l: &L,
+        id: &[u8],
+    ) -> Result<Option<u64>, PagedError<L::Err>> {
         let key = tagged(IndexTag::Slot, id);
         let (bucket, _) = self.bucket(l, IndexTag::Slot.bucket(id))?;
         match bucket.get(&key) {
