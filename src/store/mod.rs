@@ -275,7 +275,7 @@ impl Store {
                     None => t.remove(key)?,
                 };
             }
-            o.settle_pages();
+            o.settle();
             Ok(())
         };
         let old = |t: CaseTree| self.db.open_tree(t.name());
@@ -728,10 +728,13 @@ impl CaseReader<'_> {
                         let bytes = body.bytes().map_err(|c| StoreError::Engine(c.0))?;
                         f(id, &bytes)?;
                     }
-                    _ => {
+                    // Not written yet (a transaction being applied): not there.
+                    None => {}
+                    Some((id, _)) => {
                         return Err(StoreError::Engine(format!(
-                            "case {} is indexed at slot {slot}, which does not hold it",
-                            String::from_utf8_lossy(&ids[*k])
+                            "case {} is indexed at slot {slot}, which holds case {}",
+                            String::from_utf8_lossy(&ids[*k]),
+                            String::from_utf8_lossy(id)
                         )));
                     }
                 }
