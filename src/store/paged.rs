@@ -558,17 +558,20 @@ impl Overlay {
         l: &L,
         b: u64,
     ) -> Result<&mut (Bucket, bool), PagedError<L::Err>> {
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.buckets.entry(b) {
-            let bucket = match l
-                .load(Phys::Index, &page_key(b))
-                .map_err(PagedError::Load)?
-            {
-                Some(bytes) => Bucket::decode(bytes)?,
-                None => Bucket::default(),
-            };
-            slot.insert((bucket, false));
+        use std::collections::hash_map::Entry;
+        match self.buckets.entry(b) {
+            Entry::Occupied(read) => Ok(read.into_mut()),
+            Entry::Vacant(slot) => {
+                let bucket = match l
+                    .load(Phys::Index, &page_key(b))
+                    .map_err(PagedError::Load)?
+                {
+                    Some(bytes) => Bucket::decode(bytes)?,
+                    None => Bucket::default(),
+                };
+                Ok(slot.insert((bucket, false)))
+            }
         }
-        Ok(self.buckets.get_mut(&b).expect("just inserted"))
     }
 
     fn page<L: Load>(
@@ -582,14 +585,17 @@ impl Overlay {
         } else {
             &mut self.pages
         };
-        if let std::collections::hash_map::Entry::Vacant(slot) = pages.entry(n) {
-            let page = match l.load(tree, &page_key(n)).map_err(PagedError::Load)? {
-                Some(bytes) => Page::decode(&bytes)?,
-                None => Page::default(),
-            };
-            slot.insert((page, false));
+        use std::collections::hash_map::Entry;
+        match pages.entry(n) {
+            Entry::Occupied(read) => Ok(read.into_mut()),
+            Entry::Vacant(slot) => {
+                let page = match l.load(tree, &page_key(n)).map_err(PagedError::Load)? {
+                    Some(bytes) => Page::decode(&bytes)?,
+                    None => Page::default(),
+                };
+                Ok(slot.insert((page, false)))
+            }
         }
-        Ok(pages.get_mut(&n).expect("just inserted"))
     }
 
     /// The slot of a case (None: no such case).
