@@ -3553,15 +3553,11 @@ pub(crate) mod time_format {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_stored_case_is_read_back_with_its_head_or_without_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let cases = Cases::new(&store);
-        let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
-        let input = BreakInput {
+    /// A flagged record of account `key` in profile `gl`, its break begun that day.
+    fn record(key: &str, day: NaiveDate) -> BreakInput {
+        BreakInput {
             profile: "gl".into(),
-            key: "A".into(),
+            key: key.into(),
             start_date: day,
             date: day,
             bucket: "Timing Issue".into(),
@@ -3574,7 +3570,16 @@ mod tests {
             difference: 10.0,
             model_version: "m".into(),
             row: serde_json::Map::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_stored_case_is_read_back_with_its_head_or_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cases = Cases::new(&store);
+        let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+        let input = record("A", day);
         let case = cases.upsert(&input, false).unwrap().case;
         let bytes = case_bytes(&case).unwrap();
         let head = case_head(&bytes).unwrap();
@@ -3611,22 +3616,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let cases = Cases::new(&store);
-        let input = |key: &str, day: u32| BreakInput {
-            profile: "gl".into(),
-            key: key.into(),
-            start_date: NaiveDate::from_ymd_opt(2024, 3, day).unwrap(),
-            date: NaiveDate::from_ymd_opt(2024, 3, day).unwrap(),
-            bucket: "Timing Issue".into(),
-            bucket_rule: "r".into(),
-            confidence: 0.9,
-            severity: "Low".into(),
-            summary: "s".into(),
-            score: -0.6,
-            rank: 1,
-            difference: 10.0,
-            model_version: "m".into(),
-            row: serde_json::Map::new(),
-        };
+        let input =
+            |key: &str, day: u32| record(key, NaiveDate::from_ymd_opt(2024, 3, day).unwrap());
         let a = cases.upsert(&input("A", 1), false).unwrap().case;
         let b = cases.upsert(&input("B", 2), false).unwrap().case;
         // What an older store held: the cases without their markers, and no flag.

@@ -1164,6 +1164,30 @@ impl<E> From<TxStorage> for TxError<E> {
 mod tests {
     use super::*;
 
+    /// Writes, with sled alone, a store as an older build left it: the schema `version` in
+    /// meta, the `trees` that version had (empty) and the `entries` (tree name, key, value).
+    fn old_store(dir: &Path, version: u32, trees: &[CaseTree], entries: &[(&str, &[u8], &[u8])]) {
+        let db = sled::Config::new().path(dir.join("store")).open().unwrap();
+        db.open_tree(META)
+            .unwrap()
+            .insert(b"schema_version", &version.to_be_bytes())
+            .unwrap();
+        for tree in trees {
+            db.open_tree(tree.name()).unwrap();
+        }
+        for (tree, k, v) in entries {
+            db.open_tree(tree).unwrap().insert(k, *v).unwrap();
+        }
+        db.flush().unwrap();
+    }
+
+    fn tree_names(db: &sled::Db) -> Vec<String> {
+        db.tree_names()
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).to_string())
+            .collect()
+    }
+
     #[test]
     fn models_persist_across_reopen_with_schema_version() {
         let dir = tempfile::tempdir().unwrap();
@@ -1219,30 +1243,12 @@ mod tests {
     #[test]
     fn a_version_1_layout_is_migrated_with_its_models() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            // What version 1 wrote: the version in meta, models and cached answers, no case trees.
-            let db = sled::Config::new()
-                .path(dir.path().join("store"))
-                .open()
-                .unwrap();
-            db.open_tree(META)
-                .unwrap()
-                .insert(b"schema_version", &1u32.to_be_bytes())
-                .unwrap();
-            db.open_tree(MODELS)
-                .unwrap()
-                .insert(b"gl_ihub", b"bundle".as_slice())
-                .unwrap();
-            db.flush().unwrap();
-        }
+        // What version 1 wrote: the version in meta, models and cached answers, no case trees.
+        old_store(dir.path(), 1, &[], &[(MODELS, b"gl_ihub", b"bundle")]);
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(s.get_model("gl_ihub").unwrap().unwrap(), b"bundle");
-        let names: Vec<String> =
-            s.db.tree_names()
-                .iter()
-                .map(|n| String::from_utf8_lossy(n).to_string())
-                .collect();
+        let names = tree_names(&s.db);
         for tree in CaseTree::RAW {
             assert!(
                 names.iter().any(|n| n == tree.name()),
@@ -1264,38 +1270,24 @@ mod tests {
     #[test]
     fn a_version_2_store_gains_the_outbox_trees_and_keeps_its_cases() {
         let dir = tempfile::tempdir().unwrap();
+        // What version 2 wrote: the version in meta, a model and the case trees with content,
+        // no outbox trees.
+        old_store(
+            dir.path(),
+            2,
+            &CaseTree::V2,
+            &[
+                (MODELS, b"gl_ihub", b"bundle"),
+                ("cases", b"C-1", b"{}"),
+                ("seq", b"ticket", &7u64.to_be_bytes()),
+            ],
+        );
         {
-            // What version 2 wrote: the version in meta, a model and the case trees with content,
-            // no outbox trees.
             let db = sled::Config::new()
                 .path(dir.path().join("store"))
                 .open()
                 .unwrap();
-            db.open_tree(META)
-                .unwrap()
-                .insert(b"schema_version", &2u32.to_be_bytes())
-                .unwrap();
-            db.open_tree(MODELS)
-                .unwrap()
-                .insert(b"gl_ihub", b"bundle".as_slice())
-                .unwrap();
-            for tree in CaseTree::V2 {
-                db.open_tree(tree.name()).unwrap();
-            }
-            db.open_tree("cases")
-                .unwrap()
-                .insert(b"C-1", b"{}".as_slice())
-                .unwrap();
-            db.open_tree("seq")
-                .unwrap()
-                .insert(b"ticket", &7u64.to_be_bytes())
-                .unwrap();
-            db.flush().unwrap();
-            let names: Vec<String> = db
-                .tree_names()
-                .iter()
-                .map(|n| String::from_utf8_lossy(n).to_string())
-                .collect();
+            let names = tree_names(&db);
             assert!(!names.iter().any(|n| n == "outbox"), "{names:?}");
         }
         let s = Store::open(dir.path()).unwrap();
@@ -1306,11 +1298,7 @@ mod tests {
             s.case_get(CaseTree::Seq, b"ticket").unwrap().unwrap(),
             7u64.to_be_bytes()
         );
-        let names: Vec<String> =
-            s.db.tree_names()
-                .iter()
-                .map(|n| String::from_utf8_lossy(n).to_string())
-                .collect();
+        let names = tree_names(&s.db);
         for tree in CaseTree::V3 {
             assert!(
                 names.iter().any(|n| n == tree.name()),
@@ -1429,27 +1417,12 @@ mod tests {
                 2u64.to_be_bytes().to_vec(),
             ),
         ];
-        {
-            // What version 3 wrote: one sled entry per key in every case tree.
-            let db = sled::Config::new()
-                .path(dir.path().join("store"))
-                .open()
-                .unwrap();
-            db.open_tree(META)
-                .unwrap()
-                .insert(b"schema_version", &3u32.to_be_bytes())
-                .unwrap();
-            for tree in CaseTree::ALL {
-                db.open_tree(tree.name()).unwrap();
-            }
-            for (tree, k, v) in &old {
-                db.open_tree(tree.name())
-                    .unwrap()
-                    .insert(k.as_slice(), v.as_slice())
-                    .unwrap();
-            }
-            db.flush().unwrap();
-        }
+        // What version 3 wrote: one sled entry per key in every case tree.
+        let entries: Vec<(&str, &[u8], &[u8])> = old
+            .iter()
+            .map(|(t, k, v)| (t.name(), k.as_slice(), v.as_slice()))
+            .collect();
+        old_store(dir.path(), 3, &CaseTree::ALL, &entries);
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         for (tree, k, v) in &old {
@@ -1492,11 +1465,7 @@ mod tests {
             .map(|kv| kv.unwrap().1)
             .collect();
         assert_eq!(events, vec![b"{\"e\":1}".to_vec(), b"{\"e\":2}".to_vec()]);
-        let names: Vec<String> =
-            s.db.tree_names()
-                .iter()
-                .map(|n| String::from_utf8_lossy(n).to_string())
-                .collect();
+        let names = tree_names(&s.db);
         for tree in CaseTree::PACKED {
             assert!(
                 !names.iter().any(|n| n == tree.name()),

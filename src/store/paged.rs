@@ -1024,7 +1024,17 @@ mod tests {
         // 3 pages (128 slots each), the counter and the buckets touched.
         assert!(written > 4, "{written}");
         let mut r = Overlay::default();
+        let before = *mem.loads.borrow();
         assert_eq!(ok(r.get(&mem, Logical::Cases, b"C-0001")).unwrap(), b"one");
+        // Read again (and a neighbour on the same page): nothing is loaded twice.
+        let once = *mem.loads.borrow() - before;
+        assert_eq!(ok(r.get(&mem, Logical::Cases, b"C-0001")).unwrap(), b"one");
+        assert!(r.get(&mem, Logical::Cases, b"C-0000").is_ok());
+        assert!(
+            *mem.loads.borrow() - before <= once + 1,
+            "a second bucket at most"
+        );
+        assert_eq!(once, 2, "the id's bucket and its page");
         assert_eq!(ok(r.get(&mem, Logical::Cases, b"C-0299")).unwrap(), b"299");
         assert_eq!(ok(r.get(&mem, Logical::Cases, b"C-9999")), None);
         assert!(ok(r.contains(&mem, Logical::Cases, b"C-0150")));
