@@ -456,6 +456,7 @@ pub fn analyze_bounded(
             meta,
             rows: part_rows,
         });
+        tracing::debug!(part = i, resident_mib = ?crate::logging::resident_mib(), "part done");
     }
     timings.push(("parts".into(), t.elapsed()));
 

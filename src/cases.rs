@@ -1261,7 +1261,19 @@ impl Cycle {
                 difference,
                 start: date - chrono::Duration::days(days),
             });
-        self.dates.push(date);
+        if self.dates.last() != Some(&date) {
+            // A file has few distinct dates: when the list is full they are put in order and
+            // deduplicated (room doubles only when that frees less than half), so that a file in
+            // account order does not keep one date per row.
+            if self.dates.len() == self.dates.capacity() && self.dates.len() >= 1024 {
+                self.dates.sort_unstable();
+                self.dates.dedup();
+                if self.dates.len() > self.dates.capacity() / 2 {
+                    self.dates.reserve(self.dates.capacity());
+                }
+            }
+            self.dates.push(date);
+        }
     }
 
     /// Puts each account's records and the cycle's dates in order (after the last push).
@@ -1311,6 +1323,12 @@ enum Roll {
         record: serde_json::Value,
         reason: String,
     },
+}
+
+/// Drops what a brief case leaves out ([`Cases::outstanding_briefs`]).
+fn briefly(case: &mut Case) {
+    case.row = serde_json::Map::new();
+    case.dispatches = Vec::new();
 }
 
 /// Where `case` stands in `cycle`.
@@ -1555,6 +1573,18 @@ impl<'s> Cases<'s> {
     /// order: what a file's cycle rolls forward and its summary tallies. Cleared cases, which
     /// accumulate run after run, are not read.
     pub fn outstanding_cases(&self, profile: &str) -> Result<Vec<Case>, CaseError> {
+        self.read_outstanding(profile, false)
+    }
+
+    /// [`Cases::outstanding_cases`] without what rolling them forward and tallying them never
+    /// reads (the record's snapshot, the dispatch history), so that a profile with hundreds of
+    /// thousands of outstanding cases is held in a fraction of the memory. Rolled forward with
+    /// [`Cases::roll_forward_over`], the cases it writes come back without them too.
+    pub fn outstanding_briefs(&self, profile: &str) -> Result<Vec<Case>, CaseError> {
+        self.read_outstanding(profile, true)
+    }
+
+    fn read_outstanding(&self, profile: &str, brief: bool) -> Result<Vec<Case>, CaseError> {
         self.index_outstanding()?;
         let prefix = break_prefix(profile, "");
         let prefix = &prefix[..prefix.len() - 1];
@@ -1576,7 +1606,12 @@ impl<'s> Cases<'s> {
             let decoded: Vec<Option<Case>> = batch
                 .par_iter()
                 .map(|(id, bytes)| match decode_case(bytes) {
-                    Ok(c) => Some(c),
+                    Ok(mut c) => {
+                        if brief {
+                            briefly(&mut c);
+                        }
+                        Some(c)
+                    }
                     Err(e) => {
                         tracing::warn!(
                             case_id = %String::from_utf8_lossy(id),
@@ -1620,7 +1655,19 @@ impl<'s> Cases<'s> {
         }
         let now = self.now();
         let share = self.roll.recertify_share;
-        let mut written: HashMap<String, Case> = HashMap::new();
+        // Where each case to write is in `cases`: what was stored replaces it after each
+        // transaction (brief cases stay brief).
+        let at: HashMap<&str, usize> = {
+            let wanted: std::collections::HashSet<&str> =
+                candidates.iter().map(String::as_str).collect();
+            cases
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| wanted.contains(c.id.as_str()))
+                .map(|(i, c)| (c.id.as_str(), i))
+                .collect()
+        };
+        let mut replace: Vec<(usize, Case)> = Vec::new();
         for chunk in candidates.chunks(UPSERT_CHUNK) {
             let (part, cases) = self.store.case_transaction(|txn| {
                 let mut part = RollOutcome::default();
@@ -1700,16 +1747,22 @@ impl<'s> Cases<'s> {
                 }
                 Ok((part, cases))
             })?;
-            written.extend(cases.into_iter().map(|c| (c.id.clone(), c)));
+            for c in cases {
+                if let Some(i) = at.get(c.id.as_str()) {
+                    replace.push((*i, c));
+                }
+            }
             out.persisting += part.persisting;
             out.cleared += part.cleared;
             out.recertified += part.recertified;
             out.absent += part.absent;
         }
-        for c in cases.iter_mut() {
-            if let Some(now) = written.remove(&c.id) {
-                *c = now;
+        drop(at);
+        for (i, mut now) in replace {
+            if cases[i].row.is_empty() && cases[i].dispatches.is_empty() {
+                briefly(&mut now);
             }
+            cases[i] = now;
         }
         Ok(out)
     }
@@ -3609,6 +3662,52 @@ mod tests {
         assert_eq!(again[0].change, Change::Unchanged);
         assert_eq!(again[0].ticket, case.ticket);
         assert_eq!(cases.get(&case.id).unwrap().unwrap(), case);
+    }
+
+    #[test]
+    fn brief_outstanding_cases_leave_the_snapshot_out_and_stay_brief_when_rolled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cases = Cases::new(&store);
+        let day = |d: u32| NaiveDate::from_ymd_opt(2024, 3, d).unwrap();
+        let with_row = |key: &str| {
+            let mut r = record(key, day(1));
+            r.row
+                .insert("Comments".into(), serde_json::json!("posted late"));
+            r
+        };
+        let a = cases.upsert(&with_row("A"), false).unwrap().case;
+        let b = cases.upsert(&with_row("B"), false).unwrap().case;
+        assert!(!a.row.is_empty());
+        let full = cases.outstanding_cases("gl").unwrap();
+        let mut briefs = cases.outstanding_briefs("gl").unwrap();
+        assert_eq!(briefs.len(), 2);
+        for (f, b) in full.iter().zip(&briefs) {
+            assert!(b.row.is_empty() && b.dispatches.is_empty());
+            let mut f = f.clone();
+            briefly(&mut f);
+            assert_eq!(&f, b, "only the snapshot and dispatches are left out");
+        }
+        // A's break persists on the 2nd, B's is back within tolerance: both are written.
+        let mut cycle = Cycle {
+            profile: "gl".into(),
+            ..Cycle::default()
+        };
+        let d2 = (day(2) - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
+        cycle.push_day(&a.key, d2, true, 9.0, 1.0);
+        cycle.push_day(&b.key, d2, false, 0.0, 0.0);
+        cycle.seal();
+        let out = cases.roll_forward_over(&cycle, &mut briefs).unwrap();
+        assert_eq!((out.persisting, out.cleared), (1, 1));
+        let rolled_a = briefs.iter().find(|c| c.id == a.id).unwrap();
+        assert_eq!((rolled_a.last_date, rolled_a.difference), (day(2), 9.0));
+        assert!(rolled_a.row.is_empty(), "a written case comes back brief");
+        let rolled_b = briefs.iter().find(|c| c.id == b.id).unwrap();
+        assert_eq!(rolled_b.status, Status::Cleared);
+        // The store keeps the whole case.
+        let stored = cases.get(&a.id).unwrap().unwrap();
+        assert_eq!(stored.row, a.row);
+        assert_eq!(stored.difference, 9.0);
     }
 
     #[test]

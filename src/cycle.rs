@@ -77,6 +77,11 @@ impl CycleBuilder {
                 self.cycle.push_day(key, d, out[i], diff[i], age[i]);
             }
         }
+        // A bounded run pushes one part at a time, and a part holds its accounts whole: their
+        // records are complete, so no room is kept for more.
+        for recs in self.cycle.records.values_mut() {
+            recs.shrink_to_fit();
+        }
         Some(())
     }
 
@@ -310,5 +315,34 @@ mod tests {
         .unwrap();
         assert!(!cycle_of(&df2, "gl_ihub", "auto").unwrap().absent_clears);
         assert!(cycle_of(&df2, "gl_ihub", "cleared").unwrap().absent_clears);
+    }
+
+    #[test]
+    fn a_file_in_account_order_keeps_its_dates_distinct_as_they_come() {
+        // 3,000 accounts × 30 days, account by account: the date changes on every row.
+        let mut c = crate::cases::Cycle::default();
+        for a in 0..3_000 {
+            let key = format!("acct-{a}");
+            for d in 0..30 {
+                c.push_day(&key, 19_000 + d, d % 7 == 0, f64::from(d), 0.0);
+            }
+            // Never more than a little slack beyond the distinct dates.
+            assert!(
+                c.dates.len() <= 1024 + 4 * 30,
+                "{} dates held",
+                c.dates.len()
+            );
+        }
+        c.seal();
+        let want: Vec<chrono::NaiveDate> = (0..30)
+            .map(|d| {
+                chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
+                    + chrono::Duration::days(19_000 + d)
+            })
+            .collect();
+        assert_eq!(c.dates, want);
+        assert_eq!(c.as_of(), want.last().copied());
+        assert_eq!(c.records.len(), 3_000);
+        assert!(c.records.values().all(|r| r.len() == 30));
     }
 }

@@ -60,3 +60,12 @@ pub fn init(cfg: &Config) -> LogGuard {
         dir: Some(dir),
     }
 }
+
+/// The process's resident memory in MiB (Linux; `None` elsewhere), for the debug log's memory
+/// marks of long runs.
+pub fn resident_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}

@@ -1107,7 +1107,7 @@ pub fn merge(
 /// [`merge`] of parts already read (or described in memory by [`describe_part`]).
 pub fn merge_parts(
     cfg: &Config,
-    parts: Vec<Part>,
+    mut parts: Vec<Part>,
     store: &crate::store::Store,
     opts: MergeOptions,
     mut timings: Vec<(&'static str, std::time::Duration)>,
@@ -1115,13 +1115,22 @@ pub fn merge_parts(
     let mut t = std::time::Instant::now();
     let lap = |name: &'static str, t: &mut std::time::Instant, timings: &mut Vec<_>| {
         timings.push((name, t.elapsed()));
+        tracing::debug!(stage = name, resident_mib = ?crate::logging::resident_mib(), "merge stage done");
         *t = std::time::Instant::now();
     };
     check_parts(&parts, cfg)?;
     let meta = parts[0].meta.clone();
 
-    // Every row of every part, in one list; a row found in two parts is refused.
-    let total: usize = parts.iter().map(|p| p.rows.len()).sum();
+    // Every row of every part, in one list (moved out of the parts: held once); a row found in
+    // two parts is refused. Row positions are kept as u32, as the ranks are.
+    let lens: Vec<usize> = parts.iter().map(|p| p.rows.len()).collect();
+    let total: usize = lens.iter().sum();
+    if u32::try_from(total).is_err() {
+        return Err(PartError::Invalid {
+            file: parts[0].path.display().to_string(),
+            message: format!("the parts hold {total} rows, more than a merge can rank"),
+        });
+    }
     let mut all = AllRows {
         bd_row: Vec::with_capacity(total),
         score: Vec::with_capacity(total),
@@ -1129,26 +1138,35 @@ pub fn merge_parts(
         cluster: Vec::with_capacity(total),
         flags: Vec::with_capacity(total),
     };
-    let mut owner: Vec<u32> = Vec::with_capacity(total);
-    for (k, p) in parts.iter().enumerate() {
-        all.bd_row.extend_from_slice(&p.rows.bd_row);
-        all.score.extend_from_slice(&p.rows.score);
-        all.difference.extend_from_slice(&p.rows.difference);
-        all.cluster.extend_from_slice(&p.rows.cluster);
-        all.flags.extend_from_slice(&p.rows.flags);
-        owner.extend(std::iter::repeat_n(k as u32, p.rows.len()));
+    for p in parts.iter_mut() {
+        let r = &mut p.rows;
+        all.bd_row.append(&mut std::mem::take(&mut r.bd_row));
+        all.score.append(&mut std::mem::take(&mut r.score));
+        all.difference
+            .append(&mut std::mem::take(&mut r.difference));
+        all.cluster.append(&mut std::mem::take(&mut r.cluster));
+        all.flags.append(&mut std::mem::take(&mut r.flags));
     }
-    let mut by_row: Vec<usize> = (0..total).collect();
-    by_row.sort_unstable_by_key(|i| all.bd_row[*i]);
+    let owner = |i: u32| -> &Part {
+        let mut i = i as usize;
+        let mut k = 0;
+        while k + 1 < lens.len() && i >= lens[k] {
+            i -= lens[k];
+            k += 1;
+        }
+        &parts[k]
+    };
+    let mut by_row: Vec<u32> = (0..total as u32).collect();
+    by_row.sort_unstable_by_key(|i| all.bd_row[*i as usize]);
     for w in by_row.windows(2) {
-        if all.bd_row[w[0]] == all.bd_row[w[1]] {
-            let (a, b) = (&parts[owner[w[0]] as usize], &parts[owner[w[1]] as usize]);
+        if all.bd_row[w[0] as usize] == all.bd_row[w[1] as usize] {
+            let (a, b) = (owner(w[0]), owner(w[1]));
             return Err(PartError::Mismatch {
                 file: b.path.display().to_string(),
                 other: a.path.display().to_string(),
                 message: format!(
                     "both hold row {} of the input: the parts overlap",
-                    all.bd_row[w[0]]
+                    all.bd_row[w[0] as usize]
                 ),
             });
         }
@@ -1159,25 +1177,28 @@ pub fn merge_parts(
     for p in &parts {
         add_triage(&mut triage, &p.meta.triage);
     }
-    let (judged, judged_flagged) = apply_verdicts(cfg, &parts, store, &mut all, &mut triage)?;
+    let (judged, judged_flagged) =
+        apply_verdicts(cfg, &parts, &lens, store, &mut all, &mut triage)?;
 
     // Ranks across every row: by triage score, then file order (as a run ranks).
-    let mut order: Vec<usize> = (0..total).collect();
+    let mut order: Vec<u32> = (0..total as u32).collect();
     order.sort_unstable_by(|a, b| {
-        all.score[*a]
-            .total_cmp(&all.score[*b])
-            .then(all.bd_row[*a].cmp(&all.bd_row[*b]))
+        let (a, b) = (*a as usize, *b as usize);
+        all.score[a]
+            .total_cmp(&all.score[b])
+            .then(all.bd_row[a].cmp(&all.bd_row[b]))
     });
     let mut rank = vec![0u32; total];
     for (pos, i) in order.iter().enumerate() {
-        rank[*i] = (pos + 1) as u32;
+        rank[*i as usize] = (pos + 1) as u32;
     }
+    drop(order);
     // A row's place among all of them: `by_row` is sorted by bd_row.
     let at_row = |r: u64| -> Option<usize> {
         by_row
-            .binary_search_by_key(&r, |i| all.bd_row[*i])
+            .binary_search_by_key(&r, |i| all.bd_row[*i as usize])
             .ok()
-            .map(|k| by_row[k])
+            .map(|k| by_row[k] as usize)
     };
     lap("ranks", &mut t, &mut timings);
 
@@ -1196,7 +1217,6 @@ pub fn merge_parts(
     }
     let n_out = out_rows.len();
     drop(out_rows);
-    drop(order);
 
     let flagged_total = all.flags.iter().filter(|f| **f & FLAGGED != 0).count();
     let mut roll = opts.roll;
@@ -1315,6 +1335,7 @@ pub fn merge_parts(
             path,
             pos: keep.iter().map(|k| k.0).collect(),
         });
+        tracing::debug!(part = k, resident_mib = ?crate::logging::resident_mib(), "merge: part staged");
     }
     timings.push(("read parts", read_time));
     timings.push(("categorize", cat_time));
@@ -1336,7 +1357,13 @@ pub fn merge_parts(
         }
         let take = IdxCa::from_vec("take".into(), perm.iter().map(|k| *k as IdxSize).collect());
         let view = view.take(&take)?;
-        let case_cats: Vec<_> = perm.iter().map(|k| cats[*k].clone()).collect();
+        // The categorizations in the cases' order too (the merge reports only their tallies,
+        // which do not depend on the order).
+        let mut slots: Vec<Option<crate::categorize::Categorization>> =
+            cats.drain(..).map(Some).collect();
+        cats = perm.iter().filter_map(|k| slots[*k].take()).collect();
+        drop(slots);
+        let case_cats = &cats;
         let case_pos: Vec<u32> = perm.iter().map(|k| view_pos[*k]).collect();
         let rows: Vec<usize> = (0..view.height()).collect();
         let roll = roll.map(|r| (r.day, r.cycle, r.file));
@@ -1346,7 +1373,7 @@ pub fn merge_parts(
             &meta.profile,
             &view,
             &rows,
-            &case_cats,
+            case_cats,
             &meta.model_version,
             roll,
             CASE_GROUP,
@@ -1589,16 +1616,20 @@ fn add_triage(sum: &mut TriageSummary, part: &TriageSummary) {
 fn apply_verdicts(
     cfg: &Config,
     parts: &[Part],
+    lens: &[usize],
     store: &crate::store::Store,
     all: &mut AllRows,
     triage: &mut TriageSummary,
 ) -> Result<(usize, usize), PartError> {
+    if !cfg.feedback.enabled {
+        return Ok((0, 0));
+    }
     let cands: Vec<(usize, &Candidate)> = {
         let mut base = 0;
         let mut v = Vec::new();
-        for p in parts {
+        for (p, len) in parts.iter().zip(lens) {
             v.extend(p.rows.candidates.iter().map(|c| (base + c.at, c)));
-            base += p.rows.len();
+            base += len;
         }
         v
     };

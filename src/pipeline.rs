@@ -1763,8 +1763,9 @@ fn roll_forward_changes(
         ..Default::default()
     };
     // The profile's outstanding cases (a cleared case has nothing left to roll), read once for
-    // the roll-forward and the summary's tallies.
-    let mut open = handle.outstanding_cases(&day.profile)?;
+    // the roll-forward and the summary's tallies, without their record snapshots.
+    let mut open = handle.outstanding_briefs(&day.profile)?;
+    tracing::debug!(cases = open.len(), resident_mib = ?crate::logging::resident_mib(), "outstanding cases read");
     let pairs = changes.iter().map(|(id, c)| (id.as_str(), *c));
     let mut rolled = false;
     if let Some(mut cycle) = cycle {
@@ -1923,6 +1924,7 @@ pub fn record_in_groups(
             });
         }
     }
+    tracing::debug!(resident_mib = ?crate::logging::resident_mib(), "cases recorded");
     let mut summary = None;
     if let Some((day, cycle, file)) = roll {
         // The summary counts the records' changes in the records' order.
