@@ -1356,7 +1356,12 @@ pub fn merge_parts(
             }
         }
         let take = IdxCa::from_vec("take".into(), perm.iter().map(|k| *k as IdxSize).collect());
-        let view = view.take(&take)?;
+        // In the cases' order; the parts' frames are let go at once.
+        let view = {
+            let in_order = view.take(&take)?;
+            drop(view);
+            in_order
+        };
         // The categorizations in the cases' order too (the merge reports only their tallies,
         // which do not depend on the order).
         let mut slots: Vec<Option<crate::categorize::Categorization>> =
