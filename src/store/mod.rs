@@ -351,8 +351,13 @@ impl Store {
 
     /// Saves a model bundle under `name` (durable when this returns).
     pub fn put_model(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.put_flushed(MODELS, name, bytes)
+    }
+
+    /// Puts `bytes` under `name` in `tree` and flushes it (durable when this returns).
+    fn put_flushed(&self, tree: &str, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
         self.room()?;
-        let t = self.db.open_tree(MODELS).map_err(|e| self.engine(e))?;
+        let t = self.db.open_tree(tree).map_err(|e| self.engine(e))?;
         t.insert(name.as_bytes(), bytes)
             .map_err(|e| self.engine(e))?;
         t.flush().map_err(|e| self.engine(e))?;
@@ -462,12 +467,7 @@ impl Store {
     /// Saves a view of the records table under `name`, replacing one of that name (durable when
     /// this returns).
     pub fn put_view(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        self.room()?;
-        let t = self.db.open_tree(VIEWS).map_err(|e| self.engine(e))?;
-        t.insert(name.as_bytes(), bytes)
-            .map_err(|e| self.engine(e))?;
-        t.flush().map_err(|e| self.engine(e))?;
-        Ok(())
+        self.put_flushed(VIEWS, name, bytes)
     }
 
     /// A saved view by name.
