@@ -546,6 +546,7 @@ pub fn analyze_bounded(
                 },
                 file: shown.clone(),
             }),
+            ..Default::default()
         },
         Vec::new(),
     )?;

@@ -645,7 +645,9 @@ pub struct BreakInput {
 }
 
 impl BreakInput {
-    fn validate(&self) -> Result<(), CaseError> {
+    /// Refuses a record no case can be made of (an empty or NUL-bearing profile or key, a date
+    /// before its start, a number that is not finite).
+    pub fn validate(&self) -> Result<(), CaseError> {
         let bad = |m: String| Err(CaseError::Invalid(m));
         for (name, v) in [("profile", &self.profile), ("key", &self.key)] {
             if v.trim().is_empty() {

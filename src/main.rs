@@ -2093,8 +2093,8 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         tracing::info!(out = %out.display(), rows = run.merged.written, parts = run.parts, "written");
         if !quiet {
             print_bounded(&run, &plan, &rejects_file);
-            print_buckets(&run.merged.categorized.cats);
-            if let Some(r) = &run.merged.categorized.llm {
+            print_buckets(&run.merged.buckets);
+            if let Some(r) = &run.merged.llm {
                 eprintln!("{}", r.describe());
             }
             if let Some(summary) = &run.merged.summary {
@@ -2229,7 +2229,7 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
     tracing::info!(out = %out.display(), rows = written, model = %det.bundle.version(), "written");
     if !quiet {
         print_summary(&result, &det, &rejects_file);
-        print_buckets(&categorized.cats);
+        print_buckets(&breakdesk::categorize::BucketTally::of(&categorized.cats));
         if let Some(r) = &categorized.llm {
             eprintln!("{}", r.describe());
         }
@@ -2327,6 +2327,7 @@ fn merge(cfg: Config, args: &MergeArgs, quiet: bool) -> Result<(), Failure> {
             out: args.out.clone(),
             format,
             stage_dir: Some(breakdesk::bounded::spill_root(&cfg)),
+            ..Default::default()
         },
     );
     if merged.is_err()
@@ -2383,7 +2384,7 @@ fn merge(cfg: Config, args: &MergeArgs, quiet: bool) -> Result<(), Failure> {
                 merged.judged, merged.judged_flagged
             );
         }
-        print_buckets(&merged.categorized.cats);
+        print_buckets(&merged.buckets);
         if args.record {
             eprintln!(
                 "cases: {} recorded (not rolled forward: the parts do not hold the day's other rows)",
@@ -2760,15 +2761,11 @@ fn outbox_command(cfg: &Config, command: &OutboxCommand, quiet: bool) -> Result<
     }
 }
 
-fn print_buckets(cats: &[breakdesk::categorize::Categorization]) {
-    if cats.is_empty() {
+fn print_buckets(tally: &breakdesk::categorize::BucketTally) {
+    if tally.is_empty() {
         return;
     }
-    let mut by: std::collections::BTreeMap<&str, [usize; 4]> = Default::default();
-    for c in cats {
-        by.entry(c.bucket.as_str()).or_default()[c.severity as usize] += 1;
-    }
-    let mut rows: Vec<(&str, [usize; 4])> = by.into_iter().collect();
+    let mut rows: Vec<(&str, [usize; 4])> = tally.0.iter().map(|(b, n)| (b.as_str(), *n)).collect();
     rows.sort_by_key(|(b, n)| (std::cmp::Reverse(n.iter().sum::<usize>()), *b));
     let parts: Vec<String> = rows
         .iter()

@@ -1018,6 +1018,9 @@ pub struct MergeOptions {
     /// workers do not carry the day's other rows; a bounded-memory run builds the cycle as it
     /// goes.
     pub roll: Option<Roll>,
+    /// With `record`: about how many records' cases are recorded at a time (0: 20,000). The
+    /// cases are the same whatever the size; a smaller one holds less at once.
+    pub case_group: usize,
 }
 
 /// What a merge needs to roll the cases forward.
@@ -1045,7 +1048,10 @@ pub struct Merged {
     pub rows: usize,
     pub model_version: String,
     pub profile: String,
-    pub categorized: pipeline::Categorized,
+    /// The written anomalies' buckets.
+    pub buckets: crate::categorize::BucketTally,
+    /// What the LLM pass did, when it is enabled.
+    pub llm: Option<crate::categorize::llm::LlmReport>,
     /// The case of each written anomaly (with `record`).
     pub cases: Vec<pipeline::CaseMark>,
     /// The run summary, when the cases were rolled forward ([`MergeOptions::roll`]).
@@ -1216,6 +1222,20 @@ pub fn merge_parts(
         pos_of[*i] = k as u32;
     }
     let n_out = out_rows.len();
+    // The records that get a case (every written row, or the anomalies among all rows), in the
+    // output's order: each one's place among them, by output position, and its position.
+    let is_case = |i: usize| !meta.all_rows || all.flags[i] & (FLAGGED | PROPOSED) != 0;
+    let mut case_pos: Vec<u32> = Vec::new();
+    let mut case_of_pos: Vec<u32> = Vec::new();
+    if opts.record {
+        case_of_pos = vec![u32::MAX; n_out];
+        for (pos, i) in out_rows.iter().enumerate() {
+            if is_case(*i) {
+                case_of_pos[pos] = case_pos.len() as u32;
+                case_pos.push(pos as u32);
+            }
+        }
+    }
     drop(out_rows);
 
     let flagged_total = all.flags.iter().filter(|f| **f & FLAGGED != 0).count();
@@ -1247,9 +1267,12 @@ pub fn merge_parts(
     // every part), staged on disk in the output's order; what the cases need is kept.
     let resolved = &meta.resolved;
     let mut staged: Vec<Staged> = Vec::with_capacity(parts.len());
-    let mut views: Vec<DataFrame> = Vec::new();
-    let mut view_pos: Vec<u32> = Vec::new();
-    let mut cats: Vec<crate::categorize::Categorization> = Vec::new();
+    let mut spill = if opts.record {
+        Some(CaseSpill::create(stage.path(), case_pos.len())?)
+    } else {
+        None
+    };
+    let mut buckets = crate::categorize::BucketTally::default();
     let mut llm: Option<crate::categorize::llm::LlmReport> = None;
     let (mut read_time, mut cat_time) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     for (k, p) in parts.iter().enumerate() {
@@ -1302,26 +1325,35 @@ pub fn merge_parts(
         }
         read_time += t0.elapsed();
         let t0 = std::time::Instant::now();
-        let rows: Vec<usize> = if meta.all_rows {
-            (0..table.height())
-                .filter(|r| all.flags[keep[*r].2] & (FLAGGED | PROPOSED) != 0)
-                .collect()
-        } else {
-            (0..table.height()).collect()
-        };
+        let rows: Vec<usize> = (0..table.height())
+            .filter(|r| is_case(keep[*r].2))
+            .collect();
         let categorized =
             pipeline::categorize(cfg, &rules, &table, resolved, &rows, flagged_total, store)?;
         pipeline::with_categories(&mut table, &rows, &categorized.cats)?;
         add_llm(&mut llm, categorized.llm);
         cat_time += t0.elapsed();
-        // What recording the cases reads, for the categorized rows.
-        if opts.record {
-            let names = pipeline::case_columns(&table);
-            let take = IdxCa::from_vec("take".into(), rows.iter().map(|r| *r as IdxSize).collect());
-            views.push(table.select(names)?.take(&take)?);
-            view_pos.extend(rows.iter().map(|r| keep[*r].0));
+        // The categorized rows' case inputs, spilled to the stage (named by their place among
+        // the cases, as in one table of them).
+        if let Some(spill) = spill.as_mut() {
+            let at: Vec<u32> = rows
+                .iter()
+                .map(|r| case_of_pos[keep[*r].0 as usize])
+                .collect();
+            let (inputs, auto) = pipeline::break_inputs(
+                &meta.profile,
+                &table,
+                &rows,
+                &categorized.cats,
+                &meta.model_version,
+                Some(&at),
+            )?;
+            spill.put(&at, &inputs, &auto)?;
         }
-        cats.extend(categorized.cats.into_iter().map(slim));
+        for c in &categorized.cats {
+            buckets.add(c);
+        }
+        drop(categorized.cats);
         // The part's rows as the output writes them, without the case columns (added when the
         // staged parts are merged).
         let cols: Vec<PlSmallStr> = crate::output::output_columns(&table)
@@ -1342,52 +1374,27 @@ pub fn merge_parts(
     lap("parts in all", &mut t, &mut timings);
     drop(pos_of);
 
-    // The cases, in the output's order.
+    // The cases, in the output's order, group by group from the spill.
+    drop(case_of_pos);
     let mut summary = None;
-    let (cases, case_pos): (Vec<pipeline::CaseMark>, Vec<u32>) = if opts.record {
-        let mut perm: Vec<usize> = (0..view_pos.len()).collect();
-        perm.sort_unstable_by_key(|k| view_pos[*k]);
-        let mut view = DataFrame::default();
-        for v in views.drain(..) {
-            if view.width() == 0 {
-                view = v;
-            } else {
-                view.vstack_mut(&v)?;
-            }
+    let cases: Vec<pipeline::CaseMark> = match spill {
+        Some(spill) => {
+            let mut spill = spill.finish()?;
+            let group = match opts.case_group {
+                0 => CASE_GROUP,
+                n => n,
+            };
+            let groups = pipeline::break_groups(spill.breaks(), group);
+            let roll = roll.map(|r| (r.day, r.cycle, r.file));
+            let (marks, s) =
+                pipeline::record_groups(cfg, store, &groups, case_pos.len(), roll, |group| {
+                    spill.take(group)
+                })?;
+            summary = s;
+            lap("cases", &mut t, &mut timings);
+            marks
         }
-        let take = IdxCa::from_vec("take".into(), perm.iter().map(|k| *k as IdxSize).collect());
-        // In the cases' order; the parts' frames are let go at once.
-        let view = {
-            let in_order = view.take(&take)?;
-            drop(view);
-            in_order
-        };
-        // The categorizations in the cases' order too (the merge reports only their tallies,
-        // which do not depend on the order).
-        let mut slots: Vec<Option<crate::categorize::Categorization>> =
-            cats.drain(..).map(Some).collect();
-        cats = perm.iter().filter_map(|k| slots[*k].take()).collect();
-        drop(slots);
-        let case_cats = &cats;
-        let case_pos: Vec<u32> = perm.iter().map(|k| view_pos[*k]).collect();
-        let rows: Vec<usize> = (0..view.height()).collect();
-        let roll = roll.map(|r| (r.day, r.cycle, r.file));
-        let (marks, s) = pipeline::record_in_groups(
-            cfg,
-            store,
-            &meta.profile,
-            &view,
-            &rows,
-            case_cats,
-            &meta.model_version,
-            roll,
-            CASE_GROUP,
-        )?;
-        summary = s;
-        lap("cases", &mut t, &mut timings);
-        (marks, case_pos)
-    } else {
-        (Vec::new(), Vec::new())
+        None => Vec::new(),
     };
 
     // The staged parts merged into the output, in order, with the case columns.
@@ -1410,7 +1417,8 @@ pub fn merge_parts(
         rows: total,
         model_version: meta.model_version.clone(),
         profile: meta.profile.clone(),
-        categorized: pipeline::Categorized { cats, llm },
+        buckets,
+        llm,
         cases,
         summary,
         rejects: rejects.is_file().then_some(rejects),
@@ -1427,12 +1435,177 @@ struct Staged {
     pos: Vec<u32>,
 }
 
-/// What the merge keeps of a row's categorization: what the cases and the summary read.
-fn slim(mut c: crate::categorize::Categorization) -> crate::categorize::Categorization {
-    c.details = String::new();
-    c.severity_reason = String::new();
-    c.note = String::new();
-    c
+/// The case inputs of a merge's records, spilled to its stage part by part as they are
+/// categorized and read back group by group, so the merge never holds them all: a record's
+/// input is one byte (proposed for auto-resolution or not) then the input as JSON.
+struct CaseSpill {
+    path: PathBuf,
+    w: std::io::BufWriter<std::fs::File>,
+    len: u64,
+    /// Each record's input (by its place among the cases): where it starts, its length and its
+    /// break (a hash of its key and start date).
+    index: Vec<SpillEntry>,
+}
+
+#[derive(Clone, Copy)]
+struct SpillEntry {
+    at: u64,
+    len: u32,
+    brk: u64,
+}
+
+const UNSPILLED: u64 = u64::MAX;
+
+impl CaseSpill {
+    fn create(dir: &Path, cases: usize) -> Result<CaseSpill, PartError> {
+        let path = dir.join("cases.spill");
+        let f = std::fs::File::create(&path).map_err(|e| werr(&path, e))?;
+        Ok(CaseSpill {
+            w: std::io::BufWriter::with_capacity(1 << 20, f),
+            path,
+            len: 0,
+            index: vec![
+                SpillEntry {
+                    at: UNSPILLED,
+                    len: 0,
+                    brk: 0,
+                };
+                cases
+            ],
+        })
+    }
+
+    /// Spills the inputs of the cases at places `at` (checked first, as recording checks them).
+    fn put(
+        &mut self,
+        at: &[u32],
+        inputs: &[crate::cases::BreakInput],
+        auto: &[bool],
+    ) -> Result<(), PartError> {
+        use rayon::prelude::*;
+        let encoded: Vec<Vec<u8>> = inputs
+            .par_iter()
+            .zip(auto)
+            .map(|(input, auto)| {
+                input.validate()?;
+                let mut b = vec![u8::from(*auto)];
+                serde_json::to_writer(&mut b, input)
+                    .map_err(|e| crate::cases::CaseError::Invalid(e.to_string()))?;
+                Ok(b)
+            })
+            .collect::<Result<_, crate::cases::CaseError>>()?;
+        for ((k, b), input) in at.iter().zip(encoded).zip(inputs) {
+            let len = u32::try_from(b.len()).map_err(|_| PartError::Invalid {
+                file: self.path.display().to_string(),
+                message: format!("the case input of break {} is too large", input.key),
+            })?;
+            let slot = self
+                .index
+                .get_mut(*k as usize)
+                .filter(|e| e.at == UNSPILLED)
+                .ok_or_else(|| PartError::Invalid {
+                    file: self.path.display().to_string(),
+                    message: format!("case {k} was spilled twice or is not a case"),
+                })?;
+            *slot = SpillEntry {
+                at: self.len,
+                len,
+                brk: break_hash(&input.key, input.start_date),
+            };
+            self.w.write_all(&b).map_err(|e| werr(&self.path, e))?;
+            self.len += u64::from(len);
+        }
+        Ok(())
+    }
+
+    /// The spill, written, to be read back: every case must have been spilled.
+    fn finish(mut self) -> Result<SpillReader, PartError> {
+        self.w.flush().map_err(|e| werr(&self.path, e))?;
+        if let Some(k) = self.index.iter().position(|e| e.at == UNSPILLED) {
+            return Err(PartError::Invalid {
+                file: self.path.display().to_string(),
+                message: format!("case {k} of {} was never spilled", self.index.len()),
+            });
+        }
+        let f = std::fs::File::open(&self.path).map_err(|e| werr(&self.path, e))?;
+        Ok(SpillReader {
+            r: std::io::BufReader::with_capacity(1 << 20, f),
+            pos: 0,
+            path: self.path,
+            index: self.index,
+        })
+    }
+}
+
+/// Which break a case input is of, as a number (equal for the same key and start date).
+fn break_hash(key: &str, start: chrono::NaiveDate) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    key.hash(&mut h);
+    start.hash(&mut h);
+    h.finish()
+}
+
+struct SpillReader {
+    path: PathBuf,
+    r: std::io::BufReader<std::fs::File>,
+    pos: u64,
+    index: Vec<SpillEntry>,
+}
+
+impl SpillReader {
+    /// Each case's break, by place.
+    fn breaks(&self) -> impl Iterator<Item = u64> + '_ {
+        self.index.iter().map(|e| e.brk)
+    }
+
+    /// The inputs of the cases at places `group` (read in the file's order, handed back in the
+    /// group's), with whether each is proposed for auto-resolution.
+    fn take(
+        &mut self,
+        group: &[usize],
+    ) -> Result<(Vec<crate::cases::BreakInput>, Vec<bool>), crate::cases::CaseError> {
+        use rayon::prelude::*;
+        use std::io::{Read, Seek};
+        let bad = |e: &dyn std::fmt::Display| {
+            crate::cases::CaseError::Invalid(format!(
+                "reading the merge's case inputs back from {}: {e}",
+                self.path.display()
+            ))
+        };
+        let mut by_at: Vec<usize> = (0..group.len()).collect();
+        let entry = |j: usize| self.index.get(group[j]).copied();
+        if let Some(j) = by_at.iter().find(|j| entry(**j).is_none()) {
+            return Err(bad(&format_args!("case {} is not in the spill", group[*j])));
+        }
+        by_at.sort_unstable_by_key(|j| self.index[group[*j]].at);
+        let mut raw: Vec<Vec<u8>> = vec![Vec::new(); group.len()];
+        for j in by_at {
+            let e = self.index[group[j]];
+            if e.at != self.pos {
+                let ahead = e.at.checked_sub(self.pos).filter(|d| *d < (1 << 20));
+                match ahead {
+                    Some(d) => self.r.seek_relative(d as i64),
+                    None => self.r.seek(std::io::SeekFrom::Start(e.at)).map(|_| ()),
+                }
+                .map_err(|e| bad(&e))?;
+            }
+            let mut b = vec![0u8; e.len as usize];
+            self.r.read_exact(&mut b).map_err(|e| bad(&e))?;
+            self.pos = e.at + u64::from(e.len);
+            raw[j] = b;
+        }
+        let decoded: Vec<(crate::cases::BreakInput, bool)> = raw
+            .par_iter()
+            .map(|b| match b.split_first() {
+                Some((auto, json)) => serde_json::from_slice(json)
+                    .map(|input| (input, *auto == 1))
+                    .map_err(|e| bad(&e)),
+                None => Err(bad(&"an empty record")),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(decoded.into_iter().unzip())
+    }
 }
 
 /// Adds a part's LLM report to the merge's.

@@ -1532,7 +1532,33 @@ fn case_inputs<'s>(
     cats: &[crate::categorize::Categorization],
     model_version: &str,
 ) -> Result<CaseInputs<'s>, crate::cases::CaseError> {
-    use crate::cases::{BreakInput, CaseError, Cases};
+    let (inputs, auto) = break_inputs(profile, table, rows, cats, model_version, None)?;
+    Ok((inputs, auto, case_workflow(store, policy)?))
+}
+
+/// The case workflow of `store` under a profile's case `policy` (its roll-forward and routing).
+pub fn case_workflow<'s>(
+    store: &'s crate::store::Store,
+    policy: &crate::config::CasesConfig,
+) -> Result<crate::cases::Cases<'s>, crate::cases::CaseError> {
+    let router = policy.router().map_err(crate::cases::CaseError::Invalid)?;
+    Ok(crate::cases::Cases::new(store)
+        .rolling(policy.roll())
+        .routed(std::sync::Arc::new(router)))
+}
+
+/// The case input of each of `rows` of `table` (categorized as `cats`), with whether the rules
+/// propose it for auto-resolution. A record without a key is named `row L`, where L is its
+/// entry in `labels` (its row in `table` without them).
+pub fn break_inputs(
+    profile: &str,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    cats: &[crate::categorize::Categorization],
+    model_version: &str,
+    labels: Option<&[u32]>,
+) -> Result<(Vec<crate::cases::BreakInput>, Vec<bool>), crate::cases::CaseError> {
+    use crate::cases::{BreakInput, CaseError};
     use polars::prelude::*;
     let internal = |e: PolarsError| CaseError::Invalid(format!("reading the anomalies: {e}"));
     let text_col = |name: &str| -> Result<Option<StringChunked>, CaseError> {
@@ -1580,7 +1606,8 @@ fn case_inputs<'s>(
         .enumerate()
         .map(|(k, &r)| {
             let c = &cats[k];
-            let (key, date, start) = cols.key_and_dates(r, today);
+            let label = labels.and_then(|l| l.get(k)).map_or(r, |l| *l as usize);
+            let (key, date, start) = cols.key_and_dates(r, label, today);
             let num = |ca: &Option<Float64Chunked>| {
                 ca.as_ref().and_then(|ca| ca.get(r)).unwrap_or(f64::NAN)
             };
@@ -1615,12 +1642,7 @@ fn case_inputs<'s>(
             (input, c.auto_resolve)
         })
         .collect();
-    let (inputs, auto): (Vec<BreakInput>, Vec<bool>) = built.into_iter().unzip();
-    let router = policy.router().map_err(CaseError::Invalid)?;
-    let cases = Cases::new(store)
-        .rolling(policy.roll())
-        .routed(std::sync::Arc::new(router));
-    Ok((inputs, auto, cases))
+    Ok(built.into_iter().unzip())
 }
 
 /// What the run summary says of a day's file besides its cases.
@@ -1682,11 +1704,12 @@ impl BreakColumns {
         })
     }
 
-    /// Row `r`'s account key (`row R` without one), date (`today` without one) and the date
-    /// its break began (the date less the break's age).
+    /// Row `r`'s account key (`row L` without one, L being `label`), date (`today` without
+    /// one) and the date its break began (the date less the break's age).
     fn key_and_dates(
         &self,
         r: usize,
+        label: usize,
         today: chrono::NaiveDate,
     ) -> (String, chrono::NaiveDate, chrono::NaiveDate) {
         let key = self
@@ -1695,7 +1718,7 @@ impl BreakColumns {
             .and_then(|ca| ca.get(r))
             .filter(|s| !s.is_empty())
             .map(str::to_string)
-            .unwrap_or_else(|| format!("row {r}"));
+            .unwrap_or_else(|| format!("row {label}"));
         let date = self
             .dates
             .as_ref()
@@ -1860,10 +1883,8 @@ fn is_snapshot_column(c: &str) -> bool {
 
 /// Records the cases of `rows` of `profile` (and, with `roll`, rolls the profile's cases
 /// forward through the day's cycle and records the run summary), holding at most about `chunk`
-/// records' inputs and cases at a time: the records are cut in groups in their order, every
-/// record of a break going with the break's first record, so tickets follow the records' order
-/// and each break's records fold together exactly as in one batch. Returns each record's case
-/// mark, and the summary with `roll`.
+/// records' inputs and cases at a time ([`break_groups`], [`record_groups`]). Returns each
+/// record's case mark, and the summary with `roll`.
 #[allow(clippy::too_many_arguments)]
 pub fn record_in_groups(
     cfg: &Config,
@@ -1876,44 +1897,78 @@ pub fn record_in_groups(
     roll: Option<(DayFacts, Option<crate::cases::Cycle>, String)>,
     chunk: usize,
 ) -> Result<(Vec<CaseMark>, Option<crate::cycle::RunSummary>), crate::cases::CaseError> {
-    let chunk = chunk.max(1);
     let cols = BreakColumns::of(table)
         .map_err(|e| crate::cases::CaseError::Invalid(format!("reading the anomalies: {e}")))?;
     let today = chrono::Utc::now().date_naive();
-    // Each record's break (its key and start date) and the group of the break's first record.
-    let mut group_of: std::collections::HashMap<(String, chrono::NaiveDate), usize> =
-        std::collections::HashMap::new();
+    let groups = break_groups(
+        rows.iter().map(|&r| {
+            let (key, _, start) = cols.key_and_dates(r, r, today);
+            (key, start)
+        }),
+        chunk,
+    );
+    record_groups(cfg, store, &groups, rows.len(), roll, |group| {
+        let sub_rows: Vec<usize> = group.iter().map(|k| rows[*k]).collect();
+        let sub_cats: Vec<crate::categorize::Categorization> =
+            group.iter().map(|k| cats[*k].clone()).collect();
+        break_inputs(profile, table, &sub_rows, &sub_cats, model_version, None)
+    })
+}
+
+/// The records (given by their breaks, in the records' order) cut in groups of about `chunk`
+/// in their order, every record of a break going with the break's first record: each group
+/// lists its records' positions in order. Two records are of the same break when their
+/// `breaks` items are equal.
+pub fn break_groups<B: std::hash::Hash + Eq>(
+    breaks: impl Iterator<Item = B>,
+    chunk: usize,
+) -> Vec<Vec<usize>> {
+    let chunk = chunk.max(1);
+    let mut group_of: std::collections::HashMap<B, usize> = std::collections::HashMap::new();
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    for (k, &r) in rows.iter().enumerate() {
-        let (key, _, start) = cols.key_and_dates(r, today);
-        let g = *group_of.entry((key, start)).or_insert(k / chunk);
+    for (k, b) in breaks.enumerate() {
+        let g = *group_of.entry(b).or_insert(k / chunk);
         if groups.len() <= g {
             groups.resize_with(g + 1, Vec::new);
         }
         groups[g].push(k);
     }
-    drop(group_of);
+    groups.retain(|g| !g.is_empty());
+    groups
+}
+
+/// Records the cases of `n` records cut in `groups` ([`break_groups`]), one group
+/// at a time (`inputs_of` gives a group's case inputs, with whether each is proposed for
+/// auto-resolution), so tickets follow the records' order and each break's records fold
+/// together exactly as in one batch; with `roll`, then rolls the profile's cases forward
+/// through the day's cycle and records the run summary. Returns each record's case mark, and
+/// the summary with `roll`.
+pub fn record_groups(
+    cfg: &Config,
+    store: &crate::store::Store,
+    groups: &[Vec<usize>],
+    n: usize,
+    roll: Option<(DayFacts, Option<crate::cases::Cycle>, String)>,
+    mut inputs_of: impl FnMut(
+        &[usize],
+    ) -> Result<
+        (Vec<crate::cases::BreakInput>, Vec<bool>),
+        crate::cases::CaseError,
+    >,
+) -> Result<(Vec<CaseMark>, Option<crate::cycle::RunSummary>), crate::cases::CaseError> {
+    let policy = &cfg.cases;
     let cycle = roll.as_ref().and_then(|r| r.1.as_ref());
-    let mut marks: Vec<Option<CaseMark>> = vec![None; rows.len()];
-    let mut changes: Vec<(String, crate::cases::Change)> = Vec::with_capacity(rows.len());
-    let mut order: Vec<usize> = Vec::with_capacity(rows.len());
+    let mut marks: Vec<Option<CaseMark>> = vec![None; n];
+    let mut changes: Vec<(String, crate::cases::Change)> = Vec::with_capacity(n);
+    let mut order: Vec<usize> = Vec::with_capacity(n);
     // A group's writes change nothing another group reads: its breaks are its own, and a case
     // this run opens is not cleared by it (`roll_opened`), so it is never taken for a later
     // break's reappearance.
-    for group in groups.iter().filter(|g| !g.is_empty()) {
-        let sub_rows: Vec<usize> = group.iter().map(|k| rows[*k]).collect();
-        let sub_cats: Vec<crate::categorize::Categorization> =
-            group.iter().map(|k| cats[*k].clone()).collect();
-        let recorded = record_case_marks(
-            store,
-            &cfg.cases,
-            profile,
-            table,
-            &sub_rows,
-            &sub_cats,
-            model_version,
-            cycle,
-        )?;
+    let cases = case_workflow(store, policy)?;
+    for group in groups {
+        let (inputs, auto) = inputs_of(group)?;
+        let recorded = cases.record_batch(&inputs, &auto, cycle)?;
+        drop(inputs);
         for (k, r) in group.iter().zip(recorded) {
             changes.push((r.id.clone(), r.change));
             order.push(*k);
@@ -1929,7 +1984,7 @@ pub fn record_in_groups(
     if let Some((day, cycle, file)) = roll {
         // The summary counts the records' changes in the records' order.
         let mut in_order: Vec<(String, crate::cases::Change)> =
-            vec![(String::new(), crate::cases::Change::Unchanged); rows.len()];
+            vec![(String::new(), crate::cases::Change::Unchanged); n];
         for ((id, c), k) in changes.into_iter().zip(order) {
             in_order[k] = (id, c);
         }
@@ -1946,15 +2001,15 @@ pub fn record_in_groups(
         }
         summary = Some(s);
     }
-    let marks = marks
+    marks
         .into_iter()
         .map(|m| {
             m.ok_or_else(|| {
                 crate::cases::CaseError::Invalid("a record was left without its case".into())
             })
         })
-        .collect::<Result<_, _>>()?;
-    Ok((marks, summary))
+        .collect::<Result<_, _>>()
+        .map(|marks| (marks, summary))
 }
 
 /// The cases stage of a file's analysis: one case per anomaly (`rows` of `table`), those the

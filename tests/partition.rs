@@ -551,3 +551,70 @@ fn merge_applies_the_analysts_verdicts_from_its_store_as_a_run_does() {
         std::fs::read_to_string(d.join("merged.clusters.csv")).unwrap()
     );
 }
+
+#[test]
+fn merged_cases_recorded_a_few_at_a_time_are_those_recorded_in_one_group() {
+    use breakdesk::cases::{CaseFilter, Cases};
+    use breakdesk::parts::{MergeOptions, merge};
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg =
+        breakdesk::config::Config::from_user_toml("", Path::new("merge-groups.toml")).unwrap();
+    // The anomalies only (every written row a case), and every row (only the anomalies cases).
+    let all_rows = partitions(d, &f.file, &f.model, 3, &["--all-rows"]);
+    for (name, parts) in [("anomalies", f.parts.clone()), ("all-rows", all_rows)] {
+        let mut seen = Vec::new();
+        for group in [0, 7] {
+            let store = breakdesk::store::Store::open(&d.join(format!("{name}-{group}"))).unwrap();
+            let out = d.join(format!("{name}-{group}.csv"));
+            let merged = merge(
+                &cfg,
+                &parts,
+                &store,
+                MergeOptions {
+                    record: true,
+                    out: out.clone(),
+                    case_group: group,
+                    ..Default::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{name}, groups of {group}: {e}"));
+            assert!(merged.cases.len() > 500, "{name}: {}", merged.cases.len());
+            let (h, rows) = read_csv(&out);
+            let cases = Cases::new(&store).list(&CaseFilter::default()).unwrap();
+            // A break of several records gets one case: fewer cases than records.
+            assert!(
+                cases.len() < merged.cases.len(),
+                "{name}: {} cases of {} records",
+                cases.len(),
+                merged.cases.len()
+            );
+            let ids = column(&h, &rows, "case_id");
+            assert_eq!(
+                ids.iter().filter(|c| !c.is_empty()).count(),
+                merged.cases.len(),
+                "{name}: each recorded row names its case"
+            );
+            let cases: Vec<_> = cases
+                .into_iter()
+                .map(|c| {
+                    (
+                        c.id,
+                        c.ticket,
+                        c.status,
+                        c.key,
+                        c.start_date,
+                        c.last_date,
+                        c.rank,
+                    )
+                })
+                .collect();
+            seen.push((std::fs::read(&out).unwrap(), cases));
+        }
+        assert!(
+            seen[0] == seen[1],
+            "{name}: groups of 7 record the cases (and write the output) as one group does"
+        );
+    }
+}

@@ -436,6 +436,34 @@ pub struct Categorization {
     pub explained: bool,
 }
 
+/// How many rows each bucket took, by severity (low, medium, high, critical).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BucketTally(pub BTreeMap<String, [usize; 4]>);
+
+impl BucketTally {
+    /// The tally of `cats`.
+    pub fn of(cats: &[Categorization]) -> BucketTally {
+        let mut t = BucketTally::default();
+        for c in cats {
+            t.add(c);
+        }
+        t
+    }
+
+    /// Counts one more row.
+    pub fn add(&mut self, c: &Categorization) {
+        let n = match self.0.get_mut(c.bucket.as_str()) {
+            Some(n) => n,
+            None => self.0.entry(c.bucket.clone()).or_default(),
+        };
+        n[c.severity as usize] += 1;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Rules compiled for one table.
 pub struct Categorizer<'f> {
     pub file: &'f RulesFile,
