@@ -34,7 +34,7 @@
 //!
 //! All operations go through [`Cases`], a handle on an open [`Store`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -1824,11 +1824,19 @@ impl<'s> Cases<'s> {
     ) -> Result<Option<String>, CaseError> {
         let mut best: Option<(NaiveDate, String)> = None;
         let prefix = break_prefix(&input.profile, &input.key);
-        for (k, id) in reader.scan(CaseTree::BreakIndex, &prefix)? {
-            if is_marker(&k, prefix.len()) {
+        let entries = reader.scan(CaseTree::BreakIndex, &prefix)?;
+        // A case marked outstanding has not cleared: it is not read (a store written before
+        // the markers reads every case of the account, as it did).
+        let open: HashSet<&[u8]> = entries
+            .iter()
+            .filter(|(k, _)| is_marker(k, prefix.len()))
+            .map(|(_, id)| id.as_slice())
+            .collect();
+        for (k, id) in &entries {
+            if is_marker(k, prefix.len()) || open.contains(id.as_slice()) {
                 continue;
             }
-            let id = String::from_utf8(id).map_err(|e| CaseError::Corrupt {
+            let id = String::from_utf8(id.clone()).map_err(|e| CaseError::Corrupt {
                 what: "break index entry".into(),
                 message: e.to_string(),
             })?;

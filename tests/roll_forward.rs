@@ -652,3 +652,42 @@ fn outstanding_markers_follow_every_write_and_an_older_store_is_indexed_once() {
     );
     assert_eq!(cases.index_outstanding().unwrap(), 0, "nothing to index");
 }
+
+#[test]
+fn a_break_back_beside_an_outstanding_case_of_its_account_reopens_the_cleared_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cases = Cases::new(&store).rolling(RollParams {
+        reopen_days: 5,
+        recertify_share: 0.1,
+        ..RollParams::default()
+    });
+    let cleared = cases
+        .upsert(&rec("A", "2024-03-01", "2024-03-01", 100.0), false)
+        .unwrap()
+        .case;
+    cases
+        .roll_forward(&cycle(
+            &["2024-03-04"],
+            &[("A", "2024-03-04", false, 0.0, "2024-03-04")],
+        ))
+        .unwrap();
+    // A break of the account that began before the clearing: a case of its own, outstanding.
+    let open = cases
+        .upsert(&rec("A", "2024-03-02", "2024-03-03", 40.0), false)
+        .unwrap();
+    assert_eq!(open.change, Change::Created);
+    assert!(open.case.outstanding());
+    // A break from the 6th: the cleared case comes back; the outstanding one is left as it is.
+    let back = cases
+        .record_batch(
+            &[rec("A", "2024-03-06", "2024-03-06", 90.0)],
+            &[false],
+            None,
+        )
+        .unwrap();
+    assert_eq!(back[0].change, Change::Reappeared);
+    assert_eq!(back[0].id, cleared.id);
+    let still = cases.get(&open.case.id).unwrap().unwrap();
+    assert_eq!(still, open.case);
+}

@@ -315,11 +315,11 @@ impl Bucket {
         let stored = self.base[from..]
             .iter()
             .map(|e| (self.key(e), Some(self.value(e))))
-            .take_while(|(k, _)| k.starts_with(prefix));
+            .take_while(|(k, _)| prefix.is_empty() || k.starts_with(prefix));
         let changed = self
             .delta
             .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
+            .take_while(|(k, _)| prefix.is_empty() || k.starts_with(prefix))
             .map(|(k, v)| (k.as_slice(), v.as_deref()));
         merge(stored, changed)
     }
