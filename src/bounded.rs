@@ -21,6 +21,9 @@
 //!
 //! The output is the output of a run on the whole file with the same model. The spill files are
 //! removed when the run ends, whether it succeeds or not.
+//!
+//! `breakdesk train` over the budget does steps 1 and 2 ([`train_bounded`]): the model it trains
+//! and saves is the one a bounded run of the file trains.
 
 use crate::config::Config;
 use crate::detect::model::ModelBundle;
@@ -189,101 +192,18 @@ pub fn analyze_bounded(
         }
     };
     let mut timings: Vec<(String, Duration)> = Vec::new();
-    let root = spill_root(cfg);
-    std::fs::create_dir_all(&root).map_err(spill_err(format!(
-        "cannot create the spill folder {}",
-        root.display()
-    )))?;
-    if cfg.run.spill_dir.is_empty() && cfg.data_dir().is_some() {
-        remove_stale(&root);
-    }
-    let dir = tempfile::Builder::new()
-        .prefix("run-")
-        .tempdir_in(&root)
-        .map_err(spill_err(format!(
-            "cannot create a spill folder in {}",
-            root.display()
-        )))?;
-    let shown = opts.input.display().to_string();
-
-    // The profile and the key columns, from the header (and the history's).
-    progress(Progress {
-        stage: Stage::Spill,
-        done: 0,
-        total,
-    });
     let t = Instant::now();
-    let sample = |path: &Path, stem: &str| -> Result<ingest::RawTable, BoundedError> {
-        let s = csv::split(
-            path,
-            &cfg.ingest,
-            &SplitOptions {
-                keys: &[],
-                count: 1,
-                limit: Some(SAMPLE),
-                dir: dir.path(),
-                stem,
-            },
-        )?;
-        let mut raw = ingest::read(&s.parts[0].csv, &s.read_cfg, None)?;
-        raw.source = path.display().to_string();
-        Ok(raw)
-    };
-    let head = sample(&opts.input, "sample")?;
-    let resolved = pipeline::choose_profile(cfg, opts.profile.as_deref(), &head, &opts.columns)?;
-    let mut slots: Option<Vec<usize>> = None;
-    let mut history_keys = Vec::new();
-    if let Some(h) = &opts.history {
-        let hhead = sample(h, "history-sample")?;
-        let (hres, common, _) = pipeline::bind_history(&resolved, &shown, &hhead)?;
-        slots = common;
-        history_keys = key_headers(&hres.keys, slots.as_ref());
-    }
-    let keys = key_headers(&resolved.keys, slots.as_ref());
-    if keys.is_empty() {
-        return Err(BoundedError::NoKeys(format!(
-            "{shown} is larger than the memory budget ([run] memory_mb = {} MiB, about {:.0} MiB needed) and profile {} names no account key to split it by: raise the budget, or set it to 0 to read the file whole",
-            plan.budget_mb, plan.estimate_mb, resolved.profile.name
-        )));
-    }
-    check()?;
-    let split = |path: &Path, keys: &[String], stem: &str| -> Result<Split, BoundedError> {
-        Ok(csv::split(
-            path,
-            &cfg.ingest,
-            &SplitOptions {
-                keys,
-                count: n,
-                limit: None,
-                dir: dir.path(),
-                stem,
-            },
-        )?)
-    };
-    let current = split(&opts.input, &keys, "current")?;
-    let history = match &opts.history {
-        Some(h) => {
-            check()?;
-            Some(split(h, &history_keys, "history")?)
-        }
-        None => None,
-    };
-    let spilled: u64 = current
-        .parts
-        .iter()
-        .chain(history.iter().flat_map(|h| h.parts.iter()))
-        .map(|p| p.bytes)
-        .sum();
+    let spilled_file = split_file(cfg, opts, plan, progress, &check)?;
+    let SplitFile {
+        dir,
+        shown,
+        current,
+        history,
+        wcfg,
+        spilled,
+    } = &spilled_file;
+    let (shown, spilled) = (shown.clone(), *spilled);
     timings.push(("split".into(), t.elapsed()));
-    tracing::info!(file = %shown, parts = n, bytes = spilled, "split by account");
-
-    // The parts are read back as the original files would be read.
-    let mut wcfg = cfg.clone();
-    wcfg.ingest.encoding = current.read_cfg.encoding.clone();
-    // The share of rejected rows is the whole file's: checked once every part is read.
-    wcfg.ingest.max_reject_share = 1.0;
-    // The LLM is asked at the merge, once for the whole file.
-    wcfg.llm.enabled = false;
     let scratch_dir = tempfile::Builder::new()
         .prefix("store-")
         .tempdir_in(dir.path())
@@ -294,34 +214,7 @@ pub fn analyze_bounded(
     let scratch = crate::store::Store::open(scratch_dir.path()).map_err(|e| {
         BoundedError::Analyze(AnalyzeError::Detect(pipeline::DetectError::Store(e)))
     })?;
-
-    let part_opts = |i: usize| -> Result<(RunOptions, SpillRows), BoundedError> {
-        let c = &current.parts[i];
-        let rows = csv::read_rows(&c.rows)?;
-        let hist = match &history {
-            Some(h) => {
-                let hp = &h.parts[i];
-                Some((
-                    hp.csv.clone(),
-                    (h.source.clone(), csv::read_rows(&hp.rows)?),
-                ))
-            }
-            None => None,
-        };
-        let ropts = RunOptions {
-            input: c.csv.clone(),
-            history: hist.as_ref().map(|(p, _)| p.clone()),
-            ..opts.clone()
-        };
-        Ok((
-            ropts,
-            SpillRows {
-                source: shown.clone(),
-                rows,
-                history: hist.map(|(_, h)| h),
-            },
-        ))
-    };
+    let part_opts = |i: usize| spilled_file.part_opts(opts, i);
     let quiet_progress = &mut |_: Progress| {};
 
     // The model. The part it is trained on keeps its rows and features for its own analysis.
@@ -330,12 +223,10 @@ pub fn analyze_bounded(
     let (bundle, known, file) = match model {
         Some((bundle, file)) => (bundle, None, file),
         None => {
-            let first = (0..n)
-                .max_by_key(|i| current.parts[*i].records)
-                .unwrap_or(0);
+            let first = spilled_file.largest();
             let (ropts, rows) = part_opts(first)?;
             let mut run = pipeline::run_selecting(
-                &wcfg,
+                wcfg,
                 &ropts,
                 None,
                 Some(&rows),
@@ -381,7 +272,7 @@ pub fn analyze_bounded(
         }
         let (ropts, rows) = part_opts(i)?;
         let a = pipeline::analyze_with_bundle(
-            &wcfg,
+            wcfg,
             &ropts,
             aopts,
             BundleRun {
@@ -450,7 +341,7 @@ pub fn analyze_bounded(
             all_rows: aopts.all_rows,
             format: Format::Csv,
         };
-        let (meta, part_rows) = parts::describe_part(&wcfg, &path, &a, &src, &scratch)?;
+        let (meta, part_rows) = parts::describe_part(wcfg, &path, &a, &src, &scratch)?;
         all.push(Part {
             path,
             meta,
@@ -573,6 +464,230 @@ pub fn analyze_bounded(
         notes,
         spilled,
         timings,
+    })
+}
+
+/// A file (and its history) split by account into spill parts, in a folder of its own that is
+/// removed when this is dropped.
+struct SplitFile {
+    dir: tempfile::TempDir,
+    /// The file as messages name it.
+    shown: String,
+    current: Split,
+    history: Option<Split>,
+    /// The configuration the parts are read with (as the original files are read; the share of
+    /// rejected rows is checked on the whole file, the LLM asked at the merge).
+    wcfg: Config,
+    /// Bytes of the spill parts written.
+    spilled: u64,
+}
+
+/// Step 1: the file (and its history) split by account into `plan.parts` spill parts.
+fn split_file(
+    cfg: &Config,
+    opts: &RunOptions,
+    plan: &Plan,
+    progress: &mut dyn FnMut(Progress),
+    check: &dyn Fn() -> Result<(), BoundedError>,
+) -> Result<SplitFile, BoundedError> {
+    let n = plan.parts;
+    let total = n as u64 + 2;
+    let root = spill_root(cfg);
+    std::fs::create_dir_all(&root).map_err(spill_err(format!(
+        "cannot create the spill folder {}",
+        root.display()
+    )))?;
+    if cfg.run.spill_dir.is_empty() && cfg.data_dir().is_some() {
+        remove_stale(&root);
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(&root)
+        .map_err(spill_err(format!(
+            "cannot create a spill folder in {}",
+            root.display()
+        )))?;
+    let shown = opts.input.display().to_string();
+
+    // The profile and the key columns, from the header (and the history's).
+    progress(Progress {
+        stage: Stage::Spill,
+        done: 0,
+        total,
+    });
+    let sample = |path: &Path, stem: &str| -> Result<ingest::RawTable, BoundedError> {
+        let s = csv::split(
+            path,
+            &cfg.ingest,
+            &SplitOptions {
+                keys: &[],
+                count: 1,
+                limit: Some(SAMPLE),
+                dir: dir.path(),
+                stem,
+            },
+        )?;
+        let mut raw = ingest::read(&s.parts[0].csv, &s.read_cfg, None)?;
+        raw.source = path.display().to_string();
+        Ok(raw)
+    };
+    let head = sample(&opts.input, "sample")?;
+    let resolved = pipeline::choose_profile(cfg, opts.profile.as_deref(), &head, &opts.columns)?;
+    let mut slots: Option<Vec<usize>> = None;
+    let mut history_keys = Vec::new();
+    if let Some(h) = &opts.history {
+        let hhead = sample(h, "history-sample")?;
+        let (hres, common, _) = pipeline::bind_history(&resolved, &shown, &hhead)?;
+        slots = common;
+        history_keys = key_headers(&hres.keys, slots.as_ref());
+    }
+    let keys = key_headers(&resolved.keys, slots.as_ref());
+    if keys.is_empty() {
+        return Err(BoundedError::NoKeys(format!(
+            "{shown} is larger than the memory budget ([run] memory_mb = {} MiB, about {:.0} MiB needed) and profile {} names no account key to split it by: raise the budget, or set it to 0 to read the file whole",
+            plan.budget_mb, plan.estimate_mb, resolved.profile.name
+        )));
+    }
+    check()?;
+    let split = |path: &Path, keys: &[String], stem: &str| -> Result<Split, BoundedError> {
+        Ok(csv::split(
+            path,
+            &cfg.ingest,
+            &SplitOptions {
+                keys,
+                count: n,
+                limit: None,
+                dir: dir.path(),
+                stem,
+            },
+        )?)
+    };
+    let current = split(&opts.input, &keys, "current")?;
+    let history = match &opts.history {
+        Some(h) => {
+            check()?;
+            Some(split(h, &history_keys, "history")?)
+        }
+        None => None,
+    };
+    let spilled: u64 = current
+        .parts
+        .iter()
+        .chain(history.iter().flat_map(|h| h.parts.iter()))
+        .map(|p| p.bytes)
+        .sum();
+    tracing::info!(file = %shown, parts = n, bytes = spilled, "split by account");
+
+    // The parts are read back as the original files would be read.
+    let mut wcfg = cfg.clone();
+    wcfg.ingest.encoding = current.read_cfg.encoding.clone();
+    // The share of rejected rows is the whole file's: checked once every part is read.
+    wcfg.ingest.max_reject_share = 1.0;
+    // The LLM is asked at the merge, once for the whole file.
+    wcfg.llm.enabled = false;
+    Ok(SplitFile {
+        dir,
+        shown,
+        current,
+        history,
+        wcfg,
+        spilled,
+    })
+}
+
+impl SplitFile {
+    /// How to read part `i` of a run of `opts`: its spill files, and the rows of the original
+    /// file (and history) its records came from.
+    fn part_opts(
+        &self,
+        opts: &RunOptions,
+        i: usize,
+    ) -> Result<(RunOptions, SpillRows), BoundedError> {
+        let c = &self.current.parts[i];
+        let rows = csv::read_rows(&c.rows)?;
+        let hist = match &self.history {
+            Some(h) => {
+                let hp = &h.parts[i];
+                Some((
+                    hp.csv.clone(),
+                    (h.source.clone(), csv::read_rows(&hp.rows)?),
+                ))
+            }
+            None => None,
+        };
+        let ropts = RunOptions {
+            input: c.csv.clone(),
+            history: hist.as_ref().map(|(p, _)| p.clone()),
+            ..opts.clone()
+        };
+        Ok((
+            ropts,
+            SpillRows {
+                source: self.shown.clone(),
+                rows,
+                history: hist.map(|(_, h)| h),
+            },
+        ))
+    }
+
+    /// The part with the most records: the accounts a model is trained on.
+    fn largest(&self) -> usize {
+        (0..self.current.parts.len())
+            .max_by_key(|i| self.current.parts[*i].records)
+            .unwrap_or(0)
+    }
+}
+
+/// A model trained on a file over the memory budget.
+pub struct TrainedPart {
+    /// The run of the part the model was trained on (its rows, rejects and features).
+    pub run: pipeline::RunOutput,
+    pub det: pipeline::Detection,
+    /// The parts the file was split into, and which one the model was trained on.
+    pub parts: usize,
+    pub part: usize,
+    pub spilled: u64,
+}
+
+/// `breakdesk train` on a file over the budget: the file is split as a bounded run splits it
+/// and the model trained on the largest part's accounts, as a bounded run trains it (and saved
+/// in `store` as training saves it), so that the model is the one a bounded run of the file
+/// would train. Memory holds one part.
+pub fn train_bounded(
+    cfg: &Config,
+    opts: &RunOptions,
+    detect: &pipeline::DetectOptions,
+    plan: &Plan,
+    store: &crate::store::Store,
+    cancel: &AtomicBool,
+) -> Result<TrainedPart, BoundedError> {
+    let check = || -> Result<(), BoundedError> {
+        if cancel.load(Ordering::Relaxed) {
+            Err(PipelineError::Cancelled.into())
+        } else {
+            Ok(())
+        }
+    };
+    let split = split_file(cfg, opts, plan, &mut |_| {}, &check)?;
+    check()?;
+    let part = split.largest();
+    let (ropts, rows) = split.part_opts(opts, part)?;
+    let mut run = pipeline::run_selecting(
+        &split.wcfg,
+        &ropts,
+        None,
+        Some(&rows),
+        "",
+        &mut |_| {},
+        cancel,
+    )?;
+    let det = pipeline::score(cfg, &mut run, store, detect).map_err(AnalyzeError::Detect)?;
+    Ok(TrainedPart {
+        run,
+        det,
+        parts: plan.parts,
+        part,
+        spilled: split.spilled,
     })
 }
 

@@ -581,6 +581,11 @@ struct TrainArgs {
     /// Also write the trained bundle (JSON) to this file.
     #[arg(long)]
     export: Option<PathBuf>,
+    /// Memory budget in MiB; default `[run] memory_mb`. A CSV file whose run would take more is
+    /// split by account and the model trained on the largest part's accounts, the model a run
+    /// of the file under that budget trains; 0 = no bound.
+    #[arg(long, value_name = "MIB")]
+    memory_mb: Option<u64>,
 }
 
 #[derive(Args)]
@@ -2040,12 +2045,7 @@ fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
         .as_deref()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let memory_mb = args.memory_mb.unwrap_or(cfg.run.memory_mb);
-    if memory_mb != 0 && memory_mb < 64 {
-        return Err(usage(format!(
-            "--memory-mb must be 0 (no bound) or at least 64, found {memory_mb}"
-        )));
-    }
+    let memory_mb = memory_budget(args.memory_mb, &cfg)?;
     let plan = match args.partition {
         Some(_) => None,
         None => breakdesk::bounded::plan(&cfg, &opts, memory_mb),
@@ -2912,31 +2912,74 @@ fn bounded_failure(e: breakdesk::bounded::BoundedError, rejects_file: &Path) -> 
     }
 }
 
+/// The memory budget of a run or training: `--memory-mb`, else `[run] memory_mb`.
+fn memory_budget(arg: Option<u64>, cfg: &Config) -> Result<u64, Failure> {
+    let memory_mb = arg.unwrap_or(cfg.run.memory_mb);
+    if memory_mb != 0 && memory_mb < 64 {
+        return Err(usage(format!(
+            "--memory-mb must be 0 (no bound) or at least 64, found {memory_mb}"
+        )));
+    }
+    Ok(memory_mb)
+}
+
 fn train(mut cfg: Config, args: &TrainArgs, quiet: bool) -> Result<(), Failure> {
     let opts = input_options(&mut cfg, &args.input)?;
     let dopts = detect_options(&args.detect, TrainMode::Force)?;
+    let memory_mb = memory_budget(args.memory_mb, &cfg)?;
     let _log = breakdesk::logging::init(&cfg);
     let store = open_store(&cfg)?;
     let rejects_file = PathBuf::from("breakdesk-train.rejects.csv");
     let bar = progress_bar(quiet);
-    let result = ingest(&cfg, &opts, &rejects_file, bar.as_ref());
-    if let Some(b) = &bar {
-        b.set_message("training");
-    }
-    let det = result.and_then(|mut result| {
-        pipeline::score(&cfg, &mut result, &store, &dopts)
-            .map(|d| (result, d))
-            .map_err(detect_failure)
-    });
+    let mut split_note = None;
+    let det = match breakdesk::bounded::plan(&cfg, &opts, memory_mb) {
+        // Over the budget: the model a bounded run of the file trains, on its largest part.
+        Some(plan) => {
+            if let Some(b) = &bar {
+                b.set_message("splitting by account and training");
+            }
+            let cancel = AtomicBool::new(false);
+            breakdesk::bounded::train_bounded(&cfg, &opts, &dopts, &plan, &store, &cancel)
+                .map(|t| {
+                    split_note = Some(format!(
+                        "memory: about {:.0} MiB needed, above the budget of {} MiB: split by account into {} parts ({} MiB spilled); trained on the accounts of the largest part ({} of the file's rows)",
+                        plan.estimate_mb,
+                        plan.budget_mb,
+                        t.parts,
+                        t.spilled / (1 << 20),
+                        t.run.rows_read
+                    ));
+                    (t.run, t.det)
+                })
+                .map_err(|e| bounded_failure(e, &rejects_file))
+        }
+        None => {
+            let result = ingest(&cfg, &opts, &rejects_file, bar.as_ref());
+            if let Some(b) = &bar {
+                b.set_message("training");
+            }
+            result.and_then(|mut result| {
+                pipeline::score(&cfg, &mut result, &store, &dopts)
+                    .map(|d| (result, d))
+                    .map_err(detect_failure)
+            })
+        }
+    };
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
     let (result, det) = det?;
+    if !result.rejects.is_empty() {
+        output::write_rejects(&result.rejects, &rejects_file)?;
+    }
     if let Some(p) = &args.export {
         std::fs::write(p, det.bundle.to_json())
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     if !quiet {
+        if let Some(note) = &split_note {
+            eprintln!("{note}");
+        }
         print_summary(&result, &det, &rejects_file);
         match &det.bundle.feedback {
             Some(f) => eprintln!("{}", f.describe()),

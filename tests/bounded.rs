@@ -138,6 +138,57 @@ fn a_file_over_the_budget_gives_the_output_of_a_whole_run_on_the_same_model() {
             s(&model),
         ],
     );
+    // `train` under the same budget trains the same model, on the same part, holding one part.
+    let trained = root.join("trained.json");
+    let err = ok_in(
+        root,
+        "train",
+        &[
+            "--config",
+            s(&cfg),
+            "train",
+            s(&file),
+            "--memory-mb",
+            "64",
+            "--export",
+            s(&trained),
+        ],
+    );
+    assert!(
+        err.contains(&format!("split by account into {n} parts")),
+        "{err}"
+    );
+    let bundle = |p: &Path| {
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes(p)).unwrap();
+        v.as_object_mut().unwrap().remove("trained_at");
+        v
+    };
+    assert!(
+        bundle(&trained) == bundle(&model),
+        "train over the budget exports the model the split run trained"
+    );
+    let spill = root.join("train/spill");
+    let left: Vec<_> = std::fs::read_dir(&spill)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "the spill files are removed: {left:?}");
+    // Read whole (no bound), the model differs: it is trained on every account.
+    let whole_model = root.join("whole-model.json");
+    let err = ok_in(
+        root,
+        "train-whole",
+        &[
+            "train",
+            s(&file),
+            "--memory-mb",
+            "0",
+            "--export",
+            s(&whole_model),
+        ],
+    );
+    assert!(!err.contains("split by account"), "{err}");
+    assert!(bundle(&whole_model) != bundle(&model));
+
     // The same model, the whole file read at once (no bound) and split again, in fresh stores.
     let whole_out = root.join("whole.csv");
     let err = ok_in(
