@@ -40,6 +40,14 @@ fn parts_of(stderr: &str) -> usize {
         .expect("a number of parts")
 }
 
+/// Asserts the spill folder of the data directory `data` holds nothing.
+fn assert_spill_removed(data: &Path) {
+    let left: Vec<_> = std::fs::read_dir(data.join("spill"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "the spill files are removed: {left:?}");
+}
+
 /// Asserts two outputs (and their cluster summaries) are the same bytes.
 fn assert_same_output(a: &Path, b: &Path) {
     let (ta, tb) = (bytes(a), bytes(b));
@@ -119,11 +127,7 @@ fn a_file_over_the_budget_gives_the_output_of_a_whole_run_on_the_same_model() {
         err.contains("cases: "),
         "the cases are recorded and rolled forward: {err}"
     );
-    let spill = root.join("split/spill");
-    let left: Vec<_> = std::fs::read_dir(&spill)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "the spill files are removed: {left:?}");
+    assert_spill_removed(&root.join("split"));
 
     let model = root.join("model.json");
     ok_in(
@@ -167,11 +171,7 @@ fn a_file_over_the_budget_gives_the_output_of_a_whole_run_on_the_same_model() {
         bundle(&trained) == bundle(&model),
         "train over the budget exports the model the split run trained"
     );
-    let spill = root.join("train/spill");
-    let left: Vec<_> = std::fs::read_dir(&spill)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "the spill files are removed: {left:?}");
+    assert_spill_removed(&root.join("train"));
     // Read whole (no bound), the model differs: it is trained on every account.
     let whole_model = root.join("whole-model.json");
     let err = ok_in(

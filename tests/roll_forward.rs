@@ -59,6 +59,31 @@ fn cycle(dates: &[&str], records: &[(&str, &str, bool, f64, &str)]) -> Cycle {
     }
 }
 
+/// The cases of `store`, a cleared break back within 5 days reopening its case.
+fn reopening(store: &Store) -> Cases<'_> {
+    Cases::new(store).rolling(RollParams {
+        reopen_days: 5,
+        recertify_share: 0.1,
+        ..RollParams::default()
+    })
+}
+
+/// Opens the case of account A's break of 2024-03-01 and clears it on the 4th (back within
+/// tolerance); returns the case as opened.
+fn a_break_cleared_on_the_4th(cases: &Cases<'_>) -> Case {
+    let opened = cases
+        .upsert(&rec("A", "2024-03-01", "2024-03-01", 100.0), false)
+        .unwrap()
+        .case;
+    cases
+        .roll_forward(&cycle(
+            &["2024-03-04"],
+            &[("A", "2024-03-04", false, 0.0, "2024-03-04")],
+        ))
+        .unwrap();
+    opened
+}
+
 fn events_of(cases: &Cases<'_>, id: &str) -> Vec<EventAction> {
     cases
         .events_for(id)
@@ -204,21 +229,8 @@ fn a_persisting_break_takes_the_latest_date_and_difference_and_an_older_file_cha
 fn a_cleared_break_back_within_reopen_days_reopens_its_case_and_later_opens_a_new_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let cases = Cases::new(&store).rolling(RollParams {
-        reopen_days: 5,
-        recertify_share: 0.1,
-        ..RollParams::default()
-    });
-    let first = cases
-        .upsert(&rec("A", "2024-03-01", "2024-03-01", 100.0), false)
-        .unwrap()
-        .case;
-    cases
-        .roll_forward(&cycle(
-            &["2024-03-04"],
-            &[("A", "2024-03-04", false, 0.0, "2024-03-04")],
-        ))
-        .unwrap();
+    let cases = reopening(&store);
+    let first = a_break_cleared_on_the_4th(&cases);
     // Back on the 6th (two days after clearing): the same case, under review again.
     let back = cases
         .upsert(&rec("A", "2024-03-06", "2024-03-06", 90.0), false)
@@ -657,21 +669,8 @@ fn outstanding_markers_follow_every_write_and_an_older_store_is_indexed_once() {
 fn a_break_back_beside_an_outstanding_case_of_its_account_reopens_the_cleared_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let cases = Cases::new(&store).rolling(RollParams {
-        reopen_days: 5,
-        recertify_share: 0.1,
-        ..RollParams::default()
-    });
-    let cleared = cases
-        .upsert(&rec("A", "2024-03-01", "2024-03-01", 100.0), false)
-        .unwrap()
-        .case;
-    cases
-        .roll_forward(&cycle(
-            &["2024-03-04"],
-            &[("A", "2024-03-04", false, 0.0, "2024-03-04")],
-        ))
-        .unwrap();
+    let cases = reopening(&store);
+    let cleared = a_break_cleared_on_the_4th(&cases);
     // A break of the account that began before the clearing: a case of its own, outstanding.
     let open = cases
         .upsert(&rec("A", "2024-03-02", "2024-03-03", 40.0), false)

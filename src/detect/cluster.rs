@@ -98,15 +98,17 @@ impl Centroids {
         if self.k < 2 || x.rows() == 0 {
             return 0.0;
         }
-        let s: f64 = (0..x.rows())
+        // Each row's value in parallel, summed in row order: a parallel sum's order (and so its
+        // last bits) depends on how the threads split the work, and the model must not.
+        let each: Vec<f64> = (0..x.rows())
             .into_par_iter()
             .map(|i| {
                 let (_, a, b) = self.nearest(x.row(i));
                 let m = a.max(b);
                 if m > 0.0 { (b - a) / m } else { 0.0 }
             })
-            .sum();
-        s / x.rows() as f64
+            .collect();
+        each.iter().sum::<f64>() / x.rows() as f64
     }
 }
 
