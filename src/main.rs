@@ -2929,7 +2929,12 @@ fn train(mut cfg: Config, args: &TrainArgs, quiet: bool) -> Result<(), Failure> 
     let memory_mb = memory_budget(args.memory_mb, &cfg)?;
     let _log = breakdesk::logging::init(&cfg);
     let store = open_store(&cfg)?;
-    let rejects_file = PathBuf::from("breakdesk-train.rejects.csv");
+    // The rejects report goes to the data directory (training writes no file of its own
+    // elsewhere), and the summary names it.
+    let rejects_file = cfg
+        .data_dir()
+        .map(|d| d.join("train.rejects.csv"))
+        .unwrap_or_else(|| PathBuf::from("breakdesk-train.rejects.csv"));
     let bar = progress_bar(quiet);
     let mut split_note = None;
     let det = match breakdesk::bounded::plan(&cfg, &opts, memory_mb) {
@@ -2971,6 +2976,8 @@ fn train(mut cfg: Config, args: &TrainArgs, quiet: bool) -> Result<(), Failure> 
     let (result, det) = det?;
     if !result.rejects.is_empty() {
         output::write_rejects(&result.rejects, &rejects_file)?;
+    } else if rejects_file.exists() {
+        let _ = std::fs::remove_file(&rejects_file);
     }
     if let Some(p) = &args.export {
         std::fs::write(p, det.bundle.to_json())

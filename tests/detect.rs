@@ -398,3 +398,28 @@ fn trained_on_history_the_sample_pair_ranks_breaks_first() {
     let auc = overall_auc(&o.stdout);
     assert!(auc >= 0.95, "ROC-AUC {auc} with a history (floor 0.95)");
 }
+
+#[test]
+fn train_writes_its_rejects_report_in_the_data_directory_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let report = d.join("train.rejects.csv");
+    // The sample history has a row dated with a placeholder (1900-01-01).
+    let o = run_in(d, &["train", &sample("gl_ihub_history.csv")]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains(&format!("1 rejected (see {})", report.display())),
+        "{}",
+        o.stderr
+    );
+    let (h, rows) = read_csv(&report);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(col(&h, &rows, "value"), ["1900-01-01"]);
+    // Nothing is written where the command ran, and a clean file leaves no stale report.
+    assert!(!Path::new("breakdesk-train.rejects.csv").exists());
+    let o = run_in(d, &["train", &sample("trades.csv")]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.contains(", 0 rejected"), "{}", o.stderr);
+    assert!(!report.exists(), "the previous report is removed");
+}
