@@ -1573,11 +1573,10 @@ impl SpillReader {
                 self.path.display()
             ))
         };
-        let mut by_at: Vec<usize> = (0..group.len()).collect();
-        let entry = |j: usize| self.index.get(group[j]).copied();
-        if let Some(j) = by_at.iter().find(|j| entry(**j).is_none()) {
-            return Err(bad(&format_args!("case {} is not in the spill", group[*j])));
+        if let Some(k) = group.iter().find(|k| **k >= self.index.len()) {
+            return Err(bad(&format_args!("case {k} is not in the spill")));
         }
+        let mut by_at: Vec<usize> = (0..group.len()).collect();
         by_at.sort_unstable_by_key(|j| self.index[group[*j]].at);
         let mut raw: Vec<Vec<u8>> = vec![Vec::new(); group.len()];
         for j in by_at {

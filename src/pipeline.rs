@@ -1858,23 +1858,6 @@ pub fn record_and_roll_in_chunks(
     Ok((marks, summary))
 }
 
-/// The columns of a result table that recording its cases reads ([`record_case_outcomes`]):
-/// the break's key, date and age, the score, rank and difference, and the file's own columns
-/// (the record's snapshot).
-pub fn case_columns(table: &polars::prelude::DataFrame) -> Vec<String> {
-    table
-        .get_column_names()
-        .iter()
-        .map(|c| c.to_string())
-        .filter(|c| {
-            matches!(
-                c.as_str(),
-                "bd_key" | "bd_date" | "f_break_age" | "score" | "rank" | "bd_difference"
-            ) || is_snapshot_column(c)
-        })
-        .collect()
-}
-
 /// A column of the file itself (not a canonical, feature or result column): part of a case's
 /// snapshot of its record.
 fn is_snapshot_column(c: &str) -> bool {

@@ -956,6 +956,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_bucket_tally_counts_each_bucket_by_severity() {
+        let cat = |bucket: &str, severity: Severity| Categorization {
+            bucket: bucket.into(),
+            confidence: 0.9,
+            rule: "r".into(),
+            details: String::new(),
+            severity,
+            severity_reason: String::new(),
+            summary: String::new(),
+            auto_resolve: false,
+            is_break: true,
+            decided_by: Decider::Rules,
+            note: String::new(),
+            explained: false,
+        };
+        let cats = [
+            cat("Sign Flip", Severity::Critical),
+            cat("Timing Issue", Severity::Low),
+            cat("Sign Flip", Severity::Critical),
+            cat("Timing Issue", Severity::High),
+        ];
+        let mut t = BucketTally::default();
+        assert!(t.is_empty());
+        for c in &cats {
+            t.add(c);
+        }
+        assert_eq!(t, BucketTally::of(&cats));
+        assert_eq!(t.0.len(), 2);
+        assert_eq!(t.0["Sign Flip"], [0, 0, 0, 2]);
+        assert_eq!(t.0["Timing Issue"], [1, 0, 1, 0]);
+    }
+
+    #[test]
     fn embedded_rules_parse_and_cover_the_taxonomy() {
         let f = RulesFile::embedded();
         for name in [
