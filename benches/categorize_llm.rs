@@ -5,7 +5,7 @@
 //! Inputs: 30,000 generated gl_ihub rows (seed 42); the 1,000 best-ranked rows are categorized
 //! by the rules, then by the LLM. Run with `cargo bench --bench categorize_llm`.
 
-#[path = "../tests/support/llm_server.rs"]
+#[path = "../tests/it/support/llm_server.rs"]
 mod llm_server;
 
 use breakdesk::config::Config;

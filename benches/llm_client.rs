@@ -4,7 +4,7 @@
 //! Ideal time is 1000 × 50 ms / 16 ≈ 3.1 s; the client should stay under 5 s.
 //! Run with `cargo bench --bench llm_client`.
 
-#[path = "../tests/support/llm_server.rs"]
+#[path = "../tests/it/support/llm_server.rs"]
 mod llm_server;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

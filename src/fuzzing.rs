@@ -3,7 +3,7 @@
 //! hang, whatever the input; an `Err` is the right answer to bad input.
 //!
 //! The `fuzz/` crate (cargo-fuzz, nightly) calls these from its targets, and
-//! `tests/fuzz_corpus.rs` replays the committed corpus and a short seeded mutation run through
+//! `tests/it/fuzz_corpus.rs` replays the committed corpus and a short seeded mutation run through
 //! them on stable. Inputs that carry options (CSV and workbook ingest) start with one option
 //! byte; see each function.
 

@@ -1,0 +1,620 @@
+//! Partitioned runs through the real binary: `run --model M --partition I/N` on each partition
+//! (as separate, concurrent processes, each with its own data directory), then `merge`, give
+//! the output of one run on the whole file with the same model; bad partitions, models and
+//! parts are refused with a clear error.
+
+use crate::support::common;
+
+use breakdesk::partition::partition_of;
+use common::{bd, column, read_csv};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// A generated file, a model trained on it, and its four parts.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    file: String,
+    model: String,
+    parts: Vec<PathBuf>,
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// `breakdesk ARGS` started (not waited for), with a private home and its own data directory.
+fn spawn(root: &Path, data: &str, args: &[&str]) -> std::process::Child {
+    let home = root.join("home");
+    std::process::Command::new(env!("CARGO_BIN_EXE_breakdesk"))
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("USER", "ana")
+        .arg("--data-dir")
+        .arg(root.join(data))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts")
+}
+
+/// Runs partitions `0..n` of `file` concurrently, one process each; returns the parts.
+fn partitions(root: &Path, file: &str, model: &str, n: usize, extra: &[&str]) -> Vec<PathBuf> {
+    let ext = if extra.contains(&"jsonl") {
+        "jsonl"
+    } else {
+        "csv"
+    };
+    let parts: Vec<PathBuf> = (0..n)
+        .map(|i| root.join(format!("part-{i}-of-{n}.{ext}")))
+        .collect();
+    let children: Vec<std::process::Child> = (0..n)
+        .map(|i| {
+            let p = format!("{i}/{n}");
+            let mut args = vec![
+                "run",
+                file,
+                "--model",
+                model,
+                "--partition",
+                &p,
+                "--out",
+                s(&parts[i]),
+                "-q",
+            ];
+            args.extend_from_slice(extra);
+            spawn(root, &format!("worker{i}"), &args)
+        })
+        .collect();
+    for (i, c) in children.into_iter().enumerate() {
+        let o = c.wait_with_output().expect("waits");
+        assert!(
+            o.status.success(),
+            "partition {i}/{n} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    parts
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let file = root.join("f.csv");
+        let model = root.join("model.json");
+        common::ok(
+            &root,
+            &[
+                "generate",
+                "--profile",
+                "gl_ihub",
+                "--rows",
+                "20000",
+                "--seed",
+                "3",
+                "--out",
+                s(&file),
+            ],
+        );
+        common::ok(&root, &["train", s(&file), "--export", s(&model), "-q"]);
+        let parts = partitions(&root, s(&file), s(&model), 4, &[]);
+        Fixture {
+            _dir: dir,
+            file: s(&file).to_string(),
+            model: s(&model).to_string(),
+            root,
+            parts,
+        }
+    })
+}
+
+/// `breakdesk ARGS` with its store in `dir/<data>`.
+fn bd_in(dir: &Path, data: &str, args: &[&str]) -> (i32, String, String) {
+    let mut c = common::breakdesk_cmd(dir, &dir.join(data));
+    c.env("USER", "ana").args(args);
+    common::outcome(c)
+}
+
+const CASE_COLUMNS: [&str; 3] = ["case_id", "ticket", "case_status"];
+
+/// Asserts two tables hold the same rows in the same order, column for column, except `skip`.
+fn assert_same_rows(
+    (ha, ra): &(Vec<String>, Vec<Vec<String>>),
+    (hb, rb): &(Vec<String>, Vec<Vec<String>>),
+    skip: &[&str],
+) {
+    assert_eq!(ha, hb, "same columns in the same order");
+    assert_eq!(ra.len(), rb.len(), "same number of rows");
+    for (k, (a, b)) in ra.iter().zip(rb).enumerate() {
+        for (i, name) in ha.iter().enumerate() {
+            if skip.contains(&name.as_str()) {
+                continue;
+            }
+            assert_eq!(a[i], b[i], "row {} column {name}", k + 1);
+        }
+    }
+}
+
+#[test]
+fn four_partitions_merged_equal_one_run_on_the_same_model() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // Each part holds only its own accounts, by the documented hash.
+    let mut part_rows = 0;
+    for (i, p) in f.parts.iter().enumerate() {
+        let (h, rows) = read_csv(p);
+        for key in column(&h, &rows, "bd_key") {
+            assert_eq!(partition_of(key, 4), i, "{key} in part {i}");
+        }
+        part_rows += rows.len();
+        assert!(
+            breakdesk::parts::meta_path(p).is_file() && breakdesk::parts::rows_path(p).is_file()
+        );
+    }
+
+    let single = d.join("single.csv");
+    let (code, _, err) = bd_in(
+        d,
+        "single",
+        &[
+            "run",
+            &f.file,
+            "--model",
+            &f.model,
+            "--out",
+            s(&single),
+            "-q",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+
+    // A glob over the parts' directory also names their cluster summaries: they are skipped.
+    let merged = d.join("merged.csv");
+    let mut args = vec!["merge".to_string()];
+    for p in &f.parts {
+        args.push(s(p).to_string());
+        args.push(s(&breakdesk::output::sibling_path(p, "clusters", "csv")).to_string());
+    }
+    args.extend(["--out".into(), s(&merged).to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, err) = bd_in(d, "merge", &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("merged 4 parts"), "{err}");
+
+    let a = read_csv(&single);
+    let b = read_csv(&merged);
+    assert!(a.1.len() > 500, "the file has anomalies: {}", a.1.len());
+    assert_eq!(
+        part_rows,
+        a.1.len(),
+        "the parts hold the anomalies between them"
+    );
+    assert_same_rows(&a, &b, &CASE_COLUMNS);
+    // Ranks run 1.. across the parts (not each part's own), as in the single run.
+    let ranks: Vec<u32> = column(&b.0, &b.1, "rank")
+        .iter()
+        .map(|r| r.parse().unwrap())
+        .collect();
+    assert!(ranks.windows(2).all(|w| w[0] < w[1]) && ranks[0] == 1);
+    // The partitions recorded no cases.
+    assert!(column(&b.0, &b.1, "case_id").iter().all(|c| c.is_empty()));
+    // The cluster summary is rebuilt from every row of every part.
+    assert_eq!(
+        std::fs::read_to_string(d.join("single.clusters.csv")).unwrap(),
+        std::fs::read_to_string(d.join("merged.clusters.csv")).unwrap()
+    );
+
+    // Merge as the single writer: the same cases as the single run opened.
+    let recorded = d.join("recorded.csv");
+    let (code, _, err) = bd_in(
+        d,
+        "merge-store",
+        &[&args[..args.len() - 1], &[s(&recorded), "--record"]].concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("recorded"), "{err}");
+    let c = read_csv(&recorded);
+    assert_same_rows(&a, &c, &["ticket"]);
+    assert!(
+        column(&c.0, &c.1, "ticket")
+            .iter()
+            .all(|t| t.starts_with("BRK-"))
+    );
+    let (code, out, err) = bd_in(d, "merge-store", &["cases", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().count() > 100, "{out}");
+}
+
+#[test]
+fn jsonl_parts_of_every_row_merge_back_in_file_order() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let extra = ["--all-rows", "--format", "jsonl"];
+    let parts = partitions(d, &f.file, &f.model, 2, &extra);
+    let single = d.join("single.jsonl");
+    let (code, _, err) = bd_in(
+        d,
+        "single",
+        &[
+            &["run", f.file.as_str(), "--model", f.model.as_str()][..],
+            &extra,
+            &["--out", s(&single), "-q"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let merged = d.join("merged.jsonl");
+    let (code, _, err) = bd_in(
+        d,
+        "merge",
+        &["merge", s(&parts[0]), s(&parts[1]), "--out", s(&merged)],
+    );
+    assert_eq!(code, 0, "{err}");
+    let read = |p: &Path| -> Vec<serde_json::Map<String, serde_json::Value>> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (a, b) = (read(&single), read(&merged));
+    assert_eq!(a.len(), 20_000);
+    assert_eq!(a.len(), b.len());
+    let mut last = 0;
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            x.keys().collect::<Vec<_>>(),
+            y.keys().collect::<Vec<_>>(),
+            "same columns"
+        );
+        for (k, v) in x {
+            if !CASE_COLUMNS.contains(&k.as_str()) {
+                assert_eq!(v, &y[k], "bd_row {} column {k}", x["bd_row"]);
+            }
+        }
+        let row = y["bd_row"].as_u64().unwrap();
+        assert!(row > last, "file order");
+        last = row;
+    }
+    assert_eq!(
+        std::fs::read_to_string(d.join("single.clusters.csv")).unwrap(),
+        std::fs::read_to_string(d.join("merged.clusters.csv")).unwrap()
+    );
+}
+
+#[test]
+fn bad_partition_values_are_refused_naming_the_flag_and_the_value() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p.csv");
+    for (bad, why) in [
+        ("4/4", "numbered from 0"),
+        ("x/4", "is not I/N"),
+        ("1/0", "between 1 and"),
+        ("3", "is not I/N"),
+    ] {
+        let (code, _, err) = bd(
+            dir.path(),
+            &[
+                "run",
+                &f.file,
+                "--model",
+                &f.model,
+                "--partition",
+                bad,
+                "--out",
+                s(&out),
+            ],
+        );
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(
+            err.contains("--partition") && err.contains(bad) && err.contains(why),
+            "{bad}: {err}"
+        );
+        assert!(!out.exists());
+    }
+    // A partition needs a model file, and a file to write its sidecars beside.
+    let (code, _, err) = bd(
+        dir.path(),
+        &["run", &f.file, "--partition", "0/2", "--out", s(&out)],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--model"), "{err}");
+    let (code, _, err) = bd(
+        dir.path(),
+        &[
+            "run",
+            &f.file,
+            "--model",
+            &f.model,
+            "--partition",
+            "0/2",
+            "--out",
+            "-",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--out FILE"), "{err}");
+}
+
+#[test]
+fn a_model_for_another_profile_or_no_model_is_refused_naming_the_file() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p.csv");
+    let trades = common::sample("trades.csv");
+    let (code, _, err) = bd(
+        dir.path(),
+        &[
+            "run",
+            &trades,
+            "--model",
+            &f.model,
+            "--partition",
+            "1/2",
+            "--out",
+            s(&out),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&f.model) && err.contains("profile gl_ihub") && err.contains("trades"),
+        "{err}"
+    );
+    // Another feature preset than the model's.
+    let (code, _, err) = bd(
+        dir.path(),
+        &[
+            "run",
+            &f.file,
+            "--model",
+            &f.model,
+            "--preset",
+            "seed",
+            "--out",
+            s(&out),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&f.model) && err.contains("preset"), "{err}");
+    // A file that is not a model bundle, and one that does not exist.
+    let not_model = dir.path().join("not-a-model.json");
+    std::fs::write(&not_model, "{\"rows\": 3}").unwrap();
+    for m in [s(&not_model), "missing-model.json"] {
+        let (code, _, err) = bd(
+            dir.path(),
+            &["run", &f.file, "--model", m, "--out", s(&out)],
+        );
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains(m) && err.contains("model file"), "{err}");
+    }
+    assert!(!out.exists());
+}
+
+/// Copies a part and its sidecars to `to` (a part path); returns it.
+fn copy_part(from: &Path, to: &Path) -> PathBuf {
+    std::fs::copy(from, to).unwrap();
+    std::fs::copy(
+        breakdesk::parts::meta_path(from),
+        breakdesk::parts::meta_path(to),
+    )
+    .unwrap();
+    std::fs::copy(
+        breakdesk::parts::rows_path(from),
+        breakdesk::parts::rows_path(to),
+    )
+    .unwrap();
+    to.to_path_buf()
+}
+
+fn merge_fails(d: &Path, parts: &[&Path]) -> String {
+    let out = d.join("merged.csv");
+    let mut args = vec!["merge"];
+    args.extend(parts.iter().map(|p| s(p)));
+    args.extend(["--out", s(&out)]);
+    let (code, _, err) = bd(d, &args);
+    assert_eq!(code, 3, "{err}");
+    assert!(!out.exists(), "nothing written");
+    err
+}
+
+#[test]
+fn merge_refuses_mismatched_headers_overlapping_and_missing_parts() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p: Vec<&Path> = f.parts.iter().map(PathBuf::as_path).collect();
+
+    // A part whose header is not the others'.
+    let odd = copy_part(p[1], &d.join("odd.csv"));
+    let text = std::fs::read_to_string(&odd).unwrap();
+    std::fs::write(&odd, text.replacen("bd_key", "account_key", 1)).unwrap();
+    let err = merge_fails(d, &[p[0], &odd, p[2], p[3]]);
+    assert!(
+        err.contains("odd.csv") && err.contains("header") && err.contains("account_key"),
+        "{err}"
+    );
+
+    // The same part twice.
+    let err = merge_fails(d, &[p[0], p[1], p[1], p[2], p[3]]);
+    assert!(
+        err.contains("overlap") && err.contains("partition 1/4"),
+        "{err}"
+    );
+
+    // Parts that claim different partitions but hold the same rows.
+    let dup = copy_part(p[0], &d.join("dup.csv"));
+    let meta = breakdesk::parts::meta_path(&dup);
+    let text = std::fs::read_to_string(&meta).unwrap();
+    let text = text.replacen("\"index\": 0", "\"index\": 1", 1);
+    std::fs::write(&meta, text).unwrap();
+    let err = merge_fails(d, &[p[0], &dup, p[2], p[3]]);
+    assert!(
+        err.contains("dup.csv") && err.contains("both hold row") && err.contains("overlap"),
+        "{err}"
+    );
+
+    // A missing partition.
+    let err = merge_fails(d, &[p[0], p[1], p[3]]);
+    assert!(err.contains("missing partition 2/4"), "{err}");
+
+    // A file without its sidecars (e.g. a single run's output).
+    let lone = d.join("lone.csv");
+    std::fs::copy(p[0], &lone).unwrap();
+    let err = merge_fails(d, &[&lone]);
+    assert!(err.contains("lone.meta.json"), "{err}");
+
+    // Parts of another split of the same file.
+    let two = partitions(d, &f.file, &f.model, 2, &[]);
+    let err = merge_fails(d, &[p[0], p[1], &two[0]]);
+    assert!(
+        err.contains("of 4 partitions") || err.contains("partition 0/2"),
+        "{err}"
+    );
+    assert!(f.root.is_dir());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn merge_applies_the_analysts_verdicts_from_its_store_as_a_run_does() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first = d.join("first.csv");
+    let args = |out: &Path| {
+        vec![
+            "run".to_string(),
+            f.file.clone(),
+            "--model".into(),
+            f.model.clone(),
+            "--out".into(),
+            s(out).into(),
+            "-q".into(),
+        ]
+    };
+    let run = |data: &str, out: &Path| {
+        let a = args(out);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let (code, _, err) = bd_in(d, data, &a);
+        assert_eq!(code, 0, "{err}");
+        read_csv(out)
+    };
+    // Analysts reject some of the cases as normal for their account.
+    let (h, rows) = run("store", &first);
+    let status = column(&h, &rows, "case_status");
+    let pending: Vec<&str> = column(&h, &rows, "case_id")
+        .into_iter()
+        .zip(status)
+        .filter(|(_, s)| *s == "PendingReview")
+        .map(|(id, _)| id)
+        .collect();
+    for id in pending.iter().step_by(7).take(12) {
+        let (code, _, err) = bd_in(
+            d,
+            "store",
+            &["cases", "decide", id, "reject", "--reason", "normal here"],
+        );
+        assert_eq!(code, 0, "{err}");
+    }
+    // The merge reads the same verdicts from (a copy of) the store.
+    copy_dir(&d.join("store"), &d.join("copy"));
+    let again = run("store", &d.join("again.csv"));
+    assert!(again.1.len() < rows.len(), "some breaks are judged normal");
+    let merged = d.join("merged.csv");
+    let mut margs = vec!["merge"];
+    margs.extend(f.parts.iter().map(|p| s(p)));
+    margs.extend(["--out", s(&merged)]);
+    let (code, _, err) = bd_in(d, "copy", &margs);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("judged normal by an analyst quieted"), "{err}");
+    assert_same_rows(&again, &read_csv(&merged), &CASE_COLUMNS);
+    assert_eq!(
+        std::fs::read_to_string(d.join("again.clusters.csv")).unwrap(),
+        std::fs::read_to_string(d.join("merged.clusters.csv")).unwrap()
+    );
+}
+
+#[test]
+fn merged_cases_recorded_a_few_at_a_time_are_those_recorded_in_one_group() {
+    use breakdesk::cases::{CaseFilter, Cases};
+    use breakdesk::parts::{MergeOptions, merge};
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg =
+        breakdesk::config::Config::from_user_toml("", Path::new("merge-groups.toml")).unwrap();
+    // The anomalies only (every written row a case), and every row (only the anomalies cases).
+    let all_rows = partitions(d, &f.file, &f.model, 3, &["--all-rows"]);
+    for (name, parts) in [("anomalies", f.parts.clone()), ("all-rows", all_rows)] {
+        let mut seen = Vec::new();
+        for group in [0, 7] {
+            let store = breakdesk::store::Store::open(&d.join(format!("{name}-{group}"))).unwrap();
+            let out = d.join(format!("{name}-{group}.csv"));
+            let merged = merge(
+                &cfg,
+                &parts,
+                &store,
+                MergeOptions {
+                    record: true,
+                    out: out.clone(),
+                    case_group: group,
+                    ..Default::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{name}, groups of {group}: {e}"));
+            assert!(merged.cases.len() > 500, "{name}: {}", merged.cases.len());
+            let (h, rows) = read_csv(&out);
+            let cases = Cases::new(&store).list(&CaseFilter::default()).unwrap();
+            // A break of several records gets one case: fewer cases than records.
+            assert!(
+                cases.len() < merged.cases.len(),
+                "{name}: {} cases of {} records",
+                cases.len(),
+                merged.cases.len()
+            );
+            let ids = column(&h, &rows, "case_id");
+            assert_eq!(
+                ids.iter().filter(|c| !c.is_empty()).count(),
+                merged.cases.len(),
+                "{name}: each recorded row names its case"
+            );
+            let cases: Vec<_> = cases
+                .into_iter()
+                .map(|c| {
+                    (
+                        c.id,
+                        c.ticket,
+                        c.status,
+                        c.key,
+                        c.start_date,
+                        c.last_date,
+                        c.rank,
+                    )
+                })
+                .collect();
+            seen.push((std::fs::read(&out).unwrap(), cases));
+        }
+        assert!(
+            seen[0] == seen[1],
+            "{name}: groups of 7 record the cases (and write the output) as one group does"
+        );
+    }
+}
