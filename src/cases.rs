@@ -258,6 +258,18 @@ impl Action {
         }
     }
 
+    /// The action done, as a message says it (`accepted`, `rejected`, …).
+    pub fn past(self) -> &'static str {
+        match self {
+            Action::Accept => "accepted",
+            Action::Reject => "rejected",
+            Action::Propose => "proposed",
+            Action::Approve => "approved",
+            Action::Return => "returned",
+            Action::Reopen => "reopened",
+        }
+    }
+
     /// The status a case has after this action.
     pub fn target(self) -> Status {
         match self {
@@ -1441,8 +1453,8 @@ fn recertify_reason(judged: f64, now: f64, share: f64) -> Option<String> {
     if judged != 0.0 && now != 0.0 && judged.signum() != now.signum() {
         return Some(format!(
             "the difference changed sign: {} when decided, {} now",
-            crate::categorize::facts::fmt_amount(judged),
-            crate::categorize::facts::fmt_amount(now)
+            crate::text::fmt_amount(judged),
+            crate::text::fmt_amount(now)
         ));
     }
     let moved = (now - judged).abs();
@@ -1454,8 +1466,8 @@ fn recertify_reason(judged: f64, now: f64, share: f64) -> Option<String> {
         };
         return Some(format!(
             "the difference moved from {} when decided to {} ({pct}, more than {:.0}%)",
-            crate::categorize::facts::fmt_amount(judged),
-            crate::categorize::facts::fmt_amount(now),
+            crate::text::fmt_amount(judged),
+            crate::text::fmt_amount(now),
             share * 100.0
         ));
     }

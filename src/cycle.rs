@@ -236,7 +236,7 @@ impl RunSummary {
 
     /// The summary as lines for a terminal.
     pub fn lines(&self) -> Vec<String> {
-        let fmt = crate::categorize::facts::fmt_amount;
+        let fmt = crate::text::fmt_amount;
         let mut out = vec![format!(
             "cycle {}{}: {} rows, {} matched, {} breaks ({} routine), {} flagged",
             self.profile,

@@ -499,7 +499,7 @@ fn secret_checks(cfg: &Config, checks: &mut Vec<Check>) {
     if cfg.llm.enabled && !cfg.llm.api_key_env.trim().is_empty() {
         let var = cfg.llm.api_key_env.trim();
         let local = reqwest::Url::parse(cfg.llm.base_url.trim())
-            .map(|u| crate::llm::is_loopback(&u))
+            .map(|u| crate::net::is_loopback(&u))
             .unwrap_or(false);
         if is_set(var) {
             checks.push(ok(name(var), "set ([llm] api_key_env, for the LLM)"));

@@ -26,6 +26,7 @@ pub mod generate;
 pub mod ingest;
 pub mod llm;
 pub mod logging;
+pub mod net;
 pub mod notify;
 pub mod output;
 pub mod partition;

@@ -126,7 +126,7 @@ pub fn probe_health(url: &str, timeout: Duration) -> Result<String, String> {
             .user_agent(concat!("breakdesk/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none());
-        if crate::llm::is_loopback(&parsed) {
+        if crate::net::is_loopback(&parsed) {
             builder = builder.no_proxy();
         }
         let client = builder
@@ -136,7 +136,7 @@ pub fn probe_health(url: &str, timeout: Duration) -> Result<String, String> {
             if e.is_timeout() {
                 format!("{parsed}: no answer within {} s", timeout.as_secs_f64())
             } else {
-                format!("{parsed}: {}", crate::llm::error_chain(e))
+                format!("{parsed}: {}", crate::net::error_chain(e))
             }
         })?;
         let status = response.status().as_u16();

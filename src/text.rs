@@ -1,5 +1,5 @@
-//! Text written where someone else's program reads it: CSV fields a spreadsheet opens, and
-//! strings printed to a terminal. Values come from source files and comments an attacker may
+//! Text written where someone else's program reads it: CSV fields a spreadsheet opens,
+//! strings printed to a terminal, one-line messages from a remote server, amounts for people. Values come from source files and comments an attacker may
 //! have written, so both are made inert here.
 
 use std::borrow::Cow;
@@ -114,6 +114,85 @@ pub fn json_terminal_safe(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Single-line, length-limited text safe to show to a user: control
+/// characters become spaces, runs of whitespace collapse, the API key (if
+/// the server echoed it) is replaced.
+pub fn clean_text(text: &str, max_chars: usize, api_key: Option<&str>) -> String {
+    let mut text = text.to_string();
+    if let Some(key) = api_key.map(str::trim).filter(|k| !k.is_empty()) {
+        text = text.replace(key, "[redacted]");
+    }
+    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut cleaned: String = collapsed
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max_chars)
+        .collect();
+    if collapsed.chars().count() > max_chars {
+        cleaned.push('…');
+    }
+    cleaned
+}
+
+/// A number for people: thousands separators, two decimals for amounts, up to six for small
+/// values, integers without decimals.
+pub fn fmt_amount(v: f64) -> String {
+    if !v.is_finite() {
+        return String::new();
+    }
+    let decimals = if v.fract() == 0.0 {
+        0
+    } else if v.abs() >= 1.0 {
+        2
+    } else {
+        6
+    };
+    let s = format!("{:.*}", decimals, v.abs());
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i.to_string(), Some(f.trim_end_matches('0').to_string())),
+        None => (s.clone(), None),
+    };
+    let mut out = String::new();
+    if v < 0.0 {
+        out.push('-');
+    }
+    group_thousands(&int, &mut out);
+    if let Some(f) = frac.filter(|f| !f.is_empty()) {
+        out.push('.');
+        out.push_str(&f);
+        if decimals == 2 && f.len() == 1 {
+            out.push('0');
+        }
+    }
+    out
+}
+
+/// `v` with `decimals` places and `,` between thousands: `-1,234,567.80`.
+pub fn thousands(v: f64, decimals: usize) -> String {
+    let s = format!("{:.*}", decimals, v.abs());
+    let (int, frac) = s.split_once('.').unwrap_or((s.as_str(), ""));
+    let mut out = String::with_capacity(s.len() + s.len() / 3 + 1);
+    if v < 0.0 && s.bytes().any(|b| b.is_ascii_digit() && b != b'0') {
+        out.push('-');
+    }
+    group_thousands(int, &mut out);
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    out
+}
+
+/// Appends the digits `int` with `,` between thousands.
+fn group_thousands(int: &str, out: &mut String) {
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +251,24 @@ mod tests {
         assert!(!safe.chars().any(is_unsafe_for_terminal), "{safe}");
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
         assert_eq!(back["c"], "a\u{9b}31m\u{202E}b\u{7f}");
+    }
+
+    #[test]
+    fn amounts_for_people() {
+        assert_eq!(fmt_amount(1234567.891), "1,234,567.89");
+        assert_eq!(fmt_amount(-1000.5), "-1,000.50");
+        assert_eq!(fmt_amount(42.0), "42");
+        assert_eq!(fmt_amount(-0.0125), "-0.0125");
+        assert_eq!(fmt_amount(999.0), "999");
+        assert_eq!(fmt_amount(f64::NAN), "");
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(1234567.8, 2), "1,234,567.80");
+        assert_eq!(thousands(-1234.5, 2), "-1,234.50");
+        assert_eq!(thousands(999.0, 2), "999.00");
+        assert_eq!(thousands(-0.001, 2), "0.00");
+        assert_eq!(thousands(0.0, 0), "0");
     }
 }

@@ -5,6 +5,7 @@ use crate::expr::{Row, Value};
 use crate::ingest::clean::slug;
 use crate::ingest::prepare::crit_col;
 use crate::profile::Resolved;
+pub use crate::text::fmt_amount;
 use polars::prelude::*;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -371,46 +372,6 @@ pub fn pow10_ratio(lhs: f64, rhs: f64, tol: f64) -> f64 {
     if (scaled - a).abs() <= slack { k } else { 0.0 }
 }
 
-/// A number for people: thousands separators, two decimals for amounts, up to six for small
-/// values, integers without decimals.
-pub fn fmt_amount(v: f64) -> String {
-    if !v.is_finite() {
-        return String::new();
-    }
-    let decimals = if v.fract() == 0.0 {
-        0
-    } else if v.abs() >= 1.0 {
-        2
-    } else {
-        6
-    };
-    let s = format!("{:.*}", decimals, v.abs());
-    let (int, frac) = match s.split_once('.') {
-        Some((i, f)) => (i.to_string(), Some(f.trim_end_matches('0').to_string())),
-        None => (s.clone(), None),
-    };
-    let mut grouped = String::new();
-    for (i, ch) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
-    let mut out = String::new();
-    if v < 0.0 {
-        out.push('-');
-    }
-    out.push_str(&grouped);
-    if let Some(f) = frac.filter(|f| !f.is_empty()) {
-        out.push('.');
-        out.push_str(&f);
-        if decimals == 2 && f.len() == 1 {
-            out.push('0');
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,15 +386,5 @@ mod tests {
         assert_eq!(pow10_ratio(1500.0, -150.0, 0.01), 0.0, "opposite signs");
         assert_eq!(pow10_ratio(1500.0, 1500.0, 0.01), 0.0);
         assert_eq!(pow10_ratio(0.0, 10.0, 0.01), 0.0);
-    }
-
-    #[test]
-    fn amounts_for_people() {
-        assert_eq!(fmt_amount(1234567.891), "1,234,567.89");
-        assert_eq!(fmt_amount(-1000.5), "-1,000.50");
-        assert_eq!(fmt_amount(42.0), "42");
-        assert_eq!(fmt_amount(-0.0125), "-0.0125");
-        assert_eq!(fmt_amount(999.0), "999");
-        assert_eq!(fmt_amount(f64::NAN), "");
     }
 }

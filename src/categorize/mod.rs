@@ -11,7 +11,8 @@ pub mod facts;
 pub mod llm;
 
 use crate::expr::{Expr, ExprError};
-use facts::{Facts, Param, Schema, fmt_amount};
+use crate::text::fmt_amount;
+use facts::{Facts, Param, Schema};
 use polars::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -15,6 +14,8 @@ use super::{
     ChatOutcome, ChatRequest, LlmError, LlmSettings, ResponseFormat, TokenLimitField,
     is_retryable_status,
 };
+use crate::net::{error_chain, is_loopback, jitter, parse_retry_after_capped};
+use crate::text::clean_text;
 
 /// Longest wait taken from a `Retry-After` (or `retry-after-ms`) header.
 /// Longer values are cut to this so one unusual answer cannot stall a batch
@@ -632,18 +633,6 @@ fn auth_header(settings: &LlmSettings) -> Result<Option<(HeaderName, HeaderValue
     Ok(Some((name, value)))
 }
 
-/// Whether the URL's host is this machine (localhost or a loopback address).
-pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// The JSON body of a chat-completions request.
 fn request_body(settings: &LlmSettings, req: &ChatRequest) -> Value {
     let mut body = json!({
@@ -727,51 +716,10 @@ fn retry_delay(settings: &LlmSettings, retry: u32, retry_after: Option<Duration>
     delay + jitter(delay / 4)
 }
 
-/// A random duration from zero to `up_to`.
-pub(crate) fn jitter(up_to: Duration) -> Duration {
-    let micros = u64::try_from(up_to.as_micros()).unwrap_or(u64::MAX);
-    if micros == 0 {
-        return Duration::ZERO;
-    }
-    Duration::from_micros(rand::thread_rng().gen_range(0..=micros))
-}
-
 /// Reads `retry-after-ms` (OpenAI) or `Retry-After` (seconds or an HTTP
 /// date), capped at [`RETRY_AFTER_CAP`].
 fn parse_retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     parse_retry_after_capped(headers, now, RETRY_AFTER_CAP)
-}
-
-/// Reads `retry-after-ms` or `Retry-After` (seconds or an HTTP date), capped at `cap` (the
-/// outbox waits durably, so it honours longer waits than a call in progress does).
-pub(crate) fn parse_retry_after_capped(
-    headers: &HeaderMap,
-    now: chrono::DateTime<chrono::Utc>,
-    cap: Duration,
-) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    let from_secs = |secs: f64| {
-        (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_secs_f64(secs.min(cap.as_secs_f64())))
-    };
-    if let Some(wait) = text("retry-after-ms")
-        .and_then(|v| v.parse::<f64>().ok())
-        .and_then(|ms| from_secs(ms / 1000.0))
-    {
-        return Some(wait);
-    }
-    let value = text("retry-after")?;
-    if let Ok(secs) = value.parse::<f64>() {
-        return from_secs(secs);
-    }
-    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = date.with_timezone(&chrono::Utc) - now;
-    Some(wait.to_std().unwrap_or(Duration::ZERO).min(cap))
 }
 
 fn transport_error(error: reqwest::Error) -> LlmError {
@@ -785,22 +733,6 @@ fn transport_error(error: reqwest::Error) -> LlmError {
     } else {
         LlmError::Transport(text)
     }
-}
-
-/// The error and its causes in one line, without the URL (the caller knows the endpoint).
-pub(crate) fn error_chain(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Reads the whole body, refusing more than [`MAX_BODY_BYTES`].
@@ -825,26 +757,6 @@ async fn read_body(response: &mut reqwest::Response) -> Result<Vec<u8>, LlmError
             Err(error) => return Err(transport_error(error)),
         }
     }
-}
-
-/// Single-line, length-limited text safe to show to a user: control
-/// characters become spaces, runs of whitespace collapse, the API key (if
-/// the server echoed it) is replaced.
-pub(crate) fn clean_text(text: &str, max_chars: usize, api_key: Option<&str>) -> String {
-    let mut text = text.to_string();
-    if let Some(key) = api_key.map(str::trim).filter(|k| !k.is_empty()) {
-        text = text.replace(key, "[redacted]");
-    }
-    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut cleaned: String = collapsed
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(max_chars)
-        .collect();
-    if collapsed.chars().count() > max_chars {
-        cleaned.push('…');
-    }
-    cleaned
 }
 
 /// The error message of a non-success answer: `error.message` (or a string

@@ -31,7 +31,6 @@ use std::time::Duration;
 
 pub use client::{ClientStats, LlmClient};
 /// HTTP helpers the dispatch clients share with the LLM client.
-pub(crate) use client::{clean_text, error_chain, is_loopback, jitter, parse_retry_after_capped};
 pub use limiter::RateLimiter;
 
 /// Which `response_format` is sent with every request.

@@ -330,7 +330,8 @@ impl Sender {
             }
             source = cause.source();
         }
-        let error = crate::llm::clean_text(&format!("SMTP: {text}"), 400, self.password.as_deref());
+        let error =
+            crate::text::clean_text(&format!("SMTP: {text}"), 400, self.password.as_deref());
         // A permanent SMTP reply (5xx) and a refusal of the client itself (no STARTTLS offered
         // where it is required, no usable login mechanism) will not pass by waiting.
         if e.is_permanent() || e.is_client() {
@@ -412,7 +413,7 @@ async fn probe_steps(
             }
             source = cause.source();
         }
-        crate::llm::clean_text(&t, 300, secret)
+        crate::text::clean_text(&t, 300, secret)
     };
     let fail = |step: &'static str, error: String, fix: &str| super::ProbeFailure {
         step,

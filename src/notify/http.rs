@@ -51,7 +51,7 @@ pub(crate) fn client(
             .map_err(|e| format!("{key} holds no usable certificate: {e}"))?;
         builder = builder.tls_certs_merge(certs);
     }
-    if crate::llm::is_loopback(url) {
+    if crate::net::is_loopback(url) {
         builder = builder.no_proxy();
     }
     builder
@@ -92,7 +92,7 @@ pub(crate) async fn exchange(
                 timeout.as_secs_f64()
             )));
         }
-        Err(e) => return Err(transient(format!("{what}: {}", crate::llm::error_chain(e)))),
+        Err(e) => return Err(transient(format!("{what}: {}", crate::net::error_chain(e)))),
     };
     let status = response.status().as_u16();
     let headers = response.headers().clone();
@@ -112,7 +112,7 @@ pub(crate) async fn exchange(
                     timeout.as_secs_f64()
                 )));
             }
-            Err(e) => return Err(transient(format!("{what}: {}", crate::llm::error_chain(e)))),
+            Err(e) => return Err(transient(format!("{what}: {}", crate::net::error_chain(e)))),
         }
     }
     Ok(Answer {
@@ -138,7 +138,7 @@ pub(crate) fn failure(
         || (500..600).contains(&status)
         || also_transient.contains(&status)
     {
-        let retry_after = crate::llm::parse_retry_after_capped(
+        let retry_after = crate::net::parse_retry_after_capped(
             &answer.headers,
             chrono::Utc::now(),
             RETRY_AFTER_MAX,
@@ -184,7 +184,7 @@ pub(crate) fn error_message(body: &[u8], status: u16, secret: Option<&str>) -> S
     } else {
         parts.join("; ")
     };
-    let cleaned = crate::llm::clean_text(&text, MAX_ERROR_CHARS, secret);
+    let cleaned = crate::text::clean_text(&text, MAX_ERROR_CHARS, secret);
     if !cleaned.is_empty() {
         return cleaned;
     }

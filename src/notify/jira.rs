@@ -12,8 +12,8 @@ use super::email::{read_ca_file, secret_from_env};
 use super::http;
 use super::outbox::SendOutcome;
 use crate::cases::{Case, is_jira_key};
-use crate::categorize::facts::fmt_amount;
 use crate::config::JiraConfig;
+use crate::text::fmt_amount;
 
 /// Jira's limit on a summary.
 const MAX_SUMMARY_CHARS: usize = 255;

@@ -214,11 +214,11 @@ impl RetryPolicy {
     pub fn delay(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
         if let Some(wait) = retry_after {
             return wait.min(RETRY_AFTER_MAX)
-                + crate::llm::jitter(self.base.min(Duration::from_secs(1)) / 4);
+                + crate::net::jitter(self.base.min(Duration::from_secs(1)) / 4);
         }
         let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(31));
         let delay = self.base.saturating_mul(factor).min(self.max);
-        delay + crate::llm::jitter(delay / 4)
+        delay + crate::net::jitter(delay / 4)
     }
 }
 

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use crate::cases::Case;
-use crate::categorize::facts::fmt_amount;
+use crate::text::fmt_amount;
 
 /// What to render.
 pub(crate) struct Options {

@@ -11,8 +11,8 @@ use super::email::{read_ca_file, secret_from_env};
 use super::http;
 use super::outbox::SendOutcome;
 use crate::cases::Case;
-use crate::categorize::facts::fmt_amount;
 use crate::config::{SlaDays, WebhookConfig};
+use crate::text::fmt_amount;
 
 /// A task as queued: its JSON body and idempotency key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1524,8 +1524,8 @@ impl App {
             capitalise(action.as_str()),
             distinct.len(),
             rows.len(),
-            super::table::thousands(total, 2),
-            super::table::thousands(abs, 2)
+            crate::text::thousands(total, 2),
+            crate::text::thousands(abs, 2)
         )];
         if with_case < rows.len() {
             lines.push(format!(
@@ -1610,7 +1610,7 @@ impl App {
         self.refresh_view(keep);
         self.trail = None;
         let mut text = if n > 0 {
-            format!("{} {n} case(s)", past(action))
+            format!("{} {n} case(s)", action.past())
         } else {
             String::new()
         };
@@ -2030,8 +2030,8 @@ impl App {
             "{} {} case(s): total difference {} (absolute {}).",
             capitalise(action.as_str()),
             ids.len(),
-            super::table::thousands(total, 2),
-            super::table::thousands(abs, 2)
+            crate::text::thousands(total, 2),
+            crate::text::thousands(abs, 2)
         )];
         if let Some(n) = &note {
             lines.push(format!("{}: {n}", action.note_required().unwrap_or("note")));
@@ -2266,7 +2266,7 @@ impl App {
                 self.undispatched.insert(c.id.clone());
                 self.undo.push(vec![c.id.clone()]);
                 self.show_case(None, &c);
-                self.info(format!("{} {} ({})", past(action), c.ticket, c.status));
+                self.info(format!("{} {} ({})", action.past(), c.ticket, c.status));
                 self.load_approvals();
                 self.trail = None;
             }
@@ -3316,17 +3316,6 @@ impl QuickKind {
     }
 }
 
-fn past(a: CaseAction) -> &'static str {
-    match a {
-        CaseAction::Accept => "accepted",
-        CaseAction::Reject => "rejected",
-        CaseAction::Propose => "proposed",
-        CaseAction::Approve => "approved",
-        CaseAction::Return => "returned",
-        CaseAction::Reopen => "reopened",
-    }
-}
-
 /// The preview's lines about the cases: count and total absolute difference, counts by bucket
 /// and severity, the first tickets.
 fn summary_lines(cases: &[Case]) -> Vec<String> {
@@ -3369,7 +3358,7 @@ fn summary_lines(cases: &[Case]) -> Vec<String> {
         format!(
             "{} case(s), total absolute difference {}.",
             cases.len(),
-            super::table::thousands(abs, 2)
+            crate::text::thousands(abs, 2)
         ),
         format!("By bucket: {}.", count_by(&|c| c.bucket.as_str(), &[])),
         format!(

@@ -4,6 +4,7 @@
 //! one column, filter through [`crate::expr`], and search — none of which touches polars.
 
 use crate::expr::{Expr, Row, Value};
+use crate::text::thousands;
 use polars::prelude::{DataFrame, DataType};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -218,27 +219,6 @@ pub fn format_num(kind: Kind, v: f64) -> String {
     }
 }
 
-/// `v` with `decimals` places and `,` between thousands: `-1,234,567.80`.
-pub fn thousands(v: f64, decimals: usize) -> String {
-    let s = format!("{:.*}", decimals, v.abs());
-    let (int, frac) = s.split_once('.').unwrap_or((s.as_str(), ""));
-    let mut out = String::with_capacity(s.len() + s.len() / 3 + 1);
-    if v < 0.0 && s.bytes().any(|b| b.is_ascii_digit() && b != b'0') {
-        out.push('-');
-    }
-    for (i, ch) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if !frac.is_empty() {
-        out.push('.');
-        out.push_str(frac);
-    }
-    out
-}
-
 /// The columns the UI relies on, by position in [`ColumnStore::cols`].
 #[derive(Debug, Clone, Default)]
 pub struct Known {
@@ -301,7 +281,8 @@ pub struct ColumnStore {
 
 use crate::pipeline::RESULT_COLUMNS;
 
-fn field_name(header: &str) -> String {
+/// A column's name in filter expressions: lower case, `_` for every other character.
+pub(crate) fn field_name(header: &str) -> String {
     header
         .trim()
         .to_lowercase()
@@ -935,15 +916,6 @@ mod tests {
         s.known.status = Some(1);
         s.flagged = vec![true; 5];
         s
-    }
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(1234567.8, 2), "1,234,567.80");
-        assert_eq!(thousands(-1234.5, 2), "-1,234.50");
-        assert_eq!(thousands(999.0, 2), "999.00");
-        assert_eq!(thousands(-0.001, 2), "0.00");
-        assert_eq!(thousands(0.0, 0), "0");
     }
 
     #[test]

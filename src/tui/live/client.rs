@@ -394,7 +394,7 @@ impl Api {
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none());
-        if crate::llm::is_loopback(&base) {
+        if crate::net::is_loopback(&base) {
             b = b.no_proxy();
         }
         let http = b
@@ -420,7 +420,7 @@ impl Api {
         };
         let resp = req.send().await.map_err(|e| Refusal {
             status: None,
-            message: format!("no answer from {what}: {}", crate::llm::error_chain(e)),
+            message: format!("no answer from {what}: {}", crate::net::error_chain(e)),
         })?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| Refusal {

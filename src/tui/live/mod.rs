@@ -346,16 +346,6 @@ fn empty(url: &str) -> Loaded {
     }
 }
 
-/// A field's name in filter expressions (as a file's column is named).
-fn field_name(header: &str) -> String {
-    header
-        .trim()
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { '_' })
-        .collect()
-}
-
 /// Writes a record into the table: a new row, or (same key and date) its row again — wholly
 /// when `overwrite`, else only its case's status. Returns the row and whether it is new.
 fn put_row(live: &mut Live, d: &mut Loaded, row: &LiveRow, overwrite: bool) -> (u32, bool) {
@@ -375,7 +365,7 @@ fn put_row(live: &mut Live, d: &mut Loaded, row: &LiveRow, overwrite: bool) -> (
         if live.fields.contains_key(name) {
             continue;
         }
-        let field = field_name(name);
+        let field = super::table::field_name(name);
         if t.cols.iter().any(|c| c.field == field) {
             continue; // named like a result column: shown there already
         }
@@ -459,17 +449,6 @@ fn key_code(t: &ColumnStore, row: usize) -> Option<usize> {
     match &t.cols[col::KEY].data {
         super::table::Data::Text(k) => k.codes.get(row).map(|c| *c as usize),
         super::table::Data::Num(_) => None,
-    }
-}
-
-fn past(a: CaseAction) -> &'static str {
-    match a {
-        CaseAction::Accept => "accepted",
-        CaseAction::Reject => "rejected",
-        CaseAction::Propose => "proposed",
-        CaseAction::Approve => "approved",
-        CaseAction::Return => "returned",
-        CaseAction::Reopen => "reopened",
     }
 }
 
@@ -891,9 +870,9 @@ impl App {
         let n = b.done.len();
         let mut text = match b.kind {
             BatchKind::Decision(a) if b.queue && n == 1 => {
-                format!("{} {}", past(a), b.done[0].1)
+                format!("{} {}", a.past(), b.done[0].1)
             }
-            BatchKind::Decision(a) if n > 0 => format!("{} {n} case(s)", past(a)),
+            BatchKind::Decision(a) if n > 0 => format!("{} {n} case(s)", a.past()),
             BatchKind::Undo => format!("undid the last decision on {n} case(s)"),
             BatchKind::Decision(_) => String::new(),
         };

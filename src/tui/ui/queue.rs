@@ -3,10 +3,11 @@
 
 use super::views::{header_row, when};
 use super::{cell, main_area, queue_area};
+use crate::text::thousands;
 use crate::tui::app::App;
 use crate::tui::data::Loaded;
 use crate::tui::queue::{QueueCase, arrow, sparkline};
-use crate::tui::table::{short_status, thousands};
+use crate::tui::table::short_status;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;

@@ -2,9 +2,10 @@
 
 use super::{cell, main_area, table_area};
 use crate::pipeline::Stage;
+use crate::text::thousands;
 use crate::tui::app::App;
 use crate::tui::data::Loaded;
-use crate::tui::table::{Column, thousands};
+use crate::tui::table::Column;
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;

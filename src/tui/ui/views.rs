@@ -4,8 +4,8 @@
 use super::{cell, list_offset};
 use crate::notify::OutboxItem;
 use crate::pipeline::Stage;
+use crate::text::thousands;
 use crate::tui::app::App;
-use crate::tui::table::thousands;
 use crate::tui::theme::Theme;
 use crate::tui::worker::LoadError;
 use ratatui::Frame;
