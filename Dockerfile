@@ -1,5 +1,5 @@
 # breakdesk as a service (`breakdesk serve`): built with the Rust image, run on Debian slim as a
-# non-root user, the store on a volume. See the README, "Container".
+# non-root user, the store on a volume. See docs/install.md, "Container".
 #
 #   docker build -t breakdesk \
 #     --build-arg BREAKDESK_BUILD_COMMIT="$(git rev-parse HEAD)" \

@@ -46,7 +46,7 @@ put("csv_ingest", "seed_semicolon_comma.csv",
 put("workbook_ingest", "seed_gl_ihub_workbook.xlsx", b"\x00" + (samples / "gl_ihub_workbook.xlsx").read_bytes())
 put("workbook_ingest", "seed_bomb_undeclared.xlsx", b"\x00" + (fixtures / "bomb_undeclared.xlsx").read_bytes())
 
-# Rules' expressions: every `when` of config/rules.toml, and the README's example.
+# Rules' expressions: every `when` of config/rules.toml, and docs/tui.md's example.
 rules = (ROOT / "config" / "rules.toml").read_text()
 for i, m in enumerate(re.finditer(r'^when = "(.*)"$', rules, re.M)):
     put("rules_expression", f"seed_rule_{i:02}", m.group(1))

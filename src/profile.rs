@@ -128,7 +128,7 @@ pub struct Profile {
     pub trade_date: Option<ColumnRef>,
     #[serde(default)]
     pub criteria: Vec<Criteria>,
-    /// Which patterns make a break routine for its account (README, "Each account's own
+    /// Which patterns make a break routine for its account (docs/detection.md, "Each account's own
     /// normal"): standing items, recurring breaks, a habitual lag of one side, reversals.
     #[serde(default)]
     pub routine: crate::routine::Patterns,

@@ -524,7 +524,7 @@ pub struct RecordResult {
     pub profile: String,
     pub key: String,
     pub date: Option<String>,
-    /// The triage score (lower ranks first; see the README, "Detection").
+    /// The triage score (lower ranks first; see docs/detection.md, "Triage").
     pub score: f64,
     /// The detector's own score.
     pub model_score: f64,
