@@ -228,13 +228,139 @@ pub fn compute(
     history: Option<&Prepared>,
     opts: &FeatureOptions,
 ) -> Result<FeatureSet, FeatureError> {
-    let cols = canonical(current);
     let r = &current.resolved;
     let has_date = r.date.is_some();
     let has_keys = !r.keys.is_empty();
+    // Each account's own normal needs a difference and something to order the account's
+    // records by; the account preset reads the primary difference's unexplained part instead
+    // of the difference itself.
+    let own = !r.criteria.is_empty() && (has_keys || has_date);
+    let plan = Plan {
+        r,
+        opts,
+        has_date,
+        has_keys,
+        acc: own && opts.preset == Preset::Account,
+    };
 
     // Label encoders, fitted on the training rows: the history, or the file itself.
-    let fit_on = history.unwrap_or(current);
+    let encoders = fit_encoders(r, history.unwrap_or(current))?;
+    let (frame, history_rows, ids) = canonical_frame(current, history, &encoders, has_date)?;
+    let mut sorted0 = sort_frame(frame, has_date)?;
+    if own {
+        let mut params = opts.routine;
+        params.patterns = r.profile.routine;
+        add_own_columns(&mut sorted0, r, has_date, &params)?;
+    }
+
+    let mut out = Columns::default();
+    let mut exprs = Vec::new();
+    series_exprs(&plan, &mut exprs, &mut out);
+    if opts.preset.has_break_features() {
+        break_exprs(&plan, &mut exprs, &mut out);
+    }
+    let mut sorted = sorted0.lazy().with_columns(exprs).collect()?;
+    add_row_features(&plan, &mut sorted, &mut out)?;
+
+    // The status column says "break" for routine breaks too: the account preset leaves it out.
+    let status_slug = r.status.as_ref().and_then(|h| {
+        r.categoricals
+            .iter()
+            .find(|c| &c.header == h)
+            .map(|c| c.slug.clone())
+    });
+    for enc in &encoders {
+        if plan.acc && status_slug.as_deref() == Some(enc.name.as_str()) {
+            continue;
+        }
+        out.names.push(format!("f_enc_{}", enc.name));
+    }
+    if own {
+        out.extra_out.extend(
+            [
+                OWN_EXPECTED,
+                OWN_RESIDUAL,
+                OWN_ROUTINE_CODE,
+                OWN_Z,
+                IS_BREAK,
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+    }
+    add_run_context(&plan, &mut sorted, &mut out)?;
+    if out.names.is_empty() {
+        return Err(FeatureError::Mismatch(format!(
+            "profile {} gives {} nothing to score: it has no criteria, numeric, date or categorical columns there",
+            r.profile.name, current.source
+        )));
+    }
+    let history_features = match history {
+        Some(_) => Some(history_features(&sorted, &out, &ids, history)?),
+        None => None,
+    };
+    let mut df = current_features(current, sorted, &out, history)?;
+    if own {
+        add_routine_text(&mut df)?;
+    }
+    Ok(FeatureSet {
+        df,
+        names: out.names,
+        encoders,
+        preset: opts.preset,
+        history_rows,
+        history: history_features,
+    })
+}
+
+/// What shapes a file's features: its profile's resolved columns and the options.
+struct Plan<'a> {
+    r: &'a crate::profile::Resolved,
+    opts: &'a FeatureOptions,
+    has_date: bool,
+    has_keys: bool,
+    /// The account preset: the first criteria's unexplained part stands for its difference.
+    acc: bool,
+}
+
+impl Plan<'_> {
+    /// The first criteria: the one the break features, ages and own normal read.
+    fn primary(&self) -> Option<&crate::profile::ResolvedCriteria> {
+        self.r.criteria.first()
+    }
+
+    /// A criteria's difference column and feature stem: for the first criteria under the
+    /// account preset, its unexplained part.
+    fn diff_of(&self, i: usize, c: &crate::profile::ResolvedCriteria) -> (String, String) {
+        if self.acc && i == 0 {
+            (OWN_RESIDUAL.to_string(), format!("{}_residual", c.name))
+        } else {
+            (crit_col(&c.name, "diff"), format!("{}_diff", c.name))
+        }
+    }
+}
+
+/// The columns a feature computation hands on: the features (in a stable order), the run
+/// context for the rules, and the other output columns (read by the rules and severity).
+#[derive(Default)]
+struct Columns {
+    names: Vec<String>,
+    context: Vec<&'static str>,
+    extra_out: Vec<String>,
+}
+
+/// A number column with nulls and NaN as 0.
+fn fnum(e: Expr) -> Expr {
+    e.cast(DataType::Float64)
+        .fill_null(lit(0.0))
+        .fill_nan(lit(0.0))
+}
+
+/// One label encoder per categorical role, fitted on `fit_on`.
+fn fit_encoders(
+    r: &crate::profile::Resolved,
+    fit_on: &Prepared,
+) -> Result<Vec<LabelEncoder>, FeatureError> {
     let mut encoders = Vec::new();
     for role in &r.categoricals {
         let src = format!("bd_cat_{}", role.slug);
@@ -244,9 +370,19 @@ pub fn compute(
             ca.iter().map(|v| v.unwrap_or("")),
         ));
     }
+    Ok(encoders)
+}
 
-    // Canonical frame: history rows (when given) then current rows, numbered in file order,
-    // with integer account ids and category codes.
+/// The canonical frame: history rows (when given) then current rows, numbered in file order,
+/// with integer account ids and category codes; with the number of history rows kept and the
+/// account ids.
+fn canonical_frame<'a>(
+    current: &'a Prepared,
+    history: Option<&'a Prepared>,
+    encoders: &[LabelEncoder],
+    has_date: bool,
+) -> Result<(DataFrame, usize, HashMap<&'a str, u32>), FeatureError> {
+    let cols = canonical(current);
     let mut ids: HashMap<&str, u32> = HashMap::new();
     let take = |p: &'_ Prepared,
                 gid: Vec<u32>,
@@ -261,7 +397,7 @@ pub fn compute(
         ))?;
         df.with_column(Column::new(IS_HIST.into(), vec![is_hist; n]))?;
         df.with_column(Column::new(GROUP.into(), gid))?;
-        for enc in &encoders {
+        for enc in encoders {
             df.with_column(Column::new(
                 format!("f_enc_{}", enc.name).into(),
                 encode_column(p, enc)?,
@@ -317,58 +453,34 @@ pub fn compute(
         }
     };
     frame.rechunk_mut();
+    Ok((frame, history_rows, ids))
+}
 
-    // Sort by account, then date, then file order (history before current on the same date).
+/// Sorted by account, then date, then file order (history before current on the same date).
+fn sort_frame(frame: DataFrame, has_date: bool) -> Result<DataFrame, FeatureError> {
     let mut by: Vec<&str> = vec![GROUP];
     if has_date {
         by.push("bd_date");
     }
     by.push(SEQ);
-    let mut sorted0 = frame
+    Ok(frame
         .lazy()
-        .sort(
-            by.clone(),
-            SortMultipleOptions::default().with_multithreaded(true),
-        )
-        .collect()?;
+        .sort(by, SortMultipleOptions::default().with_multithreaded(true))
+        .collect()?)
+}
 
-    // Each account's own normal (routine breaks, residual, own z) over the sorted records.
-    let primary = r.criteria.first();
-    let own = primary.is_some() && (has_keys || has_date);
-    if own {
-        let mut params = opts.routine;
-        params.patterns = r.profile.routine;
-        add_own_columns(&mut sorted0, r, has_date, &params)?;
-    }
-    // The account preset reads the primary difference's unexplained part instead of the
-    // difference itself.
-    let acc = own && opts.preset == Preset::Account;
-    let mut lf = sorted0.lazy();
-
-    let mut exprs: Vec<Expr> = Vec::new();
-    let mut names: Vec<String> = Vec::new();
-    let zero = || lit(0.0);
-    let fnum = |e: Expr| {
-        e.cast(DataType::Float64)
-            .fill_null(lit(0.0))
-            .fill_nan(lit(0.0))
+/// The seed preset's features: days since the last record, the criteria values and differences,
+/// their changes and rolling statistics, calendar parts and numeric columns.
+fn series_exprs(plan: &Plan<'_>, exprs: &mut Vec<Expr>, out: &mut Columns) {
+    let r = plan.r;
+    let mut push = |e: Expr, name: String| {
+        exprs.push(e.alias(name.as_str()));
+        out.names.push(name);
     };
-
-    if has_date {
+    if plan.has_date {
         let d = col("bd_date").cast(DataType::Int32);
-        exprs.push(fnum(within_group_diff(d)).alias("f_days_since_last"));
-        names.push("f_days_since_last".into());
+        push(fnum(within_group_diff(d)), "f_days_since_last".into());
     }
-
-    // A criteria's difference column and feature stem: for the first criteria under the account
-    // preset, its unexplained part.
-    let diff_of = |i: usize, c: &crate::profile::ResolvedCriteria| -> (String, String) {
-        if acc && i == 0 {
-            (OWN_RESIDUAL.to_string(), format!("{}_residual", c.name))
-        } else {
-            (crit_col(&c.name, "diff"), format!("{}_diff", c.name))
-        }
-    };
     // Criteria columns: both sides of a pair, or the difference of a difference-only criteria.
     let mut series_cols: Vec<(String, String)> = Vec::new(); // (canonical column, feature stem)
     for c in &r.criteria {
@@ -382,11 +494,11 @@ pub fn compute(
         .criteria
         .iter()
         .enumerate()
-        .map(|(i, c)| diff_of(i, c))
+        .map(|(i, c)| plan.diff_of(i, c))
         .collect();
     for (i, c) in r.criteria.iter().enumerate() {
         if !c.is_pair() {
-            series_cols.push(diff_of(i, c));
+            series_cols.push(plan.diff_of(i, c));
         }
     }
     // Raw values.
@@ -395,8 +507,7 @@ pub fn compute(
             .iter()
             .filter(|(s, _)| !series_cols.iter().any(|(x, _)| x == s)),
     ) {
-        exprs.push(fnum(col(src.as_str())).alias(format!("f_{stem}")));
-        names.push(format!("f_{stem}"));
+        push(fnum(col(src.as_str())), format!("f_{stem}"));
     }
     // Changes (of each criteria column and of each difference).
     let mut change_src: Vec<(String, String)> = series_cols.clone();
@@ -405,150 +516,154 @@ pub fn compute(
             change_src.push(d.clone());
         }
     }
-    if has_keys || has_date {
+    if plan.has_keys || plan.has_date {
         for (src, stem) in &change_src {
-            exprs
-                .push(fnum(within_group_diff(col(src.as_str()))).alias(format!("f_change_{stem}")));
-            names.push(format!("f_change_{stem}"));
+            push(
+                fnum(within_group_diff(col(src.as_str()))),
+                format!("f_change_{stem}"),
+            );
         }
         for (src, stem) in &series_cols {
-            let (mean, std) = rolling_mean_std(col(src.as_str()), opts.window, opts.min_periods);
-            exprs.push(fnum(mean).alias(format!("f_roll_mean_{stem}")));
-            names.push(format!("f_roll_mean_{stem}"));
-            exprs.push(fnum(std).alias(format!("f_roll_std_{stem}")));
-            names.push(format!("f_roll_std_{stem}"));
+            let (mean, std) =
+                rolling_mean_std(col(src.as_str()), plan.opts.window, plan.opts.min_periods);
+            push(fnum(mean), format!("f_roll_mean_{stem}"));
+            push(fnum(std), format!("f_roll_std_{stem}"));
         }
     }
-    if has_date {
-        exprs.push(
-            fnum(col("bd_date").dt().weekday().cast(DataType::Int32) - lit(1)).alias("f_weekday"),
+    if plan.has_date {
+        push(
+            fnum(col("bd_date").dt().weekday().cast(DataType::Int32) - lit(1)),
+            "f_weekday".into(),
         );
-        exprs.push(fnum(col("bd_date").dt().month()).alias("f_month"));
-        names.push("f_weekday".into());
-        names.push("f_month".into());
+        push(fnum(col("bd_date").dt().month()), "f_month".into());
     }
     for role in &r.numeric {
         let src = format!("bd_num_{}", role.slug);
-        exprs.push(fnum(col(src.as_str())).alias(format!("f_num_{}", role.slug)));
-        names.push(format!("f_num_{}", role.slug));
+        push(fnum(col(src.as_str())), format!("f_num_{}", role.slug));
     }
-
-    // Output columns that are not features (read by the root-cause rules and severity).
-    let mut extra_out: Vec<String> = Vec::new();
-    if acc && let Some(c) = primary {
-        // The difference's own change, as the seed and breaks presets have it.
+    if plan.acc
+        && let Some(c) = plan.primary()
+    {
+        // The difference's own change, as the seed and breaks presets have it (an output
+        // column, not a feature).
         let name = format!("f_change_{}_diff", c.name);
         exprs.push(
             fnum(within_group_diff(col(crit_col(&c.name, "diff").as_str()))).alias(name.as_str()),
         );
-        extra_out.push(name);
+        out.extra_out.push(name);
     }
+}
 
-    // Break features (breaks and account presets).
-    if opts.preset.has_break_features() {
-        if let Some(c) = primary {
-            let d = if acc {
-                col(OWN_RESIDUAL)
-            } else {
-                col("bd_difference")
-            };
-            let tol = col(crit_col(&c.name, "tol").as_str());
-            let scale = if c.is_pair() {
-                emax(
-                    col(crit_col(&c.name, "lhs").as_str()).abs(),
-                    col(crit_col(&c.name, "rhs").as_str()).abs(),
-                )
-            } else {
-                tol.clone()
-            };
-            let rel = if acc {
-                "f_rel_residual"
-            } else {
-                "f_rel_difference"
-            };
-            exprs.push(fnum(d.clone() / emax(scale, lit(1.0))).alias(rel));
-            names.push(rel.into());
-            if c.is_pair() {
-                let l = col(crit_col(&c.name, "lhs").as_str());
-                let rr = col(crit_col(&c.name, "rhs").as_str());
-                exprs.push(
-                    when((l.clone() * rr.clone()).lt(lit(0.0)))
-                        .then(lit(-1.0))
-                        .otherwise(lit(1.0))
-                        .alias("f_sign_agreement"),
-                );
-                names.push("f_sign_agreement".into());
-                let tiny = lit(0.005);
-                exprs.push(
-                    fnum(
-                        when(
-                            l.clone()
-                                .abs()
-                                .gt(tiny.clone())
-                                .and(rr.clone().abs().gt(tiny)),
-                        )
-                        .then((l.abs() / rr.abs()).log(lit(10.0)))
-                        .otherwise(zero()),
-                    )
-                    .alias("f_magnitude_ratio"),
-                );
-                names.push("f_magnitude_ratio".into());
-            }
-        }
-        for (i, c) in r.criteria.iter().enumerate() {
-            let (src, stem) = diff_of(i, c);
-            let d = col(src.as_str());
-            let tol = col(crit_col(&c.name, "tol").as_str());
-            exprs.push(
+/// The breaks and account presets' features: relative difference, sign agreement and
+/// magnitude ratio of the sides, signed log of each difference and its out-of-tolerance flag.
+fn break_exprs(plan: &Plan<'_>, exprs: &mut Vec<Expr>, out: &mut Columns) {
+    let acc = plan.acc;
+    let mut push = |e: Expr, name: String| {
+        exprs.push(e.alias(name.as_str()));
+        out.names.push(name);
+    };
+    if let Some(c) = plan.primary() {
+        let d = if acc {
+            col(OWN_RESIDUAL)
+        } else {
+            col("bd_difference")
+        };
+        let tol = col(crit_col(&c.name, "tol").as_str());
+        let scale = if c.is_pair() {
+            emax(
+                col(crit_col(&c.name, "lhs").as_str()).abs(),
+                col(crit_col(&c.name, "rhs").as_str()).abs(),
+            )
+        } else {
+            tol.clone()
+        };
+        let rel = if acc {
+            "f_rel_residual"
+        } else {
+            "f_rel_difference"
+        };
+        push(fnum(d.clone() / emax(scale, lit(1.0))), rel.into());
+        if c.is_pair() {
+            let l = col(crit_col(&c.name, "lhs").as_str());
+            let rr = col(crit_col(&c.name, "rhs").as_str());
+            push(
+                when((l.clone() * rr.clone()).lt(lit(0.0)))
+                    .then(lit(-1.0))
+                    .otherwise(lit(1.0)),
+                "f_sign_agreement".into(),
+            );
+            let tiny = lit(0.005);
+            push(
                 fnum(
-                    when(d.clone().lt(lit(0.0)))
-                        .then(lit(-1.0))
-                        .otherwise(lit(1.0))
-                        * d.clone().abs().log1p()
-                        / lit(std::f64::consts::LN_10),
-                )
-                .alias(format!("f_log_abs_{stem}")),
+                    when(
+                        l.clone()
+                            .abs()
+                            .gt(tiny.clone())
+                            .and(rr.clone().abs().gt(tiny)),
+                    )
+                    .then((l.abs() / rr.abs()).log(lit(10.0)))
+                    .otherwise(lit(0.0)),
+                ),
+                "f_magnitude_ratio".into(),
             );
-            names.push(format!("f_log_abs_{stem}"));
-            let oot = if acc && i == 0 {
-                format!("f_out_of_tol_{}_residual", c.name)
-            } else {
-                format!("f_out_of_tol_{}", c.name)
-            };
-            exprs.push(
-                when(d.abs().gt(tol + lit(1e-9)))
-                    .then(lit(1.0))
-                    .otherwise(zero())
-                    .alias(oot.as_str()),
-            );
-            names.push(oot);
         }
     }
-    lf = lf.with_columns(exprs);
-    let mut sorted = lf.collect()?;
+    for (i, c) in plan.r.criteria.iter().enumerate() {
+        let (src, stem) = plan.diff_of(i, c);
+        let d = col(src.as_str());
+        let tol = col(crit_col(&c.name, "tol").as_str());
+        push(
+            fnum(
+                when(d.clone().lt(lit(0.0)))
+                    .then(lit(-1.0))
+                    .otherwise(lit(1.0))
+                    * d.clone().abs().log1p()
+                    / lit(std::f64::consts::LN_10),
+            ),
+            format!("f_log_abs_{stem}"),
+        );
+        let oot = if acc && i == 0 {
+            format!("f_out_of_tol_{}_residual", c.name)
+        } else {
+            format!("f_out_of_tol_{}", c.name)
+        };
+        push(
+            when(d.abs().gt(tol + lit(1e-9)))
+                .then(lit(1.0))
+                .otherwise(lit(0.0)),
+            oot,
+        );
+    }
+}
 
+/// The features computed row by row over the sorted frame: the robust z of the difference
+/// against the account's history, the break's age (and the unexplained run's), the own z.
+fn add_row_features(
+    plan: &Plan<'_>,
+    sorted: &mut DataFrame,
+    out: &mut Columns,
+) -> Result<(), FeatureError> {
+    let (acc, has_date) = (plan.acc, plan.has_date);
+    let breaks = plan.opts.preset.has_break_features();
     // Robust z-score of the difference (its unexplained part under the account preset) against
     // the account's own history.
-    if opts.preset.has_break_features()
-        && let Some(c) = primary
-    {
+    if breaks && let Some(c) = plan.primary() {
         let (src, name) = if acc {
             (OWN_RESIDUAL, "f_robust_z_residual")
         } else {
             ("bd_difference", "f_robust_z")
         };
-        let z = robust_z(&sorted, src, &crit_col(&c.name, "tol"))?;
+        let z = robust_z(sorted, src, &crit_col(&c.name, "tol"))?;
         sorted.with_column(Column::new(name.into(), z))?;
-        names.push(name.into());
+        out.names.push(name.into());
     }
-
     // Break age: days since the current run of out-of-tolerance records began (0 when within
     // tolerance), or days since the trade date when the profile has one. Under the account
     // preset it is an output column, and the feature is the age of the unexplained run.
-    if primary.is_some() {
+    if let Some(c) = plan.primary() {
         let age = if sorted.column("bd_trade_date").is_ok() && has_date {
-            let d = column_f64(&sorted, "bd_date")?;
-            let t = column_f64(&sorted, "bd_trade_date")?;
+            let d = column_f64(sorted, "bd_date")?;
+            let t = column_f64(sorted, "bd_trade_date")?;
             d.iter()
                 .zip(&t)
                 .map(|(d, t)| if t.is_finite() { (d - t).max(0.0) } else { 0.0 })
@@ -560,16 +675,16 @@ pub fn compute(
                 .iter()
                 .map(|v| v.unwrap_or(true))
                 .collect();
-            run_age(&sorted, &within, has_date)?
+            run_age(sorted, &within, has_date)?
         };
         sorted.with_column(Column::new("f_break_age".into(), age))?;
-        if !opts.preset.has_break_features() {
+        if !breaks {
             // Not a feature of the seed preset, but the age of each break is reported.
-            extra_out.push("f_break_age".into());
+            out.extra_out.push("f_break_age".into());
         } else if acc {
-            extra_out.push("f_break_age".into());
-            let tol = column_f64(&sorted, &crit_col(&r.criteria[0].name, "tol"))?;
-            let res = column_f64(&sorted, OWN_RESIDUAL)?;
+            out.extra_out.push("f_break_age".into());
+            let tol = column_f64(sorted, &crit_col(&c.name, "tol"))?;
+            let res = column_f64(sorted, OWN_RESIDUAL)?;
             let within: Vec<bool> = res
                 .iter()
                 .zip(&tol)
@@ -578,153 +693,138 @@ pub fn compute(
                     !(d.is_finite() && d.abs() > t + 1e-9)
                 })
                 .collect();
-            let age = run_age(&sorted, &within, has_date)?;
+            let age = run_age(sorted, &within, has_date)?;
             sorted.with_column(Column::new("f_unexplained_age".into(), age))?;
-            names.push("f_unexplained_age".into());
+            out.names.push("f_unexplained_age".into());
         } else {
-            names.push("f_break_age".into());
+            out.names.push("f_break_age".into());
         }
     }
     if acc {
         // How unusual the unexplained part is for the account itself.
-        let z: Vec<f64> = column_f64(&sorted, OWN_Z)?
+        let z: Vec<f64> = column_f64(sorted, OWN_Z)?
             .iter()
             .map(|z| if z.is_finite() { z.ln_1p() } else { 0.0 })
             .collect();
         sorted.with_column(Column::new("f_own_z".into(), z))?;
-        names.push("f_own_z".into());
+        out.names.push("f_own_z".into());
     }
+    Ok(())
+}
 
-    // The status column says "break" for routine breaks too: the account preset leaves it out.
-    let status_slug = r.status.as_ref().and_then(|h| {
-        r.categoricals
-            .iter()
-            .find(|c| &c.header == h)
-            .map(|c| c.slug.clone())
-    });
-    for enc in &encoders {
-        if acc && status_slug.as_deref() == Some(enc.name.as_str()) {
-            continue;
-        }
-        names.push(format!("f_enc_{}", enc.name));
+/// Run context for the root-cause rules (not a feature: it looks at the records that follow).
+fn add_run_context(
+    plan: &Plan<'_>,
+    sorted: &mut DataFrame,
+    out: &mut Columns,
+) -> Result<(), FeatureError> {
+    let r = plan.r;
+    if r.criteria.is_empty() || !(plan.has_keys || plan.has_date) {
+        return Ok(());
     }
-    if own {
-        extra_out.extend(
-            [
-                OWN_EXPECTED,
-                OWN_RESIDUAL,
-                OWN_ROUTINE_CODE,
-                OWN_Z,
-                IS_BREAK,
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
-    }
-
-    // Run context for the root-cause rules (not a feature: it looks at the records that follow).
-    let mut context: Vec<&str> = Vec::new();
-    if !r.criteria.is_empty() && (has_keys || has_date) {
-        let groups: Vec<u32> = sorted.column(GROUP)?.u32()?.into_no_null_iter().collect();
-        let days = if has_date {
-            column_f64(&sorted, "bd_date")?
-        } else {
-            (0..sorted.height()).map(|i| i as f64).collect()
-        };
-        type Sides = Option<(Vec<f64>, Vec<f64>)>;
-        let mut values: Vec<(Vec<f64>, Vec<f64>, Sides)> = Vec::new();
-        for c in &r.criteria {
-            let sides = if c.is_pair() {
-                Some((
-                    column_f64(&sorted, &crit_col(&c.name, "lhs"))?,
-                    column_f64(&sorted, &crit_col(&c.name, "rhs"))?,
-                ))
-            } else {
-                None
-            };
-            values.push((
-                column_f64(&sorted, &crit_col(&c.name, "diff"))?,
-                column_f64(&sorted, &crit_col(&c.name, "tol"))?,
-                sides,
-            ));
-        }
-        let crit: Vec<crate::runs::CriteriaValues<'_>> = values
-            .iter()
-            .map(|(d, t, s)| crate::runs::CriteriaValues {
-                diff: d,
-                tol: t,
-                sides: s.as_ref().map(|(l, r)| (l.as_slice(), r.as_slice())),
-            })
-            .collect();
-        let cols = crate::runs::run_context(&groups, &days, has_date, &crit);
-        for (name, v) in crate::runs::RUN_COLUMNS.iter().zip(cols) {
-            sorted.with_column(Column::new((*name).into(), v))?;
-            context.push(name);
-        }
-    }
-
-    if names.is_empty() {
-        return Err(FeatureError::Mismatch(format!(
-            "profile {} gives {} nothing to score: it has no criteria, numeric, date or categorical columns there",
-            r.profile.name, current.source
-        )));
-    }
-
-    // History rows' features (the training rows when a history was given).
-    let history_features = if history.is_some() {
-        let mut cols: Vec<Expr> = names.iter().map(|n| col(n.as_str())).collect();
-        // The difference for the contamination estimators; the date (and below, the key) to match
-        // the analysts' labels.
-        for c in [
-            "bd_difference",
-            "bd_date",
-            OWN_ROUTINE_CODE,
-            IS_BREAK,
-            OWN_Z,
-            OWN_RESIDUAL,
-        ] {
-            if sorted.column(c).is_ok() {
-                cols.push(col(c));
-            }
-        }
-        cols.push(col(GROUP));
-        let mut df = sorted
-            .clone()
-            .lazy()
-            .filter(col(SEQ).lt(lit(history_rows_offset(history) as u64)))
-            .sort([SEQ], SortMultipleOptions::default())
-            .select(cols)
-            .collect()?;
-        let mut key_of = vec![""; ids.len()];
-        for (k, g) in &ids {
-            if let Some(slot) = key_of.get_mut(*g as usize) {
-                *slot = k;
-            }
-        }
-        let keys: StringChunked = df
-            .column(GROUP)?
-            .u32()?
-            .iter()
-            .map(|g| g.and_then(|g| key_of.get(g as usize).copied()))
-            .collect();
-        df.with_column(keys.into_column().with_name("bd_key".into()))?;
-        let _ = df.drop_in_place(GROUP)?;
-        Some(HistoryFeatures { df })
+    let groups: Vec<u32> = sorted.column(GROUP)?.u32()?.into_no_null_iter().collect();
+    let days = if plan.has_date {
+        column_f64(sorted, "bd_date")?
     } else {
-        None
+        (0..sorted.height()).map(|i| i as f64).collect()
     };
+    type Sides = Option<(Vec<f64>, Vec<f64>)>;
+    let mut values: Vec<(Vec<f64>, Vec<f64>, Sides)> = Vec::new();
+    for c in &r.criteria {
+        let sides = if c.is_pair() {
+            Some((
+                column_f64(sorted, &crit_col(&c.name, "lhs"))?,
+                column_f64(sorted, &crit_col(&c.name, "rhs"))?,
+            ))
+        } else {
+            None
+        };
+        values.push((
+            column_f64(sorted, &crit_col(&c.name, "diff"))?,
+            column_f64(sorted, &crit_col(&c.name, "tol"))?,
+            sides,
+        ));
+    }
+    let crit: Vec<crate::runs::CriteriaValues<'_>> = values
+        .iter()
+        .map(|(d, t, s)| crate::runs::CriteriaValues {
+            diff: d,
+            tol: t,
+            sides: s.as_ref().map(|(l, r)| (l.as_slice(), r.as_slice())),
+        })
+        .collect();
+    let cols = crate::runs::run_context(&groups, &days, plan.has_date, &crit);
+    for (name, v) in crate::runs::RUN_COLUMNS.iter().zip(cols) {
+        sorted.with_column(Column::new((*name).into(), v))?;
+        out.context.push(name);
+    }
+    Ok(())
+}
 
-    // Current rows back in file order, joined to the full current table.
+/// The history rows' features, in file order (the training rows when a history was given),
+/// with the difference for the contamination estimators and the date and key to match the
+/// analysts' labels.
+fn history_features(
+    sorted: &DataFrame,
+    out: &Columns,
+    ids: &HashMap<&str, u32>,
+    history: Option<&Prepared>,
+) -> Result<HistoryFeatures, FeatureError> {
+    let mut cols: Vec<Expr> = out.names.iter().map(|n| col(n.as_str())).collect();
+    for c in [
+        "bd_difference",
+        "bd_date",
+        OWN_ROUTINE_CODE,
+        IS_BREAK,
+        OWN_Z,
+        OWN_RESIDUAL,
+    ] {
+        if sorted.column(c).is_ok() {
+            cols.push(col(c));
+        }
+    }
+    cols.push(col(GROUP));
+    let mut df = sorted
+        .clone()
+        .lazy()
+        .filter(col(SEQ).lt(lit(history_rows_offset(history) as u64)))
+        .sort([SEQ], SortMultipleOptions::default())
+        .select(cols)
+        .collect()?;
+    let mut key_of = vec![""; ids.len()];
+    for (k, g) in ids {
+        if let Some(slot) = key_of.get_mut(*g as usize) {
+            *slot = k;
+        }
+    }
+    let keys: StringChunked = df
+        .column(GROUP)?
+        .u32()?
+        .iter()
+        .map(|g| g.and_then(|g| key_of.get(g as usize).copied()))
+        .collect();
+    df.with_column(keys.into_column().with_name("bd_key".into()))?;
+    let _ = df.drop_in_place(GROUP)?;
+    Ok(HistoryFeatures { df })
+}
+
+/// The current rows back in file order, joined to the full current table.
+fn current_features(
+    current: &Prepared,
+    sorted: DataFrame,
+    out: &Columns,
+    history: Option<&Prepared>,
+) -> Result<DataFrame, FeatureError> {
     let feats = sorted
         .lazy()
         .filter(col(SEQ).gt_eq(lit(history_rows_offset(history) as u64)))
         .sort([SEQ], SortMultipleOptions::default())
         .select(
-            names
+            out.names
                 .iter()
                 .map(|n| col(n.as_str()))
-                .chain(context.iter().map(|n| col(*n)))
-                .chain(extra_out.iter().map(|n| col(n.as_str())))
+                .chain(out.context.iter().map(|n| col(*n)))
+                .chain(out.extra_out.iter().map(|n| col(n.as_str())))
                 .collect::<Vec<_>>(),
         )
         .collect()?;
@@ -739,17 +839,7 @@ pub fn compute(
     for c in feats.into_columns() {
         df.with_column(c)?;
     }
-    if own {
-        add_routine_text(&mut df)?;
-    }
-    Ok(FeatureSet {
-        df,
-        names,
-        encoders,
-        preset: opts.preset,
-        history_rows,
-        history: history_features,
-    })
+    Ok(df)
 }
 
 /// Re-encodes the current rows' categorical features with given encoders (a saved model's), so
