@@ -674,7 +674,7 @@ pub fn score(
     store: &crate::store::Store,
     opts: &DetectOptions,
 ) -> Result<Detection, DetectError> {
-    use crate::detect::model::{self, ModelBundle, TrainInput};
+    use crate::detect::model::{self, ModelBundle};
     let spec = train_spec(cfg, opts).map_err(DetectError::Config)?;
     let fs = &mut run.features;
     let fp = model::fingerprint(&run.profile, fs.preset, &fs.names, &spec);
@@ -692,11 +692,6 @@ pub fn score(
         TrainMode::Force => None,
         TrainMode::Auto => existing,
     };
-    let mut precomputed = None;
-    // When the model is trained on the current rows themselves, their matrix and scores are
-    // reused for scoring.
-    let mut current_x = None;
-    let mut current_diff = None;
     // A saved model of the same schema must also fit the file.
     let policy = match opts.policy {
         Some(p) => p,
@@ -706,35 +701,8 @@ pub fn score(
             .parse()
             .map_err(DetectError::Config)?,
     };
-    let mut unfit = None;
-    let existing = match existing {
-        Some(Ok(b)) if b.fingerprint == fp => {
-            let problems = fitness_problems(cfg, fs, &run.resolved, &b)?;
-            if problems.is_empty() {
-                Some(Ok(b))
-            } else {
-                let why = problems.join("; ");
-                tracing::warn!(model = %b.version(), why = %why, "saved model does not fit the file");
-                match policy {
-                    ModelPolicy::Refuse => {
-                        return Err(DetectError::Unfit {
-                            model: b.version(),
-                            why,
-                        });
-                    }
-                    ModelPolicy::Reuse => {
-                        unfit = Some(ModelStatus::LoadedUnfit(why));
-                        Some(Ok(b))
-                    }
-                    ModelPolicy::Retrain => {
-                        unfit = Some(ModelStatus::TrainedUnfit(why));
-                        None
-                    }
-                }
-            }
-        }
-        other => other,
-    };
+    let (existing, mut unfit) = check_fitness(cfg, fs, &run.resolved, existing, &fp, policy)?;
+    let mut reuse = Reuse::default();
     let (bundle, status) = match existing {
         Some(Ok(b)) if b.fingerprint == fp => {
             features::apply_encoders(fs, &b.encoders)?;
@@ -749,167 +717,9 @@ pub fn score(
                 (Some(Ok(_)), _) => ModelStatus::TrainedChanged,
             };
             let t = Instant::now();
-            let own_rows = !matches!(&fs.history, Some(h) if h.df.height() >= 2);
-            let train_df = match &fs.history {
-                Some(h) if !own_rows => &h.df,
-                _ => &fs.df,
-            };
-            let x_all = features::matrix(train_df, &fs.names)?;
-            let diff_all = features::column_f64(train_df, "bd_difference").unwrap_or_default();
-            let train_keys = key_chunk(train_df);
-            let keys_all = key_refs(train_keys.as_ref(), train_df.height());
-            // The training rows that are triage candidates: the contamination is among them.
-            let cand_all: Vec<bool> = triage_inputs(train_df)?
-                .0
-                .iter()
-                .map(Option::is_none)
-                .collect();
-            let labels = if cfg.feedback.enabled {
-                crate::cases::Cases::new(store)
-                    .labels()?
-                    .into_iter()
-                    .filter(|l| l.profile == run.profile)
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let mut fb = None;
-            let mut x_cur = None;
-            let (x, diff, cand, keys, extra) =
-                if labels.is_empty() {
-                    (x_all, diff_all, cand_all, keys_all, None)
-                } else {
-                    let in_train =
-                        match_labels(train_df, &labels).map_err(features::FeatureError::from)?;
-                    let in_cur = if own_rows {
-                        None
-                    } else {
-                        Some(match_labels(&fs.df, &labels).map_err(features::FeatureError::from)?)
-                    };
-                    let mut info = crate::detect::feedback::FeedbackInfo {
-                        labels: labels.len(),
-                        oversample: cfg.feedback.oversample,
-                        ..Default::default()
-                    };
-                    // Each label counts once, where its record was found (training rows first).
-                    let mut seen = vec![false; labels.len()];
-                    let mut rejected_train = Vec::new();
-                    let mut rejected_cur = Vec::new();
-                    for (m, rejected) in [
-                        (Some(&in_train), &mut rejected_train),
-                        (in_cur.as_ref(), &mut rejected_cur),
-                    ] {
-                        let Some(m) = m else { continue };
-                        for &(row, l) in &m.exact {
-                            if std::mem::replace(&mut seen[l], true) {
-                                continue;
-                            }
-                            let label = &labels[l];
-                            match (label.label, label.origin) {
-                                (false, _) => {
-                                    info.rejected += 1;
-                                    rejected.push(row);
-                                }
-                                (true, crate::cases::Origin::Analyst) => info.missed += 1,
-                                (true, _) => info.accepted += 1,
-                            }
-                        }
-                    }
-                    info.matched = seen.iter().filter(|s| **s).count();
-                    let times = cfg.feedback.oversample;
-                    let mut extra_rows = x_all.select_rows(&crate::detect::feedback::repeat_rows(
-                        &rejected_train,
-                        times,
-                    ));
-                    if !rejected_cur.is_empty() {
-                        let xc = features::matrix(&fs.df, &fs.names)?;
-                        extra_rows = extra_rows.stack(&xc.select_rows(
-                            &crate::detect::feedback::repeat_rows(&rejected_cur, times),
-                        ));
-                        x_cur = Some(xc);
-                    }
-                    info.added_rows = extra_rows.rows();
-                    let mut out = vec![false; train_df.height()];
-                    for r in &in_train.true_runs {
-                        out[*r] = true;
-                    }
-                    info.excluded_rows = out.iter().filter(|o| **o).count();
-                    let (x, diff, cand, keys) = if info.excluded_rows == 0 {
-                        (x_all, diff_all, cand_all, keys_all)
-                    } else {
-                        let keep: Vec<usize> = (0..out.len()).filter(|i| !out[*i]).collect();
-                        let diff = if diff_all.len() == out.len() {
-                            keep.iter().map(|i| diff_all[*i]).collect()
-                        } else {
-                            diff_all
-                        };
-                        let cand = keep.iter().map(|i| cand_all[*i]).collect();
-                        let keys = keep.iter().map(|i| keys_all[*i]).collect();
-                        (x_all.select_rows(&keep), diff, cand, keys)
-                    };
-                    fb = Some(info);
-                    (
-                        x,
-                        diff,
-                        cand,
-                        keys,
-                        (extra_rows.rows() > 0).then_some(extra_rows),
-                    )
-                };
-            let (mut b, train_scores) = model::train(
-                &TrainInput {
-                    profile: &run.profile,
-                    preset: fs.preset,
-                    feature_names: &fs.names,
-                    encoders: &fs.encoders,
-                    x: &x,
-                    difference: &diff,
-                    extra_normal: extra.as_ref(),
-                    candidates: Some(&cand),
-                    keys: &keys,
-                },
-                &spec,
-            )?;
-            let candidate_scores = model::among(&train_scores, Some(&cand));
-            if let Some(mut info) = fb {
-                info.precision = (info.accepted + info.rejected > 0)
-                    .then(|| info.accepted as f64 / (info.accepted + info.rejected) as f64);
-                info.contamination_before = b.flag_share;
-                info.contamination_after = b.flag_share;
-                let base = previous_flag_share.or(b.flag_share).unwrap_or(0.0);
-                if cfg.feedback.contamination
-                    && let Some(c) = crate::detect::feedback::reestimate(
-                        base,
-                        info.accepted,
-                        info.rejected,
-                        info.missed,
-                        candidate_scores.len(),
-                        cfg.feedback.min_reviewed,
-                    )
-                {
-                    b.offset = crate::detect::contamination::offset(
-                        &candidate_scores,
-                        Some(c),
-                        spec.detector.auto_offset(),
-                    );
-                    b.contamination_value = Some(c);
-                    b.flag_share = model::flag_share(&candidate_scores, b.offset);
-                    info.contamination_before = Some(base);
-                    info.contamination_after = b.flag_share;
-                }
-                tracing::info!(feedback = %info.describe(), "model trained with feedback");
-                b.feedback = Some(info);
-            }
+            let (b, r) = train_fresh(cfg, &run.profile, fs, store, &spec, previous_flag_share)?;
+            reuse = r;
             timings.push(("train", t.elapsed()));
-            // The training scores are the current rows' scores when the model learnt from exactly
-            // those rows.
-            if own_rows && x.rows() == fs.df.height() {
-                precomputed = Some(train_scores);
-                current_x = Some(x);
-                current_diff = Some(diff);
-            } else if let Some(xc) = x_cur {
-                current_x = Some(xc);
-            }
             store.put_model(&key, &b.to_json())?;
             tracing::info!(model = %b.version(), rows = b.training_rows, status = ?status, "model trained");
             (b, status)
@@ -922,11 +732,278 @@ pub fn score(
         store,
         opts,
         (bundle, status),
-        precomputed,
-        current_x,
-        current_diff,
+        reuse.precomputed,
+        reuse.current_x,
+        reuse.current_diff,
         timings,
     )
+}
+
+type SavedModel =
+    Option<Result<crate::detect::model::ModelBundle, crate::detect::model::ModelError>>;
+
+/// A saved model of the run's schema checked against the file: kept when it fits; when it does
+/// not, refused, kept or dropped for a new training as the policy says (with the reason).
+fn check_fitness(
+    cfg: &Config,
+    fs: &FeatureSet,
+    resolved: &Resolved,
+    existing: SavedModel,
+    fp: &str,
+    policy: ModelPolicy,
+) -> Result<(SavedModel, Option<ModelStatus>), DetectError> {
+    let b = match existing {
+        Some(Ok(b)) if b.fingerprint == fp => b,
+        other => return Ok((other, None)),
+    };
+    let problems = fitness_problems(cfg, fs, resolved, &b)?;
+    if problems.is_empty() {
+        return Ok((Some(Ok(b)), None));
+    }
+    let why = problems.join("; ");
+    tracing::warn!(model = %b.version(), why = %why, "saved model does not fit the file");
+    match policy {
+        ModelPolicy::Refuse => Err(DetectError::Unfit {
+            model: b.version(),
+            why,
+        }),
+        ModelPolicy::Reuse => Ok((Some(Ok(b)), Some(ModelStatus::LoadedUnfit(why)))),
+        ModelPolicy::Retrain => Ok((None, Some(ModelStatus::TrainedUnfit(why)))),
+    }
+}
+
+/// What a training hands on to scoring: the current rows' scores, matrix and differences when
+/// the model learnt from exactly those rows, or their matrix when the feedback built it.
+#[derive(Default)]
+struct Reuse {
+    precomputed: Option<Vec<f64>>,
+    current_x: Option<crate::detect::matrix::Matrix>,
+    current_diff: Option<Vec<f64>>,
+}
+
+/// The rows a model is trained on: the matrix, each row's difference, whether it is a triage
+/// candidate and its account; and the rows added as normal by the feedback.
+struct TrainingRows<'a> {
+    x: crate::detect::matrix::Matrix,
+    diff: Vec<f64>,
+    cand: Vec<bool>,
+    keys: Vec<&'a str>,
+    extra: Option<crate::detect::matrix::Matrix>,
+}
+
+/// Trains a new model on the history rows (the current rows when there is no history of at
+/// least 2 rows), with the analysts' decisions on the profile's cases when feedback is on.
+fn train_fresh(
+    cfg: &Config,
+    profile: &str,
+    fs: &FeatureSet,
+    store: &crate::store::Store,
+    spec: &crate::detect::model::TrainSpec,
+    previous_flag_share: Option<f64>,
+) -> Result<(crate::detect::model::ModelBundle, Reuse), DetectError> {
+    use crate::detect::model::{self, TrainInput};
+    let own_rows = !matches!(&fs.history, Some(h) if h.df.height() >= 2);
+    let train_df = match &fs.history {
+        Some(h) if !own_rows => &h.df,
+        _ => &fs.df,
+    };
+    let train_keys = key_chunk(train_df);
+    let all = TrainingRows {
+        x: features::matrix(train_df, &fs.names)?,
+        diff: features::column_f64(train_df, "bd_difference").unwrap_or_default(),
+        // The training rows that are triage candidates: the contamination is among them.
+        cand: triage_inputs(train_df)?
+            .0
+            .iter()
+            .map(Option::is_none)
+            .collect(),
+        keys: key_refs(train_keys.as_ref(), train_df.height()),
+        extra: None,
+    };
+    let labels = if cfg.feedback.enabled {
+        crate::cases::Cases::new(store)
+            .labels()?
+            .into_iter()
+            .filter(|l| l.profile == profile)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (rows, fb, x_cur) = if labels.is_empty() {
+        (all, None, None)
+    } else {
+        let (rows, info, x_cur) = with_feedback(cfg, fs, train_df, own_rows, &labels, all)?;
+        (rows, Some(info), x_cur)
+    };
+    let (mut b, train_scores) = model::train(
+        &TrainInput {
+            profile,
+            preset: fs.preset,
+            feature_names: &fs.names,
+            encoders: &fs.encoders,
+            x: &rows.x,
+            difference: &rows.diff,
+            extra_normal: rows.extra.as_ref(),
+            candidates: Some(&rows.cand),
+            keys: &rows.keys,
+        },
+        spec,
+    )?;
+    if let Some(info) = fb {
+        let candidate_scores = model::among(&train_scores, Some(&rows.cand));
+        reestimate_with_feedback(
+            cfg,
+            &mut b,
+            info,
+            &candidate_scores,
+            previous_flag_share,
+            spec,
+        );
+    }
+    // The training scores are the current rows' scores when the model learnt from exactly
+    // those rows.
+    let reuse = if own_rows && rows.x.rows() == fs.df.height() {
+        Reuse {
+            precomputed: Some(train_scores),
+            current_x: Some(rows.x),
+            current_diff: Some(rows.diff),
+        }
+    } else {
+        Reuse {
+            current_x: x_cur,
+            ..Reuse::default()
+        }
+    };
+    Ok((b, reuse))
+}
+
+/// The training rows with the analysts' decisions: the records of true breaks' runs left out,
+/// rejected records (in the training or the current rows) added as normal `oversample` times.
+/// Also what the feedback did, and the current rows' matrix when it was built for them.
+fn with_feedback<'a>(
+    cfg: &Config,
+    fs: &FeatureSet,
+    train_df: &polars::prelude::DataFrame,
+    own_rows: bool,
+    labels: &[crate::cases::Label],
+    all: TrainingRows<'a>,
+) -> Result<
+    (
+        TrainingRows<'a>,
+        crate::detect::feedback::FeedbackInfo,
+        Option<crate::detect::matrix::Matrix>,
+    ),
+    DetectError,
+> {
+    use crate::detect::feedback::{FeedbackInfo, repeat_rows};
+    let in_train = match_labels(train_df, labels).map_err(features::FeatureError::from)?;
+    let in_cur = if own_rows {
+        None
+    } else {
+        Some(match_labels(&fs.df, labels).map_err(features::FeatureError::from)?)
+    };
+    let mut info = FeedbackInfo {
+        labels: labels.len(),
+        oversample: cfg.feedback.oversample,
+        ..Default::default()
+    };
+    // Each label counts once, where its record was found (training rows first).
+    let mut seen = vec![false; labels.len()];
+    let mut rejected_train = Vec::new();
+    let mut rejected_cur = Vec::new();
+    for (m, rejected) in [
+        (Some(&in_train), &mut rejected_train),
+        (in_cur.as_ref(), &mut rejected_cur),
+    ] {
+        let Some(m) = m else { continue };
+        for &(row, l) in &m.exact {
+            if std::mem::replace(&mut seen[l], true) {
+                continue;
+            }
+            let label = &labels[l];
+            match (label.label, label.origin) {
+                (false, _) => {
+                    info.rejected += 1;
+                    rejected.push(row);
+                }
+                (true, crate::cases::Origin::Analyst) => info.missed += 1,
+                (true, _) => info.accepted += 1,
+            }
+        }
+    }
+    info.matched = seen.iter().filter(|s| **s).count();
+    let times = cfg.feedback.oversample;
+    let mut extra_rows = all.x.select_rows(&repeat_rows(&rejected_train, times));
+    let mut x_cur = None;
+    if !rejected_cur.is_empty() {
+        let xc = features::matrix(&fs.df, &fs.names)?;
+        extra_rows = extra_rows.stack(&xc.select_rows(&repeat_rows(&rejected_cur, times)));
+        x_cur = Some(xc);
+    }
+    info.added_rows = extra_rows.rows();
+    let mut out = vec![false; train_df.height()];
+    for r in &in_train.true_runs {
+        out[*r] = true;
+    }
+    info.excluded_rows = out.iter().filter(|o| **o).count();
+    let mut rows = if info.excluded_rows == 0 {
+        all
+    } else {
+        let keep: Vec<usize> = (0..out.len()).filter(|i| !out[*i]).collect();
+        let diff = if all.diff.len() == out.len() {
+            keep.iter().map(|i| all.diff[*i]).collect()
+        } else {
+            all.diff
+        };
+        TrainingRows {
+            x: all.x.select_rows(&keep),
+            diff,
+            cand: keep.iter().map(|i| all.cand[*i]).collect(),
+            keys: keep.iter().map(|i| all.keys[*i]).collect(),
+            extra: None,
+        }
+    };
+    rows.extra = (extra_rows.rows() > 0).then_some(extra_rows);
+    Ok((rows, info, x_cur))
+}
+
+/// The feedback kept in the bundle, and the contamination re-estimated from the analysts'
+/// decisions (when on and enough flagged cases were decided): the offset moves with it.
+fn reestimate_with_feedback(
+    cfg: &Config,
+    b: &mut crate::detect::model::ModelBundle,
+    mut info: crate::detect::feedback::FeedbackInfo,
+    candidate_scores: &[f64],
+    previous_flag_share: Option<f64>,
+    spec: &crate::detect::model::TrainSpec,
+) {
+    info.precision = (info.accepted + info.rejected > 0)
+        .then(|| info.accepted as f64 / (info.accepted + info.rejected) as f64);
+    info.contamination_before = b.flag_share;
+    info.contamination_after = b.flag_share;
+    let base = previous_flag_share.or(b.flag_share).unwrap_or(0.0);
+    if cfg.feedback.contamination
+        && let Some(c) = crate::detect::feedback::reestimate(
+            base,
+            info.accepted,
+            info.rejected,
+            info.missed,
+            candidate_scores.len(),
+            cfg.feedback.min_reviewed,
+        )
+    {
+        b.offset = crate::detect::contamination::offset(
+            candidate_scores,
+            Some(c),
+            spec.detector.auto_offset(),
+        );
+        b.contamination_value = Some(c);
+        b.flag_share = crate::detect::model::flag_share(candidate_scores, b.offset);
+        info.contamination_before = Some(base);
+        info.contamination_after = b.flag_share;
+    }
+    tracing::info!(feedback = %info.describe(), "model trained with feedback");
+    b.feedback = Some(info);
 }
 
 /// Why a saved model does not fit the current rows of `fs` (empty when it fits): too few
