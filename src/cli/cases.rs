@@ -1,0 +1,486 @@
+//! `cases`: list, show and decide on cases.
+
+use super::args::{actor, open_store, parse_status};
+use super::exit::{self, Failure, case_failure, fail, usage};
+use breakdesk::config::Config;
+use breakdesk::text::csv_field;
+use clap::Subcommand;
+use std::io::IsTerminal;
+
+#[derive(Subcommand)]
+pub enum CasesCommand {
+    /// The cases, newest break first, optionally filtered.
+    List {
+        /// Only cases in this status (PendingReview, Accepted, Rejected, AutoResolveProposed,
+        /// Approved, Returned, Cleared).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        bucket: Option<String>,
+        /// Only cases waiting for someone (pending review, proposed, returned).
+        #[arg(long)]
+        open: bool,
+        /// Only breaks at least this many days old.
+        #[arg(long, value_name = "DAYS")]
+        age_min: Option<i64>,
+        /// Only cases this user owns.
+        #[arg(long, value_name = "USER")]
+        owner: Option<String>,
+        /// Only my cases (owned by the user who runs the command).
+        #[arg(long, conflicts_with = "owner")]
+        mine: bool,
+        /// Only undecided cases past their due date.
+        #[arg(long)]
+        overdue: bool,
+        /// table, csv or jsonl.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// One case (id or ticket) with its record and audit trail.
+    Show { id: String },
+    /// Decide on a case: accept, reject, propose, approve, return or reopen.
+    Decide {
+        /// Case id or ticket.
+        id: String,
+        action: String,
+        /// The reason (reject, reopen) or comment (return); optional otherwise.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who decides; default `[general] user`, else the OS user.
+        #[arg(long)]
+        user: Option<String>,
+        /// analyst or supervisor; default `[general] role`.
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Give a case to an owner: supervisors assign to anyone, analysts only take an unowned
+    /// case for themselves.
+    Assign {
+        /// Case id or ticket.
+        id: String,
+        /// The new owner.
+        owner: String,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Take a case: you own it.
+    Take {
+        /// Case id or ticket.
+        id: String,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Let a case go (its owner, or a supervisor): nobody owns it.
+    Release {
+        /// Case id or ticket.
+        id: String,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Add a note to a case (kept in its audit trail; not a decision).
+    Note {
+        /// Case id or ticket.
+        id: String,
+        /// The note.
+        text: String,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Flag a break the model missed: opens an Accepted case with origin analyst.
+    Flag {
+        /// Profile (gl_ihub, trades, ...).
+        #[arg(long)]
+        profile: String,
+        /// The record's key columns joined with `|` (as `cases list` shows keys).
+        #[arg(long)]
+        key: String,
+        /// The record's date (YYYY-MM-DD).
+        #[arg(long)]
+        date: String,
+        /// The date the break began (default: `--date`).
+        #[arg(long)]
+        start_date: Option<String>,
+        /// Why it is a break (required).
+        #[arg(long)]
+        reason: String,
+        /// The difference between the books.
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        difference: f64,
+        /// Root-cause bucket, if known.
+        #[arg(long, default_value = "New Issue")]
+        bucket: String,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+    },
+}
+
+/// A value from a file or a comment as printed to a terminal: no control characters.
+pub fn safe(s: &str) -> std::borrow::Cow<'_, str> {
+    breakdesk::text::terminal_safe(s)
+}
+
+/// `s` made [`safe`] when the output is a terminal, as it is otherwise.
+pub fn shown(s: &str, tty: bool) -> std::borrow::Cow<'_, str> {
+    if tty {
+        safe(s)
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+pub fn case_line(c: &breakdesk::cases::Case) -> Vec<String> {
+    vec![
+        c.ticket.clone(),
+        c.id.clone(),
+        c.status.as_str().to_string(),
+        c.bucket.clone(),
+        c.severity.clone(),
+        c.profile.clone(),
+        c.key.clone(),
+        c.start_date.to_string(),
+        c.last_date.to_string(),
+        c.age_days().to_string(),
+        format!("{}", c.difference),
+        c.jira_key.clone().unwrap_or_default(),
+        c.summary.clone(),
+        c.first_difference
+            .map(|d| format!("{d}"))
+            .unwrap_or_default(),
+        c.previous_difference
+            .map(|d| format!("{}", c.difference - d))
+            .unwrap_or_default(),
+        c.cleared_on.map(|d| d.to_string()).unwrap_or_default(),
+        c.due.map(|d| d.to_string()).unwrap_or_default(),
+        if c.overdue(chrono::Utc::now().date_naive()) {
+            "true"
+        } else {
+            "false"
+        }
+        .to_string(),
+        c.owner.clone().unwrap_or_default(),
+    ]
+}
+
+pub const CASE_HEADER: [&str; 19] = [
+    "ticket",
+    "case_id",
+    "status",
+    "bucket",
+    "severity",
+    "profile",
+    "key",
+    "start_date",
+    "last_date",
+    "age_days",
+    "difference",
+    "jira_key",
+    "summary",
+    "first_difference",
+    "change",
+    "cleared_on",
+    "due",
+    "overdue",
+    "owner",
+];
+
+pub fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
+    use breakdesk::cases::{Action, CaseFilter, Cases};
+    let store = open_store(cfg)?;
+    let cases = Cases::new(&store);
+    match command {
+        CasesCommand::List {
+            status,
+            bucket,
+            open,
+            age_min,
+            owner,
+            mine,
+            overdue,
+            format,
+        } => {
+            let owner = if *mine {
+                Some(actor(cfg, None, None)?.user)
+            } else {
+                owner.clone()
+            };
+            let today = chrono::Utc::now().date_naive();
+            let filter = CaseFilter {
+                status: status.as_deref().map(parse_status).transpose()?,
+                bucket: bucket.clone(),
+                profile: None,
+            };
+            let (mut list, unreadable) = cases.list_readable(&filter).map_err(case_failure)?;
+            for u in &unreadable {
+                eprintln!(
+                    "warning: case {} is unreadable and left out: {}",
+                    safe(&u.case_id),
+                    u.error
+                );
+            }
+            list.retain(|c| {
+                (!open || c.status.is_open())
+                    && age_min.is_none_or(|m| c.age_days() >= m)
+                    && owner.as_ref().is_none_or(|o| c.owner.as_ref() == Some(o))
+                    && (!overdue || c.overdue(today))
+            });
+            list.sort_by(|a, b| b.last_date.cmp(&a.last_date).then(a.rank.cmp(&b.rank)));
+            match format.as_str() {
+                "jsonl" => {
+                    for c in &list {
+                        let line = serde_json::to_string(c)?;
+                        println!("{}", breakdesk::text::json_terminal_safe(&line));
+                    }
+                }
+                "csv" => {
+                    let tty = std::io::stdout().is_terminal();
+                    println!("{}", CASE_HEADER.join(","));
+                    for c in &list {
+                        let l: Vec<String> = case_line(c)
+                            .iter()
+                            .map(|f| csv_field(&shown(f, tty)))
+                            .collect();
+                        println!("{}", l.join(","));
+                    }
+                }
+                "table" => {
+                    println!(
+                        "{:<22} {:<20} {:<16} {:<8} {:<24} {:>10} {:>4} {:>16} {:>11} {:<10} {:>10}",
+                        "ticket",
+                        "status",
+                        "bucket",
+                        "severity",
+                        "key",
+                        "last date",
+                        "age",
+                        "difference",
+                        "due",
+                        "owner",
+                        "cleared"
+                    );
+                    for c in &list {
+                        // Overdue is marked with `!`, visible without colour.
+                        let due = c
+                            .due
+                            .map(|d| format!("{d}{}", if c.overdue(today) { "!" } else { " " }))
+                            .unwrap_or_default();
+                        println!(
+                            "{:<22} {:<20} {:<16} {:<8} {:<24} {:>10} {:>4} {:>16} {:>11} {:<10} {:>10}",
+                            c.ticket,
+                            c.status.as_str(),
+                            safe(&c.bucket),
+                            safe(&c.severity),
+                            safe(&c.key),
+                            c.last_date.to_string(),
+                            c.age_days(),
+                            breakdesk::categorize::facts::fmt_amount(c.difference),
+                            due,
+                            safe(c.owner.as_deref().unwrap_or("")),
+                            c.cleared_on.map(|d| d.to_string()).unwrap_or_default()
+                        );
+                    }
+                    eprintln!("{} case(s)", list.len());
+                }
+                other => {
+                    return Err(usage(format!(
+                        "--format must be table, csv or jsonl, found {other:?}"
+                    )));
+                }
+            }
+            Ok(())
+        }
+        CasesCommand::Show { id } => {
+            let c = cases.find(id).map_err(case_failure)?.ok_or_else(|| {
+                fail(
+                    exit::INPUT,
+                    anyhow::anyhow!("no case {id:?} (give a case id or a BRK- ticket)"),
+                )
+            })?;
+            for (h, v) in CASE_HEADER.iter().zip(case_line(&c)) {
+                println!("{h:>12}: {}", safe(&v));
+            }
+            println!("{:>12}: {:?}", "origin", c.origin);
+            println!("{:>12}: {} ({})", "rule", c.bucket_rule, c.confidence);
+            if let Some(p) = &c.proposed_by {
+                println!("{:>12}: {p}", "proposed by");
+            }
+            for d in &c.dispatches {
+                println!(
+                    "{:>12}: {} {} (outbox #{}, {}){}{}",
+                    "dispatch",
+                    d.channel,
+                    d.state,
+                    d.outbox_id,
+                    d.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    d.reference
+                        .as_deref()
+                        .map(|r| format!(" {}", safe(r)))
+                        .unwrap_or_default(),
+                    d.note
+                        .as_deref()
+                        .map(|n| format!(" — {}", safe(n)))
+                        .unwrap_or_default()
+                );
+            }
+            if c.dispatches.is_empty() {
+                println!("{:>12}: not dispatched", "dispatch");
+            }
+            println!(
+                "{:>12}: {}",
+                "legal now",
+                c.status
+                    .allowed_actions()
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            println!("record:");
+            for (k, v) in &c.row {
+                let v = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
+                println!("  {}: {}", safe(k), safe(&v));
+            }
+            println!("audit trail:");
+            for e in cases.events_for(&c.id).map_err(case_failure)? {
+                println!(
+                    "  #{} {} {} ({}) {}: {} -> {}{}",
+                    e.seq,
+                    e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    safe(&e.user),
+                    e.role
+                        .map(|r| r.to_string())
+                        .unwrap_or_else(|| "system".into()),
+                    serde_json::to_value(e.action)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    e.from.map(|s| s.as_str()).unwrap_or("-"),
+                    e.to.map(|s| s.as_str()).unwrap_or("-"),
+                    e.reason
+                        .as_deref()
+                        .map(|r| format!(" — {}", safe(r)))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        CasesCommand::Decide {
+            id,
+            action,
+            reason,
+            user,
+            role,
+        } => {
+            let action: Action = action
+                .parse()
+                .map_err(|e: breakdesk::cases::CaseError| usage(e.to_string()))?;
+            let who = actor(cfg, user.as_deref(), role.as_deref())?;
+            let c = cases
+                .decide(id, action, &who, reason.as_deref())
+                .map_err(case_failure)?;
+            // Printed only after the decision is durable (decide flushes before returning).
+            println!("{} {} -> {}", c.ticket, c.id, c.status.as_str());
+            Ok(())
+        }
+        CasesCommand::Assign {
+            id,
+            owner,
+            user,
+            role,
+        } => {
+            let who = actor(cfg, user.as_deref(), role.as_deref())?;
+            let c = cases.assign(id, owner, &who).map_err(case_failure)?;
+            println!("{} {} owner {}", c.ticket, c.id, safe(owner));
+            Ok(())
+        }
+        CasesCommand::Take { id, user, role } => {
+            let who = actor(cfg, user.as_deref(), role.as_deref())?;
+            let c = cases.assign(id, &who.user, &who).map_err(case_failure)?;
+            println!("{} {} owner {}", c.ticket, c.id, safe(&who.user));
+            Ok(())
+        }
+        CasesCommand::Release { id, user, role } => {
+            let who = actor(cfg, user.as_deref(), role.as_deref())?;
+            let c = cases.release(id, &who).map_err(case_failure)?;
+            println!("{} {} owner none", c.ticket, c.id);
+            Ok(())
+        }
+        CasesCommand::Note {
+            id,
+            text,
+            user,
+            role,
+        } => {
+            let who = actor(cfg, user.as_deref(), role.as_deref())?;
+            let c = cases.note(id, text, &who).map_err(case_failure)?;
+            println!("{} {} note by {}", c.ticket, c.id, safe(&who.user));
+            Ok(())
+        }
+        CasesCommand::Flag {
+            profile,
+            key,
+            date,
+            start_date,
+            reason,
+            difference,
+            bucket,
+            user,
+            role,
+        } => {
+            let day = |flag: &str, v: &str| {
+                chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").map_err(|_| {
+                    usage(format!(
+                        "{flag} must be a date like 2024-05-01, found {v:?}"
+                    ))
+                })
+            };
+            let date = day("--date", date)?;
+            let start = match start_date {
+                Some(s) => day("--start-date", s)?,
+                None => date,
+            };
+            if !difference.is_finite() {
+                return Err(usage("--difference must be a finite number".into()));
+            }
+            let who = actor(cfg, user.as_deref(), role.as_deref())?;
+            let input = breakdesk::cases::BreakInput {
+                profile: profile.trim().to_string(),
+                key: key.trim().to_string(),
+                start_date: start,
+                date,
+                bucket: bucket.clone(),
+                bucket_rule: "analyst".into(),
+                confidence: 1.0,
+                severity: String::new(),
+                summary: reason.clone(),
+                score: 0.0,
+                rank: 0,
+                difference: *difference,
+                model_version: String::new(),
+                row: serde_json::Map::new(),
+            };
+            let c = cases
+                .flag_missed(&input, &who, reason)
+                .map_err(case_failure)?;
+            println!(
+                "{} {} -> {} (missed break)",
+                c.ticket,
+                c.id,
+                c.status.as_str()
+            );
+            Ok(())
+        }
+    }
+}
