@@ -1,6 +1,6 @@
 //! Argument groups shared by several commands, and what they turn into.
 
-use super::exit::{self, Failure, fail, store_failure, usage};
+use super::exit::{self, Failure, actor_failure, fail, store_failure, usage};
 use breakdesk::config::Config;
 use breakdesk::detect::contamination::Contamination;
 use breakdesk::detect::model::{DetectorKind, ModelBundle};
@@ -106,11 +106,7 @@ pub fn actor(
     user: Option<&str>,
     role: Option<&str>,
 ) -> Result<breakdesk::cases::Actor, Failure> {
-    use breakdesk::config::ActorError;
-    cfg.actor(user, role).map_err(|e| match e {
-        ActorError::Usage(m) => usage(m),
-        ActorError::Refused(m) => fail(exit::DECISION, anyhow::anyhow!(m)),
-    })
+    cfg.actor(user, role).map_err(actor_failure)
 }
 
 /// Applies the input options to the config and builds the pipeline options.

@@ -277,109 +277,13 @@ pub fn flush(
 }
 
 pub fn outbox_command(cfg: &Config, command: &OutboxCommand, quiet: bool) -> Result<(), Failure> {
-    use breakdesk::notify::{ItemStatus, Outbox, OutboxFilter};
+    use breakdesk::notify::Outbox;
     match command {
         OutboxCommand::List {
             format,
             status,
             channel,
-        } => {
-            if !matches!(format.as_str(), "table" | "jsonl") {
-                return Err(usage(format!(
-                    "--format must be table or jsonl, found {format:?}"
-                )));
-            }
-            const STATES: [&str; 6] = [
-                "queued",
-                "sending",
-                "retry_wait",
-                "sent",
-                "parked",
-                "cancelled",
-            ];
-            if let Some(s) = status
-                && !STATES.contains(&s.as_str())
-            {
-                return Err(usage(format!(
-                    "--status must be one of {}, found {s:?}",
-                    STATES.join(", ")
-                )));
-            }
-            let channel = channel
-                .as_deref()
-                .map(str::parse::<breakdesk::cases::Channel>)
-                .transpose()
-                .map_err(|e| usage(e.to_string()))?;
-            let store = open_store(cfg)?;
-            let items = Outbox::new(&store)
-                .list(&OutboxFilter {
-                    channel,
-                    status: status.clone(),
-                })
-                .map_err(notify_failure)?;
-            if format == "jsonl" {
-                for i in &items {
-                    // Everything but the rendered payload (an email can be large).
-                    let time = |t: chrono::DateTime<chrono::Utc>| {
-                        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                    };
-                    let line = serde_json::json!({
-                        "id": i.id,
-                        "channel": i.channel,
-                        "status": i.status.name(),
-                        "next_attempt_at": i.next_attempt_at().map(time),
-                        "reason": match &i.status { ItemStatus::Parked { reason, .. } => Some(reason), _ => None },
-                        "attempts": i.attempts,
-                        "last_error": i.last_error,
-                        "result": i.result,
-                        "response": i.response,
-                        "case_ids": i.case_ids,
-                        "tickets": i.tickets,
-                        "title": i.title,
-                        "queued_by": i.queued_by.user,
-                        "created_at": time(i.created_at),
-                        "updated_at": time(i.updated_at),
-                    });
-                    println!("{line}");
-                }
-                return Ok(());
-            }
-            println!(
-                "{:>6} {:<8} {:<10} {:>8} {:>6}  {:<40} title",
-                "id", "channel", "status", "attempts", "cases", "result / next attempt / reason"
-            );
-            for i in &items {
-                let detail = match &i.status {
-                    ItemStatus::Sent { .. } => i.result.clone().unwrap_or_else(|| "-".into()),
-                    ItemStatus::RetryWait { next_attempt_at } => format!(
-                        "retry at {} ({})",
-                        next_attempt_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        i.last_error.as_deref().unwrap_or("")
-                    ),
-                    ItemStatus::Parked { reason, .. } => reason.clone(),
-                    ItemStatus::Queued => i.last_error.clone().unwrap_or_default(),
-                    ItemStatus::Sending { since } => format!(
-                        "since {}",
-                        since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    ),
-                    ItemStatus::Cancelled { .. } => String::new(),
-                };
-                println!(
-                    "{:>6} {:<8} {:<10} {:>8} {:>6}  {:<40} {}",
-                    i.id,
-                    i.channel.as_str(),
-                    i.status.name(),
-                    i.attempts,
-                    i.case_ids.len(),
-                    detail,
-                    i.title
-                );
-            }
-            if !quiet {
-                eprintln!("{} item(s)", items.len());
-            }
-            Ok(())
-        }
+        } => outbox_list(cfg, format, status.as_deref(), channel.as_deref(), quiet),
         OutboxCommand::Flush { wait } => {
             let wait = flush_wait(cfg, *wait)?;
             let _log = breakdesk::logging::init(cfg);
@@ -407,5 +311,121 @@ pub fn outbox_command(cfg: &Config, command: &OutboxCommand, quiet: bool) -> Res
             println!("#{} {} -> {}", item.id, item.channel, item.status.name());
             Ok(())
         }
+    }
+}
+
+/// `outbox list`: the items, filtered, as a table or JSON lines.
+fn outbox_list(
+    cfg: &Config,
+    format: &str,
+    status: Option<&str>,
+    channel: Option<&str>,
+    quiet: bool,
+) -> Result<(), Failure> {
+    use breakdesk::notify::{Outbox, OutboxFilter};
+    if !matches!(format, "table" | "jsonl") {
+        return Err(usage(format!(
+            "--format must be table or jsonl, found {format:?}"
+        )));
+    }
+    const STATES: [&str; 6] = [
+        "queued",
+        "sending",
+        "retry_wait",
+        "sent",
+        "parked",
+        "cancelled",
+    ];
+    if let Some(s) = status
+        && !STATES.contains(&s)
+    {
+        return Err(usage(format!(
+            "--status must be one of {}, found {s:?}",
+            STATES.join(", ")
+        )));
+    }
+    let channel = channel
+        .map(str::parse::<breakdesk::cases::Channel>)
+        .transpose()
+        .map_err(|e| usage(e.to_string()))?;
+    let store = open_store(cfg)?;
+    let items = Outbox::new(&store)
+        .list(&OutboxFilter {
+            channel,
+            status: status.map(str::to_string),
+        })
+        .map_err(notify_failure)?;
+    if format == "jsonl" {
+        print_outbox_jsonl(&items);
+        return Ok(());
+    }
+    print_outbox_table(&items);
+    if !quiet {
+        eprintln!("{} item(s)", items.len());
+    }
+    Ok(())
+}
+
+/// The outbox items as JSON lines: everything but the rendered payload (an email can be large).
+fn print_outbox_jsonl(items: &[breakdesk::notify::OutboxItem]) {
+    use breakdesk::notify::ItemStatus;
+    for i in items {
+        let time = |t: chrono::DateTime<chrono::Utc>| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let line = serde_json::json!({
+            "id": i.id,
+            "channel": i.channel,
+            "status": i.status.name(),
+            "next_attempt_at": i.next_attempt_at().map(time),
+            "reason": match &i.status { ItemStatus::Parked { reason, .. } => Some(reason), _ => None },
+            "attempts": i.attempts,
+            "last_error": i.last_error,
+            "result": i.result,
+            "response": i.response,
+            "case_ids": i.case_ids,
+            "tickets": i.tickets,
+            "title": i.title,
+            "queued_by": i.queued_by.user,
+            "created_at": time(i.created_at),
+            "updated_at": time(i.updated_at),
+        });
+        println!("{line}");
+    }
+}
+
+/// The outbox items as a table.
+fn print_outbox_table(items: &[breakdesk::notify::OutboxItem]) {
+    use breakdesk::notify::ItemStatus;
+    println!(
+        "{:>6} {:<8} {:<10} {:>8} {:>6}  {:<40} title",
+        "id", "channel", "status", "attempts", "cases", "result / next attempt / reason"
+    );
+    for i in items {
+        let detail = match &i.status {
+            ItemStatus::Sent { .. } => i.result.clone().unwrap_or_else(|| "-".into()),
+            ItemStatus::RetryWait { next_attempt_at } => format!(
+                "retry at {} ({})",
+                next_attempt_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                i.last_error.as_deref().unwrap_or("")
+            ),
+            ItemStatus::Parked { reason, .. } => reason.clone(),
+            ItemStatus::Queued => i.last_error.clone().unwrap_or_default(),
+            ItemStatus::Sending { since } => format!(
+                "since {}",
+                since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            ItemStatus::Cancelled { .. } => String::new(),
+        };
+        println!(
+            "{:>6} {:<8} {:<10} {:>8} {:>6}  {:<40} {}",
+            i.id,
+            i.channel.as_str(),
+            i.status.name(),
+            i.attempts,
+            i.case_ids.len(),
+            detail,
+            i.title
+        );
     }
 }

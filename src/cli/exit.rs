@@ -1,10 +1,8 @@
 //! Exit codes, documented in the README, and the one place that maps an error to its code.
 
 use breakdesk::ingest::IngestError;
-use breakdesk::output;
 use breakdesk::pipeline::{AnalyzeError, DetectError, PipelineError};
 use breakdesk::store::StoreError;
-use std::path::Path;
 
 pub const FAILURE: u8 = 1;
 pub const CONFIG: u8 = 2;
@@ -55,17 +53,12 @@ pub fn case_failure(e: breakdesk::cases::CaseError) -> Failure {
     fail(code, e.into())
 }
 
-pub fn pipeline_failure(e: PipelineError, rejects_file: &Path) -> Failure {
+/// A failed pipeline's exit code. The rejects report a run that failed on too many rejects
+/// carries is the caller's to write (see [`super::rejects`]).
+pub fn pipeline_failure(e: PipelineError) -> Failure {
     match e {
-        PipelineError::TooManyRejects { error, rejects } => {
-            if let Err(w) = output::write_rejects(&rejects, rejects_file) {
-                return w.into();
-            }
-            tracing::error!(error = %error, "too many rejects");
-            fail(REJECTS, (*error).into())
-        }
+        PipelineError::TooManyRejects { error, .. } => fail(REJECTS, (*error).into()),
         PipelineError::Ingest(e) => {
-            tracing::error!(error = %e, "input");
             let code = match e {
                 IngestError::Config { .. } => CONFIG,
                 IngestError::Profile(breakdesk::profile::ProfileError::Unknown { .. })
@@ -82,9 +75,9 @@ pub fn pipeline_failure(e: PipelineError, rejects_file: &Path) -> Failure {
     }
 }
 
-pub fn analyze_failure(e: AnalyzeError, rejects_file: &Path) -> Failure {
+pub fn analyze_failure(e: AnalyzeError) -> Failure {
     match e {
-        AnalyzeError::Pipeline(p) => pipeline_failure(p, rejects_file),
+        AnalyzeError::Pipeline(p) => pipeline_failure(p),
         AnalyzeError::Detect(d) => detect_failure(d),
         AnalyzeError::Rules(r) => fail(CONFIG, r.into()),
         AnalyzeError::Cases(c) => case_failure(c),
@@ -132,13 +125,32 @@ pub fn notify_failure(e: breakdesk::notify::NotifyError) -> Failure {
     fail(code, e.into())
 }
 
-pub fn bounded_failure(e: breakdesk::bounded::BoundedError, rejects_file: &Path) -> Failure {
+pub fn bounded_failure(e: breakdesk::bounded::BoundedError) -> Failure {
     use breakdesk::bounded::BoundedError;
     match e {
-        BoundedError::Analyze(a) => analyze_failure(a, rejects_file),
+        BoundedError::Analyze(a) => analyze_failure(a),
         BoundedError::Part(p) => part_failure(p),
         e @ BoundedError::NoKeys(_) => fail(CONFIG, e.into()),
         e @ BoundedError::Split(_) => fail(INPUT, e.into()),
         e @ BoundedError::Spill { .. } => e.into(),
+    }
+}
+
+pub fn serve_failure(e: breakdesk::server::ServeError) -> Failure {
+    use breakdesk::server::ServeError;
+    let code = match e {
+        ServeError::Config(_) => CONFIG,
+        ServeError::Start(_) => INPUT,
+        ServeError::Bind { .. } => FAILURE,
+    };
+    fail(code, e.into())
+}
+
+/// A user or role the command cannot act as: a usage error, or a refusal by `[roles]`.
+pub fn actor_failure(e: breakdesk::config::ActorError) -> Failure {
+    use breakdesk::config::ActorError;
+    match e {
+        ActorError::Usage(m) => usage(m),
+        ActorError::Refused(m) => fail(DECISION, anyhow::anyhow!(m)),
     }
 }

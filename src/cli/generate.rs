@@ -39,37 +39,7 @@ pub struct GenerateArgs {
 }
 
 pub fn generate(g: &GenerateArgs, quiet: bool) -> Result<(), Failure> {
-    let profile = g
-        .profile
-        .parse()
-        .map_err(|e: anyhow::Error| fail(exit::CONFIG, e))?;
-    if !(0.0..=0.5).contains(&g.break_rate) {
-        return Err(fail(
-            exit::CONFIG,
-            anyhow::anyhow!(
-                "--break-rate must be between 0 and 0.5, found {}",
-                g.break_rate
-            ),
-        ));
-    }
-    if !(0.0..=1.0).contains(&g.routine_share) {
-        return Err(fail(
-            exit::CONFIG,
-            anyhow::anyhow!(
-                "--routine-share must be between 0 and 1, found {}",
-                g.routine_share
-            ),
-        ));
-    }
-    let opts = breakdesk::generate::GenerateOptions {
-        profile,
-        rows: g.rows,
-        seed: g.seed,
-        break_rate: g.break_rate,
-        messy: g.messy,
-        routine_share: g.routine_share,
-        ..Default::default()
-    };
+    let opts = generate_options(g)?;
     let t = Instant::now();
     let create = |p: &Path| -> Result<std::io::BufWriter<std::fs::File>, Failure> {
         if let Some(parent) = p.parent().filter(|x| !x.as_os_str().is_empty()) {
@@ -125,37 +95,82 @@ pub fn generate(g: &GenerateArgs, quiet: bool) -> Result<(), Failure> {
         l.flush().context("cannot write the labels file")?;
     }
     if !quiet {
+        print_generated(&summary, g, routine_path.as_deref(), t.elapsed());
+    }
+    Ok(())
+}
+
+/// The generator's options from the arguments, their ranges checked.
+fn generate_options(g: &GenerateArgs) -> Result<breakdesk::generate::GenerateOptions, Failure> {
+    let profile = g
+        .profile
+        .parse()
+        .map_err(|e: anyhow::Error| fail(exit::CONFIG, e))?;
+    if !(0.0..=0.5).contains(&g.break_rate) {
+        return Err(fail(
+            exit::CONFIG,
+            anyhow::anyhow!(
+                "--break-rate must be between 0 and 0.5, found {}",
+                g.break_rate
+            ),
+        ));
+    }
+    if !(0.0..=1.0).contains(&g.routine_share) {
+        return Err(fail(
+            exit::CONFIG,
+            anyhow::anyhow!(
+                "--routine-share must be between 0 and 1, found {}",
+                g.routine_share
+            ),
+        ));
+    }
+    Ok(breakdesk::generate::GenerateOptions {
+        profile,
+        rows: g.rows,
+        seed: g.seed,
+        break_rate: g.break_rate,
+        messy: g.messy,
+        routine_share: g.routine_share,
+        ..Default::default()
+    })
+}
+
+/// What `generate` wrote, on stderr.
+fn print_generated(
+    summary: &breakdesk::generate::GenerateSummary,
+    g: &GenerateArgs,
+    routine_path: Option<&Path>,
+    elapsed: std::time::Duration,
+) {
+    let kinds: Vec<String> = summary
+        .by_kind
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    eprintln!(
+        "wrote {} rows ({} accounts × {} dates, {} labelled break rows: {}) to {} in {:.2} s",
+        summary.rows,
+        summary.groups,
+        summary.dates,
+        summary.labelled_rows,
+        kinds.join(", "),
+        g.out.display(),
+        elapsed.as_secs_f64()
+    );
+    if !summary.routine_accounts.is_empty() {
         let kinds: Vec<String> = summary
-            .by_kind
+            .routine_accounts
             .iter()
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
         eprintln!(
-            "wrote {} rows ({} accounts × {} dates, {} labelled break rows: {}) to {} in {:.2} s",
-            summary.rows,
-            summary.groups,
-            summary.dates,
-            summary.labelled_rows,
+            "routine accounts (unlabelled): {} ({} break rows){}",
             kinds.join(", "),
-            g.out.display(),
-            t.elapsed().as_secs_f64()
+            summary.routine_break_rows,
+            routine_path
+                .as_ref()
+                .map(|p| format!(", listed in {}", p.display()))
+                .unwrap_or_default()
         );
-        if !summary.routine_accounts.is_empty() {
-            let kinds: Vec<String> = summary
-                .routine_accounts
-                .iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
-            eprintln!(
-                "routine accounts (unlabelled): {} ({} break rows){}",
-                kinds.join(", "),
-                summary.routine_break_rows,
-                routine_path
-                    .as_ref()
-                    .map(|p| format!(", listed in {}", p.display()))
-                    .unwrap_or_default()
-            );
-        }
     }
-    Ok(())
 }

@@ -14,6 +14,7 @@ mod merge;
 mod model;
 mod open;
 mod progress;
+mod rejects;
 mod rules;
 mod run;
 mod serve;

@@ -1,6 +1,7 @@
 //! The progress bar on stderr, and the ingest that reports on it.
 
-use super::exit::{Failure, pipeline_failure};
+use super::exit::Failure;
+use super::rejects::pipeline_failed;
 use breakdesk::config::Config;
 use breakdesk::pipeline::{self, Progress, RunOptions, RunOutput};
 use std::io::IsTerminal;
@@ -38,7 +39,7 @@ pub fn ingest(
     {
         b.finish_and_clear();
     }
-    result.map_err(|e| pipeline_failure(e, rejects_file))
+    result.map_err(|e| pipeline_failed(e, rejects_file))
 }
 
 pub fn progress_reporter(bar: Option<&indicatif::ProgressBar>) -> impl FnMut(Progress) + '_ {

@@ -5,14 +5,14 @@ use super::args::{
     open_store, read_bundle,
 };
 use super::dispatch::{dispatch, flush_wait};
-use super::exit::{
-    Failure, analyze_failure, bounded_failure, notify_failure, part_failure, store_failure, usage,
-};
+use super::exit::{Failure, notify_failure, part_failure, store_failure, usage};
 use super::progress::{progress_bar, progress_reporter};
+use super::rejects::{self, analyze_failed, bounded_failed};
 use anyhow::Context;
 use breakdesk::config::Config;
+use breakdesk::detect::model::ModelBundle;
 use breakdesk::output::{self, Format};
-use breakdesk::pipeline::{self, Detection, RunOutput, TrainMode};
+use breakdesk::pipeline::{self, Detection, RunOptions, RunOutput, TrainMode};
 use breakdesk::store::Store;
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -59,6 +59,76 @@ pub struct RunArgs {
     dispatch: ChannelArgs,
 }
 
+/// Where a run writes: its output, the rejects report and the cluster summary beside it.
+struct RunFiles {
+    out: PathBuf,
+    rejects: PathBuf,
+    clusters: PathBuf,
+}
+
+impl RunFiles {
+    fn beside(out: PathBuf) -> Self {
+        RunFiles {
+            rejects: output::rejects_path(&out),
+            clusters: output::sibling_path(&out, "clusters", "csv"),
+            out,
+        }
+    }
+
+    /// The rejects-file hint the pipeline puts in its error when a run rejects too many rows.
+    fn hint(&self) -> String {
+        format!(" ({})", self.rejects.display())
+    }
+
+    /// A part's sidecars left beside the file from an earlier run would pass it for a part.
+    fn remove_stale_sidecars(&self) {
+        if self.out.as_os_str() == "-" {
+            return;
+        }
+        for p in [
+            breakdesk::parts::meta_path(&self.out),
+            breakdesk::parts::rows_path(&self.out),
+        ] {
+            if p.is_file() {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+/// A run, its options resolved, its store open: what the two ways of running share.
+struct Job<'a> {
+    cfg: &'a Config,
+    args: &'a RunArgs,
+    opts: RunOptions,
+    aopts: pipeline::AnalyzeOptions,
+    format: Format,
+    files: RunFiles,
+    store: Store,
+    /// The `--model` file as the outputs name it (empty without one).
+    model_file: String,
+    bar: Option<indicatif::ProgressBar>,
+    started: Instant,
+    quiet: bool,
+}
+
+impl Job<'_> {
+    fn clear_bar(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+
+    /// Whether the run writes every row (rows) or the flagged ones (anomalies).
+    fn what(&self) -> &'static str {
+        if self.args.all_rows {
+            "rows"
+        } else {
+            "anomalies"
+        }
+    }
+}
+
 pub fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> {
     let opts = input_options(&mut cfg, &args.input)?;
     let train = if args.retrain {
@@ -78,23 +148,12 @@ pub fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> 
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(&cfg.output.path));
-    let rejects_file = output::rejects_path(&out);
-    let clusters_file = output::sibling_path(&out, "clusters", "csv");
+    let files = RunFiles::beside(out);
     // A dispatch asked for on a channel that is not usable fails before any work is done.
     let channels = args.dispatch.channels();
-    if !args.dispatch.to.is_empty() && !args.dispatch.email {
-        return Err(usage("--to is for --email".into()));
-    }
-    let dispatcher_actor = if channels.is_empty() {
-        None
-    } else {
-        for ch in &channels {
-            breakdesk::notify::check_channel(&cfg, *ch).map_err(notify_failure)?;
-        }
-        Some(actor(&cfg, None, None)?)
-    };
+    let dispatcher = dispatcher(&cfg, &args.dispatch, &channels)?;
     let bundle = args.model.as_deref().map(read_bundle).transpose()?;
-    if args.partition.is_some() && out.as_os_str() == "-" {
+    if args.partition.is_some() && files.out.as_os_str() == "-" {
         return Err(usage(
             "--partition writes its part with sidecars beside it: give --out FILE, not -".into(),
         ));
@@ -103,26 +162,9 @@ pub fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> 
     // The store first: a store held by another process fails before any work is done. A
     // partition's worker has none (a cluster's workers cannot share one): an empty store of its
     // own stands in, and the LLM pass is left to the merge.
-    let scratch = match args.partition {
-        Some(_) => {
-            cfg.llm.enabled = false;
-            Some(tempfile::tempdir().context("cannot create a scratch directory")?)
-        }
-        None => None,
-    };
-    let store = match &scratch {
-        Some(dir) => Store::open(dir.path()).map_err(store_failure)?,
-        None => open_store(&cfg)?,
-    };
+    let (store, _scratch) = run_store(&mut cfg, args)?;
     let started = Instant::now();
-
     let bar = progress_bar(quiet);
-    let cancel = AtomicBool::new(false);
-    let hint = format!(" ({})", rejects_file.display());
-    let aopts = pipeline::AnalyzeOptions {
-        detect: dopts,
-        all_rows: args.all_rows,
-    };
     let model_file = args
         .model
         .as_deref()
@@ -133,143 +175,146 @@ pub fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> 
         Some(_) => None,
         None => breakdesk::bounded::plan(&cfg, &opts, memory_mb),
     };
-    if let Some(plan) = plan {
-        let run = breakdesk::bounded::analyze_bounded(
-            &cfg,
-            &opts,
-            &aopts,
-            &plan,
-            bundle.map(|b| (b, model_file.clone())),
-            &store,
-            (&out, format),
-            &mut progress_reporter(bar.as_ref()),
-            &cancel,
-        );
-        if let Some(b) = &bar {
-            b.finish_and_clear();
-        }
-        let run = run.map_err(|e| bounded_failure(e, &rejects_file))?;
-        let t = Instant::now();
-        output::write_clusters(&run.merged.clusters, &clusters_file)?;
-        if !run.rejects.is_empty() {
-            output::write_rejects(&run.rejects, &rejects_file)?;
-        } else if rejects_file.exists() {
-            let _ = std::fs::remove_file(&rejects_file);
-        }
-        for p in [
-            breakdesk::parts::meta_path(&out),
-            breakdesk::parts::rows_path(&out),
-        ] {
-            if out.as_os_str() != "-" && p.is_file() {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-        if args.timings {
-            let mut parts: Vec<String> = run
-                .timings
-                .iter()
-                .map(|(s, d)| format!("{s} {:.3} s", d.as_secs_f64()))
-                .collect();
-            parts.push(format!("write {:.3} s", t.elapsed().as_secs_f64()));
-            eprintln!("timings: {}", parts.join(", "));
-        }
-        tracing::info!(out = %out.display(), rows = run.merged.written, parts = run.parts, "written");
-        if !quiet {
-            print_bounded(&run, &plan, &rejects_file);
-            print_buckets(&run.merged.buckets);
-            if let Some(r) = &run.merged.llm {
-                eprintln!("{}", r.describe());
-            }
-            if let Some(summary) = &run.merged.summary {
-                for line in summary.lines() {
-                    eprintln!("{line}");
-                }
-            }
-            eprintln!(
-                "wrote {} {} to {} and the cluster summary to {} in {:.2} s",
-                run.merged.written,
-                if args.all_rows { "rows" } else { "anomalies" },
-                out.display(),
-                clusters_file.display(),
-                started.elapsed().as_secs_f64()
-            );
-        }
-        if let Some(who) = dispatcher_actor {
-            dispatch(
-                &cfg,
-                &store,
-                &channels,
-                &args.dispatch.to,
-                breakdesk::cases::Status::Accepted,
-                &who,
-                Some(flush_wait(&cfg, None)?),
-                quiet,
-            )?;
-        }
-        return Ok(());
-    }
-    let analysis = match bundle {
-        Some(bundle) => pipeline::analyze_with_bundle(
-            &cfg,
-            &opts,
-            &aopts,
-            pipeline::BundleRun {
-                bundle,
-                file: &model_file,
-                partition: args.partition.as_ref(),
-                record_cases: args.partition.is_none(),
-                known: None,
-                spill: None,
-                prepared: None,
-            },
-            &store,
-            &hint,
-            &mut progress_reporter(bar.as_ref()),
-            &cancel,
-        ),
-        None => pipeline::analyze(
-            &cfg,
-            &opts,
-            &aopts,
-            &store,
-            &hint,
-            &mut progress_reporter(bar.as_ref()),
-            &cancel,
-        ),
+    let job = Job {
+        cfg: &cfg,
+        args,
+        opts,
+        aopts: pipeline::AnalyzeOptions {
+            detect: dopts,
+            all_rows: args.all_rows,
+        },
+        format,
+        files,
+        store,
+        model_file,
+        bar,
+        started,
+        quiet,
     };
-    if analysis.is_err()
-        && let Some(b) = &bar
-    {
-        b.finish_and_clear();
+    match plan {
+        Some(plan) => run_bounded(&job, &plan, bundle)?,
+        None => run_whole(&job, bundle)?,
     }
-    let analysis = analysis.map_err(|e| analyze_failure(e, &rejects_file))?;
-    if let Some(b) = &bar {
+    if let Some(who) = dispatcher {
+        dispatch(
+            &cfg,
+            &job.store,
+            &channels,
+            &args.dispatch.to,
+            breakdesk::cases::Status::Accepted,
+            &who,
+            Some(flush_wait(&cfg, None)?),
+            quiet,
+        )?;
+    }
+    Ok(())
+}
+
+/// Who dispatches after the run, when it is asked to: every channel checked first.
+fn dispatcher(
+    cfg: &Config,
+    dispatch: &ChannelArgs,
+    channels: &[breakdesk::cases::Channel],
+) -> Result<Option<breakdesk::cases::Actor>, Failure> {
+    if !dispatch.to.is_empty() && !dispatch.email {
+        return Err(usage("--to is for --email".into()));
+    }
+    if channels.is_empty() {
+        return Ok(None);
+    }
+    for ch in channels {
+        breakdesk::notify::check_channel(cfg, *ch).map_err(notify_failure)?;
+    }
+    Ok(Some(actor(cfg, None, None)?))
+}
+
+/// The run's store: the user's, or for a partition's worker an empty one in a scratch
+/// directory (kept as long as the store), with the LLM pass left to the merge.
+fn run_store(
+    cfg: &mut Config,
+    args: &RunArgs,
+) -> Result<(Store, Option<tempfile::TempDir>), Failure> {
+    match args.partition {
+        Some(_) => {
+            cfg.llm.enabled = false;
+            let dir = tempfile::tempdir().context("cannot create a scratch directory")?;
+            let store = Store::open(dir.path()).map_err(store_failure)?;
+            Ok((store, Some(dir)))
+        }
+        None => Ok((open_store(cfg)?, None)),
+    }
+}
+
+/// A run over the memory budget: split by account, scored part by part and merged.
+fn run_bounded(
+    job: &Job,
+    plan: &breakdesk::bounded::Plan,
+    bundle: Option<ModelBundle>,
+) -> Result<(), Failure> {
+    let files = &job.files;
+    let cancel = AtomicBool::new(false);
+    let run = breakdesk::bounded::analyze_bounded(
+        job.cfg,
+        &job.opts,
+        &job.aopts,
+        plan,
+        bundle.map(|b| (b, job.model_file.clone())),
+        &job.store,
+        (&files.out, job.format),
+        &mut progress_reporter(job.bar.as_ref()),
+        &cancel,
+    );
+    job.clear_bar();
+    let run = run.map_err(|e| bounded_failed(e, &files.rejects))?;
+    let t = Instant::now();
+    output::write_clusters(&run.merged.clusters, &files.clusters)?;
+    rejects::keep_or_remove(&run.rejects, &files.rejects)?;
+    files.remove_stale_sidecars();
+    if job.args.timings {
+        let mut parts: Vec<String> = run
+            .timings
+            .iter()
+            .map(|(s, d)| format!("{s} {:.3} s", d.as_secs_f64()))
+            .collect();
+        parts.push(format!("write {:.3} s", t.elapsed().as_secs_f64()));
+        eprintln!("timings: {}", parts.join(", "));
+    }
+    tracing::info!(out = %files.out.display(), rows = run.merged.written, parts = run.parts, "written");
+    if !job.quiet {
+        print_bounded(&run, plan, &files.rejects);
+        print_buckets(&run.merged.buckets);
+        if let Some(r) = &run.merged.llm {
+            eprintln!("{}", r.describe());
+        }
+        if let Some(summary) = &run.merged.summary {
+            for line in summary.lines() {
+                eprintln!("{line}");
+            }
+        }
+        print_written(job, run.merged.written);
+    }
+    Ok(())
+}
+
+/// "wrote N anomalies to OUT and the cluster summary to CLUSTERS in S s".
+fn print_written(job: &Job, written: usize) {
+    eprintln!(
+        "wrote {written} {} to {} and the cluster summary to {} in {:.2} s",
+        job.what(),
+        job.files.out.display(),
+        job.files.clusters.display(),
+        job.started.elapsed().as_secs_f64()
+    );
+}
+
+/// A run of the whole file at once (or of a partition's share of it).
+fn run_whole(job: &Job, bundle: Option<ModelBundle>) -> Result<(), Failure> {
+    let analysis = analyze(job, bundle)?;
+    if let Some(b) = &job.bar {
         b.set_message("writing");
     }
     let t = Instant::now();
-    output::write_table(&analysis.table, &out, format)?;
-    output::write_clusters(&analysis.det.clusters, &clusters_file)?;
-    if let Some(p) = &args.partition {
-        let src = breakdesk::parts::PartSource {
-            partition: p,
-            input: &opts.input,
-            history: opts.history.as_deref(),
-            all_rows: args.all_rows,
-            format,
-        };
-        breakdesk::parts::write_sidecars(&cfg, &out, &analysis, &src, &store)
-            .map_err(part_failure)?;
-    } else if out.as_os_str() != "-" {
-        // A part's sidecars left beside the file from an earlier run would pass it for a part.
-        for p in [
-            breakdesk::parts::meta_path(&out),
-            breakdesk::parts::rows_path(&out),
-        ] {
-            if p.is_file() {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-    }
+    write_whole(job, &analysis)?;
     let write_time = t.elapsed();
     let pipeline::Analysis {
         run: result,
@@ -281,10 +326,8 @@ pub fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> 
         ..
     } = analysis;
     let written = table.height();
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    if args.timings {
+    job.clear_bar();
+    if job.args.timings {
         let mut parts: Vec<String> = result
             .timings
             .iter()
@@ -303,20 +346,15 @@ pub fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> 
         parts.push(format!("write {:.3} s", write_time.as_secs_f64()));
         eprintln!("timings: {}", parts.join(", "));
     }
-    if !result.rejects.is_empty() {
-        output::write_rejects(&result.rejects, &rejects_file)?;
-    } else if rejects_file.exists() {
-        // A stale report from an earlier run would mislead.
-        let _ = std::fs::remove_file(&rejects_file);
-    }
-    tracing::info!(out = %out.display(), rows = written, model = %det.bundle.version(), "written");
-    if !quiet {
-        print_summary(&result, &det, &rejects_file);
+    rejects::keep_or_remove(&result.rejects, &job.files.rejects)?;
+    tracing::info!(out = %job.files.out.display(), rows = written, model = %det.bundle.version(), "written");
+    if !job.quiet {
+        print_summary(&result, &det, &job.files.rejects);
         print_buckets(&breakdesk::categorize::BucketTally::of(&categorized.cats));
         if let Some(r) = &categorized.llm {
             eprintln!("{}", r.describe());
         }
-        if let Some(p) = &args.partition {
+        if let Some(p) = &job.args.partition {
             eprintln!(
                 "partition {p}: {} of the file's {} rows; ranks, severities and clusters are this part's own until `breakdesk merge`; no cases recorded",
                 result.features.df.height(),
@@ -327,25 +365,68 @@ pub fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> 
                 eprintln!("{line}");
             }
         }
-        eprintln!(
-            "wrote {written} {} to {} and the cluster summary to {} in {:.2} s",
-            if args.all_rows { "rows" } else { "anomalies" },
-            out.display(),
-            clusters_file.display(),
-            started.elapsed().as_secs_f64()
-        );
+        print_written(job, written);
     }
-    if let Some(who) = dispatcher_actor {
-        dispatch(
-            &cfg,
-            &store,
-            &channels,
-            &args.dispatch.to,
-            breakdesk::cases::Status::Accepted,
-            &who,
-            Some(flush_wait(&cfg, None)?),
-            quiet,
-        )?;
+    Ok(())
+}
+
+/// The analysis of the whole file: with the `--model` bundle, else with the store's model.
+fn analyze(job: &Job, bundle: Option<ModelBundle>) -> Result<pipeline::Analysis, Failure> {
+    let cancel = AtomicBool::new(false);
+    let hint = job.files.hint();
+    let analysis = match bundle {
+        Some(bundle) => pipeline::analyze_with_bundle(
+            job.cfg,
+            &job.opts,
+            &job.aopts,
+            pipeline::BundleRun {
+                bundle,
+                file: &job.model_file,
+                partition: job.args.partition.as_ref(),
+                record_cases: job.args.partition.is_none(),
+                known: None,
+                spill: None,
+                prepared: None,
+            },
+            &job.store,
+            &hint,
+            &mut progress_reporter(job.bar.as_ref()),
+            &cancel,
+        ),
+        None => pipeline::analyze(
+            job.cfg,
+            &job.opts,
+            &job.aopts,
+            &job.store,
+            &hint,
+            &mut progress_reporter(job.bar.as_ref()),
+            &cancel,
+        ),
+    };
+    if analysis.is_err() {
+        job.clear_bar();
+    }
+    analysis.map_err(|e| analyze_failed(e, &job.files.rejects))
+}
+
+/// The output table and the cluster summary; a partition's sidecars, or none left stale.
+fn write_whole(job: &Job, analysis: &pipeline::Analysis) -> Result<(), Failure> {
+    let files = &job.files;
+    output::write_table(&analysis.table, &files.out, job.format)?;
+    output::write_clusters(&analysis.det.clusters, &files.clusters)?;
+    match &job.args.partition {
+        Some(p) => {
+            let src = breakdesk::parts::PartSource {
+                partition: p,
+                input: &job.opts.input,
+                history: job.opts.history.as_deref(),
+                all_rows: job.args.all_rows,
+                format: job.format,
+            };
+            breakdesk::parts::write_sidecars(job.cfg, &files.out, analysis, &src, &job.store)
+                .map_err(part_failure)?;
+        }
+        None => files.remove_stale_sidecars(),
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `serve`: the REST and WebSocket service.
 
 use super::args::open_store;
-use super::exit::{self, Failure, fail};
+use super::exit::{Failure, serve_failure};
 use breakdesk::config::Config;
 use std::path::PathBuf;
 
@@ -22,19 +22,11 @@ pub struct ServeArgs {
 }
 
 pub fn serve(cfg: Config, args: &ServeArgs) -> Result<(), Failure> {
-    use breakdesk::server::{self, ServeError, ServeOptions};
+    use breakdesk::server::{self, ServeOptions};
     let opts = ServeOptions {
         bind: args.bind,
         history: args.history.clone(),
         profile: args.profile.clone(),
-    };
-    let serve_failure = |e: ServeError| {
-        let code = match e {
-            ServeError::Config(_) => exit::CONFIG,
-            ServeError::Start(_) => exit::INPUT,
-            ServeError::Bind { .. } => exit::FAILURE,
-        };
-        fail(code, e.into())
     };
     // The address is checked (loopback, or a token) before anything is loaded.
     let addr = server::bind_address(&cfg, &opts).map_err(serve_failure)?;

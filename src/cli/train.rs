@@ -3,12 +3,12 @@
 use super::args::{
     DetectArgs, InputArgs, detect_options, input_options, memory_budget, open_store,
 };
-use super::exit::{Failure, bounded_failure, detect_failure};
+use super::exit::{Failure, detect_failure};
 use super::progress::{ingest, progress_bar};
+use super::rejects::{self, bounded_failed};
 use super::run::print_summary;
 use anyhow::Context;
 use breakdesk::config::Config;
-use breakdesk::output;
 use breakdesk::pipeline::{self, TrainMode};
 use clap::Args;
 use std::path::PathBuf;
@@ -63,7 +63,7 @@ pub fn train(mut cfg: Config, args: &TrainArgs, quiet: bool) -> Result<(), Failu
                     ));
                     (t.run, t.det)
                 })
-                .map_err(|e| bounded_failure(e, &rejects_file))
+                .map_err(|e| bounded_failed(e, &rejects_file))
         }
         None => {
             let result = ingest(&cfg, &opts, &rejects_file, bar.as_ref());
@@ -81,11 +81,7 @@ pub fn train(mut cfg: Config, args: &TrainArgs, quiet: bool) -> Result<(), Failu
         b.finish_and_clear();
     }
     let (result, det) = det?;
-    if !result.rejects.is_empty() {
-        output::write_rejects(&result.rejects, &rejects_file)?;
-    } else if rejects_file.exists() {
-        let _ = std::fs::remove_file(&rejects_file);
-    }
+    rejects::keep_or_remove(&result.rejects, &rejects_file)?;
     if let Some(p) = &args.export {
         std::fs::write(p, det.bundle.to_json())
             .with_context(|| format!("cannot write {}", p.display()))?;
