@@ -4,7 +4,7 @@ use super::args::{actor, open_store, parse_status};
 use super::exit::{self, Failure, case_failure, fail, usage};
 use breakdesk::cases::{Action, Case, CaseFilter, Cases};
 use breakdesk::config::Config;
-use breakdesk::text::csv_field;
+use breakdesk::output;
 use clap::{Args, Subcommand};
 use std::io::IsTerminal;
 
@@ -136,70 +136,6 @@ pub fn safe(s: &str) -> std::borrow::Cow<'_, str> {
     breakdesk::text::terminal_safe(s)
 }
 
-/// `s` made [`safe`] when the output is a terminal, as it is otherwise.
-pub fn shown(s: &str, tty: bool) -> std::borrow::Cow<'_, str> {
-    if tty {
-        safe(s)
-    } else {
-        std::borrow::Cow::Borrowed(s)
-    }
-}
-
-pub fn case_line(c: &breakdesk::cases::Case) -> Vec<String> {
-    vec![
-        c.ticket.clone(),
-        c.id.clone(),
-        c.status.as_str().to_string(),
-        c.bucket.clone(),
-        c.severity.clone(),
-        c.profile.clone(),
-        c.key.clone(),
-        c.start_date.to_string(),
-        c.last_date.to_string(),
-        c.age_days().to_string(),
-        format!("{}", c.difference),
-        c.jira_key.clone().unwrap_or_default(),
-        c.summary.clone(),
-        c.first_difference
-            .map(|d| format!("{d}"))
-            .unwrap_or_default(),
-        c.previous_difference
-            .map(|d| format!("{}", c.difference - d))
-            .unwrap_or_default(),
-        c.cleared_on.map(|d| d.to_string()).unwrap_or_default(),
-        c.due.map(|d| d.to_string()).unwrap_or_default(),
-        if c.overdue(chrono::Utc::now().date_naive()) {
-            "true"
-        } else {
-            "false"
-        }
-        .to_string(),
-        c.owner.clone().unwrap_or_default(),
-    ]
-}
-
-pub const CASE_HEADER: [&str; 19] = [
-    "ticket",
-    "case_id",
-    "status",
-    "bucket",
-    "severity",
-    "profile",
-    "key",
-    "start_date",
-    "last_date",
-    "age_days",
-    "difference",
-    "jira_key",
-    "summary",
-    "first_difference",
-    "change",
-    "cleared_on",
-    "due",
-    "overdue",
-    "owner",
-];
-
 pub fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure> {
     let store = open_store(cfg)?;
     let cases = Cases::new(&store);
@@ -274,14 +210,7 @@ fn list(cfg: &Config, cases: &Cases, args: &ListArgs) -> Result<(), Failure> {
         }
         "csv" => {
             let tty = std::io::stdout().is_terminal();
-            println!("{}", CASE_HEADER.join(","));
-            for c in &list {
-                let l: Vec<String> = case_line(c)
-                    .iter()
-                    .map(|f| csv_field(&shown(f, tty)))
-                    .collect();
-                println!("{}", l.join(","));
-            }
+            output::write_cases_csv(&mut std::io::stdout().lock(), &list, false, tty)?;
         }
         "table" => print_table(&list),
         other => {
@@ -375,7 +304,7 @@ fn show(cases: &Cases, id: &str) -> Result<(), Failure> {
             anyhow::anyhow!("no case {id:?} (give a case id or a BRK- ticket)"),
         )
     })?;
-    for (h, v) in CASE_HEADER.iter().zip(case_line(&c)) {
+    for (h, v) in output::CASE_COLUMNS.iter().zip(output::case_fields(&c)) {
         println!("{h:>12}: {}", safe(&v));
     }
     println!("{:>12}: {:?}", "origin", c.origin);
@@ -475,22 +404,15 @@ fn flag(cfg: &Config, cases: &Cases, args: &FlagArgs) -> Result<(), Failure> {
         return Err(usage("--difference must be a finite number".into()));
     }
     let who = actor(cfg, args.user.as_deref(), args.role.as_deref())?;
-    let input = breakdesk::cases::BreakInput {
-        profile: args.profile.trim().to_string(),
-        key: args.key.trim().to_string(),
-        start_date: start,
-        date,
-        bucket: args.bucket.clone(),
-        bucket_rule: "analyst".into(),
-        confidence: 1.0,
-        severity: String::new(),
-        summary: args.reason.clone(),
-        score: 0.0,
-        rank: 0,
-        difference: args.difference,
-        model_version: String::new(),
-        row: serde_json::Map::new(),
-    };
+    let input = breakdesk::cases::BreakInput::analyst(
+        args.profile.trim().to_string(),
+        args.key.trim().to_string(),
+        (start, date),
+        args.bucket.clone(),
+        String::new(),
+        args.reason.clone(),
+        args.difference,
+    );
     let c = cases
         .flag_missed(&input, &who, &args.reason)
         .map_err(case_failure)?;

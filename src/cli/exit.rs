@@ -154,3 +154,14 @@ pub fn actor_failure(e: breakdesk::config::ActorError) -> Failure {
         ActorError::Refused(m) => fail(DECISION, anyhow::anyhow!(m)),
     }
 }
+
+pub fn evaluate_failure(e: breakdesk::evaluate::EvaluateError) -> Failure {
+    use breakdesk::evaluate::EvaluateError;
+    match e {
+        EvaluateError::Pipeline(p) => pipeline_failure(p),
+        EvaluateError::Detect(d) => detect_failure(d),
+        EvaluateError::Rules(r) => fail(CONFIG, r.into()),
+        e @ (EvaluateError::Read { .. } | EvaluateError::Line(_)) => fail(INPUT, e.into()),
+        e @ (EvaluateError::Rows(_) | EvaluateError::Table(_)) => e.into(),
+    }
+}

@@ -2,8 +2,9 @@
 //! run has none, and written when a run fails on too many rejects. The side effects of a
 //! failure live here, so that [`super::exit`] only maps an error to its code.
 
-use super::exit::{Failure, analyze_failure, bounded_failure, pipeline_failure};
+use super::exit::{Failure, analyze_failure, bounded_failure, evaluate_failure, pipeline_failure};
 use breakdesk::bounded::BoundedError;
+use breakdesk::evaluate::EvaluateError;
 use breakdesk::ingest::prepare::Reject;
 use breakdesk::output;
 use breakdesk::pipeline::{AnalyzeError, PipelineError};
@@ -51,6 +52,17 @@ pub fn bounded_failed(e: BoundedError, rejects_file: &Path) -> Failure {
             Err(f) => f,
         },
         _ => bounded_failure(e),
+    }
+}
+
+/// A failed evaluation, recorded as [`pipeline_failed`] records a failed pipeline.
+pub fn evaluate_failed(e: EvaluateError, rejects_file: &Path) -> Failure {
+    match &e {
+        EvaluateError::Pipeline(p) => match record(p, rejects_file) {
+            Ok(()) => evaluate_failure(e),
+            Err(f) => f,
+        },
+        _ => evaluate_failure(e),
     }
 }
 
