@@ -444,7 +444,10 @@ pub fn write_events_csv(
 }
 
 /// Writes `items` as JSON lines, one object per line.
-pub fn write_json_lines<T: serde::Serialize>(w: &mut dyn Write, items: &[T]) -> std::io::Result<()> {
+pub fn write_json_lines<T: serde::Serialize>(
+    w: &mut dyn Write,
+    items: &[T],
+) -> std::io::Result<()> {
     for item in items {
         serde_json::to_writer(&mut *w, item)?;
         writeln!(w)?;

@@ -1,7 +1,7 @@
 //! `audit` and `export`: the audit trail and the cases of a status, as CSV or JSON lines.
 
 use super::args::{open_store, parse_status};
-use super::exit::{Failure, case_failure, usage};
+use super::exit::{Failure, case_failure};
 use anyhow::Context;
 use breakdesk::config::Config;
 use breakdesk::output;
@@ -15,8 +15,8 @@ pub struct AuditArgs {
     #[arg(long = "case", value_name = "ID")]
     case_ref: Option<String>,
     /// csv or jsonl.
-    #[arg(long, default_value = "csv")]
-    format: String,
+    #[arg(long, value_enum, default_value = "csv")]
+    format: CaseFormat,
     /// Write here instead of standard output.
     #[arg(long, short)]
     out: Option<PathBuf>,
@@ -30,18 +30,18 @@ pub struct ExportArgs {
     #[arg(long, short)]
     out: PathBuf,
     /// csv or jsonl; default from the file name (.jsonl → jsonl).
-    #[arg(long)]
-    format: Option<String>,
+    #[arg(long, value_enum)]
+    format: Option<CaseFormat>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CaseFormat {
+    Csv,
+    Jsonl,
 }
 
 pub fn audit(cfg: &Config, args: &AuditArgs) -> Result<(), Failure> {
     use breakdesk::cases::Cases;
-    let format = args.format.as_str();
-    if !matches!(format, "csv" | "jsonl") {
-        return Err(usage(format!(
-            "--format must be csv or jsonl, found {format:?}"
-        )));
-    }
     let store = open_store(cfg)?;
     let cases = Cases::new(&store);
     let events = match &args.case_ref {
@@ -51,10 +51,9 @@ pub fn audit(cfg: &Config, args: &AuditArgs) -> Result<(), Failure> {
     // Printed to a terminal, values from files (comments, keys) lose their control characters.
     let tty = args.out.is_none() && std::io::stdout().is_terminal();
     let mut text = Vec::new();
-    if format == "jsonl" {
-        output::write_json_lines(&mut text, &events)?;
-    } else {
-        output::write_events_csv(&mut text, &events, tty)?;
+    match args.format {
+        CaseFormat::Jsonl => output::write_json_lines(&mut text, &events)?,
+        CaseFormat::Csv => output::write_events_csv(&mut text, &events, tty)?,
     }
     match &args.out {
         Some(p) => {
@@ -72,26 +71,21 @@ pub fn export(cfg: &Config, args: &ExportArgs, quiet: bool) -> Result<(), Failur
     use breakdesk::cases::Cases;
     let out = args.out.as_path();
     let status = parse_status(&args.status)?;
-    let format = args.format.clone().unwrap_or_else(|| {
+    let format = args.format.unwrap_or_else(|| {
         if out.extension().is_some_and(|e| e == "jsonl") {
-            "jsonl".into()
+            CaseFormat::Jsonl
         } else {
-            "csv".into()
+            CaseFormat::Csv
         }
     });
     let store = open_store(cfg)?;
     let cases = Cases::new(&store);
     let list = cases.export(status).map_err(case_failure)?;
     let mut text = Vec::new();
-    match format.as_str() {
-        "jsonl" => output::write_json_lines(&mut text, &list)?,
+    match format {
+        CaseFormat::Jsonl => output::write_json_lines(&mut text, &list)?,
         // The case columns, then the record's own columns.
-        "csv" => output::write_cases_csv(&mut text, &list, true, false)?,
-        other => {
-            return Err(usage(format!(
-                "--format must be csv or jsonl, found {other:?}"
-            )));
-        }
+        CaseFormat::Csv => output::write_cases_csv(&mut text, &list, true, false)?,
     }
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -98,8 +98,15 @@ pub struct ListArgs {
     #[arg(long)]
     overdue: bool,
     /// table, csv or jsonl.
-    #[arg(long, default_value = "table")]
-    format: String,
+    #[arg(long, value_enum, default_value = "table")]
+    format: ListFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Csv,
+    Jsonl,
 }
 
 #[derive(Args)]
@@ -201,23 +208,18 @@ pub fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure
 /// `cases list`: the cases that pass the filters, in the format asked for.
 fn list(cfg: &Config, cases: &Cases, args: &ListArgs) -> Result<(), Failure> {
     let list = listed(cfg, cases, args)?;
-    match args.format.as_str() {
-        "jsonl" => {
+    match args.format {
+        ListFormat::Jsonl => {
             for c in &list {
                 let line = serde_json::to_string(c)?;
                 println!("{}", breakdesk::text::json_terminal_safe(&line));
             }
         }
-        "csv" => {
+        ListFormat::Csv => {
             let tty = std::io::stdout().is_terminal();
             output::write_cases_csv(&mut std::io::stdout().lock(), &list, false, tty)?;
         }
-        "table" => print_table(&list),
-        other => {
-            return Err(usage(format!(
-                "--format must be table, csv or jsonl, found {other:?}"
-            )));
-        }
+        ListFormat::Table => print_table(&list),
     }
     Ok(())
 }

@@ -11,11 +11,11 @@ pub enum OutboxCommand {
     /// The outbox items, oldest first, with their status, attempts and result.
     List {
         /// table or jsonl.
-        #[arg(long, default_value = "table")]
-        format: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutboxFormat,
         /// Only items in this state: queued, sending, retry_wait, sent, parked, cancelled.
-        #[arg(long)]
-        status: Option<String>,
+        #[arg(long, value_enum)]
+        status: Option<OutboxState>,
         /// Only this channel: email, jira, webhook.
         #[arg(long)]
         channel: Option<String>,
@@ -42,6 +42,38 @@ pub enum OutboxCommand {
         #[arg(long)]
         role: Option<String>,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutboxFormat {
+    Table,
+    Jsonl,
+}
+
+/// An outbox item's state, as `outbox list --status` names it.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OutboxState {
+    Queued,
+    Sending,
+    #[value(name = "retry_wait")]
+    RetryWait,
+    Sent,
+    Parked,
+    Cancelled,
+}
+
+impl OutboxState {
+    /// The state's name in the outbox.
+    fn name(self) -> &'static str {
+        match self {
+            OutboxState::Queued => "queued",
+            OutboxState::Sending => "sending",
+            OutboxState::RetryWait => "retry_wait",
+            OutboxState::Sent => "sent",
+            OutboxState::Parked => "parked",
+            OutboxState::Cancelled => "cancelled",
+        }
+    }
 }
 
 #[derive(Args)]
@@ -283,7 +315,7 @@ pub fn outbox_command(cfg: &Config, command: &OutboxCommand, quiet: bool) -> Res
             format,
             status,
             channel,
-        } => outbox_list(cfg, format, status.as_deref(), channel.as_deref(), quiet),
+        } => outbox_list(cfg, *format, *status, channel.as_deref(), quiet),
         OutboxCommand::Flush { wait } => {
             let wait = flush_wait(cfg, *wait)?;
             let _log = breakdesk::logging::init(cfg);
@@ -317,33 +349,12 @@ pub fn outbox_command(cfg: &Config, command: &OutboxCommand, quiet: bool) -> Res
 /// `outbox list`: the items, filtered, as a table or JSON lines.
 fn outbox_list(
     cfg: &Config,
-    format: &str,
-    status: Option<&str>,
+    format: OutboxFormat,
+    status: Option<OutboxState>,
     channel: Option<&str>,
     quiet: bool,
 ) -> Result<(), Failure> {
     use breakdesk::notify::{Outbox, OutboxFilter};
-    if !matches!(format, "table" | "jsonl") {
-        return Err(usage(format!(
-            "--format must be table or jsonl, found {format:?}"
-        )));
-    }
-    const STATES: [&str; 6] = [
-        "queued",
-        "sending",
-        "retry_wait",
-        "sent",
-        "parked",
-        "cancelled",
-    ];
-    if let Some(s) = status
-        && !STATES.contains(&s)
-    {
-        return Err(usage(format!(
-            "--status must be one of {}, found {s:?}",
-            STATES.join(", ")
-        )));
-    }
     let channel = channel
         .map(str::parse::<breakdesk::cases::Channel>)
         .transpose()
@@ -352,10 +363,10 @@ fn outbox_list(
     let items = Outbox::new(&store)
         .list(&OutboxFilter {
             channel,
-            status: status.map(str::to_string),
+            status: status.map(|s| s.name().to_string()),
         })
         .map_err(notify_failure)?;
-    if format == "jsonl" {
+    if format == OutboxFormat::Jsonl {
         print_outbox_jsonl(&items);
         return Ok(());
     }

@@ -1,7 +1,7 @@
 //! `evaluate`: detection quality and bucket accuracy on a labelled file.
 
 use super::args::{DetectArgs, InputArgs, detect_options, input_options};
-use super::exit::{Failure, store_failure, usage};
+use super::exit::{Failure, store_failure};
 use super::rejects::evaluate_failed;
 use anyhow::Context;
 use breakdesk::config::Config;
@@ -25,19 +25,19 @@ pub struct EvaluateArgs {
     #[arg(long)]
     routine: Option<PathBuf>,
     /// table (markdown) or json.
-    #[arg(long, default_value = "table")]
-    format: String,
+    #[arg(long, value_enum, default_value = "table")]
+    format: EvaluateFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum EvaluateFormat {
+    Table,
+    Json,
 }
 
 pub fn evaluate(mut cfg: Config, args: &EvaluateArgs, quiet: bool) -> Result<(), Failure> {
     let opts = input_options(&mut cfg, &args.input)?;
     let dopts = detect_options(&args.detect, TrainMode::Force)?;
-    if !matches!(args.format.as_str(), "table" | "json") {
-        return Err(usage(format!(
-            "--format must be table or json, found {:?}",
-            args.format
-        )));
-    }
     // A throw-away store: evaluation never replaces the user's saved models.
     let tmp = tempfile::tempdir().context("cannot create a temporary store")?;
     let store = Store::open(tmp.path()).map_err(store_failure)?;
@@ -51,7 +51,7 @@ pub fn evaluate(mut cfg: Config, args: &EvaluateArgs, quiet: bool) -> Result<(),
     };
     let e = breakdesk::evaluate::evaluate_file(&cfg, &input, &store)
         .map_err(|e| evaluate_failed(e, &rejects_file))?;
-    if args.format == "json" {
+    if let EvaluateFormat::Json = args.format {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
