@@ -208,8 +208,9 @@ pub fn load_config(cli: &Cli) -> Result<Config, Failure> {
     Ok(cfg)
 }
 
-/// The commands that need no valid configuration: they print what is built in, write what they
-/// are given, or check the set-up (the configuration among the rest).
+/// Runs the command. Those that need no valid configuration run here (they print what is built
+/// in, write what they are given, or check the set-up, the configuration among the rest); the
+/// others get it loaded once, in [`configured_command`].
 pub fn real_main(cli: Cli) -> Result<(), Failure> {
     let default = Command::Open(OpenArgs::default());
     let command = cli.command.as_ref().unwrap_or(&default);
