@@ -690,6 +690,36 @@ impl BreakInput {
         Ok(())
     }
 
+    /// A break the model missed, as an analyst flags it (from the command line or the terminal
+    /// UI): bucketed by the analyst with full confidence, at no score or rank, of no model and
+    /// with no record; the terminal UI adds the row's own when it has them.
+    pub fn analyst(
+        profile: String,
+        key: String,
+        (start_date, date): (NaiveDate, NaiveDate),
+        bucket: String,
+        severity: String,
+        summary: String,
+        difference: f64,
+    ) -> Self {
+        BreakInput {
+            profile,
+            key,
+            start_date,
+            date,
+            bucket,
+            bucket_rule: "analyst".into(),
+            confidence: 1.0,
+            severity,
+            summary,
+            score: 0.0,
+            rank: 0,
+            difference,
+            model_version: String::new(),
+            row: serde_json::Map::new(),
+        }
+    }
+
     /// SHA-256 (hex) of the record as serialized: equal for the same record.
     fn fingerprint(&self) -> Result<String, CaseError> {
         let bytes = serde_json::to_vec(self).map_err(|e| CaseError::Invalid(e.to_string()))?;

@@ -373,3 +373,202 @@ pub fn bucket_accuracy(
         })
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// A labelled file evaluated end to end
+
+/// Why a labelled file could not be evaluated.
+#[derive(Debug, thiserror::Error)]
+pub enum EvaluateError {
+    /// Ingest or features failed (a run that rejected too many rows carries its rejects).
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
+    #[error(transparent)]
+    Detect(#[from] crate::pipeline::DetectError),
+    /// The rules file, or a rule that does not compile against the file's table.
+    #[error(transparent)]
+    Rules(#[from] crate::categorize::RulesError),
+    /// The file's row numbers.
+    #[error("row numbers")]
+    Rows(#[source] polars::prelude::PolarsError),
+    /// The scored table.
+    #[error(transparent)]
+    Table(polars::prelude::PolarsError),
+    /// A labels file or routine-account list that cannot be read.
+    #[error("cannot read the {what} {}", path.display())]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of a labels file or routine-account list that is not what the generator writes.
+    #[error("{0}")]
+    Line(String),
+}
+
+/// A labelled file's evaluation: detection quality per kind, the flags' volume, the
+/// categorization's accuracy per kind, and the model that was trained for it.
+pub struct Evaluation {
+    /// The file's rows (scored).
+    pub rows: usize,
+    /// Of them, labelled as a break.
+    pub labelled: usize,
+    pub metrics: Vec<Metrics>,
+    pub volume: FlagVolume,
+    pub accuracy: Vec<BucketAccuracy>,
+    /// The detection: the model, its flags and triage.
+    pub det: crate::pipeline::Detection,
+    pub preset: crate::features::Preset,
+}
+
+/// What to evaluate: the file, how to detect, the generator's labels and routine accounts.
+pub struct EvaluateInput<'a> {
+    pub opts: &'a crate::pipeline::RunOptions,
+    pub detect: &'a crate::pipeline::DetectOptions,
+    /// The labels file of the generator (row,kind[,group]).
+    pub labels: &'a Path,
+    /// The routine-account list (group,kind); default [`routine_list_path`] of the labels, when
+    /// it exists.
+    pub routine: Option<&'a Path>,
+    /// The rejects-report hint for a run that rejects too many rows.
+    pub rejects_hint: &'a str,
+}
+
+/// Evaluates a labelled file: ingest, train and score (in `store`, which the caller makes a
+/// throw-away one so that no saved model is replaced), read the labels, measure detection,
+/// categorize every labelled row (flagged or not) and measure the buckets, and count the
+/// routine accounts' rows among the flags.
+pub fn evaluate_file(
+    cfg: &crate::config::Config,
+    input: &EvaluateInput,
+    store: &crate::store::Store,
+) -> Result<Evaluation, EvaluateError> {
+    use crate::pipeline;
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let mut result = pipeline::run(cfg, input.opts, input.rejects_hint, &mut |_| {}, &cancel)?;
+    let det = pipeline::score(cfg, &mut result, store, input.detect)?;
+    let labels = read_labels(input.labels)?;
+    let rows: Vec<u32> = result
+        .features
+        .df
+        .column(crate::ingest::ROW_COL)
+        .and_then(|c| c.cast(&polars::prelude::DataType::UInt32))
+        .and_then(|c| c.u32().map(|ca| ca.into_no_null_iter().collect()))
+        .map_err(EvaluateError::Rows)?;
+    let row_labels: Vec<Option<String>> = rows.iter().map(|r| labels.get(r).cloned()).collect();
+    // Anomaly score: higher = more anomalous.
+    let anomaly: Vec<f64> = det.scored.score.iter().map(|s| -s).collect();
+    let metrics = evaluate(&anomaly, &det.scored.flag, &row_labels);
+    let accuracy = categorization_accuracy(cfg, &result, &det, &row_labels)?;
+    // Flag volume, and the routine accounts' rows among the flags.
+    let routine_path = input.routine.map(Path::to_path_buf).or_else(|| {
+        let p = routine_list_path(input.labels);
+        p.exists().then_some(p)
+    });
+    let routine = routine_path.as_deref().map(read_routine_list).transpose()?;
+    let keys: Vec<String> = match result.features.df.column("bd_key") {
+        Ok(c) => c
+            .str()
+            .map(|ca| ca.iter().map(|v| v.unwrap_or("").to_string()).collect())
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let in_routine: Option<Vec<bool>> = routine
+        .as_ref()
+        .map(|set| keys.iter().map(|k| set.contains(k.as_str())).collect());
+    let volume = flag_volume(&det.scored.flag, in_routine.as_deref());
+    Ok(Evaluation {
+        rows: rows.len(),
+        labelled: row_labels.iter().filter(|l| l.is_some()).count(),
+        metrics,
+        volume,
+        accuracy,
+        det,
+        preset: result.features.preset,
+    })
+}
+
+/// The root-cause buckets of every labelled row, flagged or not, against the bucket each
+/// row's kind stands for.
+fn categorization_accuracy(
+    cfg: &crate::config::Config,
+    result: &crate::pipeline::RunOutput,
+    det: &crate::pipeline::Detection,
+    row_labels: &[Option<String>],
+) -> Result<Vec<BucketAccuracy>, EvaluateError> {
+    use crate::pipeline;
+    let rules = pipeline::rules_file(cfg)?;
+    let table = pipeline::with_detection(&result.features.df, det, &result.features.names, true)
+        .map_err(EvaluateError::Table)?;
+    let labelled: Vec<usize> = (0..row_labels.len())
+        .filter(|i| row_labels[*i].is_some())
+        .collect();
+    let flagged_total = det.scored.flag.iter().filter(|f| **f).count();
+    let cats =
+        pipeline::categorize_rows(&rules, &table, &result.resolved, &labelled, flagged_total)?;
+    let kinds: Vec<&str> = labelled
+        .iter()
+        .map(|i| row_labels[*i].as_deref().unwrap_or(""))
+        .collect();
+    let buckets: Vec<&str> = cats.iter().map(|c| c.bucket.as_str()).collect();
+    let flags: Vec<bool> = labelled.iter().map(|i| det.scored.flag[*i]).collect();
+    Ok(bucket_accuracy(&rules, &kinds, &buckets, &flags))
+}
+
+/// The generator's routine-account list (group,kind): the groups.
+pub fn read_routine_list(path: &Path) -> Result<std::collections::HashSet<String>, EvaluateError> {
+    let text = std::fs::read_to_string(path).map_err(|source| EvaluateError::Read {
+        what: "routine list",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut out = std::collections::HashSet::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        // The group is everything before the last comma (the kind has none).
+        match line.rsplit_once(',') {
+            Some((group, _)) if !group.trim().is_empty() => {
+                out.insert(group.trim().trim_matches('"').to_string());
+            }
+            _ => {
+                return Err(EvaluateError::Line(format!(
+                    "{} line {}: expected `group,kind`, found {line:?}",
+                    path.display(),
+                    i + 1
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The generator's labels file: row,kind[,group].
+pub fn read_labels(path: &Path) -> Result<std::collections::HashMap<u32, String>, EvaluateError> {
+    let text = std::fs::read_to_string(path).map_err(|source| EvaluateError::Read {
+        what: "labels file",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut out = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let mut parts = line.split(',');
+        let row = parts.next().and_then(|r| r.trim().parse::<u32>().ok());
+        let kind = parts.next().map(str::trim).filter(|k| !k.is_empty());
+        match (row, kind) {
+            (Some(r), Some(k)) => {
+                out.insert(r, k.to_string());
+            }
+            _ => {
+                return Err(EvaluateError::Line(format!(
+                    "{} line {}: expected `row,kind`, found {line:?}",
+                    path.display(),
+                    i + 1
+                )));
+            }
+        }
+    }
+    Ok(out)
+}

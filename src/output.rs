@@ -295,6 +295,166 @@ pub fn write_xlsx(
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------
+// Cases and their audit trail as CSV and JSON lines (`cases list`, `cases show`, `audit`, `export`)
+
+/// The columns of a case, as `cases list --format csv`, `cases show` and `export` write them.
+pub const CASE_COLUMNS: [&str; 19] = [
+    "ticket",
+    "case_id",
+    "status",
+    "bucket",
+    "severity",
+    "profile",
+    "key",
+    "start_date",
+    "last_date",
+    "age_days",
+    "difference",
+    "jira_key",
+    "summary",
+    "first_difference",
+    "change",
+    "cleared_on",
+    "due",
+    "overdue",
+    "owner",
+];
+
+/// A case's values for [`CASE_COLUMNS`], as text.
+pub fn case_fields(c: &crate::cases::Case) -> Vec<String> {
+    vec![
+        c.ticket.clone(),
+        c.id.clone(),
+        c.status.as_str().to_string(),
+        c.bucket.clone(),
+        c.severity.clone(),
+        c.profile.clone(),
+        c.key.clone(),
+        c.start_date.to_string(),
+        c.last_date.to_string(),
+        c.age_days().to_string(),
+        format!("{}", c.difference),
+        c.jira_key.clone().unwrap_or_default(),
+        c.summary.clone(),
+        c.first_difference
+            .map(|d| format!("{d}"))
+            .unwrap_or_default(),
+        c.previous_difference
+            .map(|d| format!("{}", c.difference - d))
+            .unwrap_or_default(),
+        c.cleared_on.map(|d| d.to_string()).unwrap_or_default(),
+        c.due.map(|d| d.to_string()).unwrap_or_default(),
+        if c.overdue(chrono::Utc::now().date_naive()) {
+            "true"
+        } else {
+            "false"
+        }
+        .to_string(),
+        c.owner.clone().unwrap_or_default(),
+    ]
+}
+
+/// A JSON value of a record as text: a string as it is, anything else as JSON.
+fn record_text(v: &serde_json::Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
+}
+
+/// `s` as a CSV field; for a terminal (`terminal`), without the characters that would change
+/// what it shows ([`crate::text::terminal_safe`]).
+fn csv_cell(s: &str, terminal: bool) -> String {
+    if terminal {
+        csv_field(&crate::text::terminal_safe(s))
+    } else {
+        csv_field(s)
+    }
+}
+
+/// Writes `cases` as CSV: a header of [`CASE_COLUMNS`], then one line per case. With `record`,
+/// each case's record follows its columns: the union of the records' columns, in first-seen
+/// order (`export`). `terminal`: the values are made safe to show on a terminal.
+pub fn write_cases_csv(
+    w: &mut dyn Write,
+    cases: &[crate::cases::Case],
+    record: bool,
+    terminal: bool,
+) -> std::io::Result<()> {
+    let mut cols: Vec<String> = Vec::new();
+    if record {
+        for c in cases {
+            for k in c.row.keys() {
+                if !cols.contains(k) {
+                    cols.push(k.clone());
+                }
+            }
+        }
+    }
+    let mut head: Vec<String> = CASE_COLUMNS.iter().map(|s| s.to_string()).collect();
+    head.extend(cols.iter().map(|c| csv_field(c)));
+    writeln!(w, "{}", head.join(","))?;
+    for c in cases {
+        let mut l: Vec<String> = case_fields(c)
+            .iter()
+            .map(|f| csv_cell(f, terminal))
+            .collect();
+        for k in &cols {
+            let v = c.row.get(k).map(record_text).unwrap_or_default();
+            l.push(csv_field(&v));
+        }
+        writeln!(w, "{}", l.join(","))?;
+    }
+    Ok(())
+}
+
+/// Writes audit events as CSV (`audit`): a header, then one line per event. `terminal`: the
+/// values are made safe to show on a terminal.
+pub fn write_events_csv(
+    w: &mut dyn Write,
+    events: &[crate::cases::Event],
+    terminal: bool,
+) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "seq,at,user,role,case_id,ticket,action,from,to,reason,model_version"
+    )?;
+    for e in events {
+        let action = serde_json::to_value(e.action)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let fields = [
+            e.seq.to_string(),
+            e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            e.user.clone(),
+            e.role.map(|r| r.to_string()).unwrap_or_default(),
+            e.case_id.clone(),
+            e.ticket.clone(),
+            action,
+            e.from.map(|s| s.as_str().to_string()).unwrap_or_default(),
+            e.to.map(|s| s.as_str().to_string()).unwrap_or_default(),
+            e.reason.clone().unwrap_or_default(),
+            e.model_version.clone(),
+        ];
+        let l: Vec<String> = fields.iter().map(|f| csv_cell(f, terminal)).collect();
+        writeln!(w, "{}", l.join(","))?;
+    }
+    Ok(())
+}
+
+/// Writes `items` as JSON lines, one object per line.
+pub fn write_json_lines<T: serde::Serialize>(
+    w: &mut dyn Write,
+    items: &[T],
+) -> std::io::Result<()> {
+    for item in items {
+        serde_json::to_writer(&mut *w, item)?;
+        writeln!(w)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

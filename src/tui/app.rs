@@ -1750,28 +1750,27 @@ impl App {
         let bucket = t.text(t.known.bucket, r);
         let severity = t.text(t.known.severity, r);
         let input = BreakInput {
-            profile: d.info.profile.clone(),
-            key: t.text(t.known.key, r).to_string(),
-            start_date: date,
-            date,
-            bucket: if bucket.is_empty() {
-                "New Issue".into()
-            } else {
-                bucket.to_string()
-            },
-            bucket_rule: "analyst".into(),
-            confidence: 1.0,
-            severity: if severity.is_empty() {
-                "Medium".into()
-            } else {
-                severity.to_string()
-            },
-            summary: format!("Flagged by {}: {reason}", self.actor.user),
             score: t.num(t.known.score, r).unwrap_or(0.0),
             rank: t.num(t.known.rank, r).map_or(0, |v| v.max(0.0) as u64),
-            difference: t.num(t.known.difference, r).unwrap_or(0.0),
             model_version: d.info.model.clone(),
             row: snapshot,
+            ..BreakInput::analyst(
+                d.info.profile.clone(),
+                t.text(t.known.key, r).to_string(),
+                (date, date),
+                if bucket.is_empty() {
+                    "New Issue".into()
+                } else {
+                    bucket.to_string()
+                },
+                if severity.is_empty() {
+                    "Medium".into()
+                } else {
+                    severity.to_string()
+                },
+                format!("Flagged by {}: {reason}", self.actor.user),
+                t.num(t.known.difference, r).unwrap_or(0.0),
+            )
         };
         match Cases::new(&self.store).flag_missed(&input, &self.actor, reason) {
             Ok(c) => {

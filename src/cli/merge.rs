@@ -1,0 +1,136 @@
+//! `merge`: the parts of a partitioned run merged into one run's output.
+
+use super::args::open_store;
+use super::exit::{Failure, part_failure, usage};
+use super::progress::progress_bar;
+use super::run::print_buckets;
+use anyhow::Context;
+use breakdesk::config::Config;
+use breakdesk::output::{self, Format};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct MergeArgs {
+    /// The parts, every partition once, as `run --partition` wrote them (each with its
+    /// PART.meta.json and PART.rows.bin beside it).
+    #[arg(required = true, value_name = "PART")]
+    parts: Vec<PathBuf>,
+    /// The merged output (`-` for standard output); its cluster summary and rejects report go
+    /// beside it.
+    #[arg(long, short, value_name = "PATH")]
+    out: PathBuf,
+    /// csv or jsonl; default: the parts' format.
+    #[arg(long)]
+    format: Option<String>,
+    /// Record a case per anomaly in the store, as `run` does (merge is then the one writer). The
+    /// roll-forward of the cases (clearing those whose break is gone) is not done.
+    #[arg(long)]
+    record: bool,
+    /// Print how long each step took.
+    #[arg(long)]
+    timings: bool,
+}
+
+pub fn merge(cfg: Config, args: &MergeArgs, quiet: bool) -> Result<(), Failure> {
+    use breakdesk::parts::{self, MergeOptions};
+    let format: Option<Format> = args
+        .format
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(usage)?;
+    let _log = breakdesk::logging::init(&cfg);
+    // The analysts' verdicts, the LLM's cache and the cases are in the store.
+    let store = open_store(&cfg)?;
+    let started = Instant::now();
+    let bar = progress_bar(quiet);
+    if let Some(b) = &bar {
+        b.set_message("merging");
+    }
+    let merged = parts::merge(
+        &cfg,
+        &args.parts,
+        &store,
+        MergeOptions {
+            record: args.record,
+            roll: None,
+            out: args.out.clone(),
+            format,
+            stage_dir: Some(breakdesk::bounded::spill_root(&cfg)),
+            ..Default::default()
+        },
+    );
+    if merged.is_err()
+        && let Some(b) = &bar
+    {
+        b.finish_and_clear();
+    }
+    let merged = merged.map_err(part_failure)?;
+    let merge_time = started.elapsed();
+    if let Some(b) = &bar {
+        b.set_message("writing");
+    }
+    let t = Instant::now();
+    let clusters_file = output::sibling_path(&args.out, "clusters", "csv");
+    output::write_clusters(&merged.clusters, &clusters_file)?;
+    let rejects_file = output::rejects_path(&args.out);
+    match &merged.rejects {
+        Some(r) => {
+            std::fs::copy(r, &rejects_file).with_context(|| {
+                format!("cannot copy {} to {}", r.display(), rejects_file.display())
+            })?;
+        }
+        None if rejects_file.exists() => {
+            let _ = std::fs::remove_file(&rejects_file);
+        }
+        None => {}
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if args.timings {
+        let mut parts: Vec<String> = merged
+            .timings
+            .iter()
+            .map(|(s, d)| format!("{s} {:.3} s", d.as_secs_f64()))
+            .collect();
+        parts.push(format!("write {:.3} s", t.elapsed().as_secs_f64()));
+        eprintln!(
+            "timings: {} (merge {:.3} s)",
+            parts.join(", "),
+            merge_time.as_secs_f64()
+        );
+    }
+    tracing::info!(out = %args.out.display(), rows = merged.written, parts = merged.parts, "merged");
+    if !quiet {
+        eprintln!(
+            "merged {} parts of {} ({} rows of the file's {}), model {}",
+            merged.parts, merged.profile, merged.rows, merged.rows_read, merged.model_version
+        );
+        eprintln!("triage: {}", merged.triage.describe());
+        if merged.judged > 0 {
+            eprintln!(
+                "verdicts: {} breaks judged normal by an analyst quieted ({} of them flagged by a part)",
+                merged.judged, merged.judged_flagged
+            );
+        }
+        print_buckets(&merged.buckets);
+        if args.record {
+            eprintln!(
+                "cases: {} recorded (not rolled forward: the parts do not hold the day's other rows)",
+                merged.cases.len()
+            );
+        }
+        eprintln!(
+            "wrote {} {} to {} and the cluster summary to {} in {:.2} s",
+            merged.written,
+            if merged.all_rows { "rows" } else { "anomalies" },
+            args.out.display(),
+            clusters_file.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
