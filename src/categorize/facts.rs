@@ -5,7 +5,7 @@ use crate::expr::{Row, Value};
 use crate::ingest::clean::slug;
 use crate::ingest::prepare::crit_col;
 use crate::profile::Resolved;
-pub use crate::text::fmt_amount;
+use crate::text::fmt_amount;
 use polars::prelude::*;
 use std::borrow::Cow;
 use std::collections::HashMap;

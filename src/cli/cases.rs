@@ -288,7 +288,7 @@ fn print_table(list: &[Case]) {
             safe(&c.key),
             c.last_date.to_string(),
             c.age_days(),
-            breakdesk::categorize::facts::fmt_amount(c.difference),
+            breakdesk::text::fmt_amount(c.difference),
             due,
             safe(c.owner.as_deref().unwrap_or("")),
             c.cleared_on.map(|d| d.to_string()).unwrap_or_default()

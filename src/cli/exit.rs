@@ -1,4 +1,4 @@
-//! Exit codes, documented in the README, and the one place that maps an error to its code.
+//! Exit codes, documented in docs/cli.md ("Exit codes"), and the one place that maps an error to its code.
 
 use breakdesk::ingest::IngestError;
 use breakdesk::pipeline::{AnalyzeError, DetectError, PipelineError};

@@ -138,7 +138,7 @@ fn run_writes_bucket_severity_and_summary_for_every_anomaly() {
         assert!(!rule[i].is_empty());
         // The summary cites the row's own GL balance and gives a next step.
         let g: f64 = gl[i].parse().unwrap();
-        let cited = breakdesk::categorize::facts::fmt_amount(g);
+        let cited = breakdesk::text::fmt_amount(g);
         assert!(
             summary[i].contains(&cited) && summary[i].contains("Next step:"),
             "row {i}: {cited} not in {}",
