@@ -10,6 +10,7 @@ mod cases_cli;
 mod categorize;
 mod categorize_llm;
 mod cli;
+mod cli_snapshots;
 mod detect;
 mod dispatch_email;
 mod dispatch_http;
