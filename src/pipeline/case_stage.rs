@@ -1,0 +1,598 @@
+//! The run's cases: each flagged record's case input, recording them in groups, and rolling the profile's cases forward.
+
+use super::*;
+
+/// Opens or updates one case per categorized anomaly (`rows` of `table`, with `cats`), in
+/// durable transactions, and returns what each upsert did. The break's identity is (profile,
+/// key, the date its run began): re-running a file changes nothing, and a break that persists is
+/// the same case, older. With the file's `cycle`, the cases the records open are rolled forward
+/// through it as they are written ([`crate::cases::Cases::upsert_batch_in`]).
+#[allow(clippy::too_many_arguments)]
+pub fn record_case_outcomes(
+    store: &crate::store::Store,
+    policy: &crate::config::CasesConfig,
+    profile: &str,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    cats: &[crate::categorize::Categorization],
+    model_version: &str,
+    cycle: Option<&crate::cases::Cycle>,
+) -> Result<Vec<crate::cases::UpsertOutcome>, crate::cases::CaseError> {
+    let (inputs, auto, cases) =
+        case_inputs(store, policy, profile, table, rows, cats, model_version)?;
+    cases.upsert_batch_in(&inputs, &auto, cycle)
+}
+
+/// [`record_case_outcomes`] as a run records its cases: what each record did to its case,
+/// without the cases ([`crate::cases::Cases::record_batch`]).
+#[allow(clippy::too_many_arguments)]
+pub fn record_case_marks(
+    store: &crate::store::Store,
+    policy: &crate::config::CasesConfig,
+    profile: &str,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    cats: &[crate::categorize::Categorization],
+    model_version: &str,
+    cycle: Option<&crate::cases::Cycle>,
+) -> Result<Vec<crate::cases::Recorded>, crate::cases::CaseError> {
+    let (inputs, auto, cases) =
+        case_inputs(store, policy, profile, table, rows, cats, model_version)?;
+    cases.record_batch(&inputs, &auto, cycle)
+}
+
+/// The case inputs of `rows` of `table` (with whether the rules propose each for
+/// auto-resolution), and the case workflow under the profile's policy.
+pub(super) type CaseInputs<'s> = (
+    Vec<crate::cases::BreakInput>,
+    Vec<bool>,
+    crate::cases::Cases<'s>,
+);
+
+pub(super) fn case_inputs<'s>(
+    store: &'s crate::store::Store,
+    policy: &crate::config::CasesConfig,
+    profile: &str,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    cats: &[crate::categorize::Categorization],
+    model_version: &str,
+) -> Result<CaseInputs<'s>, crate::cases::CaseError> {
+    let (inputs, auto) = break_inputs(profile, table, rows, cats, model_version, None)?;
+    Ok((inputs, auto, case_workflow(store, policy)?))
+}
+
+/// The case workflow of `store` under a profile's case `policy` (its roll-forward and routing).
+pub fn case_workflow<'s>(
+    store: &'s crate::store::Store,
+    policy: &crate::config::CasesConfig,
+) -> Result<crate::cases::Cases<'s>, crate::cases::CaseError> {
+    let router = policy.router().map_err(crate::cases::CaseError::Invalid)?;
+    Ok(crate::cases::Cases::new(store)
+        .rolling(policy.roll())
+        .routed(std::sync::Arc::new(router)))
+}
+
+/// The case input of each of `rows` of `table` (categorized as `cats`), with whether the rules
+/// propose it for auto-resolution. A record without a key is named `row L`, where L is its
+/// entry in `labels` (its row in `table` without them).
+pub fn break_inputs(
+    profile: &str,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    cats: &[crate::categorize::Categorization],
+    model_version: &str,
+    labels: Option<&[u32]>,
+) -> Result<(Vec<crate::cases::BreakInput>, Vec<bool>), crate::cases::CaseError> {
+    use crate::cases::{BreakInput, CaseError};
+    use polars::prelude::*;
+    let internal = |e: PolarsError| CaseError::Invalid(format!("reading the anomalies: {e}"));
+    let text_col = |name: &str| -> Result<Option<StringChunked>, CaseError> {
+        match table.column(name) {
+            Ok(c) => Ok(Some(
+                c.cast(&DataType::String)
+                    .map_err(internal)?
+                    .str()
+                    .map_err(internal)?
+                    .clone(),
+            )),
+            Err(_) => Ok(None),
+        }
+    };
+    let num_col = |name: &str| -> Result<Option<Float64Chunked>, CaseError> {
+        match table.column(name) {
+            Ok(c) => Ok(Some(
+                c.cast(&DataType::Float64)
+                    .map_err(internal)?
+                    .f64()
+                    .map_err(internal)?
+                    .clone(),
+            )),
+            Err(_) => Ok(None),
+        }
+    };
+    let cols = BreakColumns::of(table).map_err(internal)?;
+    let score = num_col("score")?;
+    let rank = num_col("rank")?;
+    let diff = num_col("bd_difference")?;
+    // The file's own columns (not the canonical, feature or result columns) make the snapshot.
+    let snapshot: Vec<(String, StringChunked)> = table
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .filter(|c| is_snapshot_column(c))
+        .filter_map(|c| text_col(&c).ok().flatten().map(|ca| (c, ca)))
+        .collect();
+    let today = chrono::Utc::now().date_naive();
+    let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+    // Each record's snapshot is built on its own: in parallel.
+    use rayon::prelude::*;
+    let built: Vec<(BreakInput, bool)> = rows
+        .par_iter()
+        .enumerate()
+        .map(|(k, &r)| {
+            let c = &cats[k];
+            let label = labels.and_then(|l| l.get(k)).map_or(r, |l| *l as usize);
+            let (key, date, start) = cols.key_and_dates(r, label, today);
+            let num = |ca: &Option<Float64Chunked>| {
+                ca.as_ref().and_then(|ca| ca.get(r)).unwrap_or(f64::NAN)
+            };
+            let mut row = serde_json::Map::new();
+            for (name, ca) in &snapshot {
+                row.insert(
+                    name.clone(),
+                    serde_json::Value::String(ca.get(r).unwrap_or("").to_string()),
+                );
+            }
+            let rk = num(&rank);
+            let input = BreakInput {
+                profile: profile.to_string(),
+                key,
+                start_date: start,
+                date,
+                bucket: c.bucket.clone(),
+                bucket_rule: c.rule.clone(),
+                confidence: c.confidence,
+                severity: c.severity.as_str().to_string(),
+                summary: c.summary.clone(),
+                score: finite(num(&score)),
+                rank: if rk.is_finite() && rk >= 0.0 {
+                    rk as u64
+                } else {
+                    0
+                },
+                difference: finite(num(&diff)),
+                model_version: model_version.to_string(),
+                row,
+            };
+            (input, c.auto_resolve)
+        })
+        .collect();
+    Ok(built.into_iter().unzip())
+}
+
+/// What the run summary says of a day's file besides its cases.
+#[derive(Debug, Clone, Default)]
+pub struct DayFacts {
+    pub profile: String,
+    /// Rows read.
+    pub rows: usize,
+    pub flagged: usize,
+    /// Breaks quiet because they are routine for their account.
+    pub routine: usize,
+}
+
+impl DayFacts {
+    pub fn of(result: &RunOutput, det: &Detection) -> DayFacts {
+        DayFacts {
+            profile: result.profile.clone(),
+            rows: result.rows_read,
+            flagged: det.scored.flag.iter().filter(|f| **f).count(),
+            routine: routine_breaks(&det.scored.triage),
+        }
+    }
+}
+
+/// The breaks the triage left quiet as routine for their account.
+pub fn routine_breaks(triage: &crate::detect::triage::TriageSummary) -> usize {
+    triage
+        .quiet_breaks
+        .iter()
+        .filter(|(k, _)| k.starts_with("routine"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// The columns of a result table that say which break a record belongs to.
+pub(super) struct BreakColumns {
+    keys: Option<polars::prelude::StringChunked>,
+    dates: Option<polars::prelude::StringChunked>,
+    age: Option<polars::prelude::Float64Chunked>,
+}
+
+impl BreakColumns {
+    fn of(table: &polars::prelude::DataFrame) -> Result<Self, polars::prelude::PolarsError> {
+        use polars::prelude::*;
+        let text = |name: &str| -> PolarsResult<Option<StringChunked>> {
+            match table.column(name) {
+                Ok(c) => Ok(Some(c.cast(&DataType::String)?.str()?.clone())),
+                Err(_) => Ok(None),
+            }
+        };
+        let age = match table.column("f_break_age") {
+            Ok(c) => Some(c.cast(&DataType::Float64)?.f64()?.clone()),
+            Err(_) => None,
+        };
+        Ok(BreakColumns {
+            keys: text("bd_key")?,
+            dates: text("bd_date")?,
+            age,
+        })
+    }
+
+    /// Row `r`'s account key (`row L` without one, L being `label`), date (`today` without
+    /// one) and the date its break began (the date less the break's age).
+    fn key_and_dates(
+        &self,
+        r: usize,
+        label: usize,
+        today: chrono::NaiveDate,
+    ) -> (String, chrono::NaiveDate, chrono::NaiveDate) {
+        let key = self
+            .keys
+            .as_ref()
+            .and_then(|ca| ca.get(r))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("row {label}"));
+        let date = self
+            .dates
+            .as_ref()
+            .and_then(|ca| ca.get(r))
+            .and_then(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            .unwrap_or(today);
+        let days = self
+            .age
+            .as_ref()
+            .and_then(|ca| ca.get(r))
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .unwrap_or(0.0);
+        let start = date - chrono::Duration::days(days.round() as i64);
+        (key, date, start)
+    }
+}
+
+/// Rolls the profile's cases forward through the run's `cycle` (its current rows; None when the
+/// file has no dates), counts the run summary and records it in the store. `recorded` says
+/// what the run's flagged records did to their cases; the status of those the roll-forward
+/// changed is refreshed in it.
+pub fn roll_forward_run(
+    cfg: &Config,
+    store: &crate::store::Store,
+    day: &DayFacts,
+    cycle: Option<crate::cases::Cycle>,
+    recorded: &mut [crate::cases::Recorded],
+    file: &str,
+) -> Result<crate::cycle::RunSummary, crate::cases::CaseError> {
+    let changes: Vec<(String, crate::cases::Change)> =
+        recorded.iter().map(|r| (r.id.clone(), r.change)).collect();
+    let (summary, open, rolled) = roll_forward_changes(cfg, store, day, cycle, &changes, file)?;
+    if rolled {
+        let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
+            open.iter().map(|c| (c.id.as_str(), c)).collect();
+        for r in recorded.iter_mut() {
+            if let Some(now) = by_id.get(r.id.as_str()) {
+                r.status = now.status;
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// [`roll_forward_run`] over what the upserts did to each record's case (`changes`: case id and
+/// change, in the records' order). Returns the summary, the profile's outstanding cases after
+/// the roll, and whether the roll changed any (cleared or recertified).
+pub(super) fn roll_forward_changes(
+    cfg: &Config,
+    store: &crate::store::Store,
+    day: &DayFacts,
+    cycle: Option<crate::cases::Cycle>,
+    changes: &[(String, crate::cases::Change)],
+    file: &str,
+) -> Result<(crate::cycle::RunSummary, Vec<crate::cases::Case>, bool), crate::cases::CaseError> {
+    use crate::cases::{Cases, Change};
+    let handle = Cases::new(store).rolling(cfg.cases.roll());
+    let mut summary = crate::cycle::RunSummary {
+        profile: day.profile.clone(),
+        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        file: file.to_string(),
+        rows: day.rows,
+        flagged: day.flagged,
+        routine: day.routine,
+        ..Default::default()
+    };
+    // The profile's outstanding cases (a cleared case has nothing left to roll), read once for
+    // the roll-forward and the summary's tallies, without their record snapshots.
+    let mut open = handle.outstanding_briefs(&day.profile)?;
+    tracing::debug!(cases = open.len(), resident_mib = ?crate::logging::resident_mib(), "outstanding cases read");
+    let pairs = changes.iter().map(|(id, c)| (id.as_str(), *c));
+    let mut rolled = false;
+    if let Some(mut cycle) = cycle {
+        summary.as_of = cycle.as_of().map(|d| d.to_string());
+        summary.breaks = cycle
+            .records
+            .values()
+            .flat_map(|r| r.iter())
+            .filter(|r| r.out)
+            .count();
+        cycle.opened = changes
+            .iter()
+            .filter(|(_, c)| *c == Change::Created)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let roll = handle.roll_forward_over(&cycle, &mut open)?;
+        rolled = roll.cleared + roll.recertified > 0;
+        summary.count_changes(pairs, &roll);
+    } else {
+        summary.count_changes(pairs, &Default::default());
+    }
+    summary.matched = summary.rows.saturating_sub(summary.breaks);
+    summary.tally(&open, &cfg.cases.age_bands);
+    let bytes = serde_json::to_vec(&summary)
+        .map_err(|e| crate::cases::CaseError::Invalid(e.to_string()))?;
+    store.put_run(&bytes)?;
+    Ok((summary, open, rolled))
+}
+
+/// What a run keeps of the case of a record it recorded: enough for the output's case columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseMark {
+    pub id: String,
+    pub ticket: String,
+    pub status: crate::cases::Status,
+}
+
+/// Records the cases of `rows` and rolls the profile's cases forward, as [`record_case_outcomes`]
+/// then [`roll_forward_run`] do: [`record_in_groups`] with a roll-forward.
+#[allow(clippy::too_many_arguments)]
+pub fn record_and_roll_in_chunks(
+    cfg: &Config,
+    store: &crate::store::Store,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    cats: &[crate::categorize::Categorization],
+    model_version: &str,
+    day: &DayFacts,
+    cycle: Option<crate::cases::Cycle>,
+    file: &str,
+    chunk: usize,
+) -> Result<(Vec<CaseMark>, crate::cycle::RunSummary), crate::cases::CaseError> {
+    let (marks, summary) = record_in_groups(
+        cfg,
+        store,
+        &day.profile,
+        table,
+        rows,
+        cats,
+        model_version,
+        Some((day.clone(), cycle, file.to_string())),
+        chunk,
+    )?;
+    let summary = summary.ok_or_else(|| {
+        crate::cases::CaseError::Invalid("the roll-forward gave no summary".into())
+    })?;
+    Ok((marks, summary))
+}
+
+/// A column of the file itself (not a canonical, feature or result column): part of a case's
+/// snapshot of its record.
+pub(super) fn is_snapshot_column(c: &str) -> bool {
+    !c.starts_with("bd_") && !c.starts_with("f_") && !RESULT_COLUMNS.contains(&c)
+}
+
+/// Records the cases of `rows` of `profile` (and, with `roll`, rolls the profile's cases
+/// forward through the day's cycle and records the run summary), holding at most about `chunk`
+/// records' inputs and cases at a time ([`break_groups`], [`record_groups`]). Returns each
+/// record's case mark, and the summary with `roll`.
+#[allow(clippy::too_many_arguments)]
+pub fn record_in_groups(
+    cfg: &Config,
+    store: &crate::store::Store,
+    profile: &str,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    cats: &[crate::categorize::Categorization],
+    model_version: &str,
+    roll: Option<(DayFacts, Option<crate::cases::Cycle>, String)>,
+    chunk: usize,
+) -> Result<(Vec<CaseMark>, Option<crate::cycle::RunSummary>), crate::cases::CaseError> {
+    let cols = BreakColumns::of(table)
+        .map_err(|e| crate::cases::CaseError::Invalid(format!("reading the anomalies: {e}")))?;
+    let today = chrono::Utc::now().date_naive();
+    let groups = break_groups(
+        rows.iter().map(|&r| {
+            let (key, _, start) = cols.key_and_dates(r, r, today);
+            (key, start)
+        }),
+        chunk,
+    );
+    record_groups(cfg, store, &groups, rows.len(), roll, |group| {
+        let sub_rows: Vec<usize> = group.iter().map(|k| rows[*k]).collect();
+        let sub_cats: Vec<crate::categorize::Categorization> =
+            group.iter().map(|k| cats[*k].clone()).collect();
+        break_inputs(profile, table, &sub_rows, &sub_cats, model_version, None)
+    })
+}
+
+/// The records (given by their breaks, in the records' order) cut in groups of about `chunk`
+/// in their order, every record of a break going with the break's first record: each group
+/// lists its records' positions in order. Two records are of the same break when their
+/// `breaks` items are equal.
+pub fn break_groups<B: std::hash::Hash + Eq>(
+    breaks: impl Iterator<Item = B>,
+    chunk: usize,
+) -> Vec<Vec<usize>> {
+    let chunk = chunk.max(1);
+    let mut group_of: std::collections::HashMap<B, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (k, b) in breaks.enumerate() {
+        let g = *group_of.entry(b).or_insert(k / chunk);
+        if groups.len() <= g {
+            groups.resize_with(g + 1, Vec::new);
+        }
+        groups[g].push(k);
+    }
+    groups.retain(|g| !g.is_empty());
+    groups
+}
+
+/// Records the cases of `n` records cut in `groups` ([`break_groups`]), one group
+/// at a time (`inputs_of` gives a group's case inputs, with whether each is proposed for
+/// auto-resolution), so tickets follow the records' order and each break's records fold
+/// together exactly as in one batch; with `roll`, then rolls the profile's cases forward
+/// through the day's cycle and records the run summary. Returns each record's case mark, and
+/// the summary with `roll`.
+pub fn record_groups(
+    cfg: &Config,
+    store: &crate::store::Store,
+    groups: &[Vec<usize>],
+    n: usize,
+    roll: Option<(DayFacts, Option<crate::cases::Cycle>, String)>,
+    mut inputs_of: impl FnMut(
+        &[usize],
+    ) -> Result<
+        (Vec<crate::cases::BreakInput>, Vec<bool>),
+        crate::cases::CaseError,
+    >,
+) -> Result<(Vec<CaseMark>, Option<crate::cycle::RunSummary>), crate::cases::CaseError> {
+    let policy = &cfg.cases;
+    let cycle = roll.as_ref().and_then(|r| r.1.as_ref());
+    let mut marks: Vec<Option<CaseMark>> = vec![None; n];
+    let mut changes: Vec<(String, crate::cases::Change)> = Vec::with_capacity(n);
+    let mut order: Vec<usize> = Vec::with_capacity(n);
+    // A group's writes change nothing another group reads: its breaks are its own, and a case
+    // this run opens is not cleared by it (`roll_opened`), so it is never taken for a later
+    // break's reappearance.
+    let cases = case_workflow(store, policy)?;
+    for group in groups {
+        let (inputs, auto) = inputs_of(group)?;
+        let recorded = cases.record_batch(&inputs, &auto, cycle)?;
+        drop(inputs);
+        for (k, r) in group.iter().zip(recorded) {
+            changes.push((r.id.clone(), r.change));
+            order.push(*k);
+            marks[*k] = Some(CaseMark {
+                id: r.id,
+                ticket: r.ticket,
+                status: r.status,
+            });
+        }
+    }
+    tracing::debug!(resident_mib = ?crate::logging::resident_mib(), "cases recorded");
+    let mut summary = None;
+    if let Some((day, cycle, file)) = roll {
+        // The summary counts the records' changes in the records' order.
+        let mut in_order: Vec<(String, crate::cases::Change)> =
+            vec![(String::new(), crate::cases::Change::Unchanged); n];
+        for ((id, c), k) in changes.into_iter().zip(order) {
+            in_order[k] = (id, c);
+        }
+        let (s, open, rolled) = roll_forward_changes(cfg, store, &day, cycle, &in_order, &file)?;
+        drop(in_order);
+        if rolled {
+            let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
+                open.iter().map(|c| (c.id.as_str(), c)).collect();
+            for m in marks.iter_mut().flatten() {
+                if let Some(now) = by_id.get(m.id.as_str()) {
+                    m.status = now.status;
+                }
+            }
+        }
+        summary = Some(s);
+    }
+    marks
+        .into_iter()
+        .map(|m| {
+            m.ok_or_else(|| {
+                crate::cases::CaseError::Invalid("a record was left without its case".into())
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map(|marks| (marks, summary))
+}
+
+/// The cases stage of a file's analysis: one case per anomaly (`rows` of `table`), those the
+/// file opens rolled forward through its cycle as they are written, then the profile's other
+/// outstanding cases, and the run summary recorded. Returns the case of each of `rows`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn record_run_cases(
+    cfg: &Config,
+    store: &crate::store::Store,
+    result: &RunOutput,
+    det: &Detection,
+    table: &polars::prelude::DataFrame,
+    rows: &[usize],
+    categorized: &Categorized,
+    file: &str,
+) -> Result<(Vec<crate::cases::Recorded>, crate::cycle::RunSummary), crate::cases::CaseError> {
+    let cycle = crate::cycle::cycle_of(&result.features.df, &result.profile, &cfg.cases.absent);
+    let mut recorded = record_case_marks(
+        store,
+        &cfg.cases,
+        &result.profile,
+        table,
+        rows,
+        &categorized.cats,
+        &det.bundle.version(),
+        cycle.as_ref(),
+    )?;
+    let summary = roll_forward_run(
+        cfg,
+        store,
+        &DayFacts::of(result, det),
+        cycle,
+        &mut recorded,
+        file,
+    )?;
+    Ok((recorded, summary))
+}
+
+/// Adds `case_id`, `ticket` and `case_status` to `table` for `rows` (empty elsewhere).
+pub fn with_cases(
+    table: &mut polars::prelude::DataFrame,
+    rows: &[usize],
+    cases: &[crate::cases::Recorded],
+) -> Result<(), polars::prelude::PolarsError> {
+    use polars::prelude::*;
+    let at = row_slots(table.height(), rows);
+    let text = |f: &dyn Fn(&crate::cases::Recorded) -> String| spread(&at, cases, f);
+    table.with_column(Column::new("case_id".into(), text(&|c| c.id.clone())))?;
+    table.with_column(Column::new("ticket".into(), text(&|c| c.ticket.clone())))?;
+    table.with_column(Column::new(
+        "case_status".into(),
+        text(&|c| c.status.as_str().to_string()),
+    ))?;
+    Ok(())
+}
+
+/// For each of `n` table rows, the position of that row in `rows` (None for rows not listed).
+pub(super) fn row_slots(n: usize, rows: &[usize]) -> Vec<Option<usize>> {
+    let mut at = vec![None; n];
+    for (k, r) in rows.iter().enumerate() {
+        if *r < n {
+            at[*r] = Some(k);
+        }
+    }
+    at
+}
+
+/// A text column over the table's rows: `f` of the row's item, empty for rows without one.
+pub(super) fn spread<T>(
+    at: &[Option<usize>],
+    items: &[T],
+    f: &dyn Fn(&T) -> String,
+) -> Vec<String> {
+    at.iter()
+        .map(|k| k.map(|k| f(&items[k])).unwrap_or_default())
+        .collect()
+}

@@ -1,0 +1,299 @@
+//! Scoring with a model, and the triage that keeps explained and judged-normal breaks quiet.
+
+use super::*;
+
+/// The end of [`score`]: scores, triages and clusters the current rows with `model`.
+/// `precomputed`, `current_x` and `current_diff` are the current rows' scores, matrix and
+/// differences when training already computed them.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn score_loaded(
+    cfg: &Config,
+    run: &mut RunOutput,
+    store: &crate::store::Store,
+    opts: &DetectOptions,
+    model: (crate::detect::model::ModelBundle, ModelStatus),
+    precomputed: Option<Vec<f64>>,
+    current_x: Option<crate::detect::matrix::Matrix>,
+    current_diff: Option<Vec<f64>>,
+    mut timings: Vec<(&'static str, Duration)>,
+) -> Result<Detection, DetectError> {
+    use crate::detect::model;
+    let (bundle, status) = model;
+    let fs = &run.features;
+    let t = Instant::now();
+    let x = match current_x {
+        Some(x) => x,
+        None => features::matrix(&fs.df, &fs.names)?,
+    };
+    let (mut quiet, own_z) = triage_inputs(&fs.df)?;
+    let proposed = quiet_explained_and_judged(cfg, &fs.df, &run.profile, store, &mut quiet)?;
+    let tparams = triage_params(cfg);
+    let scored = bundle.score_triaged(
+        &x,
+        precomputed,
+        opts.all_attributions,
+        Some(crate::detect::model::Triage {
+            quiet: &quiet,
+            own_z: &own_z,
+            params: &tparams,
+        }),
+    )?;
+    tracing::info!(triage = %scored.triage.describe(), "scored");
+    timings.push(("score", t.elapsed()));
+    let rank = model::ranks(&scored.score);
+    let diff = match current_diff {
+        Some(d) if d.len() == x.rows() => d,
+        _ => features::column_f64(&fs.df, "bd_difference").unwrap_or_else(|_| vec![0.0; x.rows()]),
+    };
+    let keys = key_chunk(&fs.df);
+    let key_refs = key_refs(keys.as_ref(), x.rows());
+    let clusters = crate::detect::cluster::summarize(
+        bundle.centroids.as_ref().map_or(1, |c| c.k),
+        &scored.cluster,
+        &scored.flag,
+        &diff,
+        &key_refs,
+        cfg.cluster.top_accounts,
+    );
+    Ok(Detection {
+        bundle,
+        status,
+        scored,
+        rank,
+        proposed,
+        clusters,
+        timings,
+    })
+}
+
+/// Marks the candidates whose source comment explains them ([`Quiet::Explained`], by the rules
+/// file's explanations) and those an analyst rejected as normal whose break persists with a
+/// difference within `[feedback] judged_normal_share` of the one judged ([`Quiet::Judged`]).
+/// Returns, per row, whether an explained break is proposed for auto-resolution (its bucket
+/// allows it): those rows open cases although they are not flagged.
+///
+/// [`Quiet::Explained`]: crate::detect::triage::Quiet::Explained
+/// [`Quiet::Judged`]: crate::detect::triage::Quiet::Judged
+pub fn quiet_explained_and_judged(
+    cfg: &Config,
+    df: &polars::prelude::DataFrame,
+    profile: &str,
+    store: &crate::store::Store,
+    quiet: &mut [Option<crate::detect::triage::Quiet>],
+) -> Result<Vec<bool>, DetectError> {
+    use crate::detect::triage::Quiet;
+    use polars::prelude::*;
+    let n = df.height();
+    let mut proposed = vec![false; n];
+    // Only breaks can be explained (a profile without tolerance has none).
+    let Ok(is_break) = df.column(features::IS_BREAK) else {
+        return Ok(proposed);
+    };
+    let is_break: Vec<bool> = is_break
+        .bool()
+        .map_err(features::FeatureError::from)?
+        .iter()
+        .map(|b| b.unwrap_or(false))
+        .collect();
+    // A text column (cast when needed), read in place.
+    let text = |name: &str| -> Option<StringChunked> {
+        df.column(name)
+            .and_then(|c| c.cast(&DataType::String))
+            .ok()
+            .and_then(|c| c.str().ok().cloned())
+    };
+    let at = |ca: &Option<StringChunked>, i: usize| -> String {
+        ca.as_ref()
+            .and_then(|ca| ca.get(i))
+            .unwrap_or("")
+            .to_string()
+    };
+    let comments = text("bd_comment");
+    let dq = text("bd_dq");
+    let rules = rules_file(cfg).map_err(|e| DetectError::Config(e.to_string()))?;
+    if comments.is_some() && !rules.explanations.is_empty() {
+        for i in 0..n {
+            if quiet[i].is_some() || !is_break[i] || !at(&dq, i).is_empty() {
+                continue;
+            }
+            if let Some(e) = rules.explanation(profile, &at(&comments, i)) {
+                quiet[i] = Some(Quiet::Explained);
+                proposed[i] = rules.explained_auto_resolves(e);
+            }
+        }
+    }
+    // Verdicts: the rejected cases of this profile, by key.
+    if !cfg.feedback.enabled {
+        return Ok(proposed);
+    }
+    let mut judged: std::collections::HashMap<String, Vec<(chrono::NaiveDate, f64)>> =
+        Default::default();
+    for l in crate::cases::Cases::new(store).labels()? {
+        if l.profile == profile
+            && !l.label
+            && let (Some(start), Some(d)) = (l.start_date, l.difference)
+        {
+            judged.entry(l.key).or_default().push((start, d));
+        }
+    }
+    if judged.is_empty() {
+        return Ok(proposed);
+    }
+    let keys = text("bd_key");
+    let dates = text("bd_date");
+    let (keys, dates): (Vec<String>, Vec<String>) =
+        (0..n).map(|i| (at(&keys, i), at(&dates, i))).unzip();
+    let diff = features::column_f64(df, "bd_difference").unwrap_or_else(|_| vec![f64::NAN; n]);
+    let age = features::column_f64(df, "f_break_age").unwrap_or_else(|_| vec![0.0; n]);
+    let share = cfg.feedback.judged_normal_share;
+    for i in 0..n {
+        if quiet[i].is_some() || !is_break[i] {
+            continue;
+        }
+        let Some(verdicts) = judged.get(&keys[i]) else {
+            continue;
+        };
+        let Ok(date) = chrono::NaiveDate::parse_from_str(&dates[i], "%Y-%m-%d") else {
+            continue;
+        };
+        let days = if age[i].is_finite() && age[i] >= 0.0 {
+            age[i].round() as i64
+        } else {
+            0
+        };
+        let start = date - chrono::Duration::days(days);
+        let d = diff[i];
+        if verdicts.iter().any(|(s, j)| {
+            *s == start
+                && d.is_finite()
+                && d.signum() == j.signum()
+                && (d - j).abs() <= share * j.abs()
+        }) {
+            quiet[i] = Some(Quiet::Judged);
+        }
+    }
+    Ok(proposed)
+}
+
+/// The account key column (`bd_key`), when the table has one.
+pub(super) fn key_chunk(df: &polars::prelude::DataFrame) -> Option<polars::prelude::StringChunked> {
+    df.column("bd_key").ok().and_then(|c| c.str().ok().cloned())
+}
+
+/// Each of `n` rows' account key (empty without keys), borrowed from the column.
+pub(super) fn key_refs(ca: Option<&polars::prelude::StringChunked>, n: usize) -> Vec<&str> {
+    match ca {
+        Some(ca) => ca.iter().map(|v| v.unwrap_or("")).collect(),
+        None => vec![""; n],
+    }
+}
+
+/// The triage thresholds of the configuration.
+pub fn triage_params(cfg: &Config) -> crate::detect::triage::TriageParams {
+    crate::detect::triage::TriageParams {
+        own_z_min: cfg.detect.own_z_min,
+        own_weight: cfg.detect.own_weight,
+    }
+}
+
+/// Each row's reason to be quiet (None for a candidate) and its own z, from the feature table's
+/// columns: within tolerance ([`features::IS_BREAK`] false), routine
+/// ([`features::OWN_ROUTINE_CODE`]). A table without them (no tolerance) has only candidates.
+pub fn triage_inputs(
+    df: &polars::prelude::DataFrame,
+) -> Result<(Vec<Option<crate::detect::triage::Quiet>>, Vec<f64>), features::FeatureError> {
+    use crate::detect::triage::Quiet;
+    let n = df.height();
+    let mut quiet: Vec<Option<Quiet>> = vec![None; n];
+    if let Ok(c) = df.column(features::IS_BREAK) {
+        for (q, b) in quiet.iter_mut().zip(c.bool()?.iter()) {
+            if b == Some(false) {
+                *q = Some(Quiet::WithinTolerance);
+            }
+        }
+    }
+    if let Ok(c) = df.column(features::OWN_ROUTINE_CODE) {
+        let c = c.cast(&polars::prelude::DataType::UInt32)?;
+        for (q, code) in quiet.iter_mut().zip(c.u32()?.iter()) {
+            if q.is_none()
+                && let Some(r) = code.and_then(|c| crate::routine::Reason::from_code(c as u8))
+            {
+                *q = Some(Quiet::Routine(r));
+            }
+        }
+    } else if let Ok(c) = df.column(features::OWN_ROUTINE) {
+        for (q, text) in quiet.iter_mut().zip(c.str()?.iter()) {
+            if q.is_none()
+                && let Some(r) = text.and_then(crate::routine::Reason::parse)
+            {
+                *q = Some(Quiet::Routine(r));
+            }
+        }
+    }
+    let own_z = match df.column(features::OWN_Z) {
+        Ok(_) => features::column_f64(df, features::OWN_Z)?,
+        Err(_) => vec![0.0; n],
+    };
+    Ok((quiet, own_z))
+}
+
+/// The current rows with the detection columns: score, decision, is_anomaly, rank, cluster,
+/// top_features, model_version. `all_rows`: every row in file order; otherwise the flagged rows
+/// (and the explained breaks proposed for auto-resolution), most anomalous first (the columns are only built for the rows written).
+pub fn with_detection(
+    df: &polars::prelude::DataFrame,
+    d: &Detection,
+    names: &[String],
+    all_rows: bool,
+) -> Result<polars::prelude::DataFrame, polars::prelude::PolarsError> {
+    use polars::prelude::*;
+    let s = &d.scored;
+    let idx: Vec<usize> = if all_rows {
+        (0..s.score.len()).collect()
+    } else {
+        let mut f: Vec<usize> = (0..s.score.len())
+            .filter(|i| s.flag[*i] || d.proposed.get(*i).copied().unwrap_or(false))
+            .collect();
+        f.sort_by_key(|i| d.rank[*i]);
+        f
+    };
+    let mut out = if all_rows {
+        df.clone()
+    } else {
+        let take = IdxCa::from_vec("idx".into(), idx.iter().map(|i| *i as IdxSize).collect());
+        df.take(&take)?
+    };
+    let pick = |v: &[f64]| -> Vec<f64> { idx.iter().map(|i| v[*i]).collect() };
+    out.with_column(Column::new("score".into(), pick(&s.score)))?;
+    out.with_column(Column::new("model_score".into(), pick(&s.model)))?;
+    out.with_column(Column::new("decision".into(), pick(&s.decision)))?;
+    out.with_column(Column::new(
+        "is_anomaly".into(),
+        idx.iter().map(|i| s.flag[*i]).collect::<Vec<bool>>(),
+    ))?;
+    out.with_column(Column::new(
+        "rank".into(),
+        idx.iter().map(|i| d.rank[*i] as u32).collect::<Vec<u32>>(),
+    ))?;
+    out.with_column(Column::new(
+        "cluster".into(),
+        idx.iter()
+            .map(|i| s.cluster[*i] as u32)
+            .collect::<Vec<u32>>(),
+    ))?;
+    let top: Vec<String> = idx
+        .iter()
+        .map(|i| crate::detect::model::top_attributions(&s.attributions[*i], names, 3))
+        .collect();
+    out.with_column(Column::new("top_features".into(), top))?;
+    let n = out.height();
+    out.with_column(Column::new_scalar(
+        "model_version".into(),
+        Scalar::new(
+            DataType::String,
+            AnyValue::StringOwned(d.bundle.version().into()),
+        ),
+        n,
+    ))?;
+    Ok(out)
+}
