@@ -1,10 +1,11 @@
 //! A case, its events, what recording and listing return, and why an operation failed.
 
-use super::codec::{date_format, opt_date_format};
-use crate::store::StoreError;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::store::StoreError;
+
+use super::codec::{date_format, opt_date_format};
 use super::*;
 
 /// The last decision on a case, kept so that its maker can undo it.

@@ -1,8 +1,9 @@
 //! How cases, events and their indexes are stored: encoding, heads, markers and prefixes.
 
-use crate::store::{CaseReader, CaseTree, CaseTxn, TxError};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::store::{CaseReader, CaseTree, CaseTxn, TxError};
 
 use super::*;
 

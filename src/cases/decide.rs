@@ -1,10 +1,11 @@
 //! Decisions and the other actions of analysts on cases (owners, notes, Jira, dispatch).
 
-use super::codec::{abort, append_event, load_case, load_ref, put_case};
-use super::record::new_case;
-use crate::store::{CaseTxn, TxError};
 use chrono::{DateTime, Utc};
 
+use crate::store::{CaseTxn, TxError};
+
+use super::codec::{abort, append_event, load_case, load_ref, put_case};
+use super::record::new_case;
 use super::*;
 
 impl<'s> Cases<'s> {

@@ -1,11 +1,13 @@
 //! Importing analysts' labels from a feedback file.
 
-use super::codec::load_ref;
-use super::decide::{apply_decision, check_decision, clean_note};
-use crate::store::TxError;
-use chrono::NaiveDate;
 use std::collections::HashMap;
 
+use chrono::NaiveDate;
+
+use crate::store::TxError;
+
+use super::codec::load_ref;
+use super::decide::{apply_decision, check_decision, clean_note};
 use super::*;
 
 impl<'s> Cases<'s> {

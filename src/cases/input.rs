@@ -1,10 +1,10 @@
 //! A flagged record as the pipeline (or an analyst) hands it over.
 
-use super::codec::date_format;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::codec::date_format;
 use super::*;
 
 // ---------------------------------------------------------------------------------------------

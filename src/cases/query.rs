@@ -1,11 +1,12 @@
 //! Reading cases, events and labels.
 
+use chrono::NaiveDate;
+
+use crate::store::CaseTree;
+
 use super::codec::{
     break_prefix, case_events_prefix, decode, decode_case, is_marker, is_ticket, ticket_number,
 };
-use crate::store::CaseTree;
-use chrono::NaiveDate;
-
 use super::*;
 
 impl<'s> Cases<'s> {

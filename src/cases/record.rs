@@ -1,14 +1,16 @@
 //! Recording a run's flagged records: opening, updating and bringing back cases.
 
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::store::{CaseReader, CaseTree, CaseTxn};
+
 use super::codec::{
     EventNote, abort, append_event, append_event_note, break_prefix, case_head, decode_case,
     is_marker, load_case, put_case, write_case,
 };
 use super::roll::{recertify_if_moved, roll_opened};
-use crate::store::{CaseReader, CaseTree, CaseTxn};
-use chrono::{DateTime, NaiveDate, Utc};
-use std::collections::{HashMap, HashSet};
-
 use super::*;
 
 impl<'s> Cases<'s> {
@@ -154,60 +156,13 @@ impl<'s> Cases<'s> {
                 Ok(case_id(&input.profile, &input.key, input.start_date))
             })
             .collect::<Result<_, CaseError>>()?;
-        // The record each case is brought to: its latest (by date, then by position, as one
-        // upsert after the other would leave it).
-        let mut latest: HashMap<&str, usize> = HashMap::with_capacity(inputs.len());
-        let mut order: Vec<&str> = Vec::new();
-        for (k, id) in ids.iter().enumerate() {
-            match latest.entry(id.as_str()) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(k);
-                    order.push(id.as_str());
-                }
-                std::collections::hash_map::Entry::Occupied(mut o) => {
-                    if inputs[k].date >= inputs[*o.get()].date {
-                        o.insert(k);
-                    }
-                }
-            }
-        }
-        let reps: Vec<usize> = order.iter().map(|id| latest[id]).collect();
-        // What a case the batch opens keeps of its break's earlier records: the difference of
-        // the first (its opening difference) and of the one before the latest.
-        let mut earlier: HashMap<&str, (usize, Option<usize>)> = HashMap::with_capacity(reps.len());
-        for (k, id) in ids.iter().enumerate() {
-            let rep = latest[id.as_str()];
-            let e = earlier.entry(id.as_str()).or_insert((k, None));
-            if inputs[k].date < inputs[e.0].date {
-                e.0 = k;
-            }
-            if k != rep && e.1.is_none_or(|p| inputs[k].date >= inputs[p].date) {
-                e.1 = Some(k);
-            }
-        }
-        // The rules propose a case for auto-resolution only when they propose every record of
-        // its break: one unexplained record keeps it for review.
-        let mut proposed: HashMap<&str, bool> = HashMap::with_capacity(reps.len());
-        for (id, auto) in ids.iter().zip(auto_resolve) {
-            *proposed.entry(id.as_str()).or_insert(true) &= *auto;
-        }
-        // Fingerprints (SHA-256 of each record), in parallel; then the cleared case a record of
-        // an unknown break may bring back, read once through one reader.
-        let fingerprints: Vec<String> = reps
-            .par_iter()
-            .map(|&k| inputs[k].fingerprint())
-            .collect::<Result<_, CaseError>>()?;
-        let mut reader = self.store.case_reader();
-        let mut prepared: Vec<(String, Option<String>)> = Vec::with_capacity(reps.len());
-        for (&k, fingerprint) in reps.iter().zip(fingerprints) {
-            let reappear = if reader.contains(CaseTree::Cases, ids[k].as_bytes())? {
-                None
-            } else {
-                self.reappearing(&mut reader, &inputs[k])?
-            };
-            prepared.push((fingerprint, reappear));
-        }
-        drop(reader);
+        let Grouped {
+            order,
+            reps,
+            earlier,
+            proposed,
+        } = group_by_case(inputs, &ids, auto_resolve);
+        let prepared = self.prepare(inputs, &ids, &reps)?;
         let now = self.now();
         let roll = self.roll;
         let router = self.router.as_deref();
@@ -258,6 +213,97 @@ impl<'s> Cases<'s> {
         let at: HashMap<&str, usize> = order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         let of_input = ids.iter().map(|id| at[id.as_str()]).collect();
         Ok((outcomes, of_input))
+    }
+
+    /// The fingerprint of each case's record (`reps`: the input each case is brought to), and
+    /// the cleared case that the record of a break not yet stored brings back, if any.
+    fn prepare(
+        &self,
+        inputs: &[BreakInput],
+        ids: &[String],
+        reps: &[usize],
+    ) -> Result<Vec<(String, Option<String>)>, CaseError> {
+        use rayon::prelude::*;
+        // Fingerprints (SHA-256 of each record), in parallel; then the cleared case a record of
+        // an unknown break may bring back, read once through one reader.
+        let fingerprints: Vec<String> = reps
+            .par_iter()
+            .map(|&k| inputs[k].fingerprint())
+            .collect::<Result<_, CaseError>>()?;
+        let mut reader = self.store.case_reader();
+        let mut prepared: Vec<(String, Option<String>)> = Vec::with_capacity(reps.len());
+        for (&k, fingerprint) in reps.iter().zip(fingerprints) {
+            let reappear = if reader.contains(CaseTree::Cases, ids[k].as_bytes())? {
+                None
+            } else {
+                self.reappearing(&mut reader, &inputs[k])?
+            };
+            prepared.push((fingerprint, reappear));
+        }
+        Ok(prepared)
+    }
+}
+
+/// A batch's records grouped by case (`ids[k]` is the case of `inputs[k]`).
+struct Grouped<'a> {
+    /// The cases, in the order of their first record.
+    order: Vec<&'a str>,
+    /// The record each case (in `order`) is brought to.
+    reps: Vec<usize>,
+    /// Each case's first record, and the one before the record it is brought to (if any).
+    earlier: HashMap<&'a str, (usize, Option<usize>)>,
+    /// Whether the rules propose each case for auto-resolution.
+    proposed: HashMap<&'a str, bool>,
+}
+
+/// Groups the records of a batch by case (see [`Grouped`]).
+fn group_by_case<'a>(
+    inputs: &[BreakInput],
+    ids: &'a [String],
+    auto_resolve: &[bool],
+) -> Grouped<'a> {
+    // The record each case is brought to: its latest (by date, then by position, as one
+    // upsert after the other would leave it).
+    let mut latest: HashMap<&str, usize> = HashMap::with_capacity(inputs.len());
+    let mut order: Vec<&str> = Vec::new();
+    for (k, id) in ids.iter().enumerate() {
+        match latest.entry(id.as_str()) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(k);
+                order.push(id.as_str());
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                if inputs[k].date >= inputs[*o.get()].date {
+                    o.insert(k);
+                }
+            }
+        }
+    }
+    let reps: Vec<usize> = order.iter().map(|id| latest[id]).collect();
+    // What a case the batch opens keeps of its break's earlier records: the difference of
+    // the first (its opening difference) and of the one before the latest.
+    let mut earlier: HashMap<&str, (usize, Option<usize>)> = HashMap::with_capacity(reps.len());
+    for (k, id) in ids.iter().enumerate() {
+        let rep = latest[id.as_str()];
+        let e = earlier.entry(id.as_str()).or_insert((k, None));
+        if inputs[k].date < inputs[e.0].date {
+            e.0 = k;
+        }
+        if k != rep && e.1.is_none_or(|p| inputs[k].date >= inputs[p].date) {
+            e.1 = Some(k);
+        }
+    }
+    // The rules propose a case for auto-resolution only when they propose every record of
+    // its break: one unexplained record keeps it for review.
+    let mut proposed: HashMap<&str, bool> = HashMap::with_capacity(reps.len());
+    for (id, auto) in ids.iter().zip(auto_resolve) {
+        *proposed.entry(id.as_str()).or_insert(true) &= *auto;
+    }
+    Grouped {
+        order,
+        reps,
+        earlier,
+        proposed,
     }
 }
 
@@ -381,64 +427,108 @@ fn upsert_one(
     router: Option<&crate::routing::Router>,
     cycle: Option<&Cycle>,
 ) -> TxResult<UpsertOutcome> {
-    if let Some(mut case) = case_of_record(txn, input, id, reappear)? {
-        // An older record (a past file run again) or the same record: nothing to do.
-        if input.date < case.last_date || case.fingerprint == fingerprint {
-            return Ok(UpsertOutcome {
-                case,
-                change: Change::Unchanged,
-            });
-        }
-        let record = serde_json::json!({
-            "date": input.date.to_string(),
-            "difference": input.difference,
-        });
-        let mut change = Change::Updated;
-        match case.cleared_on {
-            Some(on) if input.date > on || input.start_date != case.start_date => {
-                change = Change::Reappeared;
-                // The break is back: the same case, to be reviewed again.
-                let from = case.status;
-                let reason = if input.start_date != case.start_date {
-                    format!(
-                        "cleared on {on}, a break again from {} (within {} days)",
-                        input.start_date, roll.reopen_days
-                    )
-                } else {
-                    format!("cleared on {on}, in break again on {}", input.date)
-                };
-                case.refresh_from(input, fingerprint.to_string());
-                case.start_date = input.start_date;
-                case.cleared_on = None;
-                case.status = Status::PendingReview;
-                case.last_decision = None;
-                case.proposed_by = None;
-                append_event_note(
-                    txn,
-                    &case,
-                    EventNote {
-                        action: EventAction::Reappeared,
-                        user: SYSTEM_USER,
-                        role: None,
-                        from: Some(from),
-                        reason: Some(reason),
-                        record: Some(record),
-                    },
-                    now,
-                )?;
-            }
-            _ => {
-                case.refresh_from(input, fingerprint.to_string());
-                if recertify_if_moved(txn, &mut case, roll.recertify_share, record, now)? {
-                    change = Change::Recertified;
-                }
-            }
-        }
-        case.due = Some(roll.due(case.created_at.date_naive(), &case.severity));
-        case.updated_at = now;
-        put_case(txn, &case)?;
-        return Ok(UpsertOutcome { case, change });
+    if let Some(case) = case_of_record(txn, input, id, reappear)? {
+        return bring_up_to_date(txn, case, input, fingerprint, now, roll);
     }
+    open_case(
+        txn,
+        input,
+        opening,
+        auto_resolve,
+        id,
+        fingerprint,
+        now,
+        roll,
+        router,
+        cycle,
+    )
+}
+
+/// Brings the stored `case` of a record to it (unless the record is older or the same): a
+/// cleared break that is back reappears for review, one that persists takes the record (and
+/// goes back to review when its difference moved past `recertify_share`).
+fn bring_up_to_date(
+    txn: &CaseTxn<'_>,
+    mut case: Case,
+    input: &BreakInput,
+    fingerprint: &str,
+    now: DateTime<Utc>,
+    roll: &RollParams,
+) -> TxResult<UpsertOutcome> {
+    // An older record (a past file run again) or the same record: nothing to do.
+    if input.date < case.last_date || case.fingerprint == fingerprint {
+        return Ok(UpsertOutcome {
+            case,
+            change: Change::Unchanged,
+        });
+    }
+    let record = serde_json::json!({
+        "date": input.date.to_string(),
+        "difference": input.difference,
+    });
+    let mut change = Change::Updated;
+    match case.cleared_on {
+        Some(on) if input.date > on || input.start_date != case.start_date => {
+            change = Change::Reappeared;
+            // The break is back: the same case, to be reviewed again.
+            let from = case.status;
+            let reason = if input.start_date != case.start_date {
+                format!(
+                    "cleared on {on}, a break again from {} (within {} days)",
+                    input.start_date, roll.reopen_days
+                )
+            } else {
+                format!("cleared on {on}, in break again on {}", input.date)
+            };
+            case.refresh_from(input, fingerprint.to_string());
+            case.start_date = input.start_date;
+            case.cleared_on = None;
+            case.status = Status::PendingReview;
+            case.last_decision = None;
+            case.proposed_by = None;
+            append_event_note(
+                txn,
+                &case,
+                EventNote {
+                    action: EventAction::Reappeared,
+                    user: SYSTEM_USER,
+                    role: None,
+                    from: Some(from),
+                    reason: Some(reason),
+                    record: Some(record),
+                },
+                now,
+            )?;
+        }
+        _ => {
+            case.refresh_from(input, fingerprint.to_string());
+            if recertify_if_moved(txn, &mut case, roll.recertify_share, record, now)? {
+                change = Change::Recertified;
+            }
+        }
+    }
+    case.due = Some(roll.due(case.created_at.date_naive(), &case.severity));
+    case.updated_at = now;
+    put_case(txn, &case)?;
+    Ok(UpsertOutcome { case, change })
+}
+
+/// Opens the case of a record of a new break: its ticket, its `create` event, its owner when
+/// `router` gives one, proposed for auto-resolution when `auto_resolve` says so, and rolled
+/// through `cycle` (when given) before it is written.
+#[allow(clippy::too_many_arguments)]
+fn open_case(
+    txn: &CaseTxn<'_>,
+    input: &BreakInput,
+    opening: Opening,
+    auto_resolve: bool,
+    id: &str,
+    fingerprint: &str,
+    now: DateTime<Utc>,
+    roll: &RollParams,
+    router: Option<&crate::routing::Router>,
+    cycle: Option<&Cycle>,
+) -> TxResult<UpsertOutcome> {
     let mut case = new_case(txn, input, id, fingerprint.to_string(), Origin::Model, now)?;
     case.first_difference = Some(opening.first);
     case.previous_difference = opening.previous.filter(|p| *p != input.difference);

@@ -1,14 +1,16 @@
 //! The daily roll-forward of breaks from one reconciliation cycle to the next.
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{CaseTree, CaseTxn, TxError};
+
 use super::codec::{
     EventNote, OUTSTANDING_INDEXED, OUTSTANDING_TAG, append_event_note, break_prefix, decode_case,
     load_case, outstanding_in, outstanding_marker, put_case, ticket_number,
 };
-use crate::store::{CaseTree, CaseTxn, TxError};
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-
 use super::*;
 
 /// How breaks roll forward from one reconciliation cycle to the next (`[cases]`).
@@ -345,6 +347,115 @@ pub(super) fn recertify_if_moved(
     Ok(true)
 }
 
+/// Rolls the cases of `chunk` (ids) forward through `cycle` in one transaction, as
+/// [`Cases::roll_forward_over`] does: what happened to them, and the cases written.
+fn roll_chunk(
+    txn: &CaseTxn<'_>,
+    chunk: &[String],
+    cycle: &Cycle,
+    now: DateTime<Utc>,
+    share: f64,
+) -> TxResult<(RollOutcome, Vec<Case>)> {
+    let mut part = RollOutcome::default();
+    let mut cases = Vec::new();
+    for id in chunk {
+        let Some(case) = load_case(txn, id)? else {
+            continue;
+        };
+        if case.status == Status::Cleared || case.cleared_on.is_some() {
+            continue;
+        }
+        if let Some(case) = roll_case(txn, case, cycle, now, share, &mut part)? {
+            cases.push(case);
+        }
+    }
+    Ok((part, cases))
+}
+
+/// Rolls one stored case that has not cleared forward through `cycle`, counted in `part`:
+/// the case, if it was written.
+fn roll_case(
+    txn: &CaseTxn<'_>,
+    mut case: Case,
+    cycle: &Cycle,
+    now: DateTime<Utc>,
+    share: f64,
+    part: &mut RollOutcome,
+) -> TxResult<Option<Case>> {
+    let opened = cycle.opened.contains(&case.id);
+    let written = match roll_of(&case, cycle) {
+        Roll::Absent => {
+            part.absent += 1;
+            None
+        }
+        Roll::Seen { out } => {
+            if out && !opened {
+                part.persisting += 1;
+            }
+            None
+        }
+        Roll::Persist(r) => {
+            if !opened {
+                part.persisting += 1;
+            }
+            case.last_date = r.date;
+            if case.difference != r.difference {
+                case.previous_difference = Some(case.difference);
+            }
+            case.difference = r.difference;
+            case.updated_at = now;
+            let record = serde_json::json!({
+                "date": r.date.to_string(),
+                "difference": r.difference,
+            });
+            if recertify_if_moved(txn, &mut case, share, record, now)? {
+                part.recertified += 1;
+            }
+            put_case(txn, &case)?;
+            Some(case)
+        }
+        // A case this cycle opened is new: the next cycle says whether it
+        // cleared (so one file's anomalies stay reviewable).
+        Roll::Clear { .. } if opened => {
+            if let Some(as_of) = cycle.as_of()
+                && case.seen_to.is_none_or(|s| s < as_of)
+            {
+                case.seen_to = Some(as_of);
+                put_case(txn, &case)?;
+                Some(case)
+            } else {
+                None
+            }
+        }
+        Roll::Clear { on, record, reason } => {
+            part.cleared += 1;
+            let from = case.status;
+            case.cleared_on = Some(on);
+            if case.status.is_open() {
+                case.status = Status::Cleared;
+                case.last_decision = None;
+            }
+            case.updated_at = now;
+            append_event_note(
+                txn,
+                &case,
+                EventNote {
+                    action: EventAction::Cleared,
+                    user: SYSTEM_USER,
+                    role: None,
+                    from: Some(from),
+                    reason: Some(reason),
+                    record: Some(record),
+                },
+                now,
+            )?;
+            put_case(txn, &case)?;
+            Some(case)
+        }
+    };
+    Ok(written)
+}
+
 impl<'s> Cases<'s> {
     /// Rolls the profile's cases forward through `cycle` (call it after the cycle's flagged
     /// records were upserted): a case whose account came back within tolerance (or dropped out
@@ -483,84 +594,9 @@ impl<'s> Cases<'s> {
         };
         let mut replace: Vec<(usize, Case)> = Vec::new();
         for chunk in candidates.chunks(UPSERT_CHUNK) {
-            let (part, cases) = self.store.case_transaction(|txn| {
-                let mut part = RollOutcome::default();
-                let mut cases = Vec::new();
-                for id in chunk {
-                    let Some(mut case) = load_case(txn, id)? else {
-                        continue;
-                    };
-                    if case.status == Status::Cleared || case.cleared_on.is_some() {
-                        continue;
-                    }
-                    let opened = cycle.opened.contains(&case.id);
-                    match roll_of(&case, cycle) {
-                        Roll::Absent => part.absent += 1,
-                        Roll::Seen { out } => {
-                            if out && !opened {
-                                part.persisting += 1;
-                            }
-                        }
-                        Roll::Persist(r) => {
-                            if !opened {
-                                part.persisting += 1;
-                            }
-                            case.last_date = r.date;
-                            if case.difference != r.difference {
-                                case.previous_difference = Some(case.difference);
-                            }
-                            case.difference = r.difference;
-                            case.updated_at = now;
-                            let record = serde_json::json!({
-                                "date": r.date.to_string(),
-                                "difference": r.difference,
-                            });
-                            if recertify_if_moved(txn, &mut case, share, record, now)? {
-                                part.recertified += 1;
-                            }
-                            put_case(txn, &case)?;
-                            cases.push(case);
-                        }
-                        // A case this cycle opened is new: the next cycle says whether it
-                        // cleared (so one file's anomalies stay reviewable).
-                        Roll::Clear { .. } if opened => {
-                            if let Some(as_of) = cycle.as_of()
-                                && case.seen_to.is_none_or(|s| s < as_of)
-                            {
-                                case.seen_to = Some(as_of);
-                                put_case(txn, &case)?;
-                                cases.push(case);
-                            }
-                        }
-                        Roll::Clear { on, record, reason } => {
-                            part.cleared += 1;
-                            let from = case.status;
-                            case.cleared_on = Some(on);
-                            if case.status.is_open() {
-                                case.status = Status::Cleared;
-                                case.last_decision = None;
-                            }
-                            case.updated_at = now;
-                            append_event_note(
-                                txn,
-                                &case,
-                                EventNote {
-                                    action: EventAction::Cleared,
-                                    user: SYSTEM_USER,
-                                    role: None,
-                                    from: Some(from),
-                                    reason: Some(reason),
-                                    record: Some(record),
-                                },
-                                now,
-                            )?;
-                            put_case(txn, &case)?;
-                            cases.push(case);
-                        }
-                    }
-                }
-                Ok((part, cases))
-            })?;
+            let (part, cases) = self
+                .store
+                .case_transaction(|txn| roll_chunk(txn, chunk, cycle, now, share))?;
             for c in cases {
                 if let Some(i) = at.get(c.id.as_str()) {
                     replace.push((*i, c));

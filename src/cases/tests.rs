@@ -1,12 +1,14 @@
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{CaseTree, Store, TxError};
+
 use super::codec::{
     OUTSTANDING_INDEXED, case_bytes, case_head, decode_case, outstanding_marker, ticket_number,
 };
 use super::feedback::parse_label;
 use super::roll::briefly;
 use super::*;
-use crate::store::{CaseTree, Store, TxError};
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
 
 /// A flagged record of account `key` in profile `gl`, its break begun that day.
 fn record(key: &str, day: NaiveDate) -> BreakInput {

@@ -1,9 +1,10 @@
 //! Statuses, actions, roles and dispatch states of cases.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::*;
 
