@@ -1,0 +1,264 @@
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{CaseTree, Store, TxError};
+
+use super::codec::{
+    OUTSTANDING_INDEXED, case_bytes, case_head, decode_case, outstanding_marker, ticket_number,
+};
+use super::feedback::parse_label;
+use super::roll::briefly;
+use super::*;
+
+/// A flagged record of account `key` in profile `gl`, its break begun that day.
+fn record(key: &str, day: NaiveDate) -> BreakInput {
+    BreakInput {
+        profile: "gl".into(),
+        key: key.into(),
+        start_date: day,
+        date: day,
+        bucket: "Timing Issue".into(),
+        bucket_rule: "r".into(),
+        confidence: 0.9,
+        severity: "Low".into(),
+        summary: "s".into(),
+        score: -0.6,
+        rank: 1,
+        difference: 10.0,
+        model_version: "m".into(),
+        row: serde_json::Map::new(),
+    }
+}
+
+#[test]
+fn a_stored_case_is_read_back_with_its_head_or_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cases = Cases::new(&store);
+    let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+    let input = record("A", day);
+    let case = cases.upsert(&input, false).unwrap().case;
+    let bytes = case_bytes(&case).unwrap();
+    let head = case_head(&bytes).unwrap();
+    assert_eq!(head.fingerprint, case.fingerprint);
+    assert_eq!(head.last_date, day);
+    assert_eq!(head.ticket, case.ticket);
+    assert_eq!(head.status, Status::PendingReview);
+    assert_eq!(decode_case(&bytes).unwrap(), case);
+    // A case stored before heads existed is its JSON alone.
+    let json = serde_json::to_vec(&case).unwrap();
+    assert!(case_head(&json).is_none());
+    assert_eq!(decode_case(&json).unwrap(), case);
+    // A damaged head is no head, and the case does not decode: an error, not a panic.
+    for cut in [1, 2, 3, 10, 40] {
+        assert!(case_head(&bytes[..cut]).is_none(), "cut at {cut}");
+        assert!(decode_case(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    let mut long = bytes.clone();
+    long[1] = 0xff;
+    long[2] = 0xff;
+    assert!(case_head(&long).is_none());
+    assert!(decode_case(&long).is_err());
+    // Re-recording the same record reads the head and changes nothing.
+    let again = cases
+        .record_batch(std::slice::from_ref(&input), &[false], None)
+        .unwrap();
+    assert_eq!(again[0].change, Change::Unchanged);
+    assert_eq!(again[0].ticket, case.ticket);
+    assert_eq!(cases.get(&case.id).unwrap().unwrap(), case);
+}
+
+#[test]
+fn brief_outstanding_cases_leave_the_snapshot_out_and_stay_brief_when_rolled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cases = Cases::new(&store);
+    let day = |d: u32| NaiveDate::from_ymd_opt(2024, 3, d).unwrap();
+    let with_row = |key: &str| {
+        let mut r = record(key, day(1));
+        r.row
+            .insert("Comments".into(), serde_json::json!("posted late"));
+        r
+    };
+    let a = cases.upsert(&with_row("A"), false).unwrap().case;
+    let b = cases.upsert(&with_row("B"), false).unwrap().case;
+    assert!(!a.row.is_empty());
+    let full = cases.outstanding_cases("gl").unwrap();
+    let mut briefs = cases.outstanding_briefs("gl").unwrap();
+    assert_eq!(briefs.len(), 2);
+    for (f, b) in full.iter().zip(&briefs) {
+        assert!(b.row.is_empty() && b.dispatches.is_empty());
+        let mut f = f.clone();
+        briefly(&mut f);
+        assert_eq!(&f, b, "only the snapshot and dispatches are left out");
+    }
+    // A's break persists on the 2nd, B's is back within tolerance: both are written.
+    let mut cycle = Cycle {
+        profile: "gl".into(),
+        ..Cycle::default()
+    };
+    let d2 = (day(2) - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
+    cycle.push_day(&a.key, d2, true, 9.0, 1.0);
+    cycle.push_day(&b.key, d2, false, 0.0, 0.0);
+    cycle.seal();
+    let out = cases.roll_forward_over(&cycle, &mut briefs).unwrap();
+    assert_eq!((out.persisting, out.cleared), (1, 1));
+    let rolled_a = briefs.iter().find(|c| c.id == a.id).unwrap();
+    assert_eq!((rolled_a.last_date, rolled_a.difference), (day(2), 9.0));
+    assert!(rolled_a.row.is_empty(), "a written case comes back brief");
+    let rolled_b = briefs.iter().find(|c| c.id == b.id).unwrap();
+    assert_eq!(rolled_b.status, Status::Cleared);
+    // The store keeps the whole case.
+    let stored = cases.get(&a.id).unwrap().unwrap();
+    assert_eq!(stored.row, a.row);
+    assert_eq!(stored.difference, 9.0);
+}
+
+#[test]
+fn a_store_written_before_the_markers_is_indexed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cases = Cases::new(&store);
+    let input = |key: &str, day: u32| record(key, NaiveDate::from_ymd_opt(2024, 3, day).unwrap());
+    let a = cases.upsert(&input("A", 1), false).unwrap().case;
+    let b = cases.upsert(&input("B", 2), false).unwrap().case;
+    // What an older store held: the cases without their markers, and no flag.
+    store
+        .case_transaction(|txn| {
+            for c in [&a, &b] {
+                txn.remove(
+                    CaseTree::BreakIndex,
+                    &outstanding_marker(&c.profile, &c.key, &c.id),
+                )?;
+            }
+            txn.remove(CaseTree::Seq, OUTSTANDING_INDEXED)?;
+            Ok::<(), TxError<CaseError>>(())
+        })
+        .unwrap();
+    assert!(cases.outstanding_of("gl", "A").unwrap().is_empty());
+    assert_eq!(cases.index_outstanding().unwrap(), 2);
+    assert_eq!(cases.outstanding_of("gl", "A").unwrap(), vec![a.id.clone()]);
+    assert_eq!(cases.outstanding_cases("gl").unwrap().len(), 2);
+    assert_eq!(cases.index_outstanding().unwrap(), 0, "once per store");
+}
+
+#[test]
+fn every_allowed_action_leads_out_of_its_status_and_back_to_work() {
+    for status in Status::ALL {
+        let allowed = status.allowed_actions();
+        assert!(!allowed.is_empty(), "{status} is a dead end");
+        for a in allowed {
+            assert_ne!(a.target(), status, "{status} {a}");
+        }
+    }
+    // Pending work is reachable again from every decided status.
+    for s in [Status::Accepted, Status::Rejected, Status::Approved] {
+        assert_eq!(s.allowed_actions(), &[Action::Reopen]);
+    }
+    assert_eq!(
+        Status::Returned.allowed_actions(),
+        Status::PendingReview.allowed_actions()
+    );
+}
+
+#[test]
+fn labels_parse_in_every_accepted_spelling_and_nothing_else() {
+    for s in ["accept", "ACCEPT", " 1 ", "true", "True"] {
+        assert_eq!(parse_label(s), Ok(true), "{s}");
+    }
+    for s in ["reject", "0", "false", "FALSE"] {
+        assert_eq!(parse_label(s), Ok(false), "{s}");
+    }
+    for s in ["", "yes", "2", "accepted"] {
+        assert!(parse_label(s).is_err(), "{s}");
+    }
+}
+
+#[test]
+fn jira_keys_and_ticket_numbers() {
+    for k in ["RECON-1", "R2D2-42", "FIN_OPS-1000"] {
+        assert!(is_jira_key(k), "{k}");
+    }
+    for k in [
+        "",
+        "RECON",
+        "recon-1",
+        "1RECON-1",
+        "RECON-",
+        "RECON-1-2",
+        "RECON-x",
+    ] {
+        assert!(!is_jira_key(k), "{k}");
+    }
+    assert_eq!(ticket_number("BRK-20240501-000042"), 42);
+    assert_eq!(ticket_number("BRK-20240501-1000000"), 1_000_000);
+    assert_eq!(ticket_number("garbage"), u64::MAX);
+}
+
+#[test]
+fn a_case_stored_before_dispatch_existed_reads_and_is_dispatchable() {
+    // A case as schema 2 wrote it: no `dispatches`.
+    let v2 = r#"{"id":"C-0123456789ab","ticket":"BRK-20240501-000001","profile":"gl_ihub",
+        "key":"K","start_date":"2024-05-01","last_date":"2024-05-02","origin":"Model",
+        "status":"Accepted","bucket":"Timing Issue","bucket_rule":"r","confidence":0.5,
+        "severity":"Low","summary":"s","score":0.1,"rank":1,"difference":1.5,
+        "model_version":"m","proposed_by":null,"jira_key":null,"dispatched":false,
+        "created_at":"2024-05-01T09:30:00.000Z","updated_at":"2024-05-01T09:30:00.000Z",
+        "row":{},"last_decision":null,"fingerprint":"f"}"#;
+    let mut case: Case = serde_json::from_str(v2).unwrap();
+    assert!(case.dispatches.is_empty());
+    assert!(Channel::ALL.iter().all(|c| case.dispatchable_on(*c)));
+    let at = case.created_at;
+    for (state, again) in [
+        (DispatchState::Queued, false),
+        (DispatchState::Sent, false),
+        (DispatchState::Parked, false),
+        (DispatchState::Cancelled, true),
+    ] {
+        case.dispatches = vec![ChannelDispatch {
+            channel: Channel::Jira,
+            state,
+            outbox_id: 7,
+            reference: None,
+            note: None,
+            at,
+        }];
+        assert_eq!(case.dispatchable_on(Channel::Jira), again, "{state}");
+        assert!(case.dispatchable_on(Channel::Email));
+        let back: Case = serde_json::from_str(&serde_json::to_string(&case).unwrap()).unwrap();
+        assert_eq!(back, case);
+    }
+    assert_eq!("Webhook".parse::<Channel>().unwrap(), Channel::Webhook);
+    assert!("fax".parse::<Channel>().is_err());
+}
+
+#[test]
+fn timestamps_and_dates_round_trip_through_json() {
+    let t = DateTime::parse_from_rfc3339("2024-05-01T09:30:00.123Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let label = Label {
+        case_id: "C-0123456789ab".into(),
+        profile: "gl_ihub".into(),
+        key: "K".into(),
+        date: NaiveDate::from_ymd_opt(2024, 5, 1).unwrap(),
+        start_date: NaiveDate::from_ymd_opt(2024, 4, 29),
+        label: true,
+        origin: Origin::Model,
+        difference: None,
+    };
+    let json = serde_json::to_string(&label).unwrap();
+    assert!(json.contains("\"date\":\"2024-05-01\""), "{json}");
+    assert!(json.contains("\"start_date\":\"2024-04-29\""), "{json}");
+    assert_eq!(serde_json::from_str::<Label>(&json).unwrap(), label);
+    // A label stored before the start date was kept still reads.
+    let old = json.replace(",\"start_date\":\"2024-04-29\"", "");
+    let read: Label = serde_json::from_str(&old).unwrap();
+    assert_eq!(read.start_date, None);
+    assert_eq!(read.date, label.date);
+    #[derive(Serialize, Deserialize)]
+    struct T(#[serde(with = "time_format")] DateTime<Utc>);
+    let s = serde_json::to_string(&T(t)).unwrap();
+    assert_eq!(s, "\"2024-05-01T09:30:00.123Z\"");
+    assert_eq!(serde_json::from_str::<T>(&s).unwrap().0, t);
+}
