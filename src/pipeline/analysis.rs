@@ -160,15 +160,7 @@ pub(super) fn analyze_with(
     };
     let mut timings = Vec::new();
     step(progress, Stage::Detect, 0)?;
-    let det = match model {
-        None => score(cfg, &mut result, store, &aopts.detect)?,
-        Some(BundleRun {
-            bundle,
-            known: Some(status),
-            ..
-        }) => score_with_bundle(cfg, &mut result, store, &aopts.detect, bundle, status)?,
-        Some(m) => score_from_file(cfg, &mut result, store, &aopts.detect, m.bundle, m.file)?,
-    };
+    let det = detect_with(cfg, &mut result, store, aopts, model)?;
     let t = Instant::now();
     let mut table = with_detection(
         &result.features.df,
@@ -185,33 +177,8 @@ pub(super) fn analyze_with(
 
     step(progress, Stage::Categorize, 1)?;
     let t = Instant::now();
-    let rules = rules_file(cfg)?;
-    let flagged_total = det.scored.flag.iter().filter(|f| **f).count();
-    // The flagged rows, and the explained breaks proposed for auto-resolution.
-    let rows: Vec<usize> = if aopts.all_rows {
-        (0..table.height())
-            .filter(|i| det.scored.flag[*i] || det.proposed.get(*i).copied().unwrap_or(false))
-            .collect()
-    } else {
-        (0..table.height()).collect()
-    };
-    let categorized = categorize_observed(
-        cfg,
-        &rules,
-        &table,
-        &result.resolved,
-        &rows,
-        flagged_total,
-        store,
-        Some(&mut |done, asked| {
-            progress(Progress {
-                stage: Stage::CategorizeLlm,
-                done: done as u64,
-                total: asked as u64,
-            })
-        }),
-    )?;
-    with_categories(&mut table, &rows, &categorized.cats)?;
+    let (rows, categorized) =
+        categorize_table(cfg, store, aopts, &det, &result, &mut table, progress)?;
     timings.push(("categorize", t.elapsed()));
 
     let (cases, summary) = if record_cases {
@@ -255,6 +222,67 @@ pub(super) fn analyze_with(
         summary,
         timings,
     })
+}
+
+/// The rows scored with the store's model ([`score`]), a bundle whose fitness is known, or a
+/// bundle read from a file (checked against the rows).
+fn detect_with(
+    cfg: &Config,
+    result: &mut RunOutput,
+    store: &crate::store::Store,
+    aopts: &AnalyzeOptions,
+    model: Option<BundleRun<'_>>,
+) -> Result<Detection, AnalyzeError> {
+    Ok(match model {
+        None => score(cfg, result, store, &aopts.detect)?,
+        Some(BundleRun {
+            bundle,
+            known: Some(status),
+            ..
+        }) => score_with_bundle(cfg, result, store, &aopts.detect, bundle, status)?,
+        Some(m) => score_from_file(cfg, result, store, &aopts.detect, m.bundle, m.file)?,
+    })
+}
+
+/// The rows to categorize (the flagged and the proposed among every row, or all of a table of
+/// flagged rows), categorized and their columns added to `table`.
+fn categorize_table(
+    cfg: &Config,
+    store: &crate::store::Store,
+    aopts: &AnalyzeOptions,
+    det: &Detection,
+    result: &RunOutput,
+    table: &mut polars::prelude::DataFrame,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Vec<usize>, Categorized), AnalyzeError> {
+    let rules = rules_file(cfg)?;
+    let flagged_total = det.scored.flag.iter().filter(|f| **f).count();
+    // The flagged rows, and the explained breaks proposed for auto-resolution.
+    let rows: Vec<usize> = if aopts.all_rows {
+        (0..table.height())
+            .filter(|i| det.scored.flag[*i] || det.proposed.get(*i).copied().unwrap_or(false))
+            .collect()
+    } else {
+        (0..table.height()).collect()
+    };
+    let categorized = categorize_observed(
+        cfg,
+        &rules,
+        table,
+        &result.resolved,
+        &rows,
+        flagged_total,
+        store,
+        Some(&mut |done, asked| {
+            progress(Progress {
+                stage: Stage::CategorizeLlm,
+                done: done as u64,
+                total: asked as u64,
+            })
+        }),
+    )?;
+    with_categories(table, &rows, &categorized.cats)?;
+    Ok((rows, categorized))
 }
 
 /// Why `bundle` (read from `file`) cannot score the rows of `run`: another profile, feature preset

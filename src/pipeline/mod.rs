@@ -299,6 +299,41 @@ fn restore_rows(raw: &mut RawTable, source: &str, rows: &[u64]) -> Result<(), Pi
     Ok(())
 }
 
+/// A file typed through its profile, its rejects added to `all_rejects`; too many rejects is
+/// the error (with every reject so far, for the report).
+fn prepare_checked(
+    cfg: &Config,
+    raw: &RawTable,
+    resolved: &Resolved,
+    popts: &PrepareOptions,
+    rejects_hint: &str,
+    all_rejects: &mut Vec<Reject>,
+) -> Result<Prepared, PipelineError> {
+    let p = prepare::prepare(raw, resolved, popts)?;
+    all_rejects.extend(p.rejects.iter().cloned());
+    if let Err(error) = check_rejects(cfg, &p, rejects_hint) {
+        return Err(PipelineError::TooManyRejects {
+            error: Box::new(error),
+            rejects: std::mem::take(all_rejects),
+        });
+    }
+    Ok(p)
+}
+
+/// Keeps the rows of the accounts in partition `p`.
+fn select_partition(
+    p: &crate::partition::Partition,
+    prepared: &mut Prepared,
+) -> Result<(), PipelineError> {
+    prepared.df = p
+        .select(&prepared.df, &prepared.source)
+        .map_err(|e| match e {
+            crate::partition::PartitionError::Polars(e) => PipelineError::Features(e.into()),
+            e => PipelineError::Config(e.to_string()),
+        })?;
+    Ok(())
+}
+
 /// [`run`], keeping only the rows (current and history) of the accounts in `partition` once
 /// they are typed and keyed, before the features. The whole file is still read and checked (its
 /// rejects and row counts are the whole file's).
@@ -364,50 +399,25 @@ pub fn run_selecting(
     if let Some((hraw, hres)) = &history {
         step(Stage::PrepareHistory, progress)?;
         let t = Instant::now();
-        let hp = prepare::prepare(hraw, hres, &popts)?;
+        let hp = prepare_checked(cfg, hraw, hres, &popts, rejects_hint, &mut all_rejects)?;
         timings.push((Stage::PrepareHistory, t.elapsed()));
         history_rows_read = hp.total_rows;
-        all_rejects.extend(hp.rejects.iter().cloned());
-        if let Err(error) = check_rejects(cfg, &hp, rejects_hint) {
-            return Err(PipelineError::TooManyRejects {
-                error: Box::new(error),
-                rejects: all_rejects,
-            });
-        }
         history_prepared = Some(hp);
     }
     drop(history);
 
     step(Stage::Prepare, progress)?;
     let t = Instant::now();
-    let mut cur = prepare::prepare(&raw, &resolved, &popts)?;
+    let mut cur = prepare_checked(cfg, &raw, &resolved, &popts, rejects_hint, &mut all_rejects)?;
     drop(raw);
     timings.push((Stage::Prepare, t.elapsed()));
-    all_rejects.extend(cur.rejects.iter().cloned());
-    if let Err(error) = check_rejects(cfg, &cur, rejects_hint) {
-        return Err(PipelineError::TooManyRejects {
-            error: Box::new(error),
-            rejects: all_rejects,
-        });
-    }
 
     if let Some(p) = partition {
         step(Stage::Partition, progress)?;
         let t = Instant::now();
-        let select = |prepared: &mut Prepared| -> Result<(), PipelineError> {
-            prepared.df = p
-                .select(&prepared.df, &prepared.source)
-                .map_err(|e| match e {
-                    crate::partition::PartitionError::Polars(e) => {
-                        PipelineError::Features(e.into())
-                    }
-                    e => PipelineError::Config(e.to_string()),
-                })?;
-            Ok(())
-        };
-        select(&mut cur)?;
+        select_partition(p, &mut cur)?;
         if let Some(h) = history_prepared.as_mut() {
-            select(h)?;
+            select_partition(p, h)?;
         }
         timings.push((Stage::Partition, t.elapsed()));
         tracing::info!(partition = %p, rows = cur.df.height(), "partition selected");
