@@ -653,7 +653,7 @@ fn outstanding_markers_follow_every_write_and_an_older_store_is_indexed_once() {
         1
     );
     // A new case has its marker as it is written; a store created by this build has nothing
-    // to index (stores written before the markers existed: see the unit test in cases.rs).
+    // to index (stores written before the markers existed: see the unit tests in src/cases/tests.rs).
     let c = cases
         .upsert(&rec("C", "2024-03-01", "2024-03-01", 5.0), false)
         .unwrap()
