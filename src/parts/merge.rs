@@ -1,0 +1,890 @@
+//! `merge`: the parts' rows ranked across every part, the analysts' verdicts applied, the rows
+//! categorized again, the cluster summary rebuilt, and the cases recorded.
+
+use super::*;
+
+/// What `merge` does besides putting the parts together.
+#[derive(Default)]
+pub struct MergeOptions {
+    /// Record a case per anomaly in the store (the single writer).
+    pub record: bool,
+    /// Where the merged output goes (`-`: standard output), and in which format (None: the
+    /// parts').
+    pub out: PathBuf,
+    pub format: Option<Format>,
+    /// Where the merge stages each part's rows (None: the system's temporary folder).
+    pub stage_dir: Option<PathBuf>,
+    /// With `record`: the day's cycle (every current row of the file) and what the run summary
+    /// says of the file, to roll the profile's cases forward as a run does. Parts written by
+    /// workers do not carry the day's other rows; a bounded-memory run builds the cycle as it
+    /// goes.
+    pub roll: Option<Roll>,
+    /// With `record`: about how many records' cases are recorded at a time (0: 20,000). The
+    /// cases are the same whatever the size; a smaller one holds less at once.
+    pub case_group: usize,
+}
+
+/// What a merge needs to roll the cases forward.
+pub struct Roll {
+    pub cycle: Option<crate::cases::Cycle>,
+    pub day: pipeline::DayFacts,
+    /// The file, as the run summary names it.
+    pub file: String,
+}
+
+/// The merged output.
+pub struct Merged {
+    /// Rows written to the output.
+    pub written: usize,
+    pub format: Format,
+    pub all_rows: bool,
+    pub clusters: Vec<ClusterSummary>,
+    /// The triage over every part (with the verdicts applied at merge).
+    pub triage: TriageSummary,
+    /// Candidates an analyst had judged normal, quieted at merge (of them, how many flagged).
+    pub judged: usize,
+    pub judged_flagged: usize,
+    pub parts: usize,
+    pub rows_read: usize,
+    pub rows: usize,
+    pub model_version: String,
+    pub profile: String,
+    /// The written anomalies' buckets.
+    pub buckets: crate::categorize::BucketTally,
+    /// What the LLM pass did, when it is enabled.
+    pub llm: Option<crate::categorize::llm::LlmReport>,
+    /// The case of each written anomaly (with `record`).
+    pub cases: Vec<pipeline::CaseMark>,
+    /// The run summary, when the cases were rolled forward ([`MergeOptions::roll`]).
+    pub summary: Option<crate::cycle::RunSummary>,
+    /// The rejects report of the first part (every worker checks the whole file: they are all
+    /// the same), when there is one.
+    pub rejects: Option<PathBuf>,
+    /// How long each step took.
+    pub timings: Vec<(&'static str, std::time::Duration)>,
+}
+
+/// Where one row of the partitions stands in the merged whole.
+pub(super) struct AllRows {
+    pub(super) bd_row: Vec<u64>,
+    pub(super) score: Vec<f64>,
+    pub(super) difference: Vec<f64>,
+    pub(super) cluster: Vec<u32>,
+    pub(super) flags: Vec<u8>,
+}
+
+/// Merges `parts` (each written by `run --partition I/N` with the same model) into the output a
+/// run on the whole file with that model writes. `store` gives the analysts' verdicts (with
+/// `[feedback] enabled`) and the LLM's cache, and takes the cases with `opts.record`.
+pub fn merge(
+    cfg: &Config,
+    parts: &[PathBuf],
+    store: &crate::store::Store,
+    opts: MergeOptions,
+) -> Result<Merged, PartError> {
+    // A glob over a directory of parts (`parts/*`) also names their cluster summaries, rejects
+    // reports and sidecars: those are not parts.
+    let beside: std::collections::HashSet<PathBuf> = parts
+        .iter()
+        .filter(|p| meta_path(p).is_file())
+        .flat_map(|p| {
+            [
+                crate::output::sibling_path(p, "clusters", "csv"),
+                crate::output::rejects_path(p),
+                meta_path(p),
+                rows_path(p),
+            ]
+        })
+        .collect();
+    let mut timings = Vec::new();
+    let mut t = std::time::Instant::now();
+    let mut lap = |name: &'static str, timings: &mut Vec<_>| {
+        timings.push((name, t.elapsed()));
+        t = std::time::Instant::now();
+    };
+    let parts: Vec<Part> = parts
+        .iter()
+        .filter(|p| !beside.contains(*p))
+        .map(|p| read_part(p))
+        .collect::<Result<_, _>>()?;
+    lap("read sidecars", &mut timings);
+    merge_parts(cfg, parts, store, opts, timings)
+}
+
+/// [`merge`] of parts already read (or described in memory by [`describe_part`]).
+pub fn merge_parts(
+    cfg: &Config,
+    mut parts: Vec<Part>,
+    store: &crate::store::Store,
+    opts: MergeOptions,
+    mut timings: Vec<(&'static str, std::time::Duration)>,
+) -> Result<Merged, PartError> {
+    let mut t = std::time::Instant::now();
+    check_parts(&parts, cfg)?;
+    let meta = parts[0].meta.clone();
+
+    let lens: Vec<usize> = parts.iter().map(|p| p.rows.len()).collect();
+    let total: usize = lens.iter().sum();
+    let (mut all, by_row) = gather_rows(&mut parts, &lens)?;
+
+    // The analysts' verdicts: a candidate judged normal is quiet, as in a run that reads them.
+    let mut triage = TriageSummary::default();
+    parts
+        .iter()
+        .for_each(|p| add_triage(&mut triage, &p.meta.triage));
+    let (judged, judged_flagged) =
+        apply_verdicts(cfg, &parts, &lens, store, &mut all, &mut triage)?;
+
+    let rank = ranks(&all);
+    // A row's place among all of them: `by_row` is sorted by bd_row.
+    let at_row = |r: u64| -> Option<usize> {
+        by_row
+            .binary_search_by_key(&r, |i| all.bd_row[*i as usize])
+            .ok()
+            .map(|k| by_row[k] as usize)
+    };
+    lap("ranks", &mut t, &mut timings);
+
+    let is_case = |i: usize| !meta.all_rows || all.flags[i] & (FLAGGED | PROPOSED) != 0;
+    let (pos_of, n_out, case_pos, case_of_pos) =
+        output_positions(meta.all_rows, &all, &rank, opts.record, &is_case);
+
+    let flagged_total = all.flags.iter().filter(|f| **f & FLAGGED != 0).count();
+    // The summary counts the day after the analysts' verdicts, as a run does.
+    let roll = opts.roll.map(|mut r| {
+        r.day.flagged = flagged_total;
+        r.day.routine = pipeline::routine_breaks(&triage);
+        r
+    });
+    let rules = pipeline::rules_file(cfg)?;
+    let format = opts.format.unwrap_or(match meta.output.as_str() {
+        "jsonl" => Format::Jsonl,
+        _ => Format::Csv,
+    });
+    let stage = stage_dir(opts.stage_dir.as_deref())?;
+
+    // Each part in turn: its written rows with the merged score, flag and rank, categorized
+    // again (the severity's top share, the summary's rank and any rule reading `rank` depend on
+    // every part), staged on disk in the output's order; what the cases need is kept.
+    let mut spill = (opts.record)
+        .then(|| CaseSpill::create(stage.path(), case_pos.len()))
+        .transpose()?;
+    let staging = Staging {
+        cfg,
+        store,
+        rules: &rules,
+        meta: &meta,
+        flagged_total,
+        format,
+        stage: stage.path(),
+        all: &all,
+        rank: &rank,
+        pos_of: &pos_of,
+        case_of_pos: &case_of_pos,
+        is_case: &is_case,
+        at_row: &at_row,
+    };
+    let (staged, buckets, llm, (read_time, cat_time)) =
+        staging.stage_all(&parts, spill.as_mut())?;
+    timings.extend([("read parts", read_time), ("categorize", cat_time)]);
+    lap("parts in all", &mut t, &mut timings);
+    drop((pos_of, case_of_pos));
+
+    // The cases, in the output's order, group by group from the spill.
+    let (cases, summary) = match spill {
+        Some(spill) => {
+            let recorded =
+                record_spilled(cfg, store, spill, opts.case_group, case_pos.len(), roll)?;
+            lap("cases", &mut t, &mut timings);
+            recorded
+        }
+        None => (Vec::new(), None),
+    };
+
+    // The staged parts merged into the output, in order, with the case columns.
+    write_staged(&staged, n_out, &cases, &case_pos, &opts.out, format)?;
+    drop(stage);
+    lap("write", &mut t, &mut timings);
+    let clusters = merge_clusters(&parts, &all, meta.clusters, meta.top_accounts);
+    lap("clusters", &mut t, &mut timings);
+    let rejects = crate::output::rejects_path(&parts[0].path);
+    Ok(Merged {
+        written: n_out,
+        format,
+        all_rows: meta.all_rows,
+        clusters,
+        triage,
+        judged,
+        judged_flagged,
+        parts: parts.len(),
+        rows_read: meta.rows_read,
+        rows: total,
+        model_version: meta.model_version.clone(),
+        profile: meta.profile.clone(),
+        buckets,
+        llm,
+        cases,
+        summary,
+        rejects: rejects.is_file().then_some(rejects),
+        timings,
+    })
+}
+
+/// The written rows' positions in the output (by rank, or file order with every row; u32::MAX
+/// for a row not written), how many are written, and for the records that get a case (every
+/// written row, or the anomalies among all rows): their output positions, and each output
+/// position's place among them.
+fn output_positions(
+    all_rows: bool,
+    all: &AllRows,
+    rank: &[u32],
+    record: bool,
+    is_case: &dyn Fn(usize) -> bool,
+) -> (Vec<u32>, usize, Vec<u32>, Vec<u32>) {
+    let total = all.flags.len();
+    // The written rows in the output's order (by rank, or file order with every row), and each
+    // row's position there.
+    let written = |i: usize| all_rows || all.flags[i] & (FLAGGED | PROPOSED) != 0;
+    let mut out_rows: Vec<usize> = (0..total).filter(|i| written(*i)).collect();
+    if all_rows {
+        out_rows.sort_unstable_by_key(|i| all.bd_row[*i]);
+    } else {
+        out_rows.sort_unstable_by_key(|i| rank[*i]);
+    }
+    let mut pos_of: Vec<u32> = vec![u32::MAX; total];
+    for (k, i) in out_rows.iter().enumerate() {
+        pos_of[*i] = k as u32;
+    }
+    let n_out = out_rows.len();
+    // The records that get a case (every written row, or the anomalies among all rows), in the
+    // output's order: each one's place among them, by output position, and its position.
+    let mut case_pos: Vec<u32> = Vec::new();
+    let mut case_of_pos: Vec<u32> = Vec::new();
+    if record {
+        case_of_pos = vec![u32::MAX; n_out];
+        for (pos, i) in out_rows.iter().enumerate() {
+            if is_case(*i) {
+                case_of_pos[pos] = case_pos.len() as u32;
+                case_pos.push(pos as u32);
+            }
+        }
+    }
+    (pos_of, n_out, case_pos, case_of_pos)
+}
+
+/// Ends a stage of the merge: its time since `t`, logged with the memory in use.
+fn lap(
+    name: &'static str,
+    t: &mut std::time::Instant,
+    timings: &mut Vec<(&'static str, std::time::Duration)>,
+) {
+    timings.push((name, t.elapsed()));
+    tracing::debug!(stage = name, resident_mib = ?crate::logging::resident_mib(), "merge stage done");
+    *t = std::time::Instant::now();
+}
+
+/// What staging each part reads: the merged rows and their places, the rules, the output.
+struct Staging<'a> {
+    cfg: &'a Config,
+    store: &'a crate::store::Store,
+    rules: &'a crate::categorize::RulesFile,
+    meta: &'a PartMeta,
+    flagged_total: usize,
+    format: Format,
+    stage: &'a Path,
+    all: &'a AllRows,
+    rank: &'a [u32],
+    pos_of: &'a [u32],
+    case_of_pos: &'a [u32],
+    is_case: &'a dyn Fn(usize) -> bool,
+    at_row: &'a dyn Fn(u64) -> Option<usize>,
+}
+
+/// What staging every part gives: the staged files, the bucket tally, the LLM's report, and
+/// the time spent reading and categorizing.
+type StagedParts = (
+    Vec<Staged>,
+    crate::categorize::BucketTally,
+    Option<crate::categorize::llm::LlmReport>,
+    (std::time::Duration, std::time::Duration),
+);
+
+impl Staging<'_> {
+    /// Every part staged in turn ([`Staging::stage`]).
+    fn stage_all(
+        &self,
+        parts: &[Part],
+        mut spill: Option<&mut CaseSpill>,
+    ) -> Result<StagedParts, PartError> {
+        let mut staged: Vec<Staged> = Vec::with_capacity(parts.len());
+        let mut buckets = crate::categorize::BucketTally::default();
+        let mut llm = None;
+        let mut times = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+        for (k, p) in parts.iter().enumerate() {
+            staged.push(self.stage(
+                k,
+                p,
+                spill.as_deref_mut(),
+                &mut buckets,
+                &mut llm,
+                &mut times,
+            )?);
+        }
+        Ok((staged, buckets, llm, times))
+    }
+
+    /// Part `k`: its written rows with the merged score, flag and rank, categorized again (the
+    /// severity's top share, the summary's rank and any rule reading `rank` depend on every
+    /// part), their case inputs spilled, and the rows staged on disk in the output's order.
+    /// `times` adds the reading and the categorizing time.
+    fn stage(
+        &self,
+        k: usize,
+        p: &Part,
+        spill: Option<&mut CaseSpill>,
+        buckets: &mut crate::categorize::BucketTally,
+        llm: &mut Option<crate::categorize::llm::LlmReport>,
+        times: &mut (std::time::Duration, std::time::Duration),
+    ) -> Result<Staged, PartError> {
+        let t0 = std::time::Instant::now();
+        let (mut table, keep) = part_rows(
+            p,
+            self.all,
+            self.rank,
+            self.pos_of,
+            self.at_row,
+            &self.meta.resolved,
+        )?;
+        times.0 += t0.elapsed();
+        let t0 = std::time::Instant::now();
+        let rows: Vec<usize> = (0..table.height())
+            .filter(|r| (self.is_case)(keep[*r].2))
+            .collect();
+        let categorized = pipeline::categorize(
+            self.cfg,
+            self.rules,
+            &table,
+            &self.meta.resolved,
+            &rows,
+            self.flagged_total,
+            self.store,
+        )?;
+        pipeline::with_categories(&mut table, &rows, &categorized.cats)?;
+        add_llm(llm, categorized.llm);
+        times.1 += t0.elapsed();
+        // The categorized rows' case inputs, spilled to the stage (named by their place among
+        // the cases, as in one table of them).
+        if let Some(spill) = spill {
+            let at: Vec<u32> = rows
+                .iter()
+                .map(|r| self.case_of_pos[keep[*r].0 as usize])
+                .collect();
+            let (inputs, auto) = pipeline::break_inputs(
+                &self.meta.profile,
+                &table,
+                &rows,
+                &categorized.cats,
+                &self.meta.model_version,
+                Some(&at),
+            )?;
+            spill.put(&at, &inputs, &auto)?;
+        }
+        for c in &categorized.cats {
+            buckets.add(c);
+        }
+        drop(categorized.cats);
+        // The part's rows as the output writes them, without the case columns (added when the
+        // staged parts are merged).
+        let cols: Vec<PlSmallStr> = crate::output::output_columns(&table)
+            .into_iter()
+            .filter(|c| !CASE_COLUMNS.contains(&c.as_str()))
+            .collect();
+        let path = self.stage.join(format!("part-{k}.staged"));
+        crate::output::write_table(&table.select(cols)?, &path, self.format)
+            .map_err(|e| werr(&path, e))?;
+        tracing::debug!(part = k, resident_mib = ?crate::logging::resident_mib(), "merge: part staged");
+        Ok(Staged {
+            path,
+            pos: keep.iter().map(|k| k.0).collect(),
+        })
+    }
+}
+
+/// The folder the parts are staged in: a new one in `dir` (made if need be), else in the
+/// system's temporary folder; removed when dropped.
+fn stage_dir(dir: Option<&Path>) -> Result<tempfile::TempDir, PartError> {
+    match dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| werr(d, e))?;
+            tempfile::Builder::new()
+                .prefix("merge-")
+                .tempdir_in(d)
+                .map_err(|e| werr(d, e))
+        }
+        None => tempfile::tempdir().map_err(|e| werr(Path::new("temporary folder"), e)),
+    }
+}
+
+/// Every row of every part, in one list (moved out of the parts: held once), and the rows'
+/// places sorted by input row; a row found in two parts is refused. Row positions are u32, as
+/// the ranks are.
+fn gather_rows(parts: &mut [Part], lens: &[usize]) -> Result<(AllRows, Vec<u32>), PartError> {
+    let total: usize = lens.iter().sum();
+    if u32::try_from(total).is_err() {
+        return Err(PartError::Invalid {
+            file: parts[0].path.display().to_string(),
+            message: format!("the parts hold {total} rows, more than a merge can rank"),
+        });
+    }
+    let mut all = AllRows {
+        bd_row: Vec::with_capacity(total),
+        score: Vec::with_capacity(total),
+        difference: Vec::with_capacity(total),
+        cluster: Vec::with_capacity(total),
+        flags: Vec::with_capacity(total),
+    };
+    for p in parts.iter_mut() {
+        let r = &mut p.rows;
+        all.bd_row.append(&mut std::mem::take(&mut r.bd_row));
+        all.score.append(&mut std::mem::take(&mut r.score));
+        all.difference
+            .append(&mut std::mem::take(&mut r.difference));
+        all.cluster.append(&mut std::mem::take(&mut r.cluster));
+        all.flags.append(&mut std::mem::take(&mut r.flags));
+    }
+    let owner = |i: u32| -> &Part {
+        let mut i = i as usize;
+        let mut k = 0;
+        while k + 1 < lens.len() && i >= lens[k] {
+            i -= lens[k];
+            k += 1;
+        }
+        &parts[k]
+    };
+    let mut by_row: Vec<u32> = (0..total as u32).collect();
+    by_row.sort_unstable_by_key(|i| all.bd_row[*i as usize]);
+    for w in by_row.windows(2) {
+        if all.bd_row[w[0] as usize] == all.bd_row[w[1] as usize] {
+            let (a, b) = (owner(w[0]), owner(w[1]));
+            return Err(PartError::Mismatch {
+                file: b.path.display().to_string(),
+                other: a.path.display().to_string(),
+                message: format!(
+                    "both hold row {} of the input: the parts overlap",
+                    all.bd_row[w[0] as usize]
+                ),
+            });
+        }
+    }
+    Ok((all, by_row))
+}
+
+/// Ranks across every row: by triage score, then file order (as a run ranks).
+fn ranks(all: &AllRows) -> Vec<u32> {
+    let total = all.score.len();
+    let mut order: Vec<u32> = (0..total as u32).collect();
+    order.sort_unstable_by(|a, b| {
+        let (a, b) = (*a as usize, *b as usize);
+        all.score[a]
+            .total_cmp(&all.score[b])
+            .then(all.bd_row[a].cmp(&all.bd_row[b]))
+    });
+    let mut rank = vec![0u32; total];
+    for (pos, i) in order.iter().enumerate() {
+        rank[*i as usize] = (pos + 1) as u32;
+    }
+    rank
+}
+
+/// A part's written rows, in the output's order, with the merged score, flag and rank and the
+/// canonical categories the rules see; with each row's (output position, row in the part,
+/// place among all rows).
+#[allow(clippy::type_complexity)]
+fn part_rows(
+    p: &Part,
+    all: &AllRows,
+    rank: &[u32],
+    pos_of: &[u32],
+    at_row: &dyn Fn(u64) -> Option<usize>,
+    resolved: &Resolved,
+) -> Result<(DataFrame, Vec<(u32, usize, usize)>), PartError> {
+    let table = read_table(p)?;
+    let rows_of: Vec<u64> = table
+        .column("bd_row")?
+        .cast(&DataType::UInt64)?
+        .u64()?
+        .iter()
+        .map(|v| v.unwrap_or(u64::MAX))
+        .collect();
+    let mut keep: Vec<(u32, usize, usize)> = Vec::new();
+    for (r, bd_row) in rows_of.iter().enumerate() {
+        let i = at_row(*bd_row).ok_or_else(|| PartError::Invalid {
+            file: p.path.display().to_string(),
+            message: format!("it holds row {bd_row}, which no part's rows file lists"),
+        })?;
+        if pos_of[i] != u32::MAX {
+            keep.push((pos_of[i], r, i));
+        }
+    }
+    keep.sort_unstable();
+    let take = IdxCa::from_vec("take".into(), keep.iter().map(|k| k.1 as IdxSize).collect());
+    let mut table = table.take(&take)?;
+    table.with_column(Column::new(
+        "score".into(),
+        keep.iter().map(|k| all.score[k.2]).collect::<Vec<f64>>(),
+    ))?;
+    table.with_column(Column::new(
+        "is_anomaly".into(),
+        keep.iter()
+            .map(|k| all.flags[k.2] & FLAGGED != 0)
+            .collect::<Vec<bool>>(),
+    ))?;
+    table.with_column(Column::new(
+        "rank".into(),
+        keep.iter().map(|k| rank[k.2]).collect::<Vec<u32>>(),
+    ))?;
+    // The canonical categories the rules see.
+    for role in &resolved.categoricals {
+        let name = format!("bd_cat_{}", role.slug);
+        if table.column(&name).is_ok() {
+            continue;
+        }
+        if let Ok(c) = table.column(&role.header).and_then(|c| c.str().cloned()) {
+            let v: StringChunked = c.iter().map(|v| Some(v.unwrap_or("").trim())).collect();
+            table.with_column(v.with_name(name.into()).into_column())?;
+        }
+    }
+    Ok((table, keep))
+}
+
+/// The cases of the spilled inputs, recorded group by group in the output's order (a break's
+/// records in its first record's group), rolled forward when `roll` is given.
+fn record_spilled(
+    cfg: &Config,
+    store: &crate::store::Store,
+    spill: CaseSpill,
+    case_group: usize,
+    cases: usize,
+    roll: Option<Roll>,
+) -> Result<(Vec<pipeline::CaseMark>, Option<crate::cycle::RunSummary>), PartError> {
+    let mut spill = spill.finish()?;
+    let group = match case_group {
+        0 => CASE_GROUP,
+        n => n,
+    };
+    let groups = pipeline::break_groups(spill.breaks(), group);
+    let roll = roll.map(|r| (r.day, r.cycle, r.file));
+    Ok(pipeline::record_groups(
+        cfg,
+        store,
+        &groups,
+        cases,
+        roll,
+        |group| spill.take(group),
+    )?)
+}
+
+/// Adds a part's LLM report to the merge's.
+pub(super) fn add_llm(
+    sum: &mut Option<crate::categorize::llm::LlmReport>,
+    part: Option<crate::categorize::llm::LlmReport>,
+) {
+    let Some(p) = part else { return };
+    let Some(s) = sum.as_mut() else {
+        *sum = Some(p);
+        return;
+    };
+    s.rows += p.rows;
+    s.distinct += p.distinct;
+    s.cache_hits += p.cache_hits;
+    s.asked += p.asked;
+    s.http_requests += p.http_requests;
+    s.used += p.used;
+    for (k, v) in p.fallbacks {
+        *s.fallbacks.entry(k).or_default() += v;
+    }
+    s.circuit_open |= p.circuit_open;
+}
+
+/// The records of a CSV file written by the output (RFC 4180: a quoted field may hold line
+/// breaks), one at a time, each with its line break.
+pub(super) struct Records<R: std::io::BufRead> {
+    pub(super) r: R,
+    pub(super) buf: Vec<u8>,
+}
+
+impl<R: std::io::BufRead> Records<R> {
+    fn next(&mut self) -> std::io::Result<Option<&[u8]>> {
+        self.buf.clear();
+        let mut quotes = 0usize;
+        loop {
+            let start = self.buf.len();
+            let n = self.r.read_until(b'\n', &mut self.buf)?;
+            quotes += memchr::memchr_iter(b'"', &self.buf[start..]).count();
+            if n == 0 || quotes.is_multiple_of(2) {
+                return Ok((!self.buf.is_empty()).then_some(&self.buf[..]));
+            }
+        }
+    }
+}
+
+/// A text cell as the CSV output writes it: neutralised, quoted when it holds the delimiter, a
+/// quote or a line break, and `""` when empty.
+pub(super) fn csv_cell(s: &str) -> String {
+    let s = crate::text::csv_text(s);
+    if s.is_empty() {
+        return "\"\"".into();
+    }
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.into_owned()
+    }
+}
+
+/// Writes the output from the staged parts: the rows in order of position, each with its
+/// case's id, ticket and status (`cases`, at `case_pos`, ascending; empty for the others).
+pub(super) fn write_staged(
+    staged: &[Staged],
+    n_out: usize,
+    cases: &[pipeline::CaseMark],
+    case_pos: &[u32],
+    out: &Path,
+    format: Format,
+) -> Result<(), PartError> {
+    let mut readers: Vec<Records<std::io::BufReader<std::fs::File>>> = Vec::new();
+    for s in staged {
+        let f = std::fs::File::open(&s.path).map_err(|e| PartError::Read {
+            file: s.path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        readers.push(Records {
+            r: std::io::BufReader::with_capacity(1 << 20, f),
+            buf: Vec::new(),
+        });
+    }
+    let bad = |s: &Staged, e: &dyn std::fmt::Display| PartError::Invalid {
+        file: s.path.display().to_string(),
+        message: e.to_string(),
+    };
+    let mut w = crate::output::open(out).map_err(|e| werr(out, e))?;
+    let wr = |e: std::io::Error| werr(out, e);
+    if format == Format::Csv {
+        // Every staged part starts with the same header: the first's is the output's.
+        let mut header: Option<Vec<u8>> = None;
+        for (r, s) in readers.iter_mut().zip(staged) {
+            let h = r
+                .next()
+                .map_err(|e| bad(s, &e))?
+                .unwrap_or_default()
+                .to_vec();
+            header.get_or_insert(h);
+        }
+        let mut h = header.unwrap_or_default();
+        while matches!(h.last(), Some(b'\n' | b'\r')) {
+            h.pop();
+        }
+        w.write_all(&h).map_err(wr)?;
+        w.write_all(b",case_id,ticket,case_status\n").map_err(wr)?;
+    }
+    // The next row of each part, by position.
+    let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(u32, usize, usize)>> = staged
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.pos.is_empty())
+        .map(|(k, s)| std::cmp::Reverse((s.pos[0], k, 0)))
+        .collect();
+    let mut next_case = 0usize;
+    let mut written = 0usize;
+    while let Some(std::cmp::Reverse((pos, k, at))) = heap.pop() {
+        let s = &staged[k];
+        let rec = readers[k]
+            .next()
+            .map_err(|e| bad(s, &e))?
+            .ok_or_else(|| bad(s, &"it ends before its last row"))?;
+        let mut rec = rec;
+        while matches!(rec.last(), Some(b'\n' | b'\r')) {
+            rec = &rec[..rec.len() - 1];
+        }
+        let case = (case_pos.get(next_case) == Some(&pos)).then(|| {
+            next_case += 1;
+            &cases[next_case - 1]
+        });
+        let (id, ticket, status) = match case {
+            Some(c) => (c.id.as_str(), c.ticket.as_str(), c.status.as_str()),
+            None => ("", "", ""),
+        };
+        match format {
+            Format::Csv => {
+                w.write_all(rec).map_err(wr)?;
+                for v in [id, ticket, status] {
+                    w.write_all(b",").map_err(wr)?;
+                    w.write_all(csv_cell(v).as_bytes()).map_err(wr)?;
+                }
+                w.write_all(b"\n").map_err(wr)?;
+            }
+            Format::Jsonl => {
+                let mut obj: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_slice(rec).map_err(|e| bad(s, &e))?;
+                for (name, v) in CASE_COLUMNS.iter().zip([id, ticket, status]) {
+                    obj.insert(name.to_string(), serde_json::Value::String(v.to_string()));
+                }
+                serde_json::to_writer(&mut w, &serde_json::Value::Object(obj))
+                    .map_err(|e| werr(out, e))?;
+                w.write_all(b"\n").map_err(wr)?;
+            }
+        }
+        written += 1;
+        if let Some(p) = s.pos.get(at + 1) {
+            heap.push(std::cmp::Reverse((*p, k, at + 1)));
+        }
+    }
+    if written != n_out || next_case != cases.len() {
+        return Err(PartError::Invalid {
+            file: out.display().to_string(),
+            message: format!(
+                "the merge wrote {written} rows of {n_out} ({next_case} of {} cases)",
+                cases.len()
+            ),
+        });
+    }
+    w.flush().map_err(wr)?;
+    Ok(())
+}
+
+pub(super) fn add_triage(sum: &mut TriageSummary, part: &TriageSummary) {
+    sum.rows += part.rows;
+    sum.breaks += part.breaks;
+    sum.candidates += part.candidates;
+    sum.flagged += part.flagged;
+    sum.flagged_own += part.flagged_own;
+    sum.flagged_peers += part.flagged_peers;
+    for (k, n) in &part.quiet_breaks {
+        *sum.quiet_breaks.entry(k.clone()).or_default() += n;
+    }
+}
+
+/// Quiets the candidates an analyst judged normal (the store's rejected cases, as
+/// [`pipeline::quiet_explained_and_judged`] matches them): their score becomes a quiet row's and
+/// their flag goes. Returns how many, and how many of them were flagged.
+pub(super) fn apply_verdicts(
+    cfg: &Config,
+    parts: &[Part],
+    lens: &[usize],
+    store: &crate::store::Store,
+    all: &mut AllRows,
+    triage: &mut TriageSummary,
+) -> Result<(usize, usize), PartError> {
+    if !cfg.feedback.enabled {
+        return Ok((0, 0));
+    }
+    let cands: Vec<(usize, &Candidate)> = {
+        let mut base = 0;
+        let mut v = Vec::new();
+        for (p, len) in parts.iter().zip(lens) {
+            v.extend(p.rows.candidates.iter().map(|c| (base + c.at, c)));
+            base += len;
+        }
+        v
+    };
+    if !cfg.feedback.enabled || cands.is_empty() {
+        return Ok((0, 0));
+    }
+    let profile = &parts[0].meta.profile;
+    let df = DataFrame::new(
+        cands.len(),
+        vec![
+            Column::new(crate::features::IS_BREAK.into(), vec![true; cands.len()]),
+            Column::new(
+                "bd_key".into(),
+                cands
+                    .iter()
+                    .map(|(_, c)| c.key.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "bd_date".into(),
+                cands.iter().map(|(_, c)| c.date).collect::<Vec<_>>(),
+            )
+            .cast(&DataType::Date)?,
+            Column::new(
+                "bd_difference".into(),
+                cands
+                    .iter()
+                    .map(|(i, _)| all.difference[*i])
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "f_break_age".into(),
+                cands.iter().map(|(_, c)| c.age).collect::<Vec<_>>(),
+            ),
+        ],
+    )?;
+    let mut quiet = vec![None; cands.len()];
+    pipeline::quiet_explained_and_judged(cfg, &df, profile, store, &mut quiet)?;
+    let own_z_min = parts[0].meta.own_z_min;
+    let offset = parts[0].meta.offset;
+    let (mut judged, mut judged_flagged) = (0, 0);
+    for (k, (i, c)) in cands.iter().enumerate() {
+        if quiet[k] != Some(Quiet::Judged) {
+            continue;
+        }
+        // As the triage scores a quiet row, and counts it.
+        let m = if c.model.is_finite() { c.model } else { 0.0 };
+        all.score[*i] = 1.0 + m.max(-1.0);
+        judged += 1;
+        triage.candidates -= 1;
+        *triage
+            .quiet_breaks
+            .entry(Quiet::Judged.describe())
+            .or_default() += 1;
+        if all.flags[*i] & FLAGGED != 0 {
+            judged_flagged += 1;
+            all.flags[*i] &= !FLAGGED;
+            triage.flagged -= 1;
+            let z = Some(c.own_z)
+                .filter(|z| z.is_finite() && *z > 0.0)
+                .unwrap_or(0.0);
+            if z > own_z_min {
+                triage.flagged_own -= 1;
+            } else if m < offset {
+                triage.flagged_peers -= 1;
+            }
+        }
+        all.flags[*i] &= !CANDIDATE;
+    }
+    Ok((judged, judged_flagged))
+}
+
+/// The cluster summary over every row, as [`crate::detect::cluster::summarize`] computes it for
+/// one run: the differences of each cluster sorted, summed in that order, their median; the top
+/// accounts from the parts' own (an account is in one part only).
+pub(super) fn merge_clusters(
+    parts: &[Part],
+    all: &AllRows,
+    k: usize,
+    top: usize,
+) -> Vec<ClusterSummary> {
+    let mut diffs: Vec<Vec<f64>> = vec![Vec::new(); k];
+    let mut anomalies = vec![0usize; k];
+    for i in 0..all.bd_row.len() {
+        let c = all.cluster[i] as usize;
+        if c < k {
+            diffs[c].push(all.difference[i]);
+            if all.flags[i] & FLAGGED != 0 {
+                anomalies[c] += 1;
+            }
+        }
+    }
+    (0..k)
+        .map(|c| {
+            let d = &mut diffs[c];
+            d.sort_by(f64::total_cmp);
+            let tops: Vec<(String, usize)> = parts
+                .iter()
+                .flat_map(|p| p.meta.tops.get(c).cloned().unwrap_or_default())
+                .collect();
+            ClusterSummary::of(c, anomalies[c], d, tops, top)
+        })
+        .collect()
+}
