@@ -203,6 +203,12 @@ fn fnum(v: f64) -> f64 {
     if v.is_nan() { 0.0 } else { v }
 }
 
+/// sign(d)·log10(1 + |d|), NaN → 0.
+fn signed_log10_1p(d: f64) -> f64 {
+    let sign = if d < 0.0 { -1.0 } else { 1.0 };
+    fnum(sign * d.abs().ln_1p() / std::f64::consts::LN_10)
+}
+
 /// `emax` of the table code: a when a ≥ b, else b (so a NaN side gives b).
 fn emax(a: f64, b: f64) -> f64 {
     if a >= b { a } else { b }
@@ -230,89 +236,9 @@ impl Plan {
             patterns: r.profile.routine,
             ..*routine
         });
-        let mut known: Vec<(String, Src)> = Vec::new();
-        if has_date {
-            known.push(("f_days_since_last".into(), Src::DaysSinceLast));
-        }
-        let diff_of = |i: usize, name: &str| {
-            if acc && i == 0 {
-                (Slot::Residual, format!("{name}_residual"))
-            } else {
-                (Slot::Diff(i), format!("{name}_diff"))
-            }
-        };
-        let mut series: Vec<(Slot, String)> = Vec::new();
-        for (i, c) in r.criteria.iter().enumerate() {
-            if c.is_pair() {
-                series.push((Slot::Lhs(i), format!("{}_lhs", c.name)));
-                series.push((Slot::Rhs(i), format!("{}_rhs", c.name)));
-            } else {
-                series.push(diff_of(i, &c.name));
-            }
-        }
-        let diffs: Vec<(Slot, String)> = r
-            .criteria
-            .iter()
-            .enumerate()
-            .map(|(i, c)| diff_of(i, &c.name))
-            .collect();
-        for (slot, stem) in series.iter().chain(diffs.iter()) {
-            known.push((format!("f_{stem}"), Src::Raw(*slot)));
-            if has_keys || has_date {
-                known.push((format!("f_change_{stem}"), Src::Change(*slot)));
-            }
-        }
-        if has_keys || has_date {
-            for (slot, stem) in &series {
-                known.push((format!("f_roll_mean_{stem}"), Src::RollMean(*slot)));
-                known.push((format!("f_roll_std_{stem}"), Src::RollStd(*slot)));
-            }
-        }
-        if has_date {
-            known.push(("f_weekday".into(), Src::Weekday));
-            known.push(("f_month".into(), Src::Month));
-        }
-        for (i, role) in r.numeric.iter().enumerate() {
-            known.push((format!("f_num_{}", role.slug), Src::Num(i)));
-        }
+        let mut known = series_sources(r, has_keys, has_date, acc);
         let primary = r.criteria.first();
-        if acc {
-            known.push(("f_rel_residual".into(), Src::RelResidual));
-            if primary.is_some_and(|c| c.is_pair()) {
-                known.push(("f_sign_agreement".into(), Src::SignAgreement));
-                known.push(("f_magnitude_ratio".into(), Src::MagnitudeRatio));
-            }
-            for (i, c) in r.criteria.iter().enumerate() {
-                if i == 0 {
-                    known.push((
-                        format!("f_log_abs_{}_residual", c.name),
-                        Src::LogAbsResidual,
-                    ));
-                    known.push((
-                        format!("f_out_of_tol_{}_residual", c.name),
-                        Src::OutOfTolResidual,
-                    ));
-                } else {
-                    known.push((format!("f_log_abs_{}_diff", c.name), Src::LogAbs(i)));
-                    known.push((format!("f_out_of_tol_{}", c.name), Src::OutOfTol(i)));
-                }
-            }
-            known.push(("f_robust_z_residual".into(), Src::RobustZResidual));
-            known.push(("f_unexplained_age".into(), Src::UnexplainedAge));
-            known.push(("f_own_z".into(), Src::OwnZ));
-        } else if preset.has_break_features() && primary.is_some() {
-            known.push(("f_rel_difference".into(), Src::RelDifference));
-            if primary.is_some_and(|c| c.is_pair()) {
-                known.push(("f_sign_agreement".into(), Src::SignAgreement));
-                known.push(("f_magnitude_ratio".into(), Src::MagnitudeRatio));
-            }
-            for (i, c) in r.criteria.iter().enumerate() {
-                known.push((format!("f_log_abs_{}_diff", c.name), Src::LogAbs(i)));
-                known.push((format!("f_out_of_tol_{}", c.name), Src::OutOfTol(i)));
-            }
-            known.push(("f_robust_z".into(), Src::RobustZ));
-            known.push(("f_break_age".into(), Src::BreakAge));
-        }
+        break_sources(&mut known, r, preset, acc);
         for (i, role) in r.categoricals.iter().enumerate() {
             let enc = encoders
                 .iter()
@@ -426,12 +352,7 @@ impl Plan {
                 Src::Num(i) => fnum(cur.nums[*i]),
                 Src::RelDifference => {
                     let c = me.crit[0];
-                    let scale = if self.primary_pair {
-                        emax(c[0].abs(), c[1].abs())
-                    } else {
-                        c[3]
-                    };
-                    fnum(c[2] / emax(scale, 1.0))
+                    fnum(c[2] / emax(self.scale(c), 1.0))
                 }
                 Src::SignAgreement => {
                     let c = me.crit[0];
@@ -445,11 +366,7 @@ impl Plan {
                         0.0
                     }
                 }
-                Src::LogAbs(i) => {
-                    let d = me.crit[*i][2];
-                    let sign = if d < 0.0 { -1.0 } else { 1.0 };
-                    fnum(sign * d.abs().ln_1p() / std::f64::consts::LN_10)
-                }
+                Src::LogAbs(i) => signed_log10_1p(me.crit[*i][2]),
                 Src::OutOfTol(i) => {
                     let c = me.crit[*i];
                     if c[2].abs() > c[3] + 1e-9 { 1.0 } else { 0.0 }
@@ -457,19 +374,8 @@ impl Plan {
                 Src::RobustZ => robust_z(me, prev),
                 Src::BreakAge => self.break_age(cur, me, prev),
                 Src::Enc(i, enc) => enc.encode(&cur.cats[*i]),
-                Src::RelResidual => {
-                    let c = me.crit[0];
-                    let scale = if self.primary_pair {
-                        emax(c[0].abs(), c[1].abs())
-                    } else {
-                        c[3]
-                    };
-                    fnum(residual / emax(scale, 1.0))
-                }
-                Src::LogAbsResidual => {
-                    let sign = if residual < 0.0 { -1.0 } else { 1.0 };
-                    fnum(sign * residual.abs().ln_1p() / std::f64::consts::LN_10)
-                }
+                Src::RelResidual => fnum(residual / emax(self.scale(me.crit[0]), 1.0)),
+                Src::LogAbsResidual => signed_log10_1p(residual),
                 Src::OutOfTolResidual => {
                     if residual.abs() > me.crit[0][3] + 1e-9 {
                         1.0
@@ -478,18 +384,7 @@ impl Plan {
                     }
                 }
                 Src::RobustZResidual => match own {
-                    Some(o) => {
-                        let past: Vec<f64> = prev
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, p)| match (p.date, me.date) {
-                                (Some(a), Some(b)) => a < b,
-                                _ => true,
-                            })
-                            .filter_map(|(k, _)| o.at(k).map(|o| o.residual))
-                            .collect();
-                        robust_z_of(residual, me.crit[0][3], past)
-                    }
+                    Some(o) => robust_z_residual(me, prev, o, residual),
                     None => 0.0,
                 },
                 Src::UnexplainedAge => match own {
@@ -507,6 +402,16 @@ impl Plan {
             out.push(v);
         }
         out
+    }
+
+    /// What a relative difference divides by (before the floor of 1): the larger side of a pair,
+    /// otherwise the tolerance.
+    fn scale(&self, c: [f64; 4]) -> f64 {
+        if self.primary_pair {
+            emax(c[0].abs(), c[1].abs())
+        } else {
+            c[3]
+        }
     }
 
     /// Days (records, without dates) since the current run of records whose unexplained part is
@@ -600,6 +505,99 @@ impl Plan {
     }
 }
 
+/// The features of the records' series a plan can compute (by name): the raw values, their
+/// changes and rolling statistics, the calendar and the numeric fields.
+fn series_sources(r: &Resolved, has_keys: bool, has_date: bool, acc: bool) -> Vec<(String, Src)> {
+    let mut known: Vec<(String, Src)> = Vec::new();
+    if has_date {
+        known.push(("f_days_since_last".into(), Src::DaysSinceLast));
+    }
+    let diff_of = |i: usize, name: &str| {
+        if acc && i == 0 {
+            (Slot::Residual, format!("{name}_residual"))
+        } else {
+            (Slot::Diff(i), format!("{name}_diff"))
+        }
+    };
+    let mut series: Vec<(Slot, String)> = Vec::new();
+    for (i, c) in r.criteria.iter().enumerate() {
+        if c.is_pair() {
+            series.push((Slot::Lhs(i), format!("{}_lhs", c.name)));
+            series.push((Slot::Rhs(i), format!("{}_rhs", c.name)));
+        } else {
+            series.push(diff_of(i, &c.name));
+        }
+    }
+    let diffs: Vec<(Slot, String)> = r
+        .criteria
+        .iter()
+        .enumerate()
+        .map(|(i, c)| diff_of(i, &c.name))
+        .collect();
+    for (slot, stem) in series.iter().chain(diffs.iter()) {
+        known.push((format!("f_{stem}"), Src::Raw(*slot)));
+        if has_keys || has_date {
+            known.push((format!("f_change_{stem}"), Src::Change(*slot)));
+        }
+    }
+    if has_keys || has_date {
+        for (slot, stem) in &series {
+            known.push((format!("f_roll_mean_{stem}"), Src::RollMean(*slot)));
+            known.push((format!("f_roll_std_{stem}"), Src::RollStd(*slot)));
+        }
+    }
+    if has_date {
+        known.push(("f_weekday".into(), Src::Weekday));
+        known.push(("f_month".into(), Src::Month));
+    }
+    for (i, role) in r.numeric.iter().enumerate() {
+        known.push((format!("f_num_{}", role.slug), Src::Num(i)));
+    }
+    known
+}
+
+/// Adds the break features a plan can compute (the account preset's on the residual).
+fn break_sources(known: &mut Vec<(String, Src)>, r: &Resolved, preset: Preset, acc: bool) {
+    let primary = r.criteria.first();
+    if acc {
+        known.push(("f_rel_residual".into(), Src::RelResidual));
+        if primary.is_some_and(|c| c.is_pair()) {
+            known.push(("f_sign_agreement".into(), Src::SignAgreement));
+            known.push(("f_magnitude_ratio".into(), Src::MagnitudeRatio));
+        }
+        for (i, c) in r.criteria.iter().enumerate() {
+            if i == 0 {
+                known.push((
+                    format!("f_log_abs_{}_residual", c.name),
+                    Src::LogAbsResidual,
+                ));
+                known.push((
+                    format!("f_out_of_tol_{}_residual", c.name),
+                    Src::OutOfTolResidual,
+                ));
+            } else {
+                known.push((format!("f_log_abs_{}_diff", c.name), Src::LogAbs(i)));
+                known.push((format!("f_out_of_tol_{}", c.name), Src::OutOfTol(i)));
+            }
+        }
+        known.push(("f_robust_z_residual".into(), Src::RobustZResidual));
+        known.push(("f_unexplained_age".into(), Src::UnexplainedAge));
+        known.push(("f_own_z".into(), Src::OwnZ));
+    } else if preset.has_break_features() && primary.is_some() {
+        known.push(("f_rel_difference".into(), Src::RelDifference));
+        if primary.is_some_and(|c| c.is_pair()) {
+            known.push(("f_sign_agreement".into(), Src::SignAgreement));
+            known.push(("f_magnitude_ratio".into(), Src::MagnitudeRatio));
+        }
+        for (i, c) in r.criteria.iter().enumerate() {
+            known.push((format!("f_log_abs_{}_diff", c.name), Src::LogAbs(i)));
+            known.push((format!("f_out_of_tol_{}", c.name), Src::OutOfTol(i)));
+        }
+        known.push(("f_robust_z".into(), Src::RobustZ));
+        known.push(("f_break_age".into(), Src::BreakAge));
+    }
+}
+
 /// (d − median) / max(1.4826·MAD, tolerance, 0.01) against the account's records dated before
 /// this one (every earlier record without dates); 0 without any.
 fn robust_z(me: &Past, prev: &[Past]) -> f64 {
@@ -613,6 +611,21 @@ fn robust_z(me: &Past, prev: &[Past]) -> f64 {
         .collect();
     let c = me.crit[0];
     robust_z_of(c[2], c[3], past)
+}
+
+/// The robust z of the record's residual against the residuals of the account's records dated
+/// before it (every earlier record without dates).
+fn robust_z_residual(me: &Past, prev: &[Past], o: &OwnView, residual: f64) -> f64 {
+    let past: Vec<f64> = prev
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| match (p.date, me.date) {
+            (Some(a), Some(b)) => a < b,
+            _ => true,
+        })
+        .filter_map(|(k, _)| o.at(k).map(|o| o.residual))
+        .collect();
+    robust_z_of(residual, me.crit[0][3], past)
 }
 
 /// (v − median) / max(1.4826·MAD, tolerance, 0.01) of `past` (its finite values); 0 without any.

@@ -4,7 +4,7 @@
 use crate::ingest::clean::{
     self, DateCell, DateOptions, Decimal, DecimalHint, NumCell, normalize_header,
 };
-use crate::profile::Resolved;
+use crate::profile::{Resolved, ResolvedCriteria};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -218,6 +218,61 @@ impl RecordReader {
 
     /// Types one record. Field names are matched ignoring case, spaces and underscores.
     pub fn read(&self, record: &Map<String, Value>) -> Result<Canonical, FieldError> {
+        let Fields {
+            fields,
+            by_name,
+            numbers,
+        } = self.fields(record)?;
+        let r = &self.resolved;
+        let decimal = self.record_decimal(&fields, &by_name, &numbers)?;
+        let cells = Cells {
+            fields: &fields,
+            by_name: &by_name,
+            numbers: &numbers,
+            decimal,
+            decimals: self.decimals,
+        };
+        let mut dq = Vec::new();
+        let key = self.key(&cells)?;
+        let date = self.date(&cells)?;
+        let mut crit = Vec::with_capacity(r.criteria.len());
+        for c in &r.criteria {
+            crit.push(self.criteria(c, &cells, &mut dq)?);
+        }
+        let within = crit.first().map(|c| c.diff.abs() <= c.tol + 1e-9);
+        let brk = match &r.status {
+            Some(h) => Some(r.is_break_status(cells.get(h).unwrap_or(""))),
+            None => within.map(|w| !w),
+        };
+        let comment = r
+            .comment
+            .as_ref()
+            .map(|h| clean::clean_comment(cells.get(h).unwrap_or("")));
+        let mut cats = Vec::with_capacity(r.categoricals.len());
+        for role in &r.categoricals {
+            cats.push(cells.need(&role.header)?.trim().to_string());
+        }
+        let nums = self.numeric(&cells)?;
+        let (extra_dates, trade_date) = self.extra_dates(&cells, &mut dq)?;
+        Ok(Canonical {
+            fields,
+            key,
+            date,
+            crit,
+            within,
+            brk,
+            comment,
+            cats,
+            nums,
+            extra_dates,
+            trade_date,
+            dq,
+        })
+    }
+
+    /// The record's fields as text, within the limits, under names that are neither reserved
+    /// nor the same column twice.
+    fn fields(&self, record: &Map<String, Value>) -> Result<Fields, FieldError> {
         let limits = self.limits;
         if record.len() > limits.max_fields {
             return Err(FieldError::new(
@@ -267,31 +322,21 @@ impl RecordReader {
             fields.push((k.clone(), text));
             numbers.push(v.is_number());
         }
-        let r = &self.resolved;
-        let decimal = self.record_decimal(&fields, &by_name, &numbers)?;
-        let parse = |raw: &str, h: &str| -> NumCell {
-            let is_number = by_name
-                .get(&normalize_header(h))
-                .is_some_and(|i| numbers[*i]);
-            let d = if is_number { Decimal::Point } else { decimal };
-            clean::parse_number_with(raw, self.decimals, d)
-        };
-        let get = |header: &str| -> Option<&str> {
-            by_name
-                .get(&normalize_header(header))
-                .map(|i| fields[*i].1.as_str())
-        };
-        let need = |header: &str| -> Result<&str, FieldError> {
-            get(header).ok_or_else(|| FieldError::new(header, "is missing"))
-        };
-        let mut dq = Vec::new();
+        Ok(Fields {
+            fields,
+            by_name,
+            numbers,
+        })
+    }
 
-        // Keys: trimmed values joined with `|`.
+    /// Keys: trimmed values joined with `|`.
+    fn key(&self, cells: &Cells<'_>) -> Result<String, FieldError> {
+        let r = &self.resolved;
         let mut key = String::new();
         let mut all_empty = true;
         let mut empty_required = None;
         for (k, (slot, h)) in r.keys.iter().enumerate() {
-            let v = need(h)?.trim();
+            let v = cells.need(h)?.trim();
             if !v.is_empty() {
                 all_empty = false;
             } else if *slot < r.profile.keys.len() && empty_required.is_none() {
@@ -314,10 +359,14 @@ impl RecordReader {
                 "is empty; a key is needed to match the record to its account",
             ));
         }
+        Ok(key)
+    }
 
-        let date = match &r.date {
+    /// The reconciliation date (None when the profile has none).
+    fn date(&self, cells: &Cells<'_>) -> Result<Option<i32>, FieldError> {
+        let date = match &self.resolved.date {
             Some(h) => {
-                let raw = need(h)?;
+                let raw = cells.need(h)?;
                 match clean::parse_date(raw, &self.dates) {
                     DateCell::Date(d) if !plausible(d) => {
                         return Err(FieldError::new(
@@ -351,117 +400,108 @@ impl RecordReader {
             }
             None => None,
         };
+        Ok(date)
+    }
 
-        // An empty amount reads as 0, with a finding when `finding`.
-        let amount = |h: &str, finding: bool, dq: &mut Vec<String>| {
-            let raw = need(h)?;
-            match parse(raw, h) {
-                NumCell::Value(x) => Ok(x),
-                NumCell::Empty => {
-                    if finding {
-                        dq.push(format!("{h} empty, read as 0"));
-                    }
-                    Ok(0.0)
-                }
-                NumCell::Invalid => Err(FieldError::new(h, format!("{raw:?} is not a number"))),
+    /// One criteria's values: a pair's sides and their difference, or a difference alone; the
+    /// tolerance raised by the record's tolerance column.
+    fn criteria(
+        &self,
+        c: &ResolvedCriteria,
+        cells: &Cells<'_>,
+        dq: &mut Vec<String>,
+    ) -> Result<CritValues, FieldError> {
+        let mut v = if let (Some(l), Some(rr)) = (&c.lhs, &c.rhs) {
+            self.pair(c, l, rr, cells, dq)?
+        } else {
+            let h = c.difference.as_deref().unwrap_or(c.name.as_str());
+            let diff = cells.amount(h, false, dq)?;
+            if !diff.is_finite() {
+                return Err(FieldError::new(h, format!("{diff} is not a finite number")));
+            }
+            CritValues {
+                lhs: f64::NAN,
+                rhs: f64::NAN,
+                diff,
+                tol: c.abs_tolerance.max(c.rel_tolerance * 0.0),
+                given: None,
             }
         };
+        if let Some(t) = &c.tolerance_column
+            && let Some(raw) = cells.get(t)
+        {
+            match cells.parse(raw, t) {
+                NumCell::Value(x) if x.is_finite() => v.tol = v.tol.max(x.abs()),
+                NumCell::Value(_) => {
+                    dq.push(format!("{t} not finite ({raw:?}), profile tolerance used"))
+                }
+                NumCell::Empty => {}
+                NumCell::Invalid => {
+                    dq.push(format!("{t} unreadable ({raw:?}), profile tolerance used"))
+                }
+            }
+        }
+        Ok(v)
+    }
 
-        let mut crit = Vec::with_capacity(r.criteria.len());
-        for c in &r.criteria {
-            let mut v = if let (Some(l), Some(rr)) = (&c.lhs, &c.rhs) {
-                let lhs = amount(l, true, &mut dq)?;
-                let rhs = amount(rr, true, &mut dq)?;
-                let diff = clean::round_to(lhs - rhs, self.decimals);
-                if !diff.is_finite() {
-                    return Err(FieldError::new(
-                        l.as_str(),
-                        format!(
-                            "difference is not finite: {l} - {rr} = {lhs:e} - {rhs:e} overflows"
-                        ),
+    /// A pair criteria's values: its sides (`l`, `rr`), their difference, and the given one.
+    fn pair(
+        &self,
+        c: &ResolvedCriteria,
+        l: &str,
+        rr: &str,
+        cells: &Cells<'_>,
+        dq: &mut Vec<String>,
+    ) -> Result<CritValues, FieldError> {
+        let lhs = cells.amount(l, true, dq)?;
+        let rhs = cells.amount(rr, true, dq)?;
+        let diff = clean::round_to(lhs - rhs, self.decimals);
+        if !diff.is_finite() {
+            return Err(FieldError::new(
+                l,
+                format!("difference is not finite: {l} - {rr} = {lhs:e} - {rhs:e} overflows"),
+            ));
+        }
+        let given = match &c.difference {
+            Some(g) => {
+                let gv = match cells.get(g) {
+                    Some(raw) => match cells.parse(raw, g) {
+                        NumCell::Value(x) => x,
+                        NumCell::Empty => f64::NAN,
+                        NumCell::Invalid => {
+                            return Err(FieldError::new(g, format!("{raw:?} is not a number")));
+                        }
+                    },
+                    None => f64::NAN,
+                };
+                if gv.is_finite() && (gv - diff).abs() > self.mismatch_tolerance {
+                    dq.push(format!(
+                        "{g} {gv} disagrees with {l} - {rr} = {diff}; using {diff}"
                     ));
                 }
-                let given = match &c.difference {
-                    Some(g) => {
-                        let gv = match get(g) {
-                            Some(raw) => match parse(raw, g) {
-                                NumCell::Value(x) => x,
-                                NumCell::Empty => f64::NAN,
-                                NumCell::Invalid => {
-                                    return Err(FieldError::new(
-                                        g,
-                                        format!("{raw:?} is not a number"),
-                                    ));
-                                }
-                            },
-                            None => f64::NAN,
-                        };
-                        if gv.is_finite() && (gv - diff).abs() > self.mismatch_tolerance {
-                            dq.push(format!(
-                                "{g} {gv} disagrees with {l} - {rr} = {diff}; using {diff}"
-                            ));
-                        }
-                        Some(gv)
-                    }
-                    None => None,
-                };
-                CritValues {
-                    lhs,
-                    rhs,
-                    diff,
-                    tol: c
-                        .abs_tolerance
-                        .max(c.rel_tolerance * lhs.abs().max(rhs.abs())),
-                    given,
-                }
-            } else {
-                let h = c.difference.as_deref().unwrap_or(c.name.as_str());
-                let diff = amount(h, false, &mut dq)?;
-                if !diff.is_finite() {
-                    return Err(FieldError::new(h, format!("{diff} is not a finite number")));
-                }
-                CritValues {
-                    lhs: f64::NAN,
-                    rhs: f64::NAN,
-                    diff,
-                    tol: c.abs_tolerance.max(c.rel_tolerance * 0.0),
-                    given: None,
-                }
-            };
-            if let Some(t) = &c.tolerance_column
-                && let Some(raw) = get(t)
-            {
-                match parse(raw, t) {
-                    NumCell::Value(x) if x.is_finite() => v.tol = v.tol.max(x.abs()),
-                    NumCell::Value(_) => {
-                        dq.push(format!("{t} not finite ({raw:?}), profile tolerance used"))
-                    }
-                    NumCell::Empty => {}
-                    NumCell::Invalid => {
-                        dq.push(format!("{t} unreadable ({raw:?}), profile tolerance used"))
-                    }
-                }
+                Some(gv)
             }
-            crit.push(v);
-        }
-        let within = crit.first().map(|c| c.diff.abs() <= c.tol + 1e-9);
-        let brk = match &r.status {
-            Some(h) => Some(r.is_break_status(get(h).unwrap_or(""))),
-            None => within.map(|w| !w),
+            None => None,
         };
-        let comment = r
-            .comment
-            .as_ref()
-            .map(|h| clean::clean_comment(get(h).unwrap_or("")));
-        let mut cats = Vec::with_capacity(r.categoricals.len());
-        for role in &r.categoricals {
-            cats.push(need(&role.header)?.trim().to_string());
-        }
+        Ok(CritValues {
+            lhs,
+            rhs,
+            diff,
+            tol: c
+                .abs_tolerance
+                .max(c.rel_tolerance * lhs.abs().max(rhs.abs())),
+            given,
+        })
+    }
+
+    /// Per `resolved.numeric`: the numeric features' values.
+    fn numeric(&self, cells: &Cells<'_>) -> Result<Vec<f64>, FieldError> {
+        let r = &self.resolved;
         let mut nums = Vec::with_capacity(r.numeric.len());
         for role in &r.numeric {
             let h = role.header.as_str();
-            let raw = need(h)?;
-            nums.push(match parse(raw, h) {
+            let raw = cells.need(h)?;
+            nums.push(match cells.parse(raw, h) {
                 NumCell::Value(x) if !x.is_finite() => {
                     return Err(FieldError::new(
                         h,
@@ -478,10 +518,20 @@ impl RecordReader {
                 }
             });
         }
+        Ok(nums)
+    }
+
+    /// Per `resolved.extra_dates`, and the trade date among them.
+    fn extra_dates(
+        &self,
+        cells: &Cells<'_>,
+        dq: &mut Vec<String>,
+    ) -> Result<(Vec<Option<i32>>, Option<i32>), FieldError> {
+        let r = &self.resolved;
         let mut extra_dates = Vec::with_capacity(r.extra_dates.len());
         let mut trade_date = None;
         for role in &r.extra_dates {
-            let raw = get(&role.header).unwrap_or("");
+            let raw = cells.get(&role.header).unwrap_or("");
             let d = match clean::parse_date(raw, &self.dates) {
                 DateCell::Date(d) if !plausible(d) => {
                     return Err(FieldError::new(
@@ -508,19 +558,65 @@ impl RecordReader {
             }
             extra_dates.push(d);
         }
-        Ok(Canonical {
-            fields,
-            key,
-            date,
-            crit,
-            within,
-            brk,
-            comment,
-            cats,
-            nums,
-            extra_dates,
-            trade_date,
-            dq,
-        })
+        Ok((extra_dates, trade_date))
+    }
+}
+
+/// A record's fields as read: their text, in the order they came, and where each name is.
+struct Fields {
+    fields: Vec<(String, String)>,
+    by_name: HashMap<String, usize>,
+    /// Whether each field was a JSON number.
+    numbers: Vec<bool>,
+}
+
+/// Looking a record's fields up by column name and reading their numbers.
+struct Cells<'a> {
+    fields: &'a [(String, String)],
+    by_name: &'a HashMap<String, usize>,
+    numbers: &'a [bool],
+    /// The record's decimal separator ([`RecordReader::record_decimal`]).
+    decimal: Decimal,
+    decimals: u32,
+}
+
+impl<'a> Cells<'a> {
+    fn parse(&self, raw: &str, h: &str) -> NumCell {
+        let is_number = self
+            .by_name
+            .get(&normalize_header(h))
+            .is_some_and(|i| self.numbers[*i]);
+        let d = if is_number {
+            Decimal::Point
+        } else {
+            self.decimal
+        };
+        clean::parse_number_with(raw, self.decimals, d)
+    }
+
+    fn get(&self, header: &str) -> Option<&'a str> {
+        self.by_name
+            .get(&normalize_header(header))
+            .map(|i| self.fields[*i].1.as_str())
+    }
+
+    fn need(&self, header: &str) -> Result<&'a str, FieldError> {
+        self.get(header)
+            .ok_or_else(|| FieldError::new(header, "is missing"))
+    }
+
+    /// An empty amount reads as 0, with a finding when `finding`.
+    fn amount(&self, h: &str, finding: bool, dq: &mut Vec<String>) -> Result<f64, FieldError> {
+        let raw = self.need(h)?;
+        match self.parse(raw, h) {
+            NumCell::Value(x) => Ok(x),
+            NumCell::Empty => {
+                if finding {
+                    dq.push(format!("{h} empty, read as 0"));
+                }
+                Ok(0.0)
+            }
+            NumCell::Invalid => Err(FieldError::new(h, format!("{raw:?} is not a number"))),
+        }
     }
 }
