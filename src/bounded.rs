@@ -184,6 +184,7 @@ pub fn analyze_bounded(
 ) -> Result<Bounded, BoundedError> {
     let n = plan.parts;
     let total = n as u64 + 2;
+    let at = |stage: Stage, done: u64| Progress { stage, done, total };
     let check = || -> Result<(), BoundedError> {
         if cancel.load(Ordering::Relaxed) {
             Err(PipelineError::Cancelled.into())
@@ -193,233 +194,337 @@ pub fn analyze_bounded(
     };
     let mut timings: Vec<(String, Duration)> = Vec::new();
     let t = Instant::now();
-    let spilled_file = split_file(cfg, opts, plan, progress, &check)?;
-    let SplitFile {
-        dir,
-        shown,
-        current,
-        history,
-        wcfg,
-        spilled,
-    } = &spilled_file;
-    let (shown, spilled) = (shown.clone(), *spilled);
+    let split = split_file(cfg, opts, plan, progress, &check)?;
     timings.push(("split".into(), t.elapsed()));
-    let scratch_dir = tempfile::Builder::new()
-        .prefix("store-")
-        .tempdir_in(dir.path())
-        .map_err(spill_err(format!(
-            "cannot create a spill folder in {}",
-            dir.path().display()
-        )))?;
-    let scratch = crate::store::Store::open(scratch_dir.path()).map_err(|e| {
-        BoundedError::Analyze(AnalyzeError::Detect(pipeline::DetectError::Store(e)))
-    })?;
-    let part_opts = |i: usize| spilled_file.part_opts(opts, i);
-    let quiet_progress = &mut |_: Progress| {};
+    let (scratch_dir, scratch) = scratch_store(split.dir.path())?;
 
     // The model. The part it is trained on keeps its rows and features for its own analysis.
     let t = Instant::now();
-    let mut first_part: Option<(usize, pipeline::RunOutput)> = None;
-    let (bundle, known, file) = match model {
-        Some((bundle, file)) => (bundle, None, file),
+    let (bundle, known, file, mut first_part) = match model {
+        Some((bundle, file)) => (bundle, None, file, None),
         None => {
-            let first = spilled_file.largest();
-            let (ropts, rows) = part_opts(first)?;
-            let mut run = pipeline::run_selecting(
-                wcfg,
-                &ropts,
-                None,
-                Some(&rows),
-                "",
-                quiet_progress,
-                cancel,
-            )?;
-            let det = pipeline::score(cfg, &mut run, store, &aopts.detect)
-                .map_err(AnalyzeError::Detect)?;
-            first_part = Some((first, run));
-            (det.bundle, Some(det.status), String::new())
+            let (run, det) = train_on_largest(cfg, opts, aopts, &split, store, cancel)?;
+            (det.0, Some(det.1), String::new(), Some(run))
         }
     };
     timings.push(("model".into(), t.elapsed()));
     check()?;
 
-    // Each part, one after another.
+    // Each part, one after another; the model's part first, while its features are in memory.
     let t = Instant::now();
-    let mut cycle = crate::cycle::CycleBuilder::new("", &cfg.cases.absent);
-    let mut has_cycle = true;
+    let mut totals = Totals::new(cfg, known.clone());
     let mut all: Vec<Part> = Vec::with_capacity(n);
-    let mut status = known.clone();
-    let (mut rows_read, mut history_rows_read, mut rejected, mut blank, mut dq) =
-        (0usize, 0usize, 0usize, 0usize, 0usize);
-    let mut part_rejects: Vec<Reject> = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
-    let mut profile = String::new();
-    // The model's part first, while its features are in memory.
     let first = first_part.as_ref().map(|(k, _)| *k);
-    let order: Vec<usize> = first
+    let order = first
         .into_iter()
-        .chain((0..n).filter(|i| Some(*i) != first))
-        .collect();
-    for (done, i) in order.into_iter().enumerate() {
-        progress(Progress {
-            stage: Stage::Parts,
-            done: done as u64 + 1,
-            total,
-        });
+        .chain((0..n).filter(|i| Some(*i) != first));
+    for (done, i) in order.enumerate() {
+        progress(at(Stage::Parts, done as u64 + 1));
         check()?;
-        if current.parts[i].records == 0 {
+        if split.current.parts[i].records == 0 {
             continue;
         }
-        let (ropts, rows) = part_opts(i)?;
+        let (ropts, rows) = split.part_opts(opts, i)?;
+        let prepared = first_part.take_if(|(k, _)| *k == i).map(|(_, run)| run);
+        let run = BundleRun {
+            bundle: bundle.clone(),
+            file: &file,
+            partition: None,
+            record_cases: false,
+            known: known.clone(),
+            spill: Some(&rows),
+            prepared,
+        };
         let a = pipeline::analyze_with_bundle(
-            wcfg,
+            &split.wcfg,
             &ropts,
             aopts,
-            BundleRun {
-                bundle: bundle.clone(),
-                file: &file,
-                partition: None,
-                record_cases: false,
-                known: known.clone(),
-                spill: Some(&rows),
-                prepared: match first_part.take() {
-                    Some((k, run)) if k == i => Some(run),
-                    other => {
-                        first_part = other;
-                        None
-                    }
-                },
-            },
+            run,
             &scratch,
             "",
-            quiet_progress,
+            &mut |_| {},
             cancel,
         )?;
         let partition = Partition { index: i, count: n };
-        // Every account of the part is the part's own (the split hashed the key the reader
-        // builds); one that is not would have its rows in two parts.
-        if let Ok(k) = a
-            .run
-            .features
-            .df
-            .column("bd_key")
-            .and_then(|c| c.str().cloned())
-            && let Some(key) = k.iter().flatten().find(|k| !partition.contains(k))
-        {
-            return Err(BoundedError::Split(format!(
-                "{shown}: the rows of account {key:?} were split apart (its key was read differently when splitting the file); run with [run] memory_mb = 0 to read the file whole"
-            )));
-        }
-        if profile.is_empty() {
-            profile = a.run.profile.clone();
-            cycle = crate::cycle::CycleBuilder::new(&profile, &cfg.cases.absent);
-        }
-        has_cycle &= cycle.push(&a.run.features.df).is_some();
-        status.get_or_insert_with(|| a.det.status.clone());
-        rows_read += a.run.rows_read;
-        history_rows_read += a.run.history_rows_read;
-        rejected += a.run.rejected_rows;
-        blank += a.run.blank_rows;
-        dq += a.run.dq_rows;
-        part_rejects.extend(a.run.rejects.iter().cloned());
-        for note in &a.run.notes {
-            if !notes.contains(note) {
-                notes.push(note.clone());
-            }
-        }
-        let path = dir.path().join(format!("part-{i}.csv"));
-        crate::output::write_table(&a.table, &path, Format::Csv).map_err(|e| {
-            BoundedError::Part(PartError::Write {
-                file: path.display().to_string(),
-                message: e.to_string(),
-            })
-        })?;
-        let src = PartSource {
-            partition: &partition,
-            input: &opts.input,
-            history: opts.history.as_deref(),
-            all_rows: aopts.all_rows,
-            format: Format::Csv,
-        };
-        let (meta, part_rows) = parts::describe_part(wcfg, &path, &a, &src, &scratch)?;
-        all.push(Part {
-            path,
-            meta,
-            rows: part_rows,
-        });
+        check_own_accounts(&a, &partition, &split.shown)?;
+        totals.add(cfg, &a);
+        all.push(write_part(&split, opts, aopts, &a, partition, &scratch)?);
         tracing::debug!(part = i, resident_mib = ?crate::logging::resident_mib(), "part done");
     }
     timings.push(("parts".into(), t.elapsed()));
-
-    // The whole file's counts, and its share of rejected rows.
-    let raw_rejects = current.rejects.len() + history.as_ref().map_or(0, |h| h.rejects.len());
-    rows_read += current.rejects.len();
-    history_rows_read += history.as_ref().map_or(0, |h| h.rejects.len());
-    rejected += raw_rejects;
-    blank += current.blank_rows + history.as_ref().map_or(0, |h| h.blank_rows);
-    // The report in a whole run's order: the history's rejects, then the file's; in each, the
-    // records the reader rejected, then the rows the checks rejected, by row.
-    part_rejects.sort_by_key(|r| r.row);
-    let history_source = history.as_ref().map(|h| h.source.as_str());
-    let (of_history, of_current): (Vec<Reject>, Vec<Reject>) = part_rejects
-        .into_iter()
-        .partition(|r| Some(r.source.as_str()) == history_source);
-    let mut rejects: Vec<Reject> = Vec::new();
-    if let Some(h) = &history {
-        rejects.extend(h.rejects.iter().cloned());
-    }
-    rejects.extend(of_history);
-    rejects.extend(current.rejects.iter().cloned());
-    rejects.extend(of_current);
-    let seen = rows_read + history_rows_read;
-    if all.is_empty() || rejected >= seen {
-        return Err(PipelineError::TooManyRejects {
-            error: Box::new(IngestError::AllRejected {
-                file: shown.clone(),
-                total: seen,
-                report: String::new(),
-            }),
-            rejects,
-        }
-        .into());
-    }
-    let share = rejected as f64 / seen.max(1) as f64;
-    if share > cfg.ingest.max_reject_share {
-        return Err(PipelineError::TooManyRejects {
-            error: Box::new(IngestError::TooManyRejects {
-                file: shown.clone(),
-                rejected,
-                total: seen,
-                share: share * 100.0,
-                max: cfg.ingest.max_reject_share * 100.0,
-                report: String::new(),
-            }),
-            rejects,
-        }
-        .into());
-    }
+    let rejects = totals.whole_file(&split, all.is_empty(), cfg.ingest.max_reject_share)?;
     // Empty parts (no account hashed to them) were skipped: the merge numbers the others, in
     // the order of the split.
-    all.sort_by_key(|p| p.meta.partition.index);
-    let m = all.len();
-    for (k, p) in all.iter_mut().enumerate() {
-        p.meta.partition = Partition { index: k, count: m };
-        p.meta.rows_read = rows_read;
-        p.meta.history_rows_read = history_rows_read;
-        p.meta.rejected_rows = rejected;
-    }
-
+    totals.renumber(&mut all);
     drop(scratch);
     drop(scratch_dir);
+
     // The merge, the cases and the roll-forward.
-    progress(Progress {
-        stage: Stage::Merge,
-        done: n as u64 + 1,
-        total,
-    });
+    progress(at(Stage::Merge, n as u64 + 1));
     check()?;
     let t = Instant::now();
-    let merged = parts::merge_parts(
+    let merged = merge_bounded(cfg, store, all, &split, &mut totals, output)?;
+    timings.push(("merge".into(), t.elapsed()));
+    timings.extend(
+        merged
+            .timings
+            .iter()
+            .map(|(n, d)| (format!("merge/{n}"), *d)),
+    );
+    progress(at(Stage::Merge, total));
+    Ok(Bounded {
+        merged,
+        parts: n,
+        bundle,
+        status: totals.status.unwrap_or(ModelStatus::Loaded),
+        rows_read: totals.rows_read,
+        history_rows_read: totals.history_rows_read,
+        rejected_rows: totals.rejected,
+        blank_rows: totals.blank,
+        dq_rows: totals.dq,
+        rejects,
+        notes: totals.notes,
+        spilled: split.spilled,
+        timings,
+    })
+}
+
+/// What the parts of a bounded run add up to: a whole run's counts, the rows the checks
+/// rejected, the notes, the profile, the day's cycle and the model's status.
+struct Totals {
+    rows_read: usize,
+    history_rows_read: usize,
+    rejected: usize,
+    blank: usize,
+    dq: usize,
+    part_rejects: Vec<Reject>,
+    notes: Vec<String>,
+    profile: String,
+    cycle: crate::cycle::CycleBuilder,
+    has_cycle: bool,
+    status: Option<ModelStatus>,
+}
+
+impl Totals {
+    fn new(cfg: &Config, status: Option<ModelStatus>) -> Totals {
+        Totals {
+            rows_read: 0,
+            history_rows_read: 0,
+            rejected: 0,
+            blank: 0,
+            dq: 0,
+            part_rejects: Vec::new(),
+            notes: Vec::new(),
+            profile: String::new(),
+            cycle: crate::cycle::CycleBuilder::new("", &cfg.cases.absent),
+            has_cycle: true,
+            status,
+        }
+    }
+
+    /// The parts numbered in the order of the split (empty parts were skipped), each with the
+    /// whole file's counts.
+    fn renumber(&self, all: &mut [Part]) {
+        all.sort_by_key(|p| p.meta.partition.index);
+        let m = all.len();
+        for (k, p) in all.iter_mut().enumerate() {
+            p.meta.partition = Partition { index: k, count: m };
+            p.meta.rows_read = self.rows_read;
+            p.meta.history_rows_read = self.history_rows_read;
+            p.meta.rejected_rows = self.rejected;
+        }
+    }
+
+    /// A part's analysis counted in.
+    fn add(&mut self, cfg: &Config, a: &pipeline::Analysis) {
+        if self.profile.is_empty() {
+            self.profile = a.run.profile.clone();
+            self.cycle = crate::cycle::CycleBuilder::new(&self.profile, &cfg.cases.absent);
+        }
+        self.has_cycle &= self.cycle.push(&a.run.features.df).is_some();
+        self.status.get_or_insert_with(|| a.det.status.clone());
+        self.rows_read += a.run.rows_read;
+        self.history_rows_read += a.run.history_rows_read;
+        self.rejected += a.run.rejected_rows;
+        self.blank += a.run.blank_rows;
+        self.dq += a.run.dq_rows;
+        self.part_rejects.extend(a.run.rejects.iter().cloned());
+        for note in &a.run.notes {
+            if !self.notes.contains(note) {
+                self.notes.push(note.clone());
+            }
+        }
+    }
+
+    /// The whole file's counts (with the records the reader rejected while splitting) and its
+    /// rejects report in a whole run's order; too many rejected rows (or no part) is the error.
+    fn whole_file(
+        &mut self,
+        split: &SplitFile,
+        no_part: bool,
+        max_reject_share: f64,
+    ) -> Result<Vec<Reject>, BoundedError> {
+        let (current, history) = (&split.current, &split.history);
+        let raw_rejects = current.rejects.len() + history.as_ref().map_or(0, |h| h.rejects.len());
+        self.rows_read += current.rejects.len();
+        self.history_rows_read += history.as_ref().map_or(0, |h| h.rejects.len());
+        self.rejected += raw_rejects;
+        self.blank += current.blank_rows + history.as_ref().map_or(0, |h| h.blank_rows);
+        // The report in a whole run's order: the history's rejects, then the file's; in each,
+        // the records the reader rejected, then the rows the checks rejected, by row.
+        let mut part_rejects = std::mem::take(&mut self.part_rejects);
+        part_rejects.sort_by_key(|r| r.row);
+        let history_source = history.as_ref().map(|h| h.source.as_str());
+        let (of_history, of_current): (Vec<Reject>, Vec<Reject>) = part_rejects
+            .into_iter()
+            .partition(|r| Some(r.source.as_str()) == history_source);
+        let mut rejects: Vec<Reject> = Vec::new();
+        if let Some(h) = history {
+            rejects.extend(h.rejects.iter().cloned());
+        }
+        rejects.extend(of_history);
+        rejects.extend(current.rejects.iter().cloned());
+        rejects.extend(of_current);
+        let seen = self.rows_read + self.history_rows_read;
+        let rejected = self.rejected;
+        if no_part || rejected >= seen {
+            return Err(PipelineError::TooManyRejects {
+                error: Box::new(IngestError::AllRejected {
+                    file: split.shown.clone(),
+                    total: seen,
+                    report: String::new(),
+                }),
+                rejects,
+            }
+            .into());
+        }
+        let share = rejected as f64 / seen.max(1) as f64;
+        if share > max_reject_share {
+            return Err(PipelineError::TooManyRejects {
+                error: Box::new(IngestError::TooManyRejects {
+                    file: split.shown.clone(),
+                    rejected,
+                    total: seen,
+                    share: share * 100.0,
+                    max: max_reject_share * 100.0,
+                    report: String::new(),
+                }),
+                rejects,
+            }
+            .into());
+        }
+        Ok(rejects)
+    }
+}
+
+/// A store for the parts' analyses (they record no cases), in a folder of the spill.
+fn scratch_store(dir: &Path) -> Result<(tempfile::TempDir, crate::store::Store), BoundedError> {
+    let scratch_dir = tempfile::Builder::new()
+        .prefix("store-")
+        .tempdir_in(dir)
+        .map_err(spill_err(format!(
+            "cannot create a spill folder in {}",
+            dir.display()
+        )))?;
+    let scratch = crate::store::Store::open(scratch_dir.path()).map_err(|e| {
+        BoundedError::Analyze(AnalyzeError::Detect(pipeline::DetectError::Store(e)))
+    })?;
+    Ok((scratch_dir, scratch))
+}
+
+/// The model of a bounded run: trained on the largest part's accounts. That part's run (its rows
+/// and features) is kept for its own analysis; with the model and its status.
+#[allow(clippy::type_complexity)]
+fn train_on_largest(
+    cfg: &Config,
+    opts: &RunOptions,
+    aopts: &AnalyzeOptions,
+    split: &SplitFile,
+    store: &crate::store::Store,
+    cancel: &AtomicBool,
+) -> Result<((usize, pipeline::RunOutput), (ModelBundle, ModelStatus)), BoundedError> {
+    let first = split.largest();
+    let (ropts, rows) = split.part_opts(opts, first)?;
+    let mut run = pipeline::run_selecting(
+        &split.wcfg,
+        &ropts,
+        None,
+        Some(&rows),
+        "",
+        &mut |_| {},
+        cancel,
+    )?;
+    let det = pipeline::score(cfg, &mut run, store, &aopts.detect).map_err(AnalyzeError::Detect)?;
+    Ok(((first, run), (det.bundle, det.status)))
+}
+
+/// Every account of the part is the part's own (the split hashed the key the reader builds);
+/// one that is not would have its rows in two parts.
+fn check_own_accounts(
+    a: &pipeline::Analysis,
+    partition: &Partition,
+    shown: &str,
+) -> Result<(), BoundedError> {
+    if let Ok(k) = a
+        .run
+        .features
+        .df
+        .column("bd_key")
+        .and_then(|c| c.str().cloned())
+        && let Some(key) = k.iter().flatten().find(|k| !partition.contains(k))
+    {
+        return Err(BoundedError::Split(format!(
+            "{shown}: the rows of account {key:?} were split apart (its key was read differently when splitting the file); run with [run] memory_mb = 0 to read the file whole"
+        )));
+    }
+    Ok(())
+}
+
+/// A part's written rows as a part file in the spill folder, with what the merge reads of it.
+fn write_part(
+    split: &SplitFile,
+    opts: &RunOptions,
+    aopts: &AnalyzeOptions,
+    a: &pipeline::Analysis,
+    partition: Partition,
+    scratch: &crate::store::Store,
+) -> Result<Part, BoundedError> {
+    let path = split
+        .dir
+        .path()
+        .join(format!("part-{}.csv", partition.index));
+    crate::output::write_table(&a.table, &path, Format::Csv).map_err(|e| {
+        BoundedError::Part(PartError::Write {
+            file: path.display().to_string(),
+            message: e.to_string(),
+        })
+    })?;
+    let src = PartSource {
+        partition: &partition,
+        input: &opts.input,
+        history: opts.history.as_deref(),
+        all_rows: aopts.all_rows,
+        format: Format::Csv,
+    };
+    let (meta, rows) = parts::describe_part(&split.wcfg, &path, a, &src, scratch)?;
+    Ok(Part { path, meta, rows })
+}
+
+/// The parts merged into the output, the cases recorded and the profile's cases rolled forward
+/// with the day's cycle.
+fn merge_bounded(
+    cfg: &Config,
+    store: &crate::store::Store,
+    all: Vec<Part>,
+    split: &SplitFile,
+    totals: &mut Totals,
+    output: (&Path, Format),
+) -> Result<Merged, BoundedError> {
+    let cycle = std::mem::replace(
+        &mut totals.cycle,
+        crate::cycle::CycleBuilder::new("", &cfg.cases.absent),
+    );
+    Ok(parts::merge_parts(
         cfg,
         all,
         store,
@@ -427,44 +532,20 @@ pub fn analyze_bounded(
             record: true,
             out: output.0.to_path_buf(),
             format: Some(output.1),
-            stage_dir: Some(dir.path().to_path_buf()),
+            stage_dir: Some(split.dir.path().to_path_buf()),
             roll: Some(Roll {
-                cycle: has_cycle.then(|| cycle.finish()),
+                cycle: totals.has_cycle.then(|| cycle.finish()),
                 day: DayFacts {
-                    profile: profile.clone(),
-                    rows: rows_read,
+                    profile: totals.profile.clone(),
+                    rows: totals.rows_read,
                     ..Default::default()
                 },
-                file: shown.clone(),
+                file: split.shown.clone(),
             }),
             ..Default::default()
         },
         Vec::new(),
-    )?;
-    timings.push(("merge".into(), t.elapsed()));
-    for (name, d) in &merged.timings {
-        timings.push((format!("merge/{name}"), *d));
-    }
-    progress(Progress {
-        stage: Stage::Merge,
-        done: total,
-        total,
-    });
-    Ok(Bounded {
-        merged,
-        parts: n,
-        bundle,
-        status: status.unwrap_or(ModelStatus::Loaded),
-        rows_read,
-        history_rows_read,
-        rejected_rows: rejected,
-        blank_rows: blank,
-        dq_rows: dq,
-        rejects,
-        notes,
-        spilled,
-        timings,
-    })
+    )?)
 }
 
 /// A file (and its history) split by account into spill parts, in a folder of its own that is
