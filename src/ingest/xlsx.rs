@@ -152,7 +152,70 @@ pub fn read(path: &Path, sheet: Option<&str>, max_cells: u64) -> Result<RawTable
     })
 }
 
+/// The cells of a sheet as collected: the sheet's name, its non-empty cells, the top-left
+/// corner of their range and the ranges merged in the sheet (.xlsx only).
+struct SheetCells {
+    name: String,
+    /// (row, col, text) of every non-empty cell.
+    cells: Vec<(u32, u32, String)>,
+    min: (u32, u32),
+    merged: Vec<Dimensions>,
+}
+
 fn read_sheet(path: &Path, sheet: Option<&str>, max_cells: u64) -> Result<RawTable, IngestError> {
+    let display = path.display().to_string();
+    let SheetCells {
+        name,
+        mut cells,
+        min,
+        merged,
+    } = sheet_cells(path, sheet, max_cells)?;
+    // Rows in order (a writer may list them otherwise), cells in column order within a row.
+    cells.sort_by_key(|(r, c, _)| (*r, *c));
+    let mut rows: Vec<(u32, Vec<(u32, String)>)> = Vec::new();
+    for (r, c, t) in cells {
+        match rows.last_mut() {
+            Some((lr, v)) if *lr == r => v.push((c, t)),
+            _ => rows.push((r, vec![(c, t)])),
+        }
+    }
+    if rows.is_empty() {
+        return Err(IngestError::Empty { file: display });
+    }
+    // The header: the first row with two or more filled cells (rows above it are titles).
+    let h = rows.iter().position(|(_, v)| v.len() >= 2).unwrap_or(0);
+    let mut rows = rows.split_off(h);
+    let (header_row, header_cells) = rows.remove(0);
+    let header_row = &header_row;
+    let first_col = min.1;
+    if let Some(m) = merged
+        .iter()
+        .find(|m| m.start.0 <= *header_row && *header_row <= m.end.0 && m.start.1 < m.end.1)
+    {
+        return Err(IngestError::Workbook {
+            file: display,
+            message: format!(
+                "sheet {name:?}: header cell {} is merged across columns, so the columns it covers have no name of their own; unmerge it and give each column its header",
+                range_ref(m.start, m.end)
+            ),
+        });
+    }
+    let width = header_cells
+        .last()
+        .map_or(0, |(c, _)| (c - first_col) as usize + 1);
+    let mut header: Vec<String> = vec![String::new(); width];
+    for (c, t) in &header_cells {
+        header[(c - first_col) as usize] = t.trim().to_string();
+    }
+    table(display, name, first_col, header, *header_row, rows)
+}
+
+/// Opens the workbook, finds the sheet (`sheet`, or the first one) and collects its cells.
+fn sheet_cells(
+    path: &Path,
+    sheet: Option<&str>,
+    max_cells: u64,
+) -> Result<SheetCells, IngestError> {
     let display = path.display().to_string();
     let wb_err = |message: String| IngestError::Workbook {
         file: display.clone(),
@@ -210,47 +273,29 @@ fn read_sheet(path: &Path, sheet: Option<&str>, max_cells: u64) -> Result<RawTab
             }
         }
     }
-    let Collector { mut cells, min, .. } = col;
-    // Rows in order (a writer may list them otherwise), cells in column order within a row.
-    cells.sort_by_key(|(r, c, _)| (*r, *c));
-    let mut rows: Vec<(u32, Vec<(u32, String)>)> = Vec::new();
-    for (r, c, t) in cells {
-        match rows.last_mut() {
-            Some((lr, v)) if *lr == r => v.push((c, t)),
-            _ => rows.push((r, vec![(c, t)])),
-        }
-    }
-    if rows.is_empty() {
-        return Err(IngestError::Empty { file: display });
-    }
-    // The header: the first row with two or more filled cells (rows above it are titles).
-    let h = rows.iter().position(|(_, v)| v.len() >= 2).unwrap_or(0);
-    let mut rows = rows.split_off(h);
-    let (header_row, header_cells) = rows.remove(0);
-    let header_row = &header_row;
-    let first_col = min.1;
-    if let Some(m) = merged
-        .iter()
-        .find(|m| m.start.0 <= *header_row && *header_row <= m.end.0 && m.start.1 < m.end.1)
-    {
-        return Err(IngestError::Workbook {
-            file: display,
-            message: format!(
-                "sheet {name:?}: header cell {} is merged across columns, so the columns it covers have no name of their own; unmerge it and give each column its header",
-                range_ref(m.start, m.end)
-            ),
-        });
-    }
-    let width = header_cells
-        .last()
-        .map_or(0, |(c, _)| (c - first_col) as usize + 1);
-    let mut header: Vec<String> = vec![String::new(); width];
-    for (c, t) in &header_cells {
-        header[(c - first_col) as usize] = t.trim().to_string();
-    }
+    let Collector { cells, min, .. } = col;
+    Ok(SheetCells {
+        name,
+        cells,
+        min,
+        merged,
+    })
+}
+
+/// The data rows below the header as text columns plus `bd_row` (rows with no cell in the
+/// header's columns are skipped and counted as blank).
+fn table(
+    display: String,
+    name: String,
+    first_col: u32,
+    header: Vec<String>,
+    header_row: u32,
+    rows: Vec<(u32, Vec<(u32, String)>)>,
+) -> Result<RawTable, IngestError> {
+    let width = header.len();
     let mut cols: Vec<Vec<Option<String>>> = vec![Vec::new(); width];
     let mut row_numbers: Vec<IdxSize> = Vec::new();
-    let mut last_row = *header_row;
+    let mut last_row = header_row;
     for (r, cells) in rows {
         let mut values: Vec<Option<String>> = vec![None; width];
         let mut any = false;

@@ -1,0 +1,503 @@
+//! The steps of [`super::prepare`]: the state of one call, and one method per group of columns.
+
+use super::cells::{
+    Num, OnEmpty, Rows, date_column, numeric_columns, parse_amounts, parse_dates, text_col,
+};
+use super::decimal::{amount_headers, detect_decimal};
+use super::{DecimalChoice, DecimalSource, PrepareOptions, Prepared, crit_col};
+use crate::ingest::clean::{self, NumCell};
+use crate::ingest::{IngestError, ROW_COL, RawTable};
+use crate::profile::{Resolved, ResolvedCriteria, Role};
+use polars::prelude::*;
+use std::collections::HashMap;
+
+/// One `prepare` call under way: the raw table and profile, the per-row outcomes, and the
+/// canonical columns built so far (in the order they are added to the frame).
+pub(super) struct Build<'a> {
+    raw: &'a RawTable,
+    resolved: &'a Resolved,
+    opts: &'a PrepareOptions,
+    df: &'a DataFrame,
+    n: usize,
+    rows: Rows<'a>,
+    cols: Vec<Column>,
+    decimal: DecimalChoice,
+    num: Num,
+}
+
+/// A polars error as a data error of `source`.
+fn data_err(source: &str) -> impl Fn(PolarsError) -> IngestError + '_ {
+    move |e| IngestError::Data {
+        file: source.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// A data error raised without a file name, given `source`'s.
+fn with_file(source: &str) -> impl Fn(IngestError) -> IngestError + '_ {
+    move |e| match e {
+        IngestError::Data { message, .. } => IngestError::Data {
+            file: source.to_string(),
+            message,
+        },
+        other => other,
+    }
+}
+
+impl<'a> Build<'a> {
+    /// Row numbers, workbook cell letters and the decimal separator (set, or detected from the
+    /// amount columns).
+    pub(super) fn new(
+        raw: &'a RawTable,
+        resolved: &'a Resolved,
+        opts: &'a PrepareOptions,
+    ) -> Result<Build<'a>, IngestError> {
+        let df = &raw.df;
+        let n = df.height();
+        let data_err = data_err(&raw.source);
+        let row_numbers: Vec<u32> = df
+            .column(ROW_COL)
+            .and_then(|c| c.cast(&DataType::UInt32))
+            .map_err(&data_err)?
+            .u32()
+            .map_err(&data_err)?
+            .into_no_null_iter()
+            .collect();
+        let cells = raw.sheet.as_ref().map(|sh| {
+            let letters: HashMap<&str, String> = raw
+                .header
+                .iter()
+                .enumerate()
+                .map(|(j, h)| {
+                    (
+                        h.as_str(),
+                        crate::ingest::xlsx::column_letters(sh.first_col + j as u32),
+                    )
+                })
+                .collect();
+            (sh.name.as_str(), letters)
+        });
+        let rows = Rows {
+            n,
+            source: &raw.source,
+            cells,
+            row_numbers,
+            rejected: vec![false; n],
+            rejects: Vec::new(),
+            dq: vec![Vec::new(); n],
+        };
+
+        // The decimal separator: set, or detected from the amount columns.
+        let decimal = match opts.decimal {
+            Some(d) => DecimalChoice {
+                decimal: d,
+                how: DecimalSource::Setting,
+            },
+            None => {
+                let mut headers = amount_headers(resolved);
+                if resolved.profile.numeric_auto && resolved.numeric.is_empty() {
+                    headers = raw.header.iter().map(String::as_str).collect();
+                }
+                detect_decimal(df, &raw.source, &headers)?
+            }
+        };
+        let num = Num {
+            decimals: opts.decimals,
+            decimal: decimal.decimal,
+        };
+        Ok(Build {
+            raw,
+            resolved,
+            opts,
+            df,
+            n,
+            rows,
+            cols: Vec::new(),
+            decimal,
+            num,
+        })
+    }
+
+    /// `bd_key`; rows whose keys are all empty, or whose required keys are empty, are rejected.
+    pub(super) fn keys(&mut self) -> Result<(), IngestError> {
+        let (resolved, opts, df, n) = (self.resolved, self.opts, self.df, self.n);
+        let keys: Vec<&String> = resolved
+            .keys
+            .iter()
+            .filter(|(slot, _)| opts.key_slots.as_ref().is_none_or(|s| s.contains(slot)))
+            .map(|(_, h)| h)
+            .collect();
+        if !keys.is_empty() {
+            // Trimmed key values joined with `|`, built through one reused buffer.
+            let cas: Vec<&StringChunked> = keys
+                .iter()
+                .map(|h| text_col(df, h))
+                .collect::<Result<_, _>>()
+                .map_err(with_file(&self.raw.source))?;
+            let mut iters: Vec<_> = cas.iter().map(|c| c.iter()).collect();
+            let mut builder = StringChunkedBuilder::new("bd_key".into(), n);
+            let mut buf = String::new();
+            let names: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+            // Keys the profile requires (optional ones, such as Currency, may be empty).
+            let required: Vec<bool> = resolved
+                .keys
+                .iter()
+                .filter(|(slot, _)| opts.key_slots.as_ref().is_none_or(|s| s.contains(slot)))
+                .map(|(slot, _)| *slot < resolved.profile.keys.len())
+                .collect();
+            let mut empty_required: Vec<usize> = Vec::new();
+            for i in 0..n {
+                buf.clear();
+                let mut all_empty = true;
+                empty_required.clear();
+                for (k, it) in iters.iter_mut().enumerate() {
+                    let v = it.next().flatten().unwrap_or("").trim();
+                    if !v.is_empty() {
+                        all_empty = false;
+                    } else if required[k] {
+                        empty_required.push(k);
+                    }
+                    if k > 0 {
+                        buf.push('|');
+                    }
+                    buf.push_str(v);
+                }
+                if all_empty {
+                    self.rows.reject(
+                        i,
+                        &names.join("+"),
+                        None,
+                        "every key column is empty; the record identifies no account".into(),
+                    );
+                } else {
+                    for &k in &empty_required {
+                        self.rows.reject(
+                            i,
+                            names[k],
+                            None,
+                            "a key column is empty; the record cannot be matched to its account"
+                                .into(),
+                        );
+                    }
+                }
+                builder.append_value(&buf);
+            }
+            self.cols.push(builder.finish().into_column());
+        }
+        Ok(())
+    }
+
+    /// `bd_date`: the record date (required).
+    pub(super) fn date(&mut self) -> Result<(), IngestError> {
+        if let Some(h) = &self.resolved.date {
+            let d = parse_dates(&mut self.rows, self.df, h, &self.opts.dates, true)
+                .map_err(with_file(&self.raw.source))?;
+            self.cols.push(date_column("bd_date", d));
+        }
+        Ok(())
+    }
+
+    /// The columns of every criteria, then `bd_difference` and `bd_within_tolerance` from the
+    /// first one. Returns the within-tolerance check, for the break flag.
+    pub(super) fn criteria(&mut self) -> Result<Option<Vec<bool>>, IngestError> {
+        let resolved = self.resolved;
+        let mut primary: Option<(Vec<f64>, Vec<f64>)> = None;
+        for c in &resolved.criteria {
+            let (diff, tol) = self.criterion(c)?;
+            if primary.is_none() {
+                primary = Some((diff.clone(), tol.clone()));
+            }
+            self.cols
+                .push(Column::new(crit_col(&c.name, "diff").into(), diff));
+            self.cols
+                .push(Column::new(crit_col(&c.name, "tol").into(), tol));
+        }
+        let within: Option<Vec<bool>> = primary
+            .as_ref()
+            .map(|(d, t)| d.iter().zip(t).map(|(d, t)| d.abs() <= *t + 1e-9).collect());
+        if let Some((d, _)) = primary {
+            self.cols.push(Column::new("bd_difference".into(), d));
+        }
+        if let Some(w) = &within {
+            self.cols
+                .push(Column::new("bd_within_tolerance".into(), w.clone()));
+        }
+        Ok(within)
+    }
+
+    /// One criteria's difference and tolerance (a pair's sides and given difference are added
+    /// to the columns on the way).
+    fn criterion(&mut self, c: &ResolvedCriteria) -> Result<(Vec<f64>, Vec<f64>), IngestError> {
+        let (df, n, num) = (self.df, self.n, self.num);
+        let (diff, scale) = if let (Some(l), Some(r)) = (&c.lhs, &c.rhs) {
+            self.pair(c, l, r)?
+        } else {
+            let h = c
+                .difference
+                .as_ref()
+                .expect("resolved criteria has a difference");
+            let diff = parse_amounts(&mut self.rows, df, h, num, OnEmpty::Zero)
+                .map_err(with_file(&self.raw.source))?;
+            (diff, vec![0.0; n])
+        };
+        let mut tol: Vec<f64> = scale
+            .iter()
+            .map(|s| c.abs_tolerance.max(c.rel_tolerance * s))
+            .collect();
+        if let Some(t) = &c.tolerance_column {
+            let ca = text_col(df, t).map_err(with_file(&self.raw.source))?;
+            for (i, v) in ca.iter().enumerate() {
+                match num.parse(v.unwrap_or("")) {
+                    NumCell::Value(x) => tol[i] = tol[i].max(x.abs()),
+                    NumCell::Empty => {}
+                    NumCell::Invalid => self.rows.finding(
+                        i,
+                        format!(
+                            "{t} unreadable ({:?}), profile tolerance used",
+                            v.unwrap_or("")
+                        ),
+                    ),
+                }
+            }
+        }
+        Ok((diff, tol))
+    }
+
+    /// A pair's difference lhs − rhs (rows where it overflows are rejected) and its scale
+    /// max(|lhs|, |rhs|); adds the given difference (checked against it), lhs and rhs columns.
+    fn pair(
+        &mut self,
+        c: &ResolvedCriteria,
+        l: &str,
+        r: &str,
+    ) -> Result<(Vec<f64>, Vec<f64>), IngestError> {
+        let (df, n, num, opts) = (self.df, self.n, self.num, self.opts);
+        let with_file = with_file(&self.raw.source);
+        let rows = &mut self.rows;
+        let lhs = parse_amounts(rows, df, l, num, OnEmpty::ZeroWithFinding).map_err(&with_file)?;
+        let rhs = parse_amounts(rows, df, r, num, OnEmpty::ZeroWithFinding).map_err(&with_file)?;
+        let diff: Vec<f64> = lhs
+            .iter()
+            .zip(&rhs)
+            .map(|(a, b)| clean::round_to(a - b, opts.decimals))
+            .collect();
+        // Amounts near the limits of f64 (1e308 and -1e308) overflow when subtracted.
+        for i in 0..n {
+            if diff[i].is_infinite() {
+                let (lv, rv) = (lhs[i], rhs[i]);
+                let raw_l = text_col(df, l)
+                    .ok()
+                    .and_then(|c| c.get(i))
+                    .unwrap_or("")
+                    .to_string();
+                rows.reject(
+                    i,
+                    l,
+                    Some(&raw_l),
+                    format!("difference is not finite: {l} - {r} = {lv:e} - {rv:e} overflows"),
+                );
+            }
+        }
+        if let Some(g) = &c.difference {
+            let given = parse_amounts(rows, df, g, num, OnEmpty::Nan).map_err(&with_file)?;
+            for i in 0..n {
+                let (gv, dv) = (given[i], diff[i]);
+                if gv.is_finite() && (gv - dv).abs() > opts.mismatch_tolerance {
+                    rows.finding(
+                        i,
+                        format!("{g} {gv} disagrees with {l} - {r} = {dv}; using {dv}"),
+                    );
+                }
+            }
+            self.cols
+                .push(Column::new(crit_col(&c.name, "given").into(), given));
+        }
+        let scale: Vec<f64> = lhs
+            .iter()
+            .zip(&rhs)
+            .map(|(a, b)| a.abs().max(b.abs()))
+            .collect();
+        self.cols
+            .push(Column::new(crit_col(&c.name, "lhs").into(), lhs));
+        self.cols
+            .push(Column::new(crit_col(&c.name, "rhs").into(), rhs));
+        Ok((diff, scale))
+    }
+
+    /// `bd_break`: from the status column, or (without one) out of tolerance.
+    pub(super) fn status(&mut self, within: Option<&[bool]>) -> Result<(), IngestError> {
+        if let Some(h) = &self.resolved.status {
+            let ca = text_col(self.df, h).map_err(with_file(&self.raw.source))?;
+            let flags: Vec<bool> = ca
+                .iter()
+                .map(|v| self.resolved.is_break_status(v.unwrap_or("")))
+                .collect();
+            self.cols.push(Column::new("bd_break".into(), flags));
+        } else if let Some(w) = within {
+            self.cols.push(Column::new(
+                "bd_break".into(),
+                w.iter().map(|x| !x).collect::<Vec<bool>>(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `bd_comment`: cleaned once per distinct value, and only copied where cleaning changed it.
+    pub(super) fn comment(&mut self) -> Result<(), IngestError> {
+        if let Some(h) = &self.resolved.comment {
+            let ca = text_col(self.df, h).map_err(with_file(&self.raw.source))?;
+            let mut cleaned: Vec<String> = Vec::new();
+            let mut cache: HashMap<&str, Option<usize>> = HashMap::new();
+            let mut changed: Vec<Option<usize>> = Vec::with_capacity(self.n);
+            for v in ca.iter() {
+                let s = v.unwrap_or("");
+                let slot = *cache.entry(s).or_insert_with(|| {
+                    let c = clean::clean_comment(s);
+                    (c != s).then(|| {
+                        cleaned.push(c);
+                        cleaned.len() - 1
+                    })
+                });
+                changed.push(slot);
+            }
+            let values = ca.iter().zip(&changed).map(|(v, slot)| match slot {
+                Some(k) => cleaned[*k].as_str(),
+                None => v.unwrap_or(""),
+            });
+            self.cols
+                .push(StringChunked::from_iter_values("bd_comment".into(), values).into_column());
+        }
+        Ok(())
+    }
+
+    /// `bd_cat_<name>`: categorical values, trimmed.
+    pub(super) fn categoricals(&mut self) -> Result<(), IngestError> {
+        for role in &self.resolved.categoricals {
+            let ca = text_col(self.df, &role.header).map_err(with_file(&self.raw.source))?;
+            let name = format!("bd_cat_{}", role.slug);
+            let needs_trim = ca
+                .iter()
+                .any(|v| v.is_some_and(|v| v.len() != v.trim().len()));
+            if needs_trim {
+                let v: Vec<String> = ca
+                    .iter()
+                    .map(|v| v.unwrap_or("").trim().to_string())
+                    .collect();
+                self.cols.push(Column::new(name.into(), v));
+            } else {
+                // Already clean: share the original column's buffers instead of copying them.
+                self.cols
+                    .push(ca.clone().with_name(name.into()).into_column());
+            }
+        }
+        Ok(())
+    }
+
+    /// `bd_num_<name>`: extra numeric features (generic: detected when none are listed).
+    /// Returns the numeric roles used.
+    pub(super) fn numeric(&mut self) -> Result<Vec<Role>, IngestError> {
+        let (raw, resolved) = (self.raw, self.resolved);
+        let mut numeric = resolved.numeric.clone();
+        if resolved.profile.numeric_auto && numeric.is_empty() {
+            numeric = numeric_columns(raw, self.num)?
+                .into_iter()
+                .map(|h| Role {
+                    slug: clean::slug(&h),
+                    header: h,
+                })
+                .collect();
+            if numeric.is_empty() {
+                return Err(IngestError::Data {
+                    file: raw.source.clone(),
+                    message: format!(
+                        "the generic profile found no numeric column to score (columns: {}); list them with --columns",
+                        raw.header.join(", ")
+                    ),
+                });
+            }
+        }
+        let strict_numeric = resolved.profile.numeric_auto;
+        for role in &numeric {
+            let on_empty = if strict_numeric {
+                OnEmpty::Reject
+            } else {
+                OnEmpty::Nan
+            };
+            let v = parse_amounts(&mut self.rows, self.df, &role.header, self.num, on_empty)
+                .map_err(with_file(&raw.source))?;
+            self.cols
+                .push(Column::new(format!("bd_num_{}", role.slug).into(), v));
+        }
+        Ok(numeric)
+    }
+
+    /// `bd_date_<name>`: extra dates, and `bd_trade_date`.
+    pub(super) fn extra_dates(&mut self) -> Result<(), IngestError> {
+        let resolved = self.resolved;
+        for role in &resolved.extra_dates {
+            let d = parse_dates(
+                &mut self.rows,
+                self.df,
+                &role.header,
+                &self.opts.dates,
+                false,
+            )
+            .map_err(with_file(&self.raw.source))?;
+            if resolved.trade_date.as_deref() == Some(role.header.as_str()) {
+                self.cols.push(date_column("bd_trade_date", d.clone()));
+            }
+            self.cols
+                .push(date_column(&format!("bd_date_{}", role.slug), d));
+        }
+        Ok(())
+    }
+
+    /// `bd_dq` from the findings, the columns added to the frame, the rejected rows removed and
+    /// reported after the reader's rejects.
+    pub(super) fn finish(mut self, numeric: Vec<Role>) -> Result<Prepared, IngestError> {
+        let raw = self.raw;
+        let data_err = data_err(&raw.source);
+        // Findings.
+        let dq_rows = self
+            .rows
+            .dq
+            .iter()
+            .zip(&self.rows.rejected)
+            .filter(|(f, r)| !f.is_empty() && !**r)
+            .count();
+        let dq: Vec<String> = self.rows.dq.iter().map(|f| f.join("; ")).collect();
+        self.cols.push(Column::new("bd_dq".into(), dq));
+
+        let mut out = self.df.clone();
+        for c in self.cols {
+            out.with_column(c).map_err(&data_err)?;
+        }
+        // Rows the reader already rejected (a record with more or fewer fields than the header) come
+        // first in the report and count as rows of the file.
+        let rejected_rows = self.rows.rejected.iter().filter(|r| **r).count() + raw.rejects.len();
+        let mut rejects = raw.rejects.clone();
+        rejects.append(&mut self.rows.rejects);
+        if rejected_rows > 0 {
+            let keep = BooleanChunked::from_iter_values(
+                "keep".into(),
+                self.rows.rejected.iter().map(|r| !r),
+            );
+            out = out.filter(&keep).map_err(&data_err)?;
+        }
+        // The resolved profile carries the numeric columns actually used (detected for `generic`).
+        let mut resolved = self.resolved.clone();
+        resolved.numeric = numeric.clone();
+        Ok(Prepared {
+            df: out,
+            resolved,
+            rejects,
+            total_rows: self.n + raw.rejects.len(),
+            rejected_rows,
+            dq_rows,
+            source: raw.source.clone(),
+            numeric_columns: numeric.iter().map(|r| r.header.clone()).collect(),
+            blank_rows: raw.blank_rows,
+            decimal: self.decimal,
+        })
+    }
+}
