@@ -1,0 +1,625 @@
+//! `compute`: the canonical frame of history and current rows sorted by account and date, the
+//! preset's expressions over it, the row-wise features, and the rows handed back in file order.
+
+use super::*;
+
+/// Computes the features of `current`, with `history` (if any) as context. Without history the
+/// current file is its own history: encoders and robust statistics are fitted on it.
+pub fn compute(
+    current: &Prepared,
+    history: Option<&Prepared>,
+    opts: &FeatureOptions,
+) -> Result<FeatureSet, FeatureError> {
+    let r = &current.resolved;
+    let has_date = r.date.is_some();
+    let has_keys = !r.keys.is_empty();
+    // Each account's own normal needs a difference and something to order the account's
+    // records by; the account preset reads the primary difference's unexplained part instead
+    // of the difference itself.
+    let own = !r.criteria.is_empty() && (has_keys || has_date);
+    let plan = Plan {
+        r,
+        opts,
+        has_date,
+        has_keys,
+        acc: own && opts.preset == Preset::Account,
+    };
+
+    // Label encoders, fitted on the training rows: the history, or the file itself.
+    let encoders = fit_encoders(r, history.unwrap_or(current))?;
+    let (frame, history_rows, ids) = canonical_frame(current, history, &encoders, has_date)?;
+    let mut sorted0 = sort_frame(frame, has_date)?;
+    if own {
+        let mut params = opts.routine;
+        params.patterns = r.profile.routine;
+        add_own_columns(&mut sorted0, r, has_date, &params)?;
+    }
+
+    let mut out = Columns::default();
+    let mut exprs = Vec::new();
+    series_exprs(&plan, &mut exprs, &mut out);
+    if opts.preset.has_break_features() {
+        break_exprs(&plan, &mut exprs, &mut out);
+    }
+    let mut sorted = sorted0.lazy().with_columns(exprs).collect()?;
+    add_row_features(&plan, &mut sorted, &mut out)?;
+
+    // The status column says "break" for routine breaks too: the account preset leaves it out.
+    let status_slug = r.status.as_ref().and_then(|h| {
+        r.categoricals
+            .iter()
+            .find(|c| &c.header == h)
+            .map(|c| c.slug.clone())
+    });
+    for enc in &encoders {
+        if plan.acc && status_slug.as_deref() == Some(enc.name.as_str()) {
+            continue;
+        }
+        out.names.push(format!("f_enc_{}", enc.name));
+    }
+    if own {
+        out.extra_out.extend(
+            [
+                OWN_EXPECTED,
+                OWN_RESIDUAL,
+                OWN_ROUTINE_CODE,
+                OWN_Z,
+                IS_BREAK,
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+    }
+    add_run_context(&plan, &mut sorted, &mut out)?;
+    if out.names.is_empty() {
+        return Err(FeatureError::Mismatch(format!(
+            "profile {} gives {} nothing to score: it has no criteria, numeric, date or categorical columns there",
+            r.profile.name, current.source
+        )));
+    }
+    let history_features = match history {
+        Some(_) => Some(history_features(&sorted, &out, &ids, history)?),
+        None => None,
+    };
+    let mut df = current_features(current, sorted, &out, history)?;
+    if own {
+        add_routine_text(&mut df)?;
+    }
+    Ok(FeatureSet {
+        df,
+        names: out.names,
+        encoders,
+        preset: opts.preset,
+        history_rows,
+        history: history_features,
+    })
+}
+
+/// What shapes a file's features: its profile's resolved columns and the options.
+pub(super) struct Plan<'a> {
+    r: &'a crate::profile::Resolved,
+    opts: &'a FeatureOptions,
+    has_date: bool,
+    has_keys: bool,
+    /// The account preset: the first criteria's unexplained part stands for its difference.
+    acc: bool,
+}
+
+impl Plan<'_> {
+    /// The first criteria: the one the break features, ages and own normal read.
+    fn primary(&self) -> Option<&crate::profile::ResolvedCriteria> {
+        self.r.criteria.first()
+    }
+
+    /// A criteria's difference column and feature stem: for the first criteria under the
+    /// account preset, its unexplained part.
+    fn diff_of(&self, i: usize, c: &crate::profile::ResolvedCriteria) -> (String, String) {
+        if self.acc && i == 0 {
+            (OWN_RESIDUAL.to_string(), format!("{}_residual", c.name))
+        } else {
+            (crit_col(&c.name, "diff"), format!("{}_diff", c.name))
+        }
+    }
+}
+
+/// The columns a feature computation hands on: the features (in a stable order), the run
+/// context for the rules, and the other output columns (read by the rules and severity).
+#[derive(Default)]
+pub(super) struct Columns {
+    names: Vec<String>,
+    context: Vec<&'static str>,
+    extra_out: Vec<String>,
+}
+
+/// A number column with nulls and NaN as 0.
+pub(super) fn fnum(e: Expr) -> Expr {
+    e.cast(DataType::Float64)
+        .fill_null(lit(0.0))
+        .fill_nan(lit(0.0))
+}
+
+/// One label encoder per categorical role, fitted on `fit_on`.
+pub(super) fn fit_encoders(
+    r: &crate::profile::Resolved,
+    fit_on: &Prepared,
+) -> Result<Vec<LabelEncoder>, FeatureError> {
+    let mut encoders = Vec::new();
+    for role in &r.categoricals {
+        let src = format!("bd_cat_{}", role.slug);
+        let ca = fit_on.df.column(src.as_str())?.str()?;
+        encoders.push(LabelEncoder::fit(
+            &role.slug,
+            ca.iter().map(|v| v.unwrap_or("")),
+        ));
+    }
+    Ok(encoders)
+}
+
+/// The canonical frame: history rows (when given) then current rows, numbered in file order,
+/// with integer account ids and category codes; with the number of history rows kept and the
+/// account ids.
+pub(super) fn canonical_frame<'a>(
+    current: &'a Prepared,
+    history: Option<&'a Prepared>,
+    encoders: &[LabelEncoder],
+    has_date: bool,
+) -> Result<(DataFrame, usize, HashMap<&'a str, u32>), FeatureError> {
+    let cols = canonical(current);
+    let mut ids: HashMap<&str, u32> = HashMap::new();
+    let take = |p: &'_ Prepared,
+                gid: Vec<u32>,
+                is_hist: bool,
+                offset: usize|
+     -> Result<DataFrame, FeatureError> {
+        let mut df = p.df.select(cols.iter().map(|c| c.as_str()))?;
+        let n = df.height();
+        df.with_column(Column::new(
+            SEQ.into(),
+            (offset as u64..(offset + n) as u64).collect::<Vec<u64>>(),
+        ))?;
+        df.with_column(Column::new(IS_HIST.into(), vec![is_hist; n]))?;
+        df.with_column(Column::new(GROUP.into(), gid))?;
+        for enc in encoders {
+            df.with_column(Column::new(
+                format!("f_enc_{}", enc.name).into(),
+                encode_column(p, enc)?,
+            ))?;
+        }
+        Ok(df)
+    };
+    let (mut frame, history_rows) = match history {
+        Some(h) => {
+            let missing: Vec<&String> = cols
+                .iter()
+                .filter(|c| h.df.column(c.as_str()).is_err())
+                .collect();
+            if !missing.is_empty() {
+                return Err(FeatureError::Mismatch(format!(
+                    "the history file {} lacks columns the current file {} has (canonical: {}); both must fit the same profile",
+                    h.source,
+                    current.source,
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            let hg = group_ids(&mut ids, h)?;
+            let cg = group_ids(&mut ids, current)?;
+            let mut hist = take(h, hg, true, 0)?;
+            let n = hist.height();
+            let mut cur = take(current, cg, false, n)?;
+            // The same record in both files: the current one wins.
+            if has_date {
+                let cur_ids: std::collections::HashSet<(u32, i32)> =
+                    group_date_pairs(&cur)?.collect();
+                let keep: Vec<bool> = group_date_pairs(&hist)?
+                    .map(|kd| !cur_ids.contains(&kd))
+                    .collect();
+                if keep.iter().any(|k| !k) {
+                    hist = hist.filter(&BooleanChunked::from_iter_values(
+                        "k".into(),
+                        keep.into_iter(),
+                    ))?;
+                }
+            }
+            let hn = hist.height();
+            cur.vstack_mut(&hist)?;
+            (cur, hn)
+        }
+        None => {
+            let cg = group_ids(&mut ids, current)?;
+            // The file is its own history.
+            (take(current, cg, true, 0)?, 0)
+        }
+    };
+    frame.rechunk_mut();
+    Ok((frame, history_rows, ids))
+}
+
+/// Sorted by account, then date, then file order (history before current on the same date).
+pub(super) fn sort_frame(frame: DataFrame, has_date: bool) -> Result<DataFrame, FeatureError> {
+    let mut by: Vec<&str> = vec![GROUP];
+    if has_date {
+        by.push("bd_date");
+    }
+    by.push(SEQ);
+    Ok(frame
+        .lazy()
+        .sort(by, SortMultipleOptions::default().with_multithreaded(true))
+        .collect()?)
+}
+
+/// The seed preset's features: days since the last record, the criteria values and differences,
+/// their changes and rolling statistics, calendar parts and numeric columns.
+pub(super) fn series_exprs(plan: &Plan<'_>, exprs: &mut Vec<Expr>, out: &mut Columns) {
+    let r = plan.r;
+    let mut push = |e: Expr, name: String| {
+        exprs.push(e.alias(name.as_str()));
+        out.names.push(name);
+    };
+    if plan.has_date {
+        let d = col("bd_date").cast(DataType::Int32);
+        push(fnum(within_group_diff(d)), "f_days_since_last".into());
+    }
+    // Criteria columns: both sides of a pair, or the difference of a difference-only criteria.
+    let mut series_cols: Vec<(String, String)> = Vec::new(); // (canonical column, feature stem)
+    for c in &r.criteria {
+        if c.is_pair() {
+            for side in ["lhs", "rhs"] {
+                series_cols.push((crit_col(&c.name, side), format!("{}_{side}", c.name)));
+            }
+        }
+    }
+    let diff_cols: Vec<(String, String)> = r
+        .criteria
+        .iter()
+        .enumerate()
+        .map(|(i, c)| plan.diff_of(i, c))
+        .collect();
+    for (i, c) in r.criteria.iter().enumerate() {
+        if !c.is_pair() {
+            series_cols.push(plan.diff_of(i, c));
+        }
+    }
+    // Raw values.
+    for (src, stem) in series_cols.iter().chain(
+        diff_cols
+            .iter()
+            .filter(|(s, _)| !series_cols.iter().any(|(x, _)| x == s)),
+    ) {
+        push(fnum(col(src.as_str())), format!("f_{stem}"));
+    }
+    // Changes (of each criteria column and of each difference).
+    let mut change_src: Vec<(String, String)> = series_cols.clone();
+    for d in &diff_cols {
+        if !change_src.iter().any(|(s, _)| s == &d.0) {
+            change_src.push(d.clone());
+        }
+    }
+    if plan.has_keys || plan.has_date {
+        for (src, stem) in &change_src {
+            push(
+                fnum(within_group_diff(col(src.as_str()))),
+                format!("f_change_{stem}"),
+            );
+        }
+        for (src, stem) in &series_cols {
+            let (mean, std) =
+                rolling_mean_std(col(src.as_str()), plan.opts.window, plan.opts.min_periods);
+            push(fnum(mean), format!("f_roll_mean_{stem}"));
+            push(fnum(std), format!("f_roll_std_{stem}"));
+        }
+    }
+    if plan.has_date {
+        push(
+            fnum(col("bd_date").dt().weekday().cast(DataType::Int32) - lit(1)),
+            "f_weekday".into(),
+        );
+        push(fnum(col("bd_date").dt().month()), "f_month".into());
+    }
+    for role in &r.numeric {
+        let src = format!("bd_num_{}", role.slug);
+        push(fnum(col(src.as_str())), format!("f_num_{}", role.slug));
+    }
+    if plan.acc
+        && let Some(c) = plan.primary()
+    {
+        // The difference's own change, as the seed and breaks presets have it (an output
+        // column, not a feature).
+        let name = format!("f_change_{}_diff", c.name);
+        exprs.push(
+            fnum(within_group_diff(col(crit_col(&c.name, "diff").as_str()))).alias(name.as_str()),
+        );
+        out.extra_out.push(name);
+    }
+}
+
+/// The breaks and account presets' features: relative difference, sign agreement and
+/// magnitude ratio of the sides, signed log of each difference and its out-of-tolerance flag.
+pub(super) fn break_exprs(plan: &Plan<'_>, exprs: &mut Vec<Expr>, out: &mut Columns) {
+    let acc = plan.acc;
+    let mut push = |e: Expr, name: String| {
+        exprs.push(e.alias(name.as_str()));
+        out.names.push(name);
+    };
+    if let Some(c) = plan.primary() {
+        let d = if acc {
+            col(OWN_RESIDUAL)
+        } else {
+            col("bd_difference")
+        };
+        let tol = col(crit_col(&c.name, "tol").as_str());
+        let scale = if c.is_pair() {
+            emax(
+                col(crit_col(&c.name, "lhs").as_str()).abs(),
+                col(crit_col(&c.name, "rhs").as_str()).abs(),
+            )
+        } else {
+            tol.clone()
+        };
+        let rel = if acc {
+            "f_rel_residual"
+        } else {
+            "f_rel_difference"
+        };
+        push(fnum(d.clone() / emax(scale, lit(1.0))), rel.into());
+        if c.is_pair() {
+            let l = col(crit_col(&c.name, "lhs").as_str());
+            let rr = col(crit_col(&c.name, "rhs").as_str());
+            push(
+                when((l.clone() * rr.clone()).lt(lit(0.0)))
+                    .then(lit(-1.0))
+                    .otherwise(lit(1.0)),
+                "f_sign_agreement".into(),
+            );
+            let tiny = lit(0.005);
+            push(
+                fnum(
+                    when(
+                        l.clone()
+                            .abs()
+                            .gt(tiny.clone())
+                            .and(rr.clone().abs().gt(tiny)),
+                    )
+                    .then((l.abs() / rr.abs()).log(lit(10.0)))
+                    .otherwise(lit(0.0)),
+                ),
+                "f_magnitude_ratio".into(),
+            );
+        }
+    }
+    for (i, c) in plan.r.criteria.iter().enumerate() {
+        let (src, stem) = plan.diff_of(i, c);
+        let d = col(src.as_str());
+        let tol = col(crit_col(&c.name, "tol").as_str());
+        push(
+            fnum(
+                when(d.clone().lt(lit(0.0)))
+                    .then(lit(-1.0))
+                    .otherwise(lit(1.0))
+                    * d.clone().abs().log1p()
+                    / lit(std::f64::consts::LN_10),
+            ),
+            format!("f_log_abs_{stem}"),
+        );
+        let oot = if acc && i == 0 {
+            format!("f_out_of_tol_{}_residual", c.name)
+        } else {
+            format!("f_out_of_tol_{}", c.name)
+        };
+        push(
+            when(d.abs().gt(tol + lit(1e-9)))
+                .then(lit(1.0))
+                .otherwise(lit(0.0)),
+            oot,
+        );
+    }
+}
+
+/// The features computed row by row over the sorted frame: the robust z of the difference
+/// against the account's history, the break's age (and the unexplained run's), the own z.
+pub(super) fn add_row_features(
+    plan: &Plan<'_>,
+    sorted: &mut DataFrame,
+    out: &mut Columns,
+) -> Result<(), FeatureError> {
+    let (acc, has_date) = (plan.acc, plan.has_date);
+    let breaks = plan.opts.preset.has_break_features();
+    // Robust z-score of the difference (its unexplained part under the account preset) against
+    // the account's own history.
+    if breaks && let Some(c) = plan.primary() {
+        let (src, name) = if acc {
+            (OWN_RESIDUAL, "f_robust_z_residual")
+        } else {
+            ("bd_difference", "f_robust_z")
+        };
+        let z = robust_z(sorted, src, &crit_col(&c.name, "tol"))?;
+        sorted.with_column(Column::new(name.into(), z))?;
+        out.names.push(name.into());
+    }
+    // Break age: days since the current run of out-of-tolerance records began (0 when within
+    // tolerance), or days since the trade date when the profile has one. Under the account
+    // preset it is an output column, and the feature is the age of the unexplained run.
+    if let Some(c) = plan.primary() {
+        let age = if sorted.column("bd_trade_date").is_ok() && has_date {
+            let d = column_f64(sorted, "bd_date")?;
+            let t = column_f64(sorted, "bd_trade_date")?;
+            d.iter()
+                .zip(&t)
+                .map(|(d, t)| if t.is_finite() { (d - t).max(0.0) } else { 0.0 })
+                .collect::<Vec<f64>>()
+        } else {
+            let within: Vec<bool> = sorted
+                .column("bd_within_tolerance")?
+                .bool()?
+                .iter()
+                .map(|v| v.unwrap_or(true))
+                .collect();
+            run_age(sorted, &within, has_date)?
+        };
+        sorted.with_column(Column::new("f_break_age".into(), age))?;
+        if !breaks {
+            // Not a feature of the seed preset, but the age of each break is reported.
+            out.extra_out.push("f_break_age".into());
+        } else if acc {
+            out.extra_out.push("f_break_age".into());
+            let tol = column_f64(sorted, &crit_col(&c.name, "tol"))?;
+            let res = column_f64(sorted, OWN_RESIDUAL)?;
+            let within: Vec<bool> = res
+                .iter()
+                .zip(&tol)
+                .map(|(d, t)| {
+                    let t = if t.is_finite() { *t } else { 0.0 };
+                    !(d.is_finite() && d.abs() > t + 1e-9)
+                })
+                .collect();
+            let age = run_age(sorted, &within, has_date)?;
+            sorted.with_column(Column::new("f_unexplained_age".into(), age))?;
+            out.names.push("f_unexplained_age".into());
+        } else {
+            out.names.push("f_break_age".into());
+        }
+    }
+    if acc {
+        // How unusual the unexplained part is for the account itself.
+        let z: Vec<f64> = column_f64(sorted, OWN_Z)?
+            .iter()
+            .map(|z| if z.is_finite() { z.ln_1p() } else { 0.0 })
+            .collect();
+        sorted.with_column(Column::new("f_own_z".into(), z))?;
+        out.names.push("f_own_z".into());
+    }
+    Ok(())
+}
+
+/// Run context for the root-cause rules (not a feature: it looks at the records that follow).
+pub(super) fn add_run_context(
+    plan: &Plan<'_>,
+    sorted: &mut DataFrame,
+    out: &mut Columns,
+) -> Result<(), FeatureError> {
+    let r = plan.r;
+    if r.criteria.is_empty() || !(plan.has_keys || plan.has_date) {
+        return Ok(());
+    }
+    let groups: Vec<u32> = sorted.column(GROUP)?.u32()?.into_no_null_iter().collect();
+    let days = if plan.has_date {
+        column_f64(sorted, "bd_date")?
+    } else {
+        (0..sorted.height()).map(|i| i as f64).collect()
+    };
+    type Sides = Option<(Vec<f64>, Vec<f64>)>;
+    let mut values: Vec<(Vec<f64>, Vec<f64>, Sides)> = Vec::new();
+    for c in &r.criteria {
+        let sides = if c.is_pair() {
+            Some((
+                column_f64(sorted, &crit_col(&c.name, "lhs"))?,
+                column_f64(sorted, &crit_col(&c.name, "rhs"))?,
+            ))
+        } else {
+            None
+        };
+        values.push((
+            column_f64(sorted, &crit_col(&c.name, "diff"))?,
+            column_f64(sorted, &crit_col(&c.name, "tol"))?,
+            sides,
+        ));
+    }
+    let crit: Vec<crate::runs::CriteriaValues<'_>> = values
+        .iter()
+        .map(|(d, t, s)| crate::runs::CriteriaValues {
+            diff: d,
+            tol: t,
+            sides: s.as_ref().map(|(l, r)| (l.as_slice(), r.as_slice())),
+        })
+        .collect();
+    let cols = crate::runs::run_context(&groups, &days, plan.has_date, &crit);
+    for (name, v) in crate::runs::RUN_COLUMNS.iter().zip(cols) {
+        sorted.with_column(Column::new((*name).into(), v))?;
+        out.context.push(name);
+    }
+    Ok(())
+}
+
+/// The history rows' features, in file order (the training rows when a history was given),
+/// with the difference for the contamination estimators and the date and key to match the
+/// analysts' labels.
+pub(super) fn history_features(
+    sorted: &DataFrame,
+    out: &Columns,
+    ids: &HashMap<&str, u32>,
+    history: Option<&Prepared>,
+) -> Result<HistoryFeatures, FeatureError> {
+    let mut cols: Vec<Expr> = out.names.iter().map(|n| col(n.as_str())).collect();
+    for c in [
+        "bd_difference",
+        "bd_date",
+        OWN_ROUTINE_CODE,
+        IS_BREAK,
+        OWN_Z,
+        OWN_RESIDUAL,
+    ] {
+        if sorted.column(c).is_ok() {
+            cols.push(col(c));
+        }
+    }
+    cols.push(col(GROUP));
+    let mut df = sorted
+        .clone()
+        .lazy()
+        .filter(col(SEQ).lt(lit(history_rows_offset(history) as u64)))
+        .sort([SEQ], SortMultipleOptions::default())
+        .select(cols)
+        .collect()?;
+    let mut key_of = vec![""; ids.len()];
+    for (k, g) in ids {
+        if let Some(slot) = key_of.get_mut(*g as usize) {
+            *slot = k;
+        }
+    }
+    let keys: StringChunked = df
+        .column(GROUP)?
+        .u32()?
+        .iter()
+        .map(|g| g.and_then(|g| key_of.get(g as usize).copied()))
+        .collect();
+    df.with_column(keys.into_column().with_name("bd_key".into()))?;
+    let _ = df.drop_in_place(GROUP)?;
+    Ok(HistoryFeatures { df })
+}
+
+/// The current rows back in file order, joined to the full current table.
+pub(super) fn current_features(
+    current: &Prepared,
+    sorted: DataFrame,
+    out: &Columns,
+    history: Option<&Prepared>,
+) -> Result<DataFrame, FeatureError> {
+    let feats = sorted
+        .lazy()
+        .filter(col(SEQ).gt_eq(lit(history_rows_offset(history) as u64)))
+        .sort([SEQ], SortMultipleOptions::default())
+        .select(
+            out.names
+                .iter()
+                .map(|n| col(n.as_str()))
+                .chain(out.context.iter().map(|n| col(*n)))
+                .chain(out.extra_out.iter().map(|n| col(n.as_str())))
+                .collect::<Vec<_>>(),
+        )
+        .collect()?;
+    if feats.height() != current.df.height() {
+        return Err(FeatureError::Mismatch(format!(
+            "internal: {} feature rows for {} current rows",
+            feats.height(),
+            current.df.height()
+        )));
+    }
+    let mut df = current.df.clone();
+    for c in feats.into_columns() {
+        df.with_column(c)?;
+    }
+    Ok(df)
+}
