@@ -1,0 +1,460 @@
+//! The case trees: pages of cases and their index buckets read and written through sled,
+//! outside a transaction (`CaseReader`) and inside one (`CaseTxn`), and the transaction's errors.
+
+use super::*;
+
+/// Reads the packed trees from the database itself.
+pub(super) struct DbLoad<'a>(pub(super) &'a Store);
+
+impl Load for DbLoad<'_> {
+    type Err = StoreError;
+    fn load(&self, tree: Phys, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.0.db.open_tree(tree.name())?;
+        Ok(t.get(key)?.map(|v| v.to_vec()))
+    }
+}
+
+pub(super) fn paged_store<T>(r: Result<T, PagedError<StoreError>>) -> Result<T, StoreError> {
+    r.map_err(|e| match e {
+        PagedError::Load(e) => e,
+        PagedError::Corrupt(m) => StoreError::Engine(m),
+    })
+}
+
+/// Stored values decoded once and read many times outside a transaction
+/// ([`Store::case_reader`]).
+pub(crate) struct CaseReader<'s> {
+    pub(super) store: &'s Store,
+    pub(super) seen: std::cell::RefCell<Overlay>,
+}
+
+impl CaseReader<'_> {
+    /// One value of a case tree.
+    pub(crate) fn get(&self, tree: CaseTree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match tree.layout() {
+            Layout::Raw => {
+                let t = self.store.db.open_tree(tree.name())?;
+                Ok(t.get(key)?.map(|v| v.to_vec()))
+            }
+            Layout::Paged(l) => {
+                paged_store(self.seen.borrow_mut().get(&DbLoad(self.store), l, key))
+            }
+        }
+    }
+
+    /// The stored cases of `ids`, read in the order of their slots, one page at a time (a page
+    /// is decoded once and not kept): `f` gets each case's id and stored bytes. Ids without a
+    /// case are skipped.
+    pub(crate) fn for_each_case(
+        &self,
+        ids: &[Vec<u8>],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let load = DbLoad(self.store);
+        let mut slots: Vec<(u64, usize)> = Vec::with_capacity(ids.len());
+        {
+            let mut seen = self.seen.borrow_mut();
+            for (k, id) in ids.iter().enumerate() {
+                if let Some(slot) = paged_store(seen.slot(&load, id))? {
+                    slots.push((slot, k));
+                }
+            }
+        }
+        slots.sort_unstable();
+        let mut at = 0;
+        while at < slots.len() {
+            let page_no = slots[at].0 / paged::CASES_PER_PAGE;
+            let end = at
+                + slots[at..]
+                    .iter()
+                    .take_while(|(s, _)| s / paged::CASES_PER_PAGE == page_no)
+                    .count();
+            let page = match load.load(Phys::Pages, &page_no.to_be_bytes())? {
+                Some(bytes) => paged::Page::decode(&bytes).map_err(|c| StoreError::Engine(c.0))?,
+                None => paged::Page::default(),
+            };
+            for (slot, k) in &slots[at..end] {
+                match page.entries.get(slot) {
+                    Some((id, body)) if *id == ids[*k] => {
+                        let bytes = body.bytes().map_err(|c| StoreError::Engine(c.0))?;
+                        f(id, &bytes)?;
+                    }
+                    // Not written yet (a transaction being applied): not there.
+                    None => {}
+                    Some((id, _)) => {
+                        return Err(StoreError::Engine(format!(
+                            "case {} is indexed at slot {slot}, which holds case {}",
+                            String::from_utf8_lossy(&ids[*k]),
+                            String::from_utf8_lossy(id)
+                        )));
+                    }
+                }
+            }
+            at = end;
+        }
+        Ok(())
+    }
+
+    /// Whether a case tree holds `key` (a case: without reading it).
+    pub(crate) fn contains(&self, tree: CaseTree, key: &[u8]) -> Result<bool, StoreError> {
+        match tree.layout() {
+            Layout::Raw => Ok(self.get(tree, key)?.is_some()),
+            Layout::Paged(l) => {
+                paged_store(self.seen.borrow_mut().contains(&DbLoad(self.store), l, key))
+            }
+        }
+    }
+
+    /// The entries of a case tree whose key starts with `prefix`, in key order.
+    pub(crate) fn scan(&mut self, tree: CaseTree, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
+        match tree.layout() {
+            Layout::Paged(Logical::Index(tag)) => self.scan_index(tag, prefix),
+            _ => self.store.case_scan(tree, prefix)?.collect(),
+        }
+    }
+
+    /// An index tree's entries under `prefix`: one bucket when the prefix chooses it, every
+    /// bucket otherwise.
+    pub(super) fn scan_index(
+        &mut self,
+        tag: IndexTag,
+        prefix: &[u8],
+    ) -> Result<Vec<Entry>, StoreError> {
+        let load = DbLoad(self.store);
+        if let Some(found) = paged_store(self.seen.get_mut().scan_bucket(&load, tag, prefix))? {
+            return Ok(found);
+        }
+        let t = self.store.db.open_tree(Phys::Index.name())?;
+        let mut out = Vec::new();
+        for kv in t.iter() {
+            let (k, v) = kv?;
+            if paged::bucket_number(&k).is_none() {
+                continue;
+            }
+            let bucket = paged::Bucket::decode(v.to_vec()).map_err(|c| StoreError::Engine(c.0))?;
+            out.extend(paged::scan_in(&bucket, tag, prefix));
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// The trees of the case workflow and of its dispatch outbox. Their keys and values are the
+/// business of [`crate::cases`] and [`crate::notify`]; the store only keeps them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CaseTree {
+    /// case id → case.
+    Cases,
+    /// ticket → case id.
+    Tickets,
+    /// profile, key and start date of a break → case id.
+    BreakIndex,
+    /// event sequence number (big-endian u64) → event.
+    Events,
+    /// case id and event sequence number → nothing (the events of one case).
+    CaseEvents,
+    /// case id → training label of a decided case.
+    Feedback,
+    /// counter name → last value handed out (big-endian u64).
+    Seq,
+    /// outbox item id (big-endian u64) → outbox item (schema 3).
+    Outbox,
+    /// outbox item id (big-endian u64) → nothing, for the items not yet settled (schema 3).
+    OutboxPending,
+    /// deterministic break key (the Jira label) → Jira issue key (schema 3).
+    JiraKeys,
+}
+
+impl CaseTree {
+    /// Every case tree (the packed ones as schema 3 kept them).
+    #[cfg(test)]
+    pub(super) const ALL: [CaseTree; 10] = [
+        CaseTree::Cases,
+        CaseTree::Tickets,
+        CaseTree::BreakIndex,
+        CaseTree::Events,
+        CaseTree::CaseEvents,
+        CaseTree::Feedback,
+        CaseTree::Seq,
+        CaseTree::Outbox,
+        CaseTree::OutboxPending,
+        CaseTree::JiraKeys,
+    ];
+
+    /// The trees schema 2 added.
+    pub(super) const V2: [CaseTree; 7] = [
+        CaseTree::Cases,
+        CaseTree::Tickets,
+        CaseTree::BreakIndex,
+        CaseTree::Events,
+        CaseTree::CaseEvents,
+        CaseTree::Feedback,
+        CaseTree::Seq,
+    ];
+
+    /// The trees schema 3 added.
+    pub(super) const V3: [CaseTree; 3] = [
+        CaseTree::Outbox,
+        CaseTree::OutboxPending,
+        CaseTree::JiraKeys,
+    ];
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            CaseTree::Cases => "cases",
+            CaseTree::Tickets => "tickets",
+            CaseTree::BreakIndex => "break_index",
+            CaseTree::Events => "events",
+            CaseTree::CaseEvents => "case_events",
+            CaseTree::Feedback => "feedback",
+            CaseTree::Seq => "seq",
+            CaseTree::Outbox => "outbox",
+            CaseTree::OutboxPending => "outbox_pending",
+            CaseTree::JiraKeys => "jira_keys",
+        }
+    }
+
+    /// The trees kept one entry per key (the others are packed).
+    pub(super) const RAW: [CaseTree; 5] = [
+        CaseTree::Feedback,
+        CaseTree::Seq,
+        CaseTree::Outbox,
+        CaseTree::OutboxPending,
+        CaseTree::JiraKeys,
+    ];
+
+    /// The trees schema 4 packs (and drops once they are copied).
+    pub(super) const PACKED: [CaseTree; 5] = [
+        CaseTree::Cases,
+        CaseTree::Tickets,
+        CaseTree::BreakIndex,
+        CaseTree::Events,
+        CaseTree::CaseEvents,
+    ];
+
+    pub(super) fn layout(self) -> Layout {
+        match self {
+            CaseTree::Cases => Layout::Paged(Logical::Cases),
+            CaseTree::Events => Layout::Paged(Logical::Events),
+            CaseTree::Tickets => Layout::Paged(Logical::Index(IndexTag::Tickets)),
+            CaseTree::BreakIndex => Layout::Paged(Logical::Index(IndexTag::BreakIndex)),
+            CaseTree::CaseEvents => Layout::Paged(Logical::Index(IndexTag::CaseEvents)),
+            CaseTree::Feedback
+            | CaseTree::Seq
+            | CaseTree::Outbox
+            | CaseTree::OutboxPending
+            | CaseTree::JiraKeys => Layout::Raw,
+        }
+    }
+
+    /// The position of a plain tree among a transaction's trees.
+    pub(super) fn raw_index(self) -> Option<usize> {
+        CaseTree::RAW.iter().position(|t| *t == self)
+    }
+}
+
+/// How a case tree is stored.
+#[derive(Clone, Copy)]
+pub(super) enum Layout {
+    /// A sled tree of its own, one entry per key.
+    Raw,
+    /// Packed ([`paged`]).
+    Paged(Logical),
+}
+
+/// Reads the packed trees through a transaction's views.
+pub(super) struct TxLoad<'a>(pub(super) &'a [TransactionalTree]);
+
+impl Load for TxLoad<'_> {
+    type Err = UnabortableTransactionError;
+    fn load(&self, tree: Phys, key: &[u8]) -> Result<Option<Vec<u8>>, Self::Err> {
+        let at = CaseTree::RAW.len() + Phys::ALL.iter().position(|p| *p == tree).unwrap_or(0);
+        Ok(self.0[at].get(key)?.map(|v| v.to_vec()))
+    }
+}
+
+/// The case trees inside one transaction of [`Store::case_transaction`]. Reads see the
+/// transaction's own writes.
+pub(crate) struct CaseTxn<'a> {
+    pub(super) trees: &'a [TransactionalTree],
+    /// The counters (values of the `seq` tree) this transaction advanced: each is read once
+    /// and written once, when the transaction's body is done, however often it is advanced.
+    pub(super) counters: std::cell::RefCell<Vec<(Vec<u8>, u64)>>,
+    /// The packed values this transaction read, decoded, with its changes: written once, when
+    /// the body is done.
+    pub(super) paged: std::cell::RefCell<Overlay>,
+}
+
+impl CaseTxn<'_> {
+    pub(super) fn raw(&self, tree: CaseTree) -> &TransactionalTree {
+        &self.trees[tree.raw_index().unwrap_or(0)]
+    }
+
+    /// One value.
+    pub(crate) fn get(&self, tree: CaseTree, key: &[u8]) -> Result<Option<Vec<u8>>, TxStorage> {
+        match tree.layout() {
+            Layout::Raw => Ok(self.raw(tree).get(key)?.map(|v| v.to_vec())),
+            Layout::Paged(l) => tx_paged(self.paged.borrow_mut().get(&TxLoad(self.trees), l, key)),
+        }
+    }
+
+    /// Writes one value.
+    pub(crate) fn insert(&self, tree: CaseTree, key: &[u8], value: &[u8]) -> Result<(), TxStorage> {
+        match tree.layout() {
+            Layout::Raw => {
+                self.raw(tree).insert(key, value)?;
+                Ok(())
+            }
+            Layout::Paged(l) => tx_paged(self.paged.borrow_mut().insert(
+                &TxLoad(self.trees),
+                l,
+                key,
+                value.to_vec(),
+            )),
+        }
+    }
+
+    /// Writes one value of the cases or events, encoded by `encode` when the transaction's
+    /// changes are written (in parallel with the others) rather than now.
+    pub(crate) fn insert_later(
+        &self,
+        tree: CaseTree,
+        key: &[u8],
+        encode: paged::Later,
+    ) -> Result<(), TxStorage> {
+        match tree.layout() {
+            Layout::Paged(l) => tx_paged(self.paged.borrow_mut().insert_body(
+                &TxLoad(self.trees),
+                l,
+                key,
+                paged::Body::Later(encode),
+            )),
+            Layout::Raw => {
+                let value = encode().map_err(TxStorage::Corrupt)?;
+                self.insert(tree, key, &value)
+            }
+        }
+    }
+
+    /// Removes one value (absent is fine).
+    pub(crate) fn remove(&self, tree: CaseTree, key: &[u8]) -> Result<(), TxStorage> {
+        match tree.layout() {
+            Layout::Raw => {
+                self.raw(tree).remove(key)?;
+                Ok(())
+            }
+            Layout::Paged(l) => {
+                tx_paged(self.paged.borrow_mut().remove(&TxLoad(self.trees), l, key))
+            }
+        }
+    }
+
+    /// Writes back the packed values the transaction changed.
+    pub(super) fn write_paged(&self) -> Result<(), TxStorage> {
+        let changes = self
+            .paged
+            .borrow()
+            .changed()
+            .map_err(|c| TxStorage::Corrupt(c.0))?;
+        let base = CaseTree::RAW.len();
+        for (tree, key, value) in changes {
+            let at = base + Phys::ALL.iter().position(|p| *p == tree).unwrap_or(0);
+            match value {
+                Some(v) => self.trees[at].insert(key, v)?,
+                None => self.trees[at].remove(key)?,
+            };
+        }
+        Ok(())
+    }
+
+    /// The value this transaction gave the counter `name` (a key of the `seq` tree), if it
+    /// advanced it.
+    pub(crate) fn counter(&self, name: &[u8]) -> Option<u64> {
+        self.counters
+            .borrow()
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// Advances the counter `name` to `value`; written to the `seq` tree at the end of the
+    /// transaction.
+    pub(crate) fn set_counter(&self, name: &[u8], value: u64) {
+        let mut counters = self.counters.borrow_mut();
+        match counters.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => *v = value,
+            None => counters.push((name.to_vec(), value)),
+        }
+    }
+
+    pub(super) fn write_counters(&self) -> Result<(), TxStorage> {
+        for (name, value) in self.counters.borrow().iter() {
+            self.insert(CaseTree::Seq, name, &value.to_be_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// A storage failure or conflict inside a transaction, or a stored value that cannot be read;
+/// the store handles it (a conflict runs the transaction again).
+pub(crate) enum TxStorage {
+    Engine(UnabortableTransactionError),
+    Corrupt(String),
+}
+
+impl From<UnabortableTransactionError> for TxStorage {
+    fn from(e: UnabortableTransactionError) -> Self {
+        TxStorage::Engine(e)
+    }
+}
+
+impl TxStorage {
+    pub(super) fn into_conflictable<E>(self) -> ConflictableTransactionError<Stop<E>> {
+        match self {
+            TxStorage::Engine(u) => u.into(),
+            TxStorage::Corrupt(m) => ConflictableTransactionError::Abort(Stop::Corrupt(m)),
+        }
+    }
+}
+
+/// Why a case transaction stopped without writing.
+pub(super) enum Stop<E> {
+    /// The body's reason.
+    Caller(E),
+    /// A stored value could not be read or written.
+    Corrupt(String),
+}
+
+pub(super) fn tx_paged<T>(
+    r: Result<T, PagedError<UnabortableTransactionError>>,
+) -> Result<T, TxStorage> {
+    r.map_err(|e| match e {
+        PagedError::Load(u) => TxStorage::Engine(u),
+        PagedError::Corrupt(m) => TxStorage::Corrupt(m),
+    })
+}
+
+/// How the body of a case transaction stops early: its own reason to write nothing, or a
+/// storage failure.
+pub(crate) enum TxError<E> {
+    /// Nothing is written and the caller gets this error.
+    Abort(E),
+    /// Handled by the store.
+    Storage(TxStorage),
+}
+
+impl<E> TxError<E> {
+    /// The same stop with the caller's reason converted (a storage failure stays one).
+    pub(crate) fn map_abort<F>(self, f: impl FnOnce(E) -> F) -> TxError<F> {
+        match self {
+            TxError::Abort(e) => TxError::Abort(f(e)),
+            TxError::Storage(s) => TxError::Storage(s),
+        }
+    }
+}
+
+impl<E> From<TxStorage> for TxError<E> {
+    fn from(e: TxStorage) -> Self {
+        TxError::Storage(e)
+    }
+}
