@@ -272,114 +272,35 @@ fn explain_one(
             base_routine: false,
         };
     }
-    let close = |a: f64, b: f64, slack: f64| (a - b).abs() <= slack + 1e-9;
-    // (|residual|, expected, reason)
-    let mut best: (f64, f64, Option<Reason>) = (d.abs(), 0.0, None);
-    let consider = |expected: f64, reason: Reason, best: &mut (f64, f64, Option<Reason>)| {
-        let r = (d - expected).abs();
-        if expected.is_finite() && r < best.0 {
-            *best = (r, expected, Some(reason));
-        }
+    let mut best = Best {
+        d,
+        abs: d.abs(),
+        expected: 0.0,
+        reason: None,
     };
-
-    // Standing items: amounts carried on at least `standing_records` earlier records.
     if p.patterns.standing && p.standing_records > 0 && history >= p.standing_records {
-        buf.clear();
-        buf.extend(recs[lo..t].iter().filter(|r| out_of_tol(r)).map(|r| r.diff));
-        if buf.len() >= p.standing_records {
-            buf.sort_by(f64::total_cmp);
-            let mut i = 0;
-            while i < buf.len() {
-                let mut j = i + 1;
-                while j < buf.len() && close(buf[j], buf[i], tol) {
-                    j += 1;
-                }
-                if j - i >= p.standing_records {
-                    // The amount of the group: its middle value.
-                    consider(buf[i + (j - i) / 2], Reason::Standing, &mut best);
-                }
-                i = j;
-            }
-        }
+        standing(&recs[lo..t], tol, p, buf, &mut best);
     }
-
-    // Habitual lag, either side behind the other by one record.
     if p.patterns.lag && t > 0 && me.lhs.is_finite() && me.rhs.is_finite() {
-        let prev = &recs[t - 1];
-        for lhs_leads in [true, false] {
-            // (the leading side, the lagging side) of a record.
-            let lead = |r: &Rec| {
-                if lhs_leads {
-                    (r.lhs, r.rhs)
-                } else {
-                    (r.rhs, r.lhs)
-                }
-            };
-            let (mut moves, mut late) = (0usize, 0usize);
-            for s in lo.max(1)..t {
-                let (l1, _) = lead(&recs[s - 1]);
-                let (l2, f2) = lead(&recs[s]);
-                let stol = tol_of(&recs[s]);
-                if (l2 - l1).abs() > stol + 1e-9 {
-                    moves += 1;
-                    if close(f2, l1, stol) {
-                        late += 1;
-                    }
-                }
-            }
-            if late >= p.lag_records.max(1) && late as f64 >= p.lag_share * moves as f64 {
-                let (lead_prev, _) = lead(prev);
-                let (lead_now, _) = lead(me);
-                // The lagging side should hold the leading side's previous value.
-                let expected = if lhs_leads {
-                    lead_now - lead_prev
-                } else {
-                    lead_prev - lead_now
-                };
-                consider(expected, Reason::Lag, &mut best);
-            }
-        }
+        lag(recs, lo, t, p, &mut best);
     }
-
-    // Recurring: an earlier, separate run of breaks with the same difference.
-    if p.patterns.recurring && best.0 > tol {
-        let mut separated = false;
-        for s in (lo..t).rev() {
-            let r = &recs[s];
-            if !out_of_tol(r) {
-                separated = true;
-                continue;
-            }
-            if !separated || r.diff.signum() != d.signum() {
-                continue;
-            }
-            let size = r.diff.abs().max(d.abs());
-            let rel = (r.diff - d).abs() / size;
-            let same_point = points[s] != 0 && points[s] == points[t];
-            if rel <= p.recurring_exact
-                || close(r.diff, d, tol)
-                || (same_point && rel <= p.recurring_share)
-            {
-                // The amount is one the account had before: explained as it is.
-                consider(d, Reason::Recurring, &mut best);
-                break;
-            }
-        }
+    if p.patterns.recurring && best.abs > tol {
+        recurring(recs, points, lo, t, tol, p, &mut best);
     }
 
     // Explained by the account's own patterns (before reversals, so that a reversal depends on
     // one earlier record only).
-    let base_routine = best.2.is_some() && best.0 <= tol + 1e-9 && !me.other_break;
+    let base_routine = best.reason.is_some() && best.abs <= tol + 1e-9 && !me.other_break;
 
     // Reversal of a break on the previous record that its patterns explained.
-    if p.patterns.reversal && t > 0 && best.0 > tol {
+    if p.patterns.reversal && t > 0 && best.abs > tol {
         let prev = &recs[t - 1];
         if done[t - 1].base_routine && out_of_tol(prev) {
-            consider(-prev.diff, Reason::Reversal, &mut best);
+            best.consider(-prev.diff, Reason::Reversal);
         }
     }
 
-    let (abs_res, expected, reason) = best;
+    let (abs_res, expected, reason) = (best.abs, best.expected, best.reason);
     let residual = d - expected;
     let routine = if abs_res <= tol + 1e-9 && !me.other_break {
         reason
@@ -389,38 +310,7 @@ fn explain_one(
     let own_z = if routine.is_some() || history < p.min_history.max(1) {
         0.0
     } else {
-        buf.clear();
-        buf.extend(
-            done[lo..t]
-                .iter()
-                .map(|o| o.residual)
-                .filter(|v| v.is_finite()),
-        );
-        if buf.is_empty() {
-            0.0
-        } else {
-            use crate::detect::scaler::percentile_select;
-            let med = percentile_select(buf, 50.0);
-            for v in buf.iter_mut() {
-                *v = (*v - med).abs();
-            }
-            let mad = percentile_select(buf, 50.0);
-            buf.clear();
-            buf.extend(
-                recs[lo..=t]
-                    .iter()
-                    .map(|r| r.lhs.abs().max(r.rhs.abs()))
-                    .filter(|v| v.is_finite()),
-            );
-            let level = if buf.is_empty() {
-                0.0
-            } else {
-                percentile_select(buf, 50.0)
-            };
-            let scale = (1.4826 * mad).max(tol).max(0.01).max(p.level_floor * level);
-            let z = (residual - med).abs() / scale;
-            if z.is_finite() { z.min(1e6) } else { 0.0 }
-        }
+        own_z(&done[lo..t], &recs[lo..=t], residual, tol, p, buf)
     };
     Own {
         expected,
@@ -430,6 +320,163 @@ fn explain_one(
         history,
         base_routine,
     }
+}
+
+/// The closest explanation of a break's difference `d` so far: |residual|, the expected
+/// amount, and the pattern.
+struct Best {
+    d: f64,
+    abs: f64,
+    expected: f64,
+    reason: Option<Reason>,
+}
+
+impl Best {
+    /// `expected` by `reason`, kept when it leaves a smaller residual.
+    fn consider(&mut self, expected: f64, reason: Reason) {
+        let r = (self.d - expected).abs();
+        if expected.is_finite() && r < self.abs {
+            (self.abs, self.expected, self.reason) = (r, expected, Some(reason));
+        }
+    }
+}
+
+fn close(a: f64, b: f64, slack: f64) -> bool {
+    (a - b).abs() <= slack + 1e-9
+}
+
+/// Standing items: amounts carried on at least `standing_records` of the earlier records.
+fn standing(earlier: &[Rec], tol: f64, p: &Params, buf: &mut Vec<f64>, best: &mut Best) {
+    buf.clear();
+    buf.extend(earlier.iter().filter(|r| out_of_tol(r)).map(|r| r.diff));
+    if buf.len() < p.standing_records {
+        return;
+    }
+    buf.sort_by(f64::total_cmp);
+    let mut i = 0;
+    while i < buf.len() {
+        let mut j = i + 1;
+        while j < buf.len() && close(buf[j], buf[i], tol) {
+            j += 1;
+        }
+        if j - i >= p.standing_records {
+            // The amount of the group: its middle value.
+            best.consider(buf[i + (j - i) / 2], Reason::Standing);
+        }
+        i = j;
+    }
+}
+
+/// Habitual lag, either side behind the other by one record.
+fn lag(recs: &[Rec], lo: usize, t: usize, p: &Params, best: &mut Best) {
+    let (me, prev) = (&recs[t], &recs[t - 1]);
+    for lhs_leads in [true, false] {
+        // (the leading side, the lagging side) of a record.
+        let lead = |r: &Rec| {
+            if lhs_leads {
+                (r.lhs, r.rhs)
+            } else {
+                (r.rhs, r.lhs)
+            }
+        };
+        let (mut moves, mut late) = (0usize, 0usize);
+        for s in lo.max(1)..t {
+            let (l1, _) = lead(&recs[s - 1]);
+            let (l2, f2) = lead(&recs[s]);
+            let stol = tol_of(&recs[s]);
+            if (l2 - l1).abs() > stol + 1e-9 {
+                moves += 1;
+                if close(f2, l1, stol) {
+                    late += 1;
+                }
+            }
+        }
+        if late >= p.lag_records.max(1) && late as f64 >= p.lag_share * moves as f64 {
+            let (lead_prev, _) = lead(prev);
+            let (lead_now, _) = lead(me);
+            // The lagging side should hold the leading side's previous value.
+            let expected = if lhs_leads {
+                lead_now - lead_prev
+            } else {
+                lead_prev - lead_now
+            };
+            best.consider(expected, Reason::Lag);
+        }
+    }
+}
+
+/// Recurring: an earlier, separate run of breaks with the same difference.
+fn recurring(
+    recs: &[Rec],
+    points: &[u8],
+    lo: usize,
+    t: usize,
+    tol: f64,
+    p: &Params,
+    best: &mut Best,
+) {
+    let d = best.d;
+    let mut separated = false;
+    for s in (lo..t).rev() {
+        let r = &recs[s];
+        if !out_of_tol(r) {
+            separated = true;
+            continue;
+        }
+        if !separated || r.diff.signum() != d.signum() {
+            continue;
+        }
+        let size = r.diff.abs().max(d.abs());
+        let rel = (r.diff - d).abs() / size;
+        let same_point = points[s] != 0 && points[s] == points[t];
+        if rel <= p.recurring_exact
+            || close(r.diff, d, tol)
+            || (same_point && rel <= p.recurring_share)
+        {
+            // The amount is one the account had before: explained as it is.
+            best.consider(d, Reason::Recurring);
+            break;
+        }
+    }
+}
+
+/// How unusual `residual` is for the account: its distance from the median of the earlier
+/// residuals, in robust standard deviations (1.4826 × MAD, floored at the tolerance, 0.01 and
+/// a share of the account's level over `window`, the records up to this one).
+fn own_z(
+    earlier: &[Own],
+    window: &[Rec],
+    residual: f64,
+    tol: f64,
+    p: &Params,
+    buf: &mut Vec<f64>,
+) -> f64 {
+    use crate::detect::scaler::percentile_select;
+    buf.clear();
+    buf.extend(earlier.iter().map(|o| o.residual).filter(|v| v.is_finite()));
+    if buf.is_empty() {
+        return 0.0;
+    }
+    let med = percentile_select(buf, 50.0);
+    for v in buf.iter_mut() {
+        *v = (*v - med).abs();
+    }
+    let mad = percentile_select(buf, 50.0);
+    buf.clear();
+    buf.extend(
+        window
+            .iter()
+            .map(|r| r.lhs.abs().max(r.rhs.abs()))
+            .filter(|v| v.is_finite()),
+    );
+    let level = if buf.is_empty() {
+        0.0
+    } else {
+        percentile_select(buf, 50.0)
+    };
+    let scale = (1.4826 * mad).max(tol).max(0.01).max(p.level_floor * level);
+    let z = (residual - med).abs() / scale;
+    if z.is_finite() { z.min(1e6) } else { 0.0 }
 }
 
 #[cfg(test)]
