@@ -5,7 +5,8 @@ use crate::pipeline::Stage;
 use crate::text::thousands;
 use crate::tui::app::App;
 use crate::tui::data::Loaded;
-use crate::tui::table::Column;
+use crate::tui::table::{Column, ColumnStore};
+use crate::tui::theme::Theme;
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -51,13 +52,33 @@ fn table(buf: &mut Buffer, app: &App, d: &Loaded, r: Rect) {
     if r.height == 0 {
         return;
     }
+    let shown = shown_columns(app, d, r.width);
+    header(buf, app, d, &shown, r);
+    // Rows: only those on screen.
+    let body = Rect {
+        y: r.y + 1,
+        height: r.height - 1,
+        ..r
+    };
+    if app.table.view.is_empty() {
+        no_rows(buf, app, d, body);
+        return;
+    }
+    for k in 0..body.height as usize {
+        let Some(&row) = app.table.view.get(app.table.offset + k) else {
+            break;
+        };
+        table_row(buf, app, d, &shown, body, k, row as usize);
+    }
+}
+
+/// The header: the shown columns' titles, the sort arrow and the column cursor.
+fn header(buf: &mut Buffer, app: &App, d: &Loaded, shown: &[usize], r: Rect) {
     let th = &app.theme;
     let t = &d.table;
-    let shown = shown_columns(app, d, r.width);
-    // Header.
     buf.set_style(Rect { height: 1, ..r }, th.header);
     let mut x = r.x + 2;
-    for &i in &shown {
+    for &i in shown {
         let c: &Column = &t.cols[i];
         let mut title = c.title.clone();
         if let Some((s, desc)) = app.table.sort
@@ -89,90 +110,126 @@ fn table(buf: &mut Buffer, app: &App, d: &Loaded, r: Rect) {
         }
         x += c.width + 1;
     }
-    // Rows: only those on screen.
-    let body = Rect {
-        y: r.y + 1,
-        height: r.height - 1,
-        ..r
+}
+
+/// Why no row shows.
+fn no_rows(buf: &mut Buffer, app: &App, d: &Loaded, body: Rect) {
+    let t = &d.table;
+    let what = if app.live.is_some() && t.rows == 0 {
+        "No anomalies yet: they appear here as the service flags them."
+    } else if d.complete || !t.flagged.iter().any(|f| *f) {
+        "No rows match. 0 clears the filters; A shows every row."
+    } else {
+        "No rows match."
     };
-    if app.table.view.is_empty() {
-        let what = if app.live.is_some() && t.rows == 0 {
-            "No anomalies yet: they appear here as the service flags them."
-        } else if d.complete || !t.flagged.iter().any(|f| *f) {
-            "No rows match. 0 clears the filters; A shows every row."
-        } else {
-            "No rows match."
-        };
-        buf.set_stringn(body.x + 2, body.y, what, body.width as usize, th.dim);
-        return;
-    }
+    buf.set_stringn(body.x + 2, body.y, what, body.width as usize, app.theme.dim);
+}
+
+/// The `k`th row on screen, showing table row `r_`.
+fn table_row(
+    buf: &mut Buffer,
+    app: &App,
+    d: &Loaded,
+    shown: &[usize],
+    body: Rect,
+    k: usize,
+    r_: usize,
+) {
+    let th = &app.theme;
+    let t = &d.table;
     let status_col = t.known.status;
     let severity_col = t.known.severity;
-    for k in 0..body.height as usize {
-        let Some(&row) = app.table.view.get(app.table.offset + k) else {
-            break;
-        };
-        let y = body.y + k as u16;
-        let r_ = row as usize;
-        let is_cursor = app.table.offset + k == app.table.cursor;
-        let marked = app.table.marks.get(r_) == Some(&true);
-        let status = t.text(status_col, r_);
-        let mut row_style = if !t.flagged.get(r_).copied().unwrap_or(false) {
-            th.dim
-        } else if matches!(status, "rejected" | "accepted" | "approved") {
-            th.base.patch(th.dim)
+    let y = body.y + k as u16;
+    let is_cursor = app.table.offset + k == app.table.cursor;
+    let marked = app.table.marks.get(r_) == Some(&true);
+    let row_style = row_style(app, d, r_, marked, is_cursor);
+    buf.set_style(
+        Rect {
+            y,
+            height: 1,
+            ..body
+        },
+        row_style,
+    );
+    buf.set_stringn(body.x, y, if marked { "● " } else { "  " }, 2, row_style);
+    let mut x = body.x + 2;
+    for &i in shown {
+        let c = &t.cols[i];
+        let text = c.cell(r_);
+        let mut style = row_style;
+        if !is_cursor && !marked {
+            if Some(i) == severity_col {
+                style = style.patch(th.severity(&text));
+            } else if Some(i) == status_col {
+                style = style.patch(th.status(&text));
+            }
+        }
+        if !d.complete && text.is_empty() && (Some(i) == t.known.bucket || Some(i) == severity_col)
+        {
+            cell(buf, x, y, c.width, "…", false, style.patch(th.dim));
         } else {
-            th.base
-        };
-        if marked {
-            row_style = row_style.patch(th.marked);
-        }
-        if is_cursor {
-            row_style = row_style.patch(th.cursor);
-        }
-        buf.set_style(
-            Rect {
+            cell(
+                buf,
+                x,
                 y,
-                height: 1,
-                ..body
-            },
-            row_style,
-        );
-        buf.set_stringn(body.x, y, if marked { "● " } else { "  " }, 2, row_style);
-        let mut x = body.x + 2;
-        for &i in &shown {
-            let c = &t.cols[i];
-            let text = c.cell(r_);
-            let mut style = row_style;
-            if !is_cursor && !marked {
-                if Some(i) == severity_col {
-                    style = style.patch(th.severity(&text));
-                } else if Some(i) == status_col {
-                    style = style.patch(th.status(&text));
-                }
-            }
-            if !d.complete
-                && text.is_empty()
-                && (Some(i) == t.known.bucket || Some(i) == severity_col)
-            {
-                cell(buf, x, y, c.width, "…", false, style.patch(th.dim));
-            } else {
-                cell(
-                    buf,
-                    x,
-                    y,
-                    c.width.min(body.right().saturating_sub(x)),
-                    &text,
-                    c.right_aligned(),
-                    style,
-                );
-            }
-            if i + 1 == t.frozen {
-                buf.set_stringn(x + c.width, y, "│", 1, row_style.patch(th.border));
-            }
-            x += c.width + 1;
+                c.width.min(body.right().saturating_sub(x)),
+                &text,
+                c.right_aligned(),
+                style,
+            );
         }
+        if i + 1 == t.frozen {
+            buf.set_stringn(x + c.width, y, "│", 1, row_style.patch(th.border));
+        }
+        x += c.width + 1;
     }
+}
+
+/// A row's style: dim when not flagged or decided, then marked, then the cursor.
+fn row_style(app: &App, d: &Loaded, r_: usize, marked: bool, is_cursor: bool) -> Style {
+    let th = &app.theme;
+    let t = &d.table;
+    let status = t.text(t.known.status, r_);
+    let mut row_style = if !t.flagged.get(r_).copied().unwrap_or(false) {
+        th.dim
+    } else if matches!(status, "rejected" | "accepted" | "approved") {
+        th.base.patch(th.dim)
+    } else {
+        th.base
+    };
+    if marked {
+        row_style = row_style.patch(th.marked);
+    }
+    if is_cursor {
+        row_style = row_style.patch(th.cursor);
+    }
+    row_style
+}
+
+/// One row's cells as the detail pane shows them.
+struct Cells<'a> {
+    t: &'a ColumnStore,
+    r_: usize,
+}
+
+impl Cells<'_> {
+    fn text(&self, c: Option<usize>) -> String {
+        self.t.text(c, self.r_).to_string()
+    }
+
+    fn amount(&self, c: Option<usize>) -> String {
+        self.t
+            .num(c, self.r_)
+            .map_or("–".to_string(), |v| thousands(v, 2))
+    }
+
+    fn title_of(&self, c: Option<usize>, dflt: &str) -> String {
+        self.t.col(c).map_or(dflt.to_string(), |c| c.title.clone())
+    }
+}
+
+fn label(th: &Theme, s: &str) -> Span<'static> {
+    Span::styled(format!("{s:<10}"), th.dim)
 }
 
 fn detail(frame: &mut Frame<'_>, app: &App, d: &Loaded, r: Rect) {
@@ -181,19 +238,16 @@ fn detail(frame: &mut Frame<'_>, app: &App, d: &Loaded, r: Rect) {
     let r_ = row as usize;
     let t = &d.table;
     let k = &t.known;
-    let text = |c: Option<usize>| t.text(c, r_).to_string();
-    let amount = |c: Option<usize>| t.num(c, r_).map_or("–".to_string(), |v| thousands(v, 2));
-    let title_of =
-        |c: Option<usize>, dflt: &str| t.col(c).map_or(dflt.to_string(), |c| c.title.clone());
+    let cells = Cells { t, r_ };
     let block = Block::default()
         .borders(Borders::TOP)
         .border_style(th.border)
         .title(Span::styled(
             format!(
                 " {} · {} · {} ",
-                text(k.ticket).if_empty("no case"),
-                text(k.key),
-                text(k.date)
+                cells.text(k.ticket).if_empty("no case"),
+                cells.text(k.key),
+                cells.text(k.date)
             ),
             th.accent.add_modifier(Modifier::BOLD),
         ));
@@ -209,16 +263,35 @@ fn detail(frame: &mut Frame<'_>, app: &App, d: &Loaded, r: Rect) {
         width: inner.width - left_w,
         ..inner
     };
-    let label = |s: &str| Span::styled(format!("{s:<10}"), th.dim);
     let mut lines: Vec<Line<'_>> = Vec::new();
+    numbers_lines(app, &cells, &mut lines);
+    category_lines(app, d, &cells, &mut lines);
+    trail_lines(app, &mut lines);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), left);
+    chart(frame, app, d, r_, right);
+}
+
+/// The detail pane's balances, score, account normal and drivers.
+fn numbers_lines(app: &App, cells: &Cells<'_>, lines: &mut Vec<Line<'_>>) {
+    let th = &app.theme;
+    let (t, r_) = (cells.t, cells.r_);
+    let k = &t.known;
     lines.push(Line::from(vec![
-        label("balances"),
-        Span::raw(format!("{} {}", title_of(k.lhs, "lhs"), amount(k.lhs))),
+        label(th, "balances"),
+        Span::raw(format!(
+            "{} {}",
+            cells.title_of(k.lhs, "lhs"),
+            cells.amount(k.lhs)
+        )),
         Span::styled("  vs  ", th.dim),
-        Span::raw(format!("{} {}", title_of(k.rhs, "rhs"), amount(k.rhs))),
+        Span::raw(format!(
+            "{} {}",
+            cells.title_of(k.rhs, "rhs"),
+            cells.amount(k.rhs)
+        )),
         Span::styled("  difference ", th.dim),
         Span::styled(
-            amount(k.difference),
+            cells.amount(k.difference),
             Style::default().add_modifier(Modifier::BOLD),
         ),
     ]));
@@ -233,13 +306,13 @@ fn detail(frame: &mut Frame<'_>, app: &App, d: &Loaded, r: Rect) {
         "not flagged"
     };
     lines.push(Line::from(vec![
-        label("score"),
+        label(th, "score"),
         Span::raw(format!(
             "{score} (rank {rank}, {flagged}, cluster {cluster})"
         )),
     ]));
     // The account's own normal: routine, or how unusual the break is for the account.
-    let routine = text(k.routine);
+    let routine = cells.text(k.routine);
     let account = if !routine.is_empty() {
         Some(format!("routine for the account: {routine}"))
     } else {
@@ -257,12 +330,20 @@ fn detail(frame: &mut Frame<'_>, app: &App, d: &Loaded, r: Rect) {
         })
     };
     if let Some(a) = account {
-        lines.push(Line::from(vec![label("account"), Span::raw(a)]));
+        lines.push(Line::from(vec![label(th, "account"), Span::raw(a)]));
     }
     lines.push(Line::from(vec![
-        label("drivers"),
-        Span::raw(text(k.top_features).if_empty("–")),
+        label(th, "drivers"),
+        Span::raw(cells.text(k.top_features).if_empty("–")),
     ]));
+}
+
+/// The detail pane's bucket, severity, status, note and summary (or, while categorizing,
+/// what is at work).
+fn category_lines(app: &App, d: &Loaded, cells: &Cells<'_>, lines: &mut Vec<Line<'_>>) {
+    let th = &app.theme;
+    let (t, r_) = (cells.t, cells.r_);
+    let k = &t.known;
     // Until the categorization's stage ends: which part of it is at work (with the LLM's
     // answers so far).
     let pending = match app.loading.as_ref().and_then(|l| l.progress) {
@@ -272,15 +353,15 @@ fn detail(frame: &mut Frame<'_>, app: &App, d: &Loaded, r: Rect) {
         ),
         _ => "categorizing…".to_string(),
     };
-    if d.complete || !text(k.bucket).is_empty() {
+    if d.complete || !cells.text(k.bucket).is_empty() {
         let conf = t
             .num(k.confidence, r_)
             .map_or(String::new(), |v| format!(" (confidence {v:.2})"));
-        let by = text(k.categorized_by);
-        let rule = text(k.rule);
+        let by = cells.text(k.categorized_by);
+        let rule = cells.text(k.rule);
         lines.push(Line::from(vec![
-            label("bucket"),
-            Span::styled(text(k.bucket).if_empty("–"), th.accent),
+            label(th, "bucket"),
+            Span::styled(cells.text(k.bucket).if_empty("–"), th.accent),
             Span::raw(conf),
             Span::styled(
                 if rule.is_empty() {
@@ -291,32 +372,40 @@ fn detail(frame: &mut Frame<'_>, app: &App, d: &Loaded, r: Rect) {
                 th.dim,
             ),
         ]));
-        let sev = text(k.severity);
-        let status = text(k.status);
+        let sev = cells.text(k.severity);
+        let status = cells.text(k.status);
         lines.push(Line::from(vec![
-            label("severity"),
+            label(th, "severity"),
             Span::styled(sev.clone().if_empty("–"), th.severity(&sev)),
             Span::styled("   status ", th.dim),
             Span::styled(status.clone().if_empty("no case"), th.status(&status)),
         ]));
-        let note = text(k.note);
+        let note = cells.text(k.note);
         if !note.is_empty() {
-            lines.push(Line::from(vec![label("note"), Span::styled(note, th.dim)]));
+            lines.push(Line::from(vec![
+                label(th, "note"),
+                Span::styled(note, th.dim),
+            ]));
         }
         lines.push(Line::from(vec![
-            label("summary"),
-            Span::raw(text(k.summary).if_empty("– (not flagged)")),
+            label(th, "summary"),
+            Span::raw(cells.text(k.summary).if_empty("– (not flagged)")),
         ]));
     } else {
         lines.push(Line::from(vec![
-            label("bucket"),
+            label(th, "bucket"),
             Span::styled(pending.clone(), th.dim),
         ]));
         lines.push(Line::from(vec![
-            label("summary"),
+            label(th, "summary"),
             Span::styled(pending, th.dim),
         ]));
     }
+}
+
+/// The detail pane's audit trail: the case's last six events, newest first.
+fn trail_lines(app: &App, lines: &mut Vec<Line<'_>>) {
+    let th = &app.theme;
     lines.push(Line::from(Span::styled("audit trail", th.dim)));
     match &app.trail {
         Some(tr) => match &tr.events {
@@ -346,8 +435,6 @@ fn detail(frame: &mut Frame<'_>, app: &App, d: &Loaded, r: Rect) {
         },
         None => lines.push(Line::from(Span::styled("  no case", th.dim))),
     }
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), left);
-    chart(frame, app, d, r_, right);
 }
 
 fn chart(frame: &mut Frame<'_>, app: &App, d: &Loaded, row: usize, r: Rect) {

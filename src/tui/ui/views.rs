@@ -30,29 +30,7 @@ pub fn status_bar(buf: &mut Buffer, app: &App, r: Rect) {
             d.source,
             d.info.profile
         ));
-        let q = &app.table.quick;
-        let mut filters = Vec::new();
-        if let Some(f) = &app.table.filter {
-            filters.push(f.text().to_string());
-        }
-        if let Some((_, ticket)) = &app.table.case {
-            filters.push(format!("case {ticket}"));
-        }
-        if let Some(s) = &q.status {
-            filters.push(format!("status={s}"));
-        }
-        if let Some(s) = &q.bucket {
-            filters.push(format!("bucket={s}"));
-        }
-        if let Some(s) = &q.severity {
-            filters.push(format!("severity={s}"));
-        }
-        if let Some(k) = q.cluster {
-            filters.push(format!("cluster={k}"));
-        }
-        if app.table.all_rows {
-            filters.push("all rows".into());
-        }
+        let filters = status_filters(app);
         if !filters.is_empty() {
             left.push_str(&format!(" · [{}]", filters.join(", ")));
         }
@@ -67,56 +45,7 @@ pub fn status_bar(buf: &mut Buffer, app: &App, r: Rect) {
             right.push_str(&l.state.label());
             right.push_str(" · ");
         }
-        match app.view {
-            crate::tui::action::View::Queue => {
-                let n = app.queue.order.len();
-                let pos = if n == 0 { 0 } else { app.queue.cursor + 1 };
-                right.push_str(&format!("Case {pos}/{n}"));
-                if app.queue.mine {
-                    right.push_str(" · mine");
-                }
-                let overdue = d.queue.iter().filter(|c| c.overdue(app.today)).count();
-                if overdue > 0 {
-                    right.push_str(&format!(" · {overdue} overdue"));
-                }
-                if !app.queue.marks.is_empty() {
-                    right.push_str(&format!(" · {} marked", app.queue.marks.len()));
-                }
-            }
-            crate::tui::action::View::Summary => match &d.summary {
-                Some(s) => right.push_str(&format!(
-                    "cycle as of {}",
-                    s.as_of.as_deref().unwrap_or("–")
-                )),
-                None => right.push_str("cycle not ended"),
-            },
-            crate::tui::action::View::Table => {
-                let n = app.table.view.len();
-                let pos = if n == 0 { 0 } else { app.table.cursor + 1 };
-                right.push_str(&format!("Row {pos}/{n}"));
-                if app.table.marked > 0 {
-                    right.push_str(&format!(" · {} marked", app.table.marked));
-                }
-            }
-            crate::tui::action::View::Clusters => {
-                right.push_str(&format!("{} clusters", d.clusters.len()));
-            }
-            crate::tui::action::View::Approvals => {
-                right.push_str(&format!("{} waiting", app.approvals.len()));
-            }
-            crate::tui::action::View::Outbox => {
-                let open = app.outbox.iter().filter(|i| !i.is_settled()).count();
-                let parked = app
-                    .outbox
-                    .iter()
-                    .filter(|i| i.status.name() == "parked")
-                    .count();
-                right.push_str(&format!(
-                    "{} item(s) · {open} to send · {parked} parked",
-                    app.outbox.len()
-                ));
-            }
-        }
+        view_position(app, d, &mut right);
     } else if let Some(l) = &app.loading {
         left.push_str(&format!(" · {}", l.source));
         right.push_str(&progress_text(l));
@@ -138,6 +67,88 @@ pub fn status_bar(buf: &mut Buffer, app: &App, r: Rect) {
         rw as usize,
         th.bar,
     );
+}
+
+/// The table's filters in force, as the status bar lists them.
+fn status_filters(app: &App) -> Vec<String> {
+    let q = &app.table.quick;
+    let mut filters = Vec::new();
+    if let Some(f) = &app.table.filter {
+        filters.push(f.text().to_string());
+    }
+    if let Some((_, ticket)) = &app.table.case {
+        filters.push(format!("case {ticket}"));
+    }
+    if let Some(s) = &q.status {
+        filters.push(format!("status={s}"));
+    }
+    if let Some(s) = &q.bucket {
+        filters.push(format!("bucket={s}"));
+    }
+    if let Some(s) = &q.severity {
+        filters.push(format!("severity={s}"));
+    }
+    if let Some(k) = q.cluster {
+        filters.push(format!("cluster={k}"));
+    }
+    if app.table.all_rows {
+        filters.push("all rows".into());
+    }
+    filters
+}
+
+/// Where the view stands (position, counts), appended to the status bar's right side.
+fn view_position(app: &App, d: &crate::tui::data::Loaded, right: &mut String) {
+    match app.view {
+        crate::tui::action::View::Queue => {
+            let n = app.queue.order.len();
+            let pos = if n == 0 { 0 } else { app.queue.cursor + 1 };
+            right.push_str(&format!("Case {pos}/{n}"));
+            if app.queue.mine {
+                right.push_str(" · mine");
+            }
+            let overdue = d.queue.iter().filter(|c| c.overdue(app.today)).count();
+            if overdue > 0 {
+                right.push_str(&format!(" · {overdue} overdue"));
+            }
+            if !app.queue.marks.is_empty() {
+                right.push_str(&format!(" · {} marked", app.queue.marks.len()));
+            }
+        }
+        crate::tui::action::View::Summary => match &d.summary {
+            Some(s) => right.push_str(&format!(
+                "cycle as of {}",
+                s.as_of.as_deref().unwrap_or("–")
+            )),
+            None => right.push_str("cycle not ended"),
+        },
+        crate::tui::action::View::Table => {
+            let n = app.table.view.len();
+            let pos = if n == 0 { 0 } else { app.table.cursor + 1 };
+            right.push_str(&format!("Row {pos}/{n}"));
+            if app.table.marked > 0 {
+                right.push_str(&format!(" · {} marked", app.table.marked));
+            }
+        }
+        crate::tui::action::View::Clusters => {
+            right.push_str(&format!("{} clusters", d.clusters.len()));
+        }
+        crate::tui::action::View::Approvals => {
+            right.push_str(&format!("{} waiting", app.approvals.len()));
+        }
+        crate::tui::action::View::Outbox => {
+            let open = app.outbox.iter().filter(|i| !i.is_settled()).count();
+            let parked = app
+                .outbox
+                .iter()
+                .filter(|i| i.status.name() == "parked")
+                .count();
+            right.push_str(&format!(
+                "{} item(s) · {open} to send · {parked} parked",
+                app.outbox.len()
+            ));
+        }
+    }
 }
 
 fn progress_text(l: &crate::tui::app::Loading) -> String {
@@ -598,7 +609,6 @@ fn outbox_list(buf: &mut Buffer, app: &App, r: Rect) {
 /// Everything about one outbox item: channel, status, attempts, times, where it goes, the
 /// result or the whole last error (wrapped), and the cases it carries.
 fn outbox_detail(frame: &mut Frame<'_>, app: &App, item: &OutboxItem, r: Rect) {
-    use crate::notify::{ItemStatus, Payload};
     let th = &app.theme;
     let block = Block::default()
         .borders(Borders::TOP)
@@ -609,9 +619,26 @@ fn outbox_detail(frame: &mut Frame<'_>, app: &App, item: &OutboxItem, r: Rect) {
         ));
     let inner = block.inner(r);
     frame.render_widget(block, r);
-    let label = |s: &str| Span::styled(format!("{s:<12} "), th.dim);
-    let row = |name: &str, value: String| Line::from(vec![label(name), Span::raw(value)]);
     let mut lines: Vec<Line<'_>> = Vec::new();
+    outbox_status_lines(app, item, &mut lines);
+    outbox_target_lines(app, item, &mut lines);
+    outbox_outcome_lines(th, item, &mut lines);
+    outbox_case_lines(app, item, &mut lines);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+fn outbox_label(th: &Theme, s: &str) -> Span<'static> {
+    Span::styled(format!("{s:<12} "), th.dim)
+}
+
+fn outbox_row(th: &Theme, name: &str, value: String) -> Line<'static> {
+    Line::from(vec![outbox_label(th, name), Span::raw(value)])
+}
+
+/// The outbox item's status, tries, next attempt and queueing.
+fn outbox_status_lines(app: &App, item: &OutboxItem, lines: &mut Vec<Line<'_>>) {
+    use crate::notify::ItemStatus;
+    let th = &app.theme;
     let (status, status_style) = match &item.status {
         ItemStatus::Queued => ("queued: sent at the next attempt".to_string(), th.base),
         ItemStatus::Sending { since } => (format!("sending since {}", when(*since)), th.base),
@@ -627,17 +654,19 @@ fn outbox_detail(frame: &mut Frame<'_>, app: &App, item: &OutboxItem, r: Rect) {
         ItemStatus::Cancelled { at } => (format!("cancelled {}", when(*at)), th.dim),
     };
     lines.push(Line::from(vec![
-        label("status"),
+        outbox_label(th, "status"),
         Span::styled(status, status_style),
     ]));
-    lines.push(row(
+    lines.push(outbox_row(
+        th,
         "tries",
         format!(
             "{} of at most {} ([outbox] max_attempts)",
             item.attempts, app.cfg.outbox.max_attempts
         ),
     ));
-    lines.push(row(
+    lines.push(outbox_row(
+        th,
         "next attempt",
         match &item.status {
             ItemStatus::Queued => "now".to_string(),
@@ -645,7 +674,8 @@ fn outbox_detail(frame: &mut Frame<'_>, app: &App, item: &OutboxItem, r: Rect) {
             _ => "–".to_string(),
         },
     ));
-    lines.push(row(
+    lines.push(outbox_row(
+        th,
         "queued",
         format!(
             "{} by {} ({}); last change {}",
@@ -655,6 +685,13 @@ fn outbox_detail(frame: &mut Frame<'_>, app: &App, item: &OutboxItem, r: Rect) {
             when(item.updated_at)
         ),
     ));
+}
+
+/// Where the outbox item goes, by channel.
+fn outbox_target_lines(app: &App, item: &OutboxItem, lines: &mut Vec<Line<'_>>) {
+    use crate::notify::Payload;
+    let th = &app.theme;
+    let row = |name: &str, value: String| outbox_row(th, name, value);
     match &item.payload {
         Payload::Email(p) => {
             lines.push(row("from", p.from.clone()));
@@ -690,14 +727,19 @@ fn outbox_detail(frame: &mut Frame<'_>, app: &App, item: &OutboxItem, r: Rect) {
             lines.push(row("idempotency", p.idempotency_key.clone()));
         }
     }
+}
+
+/// The outbox item's result, response, parking reason and last error.
+fn outbox_outcome_lines(th: &Theme, item: &OutboxItem, lines: &mut Vec<Line<'_>>) {
+    use crate::notify::ItemStatus;
     if let Some(res) = &item.result {
         lines.push(Line::from(vec![
-            label("result"),
+            outbox_label(th, "result"),
             Span::styled(res.clone(), th.ok),
         ]));
     }
     if let Some(resp) = &item.response {
-        lines.push(row("response", resp.clone()));
+        lines.push(outbox_row(th, "response", resp.clone()));
     }
     let reason = match &item.status {
         ItemStatus::Parked { reason, .. } => Some(reason.as_str()),
@@ -705,7 +747,7 @@ fn outbox_detail(frame: &mut Frame<'_>, app: &App, item: &OutboxItem, r: Rect) {
     };
     if let Some(reason) = reason {
         lines.push(Line::from(vec![
-            label("parked"),
+            outbox_label(th, "parked"),
             Span::styled(reason.to_string(), th.error),
         ]));
     }
@@ -713,10 +755,15 @@ fn outbox_detail(frame: &mut Frame<'_>, app: &App, item: &OutboxItem, r: Rect) {
         && !reason.is_some_and(|r| r.contains(e.as_str()))
     {
         lines.push(Line::from(vec![
-            label("last error"),
+            outbox_label(th, "last error"),
             Span::styled(e.clone(), th.error),
         ]));
     }
+}
+
+/// The cases the outbox item carries (its tickets while they are not loaded).
+fn outbox_case_lines(app: &App, item: &OutboxItem, lines: &mut Vec<Line<'_>>) {
+    let th = &app.theme;
     lines.push(Line::from(Span::styled(
         format!("cases ({})", item.case_ids.len()),
         th.dim,
@@ -755,5 +802,4 @@ fn outbox_detail(frame: &mut Frame<'_>, app: &App, item: &OutboxItem, r: Rect) {
             }
         }
     }
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
