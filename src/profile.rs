@@ -365,54 +365,7 @@ impl Profile {
             }
         }
         let date = self.date.as_ref().and_then(|d| need(d, &mut missing));
-        let mut criteria = Vec::new();
-        for c in &self.criteria {
-            let lhs = c.lhs.as_ref().and_then(&find);
-            let rhs = c.rhs.as_ref().and_then(&find);
-            let diff = c.difference.as_ref().and_then(&find);
-            let tol = c.tolerance_column.as_ref().and_then(&find);
-            let usable = if c.lhs.is_some() {
-                lhs.is_some() && rhs.is_some()
-            } else {
-                diff.is_some()
-            };
-            if !usable {
-                if c.required {
-                    if c.lhs.is_some() {
-                        for (r, f) in [(&c.lhs, &lhs), (&c.rhs, &rhs)] {
-                            if f.is_none() {
-                                missing.push(format!(
-                                    "`{}`",
-                                    r.as_ref().map(ColumnRef::display).unwrap_or_default()
-                                ));
-                            }
-                        }
-                    } else {
-                        missing.push(format!(
-                            "`{}`",
-                            c.difference
-                                .as_ref()
-                                .map(ColumnRef::display)
-                                .unwrap_or_default()
-                        ));
-                    }
-                }
-                continue;
-            }
-            matched += [&lhs, &rhs, &diff, &tol]
-                .iter()
-                .filter(|x| x.is_some())
-                .count();
-            criteria.push(ResolvedCriteria {
-                name: slug(&c.name),
-                lhs,
-                rhs,
-                difference: diff,
-                tolerance_column: tol,
-                abs_tolerance: c.abs_tolerance,
-                rel_tolerance: c.rel_tolerance,
-            });
-        }
+        let criteria = self.resolve_criteria(&find, &mut missing, &mut matched);
         if !missing.is_empty() {
             return Err(ProfileError::MissingColumns {
                 file: file.to_string(),
@@ -450,26 +403,7 @@ impl Profile {
         let numeric: Vec<Role> = if numeric_override.is_empty() {
             roles(&self.numeric)
         } else {
-            let mut v = Vec::new();
-            let mut absent = Vec::new();
-            for n in numeric_override {
-                match find(&ColumnRef::One(n.clone())) {
-                    Some(h) => v.push(Role {
-                        slug: slug(&h),
-                        header: h,
-                    }),
-                    None => absent.push(format!("`{n}`")),
-                }
-            }
-            if !absent.is_empty() {
-                return Err(ProfileError::MissingColumns {
-                    file: file.to_string(),
-                    profile: self.name.clone(),
-                    missing: absent.join(", "),
-                    found: header.join(", "),
-                });
-            }
-            v
+            self.numeric_columns(&find, numeric_override, header, file)?
         };
         let trade_date = self.trade_date.as_ref().and_then(&find);
         Ok(Resolved {
@@ -485,6 +419,96 @@ impl Profile {
             criteria,
             matched,
         })
+    }
+
+    /// The criteria whose columns are in the file (a pair's two sides, or a difference), with
+    /// the columns a required one lacks added to `missing` and the columns found to `matched`.
+    fn resolve_criteria(
+        &self,
+        find: &dyn Fn(&ColumnRef) -> Option<String>,
+        missing: &mut Vec<String>,
+        matched: &mut usize,
+    ) -> Vec<ResolvedCriteria> {
+        let mut criteria = Vec::new();
+        for c in &self.criteria {
+            let lhs = c.lhs.as_ref().and_then(find);
+            let rhs = c.rhs.as_ref().and_then(find);
+            let diff = c.difference.as_ref().and_then(find);
+            let tol = c.tolerance_column.as_ref().and_then(find);
+            let usable = if c.lhs.is_some() {
+                lhs.is_some() && rhs.is_some()
+            } else {
+                diff.is_some()
+            };
+            if !usable {
+                if c.required {
+                    if c.lhs.is_some() {
+                        for (r, f) in [(&c.lhs, &lhs), (&c.rhs, &rhs)] {
+                            if f.is_none() {
+                                missing.push(format!(
+                                    "`{}`",
+                                    r.as_ref().map(ColumnRef::display).unwrap_or_default()
+                                ));
+                            }
+                        }
+                    } else {
+                        missing.push(format!(
+                            "`{}`",
+                            c.difference
+                                .as_ref()
+                                .map(ColumnRef::display)
+                                .unwrap_or_default()
+                        ));
+                    }
+                }
+                continue;
+            }
+            *matched += [&lhs, &rhs, &diff, &tol]
+                .iter()
+                .filter(|x| x.is_some())
+                .count();
+            criteria.push(ResolvedCriteria {
+                name: slug(&c.name),
+                lhs,
+                rhs,
+                difference: diff,
+                tolerance_column: tol,
+                abs_tolerance: c.abs_tolerance,
+                rel_tolerance: c.rel_tolerance,
+            });
+        }
+        criteria
+    }
+
+    /// The numeric columns `--columns` names instead of the profile's; one the file lacks is
+    /// the error.
+    fn numeric_columns(
+        &self,
+        find: &dyn Fn(&ColumnRef) -> Option<String>,
+        names: &[String],
+        header: &[String],
+        file: &str,
+    ) -> Result<Vec<Role>, ProfileError> {
+        let mut v = Vec::new();
+        let mut absent = Vec::new();
+        for n in names {
+            match find(&ColumnRef::One(n.clone())) {
+                Some(h) => v.push(Role {
+                    slug: slug(&h),
+                    header: h,
+                }),
+                None => absent.push(format!("`{n}`")),
+            }
+        }
+        if !absent.is_empty() {
+            return Err(ProfileError::MissingColumns {
+                file: file.to_string(),
+                profile: self.name.clone(),
+                missing: absent.join(", "),
+                found: header.join(", "),
+            });
+        }
+        Ok(v)
     }
 }
 
