@@ -199,7 +199,66 @@ fn a_case_transaction_writes_all_or_nothing_and_flushes() {
 fn a_version_3_store_is_packed_and_reads_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let marker = b"gl\0A|1\0~open~C-b".to_vec();
-    let old: Vec<(CaseTree, Vec<u8>, Vec<u8>)> = vec![
+    let old = version_3_entries(&marker);
+    // What version 3 wrote: one sled entry per key in every case tree.
+    let entries: Vec<(&str, &[u8], &[u8])> = old
+        .iter()
+        .map(|(t, k, v)| (t.name(), k.as_slice(), v.as_slice()))
+        .collect();
+    old_store(dir.path(), 3, &CaseTree::ALL, &entries);
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    for (tree, k, v) in &old {
+        assert_eq!(
+            s.case_get(*tree, k).unwrap().as_ref(),
+            Some(v),
+            "{tree:?} {}",
+            String::from_utf8_lossy(k)
+        );
+    }
+    // Cases in ticket order (the order they were opened), then the one without a ticket.
+    let ids = scan_keys(&s, CaseTree::Cases, b"");
+    assert_eq!(
+        ids,
+        vec![b"C-b".to_vec(), b"C-a".to_vec(), b"C-orphan".to_vec()]
+    );
+    // Scans by account and across the profile find the same entries as before.
+    let account = scan_keys(&s, CaseTree::BreakIndex, b"gl\0A|1\0");
+    assert_eq!(
+        account,
+        vec![b"gl\0A|1\x002024-01-01".to_vec(), marker.clone()]
+    );
+    let profile = scan_keys(&s, CaseTree::BreakIndex, b"gl\0");
+    assert_eq!(profile.len(), 3);
+    let events: Vec<Vec<u8>> = s
+        .case_scan(CaseTree::Events, b"")
+        .unwrap()
+        .map(|kv| kv.unwrap().1)
+        .collect();
+    assert_eq!(events, vec![b"{\"e\":1}".to_vec(), b"{\"e\":2}".to_vec()]);
+    let names = tree_names(&s.db);
+    for tree in CaseTree::PACKED {
+        assert!(
+            !names.iter().any(|n| n == tree.name()),
+            "{tree:?} in {names:?}"
+        );
+    }
+    // A new case after the migration takes the next slot.
+    let r: Result<(), StoreError> = s.case_transaction(|txn| {
+        txn.insert(CaseTree::Cases, b"C-new", b"{}")?;
+        Ok(())
+    });
+    r.unwrap();
+    drop(s);
+    let s = Store::open(dir.path()).unwrap();
+    let ids = scan_keys(&s, CaseTree::Cases, b"");
+    assert_eq!(ids.last().unwrap(), b"C-new");
+    assert_eq!(ids.len(), 4);
+}
+
+/// What version 3 held in its case trees (`marker`: an outstanding marker of case C-b).
+fn version_3_entries(marker: &[u8]) -> Vec<(CaseTree, Vec<u8>, Vec<u8>)> {
+    vec![
         (CaseTree::Cases, b"C-a".to_vec(), b"{\"n\":1}".to_vec()),
         (CaseTree::Cases, b"C-b".to_vec(), b"{\"n\":2}".to_vec()),
         (CaseTree::Cases, b"C-orphan".to_vec(), b"{}".to_vec()),
@@ -223,7 +282,7 @@ fn a_version_3_store_is_packed_and_reads_the_same() {
             b"gl\0A|2\x002024-01-02".to_vec(),
             b"C-a".to_vec(),
         ),
-        (CaseTree::BreakIndex, marker.clone(), b"C-b".to_vec()),
+        (CaseTree::BreakIndex, marker.to_vec(), b"C-b".to_vec()),
         (
             CaseTree::Events,
             1u64.to_be_bytes().to_vec(),
@@ -254,77 +313,15 @@ fn a_version_3_store_is_packed_and_reads_the_same() {
             b"ticket".to_vec(),
             2u64.to_be_bytes().to_vec(),
         ),
-    ];
-    // What version 3 wrote: one sled entry per key in every case tree.
-    let entries: Vec<(&str, &[u8], &[u8])> = old
-        .iter()
-        .map(|(t, k, v)| (t.name(), k.as_slice(), v.as_slice()))
-        .collect();
-    old_store(dir.path(), 3, &CaseTree::ALL, &entries);
-    let s = Store::open(dir.path()).unwrap();
-    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
-    for (tree, k, v) in &old {
-        assert_eq!(
-            s.case_get(*tree, k).unwrap().as_ref(),
-            Some(v),
-            "{tree:?} {}",
-            String::from_utf8_lossy(k)
-        );
-    }
-    // Cases in ticket order (the order they were opened), then the one without a ticket.
-    let ids: Vec<Vec<u8>> = s
-        .case_scan(CaseTree::Cases, b"")
+    ]
+}
+
+/// The keys under `prefix` in a case tree, in order.
+fn scan_keys(s: &Store, tree: CaseTree, prefix: &[u8]) -> Vec<Vec<u8>> {
+    s.case_scan(tree, prefix)
         .unwrap()
         .map(|kv| kv.unwrap().0)
-        .collect();
-    assert_eq!(
-        ids,
-        vec![b"C-b".to_vec(), b"C-a".to_vec(), b"C-orphan".to_vec()]
-    );
-    // Scans by account and across the profile find the same entries as before.
-    let account: Vec<Vec<u8>> = s
-        .case_scan(CaseTree::BreakIndex, b"gl\0A|1\0")
-        .unwrap()
-        .map(|kv| kv.unwrap().0)
-        .collect();
-    assert_eq!(
-        account,
-        vec![b"gl\0A|1\x002024-01-01".to_vec(), marker.clone()]
-    );
-    let profile: Vec<Vec<u8>> = s
-        .case_scan(CaseTree::BreakIndex, b"gl\0")
-        .unwrap()
-        .map(|kv| kv.unwrap().0)
-        .collect();
-    assert_eq!(profile.len(), 3);
-    let events: Vec<Vec<u8>> = s
-        .case_scan(CaseTree::Events, b"")
-        .unwrap()
-        .map(|kv| kv.unwrap().1)
-        .collect();
-    assert_eq!(events, vec![b"{\"e\":1}".to_vec(), b"{\"e\":2}".to_vec()]);
-    let names = tree_names(&s.db);
-    for tree in CaseTree::PACKED {
-        assert!(
-            !names.iter().any(|n| n == tree.name()),
-            "{tree:?} in {names:?}"
-        );
-    }
-    // A new case after the migration takes the next slot.
-    let r: Result<(), StoreError> = s.case_transaction(|txn| {
-        txn.insert(CaseTree::Cases, b"C-new", b"{}")?;
-        Ok(())
-    });
-    r.unwrap();
-    drop(s);
-    let s = Store::open(dir.path()).unwrap();
-    let ids: Vec<Vec<u8>> = s
-        .case_scan(CaseTree::Cases, b"")
-        .unwrap()
-        .map(|kv| kv.unwrap().0)
-        .collect();
-    assert_eq!(ids.last().unwrap(), b"C-new");
-    assert_eq!(ids.len(), 4);
+        .collect()
 }
 
 #[test]
