@@ -25,6 +25,7 @@
 
 mod client;
 mod limiter;
+mod wire;
 
 use std::fmt;
 use std::time::Duration;

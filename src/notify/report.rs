@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::cases::Case;
 use crate::text::fmt_amount;
@@ -126,39 +126,84 @@ fn shown(c: &Case, mask: bool) -> (String, String) {
     }
 }
 
-/// Renders the report of `cases`.
-pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
-    let by_bucket = counts(cases, |c| c.bucket.as_str(), &[]);
-    let by_severity = counts(cases, |c| c.severity.as_str(), &SEVERITY_ORDER);
-    let by_status = counts(cases, |c| c.status.as_str(), &[]);
-    let mut top: Vec<&Case> = cases.iter().collect();
-    top.sort_by(|a, b| {
-        b.difference
-            .abs()
-            .total_cmp(&a.difference.abs())
-            .then(a.ticket.cmp(&b.ticket))
-    });
-    top.truncate(o.top);
-    let mut models: Vec<&str> = cases.iter().map(|c| c.model_version.as_str()).collect();
-    models.sort_unstable();
-    models.dedup();
-    let tickets: Vec<&str> = cases.iter().map(|c| c.ticket.as_str()).collect();
-    let jira: Vec<String> = cases
-        .iter()
-        .filter_map(|c| c.jira_key.as_ref().map(|k| format!("{} → {k}", c.ticket)))
-        .collect();
-    let generated = o.generated_at.format("%Y-%m-%d %H:%M UTC").to_string();
-    let total: f64 = cases.iter().map(|c| c.difference.abs()).sum();
-    let today = o.generated_at.date_naive();
-    let overdue = cases.iter().filter(|c| c.overdue(today)).count();
-    let due_of = |c: &Case| -> String {
+/// What the renderings show, worked out once from the cases.
+struct Overview<'a> {
+    by_bucket: Vec<(&'a str, usize, f64)>,
+    by_severity: Vec<(&'a str, usize, f64)>,
+    by_status: Vec<(&'a str, usize, f64)>,
+    /// The top breaks by absolute difference.
+    top: Vec<&'a Case>,
+    models: Vec<&'a str>,
+    tickets: Vec<&'a str>,
+    jira: Vec<String>,
+    generated: String,
+    total: f64,
+    today: NaiveDate,
+    overdue: usize,
+}
+
+impl<'a> Overview<'a> {
+    fn of(cases: &'a [Case], o: &Options) -> Overview<'a> {
+        let by_bucket = counts(cases, |c| c.bucket.as_str(), &[]);
+        let by_severity = counts(cases, |c| c.severity.as_str(), &SEVERITY_ORDER);
+        let by_status = counts(cases, |c| c.status.as_str(), &[]);
+        let mut top: Vec<&Case> = cases.iter().collect();
+        top.sort_by(|a, b| {
+            b.difference
+                .abs()
+                .total_cmp(&a.difference.abs())
+                .then(a.ticket.cmp(&b.ticket))
+        });
+        top.truncate(o.top);
+        let mut models: Vec<&str> = cases.iter().map(|c| c.model_version.as_str()).collect();
+        models.sort_unstable();
+        models.dedup();
+        let tickets: Vec<&str> = cases.iter().map(|c| c.ticket.as_str()).collect();
+        let jira: Vec<String> = cases
+            .iter()
+            .filter_map(|c| c.jira_key.as_ref().map(|k| format!("{} → {k}", c.ticket)))
+            .collect();
+        let generated = o.generated_at.format("%Y-%m-%d %H:%M UTC").to_string();
+        let total: f64 = cases.iter().map(|c| c.difference.abs()).sum();
+        let today = o.generated_at.date_naive();
+        let overdue = cases.iter().filter(|c| c.overdue(today)).count();
+        Overview {
+            by_bucket,
+            by_severity,
+            by_status,
+            top,
+            models,
+            tickets,
+            jira,
+            generated,
+            total,
+            today,
+            overdue,
+        }
+    }
+
+    /// A case's due date, marked when overdue.
+    fn due_of(&self, c: &Case) -> String {
         match c.due {
-            Some(d) if c.overdue(today) => format!("{d} (overdue)"),
+            Some(d) if c.overdue(self.today) => format!("{d} (overdue)"),
             Some(d) => d.to_string(),
             None => String::new(),
         }
-    };
+    }
+}
 
+/// Renders the report of `cases`.
+pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
+    let v = Overview::of(cases, o);
+    Rendered {
+        html: html(cases, o, &v),
+        text: text(cases, o, &v),
+        csv: csv(cases, o, v.today),
+    }
+}
+
+/// The HTML rendering.
+fn html(cases: &[Case], o: &Options, v: &Overview<'_>) -> String {
     // ----- HTML
     let mut h = String::new();
     let _ = write!(
@@ -168,13 +213,13 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
          <p>{n} case(s), total absolute difference {total}{od}. Generated {g} by breakdesk.</p>\n",
         t = esc(&o.title),
         n = cases.len(),
-        total = esc(&fmt_amount(total)),
-        od = if overdue > 0 {
-            format!("; <b style=\"color: #b00020\">{overdue} overdue</b>")
+        total = esc(&fmt_amount(v.total)),
+        od = if v.overdue > 0 {
+            format!("; <b style=\"color: #b00020\">{} overdue</b>", v.overdue)
         } else {
             String::new()
         },
-        g = esc(&generated),
+        g = esc(&v.generated),
     );
     if let Some(lines) = &o.cycle {
         h.push_str("<h3>Latest cycle</h3>\n<p id=\"cycle\">");
@@ -183,9 +228,9 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
         h.push_str("</p>\n");
     }
     for (heading, rows) in [
-        ("By bucket", &by_bucket),
-        ("By severity", &by_severity),
-        ("By status", &by_status),
+        ("By bucket", &v.by_bucket),
+        ("By severity", &v.by_severity),
+        ("By status", &v.by_status),
     ] {
         let _ = write!(
             h,
@@ -211,9 +256,9 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
          <tr><th>ticket</th><th>bucket</th><th>severity</th><th>status</th><th>key</th>\
          <th>last date</th><th>age (days)</th><th>difference</th><th>Jira</th><th>summary</th>\
          <th>due</th><th>owner</th></tr>\n",
-        top.len()
+        v.top.len()
     );
-    for c in &top {
+    for c in &v.top {
         let (key, summary) = shown(c, o.mask);
         let _ = writeln!(
             h,
@@ -230,26 +275,30 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
             esc(&fmt_amount(c.difference)),
             esc(c.jira_key.as_deref().unwrap_or("")),
             esc(&summary),
-            if c.overdue(today) {
+            if c.overdue(v.today) {
                 " style=\"color: #b00020; font-weight: bold\""
             } else {
                 ""
             },
-            esc(&due_of(c)),
+            esc(&v.due_of(c)),
             esc(c.owner.as_deref().unwrap_or(""))
         );
     }
     h.push_str("</table>\n");
-    let _ = writeln!(h, "<p><b>Tickets:</b> {}</p>", esc(&tickets.join(", ")));
-    if !jira.is_empty() {
-        let _ = writeln!(h, "<p><b>Jira:</b> {}</p>", esc(&jira.join(", ")));
+    let _ = writeln!(h, "<p><b>Tickets:</b> {}</p>", esc(&v.tickets.join(", ")));
+    if !v.jira.is_empty() {
+        let _ = writeln!(h, "<p><b>Jira:</b> {}</p>", esc(&v.jira.join(", ")));
     }
     let _ = write!(
         h,
         "<p><b>Model version:</b> {}</p>\n<p>The attached CSV, when present, lists every case.</p>\n</body></html>\n",
-        esc(&models.join(", "))
+        esc(&v.models.join(", "))
     );
+    h
+}
 
+/// The plain text rendering.
+fn text(cases: &[Case], o: &Options, v: &Overview<'_>) -> String {
     // ----- plain text
     let mut t = String::new();
     let _ = write!(
@@ -257,13 +306,13 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
         "{}\n\n{} case(s), total absolute difference {}{}. Generated {} by breakdesk.\n",
         o.title,
         cases.len(),
-        fmt_amount(total),
-        if overdue > 0 {
-            format!("; {overdue} overdue")
+        fmt_amount(v.total),
+        if v.overdue > 0 {
+            format!("; {} overdue", v.overdue)
         } else {
             String::new()
         },
-        generated
+        v.generated
     );
     if let Some(lines) = &o.cycle {
         t.push_str("\nLatest cycle:\n");
@@ -272,17 +321,21 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
         }
     }
     for (heading, rows) in [
-        ("By bucket", &by_bucket),
-        ("By severity", &by_severity),
-        ("By status", &by_status),
+        ("By bucket", &v.by_bucket),
+        ("By severity", &v.by_severity),
+        ("By status", &v.by_status),
     ] {
         let _ = write!(t, "\n{heading}:\n");
         for (name, n, d) in rows.iter() {
             let _ = writeln!(t, "  {name:<24} {n:>6}  {:>18}", fmt_amount(*d));
         }
     }
-    let _ = write!(t, "\nTop {} break(s) by absolute difference:\n", top.len());
-    for c in &top {
+    let _ = write!(
+        t,
+        "\nTop {} break(s) by absolute difference:\n",
+        v.top.len()
+    );
+    for c in &v.top {
         let (key, summary) = shown(c, o.mask);
         let _ = writeln!(
             t,
@@ -296,7 +349,7 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
             c.age_days(),
             fmt_amount(c.difference),
             c.due
-                .map(|_| format!(" due {}", due_of(c)))
+                .map(|_| format!(" due {}", v.due_of(c)))
                 .unwrap_or_default(),
             c.owner
                 .as_deref()
@@ -309,12 +362,16 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
             summary
         );
     }
-    let _ = write!(t, "\nTickets: {}\n", tickets.join(", "));
-    if !jira.is_empty() {
-        let _ = writeln!(t, "Jira: {}", jira.join(", "));
+    let _ = write!(t, "\nTickets: {}\n", v.tickets.join(", "));
+    if !v.jira.is_empty() {
+        let _ = writeln!(t, "Jira: {}", v.jira.join(", "));
     }
-    let _ = writeln!(t, "Model version: {}", models.join(", "));
+    let _ = writeln!(t, "Model version: {}", v.models.join(", "));
+    t
+}
 
+/// The CSV rendering: every case.
+fn csv(cases: &[Case], o: &Options, today: NaiveDate) -> String {
     // ----- CSV
     let mut csv = CSV_HEADER.join(",");
     csv.push_str("\r\n");
@@ -345,11 +402,7 @@ pub(crate) fn render(cases: &[Case], o: &Options) -> Rendered {
         csv.push_str(&line.join(","));
         csv.push_str("\r\n");
     }
-    Rendered {
-        html: h,
-        text: t,
-        csv,
-    }
+    csv
 }
 
 /// Escapes text for HTML element content and attribute values.

@@ -18,10 +18,16 @@
 //! LLM's bucket, and the severity is never below the rules' (the answer's own `severity` is only
 //! checked, never used). The row's note says what was capped.
 
+mod answer;
+
 use super::{Categorization, Categorizer, Decider, facts::Facts};
 use crate::config::LlmConfig;
 use crate::llm::{ChatOutcome, ChatRequest, LlmClient, LlmSettings, ResponseFormat};
 use crate::store::Store;
+use answer::cap_to_rules;
+#[cfg(test)]
+use answer::cited_numbers;
+pub use answer::{Answer, validate};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -29,7 +35,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// The embedded prompt template.
-pub const PROMPT_TOML: &str = include_str!("../../assets/prompts/categorize.toml");
+pub const PROMPT_TOML: &str = include_str!("../../../assets/prompts/categorize.toml");
 
 /// A prompt template with its version.
 #[derive(Debug, Clone, Deserialize)]
@@ -318,181 +324,6 @@ impl Categorizer<'_> {
     }
 }
 
-/// Numbers cited in a text (dates and identifiers like KEY1 excluded).
-fn cited_numbers(text: &str) -> Vec<f64> {
-    let mut out = Vec::new();
-    let chars: Vec<char> = text.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let starts_number = c.is_ascii_digit()
-            || ((c == '-' || c == '+' || c == '.')
-                && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()));
-        let after_word = i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
-        if !starts_number || after_word {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        i += 1;
-        while i < chars.len()
-            && (chars[i].is_ascii_digit()
-                || ((chars[i] == ','
-                    || chars[i] == '.'
-                    || chars[i] == '-'
-                    || chars[i] == '/'
-                    || chars[i] == ':')
-                    && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())))
-        {
-            i += 1;
-        }
-        let tok: String = chars[start..i].iter().collect();
-        let body = tok.trim_start_matches(['-', '+']);
-        // Dates (2024-01-05, 1/5/2024) and times are not amounts.
-        if body.contains('-') || body.contains('/') || body.contains(':') {
-            continue;
-        }
-        let clean: String = tok.chars().filter(|c| *c != ',' && *c != '+').collect();
-        if let Ok(v) = clean.parse::<f64>() {
-            // Small whole numbers (days, counts, list items) are not checked.
-            if clean.contains('.') || v.abs() >= 100.0 {
-                out.push(v);
-            }
-        }
-    }
-    out
-}
-
-fn record_numbers(v: &Value, out: &mut Vec<f64>) {
-    match v {
-        Value::Number(n) => {
-            if let Some(x) = n.as_f64() {
-                out.push(x);
-            }
-        }
-        Value::String(s) => out.extend(cited_numbers(s)),
-        Value::Array(a) => a.iter().for_each(|x| record_numbers(x, out)),
-        Value::Object(m) => m.values().for_each(|x| record_numbers(x, out)),
-        _ => {}
-    }
-}
-
-/// Whether `v` is one of the row's numbers (sign ignored, rounding to the cent allowed, or as a percentage).
-fn is_row_number(v: f64, row: &[f64]) -> bool {
-    let a = v.abs();
-    row.iter().any(|r| {
-        let b = r.abs();
-        let close = |x: f64| (a - x).abs() <= 0.0051_f64.max(x * 1e-3);
-        close(b) || close(b * 100.0)
-    })
-}
-
-/// A validated answer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
-    pub bucket: String,
-    pub confidence: f64,
-    pub summary: String,
-    pub details: String,
-}
-
-/// Checks an answer against the buckets and the row's numbers; Err is the reason it is not used.
-pub fn validate(
-    content: &str,
-    buckets: &[String],
-    fallback: &str,
-    record: &Value,
-) -> Result<Answer, String> {
-    let text = content.trim();
-    // Some servers wrap JSON in a code fence even in JSON mode.
-    let text = text
-        .strip_prefix("```json")
-        .or_else(|| text.strip_prefix("```"))
-        .map(|t| t.trim_end().trim_end_matches("```").trim())
-        .unwrap_or(text);
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("answer is not JSON ({e})"))?;
-    let obj = v.as_object().ok_or("answer is not a JSON object")?;
-    let get = |k: &str| {
-        obj.get(k)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .unwrap_or("")
-    };
-    let raw_bucket = get("bucket");
-    let bucket = buckets
-        .iter()
-        .find(|b| b.eq_ignore_ascii_case(raw_bucket))
-        .ok_or_else(|| format!("bucket {raw_bucket:?} is not in the list"))?
-        .clone();
-    let summary = get("summary").to_string();
-    if summary.is_empty() {
-        return Err("answer has no summary".into());
-    }
-    let details = get("details").to_string();
-    if bucket == fallback && details.is_empty() {
-        return Err(format!("{fallback} without details"));
-    }
-    let sev = get("severity");
-    if !sev.is_empty() && super::Severity::parse(sev).is_none() {
-        return Err(format!(
-            "severity {sev:?} is not Low, Medium, High or Critical"
-        ));
-    }
-    let confidence = obj
-        .get("confidence")
-        .and_then(Value::as_f64)
-        .filter(|c| c.is_finite())
-        .map(|c| c.clamp(0.0, 1.0))
-        .unwrap_or(0.8);
-    let mut row = Vec::new();
-    record_numbers(record, &mut row);
-    for n in cited_numbers(&summary)
-        .into_iter()
-        .chain(cited_numbers(&details))
-    {
-        if !is_row_number(n, &row) {
-            return Err(format!("cites {n} which is not in the row"));
-        }
-    }
-    Ok(Answer {
-        bucket,
-        confidence,
-        summary,
-        details,
-    })
-}
-
-/// Keeps an LLM categorization `c` within what the rules gave: it is proposed for
-/// auto-resolution only if the rules proposed it, and its severity is at least the rules'. Returns
-/// what was capped, for the row's note.
-fn cap_to_rules(c: &mut Categorization, rules: &Categorization) -> Vec<String> {
-    let mut capped = Vec::new();
-    if c.auto_resolve && !rules.auto_resolve {
-        c.auto_resolve = false;
-        capped.push(format!(
-            "not proposed for auto-resolution: the LLM chose {}, the rules did not propose it",
-            c.bucket
-        ));
-    }
-    if c.severity < rules.severity {
-        capped.push(format!(
-            "severity kept at {} from the rules ({} gives {})",
-            rules.severity.as_str(),
-            c.bucket,
-            c.severity.as_str()
-        ));
-        c.severity_reason = format!(
-            "{}; at least {} as the rules gave for {}: {}",
-            c.severity_reason,
-            rules.severity.as_str(),
-            rules.bucket,
-            rules.severity_reason
-        );
-        c.severity = rules.severity;
-    }
-    capped
-}
-
 fn restore(text: &str, tokens: &[(String, String)]) -> String {
     let mut out = text.to_string();
     // Longest tokens first so that KEY12 is not restored as KEY1 + "2".
@@ -600,18 +431,7 @@ pub fn refine(
     on_answer: Option<&mut dyn FnMut(usize, usize)>,
 ) -> LlmReport {
     let mut report = LlmReport::default();
-    // A break its own comment explains keeps the explanation's bucket: it is not asked about.
-    let order: Vec<usize> = order
-        .iter()
-        .copied()
-        .filter(|k| !cats.get(*k).is_some_and(|c| c.explained))
-        .collect();
-    let take = if cfg.max_rows == 0 {
-        order.len()
-    } else {
-        cfg.max_rows.min(order.len())
-    };
-    let rows = &order[..take];
+    let rows = rows_to_ask(cfg, cats, order);
     report.rows = rows.len();
     let buckets: Vec<String> = categorizer
         .file
@@ -641,6 +461,70 @@ pub fn refine(
             }
         })
         .collect();
+    let distinct = distinct_questions(&questions);
+    report.distinct = distinct.len();
+    let (mut contents, misses) = read_cache(store, &questions, &distinct, &mut report);
+    if !misses.is_empty() {
+        let requests = chat_requests(prompt, &system, &buckets, &questions, &misses, &rows, cats);
+        report.asked = requests.len();
+        let outcomes: Vec<ChatOutcome> = ask_all(client, &requests, on_answer);
+        take_answers(store, &questions, &misses, outcomes, &mut contents);
+        let stats = client.stats();
+        report.http_requests = stats.http_requests;
+        report.circuit_open = stats.circuit_open;
+    }
+    for (q, question) in questions.iter().enumerate() {
+        let k = rows[q];
+        let Some((content, decider)) = contents.get(&question.key) else {
+            continue;
+        };
+        let outcome = content
+            .as_ref()
+            .map_err(|e| e.clone())
+            .and_then(|c| validate(c, &buckets, &categorizer.file.fallback, &question.record));
+        match outcome {
+            Ok(a) => {
+                cats[k] = use_answer(
+                    categorizer,
+                    facts,
+                    k,
+                    &cats[k],
+                    a,
+                    *decider,
+                    &model,
+                    question,
+                );
+                report.used += 1;
+            }
+            Err(reason) => {
+                *report.fallbacks.entry(reason_kind(&reason)).or_default() += 1;
+                cats[k].note = format!("LLM answer not used: {reason}");
+            }
+        }
+    }
+    report
+}
+
+/// The rows to ask about: `order` without the breaks their own comment explains, at most
+/// `llm.max_rows` of them.
+fn rows_to_ask(cfg: &LlmConfig, cats: &[Categorization], order: &[usize]) -> Vec<usize> {
+    // A break its own comment explains keeps the explanation's bucket: it is not asked about.
+    let mut order: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|k| !cats.get(*k).is_some_and(|c| c.explained))
+        .collect();
+    let take = if cfg.max_rows == 0 {
+        order.len()
+    } else {
+        cfg.max_rows.min(order.len())
+    };
+    order.truncate(take);
+    order
+}
+
+/// Indices into `questions` of the distinct inputs.
+fn distinct_questions(questions: &[Question]) -> Vec<usize> {
     // Distinct inputs, first occurrence wins.
     let mut distinct: Vec<usize> = Vec::new();
     let mut seen: HashMap<[u8; 32], usize> = HashMap::new();
@@ -650,10 +534,22 @@ pub fn refine(
             distinct.len() - 1
         });
     }
-    report.distinct = distinct.len();
-    let mut contents: HashMap<[u8; 32], (Result<String, String>, Decider)> = HashMap::new();
+    distinct
+}
+
+/// Each answer's content (or why there is none) and who gave it, by cache key.
+type Contents = HashMap<[u8; 32], (Result<String, String>, Decider)>;
+
+/// The cached answers of the `distinct` questions, and the questions not in the cache.
+fn read_cache(
+    store: &Store,
+    questions: &[Question],
+    distinct: &[usize],
+    report: &mut LlmReport,
+) -> (Contents, Vec<usize>) {
+    let mut contents: Contents = HashMap::new();
     let mut misses: Vec<usize> = Vec::new();
-    for &q in &distinct {
+    for &q in distinct {
         match store.get_llm_answer(&questions[q].key) {
             Ok(Some(bytes)) => {
                 report.cache_hits += 1;
@@ -672,107 +568,117 @@ pub fn refine(
             }
         }
     }
-    if !misses.is_empty() {
-        let schema = answer_schema(&buckets);
-        let requests: Vec<ChatRequest> = misses
-            .iter()
-            .map(|&q| {
-                let qn = &questions[q];
-                let k = rows[q];
-                let user = fill(
-                    &prompt.user,
-                    &[
-                        (
-                            "record",
-                            format!(
-                                "{RECORD_OPEN}\n{}\n{RECORD_CLOSE}",
-                                serde_json::to_string_pretty(&qn.record).unwrap_or_default()
-                            ),
+    (contents, misses)
+}
+
+/// The chat requests of the `misses` (the record as data, and the rules' answer).
+fn chat_requests(
+    prompt: &Prompt,
+    system: &str,
+    buckets: &[String],
+    questions: &[Question],
+    misses: &[usize],
+    rows: &[usize],
+    cats: &[Categorization],
+) -> Vec<ChatRequest> {
+    let schema = answer_schema(buckets);
+    misses
+        .iter()
+        .map(|&q| {
+            let qn = &questions[q];
+            let k = rows[q];
+            let user = fill(
+                &prompt.user,
+                &[
+                    (
+                        "record",
+                        format!(
+                            "{RECORD_OPEN}\n{}\n{RECORD_CLOSE}",
+                            serde_json::to_string_pretty(&qn.record).unwrap_or_default()
                         ),
-                        ("rules_bucket", cats[k].bucket.clone()),
-                        ("rules_rule", cats[k].rule.clone()),
-                        ("rules_confidence", format!("{:.2}", cats[k].confidence)),
-                    ],
-                );
-                ChatRequest {
-                    system: system.clone(),
-                    user,
-                    schema_name: "break_category".into(),
-                    schema: schema.clone(),
-                }
-            })
-            .collect();
-        report.asked = requests.len();
-        let outcomes: Vec<ChatOutcome> = ask_all(client, &requests, on_answer);
-        let mut to_cache: Vec<([u8; 32], Vec<u8>)> = Vec::new();
-        for (&q, o) in misses.iter().zip(outcomes) {
-            let key = questions[q].key;
-            match o.result {
-                Ok(content) => {
-                    to_cache.push((key, content.clone().into_bytes()));
-                    contents.insert(key, (Ok(content), Decider::Llm));
-                }
-                Err(e) => {
-                    contents.insert(key, (Err(format!("LLM call failed: {e}")), Decider::Llm));
-                }
+                    ),
+                    ("rules_bucket", cats[k].bucket.clone()),
+                    ("rules_rule", cats[k].rule.clone()),
+                    ("rules_confidence", format!("{:.2}", cats[k].confidence)),
+                ],
+            );
+            ChatRequest {
+                system: system.to_string(),
+                user,
+                schema_name: "break_category".into(),
+                schema: schema.clone(),
             }
-        }
-        // Answers are durable before they count: a failed write only costs a repeated call later.
-        if let Err(e) = store.put_llm_answers(&to_cache) {
-            tracing::warn!(error = %e, "LLM cache write failed");
-        }
-        let stats = client.stats();
-        report.http_requests = stats.http_requests;
-        report.circuit_open = stats.circuit_open;
-    }
-    for (q, question) in questions.iter().enumerate() {
-        let k = rows[q];
-        let Some((content, decider)) = contents.get(&question.key) else {
-            continue;
-        };
-        let outcome = content
-            .as_ref()
-            .map_err(|e| e.clone())
-            .and_then(|c| validate(c, &buckets, &categorizer.file.fallback, &question.record));
-        match outcome {
-            Ok(a) => {
-                let rules = cats[k].clone();
-                let mut c = categorizer.finish(
-                    facts,
-                    k,
-                    a.bucket,
-                    a.confidence,
-                    format!("llm:{model}"),
-                    restore(&a.details, &question.tokens),
-                );
-                c.decided_by = *decider;
-                let next = categorizer
-                    .file
-                    .bucket(&c.bucket)
-                    .map(|b| format!(" Next step: {}", b.next_step))
-                    .unwrap_or_default();
-                let summary = restore(&a.summary, &question.tokens);
-                c.summary = if summary.contains("Next step") {
-                    summary
-                } else {
-                    format!("{summary}{next}")
-                };
-                let mut notes = Vec::new();
-                if c.bucket != rules.bucket {
-                    notes.push(format!("rules chose {} ({})", rules.bucket, rules.rule));
-                }
-                notes.extend(cap_to_rules(&mut c, &rules));
-                c.note = notes.join("; ");
-                cats[k] = c;
-                report.used += 1;
+        })
+        .collect()
+}
+
+/// Records the `outcomes` of the `misses` in `contents` and caches the answers received.
+fn take_answers(
+    store: &Store,
+    questions: &[Question],
+    misses: &[usize],
+    outcomes: Vec<ChatOutcome>,
+    contents: &mut Contents,
+) {
+    let mut to_cache: Vec<([u8; 32], Vec<u8>)> = Vec::new();
+    for (&q, o) in misses.iter().zip(outcomes) {
+        let key = questions[q].key;
+        match o.result {
+            Ok(content) => {
+                to_cache.push((key, content.clone().into_bytes()));
+                contents.insert(key, (Ok(content), Decider::Llm));
             }
-            Err(reason) => {
-                *report.fallbacks.entry(reason_kind(&reason)).or_default() += 1;
-                cats[k].note = format!("LLM answer not used: {reason}");
+            Err(e) => {
+                contents.insert(key, (Err(format!("LLM call failed: {e}")), Decider::Llm));
             }
         }
     }
-    report
+    // Answers are durable before they count: a failed write only costs a repeated call later.
+    if let Err(e) = store.put_llm_answers(&to_cache) {
+        tracing::warn!(error = %e, "LLM cache write failed");
+    }
+}
+
+/// Row `k`'s categorization from a valid answer `a`, within what the `rules` gave.
+#[allow(clippy::too_many_arguments)]
+fn use_answer(
+    categorizer: &Categorizer<'_>,
+    facts: &Facts,
+    k: usize,
+    rules: &Categorization,
+    a: Answer,
+    decider: Decider,
+    model: &str,
+    question: &Question,
+) -> Categorization {
+    let rules = rules.clone();
+    let mut c = categorizer.finish(
+        facts,
+        k,
+        a.bucket,
+        a.confidence,
+        format!("llm:{model}"),
+        restore(&a.details, &question.tokens),
+    );
+    c.decided_by = decider;
+    let next = categorizer
+        .file
+        .bucket(&c.bucket)
+        .map(|b| format!(" Next step: {}", b.next_step))
+        .unwrap_or_default();
+    let summary = restore(&a.summary, &question.tokens);
+    c.summary = if summary.contains("Next step") {
+        summary
+    } else {
+        format!("{summary}{next}")
+    };
+    let mut notes = Vec::new();
+    if c.bucket != rules.bucket {
+        notes.push(format!("rules chose {} ({})", rules.bucket, rules.rule));
+    }
+    notes.extend(cap_to_rules(&mut c, &rules));
+    c.note = notes.join("; ");
+    c
 }
 
 #[cfg(test)]
