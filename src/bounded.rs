@@ -203,8 +203,14 @@ pub fn analyze_bounded(
     let (bundle, known, file, mut first_part) = match model {
         Some((bundle, file)) => (bundle, None, file, None),
         None => {
-            let (run, det) = train_on_largest(cfg, opts, aopts, &split, store, cancel)?;
-            (det.0, Some(det.1), String::new(), Some(run))
+            let (first, run, det) =
+                train_on_largest(cfg, opts, &aopts.detect, &split, store, cancel)?;
+            (
+                det.bundle,
+                Some(det.status),
+                String::new(),
+                Some((first, run)),
+            )
         }
     };
     timings.push(("model".into(), t.elapsed()));
@@ -432,17 +438,17 @@ fn scratch_store(dir: &Path) -> Result<(tempfile::TempDir, crate::store::Store),
     Ok((scratch_dir, scratch))
 }
 
-/// The model of a bounded run: trained on the largest part's accounts. That part's run (its rows
-/// and features) is kept for its own analysis; with the model and its status.
-#[allow(clippy::type_complexity)]
+/// The model of a bounded run (and of `train` over the budget): trained on the largest part's
+/// accounts. With that part, its run (its rows and features, kept for its own analysis) and the
+/// detection (the model and its status).
 fn train_on_largest(
     cfg: &Config,
     opts: &RunOptions,
-    aopts: &AnalyzeOptions,
+    detect: &pipeline::DetectOptions,
     split: &SplitFile,
     store: &crate::store::Store,
     cancel: &AtomicBool,
-) -> Result<((usize, pipeline::RunOutput), (ModelBundle, ModelStatus)), BoundedError> {
+) -> Result<(usize, pipeline::RunOutput, pipeline::Detection), BoundedError> {
     let first = split.largest();
     let (ropts, rows) = split.part_opts(opts, first)?;
     let mut run = pipeline::run_selecting(
@@ -454,8 +460,8 @@ fn train_on_largest(
         &mut |_| {},
         cancel,
     )?;
-    let det = pipeline::score(cfg, &mut run, store, &aopts.detect).map_err(AnalyzeError::Detect)?;
-    Ok(((first, run), (det.bundle, det.status)))
+    let det = pipeline::score(cfg, &mut run, store, detect).map_err(AnalyzeError::Detect)?;
+    Ok((first, run, det))
 }
 
 /// Every account of the part is the part's own (the split hashed the key the reader builds);
@@ -751,18 +757,7 @@ pub fn train_bounded(
     };
     let split = split_file(cfg, opts, plan, &mut |_| {}, &check)?;
     check()?;
-    let part = split.largest();
-    let (ropts, rows) = split.part_opts(opts, part)?;
-    let mut run = pipeline::run_selecting(
-        &split.wcfg,
-        &ropts,
-        None,
-        Some(&rows),
-        "",
-        &mut |_| {},
-        cancel,
-    )?;
-    let det = pipeline::score(cfg, &mut run, store, detect).map_err(AnalyzeError::Detect)?;
+    let (part, run, det) = train_on_largest(cfg, opts, detect, &split, store, cancel)?;
     Ok(TrainedPart {
         run,
         det,

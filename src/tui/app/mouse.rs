@@ -101,12 +101,12 @@ impl App {
     }
 
     /// Reads the audit trail of the detail pane's case when it changed.
-    pub(super) fn sync_trail(&mut self) {
-        if self.live.is_some() {
-            return self.live_sync_trail();
-        }
+    /// The case whose audit trail the detail pane needs and does not have: the case of the row
+    /// under the cursor while the table shows its detail (the trail is cleared on a row
+    /// without a case).
+    pub(crate) fn trail_wanted(&mut self) -> Option<String> {
         if !self.table.detail || self.view != View::Table {
-            return;
+            return None;
         }
         let id = match (&self.data, self.current_row()) {
             (Some(d), Some(r)) => d.table.text(d.table.known.case_id, r as usize).to_string(),
@@ -114,11 +114,21 @@ impl App {
         };
         if id.is_empty() {
             self.trail = None;
-            return;
+            return None;
         }
         if self.trail.as_ref().is_some_and(|t| t.case_id == id) {
-            return;
+            return None;
         }
+        Some(id)
+    }
+
+    pub(super) fn sync_trail(&mut self) {
+        if self.live.is_some() {
+            return self.live_sync_trail();
+        }
+        let Some(id) = self.trail_wanted() else {
+            return;
+        };
         let events = Cases::new(&self.store)
             .events_for(&id)
             .map_err(|e| e.to_string());

@@ -464,20 +464,9 @@ impl App {
 
     /// The detail pane's audit trail: asked of the service when the row's case changes.
     pub(crate) fn live_sync_trail(&mut self) {
-        if !self.table.detail || self.view != View::Table {
+        let Some(id) = self.trail_wanted() else {
             return;
-        }
-        let id = match (&self.data, self.current_row()) {
-            (Some(d), Some(r)) => d.table.text(d.table.known.case_id, r as usize).to_string(),
-            _ => String::new(),
         };
-        if id.is_empty() {
-            self.trail = None;
-            return;
-        }
-        if self.trail.as_ref().is_some_and(|t| t.case_id == id) {
-            return;
-        }
         if let Some(l) = &self.live {
             l.request(Request::Trail {
                 case_id: id.clone(),
