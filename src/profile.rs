@@ -160,7 +160,7 @@ impl ResolvedCriteria {
 /// One role column: its canonical name (from the profile, so differently spelled files agree)
 /// and the header as written in this file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Role {
+pub struct RoleColumn {
     pub slug: String,
     pub header: String,
 }
@@ -174,9 +174,9 @@ pub struct Resolved {
     pub date: Option<String>,
     pub comment: Option<String>,
     pub status: Option<String>,
-    pub categoricals: Vec<Role>,
-    pub numeric: Vec<Role>,
-    pub extra_dates: Vec<Role>,
+    pub categoricals: Vec<RoleColumn>,
+    pub numeric: Vec<RoleColumn>,
+    pub extra_dates: Vec<RoleColumn>,
     pub trade_date: Option<String>,
     pub criteria: Vec<ResolvedCriteria>,
     /// How many of the profile's columns were found (used to rank detection).
@@ -388,10 +388,10 @@ impl Profile {
         }
         let comment = self.comment.as_ref().and_then(&mut optional);
         let status = self.status.as_ref().and_then(&mut optional);
-        let mut roles = |list: &[ColumnRef]| -> Vec<Role> {
+        let mut roles = |list: &[ColumnRef]| -> Vec<RoleColumn> {
             list.iter()
                 .filter_map(|c| {
-                    optional(c).map(|header| Role {
+                    optional(c).map(|header| RoleColumn {
                         slug: slug(&c.display()),
                         header,
                     })
@@ -400,7 +400,7 @@ impl Profile {
         };
         let categoricals = roles(&self.categoricals);
         let extra_dates = roles(&self.extra_dates);
-        let numeric: Vec<Role> = if numeric_override.is_empty() {
+        let numeric: Vec<RoleColumn> = if numeric_override.is_empty() {
             roles(&self.numeric)
         } else {
             self.numeric_columns(&find, numeric_override, header, file)?
@@ -488,12 +488,12 @@ impl Profile {
         names: &[String],
         header: &[String],
         file: &str,
-    ) -> Result<Vec<Role>, ProfileError> {
+    ) -> Result<Vec<RoleColumn>, ProfileError> {
         let mut v = Vec::new();
         let mut absent = Vec::new();
         for n in names {
             match find(&ColumnRef::One(n.clone())) {
-                Some(h) => v.push(Role {
+                Some(h) => v.push(RoleColumn {
                     slug: slug(&h),
                     header: h,
                 }),

@@ -7,7 +7,7 @@
 //!    (the whole email message, the Jira request body, the task JSON) and writes it as an
 //!    [`OutboxItem`], together with a `dispatch_queued` event and the per-channel dispatch state
 //!    of every case, in one transaction that is flushed before the call returns.
-//! 2. *Sending* ([`Outbox::flush_due`], [`Outbox::flush`], or a background [`Worker`]) claims a due
+//! 2. *Sending* ([`Outbox::flush_due`], [`Outbox::flush`], or a background [`OutboxSender`]) claims a due
 //!    item (`queued` → `sending`, flushed), sends exactly the stored snapshot with a
 //!    [`Dispatcher`], and records the result and the cases' new state in one transaction:
 //!    `sent` (with the SMTP Message-ID, the Jira key from Jira's answer, or the webhook's task
@@ -32,7 +32,7 @@
 //! let cases = notify::dispatchable(&store, Status::Accepted, Channel::Email)?;
 //! let queued = notify::queue_email(&store, cfg, &cases, &["lead@example.com".into()], &actor)?;
 //! // Sent in the background; results arrive on the worker's channel.
-//! let worker = notify::Worker::spawn(store.clone(), notify::Dispatcher::new(cfg)?);
+//! let worker = notify::OutboxSender::spawn(store.clone(), notify::Dispatcher::new(cfg)?);
 //! for event in worker.events().try_iter() { /* show queued / sent / failed */ }
 //! # let _ = queued; Ok(()) }
 //! ```
@@ -43,8 +43,8 @@ mod jira;
 pub mod outbox;
 pub mod probe;
 mod report;
+mod sender;
 mod webhook;
-mod worker;
 
 use std::collections::BTreeSet;
 
@@ -64,8 +64,8 @@ pub use outbox::{
     RetryPolicy,
 };
 pub use probe::ProbeFailure;
+pub use sender::{OutboxSender, SenderEvent};
 pub use webhook::WebhookPayload;
-pub use worker::{Worker, WorkerEvent};
 
 /// Why a dispatch could not be queued, or an outbox operation was refused.
 #[derive(Debug, thiserror::Error)]

@@ -70,7 +70,7 @@ pub struct AppState {
     /// WebSocket clients connected now (at most `[service] max_ws_clients`).
     pub ws_clients: std::sync::atomic::AtomicUsize,
     pub started: Instant,
-    pub worker: Mutex<Option<crate::notify::Worker>>,
+    pub worker: Mutex<Option<crate::notify::OutboxSender>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -272,7 +272,7 @@ pub fn prepare(
     let rules = crate::pipeline::rules_file(&cfg).map_err(|e| ServeError::Config(e.to_string()))?;
     let dispatcher = crate::notify::outbox::Dispatcher::new(&cfg)
         .map_err(|e| ServeError::Config(e.to_string()))?;
-    let worker = crate::notify::Worker::spawn(store.clone(), dispatcher);
+    let worker = crate::notify::OutboxSender::spawn(store.clone(), dispatcher);
     let (events, _) = broadcast::channel(cfg.service.ws_queue_events);
     Ok(Arc::new(AppState {
         cfg,
@@ -349,7 +349,7 @@ fn spawn_background(state: &Arc<AppState>) -> Vec<std::thread::JoinHandle<()>> {
     let st = state.clone();
     out.push(std::thread::spawn(move || {
         while !st.stop.load(Ordering::Relaxed) {
-            let events: Vec<crate::notify::WorkerEvent> = {
+            let events: Vec<crate::notify::SenderEvent> = {
                 let w = st.worker.lock().unwrap_or_else(|e| e.into_inner());
                 match w.as_ref() {
                     Some(w) => w.events().try_iter().collect(),
@@ -357,7 +357,7 @@ fn spawn_background(state: &Arc<AppState>) -> Vec<std::thread::JoinHandle<()>> {
                 }
             };
             for e in events {
-                if let crate::notify::WorkerEvent::Attempted {
+                if let crate::notify::SenderEvent::Attempted {
                     id,
                     channel,
                     outcome,

@@ -4,7 +4,7 @@
 
 use super::export::Exported;
 use super::worker::WorkerMsg;
-use crate::notify::WorkerEvent;
+use crate::notify::SenderEvent;
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 use std::time::Duration;
 
@@ -170,7 +170,7 @@ pub enum Action {
     Tick(Duration),
     Worker(WorkerMsg),
     /// A report of the background dispatch sender.
-    Dispatch(WorkerEvent),
+    Dispatch(SenderEvent),
     /// A background export ended.
     Exported(Exported),
     /// Something the live client (`open --live`) received or was answered.

@@ -9,7 +9,7 @@
 //! stages).
 //!
 //! Dispatch: `e` (email), `J` (Jira) and `W` (webhook) queue the accepted cases in the store's
-//! outbox ([`crate::notify`]); one background [`crate::notify::Worker`] (the store's one sender
+//! outbox ([`crate::notify`]); one background [`crate::notify::OutboxSender`] (the store's one sender
 //! while the UI runs) sends them, and its reports reach [`app::App::update`] as
 //! [`action::Action::Dispatch`], polled here beside the analysis worker's messages and the
 //! exports' results. The outbox view (`4`) lists the items with the one under the cursor in

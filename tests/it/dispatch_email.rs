@@ -12,7 +12,8 @@ use std::time::Duration;
 use breakdesk::cases::{Cases, Channel, DispatchState, EventAction};
 use breakdesk::config::Config;
 use breakdesk::notify::{
-    self, Dispatcher, ItemOutcome, ItemStatus, NotifyError, Outbox, Payload, Worker, WorkerEvent,
+    self, Dispatcher, ItemOutcome, ItemStatus, NotifyError, Outbox, OutboxSender, Payload,
+    SenderEvent,
 };
 use breakdesk::store::Store;
 use chrono::Utc;
@@ -540,13 +541,13 @@ fn a_background_worker_sends_and_reports_over_its_channel() {
     let cfg = email_config(&server, &ca, "starttls", "");
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let cases = accepted_cases(&store, 2);
-    let worker = Worker::spawn(Arc::clone(&store), Dispatcher::new(&cfg).unwrap());
+    let worker = OutboxSender::spawn(Arc::clone(&store), Dispatcher::new(&cfg).unwrap());
     let id = notify::queue_email(&store, &cfg, &cases, &[], &alice())
         .unwrap()
         .ids[0];
     worker.flush_now();
     let event = match worker.events().recv_timeout(Duration::from_secs(20)) {
-        Ok(WorkerEvent::Attempted {
+        Ok(SenderEvent::Attempted {
             id: got,
             outcome,
             item,

@@ -7,7 +7,7 @@ use super::decimal::{amount_headers, detect_decimal};
 use super::{DecimalChoice, DecimalSource, PrepareOptions, Prepared, crit_col};
 use crate::ingest::clean::{self, NumCell};
 use crate::ingest::{IngestError, ROW_COL, RawTable};
-use crate::profile::{Resolved, ResolvedCriteria, Role};
+use crate::profile::{Resolved, ResolvedCriteria, RoleColumn};
 use polars::prelude::*;
 use std::collections::HashMap;
 
@@ -395,13 +395,13 @@ impl<'a> Build<'a> {
 
     /// `bd_num_<name>`: extra numeric features (generic: detected when none are listed).
     /// Returns the numeric roles used.
-    pub(super) fn numeric(&mut self) -> Result<Vec<Role>, IngestError> {
+    pub(super) fn numeric(&mut self) -> Result<Vec<RoleColumn>, IngestError> {
         let (raw, resolved) = (self.raw, self.resolved);
         let mut numeric = resolved.numeric.clone();
         if resolved.profile.numeric_auto && numeric.is_empty() {
             numeric = numeric_columns(raw, self.num)?
                 .into_iter()
-                .map(|h| Role {
+                .map(|h| RoleColumn {
                     slug: clean::slug(&h),
                     header: h,
                 })
@@ -454,7 +454,7 @@ impl<'a> Build<'a> {
 
     /// `bd_dq` from the findings, the columns added to the frame, the rejected rows removed and
     /// reported after the reader's rejects.
-    pub(super) fn finish(mut self, numeric: Vec<Role>) -> Result<Prepared, IngestError> {
+    pub(super) fn finish(mut self, numeric: Vec<RoleColumn>) -> Result<Prepared, IngestError> {
         let raw = self.raw;
         let data_err = data_err(&raw.source);
         // Findings.

@@ -85,7 +85,7 @@ impl Dispatcher {
         &self.policy
     }
 
-    /// How often a [`super::Worker`](crate::notify::Worker) looks for due items (`[outbox] poll_secs`).
+    /// How often a [`super::OutboxSender`](crate::notify::OutboxSender) looks for due items (`[outbox] poll_secs`).
     pub fn poll_interval(&self) -> Duration {
         self.poll
     }

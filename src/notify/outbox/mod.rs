@@ -384,7 +384,7 @@ impl<'s> Outbox<'s> {
     /// Puts the items a stopped process left in `sending` back in the queue (due at once), and
     /// returns their ids. Call it once when a sender starts: the store is held by one process,
     /// so an item in `sending` at that moment was interrupted — provided no other sender of this
-    /// process (a [`super::Worker`], another [`Outbox::flush`]) is sending at the same time: run
+    /// process (a [`super::OutboxSender`], another [`Outbox::flush`]) is sending at the same time: run
     /// one sender per store.
     pub fn recover_interrupted(&self, now: DateTime<Utc>) -> Result<Vec<u64>, NotifyError> {
         let mut ids = Vec::new();
@@ -477,7 +477,7 @@ impl<'s> Outbox<'s> {
 
     /// Sends what is due, then keeps sending retries that fall due within `wait`; returns when
     /// nothing is pending or the next retry is later than that. Items a stopped process left in
-    /// `sending` are sent again first (so do not call it while a [`super::Worker`] runs on the
+    /// `sending` are sent again first (so do not call it while a [`super::OutboxSender`] runs on the
     /// same store). `on_outcome` is called after each attempt (or skip).
     pub fn flush(
         &self,

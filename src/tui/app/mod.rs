@@ -8,7 +8,7 @@ use crate::cases::{
     Action as CaseAction, Actor, BreakInput, Case, Cases, Channel, DispatchState, Event, Status,
 };
 use crate::config::{Config, SavedView};
-use crate::notify::{self, ItemOutcome, Outbox, OutboxFilter, OutboxItem, WorkerEvent};
+use crate::notify::{self, ItemOutcome, Outbox, OutboxFilter, OutboxItem, SenderEvent};
 use crate::pipeline::{Progress, RunOptions};
 use crate::store::Store;
 use crate::tui::action::{Action, Cmd, Ctx, View};
@@ -163,7 +163,7 @@ impl App {
 
     /// Applies every report of the dispatch sender waiting. Returns whether any came.
     pub fn pump_dispatch(&mut self) -> bool {
-        let events: Vec<WorkerEvent> = match &self.sender {
+        let events: Vec<SenderEvent> = match &self.sender {
             Some(w) => w.events().try_iter().collect(),
             None => return false,
         };

@@ -10,7 +10,7 @@ impl App {
             return Ok(());
         }
         let dispatcher = notify::Dispatcher::new(&self.cfg).map_err(|e| e.to_string())?;
-        self.sender = Some(notify::Worker::spawn(self.store.clone(), dispatcher));
+        self.sender = Some(notify::OutboxSender::spawn(self.store.clone(), dispatcher));
         Ok(())
     }
 
@@ -259,9 +259,9 @@ impl App {
         }
     }
 
-    pub(super) fn dispatch_event(&mut self, e: WorkerEvent) {
+    pub(super) fn dispatch_event(&mut self, e: SenderEvent) {
         match e {
-            WorkerEvent::Recovered(ids) => self.info(format!(
+            SenderEvent::Recovered(ids) => self.info(format!(
                 "{} interrupted dispatch(es) queued again: {}",
                 ids.len(),
                 ids.iter()
@@ -269,7 +269,7 @@ impl App {
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
-            WorkerEvent::Attempted {
+            SenderEvent::Attempted {
                 id,
                 channel,
                 outcome,
@@ -299,7 +299,7 @@ impl App {
                     }
                 }
             }
-            WorkerEvent::Failed(e) => self.fail(format!("outbox: {e}")),
+            SenderEvent::Failed(e) => self.fail(format!("outbox: {e}")),
         }
         if self.view == View::Outbox {
             self.load_outbox();

@@ -298,7 +298,7 @@ pub struct App {
     pub undispatched: HashSet<String>,
     /// The background dispatch sender: the store's one sender while the UI runs. Started at
     /// start when a channel is enabled, or by the first dispatch.
-    pub sender: Option<notify::Worker>,
+    pub sender: Option<notify::OutboxSender>,
     /// The outbox items, newest first (read when the outbox view is entered and on each report
     /// of the sender while it is shown).
     pub outbox: Vec<OutboxItem>,

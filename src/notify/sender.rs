@@ -12,7 +12,7 @@ use crate::store::Store;
 
 /// What the worker reports.
 #[derive(Clone, Debug, PartialEq)]
-pub enum WorkerEvent {
+pub enum SenderEvent {
     /// Items a stopped process had left in `sending` were queued again (at start).
     Recovered(Vec<u64>),
     /// One attempt (or skip) finished; `item` is the item as stored after it.
@@ -35,22 +35,22 @@ enum Control {
     Stop,
 }
 
-/// A thread that sends due outbox items. Dropping it (or [`Worker::stop`]) stops the thread
+/// A thread that sends due outbox items. Dropping it (or [`OutboxSender::stop`]) stops the thread
 /// after the attempt in progress; items not sent stay in the outbox.
-pub struct Worker {
+pub struct OutboxSender {
     control: Sender<Control>,
-    events: Receiver<WorkerEvent>,
+    events: Receiver<SenderEvent>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Worker {
+impl OutboxSender {
     /// Starts the worker on `store` with `dispatcher`. It first queues again what a stopped
     /// process left in `sending`, then flushes what is due, and looks again every
     /// [`Dispatcher::poll_interval`] (or sooner, when the next retry falls due, or when asked
-    /// with [`Worker::flush_now`]). Items of channels the dispatcher cannot use are reported once
+    /// with [`OutboxSender::flush_now`]). Items of channels the dispatcher cannot use are reported once
     /// as skipped. While it runs, it is the store's one sender: ask it to send
-    /// ([`Worker::flush_now`]) rather than calling [`Outbox::flush`] beside it.
-    pub fn spawn(store: Arc<Store>, dispatcher: Dispatcher) -> Worker {
+    /// ([`OutboxSender::flush_now`]) rather than calling [`Outbox::flush`] beside it.
+    pub fn spawn(store: Arc<Store>, dispatcher: Dispatcher) -> OutboxSender {
         let (control, commands) = mpsc::channel();
         let (report, events) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -60,7 +60,7 @@ impl Worker {
         if thread.is_none() {
             let _ = control.send(Control::Stop);
         }
-        Worker {
+        OutboxSender {
             control,
             events,
             thread,
@@ -73,7 +73,7 @@ impl Worker {
     }
 
     /// The events, in order (use `try_iter` from a UI loop).
-    pub fn events(&self) -> &Receiver<WorkerEvent> {
+    pub fn events(&self) -> &Receiver<SenderEvent> {
         &self.events
     }
 
@@ -90,7 +90,7 @@ impl Worker {
     }
 }
 
-impl Drop for Worker {
+impl Drop for OutboxSender {
     fn drop(&mut self) {
         self.shutdown();
     }
@@ -100,16 +100,16 @@ fn run(
     store: &Store,
     dispatcher: &Dispatcher,
     commands: &Receiver<Control>,
-    report: &Sender<WorkerEvent>,
+    report: &Sender<SenderEvent>,
 ) {
     let outbox = Outbox::new(store);
     match outbox.recover_interrupted(super::now_millis()) {
         Ok(ids) if !ids.is_empty() => {
-            let _ = report.send(WorkerEvent::Recovered(ids));
+            let _ = report.send(SenderEvent::Recovered(ids));
         }
         Ok(_) => {}
         Err(e) => {
-            let _ = report.send(WorkerEvent::Failed(e.to_string()));
+            let _ = report.send(SenderEvent::Failed(e.to_string()));
         }
     }
     let poll = dispatcher.poll_interval();
@@ -120,7 +120,7 @@ fn run(
             super::now_millis(),
             !skipped_reported,
             &mut |item, outcome| {
-                let _ = report.send(WorkerEvent::Attempted {
+                let _ = report.send(SenderEvent::Attempted {
                     id: item.id,
                     channel: item.channel,
                     outcome: outcome.clone(),
@@ -143,7 +143,7 @@ fn run(
                 })
                 .unwrap_or(poll),
             Err(e) => {
-                let _ = report.send(WorkerEvent::Failed(e.to_string()));
+                let _ = report.send(SenderEvent::Failed(e.to_string()));
                 poll
             }
         };
