@@ -197,18 +197,7 @@ impl<'s> Cases<'s> {
             };
             case.jira_key = Some(key.clone());
             case.updated_at = now;
-            let status = case.status;
-            append_event(
-                txn,
-                &case,
-                EventAction::LinkJira,
-                &actor.user,
-                Some(actor.role),
-                Some(status),
-                Some(note),
-                now,
-            )?;
-            put_case(txn, &case)?;
+            put_with_event(txn, &case, EventAction::LinkJira, actor, Some(note), now)?;
             Ok(case)
         })
     }
@@ -250,18 +239,7 @@ impl<'s> Cases<'s> {
             };
             case.owner = Some(owner.clone());
             case.updated_at = now;
-            let status = case.status;
-            append_event(
-                txn,
-                &case,
-                EventAction::Assign,
-                &actor.user,
-                Some(actor.role),
-                Some(status),
-                Some(note),
-                now,
-            )?;
-            put_case(txn, &case)?;
+            put_with_event(txn, &case, EventAction::Assign, actor, Some(note), now)?;
             Ok(case)
         })
     }
@@ -286,18 +264,7 @@ impl<'s> Cases<'s> {
             }
             case.owner = None;
             case.updated_at = now;
-            let status = case.status;
-            append_event(
-                txn,
-                &case,
-                EventAction::Release,
-                &actor.user,
-                Some(actor.role),
-                Some(status),
-                Some(owner),
-                now,
-            )?;
-            put_case(txn, &case)?;
+            put_with_event(txn, &case, EventAction::Release, actor, Some(owner), now)?;
             Ok(case)
         })
     }
@@ -578,4 +545,27 @@ pub fn is_jira_key(key: &str) -> bool {
         && p.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
         && !number.is_empty()
         && number.chars().all(|c| c.is_ascii_digit())
+}
+
+/// `case` written back with an event of `action` by `actor` that leaves its status as it is
+/// (a link, an owner, a release).
+fn put_with_event(
+    txn: &CaseTxn<'_>,
+    case: &Case,
+    action: EventAction,
+    actor: &Actor,
+    note: Option<String>,
+    now: DateTime<Utc>,
+) -> TxResult<()> {
+    append_event(
+        txn,
+        case,
+        action,
+        &actor.user,
+        Some(actor.role),
+        Some(case.status),
+        note,
+        now,
+    )?;
+    put_case(txn, case)
 }

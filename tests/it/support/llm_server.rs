@@ -189,33 +189,10 @@ impl LlmServer {
             requests: Mutex::new(Vec::new()),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let state = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("llm-test-server".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("test server runtime");
-                runtime.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("test server listener");
-                    let app = Router::new().fallback(handle).with_state(state);
-                    tokio::select! {
-                        result = axum::serve(listener, app) => {
-                            if let Err(error) = result {
-                                eprintln!("test LLM server failed: {error}");
-                            }
-                        }
-                        _ = stopped => {}
-                    }
-                });
-                // Connections still open (for example a delayed answer the
-                // client gave up on) are dropped here with the runtime.
-                runtime.shutdown_background();
-            })
-            .expect("start the test server thread");
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&shared));
+        let thread = serve_in_thread("llm-test-server", "LLM", listener, app, stopped);
         Self {
             addr,
             shared,
@@ -337,4 +314,39 @@ async fn handle(
         *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
         response
     })
+}
+
+/// Serves `app` on `listener` from a thread of its own (a tokio runtime of 2 workers) until
+/// `stopped` fires; `what` names the server in a failure message. Connections still open (for
+/// example a delayed answer the client gave up on) are dropped with the runtime.
+pub fn serve_in_thread(
+    name: &str,
+    what: &'static str,
+    listener: std::net::TcpListener,
+    app: Router,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("test server runtime");
+            runtime.block_on(async move {
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).expect("test server listener");
+                tokio::select! {
+                    result = axum::serve(listener, app) => {
+                        if let Err(error) = result {
+                            eprintln!("test {what} server failed: {error}");
+                        }
+                    }
+                    _ = stopped => {}
+                }
+            });
+            runtime.shutdown_background();
+        })
+        .expect("start the test server thread")
 }
