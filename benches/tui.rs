@@ -18,9 +18,9 @@ use breakdesk::config::Config;
 use breakdesk::pipeline::RunOptions;
 use breakdesk::store::Store;
 use breakdesk::tui::app::{App, AppOptions, Start};
-use breakdesk::tui::data::{Loaded, RunInfo};
+use breakdesk::tui::column_store::{Column, ColumnStore, Kind, TextCol};
 use breakdesk::tui::keymap::Keymap;
-use breakdesk::tui::table::{Column, ColumnStore, Kind, TextCol};
+use breakdesk::tui::results::{Loaded, RunInfo};
 use breakdesk::tui::theme::Theme;
 use breakdesk::tui::ui;
 use rand::{Rng, SeedableRng};
@@ -196,7 +196,7 @@ fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = Instant::now();
         let mut a = app(dir.path());
-        a.update(breakdesk::tui::action::Action::Resize(200, 50));
+        a.update(breakdesk::tui::message::Message::Resize(200, 50));
         a.start(Start::File(RunOptions {
             input: "assets/samples/gl_ihub_current.csv".into(),
             history: Some("assets/samples/gl_ihub_history.csv".into()),
@@ -276,7 +276,7 @@ fn main() {
     // The app with the store loaded: a full refresh, then frames.
     let dir = tempfile::tempdir().expect("tempdir");
     let mut a = app(dir.path());
-    a.update(breakdesk::tui::action::Action::Resize(200, 50));
+    a.update(breakdesk::tui::message::Message::Resize(200, 50));
     a.data = Some(Box::new(Loaded {
         source: "synthetic".into(),
         history: None,

@@ -21,12 +21,12 @@ use breakdesk::cases::{Actor, BreakInput, Cases};
 use breakdesk::config::Config;
 use breakdesk::pipeline::RunOptions;
 use breakdesk::store::Store;
-use breakdesk::tui::action::{Action, Cmd, View};
 use breakdesk::tui::app::{App, AppOptions};
-use breakdesk::tui::data::{Loaded, RunInfo};
+use breakdesk::tui::column_store::{Column, ColumnStore, Kind, TextCol};
 use breakdesk::tui::keymap::Keymap;
+use breakdesk::tui::message::{Cmd, Message, View};
 use breakdesk::tui::queue;
-use breakdesk::tui::table::{Column, ColumnStore, Kind, TextCol};
+use breakdesk::tui::results::{Loaded, RunInfo};
 use breakdesk::tui::theme::Theme;
 use breakdesk::tui::ui;
 use chrono::NaiveDate;
@@ -180,7 +180,7 @@ fn main() {
         theme: Theme::dark(),
         base: RunOptions::default(),
     });
-    app.update(Action::Resize(200, 50));
+    app.update(Message::Resize(200, 50));
     app.data = Some(Box::new(Loaded {
         source: "synthetic".into(),
         history: None,
@@ -238,7 +238,7 @@ fn main() {
     let mut keys = Vec::new();
     for _ in 0..60 {
         let t = Instant::now();
-        app.update(Action::Cmd(Cmd::Down));
+        app.update(Message::Cmd(Cmd::Down));
         term.draw(|f| ui::draw(f, &app)).expect("draw");
         keys.push(ms(t));
     }

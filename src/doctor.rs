@@ -587,7 +587,7 @@ fn network_checks(cfg: &Config, opts: &Options) -> Vec<Check> {
         }
     };
     runtime.block_on(async {
-        use crate::notify::probe;
+        use crate::dispatch::probe;
         let (email, jira, webhook) = tokio::join!(
             probe::email(cfg, limit),
             probe::jira(cfg, limit),
@@ -619,7 +619,7 @@ fn network_checks(cfg: &Config, opts: &Options) -> Vec<Check> {
     })
 }
 
-fn channel(name: &str, section: &str, probe: Option<crate::notify::probe::Probe>) -> Check {
+fn channel(name: &str, section: &str, probe: Option<crate::dispatch::probe::Probe>) -> Check {
     match probe {
         None => ok(name, format!("off ({section} enabled = false)")),
         Some(Ok(done)) => ok(name, done),

@@ -269,8 +269,8 @@ fn any_ok(outcomes: Vec<Outcome>) -> Outcome {
     last
 }
 
-fn record_readers() -> &'static [crate::stream::record::RecordReader] {
-    static READERS: OnceLock<Vec<crate::stream::record::RecordReader>> = OnceLock::new();
+fn record_readers() -> &'static [crate::realtime::record::RecordReader] {
+    static READERS: OnceLock<Vec<crate::realtime::record::RecordReader>> = OnceLock::new();
     READERS.get_or_init(|| {
         let cfg = defaults();
         ["gl_ihub", "trades"]
@@ -279,8 +279,8 @@ fn record_readers() -> &'static [crate::stream::record::RecordReader] {
                 let p = crate::profile::Profile::builtin(name)?;
                 let resolved = p.resolve(&p.canonical_header(), "records", &[]).ok()?;
                 Some(
-                    crate::stream::record::RecordReader::new(resolved, &cfg.ingest).with_limits(
-                        crate::stream::record::RecordLimits {
+                    crate::realtime::record::RecordReader::new(resolved, &cfg.ingest).with_limits(
+                        crate::realtime::record::RecordLimits {
                             max_fields: cfg.service.max_record_fields,
                             max_chars: cfg.service.max_field_chars,
                         },
@@ -308,9 +308,9 @@ pub fn service_record(bytes: &[u8]) -> Outcome {
             reader
                 .read(&record)
                 .map(|rec| {
-                    let past = crate::stream::features::Past::of(&rec);
+                    let past = crate::realtime::features::Past::of(&rec);
                     let _ =
-                        crate::stream::features::run_context(&past, std::slice::from_ref(&past));
+                        crate::realtime::features::run_context(&past, std::slice::from_ref(&past));
                 })
                 .map_err(|e| e.to_string())
         })

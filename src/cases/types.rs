@@ -525,7 +525,7 @@ pub struct ChannelDispatch {
 }
 
 /// A change of a case's dispatch on one channel, written by the outbox
-/// ([`crate::notify`]) in the same transaction as its own item.
+/// ([`crate::dispatch`]) in the same transaction as its own item.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct DispatchChange {
     /// The channel.

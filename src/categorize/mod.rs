@@ -7,13 +7,13 @@
 //! (thresholds in the same file); the summary is written by a template that cites the row's own
 //! numbers. An optional LLM ([`llm`]) may replace the rules' answer where it gives a valid one.
 
-pub mod facts;
+pub mod fields;
 pub mod llm;
 mod rules;
 
 use crate::expr::{Expr, ExprError};
 use crate::text::fmt_amount;
-use facts::{Facts, Schema};
+use fields::{Facts, Schema};
 use polars::prelude::DataFrame;
 pub use rules::{Bucket, Explanation, Rule, RulesFile, SeverityRules};
 use rules::{Piece, render, template};

@@ -1,7 +1,7 @@
 //! The rules file: buckets, rules, comment explanations, severity thresholds and `reason`
 //! templates.
 
-use super::facts::{Facts, Param};
+use super::fields::{Facts, Param};
 use super::{RULES_TOML, RulesError, Severity};
 use crate::expr::Expr;
 use serde::{Deserialize, Serialize};

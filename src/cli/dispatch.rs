@@ -154,13 +154,13 @@ pub fn dispatch(
     wait: Option<std::time::Duration>,
     quiet: bool,
 ) -> Result<(), Failure> {
-    use breakdesk::notify;
+    use breakdesk::dispatch;
     for ch in channels {
-        notify::check_channel(cfg, *ch).map_err(notify_failure)?;
+        dispatch::check_channel(cfg, *ch).map_err(notify_failure)?;
     }
     let mut queued_any = false;
     for ch in channels {
-        let cases = notify::dispatchable(store, status, *ch).map_err(notify_failure)?;
+        let cases = dispatch::dispatchable(store, status, *ch).map_err(notify_failure)?;
         if cases.is_empty() {
             if !quiet {
                 eprintln!(
@@ -170,7 +170,7 @@ pub fn dispatch(
             }
             continue;
         }
-        let q = notify::queue(store, cfg, *ch, &cases, to, who).map_err(notify_failure)?;
+        let q = dispatch::queue(store, cfg, *ch, &cases, to, who).map_err(notify_failure)?;
         queued_any |= !q.ids.is_empty();
         if !quiet {
             for s in &q.skipped {
@@ -218,7 +218,7 @@ pub fn flush(
     wait: std::time::Duration,
     quiet: bool,
 ) -> Result<(), Failure> {
-    use breakdesk::notify::{Dispatcher, ItemOutcome, Outbox};
+    use breakdesk::dispatch::{Dispatcher, ItemOutcome, Outbox};
     let dispatcher = Dispatcher::new(cfg).map_err(notify_failure)?;
     let outbox = Outbox::new(store);
     let report = outbox
@@ -309,7 +309,7 @@ pub fn flush(
 }
 
 pub fn outbox_command(cfg: &Config, command: &OutboxCommand, quiet: bool) -> Result<(), Failure> {
-    use breakdesk::notify::Outbox;
+    use breakdesk::dispatch::Outbox;
     match command {
         OutboxCommand::List {
             format,
@@ -354,7 +354,7 @@ fn outbox_list(
     channel: Option<&str>,
     quiet: bool,
 ) -> Result<(), Failure> {
-    use breakdesk::notify::{Outbox, OutboxFilter};
+    use breakdesk::dispatch::{Outbox, OutboxFilter};
     let channel = channel
         .map(str::parse::<breakdesk::cases::Channel>)
         .transpose()
@@ -378,8 +378,8 @@ fn outbox_list(
 }
 
 /// The outbox items as JSON lines: everything but the rendered payload (an email can be large).
-fn print_outbox_jsonl(items: &[breakdesk::notify::OutboxItem]) {
-    use breakdesk::notify::ItemStatus;
+fn print_outbox_jsonl(items: &[breakdesk::dispatch::OutboxItem]) {
+    use breakdesk::dispatch::ItemStatus;
     for i in items {
         let time = |t: chrono::DateTime<chrono::Utc>| {
             t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -406,8 +406,8 @@ fn print_outbox_jsonl(items: &[breakdesk::notify::OutboxItem]) {
 }
 
 /// The outbox items as a table.
-fn print_outbox_table(items: &[breakdesk::notify::OutboxItem]) {
-    use breakdesk::notify::ItemStatus;
+fn print_outbox_table(items: &[breakdesk::dispatch::OutboxItem]) {
+    use breakdesk::dispatch::ItemStatus;
     println!(
         "{:>6} {:<8} {:<10} {:>8} {:>6}  {:<40} title",
         "id", "channel", "status", "attempts", "cases", "result / next attempt / reason"

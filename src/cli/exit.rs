@@ -112,15 +112,15 @@ pub fn part_failure(e: breakdesk::parts::PartError) -> Failure {
     }
 }
 
-pub fn notify_failure(e: breakdesk::notify::NotifyError) -> Failure {
-    use breakdesk::notify::NotifyError;
+pub fn notify_failure(e: breakdesk::dispatch::DispatchError) -> Failure {
+    use breakdesk::dispatch::DispatchError;
     let code = match e {
-        NotifyError::Case(c) => return case_failure(c),
-        NotifyError::NotConfigured(_) | NotifyError::Invalid(_) => CONFIG,
-        NotifyError::NotFound(_) => INPUT,
-        NotifyError::Refused { .. } => DECISION,
-        NotifyError::Store(_) | NotifyError::Corrupt { .. } => STORE,
-        NotifyError::Runtime(_) => FAILURE,
+        DispatchError::Case(c) => return case_failure(c),
+        DispatchError::NotConfigured(_) | DispatchError::Invalid(_) => CONFIG,
+        DispatchError::NotFound(_) => INPUT,
+        DispatchError::Refused { .. } => DECISION,
+        DispatchError::Store(_) | DispatchError::Corrupt { .. } => STORE,
+        DispatchError::Runtime(_) => FAILURE,
     };
     fail(code, e.into())
 }

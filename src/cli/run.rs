@@ -223,7 +223,7 @@ fn dispatcher(
         return Ok(None);
     }
     for ch in channels {
-        breakdesk::notify::check_channel(cfg, *ch).map_err(notify_failure)?;
+        breakdesk::dispatch::check_channel(cfg, *ch).map_err(notify_failure)?;
     }
     Ok(Some(actor(cfg, None, None)?))
 }

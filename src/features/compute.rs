@@ -527,16 +527,16 @@ pub(super) fn add_run_context(
             sides,
         ));
     }
-    let crit: Vec<crate::runs::CriteriaValues<'_>> = values
+    let crit: Vec<crate::break_runs::CriteriaValues<'_>> = values
         .iter()
-        .map(|(d, t, s)| crate::runs::CriteriaValues {
+        .map(|(d, t, s)| crate::break_runs::CriteriaValues {
             diff: d,
             tol: t,
             sides: s.as_ref().map(|(l, r)| (l.as_slice(), r.as_slice())),
         })
         .collect();
-    let cols = crate::runs::run_context(&groups, &days, plan.has_date, &crit);
-    for (name, v) in crate::runs::RUN_COLUMNS.iter().zip(cols) {
+    let cols = crate::break_runs::run_context(&groups, &days, plan.has_date, &crit);
+    for (name, v) in crate::break_runs::RUN_COLUMNS.iter().zip(cols) {
         sorted.with_column(Column::new((*name).into(), v))?;
         out.context.push(name);
     }

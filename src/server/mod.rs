@@ -16,8 +16,8 @@ mod rest;
 mod ws;
 
 use crate::config::Config;
+use crate::realtime::{Engine, Stream};
 use crate::store::Store;
-use crate::stream::{Engine, Stream};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,7 +70,7 @@ pub struct AppState {
     /// WebSocket clients connected now (at most `[service] max_ws_clients`).
     pub ws_clients: std::sync::atomic::AtomicUsize,
     pub started: Instant,
-    pub worker: Mutex<Option<crate::notify::OutboxSender>>,
+    pub worker: Mutex<Option<crate::dispatch::OutboxSender>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -270,9 +270,9 @@ pub fn prepare(
         tracing::info!(cases = marked, "outstanding cases indexed");
     }
     let rules = crate::pipeline::rules_file(&cfg).map_err(|e| ServeError::Config(e.to_string()))?;
-    let dispatcher = crate::notify::outbox::Dispatcher::new(&cfg)
+    let dispatcher = crate::dispatch::outbox::Dispatcher::new(&cfg)
         .map_err(|e| ServeError::Config(e.to_string()))?;
-    let worker = crate::notify::OutboxSender::spawn(store.clone(), dispatcher);
+    let worker = crate::dispatch::OutboxSender::spawn(store.clone(), dispatcher);
     let (events, _) = broadcast::channel(cfg.service.ws_queue_events);
     Ok(Arc::new(AppState {
         cfg,
@@ -349,7 +349,7 @@ fn spawn_background(state: &Arc<AppState>) -> Vec<std::thread::JoinHandle<()>> {
     let st = state.clone();
     out.push(std::thread::spawn(move || {
         while !st.stop.load(Ordering::Relaxed) {
-            let events: Vec<crate::notify::SenderEvent> = {
+            let events: Vec<crate::dispatch::SenderEvent> = {
                 let w = st.worker.lock().unwrap_or_else(|e| e.into_inner());
                 match w.as_ref() {
                     Some(w) => w.events().try_iter().collect(),
@@ -357,7 +357,7 @@ fn spawn_background(state: &Arc<AppState>) -> Vec<std::thread::JoinHandle<()>> {
                 }
             };
             for e in events {
-                if let crate::notify::SenderEvent::Attempted {
+                if let crate::dispatch::SenderEvent::Attempted {
                     id,
                     channel,
                     outcome,

@@ -140,7 +140,7 @@ impl CaseReader<'_> {
 }
 
 /// The trees of the case workflow and of its dispatch outbox. Their keys and values are the
-/// business of [`crate::cases`] and [`crate::notify`]; the store only keeps them.
+/// business of [`crate::cases`] and [`crate::dispatch`]; the store only keeps them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CaseTree {
     /// case id → case.

@@ -3,7 +3,7 @@
 //!
 //! Layout: one sled database in `<data_dir>/store`, with named trees: models, llm_cache, the
 //! case workflow's trees and the dispatch outbox's trees (outbox, outbox_pending, jira_keys; see
-//! [`crate::notify`]), run summaries (`runs`) and the records table's saved views (`views`,
+//! [`crate::dispatch`]), run summaries (`runs`) and the records table's saved views (`views`,
 //! name → JSON). The case workflow's logical trees (cases, tickets, break_index, events,
 //! case_events; see [`crate::cases`] for what they hold) are packed many entries to a stored
 //! value ([`paged`]: `case_pages`, `case_index`, `event_pages`); feedback and seq are plain

@@ -1,7 +1,7 @@
 //! The background export (`x`): the chosen rows of the analysis table are written to a CSV
 //! file on their own thread, so a large export never freezes the UI. The result comes back over
 //! a std channel and reaches [`crate::tui::app::App::update`] as
-//! [`crate::tui::action::Action::Exported`].
+//! [`crate::tui::message::Message::Exported`].
 
 use polars::prelude::{DataFrame, IdxCa, IdxSize};
 use std::path::{Path, PathBuf};

@@ -9,32 +9,32 @@
 //! stages).
 //!
 //! Dispatch: `e` (email), `J` (Jira) and `W` (webhook) queue the accepted cases in the store's
-//! outbox ([`crate::notify`]); one background [`crate::notify::OutboxSender`] (the store's one sender
+//! outbox ([`crate::dispatch`]); one background [`crate::dispatch::OutboxSender`] (the store's one sender
 //! while the UI runs) sends them, and its reports reach [`app::App::update`] as
-//! [`action::Action::Dispatch`], polled here beside the analysis worker's messages and the
+//! [`message::Message::Dispatch`], polled here beside the analysis worker's messages and the
 //! exports' results. The outbox view (`4`) lists the items with the one under the cursor in
 //! full; `R` retries a parked one, `X` cancels an undelivered one.
 //!
 //! Live mode (`open --live ws://…`, [`live`]): a client thread holds the service's WebSocket
 //! and makes its REST calls; its events reach [`app::App::update`] as
-//! [`action::Action::Live`], polled here too.
+//! [`message::Message::Live`], polled here too.
 
-pub mod action;
 pub mod app;
-pub mod data;
+pub mod column_store;
 pub mod export;
 pub mod keymap;
 pub mod live;
+pub mod message;
 pub mod profile;
 pub mod queue;
+pub mod results;
 pub mod saved;
-pub mod table;
 pub mod theme;
 pub mod ui;
 pub mod worker;
 
-use action::Action;
 use app::{App, AppOptions, Start};
+use message::Message;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::{
@@ -100,7 +100,7 @@ pub fn run(opts: AppOptions, start: Start) -> Result<(), TuiError> {
     term.clear()?;
     let size = term.size()?;
     let mut app = App::new(opts);
-    app.update(Action::Resize(size.width, size.height));
+    app.update(Message::Resize(size.width, size.height));
     app.start(start);
     // With a channel enabled, the sender starts now (it also sends what an earlier session left
     // queued); otherwise at the first dispatch.
@@ -143,15 +143,15 @@ fn event_loop(
         };
         if event::poll(wait)? {
             match event::read()? {
-                Event::Key(k) => app.update(Action::Key(k)),
-                Event::Mouse(m) => app.update(Action::Mouse(m)),
-                Event::Resize(w, h) => app.update(Action::Resize(w, h)),
+                Event::Key(k) => app.update(Message::Key(k)),
+                Event::Mouse(m) => app.update(Message::Mouse(m)),
+                Event::Resize(w, h) => app.update(Message::Resize(w, h)),
                 _ => {}
             }
         }
         app.pump(None);
         if app.loading.is_some() {
-            app.update(Action::Tick(load_started.elapsed()));
+            app.update(Message::Tick(load_started.elapsed()));
         }
     }
     Ok(())

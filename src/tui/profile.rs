@@ -3,7 +3,7 @@
 //! minimum, quartiles, maximum and mean with a histogram. Pure: the column store and the
 //! visible rows in, the profile out.
 
-use super::table::{ColumnStore, Data};
+use super::column_store::{ColumnStore, Data};
 
 /// How many values (or histogram bins) a profile lists at most.
 pub const TOP: usize = 50;
@@ -188,7 +188,7 @@ pub fn short(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::table::{Column, Kind, TextCol};
+    use crate::tui::column_store::{Column, Kind, TextCol};
 
     fn store() -> ColumnStore {
         let mut s = ColumnStore {

@@ -6,8 +6,8 @@
 //! The heavy work of turning the result into what the UI shows (the column store, cluster rows,
 //! per-account series) happens here too, never on the UI thread.
 
-use super::data::{self, Loaded};
 use super::queue;
+use super::results::{self, Loaded};
 use crate::config::Config;
 use crate::pipeline::{self, AnalyzeOptions, Partial, Progress, RunOptions};
 use crate::store::Store;
@@ -179,7 +179,7 @@ fn load(
         cancel,
         &mut |p| match p {
             Partial::Detected { run, det, table } => {
-                match data::build(opts, run, det, table, false) {
+                match results::build(opts, run, det, table, false) {
                     Ok(loaded) => {
                         let _ = tx.send(WorkerMsg::Partial {
                             generation,
@@ -191,11 +191,11 @@ fn load(
             }
         },
     )
-    .map_err(|e| data::describe_error(&e, &source))?;
+    .map_err(|e| results::describe_error(&e, &source))?;
     if let Some(e) = partial_error {
         tracing::warn!(error = %e, "partial table");
     }
-    let mut loaded = data::build(opts, &analysis.run, &analysis.det, &analysis.table, true)
+    let mut loaded = results::build(opts, &analysis.run, &analysis.det, &analysis.table, true)
         .map_err(|message| LoadError {
             title: format!("cannot show {source}"),
             message,

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use breakdesk::cases::{Cases, Channel, DispatchState, EventAction};
 use breakdesk::config::Config;
-use breakdesk::notify::{
-    self, Dispatcher, ItemOutcome, ItemStatus, NotifyError, Outbox, OutboxSender, Payload,
+use breakdesk::dispatch::{
+    self, DispatchError, Dispatcher, ItemOutcome, ItemStatus, Outbox, OutboxSender, Payload,
     SenderEvent,
 };
 use breakdesk::store::Store;
@@ -102,7 +102,7 @@ fn the_report_goes_out_over_starttls_with_html_text_and_the_csv_of_the_cases() {
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 5);
 
-    let queued = notify::queue_email(
+    let queued = dispatch::queue_email(
         &store,
         &cfg,
         &cases,
@@ -260,7 +260,7 @@ fn the_report_goes_out_over_starttls_with_html_text_and_the_csv_of_the_cases() {
     let again = outbox.flush_due(&dispatcher, Utc::now()).unwrap();
     assert!(again.outcomes.is_empty());
     assert_eq!(server.messages().len(), 1);
-    let q = notify::queue_email(&store, &cfg, &cases, &[], &alice()).unwrap();
+    let q = dispatch::queue_email(&store, &cfg, &cases, &[], &alice()).unwrap();
     assert!(q.ids.is_empty());
     assert_eq!(q.skipped.len(), 5);
     assert!(
@@ -285,7 +285,7 @@ fn a_local_relay_takes_plain_smtp_and_masking_hides_account_identifiers() {
     );
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 5);
-    notify::queue_email(&store, &cfg, &cases, &[], &alice()).unwrap();
+    dispatch::queue_email(&store, &cfg, &cases, &[], &alice()).unwrap();
     let dispatcher = Dispatcher::new(&cfg).unwrap();
     let report = Outbox::new(&store)
         .flush(&dispatcher, Duration::from_secs(5), |_, _| {})
@@ -322,7 +322,7 @@ fn implicit_tls_from_the_first_byte() {
     let cfg = email_config(&server, &ca, "tls", "attach_csv = false");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 2);
-    notify::queue_email(&store, &cfg, &cases, &[], &alice()).unwrap();
+    dispatch::queue_email(&store, &cfg, &cases, &[], &alice()).unwrap();
     let dispatcher = Dispatcher::new(&cfg).unwrap();
     let report = Outbox::new(&store)
         .flush_due(&dispatcher, Utc::now())
@@ -347,7 +347,7 @@ fn a_server_that_does_not_offer_starttls_gets_nothing_and_the_item_is_parked() {
     let cfg = email_config(&server, &ca, "starttls", "");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 1);
-    let id = notify::queue_email(&store, &cfg, &cases, &[], &alice())
+    let id = dispatch::queue_email(&store, &cfg, &cases, &[], &alice())
         .unwrap()
         .ids[0];
     let dispatcher = Dispatcher::new(&cfg).unwrap();
@@ -382,7 +382,7 @@ fn smtp_down_then_up_delivers_exactly_once() {
     let cfg = email_config(&server, &ca, "starttls", "");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 3);
-    let id = notify::queue_email(&store, &cfg, &cases, &[], &alice())
+    let id = dispatch::queue_email(&store, &cfg, &cases, &[], &alice())
         .unwrap()
         .ids[0];
     let outbox = Outbox::new(&store);
@@ -457,7 +457,7 @@ fn attempts_run_out_into_parked_and_retry_brings_the_item_back() {
     let cfg = email_config(&server, &ca, "starttls", "");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 1);
-    let id = notify::queue_email(&store, &cfg, &cases, &[], &alice())
+    let id = dispatch::queue_email(&store, &cfg, &cases, &[], &alice())
         .unwrap()
         .ids[0];
     let outbox = Outbox::new(&store);
@@ -496,7 +496,7 @@ fn attempts_run_out_into_parked_and_retry_brings_the_item_back() {
     assert_eq!(server.messages().len(), 1);
     // A sent item can be neither retried nor cancelled.
     let e = outbox.retry(id, &alice()).unwrap_err();
-    assert!(matches!(e, NotifyError::Refused { .. }), "{e}");
+    assert!(matches!(e, DispatchError::Refused { .. }), "{e}");
     let e = outbox.cancel(id, &alice()).unwrap_err();
     assert!(e.to_string().contains("it was sent"), "{e}");
 }
@@ -507,17 +507,17 @@ fn a_channel_that_is_not_configured_is_refused_naming_the_setting() {
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 1);
     let cfg = config("");
-    let e = notify::queue_email(&store, &cfg, &cases, &[], &alice()).unwrap_err();
-    assert!(matches!(e, NotifyError::NotConfigured(_)));
+    let e = dispatch::queue_email(&store, &cfg, &cases, &[], &alice()).unwrap_err();
+    assert!(matches!(e, DispatchError::NotConfigured(_)));
     assert!(e.to_string().contains("[email] enabled"), "{e}");
-    let e = notify::queue_jira(&store, &cfg, &cases, &alice()).unwrap_err();
+    let e = dispatch::queue_jira(&store, &cfg, &cases, &alice()).unwrap_err();
     assert!(e.to_string().contains("[jira] enabled"), "{e}");
-    let e = notify::queue_webhook(&store, &cfg, &cases, &alice()).unwrap_err();
+    let e = dispatch::queue_webhook(&store, &cfg, &cases, &alice()).unwrap_err();
     assert!(e.to_string().contains("[webhook] enabled"), "{e}");
     let cfg = config("[email]\nenabled = true\nhost = \"127.0.0.1\"\nfrom = \"a@example.com\"\n");
-    let e = notify::queue_email(&store, &cfg, &cases, &[], &alice()).unwrap_err();
+    let e = dispatch::queue_email(&store, &cfg, &cases, &[], &alice()).unwrap_err();
     assert!(e.to_string().contains("[email] to"), "{e}");
-    let e = notify::queue_email(&store, &cfg, &cases, &["not an address".into()], &alice())
+    let e = dispatch::queue_email(&store, &cfg, &cases, &["not an address".into()], &alice())
         .unwrap_err();
     assert!(e.to_string().contains("not an address"), "{e}");
     // Nothing was written.
@@ -542,7 +542,7 @@ fn a_background_worker_sends_and_reports_over_its_channel() {
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let cases = accepted_cases(&store, 2);
     let worker = OutboxSender::spawn(Arc::clone(&store), Dispatcher::new(&cfg).unwrap());
-    let id = notify::queue_email(&store, &cfg, &cases, &[], &alice())
+    let id = dispatch::queue_email(&store, &cfg, &cases, &[], &alice())
         .unwrap()
         .ids[0];
     worker.flush_now();

@@ -14,9 +14,9 @@ use breakdesk::cases::{Actor, Cases, EventAction, Status};
 use breakdesk::config::Config;
 use breakdesk::pipeline::RunOptions;
 use breakdesk::store::Store;
-use breakdesk::tui::action::{Action, Cmd, View};
 use breakdesk::tui::app::{App, AppOptions, Mode, Start};
 use breakdesk::tui::keymap::{Key, Keymap};
+use breakdesk::tui::message::{Cmd, Message, View};
 use breakdesk::tui::theme::Theme;
 use breakdesk::tui::ui;
 use ratatui::Terminal;
@@ -61,7 +61,7 @@ fn loaded(data_dir: &Path) -> App {
 /// As [`loaded`], with this configuration.
 fn loaded_with(data_dir: &Path, cfg: Config) -> App {
     let mut app = new_app_with(data_dir, Actor::analyst("ana"), cfg);
-    app.update(Action::Resize(140, 32));
+    app.update(Message::Resize(140, 32));
     app.start(Start::File(opts(CURRENT, Some(HISTORY))));
     assert!(
         app.wait_loaded(Duration::from_secs(120)),
@@ -77,14 +77,14 @@ fn loaded_with(data_dir: &Path, cfg: Config) -> App {
 fn press(app: &mut App, keys: &[&str]) {
     for k in keys {
         let key = Key::parse(k).expect("a key");
-        app.update(Action::Key(KeyEvent::new(key.code, key.mods)));
+        app.update(Message::Key(KeyEvent::new(key.code, key.mods)));
     }
 }
 
 /// Types text into a prompt.
 fn type_text(app: &mut App, text: &str) {
     for c in text.chars() {
-        app.update(Action::Key(KeyEvent::new(
+        app.update(Message::Key(KeyEvent::new(
             ratatui::crossterm::event::KeyCode::Char(c),
             ratatui::crossterm::event::KeyModifiers::NONE,
         )));
@@ -188,7 +188,7 @@ fn mask_times(s: &str) -> String {
 fn loading_screen_is_drawn_before_any_result() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = new_app(dir.path(), Actor::analyst("ana"));
-    app.update(Action::Resize(100, 20));
+    app.update(Message::Resize(100, 20));
     app.start(Start::File(opts(CURRENT, Some(HISTORY))));
     insta::assert_snapshot!("loading", screen(&app));
     // Esc cancels; the screen says so and the late results are dropped.
@@ -210,11 +210,11 @@ fn table_detail_clusters_help_and_palette() {
     insta::assert_snapshot!("table", screen(&app));
 
     press(&mut app, &["enter"]);
-    app.update(Action::Resize(140, 40));
+    app.update(Message::Resize(140, 40));
     insta::assert_snapshot!("detail", screen(&app));
     press(&mut app, &["esc"]);
     assert!(!app.table.detail);
-    app.update(Action::Resize(140, 32));
+    app.update(Message::Resize(140, 32));
 
     press(&mut app, &["2"]);
     insta::assert_snapshot!("clusters", screen(&app));
@@ -222,7 +222,7 @@ fn table_detail_clusters_help_and_palette() {
     let cluster = app.data.as_ref().unwrap().clusters[0].cluster as u32;
     press(&mut app, &["enter"]);
     assert_eq!(app.table.quick.cluster, Some(cluster));
-    assert_eq!(app.view, breakdesk::tui::action::View::Table);
+    assert_eq!(app.view, breakdesk::tui::message::View::Table);
     press(&mut app, &["0"]);
 
     press(&mut app, &["?"]);
@@ -317,7 +317,7 @@ fn sort_filter_search_and_quick_filters() {
 /// A left click at a screen cell.
 fn click(app: &mut App, column: u16, row: u16) {
     use ratatui::crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
-    app.update(Action::Mouse(MouseEvent {
+    app.update(Message::Mouse(MouseEvent {
         kind: MouseEventKind::Down(MouseButton::Left),
         column,
         row,
@@ -513,7 +513,7 @@ fn decisions_errors_and_approval_queue() {
     assert!(m.contains("maker-checker"), "{m}");
     // Another supervisor sees the queue and approves.
     app.actor = Actor::supervisor("sue");
-    app.update(Action::Cmd(Cmd::ViewApprovals));
+    app.update(Message::Cmd(Cmd::ViewApprovals));
     insta::assert_snapshot!("approval_queue", screen(&app));
     press(&mut app, &["a"]);
     let store = app.store.clone();
@@ -577,7 +577,7 @@ fn bulk_accept_shows_count_and_total_then_undo() {
 fn error_screens_name_the_file_and_the_columns() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = new_app(dir.path(), Actor::analyst("ana"));
-    app.update(Action::Resize(110, 20));
+    app.update(Message::Resize(110, 20));
     app.start(Start::File(opts("tests/data/no_such_file.csv", None)));
     assert!(app.wait_loaded(Duration::from_secs(60)));
     let e = app.error.clone().expect("an error");
@@ -605,7 +605,7 @@ fn error_screens_name_the_file_and_the_columns() {
 fn picker_lists_files_and_opens_with_history() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = new_app(dir.path(), Actor::analyst("ana"));
-    app.update(Action::Resize(100, 16));
+    app.update(Message::Resize(100, 16));
     app.start(Start::Picker("tests/data".into()));
     let names: Vec<String> = app
         .picker
@@ -751,7 +751,7 @@ fn open_without_a_terminal_exits_2_with_a_message() {
 // ----- dispatch: e (email), J (Jira), the outbox view ----------------------------------------
 
 use breakdesk::cases::{Channel, DispatchState};
-use breakdesk::notify::{ItemStatus, Outbox, OutboxFilter};
+use breakdesk::dispatch::{ItemStatus, Outbox, OutboxFilter};
 use smtp_server::{Mode as SmtpMode, Security, SmtpServer, TestPki};
 
 /// `[email]` for a plain local relay on the test server (no login), a subject without the date
@@ -922,7 +922,7 @@ fn outbox_view_shows_a_parked_email_and_r_retries_it() {
     );
     assert_eq!(email_state(&app, &case), Some(DispatchState::Parked));
     press(&mut app, &["4"]);
-    assert_eq!(app.view, breakdesk::tui::action::View::Outbox);
+    assert_eq!(app.view, breakdesk::tui::message::View::Outbox);
     assert_eq!(app.outbox.len(), 1);
     assert_eq!(app.outbox[0].status.name(), "parked");
     insta::assert_snapshot!("outbox_parked", screen(&app));
@@ -1179,7 +1179,7 @@ fn outbox_detail_shows_the_whole_item_and_x_cancels_it_after_the_confirm() {
     });
     let dir = tempfile::tempdir().unwrap();
     let mut app = loaded_with(&dir.path().join("data"), webhook_config(&server));
-    app.update(Action::Resize(140, 36));
+    app.update(Message::Resize(140, 36));
     let case = accept_first_pending(&mut app);
     press(&mut app, &["W", "y"]);
     assert!(
@@ -1196,7 +1196,9 @@ fn outbox_detail_shows_the_whole_item_and_x_cancels_it_after_the_confirm() {
     assert_eq!(app.outbox[0].status.name(), "parked");
     // The task's due date is today's (UTC) plus the SLA: masked for the snapshot.
     let due = match &app.outbox[0].payload {
-        breakdesk::notify::Payload::Webhook(p) => p.body["due_date"].as_str().unwrap().to_string(),
+        breakdesk::dispatch::Payload::Webhook(p) => {
+            p.body["due_date"].as_str().unwrap().to_string()
+        }
         other => panic!("a webhook payload, got {other:?}"),
     };
     let critical = chrono::Days::new(app.cfg.webhook.sla_days.critical.into());
@@ -1296,7 +1298,7 @@ fn llm_progress_counts_answers_in_the_status_bar_and_the_detail_pane() {
     ));
     let dir = tempfile::tempdir().unwrap();
     let mut app = new_app_with(dir.path(), Actor::analyst("ana"), cfg);
-    app.update(Action::Resize(140, 40));
+    app.update(Message::Resize(140, 40));
     app.start(Start::File(opts(CURRENT, Some(HISTORY))));
     app.view = View::Table;
     let at_two = |a: &App| {
@@ -1356,7 +1358,7 @@ fn the_shipped_sample_pair_ranks_breaks_first() {
     // breaks nothing explains, never a row within tolerance or a routine break.
     let dir = tempfile::tempdir().unwrap();
     let mut app = new_app(dir.path(), Actor::analyst("ana"));
-    app.update(Action::Resize(140, 20));
+    app.update(Message::Resize(140, 20));
     app.start(Start::File(opts(
         "assets/samples/gl_ihub_current.csv",
         Some("assets/samples/gl_ihub_history.csv"),
@@ -1405,7 +1407,7 @@ fn the_shipped_sample_pair_ranks_breaks_first() {
 /// An analyst's app on the fixture, loaded, on its first view (the queue).
 fn loaded_queue(data_dir: &Path) -> App {
     let mut app = new_app(data_dir, Actor::analyst("ana"));
-    app.update(Action::Resize(140, 32));
+    app.update(Message::Resize(140, 32));
     app.start(Start::File(opts(CURRENT, Some(HISTORY))));
     assert!(app.wait_loaded(Duration::from_secs(120)), "loads");
     assert!(app.error.is_none(), "{:?}", app.error);
@@ -1534,7 +1536,7 @@ fn take_note_and_release_through_keys_reach_the_store_and_the_case_pane() {
     );
     // A month later every open case is overdue: marked in colour and with a `!`.
     app.today = chrono::Utc::now().date_naive() + chrono::Duration::days(30);
-    app.update(Action::Resize(140, 40));
+    app.update(Message::Resize(140, 40));
     let shown = queue_screen(&app);
     assert!(shown.contains("YYYY-MM-DD !"), "{shown}");
     assert!(shown.contains("overdue by"), "{shown}");
@@ -1693,7 +1695,7 @@ fn the_summary_view_shows_the_cycle_by_bucket_and_age_and_the_trend() {
     insta::assert_snapshot!("summary", shown);
     // Small terminals: every new view draws without panicking.
     for (w, h) in [(20, 4), (40, 8), (60, 12), (90, 20)] {
-        app.update(Action::Resize(w, h));
+        app.update(Message::Resize(w, h));
         for view in ["5", "6", "enter", "esc"] {
             press(&mut app, &[view]);
             screen(&app);

@@ -12,10 +12,10 @@ use breakdesk::cases::{Actor, Case, Event, EventAction, Origin, Role, Status};
 use breakdesk::config::Config;
 use breakdesk::pipeline::RunOptions;
 use breakdesk::store::Store;
-use breakdesk::tui::action::{Action, View};
 use breakdesk::tui::app::{App, AppOptions, Level, Mode, Start};
 use breakdesk::tui::keymap::{Key, Keymap};
 use breakdesk::tui::live::{ConnState, LiveOptions};
+use breakdesk::tui::message::{Message, View};
 use breakdesk::tui::theme::Theme;
 use breakdesk::tui::ui;
 use chrono::{NaiveDate, TimeZone, Utc};
@@ -39,7 +39,7 @@ fn live_app(dir: &Path, actor: Actor, url: &str, token: Option<&str>) -> App {
         theme: Theme::dark(),
         base: RunOptions::default(),
     });
-    app.update(Action::Resize(150, 20));
+    app.update(Message::Resize(150, 20));
     app.start(Start::Live(LiveOptions {
         url: url.to_string(),
         token: token.map(str::to_string),
@@ -73,13 +73,13 @@ fn greeted(app: &App) -> bool {
 fn press(app: &mut App, keys: &[&str]) {
     for k in keys {
         let key = Key::parse(k).expect("a key");
-        app.update(Action::Key(KeyEvent::new(key.code, key.mods)));
+        app.update(Message::Key(KeyEvent::new(key.code, key.mods)));
     }
 }
 
 fn type_text(app: &mut App, text: &str) {
     for c in text.chars() {
-        app.update(Action::Key(KeyEvent::new(
+        app.update(Message::Key(KeyEvent::new(
             ratatui::crossterm::event::KeyCode::Char(c),
             ratatui::crossterm::event::KeyModifiers::NONE,
         )));
@@ -381,7 +381,7 @@ fn streamed_anomalies_fill_the_table_newest_first_with_their_fields() {
     assert_eq!(app.table.cursor, 2);
     // The detail pane asks the service for the case's audit trail.
     press(&mut app, &["g", "j", "enter"]);
-    app.update(Action::Resize(150, 34));
+    app.update(Message::Resize(150, 34));
     assert!(
         pump_until(&mut app, Duration::from_secs(10), |a| a
             .trail
@@ -796,7 +796,7 @@ fn against_the_real_service_a_posted_anomaly_is_shown_and_accepted() {
     let status = result["case_status"].as_str().unwrap();
     assert_eq!(
         t.text(t.known.status, row),
-        breakdesk::tui::table::short_status(status)
+        breakdesk::tui::column_store::short_status(status)
     );
     if status == "AutoResolveProposed" {
         // The rules proposed an auto-resolution: the service refuses an accept (409) and says
@@ -811,7 +811,7 @@ fn against_the_real_service_a_posted_anomaly_is_shown_and_accepted() {
             message(&app)
         );
         assert!(message(&app).contains("not allowed"), "{}", message(&app));
-        app.update(Action::Cmd(breakdesk::tui::action::Cmd::Return));
+        app.update(Message::Cmd(breakdesk::tui::message::Cmd::Return));
         type_text(&mut app, "the rule does not fit; review it");
         press(&mut app, &["enter"]);
         assert!(

@@ -20,7 +20,7 @@
 
 mod answer;
 
-use super::{Categorization, Categorizer, Decider, facts::Facts};
+use super::{Categorization, Categorizer, Decider, fields::Facts};
 use crate::config::LlmConfig;
 use crate::llm::{ChatOutcome, ChatRequest, LlmClient, LlmSettings, ResponseFormat};
 use crate::store::Store;

@@ -403,9 +403,9 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], super::OPENAPI).into_response()
 }
 
-fn field_error(e: crate::stream::StreamError, at: Option<usize>) -> ApiError {
+fn field_error(e: crate::realtime::StreamError, at: Option<usize>) -> ApiError {
     match e {
-        crate::stream::StreamError::Field(f) => {
+        crate::realtime::StreamError::Field(f) => {
             let field = match at {
                 Some(i) => format!("records[{i}].{}", f.field),
                 None => f.field.clone(),
@@ -420,7 +420,7 @@ fn field_error(e: crate::stream::StreamError, at: Option<usize>) -> ApiError {
     }
 }
 
-fn anomaly_event(r: &crate::stream::RecordResult, fields: &[(String, String)]) -> Value {
+fn anomaly_event(r: &crate::realtime::RecordResult, fields: &[(String, String)]) -> Value {
     json!({
         "type": "anomaly",
         "result": r,
@@ -449,14 +449,14 @@ async fn realtime(
     let writes = obs.flag
         || obs.proposed
         || crate::cases::Cases::new(&state.store)
-            .roll_writes(&crate::stream::cycle_of_observed(
+            .roll_writes(&crate::realtime::cycle_of_observed(
                 &engine.profile,
                 std::slice::from_ref(&obs),
             ))
             .map_err(|e| ApiError::internal(e.to_string()))?;
     let st = state.clone();
     let work = move || {
-        crate::stream::triage(
+        crate::realtime::triage(
             &st.cfg,
             &st.rules,
             &st.store,
@@ -570,9 +570,9 @@ fn batch_work(state: &Shared, records: &[Map<String, Value>]) -> Result<Value, A
                 .map_err(|e| field_error(e, Some(i)))?,
         );
     }
-    let t = crate::stream::triage(&state.cfg, &state.rules, &state.store, &engine, &obs, true)
+    let t = crate::realtime::triage(&state.cfg, &state.rules, &state.store, &engine, &obs, true)
         .map_err(ApiError::internal)?;
-    let mut results: Vec<Option<&crate::stream::RecordResult>> = vec![None; records.len()];
+    let mut results: Vec<Option<&crate::realtime::RecordResult>> = vec![None; records.len()];
     for (k, &i) in order.iter().enumerate() {
         results[i] = Some(&t.results[k]);
         if t.results[k].is_anomaly {
@@ -583,7 +583,7 @@ fn batch_work(state: &Shared, records: &[Map<String, Value>]) -> Result<Value, A
     let summary = batch_summary(state, &engine, &obs, &t)?;
     let mut email = Value::Null;
     if state.cfg.service.batch_email && !t.cases.is_empty() {
-        email = match crate::notify::queue_summary_email(
+        email = match crate::dispatch::queue_summary_email(
             &state.store,
             &state.cfg,
             &t.cases,
@@ -617,11 +617,11 @@ fn batch_work(state: &Shared, records: &[Map<String, Value>]) -> Result<Value, A
 /// store for `GET /runs/latest`.
 fn batch_summary(
     state: &Shared,
-    engine: &crate::stream::Engine,
-    obs: &[crate::stream::Observed],
-    t: &crate::stream::Triaged,
+    engine: &crate::realtime::Engine,
+    obs: &[crate::realtime::Observed],
+    t: &crate::realtime::Triaged,
 ) -> Result<crate::cycle::RunSummary, ApiError> {
-    let cycle = crate::stream::cycle_of_observed(&engine.profile, obs);
+    let cycle = crate::realtime::cycle_of_observed(&engine.profile, obs);
     let breaks = cycle
         .records
         .values()

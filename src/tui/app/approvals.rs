@@ -44,7 +44,7 @@ impl App {
                     return;
                 };
                 self.prompt(
-                    PromptKind::ReturnQueued { case_id: c.id },
+                    InputKind::ReturnQueued { case_id: c.id },
                     &format!("return {} — comment", c.ticket),
                     String::new(),
                 );

@@ -187,7 +187,7 @@ impl App {
                 format!("{} — {what}", action.as_str())
             };
             self.prompt(
-                PromptKind::CaseDecision {
+                InputKind::CaseDecision {
                     action,
                     case_ids: ids,
                 },
@@ -320,7 +320,7 @@ impl App {
         };
         let label = format!("note on {ticket}");
         self.prompt(
-            PromptKind::CaseNote { case_id, ticket },
+            InputKind::CaseNote { case_id, ticket },
             &label,
             String::new(),
         );

@@ -19,7 +19,7 @@ impl App {
                 format!("{} — {what}", action.as_str())
             };
             self.prompt(
-                PromptKind::Note {
+                InputKind::Note {
                     action: NoteFor::Decision(action),
                     rows,
                 },
@@ -325,7 +325,7 @@ impl App {
         }
     }
 
-    /// Starts writing `rows` to `path` in the background; [`Action::Exported`] says how it
+    /// Starts writing `rows` to `path` in the background; [`Message::Exported`] says how it
     /// ended.
     pub(super) fn export(&mut self, rows: Vec<u32>, path: &str) {
         let Some(d) = &self.data else { return };

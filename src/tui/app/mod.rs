@@ -8,16 +8,16 @@ use crate::cases::{
     Action as CaseAction, Actor, BreakInput, Case, Cases, Channel, DispatchState, Event, Status,
 };
 use crate::config::{Config, SavedView};
-use crate::notify::{self, ItemOutcome, Outbox, OutboxFilter, OutboxItem, SenderEvent};
+use crate::dispatch::{self, ItemOutcome, Outbox, OutboxFilter, OutboxItem, SenderEvent};
 use crate::pipeline::{Progress, RunOptions};
 use crate::store::Store;
-use crate::tui::action::{Action, Cmd, Ctx, View};
-use crate::tui::data::Loaded;
+use crate::tui::column_store::{Filter, short_status};
 use crate::tui::export::{Exported, Exporter};
 use crate::tui::keymap::{Key, Keymap};
+use crate::tui::message::{Cmd, Ctx, Message, View};
 use crate::tui::queue::{self, QueueCase};
+use crate::tui::results::Loaded;
 use crate::tui::saved::{self, Named, Source};
-use crate::tui::table::{Filter, short_status};
 use crate::tui::theme::Theme;
 use crate::tui::worker::{LoadError, Worker, WorkerMsg};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEventKind};
@@ -45,7 +45,7 @@ pub use state::*;
 impl App {
     pub fn new(opts: AppOptions) -> App {
         let (views, views_error) = saved::list(&opts.cfg, &opts.store);
-        let message = views_error.map(|text| Message {
+        let message = views_error.map(|text| Notice {
             level: Level::Error,
             text,
         });
@@ -146,15 +146,15 @@ impl App {
         if let Some(w) = wait
             && let Ok(m) = self.worker.rx.recv_timeout(w)
         {
-            self.update(Action::Worker(m));
+            self.update(Message::Worker(m));
             any = true;
         }
         while let Ok(m) = self.worker.rx.try_recv() {
-            self.update(Action::Worker(m));
+            self.update(Message::Worker(m));
             any = true;
         }
         while let Ok(e) = self.exporter.rx.try_recv() {
-            self.update(Action::Exported(e));
+            self.update(Message::Exported(e));
             any = true;
         }
         let live = self.pump_live();
@@ -169,7 +169,7 @@ impl App {
         };
         let any = !events.is_empty();
         for e in events {
-            self.update(Action::Dispatch(e));
+            self.update(Message::Dispatch(e));
         }
         any
     }
@@ -203,34 +203,34 @@ impl App {
     }
 
     pub fn info(&mut self, text: impl Into<String>) {
-        self.message = Some(Message {
+        self.message = Some(Notice {
             level: Level::Info,
             text: text.into(),
         });
     }
 
     pub fn fail(&mut self, text: impl Into<String>) {
-        self.message = Some(Message {
+        self.message = Some(Notice {
             level: Level::Error,
             text: text.into(),
         });
     }
 
     /// Takes one action; marks the app dirty when something shown changed.
-    pub fn update(&mut self, action: Action) {
+    pub fn update(&mut self, action: Message) {
         match action {
-            Action::Key(k) => {
+            Message::Key(k) => {
                 self.message = None;
                 self.key(k);
                 self.dirty = true;
             }
-            Action::Mouse(m) => self.mouse(m),
-            Action::Resize(w, h) => {
+            Message::Mouse(m) => self.mouse(m),
+            Message::Resize(w, h) => {
                 self.size = (w, h);
                 self.scroll_into_view();
                 self.dirty = true;
             }
-            Action::Tick(elapsed) => {
+            Message::Tick(elapsed) => {
                 if let Some(l) = &mut self.loading
                     && l.elapsed.as_millis() / 100 != elapsed.as_millis() / 100
                 {
@@ -238,20 +238,20 @@ impl App {
                     self.dirty = true;
                 }
             }
-            Action::Worker(m) => self.worker_msg(m),
-            Action::Dispatch(e) => {
+            Message::Worker(m) => self.worker_msg(m),
+            Message::Dispatch(e) => {
                 self.dispatch_event(e);
                 self.dirty = true;
             }
-            Action::Exported(e) => {
+            Message::Exported(e) => {
                 self.exported(e);
                 self.dirty = true;
             }
-            Action::Live(e) => {
+            Message::Live(e) => {
                 self.live_event(e);
                 self.dirty = true;
             }
-            Action::Cmd(c) => {
+            Message::Cmd(c) => {
                 self.message = None;
                 self.command(c);
                 self.dirty = true;
@@ -376,7 +376,7 @@ impl App {
         let q = &self.table.quick;
         let code_of = |col: Option<usize>, v: &Option<String>| -> Option<Option<u32>> {
             let v = v.as_ref()?;
-            let Some(crate::tui::table::Data::Text(tc)) = t.col(col).map(|c| &c.data) else {
+            let Some(crate::tui::column_store::Data::Text(tc)) = t.col(col).map(|c| &c.data) else {
                 return Some(None);
             };
             Some(tc.dict.iter().position(|x| x == v).map(|p| p as u32))
@@ -386,7 +386,7 @@ impl App {
         let severity = code_of(t.known.severity, &q.severity);
         let codes = |col: Option<usize>| -> Option<&Vec<u32>> {
             match t.col(col).map(|c| &c.data) {
-                Some(crate::tui::table::Data::Text(tc)) => Some(&tc.codes),
+                Some(crate::tui::column_store::Data::Text(tc)) => Some(&tc.codes),
                 _ => None,
             }
         };
@@ -574,7 +574,7 @@ impl App {
             }
             Cmd::DeleteView => {
                 return self.prompt(
-                    PromptKind::DeleteView,
+                    InputKind::DeleteView,
                     "delete the saved view",
                     String::new(),
                 );

@@ -9,8 +9,11 @@ impl App {
         if self.sender.is_some() {
             return Ok(());
         }
-        let dispatcher = notify::Dispatcher::new(&self.cfg).map_err(|e| e.to_string())?;
-        self.sender = Some(notify::OutboxSender::spawn(self.store.clone(), dispatcher));
+        let dispatcher = dispatch::Dispatcher::new(&self.cfg).map_err(|e| e.to_string())?;
+        self.sender = Some(dispatch::OutboxSender::spawn(
+            self.store.clone(),
+            dispatcher,
+        ));
         Ok(())
     }
 
@@ -37,11 +40,11 @@ impl App {
     /// The accepted cases not yet dispatched on `channel`, or a message saying why there is
     /// nothing to do (the channel's problem names the setting).
     pub(super) fn reviewed_for(&mut self, channel: Channel) -> Option<Vec<Case>> {
-        if let Err(e) = notify::check_channel(&self.cfg, channel) {
+        if let Err(e) = dispatch::check_channel(&self.cfg, channel) {
             self.fail(format!("{e}; nothing was queued"));
             return None;
         }
-        match notify::dispatchable(&self.store, Status::Accepted, channel) {
+        match dispatch::dispatchable(&self.store, Status::Accepted, channel) {
             Ok(cases) if cases.is_empty() => {
                 self.info(format!(
                     "nothing to send by {channel}: no accepted case is waiting (each case goes once per channel)"
@@ -62,7 +65,7 @@ impl App {
         };
         let to = self.cfg.email.to.join(", ");
         self.prompt(
-            PromptKind::EmailTo {
+            InputKind::EmailTo {
                 case_ids: cases.into_iter().map(|c| c.id).collect(),
             },
             "email to (comma-separated; [email] cc is added)",
@@ -137,7 +140,7 @@ impl App {
             ));
             // Back to the prompt to fix it.
             return self.prompt(
-                PromptKind::EmailTo { case_ids },
+                InputKind::EmailTo { case_ids },
                 "email to (comma-separated; [email] cc is added)",
                 text.to_string(),
             );
@@ -211,9 +214,9 @@ impl App {
                 // The prompt's list is the whole To line: it replaces `[email] to`.
                 let mut cfg = (*self.cfg).clone();
                 cfg.email.to = to.to_vec();
-                notify::queue_email(&self.store, &cfg, &cases, &[], &self.actor)
+                dispatch::queue_email(&self.store, &cfg, &cases, &[], &self.actor)
             }
-            _ => notify::queue(&self.store, &self.cfg, channel, &cases, &[], &self.actor),
+            _ => dispatch::queue(&self.store, &self.cfg, channel, &cases, &[], &self.actor),
         };
         let q = match queued {
             Ok(q) => q,

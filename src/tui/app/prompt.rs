@@ -3,8 +3,8 @@
 use super::*;
 
 impl App {
-    pub(super) fn prompt(&mut self, kind: PromptKind, label: &str, text: String) {
-        self.mode = Mode::Prompt(Prompt {
+    pub(super) fn prompt(&mut self, kind: InputKind, label: &str, text: String) {
+        self.mode = Mode::Prompt(InputPrompt {
             kind,
             label: label.to_string(),
             text,
@@ -31,10 +31,10 @@ impl App {
         }
     }
 
-    pub(super) fn submit_prompt(&mut self, p: Prompt) {
+    pub(super) fn submit_prompt(&mut self, p: InputPrompt) {
         let text = p.text.trim().to_string();
         match p.kind {
-            PromptKind::Filter => {
+            InputKind::Filter => {
                 if text.is_empty() {
                     self.table.filter = None;
                     let keep = self.current_row();
@@ -57,7 +57,7 @@ impl App {
                     None => {}
                 }
             }
-            PromptKind::Search => {
+            InputKind::Search => {
                 if text.is_empty() {
                     self.table.search = None;
                     return;
@@ -75,7 +75,7 @@ impl App {
                     None => self.fail(format!("no match for {:?}", p.text)),
                 }
             }
-            PromptKind::Note { action, rows } => {
+            InputKind::Note { action, rows } => {
                 if text.is_empty() {
                     self.fail("a reason is required; nothing was recorded");
                     return;
@@ -95,21 +95,21 @@ impl App {
                     }
                 }
             }
-            PromptKind::ReturnQueued { case_id } => {
+            InputKind::ReturnQueued { case_id } => {
                 if text.is_empty() {
                     return self.fail("a comment is required; nothing was recorded");
                 }
                 self.queue_decide(&case_id, CaseAction::Return, Some(&text));
             }
-            PromptKind::Export { rows } => {
+            InputKind::Export { rows } => {
                 if text.is_empty() || text == "-" {
                     // ("-" would be standard output: the screen.)
                     return self.fail("no file given; nothing exported");
                 }
                 self.export(rows, &text);
             }
-            PromptKind::EmailTo { case_ids } => self.email_preview(case_ids, &text),
-            PromptKind::CaseDecision { action, case_ids } => {
+            InputKind::EmailTo { case_ids } => self.email_preview(case_ids, &text),
+            InputKind::CaseDecision { action, case_ids } => {
                 if text.is_empty() {
                     return self.fail("a reason is required; nothing was recorded");
                 }
@@ -119,14 +119,14 @@ impl App {
                     self.decide_cases(action, &case_ids, Some(&text));
                 }
             }
-            PromptKind::CaseNote { case_id, ticket } => {
+            InputKind::CaseNote { case_id, ticket } => {
                 if text.is_empty() {
                     return self.fail("a note must not be empty; nothing was recorded");
                 }
                 self.add_note(&case_id, &ticket, &text);
             }
-            PromptKind::SaveView { view } => self.start_save_view(&text, view),
-            PromptKind::DeleteView => self.delete_view(&text),
+            InputKind::SaveView { view } => self.start_save_view(&text, view),
+            InputKind::DeleteView => self.delete_view(&text),
         }
     }
 

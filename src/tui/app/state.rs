@@ -32,7 +32,7 @@ pub enum Level {
 }
 
 #[derive(Debug, Clone)]
-pub struct Message {
+pub struct Notice {
     pub level: Level,
     pub text: String,
 }
@@ -64,7 +64,7 @@ pub struct Picker {
 
 /// What a text prompt is for.
 #[derive(Debug, Clone, PartialEq)]
-pub enum PromptKind {
+pub enum InputKind {
     Filter,
     Search,
     /// The reason or comment of a decision on these rows (reject, return) or of a flag.
@@ -108,8 +108,8 @@ pub enum NoteFor {
 }
 
 #[derive(Debug, Clone)]
-pub struct Prompt {
-    pub kind: PromptKind,
+pub struct InputPrompt {
+    pub kind: InputKind,
     pub label: String,
     pub text: String,
 }
@@ -168,7 +168,7 @@ pub enum Mode {
         query: String,
         cursor: usize,
     },
-    Prompt(Prompt),
+    Prompt(InputPrompt),
     Confirm(Confirm),
     /// The column profile over the table's shown rows.
     Profile(ProfileView),
@@ -282,7 +282,7 @@ pub struct App {
     pub approvals: Vec<Case>,
     pub approval_cursor: usize,
     pub mode: Mode,
-    pub message: Option<Message>,
+    pub message: Option<Notice>,
     pub trail: Option<Trail>,
     /// The case queue's cursor, marks and order.
     pub queue: QueueState,
@@ -298,7 +298,7 @@ pub struct App {
     pub undispatched: HashSet<String>,
     /// The background dispatch sender: the store's one sender while the UI runs. Started at
     /// start when a channel is enabled, or by the first dispatch.
-    pub sender: Option<notify::OutboxSender>,
+    pub sender: Option<dispatch::OutboxSender>,
     /// The outbox items, newest first (read when the outbox view is entered and on each report
     /// of the sender while it is shown).
     pub outbox: Vec<OutboxItem>,

@@ -49,7 +49,7 @@ impl App {
             Cmd::SaveView => {
                 let view = self.current_view();
                 self.prompt(
-                    PromptKind::SaveView { view },
+                    InputKind::SaveView { view },
                     "save this view as (name)",
                     String::new(),
                 );
@@ -82,7 +82,7 @@ impl App {
                     return self.fail("wait until the cases are recorded");
                 }
                 self.prompt(
-                    PromptKind::Note {
+                    InputKind::Note {
                         action: NoteFor::Flag,
                         rows: vec![r],
                     },
@@ -94,7 +94,7 @@ impl App {
             Cmd::Export => {
                 let rows = self.targets();
                 let default = self.export_default();
-                self.prompt(PromptKind::Export { rows }, "export to (CSV file)", default);
+                self.prompt(InputKind::Export { rows }, "export to (CSV file)", default);
             }
             _ => {}
         }
@@ -130,11 +130,11 @@ impl App {
                     .as_ref()
                     .map(|f| f.text().to_string())
                     .unwrap_or_default();
-                self.prompt(PromptKind::Filter, "filter (empty clears)", text);
+                self.prompt(InputKind::Filter, "filter (empty clears)", text);
             }
             Cmd::Search => {
                 let text = self.table.search.clone().unwrap_or_default();
-                self.prompt(PromptKind::Search, "search", text);
+                self.prompt(InputKind::Search, "search", text);
             }
             Cmd::SearchNext => self.search_step(true),
             Cmd::SearchPrev => self.search_step(false),
@@ -224,7 +224,7 @@ impl App {
             QuickKind::Bucket => t.known.bucket,
             QuickKind::Severity => t.known.severity,
         };
-        let Some(crate::tui::table::Data::Text(tc)) = t.col(col).map(|c| &c.data) else {
+        let Some(crate::tui::column_store::Data::Text(tc)) = t.col(col).map(|c| &c.data) else {
             return self.fail(format!("no {} yet", kind.name()));
         };
         // The values present among the rows the other filters allow, in order; then none.

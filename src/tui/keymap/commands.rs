@@ -1,4 +1,4 @@
-use super::super::action::{Cmd, Ctx};
+use super::super::message::{Cmd, Ctx};
 
 /// (command, name, context, default keys, help, in the footer)
 pub(super) type Row = (

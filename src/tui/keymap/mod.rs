@@ -7,7 +7,7 @@ mod key;
 #[cfg(test)]
 mod tests;
 
-use super::action::{Cmd, Ctx};
+use super::message::{Cmd, Ctx};
 use commands::DEFAULTS;
 pub use key::Key;
 use std::collections::BTreeMap;

@@ -4,9 +4,9 @@ use super::{
     col, seconds,
 };
 use crate::cases::{Action as CaseAction, Case};
-use crate::tui::action::{Action, Cmd, View};
 use crate::tui::app::{App, Confirm, Mode, Pending, TableState, Trail};
-use crate::tui::table::short_status;
+use crate::tui::column_store::short_status;
+use crate::tui::message::{Cmd, Message, View};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -59,7 +59,7 @@ impl App {
         };
         let any = !events.is_empty();
         for e in events {
-            self.update(Action::Live(e));
+            self.update(Message::Live(e));
         }
         any
     }

@@ -17,7 +17,7 @@ use super::{ConnState, LiveEvent, LiveRow, Refusal};
 use crate::cases::{Case, Event, Status};
 use crate::config::IngestConfig;
 use crate::profile::Profile;
-use crate::stream::record::RecordReader;
+use crate::realtime::record::RecordReader;
 use futures_util::StreamExt;
 use reqwest::Url;
 use serde::Deserialize;

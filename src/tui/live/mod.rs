@@ -18,7 +18,7 @@
 //!   say they are not available.
 //!
 //! The network runs on the client's own thread ([`client`]); its events reach
-//! [`App::update`] as [`Action::Live`], polled with the other background messages.
+//! [`App::update`] as [`Message::Live`], polled with the other background messages.
 
 pub mod client;
 
@@ -30,7 +30,7 @@ mod tests;
 pub use client::{Client, LiveOptions, Request, endpoints};
 
 #[cfg(doc)]
-use super::{action::Action, app::App};
+use super::{app::App, message::Message};
 use crate::cases::{Action as CaseAction, Case, Event};
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 use super::{Live, LiveRow, col};
-use crate::tui::data::{Loaded, RunInfo};
-use crate::tui::table::{Column, ColumnStore, Kind, TextCol, short_status};
+use crate::tui::column_store::{Column, ColumnStore, Kind, TextCol, short_status};
+use crate::tui::results::{Loaded, RunInfo};
 use std::collections::HashMap;
 
 /// What a live table starts as: the columns, no rows.
@@ -103,7 +103,7 @@ pub(super) fn put_row(
         if live.fields.contains_key(name) {
             continue;
         }
-        let field = crate::tui::table::field_name(name);
+        let field = crate::tui::column_store::field_name(name);
         if t.cols.iter().any(|c| c.field == field) {
             continue; // named like a result column: shown there already
         }
@@ -185,7 +185,7 @@ pub(super) fn put_row(
 
 fn key_code(t: &ColumnStore, row: usize) -> Option<usize> {
     match &t.cols[col::KEY].data {
-        crate::tui::table::Data::Text(k) => k.codes.get(row).map(|c| *c as usize),
-        crate::tui::table::Data::Num(_) => None,
+        crate::tui::column_store::Data::Text(k) => k.codes.get(row).map(|c| *c as usize),
+        crate::tui::column_store::Data::Num(_) => None,
     }
 }

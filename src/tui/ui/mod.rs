@@ -77,9 +77,9 @@ pub fn list_body(app: &App, area: Rect) -> Rect {
         return below_header(main_area(area));
     }
     match app.view {
-        super::action::View::Table => table_body(app, area),
-        super::action::View::Queue => queue_body(app, area),
-        super::action::View::Outbox => below_header(outbox_list_area(app, area)),
+        super::message::View::Table => table_body(app, area),
+        super::message::View::Queue => queue_body(app, area),
+        super::message::View::Outbox => below_header(outbox_list_area(app, area)),
         _ => below_header(main_area(area)),
     }
 }
@@ -140,12 +140,12 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
         views::error(frame, app, e, main);
     } else if app.data.is_some() {
         match app.view {
-            super::action::View::Table => table::table_view(frame, app, area),
-            super::action::View::Clusters => views::clusters(frame.buffer_mut(), app, main),
-            super::action::View::Approvals => views::approvals(frame.buffer_mut(), app, main),
-            super::action::View::Outbox => views::outbox(frame, app, area),
-            super::action::View::Queue => queue::queue(frame, app, area),
-            super::action::View::Summary => queue::summary(frame, app, main),
+            super::message::View::Table => table::table_view(frame, app, area),
+            super::message::View::Clusters => views::clusters(frame.buffer_mut(), app, main),
+            super::message::View::Approvals => views::approvals(frame.buffer_mut(), app, main),
+            super::message::View::Outbox => views::outbox(frame, app, area),
+            super::message::View::Queue => queue::queue(frame, app, area),
+            super::message::View::Summary => queue::summary(frame, app, main),
         }
     } else {
         views::loading(frame, app, main);
@@ -221,8 +221,8 @@ fn footer(buf: &mut Buffer, app: &App, r: Rect) {
             ("any key".to_string(), "close"),
         ],
         Mode::Normal if app.picker.is_none() && app.data.is_none() => {
-            let quit = app.keymap.keys_of(app.ctx(), super::action::Cmd::Quit);
-            let back = app.keymap.keys_of(app.ctx(), super::action::Cmd::Back);
+            let quit = app.keymap.keys_of(app.ctx(), super::message::Cmd::Quit);
+            let back = app.keymap.keys_of(app.ctx(), super::message::Cmd::Back);
             if app.error.is_some() {
                 vec![(back, "pick another file"), (quit, "quit")]
             } else {

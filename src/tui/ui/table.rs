@@ -4,8 +4,8 @@ use super::{cell, main_area, table_area};
 use crate::pipeline::Stage;
 use crate::text::thousands;
 use crate::tui::app::App;
-use crate::tui::data::Loaded;
-use crate::tui::table::{Column, ColumnStore};
+use crate::tui::column_store::{Column, ColumnStore};
+use crate::tui::results::Loaded;
 use crate::tui::theme::Theme;
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
@@ -448,7 +448,7 @@ fn chart(frame: &mut Frame<'_>, app: &App, d: &Loaded, row: usize, r: Rect) {
     let pair = t.known.lhs.is_some() && t.known.rhs.is_some();
     // The history's records first, then this file's, one x step per record.
     let series = |c: Option<usize>,
-                  hist: &dyn Fn(&crate::tui::data::HistoryPoint) -> Option<f64>|
+                  hist: &dyn Fn(&crate::tui::results::HistoryPoint) -> Option<f64>|
      -> Vec<(f64, f64)> {
         past.iter()
             .map(hist)

@@ -2,7 +2,7 @@
 //! approval queue and the outbox.
 
 use super::{cell, list_offset};
-use crate::notify::OutboxItem;
+use crate::dispatch::OutboxItem;
 use crate::pipeline::Stage;
 use crate::text::thousands;
 use crate::tui::app::App;
@@ -98,9 +98,9 @@ fn status_filters(app: &App) -> Vec<String> {
 }
 
 /// Where the view stands (position, counts), appended to the status bar's right side.
-fn view_position(app: &App, d: &crate::tui::data::Loaded, right: &mut String) {
+fn view_position(app: &App, d: &crate::tui::results::Loaded, right: &mut String) {
     match app.view {
-        crate::tui::action::View::Queue => {
+        crate::tui::message::View::Queue => {
             let n = app.queue.order.len();
             let pos = if n == 0 { 0 } else { app.queue.cursor + 1 };
             right.push_str(&format!("Case {pos}/{n}"));
@@ -115,14 +115,14 @@ fn view_position(app: &App, d: &crate::tui::data::Loaded, right: &mut String) {
                 right.push_str(&format!(" · {} marked", app.queue.marks.len()));
             }
         }
-        crate::tui::action::View::Summary => match &d.summary {
+        crate::tui::message::View::Summary => match &d.summary {
             Some(s) => right.push_str(&format!(
                 "cycle as of {}",
                 s.as_of.as_deref().unwrap_or("–")
             )),
             None => right.push_str("cycle not ended"),
         },
-        crate::tui::action::View::Table => {
+        crate::tui::message::View::Table => {
             let n = app.table.view.len();
             let pos = if n == 0 { 0 } else { app.table.cursor + 1 };
             right.push_str(&format!("Row {pos}/{n}"));
@@ -130,13 +130,13 @@ fn view_position(app: &App, d: &crate::tui::data::Loaded, right: &mut String) {
                 right.push_str(&format!(" · {} marked", app.table.marked));
             }
         }
-        crate::tui::action::View::Clusters => {
+        crate::tui::message::View::Clusters => {
             right.push_str(&format!("{} clusters", d.clusters.len()));
         }
-        crate::tui::action::View::Approvals => {
+        crate::tui::message::View::Approvals => {
             right.push_str(&format!("{} waiting", app.approvals.len()));
         }
-        crate::tui::action::View::Outbox => {
+        crate::tui::message::View::Outbox => {
             let open = app.outbox.iter().filter(|i| !i.is_settled()).count();
             let parked = app
                 .outbox
@@ -535,7 +535,7 @@ pub fn outbox(frame: &mut Frame<'_>, app: &App, area: Rect) {
 }
 
 fn outbox_list(buf: &mut Buffer, app: &App, r: Rect) {
-    use crate::notify::ItemStatus;
+    use crate::dispatch::ItemStatus;
     let th = &app.theme;
     let widths: [(u16, &str, bool); 9] = [
         (5, "id", true),
@@ -637,7 +637,7 @@ fn outbox_row(th: &Theme, name: &str, value: String) -> Line<'static> {
 
 /// The outbox item's status, tries, next attempt and queueing.
 fn outbox_status_lines(app: &App, item: &OutboxItem, lines: &mut Vec<Line<'_>>) {
-    use crate::notify::ItemStatus;
+    use crate::dispatch::ItemStatus;
     let th = &app.theme;
     let (status, status_style) = match &item.status {
         ItemStatus::Queued => ("queued: sent at the next attempt".to_string(), th.base),
@@ -689,7 +689,7 @@ fn outbox_status_lines(app: &App, item: &OutboxItem, lines: &mut Vec<Line<'_>>) 
 
 /// Where the outbox item goes, by channel.
 fn outbox_target_lines(app: &App, item: &OutboxItem, lines: &mut Vec<Line<'_>>) {
-    use crate::notify::Payload;
+    use crate::dispatch::Payload;
     let th = &app.theme;
     let row = |name: &str, value: String| outbox_row(th, name, value);
     match &item.payload {
@@ -731,7 +731,7 @@ fn outbox_target_lines(app: &App, item: &OutboxItem, lines: &mut Vec<Line<'_>>) 
 
 /// The outbox item's result, response, parking reason and last error.
 fn outbox_outcome_lines(th: &Theme, item: &OutboxItem, lines: &mut Vec<Line<'_>>) {
-    use crate::notify::ItemStatus;
+    use crate::dispatch::ItemStatus;
     if let Some(res) = &item.result {
         lines.push(Line::from(vec![
             outbox_label(th, "result"),

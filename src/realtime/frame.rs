@@ -177,7 +177,7 @@ fn features(cols: &mut Columns, engine: &Engine, items: &[&Observed]) {
         "f_break_age".into(),
         num(items, |o| o.break_age),
     ));
-    for (j, name) in crate::runs::RUN_COLUMNS.iter().enumerate() {
+    for (j, name) in crate::break_runs::RUN_COLUMNS.iter().enumerate() {
         let v = num(items, |o| {
             o.run_context
                 .as_ref()

@@ -2,8 +2,8 @@
 //! column store, the cluster rows with their dominant bucket, each account's rows for the
 //! balance chart, and the run's facts for the status bar.
 
+use super::column_store::{ColumnStore, Data};
 use super::queue::{QueueCase, TrendPoint};
-use super::table::{ColumnStore, Data};
 use super::worker::LoadError;
 use crate::cycle::RunSummary;
 use crate::pipeline::{AnalyzeError, Detection, PipelineError, RunOptions, RunOutput};

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::outbox::SendOutcome;
-use super::{NotifyError, report};
+use super::{DispatchError, report};
 use crate::cases::Case;
 use crate::config::EmailConfig;
 
@@ -143,11 +143,11 @@ impl Settings {
 }
 
 /// Parses addresses given for one dispatch (e.g. `--to`).
-pub(crate) fn parse_recipients(list: &[String], what: &str) -> Result<Vec<Mailbox>, NotifyError> {
+pub(crate) fn parse_recipients(list: &[String], what: &str) -> Result<Vec<Mailbox>, DispatchError> {
     list.iter()
         .map(|a| {
             a.trim().parse::<Mailbox>().map_err(|e| {
-                NotifyError::Invalid(format!("{what} {a:?} is not an email address ({e})"))
+                DispatchError::Invalid(format!("{what} {a:?} is not an email address ({e})"))
             })
         })
         .collect()
@@ -161,7 +161,7 @@ pub(crate) fn build(
     id: u64,
     now: DateTime<Utc>,
     cycle: Option<Vec<String>>,
-) -> Result<EmailPayload, NotifyError> {
+) -> Result<EmailPayload, DispatchError> {
     let mut to: Vec<Mailbox> = Vec::new();
     for m in settings.to.iter().chain(extra_to) {
         if !to
@@ -173,7 +173,7 @@ pub(crate) fn build(
         }
     }
     if to.is_empty() && settings.cc.is_empty() {
-        return Err(NotifyError::NotConfigured(
+        return Err(DispatchError::NotConfigured(
             "email has no recipients: set [email] to (or cc), or give recipients for this dispatch (--to)".into(),
         ));
     }
@@ -217,7 +217,7 @@ pub(crate) fn build(
     let alternative = MultiPart::alternative_plain_html(rendered.text, rendered.html);
     let message = if settings.attach_csv {
         let csv_type = ContentType::parse("text/csv; charset=utf-8")
-            .map_err(|e| NotifyError::Invalid(format!("CSV content type: {e}")))?;
+            .map_err(|e| DispatchError::Invalid(format!("CSV content type: {e}")))?;
         builder.multipart(
             MultiPart::mixed().multipart(alternative).singlepart(
                 Attachment::new(format!("breakdesk-cases-{}.csv", now.format("%Y%m%d")))
@@ -227,7 +227,7 @@ pub(crate) fn build(
     } else {
         builder.multipart(alternative)
     }
-    .map_err(|e| NotifyError::Invalid(format!("cannot build the email: {e}")))?;
+    .map_err(|e| DispatchError::Invalid(format!("cannot build the email: {e}")))?;
     let envelope = message.envelope();
     let from = envelope
         .from()
@@ -235,7 +235,7 @@ pub(crate) fn build(
         .unwrap_or_else(|| settings.from.email.to_string());
     let recipients = envelope.to().iter().map(|a| a.to_string()).collect();
     let message = String::from_utf8(message.formatted())
-        .map_err(|e| NotifyError::Invalid(format!("the email is not UTF-8: {e}")))?;
+        .map_err(|e| DispatchError::Invalid(format!("the email is not UTF-8: {e}")))?;
     Ok(EmailPayload {
         from,
         recipients,

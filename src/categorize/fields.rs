@@ -144,8 +144,11 @@ impl Schema {
             "currency",
         ]
         .into_iter()
-        .chain(crate::runs::RUN_COLUMNS.iter().map(|c| &c["bd_".len()..]))
-        {
+        .chain(
+            crate::break_runs::RUN_COLUMNS
+                .iter()
+                .map(|c| &c["bd_".len()..]),
+        ) {
             s.add(n.to_string(), Source::Absent);
         }
         s

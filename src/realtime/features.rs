@@ -651,7 +651,7 @@ fn robust_z_of(v: f64, tol: f64, past: Vec<f64>) -> f64 {
     }
 }
 
-/// The run context (`runs::RUN_COLUMNS`) of `me` as the last record after `prev`.
+/// The run context (`break_runs::RUN_COLUMNS`) of `me` as the last record after `prev`.
 pub fn run_context(me: &Past, prev: &[Past]) -> Vec<f64> {
     let n = prev.len() + 1;
     let all: Vec<&Past> = prev.iter().chain(std::iter::once(me)).collect();
@@ -668,15 +668,15 @@ pub fn run_context(me: &Past, prev: &[Past]) -> Vec<f64> {
     let cols: Vec<[Vec<f64>; 4]> = (0..ncrit)
         .map(|c| std::array::from_fn(|k| all.iter().map(|p| p.crit[c][k]).collect()))
         .collect();
-    let crit: Vec<crate::runs::CriteriaValues<'_>> = cols
+    let crit: Vec<crate::break_runs::CriteriaValues<'_>> = cols
         .iter()
-        .map(|[l, r, d, t]| crate::runs::CriteriaValues {
+        .map(|[l, r, d, t]| crate::break_runs::CriteriaValues {
             diff: d,
             tol: t,
             sides: (!l[n - 1].is_nan()).then_some((l.as_slice(), r.as_slice())),
         })
         .collect();
-    crate::runs::run_context(&groups, &days, dated, &crit)
+    crate::break_runs::run_context(&groups, &days, dated, &crit)
         .into_iter()
         .map(|c| c[n - 1])
         .collect()

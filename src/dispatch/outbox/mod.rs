@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 mod dispatcher;
 
-use super::{EmailPayload, JiraPayload, NotifyError, WebhookPayload};
+use super::{DispatchError, EmailPayload, JiraPayload, WebhookPayload};
 use crate::cases::{Actor, Channel, DispatchChange, DispatchState, time_format};
 use crate::config::OutboxConfig;
 use crate::store::{CaseTree, Store, TxError};
@@ -322,7 +322,7 @@ impl<'s> Outbox<'s> {
     }
 
     /// The item with this id.
-    pub fn get(&self, id: u64) -> Result<Option<OutboxItem>, NotifyError> {
+    pub fn get(&self, id: u64) -> Result<Option<OutboxItem>, DispatchError> {
         match self.store.case_get(CaseTree::Outbox, &id.to_be_bytes())? {
             Some(bytes) => Ok(Some(decode(&bytes)?)),
             None => Ok(None),
@@ -330,7 +330,7 @@ impl<'s> Outbox<'s> {
     }
 
     /// The items that match `filter`, in id order.
-    pub fn list(&self, filter: &OutboxFilter) -> Result<Vec<OutboxItem>, NotifyError> {
+    pub fn list(&self, filter: &OutboxFilter) -> Result<Vec<OutboxItem>, DispatchError> {
         let mut out = Vec::new();
         for kv in self.store.case_scan(CaseTree::Outbox, b"")? {
             let (_, bytes) = kv?;
@@ -349,12 +349,12 @@ impl<'s> Outbox<'s> {
     }
 
     /// The items not settled yet (queued, sending, waiting to retry), in id order.
-    pub fn pending(&self) -> Result<Vec<OutboxItem>, NotifyError> {
+    pub fn pending(&self) -> Result<Vec<OutboxItem>, DispatchError> {
         let mut out = Vec::new();
         for kv in self.store.case_scan(CaseTree::OutboxPending, b"")? {
             let (k, _) = kv?;
             let id = id_of(&k)?;
-            let item = self.get(id)?.ok_or_else(|| NotifyError::Corrupt {
+            let item = self.get(id)?.ok_or_else(|| DispatchError::Corrupt {
                 what: "outbox index entry".into(),
                 message: format!("it names item #{id}, which is not stored"),
             })?;
@@ -364,7 +364,7 @@ impl<'s> Outbox<'s> {
     }
 
     /// The items that may be attempted at `now`, in id order.
-    pub fn due(&self, now: DateTime<Utc>) -> Result<Vec<OutboxItem>, NotifyError> {
+    pub fn due(&self, now: DateTime<Utc>) -> Result<Vec<OutboxItem>, DispatchError> {
         Ok(self
             .pending()?
             .into_iter()
@@ -374,7 +374,7 @@ impl<'s> Outbox<'s> {
 
     /// The Jira issue key stored for a break-key label, if an earlier dispatch created or found
     /// one.
-    pub fn jira_key(&self, label: &str) -> Result<Option<String>, NotifyError> {
+    pub fn jira_key(&self, label: &str) -> Result<Option<String>, DispatchError> {
         Ok(self
             .store
             .case_get(CaseTree::JiraKeys, label.as_bytes())?
@@ -386,7 +386,7 @@ impl<'s> Outbox<'s> {
     /// so an item in `sending` at that moment was interrupted — provided no other sender of this
     /// process (a [`super::OutboxSender`], another [`Outbox::flush`]) is sending at the same time: run
     /// one sender per store.
-    pub fn recover_interrupted(&self, now: DateTime<Utc>) -> Result<Vec<u64>, NotifyError> {
+    pub fn recover_interrupted(&self, now: DateTime<Utc>) -> Result<Vec<u64>, DispatchError> {
         let mut ids = Vec::new();
         for item in self.pending()? {
             if !matches!(item.status, ItemStatus::Sending { .. }) {
@@ -413,7 +413,7 @@ impl<'s> Outbox<'s> {
     /// Moves a parked item (or one waiting to retry) back to the queue, due at once; a parked
     /// item gets a fresh budget of attempts and its cases show it queued again. Refused for an
     /// item being sent, sent or cancelled.
-    pub fn retry(&self, id: u64, actor: &Actor) -> Result<OutboxItem, NotifyError> {
+    pub fn retry(&self, id: u64, actor: &Actor) -> Result<OutboxItem, DispatchError> {
         actor.validate()?;
         let now = super::now_millis();
         self.transition(id, actor, now, |item| match &item.status {
@@ -441,7 +441,7 @@ impl<'s> Outbox<'s> {
     /// Cancels an item that was not delivered (queued, waiting to retry, or parked): it is never
     /// sent, and its cases may be dispatched again on the channel. Refused for an item being
     /// sent or sent.
-    pub fn cancel(&self, id: u64, actor: &Actor) -> Result<OutboxItem, NotifyError> {
+    pub fn cancel(&self, id: u64, actor: &Actor) -> Result<OutboxItem, DispatchError> {
         actor.validate()?;
         let now = super::now_millis();
         self.transition(id, actor, now, |item| match &item.status {
@@ -464,7 +464,7 @@ impl<'s> Outbox<'s> {
         &self,
         dispatcher: &Dispatcher,
         now: DateTime<Utc>,
-    ) -> Result<FlushReport, NotifyError> {
+    ) -> Result<FlushReport, DispatchError> {
         let mut report = FlushReport::default();
         self.flush_pass(dispatcher, now, true, &mut |item, outcome| {
             report
@@ -484,7 +484,7 @@ impl<'s> Outbox<'s> {
         dispatcher: &Dispatcher,
         wait: Duration,
         mut on_outcome: impl FnMut(&OutboxItem, &ItemOutcome),
-    ) -> Result<FlushReport, NotifyError> {
+    ) -> Result<FlushReport, DispatchError> {
         let deadline = Instant::now() + wait;
         let mut report = FlushReport::default();
         self.recover_interrupted(super::now_millis())?;
@@ -529,7 +529,7 @@ impl<'s> Outbox<'s> {
         now: DateTime<Utc>,
         report_skipped: bool,
         on_outcome: &mut dyn FnMut(&OutboxItem, &ItemOutcome),
-    ) -> Result<(), NotifyError> {
+    ) -> Result<(), DispatchError> {
         for item in self.due(now)? {
             if let Some(problem) = dispatcher.channel_problem(item.channel) {
                 if report_skipped {
@@ -580,7 +580,7 @@ impl<'s> Outbox<'s> {
 
     /// Claims a due item for sending (`sending`, one more attempt); `None` if it is not due (any
     /// more).
-    fn claim(&self, id: u64, now: DateTime<Utc>) -> Result<Option<OutboxItem>, NotifyError> {
+    fn claim(&self, id: u64, now: DateTime<Utc>) -> Result<Option<OutboxItem>, DispatchError> {
         self.update(id, |item| {
             if !item.is_due(now) {
                 return Ok(None);
@@ -599,7 +599,7 @@ impl<'s> Outbox<'s> {
         sent: SendOutcome,
         at: DateTime<Utc>,
         policy: &RetryPolicy,
-    ) -> Result<(OutboxItem, ItemOutcome), NotifyError> {
+    ) -> Result<(OutboxItem, ItemOutcome), DispatchError> {
         let result = self.store.case_transaction(|txn| {
             let mut item = load_txn(txn, id)?;
             let (outcome, change) = match &sent {
@@ -678,7 +678,7 @@ impl<'s> Outbox<'s> {
                 };
                 for case_id in &item.case_ids {
                     crate::cases::apply_dispatch(txn, case_id, &change, &item.queued_by, at)
-                        .map_err(|e| e.map_abort(NotifyError::from))?;
+                        .map_err(|e| e.map_abort(DispatchError::from))?;
                 }
             }
             store_txn(txn, &item)?;
@@ -697,12 +697,12 @@ impl<'s> Outbox<'s> {
         actor: &Actor,
         now: DateTime<Utc>,
         change: impl Fn(&mut OutboxItem) -> Result<Option<(DispatchState, Option<String>)>, String>,
-    ) -> Result<OutboxItem, NotifyError> {
+    ) -> Result<OutboxItem, DispatchError> {
         self.store.case_transaction(|txn| {
             let mut item = load_txn(txn, id)?;
             let before = item.status.clone();
             let state = change(&mut item).map_err(|why| {
-                TxError::Abort(NotifyError::Refused {
+                TxError::Abort(DispatchError::Refused {
                     id,
                     status: before.name().to_string(),
                     why,
@@ -722,7 +722,7 @@ impl<'s> Outbox<'s> {
                 };
                 for case_id in &item.case_ids {
                     crate::cases::apply_dispatch(txn, case_id, &change, actor, now)
-                        .map_err(|e| e.map_abort(NotifyError::from))?;
+                        .map_err(|e| e.map_abort(DispatchError::from))?;
                 }
             }
             store_txn(txn, &item)?;
@@ -735,8 +735,8 @@ impl<'s> Outbox<'s> {
     fn update<R>(
         &self,
         id: u64,
-        f: impl Fn(&mut OutboxItem) -> Result<Option<R>, NotifyError>,
-    ) -> Result<Option<R>, NotifyError> {
+        f: impl Fn(&mut OutboxItem) -> Result<Option<R>, DispatchError>,
+    ) -> Result<Option<R>, DispatchError> {
         self.store.case_transaction(|txn| {
             let mut item = load_txn(txn, id)?;
             match f(&mut item).map_err(TxError::Abort)? {
@@ -751,42 +751,45 @@ impl<'s> Outbox<'s> {
 }
 
 /// Reserves `count` consecutive outbox ids and returns the first (durable when it returns).
-pub(crate) fn reserve_ids(store: &Store, count: u64) -> Result<u64, NotifyError> {
+pub(crate) fn reserve_ids(store: &Store, count: u64) -> Result<u64, DispatchError> {
     store.case_transaction(|txn| {
         let mut first = None;
         for _ in 0..count.max(1) {
             let id = crate::cases::next_counter(txn, OUTBOX_COUNTER)
-                .map_err(|e| e.map_abort(NotifyError::from))?;
+                .map_err(|e| e.map_abort(DispatchError::from))?;
             first.get_or_insert(id);
         }
         Ok(first.unwrap_or(1))
     })
 }
 
-pub(crate) fn encode(item: &OutboxItem) -> Result<Vec<u8>, NotifyError> {
-    serde_json::to_vec(item).map_err(|e| NotifyError::Invalid(e.to_string()))
+pub(crate) fn encode(item: &OutboxItem) -> Result<Vec<u8>, DispatchError> {
+    serde_json::to_vec(item).map_err(|e| DispatchError::Invalid(e.to_string()))
 }
 
-fn decode(bytes: &[u8]) -> Result<OutboxItem, NotifyError> {
-    serde_json::from_slice(bytes).map_err(|e| NotifyError::Corrupt {
+fn decode(bytes: &[u8]) -> Result<OutboxItem, DispatchError> {
+    serde_json::from_slice(bytes).map_err(|e| DispatchError::Corrupt {
         what: "outbox item".into(),
         message: e.to_string(),
     })
 }
 
-fn id_of(key: &[u8]) -> Result<u64, NotifyError> {
+fn id_of(key: &[u8]) -> Result<u64, DispatchError> {
     <[u8; 8]>::try_from(key)
         .map(u64::from_be_bytes)
-        .map_err(|_| NotifyError::Corrupt {
+        .map_err(|_| DispatchError::Corrupt {
             what: "outbox index entry".into(),
             message: format!("bad key length {}", key.len()),
         })
 }
 
-fn load_txn(txn: &crate::store::CaseTxn<'_>, id: u64) -> Result<OutboxItem, TxError<NotifyError>> {
+fn load_txn(
+    txn: &crate::store::CaseTxn<'_>,
+    id: u64,
+) -> Result<OutboxItem, TxError<DispatchError>> {
     match txn.get(CaseTree::Outbox, &id.to_be_bytes())? {
         Some(bytes) => decode(&bytes).map_err(TxError::Abort),
-        None => Err(TxError::Abort(NotifyError::NotFound(id))),
+        None => Err(TxError::Abort(DispatchError::NotFound(id))),
     }
 }
 
@@ -794,7 +797,7 @@ fn load_txn(txn: &crate::store::CaseTxn<'_>, id: u64) -> Result<OutboxItem, TxEr
 fn store_txn(
     txn: &crate::store::CaseTxn<'_>,
     item: &OutboxItem,
-) -> Result<(), TxError<NotifyError>> {
+) -> Result<(), TxError<DispatchError>> {
     let key = item.id.to_be_bytes();
     txn.insert(
         CaseTree::Outbox,

@@ -100,7 +100,7 @@ pub struct Observed {
     pub own_z: f64,
     pub cluster: usize,
     pub top_features: String,
-    /// The run context (`runs::RUN_COLUMNS`), for flagged records.
+    /// The run context (`break_runs::RUN_COLUMNS`), for flagged records.
     pub run_context: Option<Vec<f64>>,
     /// How many earlier records of the account the features saw.
     pub previous: usize,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::{OutboxItem, Payload, RetryPolicy, secs};
 use crate::cases::Channel;
 use crate::config::Config;
-use crate::notify::{NotifyError, email, jira, webhook};
+use crate::dispatch::{DispatchError, email, jira, webhook};
 
 /// The result of sending one item, as a channel reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,14 +53,14 @@ impl Dispatcher {
     /// Builds the channels of `cfg` (reading their secrets from the environment variables the
     /// config names) and the runtime. Fails only when the runtime cannot start; a channel's own
     /// problem is kept (see [`Dispatcher::channel_problem`]).
-    pub fn new(cfg: &Config) -> Result<Dispatcher, NotifyError> {
+    pub fn new(cfg: &Config) -> Result<Dispatcher, DispatchError> {
         // Only the first installation wins; an error means a provider is already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .thread_name("breakdesk-dispatch")
             .build()
-            .map_err(|e| NotifyError::Runtime(e.to_string()))?;
+            .map_err(|e| DispatchError::Runtime(e.to_string()))?;
         // lettre's connection pool starts a task on the runtime it is built in.
         let email = {
             let _guard = runtime.enter();
@@ -85,7 +85,7 @@ impl Dispatcher {
         &self.policy
     }
 
-    /// How often a [`super::OutboxSender`](crate::notify::OutboxSender) looks for due items (`[outbox] poll_secs`).
+    /// How often a [`super::OutboxSender`](crate::dispatch::OutboxSender) looks for due items (`[outbox] poll_secs`).
     pub fn poll_interval(&self) -> Duration {
         self.poll
     }

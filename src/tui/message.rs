@@ -1,10 +1,10 @@
 //! What can happen to the app: a key or mouse event, a worker message, a tick of the clock, or a
 //! command (what a key means, once the keymap has read it). [`crate::tui::app::App::update`]
-//! takes one [`Action`] at a time.
+//! takes one [`Message`] at a time.
 
 use super::export::Exported;
 use super::worker::WorkerMsg;
-use crate::notify::SenderEvent;
+use crate::dispatch::SenderEvent;
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 use std::time::Duration;
 
@@ -161,7 +161,7 @@ pub enum Cmd {
 
 /// One thing for [`crate::tui::app::App::update`] to take in.
 #[derive(Debug)]
-pub enum Action {
+pub enum Message {
     Key(KeyEvent),
     Mouse(MouseEvent),
     /// The terminal's new size.

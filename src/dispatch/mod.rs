@@ -26,13 +26,13 @@
 //! The library knows nothing of the command line or the terminal UI. A face typically:
 //!
 //! ```no_run
-//! # use breakdesk::{cases::{Actor, Channel, Status}, config::Config, notify, store::Store};
-//! # fn demo(store: std::sync::Arc<Store>, cfg: &Config) -> Result<(), notify::NotifyError> {
+//! # use breakdesk::{cases::{Actor, Channel, Status}, config::Config, dispatch, store::Store};
+//! # fn demo(store: std::sync::Arc<Store>, cfg: &Config) -> Result<(), dispatch::DispatchError> {
 //! let actor = Actor::analyst("alice");
-//! let cases = notify::dispatchable(&store, Status::Accepted, Channel::Email)?;
-//! let queued = notify::queue_email(&store, cfg, &cases, &["lead@example.com".into()], &actor)?;
+//! let cases = dispatch::dispatchable(&store, Status::Accepted, Channel::Email)?;
+//! let queued = dispatch::queue_email(&store, cfg, &cases, &["lead@example.com".into()], &actor)?;
 //! // Sent in the background; results arrive on the worker's channel.
-//! let worker = notify::OutboxSender::spawn(store.clone(), notify::Dispatcher::new(cfg)?);
+//! let worker = dispatch::OutboxSender::spawn(store.clone(), dispatch::Dispatcher::new(cfg)?);
 //! for event in worker.events().try_iter() { /* show queued / sent / failed */ }
 //! # let _ = queued; Ok(()) }
 //! ```
@@ -69,7 +69,7 @@ pub use webhook::WebhookPayload;
 
 /// Why a dispatch could not be queued, or an outbox operation was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum NotifyError {
+pub enum DispatchError {
     /// The channel is off or a setting it needs is missing or wrong; the message names the
     /// setting (or the environment variable).
     #[error("{0}")]
@@ -138,7 +138,7 @@ pub fn dispatchable(
     store: &Store,
     status: Status,
     channel: Channel,
-) -> Result<Vec<Case>, NotifyError> {
+) -> Result<Vec<Case>, DispatchError> {
     let cases = Cases::new(store).list(&CaseFilter {
         status: Some(status),
         ..CaseFilter::default()
@@ -151,13 +151,13 @@ pub fn dispatchable(
 
 /// Checks that `channel` is switched on and has every setting (and secret) it needs; the error
 /// names the setting or environment variable. Nothing is sent.
-pub fn check_channel(cfg: &Config, channel: Channel) -> Result<(), NotifyError> {
+pub fn check_channel(cfg: &Config, channel: Channel) -> Result<(), DispatchError> {
     match channel {
         Channel::Email => email::Settings::from_config(&cfg.email).map(|_| ()),
         Channel::Jira => jira::Settings::from_config(&cfg.jira).map(|_| ()),
         Channel::Webhook => webhook::Settings::from_config(&cfg.webhook).map(|_| ()),
     }
-    .map_err(NotifyError::NotConfigured)
+    .map_err(DispatchError::NotConfigured)
 }
 
 /// The latest run summary's lines, for the email report (none when nothing has run or it cannot
@@ -177,8 +177,9 @@ pub fn queue_email(
     cases: &[Case],
     recipients: &[String],
     actor: &Actor,
-) -> Result<Queued, NotifyError> {
-    let settings = email::Settings::from_config(&cfg.email).map_err(NotifyError::NotConfigured)?;
+) -> Result<Queued, DispatchError> {
+    let settings =
+        email::Settings::from_config(&cfg.email).map_err(DispatchError::NotConfigured)?;
     let extra = email::parse_recipients(recipients, "a recipient")?;
     let cycle = latest_cycle(store);
     let now = now_millis();
@@ -208,9 +209,10 @@ pub fn queue_summary_email(
     cfg: &Config,
     cases: &[Case],
     actor: &Actor,
-) -> Result<u64, NotifyError> {
+) -> Result<u64, DispatchError> {
     actor.validate()?;
-    let settings = email::Settings::from_config(&cfg.email).map_err(NotifyError::NotConfigured)?;
+    let settings =
+        email::Settings::from_config(&cfg.email).map_err(DispatchError::NotConfigured)?;
     let now = now_millis();
     let id = outbox::reserve_ids(store, 1)?;
     let payload = email::build(&settings, cases, &[], id, now, latest_cycle(store))?;
@@ -236,7 +238,7 @@ pub fn queue_summary_email(
         updated_at: now,
     };
     let bytes = outbox::encode(&item)?;
-    store.case_transaction(|txn| -> Result<(), TxError<NotifyError>> {
+    store.case_transaction(|txn| -> Result<(), TxError<DispatchError>> {
         txn.insert(CaseTree::Outbox, &id.to_be_bytes(), &bytes)?;
         txn.insert(CaseTree::OutboxPending, &id.to_be_bytes(), b"")?;
         Ok(())
@@ -253,8 +255,8 @@ pub fn queue_jira(
     cfg: &Config,
     cases: &[Case],
     actor: &Actor,
-) -> Result<Queued, NotifyError> {
-    let settings = jira::Settings::from_config(&cfg.jira).map_err(NotifyError::NotConfigured)?;
+) -> Result<Queued, DispatchError> {
+    let settings = jira::Settings::from_config(&cfg.jira).map_err(DispatchError::NotConfigured)?;
     let now = now_millis();
     enqueue(store, Channel::Jira, cases, actor, now, |eligible, _| {
         let drafts = if settings.per_batch {
@@ -289,8 +291,8 @@ pub fn queue_webhook(
     cfg: &Config,
     cases: &[Case],
     actor: &Actor,
-) -> Result<Queued, NotifyError> {
-    webhook::Settings::from_config(&cfg.webhook).map_err(NotifyError::NotConfigured)?;
+) -> Result<Queued, DispatchError> {
+    webhook::Settings::from_config(&cfg.webhook).map_err(DispatchError::NotConfigured)?;
     let sla = cfg.webhook.sla_days.clone();
     let now = now_millis();
     enqueue(
@@ -325,7 +327,7 @@ pub fn queue(
     cases: &[Case],
     recipients: &[String],
     actor: &Actor,
-) -> Result<Queued, NotifyError> {
+) -> Result<Queued, DispatchError> {
     match channel {
         Channel::Email => queue_email(store, cfg, cases, recipients, actor),
         Channel::Jira => queue_jira(store, cfg, cases, actor),
@@ -350,8 +352,8 @@ fn enqueue(
     cases: &[Case],
     actor: &Actor,
     now: DateTime<Utc>,
-    render: impl FnOnce(&[Case], u64) -> Result<Vec<Draft>, NotifyError>,
-) -> Result<Queued, NotifyError> {
+    render: impl FnOnce(&[Case], u64) -> Result<Vec<Draft>, DispatchError>,
+) -> Result<Queued, DispatchError> {
     actor.validate()?;
     let handle = Cases::new(store);
     let mut eligible = Vec::new();
@@ -388,7 +390,7 @@ fn enqueue(
     let first_id = outbox::reserve_ids(store, count)?;
     let drafts = render(&eligible, first_id)?;
     if drafts.len() as u64 > count {
-        return Err(NotifyError::Invalid(format!(
+        return Err(DispatchError::Invalid(format!(
             "{} outbox items rendered for {count} reserved ids",
             drafts.len()
         )));
@@ -416,17 +418,17 @@ fn enqueue(
     let encoded: Vec<(u64, Vec<u8>)> = items
         .iter()
         .map(|item| Ok((item.id, outbox::encode(item)?)))
-        .collect::<Result<_, NotifyError>>()?;
-    store.case_transaction(|txn| -> Result<(), TxError<NotifyError>> {
+        .collect::<Result<_, DispatchError>>()?;
+    store.case_transaction(|txn| -> Result<(), TxError<DispatchError>> {
         for (item, (id, bytes)) in items.iter().zip(&encoded) {
             txn.insert(CaseTree::Outbox, &id.to_be_bytes(), bytes)?;
             txn.insert(CaseTree::OutboxPending, &id.to_be_bytes(), b"")?;
             for case_id in &item.case_ids {
                 if let Some(current) = crate::cases::load_case_txn(txn, case_id)
-                    .map_err(|e| e.map_abort(NotifyError::from))?
+                    .map_err(|e| e.map_abort(DispatchError::from))?
                     && !current.dispatchable_on(channel)
                 {
-                    return Err(TxError::Abort(NotifyError::Invalid(format!(
+                    return Err(TxError::Abort(DispatchError::Invalid(format!(
                         "case {case_id} was queued on {channel} meanwhile; nothing was queued"
                     ))));
                 }
@@ -438,7 +440,7 @@ fn enqueue(
                     note: None,
                 };
                 crate::cases::apply_dispatch(txn, case_id, &change, actor, now)
-                    .map_err(|e| e.map_abort(NotifyError::from))?;
+                    .map_err(|e| e.map_abort(DispatchError::from))?;
             }
         }
         Ok(())
