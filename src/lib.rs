@@ -42,3 +42,4 @@ pub mod shipping;
 pub mod store;
 pub mod text;
 pub mod tui;
+pub mod wiring;
