@@ -177,28 +177,7 @@ impl App {
             return self.fail("wait until the cases are recorded");
         }
         let ids = self.queue_targets();
-        if ids.is_empty() {
-            return;
-        }
-        if let Some(what) = action.note_required() {
-            let label = if ids.len() > 1 {
-                format!("{} {} cases — {what}", action.as_str(), ids.len())
-            } else {
-                format!("{} — {what}", action.as_str())
-            };
-            self.prompt(
-                InputKind::CaseDecision {
-                    action,
-                    case_ids: ids,
-                },
-                &label,
-                String::new(),
-            );
-        } else if ids.len() > 1 {
-            self.confirm_case_decision(action, ids, None);
-        } else {
-            self.decide_cases(action, &ids, None);
-        }
+        self.start_decision_on(action, Targets::Cases(ids));
     }
 
     pub(super) fn confirm_case_decision(
@@ -216,26 +195,21 @@ impl App {
             .fold((0.0, 0.0), |(t, a), c| {
                 (t + c.difference, a + c.difference.abs())
             });
-        let mut lines = vec![format!(
+        let lines = vec![format!(
             "{} {} case(s): total difference {} (absolute {}).",
             capitalise(action.as_str()),
             ids.len(),
             crate::text::thousands(total, 2),
             crate::text::thousands(abs, 2)
         )];
-        if let Some(n) = &note {
-            lines.push(format!("{}: {n}", action.note_required().unwrap_or("note")));
-        }
-        lines.push("y confirms, n or esc cancels.".into());
-        self.mode = Mode::Confirm(Confirm {
-            title: format!("{} {} cases?", capitalise(action.as_str()), ids.len()),
-            lines,
-            pending: Pending::DecideCases {
-                action,
-                case_ids: ids,
-                note,
-            },
-        });
+        let title = format!("{} {} cases?", capitalise(action.as_str()), ids.len());
+        let shown = note.clone();
+        let pending = Pending::DecideCases {
+            action,
+            case_ids: ids,
+            note,
+        };
+        self.confirm_pending(title, lines, shown.as_deref(), action, pending);
     }
 
     /// Decides on queue cases (the marks are cleared).

@@ -8,29 +8,59 @@ impl App {
             return self.fail("wait until the cases are recorded");
         }
         let rows = self.targets();
-        if rows.is_empty() {
+        self.start_decision_on(action, Targets::Rows(rows));
+    }
+
+    /// Starts a decision on table rows or queue cases: asks for the note the action needs,
+    /// confirms a decision on several, or decides on one at once.
+    pub(super) fn start_decision_on(&mut self, action: CaseAction, targets: Targets) {
+        let n = targets.len();
+        if n == 0 {
             return;
         }
-        if action.note_required().is_some() {
-            let what = action.note_required().unwrap_or("reason");
-            let label = if rows.len() > 1 {
-                format!("{} {} rows — {what}", action.as_str(), rows.len())
+        if let Some(what) = action.note_required() {
+            let label = if n > 1 {
+                format!("{} {n} {} — {what}", action.as_str(), targets.noun())
             } else {
                 format!("{} — {what}", action.as_str())
             };
-            self.prompt(
-                InputKind::Note {
+            let kind = match targets {
+                Targets::Rows(rows) => InputKind::Note {
                     action: NoteFor::Decision(action),
                     rows,
                 },
-                &label,
-                String::new(),
-            );
-        } else if rows.len() > 1 {
-            self.confirm_decision(action, rows, None);
+                Targets::Cases(case_ids) => InputKind::CaseDecision { action, case_ids },
+            };
+            self.prompt(kind, &label, String::new());
         } else {
-            self.decide(action, &rows, None);
+            match (targets, n > 1) {
+                (Targets::Rows(rows), true) => self.confirm_decision(action, rows, None),
+                (Targets::Rows(rows), false) => self.decide(action, &rows, None),
+                (Targets::Cases(ids), true) => self.confirm_case_decision(action, ids, None),
+                (Targets::Cases(ids), false) => self.decide_cases(action, &ids, None),
+            }
         }
+    }
+
+    /// Asks to confirm a decision: `lines` describe what it applies to, then the note and the
+    /// keys.
+    pub(super) fn confirm_pending(
+        &mut self,
+        title: String,
+        mut lines: Vec<String>,
+        note: Option<&str>,
+        action: CaseAction,
+        pending: Pending,
+    ) {
+        if let Some(n) = note {
+            lines.push(format!("{}: {n}", action.note_required().unwrap_or("note")));
+        }
+        lines.push("y confirms, n or esc cancels.".into());
+        self.mode = Mode::Confirm(Confirm {
+            title,
+            lines,
+            pending,
+        });
     }
 
     pub(super) fn confirm_decision(
@@ -73,15 +103,10 @@ impl App {
                 rows.len() - with_case
             ));
         }
-        if let Some(n) = &note {
-            lines.push(format!("{}: {n}", action.note_required().unwrap_or("note")));
-        }
-        lines.push("y confirms, n or esc cancels.".into());
-        self.mode = Mode::Confirm(Confirm {
-            title: format!("{} {} rows?", capitalise(action.as_str()), rows.len()),
-            lines,
-            pending: Pending::Decide { action, rows, note },
-        });
+        let title = format!("{} {} rows?", capitalise(action.as_str()), rows.len());
+        let shown = note.clone();
+        let pending = Pending::Decide { action, rows, note };
+        self.confirm_pending(title, lines, shown.as_deref(), action, pending);
     }
 
     /// Decides on the cases of `rows`, one durable call each; statuses are shown once stored.

@@ -405,13 +405,7 @@ impl App {
                 (None, Some(dc)) => t.sort(&mut view, dc, false),
                 (None, None) => {}
             }
-            self.table.view = view;
-            self.table.cursor = keep
-                .and_then(|k| self.table.view.iter().position(|r| *r == k))
-                .unwrap_or(self.table.cursor)
-                .min(self.table.view.len().saturating_sub(1));
-            self.scroll_into_view();
-            return;
+            return self.show_view(view, keep);
         }
         let matches = |r: usize| -> bool {
             let text_ok = |want: &Option<Option<u32>>, c: Option<&Vec<u32>>| match want {
@@ -443,6 +437,11 @@ impl App {
             }
             None => {}
         }
+        self.show_view(view, keep);
+    }
+
+    /// Shows `view` in the table, the cursor on the row `keep` when it is still there.
+    fn show_view(&mut self, view: Vec<u32>, keep: Option<u32>) {
         self.table.view = view;
         self.table.cursor = keep
             .and_then(|k| self.table.view.iter().position(|r| *r == k))

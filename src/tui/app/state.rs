@@ -114,6 +114,34 @@ pub struct InputPrompt {
     pub text: String,
 }
 
+/// What a decision applies to: rows of the table (each decides its case) or cases of the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Targets {
+    Rows(Vec<u32>),
+    Cases(Vec<String>),
+}
+
+impl Targets {
+    pub fn len(&self) -> usize {
+        match self {
+            Targets::Rows(r) => r.len(),
+            Targets::Cases(c) => c.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// What one of them is called, in the plural.
+    pub fn noun(&self) -> &'static str {
+        match self {
+            Targets::Rows(_) => "rows",
+            Targets::Cases(_) => "cases",
+        }
+    }
+}
+
 /// What a confirm dialog would do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pending {

@@ -285,15 +285,14 @@ pub fn picker(buf: &mut Buffer, app: &App, r: Rect) {
         ..r
     };
     if let Some(e) = &p.error {
-        buf.set_stringn(body.x + 1, body.y, e, body.width as usize, th.error);
+        note_line(buf, body, e, th.error);
         return;
     }
     if p.entries.is_empty() {
-        buf.set_stringn(
-            body.x + 1,
-            body.y,
+        note_line(
+            buf,
+            body,
             "No CSV or Excel files here. backspace goes up.",
-            body.width as usize,
             th.dim,
         );
         return;
@@ -428,13 +427,7 @@ pub fn clusters(buf: &mut Buffer, app: &App, r: Rect) {
         },
     );
     if d.clusters.is_empty() {
-        buf.set_stringn(
-            body.x + 1,
-            body.y,
-            "No clusters.",
-            body.width as usize,
-            th.dim,
-        );
+        note_line(buf, body, "No clusters.", th.dim);
     }
 }
 
@@ -476,11 +469,10 @@ pub fn approvals(buf: &mut Buffer, app: &App, r: Rect) {
     ];
     let body = header_row(buf, r, &widths, th);
     if app.approvals.is_empty() {
-        buf.set_stringn(
-            body.x + 1,
-            body.y,
+        note_line(
+            buf,
+            body,
             "No auto-resolutions are waiting for approval.",
-            body.width as usize,
             th.dim,
         );
         return;
@@ -550,11 +542,10 @@ fn outbox_list(buf: &mut Buffer, app: &App, r: Rect) {
     ];
     let body = header_row(buf, r, &widths, th);
     if app.outbox.is_empty() {
-        buf.set_stringn(
-            body.x + 1,
-            body.y,
+        note_line(
+            buf,
+            body,
             "The outbox is empty: e emails the accepted cases, J opens Jira issues, W posts webhook tasks.",
-            body.width as usize,
             th.dim,
         );
         return;
@@ -802,4 +793,9 @@ fn outbox_case_lines(app: &App, item: &OutboxItem, lines: &mut Vec<Line<'_>>) {
             }
         }
     }
+}
+
+/// One line of text on the first row of a list's body: why it is empty, or what went wrong.
+fn note_line(buf: &mut Buffer, body: Rect, text: &str, style: ratatui::style::Style) {
+    buf.set_stringn(body.x + 1, body.y, text, body.width as usize, style);
 }
