@@ -243,6 +243,26 @@ pub(super) struct EventNote<'a> {
     pub(super) record: Option<serde_json::Value>,
 }
 
+impl EventNote<'static> {
+    /// An event the cycle records as the system user: a case moved `from` a status, why, and
+    /// the record that moved it.
+    pub(super) fn system(
+        action: EventAction,
+        from: Status,
+        reason: String,
+        record: serde_json::Value,
+    ) -> EventNote<'static> {
+        EventNote {
+            action,
+            user: SYSTEM_USER,
+            role: None,
+            from: Some(from),
+            reason: Some(reason),
+            record: Some(record),
+        }
+    }
+}
+
 /// [`append_event`] with the event given as an [`EventNote`] (which may carry a record).
 pub(super) fn append_event_note(
     txn: &CaseTxn<'_>,

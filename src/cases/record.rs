@@ -489,14 +489,7 @@ fn bring_up_to_date(
             append_event_note(
                 txn,
                 &case,
-                EventNote {
-                    action: EventAction::Reappeared,
-                    user: SYSTEM_USER,
-                    role: None,
-                    from: Some(from),
-                    reason: Some(reason),
-                    record: Some(record),
-                },
+                EventNote::system(EventAction::Reappeared, from, reason, record),
                 now,
             )?;
         }

@@ -334,14 +334,7 @@ pub(super) fn recertify_if_moved(
     append_event_note(
         txn,
         case,
-        EventNote {
-            action: EventAction::Recertified,
-            user: SYSTEM_USER,
-            role: None,
-            from: Some(from),
-            reason: Some(reason),
-            record: Some(record),
-        },
+        EventNote::system(EventAction::Recertified, from, reason, record),
         now,
     )?;
     Ok(true)
@@ -439,14 +432,7 @@ fn roll_case(
             append_event_note(
                 txn,
                 &case,
-                EventNote {
-                    action: EventAction::Cleared,
-                    user: SYSTEM_USER,
-                    role: None,
-                    from: Some(from),
-                    reason: Some(reason),
-                    record: Some(record),
-                },
+                EventNote::system(EventAction::Cleared, from, reason, record),
                 now,
             )?;
             put_case(txn, &case)?;

@@ -231,17 +231,29 @@ impl FromStr for Action {
 
     /// Parses an action name, ignoring case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted = s.trim().to_lowercase();
-        Action::ALL
-            .into_iter()
-            .find(|a| a.as_str() == wanted)
-            .ok_or_else(|| {
-                CaseError::Invalid(format!(
-                    "unknown action {s:?} (one of {})",
-                    Action::ALL.map(Action::as_str).join(", ")
-                ))
-            })
+        one_of("action", &Action::ALL, Action::as_str, s)
     }
+}
+
+/// The value of `all` whose name is `s` (ignoring case and surrounding spaces), or an error that
+/// lists the names.
+fn one_of<T: Copy>(
+    what: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+    s: &str,
+) -> Result<T, CaseError> {
+    let wanted = s.trim().to_lowercase();
+    all.iter()
+        .copied()
+        .find(|v| name(*v) == wanted)
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+            CaseError::Invalid(format!(
+                "unknown {what} {s:?} (one of {})",
+                names.join(", ")
+            ))
+        })
 }
 
 /// What an [`Event`] records.
@@ -461,15 +473,7 @@ impl FromStr for Channel {
     type Err = CaseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted = s.trim().to_lowercase();
-        Channel::ALL
-            .into_iter()
-            .find(|c| c.as_str() == wanted)
-            .ok_or_else(|| {
-                CaseError::Invalid(format!(
-                    "unknown channel {s:?} (one of email, jira, webhook)"
-                ))
-            })
+        one_of("channel", &Channel::ALL, Channel::as_str, s)
     }
 }
 
