@@ -75,6 +75,12 @@ pub fn severity_rank(s: &str) -> u8 {
     }
 }
 
+/// Where the case `id` stands in the queue's `order` of `cases`, when it is there.
+pub fn position_of(order: &[u32], cases: &[QueueCase], id: Option<&str>) -> Option<usize> {
+    let id = id?;
+    order.iter().position(|i| cases[*i as usize].id == id)
+}
+
 /// The queue's order of `cases`: severity (Critical first), then age (oldest first), then
 /// ticket.
 pub fn order(cases: &[QueueCase]) -> Vec<u32> {

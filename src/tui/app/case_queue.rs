@@ -18,13 +18,7 @@ impl App {
                 .order
                 .retain(|i| d.queue[*i as usize].owner.as_deref() == Some(me));
         }
-        if let Some(id) = keep
-            && let Some(p) = self
-                .queue
-                .order
-                .iter()
-                .position(|i| d.queue[*i as usize].id == id)
-        {
+        if let Some(p) = queue::position_of(&self.queue.order, &d.queue, keep.as_deref()) {
             self.queue.cursor = p;
         }
         self.queue.cursor = self

@@ -227,12 +227,8 @@ impl App {
                         .get(self.queue.cursor)
                         .map(|i| d.queue[*i as usize].id.clone());
                     self.queue.order = queue::order(&d.queue);
-                    if let Some(id) = keep
-                        && let Some(p) = self
-                            .queue
-                            .order
-                            .iter()
-                            .position(|i| d.queue[*i as usize].id == id)
+                    if let Some(p) =
+                        queue::position_of(&self.queue.order, &d.queue, keep.as_deref())
                     {
                         self.queue.cursor = p;
                     }

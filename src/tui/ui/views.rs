@@ -330,20 +330,24 @@ pub fn picker(buf: &mut Buffer, app: &App, r: Rect) {
     }
 }
 
-/// The rows of a list view under its header (`body`, from [`header_row`]): the visible window
-/// around `cursor`, the cursor row highlighted. `row` gives each item's cells and, optionally,
-/// one column with its own style (applied off the cursor row).
+/// A list view: its header ([`header_row`]), then the visible window of rows around `cursor`
+/// (the cursor row highlighted), or the line `empty` when there are no items. `row` gives each
+/// item's cells and, optionally, one column with its own style (applied off the cursor row).
 #[allow(clippy::too_many_arguments)]
 fn list_rows<T, const N: usize>(
     buf: &mut Buffer,
     r: Rect,
-    body: Rect,
     widths: &[(u16, &str, bool); N],
     items: &[T],
     cursor: usize,
+    empty: &str,
     th: &crate::tui::theme::Theme,
     row: impl Fn(&T) -> ([String; N], Option<(usize, Style)>),
 ) {
+    let body = header_row(buf, r, widths, th);
+    if items.is_empty() {
+        return note_line(buf, body, empty, th.dim);
+    }
     let off = list_offset(cursor, body.height as usize);
     for (k, item) in items
         .iter()
@@ -391,14 +395,13 @@ pub fn clusters(buf: &mut Buffer, app: &App, r: Rect) {
         (26, "dominant bucket", false),
         (40, "top accounts", false),
     ];
-    let body = header_row(buf, r, &widths, th);
     list_rows(
         buf,
         r,
-        body,
         &widths,
         &d.clusters,
         app.cluster_cursor,
+        "No clusters.",
         th,
         |c| {
             let bucket = match &c.dominant_bucket {
@@ -426,9 +429,6 @@ pub fn clusters(buf: &mut Buffer, app: &App, r: Rect) {
             (values, None)
         },
     );
-    if d.clusters.is_empty() {
-        note_line(buf, body, "No clusters.", th.dim);
-    }
 }
 
 /// Draws a list view's header (title, width, right-aligned) on the first line of `r`; returns
@@ -467,23 +467,13 @@ pub fn approvals(buf: &mut Buffer, app: &App, r: Rect) {
         (22, "proposed by", false),
         (60, "summary", false),
     ];
-    let body = header_row(buf, r, &widths, th);
-    if app.approvals.is_empty() {
-        note_line(
-            buf,
-            body,
-            "No auto-resolutions are waiting for approval.",
-            th.dim,
-        );
-        return;
-    }
     list_rows(
         buf,
         r,
-        body,
         &widths,
         &app.approvals,
         app.approval_cursor,
+        "No auto-resolutions are waiting for approval.",
         th,
         |c| {
             let values = [
@@ -540,23 +530,13 @@ fn outbox_list(buf: &mut Buffer, app: &App, r: Rect) {
         (50, "result / error", false),
         (60, "tickets", false),
     ];
-    let body = header_row(buf, r, &widths, th);
-    if app.outbox.is_empty() {
-        note_line(
-            buf,
-            body,
-            "The outbox is empty: e emails the accepted cases, J opens Jira issues, W posts webhook tasks.",
-            th.dim,
-        );
-        return;
-    }
     list_rows(
         buf,
         r,
-        body,
         &widths,
         &app.outbox,
         app.outbox_cursor,
+        "The outbox is empty: e emails the accepted cases, J opens Jira issues, W posts webhook tasks.",
         th,
         |item| {
             let next = match &item.status {
