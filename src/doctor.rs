@@ -198,7 +198,7 @@ pub fn run(opts: &Options) -> Report {
 }
 
 fn config_check(opts: &Options, checks: &mut Vec<Check>) -> Option<Config> {
-    match Config::load(opts.config.as_deref()) {
+    match crate::wiring::check::load(opts.config.as_deref()) {
         Ok((mut cfg, ConfigSource { user_file })) => {
             let detail = match (&user_file, crate::config::user_config_path()) {
                 (Some(p), _) => format!("{} is valid", p.display()),
@@ -227,7 +227,7 @@ fn config_check(opts: &Options, checks: &mut Vec<Check>) -> Option<Config> {
 
 /// The user and role decisions are recorded under, as the command line resolves them.
 fn user_check(cfg: &Config) -> Check {
-    use crate::config::ActorError;
+    use crate::cases::ActorError;
     let from = |name: &str| {
         std::env::var(name)
             .ok()
@@ -243,7 +243,7 @@ fn user_check(cfg: &Config) -> Check {
     } else {
         "the process's account, $USER and $USERNAME being unset"
     };
-    match cfg.actor(None, None) {
+    match crate::wiring::check::actor(cfg, None, None) {
         Ok(actor) if actor.user.starts_with("uid-") => warning(
             "user",
             format!(

@@ -321,7 +321,8 @@ pub fn service_record(bytes: &[u8]) -> Outcome {
 /// A config file: the user's TOML merged over the embedded defaults and checked, then converted
 /// into each layer's options as a run does.
 pub fn config_file(text: &str) -> Outcome {
-    let cfg = Config::from_user_toml(text, Path::new("config.toml")).map_err(|e| e.to_string())?;
+    let cfg = crate::wiring::check::from_user_toml(text, Path::new("config.toml"))
+        .map_err(|e| e.to_string())?;
     crate::features::FeatureOptions::from_config(&cfg.features)?;
     crate::ingest::csv::parse_delimiter(&cfg.ingest.delimiter)?;
     crate::ingest::clean::Decimal::from_setting(&cfg.ingest.decimal)?;

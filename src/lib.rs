@@ -25,7 +25,9 @@ pub mod feedback_file;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod generate;
+pub mod header;
 pub mod ingest;
+pub mod linalg;
 pub mod llm;
 pub mod logging;
 pub mod net;

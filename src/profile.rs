@@ -2,7 +2,7 @@
 //! with tolerances, difference, date, comment, status, categoricals, extra numeric features).
 //! Profiles are TOML; three are built in and auto-detected from a file's header.
 
-use crate::ingest::clean::{normalize_header, slug};
+use crate::header::{normalize_header, slug};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -70,6 +70,32 @@ fn yes() -> bool {
     true
 }
 
+/// Which explanations of `routine` a profile allows (its `[routine]` table): standing items,
+/// recurring breaks, a habitual lag of one side, reversals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Patterns {
+    #[serde(default = "yes")]
+    pub standing: bool,
+    #[serde(default = "yes")]
+    pub recurring: bool,
+    #[serde(default = "yes")]
+    pub lag: bool,
+    #[serde(default = "yes")]
+    pub reversal: bool,
+}
+
+impl Default for Patterns {
+    fn default() -> Self {
+        Patterns {
+            standing: true,
+            recurring: true,
+            lag: true,
+            reversal: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Criteria {
@@ -131,7 +157,7 @@ pub struct Profile {
     /// Which patterns make a break routine for its account (docs/detection.md, "Each account's own
     /// normal"): standing items, recurring breaks, a habitual lag of one side, reversals.
     #[serde(default)]
-    pub routine: crate::routine::Patterns,
+    pub routine: Patterns,
     /// Whether the same keys come back file after file (balances per account: true) or are
     /// mostly new (trade-level breaks: false). A saved model is retrained when most of a file's
     /// keys are new only where they recur.

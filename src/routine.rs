@@ -75,34 +75,8 @@ impl Reason {
     }
 }
 
-/// Which explanations a profile allows (its `[routine]` table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Patterns {
-    #[serde(default = "yes")]
-    pub standing: bool,
-    #[serde(default = "yes")]
-    pub recurring: bool,
-    #[serde(default = "yes")]
-    pub lag: bool,
-    #[serde(default = "yes")]
-    pub reversal: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Default for Patterns {
-    fn default() -> Self {
-        Patterns {
-            standing: true,
-            recurring: true,
-            lag: true,
-            reversal: true,
-        }
-    }
-}
+/// Which explanations a profile allows (its `[routine]` table, read with the profile).
+pub use crate::profile::Patterns;
 
 /// The thresholds of the explanations (`[features]` of the config) and the profile's patterns.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -451,7 +425,7 @@ fn own_z(
     p: &Params,
     buf: &mut Vec<f64>,
 ) -> f64 {
-    use crate::detect::scaler::percentile_select;
+    use crate::linalg::percentile_select;
     buf.clear();
     buf.extend(earlier.iter().map(|o| o.residual).filter(|v| v.is_finite()));
     if buf.is_empty() {

@@ -4,11 +4,30 @@
 //! A route's `when` is an expression of [`crate::expr`] over `profile`, `key`, `bucket`,
 //! `severity`, `difference` and the record's own columns (named as in the file, ignoring case;
 //! a column the record lacks is missing, so comparisons with it are false).
+//!
+//! The routes read a [`RoutedCase`], which `cases` gives them: this module does not import
+//! `cases`.
 
 use std::cell::RefCell;
 
-use crate::cases::BreakInput;
 use crate::expr::{Expr, Row, Value};
+
+/// What a route reads of a new case: its fields and its record's columns.
+#[derive(Debug, Clone, Copy)]
+pub struct RoutedCase<'a> {
+    /// The reconciliation profile (e.g. `gl_ihub`).
+    pub profile: &'a str,
+    /// The record's key columns joined as text.
+    pub key: &'a str,
+    /// Root-cause bucket.
+    pub bucket: &'a str,
+    /// Severity (e.g. `high`).
+    pub severity: &'a str,
+    /// The difference between the two books.
+    pub difference: f64,
+    /// The record's columns.
+    pub row: &'a serde_json::Map<String, serde_json::Value>,
+}
 
 /// One compiled route.
 #[derive(Debug)]
@@ -74,7 +93,7 @@ impl Router {
 
     /// The owner of a new case opened by `input`, and the route's expression, if a route
     /// matches.
-    pub fn owner_for(&self, input: &BreakInput) -> Option<(&str, &str)> {
+    pub fn owner_for(&self, input: &RoutedCase<'_>) -> Option<(&str, &str)> {
         let row = InputRow {
             input,
             names: &self.names,
@@ -87,7 +106,7 @@ impl Router {
 }
 
 struct InputRow<'a> {
-    input: &'a BreakInput,
+    input: &'a RoutedCase<'a>,
     names: &'a [String],
 }
 
@@ -98,10 +117,10 @@ impl Row for InputRow<'_> {
         };
         let i = self.input;
         match name.as_str() {
-            "profile" => return Value::Str(i.profile.as_str().into()),
-            "key" => return Value::Str(i.key.as_str().into()),
-            "bucket" => return Value::Str(i.bucket.as_str().into()),
-            "severity" => return Value::Str(i.severity.as_str().into()),
+            "profile" => return Value::Str(i.profile.into()),
+            "key" => return Value::Str(i.key.into()),
+            "bucket" => return Value::Str(i.bucket.into()),
+            "severity" => return Value::Str(i.severity.into()),
             "difference" => return Value::Num(i.difference),
             _ => {}
         }
@@ -113,7 +132,7 @@ impl Row for InputRow<'_> {
                 .collect()
         };
         let wanted = norm(name);
-        for (k, v) in &i.row {
+        for (k, v) in i.row {
             if norm(k) == wanted {
                 return match v {
                     serde_json::Value::String(s) if s.trim().is_empty() => Value::Missing,
@@ -132,26 +151,34 @@ impl Row for InputRow<'_> {
 mod tests {
     use super::*;
 
-    fn input(company: &str, account: &str, difference: f64) -> BreakInput {
+    fn row(company: &str, account: &str) -> serde_json::Map<String, serde_json::Value> {
         let mut row = serde_json::Map::new();
         row.insert("Company".into(), company.into());
         row.insert("Account".into(), account.into());
-        BreakInput {
-            profile: "gl_ihub".into(),
-            key: format!("{company}|{account}"),
-            start_date: chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
-            date: chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
-            bucket: "Timing Issue".into(),
-            bucket_rule: "timing".into(),
-            confidence: 0.8,
-            severity: "High".into(),
-            summary: String::new(),
-            score: 0.0,
-            rank: 1,
+        row
+    }
+
+    /// A new case of the `gl_ihub` profile with the record's company and account.
+    fn routed<'a>(
+        key: &'a str,
+        row: &'a serde_json::Map<String, serde_json::Value>,
+        difference: f64,
+    ) -> RoutedCase<'a> {
+        RoutedCase {
+            profile: "gl_ihub",
+            key,
+            bucket: "Timing Issue",
+            severity: "High",
             difference,
-            model_version: "m".into(),
             row,
         }
+    }
+
+    fn owner(r: &Router, company: &str, account: &str, difference: f64) -> Option<String> {
+        let row = row(company, account);
+        let key = format!("{company}|{account}");
+        r.owner_for(&routed(&key, &row, difference))
+            .map(|(o, _)| o.to_string())
     }
 
     #[test]
@@ -165,21 +192,12 @@ mod tests {
             ("sue".into(), "severity = 'high'".into()),
         ])
         .unwrap();
-        assert_eq!(
-            r.owner_for(&input("00000", "410000", 5.0)).unwrap().0,
-            "ana"
-        );
-        assert_eq!(
-            r.owner_for(&input("00100", "410000", 2e6)).unwrap().0,
-            "raj"
-        );
-        assert_eq!(
-            r.owner_for(&input("00100", "110000", 5.0)).unwrap().0,
-            "sue"
-        );
+        assert_eq!(owner(&r, "00000", "410000", 5.0).unwrap(), "ana");
+        assert_eq!(owner(&r, "00100", "410000", 2e6).unwrap(), "raj");
+        assert_eq!(owner(&r, "00100", "110000", 5.0).unwrap(), "sue");
         let none = Router::compile(&[("ana".into(), "Region = 'EU'".into())]).unwrap();
         assert!(
-            none.owner_for(&input("00000", "410000", 5.0)).is_none(),
+            owner(&none, "00000", "410000", 5.0).is_none(),
             "a column the record lacks matches nothing"
         );
     }

@@ -41,6 +41,7 @@ use sha2::{Digest, Sha256};
 
 use crate::store::{Store, TxError};
 
+mod actor;
 mod case;
 mod codec;
 mod decide;
@@ -53,6 +54,7 @@ mod roll;
 mod tests;
 mod types;
 
+pub use actor::{ActorError, RoleGrants};
 pub use case::{
     Case, CaseError, CaseFilter, Change, Decision, Event, FeedbackReport, FeedbackRow, Label,
     Recorded, RowProblem, UpsertOutcome,

@@ -536,7 +536,15 @@ fn open_case(
         None,
         now,
     )?;
-    if let Some((owner, when)) = router.and_then(|r| r.owner_for(input)) {
+    let routed = crate::routing::RoutedCase {
+        profile: &input.profile,
+        key: &input.key,
+        bucket: &input.bucket,
+        severity: &input.severity,
+        difference: input.difference,
+        row: &input.row,
+    };
+    if let Some((owner, when)) = router.and_then(|r| r.owner_for(&routed)) {
         case.owner = Some(owner.to_string());
         append_event(
             txn,

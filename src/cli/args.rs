@@ -106,7 +106,7 @@ pub fn actor(
     user: Option<&str>,
     role: Option<&str>,
 ) -> Result<breakdesk::cases::Actor, Failure> {
-    cfg.actor(user, role).map_err(actor_failure)
+    breakdesk::wiring::check::actor(cfg, user, role).map_err(actor_failure)
 }
 
 /// Applies the input options to the config and builds the pipeline options.

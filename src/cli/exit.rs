@@ -147,8 +147,8 @@ pub fn serve_failure(e: breakdesk::server::ServeError) -> Failure {
 }
 
 /// A user or role the command cannot act as: a usage error, or a refusal by `[roles]`.
-pub fn actor_failure(e: breakdesk::config::ActorError) -> Failure {
-    use breakdesk::config::ActorError;
+pub fn actor_failure(e: breakdesk::cases::ActorError) -> Failure {
+    use breakdesk::cases::ActorError;
     match e {
         ActorError::Usage(m) => usage(m),
         ActorError::Refused(m) => fail(DECISION, anyhow::anyhow!(m)),

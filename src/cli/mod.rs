@@ -200,8 +200,8 @@ pub fn end_quietly_on_closed_pipe() {
 }
 
 pub fn load_config(cli: &Cli) -> Result<Config, Failure> {
-    let (mut cfg, _source) =
-        Config::load(cli.config.as_deref()).map_err(|e| fail(exit::CONFIG, e.into()))?;
+    let (mut cfg, _source) = breakdesk::wiring::check::load(cli.config.as_deref())
+        .map_err(|e| fail(exit::CONFIG, e.into()))?;
     if let Some(d) = &cli.data_dir {
         cfg.general.data_dir = d.display().to_string();
     }

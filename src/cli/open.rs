@@ -52,7 +52,7 @@ pub fn open(cfg: Config, args: &OpenArgs) -> Result<(), Failure> {
     }
     // Live, the service decides who acts from the token; locally, [roles] does.
     let actor = if args.live.is_some() {
-        cfg.claimed_actor(args.user.as_deref(), args.role.as_deref())
+        breakdesk::wiring::check::claimed_actor(&cfg, args.user.as_deref(), args.role.as_deref())
             .map_err(|e| usage(e.to_string()))?
     } else {
         actor(&cfg, args.user.as_deref(), args.role.as_deref())?

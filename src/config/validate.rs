@@ -1,16 +1,45 @@
 //! The values of a loaded configuration, checked section by section: a bad value is named by
 //! its dotted key and the file it came from.
 
-use super::{Config, ConfigError};
+use super::{CaseRoute, Config, ConfigError};
 use std::path::Path;
+
+/// The checks of values only a subsystem's own parser can make (an encoding, a decimal mark, a
+/// delimiter, a date, a detector, a contamination, the case routes, a filter expression).
+/// `config` imports nothing of the crate: the loader of `wiring::check` supplies these, and
+/// `Config::validate` names the key and the file of a value they refuse, in the order of the
+/// file's sections as for every other value. Each returns the message that follows the key.
+pub trait ValueChecks {
+    /// `ingest.encoding`.
+    fn encoding(&self, name: &str) -> Result<(), String>;
+    /// `ingest.decimal`.
+    fn decimal(&self, setting: &str) -> Result<(), String>;
+    /// `ingest.delimiter`.
+    fn delimiter(&self, setting: &str) -> Result<(), String>;
+    /// Whether `text` is a `YYYY-MM-DD` date (`ingest.placeholder_dates`).
+    fn is_iso_date(&self, text: &str) -> bool;
+    /// `detect.detector`.
+    fn detector(&self, name: &str) -> Result<(), String>;
+    /// `detect.contamination`.
+    fn contamination(&self, setting: &str) -> Result<(), String>;
+    /// `[[cases.routes]]`: the message names the route (`cases.routes[i]`).
+    fn case_routes(&self, routes: &[CaseRoute]) -> Result<(), String>;
+    /// A saved view's filter expression (`tui.views.NAME.filter`).
+    fn filter(&self, expression: &str) -> Result<(), String>;
+}
 
 /// Makes the error for a bad value of `key`.
 type Bad<'a> = dyn Fn(&str, String) -> ConfigError + 'a;
 
 impl Config {
     /// Checks every value the types alone do not (ranges, choices, expressions), in the order
-    /// of the file's sections; the first bad value is the error.
-    pub(super) fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+    /// of the file's sections, with `checks` for those a subsystem's parser decides; the first
+    /// bad value is the error.
+    pub(super) fn validate(
+        &self,
+        path: &Path,
+        checks: &dyn ValueChecks,
+    ) -> Result<(), ConfigError> {
         let bad = |key: &str, message: String| ConfigError::BadValue {
             key: key.to_string(),
             path: path.to_path_buf(),
@@ -18,12 +47,12 @@ impl Config {
         };
         self.validate_run_and_roles(&bad)?;
         self.validate_service(&bad)?;
-        self.validate_ingest(&bad)?;
-        self.validate_features_and_cases(&bad)?;
-        self.validate_detect(&bad)?;
+        self.validate_ingest(&bad, checks)?;
+        self.validate_features_and_cases(&bad, checks)?;
+        self.validate_detect(&bad, checks)?;
         self.validate_llm_and_output(&bad)?;
         self.validate_dispatch(&bad)?;
-        self.validate_ui(&bad)?;
+        self.validate_ui(&bad, checks)?;
         Ok(())
     }
 
@@ -151,18 +180,12 @@ impl Config {
     }
 
     /// How files are read: encoding, decimal mark, delimiter, limits, placeholder dates.
-    fn validate_ingest(&self, bad: &Bad<'_>) -> Result<(), ConfigError> {
-        if !crate::ingest::csv::ENCODINGS.contains(&self.ingest.encoding.as_str()) {
-            return Err(bad(
-                "ingest.encoding",
-                format!(
-                    "must be one of {}, found {:?}",
-                    crate::ingest::csv::ENCODINGS.join(", "),
-                    self.ingest.encoding
-                ),
-            ));
-        }
-        crate::ingest::clean::Decimal::from_setting(&self.ingest.decimal)
+    fn validate_ingest(&self, bad: &Bad<'_>, checks: &dyn ValueChecks) -> Result<(), ConfigError> {
+        checks
+            .encoding(&self.ingest.encoding)
+            .map_err(|m| bad("ingest.encoding", m))?;
+        checks
+            .decimal(&self.ingest.decimal)
             .map_err(|m| bad("ingest.decimal", m))?;
         if self.ingest.max_cells == 0 {
             return Err(bad(
@@ -170,7 +193,8 @@ impl Config {
                 "must be at least 1, found 0".into(),
             ));
         }
-        crate::ingest::csv::parse_delimiter(&self.ingest.delimiter)
+        checks
+            .delimiter(&self.ingest.delimiter)
             .map_err(|m| bad("ingest.delimiter", m))?;
         if !(0.0..=1.0).contains(&self.ingest.max_reject_share) {
             return Err(bad(
@@ -188,7 +212,7 @@ impl Config {
             ));
         }
         for d in &self.ingest.placeholder_dates {
-            if crate::ingest::clean::parse_iso_date(d).is_none() {
+            if !checks.is_iso_date(d) {
                 return Err(bad(
                     "ingest.placeholder_dates",
                     format!("{d:?} is not a YYYY-MM-DD date"),
@@ -199,7 +223,11 @@ impl Config {
     }
 
     /// The feature preset, the own-normal weights and shares, and the case routes, age bands and absent rule.
-    fn validate_features_and_cases(&self, bad: &Bad<'_>) -> Result<(), ConfigError> {
+    fn validate_features_and_cases(
+        &self,
+        bad: &Bad<'_>,
+        checks: &dyn ValueChecks,
+    ) -> Result<(), ConfigError> {
         if !matches!(self.features.preset.as_str(), "seed" | "breaks" | "account") {
             return Err(bad(
                 "features.preset",
@@ -222,7 +250,7 @@ impl Config {
                 return Err(bad(key, format!("must be a number ≥ 0, found {v}")));
             }
         }
-        if let Err(m) = self.cases.router() {
+        if let Err(m) = checks.case_routes(&self.cases.routes) {
             return Err(bad("cases.routes", m));
         }
         if self.cases.age_bands.windows(2).any(|w| w[0] >= w[1]) {
@@ -247,7 +275,7 @@ impl Config {
     }
 
     /// The model policy and fitness bounds, the own-normal windows, the rolling window, the detector and its parameters, the clusters.
-    fn validate_detect(&self, bad: &Bad<'_>) -> Result<(), ConfigError> {
+    fn validate_detect(&self, bad: &Bad<'_>, checks: &dyn ValueChecks) -> Result<(), ConfigError> {
         if !matches!(
             self.detect.model_policy.as_str(),
             "reuse" | "retrain" | "refuse"
@@ -317,13 +345,11 @@ impl Config {
                 ),
             ));
         }
-        self.detect
-            .detector
-            .parse::<crate::detect::model::DetectorKind>()
+        checks
+            .detector(&self.detect.detector)
             .map_err(|m| bad("detect.detector", m))?;
-        self.detect
-            .contamination
-            .parse::<crate::detect::contamination::Contamination>()
+        checks
+            .contamination(&self.detect.contamination)
             .map_err(|m| bad("detect.contamination", m))?;
         if self.detect.iforest.n_estimators == 0 {
             return Err(bad(
@@ -467,7 +493,7 @@ impl Config {
     }
 
     /// The log level and the terminal UI's theme and saved views.
-    fn validate_ui(&self, bad: &Bad<'_>) -> Result<(), ConfigError> {
+    fn validate_ui(&self, bad: &Bad<'_>, checks: &dyn ValueChecks) -> Result<(), ConfigError> {
         if !matches!(
             self.logging.level.as_str(),
             "error" | "warn" | "info" | "debug" | "trace"
@@ -487,7 +513,7 @@ impl Config {
             ));
         }
         for (name, view) in &self.tui.views {
-            if let Err(m) = view.check(name) {
+            if let Err(m) = view.check(name, &|f| checks.filter(f)) {
                 return Err(bad(&format!("tui.views.{name}"), m));
             }
         }

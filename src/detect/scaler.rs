@@ -2,6 +2,7 @@
 //! (25th–75th percentile, numpy's linear interpolation), a zero range scales by 1.
 
 use super::matrix::Matrix;
+pub use crate::linalg::{percentile, percentile_select, percentile_sorted};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -11,43 +12,6 @@ pub struct RobustScaler {
     pub center: Vec<f64>,
     #[serde(with = "super::exact::vec")]
     pub scale: Vec<f64>,
-}
-
-/// numpy's `percentile(values, q)` with the default linear interpolation; `sorted` ascending.
-pub fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = (q / 100.0).clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    let frac = pos - lo as f64;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
-}
-
-/// numpy's `percentile(values, q)` (linear interpolation) of unsorted values, by selection
-/// (O(n)) rather than a full sort.
-pub fn percentile(values: &[f64], q: f64) -> f64 {
-    let mut v = values.to_vec();
-    percentile_select(&mut v, q)
-}
-
-/// `percentile` that reorders `v` in place instead of copying it.
-pub fn percentile_select(v: &mut [f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let pos = (q / 100.0).clamp(0.0, 1.0) * (v.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let frac = pos - lo as f64;
-    let (_, lo_v, right) = v.select_nth_unstable_by(lo, f64::total_cmp);
-    let lo_v = *lo_v;
-    if frac == 0.0 || right.is_empty() {
-        return lo_v;
-    }
-    // The next order statistic is the smallest value of the right part.
-    let hi_v = right.iter().copied().fold(f64::INFINITY, f64::min);
-    lo_v + (hi_v - lo_v) * frac
 }
 
 impl RobustScaler {
@@ -144,33 +108,5 @@ mod tests {
             s.transform(&Matrix::new(1, 2, vec![0.0; 2]).unwrap())
                 .is_err()
         );
-    }
-
-    #[test]
-    fn selection_percentile_equals_sorted_percentile() {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
-        for n in [1usize, 2, 3, 10, 101, 1000] {
-            let v: Vec<f64> = (0..n)
-                .map(|_| (rng.r#gen::<f64>() * 10.0).round())
-                .collect();
-            let mut sorted = v.clone();
-            sorted.sort_by(f64::total_cmp);
-            for q in [0.0, 1.0, 12.3, 25.0, 50.0, 75.0, 99.0, 100.0] {
-                assert_eq!(
-                    percentile(&v, q),
-                    percentile_sorted(&sorted, q),
-                    "n={n} q={q}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn percentile_is_numpy_linear() {
-        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 50.0), 2.5);
-        assert_eq!(percentile(&[4.0, 1.0, 3.0, 2.0], 25.0), 1.75);
-        assert_eq!(percentile(&[5.0], 10.0), 5.0);
-        assert!(percentile(&[], 10.0).is_nan());
     }
 }

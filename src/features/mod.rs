@@ -257,10 +257,7 @@ pub fn apply_encoders(fs: &mut FeatureSet, encoders: &[LabelEncoder]) -> Result<
 
 /// The feature columns of a table as a row-major matrix (one copy), in `names` order, filled in
 /// parallel blocks of rows straight from the columns' buffers.
-pub fn matrix(
-    df: &DataFrame,
-    names: &[String],
-) -> Result<crate::detect::matrix::Matrix, FeatureError> {
+pub fn matrix(df: &DataFrame, names: &[String]) -> Result<crate::linalg::Matrix, FeatureError> {
     use rayon::prelude::*;
     let cols: Vec<Float64Chunked> = names
         .iter()
@@ -298,7 +295,7 @@ pub fn matrix(
                 }
             });
     }
-    crate::detect::matrix::Matrix::new(rows, width, data).map_err(FeatureError::Mismatch)
+    crate::linalg::Matrix::new(rows, width, data).map_err(FeatureError::Mismatch)
 }
 
 #[cfg(test)]

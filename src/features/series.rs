@@ -180,7 +180,7 @@ pub(super) fn robust_z(
     diff_col: &str,
     tol_col: &str,
 ) -> Result<Vec<f64>, FeatureError> {
-    use crate::detect::scaler::percentile_select;
+    use crate::linalg::percentile_select;
     let groups: Vec<u32> = sorted.column(GROUP)?.u32()?.into_no_null_iter().collect();
     let hist: Vec<bool> = sorted
         .column(IS_HIST)?

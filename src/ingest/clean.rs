@@ -5,6 +5,8 @@
 
 use chrono::{Datelike, NaiveDate};
 
+pub use crate::header::{normalize_header, slug};
+
 /// Days from 1970-01-01 to 1899-12-30, the day Excel's serial numbers count from.
 const EXCEL_EPOCH_FROM_UNIX: i64 = -25569;
 
@@ -488,28 +490,6 @@ fn collapse_ws(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Normalises a header for matching: case, spaces, underscores (and a UTF-8 BOM) are ignored.
-pub fn normalize_header(h: &str) -> String {
-    h.trim_start_matches('\u{feff}')
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '_')
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
-/// A lower-case identifier for a column in derived column names: `GL Balance` → `gl_balance`.
-pub fn slug(h: &str) -> String {
-    let mut out = String::new();
-    for c in h.trim_start_matches('\u{feff}').chars() {
-        if c.is_alphanumeric() {
-            out.extend(c.to_lowercase());
-        } else if !out.ends_with('_') && !out.is_empty() {
-            out.push('_');
-        }
-    }
-    out.trim_end_matches('_').to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -704,17 +684,5 @@ mod tests {
         assert_eq!(clean_comment(""), "");
         // Brackets inside the text are kept.
         assert_eq!(clean_comment("see [JIRA-12]"), "see [JIRA-12]");
-    }
-
-    #[test]
-    fn header_normalisation_and_slugs() {
-        assert_eq!(normalize_header("As of Date"), "asofdate");
-        assert_eq!(normalize_header("Asofdate"), "asofdate");
-        assert_eq!(normalize_header("IHub balance"), "ihubbalance");
-        assert_eq!(normalize_header("SETTLE_DATE"), "settledate");
-        assert_eq!(normalize_header("\u{feff}Company"), "company");
-        assert_eq!(slug("GL Balance"), "gl_balance");
-        assert_eq!(slug("PRICE DIFFERENCE"), "price_difference");
-        assert_eq!(slug("Balance  (diff)"), "balance_diff");
     }
 }

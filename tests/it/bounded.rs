@@ -494,7 +494,7 @@ fn bad_budgets_are_refused_and_workbooks_are_read_whole() {
 fn cases_recorded_in_small_groups_are_those_of_one_batch() {
     use breakdesk::pipeline::{self, AnalyzeOptions, DayFacts, RunOptions};
     let dir = tempfile::tempdir().unwrap();
-    let cfg = breakdesk::config::Config::from_user_toml("", Path::new("groups-test.toml")).unwrap();
+    let cfg = breakdesk::wiring::check::from_user_toml("", Path::new("groups-test.toml")).unwrap();
     let whole = breakdesk::store::Store::open(&dir.path().join("whole")).unwrap();
     let grouped = breakdesk::store::Store::open(&dir.path().join("grouped")).unwrap();
     let days = [
@@ -625,7 +625,7 @@ fn a_break_cleared_within_the_file_and_back_is_a_new_case_in_groups_as_in_one_ba
             .collect();
         c
     };
-    let cfg = breakdesk::config::Config::from_user_toml("", Path::new("groups-test.toml")).unwrap();
+    let cfg = breakdesk::wiring::check::from_user_toml("", Path::new("groups-test.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let day = DayFacts {
         profile: "gl_ihub".into(),

@@ -216,3 +216,110 @@ fn a_team_rules_file_renames_buckets_and_bad_files_are_reported() {
         "{err}"
     );
 }
+
+// The rules on the features of the real pipeline (moved from `src/categorize/`'s unit tests, so
+// that `categorize` does not run the pipeline, a driver above it).
+
+/// The features of `input` (a GL/IHub CSV file) through the real pipeline, with the defaults.
+fn run_file(input: std::path::PathBuf) -> breakdesk::pipeline::RunOutput {
+    let opts = breakdesk::pipeline::RunOptions {
+        input,
+        ..Default::default()
+    };
+    breakdesk::pipeline::run(
+        &breakdesk::config::Config::defaults(),
+        &opts,
+        "",
+        &mut |_| {},
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .unwrap()
+}
+
+/// Categorizes the current rows of a small GL/IHub file through the real pipeline.
+fn categorize_csv(current: &str) -> Vec<breakdesk::categorize::Categorization> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("gl.csv");
+    std::fs::write(&p, current).unwrap();
+    let out = run_file(p);
+    let rules = breakdesk::categorize::RulesFile::embedded();
+    let rows: Vec<usize> = (0..out.features.df.height()).collect();
+    breakdesk::pipeline::categorize_rows(&rules, &out.features.df, &out.resolved, &rows, 0).unwrap()
+}
+
+#[test]
+fn rules_read_in_blocks_give_what_they_give_on_all_rows() {
+    let out = run_file(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/samples/gl_ihub_current.csv"),
+    );
+    let rules = breakdesk::categorize::RulesFile::embedded();
+    let df = &out.features.df;
+    let mut c = breakdesk::categorize::Categorizer::new(&rules, df, &out.resolved).unwrap();
+    c.flagged_total = 40;
+    // Every third row, so that blocks do not line up with the table.
+    let rows: Vec<usize> = (0..df.height()).step_by(3).collect();
+    let all = c.categorize(&c.facts(df, &rows));
+    assert!(all.len() > 100);
+    assert!(
+        all.iter().any(|x| x.bucket != all[0].bucket),
+        "several buckets"
+    );
+    for block in [1, 7, 64, rows.len()] {
+        assert_eq!(
+            breakdesk::pipeline::categorize_in_blocks(&c, df, &rows, block),
+            all,
+            "blocks of {block}"
+        );
+    }
+}
+
+#[test]
+fn severity_follows_thresholds_and_bucket_clamps() {
+    let csv = "As of Date,Company,Account,AU,GL Balance,IHub Balance
+2024-01-01,00000,1,0001,100.00,100.00
+2024-01-02,00000,1,0001,1000000.00,1000.00
+2024-01-01,00000,2,0001,100.00,100.00
+2024-01-02,00000,2,0001,100.50,100.00
+2024-01-01,00000,3,0001,5000.00,5000.00
+2024-01-02,00000,3,0001,5000.00,5000.00
+2024-01-01,00000,4,0001,100.00,100.00
+2024-01-02,00000,4,0001,-2500.00,2500.00
+";
+    let c = categorize_csv(csv);
+    // A fat finger of 999,000: High by amount, Critical by share of the balance.
+    assert_eq!(c[1].bucket, "Fat Finger");
+    assert_eq!(
+        c[1].severity,
+        breakdesk::categorize::Severity::Critical,
+        "{}",
+        c[1].severity_reason
+    );
+    assert!(
+        c[1].severity_reason
+            .contains("|difference| 999,000 ≥ 100,000")
+    );
+    // Rounding is at most Low whatever its share.
+    assert_eq!(c[3].bucket, "Rounding Error");
+    assert_eq!(c[3].severity, breakdesk::categorize::Severity::Low);
+    assert!(c[3].auto_resolve);
+    // Within tolerance: not a break, Low, never proposed.
+    assert_eq!(c[5].bucket, "Within Tolerance");
+    assert!(!c[5].is_break && !c[5].auto_resolve);
+    assert_eq!(c[5].severity, breakdesk::categorize::Severity::Low);
+    // A sign flip of 5,000: Medium by amount, Critical by share (200% of the balance).
+    assert_eq!(c[7].bucket, "Sign Flip");
+    assert_eq!(
+        c[7].severity,
+        breakdesk::categorize::Severity::Critical,
+        "{}",
+        c[7].severity_reason
+    );
+    // The summary cites both balances and the next step.
+    assert!(
+        c[7].summary
+            .contains("GL Balance -2,500 vs IHub Balance 2,500, difference -5,000"),
+        "{}",
+        c[7].summary
+    );
+    assert!(c[7].summary.contains("Next step:"));
+}

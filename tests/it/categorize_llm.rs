@@ -280,7 +280,7 @@ fn the_llm_pass_reports_every_answer_as_progress_between_categorize_and_cases() 
     use breakdesk::pipeline::Stage;
     let dir = tempfile::tempdir().unwrap();
     let server = good_server();
-    let cfg = breakdesk::config::Config::from_user_toml(
+    let cfg = breakdesk::wiring::check::from_user_toml(
         &format!(
             "[llm]\nenabled = true\nbase_url = {:?}\nmodel = \"test-model\"\napi_key_env = \"\"\n\
              timeout_secs = 5\nmax_retries = 1\nconcurrency = 3\nrequests_per_minute = 0\n\

@@ -73,7 +73,7 @@ pub fn alice() -> Actor {
 
 /// The defaults overridden by `toml`.
 pub fn config(toml: &str) -> Config {
-    Config::from_user_toml(toml, Path::new("dispatch-test.toml"))
+    breakdesk::wiring::check::from_user_toml(toml, Path::new("dispatch-test.toml"))
         .unwrap_or_else(|e| panic!("test config: {e}\n{toml}"))
 }
 
