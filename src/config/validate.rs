@@ -222,7 +222,7 @@ impl Config {
                 return Err(bad(key, format!("must be a number ≥ 0, found {v}")));
             }
         }
-        if let Err(m) = self.cases.router() {
+        if let Err(m) = crate::wiring::run::router(&self.cases) {
             return Err(bad("cases.routes", m));
         }
         if self.cases.age_bands.windows(2).any(|w| w[0] >= w[1]) {
