@@ -55,6 +55,7 @@ fn main() {
     cfg.llm.tokens_per_minute = 0;
     cfg.llm.max_rows = ROWS;
     cfg.llm.failure_threshold = 0;
+    let cfg = breakdesk::wiring::run::settings(&cfg).expect("settings");
     let store = breakdesk::store::Store::open(&dir.path().join("data")).expect("store");
     let opts = RunOptions {
         input: csv,

@@ -54,7 +54,7 @@ fn main() {
         eprintln!("generated {} in {:.2?}", input.display(), t.elapsed());
     }
     let size = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
-    let cfg = Config::defaults();
+    let cfg = breakdesk::wiring::run::settings(&Config::defaults()).expect("settings");
     let opts = RunOptions {
         input: input.clone(),
         preset: Some(preset),

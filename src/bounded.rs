@@ -25,7 +25,6 @@
 //! `breakdesk train` over the budget does steps 1 and 2 ([`train_bounded`]): the model it trains
 //! and saves is the one a bounded run of the file trains.
 
-use crate::config::Config;
 use crate::detect::model::ModelBundle;
 use crate::ingest::csv::{self, Split, SplitOptions};
 use crate::ingest::prepare::Reject;
@@ -35,7 +34,7 @@ use crate::partition::Partition;
 use crate::parts::{self, MergeOptions, Merged, Part, PartError, PartSource, Roll};
 use crate::pipeline::{
     self, AnalyzeError, AnalyzeOptions, BundleRun, DayFacts, ModelStatus, PipelineError, Progress,
-    RunOptions, SpillRows, Stage,
+    RunOptions, Settings, SpillRows, Stage,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,7 +67,7 @@ fn is_workbook(p: &Path) -> bool {
 
 /// The plan for a run of `opts` under a budget of `memory_mb` MiB (0: no bound): None when the
 /// file fits (or is a workbook, or cannot be sized: the run then reports what is wrong with it).
-pub fn plan(cfg: &Config, opts: &RunOptions, memory_mb: u64) -> Option<Plan> {
+pub fn plan(settings: &Settings, opts: &RunOptions, memory_mb: u64) -> Option<Plan> {
     if memory_mb == 0 || is_workbook(&opts.input) {
         return None;
     }
@@ -79,7 +78,7 @@ pub fn plan(cfg: &Config, opts: &RunOptions, memory_mb: u64) -> Option<Plan> {
         }
         bytes += std::fs::metadata(h).ok()?.len();
     }
-    let estimate_mb = bytes as f64 * cfg.run.bytes_per_byte / MIB;
+    let estimate_mb = bytes as f64 * settings.budget.bytes_per_byte / MIB;
     let budget = memory_mb as f64;
     if estimate_mb <= budget {
         return None;
@@ -87,7 +86,7 @@ pub fn plan(cfg: &Config, opts: &RunOptions, memory_mb: u64) -> Option<Plan> {
     let mut parts = (estimate_mb / (budget * PART_SHARE)).ceil() as usize;
     // Each part is a sample of the accounts the model may be trained or checked on: never
     // smaller than `[run] min_part_mb` of CSV, even when that exceeds the budget.
-    let min_part = cfg.run.min_part_mb as f64 * MIB;
+    let min_part = settings.budget.min_part_mb as f64 * MIB;
     if min_part > 0.0 {
         parts = parts.min((bytes as f64 / min_part).floor() as usize);
     }
@@ -153,13 +152,8 @@ pub struct Bounded {
 
 /// The folder a bounded run spills to: `[run] spill_dir`, else `spill` in the data directory,
 /// else the system's temporary folder.
-pub fn spill_root(cfg: &Config) -> PathBuf {
-    if !cfg.run.spill_dir.is_empty() {
-        return PathBuf::from(&cfg.run.spill_dir);
-    }
-    cfg.data_dir()
-        .map(|d| d.join("spill"))
-        .unwrap_or_else(std::env::temp_dir)
+pub fn spill_root(settings: &Settings) -> PathBuf {
+    settings.budget.spill_root.clone()
 }
 
 fn spill_err(message: String) -> impl FnOnce(std::io::Error) -> BoundedError {
@@ -172,7 +166,7 @@ fn spill_err(message: String) -> impl FnOnce(std::io::Error) -> BoundedError {
 /// largest part. `store` gives the model, the verdicts and the LLM's cache, and takes the cases.
 #[allow(clippy::too_many_arguments)]
 pub fn analyze_bounded(
-    cfg: &Config,
+    settings: &Settings,
     opts: &RunOptions,
     aopts: &AnalyzeOptions,
     plan: &Plan,
@@ -194,7 +188,7 @@ pub fn analyze_bounded(
     };
     let mut timings: Vec<(String, Duration)> = Vec::new();
     let t = Instant::now();
-    let split = split_file(cfg, opts, plan, progress, &check)?;
+    let split = split_file(settings, opts, plan, progress, &check)?;
     timings.push(("split".into(), t.elapsed()));
     let (scratch_dir, scratch) = scratch_store(split.dir.path())?;
 
@@ -204,7 +198,7 @@ pub fn analyze_bounded(
         Some((bundle, file)) => (bundle, None, file, None),
         None => {
             let (first, run, det) =
-                train_on_largest(cfg, opts, &aopts.detect, &split, store, cancel)?;
+                train_on_largest(settings, opts, &aopts.detect, &split, store, cancel)?;
             (
                 det.bundle,
                 Some(det.status),
@@ -218,7 +212,7 @@ pub fn analyze_bounded(
 
     // Each part, one after another; the model's part first, while its features are in memory.
     let t = Instant::now();
-    let mut totals = Totals::new(cfg, known.clone());
+    let mut totals = Totals::new(settings, known.clone());
     let mut all: Vec<Part> = Vec::with_capacity(n);
     let first = first_part.as_ref().map(|(k, _)| *k);
     let order = first
@@ -242,7 +236,7 @@ pub fn analyze_bounded(
             prepared,
         };
         let a = pipeline::analyze_with_bundle(
-            &split.wcfg,
+            &split.part_settings,
             &ropts,
             aopts,
             run,
@@ -253,12 +247,12 @@ pub fn analyze_bounded(
         )?;
         let partition = Partition { index: i, count: n };
         check_own_accounts(&a, &partition, &split.shown)?;
-        totals.add(cfg, &a);
+        totals.add(settings, &a);
         all.push(write_part(&split, opts, aopts, &a, partition, &scratch)?);
         tracing::debug!(part = i, resident_mib = ?crate::logging::resident_mib(), "part done");
     }
     timings.push(("parts".into(), t.elapsed()));
-    let rejects = totals.whole_file(&split, all.is_empty(), cfg.ingest.max_reject_share)?;
+    let rejects = totals.whole_file(&split, all.is_empty(), settings.ingest.max_reject_share)?;
     // Empty parts (no account hashed to them) were skipped: the merge numbers the others, in
     // the order of the split.
     totals.renumber(&mut all);
@@ -269,7 +263,7 @@ pub fn analyze_bounded(
     progress(at(Stage::Merge, n as u64 + 1));
     check()?;
     let t = Instant::now();
-    let merged = merge_bounded(cfg, store, all, &split, &mut totals, output)?;
+    let merged = merge_bounded(settings, store, all, &split, &mut totals, output)?;
     timings.push(("merge".into(), t.elapsed()));
     timings.extend(
         merged
@@ -312,7 +306,7 @@ struct Totals {
 }
 
 impl Totals {
-    fn new(cfg: &Config, status: Option<ModelStatus>) -> Totals {
+    fn new(settings: &Settings, status: Option<ModelStatus>) -> Totals {
         Totals {
             rows_read: 0,
             history_rows_read: 0,
@@ -322,7 +316,7 @@ impl Totals {
             part_rejects: Vec::new(),
             notes: Vec::new(),
             profile: String::new(),
-            cycle: crate::cycle::CycleBuilder::new("", &cfg.cases.absent),
+            cycle: crate::cycle::CycleBuilder::new("", settings.cases.absent),
             has_cycle: true,
             status,
         }
@@ -342,10 +336,10 @@ impl Totals {
     }
 
     /// A part's analysis counted in.
-    fn add(&mut self, cfg: &Config, a: &pipeline::Analysis) {
+    fn add(&mut self, settings: &Settings, a: &pipeline::Analysis) {
         if self.profile.is_empty() {
             self.profile = a.run.profile.clone();
-            self.cycle = crate::cycle::CycleBuilder::new(&self.profile, &cfg.cases.absent);
+            self.cycle = crate::cycle::CycleBuilder::new(&self.profile, settings.cases.absent);
         }
         self.has_cycle &= self.cycle.push(&a.run.features.df).is_some();
         self.status.get_or_insert_with(|| a.det.status.clone());
@@ -442,7 +436,7 @@ fn scratch_store(dir: &Path) -> Result<(tempfile::TempDir, crate::store::Store),
 /// accounts. With that part, its run (its rows and features, kept for its own analysis) and the
 /// detection (the model and its status).
 fn train_on_largest(
-    cfg: &Config,
+    settings: &Settings,
     opts: &RunOptions,
     detect: &pipeline::DetectOptions,
     split: &SplitFile,
@@ -452,7 +446,7 @@ fn train_on_largest(
     let first = split.largest();
     let (ropts, rows) = split.part_opts(opts, first)?;
     let mut run = pipeline::run_selecting(
-        &split.wcfg,
+        &split.part_settings,
         &ropts,
         None,
         Some(&rows),
@@ -460,7 +454,7 @@ fn train_on_largest(
         &mut |_| {},
         cancel,
     )?;
-    let det = pipeline::score(cfg, &mut run, store, detect).map_err(AnalyzeError::Detect)?;
+    let det = pipeline::score(settings, &mut run, store, detect).map_err(AnalyzeError::Detect)?;
     Ok((first, run, det))
 }
 
@@ -512,14 +506,14 @@ fn write_part(
         all_rows: aopts.all_rows,
         format: Format::Csv,
     };
-    let (meta, rows) = parts::describe_part(&split.wcfg, &path, a, &src, scratch)?;
+    let (meta, rows) = parts::describe_part(&split.part_settings, &path, a, &src, scratch)?;
     Ok(Part { path, meta, rows })
 }
 
 /// The parts merged into the output, the cases recorded and the profile's cases rolled forward
 /// with the day's cycle.
 fn merge_bounded(
-    cfg: &Config,
+    settings: &Settings,
     store: &crate::store::Store,
     all: Vec<Part>,
     split: &SplitFile,
@@ -528,10 +522,10 @@ fn merge_bounded(
 ) -> Result<Merged, BoundedError> {
     let cycle = std::mem::replace(
         &mut totals.cycle,
-        crate::cycle::CycleBuilder::new("", &cfg.cases.absent),
+        crate::cycle::CycleBuilder::new("", settings.cases.absent),
     );
     Ok(parts::merge_parts(
-        cfg,
+        settings,
         all,
         store,
         MergeOptions {
@@ -562,16 +556,16 @@ struct SplitFile {
     shown: String,
     current: Split,
     history: Option<Split>,
-    /// The configuration the parts are read with (as the original files are read; the share of
+    /// The settings the parts are read with (as the original files are read; the share of
     /// rejected rows is checked on the whole file, the LLM asked at the merge).
-    wcfg: Config,
+    part_settings: Settings,
     /// Bytes of the spill parts written.
     spilled: u64,
 }
 
 /// Step 1: the file (and its history) split by account into `plan.parts` spill parts.
 fn split_file(
-    cfg: &Config,
+    settings: &Settings,
     opts: &RunOptions,
     plan: &Plan,
     progress: &mut dyn FnMut(Progress),
@@ -579,12 +573,12 @@ fn split_file(
 ) -> Result<SplitFile, BoundedError> {
     let n = plan.parts;
     let total = n as u64 + 2;
-    let root = spill_root(cfg);
+    let root = spill_root(settings);
     std::fs::create_dir_all(&root).map_err(spill_err(format!(
         "cannot create the spill folder {}",
         root.display()
     )))?;
-    if cfg.run.spill_dir.is_empty() && cfg.data_dir().is_some() {
+    if settings.budget.spill_root_owned {
         remove_stale(&root);
     }
     let dir = tempfile::Builder::new()
@@ -605,7 +599,7 @@ fn split_file(
     let sample = |path: &Path, stem: &str| -> Result<ingest::RawTable, BoundedError> {
         let s = csv::split(
             path,
-            &cfg.ingest,
+            &settings.ingest.read,
             &SplitOptions {
                 keys: &[],
                 count: 1,
@@ -614,12 +608,13 @@ fn split_file(
                 stem,
             },
         )?;
-        let mut raw = ingest::read(&s.parts[0].csv, &s.read_cfg, None)?;
+        let mut raw = ingest::read(&s.parts[0].csv, &s.read_opts, None)?;
         raw.source = path.display().to_string();
         Ok(raw)
     };
     let head = sample(&opts.input, "sample")?;
-    let resolved = pipeline::choose_profile(cfg, opts.profile.as_deref(), &head, &opts.columns)?;
+    let resolved =
+        pipeline::choose_profile(settings, opts.profile.as_deref(), &head, &opts.columns)?;
     let mut slots: Option<Vec<usize>> = None;
     let mut history_keys = Vec::new();
     if let Some(h) = &opts.history {
@@ -639,7 +634,7 @@ fn split_file(
     let split = |path: &Path, keys: &[String], stem: &str| -> Result<Split, BoundedError> {
         Ok(csv::split(
             path,
-            &cfg.ingest,
+            &settings.ingest.read,
             &SplitOptions {
                 keys,
                 count: n,
@@ -666,18 +661,18 @@ fn split_file(
     tracing::info!(file = %shown, parts = n, bytes = spilled, "split by account");
 
     // The parts are read back as the original files would be read.
-    let mut wcfg = cfg.clone();
-    wcfg.ingest.encoding = current.read_cfg.encoding.clone();
+    let mut part_settings = settings.clone();
+    part_settings.ingest.read.encoding = current.read_opts.encoding;
     // The share of rejected rows is the whole file's: checked once every part is read.
-    wcfg.ingest.max_reject_share = 1.0;
+    part_settings.ingest.max_reject_share = 1.0;
     // The LLM is asked at the merge, once for the whole file.
-    wcfg.llm.enabled = false;
+    part_settings.categorize.llm.enabled = false;
     Ok(SplitFile {
         dir,
         shown,
         current,
         history,
-        wcfg,
+        part_settings,
         spilled,
     })
 }
@@ -741,7 +736,7 @@ pub struct TrainedPart {
 /// in `store` as training saves it), so that the model is the one a bounded run of the file
 /// would train. Memory holds one part.
 pub fn train_bounded(
-    cfg: &Config,
+    settings: &Settings,
     opts: &RunOptions,
     detect: &pipeline::DetectOptions,
     plan: &Plan,
@@ -755,9 +750,9 @@ pub fn train_bounded(
             Ok(())
         }
     };
-    let split = split_file(cfg, opts, plan, &mut |_| {}, &check)?;
+    let split = split_file(settings, opts, plan, &mut |_| {}, &check)?;
     check()?;
-    let (part, run, det) = train_on_largest(cfg, opts, detect, &split, store, cancel)?;
+    let (part, run, det) = train_on_largest(settings, opts, detect, &split, store, cancel)?;
     Ok(TrainedPart {
         run,
         det,

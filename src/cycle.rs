@@ -11,12 +11,12 @@ use std::collections::{BTreeMap, HashSet};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::cases::{Case, Change, Cycle, RollOutcome, UpsertOutcome};
+use crate::cases::{Absent, Case, Change, Cycle, RollOutcome, UpsertOutcome};
 
 /// The cycle of `df` (current rows with `bd_key`, `bd_date`, the break flag, `bd_difference`
 /// and `f_break_age`), or `None` when the profile has no notion of a break (no tolerance and no
 /// status) or no dates. `absent` is `[cases] absent`.
-pub fn cycle_of(df: &DataFrame, profile: &str, absent: &str) -> Option<Cycle> {
+pub fn cycle_of(df: &DataFrame, profile: &str, absent: Absent) -> Option<Cycle> {
     let mut b = CycleBuilder::new(profile, absent);
     b.push(df)?;
     Some(b.finish())
@@ -26,19 +26,19 @@ pub fn cycle_of(df: &DataFrame, profile: &str, absent: &str) -> Option<Cycle> {
 /// as [`cycle_of`] builds it from the whole.
 pub struct CycleBuilder {
     cycle: Cycle,
-    absent: String,
+    absent: Absent,
     rows: usize,
     breaks_only: bool,
 }
 
 impl CycleBuilder {
-    pub fn new(profile: &str, absent: &str) -> CycleBuilder {
+    pub fn new(profile: &str, absent: Absent) -> CycleBuilder {
         CycleBuilder {
             cycle: Cycle {
                 profile: profile.to_string(),
                 ..Cycle::default()
             },
-            absent: absent.to_string(),
+            absent,
             rows: 0,
             breaks_only: true,
         }
@@ -86,10 +86,10 @@ impl CycleBuilder {
     }
 
     pub fn finish(mut self) -> Cycle {
-        self.cycle.absent_clears = match self.absent.as_str() {
-            "cleared" => true,
-            "unchanged" => false,
-            _ => self.rows > 0 && self.breaks_only,
+        self.cycle.absent_clears = match self.absent {
+            Absent::Cleared => true,
+            Absent::Unchanged => false,
+            Absent::Auto => self.rows > 0 && self.breaks_only,
         };
         self.cycle.seal();
         self.cycle
@@ -299,12 +299,16 @@ mod tests {
             "f_break_age" => [0.0, 1.0, 0.0],
         )
         .unwrap();
-        let c = cycle_of(&df, "trades", "auto").unwrap();
+        let c = cycle_of(&df, "trades", Absent::Auto).unwrap();
         assert!(c.absent_clears);
         assert_eq!(c.dates.len(), 2);
         let a = &c.records["a"];
         assert_eq!(a[1].start, a[0].date, "the run began on the first record");
-        assert!(!cycle_of(&df, "trades", "unchanged").unwrap().absent_clears);
+        assert!(
+            !cycle_of(&df, "trades", Absent::Unchanged)
+                .unwrap()
+                .absent_clears
+        );
         let df2 = df!(
             "bd_key" => ["a", "b"],
             "bd_date" => [19_000i32, 19_000],
@@ -313,8 +317,16 @@ mod tests {
             "f_break_age" => [0.0, 0.0],
         )
         .unwrap();
-        assert!(!cycle_of(&df2, "gl_ihub", "auto").unwrap().absent_clears);
-        assert!(cycle_of(&df2, "gl_ihub", "cleared").unwrap().absent_clears);
+        assert!(
+            !cycle_of(&df2, "gl_ihub", Absent::Auto)
+                .unwrap()
+                .absent_clears
+        );
+        assert!(
+            cycle_of(&df2, "gl_ihub", Absent::Cleared)
+                .unwrap()
+                .absent_clears
+        );
     }
 
     #[test]

@@ -636,7 +636,10 @@ fn channel(name: &str, section: &str, probe: Option<crate::dispatch::probe::Prob
 /// One small completion through the product's own client (no retries, a few tokens).
 async fn llm_check(cfg: &Config, limit: Duration) -> Check {
     use crate::llm::{ChatRequest, LlmClient, LlmError};
-    let mut s = crate::categorize::llm::settings(&cfg.llm);
+    let mut s = match crate::wiring::run::llm_options(&cfg.llm) {
+        Ok(o) => o.client_settings(),
+        Err(e) => return problem("llm", e, "correct [llm] in the configuration"),
+    };
     s.max_retries = 0;
     s.max_tokens = 32;
     s.timeout = s.timeout.min(limit);

@@ -440,14 +440,20 @@ pub struct EvaluateInput<'a> {
 /// categorize every labelled row (flagged or not) and measure the buckets, and count the
 /// routine accounts' rows among the flags.
 pub fn evaluate_file(
-    cfg: &crate::config::Config,
+    settings: &crate::pipeline::Settings,
     input: &EvaluateInput,
     store: &crate::store::Store,
 ) -> Result<Evaluation, EvaluateError> {
     use crate::pipeline;
     let cancel = std::sync::atomic::AtomicBool::new(false);
-    let mut result = pipeline::run(cfg, input.opts, input.rejects_hint, &mut |_| {}, &cancel)?;
-    let det = pipeline::score(cfg, &mut result, store, input.detect)?;
+    let mut result = pipeline::run(
+        settings,
+        input.opts,
+        input.rejects_hint,
+        &mut |_| {},
+        &cancel,
+    )?;
+    let det = pipeline::score(settings, &mut result, store, input.detect)?;
     let labels = read_labels(input.labels)?;
     let rows: Vec<u32> = result
         .features
@@ -460,7 +466,7 @@ pub fn evaluate_file(
     // Anomaly score: higher = more anomalous.
     let anomaly: Vec<f64> = det.scored.score.iter().map(|s| -s).collect();
     let metrics = evaluate(&anomaly, &det.scored.flag, &row_labels);
-    let accuracy = categorization_accuracy(cfg, &result, &det, &row_labels)?;
+    let accuracy = categorization_accuracy(settings, &result, &det, &row_labels)?;
     // Flag volume, and the routine accounts' rows among the flags.
     let routine_path = input.routine.map(Path::to_path_buf).or_else(|| {
         let p = routine_list_path(input.labels);
@@ -492,13 +498,13 @@ pub fn evaluate_file(
 /// The root-cause buckets of every labelled row, flagged or not, against the bucket each
 /// row's kind stands for.
 fn categorization_accuracy(
-    cfg: &crate::config::Config,
+    settings: &crate::pipeline::Settings,
     result: &crate::pipeline::RunOutput,
     det: &crate::pipeline::Detection,
     row_labels: &[Option<String>],
 ) -> Result<Vec<BucketAccuracy>, EvaluateError> {
     use crate::pipeline;
-    let rules = pipeline::rules_file(cfg)?;
+    let rules = pipeline::rules_file(settings)?;
     let table = pipeline::with_detection(&result.features.df, det, &result.features.names, true)
         .map_err(EvaluateError::Table)?;
     let labelled: Vec<usize> = (0..row_labels.len())

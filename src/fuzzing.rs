@@ -50,7 +50,8 @@ fn ingest_file(cfg: &Config, path: PathBuf) -> Outcome {
         sheet: None,
         preset: None,
     };
-    crate::pipeline::run(cfg, &opts, "", &mut |_| {}, &AtomicBool::new(false))
+    let settings = crate::wiring::run::settings(cfg)?;
+    crate::pipeline::run(&settings, &opts, "", &mut |_| {}, &AtomicBool::new(false))
         .map(|_| ())
         .map_err(|e| match e {
             crate::pipeline::PipelineError::TooManyRejects { error, rejects } => {
@@ -272,19 +273,17 @@ fn any_ok(outcomes: Vec<Outcome>) -> Outcome {
 fn record_readers() -> &'static [crate::realtime::record::RecordReader] {
     static READERS: OnceLock<Vec<crate::realtime::record::RecordReader>> = OnceLock::new();
     READERS.get_or_init(|| {
-        let cfg = defaults();
+        let Ok(settings) = crate::wiring::run::settings(defaults()) else {
+            return Vec::new();
+        };
         ["gl_ihub", "trades"]
             .iter()
             .filter_map(|name| {
                 let p = crate::profile::Profile::builtin(name)?;
                 let resolved = p.resolve(&p.canonical_header(), "records", &[]).ok()?;
                 Some(
-                    crate::realtime::record::RecordReader::new(resolved, &cfg.ingest).with_limits(
-                        crate::realtime::record::RecordLimits {
-                            max_fields: cfg.service.max_record_fields,
-                            max_chars: cfg.service.max_field_chars,
-                        },
-                    ),
+                    crate::realtime::record::RecordReader::new(resolved, &settings.ingest.prepare)
+                        .with_limits(settings.record_limits),
                 )
             })
             .collect()
@@ -323,11 +322,7 @@ pub fn service_record(bytes: &[u8]) -> Outcome {
 pub fn config_file(text: &str) -> Outcome {
     let cfg = crate::wiring::check::from_user_toml(text, Path::new("config.toml"))
         .map_err(|e| e.to_string())?;
-    crate::features::FeatureOptions::from_config(&cfg.features)?;
-    crate::ingest::csv::parse_delimiter(&cfg.ingest.delimiter)?;
-    crate::ingest::clean::Decimal::from_setting(&cfg.ingest.decimal)?;
-    let _ = crate::ingest::prepare::PrepareOptions::from_config(&cfg.ingest);
-    crate::pipeline::train_spec(&cfg, &crate::pipeline::DetectOptions::default())?;
-    let _ = crate::pipeline::triage_params(&cfg);
+    let settings = crate::wiring::run::settings(&cfg)?;
+    let _ = crate::pipeline::train_spec(&settings, &crate::pipeline::DetectOptions::default());
     Ok(())
 }

@@ -63,7 +63,7 @@ pub(crate) use codec::{hex, load_case_txn, next_counter, time_format};
 pub(crate) use decide::apply_dispatch;
 pub use decide::is_jira_key;
 pub use input::BreakInput;
-pub use roll::{Cycle, CycleRecord, RollOutcome, RollParams};
+pub use roll::{Absent, CaseOptions, Cycle, CycleRecord, RollOutcome, RollParams};
 pub(crate) use types::DispatchChange;
 pub use types::{
     Action, Actor, Channel, ChannelDispatch, DispatchState, EventAction, Origin, Role, Status,

@@ -37,6 +37,56 @@ impl Default for RollParams {
     }
 }
 
+/// What an open case whose account is missing from a file means (`[cases] absent`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Absent {
+    /// Cleared when the file lists only breaks (as a trades break report does); otherwise
+    /// nothing changes.
+    #[default]
+    Auto,
+    /// Always cleared.
+    Cleared,
+    /// Never changed.
+    Unchanged,
+}
+
+impl std::str::FromStr for Absent {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Absent, String> {
+        match s {
+            "auto" => Ok(Absent::Auto),
+            "cleared" => Ok(Absent::Cleared),
+            "unchanged" => Ok(Absent::Unchanged),
+            _ => Err(format!(
+                "must be \"auto\", \"cleared\" or \"unchanged\", found {s:?}"
+            )),
+        }
+    }
+}
+
+/// How a run's cases are opened, owned and rolled forward (`[cases]`, parsed).
+#[derive(Clone, Debug)]
+pub struct CaseOptions {
+    pub roll: RollParams,
+    pub absent: Absent,
+    /// Upper bounds (days, ascending) of the age bands of the run summary.
+    pub age_bands: Vec<u32>,
+    /// The owners of new cases (`[[cases.routes]]`, compiled).
+    pub router: std::sync::Arc<crate::routing::Router>,
+}
+
+impl Default for CaseOptions {
+    /// As `config/default.toml` sets `[cases]`: no routes.
+    fn default() -> Self {
+        CaseOptions {
+            roll: RollParams::default(),
+            absent: Absent::Auto,
+            age_bands: vec![1, 5, 30],
+            router: std::sync::Arc::default(),
+        }
+    }
+}
+
 impl RollParams {
     /// The due date of a case of `severity` opened on `opened`.
     pub fn due(&self, opened: NaiveDate, severity: &str) -> NaiveDate {

@@ -18,6 +18,22 @@ use polars::prelude::DataFrame;
 pub use rules::{Bucket, Explanation, Rule, RulesFile, SeverityRules};
 use rules::{Piece, render, template};
 use serde::{Deserialize, Serialize};
+
+/// What the categorization needs (`[categorize]` and `[llm]`, parsed).
+#[derive(Debug, Clone, Default)]
+pub struct CategorizeOptions {
+    /// The rules file; None: the built-in rules.
+    pub rules: Option<std::path::PathBuf>,
+    /// The optional LLM pass.
+    pub llm: llm::LlmOptions,
+}
+
+impl CategorizeOptions {
+    /// The rules file named, or the built-in one.
+    pub fn rules_file(&self) -> Result<RulesFile, RulesError> {
+        RulesFile::load(self.rules.as_deref())
+    }
+}
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

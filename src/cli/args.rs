@@ -146,6 +146,12 @@ pub fn input_options(cfg: &mut Config, a: &InputArgs) -> Result<RunOptions, Fail
     })
 }
 
+/// The run's settings from the configuration (after [`input_options`] applied the input
+/// options to it).
+pub fn run_settings(cfg: &Config) -> Result<pipeline::Settings, Failure> {
+    breakdesk::wiring::run::settings(cfg).map_err(usage)
+}
+
 pub fn detect_options(d: &DetectArgs, train: TrainMode) -> Result<DetectOptions, Failure> {
     Ok(DetectOptions {
         detector: d

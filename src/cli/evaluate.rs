@@ -1,6 +1,6 @@
 //! `evaluate`: detection quality and bucket accuracy on a labelled file.
 
-use super::args::{DetectArgs, InputArgs, detect_options, input_options};
+use super::args::{DetectArgs, InputArgs, detect_options, input_options, run_settings};
 use super::exit::{Failure, store_failure};
 use super::rejects::evaluate_failed;
 use anyhow::Context;
@@ -37,6 +37,7 @@ pub enum EvaluateFormat {
 
 pub fn evaluate(mut cfg: Config, args: &EvaluateArgs, quiet: bool) -> Result<(), Failure> {
     let opts = input_options(&mut cfg, &args.input)?;
+    let settings = run_settings(&cfg)?;
     let dopts = detect_options(&args.detect, TrainMode::Force)?;
     // A throw-away store: evaluation never replaces the user's saved models.
     let tmp = tempfile::tempdir().context("cannot create a temporary store")?;
@@ -49,7 +50,7 @@ pub fn evaluate(mut cfg: Config, args: &EvaluateArgs, quiet: bool) -> Result<(),
         routine: args.routine.as_deref(),
         rejects_hint: &format!(" ({})", rejects_file.display()),
     };
-    let e = breakdesk::evaluate::evaluate_file(&cfg, &input, &store)
+    let e = breakdesk::evaluate::evaluate_file(&settings, &input, &store)
         .map_err(|e| evaluate_failed(e, &rejects_file))?;
     if let EvaluateFormat::Json = args.format {
         println!(

@@ -2,7 +2,6 @@
 
 use super::exit::{self, Failure, fail};
 use anyhow::Context;
-use breakdesk::config::Config;
 use breakdesk::output;
 use breakdesk::profile::Profile;
 use clap::Args;
@@ -85,8 +84,8 @@ pub fn generate(g: &GenerateArgs, quiet: bool) -> Result<(), Failure> {
         .with_context(|| format!("cannot write {}", g.out.display()))?;
     drop(out);
     if xlsx {
-        let cfg = Config::defaults();
-        let raw = breakdesk::ingest::csv::read(csv_path, &cfg.ingest)?;
+        let raw =
+            breakdesk::ingest::csv::read(csv_path, &breakdesk::ingest::ReadOptions::default())?;
         let resolved =
             Profile::by_name_or_path(&g.profile)?.resolve(&raw.header, &raw.source, &[])?;
         output::write_xlsx(&raw, &resolved, &g.out)?;

@@ -44,13 +44,14 @@ pub fn merge(cfg: Config, args: &MergeArgs, quiet: bool) -> Result<(), Failure> 
     let _log = breakdesk::logging::init(&cfg);
     // The analysts' verdicts, the LLM's cache and the cases are in the store.
     let store = open_store(&cfg)?;
+    let settings = super::args::run_settings(&cfg)?;
     let started = Instant::now();
     let bar = progress_bar(quiet);
     if let Some(b) = &bar {
         b.set_message("merging");
     }
     let merged = parts::merge(
-        &cfg,
+        &settings,
         &args.parts,
         &store,
         MergeOptions {
@@ -58,7 +59,7 @@ pub fn merge(cfg: Config, args: &MergeArgs, quiet: bool) -> Result<(), Failure> 
             roll: None,
             out: args.out.clone(),
             format,
-            stage_dir: Some(breakdesk::bounded::spill_root(&cfg)),
+            stage_dir: Some(breakdesk::bounded::spill_root(&settings)),
             ..Default::default()
         },
     );

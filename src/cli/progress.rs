@@ -2,8 +2,7 @@
 
 use super::exit::Failure;
 use super::rejects::pipeline_failed;
-use breakdesk::config::Config;
-use breakdesk::pipeline::{self, Progress, RunOptions, RunOutput};
+use breakdesk::pipeline::{self, Progress, RunOptions, RunOutput, Settings};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -25,7 +24,7 @@ pub fn progress_bar(quiet: bool) -> Option<indicatif::ProgressBar> {
 /// Runs ingest and features, reporting on `bar` (the detection stages that follow report on it
 /// too; the caller clears it).
 pub fn ingest(
-    cfg: &Config,
+    cfg: &Settings,
     opts: &RunOptions,
     rejects_file: &Path,
     bar: Option<&indicatif::ProgressBar>,

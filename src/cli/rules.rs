@@ -7,13 +7,14 @@ use breakdesk::pipeline::{self, RunOptions};
 use std::path::Path;
 
 pub fn rules(cfg: &Config, check: Option<&Path>, quiet: bool) -> Result<(), Failure> {
+    let settings = super::args::run_settings(cfg)?;
     let Some(path) = check else {
         let p = cfg.categorize.rules.trim();
         if p.is_empty() {
             print!("{}", breakdesk::categorize::RULES_TOML);
         } else {
             // Checked before printing: a broken configured file is reported, not shown.
-            pipeline::rules_file(cfg).map_err(|e| fail(exit::CONFIG, e.into()))?;
+            pipeline::rules_file(&settings).map_err(|e| fail(exit::CONFIG, e.into()))?;
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read the rules file {p}"))?;
             print!("{text}");
@@ -42,7 +43,7 @@ pub fn rules(cfg: &Config, check: Option<&Path>, quiet: bool) -> Result<(), Fail
             ..Default::default()
         };
         let out = pipeline::run(
-            cfg,
+            &settings,
             &run_opts,
             "",
             &mut |_| {},

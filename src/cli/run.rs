@@ -2,7 +2,7 @@
 
 use super::args::{
     ChannelArgs, DetectArgs, InputArgs, actor, detect_options, input_options, memory_budget,
-    open_store, read_bundle,
+    open_store, read_bundle, run_settings,
 };
 use super::dispatch::{dispatch, flush_wait};
 use super::exit::{Failure, notify_failure, part_failure, store_failure, usage};
@@ -98,7 +98,7 @@ impl RunFiles {
 
 /// A run, its options resolved, its store open: what the two ways of running share.
 struct Job<'a> {
-    cfg: &'a Config,
+    settings: &'a pipeline::Settings,
     args: &'a RunArgs,
     opts: RunOptions,
     aopts: pipeline::AnalyzeOptions,
@@ -163,6 +163,7 @@ pub fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> 
     // partition's worker has none (a cluster's workers cannot share one): an empty store of its
     // own stands in, and the LLM pass is left to the merge.
     let (store, _scratch) = run_store(&mut cfg, args)?;
+    let settings = run_settings(&cfg)?;
     let started = Instant::now();
     let bar = progress_bar(quiet);
     let model_file = args
@@ -173,10 +174,10 @@ pub fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> 
     let memory_mb = memory_budget(args.memory_mb, &cfg)?;
     let plan = match args.partition {
         Some(_) => None,
-        None => breakdesk::bounded::plan(&cfg, &opts, memory_mb),
+        None => breakdesk::bounded::plan(&settings, &opts, memory_mb),
     };
     let job = Job {
-        cfg: &cfg,
+        settings: &settings,
         args,
         opts,
         aopts: pipeline::AnalyzeOptions {
@@ -254,7 +255,7 @@ fn run_bounded(
     let files = &job.files;
     let cancel = AtomicBool::new(false);
     let run = breakdesk::bounded::analyze_bounded(
-        job.cfg,
+        job.settings,
         &job.opts,
         &job.aopts,
         plan,
@@ -376,7 +377,7 @@ fn analyze(job: &Job, bundle: Option<ModelBundle>) -> Result<pipeline::Analysis,
     let hint = job.files.hint();
     let analysis = match bundle {
         Some(bundle) => pipeline::analyze_with_bundle(
-            job.cfg,
+            job.settings,
             &job.opts,
             &job.aopts,
             pipeline::BundleRun {
@@ -394,7 +395,7 @@ fn analyze(job: &Job, bundle: Option<ModelBundle>) -> Result<pipeline::Analysis,
             &cancel,
         ),
         None => pipeline::analyze(
-            job.cfg,
+            job.settings,
             &job.opts,
             &job.aopts,
             &job.store,
@@ -423,7 +424,7 @@ fn write_whole(job: &Job, analysis: &pipeline::Analysis) -> Result<(), Failure> 
                 all_rows: job.args.all_rows,
                 format: job.format,
             };
-            breakdesk::parts::write_sidecars(job.cfg, &files.out, analysis, &src, &job.store)
+            breakdesk::parts::write_sidecars(job.settings, &files.out, analysis, &src, &job.store)
                 .map_err(part_failure)?;
         }
         None => files.remove_stale_sidecars(),

@@ -1,7 +1,7 @@
 //! `train` and `retrain`: the model for a file's profile and detector, saved in the store.
 
 use super::args::{
-    DetectArgs, InputArgs, detect_options, input_options, memory_budget, open_store,
+    DetectArgs, InputArgs, detect_options, input_options, memory_budget, open_store, run_settings,
 };
 use super::exit::{Failure, detect_failure};
 use super::progress::{ingest, progress_bar};
@@ -32,6 +32,7 @@ pub struct TrainArgs {
 
 pub fn train(mut cfg: Config, args: &TrainArgs, quiet: bool) -> Result<(), Failure> {
     let opts = input_options(&mut cfg, &args.input)?;
+    let settings = run_settings(&cfg)?;
     let dopts = detect_options(&args.detect, TrainMode::Force)?;
     let memory_mb = memory_budget(args.memory_mb, &cfg)?;
     let _log = breakdesk::logging::init(&cfg);
@@ -44,14 +45,14 @@ pub fn train(mut cfg: Config, args: &TrainArgs, quiet: bool) -> Result<(), Failu
         .unwrap_or_else(|| PathBuf::from("breakdesk-train.rejects.csv"));
     let bar = progress_bar(quiet);
     let mut split_note = None;
-    let det = match breakdesk::bounded::plan(&cfg, &opts, memory_mb) {
+    let det = match breakdesk::bounded::plan(&settings, &opts, memory_mb) {
         // Over the budget: the model a bounded run of the file trains, on its largest part.
         Some(plan) => {
             if let Some(b) = &bar {
                 b.set_message("splitting by account and training");
             }
             let cancel = AtomicBool::new(false);
-            breakdesk::bounded::train_bounded(&cfg, &opts, &dopts, &plan, &store, &cancel)
+            breakdesk::bounded::train_bounded(&settings, &opts, &dopts, &plan, &store, &cancel)
                 .map(|t| {
                     split_note = Some(format!(
                         "memory: about {:.0} MiB needed, above the budget of {} MiB: split by account into {} parts ({} MiB spilled); trained on the accounts of the largest part ({} of the file's rows)",
@@ -66,12 +67,12 @@ pub fn train(mut cfg: Config, args: &TrainArgs, quiet: bool) -> Result<(), Failu
                 .map_err(|e| bounded_failed(e, &rejects_file))
         }
         None => {
-            let result = ingest(&cfg, &opts, &rejects_file, bar.as_ref());
+            let result = ingest(&settings, &opts, &rejects_file, bar.as_ref());
             if let Some(b) = &bar {
                 b.set_message("training");
             }
             result.and_then(|mut result| {
-                pipeline::score(&cfg, &mut result, &store, &dopts)
+                pipeline::score(&settings, &mut result, &store, &dopts)
                     .map(|d| (result, d))
                     .map_err(detect_failure)
             })

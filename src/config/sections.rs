@@ -48,32 +48,6 @@ pub struct CaseRoute {
     pub when: String,
 }
 
-impl CasesConfig {
-    /// The compiled `[[cases.routes]]`.
-    pub fn router(&self) -> Result<crate::routing::Router, String> {
-        let pairs: Vec<(String, String)> = self
-            .routes
-            .iter()
-            .map(|r| (r.owner.clone(), r.when.clone()))
-            .collect();
-        crate::routing::Router::compile(&pairs)
-    }
-
-    /// The roll-forward parameters of the case store.
-    pub fn roll(&self) -> crate::cases::RollParams {
-        crate::cases::RollParams {
-            reopen_days: i64::from(self.reopen_days),
-            recertify_share: self.recertify_share,
-            sla_days: [
-                self.sla_days.low,
-                self.sla_days.medium,
-                self.sla_days.high,
-                self.sla_days.critical,
-            ],
-        }
-    }
-}
-
 /// Who may act in which role (maker-checker): roles come from here, never from the caller.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -71,38 +71,26 @@ impl Preset {
     }
 }
 
-#[derive(Debug, Clone)]
+/// How the features are computed (`[features]`, parsed).
+#[derive(Debug, Clone, PartialEq)]
 pub struct FeatureOptions {
     pub preset: Preset,
+    /// Records in the rolling window of the account features, and the fewest it needs.
     pub window: usize,
     pub min_periods: usize,
     /// The thresholds of each account's own normal (the patterns come from the profile).
     pub routine: crate::routine::Params,
 }
 
-impl FeatureOptions {
-    pub fn from_config(c: &crate::config::FeatureConfig) -> Result<FeatureOptions, String> {
-        Ok(FeatureOptions {
-            preset: c.preset.parse()?,
-            window: c.rolling_window,
-            min_periods: c.rolling_min_periods,
-            routine: routine_params(c),
-        })
-    }
-}
-
-/// The own-normal thresholds of a `[features]` table.
-pub fn routine_params(c: &crate::config::FeatureConfig) -> crate::routine::Params {
-    crate::routine::Params {
-        patterns: crate::routine::Patterns::default(),
-        window: c.routine_window,
-        standing_records: c.standing_records,
-        recurring_share: c.recurring_share,
-        recurring_exact: c.recurring_exact,
-        lag_records: c.lag_records,
-        lag_share: c.lag_share,
-        min_history: c.own_min_history,
-        level_floor: c.own_level_floor,
+impl Default for FeatureOptions {
+    /// As `config/default.toml` sets `[features]`.
+    fn default() -> Self {
+        FeatureOptions {
+            preset: Preset::Account,
+            window: 3,
+            min_periods: 1,
+            routine: crate::routine::Params::default(),
+        }
     }
 }
 
@@ -334,7 +322,7 @@ mod tests {
             .unwrap()
             .resolve(&raw.header, source, &[])
             .unwrap();
-        let opts = PrepareOptions::from_config(&crate::config::Config::defaults().ingest);
+        let opts = PrepareOptions::default();
         prepare(&raw, &res, &opts).unwrap()
     }
 

@@ -10,8 +10,8 @@ pub use crate::header::{normalize_header, slug};
 /// Days from 1970-01-01 to 1899-12-30, the day Excel's serial numbers count from.
 const EXCEL_EPOCH_FROM_UNIX: i64 = -25569;
 
-/// Options of date parsing, taken from the `[ingest]` config.
-#[derive(Debug, Clone)]
+/// Options of date parsing (`[ingest]`'s dates, parsed).
+#[derive(Debug, Clone, PartialEq)]
 pub struct DateOptions {
     /// Placeholder dates meaning "missing", as days since 1970-01-01.
     pub placeholders: Vec<i32>,
@@ -27,21 +27,6 @@ impl Default for DateOptions {
             day_first: false,
             excel_serial_min: 32874,
             excel_serial_max: 73051,
-        }
-    }
-}
-
-impl DateOptions {
-    pub fn from_config(c: &crate::config::IngestConfig) -> DateOptions {
-        DateOptions {
-            placeholders: c
-                .placeholder_dates
-                .iter()
-                .filter_map(|d| parse_iso_date(d))
-                .collect(),
-            day_first: c.day_first,
-            excel_serial_min: c.excel_serial_min,
-            excel_serial_max: c.excel_serial_max,
         }
     }
 }

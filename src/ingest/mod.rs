@@ -156,12 +156,54 @@ impl IngestError {
     }
 }
 
+/// How files are read into text columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadOptions {
+    /// The text encoding of CSV files (a UTF-16 byte-order mark overrides it).
+    pub encoding: csv::Encoding,
+    /// The CSV delimiter; None: sniffed from the header line.
+    pub delimiter: Option<u8>,
+    /// The workbook sheet read when the caller names none; None: the first sheet.
+    pub sheet: Option<String>,
+    /// A workbook sheet larger than this many cells (rows × columns) is refused.
+    pub max_cells: u64,
+}
+
+impl Default for ReadOptions {
+    /// As `config/default.toml` sets `[ingest]`.
+    fn default() -> Self {
+        ReadOptions {
+            encoding: csv::Encoding::Utf8,
+            delimiter: None,
+            sheet: None,
+            max_cells: 50_000_000,
+        }
+    }
+}
+
+/// Everything ingest needs: how files are read, how their cells are typed, and the share of
+/// rejected rows a file may have before a run refuses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestOptions {
+    pub read: ReadOptions,
+    pub prepare: prepare::PrepareOptions,
+    /// The largest share (0–1) of a file's rows that may be rejected.
+    pub max_reject_share: f64,
+}
+
+impl Default for IngestOptions {
+    /// As `config/default.toml` sets `[ingest]`.
+    fn default() -> Self {
+        IngestOptions {
+            read: ReadOptions::default(),
+            prepare: prepare::PrepareOptions::default(),
+            max_reject_share: 0.05,
+        }
+    }
+}
+
 /// Reads a CSV or Excel file (chosen by extension) as text columns.
-pub fn read(
-    path: &Path,
-    cfg: &crate::config::IngestConfig,
-    sheet: Option<&str>,
-) -> Result<RawTable, IngestError> {
+pub fn read(path: &Path, cfg: &ReadOptions, sheet: Option<&str>) -> Result<RawTable, IngestError> {
     let display = path.display().to_string();
     if !path.exists() {
         return Err(IngestError::NotFound { file: display });
@@ -172,7 +214,7 @@ pub fn read(
         .unwrap_or_default();
     match ext.as_str() {
         "xlsx" | "xlsm" | "xls" | "xlsb" | "ods" => {
-            let sheet = sheet.or((!cfg.sheet.is_empty()).then_some(cfg.sheet.as_str()));
+            let sheet = sheet.or(cfg.sheet.as_deref());
             xlsx::read(path, sheet, cfg.max_cells)
         }
         "csv" | "txt" | "tsv" | "" | "dat" => csv::read(path, cfg),

@@ -77,7 +77,7 @@ pub(super) struct AllRows {
 /// run on the whole file with that model writes. `store` gives the analysts' verdicts (with
 /// `[feedback] enabled`) and the LLM's cache, and takes the cases with `opts.record`.
 pub fn merge(
-    cfg: &Config,
+    settings: &Settings,
     parts: &[PathBuf],
     store: &crate::store::Store,
     opts: MergeOptions,
@@ -108,19 +108,19 @@ pub fn merge(
         .map(|p| read_part(p))
         .collect::<Result<_, _>>()?;
     lap("read sidecars", &mut timings);
-    merge_parts(cfg, parts, store, opts, timings)
+    merge_parts(settings, parts, store, opts, timings)
 }
 
 /// [`merge`] of parts already read (or described in memory by [`describe_part`]).
 pub fn merge_parts(
-    cfg: &Config,
+    settings: &Settings,
     mut parts: Vec<Part>,
     store: &crate::store::Store,
     opts: MergeOptions,
     mut timings: Vec<(&'static str, std::time::Duration)>,
 ) -> Result<Merged, PartError> {
     let mut t = std::time::Instant::now();
-    check_parts(&parts, cfg)?;
+    check_parts(&parts, settings)?;
     let meta = parts[0].meta.clone();
 
     let lens: Vec<usize> = parts.iter().map(|p| p.rows.len()).collect();
@@ -133,7 +133,7 @@ pub fn merge_parts(
         .iter()
         .for_each(|p| add_triage(&mut triage, &p.meta.triage));
     let (judged, judged_flagged) =
-        apply_verdicts(cfg, &parts, &lens, store, &mut all, &mut triage)?;
+        apply_verdicts(settings, &parts, &lens, store, &mut all, &mut triage)?;
 
     let rank = ranks(&all);
     // A row's place among all of them: `by_row` is sorted by bd_row.
@@ -156,7 +156,7 @@ pub fn merge_parts(
         r.day.routine = pipeline::routine_breaks(&triage);
         r
     });
-    let rules = pipeline::rules_file(cfg)?;
+    let rules = pipeline::rules_file(settings)?;
     let format = opts.format.unwrap_or(match meta.output.as_str() {
         "jsonl" => Format::Jsonl,
         _ => Format::Csv,
@@ -170,7 +170,7 @@ pub fn merge_parts(
         .then(|| CaseSpill::create(stage.path(), case_pos.len()))
         .transpose()?;
     let staging = Staging {
-        cfg,
+        settings,
         store,
         rules: &rules,
         meta: &meta,
@@ -193,8 +193,14 @@ pub fn merge_parts(
     // The cases, in the output's order, group by group from the spill.
     let (cases, summary) = match spill {
         Some(spill) => {
-            let recorded =
-                record_spilled(cfg, store, spill, opts.case_group, case_pos.len(), roll)?;
+            let recorded = record_spilled(
+                settings,
+                store,
+                spill,
+                opts.case_group,
+                case_pos.len(),
+                roll,
+            )?;
             lap("cases", &mut t, &mut timings);
             recorded
         }
@@ -285,7 +291,7 @@ fn lap(
 
 /// What staging each part reads: the merged rows and their places, the rules, the output.
 struct Staging<'a> {
-    cfg: &'a Config,
+    settings: &'a Settings,
     store: &'a crate::store::Store,
     rules: &'a crate::categorize::RulesFile,
     meta: &'a PartMeta,
@@ -361,7 +367,7 @@ impl Staging<'_> {
             .filter(|r| (self.is_case)(keep[*r].2))
             .collect();
         let categorized = pipeline::categorize(
-            self.cfg,
+            self.settings,
             self.rules,
             &table,
             &self.meta.resolved,
@@ -560,7 +566,7 @@ fn part_rows(
 /// The cases of the spilled inputs, recorded group by group in the output's order (a break's
 /// records in its first record's group), rolled forward when `roll` is given.
 fn record_spilled(
-    cfg: &Config,
+    settings: &Settings,
     store: &crate::store::Store,
     spill: CaseSpill,
     case_group: usize,
@@ -575,7 +581,7 @@ fn record_spilled(
     let groups = pipeline::break_groups(spill.breaks(), group);
     let roll = roll.map(|r| (r.day, r.cycle, r.file));
     Ok(pipeline::record_groups(
-        cfg,
+        settings,
         store,
         &groups,
         cases,
@@ -768,14 +774,14 @@ pub(super) fn add_triage(sum: &mut TriageSummary, part: &TriageSummary) {
 /// [`pipeline::quiet_explained_and_judged`] matches them): their score becomes a quiet row's and
 /// their flag goes. Returns how many, and how many of them were flagged.
 pub(super) fn apply_verdicts(
-    cfg: &Config,
+    settings: &Settings,
     parts: &[Part],
     lens: &[usize],
     store: &crate::store::Store,
     all: &mut AllRows,
     triage: &mut TriageSummary,
 ) -> Result<(usize, usize), PartError> {
-    if !cfg.feedback.enabled {
+    if !settings.feedback.enabled {
         return Ok((0, 0));
     }
     let cands: Vec<(usize, &Candidate)> = {
@@ -787,7 +793,7 @@ pub(super) fn apply_verdicts(
         }
         v
     };
-    if !cfg.feedback.enabled || cands.is_empty() {
+    if !settings.feedback.enabled || cands.is_empty() {
         return Ok((0, 0));
     }
     let profile = &parts[0].meta.profile;
@@ -821,7 +827,7 @@ pub(super) fn apply_verdicts(
         ],
     )?;
     let mut quiet = vec![None; cands.len()];
-    pipeline::quiet_explained_and_judged(cfg, &df, profile, store, &mut quiet)?;
+    pipeline::quiet_explained_and_judged(settings, &df, profile, store, &mut quiet)?;
     let own_z_min = parts[0].meta.own_z_min;
     let offset = parts[0].meta.offset;
     let (mut judged, mut judged_flagged) = (0, 0);

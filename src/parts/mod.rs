@@ -19,11 +19,11 @@
 //! and the cluster summary rebuilt from every row.
 
 use crate::categorize::RulesError;
-use crate::config::Config;
 use crate::detect::cluster::ClusterSummary;
 use crate::detect::triage::{Quiet, TriageSummary};
 use crate::output::Format;
 use crate::partition::Partition;
+use crate::pipeline::Settings;
 use crate::pipeline::{self, Analysis};
 use crate::profile::Resolved;
 use polars::prelude::*;
@@ -306,15 +306,14 @@ pub fn rows_path(part: &Path) -> PathBuf {
 
 /// Which root-cause rules a configuration categorizes with: `built-in`, or the SHA-256 of the
 /// rules file it names.
-pub fn rules_digest(cfg: &Config) -> String {
+pub fn rules_digest(settings: &Settings) -> String {
     use sha2::{Digest, Sha256};
-    let p = cfg.categorize.rules.trim();
-    if p.is_empty() {
+    let Some(p) = &settings.categorize.rules else {
         return "built-in".into();
-    }
+    };
     match std::fs::read(p) {
         Ok(bytes) => format!("{:x}", Sha256::digest(&bytes)),
-        Err(_) => format!("unreadable {p}"),
+        Err(_) => format!("unreadable {}", p.display()),
     }
 }
 
@@ -375,13 +374,13 @@ fn werr(path: &Path, e: impl std::fmt::Display) -> PartError {
 /// Writes the sidecars of the part `out` that a worker's analysis `a` wrote. `store` is the
 /// worker's (empty) store: the explanations are matched again to know the triage's candidates.
 pub fn write_sidecars(
-    cfg: &Config,
+    settings: &Settings,
     out: &Path,
     a: &Analysis,
     src: &PartSource<'_>,
     store: &crate::store::Store,
 ) -> Result<(), PartError> {
-    let (meta, rows) = describe_part(cfg, out, a, src, store)?;
+    let (meta, rows) = describe_part(settings, out, a, src, store)?;
     let rows_file = rows_path(out);
     let mut w = std::io::BufWriter::new(
         std::fs::File::create(&rows_file).map_err(|e| werr(&rows_file, e))?,
@@ -421,7 +420,7 @@ fn part_columns(out: &Path, table: &DataFrame) -> Result<Vec<PartColumn>, PartEr
 
 /// What the sidecars of the part `out` say: its meta and its rows (see [`write_sidecars`]).
 pub fn describe_part(
-    cfg: &Config,
+    settings: &Settings,
     out: &Path,
     a: &Analysis,
     src: &PartSource<'_>,
@@ -442,7 +441,7 @@ pub fn describe_part(
     // The differences the cluster summary is computed on (as `pipeline::score` reads them).
     let difference = crate::features::column_f64(df, "bd_difference").unwrap_or(vec![0.0; n]);
     let (mut quiet, own_z) = pipeline::triage_inputs(df).map_err(|e| werr(out, e))?;
-    pipeline::quiet_explained_and_judged(cfg, df, &a.run.profile, store, &mut quiet)?;
+    pipeline::quiet_explained_and_judged(settings, df, &a.run.profile, store, &mut quiet)?;
     let has_breaks = df.column(crate::features::IS_BREAK).is_ok();
     let mut flags = vec![0u8; n];
     let mut candidates = Vec::new();
@@ -516,11 +515,11 @@ pub fn describe_part(
         model_version: det.bundle.version(),
         model_id: det.bundle.model_id.clone(),
         offset: det.bundle.offset,
-        own_z_min: cfg.detect.own_z_min,
-        rules: rules_digest(cfg),
+        own_z_min: settings.detect.triage.own_z_min,
+        rules: rules_digest(settings),
         triage: det.scored.triage.clone(),
         clusters: k,
-        top_accounts: cfg.cluster.top_accounts,
+        top_accounts: settings.detect.top_accounts,
         tops: (0..k)
             .map(|c| {
                 det.clusters

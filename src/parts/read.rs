@@ -67,7 +67,7 @@ pub(super) fn read_part(path: &Path) -> Result<Part, PartError> {
 }
 
 /// Checks that `parts` are the partitions of one run, each once, all of them.
-pub(super) fn check_parts(parts: &[Part], cfg: &Config) -> Result<(), PartError> {
+pub(super) fn check_parts(parts: &[Part], settings: &Settings) -> Result<(), PartError> {
     let Some(first) = parts.first() else {
         return Err(PartError::Incomplete("no parts to merge".into()));
     };
@@ -75,7 +75,7 @@ pub(super) fn check_parts(parts: &[Part], cfg: &Config) -> Result<(), PartError>
     for p in parts {
         check_same(first, p)?;
     }
-    let mine = rules_digest(cfg);
+    let mine = rules_digest(settings);
     if a.rules != mine {
         return Err(PartError::Invalid {
             file: meta_path(&first.path).display().to_string(),

@@ -47,7 +47,7 @@ pub enum AnalyzeError {
 /// between stages up to the point where cases are written (after which the run completes, so
 /// the store never holds half a run).
 pub fn analyze(
-    cfg: &Config,
+    settings: &Settings,
     opts: &RunOptions,
     aopts: &AnalyzeOptions,
     store: &crate::store::Store,
@@ -56,7 +56,7 @@ pub fn analyze(
     cancel: &AtomicBool,
 ) -> Result<Analysis, AnalyzeError> {
     analyze_observed(
-        cfg,
+        settings,
         opts,
         aopts,
         store,
@@ -81,7 +81,7 @@ pub enum Partial<'a> {
 /// [`analyze`], handing `observe` each [`Partial`] result as its stage finishes.
 #[allow(clippy::too_many_arguments)]
 pub fn analyze_observed(
-    cfg: &Config,
+    settings: &Settings,
     opts: &RunOptions,
     aopts: &AnalyzeOptions,
     store: &crate::store::Store,
@@ -91,7 +91,7 @@ pub fn analyze_observed(
     observe: &mut dyn FnMut(Partial<'_>),
 ) -> Result<Analysis, AnalyzeError> {
     analyze_with(
-        cfg,
+        settings,
         opts,
         aopts,
         None,
@@ -108,7 +108,7 @@ pub fn analyze_observed(
 /// cases or not).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn analyze_with(
-    cfg: &Config,
+    settings: &Settings,
     opts: &RunOptions,
     aopts: &AnalyzeOptions,
     mut model: Option<BundleRun<'_>>,
@@ -130,7 +130,7 @@ pub(super) fn analyze_with(
             r
         }
         None => run_selecting(
-            cfg,
+            settings,
             opts,
             partition,
             spill,
@@ -160,7 +160,7 @@ pub(super) fn analyze_with(
     };
     let mut timings = Vec::new();
     step(progress, Stage::Detect, 0)?;
-    let det = detect_with(cfg, &mut result, store, aopts, model)?;
+    let det = detect_with(settings, &mut result, store, aopts, model)?;
     let t = Instant::now();
     let mut table = with_detection(
         &result.features.df,
@@ -178,7 +178,7 @@ pub(super) fn analyze_with(
     step(progress, Stage::Categorize, 1)?;
     let t = Instant::now();
     let (rows, categorized) =
-        categorize_table(cfg, store, aopts, &det, &result, &mut table, progress)?;
+        categorize_table(settings, store, aopts, &det, &result, &mut table, progress)?;
     timings.push(("categorize", t.elapsed()));
 
     let (cases, summary) = if record_cases {
@@ -187,7 +187,7 @@ pub(super) fn analyze_with(
         // Cases are durable before anything that names them is shown or written.
         let file = opts.input.display().to_string();
         let (cases, summary) = record_run_cases(
-            cfg,
+            settings,
             store,
             &result,
             &det,
@@ -227,27 +227,27 @@ pub(super) fn analyze_with(
 /// The rows scored with the store's model ([`score`]), a bundle whose fitness is known, or a
 /// bundle read from a file (checked against the rows).
 fn detect_with(
-    cfg: &Config,
+    settings: &Settings,
     result: &mut RunOutput,
     store: &crate::store::Store,
     aopts: &AnalyzeOptions,
     model: Option<BundleRun<'_>>,
 ) -> Result<Detection, AnalyzeError> {
     Ok(match model {
-        None => score(cfg, result, store, &aopts.detect)?,
+        None => score(settings, result, store, &aopts.detect)?,
         Some(BundleRun {
             bundle,
             known: Some(status),
             ..
-        }) => score_with_bundle(cfg, result, store, &aopts.detect, bundle, status)?,
-        Some(m) => score_from_file(cfg, result, store, &aopts.detect, m.bundle, m.file)?,
+        }) => score_with_bundle(settings, result, store, &aopts.detect, bundle, status)?,
+        Some(m) => score_from_file(settings, result, store, &aopts.detect, m.bundle, m.file)?,
     })
 }
 
 /// The rows to categorize (the flagged and the proposed among every row, or all of a table of
 /// flagged rows), categorized and their columns added to `table`.
 fn categorize_table(
-    cfg: &Config,
+    settings: &Settings,
     store: &crate::store::Store,
     aopts: &AnalyzeOptions,
     det: &Detection,
@@ -255,7 +255,7 @@ fn categorize_table(
     table: &mut polars::prelude::DataFrame,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(Vec<usize>, Categorized), AnalyzeError> {
-    let rules = rules_file(cfg)?;
+    let rules = rules_file(settings)?;
     let flagged_total = det.scored.flag.iter().filter(|f| **f).count();
     // The flagged rows, and the explained breaks proposed for auto-resolution.
     let rows: Vec<usize> = if aopts.all_rows {
@@ -266,7 +266,7 @@ fn categorize_table(
         (0..table.height()).collect()
     };
     let categorized = categorize_observed(
-        cfg,
+        settings,
         &rules,
         table,
         &result.resolved,
@@ -372,7 +372,7 @@ pub struct BundleRun<'a> {
 /// the LLM's cache, and takes the cases when `record_cases`.
 #[allow(clippy::too_many_arguments)]
 pub fn analyze_with_bundle(
-    cfg: &Config,
+    settings: &Settings,
     opts: &RunOptions,
     aopts: &AnalyzeOptions,
     model: BundleRun<'_>,
@@ -382,7 +382,7 @@ pub fn analyze_with_bundle(
     cancel: &AtomicBool,
 ) -> Result<Analysis, AnalyzeError> {
     analyze_with(
-        cfg,
+        settings,
         opts,
         aopts,
         Some(model),
@@ -397,7 +397,7 @@ pub fn analyze_with_bundle(
 /// [`score`] with `bundle`, read from `file`, instead of the store's model: refused when it
 /// cannot score the rows at all, or does not fit them under the refuse policy.
 pub(super) fn score_from_file(
-    cfg: &Config,
+    settings: &Settings,
     result: &mut RunOutput,
     store: &crate::store::Store,
     dopts: &DetectOptions,
@@ -413,16 +413,9 @@ pub(super) fn score_from_file(
     }
     // A model given by hand is used as it is: one that does not fit the file is refused only
     // under the refuse policy, and said otherwise (there is nothing to retrain).
-    let problems = fitness_problems(cfg, &result.features, &result.resolved, &bundle)?;
+    let problems = fitness_problems(settings, &result.features, &result.resolved, &bundle)?;
     let unfit = (!problems.is_empty()).then(|| problems.join("; "));
-    let policy = match dopts.policy {
-        Some(p) => p,
-        None => cfg
-            .detect
-            .model_policy
-            .parse()
-            .map_err(DetectError::Config)?,
-    };
+    let policy = dopts.policy.unwrap_or(settings.detect.policy);
     if let (Some(why), ModelPolicy::Refuse) = (&unfit, policy) {
         return Err(DetectError::Unfit {
             model: bundle.version(),
@@ -435,6 +428,6 @@ pub(super) fn score_from_file(
         unfit,
     };
     Ok(score_with_bundle(
-        cfg, result, store, dopts, bundle, status,
+        settings, result, store, dopts, bundle, status,
     )?)
 }

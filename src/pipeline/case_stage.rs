@@ -10,7 +10,7 @@ use super::*;
 #[allow(clippy::too_many_arguments)]
 pub fn record_case_outcomes(
     store: &crate::store::Store,
-    policy: &crate::config::CasesConfig,
+    policy: &crate::cases::CaseOptions,
     profile: &str,
     table: &polars::prelude::DataFrame,
     rows: &[usize],
@@ -28,7 +28,7 @@ pub fn record_case_outcomes(
 #[allow(clippy::too_many_arguments)]
 pub fn record_case_marks(
     store: &crate::store::Store,
-    policy: &crate::config::CasesConfig,
+    policy: &crate::cases::CaseOptions,
     profile: &str,
     table: &polars::prelude::DataFrame,
     rows: &[usize],
@@ -51,7 +51,7 @@ pub(super) type CaseInputs<'s> = (
 
 pub(super) fn case_inputs<'s>(
     store: &'s crate::store::Store,
-    policy: &crate::config::CasesConfig,
+    policy: &crate::cases::CaseOptions,
     profile: &str,
     table: &polars::prelude::DataFrame,
     rows: &[usize],
@@ -65,12 +65,11 @@ pub(super) fn case_inputs<'s>(
 /// The case workflow of `store` under a profile's case `policy` (its roll-forward and routing).
 pub fn case_workflow<'s>(
     store: &'s crate::store::Store,
-    policy: &crate::config::CasesConfig,
+    policy: &crate::cases::CaseOptions,
 ) -> Result<crate::cases::Cases<'s>, crate::cases::CaseError> {
-    let router = policy.router().map_err(crate::cases::CaseError::Invalid)?;
     Ok(crate::cases::Cases::new(store)
-        .rolling(policy.roll())
-        .routed(std::sync::Arc::new(router)))
+        .rolling(policy.roll)
+        .routed(std::sync::Arc::clone(&policy.router)))
 }
 
 /// The case input of each of `rows` of `table` (categorized as `cats`), with whether the rules
@@ -267,7 +266,7 @@ impl BreakColumns {
 /// what the run's flagged records did to their cases; the status of those the roll-forward
 /// changed is refreshed in it.
 pub fn roll_forward_run(
-    cfg: &Config,
+    settings: &Settings,
     store: &crate::store::Store,
     day: &DayFacts,
     cycle: Option<crate::cases::Cycle>,
@@ -276,7 +275,8 @@ pub fn roll_forward_run(
 ) -> Result<crate::cycle::RunSummary, crate::cases::CaseError> {
     let changes: Vec<(String, crate::cases::Change)> =
         recorded.iter().map(|r| (r.id.clone(), r.change)).collect();
-    let (summary, open, rolled) = roll_forward_changes(cfg, store, day, cycle, &changes, file)?;
+    let (summary, open, rolled) =
+        roll_forward_changes(settings, store, day, cycle, &changes, file)?;
     if rolled {
         let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
             open.iter().map(|c| (c.id.as_str(), c)).collect();
@@ -293,7 +293,7 @@ pub fn roll_forward_run(
 /// change, in the records' order). Returns the summary, the profile's outstanding cases after
 /// the roll, and whether the roll changed any (cleared or recertified).
 pub(super) fn roll_forward_changes(
-    cfg: &Config,
+    settings: &Settings,
     store: &crate::store::Store,
     day: &DayFacts,
     cycle: Option<crate::cases::Cycle>,
@@ -301,7 +301,7 @@ pub(super) fn roll_forward_changes(
     file: &str,
 ) -> Result<(crate::cycle::RunSummary, Vec<crate::cases::Case>, bool), crate::cases::CaseError> {
     use crate::cases::{Cases, Change};
-    let handle = Cases::new(store).rolling(cfg.cases.roll());
+    let handle = Cases::new(store).rolling(settings.cases.roll);
     let mut summary = crate::cycle::RunSummary {
         profile: day.profile.clone(),
         at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -337,7 +337,7 @@ pub(super) fn roll_forward_changes(
         summary.count_changes(pairs, &Default::default());
     }
     summary.matched = summary.rows.saturating_sub(summary.breaks);
-    summary.tally(&open, &cfg.cases.age_bands);
+    summary.tally(&open, &settings.cases.age_bands);
     let bytes = serde_json::to_vec(&summary)
         .map_err(|e| crate::cases::CaseError::Invalid(e.to_string()))?;
     store.put_run(&bytes)?;
@@ -356,7 +356,7 @@ pub struct CaseMark {
 /// then [`roll_forward_run`] do: [`record_in_groups`] with a roll-forward.
 #[allow(clippy::too_many_arguments)]
 pub fn record_and_roll_in_chunks(
-    cfg: &Config,
+    settings: &Settings,
     store: &crate::store::Store,
     table: &polars::prelude::DataFrame,
     rows: &[usize],
@@ -368,7 +368,7 @@ pub fn record_and_roll_in_chunks(
     chunk: usize,
 ) -> Result<(Vec<CaseMark>, crate::cycle::RunSummary), crate::cases::CaseError> {
     let (marks, summary) = record_in_groups(
-        cfg,
+        settings,
         store,
         &day.profile,
         table,
@@ -396,7 +396,7 @@ pub(super) fn is_snapshot_column(c: &str) -> bool {
 /// record's case mark, and the summary with `roll`.
 #[allow(clippy::too_many_arguments)]
 pub fn record_in_groups(
-    cfg: &Config,
+    settings: &Settings,
     store: &crate::store::Store,
     profile: &str,
     table: &polars::prelude::DataFrame,
@@ -416,7 +416,7 @@ pub fn record_in_groups(
         }),
         chunk,
     );
-    record_groups(cfg, store, &groups, rows.len(), roll, |group| {
+    record_groups(settings, store, &groups, rows.len(), roll, |group| {
         let sub_rows: Vec<usize> = group.iter().map(|k| rows[*k]).collect();
         let sub_cats: Vec<crate::categorize::Categorization> =
             group.iter().map(|k| cats[*k].clone()).collect();
@@ -453,7 +453,7 @@ pub fn break_groups<B: std::hash::Hash + Eq>(
 /// through the day's cycle and records the run summary. Returns each record's case mark, and
 /// the summary with `roll`.
 pub fn record_groups(
-    cfg: &Config,
+    settings: &Settings,
     store: &crate::store::Store,
     groups: &[Vec<usize>],
     n: usize,
@@ -465,7 +465,7 @@ pub fn record_groups(
         crate::cases::CaseError,
     >,
 ) -> Result<(Vec<CaseMark>, Option<crate::cycle::RunSummary>), crate::cases::CaseError> {
-    let policy = &cfg.cases;
+    let policy = &settings.cases;
     let cycle = roll.as_ref().and_then(|r| r.1.as_ref());
     let mut marks: Vec<Option<CaseMark>> = vec![None; n];
     let mut changes: Vec<(String, crate::cases::Change)> = Vec::with_capacity(n);
@@ -497,7 +497,8 @@ pub fn record_groups(
         for ((id, c), k) in changes.into_iter().zip(order) {
             in_order[k] = (id, c);
         }
-        let (s, open, rolled) = roll_forward_changes(cfg, store, &day, cycle, &in_order, &file)?;
+        let (s, open, rolled) =
+            roll_forward_changes(settings, store, &day, cycle, &in_order, &file)?;
         drop(in_order);
         if rolled {
             let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
@@ -526,7 +527,7 @@ pub fn record_groups(
 /// outstanding cases, and the run summary recorded. Returns the case of each of `rows`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn record_run_cases(
-    cfg: &Config,
+    settings: &Settings,
     store: &crate::store::Store,
     result: &RunOutput,
     det: &Detection,
@@ -535,10 +536,10 @@ pub(super) fn record_run_cases(
     categorized: &Categorized,
     file: &str,
 ) -> Result<(Vec<crate::cases::Recorded>, crate::cycle::RunSummary), crate::cases::CaseError> {
-    let cycle = crate::cycle::cycle_of(&result.features.df, &result.profile, &cfg.cases.absent);
+    let cycle = crate::cycle::cycle_of(&result.features.df, &result.profile, settings.cases.absent);
     let mut recorded = record_case_marks(
         store,
-        &cfg.cases,
+        &settings.cases,
         &result.profile,
         table,
         rows,
@@ -547,7 +548,7 @@ pub(super) fn record_run_cases(
         cycle.as_ref(),
     )?;
     let summary = roll_forward_run(
-        cfg,
+        settings,
         store,
         &DayFacts::of(result, det),
         cycle,

@@ -2,12 +2,11 @@
 
 use super::*;
 
-/// The rules file the configuration names (`categorize.rules`), or the built-in one.
+/// The rules file the settings name, or the built-in one.
 pub fn rules_file(
-    cfg: &Config,
+    settings: &Settings,
 ) -> Result<crate::categorize::RulesFile, crate::categorize::RulesError> {
-    let p = cfg.categorize.rules.trim();
-    crate::categorize::RulesFile::load((!p.is_empty()).then(|| std::path::Path::new(p)))
+    settings.categorize.rules_file()
 }
 
 /// The categorization of a run's anomalies.
@@ -18,10 +17,10 @@ pub struct Categorized {
 }
 
 /// Categorizes `rows` of `table` (features with the detection's columns, as [`with_detection`]
-/// builds it) by the rules, then by the LLM when `llm.enabled` (highest ranks first), with its
+/// builds it) by the rules, then by the LLM when it is enabled (highest ranks first), with its
 /// answers cached in `store`.
 pub fn categorize(
-    cfg: &Config,
+    settings: &Settings,
     rules: &crate::categorize::RulesFile,
     table: &polars::prelude::DataFrame,
     resolved: &crate::profile::Resolved,
@@ -30,7 +29,7 @@ pub fn categorize(
     store: &crate::store::Store,
 ) -> Result<Categorized, crate::categorize::RulesError> {
     categorize_observed(
-        cfg,
+        settings,
         rules,
         table,
         resolved,
@@ -45,7 +44,7 @@ pub fn categorize(
 /// [`crate::categorize::llm::refine`].
 #[allow(clippy::too_many_arguments)]
 pub fn categorize_observed(
-    cfg: &Config,
+    settings: &Settings,
     rules: &crate::categorize::RulesFile,
     table: &polars::prelude::DataFrame,
     resolved: &crate::profile::Resolved,
@@ -55,7 +54,8 @@ pub fn categorize_observed(
     on_answer: Option<&mut dyn FnMut(usize, usize)>,
 ) -> Result<Categorized, crate::categorize::RulesError> {
     use crate::categorize::{RulesError, llm};
-    if !cfg.llm.enabled {
+    let llm_opts = &settings.categorize.llm;
+    if !llm_opts.enabled {
         return Ok(Categorized {
             cats: categorize_rows(rules, table, resolved, rows, flagged_total)?,
             llm: None,
@@ -67,10 +67,8 @@ pub fn categorize_observed(
     let mut cats = c.categorize(&facts);
     let mut report = None;
     if !cats.is_empty() {
-        let p = cfg.llm.prompt.trim();
-        let prompt = llm::Prompt::load((!p.is_empty()).then(|| std::path::Path::new(p)))
-            .map_err(RulesError::Llm)?;
-        let client = crate::llm::LlmClient::new(llm::settings(&cfg.llm))
+        let prompt = llm::Prompt::load(llm_opts.prompt.as_deref()).map_err(RulesError::Llm)?;
+        let client = crate::llm::LlmClient::new(llm_opts.client_settings())
             .map_err(|e| RulesError::Llm(e.to_string()))?;
         // Highest ranks first (the `rank` column; file order without one).
         let rank: Vec<f64> = match table
@@ -91,7 +89,7 @@ pub fn categorize_observed(
         let mut order: Vec<usize> = (0..rows.len()).collect();
         order.sort_by(|a, b| rank[*a].total_cmp(&rank[*b]));
         let r = llm::refine(
-            &cfg.llm, &prompt, &client, store, &c, &facts, &mut cats, &order, on_answer,
+            llm_opts, &prompt, &client, store, &c, &facts, &mut cats, &order, on_answer,
         );
         tracing::info!(
             rows = r.rows,

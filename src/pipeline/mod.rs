@@ -1,8 +1,7 @@
 //! Runs the stages in order — read, type through the profile, features — reporting progress and
 //! checking for cancellation between stages. No face (CLI, TUI, service) is known here.
 
-use crate::config::Config;
-use crate::features::{self, FeatureOptions, FeatureSet, Preset};
+use crate::features::{self, FeatureSet, Preset};
 use crate::ingest::prepare::{self, PrepareOptions, Prepared, Reject};
 use crate::ingest::{self, IngestError, RawTable};
 use crate::profile::{self, Profile, Resolved};
@@ -14,12 +13,14 @@ mod analysis;
 mod case_stage;
 mod categories;
 mod model;
+mod settings;
 mod triage;
 
 pub use analysis::*;
 pub use case_stage::*;
 pub use categories::*;
 pub use model::*;
+pub use settings::*;
 pub use triage::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,12 +81,12 @@ pub struct Progress {
 pub struct RunOptions {
     pub input: PathBuf,
     pub history: Option<PathBuf>,
-    /// Profile name or path; None = `[profile] default` of the config.
+    /// Profile name or path; None = the settings' default profile.
     pub profile: Option<String>,
-    /// Numeric columns for the generic profile; empty = `[generic] columns`.
+    /// Numeric columns for the generic profile; empty = the settings' generic columns.
     pub columns: Vec<String>,
     pub sheet: Option<String>,
-    /// Overrides `[features] preset`.
+    /// Overrides the settings' feature preset.
     pub preset: Option<Preset>,
 }
 
@@ -127,29 +128,31 @@ pub struct RunOutput {
     pub timings: Vec<(Stage, Duration)>,
 }
 
-fn candidates(cfg: &Config) -> Result<Vec<Profile>, IngestError> {
+fn candidates(settings: &Settings) -> Result<Vec<Profile>, IngestError> {
     let mut all = Profile::builtins();
-    for p in &cfg.profile.extra {
-        all.push(Profile::from_file(std::path::Path::new(p))?);
+    for p in &settings.profile.extra {
+        all.push(Profile::from_file(p)?);
     }
     Ok(all)
 }
 
 /// The profile for a header: forced by name/path, or detected.
 pub fn choose_profile(
-    cfg: &Config,
+    settings: &Settings,
     forced: Option<&str>,
     raw: &RawTable,
     columns: &[String],
 ) -> Result<Resolved, IngestError> {
     let columns: Vec<String> = if columns.is_empty() {
-        cfg.generic.columns.clone()
+        settings.profile.generic_columns.clone()
     } else {
         columns.to_vec()
     };
-    let spec = forced.unwrap_or(cfg.profile.default.as_str());
+    let spec = forced
+        .or(settings.profile.default.as_deref())
+        .unwrap_or("auto");
     if spec == "auto" {
-        let all = candidates(cfg)?;
+        let all = candidates(settings)?;
         let r = profile::detect(&raw.header, &raw.source, &all)?;
         return Ok(r);
     }
@@ -158,7 +161,7 @@ pub fn choose_profile(
     Ok(p.resolve(&raw.header, &raw.source, &numeric)?)
 }
 
-fn check_rejects(cfg: &Config, p: &Prepared, report: &str) -> Result<(), IngestError> {
+fn check_rejects(settings: &Settings, p: &Prepared, report: &str) -> Result<(), IngestError> {
     if p.rejected_rows == p.total_rows {
         return Err(IngestError::AllRejected {
             file: p.source.clone(),
@@ -167,13 +170,13 @@ fn check_rejects(cfg: &Config, p: &Prepared, report: &str) -> Result<(), IngestE
         });
     }
     let share = p.rejected_rows as f64 / p.total_rows.max(1) as f64;
-    if share > cfg.ingest.max_reject_share {
+    if share > settings.ingest.max_reject_share {
         return Err(IngestError::TooManyRejects {
             file: p.source.clone(),
             rejected: p.rejected_rows,
             total: p.total_rows,
             share: share * 100.0,
-            max: cfg.ingest.max_reject_share * 100.0,
+            max: settings.ingest.max_reject_share * 100.0,
             report: report.to_string(),
         });
     }
@@ -234,13 +237,13 @@ pub fn bind_history(
 
 /// Runs ingest and features. `rejects_hint` is appended to reject errors (where the report is).
 pub fn run(
-    cfg: &Config,
+    settings: &Settings,
     opts: &RunOptions,
     rejects_hint: &str,
     progress: &mut dyn FnMut(Progress),
     cancel: &AtomicBool,
 ) -> Result<RunOutput, PipelineError> {
-    run_selecting(cfg, opts, None, None, rejects_hint, progress, cancel)
+    run_selecting(settings, opts, None, None, rejects_hint, progress, cancel)
 }
 
 /// Where the rows of a spill part (a piece of a larger file, see [`crate::bounded`]) come from:
@@ -302,7 +305,7 @@ fn restore_rows(raw: &mut RawTable, source: &str, rows: &[u64]) -> Result<(), Pi
 /// A file typed through its profile, its rejects added to `all_rejects`; too many rejects is
 /// the error (with every reject so far, for the report).
 fn prepare_checked(
-    cfg: &Config,
+    settings: &Settings,
     raw: &RawTable,
     resolved: &Resolved,
     popts: &PrepareOptions,
@@ -311,7 +314,7 @@ fn prepare_checked(
 ) -> Result<Prepared, PipelineError> {
     let p = prepare::prepare(raw, resolved, popts)?;
     all_rejects.extend(p.rejects.iter().cloned());
-    if let Err(error) = check_rejects(cfg, &p, rejects_hint) {
+    if let Err(error) = check_rejects(settings, &p, rejects_hint) {
         return Err(PipelineError::TooManyRejects {
             error: Box::new(error),
             rejects: std::mem::take(all_rejects),
@@ -338,7 +341,7 @@ fn select_partition(
 /// they are typed and keyed, before the features. The whole file is still read and checked (its
 /// rejects and row counts are the whole file's).
 pub fn run_selecting(
-    cfg: &Config,
+    settings: &Settings,
     opts: &RunOptions,
     partition: Option<&crate::partition::Partition>,
     spill: Option<&SpillRows>,
@@ -359,19 +362,19 @@ pub fn run_selecting(
             Ok(())
         };
     let sheet = opts.sheet.as_deref();
-    let mut popts = PrepareOptions::from_config(&cfg.ingest);
-    let mut fopts = FeatureOptions::from_config(&cfg.features).map_err(PipelineError::Config)?;
+    let mut popts = settings.ingest.prepare.clone();
+    let mut fopts = settings.features.clone();
     if let Some(p) = opts.preset {
         fopts.preset = p;
     }
 
     step(Stage::Read, progress)?;
     let t = Instant::now();
-    let mut raw = ingest::read(&opts.input, &cfg.ingest, sheet)?;
+    let mut raw = ingest::read(&opts.input, &settings.ingest.read, sheet)?;
     if let Some(sp) = spill {
         restore_rows(&mut raw, &sp.source, &sp.rows)?;
     }
-    let resolved = choose_profile(cfg, opts.profile.as_deref(), &raw, &opts.columns)?;
+    let resolved = choose_profile(settings, opts.profile.as_deref(), &raw, &opts.columns)?;
     timings.push((Stage::Read, t.elapsed()));
     tracing::info!(file = %raw.source, rows = raw.df.height(), profile = %resolved.profile.name, "read");
 
@@ -380,7 +383,7 @@ pub fn run_selecting(
     if let Some(hpath) = &opts.history {
         step(Stage::ReadHistory, progress)?;
         let t = Instant::now();
-        let mut hraw = ingest::read(hpath, &cfg.ingest, sheet)?;
+        let mut hraw = ingest::read(hpath, &settings.ingest.read, sheet)?;
         if let Some((source, rows)) = spill.and_then(|s| s.history.as_ref()) {
             restore_rows(&mut hraw, source, rows)?;
         }
@@ -399,7 +402,7 @@ pub fn run_selecting(
     if let Some((hraw, hres)) = &history {
         step(Stage::PrepareHistory, progress)?;
         let t = Instant::now();
-        let hp = prepare_checked(cfg, hraw, hres, &popts, rejects_hint, &mut all_rejects)?;
+        let hp = prepare_checked(settings, hraw, hres, &popts, rejects_hint, &mut all_rejects)?;
         timings.push((Stage::PrepareHistory, t.elapsed()));
         history_rows_read = hp.total_rows;
         history_prepared = Some(hp);
@@ -408,7 +411,14 @@ pub fn run_selecting(
 
     step(Stage::Prepare, progress)?;
     let t = Instant::now();
-    let mut cur = prepare_checked(cfg, &raw, &resolved, &popts, rejects_hint, &mut all_rejects)?;
+    let mut cur = prepare_checked(
+        settings,
+        &raw,
+        &resolved,
+        &popts,
+        rejects_hint,
+        &mut all_rejects,
+    )?;
     drop(raw);
     timings.push((Stage::Prepare, t.elapsed()));
 

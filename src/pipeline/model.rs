@@ -19,7 +19,7 @@ pub struct DetectOptions {
     pub detector: Option<crate::detect::model::DetectorKind>,
     pub contamination: Option<crate::detect::contamination::Contamination>,
     pub train: TrainMode,
-    /// What to do with a saved model that does not fit the file; None: `[detect] model_policy`.
+    /// What to do with a saved model that does not fit the file; None: the settings' policy.
     pub policy: Option<ModelPolicy>,
 }
 
@@ -47,15 +47,6 @@ impl std::str::FromStr for ModelPolicy {
                 "unknown model policy {s:?}: use reuse, retrain or refuse"
             )),
         }
-    }
-}
-
-/// The fitness thresholds of the configuration.
-pub fn fitness_params(cfg: &Config) -> crate::detect::fitness::FitnessParams {
-    crate::detect::fitness::FitnessParams {
-        min_training_rows: cfg.detect.min_training_rows,
-        max_psi: cfg.detect.max_psi,
-        max_unseen_accounts: cfg.detect.max_unseen_accounts,
     }
 }
 
@@ -194,58 +185,28 @@ pub(super) fn match_labels(
     Ok(m)
 }
 
-/// The training specification from the config and the run's overrides.
-pub fn train_spec(
-    cfg: &Config,
-    opts: &DetectOptions,
-) -> Result<crate::detect::model::TrainSpec, String> {
-    use crate::detect::iforest::{IForestParams, MaxSamples};
-    let d = &cfg.detect;
-    Ok(crate::detect::model::TrainSpec {
-        detector: match opts.detector {
-            Some(k) => k,
-            None => d.detector.parse()?,
-        },
-        contamination: match opts.contamination {
-            Some(c) => c,
-            None => d.contamination.parse()?,
-        },
-        mad_k: d.mad_k,
-        iforest: IForestParams {
-            n_estimators: d.iforest.n_estimators,
-            max_samples: if d.iforest.max_samples == 0 {
-                MaxSamples::Auto
-            } else {
-                MaxSamples::Count(d.iforest.max_samples)
-            },
-            max_features: d.iforest.max_features,
-            seed: d.seed,
-        },
-        lof: crate::detect::lof::LofParams {
-            n_neighbors: d.lof.n_neighbors,
-        },
-        lof_max_reference: d.lof.max_reference,
-        cluster: crate::detect::cluster::ClusterParams {
-            k: cfg.cluster.k,
-            k_max: cfg.cluster.k_max,
-            sample: cfg.cluster.sample,
-            max_iterations: cfg.cluster.max_iterations,
-            seed: d.seed,
-        },
-        seed: d.seed,
-    })
+/// The training specification of the settings with the run's overrides.
+pub fn train_spec(settings: &Settings, opts: &DetectOptions) -> crate::detect::model::TrainSpec {
+    let mut spec = settings.detect.spec.clone();
+    if let Some(k) = opts.detector {
+        spec.detector = k;
+    }
+    if let Some(c) = opts.contamination {
+        spec.contamination = c;
+    }
+    spec
 }
 
 /// Scores the current rows of a run: loads the saved model for the profile and detector, or
 /// trains one (on the history rows when given, else on the current rows) and saves it.
 pub fn score(
-    cfg: &Config,
+    settings: &Settings,
     run: &mut RunOutput,
     store: &crate::store::Store,
     opts: &DetectOptions,
 ) -> Result<Detection, DetectError> {
     use crate::detect::model::{self, ModelBundle};
-    let spec = train_spec(cfg, opts).map_err(DetectError::Config)?;
+    let spec = train_spec(settings, opts);
     let fs = &mut run.features;
     let fp = model::fingerprint(&run.profile, fs.preset, &fs.names, &spec);
     let key = format!("{}/{}", run.profile, spec.detector.as_str());
@@ -263,15 +224,8 @@ pub fn score(
         TrainMode::Auto => existing,
     };
     // A saved model of the same schema must also fit the file.
-    let policy = match opts.policy {
-        Some(p) => p,
-        None => cfg
-            .detect
-            .model_policy
-            .parse()
-            .map_err(DetectError::Config)?,
-    };
-    let (existing, mut unfit) = check_fitness(cfg, fs, &run.resolved, existing, &fp, policy)?;
+    let policy = opts.policy.unwrap_or(settings.detect.policy);
+    let (existing, mut unfit) = check_fitness(settings, fs, &run.resolved, existing, &fp, policy)?;
     let mut reuse = Reuse::default();
     let (bundle, status) = match existing {
         Some(Ok(b)) if b.fingerprint == fp => {
@@ -287,7 +241,14 @@ pub fn score(
                 (Some(Ok(_)), _) => ModelStatus::TrainedChanged,
             };
             let t = Instant::now();
-            let (b, r) = train_fresh(cfg, &run.profile, fs, store, &spec, previous_flag_share)?;
+            let (b, r) = train_fresh(
+                settings,
+                &run.profile,
+                fs,
+                store,
+                &spec,
+                previous_flag_share,
+            )?;
             reuse = r;
             timings.push(("train", t.elapsed()));
             store.put_model(&key, &b.to_json())?;
@@ -297,7 +258,7 @@ pub fn score(
     };
 
     score_loaded(
-        cfg,
+        settings,
         run,
         store,
         opts,
@@ -315,7 +276,7 @@ pub(super) type SavedModel =
 /// A saved model of the run's schema checked against the file: kept when it fits; when it does
 /// not, refused, kept or dropped for a new training as the policy says (with the reason).
 pub(super) fn check_fitness(
-    cfg: &Config,
+    settings: &Settings,
     fs: &FeatureSet,
     resolved: &Resolved,
     existing: SavedModel,
@@ -326,7 +287,7 @@ pub(super) fn check_fitness(
         Some(Ok(b)) if b.fingerprint == fp => b,
         other => return Ok((other, None)),
     };
-    let problems = fitness_problems(cfg, fs, resolved, &b)?;
+    let problems = fitness_problems(settings, fs, resolved, &b)?;
     if problems.is_empty() {
         return Ok((Some(Ok(b)), None));
     }
@@ -364,7 +325,7 @@ pub(super) struct TrainingRows<'a> {
 /// Trains a new model on the history rows (the current rows when there is no history of at
 /// least 2 rows), with the analysts' decisions on the profile's cases when feedback is on.
 pub(super) fn train_fresh(
-    cfg: &Config,
+    settings: &Settings,
     profile: &str,
     fs: &FeatureSet,
     store: &crate::store::Store,
@@ -390,7 +351,7 @@ pub(super) fn train_fresh(
         keys: key_refs(train_keys.as_ref(), train_df.height()),
         extra: None,
     };
-    let labels = if cfg.feedback.enabled {
+    let labels = if settings.feedback.enabled {
         crate::cases::Cases::new(store)
             .labels()?
             .into_iter()
@@ -402,7 +363,7 @@ pub(super) fn train_fresh(
     let (rows, fb, x_cur) = if labels.is_empty() {
         (all, None, None)
     } else {
-        let (rows, info, x_cur) = with_feedback(cfg, fs, train_df, own_rows, &labels, all)?;
+        let (rows, info, x_cur) = with_feedback(settings, fs, train_df, own_rows, &labels, all)?;
         (rows, Some(info), x_cur)
     };
     let (mut b, train_scores) = model::train(
@@ -422,7 +383,7 @@ pub(super) fn train_fresh(
     if let Some(info) = fb {
         let candidate_scores = model::among(&train_scores, Some(&rows.cand));
         reestimate_with_feedback(
-            cfg,
+            settings,
             &mut b,
             info,
             &candidate_scores,
@@ -451,7 +412,7 @@ pub(super) fn train_fresh(
 /// rejected records (in the training or the current rows) added as normal `oversample` times.
 /// Also what the feedback did, and the current rows' matrix when it was built for them.
 pub(super) fn with_feedback<'a>(
-    cfg: &Config,
+    settings: &Settings,
     fs: &FeatureSet,
     train_df: &polars::prelude::DataFrame,
     own_rows: bool,
@@ -474,7 +435,7 @@ pub(super) fn with_feedback<'a>(
     };
     let mut info = FeedbackInfo {
         labels: labels.len(),
-        oversample: cfg.feedback.oversample,
+        oversample: settings.feedback.oversample,
         ..Default::default()
     };
     // Each label counts once, where its record was found (training rows first).
@@ -502,7 +463,7 @@ pub(super) fn with_feedback<'a>(
         }
     }
     info.matched = seen.iter().filter(|s| **s).count();
-    let times = cfg.feedback.oversample;
+    let times = settings.feedback.oversample;
     let mut extra_rows = all.x.select_rows(&repeat_rows(&rejected_train, times));
     let mut x_cur = None;
     if !rejected_cur.is_empty() {
@@ -540,7 +501,7 @@ pub(super) fn with_feedback<'a>(
 /// The feedback kept in the bundle, and the contamination re-estimated from the analysts'
 /// decisions (when on and enough flagged cases were decided): the offset moves with it.
 pub(super) fn reestimate_with_feedback(
-    cfg: &Config,
+    settings: &Settings,
     b: &mut crate::detect::model::ModelBundle,
     mut info: crate::detect::feedback::FeedbackInfo,
     candidate_scores: &[f64],
@@ -552,14 +513,14 @@ pub(super) fn reestimate_with_feedback(
     info.contamination_before = b.flag_share;
     info.contamination_after = b.flag_share;
     let base = previous_flag_share.or(b.flag_share).unwrap_or(0.0);
-    if cfg.feedback.contamination
+    if settings.feedback.contamination
         && let Some(c) = crate::detect::feedback::reestimate(
             base,
             info.accepted,
             info.rejected,
             info.missed,
             candidate_scores.len(),
-            cfg.feedback.min_reviewed,
+            settings.feedback.min_reviewed,
         )
     {
         b.offset = crate::detect::contamination::offset(
@@ -579,7 +540,7 @@ pub(super) fn reestimate_with_feedback(
 /// Why a saved model does not fit the current rows of `fs` (empty when it fits): too few
 /// training rows, another population, accounts it never saw (where keys recur).
 pub fn fitness_problems(
-    cfg: &Config,
+    settings: &Settings,
     fs: &FeatureSet,
     resolved: &Resolved,
     b: &crate::detect::model::ModelBundle,
@@ -602,7 +563,7 @@ pub fn fitness_problems(
         &xm,
         &main,
         &key_refs,
-        &fitness_params(cfg),
+        &settings.detect.fitness,
     ))
 }
 
@@ -610,7 +571,7 @@ pub fn fitness_problems(
 /// bundle file): its encoders are applied, then the rows are scored, triaged and clustered as
 /// [`score`] does. `status` says why this model is used.
 pub fn score_with_bundle(
-    cfg: &Config,
+    settings: &Settings,
     run: &mut RunOutput,
     store: &crate::store::Store,
     opts: &DetectOptions,
@@ -619,7 +580,7 @@ pub fn score_with_bundle(
 ) -> Result<Detection, DetectError> {
     features::apply_encoders(&mut run.features, &bundle.encoders)?;
     score_loaded(
-        cfg,
+        settings,
         run,
         store,
         opts,

@@ -7,7 +7,7 @@ use super::*;
 /// differences when training already computed them.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn score_loaded(
-    cfg: &Config,
+    settings: &Settings,
     run: &mut RunOutput,
     store: &crate::store::Store,
     opts: &DetectOptions,
@@ -26,8 +26,8 @@ pub(super) fn score_loaded(
         None => features::matrix(&fs.df, &fs.names)?,
     };
     let (mut quiet, own_z) = triage_inputs(&fs.df)?;
-    let proposed = quiet_explained_and_judged(cfg, &fs.df, &run.profile, store, &mut quiet)?;
-    let tparams = triage_params(cfg);
+    let proposed = quiet_explained_and_judged(settings, &fs.df, &run.profile, store, &mut quiet)?;
+    let tparams = settings.detect.triage;
     let scored = bundle.score_triaged(
         &x,
         precomputed,
@@ -53,7 +53,7 @@ pub(super) fn score_loaded(
         &scored.flag,
         &diff,
         &key_refs,
-        cfg.cluster.top_accounts,
+        settings.detect.top_accounts,
     );
     Ok(Detection {
         bundle,
@@ -75,7 +75,7 @@ pub(super) fn score_loaded(
 /// [`Quiet::Explained`]: crate::detect::triage::Quiet::Explained
 /// [`Quiet::Judged`]: crate::detect::triage::Quiet::Judged
 pub fn quiet_explained_and_judged(
-    cfg: &Config,
+    settings: &Settings,
     df: &polars::prelude::DataFrame,
     profile: &str,
     store: &crate::store::Store,
@@ -110,7 +110,7 @@ pub fn quiet_explained_and_judged(
     };
     let comments = text("bd_comment");
     let dq = text("bd_dq");
-    let rules = rules_file(cfg).map_err(|e| DetectError::Config(e.to_string()))?;
+    let rules = rules_file(settings).map_err(|e| DetectError::Config(e.to_string()))?;
     if comments.is_some() && !rules.explanations.is_empty() {
         for i in 0..n {
             if quiet[i].is_some() || !is_break[i] || !at(&dq, i).is_empty() {
@@ -123,7 +123,7 @@ pub fn quiet_explained_and_judged(
         }
     }
     // Verdicts: the rejected cases of this profile, by key.
-    if !cfg.feedback.enabled {
+    if !settings.feedback.enabled {
         return Ok(proposed);
     }
     let mut judged: std::collections::HashMap<String, Vec<(chrono::NaiveDate, f64)>> =
@@ -145,7 +145,7 @@ pub fn quiet_explained_and_judged(
         (0..n).map(|i| (at(&keys, i), at(&dates, i))).unzip();
     let diff = features::column_f64(df, "bd_difference").unwrap_or_else(|_| vec![f64::NAN; n]);
     let age = features::column_f64(df, "f_break_age").unwrap_or_else(|_| vec![0.0; n]);
-    let share = cfg.feedback.judged_normal_share;
+    let share = settings.feedback.judged_normal_share;
     for i in 0..n {
         if quiet[i].is_some() || !is_break[i] {
             continue;
@@ -185,14 +185,6 @@ pub(super) fn key_refs(ca: Option<&polars::prelude::StringChunked>, n: usize) ->
     match ca {
         Some(ca) => ca.iter().map(|v| v.unwrap_or("")).collect(),
         None => vec![""; n],
-    }
-}
-
-/// The triage thresholds of the configuration.
-pub fn triage_params(cfg: &Config) -> crate::detect::triage::TriageParams {
-    crate::detect::triage::TriageParams {
-        own_z_min: cfg.detect.own_z_min,
-        own_weight: cfg.detect.own_weight,
     }
 }
 

@@ -20,8 +20,8 @@ mod triage;
 pub use state::Stream;
 pub use triage::{RecordResult, Triaged, cycle_of_observed, triage};
 
-use crate::config::Config;
 use crate::detect::model::ModelBundle;
+use crate::pipeline::Settings;
 use features::Plan;
 use record::{Canonical, FieldError, RecordReader};
 
@@ -52,7 +52,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(
-        cfg: &Config,
+        settings: &Settings,
         resolved: crate::profile::Resolved,
         bundle: ModelBundle,
         status: String,
@@ -60,24 +60,22 @@ impl Engine {
         let plan = Plan::new(
             &resolved,
             bundle.preset,
-            cfg.features.rolling_window,
-            cfg.features.rolling_min_periods,
-            &crate::features::routine_params(&cfg.features),
+            settings.features.window,
+            settings.features.min_periods,
+            &settings.features.routine,
             &bundle.feature_names,
             &bundle.encoders,
         )?;
         Ok(Engine {
             profile: resolved.profile.name.clone(),
-            reader: RecordReader::new(resolved, &cfg.ingest).with_limits(record::RecordLimits {
-                max_fields: cfg.service.max_record_fields,
-                max_chars: cfg.service.max_field_chars,
-            }),
+            reader: RecordReader::new(resolved, &settings.ingest.prepare)
+                .with_limits(settings.record_limits),
             plan,
             version: bundle.version(),
             bundle,
             status,
-            triage: crate::pipeline::triage_params(cfg),
-            rules: crate::pipeline::rules_file(cfg).map_err(|e| e.to_string())?,
+            triage: settings.detect.triage,
+            rules: crate::pipeline::rules_file(settings).map_err(|e| e.to_string())?,
         })
     }
 }
@@ -182,16 +180,13 @@ mod tests {
         preset: Preset,
         routine_seen: &mut usize,
     ) -> usize {
-        let cfg = Config::defaults();
         let opts = FeatureOptions {
             preset,
-            window: cfg.features.rolling_window,
-            min_periods: cfg.features.rolling_min_periods,
-            routine: crate::features::routine_params(&cfg.features),
+            ..FeatureOptions::default()
         };
         // The model's encoders: fitted on the history.
         let base = compute(history, None, &opts).unwrap();
-        let reader = RecordReader::new(current.resolved.clone(), &cfg.ingest);
+        let reader = RecordReader::new(current.resolved.clone(), &PrepareOptions::default());
         let plan = Plan::new(
             &current.resolved,
             preset,
@@ -286,11 +281,10 @@ mod tests {
     }
 
     fn read(path: &std::path::Path, profile: &str) -> (Prepared, Vec<String>) {
-        let cfg = Config::defaults();
-        let raw = crate::ingest::read(path, &cfg.ingest, None).unwrap();
+        let raw = crate::ingest::read(path, &crate::ingest::ReadOptions::default(), None).unwrap();
         let p = crate::profile::Profile::builtin(profile).unwrap();
         let r = p.resolve(&raw.header, &raw.source, &[]).unwrap();
-        let prepared = prepare(&raw, &r, &PrepareOptions::from_config(&cfg.ingest)).unwrap();
+        let prepared = prepare(&raw, &r, &PrepareOptions::default()).unwrap();
         (prepared, raw.header.clone())
     }
 

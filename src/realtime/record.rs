@@ -179,13 +179,15 @@ impl RecordReader {
         }
     }
 
-    pub fn new(resolved: Resolved, ingest: &crate::config::IngestConfig) -> RecordReader {
+    /// A reader typing records as `prepare` types a file's rows under `opts` (its key slots
+    /// aside).
+    pub fn new(resolved: Resolved, opts: &crate::ingest::prepare::PrepareOptions) -> RecordReader {
         RecordReader {
             resolved,
-            decimals: ingest.amount_decimals,
-            dates: DateOptions::from_config(ingest),
-            mismatch_tolerance: ingest.difference_mismatch_tolerance,
-            decimal: Decimal::from_setting(&ingest.decimal).unwrap_or(None),
+            decimals: opts.decimals,
+            dates: opts.dates.clone(),
+            mismatch_tolerance: opts.mismatch_tolerance,
+            decimal: opts.decimal,
             limits: RecordLimits::default(),
         }
     }

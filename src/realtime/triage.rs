@@ -2,7 +2,7 @@
 
 use super::frame::frame;
 use super::{Engine, Observed};
-use crate::config::Config;
+use crate::pipeline::Settings;
 use crate::store::Store;
 use serde::Serialize;
 
@@ -65,7 +65,7 @@ pub struct Triaged {
 /// cases in one durable transaction; `ranked` ranks them among themselves (a batch) so the
 /// severity can use the rank, as in a file run. Returns a result per observation, in order.
 pub fn triage(
-    cfg: &Config,
+    settings: &Settings,
     rules: &crate::categorize::RulesFile,
     store: &Store,
     engine: &Engine,
@@ -113,7 +113,7 @@ pub fn triage(
         })
         .collect();
     if flagged.is_empty() {
-        let roll = roll_observed(cfg, store, engine, obs, &[])?;
+        let roll = roll_observed(settings, store, engine, obs, &[])?;
         return Ok(Triaged {
             results,
             cases: Vec::new(),
@@ -136,7 +136,7 @@ pub fn triage(
     let rows: Vec<usize> = (0..items.len()).collect();
     let flagged_total = if ranked { items.len() } else { 0 };
     let cat = crate::pipeline::categorize(
-        cfg,
+        settings,
         rules,
         &table,
         &engine.reader.resolved,
@@ -147,7 +147,7 @@ pub fn triage(
     .map_err(|e| e.to_string())?;
     let outcomes = crate::pipeline::record_case_outcomes(
         store,
-        &cfg.cases,
+        &settings.cases,
         &engine.profile,
         &table,
         &rows,
@@ -156,7 +156,7 @@ pub fn triage(
         None,
     )
     .map_err(|e| e.to_string())?;
-    let roll = roll_observed(cfg, store, engine, obs, &outcomes)?;
+    let roll = roll_observed(settings, store, engine, obs, &outcomes)?;
     let cases: Vec<crate::cases::Case> = outcomes.iter().map(|o| o.case.clone()).collect();
     for ((i, c), case) in flagged.iter().zip(&cat.cats).zip(&cases) {
         let r = &mut results[*i];
@@ -202,7 +202,7 @@ pub fn cycle_of_observed(profile: &str, obs: &[Observed]) -> crate::cases::Cycle
 /// reconciliation cycle of its account): back within tolerance clears, a persisting break takes
 /// the latest date and difference. Accounts without an outstanding case cost one index read.
 fn roll_observed(
-    cfg: &Config,
+    settings: &Settings,
     store: &Store,
     engine: &Engine,
     obs: &[Observed],
@@ -218,7 +218,7 @@ fn roll_observed(
         .map(|o| o.case.id.clone())
         .collect();
     crate::cases::Cases::new(store)
-        .rolling(cfg.cases.roll())
+        .rolling(settings.cases.roll)
         .roll_forward(&cycle)
         .map_err(|e| e.to_string())
 }

@@ -57,6 +57,8 @@ pub struct ServeOptions {
 /// Shared by every request.
 pub struct AppState {
     pub cfg: Config,
+    /// The run's settings, converted from `cfg` once.
+    pub settings: crate::pipeline::Settings,
     pub store: Arc<Store>,
     pub stream: Arc<Stream>,
     pub rules: Arc<crate::categorize::RulesFile>,
@@ -143,7 +145,7 @@ impl AppState {
 /// features, else trained on the history (and saved). Also returns the history's prepared run,
 /// for seeding the state.
 fn load_engine(
-    cfg: &Config,
+    cfg: &crate::pipeline::Settings,
     store: &Store,
     history: Option<&PathBuf>,
     profile: Option<&str>,
@@ -184,7 +186,7 @@ fn load_engine(
                 .resolve(&header, "records", &[])
                 .map_err(|e| e.to_string())?;
             let dopts = DetectOptions::default();
-            let spec = pipeline::train_spec(cfg, &dopts)?;
+            let spec = pipeline::train_spec(cfg, &dopts);
             let key = format!("{}/{}", p.name, spec.detector.as_str());
             let bytes = store
                 .get_model(&key)
@@ -196,16 +198,14 @@ fn load_engine(
                 .map_err(|e| format!("the saved model {key}: {e}"))?;
             // Without records to compare with, only the training size can be checked.
             let mut status = "loaded".to_string();
-            let min = cfg.detect.min_training_rows;
+            let min = cfg.detect.fitness.min_training_rows;
             if bundle.training_rows < min {
                 let why = format!(
                     "the saved model {} was trained on {} rows, fewer than [detect] min_training_rows ({min})",
                     bundle.version(),
                     bundle.training_rows
                 );
-                if cfg.detect.model_policy.parse::<pipeline::ModelPolicy>()
-                    == Ok(pipeline::ModelPolicy::Refuse)
-                {
+                if cfg.detect.policy == pipeline::ModelPolicy::Refuse {
                     return Err(format!(
                         "{why} (model policy refuse: give --history to train one)"
                     ));
@@ -238,8 +238,15 @@ pub fn prepare(
         .ok()
         .filter(|t| !t.trim().is_empty());
     let users = user_tokens(&cfg)?;
-    let (engine, run) = load_engine(&cfg, &store, history.as_ref(), profile.as_deref(), false)
-        .map_err(ServeError::Start)?;
+    let settings = crate::wiring::run::settings(&cfg).map_err(ServeError::Config)?;
+    let (engine, run) = load_engine(
+        &settings,
+        &store,
+        history.as_ref(),
+        profile.as_deref(),
+        false,
+    )
+    .map_err(ServeError::Start)?;
     tracing::info!(model = %engine.version, status = %engine.status, "service model");
     let stream = Arc::new(
         Stream::new(engine, cfg.service.state_records)
@@ -269,13 +276,15 @@ pub fn prepare(
     if marked > 0 {
         tracing::info!(cases = marked, "outstanding cases indexed");
     }
-    let rules = crate::pipeline::rules_file(&cfg).map_err(|e| ServeError::Config(e.to_string()))?;
+    let rules =
+        crate::pipeline::rules_file(&settings).map_err(|e| ServeError::Config(e.to_string()))?;
     let dispatcher = crate::dispatch::outbox::Dispatcher::new(&cfg)
         .map_err(|e| ServeError::Config(e.to_string()))?;
     let worker = crate::dispatch::OutboxSender::spawn(store.clone(), dispatcher);
     let (events, _) = broadcast::channel(cfg.service.ws_queue_events);
     Ok(Arc::new(AppState {
         cfg,
+        settings,
         store,
         stream,
         rules: Arc::new(rules),
@@ -303,7 +312,7 @@ pub fn start_retrain(state: &Arc<AppState>) -> bool {
         let engine = st.stream.engine();
         let profile = st.profile.clone().or_else(|| Some(engine.profile.clone()));
         let out = load_engine(
-            &st.cfg,
+            &st.settings,
             &st.store,
             st.history.as_ref(),
             profile.as_deref(),

@@ -163,9 +163,13 @@ fn load(
         ..Default::default()
     };
     let source = opts.input.display().to_string();
+    let settings = crate::wiring::run::settings(cfg).map_err(|message| LoadError {
+        title: "invalid configuration".into(),
+        message,
+    })?;
     let mut partial_error = None;
     let analysis = pipeline::analyze_observed(
-        cfg,
+        &settings,
         opts,
         &aopts,
         store,

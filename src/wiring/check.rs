@@ -51,11 +51,7 @@ impl ValueChecks for Parsers {
     }
 
     fn case_routes(&self, routes: &[CaseRoute]) -> Result<(), String> {
-        let pairs: Vec<(String, String)> = routes
-            .iter()
-            .map(|r| (r.owner.clone(), r.when.clone()))
-            .collect();
-        crate::routing::Router::compile(&pairs).map(drop)
+        super::run::routes(routes).map(drop)
     }
 
     fn filter(&self, expression: &str) -> Result<(), String> {

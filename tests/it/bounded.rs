@@ -495,6 +495,7 @@ fn cases_recorded_in_small_groups_are_those_of_one_batch() {
     use breakdesk::pipeline::{self, AnalyzeOptions, DayFacts, RunOptions};
     let dir = tempfile::tempdir().unwrap();
     let cfg = breakdesk::wiring::check::from_user_toml("", Path::new("groups-test.toml")).unwrap();
+    let cfg = breakdesk::wiring::run::settings(&cfg).unwrap();
     let whole = breakdesk::store::Store::open(&dir.path().join("whole")).unwrap();
     let grouped = breakdesk::store::Store::open(&dir.path().join("grouped")).unwrap();
     let days = [
@@ -523,7 +524,7 @@ fn cases_recorded_in_small_groups_are_those_of_one_batch() {
         assert!(a.rows.len() > 10, "day {day}: {} anomalies", a.rows.len());
         // The grouped store records the same records, 3 at a time.
         let cycle =
-            breakdesk::cycle::cycle_of(&a.run.features.df, &a.run.profile, &cfg.cases.absent);
+            breakdesk::cycle::cycle_of(&a.run.features.df, &a.run.profile, cfg.cases.absent);
         let (marks, mut summary) = pipeline::record_and_roll_in_chunks(
             &cfg,
             &grouped,
@@ -626,6 +627,7 @@ fn a_break_cleared_within_the_file_and_back_is_a_new_case_in_groups_as_in_one_ba
         c
     };
     let cfg = breakdesk::wiring::check::from_user_toml("", Path::new("groups-test.toml")).unwrap();
+    let cfg = breakdesk::wiring::run::settings(&cfg).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let day = DayFacts {
         profile: "gl_ihub".into(),

@@ -227,7 +227,7 @@ fn run_file(input: std::path::PathBuf) -> breakdesk::pipeline::RunOutput {
         ..Default::default()
     };
     breakdesk::pipeline::run(
-        &breakdesk::config::Config::defaults(),
+        &breakdesk::pipeline::Settings::default(),
         &opts,
         "",
         &mut |_| {},

@@ -263,7 +263,7 @@ fn analyze_with_progress(
     };
     let mut events = Vec::new();
     pipeline::analyze(
-        cfg,
+        &breakdesk::wiring::run::settings(cfg).unwrap(),
         &opts,
         &AnalyzeOptions::default(),
         store,

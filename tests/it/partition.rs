@@ -560,6 +560,7 @@ fn merged_cases_recorded_a_few_at_a_time_are_those_recorded_in_one_group() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cfg = breakdesk::wiring::check::from_user_toml("", Path::new("merge-groups.toml")).unwrap();
+    let cfg = breakdesk::wiring::run::settings(&cfg).unwrap();
     // The anomalies only (every written row a case), and every row (only the anomalies cases).
     let all_rows = partitions(d, &f.file, &f.model, 3, &["--all-rows"]);
     for (name, parts) in [("anomalies", f.parts.clone()), ("all-rows", all_rows)] {

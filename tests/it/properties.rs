@@ -500,10 +500,9 @@ fn same_bits(a: &[f64], b: &[f64]) -> bool {
 }
 
 fn spec(detector: DetectorKind, contamination: Contamination, seed: u64) -> TrainSpec {
-    let cfg = breakdesk::config::Config::defaults();
+    let cfg = breakdesk::wiring::run::settings(&breakdesk::config::Config::defaults()).unwrap();
     let mut s =
-        breakdesk::pipeline::train_spec(&cfg, &breakdesk::pipeline::DetectOptions::default())
-            .unwrap();
+        breakdesk::pipeline::train_spec(&cfg, &breakdesk::pipeline::DetectOptions::default());
     s.detector = detector;
     s.contamination = contamination;
     s.seed = seed;

@@ -21,8 +21,7 @@
 mod answer;
 
 use super::{Categorization, Categorizer, Decider, fields::Facts};
-use crate::config::LlmConfig;
-use crate::llm::{ChatOutcome, ChatRequest, LlmClient, LlmSettings, ResponseFormat};
+use crate::llm::{ChatOutcome, ChatRequest, LlmClient, LlmSettings};
 use crate::store::Store;
 use answer::cap_to_rules;
 #[cfg(test)]
@@ -133,28 +132,57 @@ impl LlmReport {
     }
 }
 
-/// Client settings from the configuration (the key from the environment).
-pub fn settings(cfg: &LlmConfig) -> LlmSettings {
-    let mut s = LlmSettings::new(cfg.base_url.trim(), cfg.model.trim());
-    s.api_key = (!cfg.api_key_env.trim().is_empty())
-        .then(|| std::env::var(cfg.api_key_env.trim()).ok())
-        .flatten()
-        .filter(|k| !k.trim().is_empty());
-    s.azure_api_version = Some(cfg.azure_api_version.trim().to_string()).filter(|v| !v.is_empty());
-    s.response_format = match cfg.response_format.as_str() {
-        "json_object" => ResponseFormat::JsonObject,
-        "none" => ResponseFormat::None,
-        _ => ResponseFormat::JsonSchema,
-    };
-    s.temperature = 0.0;
-    s.max_tokens = cfg.max_tokens;
-    s.timeout = Duration::from_secs(cfg.timeout_secs);
-    s.max_retries = cfg.max_retries;
-    s.requests_per_minute = cfg.requests_per_minute;
-    s.tokens_per_minute = cfg.tokens_per_minute;
-    s.concurrency = cfg.concurrency;
-    s.failure_threshold = cfg.failure_threshold;
-    s
+/// What the LLM pass needs (`[llm]`, parsed).
+#[derive(Debug, Clone)]
+pub struct LlmOptions {
+    /// Whether the pass runs at all.
+    pub enabled: bool,
+    /// The client's settings, without the API key (read from the environment when a client is
+    /// made: [`LlmOptions::client_settings`]).
+    pub client: LlmSettings,
+    /// The environment variable holding the API key; None: no key.
+    pub api_key_env: Option<String>,
+    /// The prompt template file; None: the embedded one.
+    pub prompt: Option<std::path::PathBuf>,
+    /// Identifiers are replaced by tokens in what is sent.
+    pub redact: bool,
+    /// Most anomalies asked about in a run; 0: all.
+    pub max_rows: usize,
+    /// Every text sent is cut at this many characters.
+    pub max_text_chars: usize,
+}
+
+impl Default for LlmOptions {
+    /// As `config/default.toml` sets `[llm]`.
+    fn default() -> Self {
+        let mut client = LlmSettings::new("http://127.0.0.1:11434/v1", "llama3.1");
+        client.timeout = Duration::from_secs(30);
+        client.requests_per_minute = 60;
+        client.tokens_per_minute = 100_000;
+        client.concurrency = 8;
+        LlmOptions {
+            enabled: false,
+            client,
+            api_key_env: Some("BREAKDESK_LLM_API_KEY".into()),
+            prompt: None,
+            redact: true,
+            max_rows: 500,
+            max_text_chars: 500,
+        }
+    }
+}
+
+impl LlmOptions {
+    /// The client's settings, with the API key from the environment (a blank key is none).
+    pub fn client_settings(&self) -> LlmSettings {
+        let mut s = self.client.clone();
+        s.api_key = self
+            .api_key_env
+            .as_deref()
+            .and_then(|v| std::env::var(v).ok())
+            .filter(|k| !k.trim().is_empty());
+        s
+    }
 }
 
 /// One row's question: its inputs (redacted), the cache key and the tokens to restore.
@@ -414,13 +442,13 @@ fn ask_all(
 
 /// Asks the LLM about `order` (indices into `cats`, highest priority first) and replaces the
 /// rules' answers where the LLM gives a valid one. `client` is built by the caller (from
-/// [`settings`]); nothing is sent when every answer is in the cache. `on_answer`, when given,
+/// [`LlmOptions::client_settings`]); nothing is sent when every answer is in the cache. `on_answer`, when given,
 /// follows the calls: `(answers received, questions sent)` — 0 first, then after each answer;
 /// identical inputs are asked once and cached answers not at all, so the count can be lower
 /// than the rows.
 #[allow(clippy::too_many_arguments)]
 pub fn refine(
-    cfg: &LlmConfig,
+    cfg: &LlmOptions,
     prompt: &Prompt,
     client: &LlmClient,
     store: &Store,
@@ -507,7 +535,7 @@ pub fn refine(
 
 /// The rows to ask about: `order` without the breaks their own comment explains, at most
 /// `llm.max_rows` of them.
-fn rows_to_ask(cfg: &LlmConfig, cats: &[Categorization], order: &[usize]) -> Vec<usize> {
+fn rows_to_ask(cfg: &LlmOptions, cats: &[Categorization], order: &[usize]) -> Vec<usize> {
     // A break its own comment explains keeps the explanation's bucket: it is not asked about.
     let mut order: Vec<usize> = order
         .iter()

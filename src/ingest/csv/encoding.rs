@@ -7,6 +7,51 @@ use std::path::Path;
 /// The values of `[ingest] encoding` / `--encoding`.
 pub const ENCODINGS: [&str; 5] = ["utf8", "lossy", "windows-1252", "utf-16le", "utf-16be"];
 
+/// The text encoding of a CSV file (a UTF-16 byte-order mark overrides it): one of
+/// [`ENCODINGS`], parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// UTF-8, checked while the file is scanned (invalid bytes are an error).
+    #[default]
+    Utf8,
+    /// UTF-8, invalid bytes replaced.
+    Lossy,
+    /// Windows-1252, decoded to UTF-8 first.
+    Windows1252,
+    /// UTF-16 without a byte-order mark, little- or big-endian.
+    Utf16Le,
+    Utf16Be,
+}
+
+impl Encoding {
+    /// The setting's name (one of [`ENCODINGS`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Utf8 => "utf8",
+            Encoding::Lossy => "lossy",
+            Encoding::Windows1252 => "windows-1252",
+            Encoding::Utf16Le => "utf-16le",
+            Encoding::Utf16Be => "utf-16be",
+        }
+    }
+}
+
+impl std::str::FromStr for Encoding {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Encoding, String> {
+        [
+            Encoding::Utf8,
+            Encoding::Lossy,
+            Encoding::Windows1252,
+            Encoding::Utf16Le,
+            Encoding::Utf16Be,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == s)
+        .ok_or_else(|| format!("must be one of {}, found {s:?}", ENCODINGS.join(", ")))
+    }
+}
+
 /// Windows-1252 code points for bytes 0x80–0x9F (the rest of the byte range is Latin-1).
 const CP1252_HIGH: [char; 32] = [
     '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8D}', 'Ž', '\u{8F}',

@@ -8,6 +8,6 @@ mod scan;
 mod split;
 
 pub use delimiter::{parse_delimiter, sniff_delimiter, split_line};
-pub use encoding::ENCODINGS;
+pub use encoding::{ENCODINGS, Encoding};
 pub use reader::read;
 pub use split::{Split, SplitOptions, SplitPart, read_rows, split};

@@ -1,11 +1,11 @@
 //! Opening a CSV file (checks, encoding, header, delimiter) and reading it as text columns.
 
 use super::delimiter::{
-    CANDIDATES, count_outside_quotes, delimiter_name, parse_delimiter, sniff_delimiter, split_line,
+    CANDIDATES, count_outside_quotes, delimiter_name, sniff_delimiter, split_line,
 };
-use super::encoding::{Utf16, head, transcode_cp1252, transcode_utf16};
+use super::encoding::{Encoding, Utf16, head, transcode_cp1252, transcode_utf16};
 use super::scan::{Shape, scan};
-use crate::ingest::{IngestError, ROW_COL, RawTable};
+use crate::ingest::{IngestError, ROW_COL, RawTable, ReadOptions};
 use polars::prelude::*;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -28,7 +28,7 @@ pub(super) struct Opened {
 /// The prologue of every CSV pass: the file's checks, its encoding (a UTF-16 byte-order mark
 /// decides; otherwise validate during the scan, transcode, or let polars replace bad bytes), its
 /// header line and its delimiter (set, or sniffed from the header).
-pub(super) fn open(path: &Path, cfg: &crate::config::IngestConfig) -> Result<Opened, IngestError> {
+pub(super) fn open(path: &Path, cfg: &ReadOptions) -> Result<Opened, IngestError> {
     let display = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| IngestError::io(&display, e))?;
     if meta.is_dir() {
@@ -43,11 +43,11 @@ pub(super) fn open(path: &Path, cfg: &crate::config::IngestConfig) -> Result<Ope
     let mut encoding = CsvEncoding::Utf8;
     let mut validate = false;
     let bom = head(path, &display, 2)?;
-    let utf16 = match (bom.as_slice(), cfg.encoding.as_str()) {
+    let utf16 = match (bom.as_slice(), cfg.encoding) {
         ([0xFF, 0xFE], _) => Some((Utf16::Le, 2)),
         ([0xFE, 0xFF], _) => Some((Utf16::Be, 2)),
-        (_, "utf-16le") => Some((Utf16::Le, 0)),
-        (_, "utf-16be") => Some((Utf16::Be, 0)),
+        (_, Encoding::Utf16Le) => Some((Utf16::Le, 0)),
+        (_, Encoding::Utf16Be) => Some((Utf16::Be, 0)),
         _ => None,
     };
     if let Some((order, skip)) = utf16 {
@@ -55,9 +55,9 @@ pub(super) fn open(path: &Path, cfg: &crate::config::IngestConfig) -> Result<Ope
         scan_path = t.path().to_path_buf();
         transcoded = Some(t);
     } else {
-        match cfg.encoding.as_str() {
-            "lossy" => encoding = CsvEncoding::LossyUtf8,
-            "windows-1252" => {
+        match cfg.encoding {
+            Encoding::Lossy => encoding = CsvEncoding::LossyUtf8,
+            Encoding::Windows1252 => {
                 let t = transcode_cp1252(path, &display)?;
                 scan_path = t.path().to_path_buf();
                 transcoded = Some(t);
@@ -89,9 +89,7 @@ pub(super) fn open(path: &Path, cfg: &crate::config::IngestConfig) -> Result<Ope
     if first.trim().is_empty() {
         return Err(IngestError::Empty { file: display });
     }
-    let configured =
-        parse_delimiter(&cfg.delimiter).map_err(|m| IngestError::Config { message: m })?;
-    let delim = configured.unwrap_or_else(|| sniff_delimiter(first));
+    let delim = cfg.delimiter.unwrap_or_else(|| sniff_delimiter(first));
     let header = split_line(first, delim);
     if header.len() == 1 {
         // One column: almost always the wrong delimiter.
@@ -165,7 +163,7 @@ pub(super) fn irregular_rejects(
 /// Reads a CSV file as text columns plus the row number of each record (its line, where the
 /// header is line 1). Blank records are skipped and counted; a record with more or fewer fields
 /// than the header is left out and reported as a reject.
-pub fn read(path: &Path, cfg: &crate::config::IngestConfig) -> Result<RawTable, IngestError> {
+pub fn read(path: &Path, cfg: &ReadOptions) -> Result<RawTable, IngestError> {
     let Opened {
         display,
         scan_path,

@@ -54,10 +54,10 @@ pub struct Split {
     pub records: usize,
     /// Bytes of the (decoded) file read, header included.
     pub bytes: u64,
-    /// The ingest settings that read a part back exactly as the original would have been read:
+    /// The read options that read a part back exactly as the original would have been read:
     /// the caller's with `delimiter` set to the delimiter found (no re-sniffing) and `encoding`
-    /// `utf8` when the file was decoded or validated, `lossy` when it was read lossily.
-    pub read_cfg: crate::config::IngestConfig,
+    /// UTF-8 when the file was decoded or validated, lossy when it was read lossily.
+    pub read_opts: crate::ingest::ReadOptions,
 }
 
 /// A part being written.
@@ -221,13 +221,13 @@ impl KeyPicker {
 /// ([`crate::partition::partition_of`] of the trimmed key fields joined with `|`, the way
 /// `prepare` builds `bd_key`), and its original row number to the part's `.rows` file. Blank
 /// and ragged records go to no part; they are reported as [`read`] reports them. Reading a part
-/// with [`Split::read_cfg`] gives the original's rows of that part (`bd_row` = the position in
+/// with [`Split::read_opts`] gives the original's rows of that part (`bd_row` = the position in
 /// the part; [`read_rows`] maps it back).
 ///
 /// The part files are removed again when the split fails.
 pub fn split(
     path: &Path,
-    cfg: &crate::config::IngestConfig,
+    cfg: &crate::ingest::ReadOptions,
     opts: &SplitOptions,
 ) -> Result<Split, IngestError> {
     let mut created: Vec<PathBuf> = Vec::new();
@@ -242,7 +242,7 @@ pub fn split(
 
 fn split_into(
     path: &Path,
-    cfg: &crate::config::IngestConfig,
+    cfg: &crate::ingest::ReadOptions,
     opts: &SplitOptions,
     created: &mut Vec<PathBuf>,
 ) -> Result<Split, IngestError> {
@@ -340,16 +340,12 @@ fn split_into(
         .map(PartWriter::finish)
         .collect::<Result<Vec<_>, _>>()?;
 
-    let mut read_cfg = cfg.clone();
-    read_cfg.delimiter = match opened.delim {
-        b'\t' => "tab".to_string(),
-        d => (d as char).to_string(),
+    let mut read_opts = cfg.clone();
+    read_opts.delimiter = Some(opened.delim);
+    read_opts.encoding = match opened.encoding {
+        CsvEncoding::LossyUtf8 => super::Encoding::Lossy,
+        _ => super::Encoding::Utf8,
     };
-    read_cfg.encoding = match opened.encoding {
-        CsvEncoding::LossyUtf8 => "lossy",
-        _ => "utf8",
-    }
-    .to_string();
     Ok(Split {
         source: display,
         parts,
@@ -357,7 +353,7 @@ fn split_into(
         blank_rows,
         records,
         bytes,
-        read_cfg,
+        read_opts,
     })
 }
 
@@ -388,8 +384,8 @@ mod tests {
     use polars::prelude::*;
     use std::collections::{BTreeMap, BTreeSet};
 
-    fn ingest_cfg() -> crate::config::IngestConfig {
-        crate::config::Config::defaults().ingest
+    fn ingest_cfg() -> crate::ingest::ReadOptions {
+        crate::ingest::ReadOptions::default()
     }
 
     /// Each row of a table by its `bd_row`: its cells under `header`.
@@ -419,13 +415,13 @@ mod tests {
         }
     }
 
-    /// Splits `path` and checks that the parts, read back with `read_cfg` and mapped through
+    /// Splits `path` and checks that the parts, read back with `read_opts` and mapped through
     /// their `.rows`, are exactly the original's rows, each in the part of its key, and that
     /// the rejects and blank rows are the original's. Returns the split and each original row's
     /// part.
     fn check_split(
         path: &Path,
-        cfg: &crate::config::IngestConfig,
+        cfg: &crate::ingest::ReadOptions,
         keys: &[String],
         count: usize,
         out: &Path,
@@ -445,7 +441,7 @@ mod tests {
             if part.records == 0 {
                 continue;
             }
-            let t = read(&part.csv, &sp.read_cfg).unwrap();
+            let t = read(&part.csv, &sp.read_opts).unwrap();
             assert_eq!(t.header, orig.header);
             assert!(t.rejects.is_empty(), "{:?}", t.rejects);
             assert_eq!(t.blank_rows, 0);
@@ -520,8 +516,8 @@ mod tests {
             sp.rejects.iter().map(|r| r.row).collect::<Vec<_>>(),
             vec![6, 10]
         );
-        assert_eq!(sp.read_cfg.delimiter, ",");
-        assert_eq!(sp.read_cfg.encoding, "utf8");
+        assert_eq!(sp.read_opts.delimiter, Some(b','));
+        assert_eq!(sp.read_opts.encoding, super::super::Encoding::Utf8);
         // Rows of one key together: ` A1 |EUR` (row 2) and `  A1|EUR  ` (row 7); `A2|USD`
         // (row 3) and `" A2 "|USD` (the last row, 50).
         assert_eq!(part_of[&2], part_of[&7]);
@@ -555,7 +551,7 @@ mod tests {
             "a,b\n1,x\n2,y\n"
         );
         assert_eq!((sp.records, sp.blank_rows, sp.rejects.len()), (3, 1, 0));
-        let t = read(&sp.parts[0].csv, &sp.read_cfg).unwrap();
+        let t = read(&sp.parts[0].csv, &sp.read_opts).unwrap();
         let orig = read(&p, &ingest_cfg()).unwrap();
         let want: BTreeMap<u64, Vec<Option<String>>> = rows_of(&orig.df, &orig.header)
             .into_iter()
@@ -586,7 +582,7 @@ mod tests {
         }
         std::fs::write(&p, &b).unwrap();
         let mut cfg = ingest_cfg();
-        cfg.encoding = "windows-1252".into();
+        cfg.encoding = super::super::Encoding::Windows1252;
         for o in ["o1", "o2", "o3", "o4"] {
             std::fs::create_dir(dir.path().join(o)).unwrap();
         }
@@ -597,8 +593,8 @@ mod tests {
             3,
             &dir.path().join("o1"),
         );
-        assert_eq!(sp.read_cfg.encoding, "utf8");
-        assert_eq!(sp.read_cfg.delimiter, ";");
+        assert_eq!(sp.read_opts.encoding, super::super::Encoding::Utf8);
+        assert_eq!(sp.read_opts.delimiter, Some(b';'));
 
         // UTF-16LE with a byte-order mark, tab-delimited.
         let p = dir.path().join("wide.csv");
@@ -619,16 +615,16 @@ mod tests {
             4,
             &dir.path().join("o2"),
         );
-        assert_eq!(sp.read_cfg.encoding, "utf8");
-        assert_eq!(sp.read_cfg.delimiter, "tab");
+        assert_eq!(sp.read_opts.encoding, super::super::Encoding::Utf8);
+        assert_eq!(sp.read_opts.delimiter, Some(b'\t'));
 
         // Read lossily: the parts keep the bad bytes and are read lossily too.
         let p = dir.path().join("lossy.csv");
         std::fs::write(&p, b"k,v\nr\xe9v,1\nab,2\n r\xe9v ,3\n").unwrap();
         let mut cfg = ingest_cfg();
-        cfg.encoding = "lossy".into();
+        cfg.encoding = super::super::Encoding::Lossy;
         let (sp, part_of) = check_split(&p, &cfg, &keys(&["k"]), 2, &dir.path().join("o3"));
-        assert_eq!(sp.read_cfg.encoding, "lossy");
+        assert_eq!(sp.read_opts.encoding, super::super::Encoding::Lossy);
         assert_eq!(part_of[&2], part_of[&4]);
 
         // A UTF-8 byte-order mark: the first column is named without it.

@@ -70,10 +70,13 @@ impl DecimalChoice {
     }
 }
 
-#[derive(Debug, Clone)]
+/// How a file's cells are typed through its profile (`[ingest]`, parsed).
+#[derive(Debug, Clone, PartialEq)]
 pub struct PrepareOptions {
+    /// Amounts are rounded to this many decimals (float noise removed).
     pub decimals: u32,
     pub dates: DateOptions,
+    /// A file's own difference column may differ from the one computed by this much.
     pub mismatch_tolerance: f64,
     /// Key slots (positions in the profile's keys + optional keys) to build `bd_key` from;
     /// None = every key the file has. Used to align a history file with the current one.
@@ -82,14 +85,15 @@ pub struct PrepareOptions {
     pub decimal: Option<Decimal>,
 }
 
-impl PrepareOptions {
-    pub fn from_config(c: &crate::config::IngestConfig) -> PrepareOptions {
+impl Default for PrepareOptions {
+    /// As `config/default.toml` sets `[ingest]`.
+    fn default() -> Self {
         PrepareOptions {
-            decimals: c.amount_decimals,
-            dates: DateOptions::from_config(c),
-            mismatch_tolerance: c.difference_mismatch_tolerance,
+            decimals: 6,
+            dates: DateOptions::default(),
+            mismatch_tolerance: 0.005,
             key_slots: None,
-            decimal: Decimal::from_setting(&c.decimal).unwrap_or(None),
+            decimal: None,
         }
     }
 }
@@ -160,7 +164,7 @@ mod tests {
     }
 
     fn opts() -> PrepareOptions {
-        PrepareOptions::from_config(&crate::config::Config::defaults().ingest)
+        PrepareOptions::default()
     }
 
     const GL: [&str; 8] = [

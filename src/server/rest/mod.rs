@@ -457,7 +457,7 @@ async fn realtime(
     let st = state.clone();
     let work = move || {
         crate::realtime::triage(
-            &st.cfg,
+            &st.settings,
             &st.rules,
             &st.store,
             &engine,
@@ -570,8 +570,15 @@ fn batch_work(state: &Shared, records: &[Map<String, Value>]) -> Result<Value, A
                 .map_err(|e| field_error(e, Some(i)))?,
         );
     }
-    let t = crate::realtime::triage(&state.cfg, &state.rules, &state.store, &engine, &obs, true)
-        .map_err(ApiError::internal)?;
+    let t = crate::realtime::triage(
+        &state.settings,
+        &state.rules,
+        &state.store,
+        &engine,
+        &obs,
+        true,
+    )
+    .map_err(ApiError::internal)?;
     let mut results: Vec<Option<&crate::realtime::RecordResult>> = vec![None; records.len()];
     for (k, &i) in order.iter().enumerate() {
         results[i] = Some(&t.results[k]);

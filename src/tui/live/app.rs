@@ -24,7 +24,17 @@ fn present(a: CaseAction) -> &'static str {
 impl App {
     /// Starts live mode: an empty table and the client's thread, which connects at once.
     pub fn start_live(&mut self, opts: LiveOptions) {
-        let client = Client::spawn(&opts, self.cfg.ingest.clone());
+        let ingest = match crate::wiring::run::prepare_options(&self.cfg.ingest) {
+            Ok(o) => o,
+            Err(message) => {
+                self.error = Some(crate::tui::worker::LoadError {
+                    title: "invalid configuration".into(),
+                    message,
+                });
+                return;
+            }
+        };
+        let client = Client::spawn(&opts, ingest);
         self.live = Some(Live {
             url: opts.url.clone(),
             state: ConnState::Connecting { attempt: 0 },

@@ -15,7 +15,7 @@
 
 use super::{ConnState, LiveEvent, LiveRow, Refusal};
 use crate::cases::{Case, Event, Status};
-use crate::config::IngestConfig;
+use crate::ingest::prepare::PrepareOptions;
 use crate::profile::Profile;
 use crate::realtime::record::RecordReader;
 use futures_util::StreamExt;
@@ -116,7 +116,7 @@ pub struct Client {
 impl Client {
     /// Starts the client's thread; it connects at once. A URL it cannot use is reported as the
     /// `error` state (the command line checks it first with [`endpoints`]).
-    pub fn spawn(opts: &LiveOptions, ingest: IngestConfig) -> Client {
+    pub fn spawn(opts: &LiveOptions, ingest: PrepareOptions) -> Client {
         let (req_tx, req_rx) = tmpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::channel();
         let opts = opts.clone();
@@ -145,7 +145,7 @@ impl Client {
 
 fn run(
     opts: LiveOptions,
-    ingest: IngestConfig,
+    ingest: PrepareOptions,
     tx: mpsc::Sender<LiveEvent>,
     requests: tmpsc::UnboundedReceiver<Request>,
 ) {
@@ -188,7 +188,7 @@ async fn connection(
     url: Url,
     token: Option<String>,
     api: Api,
-    ingest: IngestConfig,
+    ingest: PrepareOptions,
     tx: mpsc::Sender<LiveEvent>,
 ) {
     let send = |e: LiveEvent| tx.send(e).is_ok();
@@ -295,7 +295,7 @@ async fn open_socket(url: &Url, token: Option<&str>) -> Result<Socket, Failure> 
 }
 
 /// Fetches the open cases (every page of each open status) and reports them as rows.
-async fn fetch_open(api: Api, ingest: IngestConfig, tx: mpsc::Sender<LiveEvent>) {
+async fn fetch_open(api: Api, ingest: PrepareOptions, tx: mpsc::Sender<LiveEvent>) {
     let mut all = Vec::new();
     for status in OPEN_STATUSES {
         match api.cases(status).await {
@@ -316,7 +316,7 @@ async fn fetch_open(api: Api, ingest: IngestConfig, tx: mpsc::Sender<LiveEvent>)
 async fn serve_requests(
     mut requests: tmpsc::UnboundedReceiver<Request>,
     api: Api,
-    ingest: IngestConfig,
+    ingest: PrepareOptions,
     tx: mpsc::Sender<LiveEvent>,
 ) {
     while let Some(r) = requests.recv().await {
@@ -561,12 +561,12 @@ enum Msg {
 /// are typed through its profile (a built-in one, resolved on the record's own field names), so
 /// they read as they do in a file; for another profile the fields are shown as they are.
 pub struct Decoder {
-    ingest: IngestConfig,
+    ingest: PrepareOptions,
     readers: HashMap<(String, Vec<String>), Option<RecordReader>>,
 }
 
 impl Decoder {
-    pub fn new(ingest: IngestConfig) -> Decoder {
+    pub fn new(ingest: PrepareOptions) -> Decoder {
         Decoder {
             ingest,
             readers: HashMap::new(),
@@ -772,7 +772,7 @@ mod tests {
 
     #[test]
     fn decodes_each_message_kind() {
-        let mut d = Decoder::new(crate::config::Config::defaults().ingest);
+        let mut d = Decoder::new(PrepareOptions::default());
         let hello = d
             .decode(r#"{"type":"hello","model_version":"m1","profile":"gl_ihub"}"#)
             .unwrap();
@@ -827,7 +827,7 @@ mod tests {
 
     #[test]
     fn a_record_of_an_unknown_profile_keeps_its_fields_as_text() {
-        let mut d = Decoder::new(crate::config::Config::defaults().ingest);
+        let mut d = Decoder::new(PrepareOptions::default());
         let msg = serde_json::json!({
             "type": "anomaly",
             "result": {"profile": "custom", "key": "k", "date": null, "score": null, "decision": null},
