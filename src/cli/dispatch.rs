@@ -127,7 +127,7 @@ pub fn dispatch_command(cfg: &Config, args: &DispatchArgs, quiet: bool) -> Resul
     } else {
         Some(flush_wait(cfg, args.wait)?)
     };
-    let _log = breakdesk::logging::init(cfg);
+    let _log = breakdesk::logging::init(&breakdesk::wiring::dispatch::logging(cfg));
     let store = open_store(cfg)?;
     dispatch(
         cfg,
@@ -318,7 +318,7 @@ pub fn outbox_command(cfg: &Config, command: &OutboxCommand, quiet: bool) -> Res
         } => outbox_list(cfg, *format, *status, channel.as_deref(), quiet),
         OutboxCommand::Flush { wait } => {
             let wait = flush_wait(cfg, *wait)?;
-            let _log = breakdesk::logging::init(cfg);
+            let _log = breakdesk::logging::init(&breakdesk::wiring::dispatch::logging(cfg));
             let store = open_store(cfg)?;
             flush(cfg, &store, wait, quiet)
         }
