@@ -223,7 +223,8 @@ fn dispatcher(
         return Ok(None);
     }
     for ch in channels {
-        breakdesk::dispatch::check_channel(cfg, *ch).map_err(notify_failure)?;
+        breakdesk::dispatch::check_channel(&breakdesk::wiring::dispatch::options(cfg), *ch)
+            .map_err(notify_failure)?;
     }
     Ok(Some(actor(cfg, None, None)?))
 }
