@@ -588,10 +588,11 @@ fn network_checks(cfg: &Config, opts: &Options) -> Vec<Check> {
     };
     runtime.block_on(async {
         use crate::dispatch::probe;
+        let channels = crate::wiring::dispatch::options(cfg);
         let (email, jira, webhook) = tokio::join!(
-            probe::email(cfg, limit),
-            probe::jira(cfg, limit),
-            probe::webhook(cfg, limit)
+            probe::email(&channels.email, limit),
+            probe::jira(&channels.jira, limit),
+            probe::webhook(&channels.webhook, limit)
         );
         let mut out = vec![
             channel("email", "[email]", email),

@@ -50,6 +50,7 @@ mod input;
 mod query;
 mod record;
 mod roll;
+mod summary;
 #[cfg(test)]
 mod tests;
 mod types;
@@ -64,6 +65,7 @@ pub(crate) use decide::apply_dispatch;
 pub use decide::is_jira_key;
 pub use input::BreakInput;
 pub use roll::{Absent, CaseOptions, Cycle, CycleRecord, RollOutcome, RollParams};
+pub use summary::{RunSummary, Tally, age_band, age_band_names};
 pub(crate) use types::DispatchChange;
 pub use types::{
     Action, Actor, Channel, ChannelDispatch, DispatchState, EventAction, Origin, Role, Status,

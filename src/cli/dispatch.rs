@@ -127,7 +127,7 @@ pub fn dispatch_command(cfg: &Config, args: &DispatchArgs, quiet: bool) -> Resul
     } else {
         Some(flush_wait(cfg, args.wait)?)
     };
-    let _log = breakdesk::logging::init(cfg);
+    let _log = breakdesk::logging::init(&breakdesk::wiring::dispatch::logging(cfg));
     let store = open_store(cfg)?;
     dispatch(
         cfg,
@@ -155,8 +155,9 @@ pub fn dispatch(
     quiet: bool,
 ) -> Result<(), Failure> {
     use breakdesk::dispatch;
+    let options = breakdesk::wiring::dispatch::options(cfg);
     for ch in channels {
-        dispatch::check_channel(cfg, *ch).map_err(notify_failure)?;
+        dispatch::check_channel(&options, *ch).map_err(notify_failure)?;
     }
     let mut queued_any = false;
     for ch in channels {
@@ -170,7 +171,7 @@ pub fn dispatch(
             }
             continue;
         }
-        let q = dispatch::queue(store, cfg, *ch, &cases, to, who).map_err(notify_failure)?;
+        let q = dispatch::queue(store, &options, *ch, &cases, to, who).map_err(notify_failure)?;
         queued_any |= !q.ids.is_empty();
         if !quiet {
             for s in &q.skipped {
@@ -219,7 +220,8 @@ pub fn flush(
     quiet: bool,
 ) -> Result<(), Failure> {
     use breakdesk::dispatch::{Dispatcher, ItemOutcome, Outbox};
-    let dispatcher = Dispatcher::new(cfg).map_err(notify_failure)?;
+    let dispatcher =
+        Dispatcher::new(&breakdesk::wiring::dispatch::options(cfg)).map_err(notify_failure)?;
     let outbox = Outbox::new(store);
     let report = outbox
         .flush(&dispatcher, wait, |item, outcome| {
@@ -318,7 +320,7 @@ pub fn outbox_command(cfg: &Config, command: &OutboxCommand, quiet: bool) -> Res
         } => outbox_list(cfg, *format, *status, channel.as_deref(), quiet),
         OutboxCommand::Flush { wait } => {
             let wait = flush_wait(cfg, *wait)?;
-            let _log = breakdesk::logging::init(cfg);
+            let _log = breakdesk::logging::init(&breakdesk::wiring::dispatch::logging(cfg));
             let store = open_store(cfg)?;
             flush(cfg, &store, wait, quiet)
         }

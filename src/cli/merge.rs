@@ -41,7 +41,7 @@ pub fn merge(cfg: Config, args: &MergeArgs, quiet: bool) -> Result<(), Failure> 
         .map(str::parse)
         .transpose()
         .map_err(usage)?;
-    let _log = breakdesk::logging::init(&cfg);
+    let _log = breakdesk::logging::init(&breakdesk::wiring::dispatch::logging(&cfg));
     // The analysts' verdicts, the LLM's cache and the cases are in the store.
     let store = open_store(&cfg)?;
     let settings = super::args::run_settings(&cfg)?;

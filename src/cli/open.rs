@@ -59,7 +59,7 @@ pub fn open(cfg: Config, args: &OpenArgs) -> Result<(), Failure> {
     };
     let keymap = tui::keymap::Keymap::with_overrides(&cfg.tui.keys).map_err(usage)?;
     let theme = tui::theme::Theme::by_name(&cfg.tui.theme);
-    let _log = breakdesk::logging::init(&cfg);
+    let _log = breakdesk::logging::init(&breakdesk::wiring::dispatch::logging(&cfg));
     if let Some(url) = &args.live {
         return open_live(cfg, args, url, actor, keymap, theme);
     }

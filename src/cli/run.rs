@@ -158,7 +158,7 @@ pub fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> 
             "--partition writes its part with sidecars beside it: give --out FILE, not -".into(),
         ));
     }
-    let _log = breakdesk::logging::init(&cfg);
+    let _log = breakdesk::logging::init(&breakdesk::wiring::dispatch::logging(&cfg));
     // The store first: a store held by another process fails before any work is done. A
     // partition's worker has none (a cluster's workers cannot share one): an empty store of its
     // own stands in, and the LLM pass is left to the merge.
@@ -224,7 +224,8 @@ fn dispatcher(
         return Ok(None);
     }
     for ch in channels {
-        breakdesk::dispatch::check_channel(cfg, *ch).map_err(notify_failure)?;
+        breakdesk::dispatch::check_channel(&breakdesk::wiring::dispatch::options(cfg), *ch)
+            .map_err(notify_failure)?;
     }
     Ok(Some(actor(cfg, None, None)?))
 }

@@ -30,7 +30,7 @@ pub fn serve(cfg: Config, args: &ServeArgs) -> Result<(), Failure> {
     };
     // The address is checked (loopback, or a token) before anything is loaded.
     let addr = server::bind_address(&cfg, &opts).map_err(serve_failure)?;
-    let _log = breakdesk::logging::init(&cfg);
+    let _log = breakdesk::logging::init(&breakdesk::wiring::dispatch::logging(&cfg));
     let store = std::sync::Arc::new(open_store(&cfg)?);
     eprintln!("breakdesk serve: loading the model and the account states…");
     let state = server::prepare(cfg, store, &opts).map_err(serve_failure)?;

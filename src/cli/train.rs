@@ -35,7 +35,7 @@ pub fn train(mut cfg: Config, args: &TrainArgs, quiet: bool) -> Result<(), Failu
     let settings = run_settings(&cfg)?;
     let dopts = detect_options(&args.detect, TrainMode::Force)?;
     let memory_mb = memory_budget(args.memory_mb, &cfg)?;
-    let _log = breakdesk::logging::init(&cfg);
+    let _log = breakdesk::logging::init(&breakdesk::wiring::dispatch::logging(&cfg));
     let store = open_store(&cfg)?;
     // The rejects report goes to the data directory (training writes no file of its own
     // elsewhere), and the summary names it.

@@ -13,10 +13,10 @@ use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executo
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::options::{EmailOptions, TlsMode};
 use super::outbox::SendOutcome;
 use super::{DispatchError, report};
 use crate::cases::Case;
-use crate::config::EmailConfig;
 
 /// An email as queued: the whole RFC 5322 message (headers, HTML and text alternatives, CSV
 /// attachment) and its envelope. A retry sends these bytes again, with the same Message-ID.
@@ -34,19 +34,11 @@ pub struct EmailPayload {
     pub message: String,
 }
 
-/// How the connection to the SMTP server is protected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Security {
-    StartTls,
-    Implicit,
-    Plain,
-}
-
 /// `[email]`, checked, with the password read from the environment.
 pub(crate) struct Settings {
     host: String,
     port: u16,
-    security: Security,
+    security: TlsMode,
     ca_pem: Option<Vec<u8>>,
     credentials: Option<(String, String)>,
     hello_name: Option<String>,
@@ -61,53 +53,46 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    /// Checks `[email]`; the error names the setting or the environment variable.
-    pub(crate) fn from_config(cfg: &EmailConfig) -> Result<Settings, String> {
-        if !cfg.enabled {
+    /// Checks the email options; the error names the setting or the environment variable.
+    pub(crate) fn new(o: &EmailOptions) -> Result<Settings, String> {
+        if !o.enabled {
             return Err(
                 "email is not configured: set [email] enabled = true, with host, from and to"
                     .into(),
             );
         }
-        let host = cfg.host.trim().to_string();
+        let host = o.host.trim().to_string();
         if host.is_empty() {
             return Err("email is not configured: [email] host is empty (the SMTP server)".into());
         }
-        let security = match cfg.tls.as_str() {
-            "starttls" => Security::StartTls,
-            "tls" => Security::Implicit,
-            "none" => Security::Plain,
-            other => {
-                return Err(format!(
-                    "[email] tls must be \"starttls\", \"tls\" or \"none\", found {other:?}"
-                ));
-            }
-        };
-        if security == Security::Plain && !is_local_host(&host) {
+        let security = o.tls;
+        if security == TlsMode::Plain && !is_local_host(&host) {
             return Err(format!(
                 "[email] tls = \"none\" sends in clear text and is allowed only for a relay on this machine (localhost, 127.0.0.1, ::1), not {host}"
             ));
         }
-        if cfg.port == 0 {
+        if o.port == 0 {
             return Err("[email] port must not be 0".into());
         }
-        let ca_pem = read_ca_file(&cfg.ca_file, "[email] ca_file")?;
-        let credentials = match cfg.username.trim() {
-            "" => None,
-            user => Some((
-                user.to_string(),
-                secret_from_env(&cfg.password_env, "[email] password_env")?.ok_or_else(|| {
-                    format!(
-                        "[email] username is set but the environment variable {} (named by [email] password_env) is not set",
-                        display_env(&cfg.password_env)
-                    )
-                })?,
+        let ca_pem = read_ca_file(o.ca_file.as_deref(), "[email] ca_file")?;
+        let credentials = match &o.username {
+            None => None,
+            Some(user) => Some((
+                user.clone(),
+                secret_from_env(o.password_env.as_deref(), "[email] password_env")?.ok_or_else(
+                    || {
+                        format!(
+                            "[email] username is set but the environment variable {} (named by [email] password_env) is not set",
+                            display_env(o.password_env.as_deref())
+                        )
+                    },
+                )?,
             )),
         };
-        let from: Mailbox = cfg.from.trim().parse().map_err(|e| {
+        let from: Mailbox = o.from.trim().parse().map_err(|e| {
             format!(
                 "email is not configured: [email] from {:?} is not an email address ({e})",
-                cfg.from
+                o.from
             )
         })?;
         let parse_all = |list: &[String], key: &str| -> Result<Vec<Mailbox>, String> {
@@ -119,25 +104,24 @@ impl Settings {
                 })
                 .collect()
         };
-        let timeout = Duration::try_from_secs_f64(cfg.timeout_secs)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or("[email] timeout_secs must be more than 0")?;
+        if o.timeout.is_zero() {
+            return Err("[email] timeout_secs must be more than 0".into());
+        }
         Ok(Settings {
             host,
-            port: cfg.port,
+            port: o.port,
             security,
             ca_pem,
             credentials,
-            hello_name: Some(cfg.hello_name.trim().to_string()).filter(|h| !h.is_empty()),
+            hello_name: o.hello_name.clone(),
             from,
-            to: parse_all(&cfg.to, "to")?,
-            cc: parse_all(&cfg.cc, "cc")?,
-            subject: cfg.subject.clone(),
-            top: cfg.top_breaks,
-            attach_csv: cfg.attach_csv,
-            mask: cfg.mask_accounts,
-            timeout,
+            to: parse_all(&o.to, "to")?,
+            cc: parse_all(&o.cc, "cc")?,
+            subject: o.subject.clone(),
+            top: o.top_breaks,
+            attach_csv: o.attach_csv,
+            mask: o.mask_accounts,
+            timeout: o.timeout,
         })
     }
 }
@@ -259,7 +243,7 @@ impl Sender {
             .port(s.port)
             .timeout(Some(s.timeout));
         builder = builder.tls(match tls_parameters(&s)? {
-            Some(params) if s.security == Security::Implicit => Tls::Wrapper(params),
+            Some(params) if s.security == TlsMode::Implicit => Tls::Wrapper(params),
             Some(params) => Tls::Required(params),
             None => Tls::None,
         });
@@ -348,7 +332,7 @@ impl Sender {
 /// The TLS parameters of the settings (the built-in roots plus `ca_file`); `None` for a plain
 /// local relay.
 fn tls_parameters(s: &Settings) -> Result<Option<TlsParameters>, String> {
-    if s.security == Security::Plain {
+    if s.security == TlsMode::Plain {
         return Ok(None);
     }
     let mut params = TlsParameters::builder(s.host.clone());
@@ -427,7 +411,7 @@ async fn probe_steps(
         .map(ClientId::Domain)
         .unwrap_or_default();
     let params = tls_parameters(s).map_err(|e| fail("tls", e, "correct [email] ca_file"))?;
-    let implicit = s.security == Security::Implicit;
+    let implicit = s.security == TlsMode::Implicit;
     let wrapper = if implicit { params.clone() } else { None };
     let mut conn = AsyncSmtpConnection::connect_tokio1(
         (s.host.as_str(), s.port),
@@ -465,7 +449,7 @@ async fn probe_steps(
         "connected".into()
     });
     done.push("EHLO".into());
-    if s.security == Security::StartTls {
+    if s.security == TlsMode::StartTls {
         if !conn.can_starttls() {
             conn.abort().await;
             return Err(fail(
@@ -521,24 +505,25 @@ fn is_local_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Reads a CA file named by a setting (empty: none).
-pub(crate) fn read_ca_file(path: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
-    let path = path.trim();
-    if path.is_empty() {
+/// Reads a CA file named by a setting (`None`: none).
+pub(crate) fn read_ca_file(
+    path: Option<&std::path::Path>,
+    key: &str,
+) -> Result<Option<Vec<u8>>, String> {
+    let Some(path) = path else {
         return Ok(None);
-    }
+    };
     std::fs::read(path)
         .map(Some)
-        .map_err(|e| format!("{key} {path}: cannot read it: {e}"))
+        .map_err(|e| format!("{key} {}: cannot read it: {e}", path.display()))
 }
 
-/// The value of the environment variable named by a setting; `None` when the name is empty or
+/// The value of the environment variable named by a setting; `None` when no name is given or
 /// the variable is unset or empty. Never logged.
-pub(crate) fn secret_from_env(name: &str, key: &str) -> Result<Option<String>, String> {
-    let name = name.trim();
-    if name.is_empty() {
+pub(crate) fn secret_from_env(name: Option<&str>, key: &str) -> Result<Option<String>, String> {
+    let Some(name) = name else {
         return Ok(None);
-    }
+    };
     match std::env::var(name) {
         Ok(v) if !v.trim().is_empty() => Ok(Some(v)),
         Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
@@ -548,53 +533,50 @@ pub(crate) fn secret_from_env(name: &str, key: &str) -> Result<Option<String>, S
     }
 }
 
-fn display_env(name: &str) -> &str {
-    if name.trim().is_empty() {
-        "(none: the setting is empty)"
-    } else {
-        name.trim()
-    }
+/// The name of a variable for a message.
+pub(crate) fn display_env(name: Option<&str>) -> &str {
+    name.unwrap_or("(none: the setting is empty)")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn cfg() -> EmailConfig {
-        crate::config::Config::defaults().email
+    fn cfg() -> EmailOptions {
+        EmailOptions::default()
     }
 
     #[test]
     fn settings_name_what_is_missing() {
-        let e = Settings::from_config(&cfg()).err().unwrap();
+        let e = Settings::new(&cfg()).err().unwrap();
         assert!(e.contains("[email] enabled"), "{e}");
         let mut c = cfg();
         c.enabled = true;
-        let e = Settings::from_config(&c).err().unwrap();
+        let e = Settings::new(&c).err().unwrap();
         assert!(e.contains("[email] host"), "{e}");
         c.host = "smtp.example.com".into();
-        let e = Settings::from_config(&c).err().unwrap();
+        let e = Settings::new(&c).err().unwrap();
         assert!(e.contains("[email] from"), "{e}");
         c.from = "Recon <recon@example.com>".into();
-        assert!(Settings::from_config(&c).is_ok());
-        c.tls = "none".into();
-        let e = Settings::from_config(&c).err().unwrap();
+        assert!(Settings::new(&c).is_ok());
+        c.tls = TlsMode::Plain;
+        let e = Settings::new(&c).err().unwrap();
         assert!(
             e.contains("[email] tls") && e.contains("smtp.example.com"),
             "{e}"
         );
         c.host = "127.0.0.1".into();
-        assert!(Settings::from_config(&c).is_ok());
-        c.username = "robot".into();
-        c.password_env = "BREAKDESK_TEST_UNSET_PASSWORD_VARIABLE".into();
-        let e = Settings::from_config(&c).err().unwrap();
+        assert!(Settings::new(&c).is_ok());
+        c.username = Some("robot".into());
+        c.password_env = Some("BREAKDESK_TEST_UNSET_PASSWORD_VARIABLE".into());
+        let e = Settings::new(&c).err().unwrap();
         assert!(
             e.contains("BREAKDESK_TEST_UNSET_PASSWORD_VARIABLE") && e.contains("password_env"),
             "{e}"
         );
-        c.username.clear();
+        c.username = None;
         c.to = vec!["not an address".into()];
-        let e = Settings::from_config(&c).err().unwrap();
+        let e = Settings::new(&c).err().unwrap();
         assert!(e.contains("[email] to"), "{e}");
     }
 

@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::email::{read_ca_file, secret_from_env};
+use super::email::{display_env, read_ca_file, secret_from_env};
 use super::http;
+use super::options::{JiraApi, JiraMode, JiraOptions};
 use super::outbox::SendOutcome;
 use crate::cases::{Case, is_jira_key};
-use crate::config::JiraConfig;
 use crate::text::fmt_amount;
 
 /// Jira's limit on a summary.
@@ -40,7 +40,7 @@ enum Auth {
 /// `[jira]`, checked, with the token read from the environment.
 pub(crate) struct Settings {
     base: reqwest::Url,
-    api_version: u32,
+    api_version: JiraApi,
     auth: Auth,
     project: String,
     issue_type: String,
@@ -51,85 +51,65 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    /// Checks `[jira]`; the error names the setting or the environment variable.
-    pub(crate) fn from_config(cfg: &JiraConfig) -> Result<Settings, String> {
-        if !cfg.enabled {
+    /// Checks the Jira options; the error names the setting or the environment variable.
+    pub(crate) fn new(o: &JiraOptions) -> Result<Settings, String> {
+        if !o.enabled {
             return Err(
                 "Jira is not configured: set [jira] enabled = true, with base_url, project, email and token_env"
                     .into(),
             );
         }
-        let mut base = http::parse_url(&cfg.base_url, "[jira] base_url")
+        let mut base = http::parse_url(&o.base_url, "[jira] base_url")
             .map_err(|e| format!("Jira is not configured: {e}"))?;
         // Joined paths stay under a context path (https://host/jira/rest/api/...).
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        if !matches!(cfg.api_version, 2 | 3) {
-            return Err(format!(
-                "[jira] api_version must be 2 or 3, found {}",
-                cfg.api_version
-            ));
-        }
-        let project = cfg.project.trim().to_string();
+        let project = o.project.trim().to_string();
         if project.is_empty() {
             return Err(
                 "Jira is not configured: [jira] project is empty (a project key such as RECON)"
                     .into(),
             );
         }
-        let issue_type = cfg.issue_type.trim().to_string();
+        let issue_type = o.issue_type.trim().to_string();
         if issue_type.is_empty() {
             return Err("[jira] issue_type is empty (e.g. Task)".into());
         }
-        let per_batch = match cfg.mode.as_str() {
-            "per_case" => false,
-            "per_batch" => true,
-            other => {
-                return Err(format!(
-                    "[jira] mode must be \"per_case\" or \"per_batch\", found {other:?}"
-                ));
-            }
-        };
-        for l in &cfg.labels {
+        for l in &o.labels {
             if l.trim().is_empty() || l.chars().any(char::is_whitespace) {
                 return Err(format!(
                     "[jira] labels: {l:?} is not a Jira label (labels cannot be empty or contain spaces)"
                 ));
             }
         }
-        let token = secret_from_env(&cfg.token_env, "[jira] token_env")?.ok_or_else(|| {
+        let token = secret_from_env(o.token_env.as_deref(), "[jira] token_env")?.ok_or_else(|| {
             format!(
                 "Jira needs an API token: the environment variable {} (named by [jira] token_env) is not set",
-                if cfg.token_env.trim().is_empty() {
-                    "(none: the setting is empty)"
-                } else {
-                    cfg.token_env.trim()
-                }
+                display_env(o.token_env.as_deref())
             )
         })?;
-        let auth = match cfg.email.trim() {
-            "" => Auth::Bearer { token },
-            email => Auth::Basic {
-                email: email.to_string(),
+        let auth = match &o.email {
+            None => Auth::Bearer { token },
+            Some(email) => Auth::Basic {
+                email: email.clone(),
                 token,
             },
         };
-        let timeout = Duration::try_from_secs_f64(cfg.timeout_secs)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or("[jira] timeout_secs must be more than 0")?;
+        if o.timeout.is_zero() {
+            return Err("[jira] timeout_secs must be more than 0".into());
+        }
         Ok(Settings {
             base,
-            api_version: cfg.api_version,
+            api_version: o.api_version,
             auth,
             project,
             issue_type,
-            per_batch,
-            labels: cfg.labels.clone(),
-            ca_pem: read_ca_file(&cfg.ca_file, "[jira] ca_file")?,
-            timeout,
+            per_batch: o.mode == JiraMode::PerBatch,
+            labels: o.labels.clone(),
+            ca_pem: read_ca_file(o.ca_file.as_deref(), "[jira] ca_file")?,
+            timeout: o.timeout,
         })
     }
 }
@@ -236,7 +216,7 @@ fn payload(
     paragraphs: Vec<String>,
     items: Vec<String>,
 ) -> JiraPayload {
-    let description = if s.api_version == 2 {
+    let description = if s.api_version == JiraApi::V2 {
         let mut text = paragraphs.join("\n\n");
         for i in &items {
             text.push_str("\n* ");
@@ -253,7 +233,7 @@ fn payload(
         }
     }
     JiraPayload {
-        api_version: s.api_version,
+        api_version: s.api_version.number(),
         label,
         summary: summary.clone(),
         body: json!({
@@ -333,7 +313,7 @@ impl Client {
     /// An authenticated `GET /rest/api/{2,3}/myself`, within `limit`: who the token logs in
     /// as. Nothing is created.
     pub(crate) async fn probe(&self, limit: Duration) -> Result<String, super::ProbeFailure> {
-        let path = format!("rest/api/{}/myself", self.s.api_version);
+        let path = format!("rest/api/{}/myself", self.s.api_version.number());
         let url = self.url(&path).map_err(|o| super::ProbeFailure {
             step: "url",
             error: super::probe::outcome_text(&o),
@@ -516,41 +496,21 @@ mod tests {
 
     #[test]
     fn settings_name_what_is_missing() {
-        let mut c = crate::config::Config::defaults().jira;
-        assert!(
-            Settings::from_config(&c)
-                .err()
-                .unwrap()
-                .contains("[jira] enabled")
-        );
+        let mut c = JiraOptions::default();
+        assert!(Settings::new(&c).err().unwrap().contains("[jira] enabled"));
         c.enabled = true;
-        assert!(
-            Settings::from_config(&c)
-                .err()
-                .unwrap()
-                .contains("[jira] base_url")
-        );
+        assert!(Settings::new(&c).err().unwrap().contains("[jira] base_url"));
         c.base_url = "https://example.atlassian.net".into();
-        assert!(
-            Settings::from_config(&c)
-                .err()
-                .unwrap()
-                .contains("[jira] project")
-        );
+        assert!(Settings::new(&c).err().unwrap().contains("[jira] project"));
         c.project = "RECON".into();
-        c.token_env = "BREAKDESK_TEST_UNSET_JIRA_TOKEN".into();
-        let e = Settings::from_config(&c).err().unwrap();
+        c.token_env = Some("BREAKDESK_TEST_UNSET_JIRA_TOKEN".into());
+        let e = Settings::new(&c).err().unwrap();
         assert!(
             e.contains("BREAKDESK_TEST_UNSET_JIRA_TOKEN") && e.contains("[jira] token_env"),
             "{e}"
         );
         c.labels = vec!["two words".into()];
         // The token is checked after the labels.
-        assert!(
-            Settings::from_config(&c)
-                .err()
-                .unwrap()
-                .contains("[jira] labels")
-        );
+        assert!(Settings::new(&c).err().unwrap().contains("[jira] labels"));
     }
 }

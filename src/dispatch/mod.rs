@@ -23,16 +23,18 @@
 //! channel is queued, sent or parked ([`crate::cases::Case::dispatchable_on`]); a parked item is
 //! retried ([`Outbox::retry`]) or cancelled ([`Outbox::cancel`]), which frees its cases.
 //!
-//! The library knows nothing of the command line or the terminal UI. A face typically:
+//! The library knows nothing of the command line or the terminal UI, nor of the configuration:
+//! a face builds the [`DispatchOptions`] from it (`crate::wiring::dispatch`), then typically:
 //!
 //! ```no_run
-//! # use breakdesk::{cases::{Actor, Channel, Status}, config::Config, dispatch, store::Store};
-//! # fn demo(store: std::sync::Arc<Store>, cfg: &Config) -> Result<(), dispatch::DispatchError> {
+//! # use breakdesk::{cases::{Actor, Channel, Status}, dispatch, store::Store};
+//! # fn demo(store: std::sync::Arc<Store>, options: &dispatch::DispatchOptions) -> Result<(), dispatch::DispatchError> {
 //! let actor = Actor::analyst("alice");
 //! let cases = dispatch::dispatchable(&store, Status::Accepted, Channel::Email)?;
-//! let queued = dispatch::queue_email(&store, cfg, &cases, &["lead@example.com".into()], &actor)?;
+//! let to = ["lead@example.com".to_string()];
+//! let queued = dispatch::queue_email(&store, &options.email, &cases, &to, &actor)?;
 //! // Sent in the background; results arrive on the worker's channel.
-//! let worker = dispatch::OutboxSender::spawn(store.clone(), dispatch::Dispatcher::new(cfg)?);
+//! let worker = dispatch::OutboxSender::spawn(store.clone(), dispatch::Dispatcher::new(options)?);
 //! for event in worker.events().try_iter() { /* show queued / sent / failed */ }
 //! # let _ = queued; Ok(()) }
 //! ```
@@ -40,6 +42,7 @@
 mod email;
 mod http;
 mod jira;
+mod options;
 pub mod outbox;
 pub mod probe;
 mod report;
@@ -53,12 +56,15 @@ use chrono::{DateTime, Utc};
 use crate::cases::{
     Actor, Case, CaseError, CaseFilter, Cases, DispatchChange, DispatchState, Status,
 };
-use crate::config::Config;
 use crate::store::{CaseTree, Store, StoreError, TxError};
 
 pub use crate::cases::{Channel, ChannelDispatch};
 pub use email::EmailPayload;
 pub use jira::JiraPayload;
+pub use options::{
+    DispatchOptions, DueDays, EmailOptions, JiraApi, JiraMode, JiraOptions, OutboxOptions, TlsMode,
+    WebhookOptions,
+};
 pub use outbox::{
     Dispatcher, FlushReport, ItemOutcome, ItemStatus, Outbox, OutboxFilter, OutboxItem, Payload,
     RetryPolicy,
@@ -151,11 +157,11 @@ pub fn dispatchable(
 
 /// Checks that `channel` is switched on and has every setting (and secret) it needs; the error
 /// names the setting or environment variable. Nothing is sent.
-pub fn check_channel(cfg: &Config, channel: Channel) -> Result<(), DispatchError> {
+pub fn check_channel(options: &DispatchOptions, channel: Channel) -> Result<(), DispatchError> {
     match channel {
-        Channel::Email => email::Settings::from_config(&cfg.email).map(|_| ()),
-        Channel::Jira => jira::Settings::from_config(&cfg.jira).map(|_| ()),
-        Channel::Webhook => webhook::Settings::from_config(&cfg.webhook).map(|_| ()),
+        Channel::Email => email::Settings::new(&options.email).map(|_| ()),
+        Channel::Jira => jira::Settings::new(&options.jira).map(|_| ()),
+        Channel::Webhook => webhook::Settings::new(&options.webhook).map(|_| ()),
     }
     .map_err(DispatchError::NotConfigured)
 }
@@ -164,7 +170,7 @@ pub fn check_channel(cfg: &Config, channel: Channel) -> Result<(), DispatchError
 /// be read: the report goes without it).
 fn latest_cycle(store: &Store) -> Option<Vec<String>> {
     let raw = store.runs(1).ok()?.into_iter().next()?;
-    let summary: crate::cycle::RunSummary = serde_json::from_slice(&raw).ok()?;
+    let summary: crate::cases::RunSummary = serde_json::from_slice(&raw).ok()?;
     Some(summary.lines())
 }
 
@@ -173,13 +179,12 @@ fn latest_cycle(store: &Store) -> Option<Vec<String>> {
 /// is, retries included. Cases already queued, sent or parked on email are skipped.
 pub fn queue_email(
     store: &Store,
-    cfg: &Config,
+    options: &EmailOptions,
     cases: &[Case],
     recipients: &[String],
     actor: &Actor,
 ) -> Result<Queued, DispatchError> {
-    let settings =
-        email::Settings::from_config(&cfg.email).map_err(DispatchError::NotConfigured)?;
+    let settings = email::Settings::new(options).map_err(DispatchError::NotConfigured)?;
     let extra = email::parse_recipients(recipients, "a recipient")?;
     let cycle = latest_cycle(store);
     let now = now_millis();
@@ -206,13 +211,12 @@ pub fn queue_email(
 /// sent when reviewed. Returns the outbox item's id.
 pub fn queue_summary_email(
     store: &Store,
-    cfg: &Config,
+    options: &EmailOptions,
     cases: &[Case],
     actor: &Actor,
 ) -> Result<u64, DispatchError> {
     actor.validate()?;
-    let settings =
-        email::Settings::from_config(&cfg.email).map_err(DispatchError::NotConfigured)?;
+    let settings = email::Settings::new(options).map_err(DispatchError::NotConfigured)?;
     let now = now_millis();
     let id = outbox::reserve_ids(store, 1)?;
     let payload = email::build(&settings, cases, &[], id, now, latest_cycle(store))?;
@@ -252,11 +256,11 @@ pub fn queue_summary_email(
 /// (see [`outbox`]). Cases already queued, sent or parked on Jira are skipped.
 pub fn queue_jira(
     store: &Store,
-    cfg: &Config,
+    options: &JiraOptions,
     cases: &[Case],
     actor: &Actor,
 ) -> Result<Queued, DispatchError> {
-    let settings = jira::Settings::from_config(&cfg.jira).map_err(DispatchError::NotConfigured)?;
+    let settings = jira::Settings::new(options).map_err(DispatchError::NotConfigured)?;
     let now = now_millis();
     enqueue(store, Channel::Jira, cases, actor, now, |eligible, _| {
         let drafts = if settings.per_batch {
@@ -288,12 +292,12 @@ pub fn queue_jira(
 /// parked on the webhook are skipped.
 pub fn queue_webhook(
     store: &Store,
-    cfg: &Config,
+    options: &WebhookOptions,
     cases: &[Case],
     actor: &Actor,
 ) -> Result<Queued, DispatchError> {
-    webhook::Settings::from_config(&cfg.webhook).map_err(DispatchError::NotConfigured)?;
-    let sla = cfg.webhook.sla_days.clone();
+    webhook::Settings::new(options).map_err(DispatchError::NotConfigured)?;
+    let sla = options.due_days;
     let now = now_millis();
     enqueue(
         store,
@@ -322,16 +326,16 @@ pub fn queue_webhook(
 /// [`queue_webhook`]).
 pub fn queue(
     store: &Store,
-    cfg: &Config,
+    options: &DispatchOptions,
     channel: Channel,
     cases: &[Case],
     recipients: &[String],
     actor: &Actor,
 ) -> Result<Queued, DispatchError> {
     match channel {
-        Channel::Email => queue_email(store, cfg, cases, recipients, actor),
-        Channel::Jira => queue_jira(store, cfg, cases, actor),
-        Channel::Webhook => queue_webhook(store, cfg, cases, actor),
+        Channel::Email => queue_email(store, &options.email, cases, recipients, actor),
+        Channel::Jira => queue_jira(store, &options.jira, cases, actor),
+        Channel::Webhook => queue_webhook(store, &options.webhook, cases, actor),
     }
 }
 

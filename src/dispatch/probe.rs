@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use super::outbox::SendOutcome;
-use super::{email, jira, webhook};
-use crate::config::Config;
+use super::{EmailOptions, JiraOptions, WebhookOptions, email, jira, webhook};
 
 /// Why a channel could not be reached: the step that failed, what happened, and the setting to
 /// change.
@@ -36,36 +35,36 @@ pub(crate) fn outcome_text(o: &SendOutcome) -> String {
     }
 }
 
-/// `[email]`: `None` when the channel is off.
-pub async fn email(cfg: &Config, limit: Duration) -> Option<Probe> {
-    if !cfg.email.enabled {
+/// Email: `None` when the channel is off.
+pub async fn email(options: &EmailOptions, limit: Duration) -> Option<Probe> {
+    if !options.enabled {
         return None;
     }
-    let settings = match email::Settings::from_config(&cfg.email) {
+    let settings = match email::Settings::new(options) {
         Ok(s) => s,
         Err(m) => return Some(Err(settings_failure(m))),
     };
     Some(email::probe(&settings, limit).await)
 }
 
-/// `[jira]`: `None` when the channel is off.
-pub async fn jira(cfg: &Config, limit: Duration) -> Option<Probe> {
-    if !cfg.jira.enabled {
+/// Jira: `None` when the channel is off.
+pub async fn jira(options: &JiraOptions, limit: Duration) -> Option<Probe> {
+    if !options.enabled {
         return None;
     }
-    let client = match jira::Settings::from_config(&cfg.jira).and_then(jira::Client::new) {
+    let client = match jira::Settings::new(options).and_then(jira::Client::new) {
         Ok(c) => c,
         Err(m) => return Some(Err(settings_failure(m))),
     };
     Some(client.probe(limit).await)
 }
 
-/// `[webhook]`: `None` when the channel is off.
-pub async fn webhook(cfg: &Config, limit: Duration) -> Option<Probe> {
-    if !cfg.webhook.enabled {
+/// The webhook: `None` when the channel is off.
+pub async fn webhook(options: &WebhookOptions, limit: Duration) -> Option<Probe> {
+    if !options.enabled {
         return None;
     }
-    let client = match webhook::Settings::from_config(&cfg.webhook).and_then(webhook::Client::new) {
+    let client = match webhook::Settings::new(options).and_then(webhook::Client::new) {
         Ok(c) => c,
         Err(m) => return Some(Err(settings_failure(m))),
     };

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 
 use super::email::{read_ca_file, secret_from_env};
 use super::http;
+use super::options::{DueDays, WebhookOptions};
 use super::outbox::SendOutcome;
 use crate::cases::Case;
-use crate::config::{SlaDays, WebhookConfig};
 use crate::text::fmt_amount;
 
 /// A task as queued: its JSON body and idempotency key.
@@ -34,40 +34,38 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    /// Checks `[webhook]`; the error names the setting or the environment variable.
-    pub(crate) fn from_config(cfg: &WebhookConfig) -> Result<Settings, String> {
-        if !cfg.enabled {
+    /// Checks the webhook options; the error names the setting or the environment variable.
+    pub(crate) fn new(o: &WebhookOptions) -> Result<Settings, String> {
+        if !o.enabled {
             return Err(
                 "the webhook is not configured: set [webhook] enabled = true, with url and token_env"
                     .into(),
             );
         }
-        let url = http::parse_url(&cfg.url, "[webhook] url")
+        let url = http::parse_url(&o.url, "[webhook] url")
             .map_err(|e| format!("the webhook is not configured: {e}"))?;
         // A named variable that is unset is a mistake to report, not a reason to post without
-        // authentication; an empty name means the endpoint takes no token.
-        let token = secret_from_env(&cfg.token_env, "[webhook] token_env")?;
-        if token.is_none() && !cfg.token_env.trim().is_empty() {
+        // authentication; no name means the endpoint takes no token.
+        let token = secret_from_env(o.token_env.as_deref(), "[webhook] token_env")?;
+        if let (None, Some(name)) = (&token, &o.token_env) {
             return Err(format!(
-                "the webhook needs a token: the environment variable {} (named by [webhook] token_env) is not set (set token_env = \"\" for an endpoint without one)",
-                cfg.token_env.trim()
+                "the webhook needs a token: the environment variable {name} (named by [webhook] token_env) is not set (set token_env = \"\" for an endpoint without one)"
             ));
         }
-        let timeout = Duration::try_from_secs_f64(cfg.timeout_secs)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or("[webhook] timeout_secs must be more than 0")?;
+        if o.timeout.is_zero() {
+            return Err("[webhook] timeout_secs must be more than 0".into());
+        }
         Ok(Settings {
             url,
             token,
-            ca_pem: read_ca_file(&cfg.ca_file, "[webhook] ca_file")?,
-            timeout,
+            ca_pem: read_ca_file(o.ca_file.as_deref(), "[webhook] ca_file")?,
+            timeout: o.timeout,
         })
     }
 }
 
 /// Days until a case's task is due, by its severity (unknown severities take `medium`).
-pub(crate) fn sla_days(sla: &SlaDays, severity: &str) -> u32 {
+pub(crate) fn sla_days(sla: &DueDays, severity: &str) -> u32 {
     match severity.trim().to_ascii_lowercase().as_str() {
         "low" => sla.low,
         "high" => sla.high,
@@ -77,7 +75,7 @@ pub(crate) fn sla_days(sla: &SlaDays, severity: &str) -> u32 {
 }
 
 /// The task of one case, for outbox item `id`, due `sla` days after `now` (UTC day).
-pub(crate) fn payload(case: &Case, id: u64, sla: &SlaDays, now: DateTime<Utc>) -> WebhookPayload {
+pub(crate) fn payload(case: &Case, id: u64, sla: &DueDays, now: DateTime<Utc>) -> WebhookPayload {
     let days = sla_days(sla, &case.severity);
     let due = now
         .date_naive()
@@ -223,7 +221,7 @@ mod tests {
 
     #[test]
     fn due_days_follow_the_severity() {
-        let sla = SlaDays {
+        let sla = DueDays {
             low: 10,
             medium: 5,
             high: 2,
@@ -238,20 +236,17 @@ mod tests {
 
     #[test]
     fn a_named_but_unset_token_is_an_error_and_an_empty_name_is_none() {
-        let mut c = crate::config::Config::defaults().webhook;
-        c.enabled = true;
-        c.url = "http://127.0.0.1:9/tasks".into();
-        c.token_env = "BREAKDESK_TEST_UNSET_WEBHOOK_TOKEN".into();
-        let e = Settings::from_config(&c).err().unwrap();
+        let mut c = WebhookOptions {
+            enabled: true,
+            url: "http://127.0.0.1:9/tasks".into(),
+            token_env: Some("BREAKDESK_TEST_UNSET_WEBHOOK_TOKEN".into()),
+            ..WebhookOptions::default()
+        };
+        let e = Settings::new(&c).err().unwrap();
         assert!(e.contains("BREAKDESK_TEST_UNSET_WEBHOOK_TOKEN"), "{e}");
-        c.token_env = String::new();
-        assert!(Settings::from_config(&c).unwrap().token.is_none());
+        c.token_env = None;
+        assert!(Settings::new(&c).unwrap().token.is_none());
         c.url = "ftp://x".into();
-        assert!(
-            Settings::from_config(&c)
-                .err()
-                .unwrap()
-                .contains("[webhook] url")
-        );
+        assert!(Settings::new(&c).err().unwrap().contains("[webhook] url"));
     }
 }

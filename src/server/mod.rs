@@ -278,8 +278,9 @@ pub fn prepare(
     }
     let rules =
         crate::pipeline::rules_file(&settings).map_err(|e| ServeError::Config(e.to_string()))?;
-    let dispatcher = crate::dispatch::outbox::Dispatcher::new(&cfg)
-        .map_err(|e| ServeError::Config(e.to_string()))?;
+    let dispatcher =
+        crate::dispatch::outbox::Dispatcher::new(&crate::wiring::dispatch::options(&cfg))
+            .map_err(|e| ServeError::Config(e.to_string()))?;
     let worker = crate::dispatch::OutboxSender::spawn(store.clone(), dispatcher);
     let (events, _) = broadcast::channel(cfg.service.ws_queue_events);
     Ok(Arc::new(AppState {

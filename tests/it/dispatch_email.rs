@@ -10,31 +10,36 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use breakdesk::cases::{Cases, Channel, DispatchState, EventAction};
-use breakdesk::config::Config;
 use breakdesk::dispatch::{
-    self, DispatchError, Dispatcher, ItemOutcome, ItemStatus, Outbox, OutboxSender, Payload,
-    SenderEvent,
+    self, DispatchError, DispatchOptions, Dispatcher, ItemOutcome, ItemStatus, Outbox,
+    OutboxSender, Payload, SenderEvent,
 };
 use breakdesk::store::Store;
+use breakdesk::wiring::dispatch::options;
 use chrono::Utc;
 use fixtures::{FAST_OUTBOX, SECRET, SECRET_ENV, accepted_cases, alice, config};
 use mail_parser::{MessageParser, MimeHeaders};
 use smtp_server::{Mode, Security, SmtpServer, TestPki};
 
 /// `[email]` for a test server (login `robot` unless `extra` sets `username`), plus `extra`.
-fn email_config(server: &SmtpServer, ca: &std::path::Path, tls: &str, extra: &str) -> Config {
+fn email_config(
+    server: &SmtpServer,
+    ca: &std::path::Path,
+    tls: &str,
+    extra: &str,
+) -> DispatchOptions {
     let login = if extra.contains("username") {
         ""
     } else {
         "username = \"robot\"\n"
     };
-    config(&format!(
+    options(&config(&format!(
         "[email]\nenabled = true\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\nca_file = \"{ca}\"\n\
          {login}password_env = \"{SECRET_ENV}\"\nfrom = \"Recon Desk <recon@example.com>\"\n\
          to = [\"lead@example.com\"]\ncc = [\"audit@example.com\"]\ntimeout_secs = 5\n{extra}\n{FAST_OUTBOX}",
         port = server.port(),
         ca = ca.display(),
-    ))
+    )))
 }
 
 /// The CSV attachment's rows (a small RFC 4180 reader).
@@ -104,7 +109,7 @@ fn the_report_goes_out_over_starttls_with_html_text_and_the_csv_of_the_cases() {
 
     let queued = dispatch::queue_email(
         &store,
-        &cfg,
+        &cfg.email,
         &cases,
         &["Extra <extra@example.com>".into()],
         &alice(),
@@ -260,7 +265,7 @@ fn the_report_goes_out_over_starttls_with_html_text_and_the_csv_of_the_cases() {
     let again = outbox.flush_due(&dispatcher, Utc::now()).unwrap();
     assert!(again.outcomes.is_empty());
     assert_eq!(server.messages().len(), 1);
-    let q = dispatch::queue_email(&store, &cfg, &cases, &[], &alice()).unwrap();
+    let q = dispatch::queue_email(&store, &cfg.email, &cases, &[], &alice()).unwrap();
     assert!(q.ids.is_empty());
     assert_eq!(q.skipped.len(), 5);
     assert!(
@@ -285,7 +290,7 @@ fn a_local_relay_takes_plain_smtp_and_masking_hides_account_identifiers() {
     );
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 5);
-    dispatch::queue_email(&store, &cfg, &cases, &[], &alice()).unwrap();
+    dispatch::queue_email(&store, &cfg.email, &cases, &[], &alice()).unwrap();
     let dispatcher = Dispatcher::new(&cfg).unwrap();
     let report = Outbox::new(&store)
         .flush(&dispatcher, Duration::from_secs(5), |_, _| {})
@@ -322,7 +327,7 @@ fn implicit_tls_from_the_first_byte() {
     let cfg = email_config(&server, &ca, "tls", "attach_csv = false");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 2);
-    dispatch::queue_email(&store, &cfg, &cases, &[], &alice()).unwrap();
+    dispatch::queue_email(&store, &cfg.email, &cases, &[], &alice()).unwrap();
     let dispatcher = Dispatcher::new(&cfg).unwrap();
     let report = Outbox::new(&store)
         .flush_due(&dispatcher, Utc::now())
@@ -347,7 +352,7 @@ fn a_server_that_does_not_offer_starttls_gets_nothing_and_the_item_is_parked() {
     let cfg = email_config(&server, &ca, "starttls", "");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 1);
-    let id = dispatch::queue_email(&store, &cfg, &cases, &[], &alice())
+    let id = dispatch::queue_email(&store, &cfg.email, &cases, &[], &alice())
         .unwrap()
         .ids[0];
     let dispatcher = Dispatcher::new(&cfg).unwrap();
@@ -382,7 +387,7 @@ fn smtp_down_then_up_delivers_exactly_once() {
     let cfg = email_config(&server, &ca, "starttls", "");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 3);
-    let id = dispatch::queue_email(&store, &cfg, &cases, &[], &alice())
+    let id = dispatch::queue_email(&store, &cfg.email, &cases, &[], &alice())
         .unwrap()
         .ids[0];
     let outbox = Outbox::new(&store);
@@ -457,7 +462,7 @@ fn attempts_run_out_into_parked_and_retry_brings_the_item_back() {
     let cfg = email_config(&server, &ca, "starttls", "");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 1);
-    let id = dispatch::queue_email(&store, &cfg, &cases, &[], &alice())
+    let id = dispatch::queue_email(&store, &cfg.email, &cases, &[], &alice())
         .unwrap()
         .ids[0];
     let outbox = Outbox::new(&store);
@@ -506,19 +511,27 @@ fn a_channel_that_is_not_configured_is_refused_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 1);
-    let cfg = config("");
-    let e = dispatch::queue_email(&store, &cfg, &cases, &[], &alice()).unwrap_err();
+    let cfg = options(&config(""));
+    let e = dispatch::queue_email(&store, &cfg.email, &cases, &[], &alice()).unwrap_err();
     assert!(matches!(e, DispatchError::NotConfigured(_)));
     assert!(e.to_string().contains("[email] enabled"), "{e}");
-    let e = dispatch::queue_jira(&store, &cfg, &cases, &alice()).unwrap_err();
+    let e = dispatch::queue_jira(&store, &cfg.jira, &cases, &alice()).unwrap_err();
     assert!(e.to_string().contains("[jira] enabled"), "{e}");
-    let e = dispatch::queue_webhook(&store, &cfg, &cases, &alice()).unwrap_err();
+    let e = dispatch::queue_webhook(&store, &cfg.webhook, &cases, &alice()).unwrap_err();
     assert!(e.to_string().contains("[webhook] enabled"), "{e}");
-    let cfg = config("[email]\nenabled = true\nhost = \"127.0.0.1\"\nfrom = \"a@example.com\"\n");
-    let e = dispatch::queue_email(&store, &cfg, &cases, &[], &alice()).unwrap_err();
+    let cfg = options(&config(
+        "[email]\nenabled = true\nhost = \"127.0.0.1\"\nfrom = \"a@example.com\"\n",
+    ));
+    let e = dispatch::queue_email(&store, &cfg.email, &cases, &[], &alice()).unwrap_err();
     assert!(e.to_string().contains("[email] to"), "{e}");
-    let e = dispatch::queue_email(&store, &cfg, &cases, &["not an address".into()], &alice())
-        .unwrap_err();
+    let e = dispatch::queue_email(
+        &store,
+        &cfg.email,
+        &cases,
+        &["not an address".into()],
+        &alice(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("not an address"), "{e}");
     // Nothing was written.
     assert!(
@@ -542,7 +555,7 @@ fn a_background_worker_sends_and_reports_over_its_channel() {
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let cases = accepted_cases(&store, 2);
     let worker = OutboxSender::spawn(Arc::clone(&store), Dispatcher::new(&cfg).unwrap());
-    let id = dispatch::queue_email(&store, &cfg, &cases, &[], &alice())
+    let id = dispatch::queue_email(&store, &cfg.email, &cases, &[], &alice())
         .unwrap()
         .ids[0];
     worker.flush_now();

@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use breakdesk::cases::{Case, Cases, Channel, DispatchState, EventAction};
-use breakdesk::config::Config;
-use breakdesk::dispatch::{self, Dispatcher, ItemOutcome, ItemStatus, Outbox, Payload};
+use breakdesk::dispatch::{
+    self, DispatchOptions, Dispatcher, ItemOutcome, ItemStatus, Outbox, Payload,
+};
 use breakdesk::store::Store;
+use breakdesk::wiring::dispatch::options;
 use chrono::Utc;
 use fixtures::{FAST_OUTBOX, SECRET, SECRET_ENV, accepted_cases, alice, config};
 use http_server::{HttpServer, Reply, Request};
@@ -121,13 +123,13 @@ fn default_timeout(extra: &str) -> &'static str {
     }
 }
 
-fn jira_config(server: &HttpServer, extra: &str) -> Config {
-    config(&format!(
+fn jira_config(server: &HttpServer, extra: &str) -> DispatchOptions {
+    options(&config(&format!(
         "[jira]\nenabled = true\nbase_url = \"{}\"\nemail = \"robot@example.com\"\ntoken_env = \"{SECRET_ENV}\"\n\
          project = \"RECON\"\nissue_type = \"Task\"\n{}{extra}\n{FAST_OUTBOX}",
         server.url(),
         default_timeout(extra)
-    ))
+    )))
 }
 
 fn creates(server: &HttpServer) -> Vec<Request> {
@@ -138,7 +140,7 @@ fn creates(server: &HttpServer) -> Vec<Request> {
         .collect()
 }
 
-fn flush_all(store: &Store, cfg: &Config) -> dispatch::FlushReport {
+fn flush_all(store: &Store, cfg: &DispatchOptions) -> dispatch::FlushReport {
     let dispatcher = Dispatcher::new(cfg).unwrap();
     Outbox::new(store)
         .flush(&dispatcher, Duration::from_secs(15), |_, _| {})
@@ -159,7 +161,7 @@ fn jira_v3_opens_one_issue_per_case_after_searching_its_label() {
     );
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 2);
-    let q = dispatch::queue_jira(&store, &cfg, &cases, &alice()).unwrap();
+    let q = dispatch::queue_jira(&store, &cfg.jira, &cases, &alice()).unwrap();
     assert_eq!(q.ids.len(), 2, "one item per case");
     let report = flush_all(&store, &cfg);
     assert!(report.is_complete(), "{report:?}");
@@ -233,7 +235,7 @@ fn jira_v2_per_batch_opens_one_issue_with_a_plain_text_description() {
     let cfg = jira_config(&server, "api_version = 2\nmode = \"per_batch\"");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 3);
-    let q = dispatch::queue_jira(&store, &cfg, &cases, &alice()).unwrap();
+    let q = dispatch::queue_jira(&store, &cfg.jira, &cases, &alice()).unwrap();
     assert_eq!(q.ids.len(), 1);
     assert!(flush_all(&store, &cfg).is_complete());
     let requests = server.requests();
@@ -261,7 +263,7 @@ fn a_create_that_times_out_is_found_by_label_and_never_created_twice() {
     let cfg = jira_config(&server, "timeout_secs = 1");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 1);
-    let id = dispatch::queue_jira(&store, &cfg, &cases, &alice())
+    let id = dispatch::queue_jira(&store, &cfg.jira, &cases, &alice())
         .unwrap()
         .ids[0];
     let dispatcher = Dispatcher::new(&cfg).unwrap();
@@ -311,7 +313,7 @@ fn an_answer_without_a_key_is_never_turned_into_an_invented_one() {
     let cfg = jira_config(&server, "");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 1);
-    dispatch::queue_jira(&store, &cfg, &cases, &alice()).unwrap();
+    dispatch::queue_jira(&store, &cfg.jira, &cases, &alice()).unwrap();
     let dispatcher = Dispatcher::new(&cfg).unwrap();
     let outbox = Outbox::new(&store);
     let first = outbox.flush_due(&dispatcher, Utc::now()).unwrap();
@@ -338,7 +340,7 @@ fn jira_429_waits_for_retry_after_and_500_is_retried() {
     let cfg = jira_config(&server, "");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 2);
-    dispatch::queue_jira(&store, &cfg, &cases, &alice()).unwrap();
+    dispatch::queue_jira(&store, &cfg.jira, &cases, &alice()).unwrap();
     let dispatcher = Dispatcher::new(&cfg).unwrap();
     let outbox = Outbox::new(&store);
     let before = Utc::now();
@@ -387,7 +389,7 @@ fn jira_400_is_parked_with_jiras_reason_and_not_retried() {
     let cfg = jira_config(&server, "");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 1);
-    let id = dispatch::queue_jira(&store, &cfg, &cases, &alice())
+    let id = dispatch::queue_jira(&store, &cfg.jira, &cases, &alice())
         .unwrap()
         .ids[0];
     let report = flush_all(&store, &cfg);
@@ -411,7 +413,7 @@ fn jira_400_is_parked_with_jiras_reason_and_not_retried() {
         DispatchState::Parked
     );
     // A new dispatch skips the parked case instead of duplicating it.
-    let q = dispatch::queue_jira(&store, &cfg, &cases, &alice()).unwrap();
+    let q = dispatch::queue_jira(&store, &cfg.jira, &cases, &alice()).unwrap();
     assert!(q.ids.is_empty() && q.skipped.len() == 1);
     // Cancelled, it may be dispatched again.
     Outbox::new(&store).cancel(id, &alice()).unwrap();
@@ -422,7 +424,7 @@ fn jira_400_is_parked_with_jiras_reason_and_not_retried() {
             .state,
         DispatchState::Cancelled
     );
-    let q = dispatch::queue_jira(&store, &cfg, &cases, &alice()).unwrap();
+    let q = dispatch::queue_jira(&store, &cfg.jira, &cases, &alice()).unwrap();
     assert_eq!(q.ids.len(), 1);
     assert!(flush_all(&store, &cfg).is_complete());
     assert_eq!(state.lock().unwrap().issues.len(), 1);
@@ -477,13 +479,13 @@ fn fake_tasks(script: &[Step]) -> (HttpServer, Arc<Mutex<Tasks>>) {
     (server, state)
 }
 
-fn webhook_config(server: &HttpServer, extra: &str) -> Config {
-    config(&format!(
+fn webhook_config(server: &HttpServer, extra: &str) -> DispatchOptions {
+    options(&config(&format!(
         "[webhook]\nenabled = true\nurl = \"{}/v1/tasks\"\ntoken_env = \"{SECRET_ENV}\"\n{}{extra}\n\
          [webhook.sla_days]\nlow = 9\nmedium = 4\nhigh = 2\ncritical = 1\n{FAST_OUTBOX}",
         server.url(),
         default_timeout(extra)
-    ))
+    )))
 }
 
 #[test]
@@ -493,7 +495,7 @@ fn a_webhook_task_carries_the_bearer_token_an_idempotency_key_and_the_sla_due_da
     let cfg = webhook_config(&server, "");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 5);
-    let q = dispatch::queue_webhook(&store, &cfg, &cases, &alice()).unwrap();
+    let q = dispatch::queue_webhook(&store, &cfg.webhook, &cases, &alice()).unwrap();
     assert_eq!(q.ids.len(), 5);
     assert!(flush_all(&store, &cfg).is_complete());
     let requests = server.requests();
@@ -537,7 +539,7 @@ fn a_timed_out_task_is_retried_with_the_same_key_and_created_once() {
     let cfg = webhook_config(&server, "timeout_secs = 1");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 1);
-    let id = dispatch::queue_webhook(&store, &cfg, &cases, &alice())
+    let id = dispatch::queue_webhook(&store, &cfg.webhook, &cases, &alice())
         .unwrap()
         .ids[0];
     let report = flush_all(&store, &cfg);
@@ -571,7 +573,7 @@ fn webhook_429_and_500_are_retried_and_400_is_parked() {
     let cfg = webhook_config(&server, "");
     let store = Store::open(dir.path()).unwrap();
     let cases = accepted_cases(&store, 3);
-    let q = dispatch::queue_webhook(&store, &cfg, &cases, &alice()).unwrap();
+    let q = dispatch::queue_webhook(&store, &cfg.webhook, &cases, &alice()).unwrap();
     let report = flush_all(&store, &cfg);
     assert_eq!(report.sent(), 2, "{report:?}");
     assert_eq!(report.parked(), 1, "{report:?}");

@@ -1,11 +1,10 @@
-//! The dispatcher: the channels built from the configuration, and one attempt to send an item.
+//! The dispatcher: the channels built from their options, and one attempt to send an item.
 
 use std::time::Duration;
 
-use super::{OutboxItem, Payload, RetryPolicy, secs};
+use super::{OutboxItem, Payload, RetryPolicy};
 use crate::cases::Channel;
-use crate::config::Config;
-use crate::dispatch::{DispatchError, email, jira, webhook};
+use crate::dispatch::{DispatchError, DispatchOptions, email, jira, webhook};
 
 /// The result of sending one item, as a channel reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +23,7 @@ pub(crate) enum SendOutcome {
     Permanent { error: String },
 }
 
-/// Sends outbox items: the channels built from the configuration (secrets read from the
+/// Sends outbox items: the channels built from their options (secrets read from the
 /// environment once, here), the retry policy, and the async runtime the network calls run on.
 /// A channel that is off or misconfigured is kept with the reason; its items are skipped (left
 /// as they are) until a dispatcher with working settings sends them.
@@ -50,10 +49,10 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    /// Builds the channels of `cfg` (reading their secrets from the environment variables the
-    /// config names) and the runtime. Fails only when the runtime cannot start; a channel's own
+    /// Builds the channels of `options` (reading their secrets from the environment variables
+    /// they name) and the runtime. Fails only when the runtime cannot start; a channel's own
     /// problem is kept (see [`Dispatcher::channel_problem`]).
-    pub fn new(cfg: &Config) -> Result<Dispatcher, DispatchError> {
+    pub fn new(options: &DispatchOptions) -> Result<Dispatcher, DispatchError> {
         // Only the first installation wins; an error means a provider is already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -64,19 +63,18 @@ impl Dispatcher {
         // lettre's connection pool starts a task on the runtime it is built in.
         let email = {
             let _guard = runtime.enter();
-            email::Settings::from_config(&cfg.email).and_then(email::Sender::new)
+            email::Settings::new(&options.email).and_then(email::Sender::new)
         };
-        let jira = jira::Settings::from_config(&cfg.jira).and_then(jira::Client::new);
-        let webhook = webhook::Settings::from_config(&cfg.webhook).and_then(webhook::Client::new);
+        let jira = jira::Settings::new(&options.jira).and_then(jira::Client::new);
+        let webhook = webhook::Settings::new(&options.webhook).and_then(webhook::Client::new);
         Ok(Dispatcher {
             runtime: Some(runtime),
             email,
             jira,
             webhook,
-            policy: RetryPolicy::from_config(&cfg.outbox),
-            poll: secs(cfg.outbox.poll_secs),
-            flush_wait: Duration::try_from_secs_f64(cfg.outbox.flush_wait_secs)
-                .unwrap_or(Duration::ZERO),
+            policy: options.outbox.retry.clone(),
+            poll: options.outbox.poll,
+            flush_wait: options.outbox.flush_wait,
         })
     }
 

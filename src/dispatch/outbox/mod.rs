@@ -39,7 +39,6 @@ mod dispatcher;
 
 use super::{DispatchError, EmailPayload, JiraPayload, WebhookPayload};
 use crate::cases::{Actor, Channel, DispatchChange, DispatchState, time_format};
-use crate::config::OutboxConfig;
 use crate::store::{CaseTree, Store, TxError};
 pub use dispatcher::Dispatcher;
 pub(crate) use dispatcher::SendOutcome;
@@ -203,15 +202,6 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The policy of `[outbox]`.
-    pub fn from_config(cfg: &OutboxConfig) -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: cfg.max_attempts.max(1),
-            base: secs(cfg.backoff_base_secs),
-            max: secs(cfg.backoff_max_secs),
-        }
-    }
-
     /// The wait after failed attempt number `attempts` (1 for the first): `base · 2^(attempts−1)`
     /// capped at `max`, plus up to a quarter of it as random jitter. A server's `Retry-After`
     /// replaces it (capped at [`RETRY_AFTER_MAX`]) so the wait is never shorter than asked.
@@ -224,10 +214,6 @@ impl RetryPolicy {
         let delay = self.base.saturating_mul(factor).min(self.max);
         delay + crate::net::jitter(delay / 4)
     }
-}
-
-pub(super) fn secs(s: f64) -> Duration {
-    Duration::try_from_secs_f64(s).unwrap_or(Duration::from_secs(1))
 }
 
 /// What one attempt at an item led to.

@@ -592,7 +592,7 @@ fn batch_work(state: &Shared, records: &[Map<String, Value>]) -> Result<Value, A
     if state.cfg.service.batch_email && !t.cases.is_empty() {
         email = match crate::dispatch::queue_summary_email(
             &state.store,
-            &state.cfg,
+            &crate::wiring::dispatch::email(&state.cfg.email),
             &t.cases,
             &state.actor(),
         ) {

@@ -9,7 +9,8 @@ impl App {
         if self.sender.is_some() {
             return Ok(());
         }
-        let dispatcher = dispatch::Dispatcher::new(&self.cfg).map_err(|e| e.to_string())?;
+        let options = crate::wiring::dispatch::options(&self.cfg);
+        let dispatcher = dispatch::Dispatcher::new(&options).map_err(|e| e.to_string())?;
         self.sender = Some(dispatch::OutboxSender::spawn(
             self.store.clone(),
             dispatcher,
@@ -40,7 +41,9 @@ impl App {
     /// The accepted cases not yet dispatched on `channel`, or a message saying why there is
     /// nothing to do (the channel's problem names the setting).
     pub(super) fn reviewed_for(&mut self, channel: Channel) -> Option<Vec<Case>> {
-        if let Err(e) = dispatch::check_channel(&self.cfg, channel) {
+        if let Err(e) =
+            dispatch::check_channel(&crate::wiring::dispatch::options(&self.cfg), channel)
+        {
             self.fail(format!("{e}; nothing was queued"));
             return None;
         }
@@ -212,11 +215,14 @@ impl App {
         let queued = match channel {
             Channel::Email => {
                 // The prompt's list is the whole To line: it replaces `[email] to`.
-                let mut cfg = (*self.cfg).clone();
-                cfg.email.to = to.to_vec();
-                dispatch::queue_email(&self.store, &cfg, &cases, &[], &self.actor)
+                let mut email = crate::wiring::dispatch::email(&self.cfg.email);
+                email.to = to.to_vec();
+                dispatch::queue_email(&self.store, &email, &cases, &[], &self.actor)
             }
-            _ => dispatch::queue(&self.store, &self.cfg, channel, &cases, &[], &self.actor),
+            _ => {
+                let options = crate::wiring::dispatch::options(&self.cfg);
+                dispatch::queue(&self.store, &options, channel, &cases, &[], &self.actor)
+            }
         };
         let q = match queued {
             Ok(q) => q,
