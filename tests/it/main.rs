@@ -4,6 +4,7 @@
 
 mod support;
 
+mod architecture;
 mod bounded;
 mod cases;
 mod cases_cli;
