@@ -272,21 +272,7 @@ pub fn analyze_bounded(
             .map(|(n, d)| (format!("merge/{n}"), *d)),
     );
     progress(at(Stage::Merge, total));
-    Ok(Bounded {
-        merged,
-        parts: n,
-        bundle,
-        status: totals.status.unwrap_or(ModelStatus::Loaded),
-        rows_read: totals.rows_read,
-        history_rows_read: totals.history_rows_read,
-        rejected_rows: totals.rejected,
-        blank_rows: totals.blank,
-        dq_rows: totals.dq,
-        rejects,
-        notes: totals.notes,
-        spilled: split.spilled,
-        timings,
-    })
+    Ok(totals.finish(merged, (n, split.spilled), bundle, rejects, timings))
 }
 
 /// What the parts of a bounded run add up to: a whole run's counts, the rows the checks
@@ -306,6 +292,33 @@ struct Totals {
 }
 
 impl Totals {
+    /// The bounded run's result: the merge of its `parts` (how many, and the spilled bytes),
+    /// with these totals.
+    fn finish(
+        self,
+        merged: Merged,
+        (parts, spilled): (usize, u64),
+        bundle: ModelBundle,
+        rejects: Vec<Reject>,
+        timings: Vec<(String, Duration)>,
+    ) -> Bounded {
+        Bounded {
+            merged,
+            parts,
+            bundle,
+            status: self.status.unwrap_or(ModelStatus::Loaded),
+            rows_read: self.rows_read,
+            history_rows_read: self.history_rows_read,
+            rejected_rows: self.rejected,
+            blank_rows: self.blank,
+            dq_rows: self.dq,
+            rejects,
+            notes: self.notes,
+            spilled,
+            timings,
+        }
+    }
+
     fn new(settings: &Settings, status: Option<ModelStatus>) -> Totals {
         Totals {
             rows_read: 0,

@@ -193,14 +193,8 @@ pub fn merge_parts(
     // The cases, in the output's order, group by group from the spill.
     let (cases, summary) = match spill {
         Some(spill) => {
-            let recorded = record_spilled(
-                settings,
-                store,
-                spill,
-                opts.case_group,
-                case_pos.len(),
-                roll,
-            )?;
+            let n = case_pos.len();
+            let recorded = record_spilled(settings, store, spill, opts.case_group, n, roll)?;
             lap("cases", &mut t, &mut timings);
             recorded
         }

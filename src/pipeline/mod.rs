@@ -337,6 +337,23 @@ fn select_partition(
     Ok(())
 }
 
+/// Reports each stage as it starts (the stages before it are done, of `total`), unless the run
+/// was cancelled.
+fn stepper(
+    total: u64,
+    cancel: &AtomicBool,
+) -> impl FnMut(Stage, &mut dyn FnMut(Progress)) -> Result<(), PipelineError> + '_ {
+    let mut done = 0u64;
+    move |stage, progress| {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(PipelineError::Cancelled);
+        }
+        progress(Progress { stage, done, total });
+        done += 1;
+        Ok(())
+    }
+}
+
 /// [`run`], keeping only the rows (current and history) of the accounts in `partition` once
 /// they are typed and keyed, before the features. The whole file is still read and checked (its
 /// rejects and row counts are the whole file's).
@@ -350,17 +367,8 @@ pub fn run_selecting(
     cancel: &AtomicBool,
 ) -> Result<RunOutput, PipelineError> {
     let total = if opts.history.is_some() { 5 } else { 3 } + u64::from(partition.is_some());
-    let mut done = 0u64;
     let mut timings = Vec::new();
-    let mut step =
-        |stage: Stage, progress: &mut dyn FnMut(Progress)| -> Result<(), PipelineError> {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(PipelineError::Cancelled);
-            }
-            progress(Progress { stage, done, total });
-            done += 1;
-            Ok(())
-        };
+    let mut step = stepper(total, cancel);
     let sheet = opts.sheet.as_deref();
     let mut popts = settings.ingest.prepare.clone();
     let mut fopts = settings.features.clone();
