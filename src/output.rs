@@ -299,44 +299,19 @@ pub fn write_xlsx(
 // Cases and their audit trail as CSV and JSON lines (`cases list`, `cases show`, `audit`, `export`)
 
 /// The columns of a case, as `cases list --format csv`, `cases show` and `export` write them.
-pub const CASE_COLUMNS: [&str; 19] = [
-    "ticket",
-    "case_id",
-    "status",
-    "bucket",
-    "severity",
-    "profile",
-    "key",
-    "start_date",
-    "last_date",
-    "age_days",
-    "difference",
-    "jira_key",
-    "summary",
+pub const CASE_COLUMNS: [&str; 19] = crate::cases::case_columns([
     "first_difference",
     "change",
     "cleared_on",
     "due",
     "overdue",
     "owner",
-];
+]);
 
 /// A case's values for [`CASE_COLUMNS`], as text.
 pub fn case_fields(c: &crate::cases::Case) -> Vec<String> {
-    vec![
-        c.ticket.clone(),
-        c.id.clone(),
-        c.status.as_str().to_string(),
-        c.bucket.clone(),
-        c.severity.clone(),
-        c.profile.clone(),
-        c.key.clone(),
-        c.start_date.to_string(),
-        c.last_date.to_string(),
-        c.age_days().to_string(),
-        format!("{}", c.difference),
-        c.jira_key.clone().unwrap_or_default(),
-        c.summary.clone(),
+    let mut fields = c.csv_head(c.key.clone(), c.summary.clone());
+    fields.extend([
         c.first_difference
             .map(|d| format!("{d}"))
             .unwrap_or_default(),
@@ -352,7 +327,8 @@ pub fn case_fields(c: &crate::cases::Case) -> Vec<String> {
         }
         .to_string(),
         c.owner.clone().unwrap_or_default(),
-    ]
+    ]);
+    fields
 }
 
 /// A JSON value of a record as text: a string as it is, anything else as JSON.

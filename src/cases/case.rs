@@ -124,7 +124,64 @@ pub struct Case {
     pub due: Option<NaiveDate>,
 }
 
+/// The columns every CSV of cases starts with (`cases list`, `export`, the email's attachment);
+/// [`Case::csv_head`] gives a case's values.
+pub const CASE_CSV_HEAD: [&str; 13] = [
+    "ticket",
+    "case_id",
+    "status",
+    "bucket",
+    "severity",
+    "profile",
+    "key",
+    "start_date",
+    "last_date",
+    "age_days",
+    "difference",
+    "jira_key",
+    "summary",
+];
+
+/// The columns of [`CASE_CSV_HEAD`] followed by `rest` (`N` = 13 + `M`).
+pub const fn case_columns<const M: usize, const N: usize>(
+    rest: [&'static str; M],
+) -> [&'static str; N] {
+    assert!(CASE_CSV_HEAD.len() + M == N, "N must be 13 + M");
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < CASE_CSV_HEAD.len() {
+        out[i] = CASE_CSV_HEAD[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < M {
+        out[CASE_CSV_HEAD.len() + j] = rest[j];
+        j += 1;
+    }
+    out
+}
+
 impl Case {
+    /// The case's values for [`CASE_CSV_HEAD`], with its key and summary as they are to be
+    /// shown (the email may mask them).
+    pub fn csv_head(&self, key: String, summary: String) -> Vec<String> {
+        vec![
+            self.ticket.clone(),
+            self.id.clone(),
+            self.status.as_str().to_string(),
+            self.bucket.clone(),
+            self.severity.clone(),
+            self.profile.clone(),
+            key,
+            self.start_date.to_string(),
+            self.last_date.to_string(),
+            self.age_days().to_string(),
+            format!("{}", self.difference),
+            self.jira_key.clone().unwrap_or_default(),
+            summary,
+        ]
+    }
+
     /// Whether the case waits for someone past its due date on `today`.
     pub fn overdue(&self, today: NaiveDate) -> bool {
         self.status.is_open() && self.due.is_some_and(|d| d < today)

@@ -57,8 +57,8 @@ mod types;
 
 pub use actor::{ActorError, RoleGrants};
 pub use case::{
-    Case, CaseError, CaseFilter, Change, Decision, Event, FeedbackReport, FeedbackRow, Label,
-    Recorded, RowProblem, UpsertOutcome,
+    CASE_CSV_HEAD, Case, CaseError, CaseFilter, Change, Decision, Event, FeedbackReport,
+    FeedbackRow, Label, Recorded, RowProblem, UpsertOutcome, case_columns,
 };
 pub(crate) use codec::{hex, load_case_txn, next_counter, time_format};
 pub(crate) use decide::apply_dispatch;

@@ -220,27 +220,21 @@ pub fn queue_summary_email(
     let now = now_millis();
     let id = outbox::reserve_ids(store, 1)?;
     let payload = email::build(&settings, cases, &[], id, now, latest_cycle(store))?;
-    let item = OutboxItem {
+    let title = format!(
+        "{} → {} ({} anomalies, notice)",
+        payload.subject,
+        payload.recipients.join(", "),
+        cases.len()
+    );
+    let item = OutboxItem::queued(
         id,
-        channel: Channel::Email,
-        case_ids: Vec::new(),
-        tickets: Vec::new(),
-        title: format!(
-            "{} → {} ({} anomalies, notice)",
-            payload.subject,
-            payload.recipients.join(", "),
-            cases.len()
-        ),
-        payload: Payload::Email(payload),
-        status: ItemStatus::Queued,
-        attempts: 0,
-        last_error: None,
-        result: None,
-        response: None,
-        queued_by: actor.clone(),
-        created_at: now,
-        updated_at: now,
-    };
+        Channel::Email,
+        (Vec::new(), Vec::new()),
+        title,
+        Payload::Email(payload),
+        actor,
+        now,
+    );
     let bytes = outbox::encode(&item)?;
     store.case_transaction(|txn| -> Result<(), TxError<DispatchError>> {
         txn.insert(CaseTree::Outbox, &id.to_be_bytes(), &bytes)?;
@@ -402,21 +396,11 @@ fn enqueue(
     let items: Vec<OutboxItem> = drafts
         .into_iter()
         .enumerate()
-        .map(|(i, d)| OutboxItem {
-            id: first_id + i as u64,
-            channel,
-            case_ids: d.cases.iter().map(|c| c.id.clone()).collect(),
-            tickets: d.cases.iter().map(|c| c.ticket.clone()).collect(),
-            title: d.title,
-            payload: d.payload,
-            status: ItemStatus::Queued,
-            attempts: 0,
-            last_error: None,
-            result: None,
-            response: None,
-            queued_by: actor.clone(),
-            created_at: now,
-            updated_at: now,
+        .map(|(i, d)| {
+            let ids = d.cases.iter().map(|c| c.id.clone()).collect();
+            let tickets = d.cases.iter().map(|c| c.ticket.clone()).collect();
+            let id = first_id + i as u64;
+            OutboxItem::queued(id, channel, (ids, tickets), d.title, d.payload, actor, now)
         })
         .collect();
     let encoded: Vec<(u64, Vec<u8>)> = items

@@ -35,27 +35,14 @@ pub(crate) struct Rendered {
 const SEVERITY_ORDER: [&str; 4] = ["Critical", "High", "Medium", "Low"];
 
 /// The CSV columns.
-pub(crate) const CSV_HEADER: [&str; 19] = [
-    "ticket",
-    "case_id",
-    "status",
-    "bucket",
-    "severity",
-    "profile",
-    "key",
-    "start_date",
-    "last_date",
-    "age_days",
-    "difference",
-    "jira_key",
-    "summary",
+pub(crate) const CSV_HEADER: [&str; 19] = crate::cases::case_columns([
     "bucket_rule",
     "model_version",
     "due",
     "overdue",
     "owner",
     "cleared_on",
-];
+]);
 
 /// "accepted" when every case has that status, else "reviewed".
 pub(crate) fn status_label(cases: &[Case]) -> String {
@@ -377,27 +364,15 @@ fn csv(cases: &[Case], o: &Options, today: NaiveDate) -> String {
     csv.push_str("\r\n");
     for c in cases {
         let (key, summary) = shown(c, o.mask);
-        let fields = [
-            c.ticket.clone(),
-            c.id.clone(),
-            c.status.as_str().to_string(),
-            c.bucket.clone(),
-            c.severity.clone(),
-            c.profile.clone(),
-            key,
-            c.start_date.to_string(),
-            c.last_date.to_string(),
-            c.age_days().to_string(),
-            format!("{}", c.difference),
-            c.jira_key.clone().unwrap_or_default(),
-            summary,
+        let mut fields = c.csv_head(key, summary);
+        fields.extend([
             c.bucket_rule.clone(),
             c.model_version.clone(),
             c.due.map(|d| d.to_string()).unwrap_or_default(),
             c.overdue(today).to_string(),
             c.owner.clone().unwrap_or_default(),
             c.cleared_on.map(|d| d.to_string()).unwrap_or_default(),
-        ];
+        ]);
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         csv.push_str(&line.join(","));
         csv.push_str("\r\n");

@@ -87,6 +87,37 @@ pub struct OutboxItem {
 }
 
 impl OutboxItem {
+    /// A new item, queued `now` by `actor`, not tried yet.
+    pub fn queued(
+        id: u64,
+        channel: Channel,
+        cases: (Vec<String>, Vec<String>),
+        title: String,
+        payload: Payload,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> OutboxItem {
+        let (case_ids, tickets) = cases;
+        OutboxItem {
+            id,
+            channel,
+            case_ids,
+            tickets,
+            title,
+            payload,
+            status: ItemStatus::Queued,
+            attempts: 0,
+            last_error: None,
+            result: None,
+            response: None,
+            queued_by: actor.clone(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+impl OutboxItem {
     /// Whether it is settled (sent, parked or cancelled): no worker will touch it again unless
     /// it is retried.
     pub fn is_settled(&self) -> bool {
