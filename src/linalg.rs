@@ -119,6 +119,19 @@ pub fn percentile(values: &[f64], q: f64) -> f64 {
     percentile_select(&mut v, q)
 }
 
+/// The median of `values` and their median absolute deviation from it, (0, 0) when empty.
+/// `values` is reordered and then holds the deviations.
+pub fn median_mad(values: &mut [f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    let med = percentile_select(values, 50.0);
+    for v in values.iter_mut() {
+        *v = (*v - med).abs();
+    }
+    (med, percentile_select(values, 50.0))
+}
+
 /// `percentile` that reorders `v` in place instead of copying it.
 pub fn percentile_select(v: &mut [f64], q: f64) -> f64 {
     if v.is_empty() {

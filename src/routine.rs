@@ -431,11 +431,7 @@ fn own_z(
     if buf.is_empty() {
         return 0.0;
     }
-    let med = percentile_select(buf, 50.0);
-    for v in buf.iter_mut() {
-        *v = (*v - med).abs();
-    }
-    let mad = percentile_select(buf, 50.0);
+    let (med, mad) = crate::linalg::median_mad(buf);
     buf.clear();
     buf.extend(
         window

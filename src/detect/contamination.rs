@@ -13,7 +13,7 @@
 //! With a contamination c, the offset is the 100·c-th percentile of the training scores (numpy's
 //! linear interpolation), so that a share c of the training rows scores below it.
 
-use super::scaler::{percentile, percentile_select};
+use super::scaler::percentile;
 use serde::{Deserialize, Serialize};
 
 pub const MIN_CONTAMINATION: f64 = 0.01;
@@ -86,10 +86,10 @@ pub fn estimate_mad(diff: &[f64], k: f64) -> f64 {
     if d.is_empty() {
         return MIN_CONTAMINATION;
     }
-    let median = percentile_select(&mut d, 50.0);
-    let mut dev: Vec<f64> = d.iter().map(|v| (v - median).abs()).collect();
-    let mad = percentile_select(&mut dev, 50.0) * 1.4826;
     let n = d.len() as f64;
+    // `d` then holds each difference's distance from the median (reordered).
+    let (_, mad) = crate::linalg::median_mad(&mut d);
+    let (dev, mad) = (d, mad * 1.4826);
     let out = if mad > 0.0 {
         dev.iter().filter(|v| **v > k * mad).count()
     } else {

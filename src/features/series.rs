@@ -180,7 +180,6 @@ pub(super) fn robust_z(
     diff_col: &str,
     tol_col: &str,
 ) -> Result<Vec<f64>, FeatureError> {
-    use crate::linalg::percentile_select;
     let groups: Vec<u32> = sorted.column(GROUP)?.u32()?.into_no_null_iter().collect();
     let hist: Vec<bool> = sorted
         .column(IS_HIST)?
@@ -204,15 +203,7 @@ pub(super) fn robust_z(
                 .filter(|i| hist[*i] && d[*i].is_finite())
                 .map(|i| d[i]),
         );
-        let (med, mad) = if buf.is_empty() {
-            (0.0, 0.0)
-        } else {
-            let med = percentile_select(&mut buf, 50.0);
-            for v in buf.iter_mut() {
-                *v = (*v - med).abs();
-            }
-            (med, percentile_select(&mut buf, 50.0))
-        };
+        let (med, mad) = crate::linalg::median_mad(&mut buf);
         for i in start..end {
             let t = if tol[i].is_finite() { tol[i] } else { 0.0 };
             let scale = (mad * 1.4826).max(t.max(0.01));

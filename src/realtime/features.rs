@@ -630,17 +630,8 @@ fn robust_z_residual(me: &Past, prev: &[Past], o: &OwnView, residual: f64) -> f6
 
 /// (v − median) / max(1.4826·MAD, tolerance, 0.01) of `past` (its finite values); 0 without any.
 fn robust_z_of(v: f64, tol: f64, past: Vec<f64>) -> f64 {
-    use crate::detect::scaler::percentile_select;
     let mut buf: Vec<f64> = past.into_iter().filter(|d| d.is_finite()).collect();
-    let (med, mad) = if buf.is_empty() {
-        (0.0, 0.0)
-    } else {
-        let med = percentile_select(&mut buf, 50.0);
-        for v in buf.iter_mut() {
-            *v = (*v - med).abs();
-        }
-        (med, percentile_select(&mut buf, 50.0))
-    };
+    let (med, mad) = crate::linalg::median_mad(&mut buf);
     let t = if tol.is_finite() { tol } else { 0.0 };
     let scale = (mad * 1.4826).max(t.max(0.01));
     let z = (v - med) / scale;
