@@ -5,6 +5,7 @@ use breakdesk::config::Config;
 use breakdesk::detect::contamination::Contamination;
 use breakdesk::detect::model::{DetectorKind, ModelBundle};
 use breakdesk::features::Preset;
+use breakdesk::ingest::csv::{ENCODINGS, Encoding};
 use breakdesk::pipeline::{self, DetectOptions, RunOptions, TrainMode};
 use breakdesk::store::Store;
 use clap::Args;
@@ -64,27 +65,41 @@ pub struct InputArgs {
     /// CSV delimiter: auto, or a character such as ; or \t.
     #[arg(long)]
     delimiter: Option<String>,
-    /// utf8, lossy or windows-1252.
-    #[arg(long)]
-    encoding: Option<String>,
-    /// Feature preset: seed or breaks.
-    #[arg(long)]
-    preset: Option<String>,
+    /// The file's text encoding; default `[ingest] encoding`.
+    #[arg(long, value_parser = choice::<Encoding>(ENCODINGS))]
+    encoding: Option<Encoding>,
+    /// Feature preset; default `[features] preset`.
+    #[arg(long, value_parser = choice::<Preset>(Preset::ALL.map(|p| p.as_str())))]
+    preset: Option<Preset>,
 }
 
 /// How to detect.
 #[derive(Args)]
 pub struct DetectArgs {
-    /// iforest or lof; default `[detect] detector`.
-    #[arg(long)]
-    detector: Option<String>,
+    /// The detector; default `[detect] detector`.
+    #[arg(long, value_parser = choice::<DetectorKind>(DetectorKind::ALL.map(|k| k.as_str())))]
+    detector: Option<DetectorKind>,
     /// auto, estimate, mad or a share in (0, 0.5]; default `[detect] contamination`.
     #[arg(long)]
     contamination: Option<String>,
     /// What to do with a saved model that does not fit the file (too few training rows, another
-    /// population, unseen accounts): retrain, reuse or refuse; default `[detect] model_policy`.
-    #[arg(long, value_name = "POLICY")]
-    model_policy: Option<String>,
+    /// population, unseen accounts); default `[detect] model_policy`.
+    #[arg(long, value_name = "POLICY", value_parser = choice::<pipeline::ModelPolicy>(pipeline::ModelPolicy::NAMES))]
+    model_policy: Option<pipeline::ModelPolicy>,
+}
+
+/// A choice among the names the library lists: `--help` shows them, clap refuses any other
+/// (exit 2, naming the possible values), and the name is parsed into the library's type.
+pub fn choice<T>(
+    names: impl IntoIterator<Item = &'static str>,
+) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: std::str::FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
+{
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(names)
+        .try_map(|name| name.parse::<T>().map_err(|e| e.to_string()))
 }
 
 pub fn open_store(cfg: &Config) -> Result<Store, Failure> {
@@ -116,21 +131,10 @@ pub fn input_options(cfg: &mut Config, a: &InputArgs) -> Result<RunOptions, Fail
             .map_err(|m| usage(format!("--delimiter {m}")))?;
         cfg.ingest.delimiter = d.clone();
     }
-    if let Some(e) = &a.encoding {
-        if !breakdesk::ingest::csv::ENCODINGS.contains(&e.as_str()) {
-            return Err(usage(format!(
-                "--encoding must be one of {}, found {e:?}",
-                breakdesk::ingest::csv::ENCODINGS.join(", ")
-            )));
-        }
-        cfg.ingest.encoding = e.clone();
+    if let Some(e) = a.encoding {
+        cfg.ingest.encoding = e.as_str().to_string();
     }
-    let preset: Option<Preset> = a
-        .preset
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(usage)?;
+    let preset = a.preset;
     Ok(RunOptions {
         input: a.file.clone(),
         history: a.history.clone(),
@@ -154,12 +158,7 @@ pub fn run_settings(cfg: &Config) -> Result<pipeline::Settings, Failure> {
 
 pub fn detect_options(d: &DetectArgs, train: TrainMode) -> Result<DetectOptions, Failure> {
     Ok(DetectOptions {
-        detector: d
-            .detector
-            .as_deref()
-            .map(str::parse::<DetectorKind>)
-            .transpose()
-            .map_err(|m| usage(format!("--detector: {m}")))?,
+        detector: d.detector,
         contamination: d
             .contamination
             .as_deref()
@@ -168,12 +167,7 @@ pub fn detect_options(d: &DetectArgs, train: TrainMode) -> Result<DetectOptions,
             .map_err(|m| usage(format!("--contamination: {m}")))?,
         train,
         all_attributions: false,
-        policy: d
-            .model_policy
-            .as_deref()
-            .map(str::parse::<pipeline::ModelPolicy>)
-            .transpose()
-            .map_err(|m| usage(format!("--model-policy: {m}")))?,
+        policy: d.model_policy,
     })
 }
 

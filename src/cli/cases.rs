@@ -18,7 +18,8 @@ pub enum CasesCommand {
     Decide {
         /// Case id or ticket.
         id: String,
-        action: String,
+        #[arg(value_parser = super::args::choice::<Action>(Action::ALL.map(|a| a.as_str())), ignore_case = true)]
+        action: Action,
         /// The reason (reject, reopen) or comment (return); optional otherwise.
         #[arg(long)]
         reason: Option<String>,
@@ -156,9 +157,7 @@ pub fn cases_command(cfg: &Config, command: &CasesCommand) -> Result<(), Failure
             user,
             role,
         } => {
-            let action: Action = action
-                .parse()
-                .map_err(|e: breakdesk::cases::CaseError| usage(e.to_string()))?;
+            let action = *action;
             let who = actor(cfg, user.as_deref(), role.as_deref())?;
             let c = cases
                 .decide(id, action, &who, reason.as_deref())

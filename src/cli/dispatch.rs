@@ -2,6 +2,7 @@
 
 use super::args::{ChannelArgs, actor, open_store, parse_status};
 use super::exit::{self, Failure, fail, notify_failure, usage};
+use breakdesk::cases::Channel;
 use breakdesk::config::Config;
 use breakdesk::store::Store;
 use clap::{Args, Subcommand};
@@ -16,9 +17,9 @@ pub enum OutboxCommand {
         /// Only items in this state: queued, sending, retry_wait, sent, parked, cancelled.
         #[arg(long, value_enum)]
         status: Option<OutboxState>,
-        /// Only this channel: email, jira, webhook.
-        #[arg(long)]
-        channel: Option<String>,
+        /// Only this channel.
+        #[arg(long, value_parser = super::args::choice::<Channel>(Channel::ALL.map(|c| c.as_str())), ignore_case = true)]
+        channel: Option<Channel>,
     },
     /// Send every due item (and items a stopped process left half-sent), then the retries that fall due within --wait seconds; report what was sent, is waiting, or was parked (exit 7 unless all went).
     Flush {
@@ -317,7 +318,7 @@ pub fn outbox_command(cfg: &Config, command: &OutboxCommand, quiet: bool) -> Res
             format,
             status,
             channel,
-        } => outbox_list(cfg, *format, *status, channel.as_deref(), quiet),
+        } => outbox_list(cfg, *format, *status, *channel, quiet),
         OutboxCommand::Flush { wait } => {
             let wait = flush_wait(cfg, *wait)?;
             let _log = breakdesk::logging::init(&breakdesk::wiring::dispatch::logging(cfg));
@@ -353,14 +354,10 @@ fn outbox_list(
     cfg: &Config,
     format: OutboxFormat,
     status: Option<OutboxState>,
-    channel: Option<&str>,
+    channel: Option<Channel>,
     quiet: bool,
 ) -> Result<(), Failure> {
     use breakdesk::dispatch::{Outbox, OutboxFilter};
-    let channel = channel
-        .map(str::parse::<breakdesk::cases::Channel>)
-        .transpose()
-        .map_err(|e| usage(e.to_string()))?;
     let store = open_store(cfg)?;
     let items = Outbox::new(&store)
         .list(&OutboxFilter {

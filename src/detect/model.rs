@@ -61,6 +61,8 @@ impl std::str::FromStr for DetectorKind {
 }
 
 impl DetectorKind {
+    pub const ALL: [DetectorKind; 2] = [DetectorKind::IForest, DetectorKind::Lof];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             DetectorKind::IForest => "iforest",

@@ -36,6 +36,11 @@ pub enum ModelPolicy {
     Refuse,
 }
 
+impl ModelPolicy {
+    /// The policies' names, as the configuration and `--model-policy` spell them.
+    pub const NAMES: [&'static str; 3] = ["reuse", "retrain", "refuse"];
+}
+
 impl std::str::FromStr for ModelPolicy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

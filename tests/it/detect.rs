@@ -228,8 +228,29 @@ fn bad_detector_options_are_usage_errors() {
     let cur = sample("gl_ihub_current.csv");
     let out = d.join("o.csv");
     for (flag, value, needle) in [
-        ("--detector", "svm", "unknown detector \"svm\""),
+        (
+            "--detector",
+            "svm",
+            "invalid value 'svm' for '--detector <DETECTOR>'",
+        ),
         ("--contamination", "0.9", "contamination must be"),
+        // A choice lists what it accepts, from the library's own names.
+        ("--detector", "svm", "[possible values: iforest, lof]"),
+        (
+            "--encoding",
+            "utf-17",
+            "[possible values: utf8, lossy, windows-1252, utf-16le, utf-16be]",
+        ),
+        (
+            "--preset",
+            "full",
+            "[possible values: seed, breaks, account]",
+        ),
+        (
+            "--model-policy",
+            "never",
+            "[possible values: reuse, retrain, refuse]",
+        ),
     ] {
         let o = run_in(
             d,
