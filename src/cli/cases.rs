@@ -18,6 +18,7 @@ pub enum CasesCommand {
     Decide {
         /// Case id or ticket.
         id: String,
+        /// What to do with the case.
         #[arg(value_parser = super::args::choice::<Action>(Action::ALL.map(|a| a.as_str())), ignore_case = true)]
         action: Action,
         /// The reason (reject, reopen) or comment (return); optional otherwise.
