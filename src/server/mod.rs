@@ -391,11 +391,6 @@ fn spawn_background(state: &Arc<AppState>) -> Vec<std::thread::JoinHandle<()>> {
     out
 }
 
-/// Whether `addr` is a loopback address.
-pub fn is_loopback(addr: &SocketAddr) -> bool {
-    addr.ip().is_loopback()
-}
-
 /// The address to bind, checked against the token rule.
 pub fn bind_address(cfg: &Config, opts: &ServeOptions) -> Result<SocketAddr, ServeError> {
     let addr = match opts.bind {
@@ -410,7 +405,7 @@ pub fn bind_address(cfg: &Config, opts: &ServeOptions) -> Result<SocketAddr, Ser
     let token = std::env::var(&cfg.service.token_env)
         .ok()
         .filter(|t| !t.trim().is_empty());
-    if !is_loopback(&addr) && token.is_none() && cfg.service.users.is_empty() {
+    if !addr.ip().is_loopback() && token.is_none() && cfg.service.users.is_empty() {
         return Err(ServeError::Config(format!(
             "binding to {addr} (not loopback) needs bearer tokens: [[service.users]], or the environment variable {} ([service] token_env)",
             cfg.service.token_env

@@ -45,7 +45,7 @@ pub fn short_status(s: &str) -> &'static str {
 }
 
 /// A column's name in filter expressions: lower case, `_` for every other character.
-pub(crate) fn field_name(header: &str) -> String {
+pub(crate) fn filter_name(header: &str) -> String {
     header
         .trim()
         .to_lowercase()
@@ -298,7 +298,7 @@ impl<'a> Builder<'a> {
             {
                 continue;
             }
-            let field = field_name(name);
+            let field = filter_name(name);
             if self.s.cols.iter().any(|c| c.field == field) {
                 continue;
             }

@@ -9,7 +9,7 @@ mod frame;
 mod tests;
 
 pub use column::{Column, Data, Kind, TextCol, format_num};
-pub(crate) use frame::field_name;
+pub(crate) use frame::filter_name;
 pub use frame::{Known, short_status};
 
 use crate::expr::{Expr, Row, Value};

@@ -103,7 +103,7 @@ pub(super) fn put_row(
         if live.fields.contains_key(name) {
             continue;
         }
-        let field = crate::tui::column_store::field_name(name);
+        let field = crate::tui::column_store::filter_name(name);
         if t.cols.iter().any(|c| c.field == field) {
             continue; // named like a result column: shown there already
         }
