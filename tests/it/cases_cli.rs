@@ -149,7 +149,11 @@ fn run_opens_cases_once_and_decisions_follow_the_rules() {
     assert_eq!(code, 3, "{err}");
     let (code, _, err) = bd(d, &["cases", "decide", p, "frobnicate"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("unknown action"), "{err}");
+    assert!(
+        err.contains("invalid value 'frobnicate'")
+            && err.contains("[possible values: accept, reject, propose, approve, return, reopen]"),
+        "{err}"
+    );
 
     // The next run: the break rejected as normal persists unchanged, so it stays quiet (not
     // flagged, not written); the case keeps its decision.
