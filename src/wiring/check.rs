@@ -17,15 +17,7 @@ pub struct Parsers;
 
 impl ValueChecks for Parsers {
     fn encoding(&self, name: &str) -> Result<(), String> {
-        let known = crate::ingest::csv::ENCODINGS;
-        if known.contains(&name) {
-            Ok(())
-        } else {
-            Err(format!(
-                "must be one of {}, found {name:?}",
-                known.join(", ")
-            ))
-        }
+        name.parse::<crate::ingest::csv::Encoding>().map(drop)
     }
 
     fn decimal(&self, setting: &str) -> Result<(), String> {

@@ -105,14 +105,14 @@ impl App {
                 self.refresh_view(keep);
             }
             LiveEvent::OpenCases(Err(m)) => self.fail(format!("the open cases: {m}")),
-            LiveEvent::Status {
+            LiveEvent::Status(super::StatusChange {
                 case_id,
                 ticket,
                 action,
                 from,
                 to,
                 user,
-            } => {
+            }) => {
                 self.set_case_status(&case_id, &to);
                 if self.trail.as_ref().is_some_and(|t| t.case_id == case_id) {
                     self.trail = None; // read again

@@ -524,17 +524,7 @@ enum Msg {
         #[serde(default)]
         fields: Map<String, Value>,
     },
-    Status {
-        case_id: String,
-        #[serde(default)]
-        ticket: String,
-        #[serde(default)]
-        action: String,
-        from: Option<String>,
-        to: String,
-        #[serde(default)]
-        user: String,
-    },
+    Status(super::StatusChange),
     Dispatch {
         item: Option<u64>,
         #[serde(default)]
@@ -594,21 +584,7 @@ impl Decoder {
             Msg::Anomaly { result, fields } => {
                 LiveEvent::Anomaly(Box::new(self.row_of_result(&result, &fields)))
             }
-            Msg::Status {
-                case_id,
-                ticket,
-                action,
-                from,
-                to,
-                user,
-            } => LiveEvent::Status {
-                case_id,
-                ticket,
-                action,
-                from,
-                to,
-                user,
-            },
+            Msg::Status(change) => LiveEvent::Status(change),
             Msg::Dispatch {
                 item,
                 channel,
@@ -816,7 +792,7 @@ mod tests {
         let status = d
             .decode(r#"{"type":"status","case_id":"c1","ticket":"BRK-1","action":"accept","from":"PendingReview","to":"Accepted","user":"bob"}"#)
             .unwrap();
-        assert!(matches!(status, LiveEvent::Status { ref to, .. } if to == "Accepted"));
+        assert!(matches!(status, LiveEvent::Status(ref c) if c.to == "Accepted"));
         assert!(matches!(
             d.decode(r#"{"type":"lagged","missed":7}"#),
             Some(LiveEvent::Lagged(7))

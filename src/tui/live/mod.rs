@@ -149,6 +149,20 @@ impl Default for LiveRow {
     }
 }
 
+/// A decision that changed a case, as the service's stream reports it.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct StatusChange {
+    pub case_id: String,
+    #[serde(default)]
+    pub ticket: String,
+    #[serde(default)]
+    pub action: String,
+    pub from: Option<String>,
+    pub to: String,
+    #[serde(default)]
+    pub user: String,
+}
+
 /// What the live client reports.
 #[derive(Debug)]
 pub enum LiveEvent {
@@ -163,14 +177,7 @@ pub enum LiveEvent {
     /// The open cases, fetched after connecting (or after missed events).
     OpenCases(Result<Vec<LiveRow>, String>),
     /// A decision changed a case (here or elsewhere).
-    Status {
-        case_id: String,
-        ticket: String,
-        action: String,
-        from: Option<String>,
-        to: String,
-        user: String,
-    },
+    Status(StatusChange),
     /// The service's outbox tried to send an item.
     Dispatch {
         item: Option<u64>,
