@@ -453,7 +453,12 @@ pub fn evaluate_file(
         &mut |_| {},
         &cancel,
     )?;
-    let det = pipeline::score(settings, &mut result, store, input.detect)?;
+    // The metrics rank every row: every row gets its detector score.
+    let dopts = pipeline::DetectOptions {
+        score_all: true,
+        ..input.detect.clone()
+    };
+    let det = pipeline::score(settings, &mut result, store, &dopts)?;
     let labels = read_labels(input.labels)?;
     let rows: Vec<u32> = result
         .features

@@ -98,6 +98,21 @@ impl Matrix {
     pub fn column(&self, j: usize) -> Vec<f64> {
         (0..self.rows).map(|i| self.get(i, j)).collect()
     }
+
+    /// Columns `from..to` (clamped to the matrix), copied in one pass over the rows.
+    pub fn columns(&self, from: usize, to: usize) -> Vec<Vec<f64>> {
+        let to = to.min(self.cols);
+        let from = from.min(to);
+        let mut out: Vec<Vec<f64>> = (from..to).map(|_| Vec::with_capacity(self.rows)).collect();
+        if self.cols > 0 {
+            for row in self.data.chunks_exact(self.cols) {
+                for (c, v) in out.iter_mut().zip(&row[from..to]) {
+                    c.push(*v);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// numpy's `percentile(values, q)` with the default linear interpolation; `sorted` ascending.
@@ -132,6 +147,51 @@ pub fn median_mad(values: &mut [f64]) -> (f64, f64) {
     (med, percentile_select(values, 50.0))
 }
 
+/// [`percentile_select`] for every `q` of `qs` (same values, in the same order), by nested
+/// selection: each search runs only between the order statistics already placed, so the
+/// quartiles cost about two selections instead of three. `v` is reordered.
+pub fn percentiles_select(v: &mut [f64], qs: &[f64]) -> Vec<f64> {
+    if v.is_empty() {
+        return vec![f64::NAN; qs.len()];
+    }
+    let n = v.len();
+    // Positions whose order statistic is in place, ascending.
+    let mut fixed: Vec<usize> = Vec::with_capacity(2 * qs.len());
+    qs.iter()
+        .map(|q| {
+            let pos = (q / 100.0).clamp(0.0, 1.0) * (n - 1) as f64;
+            let lo = pos.floor() as usize;
+            let frac = pos - lo as f64;
+            let end = place(v, &mut fixed, lo);
+            let lo_v = v[lo];
+            if frac == 0.0 || lo + 1 >= n {
+                return lo_v;
+            }
+            // The next order statistic: the smallest value between `lo` and the next placed one.
+            let hi_v = if lo + 1 < end {
+                v[lo + 1..end].iter().copied().fold(f64::INFINITY, f64::min)
+            } else {
+                v[end]
+            };
+            lo_v + (hi_v - lo_v) * frac
+        })
+        .collect()
+}
+
+/// Puts the order statistic `t` in place, selecting only within the segment between the
+/// placed positions around it; returns the next placed position after `t` (or `v.len()`).
+fn place(v: &mut [f64], fixed: &mut Vec<usize>, t: usize) -> usize {
+    let k = fixed.partition_point(|&p| p < t);
+    let end = fixed.get(k).copied().unwrap_or(v.len());
+    if end == t {
+        return fixed.get(k + 1).copied().unwrap_or(v.len());
+    }
+    let start = if k == 0 { 0 } else { fixed[k - 1] + 1 };
+    v[start..end].select_nth_unstable_by(t - start, f64::total_cmp);
+    fixed.insert(k, t);
+    end
+}
+
 /// `percentile` that reorders `v` in place instead of copying it.
 pub fn percentile_select(v: &mut [f64], q: f64) -> f64 {
     if v.is_empty() {
@@ -153,6 +213,37 @@ pub fn percentile_select(v: &mut [f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_percentiles_equal_one_selection_each() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for n in [1usize, 2, 3, 4, 5, 7, 10, 101, 1000] {
+            for dup in [false, true] {
+                let v: Vec<f64> = (0..n)
+                    .map(|_| {
+                        let x: f64 = rng.gen_range(-50.0..50.0);
+                        if dup { x.round() } else { x }
+                    })
+                    .collect();
+                let qs = [50.0, 75.0, 25.0, 0.0, 100.0, 90.0, 50.0, 12.5];
+                let expected: Vec<f64> = qs.iter().map(|q| percentile(&v, *q)).collect();
+                let mut w = v.clone();
+                assert_eq!(percentiles_select(&mut w, &qs), expected, "n {n} dup {dup}");
+            }
+        }
+        assert!(percentiles_select(&mut [], &[50.0])[0].is_nan());
+    }
+
+    #[test]
+    fn columns_copies_a_range_in_row_order() {
+        let m = Matrix::new(3, 3, (0..9).map(f64::from).collect()).unwrap();
+        assert_eq!(
+            m.columns(1, 9),
+            vec![vec![1.0, 4.0, 7.0], vec![2.0, 5.0, 8.0]]
+        );
+        assert!(m.columns(3, 5).is_empty());
+    }
 
     #[test]
     fn from_columns_is_row_major() {

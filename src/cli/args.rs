@@ -167,6 +167,7 @@ pub fn detect_options(d: &DetectArgs, train: TrainMode) -> Result<DetectOptions,
             .map_err(|m| usage(format!("--contamination: {m}")))?,
         train,
         all_attributions: false,
+        score_all: false,
         policy: d.model_policy,
     })
 }

@@ -98,6 +98,42 @@ pub enum Detector {
     Lof(LocalOutlierFactor),
 }
 
+impl Detector {
+    /// The detector's scores of the rows `rows` of `scaled` (every row when None); the other
+    /// rows get NaN (not scored).
+    fn scores_of(&self, scaled: &Matrix, rows: Option<&[usize]>) -> Result<Vec<f64>, ModelError> {
+        if rows.is_some_and(|idx| idx.is_empty()) {
+            return Ok(vec![f64::NAN; scaled.rows()]);
+        }
+        let subset;
+        let x = match rows {
+            Some(idx) if idx.len() < scaled.rows() => {
+                subset = scaled.select_rows(idx);
+                &subset
+            }
+            _ => scaled,
+        };
+        let s = match self {
+            Detector::IForest(f) => f
+                .score_samples(x)
+                .map_err(|e| ModelError::IForest(e.to_string()))?,
+            Detector::Lof(l) => l
+                .score_samples(x)
+                .map_err(|e| ModelError::Lof(e.to_string()))?,
+        };
+        Ok(match rows {
+            Some(idx) if idx.len() < scaled.rows() => {
+                let mut all = vec![f64::NAN; scaled.rows()];
+                for (i, v) in idx.iter().zip(s) {
+                    all[*i] = v;
+                }
+                all
+            }
+            _ => s,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelBundle {
     pub format: u32,
@@ -158,6 +194,9 @@ pub struct Triage<'a> {
     pub quiet: &'a [Option<super::triage::Quiet>],
     pub own_z: &'a [f64],
     pub params: &'a super::triage::TriageParams,
+    /// Give the rows within tolerance a detector score too. When false they are not scored
+    /// (NaN detector score and decision) and rank after every break (see [`super::triage`]).
+    pub score_within_tolerance: bool,
 }
 
 /// Scores of a set of rows.
@@ -237,9 +276,18 @@ pub fn among(v: &[f64], mask: Option<&[bool]>) -> Vec<f64> {
     }
 }
 
-/// Trains a bundle. Also returns the scaled training matrix's scores, for callers that score
-/// the training rows themselves (no separate history): LOF then uses the fit scores, as
-/// scikit-learn's `fit_predict` does, instead of scoring points against themselves.
+/// The rows [`among`] picks with `mask` (None: every row).
+fn candidate_rows(mask: Option<&[bool]>, rows: usize) -> Option<Vec<usize>> {
+    let m = mask.filter(|m| m.len() == rows && m.iter().any(|b| *b))?;
+    Some((0..rows).filter(|i| m[*i]).collect())
+}
+
+/// Trains a bundle. Also returns the scaled training matrix's detector scores, for callers that
+/// score the training rows themselves (no separate history): LOF then uses the fit scores, as
+/// scikit-learn's `fit_predict` does, instead of scoring points against themselves. An
+/// isolation forest scores only the candidates when `input.candidates` names some (NaN
+/// elsewhere; [`ModelBundle::score_triaged`] scores the others it needs): the offset and the
+/// flag share are estimated among the candidates, and nothing else reads the training scores.
 pub fn train(input: &TrainInput, spec: &TrainSpec) -> Result<(ModelBundle, Vec<f64>), ModelError> {
     let x = input.x;
     if x.rows() < 2 {
@@ -271,10 +319,9 @@ pub fn train(input: &TrainInput, spec: &TrainSpec) -> Result<(ModelBundle, Vec<f
             let f = IsolationForest::fit(&fitted_on, &p)
                 .map_err(|e| ModelError::IForest(e.to_string()))?;
             drop(fitted_on);
-            let s = f
-                .score_samples(&scaled)
-                .map_err(|e| ModelError::IForest(e.to_string()))?;
-            (Detector::IForest(f), s)
+            let d = Detector::IForest(f);
+            let s = d.scores_of(&scaled, candidate_rows(input.candidates, x.rows()).as_deref())?;
+            (d, s)
         }
         DetectorKind::Lof => {
             let mut reference = match seeded_sample(x.rows(), spec.lof_max_reference, spec.seed) {
@@ -417,14 +464,30 @@ impl ModelBundle {
             });
         }
         let scaled = self.scaler.transform(x).map_err(ModelError::IForest)?;
-        let score = match (&self.detector, precomputed) {
-            (_, Some(s)) if s.len() == x.rows() => s,
-            (Detector::IForest(f), _) => f
-                .score_samples(&scaled)
-                .map_err(|e| ModelError::IForest(e.to_string()))?,
-            (Detector::Lof(l), _) => l
-                .score_samples(&scaled)
-                .map_err(|e| ModelError::Lof(e.to_string()))?,
+        // The rows that need a detector score: all, or all but those within tolerance.
+        let wanted = |i: usize| match triage {
+            Some(t) if !t.score_within_tolerance => {
+                t.quiet.get(i).copied().flatten() != Some(super::triage::Quiet::WithinTolerance)
+            }
+            _ => true,
+        };
+        let score = match precomputed {
+            Some(mut s) if s.len() == x.rows() => {
+                let missing: Vec<usize> = (0..x.rows())
+                    .filter(|i| s[*i].is_nan() && wanted(*i))
+                    .collect();
+                if !missing.is_empty() {
+                    let more = self.detector.scores_of(&scaled, Some(&missing))?;
+                    for i in missing {
+                        s[i] = more[i];
+                    }
+                }
+                s
+            }
+            _ => {
+                let rows: Vec<usize> = (0..x.rows()).filter(|i| wanted(*i)).collect();
+                self.detector.scores_of(&scaled, Some(&rows))?
+            }
         };
         let decision: Vec<f64> = score.iter().map(|s| s - self.offset).collect();
         let (triaged, flag, summary) = match triage {

@@ -2,7 +2,7 @@
 //! (25th–75th percentile, numpy's linear interpolation), a zero range scales by 1.
 
 use super::matrix::Matrix;
-pub use crate::linalg::{percentile, percentile_select, percentile_sorted};
+pub use crate::linalg::{percentile, percentile_select, percentile_sorted, percentiles_select};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -15,14 +15,16 @@ pub struct RobustScaler {
 }
 
 impl RobustScaler {
-    /// Fits every column in parallel.
+    /// Fits groups of columns in parallel, each group copied out of the row-major matrix in
+    /// one pass (a column at a time would read the whole matrix once per column).
     pub fn fit(x: &Matrix) -> RobustScaler {
-        let (center, scale): (Vec<f64>, Vec<f64>) = (0..x.cols())
+        const GROUP: usize = 8;
+        let (center, scale): (Vec<f64>, Vec<f64>) = (0..x.cols().div_ceil(GROUP))
             .into_par_iter()
-            .map(|j| {
-                let mut col = x.column(j);
-                let median = percentile_select(&mut col, 50.0);
-                let iqr = percentile_select(&mut col, 75.0) - percentile_select(&mut col, 25.0);
+            .flat_map_iter(|g| x.columns(g * GROUP, (g + 1) * GROUP))
+            .map(|mut col| {
+                let q = percentiles_select(&mut col, &[50.0, 75.0, 25.0]);
+                let (median, iqr) = (q[0], q[1] - q[2]);
                 // scikit-learn's _handle_zeros_in_scale: a (near) zero range scales by 1.
                 let scale = if iqr.abs() < 10.0 * f64::EPSILON || !iqr.is_finite() {
                     1.0
@@ -44,15 +46,17 @@ impl RobustScaler {
             ));
         }
         let cols = x.cols();
-        let mut data = x.data().to_vec();
+        let mut data = vec![0.0; x.data().len()];
         if cols > 0 {
-            data.par_chunks_mut(cols * 4096).for_each(|chunk| {
-                for row in chunk.chunks_mut(cols) {
-                    for (j, v) in row.iter_mut().enumerate() {
-                        *v = (*v - self.center[j]) / self.scale[j];
+            data.par_chunks_mut(cols * 4096)
+                .zip(x.data().par_chunks(cols * 4096))
+                .for_each(|(out, chunk)| {
+                    for (o, row) in out.chunks_mut(cols).zip(chunk.chunks(cols)) {
+                        for (j, (o, v)) in o.iter_mut().zip(row).enumerate() {
+                            *o = (*v - self.center[j]) / self.scale[j];
+                        }
                     }
-                }
-            });
+                });
         }
         Matrix::new(x.rows(), cols, data)
     }

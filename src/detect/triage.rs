@@ -9,9 +9,13 @@
 //! for its peers (the detector's score below the model's offset). Quiet rows are never flagged.
 //!
 //! The triage **score** ranks the rows for review (higher = more normal, as the detector's): a
-//! candidate's score is the detector's minus `own_weight × ln(1 + own z)`; a quiet row's is
-//! `1 + max(detector's, −1)`, so every candidate (≤ 0) ranks before every quiet row (≥ 0), and
-//! quiet rows keep the detector's order among themselves.
+//! candidate's score is the detector's minus `own_weight × ln(1 + own z)`; a quiet break's is
+//! `1 + max(detector's, −1)` and a row within tolerance's `3 + max(detector's, −1)`, so every
+//! candidate (≤ 0) ranks before every quiet break (0 to 1), every break before every row within
+//! tolerance (2 to 3), and each group keeps the detector's order. A row within tolerance is
+//! only given a detector score when every row is asked for (`--all-rows`, the TUI, `evaluate`);
+//! unscored (NaN) it counts as the most normal of its group, so the ranks of the breaks never
+//! depend on whether the rows within tolerance were scored.
 
 use crate::routine::Reason;
 use serde::{Deserialize, Serialize};
@@ -126,7 +130,8 @@ pub fn triage(
             .unwrap_or(0.0);
         match quiet.get(i).copied().flatten() {
             Some(q) => {
-                score.push(1.0 + m.max(-1.0));
+                let band = if q == Quiet::WithinTolerance { 3.0 } else { 1.0 };
+                score.push(band + m.max(-1.0));
                 flag.push(false);
                 if q != Quiet::WithinTolerance {
                     sum.breaks += 1;
@@ -169,10 +174,11 @@ mod tests {
         let own = [0.0, 0.0, 0.0, 0.0, 40.0];
         let (score, flag, sum) = triage(&model, -0.5, &own, &quiet, &TriageParams::default());
         assert_eq!(flag, vec![false, false, false, false, true]);
-        // Candidates first (rows 4, 3, 1 by score), then the quiet rows in the model's order.
+        // Candidates first (rows 4, 3, 1 by score), then the quiet break (row 2), then the row
+        // within tolerance although the model finds it less normal than the quiet break.
         let mut order: Vec<usize> = (0..5).collect();
         order.sort_by(|a, b| score[*a].total_cmp(&score[*b]));
-        assert_eq!(order, vec![4, 3, 1, 0, 2]);
+        assert_eq!(order, vec![4, 3, 1, 2, 0]);
         assert_eq!(sum.breaks, 4);
         assert_eq!(sum.candidates, 3);
         assert_eq!(sum.flagged, 1);
@@ -184,6 +190,29 @@ mod tests {
             "{}",
             sum.describe()
         );
+    }
+
+    #[test]
+    fn an_unscored_row_within_tolerance_ranks_after_every_break() {
+        let model = [f64::NAN, -0.1, -0.95, f64::NAN];
+        let quiet = [
+            Some(Quiet::WithinTolerance),
+            Some(Quiet::Explained),
+            None,
+            Some(Quiet::WithinTolerance),
+        ];
+        let (score, flag, sum) = triage(
+            &model,
+            -0.5,
+            &[0.0; 4],
+            &quiet,
+            &TriageParams::default(),
+        );
+        assert_eq!(flag, vec![false, false, true, false]);
+        assert_eq!(score[0], 3.0);
+        assert_eq!(score[3], 3.0);
+        assert!(score[2] < 0.0 && (0.0..=1.0).contains(&score[1]), "{score:?}");
+        assert_eq!((sum.rows, sum.breaks, sum.candidates), (4, 2, 1));
     }
 
     #[test]

@@ -233,14 +233,17 @@ fn detect_with(
     aopts: &AnalyzeOptions,
     model: Option<BundleRun<'_>>,
 ) -> Result<Detection, AnalyzeError> {
+    // A table of every row shows every row's score.
+    let mut dopts = aopts.detect.clone();
+    dopts.score_all |= aopts.all_rows;
     Ok(match model {
-        None => score(settings, result, store, &aopts.detect)?,
+        None => score(settings, result, store, &dopts)?,
         Some(BundleRun {
             bundle,
             known: Some(status),
             ..
-        }) => score_with_bundle(settings, result, store, &aopts.detect, bundle, status)?,
-        Some(m) => score_from_file(settings, result, store, &aopts.detect, m.bundle, m.file)?,
+        }) => score_with_bundle(settings, result, store, &dopts, bundle, status)?,
+        Some(m) => score_from_file(settings, result, store, &dopts, m.bundle, m.file)?,
     })
 }
 

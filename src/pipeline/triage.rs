@@ -36,6 +36,7 @@ pub(super) fn score_loaded(
             quiet: &quiet,
             own_z: &own_z,
             params: &tparams,
+            score_within_tolerance: opts.score_all,
         }),
     )?;
     tracing::info!(triage = %scored.triage.describe(), "scored");

@@ -70,6 +70,7 @@ impl Stream {
                     quiet: &[quiet],
                     own_z: &[own_z],
                     params: &engine.triage,
+                    score_within_tolerance: true,
                 }),
             )
             .map_err(|e| StreamError::Model(e.to_string()))?;
