@@ -320,7 +320,10 @@ pub fn train(input: &TrainInput, spec: &TrainSpec) -> Result<(ModelBundle, Vec<f
                 .map_err(|e| ModelError::IForest(e.to_string()))?;
             drop(fitted_on);
             let d = Detector::IForest(f);
-            let s = d.scores_of(&scaled, candidate_rows(input.candidates, x.rows()).as_deref())?;
+            let s = d.scores_of(
+                &scaled,
+                candidate_rows(input.candidates, x.rows()).as_deref(),
+            )?;
             (d, s)
         }
         DetectorKind::Lof => {

@@ -130,7 +130,11 @@ pub fn triage(
             .unwrap_or(0.0);
         match quiet.get(i).copied().flatten() {
             Some(q) => {
-                let band = if q == Quiet::WithinTolerance { 3.0 } else { 1.0 };
+                let band = if q == Quiet::WithinTolerance {
+                    3.0
+                } else {
+                    1.0
+                };
                 score.push(band + m.max(-1.0));
                 flag.push(false);
                 if q != Quiet::WithinTolerance {
@@ -201,17 +205,14 @@ mod tests {
             None,
             Some(Quiet::WithinTolerance),
         ];
-        let (score, flag, sum) = triage(
-            &model,
-            -0.5,
-            &[0.0; 4],
-            &quiet,
-            &TriageParams::default(),
-        );
+        let (score, flag, sum) = triage(&model, -0.5, &[0.0; 4], &quiet, &TriageParams::default());
         assert_eq!(flag, vec![false, false, true, false]);
         assert_eq!(score[0], 3.0);
         assert_eq!(score[3], 3.0);
-        assert!(score[2] < 0.0 && (0.0..=1.0).contains(&score[1]), "{score:?}");
+        assert!(
+            score[2] < 0.0 && (0.0..=1.0).contains(&score[1]),
+            "{score:?}"
+        );
         assert_eq!((sum.rows, sum.breaks, sum.candidates), (4, 2, 1));
     }
 

@@ -163,9 +163,9 @@ pub(super) fn canonical_frame<'a>(
     history: Option<&'a Prepared>,
     encoders: &[LabelEncoder],
     has_date: bool,
-) -> Result<(DataFrame, usize, HashMap<&'a str, u32>), FeatureError> {
+) -> Result<(DataFrame, usize, PlHashMap<&'a str, u32>), FeatureError> {
     let cols = canonical(current);
-    let mut ids: HashMap<&str, u32> = HashMap::new();
+    let mut ids: PlHashMap<&str, u32> = PlHashMap::new();
     let take = |p: &'_ Prepared,
                 gid: Vec<u32>,
                 is_hist: bool,
@@ -543,16 +543,36 @@ pub(super) fn add_run_context(
     Ok(())
 }
 
+/// The columns `names` of the sorted rows whose `SEQ` falls in `seqs`, put back in `SEQ` order
+/// by one gather (SEQ numbers every row once, so its inverse is the order). Rows of `seqs` the
+/// frame does not have (a history record the current file replaced) are left out.
+fn in_file_order(
+    sorted: &DataFrame,
+    names: &[PlSmallStr],
+    seqs: std::ops::Range<u64>,
+) -> Result<DataFrame, FeatureError> {
+    let span = usize::try_from(seqs.end - seqs.start).unwrap_or(usize::MAX);
+    let mut at: Vec<IdxSize> = vec![IdxSize::MAX; span];
+    for (i, s) in sorted.column(SEQ)?.u64()?.into_no_null_iter().enumerate() {
+        if seqs.contains(&s) {
+            at[(s - seqs.start) as usize] = i as IdxSize;
+        }
+    }
+    at.retain(|i| *i != IdxSize::MAX);
+    let idx = IdxCa::from_vec("idx".into(), at);
+    Ok(sorted.select(names.iter().cloned())?.take(&idx)?)
+}
+
 /// The history rows' features, in file order (the training rows when a history was given),
 /// with the difference for the contamination estimators and the date and key to match the
 /// analysts' labels.
 pub(super) fn history_features(
     sorted: &DataFrame,
     out: &Columns,
-    ids: &HashMap<&str, u32>,
+    ids: &PlHashMap<&str, u32>,
     history: Option<&Prepared>,
 ) -> Result<HistoryFeatures, FeatureError> {
-    let mut cols: Vec<Expr> = out.names.iter().map(|n| col(n.as_str())).collect();
+    let mut names: Vec<PlSmallStr> = out.names.iter().map(|n| n.as_str().into()).collect();
     for c in [
         "bd_difference",
         "bd_date",
@@ -562,17 +582,12 @@ pub(super) fn history_features(
         OWN_RESIDUAL,
     ] {
         if sorted.column(c).is_ok() {
-            cols.push(col(c));
+            names.push(c.into());
         }
     }
-    cols.push(col(GROUP));
-    let mut df = sorted
-        .clone()
-        .lazy()
-        .filter(col(SEQ).lt(lit(history_rows_offset(history) as u64)))
-        .sort([SEQ], SortMultipleOptions::default())
-        .select(cols)
-        .collect()?;
+    names.push(GROUP.into());
+    let hist_rows = history_rows_offset(history) as u64;
+    let mut df = in_file_order(sorted, &names, 0..hist_rows)?;
     let mut key_of = vec![""; ids.len()];
     for (k, g) in ids {
         if let Some(slot) = key_of.get_mut(*g as usize) {
@@ -597,19 +612,15 @@ pub(super) fn current_features(
     out: &Columns,
     history: Option<&Prepared>,
 ) -> Result<DataFrame, FeatureError> {
-    let feats = sorted
-        .lazy()
-        .filter(col(SEQ).gt_eq(lit(history_rows_offset(history) as u64)))
-        .sort([SEQ], SortMultipleOptions::default())
-        .select(
-            out.names
-                .iter()
-                .map(|n| col(n.as_str()))
-                .chain(out.context.iter().map(|n| col(*n)))
-                .chain(out.extra_out.iter().map(|n| col(n.as_str())))
-                .collect::<Vec<_>>(),
-        )
-        .collect()?;
+    let names: Vec<PlSmallStr> = out
+        .names
+        .iter()
+        .map(|n| n.as_str().into())
+        .chain(out.context.iter().map(|n| (*n).into()))
+        .chain(out.extra_out.iter().map(|n| n.as_str().into()))
+        .collect();
+    let first = history_rows_offset(history) as u64;
+    let feats = in_file_order(&sorted, &names, first..first + current.df.height() as u64)?;
     if feats.height() != current.df.height() {
         return Err(FeatureError::Mismatch(format!(
             "internal: {} feature rows for {} current rows",

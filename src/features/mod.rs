@@ -17,7 +17,6 @@
 use crate::ingest::prepare::{Prepared, crit_col};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 mod compute;
 mod series;
@@ -185,7 +184,7 @@ pub fn column_f64(df: &DataFrame, name: &str) -> Result<Vec<f64>, FeatureError> 
 
 /// Integer account ids for `bd_key`, shared across the tables given (same key → same id).
 fn group_ids<'a>(
-    map: &mut HashMap<&'a str, u32>,
+    map: &mut PlHashMap<&'a str, u32>,
     p: &'a Prepared,
 ) -> Result<Vec<u32>, FeatureError> {
     let Ok(keys) = p.df.column("bd_key") else {
@@ -205,7 +204,7 @@ fn group_ids<'a>(
 fn encode_column(p: &Prepared, enc: &LabelEncoder) -> Result<Vec<f64>, FeatureError> {
     let src = format!("bd_cat_{}", enc.name);
     let ca = p.df.column(src.as_str())?.str()?;
-    let mut cache: HashMap<&str, f64> = HashMap::new();
+    let mut cache: PlHashMap<&str, f64> = PlHashMap::new();
     Ok(ca
         .iter()
         .map(|v| {
@@ -228,7 +227,7 @@ pub fn apply_encoders(fs: &mut FeatureSet, encoders: &[LabelEncoder]) -> Result<
         let Ok(ca) = fs.df.column(src.as_str()).and_then(|c| c.str().cloned()) else {
             continue;
         };
-        let mut cache: HashMap<&str, f64> = HashMap::new();
+        let mut cache: PlHashMap<&str, f64> = PlHashMap::new();
         let codes: Vec<f64> = ca
             .iter()
             .map(|v| {

@@ -174,25 +174,31 @@ pub fn read(path: &Path, cfg: &ReadOptions) -> Result<RawTable, IngestError> {
         header: _,
     } = open(path, cfg)?;
 
-    // One pass for the encoding and the shape of every record.
-    let shape = scan(&scan_path, &display, delim, validate, None)?;
-
+    // One pass for the encoding and the shape of every record, beside polars' read of the
+    // same file (its own threads): neither waits for the other. The reader skips the extra
+    // fields of ragged records, which are reported from the shape below; a file the scan
+    // refuses (bad encoding) gets the scan's message, whatever the reader said.
     let path_str = scan_path.to_string_lossy().to_string();
-    let lf = LazyCsvReader::new(PlRefPath::new(path_str.as_str()))
-        .with_has_header(true)
-        .with_separator(delim)
-        .with_infer_schema_length(Some(0))
-        .with_encoding(encoding)
-        .with_missing_is_null(true)
-        // Records with extra fields are reported below; the reader must not stop on them.
-        .with_truncate_ragged_lines(!shape.irregular.is_empty())
-        .with_row_index(Some(RowIndex {
-            name: ROW_COL.into(),
-            offset: 2,
-        }))
-        .finish()
-        .map_err(|e| IngestError::parse(&display, e))?;
-    let mut df = lf.collect().map_err(|e| IngestError::parse(&display, e))?;
+    let (shape, df) = rayon::join(
+        || scan(&scan_path, &display, delim, validate, None),
+        || {
+            LazyCsvReader::new(PlRefPath::new(path_str.as_str()))
+                .with_has_header(true)
+                .with_separator(delim)
+                .with_infer_schema_length(Some(0))
+                .with_encoding(encoding)
+                .with_missing_is_null(true)
+                .with_truncate_ragged_lines(true)
+                .with_row_index(Some(RowIndex {
+                    name: ROW_COL.into(),
+                    offset: 2,
+                }))
+                .finish()
+                .and_then(|lf| lf.collect())
+        },
+    );
+    let shape = shape?;
+    let mut df = df.map_err(|e| IngestError::parse(&display, e))?;
     let header: Vec<String> = df
         .get_column_names()
         .iter()

@@ -102,10 +102,17 @@ pub(super) fn parse_amounts(
     num: Num,
     on_empty: OnEmpty,
 ) -> Result<Vec<f64>, IngestError> {
+    use rayon::prelude::*;
     let ca = text_col(df, header)?;
+    // The cells are parsed on every core; what is not a number is handled after, in row order.
+    let cells: Vec<Option<&str>> = ca.iter().collect();
+    let parsed: Vec<NumCell> = cells
+        .par_iter()
+        .with_min_len(1 << 14)
+        .map(|v| num.parse(v.unwrap_or("")))
+        .collect();
     let mut out = Vec::with_capacity(rows.n);
-    for (i, v) in ca.iter().enumerate() {
-        let parsed = num.parse(v.unwrap_or(""));
+    for (i, (v, parsed)) in cells.into_iter().zip(parsed).enumerate() {
         out.push(match parsed {
             NumCell::Value(x) => x,
             NumCell::Empty => match on_empty {
@@ -148,7 +155,7 @@ pub(super) fn parse_dates(
     required: bool,
 ) -> Result<Vec<Option<i32>>, IngestError> {
     let ca = text_col(df, header)?;
-    let mut cache: HashMap<&str, DateCell> = HashMap::new();
+    let mut cache: PlHashMap<&str, DateCell> = PlHashMap::new();
     let mut out = Vec::with_capacity(rows.n);
     for (i, v) in ca.iter().enumerate() {
         let s = v.unwrap_or("");

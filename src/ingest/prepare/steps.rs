@@ -347,7 +347,7 @@ impl<'a> Build<'a> {
         if let Some(h) = &self.resolved.comment {
             let ca = text_col(self.df, h).map_err(with_file(&self.raw.source))?;
             let mut cleaned: Vec<String> = Vec::new();
-            let mut cache: HashMap<&str, Option<usize>> = HashMap::new();
+            let mut cache: PlHashMap<&str, Option<usize>> = PlHashMap::new();
             let mut changed: Vec<Option<usize>> = Vec::with_capacity(self.n);
             for v in ca.iter() {
                 let s = v.unwrap_or("");
@@ -360,12 +360,19 @@ impl<'a> Build<'a> {
                 });
                 changed.push(slot);
             }
-            let values = ca.iter().zip(&changed).map(|(v, slot)| match slot {
-                Some(k) => cleaned[*k].as_str(),
-                None => v.unwrap_or(""),
-            });
-            self.cols
-                .push(StringChunked::from_iter_values("bd_comment".into(), values).into_column());
+            if cleaned.is_empty() && !ca.has_nulls() {
+                // Nothing to clean: share the original column's buffers instead of copying them.
+                self.cols
+                    .push(ca.clone().with_name("bd_comment".into()).into_column());
+            } else {
+                let values = ca.iter().zip(&changed).map(|(v, slot)| match slot {
+                    Some(k) => cleaned[*k].as_str(),
+                    None => v.unwrap_or(""),
+                });
+                self.cols.push(
+                    StringChunked::from_iter_values("bd_comment".into(), values).into_column(),
+                );
+            }
         }
         Ok(())
     }
