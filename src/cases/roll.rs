@@ -153,15 +153,19 @@ impl Cycle {
         } else {
             0
         };
-        self.records
-            .entry(key.to_string())
-            .or_default()
-            .push(CycleRecord {
-                date,
-                out,
-                difference,
-                start: date - chrono::Duration::days(days),
-            });
+        let record = CycleRecord {
+            date,
+            out,
+            difference,
+            start: date - chrono::Duration::days(days),
+        };
+        // Most records are of an account already seen: no key copied for them.
+        match self.records.get_mut(key) {
+            Some(recs) => recs.push(record),
+            None => {
+                self.records.insert(key.to_string(), vec![record]);
+            }
+        }
         if self.dates.last() != Some(&date) {
             // A file has few distinct dates: when the list is full they are put in order and
             // deduplicated (room doubles only when that frees less than half), so that a file in
