@@ -141,8 +141,9 @@ fn column(x: &Matrix, j: usize) -> impl Iterator<Item = f64> + '_ {
 
 /// The population of training rows `x` (features `names`) of the accounts `keys`.
 pub fn population(x: &Matrix, names: &[String], keys: &[&str]) -> Population {
+    use rayon::prelude::*;
     let features = main_features(names)
-        .into_iter()
+        .into_par_iter()
         .map(|j| {
             // The deciles from at most ~65,000 evenly spaced rows; the shares from every row.
             let step = x.rows().div_ceil(1 << 16).max(1);
@@ -169,8 +170,8 @@ pub fn population(x: &Matrix, names: &[String], keys: &[&str]) -> Population {
             }
         })
         .collect();
-    let mut hashes: Vec<u64> = keys.iter().map(|k| fnv1a(k)).collect();
-    hashes.sort_unstable();
+    let mut hashes: Vec<u64> = keys.par_iter().map(|k| fnv1a(k)).collect();
+    hashes.par_sort_unstable();
     hashes.dedup();
     let accounts = hashes.len();
     hashes.truncate(SKETCH_K);

@@ -276,6 +276,66 @@ pub fn among(v: &[f64], mask: Option<&[bool]>) -> Vec<f64> {
     }
 }
 
+/// The detector fitted on the scaled training rows (and the feedback's normal rows), with the
+/// training rows' scores (see [`train`]).
+fn fit_detector(
+    input: &TrainInput,
+    spec: &TrainSpec,
+    scaled: &Matrix,
+    extra: Option<&Matrix>,
+) -> Result<(Detector, Vec<f64>), ModelError> {
+    match spec.detector {
+        DetectorKind::IForest => {
+            let mut p = spec.iforest.clone();
+            p.seed = spec.seed;
+            let fitted_on = match &extra {
+                Some(e) => std::borrow::Cow::Owned(scaled.stack(e)),
+                None => std::borrow::Cow::Borrowed(scaled),
+            };
+            let f = IsolationForest::fit(&fitted_on, &p)
+                .map_err(|e| ModelError::IForest(e.to_string()))?;
+            drop(fitted_on);
+            let d = Detector::IForest(f);
+            let s = d.scores_of(
+                scaled,
+                candidate_rows(input.candidates, scaled.rows()).as_deref(),
+            )?;
+            Ok((d, s))
+        }
+        DetectorKind::Lof => {
+            let mut reference =
+                match seeded_sample(scaled.rows(), spec.lof_max_reference, spec.seed) {
+                    Some(idx) => scaled.select_rows(&idx),
+                    None => scaled.clone(),
+                };
+            let own = extra.is_none() && reference.rows() == scaled.rows();
+            if let Some(e) = &extra {
+                reference = reference.stack(e);
+            }
+            let l = LocalOutlierFactor::fit(&reference, &spec.lof)
+                .map_err(|e| ModelError::Lof(e.to_string()))?;
+            let s = if own {
+                l.negative_outlier_factor().to_vec()
+            } else {
+                l.score_samples(scaled)
+                    .map_err(|e| ModelError::Lof(e.to_string()))?
+            };
+            Ok((Detector::Lof(l), s))
+        }
+    }
+}
+
+/// The KMeans centroids of the scaled training rows (None when too few rows).
+fn fit_centroids(
+    scaled: &Matrix,
+    params: &cluster::ClusterParams,
+) -> Result<Option<cluster::Centroids>, ModelError> {
+    cluster::fit(scaled, params).map(Some).or_else(|e| match e {
+        cluster::ClusterError::TooFew(_) => Ok(None),
+        other => Err(ModelError::Cluster(other.to_string())),
+    })
+}
+
 /// The rows [`among`] picks with `mask` (None: every row).
 fn candidate_rows(mask: Option<&[bool]>, rows: usize) -> Option<Vec<usize>> {
     let m = mask.filter(|m| m.len() == rows && m.iter().any(|b| *b))?;
@@ -308,44 +368,29 @@ pub fn train(input: &TrainInput, spec: &TrainSpec) -> Result<(ModelBundle, Vec<f
         }
         _ => None,
     };
-    let (detector, train_scores) = match spec.detector {
-        DetectorKind::IForest => {
-            let mut p = spec.iforest.clone();
-            p.seed = spec.seed;
-            let fitted_on = match &extra {
-                Some(e) => std::borrow::Cow::Owned(scaled.stack(e)),
-                None => std::borrow::Cow::Borrowed(&scaled),
-            };
-            let f = IsolationForest::fit(&fitted_on, &p)
-                .map_err(|e| ModelError::IForest(e.to_string()))?;
-            drop(fitted_on);
-            let d = Detector::IForest(f);
-            let s = d.scores_of(
-                &scaled,
-                candidate_rows(input.candidates, x.rows()).as_deref(),
-            )?;
-            (d, s)
-        }
-        DetectorKind::Lof => {
-            let mut reference = match seeded_sample(x.rows(), spec.lof_max_reference, spec.seed) {
-                Some(idx) => scaled.select_rows(&idx),
-                None => scaled.clone(),
-            };
-            let own = extra.is_none() && reference.rows() == scaled.rows();
-            if let Some(e) = &extra {
-                reference = reference.stack(e);
-            }
-            let l = LocalOutlierFactor::fit(&reference, &spec.lof)
-                .map_err(|e| ModelError::Lof(e.to_string()))?;
-            let s = if own {
-                l.negative_outlier_factor().to_vec()
-            } else {
-                l.score_samples(&scaled)
-                    .map_err(|e| ModelError::Lof(e.to_string()))?
-            };
-            (Detector::Lof(l), s)
-        }
+    let keys: &[&str] = if input.keys.len() == x.rows() {
+        input.keys
+    } else {
+        &[]
     };
+    // The detector, the clusters and the population's summaries read the same rows and
+    // nothing of each other: they are built side by side.
+    let (fitted, (centroids, (data_digest, population))) = rayon::join(
+        || fit_detector(input, spec, &scaled, extra.as_ref()),
+        || {
+            rayon::join(
+                || fit_centroids(&scaled, &spec.cluster),
+                || {
+                    (
+                        super::fitness::data_digest(x, input.extra_normal),
+                        super::fitness::population(x, input.feature_names, keys),
+                    )
+                },
+            )
+        },
+    );
+    let (detector, train_scores) = fitted?;
+    let centroids = centroids?;
     // Among the breaks nothing explains: their differences and scores.
     let contamination_value = contamination::resolve(
         spec.contamination,
@@ -359,24 +404,12 @@ pub fn train(input: &TrainInput, spec: &TrainSpec) -> Result<(ModelBundle, Vec<f
         spec.detector.auto_offset(),
     );
     let flag_share = flag_share(&candidate_scores, offset);
-    let centroids = cluster::fit(&scaled, &spec.cluster)
-        .map(Some)
-        .or_else(|e| match e {
-            cluster::ClusterError::TooFew(_) => Ok(None),
-            other => Err(ModelError::Cluster(other.to_string())),
-        })?;
     let fp = fingerprint(input.profile, input.preset, input.feature_names, spec);
-    let data_digest = super::fitness::data_digest(x, input.extra_normal);
-    let keys: &[&str] = if input.keys.len() == x.rows() {
-        input.keys
-    } else {
-        &[]
-    };
     let bundle = ModelBundle {
         format: BUNDLE_FORMAT,
         model_id: super::fitness::model_id(&fp, &data_digest, spec.seed),
         data_digest,
-        population: Some(super::fitness::population(x, input.feature_names, keys)),
+        population: Some(population),
         fingerprint: fp,
         profile: input.profile.to_string(),
         preset: input.preset,
