@@ -26,6 +26,7 @@ mod paged;
 
 pub(crate) use case_trees::*;
 
+pub(crate) use paged::BucketCache;
 use paged::{IndexTag, Load, Logical, Overlay, PagedError, Phys};
 
 use sled::Transactional;
@@ -534,13 +535,28 @@ impl Store {
         E: From<StoreError>,
         F: Fn(&CaseTxn<'_>) -> Result<R, TxError<E>>,
     {
+        self.case_transaction_in(None, body)
+    }
+
+    /// [`Store::case_transaction`] taking the index buckets it reads from `cache` when they are
+    /// still as stored, and giving them back once written: for the transactions of one batch.
+    pub(crate) fn case_transaction_in<R, E, F>(
+        &self,
+        cache: Option<&BucketCache>,
+        body: F,
+    ) -> Result<R, E>
+    where
+        E: From<StoreError>,
+        F: Fn(&CaseTxn<'_>) -> Result<R, TxError<E>>,
+    {
         self.room()?;
         let trees = self.case_trees()?;
+        let done: std::cell::RefCell<Option<Overlay>> = Default::default();
         let outcome = trees.as_slice().transaction(|views| {
             let txn = CaseTxn {
                 trees: views,
                 counters: Default::default(),
-                paged: Default::default(),
+                paged: std::cell::RefCell::new(Overlay::cached(cache.cloned())),
             };
             let value = body(&txn).map_err(|err| match err {
                 TxError::Abort(e) => ConflictableTransactionError::Abort(Stop::Caller(e)),
@@ -548,6 +564,7 @@ impl Store {
             })?;
             txn.write_counters().map_err(TxStorage::into_conflictable)?;
             txn.write_paged().map_err(TxStorage::into_conflictable)?;
+            *done.borrow_mut() = Some(txn.paged.take());
             Ok(value)
         });
         let value = match outcome {
@@ -559,6 +576,9 @@ impl Store {
             Err(TransactionError::Storage(e)) => return Err(self.engine(e).into()),
         };
         self.db.flush().map_err(|e| self.engine(e))?;
+        if let Some(mut written) = done.take() {
+            written.give_back();
+        }
         Ok(value)
     }
 
@@ -574,9 +594,15 @@ impl Store {
     /// A reader of the case trees that keeps what it decoded: for many lookups in a row (each
     /// sees the store as it was when it was first read).
     pub(crate) fn case_reader(&self) -> CaseReader<'_> {
+        self.case_reader_in(None)
+    }
+
+    /// [`Store::case_reader`] sharing the buckets it decodes through `cache` (given back when
+    /// the reader is dropped).
+    pub(crate) fn case_reader_in(&self, cache: Option<&BucketCache>) -> CaseReader<'_> {
         CaseReader {
             store: self,
-            seen: Default::default(),
+            seen: std::cell::RefCell::new(Overlay::cached(cache.cloned())),
         }
     }
 
