@@ -18,6 +18,10 @@
 //! - 3: adds the outbox's trees (empty when migrated from 2; everything else is kept as it is).
 //! - 4: packs cases, tickets, the break index and events ([`paged`]); a schema-3 store's trees
 //!   are copied into the packed ones, then dropped.
+//! - 5: cases are written in a binary encoding instead of JSON (see `crate::cases`); nothing is
+//!   rewritten when a schema-4 store is opened: the cases it holds are read as they are, and
+//!   each is written in the new encoding the next time it changes. The version keeps an older
+//!   build from opening a store whose cases it could not read.
 
 use std::path::{Path, PathBuf};
 
@@ -35,7 +39,7 @@ use sled::transaction::{
 };
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 const META: &str = "meta";
 const MODELS: &str = "models";
@@ -225,7 +229,7 @@ impl Store {
                 let from = v;
                 while v < SCHEMA_VERSION {
                     // The step from v to v + 1 (1 → 2 adds the case trees, 2 → 3 the outbox's,
-                    // 3 → 4 packs the case trees).
+                    // 3 → 4 packs the case trees, 4 → 5 only records the version).
                     match v {
                         1 => self.create_trees(&CaseTree::V2)?,
                         2 => self.create_trees(&CaseTree::V3)?,
