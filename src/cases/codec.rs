@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{CaseReader, CaseTree, CaseTxn, TxError};
 
+use super::binary::{self, BIN_TAG};
+
 use super::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -36,10 +38,11 @@ pub(super) fn load_case(txn: &CaseTxn<'_>, id: &str) -> TxResult<Option<Case>> {
 }
 
 /// A stored case starts with its head: what recording the same record again reads, so that an
-/// unchanged case is not decoded. `HEAD_TAG`, the head's length (u16 LE), then the fingerprint,
-/// the latest record's date (days from CE, i32 LE), the ticket and the status, each text with
-/// its length (u16 LE) first; then the case as JSON. A case stored without a head (written
-/// before heads existed) is JSON alone, and starts with `{`.
+/// unchanged case is not decoded. A tag, the head's length (u16 LE), then the fingerprint, the
+/// latest record's date (days from CE, i32 LE), the ticket and the status, each text with its
+/// length (u16 LE) first; then the case: binary ([`binary`], tag [`BIN_TAG`], written since
+/// schema 5) or JSON (tag `HEAD_TAG`, schema 4). A case stored without a head (written before
+/// heads existed) is JSON alone, and starts with `{`.
 const HEAD_TAG: u8 = 1;
 
 /// What [`case_head`] reads.
@@ -50,42 +53,45 @@ pub(super) struct Head<'a> {
     pub(super) status: Status,
 }
 
+/// The stored bytes of a case: its head, then its binary body.
 pub(super) fn case_bytes(case: &Case) -> Result<Vec<u8>, serde_json::Error> {
-    let json = serde_json::to_vec(case)?;
-    let mut head = Vec::with_capacity(128);
-    // The texts are short (a fingerprint, a ticket, a status); one too long for a head leaves
-    // the case without one.
+    let mut w = binary::Writer(Vec::with_capacity(1024));
+    write_head(&mut w.0, BIN_TAG, case);
+    binary::write_case_body(&mut w, case)?;
+    Ok(w.0)
+}
+
+/// The bytes schema 4 stored a case as (head, then JSON): what older stores hold.
+#[cfg(test)]
+pub(super) fn case_bytes_json(case: &Case) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::new();
+    write_head(&mut out, HEAD_TAG, case);
+    out.extend_from_slice(&serde_json::to_vec(case)?);
+    Ok(out)
+}
+
+/// Appends `tag` and the head of `case` to `out`. The texts are short (a fingerprint, a ticket,
+/// a status); one too long for a head leaves the head empty (unreadable as a head: the case is
+/// then decoded whole).
+fn write_head(out: &mut Vec<u8>, tag: u8, case: &Case) {
+    out.extend_from_slice(&[tag, 0, 0]);
     if [&case.fingerprint, &case.ticket]
         .iter()
         .any(|t| t.len() > 1024)
     {
-        return Ok(json);
+        return;
     }
-    let text = |head: &mut Vec<u8>, t: &str| {
-        head.extend_from_slice(&(t.len() as u16).to_le_bytes());
-        head.extend_from_slice(t.as_bytes());
+    let start = out.len();
+    let text = |out: &mut Vec<u8>, t: &str| {
+        out.extend_from_slice(&(t.len() as u16).to_le_bytes());
+        out.extend_from_slice(t.as_bytes());
     };
-    text(&mut head, &case.fingerprint);
-    head.extend_from_slice(&case.last_date.num_days_from_ce().to_le_bytes());
-    text(&mut head, &case.ticket);
-    text(&mut head, case.status.as_str());
-    let mut out = Vec::with_capacity(3 + head.len() + json.len());
-    out.push(HEAD_TAG);
-    out.extend_from_slice(&(head.len() as u16).to_le_bytes());
-    out.extend_from_slice(&head);
-    out.extend_from_slice(&json);
-    Ok(out)
-}
-
-/// The JSON of a stored case (after its head, if it has one).
-fn case_json(bytes: &[u8]) -> &[u8] {
-    match bytes {
-        [HEAD_TAG, a, b, rest @ ..] => {
-            let n = usize::from(u16::from_le_bytes([*a, *b]));
-            rest.get(n..).unwrap_or(&[])
-        }
-        _ => bytes,
-    }
+    text(out, &case.fingerprint);
+    out.extend_from_slice(&case.last_date.num_days_from_ce().to_le_bytes());
+    text(out, &case.ticket);
+    text(out, case.status.as_str());
+    let n = (out.len() - start) as u16;
+    out[start - 2..start].copy_from_slice(&n.to_le_bytes());
 }
 
 /// A text of a case head (its length, u16 LE, first), taken from the front of `head`.
@@ -98,13 +104,27 @@ fn take_text<'a>(head: &mut &'a [u8]) -> Option<&'a str> {
 }
 
 pub(super) fn decode_case(bytes: &[u8]) -> Result<Case, CaseError> {
-    decode(case_json(bytes), "case")
+    match bytes {
+        [tag @ (HEAD_TAG | BIN_TAG), a, b, rest @ ..] => {
+            let n = usize::from(u16::from_le_bytes([*a, *b]));
+            let body = rest.get(n..).unwrap_or(&[]);
+            if *tag == HEAD_TAG {
+                decode(body, "case")
+            } else {
+                binary::read_case_body(body).map_err(|message| CaseError::Corrupt {
+                    what: "case".into(),
+                    message,
+                })
+            }
+        }
+        _ => decode(bytes, "case"),
+    }
 }
 
 /// The head of a stored case; None for a case stored without one, or one that cannot be read
 /// (the case is then decoded whole, which reports the damage).
 pub(super) fn case_head(bytes: &[u8]) -> Option<Head<'_>> {
-    let [HEAD_TAG, a, b, rest @ ..] = bytes else {
+    let [HEAD_TAG | BIN_TAG, a, b, rest @ ..] = bytes else {
         return None;
     };
     let mut head = rest.get(..usize::from(u16::from_le_bytes([*a, *b])))?;
@@ -176,13 +196,8 @@ pub(super) fn put_case(txn: &CaseTxn<'_>, case: &Case) -> TxResult<()> {
 
 /// [`put_case`]; a `fresh` case (written for the first time) has no marker or label to remove.
 pub(super) fn write_case(txn: &CaseTxn<'_>, case: &Case, fresh: bool) -> TxResult<()> {
-    // Encoded when the transaction is written, with the other cases, in parallel.
-    let stored = case.clone();
-    txn.insert_later(
-        CaseTree::Cases,
-        case.id.as_bytes(),
-        std::sync::Arc::new(move || case_bytes(&stored).map_err(|e| e.to_string())),
-    )?;
+    let bytes = case_bytes(case).or_else(|e| abort(CaseError::Invalid(e.to_string())))?;
+    txn.insert_owned(CaseTree::Cases, case.id.as_bytes(), bytes)?;
     let marker = outstanding_marker(&case.profile, &case.key, &case.id);
     if case.outstanding() {
         txn.insert(CaseTree::BreakIndex, &marker, case.id.as_bytes())?;
@@ -384,7 +399,13 @@ pub(super) fn case_events_prefix(case_id: &str) -> Vec<u8> {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// Dates as `YYYY-MM-DD`.

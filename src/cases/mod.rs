@@ -42,6 +42,7 @@ use sha2::{Digest, Sha256};
 use crate::store::{Store, TxError};
 
 mod actor;
+mod binary;
 mod case;
 mod codec;
 mod decide;
@@ -106,9 +107,7 @@ pub fn case_id(profile: &str, key: &str, start_date: NaiveDate) -> String {
     let digest = h.finalize();
     let mut id = String::with_capacity(14);
     id.push_str("C-");
-    for b in &digest[..6] {
-        id.push_str(&format!("{b:02x}"));
-    }
+    id.push_str(&hex(&digest[..6]));
     id
 }
 

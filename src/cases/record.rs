@@ -162,14 +162,17 @@ impl<'s> Cases<'s> {
             earlier,
             proposed,
         } = group_by_case(inputs, &ids, auto_resolve);
-        let prepared = self.prepare(inputs, &ids, &reps)?;
+        // The index buckets decoded once for the whole batch: by the reader of `prepare`, then
+        // by each transaction in turn (each takes them back as it left them).
+        let cache = crate::store::BucketCache::default();
+        let prepared = self.prepare(inputs, &ids, &reps, &cache)?;
         let now = self.now();
         let roll = self.roll;
         let router = self.router.as_deref();
         let mut outcomes: Vec<Step> = Vec::with_capacity(reps.len());
         for (c, chunk) in reps.chunks(UPSERT_CHUNK).enumerate() {
             let base = c * UPSERT_CHUNK;
-            let part = self.store.case_transaction(|txn| {
+            let part = self.store.case_transaction_in(Some(&cache), |txn| {
                 let mut part = Vec::with_capacity(chunk.len());
                 for (j, &k) in chunk.iter().enumerate() {
                     let (fingerprint, reappear) = &prepared[base + j];
@@ -222,6 +225,7 @@ impl<'s> Cases<'s> {
         inputs: &[BreakInput],
         ids: &[String],
         reps: &[usize],
+        cache: &crate::store::BucketCache,
     ) -> Result<Vec<(String, Option<String>)>, CaseError> {
         use rayon::prelude::*;
         // Fingerprints (SHA-256 of each record), in parallel; then the cleared case a record of
@@ -230,7 +234,7 @@ impl<'s> Cases<'s> {
             .par_iter()
             .map(|&k| inputs[k].fingerprint())
             .collect::<Result<_, CaseError>>()?;
-        let mut reader = self.store.case_reader();
+        let mut reader = self.store.case_reader_in(Some(cache));
         let mut prepared: Vec<(String, Option<String>)> = Vec::with_capacity(reps.len());
         for (&k, fingerprint) in reps.iter().zip(fingerprints) {
             let reappear = if reader.contains(CaseTree::Cases, ids[k].as_bytes())? {

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 use crate::store::{CaseTree, Store, TxError};
 
 use super::codec::{
-    OUTSTANDING_INDEXED, case_bytes, case_head, decode_case, outstanding_marker, ticket_number,
+    OUTSTANDING_INDEXED, case_bytes, case_bytes_json, case_head, decode_case, outstanding_marker,
+    ticket_number,
 };
 use super::feedback::parse_label;
 use super::roll::briefly;
@@ -45,6 +46,11 @@ fn a_stored_case_is_read_back_with_its_head_or_without_one() {
     assert_eq!(head.ticket, case.ticket);
     assert_eq!(head.status, Status::PendingReview);
     assert_eq!(decode_case(&bytes).unwrap(), case);
+    // A case as schema 4 stored it (head, then JSON) reads the same, head included.
+    let json_headed = case_bytes_json(&case).unwrap();
+    assert_eq!(json_headed[0], 1);
+    assert_eq!(case_head(&json_headed).unwrap().ticket, case.ticket);
+    assert_eq!(decode_case(&json_headed).unwrap(), case);
     // A case stored before heads existed is its JSON alone.
     let json = serde_json::to_vec(&case).unwrap();
     assert!(case_head(&json).is_none());
@@ -261,4 +267,94 @@ fn timestamps_and_dates_round_trip_through_json() {
     let s = serde_json::to_string(&T(t)).unwrap();
     assert_eq!(s, "\"2024-05-01T09:30:00.123Z\"");
     assert_eq!(serde_json::from_str::<T>(&s).unwrap().0, t);
+}
+
+#[test]
+fn the_binary_encoding_keeps_every_field_of_a_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cases = Cases::new(&store);
+    let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+    let mut input = record("A", day);
+    input
+        .row
+        .insert("Account".into(), serde_json::json!("1001"));
+    input.row.insert("Comments".into(), serde_json::json!(""));
+    input.row.insert("n".into(), serde_json::json!(12.5));
+    input
+        .row
+        .insert("nested".into(), serde_json::json!({"a": [1, null, "é"]}));
+    input.row.insert("none".into(), serde_json::Value::Null);
+    let mut case = cases.upsert(&input, false).unwrap().case;
+    case.origin = Origin::Analyst;
+    case.status = Status::Returned;
+    case.proposed_by = Some("rules:r".into());
+    case.jira_key = Some("REC-1".into());
+    case.dispatched = true;
+    case.dispatches = vec![ChannelDispatch {
+        channel: Channel::Jira,
+        state: DispatchState::Sent,
+        outbox_id: 7,
+        reference: Some("REC-1".into()),
+        note: None,
+        at: case.created_at,
+    }];
+    case.last_decision = Some(Decision {
+        seq: 3,
+        user: "ana".into(),
+        action: Action::Propose,
+        from: Status::PendingReview,
+        prev_proposed_by: None,
+    });
+    case.judged_difference = Some(-0.0);
+    case.previous_difference = Some(1e-300);
+    case.cleared_on = Some(day);
+    case.seen_to = Some(day);
+    case.owner = Some("bo".into());
+    case.due = Some(day);
+    case.score = f64::MIN_POSITIVE;
+    let bytes = case_bytes(&case).unwrap();
+    let back = decode_case(&bytes).unwrap();
+    assert_eq!(back, case);
+    assert_eq!(
+        back.judged_difference.map(f64::to_bits),
+        Some((-0.0f64).to_bits())
+    );
+    // The same JSON as a case stored as JSON gives (what export and the API print).
+    assert_eq!(
+        serde_json::to_string(&back).unwrap(),
+        serde_json::to_string(&decode_case(&case_bytes_json(&case).unwrap()).unwrap()).unwrap()
+    );
+    // Every cut of it is an error, never a panic.
+    for cut in 0..bytes.len() {
+        assert!(decode_case(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+}
+
+#[test]
+fn cases_stored_as_json_by_schema_4_are_read_and_rewritten_in_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cases = Cases::new(&store);
+    let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+    let input = record("A", day);
+    let case = cases.upsert(&input, false).unwrap().case;
+    store
+        .overwrite_case_bytes(&case.id, &case_bytes_json(&case).unwrap())
+        .unwrap();
+    assert_eq!(cases.get(&case.id).unwrap().unwrap(), case);
+    assert_eq!(cases.outstanding_cases("gl").unwrap(), vec![case.clone()]);
+    // The same record again: unchanged, read from the JSON case's head.
+    let again = cases
+        .record_batch(std::slice::from_ref(&input), &[false], None)
+        .unwrap();
+    assert_eq!(again[0].change, Change::Unchanged);
+    // A newer record rewrites it, in binary.
+    let mut later = input.clone();
+    later.date = day.succ_opt().unwrap();
+    later.difference = 11.0;
+    let updated = cases.upsert(&later, false).unwrap().case;
+    let stored = store.case_get(CaseTree::Cases, case.id.as_bytes()).unwrap();
+    assert_eq!(stored.as_deref().map(|b| b[0]), Some(2));
+    assert_eq!(cases.get(&case.id).unwrap().unwrap(), updated);
 }

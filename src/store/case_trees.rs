@@ -28,6 +28,12 @@ pub(crate) struct CaseReader<'s> {
     pub(super) seen: std::cell::RefCell<Overlay>,
 }
 
+impl Drop for CaseReader<'_> {
+    fn drop(&mut self) {
+        self.seen.get_mut().give_back();
+    }
+}
+
 impl CaseReader<'_> {
     /// One value of a case tree.
     pub(crate) fn get(&self, tree: CaseTree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -131,7 +137,7 @@ impl CaseReader<'_> {
             if paged::bucket_number(&k).is_none() {
                 continue;
             }
-            let bucket = paged::Bucket::decode(v.to_vec()).map_err(|c| StoreError::Engine(c.0))?;
+            let bucket = paged::Bucket::decode(&v).map_err(|c| StoreError::Engine(c.0))?;
             out.extend(paged::scan_in(&bucket, tag, prefix));
         }
         out.sort();
@@ -314,6 +320,24 @@ impl CaseTxn<'_> {
         }
     }
 
+    /// [`CaseTxn::insert`] of a value the caller hands over (not copied for the packed trees).
+    pub(crate) fn insert_owned(
+        &self,
+        tree: CaseTree,
+        key: &[u8],
+        value: Vec<u8>,
+    ) -> Result<(), TxStorage> {
+        match tree.layout() {
+            Layout::Raw => self.insert(tree, key, &value),
+            Layout::Paged(l) => tx_paged(self.paged.borrow_mut().insert(
+                &TxLoad(self.trees),
+                l,
+                key,
+                value,
+            )),
+        }
+    }
+
     /// Writes one value of the cases or events, encoded by `encode` when the transaction's
     /// changes are written (in parallel with the others) rather than now.
     pub(crate) fn insert_later(
@@ -353,7 +377,7 @@ impl CaseTxn<'_> {
     pub(super) fn write_paged(&self) -> Result<(), TxStorage> {
         let changes = self
             .paged
-            .borrow()
+            .borrow_mut()
             .changed()
             .map_err(|c| TxStorage::Corrupt(c.0))?;
         let base = CaseTree::RAW.len();

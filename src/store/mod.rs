@@ -18,6 +18,10 @@
 //! - 3: adds the outbox's trees (empty when migrated from 2; everything else is kept as it is).
 //! - 4: packs cases, tickets, the break index and events ([`paged`]); a schema-3 store's trees
 //!   are copied into the packed ones, then dropped.
+//! - 5: cases are written in a binary encoding instead of JSON (see `crate::cases`); nothing is
+//!   rewritten when a schema-4 store is opened: the cases it holds are read as they are, and
+//!   each is written in the new encoding the next time it changes. The version keeps an older
+//!   build from opening a store whose cases it could not read.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +30,7 @@ mod paged;
 
 pub(crate) use case_trees::*;
 
+pub(crate) use paged::BucketCache;
 use paged::{IndexTag, Load, Logical, Overlay, PagedError, Phys};
 
 use sled::Transactional;
@@ -34,7 +39,7 @@ use sled::transaction::{
 };
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 const META: &str = "meta";
 const MODELS: &str = "models";
@@ -224,7 +229,7 @@ impl Store {
                 let from = v;
                 while v < SCHEMA_VERSION {
                     // The step from v to v + 1 (1 → 2 adds the case trees, 2 → 3 the outbox's,
-                    // 3 → 4 packs the case trees).
+                    // 3 → 4 packs the case trees, 4 → 5 only records the version).
                     match v {
                         1 => self.create_trees(&CaseTree::V2)?,
                         2 => self.create_trees(&CaseTree::V3)?,
@@ -534,13 +539,28 @@ impl Store {
         E: From<StoreError>,
         F: Fn(&CaseTxn<'_>) -> Result<R, TxError<E>>,
     {
+        self.case_transaction_in(None, body)
+    }
+
+    /// [`Store::case_transaction`] taking the index buckets it reads from `cache` when they are
+    /// still as stored, and giving them back once written: for the transactions of one batch.
+    pub(crate) fn case_transaction_in<R, E, F>(
+        &self,
+        cache: Option<&BucketCache>,
+        body: F,
+    ) -> Result<R, E>
+    where
+        E: From<StoreError>,
+        F: Fn(&CaseTxn<'_>) -> Result<R, TxError<E>>,
+    {
         self.room()?;
         let trees = self.case_trees()?;
+        let done: std::cell::RefCell<Option<Overlay>> = Default::default();
         let outcome = trees.as_slice().transaction(|views| {
             let txn = CaseTxn {
                 trees: views,
                 counters: Default::default(),
-                paged: Default::default(),
+                paged: std::cell::RefCell::new(Overlay::cached(cache.cloned())),
             };
             let value = body(&txn).map_err(|err| match err {
                 TxError::Abort(e) => ConflictableTransactionError::Abort(Stop::Caller(e)),
@@ -548,6 +568,7 @@ impl Store {
             })?;
             txn.write_counters().map_err(TxStorage::into_conflictable)?;
             txn.write_paged().map_err(TxStorage::into_conflictable)?;
+            *done.borrow_mut() = Some(txn.paged.take());
             Ok(value)
         });
         let value = match outcome {
@@ -559,6 +580,9 @@ impl Store {
             Err(TransactionError::Storage(e)) => return Err(self.engine(e).into()),
         };
         self.db.flush().map_err(|e| self.engine(e))?;
+        if let Some(mut written) = done.take() {
+            written.give_back();
+        }
         Ok(value)
     }
 
@@ -574,9 +598,15 @@ impl Store {
     /// A reader of the case trees that keeps what it decoded: for many lookups in a row (each
     /// sees the store as it was when it was first read).
     pub(crate) fn case_reader(&self) -> CaseReader<'_> {
+        self.case_reader_in(None)
+    }
+
+    /// [`Store::case_reader`] sharing the buckets it decodes through `cache` (given back when
+    /// the reader is dropped).
+    pub(crate) fn case_reader_in(&self, cache: Option<&BucketCache>) -> CaseReader<'_> {
         CaseReader {
             store: self,
-            seen: Default::default(),
+            seen: std::cell::RefCell::new(Overlay::cached(cache.cloned())),
         }
     }
 

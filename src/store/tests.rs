@@ -359,3 +359,25 @@ fn a_newer_schema_is_refused() {
     let e = Store::open(dir.path()).err().unwrap().to_string();
     assert!(e.contains("newer breakdesk"), "{e}");
 }
+
+#[test]
+fn a_schema_4_store_opens_as_schema_5_with_its_cases_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Store::open(dir.path()).unwrap();
+        s.case_transaction(|txn| {
+            txn.insert(CaseTree::Cases, b"C-1", b"{\"n\":1}")?;
+            Ok::<(), TxError<StoreError>>(())
+        })
+        .unwrap();
+        let meta = s.db.open_tree(META).unwrap();
+        meta.insert(b"schema_version", &4u32.to_be_bytes()).unwrap();
+        s.db.flush().unwrap();
+    }
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 5);
+    assert_eq!(
+        s.case_get(CaseTree::Cases, b"C-1").unwrap().as_deref(),
+        Some(&b"{\"n\":1}"[..])
+    );
+}

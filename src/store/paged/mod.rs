@@ -7,7 +7,7 @@
 //! writes it once.
 //!
 //! - **Cases** (`case_pages`): each case has a slot, handed out in the order the cases are first
-//!   written; a page holds the cases of 128 consecutive slots (ids and JSON bodies), its bodies
+//!   written; a page holds the cases of 128 consecutive slots (ids and stored bodies), its bodies
 //!   compressed together (zstd). A run's new cases fill new pages; a case written again rewrites
 //!   the page it is on.
 //! - **Events** (`event_pages`): 256 consecutive event numbers a page, compressed the same way.
@@ -20,13 +20,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+mod bucket;
+
+pub(crate) use bucket::Bucket;
+
 /// Slots of one case page.
 pub(crate) const CASES_PER_PAGE: u64 = 128;
 /// Event numbers of one event page.
 pub(crate) const EVENTS_PER_PAGE: u64 = 256;
 /// Buckets of the index.
 pub(crate) const BUCKETS: u64 = 1024;
-/// zstd's fastest regular level: the pages are JSON, which it shrinks about fivefold.
+/// zstd's fastest regular level (it shrank JSON pages about fivefold).
 const ZSTD_LEVEL: i32 = 1;
 /// The key of the next free slot in the index tree (bucket keys are 8 bytes).
 const NEXT_SLOT: &[u8] = b"next_slot";
@@ -203,188 +207,6 @@ fn put_u32(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&(n as u32).to_le_bytes());
 }
 
-/// Entries of one index bucket, by key (tag first): the entries as stored, read in place
-/// (decoding a bucket allocates nothing per entry), and the changes made since.
-#[derive(Default, Debug, Clone)]
-pub(crate) struct Bucket {
-    raw: Vec<u8>,
-    /// Key offset, key length, value offset, value length of each stored entry, in key order.
-    base: Vec<[u32; 4]>,
-    /// Entries written (`Some`) or removed (`None`) since the bucket was read.
-    delta: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-}
-
-impl PartialEq for Bucket {
-    fn eq(&self, other: &Self) -> bool {
-        self.entries() == other.entries()
-    }
-}
-
-impl Bucket {
-    /// A bucket as stored: its format byte, the length of its entries (u32 LE), then the
-    /// entries compressed with zstd (keys share long prefixes: about a third of the bytes).
-    pub(crate) fn decode(stored: Vec<u8>) -> Result<Bucket, Corrupt> {
-        let mut c = Cursor::new(&stored, "an index bucket");
-        let format = c.take(1)?[0];
-        if format != BUCKET_FORMAT {
-            return Err(Corrupt(format!(
-                "an index bucket of unknown format {format}"
-            )));
-        }
-        let len = c.u32()? as usize;
-        if len > MAX_PAGE_BYTES {
-            return Err(Corrupt(format!(
-                "an index bucket claims {len} bytes (at most {MAX_PAGE_BYTES})"
-            )));
-        }
-        let raw = with_zstd(|z| z.1.decompress(c.rest(), len))
-            .map_err(|e| Corrupt(format!("an index bucket cannot be decompressed: {e}")))?;
-        if raw.len() != len {
-            return Err(Corrupt(format!(
-                "an index bucket holds {} bytes, its header says {len}",
-                raw.len()
-            )));
-        }
-        Bucket::from_raw(raw)
-    }
-
-    /// A bucket from its entries, uncompressed.
-    fn from_raw(raw: Vec<u8>) -> Result<Bucket, Corrupt> {
-        let mut c = Cursor::new(&raw, "an index bucket");
-        let n = c.u32()? as usize;
-        let mut base: Vec<[u32; 4]> = Vec::with_capacity(n.min(raw.len() / 8));
-        for _ in 0..n {
-            let kl = c.u32()? as usize;
-            let ko = c.at;
-            c.take(kl)?;
-            let vl = c.u32()? as usize;
-            let vo = c.at;
-            c.take(vl)?;
-            base.push([ko as u32, kl as u32, vo as u32, vl as u32]);
-        }
-        let bucket = Bucket {
-            raw,
-            base,
-            delta: BTreeMap::new(),
-        };
-        // Lookups search the stored keys by halves: they must be in order.
-        if bucket
-            .base
-            .windows(2)
-            .any(|w| bucket.key(&w[0]) >= bucket.key(&w[1]))
-        {
-            return Err(Corrupt("an index bucket's keys are out of order".into()));
-        }
-        Ok(bucket)
-    }
-
-    fn key(&self, e: &[u32; 4]) -> &[u8] {
-        &self.raw[e[0] as usize..(e[0] + e[1]) as usize]
-    }
-
-    fn value(&self, e: &[u32; 4]) -> &[u8] {
-        &self.raw[e[2] as usize..(e[2] + e[3]) as usize]
-    }
-
-    pub(crate) fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        if let Some(v) = self.delta.get(key) {
-            return v.as_deref();
-        }
-        self.base
-            .binary_search_by(|e| self.key(e).cmp(key))
-            .ok()
-            .map(|i| self.value(&self.base[i]))
-    }
-
-    pub(crate) fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.delta.insert(key, Some(value));
-    }
-
-    /// Removes an entry; whether there was one.
-    pub(crate) fn remove(&mut self, key: &[u8]) -> bool {
-        let present = self.get(key).is_some();
-        if present {
-            self.delta.insert(key.to_vec(), None);
-        }
-        present
-    }
-
-    /// The entries whose key starts with `prefix`, in key order.
-    pub(crate) fn with_prefix(&self, prefix: &[u8]) -> Vec<(&[u8], &[u8])> {
-        let from = self.base.partition_point(|e| self.key(e) < prefix);
-        let stored = self.base[from..]
-            .iter()
-            .map(|e| (self.key(e), Some(self.value(e))))
-            .take_while(|(k, _)| prefix.is_empty() || k.starts_with(prefix));
-        let changed = self
-            .delta
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| prefix.is_empty() || k.starts_with(prefix))
-            .map(|(k, v)| (k.as_slice(), v.as_deref()));
-        merge(stored, changed)
-    }
-
-    /// Every entry, in key order.
-    pub(crate) fn entries(&self) -> Vec<(&[u8], &[u8])> {
-        self.with_prefix(b"")
-    }
-
-    pub(crate) fn encode(&self) -> Result<Vec<u8>, Corrupt> {
-        let raw = self.encode_raw();
-        let packed = with_zstd(|z| z.0.compress(&raw))
-            .map_err(|e| Corrupt(format!("an index bucket cannot be compressed: {e}")))?;
-        let mut out = Vec::with_capacity(packed.len() + 5);
-        out.push(BUCKET_FORMAT);
-        put_u32(&mut out, raw.len());
-        out.extend_from_slice(&packed);
-        Ok(out)
-    }
-
-    fn encode_raw(&self) -> Vec<u8> {
-        let entries = self.entries();
-        let size: usize = entries.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
-        let mut out = Vec::with_capacity(size + 4);
-        put_u32(&mut out, entries.len());
-        for (k, v) in entries {
-            put_u32(&mut out, k.len());
-            out.extend_from_slice(k);
-            put_u32(&mut out, v.len());
-            out.extend_from_slice(v);
-        }
-        out
-    }
-}
-
-/// Two sorted streams of entries, the second's entries (or removals, `None`) taking the place
-/// of the first's.
-fn merge<'a>(
-    stored: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
-    changed: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
-) -> Vec<(&'a [u8], &'a [u8])> {
-    let mut out = Vec::new();
-    let mut a = stored.peekable();
-    let mut b = changed.peekable();
-    loop {
-        let next = match (a.peek(), b.peek()) {
-            (None, None) => break,
-            (Some(_), None) => a.next(),
-            (None, Some(_)) => b.next(),
-            (Some(x), Some(y)) => match x.0.cmp(y.0) {
-                std::cmp::Ordering::Less => a.next(),
-                std::cmp::Ordering::Greater => b.next(),
-                std::cmp::Ordering::Equal => {
-                    a.next();
-                    b.next()
-                }
-            },
-        };
-        if let Some((k, Some(v))) = next {
-            out.push((k, v));
-        }
-    }
-    out
-}
-
 /// A value that is encoded when its page is written (in parallel with the other pages), not
 /// when it is inserted.
 pub(crate) type Later = std::sync::Arc<dyn Fn() -> Result<Vec<u8>, String> + Send + Sync>;
@@ -393,6 +215,9 @@ pub(crate) type Later = std::sync::Arc<dyn Fn() -> Result<Vec<u8>, String> + Sen
 #[derive(Clone)]
 pub(crate) enum Body {
     Stored(Vec<u8>),
+    /// A body as read with its page: its place in the page's decompressed records, shared by
+    /// the page's entries (a page read is not copied entry by entry).
+    InPage(std::sync::Arc<Vec<u8>>, std::ops::Range<usize>),
     Later(Later),
 }
 
@@ -400,6 +225,7 @@ impl Body {
     pub(crate) fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, Corrupt> {
         match self {
             Body::Stored(b) => Ok(std::borrow::Cow::Borrowed(b)),
+            Body::InPage(page, at) => Ok(std::borrow::Cow::Borrowed(&page[at.clone()])),
             Body::Later(f) => f()
                 .map(std::borrow::Cow::Owned)
                 .map_err(|e| Corrupt(format!("a value cannot be encoded: {e}"))),
@@ -411,6 +237,7 @@ impl std::fmt::Debug for Body {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Body::Stored(b) => write!(f, "Stored({} bytes)", b.len()),
+            Body::InPage(_, at) => write!(f, "InPage({} bytes)", at.len()),
             Body::Later(_) => write!(f, "Later"),
         }
     }
@@ -463,10 +290,11 @@ impl Page {
                 bodies.len()
             )));
         }
+        let bodies = std::sync::Arc::new(bodies);
         let mut entries = BTreeMap::new();
         let mut at = 0;
         for (slot, id, bl) in heads {
-            entries.insert(slot, (id, Body::Stored(bodies[at..at + bl].to_vec())));
+            entries.insert(slot, (id, Body::InPage(bodies.clone(), at..at + bl)));
             at += bl;
         }
         Ok(Page { entries })
@@ -550,6 +378,43 @@ pub(crate) struct Overlay {
     events: HashMap<u64, (Page, bool)>,
     /// The next free slot, once read (and whether it moved).
     next_slot: Option<(u64, bool)>,
+    /// The case id looked up last and its slot: recording a case looks its slot up several
+    /// times in a row (is there a case, read it, write it).
+    last_slot: Option<(Vec<u8>, Option<u64>)>,
+    /// Where decoded buckets are taken from and given back to, when there is one: the stored
+    /// bytes of each bucket read, and each changed bucket as written.
+    cache: Option<BucketCache>,
+    read_bytes: HashMap<u64, Vec<u8>>,
+    settled: Vec<(u64, Vec<u8>, Bucket)>,
+}
+
+/// Index buckets decoded by the earlier transactions (and readers) of one batch, each with the
+/// stored bytes it was decoded from or encoded to. A later transaction that reads the same
+/// bytes takes the decoded bucket instead of decompressing and decoding it again (the same
+/// bytes are the same entries, whoever wrote in between).
+#[derive(Default, Clone)]
+pub(crate) struct BucketCache(std::sync::Arc<std::sync::Mutex<CachedBuckets>>);
+
+/// Bucket number → the stored bytes and the bucket decoded from (or encoded to) them.
+type CachedBuckets = HashMap<u64, (Vec<u8>, Bucket)>;
+
+impl BucketCache {
+    /// The decoded bucket `b` if it was decoded from (or encoded to) `stored`; taken out.
+    fn take(&self, b: u64, stored: &[u8]) -> Option<Bucket> {
+        let mut map = self.0.lock().ok()?;
+        match map.get(&b) {
+            Some((bytes, _)) if bytes.as_slice() == stored => map.remove(&b).map(|(_, bk)| bk),
+            _ => None,
+        }
+    }
+
+    fn put(&self, entries: Vec<(u64, Vec<u8>, Bucket)>) {
+        if let Ok(mut map) = self.0.lock() {
+            for (b, bytes, bucket) in entries {
+                map.insert(b, (bytes, bucket));
+            }
+        }
+    }
 }
 
 impl Overlay {
@@ -566,7 +431,17 @@ impl Overlay {
                     .load(Phys::Index, &page_key(b))
                     .map_err(PagedError::Load)?
                 {
-                    Some(bytes) => Bucket::decode(bytes)?,
+                    Some(bytes) => match &self.cache {
+                        None => Bucket::decode(&bytes)?,
+                        Some(cache) => {
+                            let bucket = match cache.take(b, &bytes) {
+                                Some(bucket) => bucket,
+                                None => Bucket::decode(&bytes)?,
+                            };
+                            self.read_bytes.insert(b, bytes);
+                            bucket
+                        }
+                    },
                     None => Bucket::default(),
                 };
                 Ok(slot.insert((bucket, false)))
@@ -604,13 +479,33 @@ impl Overlay {
         l: &L,
         id: &[u8],
     ) -> Result<Option<u64>, PagedError<L::Err>> {
+        if let Some((last, slot)) = &self.last_slot
+            && last == id
+        {
+            return Ok(*slot);
+        }
         let key = tagged(IndexTag::Slot, id);
         let (bucket, _) = self.bucket(l, IndexTag::Slot.bucket(id))?;
-        match bucket.get(&key) {
-            None => Ok(None),
-            Some(v) => <[u8; 8]>::try_from(v)
-                .map(|b| Some(u64::from_be_bytes(b)))
-                .map_err(|_| PagedError::Corrupt(format!("the slot of case {}", lossy(id)))),
+        let slot = match bucket.get(&key) {
+            None => None,
+            Some(v) => Some(
+                <[u8; 8]>::try_from(v)
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| PagedError::Corrupt(format!("the slot of case {}", lossy(id))))?,
+            ),
+        };
+        self.remember_slot(id, slot);
+        Ok(slot)
+    }
+
+    fn remember_slot(&mut self, id: &[u8], slot: Option<u64>) {
+        match &mut self.last_slot {
+            Some((last, s)) => {
+                last.clear();
+                last.extend_from_slice(id);
+                *s = slot;
+            }
+            None => self.last_slot = Some((id.to_vec(), slot)),
         }
     }
 
@@ -725,6 +620,7 @@ impl Overlay {
                             .0
                             .insert(tagged(IndexTag::Slot, key), s.to_be_bytes().to_vec());
                         entry.1 = true;
+                        self.remember_slot(key, Some(s));
                         s
                     }
                 };
@@ -764,6 +660,7 @@ impl Overlay {
                 let entry = self.bucket(l, IndexTag::Slot.bucket(key))?;
                 entry.0.remove(&tagged(IndexTag::Slot, key));
                 entry.1 = true;
+                self.remember_slot(key, None);
                 let entry = self.page(l, Phys::Pages, slot / CASES_PER_PAGE)?;
                 entry.0.entries.remove(&slot);
                 entry.1 = true;
@@ -787,8 +684,35 @@ impl Overlay {
         Ok(Some(scan_in(bucket, tag, prefix)))
     }
 
+    /// An overlay that takes the buckets it reads from `cache` when it can, and gives them back
+    /// by [`Overlay::give_back`].
+    pub(crate) fn cached(cache: Option<BucketCache>) -> Overlay {
+        Overlay {
+            cache,
+            ..Overlay::default()
+        }
+    }
+
+    /// Once what this overlay changed is written: its buckets, as stored now, to its cache.
+    pub(crate) fn give_back(&mut self) {
+        let Some(cache) = self.cache.clone() else {
+            return;
+        };
+        let mut out = std::mem::take(&mut self.settled);
+        for (b, (bucket, dirty)) in self.buckets.drain() {
+            if dirty {
+                continue;
+            }
+            if let Some(bytes) = self.read_bytes.remove(&b) {
+                out.push((b, bytes, bucket));
+            }
+        }
+        self.read_bytes.clear();
+        cache.put(out);
+    }
+
     /// The stored values this overlay changed, encoded (in parallel): what to write back.
-    pub(crate) fn changed(&self) -> Result<Vec<Change>, Corrupt> {
+    pub(crate) fn changed(&mut self) -> Result<Vec<Change>, Corrupt> {
         use rayon::prelude::*;
         let mut jobs: Vec<(Phys, u64, Job<'_>)> = Vec::new();
         for (b, (bucket, dirty)) in &self.buckets {
@@ -808,18 +732,30 @@ impl Overlay {
         }
         // Larger pages first, so that the threads finish together.
         jobs.sort_by_key(|(t, n, _)| (*t != Phys::Pages, *n));
-        let mut out: Vec<Change> = jobs
+        let settle = self.cache.is_some();
+        let done: Vec<(Change, Option<Bucket>)> = jobs
             .par_iter()
             .map(|(tree, n, job)| {
-                let value = match job {
-                    Job::Bucket(b) if b.entries().is_empty() => None,
-                    Job::Page(p) if p.entries.is_empty() => None,
-                    Job::Bucket(b) => Some(b.encode()?),
-                    Job::Page(p) => Some(p.encode()?),
+                let (value, settled) = match job {
+                    Job::Bucket(b) if b.entries().is_empty() => (None, None),
+                    Job::Page(p) if p.entries.is_empty() => (None, None),
+                    Job::Bucket(b) => {
+                        let (bytes, settled) = b.encode_settled(settle)?;
+                        (Some(bytes), settled)
+                    }
+                    Job::Page(p) => (Some(p.encode()?), None),
                 };
-                Ok((*tree, page_key(*n).to_vec(), value))
+                Ok(((*tree, page_key(*n).to_vec(), value), settled))
             })
             .collect::<Result<_, Corrupt>>()?;
+        drop(jobs);
+        let mut out = Vec::with_capacity(done.len() + 1);
+        for ((tree, key, value), settled) in done {
+            if let (Some(bucket), Some(bytes), Some(b)) = (settled, &value, bucket_number(&key)) {
+                self.settled.push((b, bytes.clone(), bucket));
+            }
+            out.push((tree, key, value));
+        }
         if let Some((next, true)) = self.next_slot {
             out.push((
                 Phys::Index,
@@ -836,6 +772,7 @@ impl Overlay {
         self.pages.clear();
         self.events.clear();
         self.buckets.clear();
+        self.last_slot = None;
         if let Some((_, moved)) = self.next_slot.as_mut() {
             *moved = false;
         }

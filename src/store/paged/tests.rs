@@ -21,7 +21,7 @@ impl Load for Mem {
 }
 
 impl Mem {
-    fn commit(&self, o: &Overlay) -> usize {
+    fn commit(&self, o: &mut Overlay) -> usize {
         let changed = o.changed().unwrap();
         let n = changed.len();
         let mut v = self.values.borrow_mut();
@@ -58,7 +58,7 @@ fn pages_and_buckets_round_trip() {
     bucket.insert(b"\x01k".to_vec(), b"v".to_vec());
     bucket.insert(b"\x02".to_vec(), Vec::new());
     bucket.insert(b"\x01a".to_vec(), b"x".to_vec());
-    let mut read = Bucket::decode(bucket.encode().unwrap()).unwrap();
+    let mut read = Bucket::decode(&bucket.encode().unwrap()).unwrap();
     assert_eq!(read, bucket);
     // Changes over what was read: a removal, a replacement, a new entry in between.
     assert!(read.remove(b"\x01a"));
@@ -71,7 +71,7 @@ fn pages_and_buckets_round_trip() {
         read.with_prefix(b"\x01"),
         vec![(&b"\x01b"[..], &b"y"[..]), (&b"\x01k"[..], &b"w"[..])]
     );
-    let again = Bucket::decode(read.encode().unwrap()).unwrap();
+    let again = Bucket::decode(&read.encode().unwrap()).unwrap();
     assert_eq!(again, read);
     assert_eq!(again.entries().len(), 3);
     let empty = Page::default().encode().unwrap();
@@ -103,12 +103,12 @@ fn damaged_values_are_reported_not_panicked_on() {
     huge.extend_from_slice(&u32::MAX.to_le_bytes());
     assert!(Page::decode(&huge).is_err());
     assert!(Bucket::from_raw(vec![5, 0, 0, 0, 1]).is_err());
-    assert!(Bucket::decode(vec![5, 0, 0, 0, 1]).is_err());
+    assert!(Bucket::decode(&[5, 0, 0, 0, 1]).is_err());
     let stored = Bucket::default().encode().unwrap();
-    assert!(Bucket::decode(stored[..stored.len() - 1].to_vec()).is_err());
+    assert!(Bucket::decode(&stored[..stored.len() - 1]).is_err());
     let mut claims = stored.clone();
     claims[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert!(Bucket::decode(claims).is_err());
+    assert!(Bucket::decode(&claims).is_err());
     // Two entries out of order.
     let mut unordered = Vec::new();
     put_u32(&mut unordered, 2);
@@ -140,7 +140,7 @@ fn cases_get_slots_in_order_and_are_read_back_after_a_commit() {
     }
     // Written again in the same transaction: the same slot.
     ok(o.insert(&mem, Logical::Cases, b"C-0001", b"one".to_vec()));
-    let written = mem.commit(&o);
+    let written = mem.commit(&mut o);
     // 3 pages (128 slots each), the counter and the buckets touched.
     assert!(written > 4, "{written}");
     let mut r = Overlay::default();
@@ -162,7 +162,7 @@ fn cases_get_slots_in_order_and_are_read_back_after_a_commit() {
     ok(r.insert(&mem, Logical::Cases, b"C-new", b"n".to_vec()));
     assert_eq!(ok(r.slot(&mem, b"C-new")), Some(301));
     ok(r.remove(&mem, Logical::Cases, b"C-0002"));
-    mem.commit(&r);
+    mem.commit(&mut r);
     let mut r = Overlay::default();
     assert_eq!(ok(r.get(&mem, Logical::Cases, b"C-0002")), None);
     assert_eq!(ok(r.get(&mem, Logical::Cases, b"C-new")).unwrap(), b"n");
@@ -173,7 +173,7 @@ fn a_slot_whose_page_lacks_the_case_reads_as_none_and_another_case_there_is_dama
     let mem = Mem::default();
     let mut o = Overlay::default();
     ok(o.insert(&mem, Logical::Cases, b"C-1", b"one".to_vec()));
-    mem.commit(&o);
+    mem.commit(&mut o);
     // The page as it was before the case was written (read between two trees' writes).
     let key = (Phys::Pages, page_key(0).to_vec());
     let page = mem.values.borrow().get(&key).cloned().unwrap();
@@ -207,7 +207,7 @@ fn index_prefix_scans_read_one_bucket() {
     ] {
         ok(o.insert(&mem, tree, k, v.to_vec()));
     }
-    mem.commit(&o);
+    mem.commit(&mut o);
     let mut r = Overlay::default();
     let found = ok(r.scan_bucket(&mem, IndexTag::BreakIndex, b"gl\0A|1\0")).unwrap();
     let keys: Vec<&[u8]> = found.iter().map(|(k, _)| k.as_slice()).collect();
@@ -242,7 +242,7 @@ fn events_are_paged_by_number() {
         ));
     }
     // Pages 0, 1 and 2.
-    assert_eq!(mem.commit(&o), 3);
+    assert_eq!(mem.commit(&mut o), 3);
     let mut r = Overlay::default();
     assert_eq!(
         ok(r.get(&mem, Logical::Events, &511u64.to_be_bytes())).unwrap(),
@@ -252,4 +252,28 @@ fn events_are_paged_by_number() {
         r.get(&mem, Logical::Events, b"short"),
         Err(PagedError::Corrupt(_))
     ));
+}
+
+#[test]
+fn a_cached_bucket_is_taken_only_while_its_stored_bytes_are_the_same() {
+    let mem = Mem::default();
+    let cache = BucketCache::default();
+    let tickets = Logical::Index(IndexTag::Tickets);
+    let mut o = Overlay::cached(Some(cache.clone()));
+    ok(o.insert(&mem, tickets, b"T-1", b"C-1".to_vec()));
+    ok(o.insert(&mem, Logical::Cases, b"C-1", b"one".to_vec()));
+    mem.commit(&mut o);
+    o.give_back();
+    // The next overlay reads the bucket as it was written (from the cache).
+    let mut next = Overlay::cached(Some(cache.clone()));
+    assert_eq!(ok(next.get(&mem, tickets, b"T-1")).unwrap(), b"C-1");
+    assert_eq!(ok(next.slot(&mem, b"C-1")), Some(1));
+    next.give_back();
+    // Someone else rewrites the bucket: what the cache holds is not what is stored any more.
+    let mut other = Overlay::default();
+    ok(other.insert(&mem, tickets, b"T-1", b"C-2".to_vec()));
+    mem.commit(&mut other);
+    let mut last = Overlay::cached(Some(cache));
+    assert_eq!(ok(last.get(&mem, tickets, b"T-1")).unwrap(), b"C-2");
+    assert_eq!(ok(last.slot(&mem, b"C-1")), Some(1));
 }

@@ -1,0 +1,329 @@
+//! The binary body of a stored case (after its head, tag [`BIN_TAG`]): what a case is written as
+//! since schema 5. JSON took most of the time of recording a run's cases (writing) and of
+//! reading them back; this encoding is the fields in a fixed order, little-endian, texts with
+//! their length first. The rarely set nested fields (the dispatches, the last decision) are
+//! kept as JSON inside it. Cases written as JSON (schema 4 and before) are read as they are.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+
+use super::*;
+
+/// The first byte of a case whose body is binary (a JSON body's head starts with 1, a case
+/// without a head with `{`).
+pub(super) const BIN_TAG: u8 = 2;
+
+/// A text or byte string that is absent.
+const NONE: u32 = u32::MAX;
+
+/// Tags of a row value: a JSON string (its text follows), or any other JSON value (its JSON
+/// text follows).
+const ROW_STRING: u8 = 0;
+const ROW_JSON: u8 = 1;
+
+pub(super) struct Writer(pub(super) Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn f64(&mut self, v: f64) {
+        self.0.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        self.0.extend_from_slice(b);
+    }
+    fn text(&mut self, t: &str) {
+        self.bytes(t.as_bytes());
+    }
+    fn opt_text(&mut self, t: Option<&str>) {
+        match t {
+            Some(t) => self.text(t),
+            None => self.u32(NONE),
+        }
+    }
+    fn date(&mut self, d: NaiveDate) {
+        self.0
+            .extend_from_slice(&d.num_days_from_ce().to_le_bytes());
+    }
+    fn opt_date(&mut self, d: Option<NaiveDate>) {
+        match d {
+            Some(d) => {
+                self.u8(1);
+                self.date(d);
+            }
+            None => self.u8(0),
+        }
+    }
+    fn opt_f64(&mut self, v: Option<f64>) {
+        match v {
+            Some(v) => {
+                self.u8(1);
+                self.f64(v);
+            }
+            None => self.u8(0),
+        }
+    }
+    /// A timestamp at the precision JSON kept (milliseconds).
+    fn time(&mut self, t: DateTime<Utc>) {
+        self.i64(t.timestamp_millis());
+    }
+}
+
+/// Reads what [`Writer`] wrote; every read checks the bounds.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+type Bad = String;
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Bad> {
+        if n > self.bytes.len() {
+            return Err(format!(
+                "the case ends early ({n} bytes needed, {} left)",
+                self.bytes.len()
+            ));
+        }
+        let (a, b) = self.bytes.split_at(n);
+        self.bytes = b;
+        Ok(a)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Bad> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, Bad> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, Bad> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, Bad> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn f64(&mut self) -> Result<f64, Bad> {
+        Ok(f64::from_bits(self.u64()?))
+    }
+    fn flag(&mut self) -> Result<bool, Bad> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(format!("a flag of {b}")),
+        }
+    }
+    fn opt_bytes(&mut self) -> Result<Option<&'a [u8]>, Bad> {
+        match self.u32()? {
+            NONE => Ok(None),
+            n => self.take(n as usize).map(Some),
+        }
+    }
+    fn text(&mut self) -> Result<&'a str, Bad> {
+        self.opt_text()?
+            .ok_or_else(|| "an absent text where one is required".to_string())
+    }
+    fn opt_text(&mut self) -> Result<Option<&'a str>, Bad> {
+        match self.opt_bytes()? {
+            None => Ok(None),
+            Some(b) => std::str::from_utf8(b)
+                .map(Some)
+                .map_err(|e| format!("a text that is not UTF-8: {e}")),
+        }
+    }
+    fn date(&mut self) -> Result<NaiveDate, Bad> {
+        let days = i32::from_le_bytes(self.array()?);
+        NaiveDate::from_num_days_from_ce_opt(days).ok_or_else(|| format!("a date of day {days}"))
+    }
+    fn opt_date(&mut self) -> Result<Option<NaiveDate>, Bad> {
+        if self.flag()? {
+            self.date().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+    fn opt_f64(&mut self) -> Result<Option<f64>, Bad> {
+        if self.flag()? {
+            self.f64().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+    fn time(&mut self) -> Result<DateTime<Utc>, Bad> {
+        let ms = i64::from_le_bytes(self.array()?);
+        DateTime::from_timestamp_millis(ms).ok_or_else(|| format!("a time of {ms} ms"))
+    }
+}
+
+fn status_code(s: Status) -> u8 {
+    Status::ALL.iter().position(|x| *x == s).unwrap_or(0) as u8
+}
+
+fn status_of(b: u8) -> Result<Status, Bad> {
+    Status::ALL
+        .get(usize::from(b))
+        .copied()
+        .ok_or_else(|| format!("a status of {b}"))
+}
+
+/// Appends the binary body of `case` to `w`.
+pub(super) fn write_case_body(w: &mut Writer, case: &Case) -> Result<(), serde_json::Error> {
+    w.text(&case.id);
+    w.text(&case.ticket);
+    w.text(&case.profile);
+    w.text(&case.key);
+    w.date(case.start_date);
+    w.date(case.last_date);
+    w.u8(match case.origin {
+        Origin::Model => 0,
+        Origin::Analyst => 1,
+    });
+    w.u8(status_code(case.status));
+    w.text(&case.bucket);
+    w.text(&case.bucket_rule);
+    w.f64(case.confidence);
+    w.text(&case.severity);
+    w.text(&case.summary);
+    w.f64(case.score);
+    w.u64(case.rank);
+    w.f64(case.difference);
+    w.text(&case.model_version);
+    w.opt_text(case.proposed_by.as_deref());
+    w.opt_text(case.jira_key.as_deref());
+    w.u8(u8::from(case.dispatched));
+    if case.dispatches.is_empty() {
+        w.u32(NONE);
+    } else {
+        w.bytes(&serde_json::to_vec(&case.dispatches)?);
+    }
+    w.time(case.created_at);
+    w.time(case.updated_at);
+    w.u32(case.row.len() as u32);
+    for (k, v) in &case.row {
+        w.text(k);
+        match v {
+            serde_json::Value::String(s) => {
+                w.u8(ROW_STRING);
+                w.text(s);
+            }
+            other => {
+                w.u8(ROW_JSON);
+                w.bytes(&serde_json::to_vec(other)?);
+            }
+        }
+    }
+    match &case.last_decision {
+        Some(d) => w.bytes(&serde_json::to_vec(d)?),
+        None => w.u32(NONE),
+    }
+    w.text(&case.fingerprint);
+    w.opt_f64(case.judged_difference);
+    w.opt_f64(case.first_difference);
+    w.opt_f64(case.previous_difference);
+    w.opt_date(case.cleared_on);
+    w.opt_date(case.seen_to);
+    w.opt_text(case.owner.as_deref());
+    w.opt_date(case.due);
+    Ok(())
+}
+
+/// The case of a binary body written by [`write_case_body`].
+pub(super) fn read_case_body(bytes: &[u8]) -> Result<Case, Bad> {
+    let r = &mut Reader { bytes };
+    let s = |t: &str| t.to_string();
+    let id = s(r.text()?);
+    let ticket = s(r.text()?);
+    let profile = s(r.text()?);
+    let key = s(r.text()?);
+    let start_date = r.date()?;
+    let last_date = r.date()?;
+    let origin = match r.u8()? {
+        0 => Origin::Model,
+        1 => Origin::Analyst,
+        b => return Err(format!("an origin of {b}")),
+    };
+    let status = status_of(r.u8()?)?;
+    let bucket = s(r.text()?);
+    let bucket_rule = s(r.text()?);
+    let confidence = r.f64()?;
+    let severity = s(r.text()?);
+    let summary = s(r.text()?);
+    let score = r.f64()?;
+    let rank = r.u64()?;
+    let difference = r.f64()?;
+    let model_version = s(r.text()?);
+    let proposed_by = r.opt_text()?.map(s);
+    let jira_key = r.opt_text()?.map(s);
+    let dispatched = r.flag()?;
+    let dispatches = match r.opt_bytes()? {
+        None => Vec::new(),
+        Some(b) => serde_json::from_slice(b).map_err(|e| format!("its dispatches: {e}"))?,
+    };
+    let created_at = r.time()?;
+    let updated_at = r.time()?;
+    let n = r.u32()? as usize;
+    let mut row = serde_json::Map::new();
+    for _ in 0..n {
+        let k = s(r.text()?);
+        let v = match r.u8()? {
+            ROW_STRING => serde_json::Value::String(s(r.text()?)),
+            ROW_JSON => serde_json::from_slice(r.opt_bytes()?.unwrap_or(b"null"))
+                .map_err(|e| format!("its row's {k}: {e}"))?,
+            b => return Err(format!("a row value tagged {b}")),
+        };
+        row.insert(k, v);
+    }
+    let last_decision = match r.opt_bytes()? {
+        None => None,
+        Some(b) => Some(serde_json::from_slice(b).map_err(|e| format!("its last decision: {e}"))?),
+    };
+    let fingerprint = s(r.text()?);
+    let case = Case {
+        id,
+        ticket,
+        profile,
+        key,
+        start_date,
+        last_date,
+        origin,
+        status,
+        bucket,
+        bucket_rule,
+        confidence,
+        severity,
+        summary,
+        score,
+        rank,
+        difference,
+        model_version,
+        proposed_by,
+        jira_key,
+        dispatched,
+        dispatches,
+        created_at,
+        updated_at,
+        row,
+        last_decision,
+        fingerprint,
+        judged_difference: r.opt_f64()?,
+        first_difference: r.opt_f64()?,
+        previous_difference: r.opt_f64()?,
+        cleared_on: r.opt_date()?,
+        seen_to: r.opt_date()?,
+        owner: r.opt_text()?.map(s),
+        due: r.opt_date()?,
+    };
+    if !r.bytes.is_empty() {
+        return Err(format!("{} bytes after the case", r.bytes.len()));
+    }
+    Ok(case)
+}
