@@ -194,20 +194,7 @@ fn place(v: &mut [f64], fixed: &mut Vec<usize>, t: usize) -> usize {
 
 /// `percentile` that reorders `v` in place instead of copying it.
 pub fn percentile_select(v: &mut [f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let pos = (q / 100.0).clamp(0.0, 1.0) * (v.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let frac = pos - lo as f64;
-    let (_, lo_v, right) = v.select_nth_unstable_by(lo, f64::total_cmp);
-    let lo_v = *lo_v;
-    if frac == 0.0 || right.is_empty() {
-        return lo_v;
-    }
-    // The next order statistic is the smallest value of the right part.
-    let hi_v = right.iter().copied().fold(f64::INFINITY, f64::min);
-    lo_v + (hi_v - lo_v) * frac
+    percentiles_select(v, &[q])[0]
 }
 
 #[cfg(test)]
@@ -215,7 +202,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nested_percentiles_equal_one_selection_each() {
+    fn percentiles_by_selection_equal_those_of_the_sorted_values() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         for n in [1usize, 2, 3, 4, 5, 7, 10, 101, 1000] {
@@ -227,7 +214,10 @@ mod tests {
                     })
                     .collect();
                 let qs = [50.0, 75.0, 25.0, 0.0, 100.0, 90.0, 50.0, 12.5];
-                let expected: Vec<f64> = qs.iter().map(|q| percentile(&v, *q)).collect();
+                let mut sorted = v.clone();
+                sorted.sort_by(f64::total_cmp);
+                let expected: Vec<f64> =
+                    qs.iter().map(|q| percentile_sorted(&sorted, *q)).collect();
                 let mut w = v.clone();
                 assert_eq!(percentiles_select(&mut w, &qs), expected, "n {n} dup {dup}");
             }

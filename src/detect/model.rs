@@ -102,17 +102,13 @@ impl Detector {
     /// The detector's scores of the rows `rows` of `scaled` (every row when None); the other
     /// rows get NaN (not scored).
     fn scores_of(&self, scaled: &Matrix, rows: Option<&[usize]>) -> Result<Vec<f64>, ModelError> {
+        // A subset of the rows (every row is no subset).
+        let rows = rows.filter(|idx| idx.len() < scaled.rows());
         if rows.is_some_and(|idx| idx.is_empty()) {
             return Ok(vec![f64::NAN; scaled.rows()]);
         }
-        let subset;
-        let x = match rows {
-            Some(idx) if idx.len() < scaled.rows() => {
-                subset = scaled.select_rows(idx);
-                &subset
-            }
-            _ => scaled,
-        };
+        let subset = rows.map(|idx| scaled.select_rows(idx));
+        let x = subset.as_ref().unwrap_or(scaled);
         let s = match self {
             Detector::IForest(f) => f
                 .score_samples(x)
@@ -121,16 +117,14 @@ impl Detector {
                 .score_samples(x)
                 .map_err(|e| ModelError::Lof(e.to_string()))?,
         };
-        Ok(match rows {
-            Some(idx) if idx.len() < scaled.rows() => {
-                let mut all = vec![f64::NAN; scaled.rows()];
-                for (i, v) in idx.iter().zip(s) {
-                    all[*i] = v;
-                }
-                all
-            }
-            _ => s,
-        })
+        let Some(idx) = rows else {
+            return Ok(s);
+        };
+        let mut all = vec![f64::NAN; scaled.rows()];
+        for (i, v) in idx.iter().zip(s) {
+            all[*i] = v;
+        }
+        Ok(all)
     }
 }
 
@@ -665,6 +659,53 @@ mod tests {
             &spec(det),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn rows_within_tolerance_are_scored_only_when_asked_and_rank_after_every_break() {
+        use crate::detect::triage::{Quiet, TriageParams};
+        let (x, diff) = data();
+        let (b, _) = train_on(&x, &diff, DetectorKind::IForest);
+        let n = x.rows();
+        // The far rows (the most isolated) are within tolerance; of the others, every 7th is a
+        // candidate and the rest routine breaks.
+        let within = |i: usize| i % 50 == 0;
+        let quiet: Vec<Option<Quiet>> = (0..n)
+            .map(|i| match i {
+                _ if within(i) => Some(Quiet::WithinTolerance),
+                _ if i % 7 == 0 => None,
+                _ => Some(Quiet::Routine(crate::routine::Reason::Standing)),
+            })
+            .collect();
+        let own_z = vec![0.0; n];
+        let params = TriageParams::default();
+        let scored = |all: bool| {
+            b.score_triaged(
+                &x,
+                None,
+                false,
+                Some(Triage {
+                    quiet: &quiet,
+                    own_z: &own_z,
+                    params: &params,
+                    score_within_tolerance: all,
+                }),
+            )
+            .unwrap()
+        };
+        let (some, every) = (scored(false), scored(true));
+        for i in 0..n {
+            assert_eq!(some.model[i].is_nan(), within(i), "row {i}");
+            assert!(every.model[i].is_finite(), "row {i}");
+        }
+        assert_eq!(some.flag, every.flag);
+        let (r_some, r_every) = (ranks(&some.score), ranks(&every.score));
+        let last_break = (0..n).filter(|i| !within(*i)).map(|i| r_every[i]).max();
+        let first_within = (0..n).filter(|i| within(*i)).map(|i| r_every[i]).min();
+        assert!(last_break < first_within, "{last_break:?} {first_within:?}");
+        for i in (0..n).filter(|i| !within(*i)) {
+            assert_eq!(r_some[i], r_every[i], "row {i}");
+        }
     }
 
     #[test]

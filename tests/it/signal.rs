@@ -161,6 +161,70 @@ fn no_row_within_tolerance_is_flagged_or_cased() {
     }
 }
 
+/// A run scores the breaks only; `--all-rows` scores every row. The rows within tolerance rank
+/// after every break, so the ranks of the rows a run writes are the same either way.
+#[test]
+fn rows_within_tolerance_are_scored_only_when_shown_and_never_move_a_break() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (cur, hist) = (sample("gl_ihub_current.csv"), sample("gl_ihub_history.csv"));
+    let (some, all) = (d.join("some.csv"), d.join("all.csv"));
+    for (out, every) in [(&some, false), (&all, true)] {
+        let mut args = vec![
+            "run",
+            &cur,
+            "--history",
+            &hist,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if every {
+            args.push("--all-rows");
+        }
+        ok(d, &args);
+    }
+    let finite = |v: &str| v.parse::<f64>().is_ok_and(f64::is_finite);
+    let (h, rows) = read_csv(&some);
+    let (row, rank, model) = (
+        col(&h, &rows, "bd_row"),
+        col(&h, &rows, "rank"),
+        col(&h, &rows, "model_score"),
+    );
+    assert!(!rows.is_empty());
+    assert!(
+        model.iter().all(|m| finite(m)),
+        "a written row without a score"
+    );
+    let (ha, rows_a) = read_csv(&all);
+    let (row_a, rank_a, model_a, within) = (
+        col(&ha, &rows_a, "bd_row"),
+        col(&ha, &rows_a, "rank"),
+        col(&ha, &rows_a, "model_score"),
+        col(&ha, &rows_a, "bd_within_tolerance"),
+    );
+    assert!(
+        model_a.iter().all(|m| finite(m)),
+        "--all-rows left a row unscored"
+    );
+    let rank_of: std::collections::HashMap<&str, &str> =
+        row_a.iter().copied().zip(rank_a.iter().copied()).collect();
+    for (r, k) in row.iter().zip(&rank) {
+        assert_eq!(rank_of[r], *k, "row {r} ranks differently with --all-rows");
+    }
+    let ranks = |w: &str| -> Vec<usize> {
+        (0..rows_a.len())
+            .filter(|i| within[*i] == w)
+            .map(|i| rank_a[i].parse().unwrap())
+            .collect()
+    };
+    let (breaks, matched) = (ranks("false"), ranks("true"));
+    assert!(!breaks.is_empty() && !matched.is_empty());
+    assert!(
+        breaks.iter().max() < matched.iter().min(),
+        "a row within tolerance ranks before a break"
+    );
+}
+
 /// Business days from Monday 2024-01-01.
 fn business_days(n: usize) -> Vec<String> {
     let mut out = Vec::new();
