@@ -669,11 +669,11 @@ mod tests {
         let n = x.rows();
         // The far rows (the most isolated) are within tolerance; of the others, every 7th is a
         // candidate and the rest routine breaks.
-        let within = |i: usize| i % 50 == 0;
+        let within = |i: usize| i.is_multiple_of(50);
         let quiet: Vec<Option<Quiet>> = (0..n)
             .map(|i| match i {
                 _ if within(i) => Some(Quiet::WithinTolerance),
-                _ if i % 7 == 0 => None,
+                _ if i.is_multiple_of(7) => None,
                 _ => Some(Quiet::Routine(crate::routine::Reason::Standing)),
             })
             .collect();
