@@ -383,7 +383,11 @@ impl<'f> Categorizer<'f> {
 
     /// Categorizes every row of `facts` by the rules.
     pub fn categorize(&self, facts: &Facts) -> Vec<Categorization> {
-        (0..facts.len()).map(|k| self.one(facts, k)).collect()
+        use rayon::prelude::*;
+        (0..facts.len())
+            .into_par_iter()
+            .map(|k| self.one(facts, k))
+            .collect()
     }
 
     fn one(&self, facts: &Facts, k: usize) -> Categorization {

@@ -23,24 +23,6 @@ pub fn record_case_outcomes(
     cases.upsert_batch_in(&inputs, &auto, cycle)
 }
 
-/// [`record_case_outcomes`] as a run records its cases: what each record did to its case,
-/// without the cases ([`crate::cases::Cases::record_batch`]).
-#[allow(clippy::too_many_arguments)]
-pub fn record_case_marks(
-    store: &crate::store::Store,
-    policy: &crate::cases::CaseOptions,
-    profile: &str,
-    table: &polars::prelude::DataFrame,
-    rows: &[usize],
-    cats: &[crate::categorize::Categorization],
-    model_version: &str,
-    cycle: Option<&crate::cases::Cycle>,
-) -> Result<Vec<crate::cases::Recorded>, crate::cases::CaseError> {
-    let (inputs, auto, cases) =
-        case_inputs(store, policy, profile, table, rows, cats, model_version)?;
-    cases.record_batch(&inputs, &auto, cycle)
-}
-
 /// The case inputs of `rows` of `table` (with whether the rules propose each for
 /// auto-resolution), and the case workflow under the profile's policy.
 pub(super) type CaseInputs<'s> = (
@@ -536,17 +518,24 @@ pub(super) fn record_run_cases(
     categorized: &Categorized,
     file: &str,
 ) -> Result<(Vec<crate::cases::Recorded>, crate::cycle::RunSummary), crate::cases::CaseError> {
-    let cycle = crate::cycle::cycle_of(&result.features.df, &result.profile, settings.cases.absent);
-    let mut recorded = record_case_marks(
-        store,
-        &settings.cases,
-        &result.profile,
-        table,
-        rows,
-        &categorized.cats,
-        &det.bundle.version(),
-        cycle.as_ref(),
-    )?;
+    // The day's cycle and the records' case inputs are independent: built side by side.
+    let (cycle, built) = rayon::join(
+        || crate::cycle::cycle_of(&result.features.df, &result.profile, settings.cases.absent),
+        || {
+            break_inputs(
+                &result.profile,
+                table,
+                rows,
+                &categorized.cats,
+                &det.bundle.version(),
+                None,
+            )
+        },
+    );
+    let (inputs, auto) = built?;
+    let mut recorded =
+        case_workflow(store, &settings.cases)?.record_batch(&inputs, &auto, cycle.as_ref())?;
+    drop((inputs, auto));
     let summary = roll_forward_run(
         settings,
         store,
