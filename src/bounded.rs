@@ -12,11 +12,13 @@
 //! 2. **Model**: the store's model when one fits; otherwise one trained on the largest part's
 //!    accounts (a fixed sample of the accounts, chosen by their hash, each account whole, so
 //!    its windows are complete) and saved as a run saves it. `--model FILE` uses that file for every part.
-//! 3. **Parts**: each part is read, checked, featured, scored and categorized as a partition's
-//!    worker does it, one after another, so memory holds one part at a time; the rows keep their
-//!    rows in the original file, and rejects name the original file.
+//! 3. **Parts**: each part is read, checked, featured and scored as a partition's worker does
+//!    it, one after another, so memory holds one part at a time; the rows keep their rows in the
+//!    original file, and rejects name the original file. A part is not categorized: the merge
+//!    categorizes every written row among all of them.
 //! 4. **Merge**: the parts are merged as `breakdesk merge --record` merges them (ranks across the
-//!    whole file, categories, the analysts' verdicts), and the cases are recorded and rolled
+//!    whole file, categories, the analysts' verdicts; the parts staged on every core unless the
+//!    LLM is asked), and the cases are recorded and rolled
 //!    forward through the whole day's cycle, built from every part as it went, as a run does.
 //!
 //! The output is the output of a run on the whole file with the same model. The spill files are
@@ -231,6 +233,7 @@ pub fn analyze_bounded(
             file: &file,
             partition: None,
             record_cases: false,
+            categorize: false,
             known: known.clone(),
             spill: Some(&rows),
             prepared,

@@ -296,8 +296,20 @@ struct Staging<'a> {
     rank: &'a [u32],
     pos_of: &'a [u32],
     case_of_pos: &'a [u32],
-    is_case: &'a dyn Fn(usize) -> bool,
-    at_row: &'a dyn Fn(u64) -> Option<usize>,
+    is_case: &'a (dyn Fn(usize) -> bool + Sync),
+    at_row: &'a (dyn Fn(u64) -> Option<usize> + Sync),
+}
+
+/// One part staged, with what it adds up.
+type StageResult = Result<(Staged, StagedPart), PartError>;
+
+/// What staging one part adds up: its bucket tally, the LLM's report, and the time spent
+/// reading and categorizing.
+#[derive(Default)]
+struct StagedPart {
+    buckets: crate::categorize::BucketTally,
+    llm: Option<crate::categorize::llm::LlmReport>,
+    times: (std::time::Duration, std::time::Duration),
 }
 
 /// What staging every part gives: the staged files, the bucket tally, the LLM's report, and
@@ -310,25 +322,78 @@ type StagedParts = (
 );
 
 impl Staging<'_> {
-    /// Every part staged in turn ([`Staging::stage`]).
+    /// Every part staged ([`Staging::stage`]): by as many workers as the machine has cores,
+    /// each holding one part at a time, or in turn when the LLM is asked (its calls stay in the
+    /// output's order). The tally and the reports add up in the parts' order.
     fn stage_all(
         &self,
         parts: &[Part],
-        mut spill: Option<&mut CaseSpill>,
+        spill: Option<&mut CaseSpill>,
     ) -> Result<StagedParts, PartError> {
+        let spill = spill.map(std::sync::Mutex::new);
+        let one = |k: usize| {
+            let mut out = StagedPart::default();
+            let staged = self.stage(k, &parts[k], spill.as_ref(), &mut out)?;
+            Ok((staged, out))
+        };
+        let workers = if self.settings.categorize.llm.enabled {
+            1
+        } else {
+            rayon::current_num_threads().clamp(1, parts.len().max(1))
+        };
+        let results: Vec<StageResult> = if workers == 1 {
+            (0..parts.len()).map(one).collect()
+        } else {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let slots: Vec<std::sync::Mutex<Option<StageResult>>> = (0..parts.len())
+                .map(|_| std::sync::Mutex::new(None))
+                .collect();
+            std::thread::scope(|scope| {
+                for _ in 0..workers {
+                    scope.spawn(|| {
+                        loop {
+                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if k >= parts.len() {
+                                break;
+                            }
+                            let r = one(k);
+                            let failed = r.is_err();
+                            *slots[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                            if failed {
+                                // The parts after a failed one are not staged.
+                                next.fetch_max(parts.len(), std::sync::atomic::Ordering::Relaxed);
+                            }
+                        }
+                    });
+                }
+            });
+            slots
+                .into_iter()
+                .map_while(|s| s.into_inner().unwrap_or_else(|e| e.into_inner()))
+                .collect()
+        };
         let mut staged: Vec<Staged> = Vec::with_capacity(parts.len());
         let mut buckets = crate::categorize::BucketTally::default();
         let mut llm = None;
         let mut times = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-        for (k, p) in parts.iter().enumerate() {
-            staged.push(self.stage(
-                k,
-                p,
-                spill.as_deref_mut(),
-                &mut buckets,
-                &mut llm,
-                &mut times,
-            )?);
+        for r in results {
+            let (s, part) = r?;
+            staged.push(s);
+            for (bucket, n) in part.buckets.0 {
+                let sum = buckets.0.entry(bucket).or_default();
+                for (a, b) in sum.iter_mut().zip(n) {
+                    *a += b;
+                }
+            }
+            add_llm(&mut llm, part.llm);
+            times.0 += part.times.0;
+            times.1 += part.times.1;
+        }
+        if staged.len() != parts.len() {
+            return Err(PartError::Invalid {
+                file: self.stage.display().to_string(),
+                message: format!("{} of {} parts were staged", staged.len(), parts.len()),
+            });
         }
         Ok((staged, buckets, llm, times))
     }
@@ -341,11 +406,14 @@ impl Staging<'_> {
         &self,
         k: usize,
         p: &Part,
-        spill: Option<&mut CaseSpill>,
-        buckets: &mut crate::categorize::BucketTally,
-        llm: &mut Option<crate::categorize::llm::LlmReport>,
-        times: &mut (std::time::Duration, std::time::Duration),
+        spill: Option<&std::sync::Mutex<&mut CaseSpill>>,
+        out: &mut StagedPart,
     ) -> Result<Staged, PartError> {
+        let StagedPart {
+            buckets,
+            llm,
+            times,
+        } = out;
         let t0 = std::time::Instant::now();
         let (mut table, keep) = part_rows(
             p,
@@ -387,7 +455,10 @@ impl Staging<'_> {
                 &self.meta.model_version,
                 Some(&at),
             )?;
-            spill.put(&at, &inputs, &auto)?;
+            spill
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .put(&at, &inputs, &auto)?;
         }
         for c in &categorized.cats {
             buckets.add(c);

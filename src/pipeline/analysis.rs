@@ -123,6 +123,7 @@ pub(super) fn analyze_with(
     let partition = model.as_ref().and_then(|m| m.partition);
     let spill = model.as_ref().and_then(|m| m.spill);
     let record_cases = model.as_ref().is_none_or(|m| m.record_cases);
+    let categorize = model.as_ref().is_none_or(|m| m.categorize);
     let prepared = model.as_mut().and_then(|m| m.prepared.take());
     let mut result = match prepared {
         Some(r) => {
@@ -177,8 +178,19 @@ pub(super) fn analyze_with(
 
     step(progress, Stage::Categorize, 1)?;
     let t = Instant::now();
-    let (rows, categorized) =
-        categorize_table(settings, store, aopts, &det, &result, &mut table, progress)?;
+    let (rows, categorized) = if categorize {
+        categorize_table(settings, store, aopts, &det, &result, &mut table, progress)?
+    } else {
+        with_categories(&mut table, &[], &[])?;
+        let rows = anomaly_rows(aopts, &det, table.height());
+        (
+            rows,
+            Categorized {
+                cats: Vec::new(),
+                llm: None,
+            },
+        )
+    };
     timings.push(("categorize", t.elapsed()));
 
     let (cases, summary) = if record_cases {
@@ -260,14 +272,7 @@ fn categorize_table(
 ) -> Result<(Vec<usize>, Categorized), AnalyzeError> {
     let rules = rules_file(settings)?;
     let flagged_total = det.scored.flag.iter().filter(|f| **f).count();
-    // The flagged rows, and the explained breaks proposed for auto-resolution.
-    let rows: Vec<usize> = if aopts.all_rows {
-        (0..table.height())
-            .filter(|i| det.scored.flag[*i] || det.proposed.get(*i).copied().unwrap_or(false))
-            .collect()
-    } else {
-        (0..table.height()).collect()
-    };
+    let rows = anomaly_rows(aopts, det, table.height());
     let categorized = categorize_observed(
         settings,
         &rules,
@@ -286,6 +291,18 @@ fn categorize_table(
     )?;
     with_categories(table, &rows, &categorized.cats)?;
     Ok((rows, categorized))
+}
+
+/// The rows of a table of `n` rows that are anomalies: the flagged rows and the explained
+/// breaks proposed for auto-resolution among every row, or all of a table of them.
+fn anomaly_rows(aopts: &AnalyzeOptions, det: &Detection, n: usize) -> Vec<usize> {
+    if aopts.all_rows {
+        (0..n)
+            .filter(|i| det.scored.flag[*i] || det.proposed.get(*i).copied().unwrap_or(false))
+            .collect()
+    } else {
+        (0..n).collect()
+    }
 }
 
 /// Why `bundle` (read from `file`) cannot score the rows of `run`: another profile, feature preset
@@ -360,6 +377,10 @@ pub struct BundleRun<'a> {
     /// partition's rows are only part of the day: such a run records nothing and its case
     /// columns stay empty.
     pub record_cases: bool,
+    /// Categorize the anomalies. A bounded run's part is not: the merge categorizes its rows
+    /// again among every part's (the severity's top share and the summary's rank read the
+    /// whole file's ranks), so the part's category columns stay empty.
+    pub categorize: bool,
     /// The model's status when it is already known to be the one for these rows (a
     /// bounded-memory run's model, trained on another part of the file): no fitness check.
     pub known: Option<ModelStatus>,
