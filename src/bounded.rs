@@ -251,7 +251,7 @@ pub fn analyze_bounded(
         let partition = Partition { index: i, count: n };
         check_own_accounts(&a, &partition, &split.shown)?;
         totals.add(settings, &a);
-        all.push(write_part(&split, opts, aopts, &a, partition, &scratch)?);
+        all.push(write_part(&split, opts, aopts, &a, partition)?);
         tracing::debug!(part = i, resident_mib = ?crate::logging::resident_mib(), "part done");
     }
     timings.push(("parts".into(), t.elapsed()));
@@ -503,7 +503,6 @@ fn write_part(
     aopts: &AnalyzeOptions,
     a: &pipeline::Analysis,
     partition: Partition,
-    scratch: &crate::store::Store,
 ) -> Result<Part, BoundedError> {
     let path = split
         .dir
@@ -522,7 +521,7 @@ fn write_part(
         all_rows: aopts.all_rows,
         format: Format::Csv,
     };
-    let (meta, rows) = parts::describe_part(&split.part_settings, &path, a, &src, scratch)?;
+    let (meta, rows) = parts::describe_part(&split.part_settings, &path, a, &src)?;
     Ok(Part { path, meta, rows })
 }
 

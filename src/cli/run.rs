@@ -426,7 +426,7 @@ fn write_whole(job: &Job, analysis: &pipeline::Analysis) -> Result<(), Failure> 
                 all_rows: job.args.all_rows,
                 format: job.format,
             };
-            breakdesk::parts::write_sidecars(job.settings, &files.out, analysis, &src, &job.store)
+            breakdesk::parts::write_sidecars(job.settings, &files.out, analysis, &src)
                 .map_err(part_failure)?;
         }
         None => files.remove_stale_sidecars(),

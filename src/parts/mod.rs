@@ -371,16 +371,16 @@ fn werr(path: &Path, e: impl std::fmt::Display) -> PartError {
     }
 }
 
-/// Writes the sidecars of the part `out` that a worker's analysis `a` wrote. `store` is the
-/// worker's (empty) store: the explanations are matched again to know the triage's candidates.
+/// Writes the sidecars of the part `out` that a worker's analysis `a` wrote. The triage's
+/// candidates are those of the analysis (a worker's store is empty: no analyst's verdict made
+/// a candidate quiet; the merge applies them).
 pub fn write_sidecars(
     settings: &Settings,
     out: &Path,
     a: &Analysis,
     src: &PartSource<'_>,
-    store: &crate::store::Store,
 ) -> Result<(), PartError> {
-    let (meta, rows) = describe_part(settings, out, a, src, store)?;
+    let (meta, rows) = describe_part(settings, out, a, src)?;
     let rows_file = rows_path(out);
     let mut w = std::io::BufWriter::new(
         std::fs::File::create(&rows_file).map_err(|e| werr(&rows_file, e))?,
@@ -424,7 +424,6 @@ pub fn describe_part(
     out: &Path,
     a: &Analysis,
     src: &PartSource<'_>,
-    store: &crate::store::Store,
 ) -> Result<(PartMeta, PartRows), PartError> {
     let df = &a.run.features.df;
     let det = &a.det;
@@ -440,8 +439,7 @@ pub fn describe_part(
         .collect();
     // The differences the cluster summary is computed on (as `pipeline::score` reads them).
     let difference = crate::features::column_f64(df, "bd_difference").unwrap_or(vec![0.0; n]);
-    let (mut quiet, own_z) = pipeline::triage_inputs(df).map_err(|e| werr(out, e))?;
-    pipeline::quiet_explained_and_judged(settings, df, &a.run.profile, store, &mut quiet)?;
+    let (quiet, own_z) = (&det.quiet, &det.own_z);
     let has_breaks = df.column(crate::features::IS_BREAK).is_ok();
     let mut flags = vec![0u8; n];
     let mut candidates = Vec::new();

@@ -115,6 +115,10 @@ pub struct Detection {
     /// Per row: a break its comment explains, proposed for auto-resolution (a case is opened,
     /// although the row is not flagged).
     pub proposed: Vec<bool>,
+    /// Per row: why a break is kept quiet before scoring (within tolerance, routine for its
+    /// account, explained, judged normal), and its account's own z ([`triage_inputs`]).
+    pub quiet: Vec<Option<crate::detect::triage::Quiet>>,
+    pub own_z: Vec<f64>,
     pub clusters: Vec<crate::detect::cluster::ClusterSummary>,
     pub timings: Vec<(&'static str, Duration)>,
 }

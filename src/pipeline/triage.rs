@@ -62,6 +62,8 @@ pub(super) fn score_loaded(
         scored,
         rank,
         proposed,
+        quiet,
+        own_z,
         clusters,
         timings,
     })
