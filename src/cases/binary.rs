@@ -175,8 +175,13 @@ fn status_of(b: u8) -> Result<Status, Bad> {
         .ok_or_else(|| format!("a status of {b}"))
 }
 
-/// Appends the binary body of `case` to `w`.
-pub(super) fn write_case_body(w: &mut Writer, case: &Case) -> Result<(), serde_json::Error> {
+/// Appends the binary body of `case` to `w`, with `row` as its record's columns (the case's
+/// own, or the record's when the case is written without a copy of them).
+pub(super) fn write_case_body(
+    w: &mut Writer,
+    case: &Case,
+    row: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), serde_json::Error> {
     w.text(&case.id);
     w.text(&case.ticket);
     w.text(&case.profile);
@@ -207,8 +212,8 @@ pub(super) fn write_case_body(w: &mut Writer, case: &Case) -> Result<(), serde_j
     }
     w.time(case.created_at);
     w.time(case.updated_at);
-    w.u32(case.row.len() as u32);
-    for (k, v) in &case.row {
+    w.u32(row.len() as u32);
+    for (k, v) in row {
         w.text(k);
         match v {
             serde_json::Value::String(s) => {

@@ -210,6 +210,8 @@ impl Case {
             .is_none_or(|d| d.state == DispatchState::Cancelled)
     }
 
+    /// Takes the latest record's fields, but for its columns: the case is left without them
+    /// (`row` empty), and is written with the record's own (no copy of them).
     pub(super) fn refresh_from(&mut self, input: &BreakInput, fingerprint: String) {
         self.last_date = input.date;
         self.bucket = input.bucket.clone();
@@ -224,7 +226,7 @@ impl Case {
         }
         self.difference = input.difference;
         self.model_version = input.model_version.clone();
-        self.row = input.row.clone();
+        self.row = serde_json::Map::new();
         self.fingerprint = fingerprint;
     }
 }

@@ -8,7 +8,7 @@ use crate::store::{CaseReader, CaseTree, CaseTxn};
 
 use super::codec::{
     EventNote, abort, append_event, append_event_note, break_prefix, case_head, decode_case,
-    is_marker, load_case, put_case, write_case,
+    is_marker, load_case, write_case_with_row,
 };
 use super::roll::{recertify_if_moved, roll_opened};
 use super::*;
@@ -207,6 +207,7 @@ impl<'s> Cases<'s> {
                         reappear.as_deref(),
                         router,
                         cycle,
+                        keep,
                     )?)));
                 }
                 Ok(part)
@@ -320,6 +321,21 @@ pub(super) fn new_case(
     origin: Origin,
     now: DateTime<Utc>,
 ) -> TxResult<Case> {
+    let mut case = new_case_without_row(txn, input, id, fingerprint, origin, now)?;
+    case.row = input.row.clone();
+    Ok(case)
+}
+
+/// [`new_case`] without a copy of the record's columns (its `row` is empty): for a case written
+/// with the record's own ([`write_case_with_row`]).
+fn new_case_without_row(
+    txn: &CaseTxn<'_>,
+    input: &BreakInput,
+    id: &str,
+    fingerprint: String,
+    origin: Origin,
+    now: DateTime<Utc>,
+) -> TxResult<Case> {
     let n = next_counter(txn, TICKET_COUNTER)?;
     let ticket = format!("BRK-{}-{n:06}", now.format("%Y%m%d"));
     if txn.get(CaseTree::Tickets, ticket.as_bytes())?.is_some() {
@@ -356,7 +372,7 @@ pub(super) fn new_case(
         dispatches: Vec::new(),
         created_at: now,
         updated_at: now,
-        row: input.row.clone(),
+        row: serde_json::Map::new(),
         last_decision: None,
         fingerprint,
         judged_difference: None,
@@ -430,9 +446,10 @@ fn upsert_one(
     reappear: Option<&str>,
     router: Option<&crate::routing::Router>,
     cycle: Option<&Cycle>,
+    keep: bool,
 ) -> TxResult<UpsertOutcome> {
     if let Some(case) = case_of_record(txn, input, id, reappear)? {
-        return bring_up_to_date(txn, case, input, fingerprint, now, roll);
+        return bring_up_to_date(txn, case, input, fingerprint, now, roll, keep);
     }
     open_case(
         txn,
@@ -445,12 +462,14 @@ fn upsert_one(
         roll,
         router,
         cycle,
+        keep,
     )
 }
 
 /// Brings the stored `case` of a record to it (unless the record is older or the same): a
 /// cleared break that is back reappears for review, one that persists takes the record (and
-/// goes back to review when its difference moved past `recertify_share`).
+/// goes back to review when its difference moved past `recertify_share`). The case returned
+/// has the record's columns only when `keep` asks for them (it is written with them).
 fn bring_up_to_date(
     txn: &CaseTxn<'_>,
     mut case: Case,
@@ -458,6 +477,7 @@ fn bring_up_to_date(
     fingerprint: &str,
     now: DateTime<Utc>,
     roll: &RollParams,
+    keep: bool,
 ) -> TxResult<UpsertOutcome> {
     // An older record (a past file run again) or the same record: nothing to do.
     if input.date < case.last_date || case.fingerprint == fingerprint {
@@ -506,13 +526,17 @@ fn bring_up_to_date(
     }
     case.due = Some(roll.due(case.created_at.date_naive(), &case.severity));
     case.updated_at = now;
-    put_case(txn, &case)?;
+    write_case_with_row(txn, &case, &input.row, false)?;
+    if keep {
+        case.row = input.row.clone();
+    }
     Ok(UpsertOutcome { case, change })
 }
 
 /// Opens the case of a record of a new break: its ticket, its `create` event, its owner when
 /// `router` gives one, proposed for auto-resolution when `auto_resolve` says so, and rolled
-/// through `cycle` (when given) before it is written.
+/// through `cycle` (when given) before it is written. The case returned has the record's
+/// columns only when `keep` asks for them (it is written with them).
 #[allow(clippy::too_many_arguments)]
 fn open_case(
     txn: &CaseTxn<'_>,
@@ -525,8 +549,10 @@ fn open_case(
     roll: &RollParams,
     router: Option<&crate::routing::Router>,
     cycle: Option<&Cycle>,
+    keep: bool,
 ) -> TxResult<UpsertOutcome> {
-    let mut case = new_case(txn, input, id, fingerprint.to_string(), Origin::Model, now)?;
+    let mut case =
+        new_case_without_row(txn, input, id, fingerprint.to_string(), Origin::Model, now)?;
     case.first_difference = Some(opening.first);
     case.previous_difference = opening.previous.filter(|p| *p != input.difference);
     case.due = Some(roll.due(now.date_naive(), &case.severity));
@@ -579,7 +605,10 @@ fn open_case(
     if let Some(cycle) = cycle {
         roll_opened(&mut case, cycle);
     }
-    write_case(txn, &case, true)?;
+    write_case_with_row(txn, &case, &input.row, true)?;
+    if keep {
+        case.row = input.row.clone();
+    }
     Ok(UpsertOutcome {
         case,
         change: Change::Created,

@@ -358,3 +358,88 @@ fn cases_stored_as_json_by_schema_4_are_read_and_rewritten_in_binary() {
     assert_eq!(stored.as_deref().map(|b| b[0]), Some(2));
     assert_eq!(cases.get(&case.id).unwrap().unwrap(), updated);
 }
+
+/// `record` with columns: texts, a number, an empty text and a null.
+fn record_with_row(key: &str, day: NaiveDate, n: u32) -> BreakInput {
+    let mut input = record(key, day);
+    for (k, v) in [
+        ("Account", serde_json::json!(key)),
+        ("GL Balance", serde_json::json!(format!("{n}.25"))),
+        ("bd_row", serde_json::json!(n)),
+        ("Comments", serde_json::json!("")),
+        ("none", serde_json::Value::Null),
+    ] {
+        input.row.insert(k.into(), v);
+    }
+    input
+}
+
+#[test]
+fn a_large_batch_stores_each_records_columns_and_reads_its_cases_back_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cases = Cases::new(&store);
+    let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+    // More cases than there are index buckets.
+    let n = 2_500u32;
+    let inputs: Vec<BreakInput> = (0..n)
+        .map(|i| record_with_row(&format!("K{i}"), day, i))
+        .collect();
+    let auto = vec![false; inputs.len()];
+    let created = cases.record_batch(&inputs, &auto, None).unwrap();
+    assert!(created.iter().all(|r| r.change == Change::Created));
+    let stored = cases.outstanding_cases("gl").unwrap();
+    assert_eq!(stored.len(), inputs.len());
+    for input in &inputs {
+        let id = case_id(&input.profile, &input.key, input.start_date);
+        let case = cases.get(&id).unwrap().unwrap();
+        assert_eq!(case.row, input.row, "{id}");
+        assert_eq!(case.fingerprint, input.fingerprint().unwrap());
+    }
+    // Again, with the cases asked for: unchanged, and as stored.
+    let again = cases.upsert_batch_in(&inputs, &auto, None).unwrap();
+    for (o, r) in again.iter().zip(&created) {
+        assert_eq!(o.change, Change::Unchanged);
+        assert_eq!(o.case.ticket, r.ticket);
+        assert_eq!(cases.get(&o.case.id).unwrap().as_ref(), Some(&o.case));
+        assert!(!o.case.row.is_empty());
+    }
+    let events = cases.events().unwrap().len();
+    assert!(
+        cases
+            .record_batch(&inputs, &auto, None)
+            .unwrap()
+            .iter()
+            .all(|r| r.change == Change::Unchanged)
+    );
+    assert_eq!(cases.events().unwrap().len(), events);
+    // The next day's records: every case updated, with the new columns, whichever way.
+    let next: Vec<BreakInput> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let mut r = input.clone();
+            r.date = day.succ_opt().unwrap();
+            r.row
+                .insert("bd_row".into(), serde_json::json!(i + 100_000));
+            r
+        })
+        .collect();
+    let (half_a, half_b) = next.split_at(next.len() / 2);
+    let updated = cases
+        .record_batch(half_a, &auto[..half_a.len()], None)
+        .unwrap();
+    assert!(updated.iter().all(|r| r.change == Change::Updated));
+    let returned = cases
+        .upsert_batch_in(half_b, &auto[..half_b.len()], None)
+        .unwrap();
+    for (o, input) in returned.iter().zip(half_b) {
+        assert_eq!(o.change, Change::Updated);
+        assert_eq!(o.case.row, input.row);
+        assert_eq!(cases.get(&o.case.id).unwrap().as_ref(), Some(&o.case));
+    }
+    for input in &next {
+        let id = case_id(&input.profile, &input.key, input.start_date);
+        assert_eq!(cases.get(&id).unwrap().unwrap().row, input.row, "{id}");
+    }
+}
