@@ -110,9 +110,82 @@ impl BreakInput {
         }
     }
 
-    /// SHA-256 (hex) of the record as serialized: equal for the same record.
+    /// The fingerprint a case keeps of the latest record it took: equal for the same record,
+    /// different for any other. `v2:` and SHA-256 (hex) of the record's fields in a fixed
+    /// order, binary ([`BreakInput::hash_fields`]); cases written before schema 6 keep the
+    /// fingerprint of the record's JSON ([`BreakInput::json_fingerprint`]), which
+    /// [`BreakInput::has_fingerprint`] still recognises.
     pub(super) fn fingerprint(&self) -> Result<String, CaseError> {
+        let mut h = Sha256::new();
+        self.hash_fields(&mut h)?;
+        let mut out = String::with_capacity(FINGERPRINT_V2.len() + 64);
+        out.push_str(FINGERPRINT_V2);
+        out.push_str(&hex(&h.finalize()));
+        Ok(out)
+    }
+
+    /// Whether `stored`, the fingerprint a case keeps, is this record's: `fingerprint` (this
+    /// record's, from [`BreakInput::fingerprint`]), or, for a case written before schema 6,
+    /// the fingerprint of the record's JSON.
+    pub(super) fn has_fingerprint(&self, stored: &str, fingerprint: &str) -> bool {
+        if stored == fingerprint {
+            return true;
+        }
+        // Only a fingerprint of the earlier kind (64 hex digits) is worth the JSON.
+        !stored.starts_with(FINGERPRINT_V2)
+            && stored.len() == 64
+            && self.json_fingerprint().is_ok_and(|f| f == stored)
+    }
+
+    /// SHA-256 (hex) of the record's JSON: the fingerprint of schema 5 and before.
+    pub(super) fn json_fingerprint(&self) -> Result<String, CaseError> {
         let bytes = serde_json::to_vec(self).map_err(|e| CaseError::Invalid(e.to_string()))?;
         Ok(hex(&Sha256::digest(&bytes)))
     }
+
+    /// Feeds every field of the record to `h`, in the order they are declared: texts with
+    /// their length (u64 LE) first, dates as days from CE (i32 LE), numbers as their bits
+    /// (u64 LE), the columns as their count then each name and value (a string: 0 and its
+    /// text; any other value: 1 and its JSON text). Two records feed the same bytes exactly
+    /// when their JSON is the same (numbers are finite: [`BreakInput::validate`]).
+    fn hash_fields(&self, h: &mut Sha256) -> Result<(), CaseError> {
+        use chrono::Datelike;
+        let text = |h: &mut Sha256, t: &str| {
+            h.update((t.len() as u64).to_le_bytes());
+            h.update(t.as_bytes());
+        };
+        text(h, &self.profile);
+        text(h, &self.key);
+        h.update(self.start_date.num_days_from_ce().to_le_bytes());
+        h.update(self.date.num_days_from_ce().to_le_bytes());
+        text(h, &self.bucket);
+        text(h, &self.bucket_rule);
+        h.update(self.confidence.to_bits().to_le_bytes());
+        text(h, &self.severity);
+        text(h, &self.summary);
+        h.update(self.score.to_bits().to_le_bytes());
+        h.update(self.rank.to_le_bytes());
+        h.update(self.difference.to_bits().to_le_bytes());
+        text(h, &self.model_version);
+        h.update((self.row.len() as u64).to_le_bytes());
+        for (k, v) in &self.row {
+            text(h, k);
+            match v {
+                serde_json::Value::String(s) => {
+                    h.update([0u8]);
+                    text(h, s);
+                }
+                other => {
+                    h.update([1u8]);
+                    let json = serde_json::to_string(other)
+                        .map_err(|e| CaseError::Invalid(e.to_string()))?;
+                    text(h, &json);
+                }
+            }
+        }
+        Ok(())
+    }
 }
+
+/// What starts a fingerprint of [`BreakInput::fingerprint`] (schema 6).
+const FINGERPRINT_V2: &str = "v2:";

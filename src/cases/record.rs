@@ -179,7 +179,8 @@ impl<'s> Cases<'s> {
                     // The break's own case, already up to date: read from its head alone.
                     if let Some(bytes) = txn.get(CaseTree::Cases, ids[k].as_bytes())?
                         && let Some(head) = case_head(&bytes)
-                        && (inputs[k].date < head.last_date || head.fingerprint == *fingerprint)
+                        && (inputs[k].date < head.last_date
+                            || inputs[k].has_fingerprint(head.fingerprint, fingerprint))
                     {
                         let r = Recorded {
                             id: ids[k].clone(),
@@ -480,7 +481,7 @@ fn bring_up_to_date(
     keep: bool,
 ) -> TxResult<UpsertOutcome> {
     // An older record (a past file run again) or the same record: nothing to do.
-    if input.date < case.last_date || case.fingerprint == fingerprint {
+    if input.date < case.last_date || input.has_fingerprint(&case.fingerprint, fingerprint) {
         return Ok(UpsertOutcome {
             case,
             change: Change::Unchanged,

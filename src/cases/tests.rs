@@ -443,3 +443,116 @@ fn a_large_batch_stores_each_records_columns_and_reads_its_cases_back_unchanged(
         assert_eq!(cases.get(&id).unwrap().unwrap().row, input.row, "{id}");
     }
 }
+
+#[test]
+fn fingerprints_differ_exactly_when_the_records_json_does() {
+    let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+    let base = record_with_row("A", day, 7);
+    let mut variants = vec![base.clone()];
+    let mut edit = |f: &dyn Fn(&mut BreakInput)| {
+        let mut v = base.clone();
+        f(&mut v);
+        variants.push(v);
+    };
+    edit(&|v| v.key = "B".into());
+    edit(&|v| v.profile = "gl2".into());
+    edit(&|v| v.date = day.succ_opt().unwrap());
+    edit(&|v| v.start_date = day.pred_opt().unwrap());
+    edit(&|v| v.bucket = "Rounding".into());
+    edit(&|v| v.bucket_rule = "r2".into());
+    edit(&|v| v.confidence = 0.91);
+    edit(&|v| v.severity = "High".into());
+    edit(&|v| v.summary = "s2".into());
+    edit(&|v| v.score = -0.61);
+    edit(&|v| v.rank = 2);
+    edit(&|v| v.difference = -10.0);
+    edit(&|v| v.difference = 0.0);
+    edit(&|v| v.difference = -0.0);
+    edit(&|v| v.model_version = "m2".into());
+    edit(&|v| {
+        v.row.insert("bd_row".into(), serde_json::json!("7"));
+    });
+    edit(&|v| {
+        v.row.insert("bd_row".into(), serde_json::json!(7.0));
+    });
+    edit(&|v| {
+        v.row.insert("Comments".into(), serde_json::Value::Null);
+    });
+    edit(&|v| {
+        v.row.remove("none");
+    });
+    // Texts that would run into each other without their lengths.
+    edit(&|v| {
+        v.key = "AB".into();
+        v.bucket = "ming Issue".into();
+    });
+    edit(&|v| {
+        v.summary = String::new();
+        v.model_version = "sm".into();
+    });
+    for a in &variants {
+        let fa = a.fingerprint().unwrap();
+        assert!(fa.starts_with("v2:") && fa.len() == 67, "{fa}");
+        assert_eq!(fa, a.clone().fingerprint().unwrap());
+        for b in &variants {
+            let same_json = a.json_fingerprint().unwrap() == b.json_fingerprint().unwrap();
+            let same = fa == b.fingerprint().unwrap();
+            assert_eq!(same, same_json, "{a:?} / {b:?}");
+            assert_eq!(
+                b.has_fingerprint(&a.json_fingerprint().unwrap(), &b.fingerprint().unwrap()),
+                same_json
+            );
+        }
+    }
+}
+
+#[test]
+fn a_case_fingerprinted_by_schema_5_is_unchanged_by_the_same_record_and_updated_by_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cases = Cases::new(&store);
+    let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+    let (a, b) = (record_with_row("A", day, 1), record_with_row("B", day, 2));
+    let mut stored_bytes = Vec::new();
+    for (input, json) in [(&a, false), (&b, true)] {
+        let mut case = cases.upsert(input, false).unwrap().case;
+        assert!(case.fingerprint.starts_with("v2:"));
+        // As schema 5 (binary) and schema 4 (JSON) left it: the fingerprint of the JSON.
+        case.fingerprint = input.json_fingerprint().unwrap();
+        let bytes = if json {
+            case_bytes_json(&case).unwrap()
+        } else {
+            case_bytes(&case).unwrap()
+        };
+        store.overwrite_case_bytes(&case.id, &bytes).unwrap();
+        stored_bytes.push((case.id.clone(), bytes));
+    }
+    let events = cases.events().unwrap().len();
+    // The same records again, as a run records them and one by one: nothing changes.
+    let inputs = [a.clone(), b.clone()];
+    for r in cases.record_batch(&inputs, &[false, false], None).unwrap() {
+        assert_eq!(r.change, Change::Unchanged);
+    }
+    for input in &inputs {
+        assert_eq!(
+            cases.upsert(input, false).unwrap().change,
+            Change::Unchanged
+        );
+    }
+    for (id, bytes) in &stored_bytes {
+        let now = store.case_get(CaseTree::Cases, id.as_bytes()).unwrap();
+        assert_eq!(now.as_ref(), Some(bytes), "{id} was rewritten");
+    }
+    assert_eq!(cases.events().unwrap().len(), events);
+    // Another record of the break updates the case, which takes the new fingerprint.
+    let mut later = a.clone();
+    later.date = day.succ_opt().unwrap();
+    later.difference = 12.0;
+    let out = cases.upsert(&later, false).unwrap();
+    assert_eq!(out.change, Change::Updated);
+    assert_eq!(out.case.fingerprint, later.fingerprint().unwrap());
+    assert_eq!(
+        cases.upsert(&later, false).unwrap().change,
+        Change::Unchanged
+    );
+}

@@ -22,6 +22,11 @@
 //!   rewritten when a schema-4 store is opened: the cases it holds are read as they are, and
 //!   each is written in the new encoding the next time it changes. The version keeps an older
 //!   build from opening a store whose cases it could not read.
+//! - 6: a case's fingerprint of its latest record is a hash of the record's fields (`v2:`…)
+//!   instead of a hash of its JSON; nothing is rewritten: a case keeps the fingerprint it has
+//!   until it changes, and both kinds are compared with a record (see `crate::cases`). The
+//!   version keeps an older build, which knows only the first kind, from taking every case
+//!   written since for changed.
 
 use std::path::{Path, PathBuf};
 
@@ -39,7 +44,7 @@ use sled::transaction::{
 };
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 const META: &str = "meta";
 const MODELS: &str = "models";
@@ -229,7 +234,7 @@ impl Store {
                 let from = v;
                 while v < SCHEMA_VERSION {
                     // The step from v to v + 1 (1 → 2 adds the case trees, 2 → 3 the outbox's,
-                    // 3 → 4 packs the case trees, 4 → 5 only records the version).
+                    // 3 → 4 packs the case trees, 4 → 5 and 5 → 6 only record the version).
                     match v {
                         1 => self.create_trees(&CaseTree::V2)?,
                         2 => self.create_trees(&CaseTree::V3)?,
