@@ -154,21 +154,38 @@ impl BreakInput {
             h.update((t.len() as u64).to_le_bytes());
             h.update(t.as_bytes());
         };
-        text(h, &self.profile);
-        text(h, &self.key);
-        h.update(self.start_date.num_days_from_ce().to_le_bytes());
-        h.update(self.date.num_days_from_ce().to_le_bytes());
-        text(h, &self.bucket);
-        text(h, &self.bucket_rule);
-        h.update(self.confidence.to_bits().to_le_bytes());
-        text(h, &self.severity);
-        text(h, &self.summary);
-        h.update(self.score.to_bits().to_le_bytes());
-        h.update(self.rank.to_le_bytes());
-        h.update(self.difference.to_bits().to_le_bytes());
-        text(h, &self.model_version);
-        h.update((self.row.len() as u64).to_le_bytes());
-        for (k, v) in &self.row {
+        // Every field, named: a field added to the record must be added here.
+        let BreakInput {
+            profile,
+            key,
+            start_date,
+            date,
+            bucket,
+            bucket_rule,
+            confidence,
+            severity,
+            summary,
+            score,
+            rank,
+            difference,
+            model_version,
+            row,
+        } = self;
+        text(h, profile);
+        text(h, key);
+        h.update(start_date.num_days_from_ce().to_le_bytes());
+        h.update(date.num_days_from_ce().to_le_bytes());
+        text(h, bucket);
+        text(h, bucket_rule);
+        h.update(confidence.to_bits().to_le_bytes());
+        text(h, severity);
+        text(h, summary);
+        h.update(score.to_bits().to_le_bytes());
+        h.update(rank.to_le_bytes());
+        h.update(difference.to_bits().to_le_bytes());
+        text(h, model_version);
+        h.update((row.len() as u64).to_le_bytes());
+        for (k, v) in row {
             text(h, k);
             match v {
                 serde_json::Value::String(s) => {
