@@ -441,6 +441,16 @@ fn merge_refuses_mismatched_headers_overlapping_and_missing_parts() {
         "{err}"
     );
 
+    // Two such parts (the merge stages parts side by side): the error is the first one's.
+    let odd3 = copy_part(p[3], &d.join("odd3.csv"));
+    let text = std::fs::read_to_string(&odd3).unwrap();
+    std::fs::write(&odd3, text.replacen("bd_key", "other_key", 1)).unwrap();
+    let err = merge_fails(d, &[p[0], &odd, p[2], &odd3]);
+    assert!(
+        err.contains("odd.csv") && err.contains("account_key") && !err.contains("odd3.csv"),
+        "{err}"
+    );
+
     // The same part twice.
     let err = merge_fails(d, &[p[0], p[1], p[1], p[2], p[3]]);
     assert!(
