@@ -57,6 +57,7 @@ mod tests;
 mod types;
 
 pub use actor::{ActorError, RoleGrants};
+pub use binary::{decode_input, encode_input};
 pub use case::{
     CASE_CSV_HEAD, Case, CaseError, CaseFilter, Change, Decision, Event, FeedbackReport,
     FeedbackRow, Label, Recorded, RowProblem, UpsertOutcome, case_columns,

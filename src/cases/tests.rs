@@ -507,6 +507,47 @@ fn fingerprints_differ_exactly_when_the_records_json_does() {
 }
 
 #[test]
+fn a_case_input_is_read_back_from_its_binary_form_exactly_and_damage_is_refused() {
+    let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+    let mut input = record_with_row("00001|1001", day, 7);
+    input.start_date = day.pred_opt().unwrap();
+    input.difference = -0.0;
+    input.score = f64::MIN_POSITIVE;
+    input.rank = u64::MAX;
+    input.summary = "Fat Finger: 1,000× the usual \"amount\"\n=cmd".into();
+    for (k, v) in [
+        ("flag", serde_json::json!(true)),
+        ("big", serde_json::json!(u64::MAX)),
+        ("neg", serde_json::json!(-12i64)),
+        ("float", serde_json::json!(0.1 + 0.2)),
+        ("list", serde_json::json!([1, "a", null])),
+        ("obj", serde_json::json!({"x": {"y": 1.5}})),
+        ("", serde_json::json!("empty name")),
+    ] {
+        input.row.insert(k.into(), v);
+    }
+    let mut b = vec![9u8];
+    encode_input(&input, &mut b).unwrap();
+    assert_eq!(b[0], 9, "appended after what the buffer held");
+    let back = decode_input(&b[1..]).unwrap();
+    assert_eq!(back, input);
+    assert_eq!(back.difference.to_bits(), (-0.0f64).to_bits());
+    assert_eq!(
+        serde_json::to_string(&back).unwrap(),
+        serde_json::to_string(&input).unwrap()
+    );
+    assert_eq!(back.fingerprint().unwrap(), input.fingerprint().unwrap());
+    // Cut short anywhere, or with bytes after its end, it is refused, never misread.
+    for cut in 0..b.len() - 1 {
+        assert!(decode_input(&b[1..1 + cut]).is_err(), "cut at {cut}");
+    }
+    let mut longer = b[1..].to_vec();
+    longer.push(0);
+    let err = decode_input(&longer).unwrap_err();
+    assert!(err.contains("1 bytes after the end"), "{err}");
+}
+
+#[test]
 fn a_case_fingerprinted_by_schema_5_is_unchanged_by_the_same_record_and_updated_by_another() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();

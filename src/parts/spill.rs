@@ -14,7 +14,7 @@ pub(super) struct Staged {
 
 /// The case inputs of a merge's records, spilled to its stage part by part as they are
 /// categorized and read back group by group, so the merge never holds them all: a record's
-/// input is one byte (proposed for auto-resolution or not) then the input as JSON.
+/// input is one byte (proposed for auto-resolution or not) then the input in the binary form of [`crate::cases::encode_input`].
 pub(super) struct CaseSpill {
     pub(super) path: PathBuf,
     pub(super) w: std::io::BufWriter<std::fs::File>,
@@ -66,7 +66,7 @@ impl CaseSpill {
             .map(|(input, auto)| {
                 input.validate()?;
                 let mut b = vec![u8::from(*auto)];
-                serde_json::to_writer(&mut b, input)
+                crate::cases::encode_input(input, &mut b)
                     .map_err(|e| crate::cases::CaseError::Invalid(e.to_string()))?;
                 Ok(b)
             })
@@ -174,7 +174,7 @@ impl SpillReader {
         let decoded: Vec<(crate::cases::BreakInput, bool)> = raw
             .par_iter()
             .map(|b| match b.split_first() {
-                Some((auto, json)) => serde_json::from_slice(json)
+                Some((auto, input)) => crate::cases::decode_input(input)
                     .map(|input| (input, *auto == 1))
                     .map_err(|e| bad(&e)),
                 None => Err(bad(&"an empty record")),
