@@ -15,7 +15,9 @@
 //! 3. **Parts**: each part is read, checked, featured and scored as a partition's worker does
 //!    it, one after another, so memory holds one part at a time; the rows keep their rows in the
 //!    original file, and rejects name the original file. A part is not categorized: the merge
-//!    categorizes every written row among all of them.
+//!    categorizes every written row among all of them. A part's written rows stay in memory for
+//!    the merge while the held rows fit in `[run] held_share` of the budget; past it, they are
+//!    written to a part file and read back.
 //! 4. **Merge**: the parts are merged as `breakdesk merge --record` merges them (ranks across the
 //!    whole file, categories, the analysts' verdicts; the parts staged on every core unless the
 //!    LLM is asked), and the cases are recorded and rolled
@@ -149,6 +151,9 @@ pub struct Bounded {
     pub notes: Vec<String>,
     /// Bytes of the spill parts written.
     pub spilled: u64,
+    /// Parts whose written rows the merge took from memory (`[run] held_share`); the others'
+    /// were written to part files and read back.
+    pub held: usize,
     pub timings: Vec<(String, Duration)>,
 }
 
@@ -216,6 +221,9 @@ pub fn analyze_bounded(
     let t = Instant::now();
     let mut totals = Totals::new(settings, known.clone());
     let mut all: Vec<Part> = Vec::with_capacity(n);
+    // The parts' written rows stay in memory for the merge within `[run] held_share` of the
+    // budget; the rows of the parts beyond it are written to part files.
+    let mut room = (plan.budget_mb as f64 * MIB * settings.budget.held_share) as usize;
     let first = first_part.as_ref().map(|(k, _)| *k);
     let order = first
         .into_iter()
@@ -251,7 +259,7 @@ pub fn analyze_bounded(
         let partition = Partition { index: i, count: n };
         check_own_accounts(&a, &partition, &split.shown)?;
         totals.add(settings, &a);
-        all.push(write_part(&split, opts, aopts, &a, partition)?);
+        all.push(write_part(&split, opts, aopts, &a, partition, &mut room)?);
         tracing::debug!(part = i, resident_mib = ?crate::logging::resident_mib(), "part done");
     }
     timings.push(("parts".into(), t.elapsed()));
@@ -259,6 +267,7 @@ pub fn analyze_bounded(
     // Empty parts (no account hashed to them) were skipped: the merge numbers the others, in
     // the order of the split.
     totals.renumber(&mut all);
+    let held = all.iter().filter(|p| p.table.is_some()).count();
     drop(scratch);
     drop(scratch_dir);
 
@@ -275,7 +284,7 @@ pub fn analyze_bounded(
             .map(|(n, d)| (format!("merge/{n}"), *d)),
     );
     progress(at(Stage::Merge, total));
-    Ok(totals.finish(merged, (n, split.spilled), bundle, rejects, timings))
+    Ok(totals.finish(merged, (n, split.spilled, held), bundle, rejects, timings))
 }
 
 /// What the parts of a bounded run add up to: a whole run's counts, the rows the checks
@@ -295,12 +304,12 @@ struct Totals {
 }
 
 impl Totals {
-    /// The bounded run's result: the merge of its `parts` (how many, and the spilled bytes),
-    /// with these totals.
+    /// The bounded run's result: the merge of its `parts` (how many, the spilled bytes, and how
+    /// many were held in memory), with these totals.
     fn finish(
         self,
         merged: Merged,
-        (parts, spilled): (usize, u64),
+        (parts, spilled, held): (usize, u64, usize),
         bundle: ModelBundle,
         rejects: Vec<Reject>,
         timings: Vec<(String, Duration)>,
@@ -318,6 +327,7 @@ impl Totals {
             rejects,
             notes: self.notes,
             spilled,
+            held,
             timings,
         }
     }
@@ -496,24 +506,36 @@ fn check_own_accounts(
     Ok(())
 }
 
-/// A part's written rows as a part file in the spill folder, with what the merge reads of it.
+/// A part's written rows, with what the merge reads of it: held in memory while they fit in
+/// `room` (bytes, taken from it), else written to a part file in the spill folder.
 fn write_part(
     split: &SplitFile,
     opts: &RunOptions,
     aopts: &AnalyzeOptions,
     a: &pipeline::Analysis,
     partition: Partition,
+    room: &mut usize,
 ) -> Result<Part, BoundedError> {
     let path = split
         .dir
         .path()
         .join(format!("part-{}.csv", partition.index));
-    crate::output::write_table(&a.table, &path, Format::Csv).map_err(|e| {
+    let write_err = |message: String| {
         BoundedError::Part(PartError::Write {
             file: path.display().to_string(),
-            message: e.to_string(),
+            message,
         })
-    })?;
+    };
+    let table = held_rows(&a.table).map_err(|e| write_err(e.to_string()))?;
+    let size = table.estimated_size();
+    let table = if size <= *room {
+        *room -= size;
+        Some(table)
+    } else {
+        crate::output::write_table(&table, &path, Format::Csv)
+            .map_err(|e| write_err(e.to_string()))?;
+        None
+    };
     let src = PartSource {
         partition: &partition,
         input: &opts.input,
@@ -522,7 +544,43 @@ fn write_part(
         format: Format::Csv,
     };
     let (meta, rows) = parts::describe_part(&split.part_settings, &path, a, &src)?;
-    Ok(Part { path, meta, rows })
+    tracing::debug!(
+        part = partition.index,
+        held = table.is_some(),
+        mib = size as f64 / MIB,
+        "part's written rows"
+    );
+    Ok(Part {
+        path,
+        meta,
+        rows,
+        table,
+    })
+}
+
+/// The columns of `table` a part carries, each with buffers of its own: a text column taken
+/// from the part's rows still shares the text of every row it was taken from, which would stay
+/// in memory with it.
+fn held_rows(
+    table: &polars::prelude::DataFrame,
+) -> polars::prelude::PolarsResult<polars::prelude::DataFrame> {
+    use polars::prelude::*;
+    let mut table = table.select(crate::output::output_columns(table))?;
+    let names: Vec<PlSmallStr> = table
+        .columns()
+        .iter()
+        .filter(|c| c.dtype() == &DataType::String)
+        .map(|c| c.name().clone())
+        .collect();
+    for name in names {
+        let ca = table.column(&name)?.str()?.clone();
+        let own = StringChunked::from_chunk_iter(
+            name.clone(),
+            ca.downcast_iter().map(|a| a.clone().gc()),
+        );
+        table.replace(&name, own.into_series().into())?;
+    }
+    Ok(table)
 }
 
 /// The parts merged into the output, the cases recorded and the profile's cases rolled forward

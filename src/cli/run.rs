@@ -544,11 +544,12 @@ pub fn print_bounded(
     }
     let m = &run.merged;
     eprintln!(
-        "memory: about {:.0} MiB needed, above the budget of {} MiB: split by account into {} parts ({:.0} MiB spilled), scored one after another and merged",
+        "memory: about {:.0} MiB needed, above the budget of {} MiB: split by account into {} parts ({:.0} MiB spilled), scored one after another and merged ({} of them with their written rows kept in memory)",
         plan.estimate_mb,
         plan.budget_mb,
         run.parts,
-        run.spilled as f64 / (1024.0 * 1024.0)
+        run.spilled as f64 / (1024.0 * 1024.0),
+        run.held
     );
     eprintln!(
         "{}",

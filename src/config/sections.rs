@@ -15,6 +15,9 @@ pub struct RunConfig {
     /// The smallest part (MiB of CSV) a file is split into, so that each part is a fair sample
     /// of the accounts; 0 = no floor.
     pub min_part_mb: u64,
+    /// Share of the budget the parts' written rows may stay in memory until the merge; the
+    /// rows of a part beyond it are written to a spill file and read back. 0: every part's.
+    pub held_share: f64,
 }
 
 /// How cases roll forward from one reconciliation cycle (a run, a service record) to the next.

@@ -67,6 +67,15 @@ impl Config {
                 ),
             ));
         }
+        if !(self.run.held_share.is_finite() && (0.0..=1.0).contains(&self.run.held_share)) {
+            return Err(bad(
+                "run.held_share",
+                format!(
+                    "must be a number from 0 to 1, found {}",
+                    self.run.held_share
+                ),
+            ));
+        }
         if self.run.memory_mb != 0 && self.run.memory_mb < 64 {
             return Err(bad(
                 "run.memory_mb",

@@ -184,8 +184,9 @@ pub fn merge_parts(
         is_case: &is_case,
         at_row: &at_row,
     };
+    let held: Vec<Option<DataFrame>> = parts.iter_mut().map(|p| p.table.take()).collect();
     let (staged, buckets, llm, (read_time, cat_time)) =
-        staging.stage_all(&parts, spill.as_mut())?;
+        staging.stage_all(&parts, held, spill.as_mut())?;
     timings.extend([("read parts", read_time), ("categorize", cat_time)]);
     lap("parts in all", &mut t, &mut timings);
     drop((pos_of, case_of_pos));
@@ -328,12 +329,17 @@ impl Staging<'_> {
     fn stage_all(
         &self,
         parts: &[Part],
+        held: Vec<Option<DataFrame>>,
         spill: Option<&mut CaseSpill>,
     ) -> Result<StagedParts, PartError> {
         let spill = spill.map(std::sync::Mutex::new);
+        // A part's held rows are taken by the worker that stages it, and dropped once staged.
+        let held: Vec<std::sync::Mutex<Option<DataFrame>>> =
+            held.into_iter().map(std::sync::Mutex::new).collect();
         let one = |k: usize| {
             let mut out = StagedPart::default();
-            let staged = self.stage(k, &parts[k], spill.as_ref(), &mut out)?;
+            let table = held[k].lock().unwrap_or_else(|e| e.into_inner()).take();
+            let staged = self.stage(k, &parts[k], table, spill.as_ref(), &mut out)?;
             Ok((staged, out))
         };
         let workers = if self.settings.categorize.llm.enabled {
@@ -406,6 +412,7 @@ impl Staging<'_> {
         &self,
         k: usize,
         p: &Part,
+        held: Option<DataFrame>,
         spill: Option<&std::sync::Mutex<&mut CaseSpill>>,
         out: &mut StagedPart,
     ) -> Result<Staged, PartError> {
@@ -417,6 +424,7 @@ impl Staging<'_> {
         let t0 = std::time::Instant::now();
         let (mut table, keep) = part_rows(
             p,
+            held,
             self.all,
             self.rank,
             self.pos_of,
@@ -573,13 +581,14 @@ fn ranks(all: &AllRows) -> Vec<u32> {
 #[allow(clippy::type_complexity)]
 fn part_rows(
     p: &Part,
+    held: Option<DataFrame>,
     all: &AllRows,
     rank: &[u32],
     pos_of: &[u32],
     at_row: &dyn Fn(u64) -> Option<usize>,
     resolved: &Resolved,
 ) -> Result<(DataFrame, Vec<(u32, usize, usize)>), PartError> {
-    let table = read_table(p)?;
+    let table = read_table(p, held)?;
     let rows_of: Vec<u64> = table
         .column("bd_row")?
         .cast(&DataType::UInt64)?

@@ -7,6 +7,9 @@ pub struct Part {
     pub path: PathBuf,
     pub meta: PartMeta,
     pub rows: PartRows,
+    /// The written rows, held in memory by a bounded run instead of written to `path` (the
+    /// part's columns as its meta file names them); None: read from `path`.
+    pub table: Option<DataFrame>,
 }
 
 pub(super) fn read_part(path: &Path) -> Result<Part, PartError> {
@@ -63,6 +66,7 @@ pub(super) fn read_part(path: &Path) -> Result<Part, PartError> {
         path: path.to_path_buf(),
         meta,
         rows,
+        table: None,
     })
 }
 
@@ -231,15 +235,24 @@ pub(super) fn unneutralise(s: &str) -> &str {
     }
 }
 
-/// A part's table, with the types its meta file gives.
-pub(super) fn read_table(p: &Part) -> Result<DataFrame, PartError> {
+/// A part's table, with the types its meta file gives: `held` (the part's rows held in memory),
+/// else read from its file.
+pub(super) fn read_table(p: &Part, held: Option<DataFrame>) -> Result<DataFrame, PartError> {
     let file = p.path.display().to_string();
     let invalid = |message: String| PartError::Invalid {
         file: file.clone(),
         message,
     };
     let cols = &p.meta.columns;
-    let table = if p.meta.output == "jsonl" {
+    let table = if let Some(table) = held {
+        let header: Vec<String> = table
+            .get_column_names()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        check_header(&header, cols).map_err(&invalid)?;
+        table
+    } else if p.meta.output == "jsonl" {
         read_jsonl(&p.path, cols).map_err(invalid)?
     } else {
         let path = p.path.to_string_lossy().to_string();

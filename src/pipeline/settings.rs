@@ -144,6 +144,8 @@ pub struct RunBudget {
     pub bytes_per_byte: f64,
     /// The smallest part (MiB of CSV) a file is split into; 0: no floor.
     pub min_part_mb: u64,
+    /// Share of the budget the parts' written rows may stay in memory until the merge.
+    pub held_share: f64,
     /// The folder a bounded run spills to.
     pub spill_root: PathBuf,
     /// Whether `spill_root` is breakdesk's own (in its data directory), so spill folders left
@@ -157,6 +159,7 @@ impl Default for RunBudget {
         RunBudget {
             bytes_per_byte: 17.0,
             min_part_mb: 16,
+            held_share: 0.15,
             spill_root: std::env::temp_dir(),
             spill_root_owned: false,
         }

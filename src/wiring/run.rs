@@ -258,6 +258,7 @@ pub fn run_budget(cfg: &Config) -> RunBudget {
     RunBudget {
         bytes_per_byte: cfg.run.bytes_per_byte,
         min_part_mb: cfg.run.min_part_mb,
+        held_share: cfg.run.held_share,
         spill_root,
         spill_root_owned,
     }
@@ -299,6 +300,7 @@ mod tests {
         // The spill folder depends on the machine's data directory; the knobs do not.
         assert_eq!(s.budget.bytes_per_byte, d.budget.bytes_per_byte);
         assert_eq!(s.budget.min_part_mb, d.budget.min_part_mb);
+        assert_eq!(s.budget.held_share, d.budget.held_share);
     }
 
     #[test]

@@ -40,6 +40,18 @@ fn parts_of(stderr: &str) -> usize {
         .expect("a number of parts")
 }
 
+/// How many parts kept their written rows in memory for the merge, as the summary says.
+fn held_of(stderr: &str) -> usize {
+    let at = stderr
+        .find(" of them with their written rows kept in memory")
+        .unwrap_or_else(|| panic!("no held parts in the summary: {stderr}"));
+    stderr[..at]
+        .rsplit(['(', ' '])
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a number of held parts")
+}
+
 /// Asserts the spill folder of the data directory `data` holds nothing.
 fn assert_spill_removed(data: &Path) {
     let left: Vec<_> = std::fs::read_dir(data.join("spill"))
@@ -122,6 +134,9 @@ fn a_file_over_the_budget_gives_the_output_of_a_whole_run_on_the_same_model() {
         n >= 4,
         "a 64 MiB budget splits 200,000 rows in several parts: {err}"
     );
+    // 15 % of the budget holds the written rows of some parts at least.
+    let held = held_of(&err);
+    assert!((1..=n).contains(&held), "{held} of {n}: {err}");
     assert!(err.contains("200000 rows"), "{err}");
     assert!(
         err.contains("cases: "),
@@ -189,7 +204,10 @@ fn a_file_over_the_budget_gives_the_output_of_a_whole_run_on_the_same_model() {
     assert!(!err.contains("split by account"), "{err}");
     assert!(bundle(&whole_model) != bundle(&model));
 
-    // The same model, the whole file read at once (no bound) and split again, in fresh stores.
+    // The same model, the whole file read at once (no bound) and split again, in fresh stores,
+    // every part's written rows through a part file this time.
+    let written = root.join("written.toml");
+    std::fs::write(&written, "[run]\nmin_part_mb = 2\nheld_share = 0\n").unwrap();
     let whole_out = root.join("whole.csv");
     let err = ok_in(
         root,
@@ -212,7 +230,7 @@ fn a_file_over_the_budget_gives_the_output_of_a_whole_run_on_the_same_model() {
         "again",
         &[
             "--config",
-            s(&cfg),
+            s(&written),
             "run",
             s(&file),
             "--model",
@@ -224,6 +242,7 @@ fn a_file_over_the_budget_gives_the_output_of_a_whole_run_on_the_same_model() {
         ],
     );
     assert_eq!(parts_of(&err), n);
+    assert_eq!(held_of(&err), 0, "{err}");
     assert_same_output(&whole_out, &again_out);
     // The split run that trained the model wrote the same rows, cases and tickets too.
     assert_same_output(&whole_out, &split_out);
@@ -455,6 +474,15 @@ fn bad_budgets_are_refused_and_workbooks_are_read_whole() {
     let (code, _, err) = bd_in(root, "d", &["--config", s(&cfg), "run", &file, "-q"]);
     assert_ne!(code, 0);
     assert!(err.contains("run.bytes_per_byte"), "{err}");
+    for share in ["1.5", "-0.1", "nan"] {
+        std::fs::write(&cfg, format!("[run]\nheld_share = {share}\n")).unwrap();
+        let (code, _, err) = bd_in(root, "d", &["--config", s(&cfg), "run", &file, "-q"]);
+        assert_ne!(code, 0, "{share}");
+        assert!(
+            err.contains("run.held_share") && err.contains("from 0 to 1"),
+            "{share}: {err}"
+        );
+    }
     let tight = tight_config(root);
     let out = root.join("wb.csv");
     let err = ok_in(
