@@ -48,6 +48,12 @@ const MIB: f64 = 1024.0 * 1024.0;
 /// Share of the budget a part's estimate may take (the merge's per-row arrays and the day's
 /// cycle take the rest).
 const PART_SHARE: f64 = 0.6;
+/// Share of the budget the process may hold between two parts, memory freed by the parts before
+/// and kept for the next one included (`crate::memory::KeepFreed`); past it, that is given back.
+const KEPT_SHARE: f64 = 0.8;
+/// Memory the merge and the day's cycle hold per row of the file and its history, written or
+/// not (the rows' records, ranks and places, and the cycle's dates and differences; BENCHMARKS.md).
+const ROW_BYTES: f64 = 80.0;
 /// Data records read to bind the file to a profile (binding reads only the header).
 const SAMPLE: usize = 100;
 
@@ -200,6 +206,9 @@ pub fn analyze_bounded(
     let (scratch_dir, scratch) = scratch_store(split.dir.path())?;
 
     // The model. The part it is trained on keeps its rows and features for its own analysis.
+    // From here to the merge, what a part frees the next one allocates again: the allocator
+    // keeps it meanwhile (`crate::memory`).
+    let keep = crate::memory::KeepFreed::start();
     let t = Instant::now();
     let (bundle, known, file, mut first_part) = match model {
         Some((bundle, file)) => (bundle, None, file, None),
@@ -222,8 +231,9 @@ pub fn analyze_bounded(
     let mut totals = Totals::new(settings, known.clone());
     let mut all: Vec<Part> = Vec::with_capacity(n);
     // The parts' written rows stay in memory for the merge within `[run] held_share` of the
-    // budget; the rows of the parts beyond it are written to part files.
-    let mut room = (plan.budget_mb as f64 * MIB * settings.budget.held_share) as usize;
+    // budget and within what it leaves beside a part and the merge's record of every row; the
+    // rows of the parts beyond it are written to part files.
+    let mut room = held_room(settings, plan, &split);
     let first = first_part.as_ref().map(|(k, _)| *k);
     let order = first
         .into_iter()
@@ -260,8 +270,15 @@ pub fn analyze_bounded(
         check_own_accounts(&a, &partition, &split.shown)?;
         totals.add(settings, &a);
         all.push(write_part(&split, opts, aopts, &a, partition, &mut room)?);
-        tracing::debug!(part = i, resident_mib = ?crate::logging::resident_mib(), "part done");
+        let resident = crate::logging::resident_mib();
+        tracing::debug!(part = i, resident_mib = ?resident, "part done");
+        // The memory kept for the next part stays within the budget: past `KEPT_SHARE` of it,
+        // what is free is given back.
+        if resident.is_some_and(|r| r as f64 > plan.budget_mb as f64 * KEPT_SHARE) {
+            keep.give_back();
+        }
     }
+    drop(keep);
     timings.push(("parts".into(), t.elapsed()));
     let rejects = totals.whole_file(&split, all.is_empty(), settings.ingest.max_reject_share)?;
     // Empty parts (no account hashed to them) were skipped: the merge numbers the others, in
@@ -504,6 +521,16 @@ fn check_own_accounts(
         )));
     }
     Ok(())
+}
+
+/// Bytes of the parts' written rows the merge may take from memory: `[run] held_share` of the
+/// budget at most, and no more than the budget leaves beside a part ([`PART_SHARE`]) and what
+/// the merge and the day's cycle hold for every row of the file ([`ROW_BYTES`]).
+fn held_room(settings: &Settings, plan: &Plan, split: &SplitFile) -> usize {
+    let rows = split.current.records + split.history.as_ref().map_or(0, |h| h.records);
+    let budget = plan.budget_mb as f64 * MIB;
+    let beside = budget * (1.0 - PART_SHARE) - rows as f64 * ROW_BYTES;
+    (budget * settings.budget.held_share).min(beside).max(0.0) as usize
 }
 
 /// A part's written rows, with what the merge reads of it: held in memory while they fit in

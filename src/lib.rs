@@ -30,6 +30,7 @@ pub mod ingest;
 pub mod linalg;
 pub mod llm;
 pub mod logging;
+pub mod memory;
 pub mod net;
 pub mod output;
 pub mod partition;
