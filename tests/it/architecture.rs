@@ -35,7 +35,7 @@ fn layer_of(module: &str) -> Option<Layer> {
         "generate" => Subsystem(6),
         "store" => Store,
         "config" => Root,
-        "expr" | "text" | "net" | "partition" | "logging" | "linalg" | "header" => Leaf,
+        "expr" | "text" | "net" | "partition" | "logging" | "memory" | "linalg" | "header" => Leaf,
         _ => return None,
     })
 }
