@@ -540,8 +540,17 @@ fn gather_rows(parts: &mut [Part], lens: &[usize]) -> Result<(AllRows, Vec<u32>)
         }
         &parts[k]
     };
-    let mut by_row: Vec<u32> = (0..total as u32).collect();
-    by_row.sort_unstable_by_key(|i| all.bd_row[*i as usize]);
+    let mut keyed: Vec<(u64, u32)> = all
+        .bd_row
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (*r, i as u32))
+        .collect();
+    {
+        use rayon::prelude::*;
+        keyed.par_sort_unstable();
+    }
+    let by_row: Vec<u32> = keyed.into_iter().map(|(_, i)| i).collect();
     for w in by_row.windows(2) {
         if all.bd_row[w[0] as usize] == all.bd_row[w[1] as usize] {
             let (a, b) = (owner(w[0]), owner(w[1]));
@@ -560,19 +569,25 @@ fn gather_rows(parts: &mut [Part], lens: &[usize]) -> Result<(AllRows, Vec<u32>)
 
 /// Ranks across every row: by triage score, then file order (as a run ranks).
 fn ranks(all: &AllRows) -> Vec<u32> {
+    use rayon::prelude::*;
     let total = all.score.len();
-    let mut order: Vec<u32> = (0..total as u32).collect();
-    order.sort_unstable_by(|a, b| {
-        let (a, b) = (*a as usize, *b as usize);
-        all.score[a]
-            .total_cmp(&all.score[b])
-            .then(all.bd_row[a].cmp(&all.bd_row[b]))
-    });
+    // Sorted on every core by (score as `f64::total_cmp` orders it, row); rows are distinct.
+    let mut order: Vec<(i64, u64, u32)> = (0..total)
+        .into_par_iter()
+        .map(|i| (total_order(all.score[i]), all.bd_row[i], i as u32))
+        .collect();
+    order.par_sort_unstable();
     let mut rank = vec![0u32; total];
-    for (pos, i) in order.iter().enumerate() {
+    for (pos, (_, _, i)) in order.iter().enumerate() {
         rank[*i as usize] = (pos + 1) as u32;
     }
     rank
+}
+
+/// `x` as an integer in the order of [`f64::total_cmp`] (as it computes it).
+fn total_order(x: f64) -> i64 {
+    let bits = x.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
 }
 
 /// A part's written rows, in the output's order, with the merged score, flag and rank and the
@@ -967,4 +982,39 @@ pub(super) fn merge_clusters(
             ClusterSummary::of(c, anomalies[c], d, tops, top)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn total_order_orders_as_total_cmp() {
+        let xs = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.5,
+            -f64::MIN_POSITIVE,
+            -5e-324,
+            -0.0,
+            0.0,
+            5e-324,
+            f64::MIN_POSITIVE,
+            0.25,
+            1.5,
+            1e300,
+            f64::INFINITY,
+            f64::NAN,
+            -f64::NAN,
+        ];
+        for a in xs {
+            for b in xs {
+                assert_eq!(
+                    total_order(a).cmp(&total_order(b)),
+                    a.total_cmp(&b),
+                    "{a} / {b}"
+                );
+            }
+        }
+    }
 }
