@@ -593,20 +593,12 @@ fn held_rows(
 ) -> polars::prelude::PolarsResult<polars::prelude::DataFrame> {
     use polars::prelude::*;
     let mut table = table.select(crate::output::output_columns(table))?;
-    let names: Vec<PlSmallStr> = table
-        .columns()
-        .iter()
-        .filter(|c| c.dtype() == &DataType::String)
-        .map(|c| c.name().clone())
-        .collect();
-    for name in names {
-        let ca = table.column(&name)?.str()?.clone();
-        let own = StringChunked::from_chunk_iter(
-            name.clone(),
+    crate::output::rewrite_text_columns(&mut table, |ca| {
+        Some(StringChunked::from_chunk_iter(
+            ca.name().clone(),
             ca.downcast_iter().map(|a| a.clone().gc()),
-        );
-        table.replace(&name, own.into_series().into())?;
-    }
+        ))
+    })?;
     Ok(table)
 }
 

@@ -79,6 +79,19 @@ pub fn write_table(df: &DataFrame, path: &Path, format: Format) -> Result<(), Ou
 /// Text cells a spreadsheet would run as formulas get a leading `'`, and control characters
 /// are replaced ([`crate::text::csv_text`]); only the string columns that need it are rewritten.
 fn neutralise_text(df: &mut DataFrame) -> PolarsResult<()> {
+    rewrite_text_columns(df, |ca| {
+        ca.iter()
+            .flatten()
+            .any(crate::text::needs_csv_cleaning)
+            .then(|| ca.iter().map(|v| v.map(crate::text::csv_text)).collect())
+    })
+}
+
+/// Replaces each text column of `df` with what `f` makes of it (None: left as it is).
+pub fn rewrite_text_columns(
+    df: &mut DataFrame,
+    f: impl Fn(&StringChunked) -> Option<StringChunked>,
+) -> PolarsResult<()> {
     let names: Vec<PlSmallStr> = df
         .columns()
         .iter()
@@ -87,15 +100,9 @@ fn neutralise_text(df: &mut DataFrame) -> PolarsResult<()> {
         .collect();
     for name in names {
         let ca = df.column(&name)?.str()?.clone();
-        if !ca.iter().flatten().any(crate::text::needs_csv_cleaning) {
-            continue;
+        if let Some(fixed) = f(&ca) {
+            df.replace(&name, fixed.with_name(name.clone()).into_series().into())?;
         }
-        let fixed: StringChunked = ca
-            .iter()
-            .map(|v| v.map(crate::text::csv_text))
-            .collect::<StringChunked>()
-            .with_name(name.clone());
-        df.replace(&name, fixed.into_series().into())?;
     }
     Ok(())
 }

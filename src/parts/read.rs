@@ -244,13 +244,14 @@ pub(super) fn read_table(p: &Part, held: Option<DataFrame>) -> Result<DataFrame,
         message,
     };
     let cols = &p.meta.columns;
-    let table = if let Some(table) = held {
-        let header: Vec<String> = table
-            .get_column_names()
+    let header_of = |df: &DataFrame| -> Vec<String> {
+        df.get_column_names()
             .iter()
             .map(|c| c.to_string())
-            .collect();
-        check_header(&header, cols).map_err(&invalid)?;
+            .collect()
+    };
+    let table = if let Some(table) = held {
+        check_header(&header_of(&table), cols).map_err(&invalid)?;
         table
     } else if p.meta.output == "jsonl" {
         read_jsonl(&p.path, cols).map_err(invalid)?
@@ -263,12 +264,7 @@ pub(super) fn read_table(p: &Part, held: Option<DataFrame>) -> Result<DataFrame,
             .finish()
             .and_then(|lf| lf.collect())
             .map_err(|e| invalid(format!("not a readable CSV: {e}")))?;
-        let header: Vec<String> = raw
-            .get_column_names()
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
-        check_header(&header, cols).map_err(&invalid)?;
+        check_header(&header_of(&raw), cols).map_err(&invalid)?;
         use rayon::prelude::*;
         let out: Vec<Column> = cols
             .par_iter()
