@@ -233,7 +233,8 @@ pub fn analyze_bounded(
     // The parts' written rows stay in memory for the merge within `[run] held_share` of the
     // budget and within what it leaves beside a part and the merge's record of every row; the
     // rows of the parts beyond it are written to part files.
-    let mut room = held_room(settings, plan, &split);
+    let rows = split.current.records + split.history.as_ref().map_or(0, |h| h.records);
+    let mut room = held_room(settings.budget.held_share, plan.budget_mb, rows);
     let first = first_part.as_ref().map(|(k, _)| *k);
     let order = first
         .into_iter()
@@ -525,12 +526,12 @@ fn check_own_accounts(
 
 /// Bytes of the parts' written rows the merge may take from memory: `[run] held_share` of the
 /// budget at most, and no more than the budget leaves beside a part ([`PART_SHARE`]) and what
-/// the merge and the day's cycle hold for every row of the file ([`ROW_BYTES`]).
-fn held_room(settings: &Settings, plan: &Plan, split: &SplitFile) -> usize {
-    let rows = split.current.records + split.history.as_ref().map_or(0, |h| h.records);
-    let budget = plan.budget_mb as f64 * MIB;
+/// the merge and the day's cycle hold for each of the `rows` of the file and its history
+/// ([`ROW_BYTES`]).
+fn held_room(held_share: f64, budget_mb: u64, rows: usize) -> usize {
+    let budget = budget_mb as f64 * MIB;
     let beside = budget * (1.0 - PART_SHARE) - rows as f64 * ROW_BYTES;
-    (budget * settings.budget.held_share).min(beside).max(0.0) as usize
+    (budget * held_share).min(beside).max(0.0) as usize
 }
 
 /// A part's written rows, with what the merge reads of it: held in memory while they fit in
@@ -553,11 +554,15 @@ fn write_part(
             message,
         })
     };
-    let table = held_rows(&a.table).map_err(|e| write_err(e.to_string()))?;
+    let table = a
+        .table
+        .select(crate::output::output_columns(&a.table))
+        .map_err(|e| write_err(e.to_string()))?;
+    // A text column's size counts its own texts, as they are once given buffers of their own.
     let size = table.estimated_size();
     let table = if size <= *room {
         *room -= size;
-        Some(table)
+        Some(own_buffers(table).map_err(|e| write_err(e.to_string()))?)
     } else {
         crate::output::write_table(&table, &path, Format::Csv)
             .map_err(|e| write_err(e.to_string()))?;
@@ -585,14 +590,12 @@ fn write_part(
     })
 }
 
-/// The columns of `table` a part carries, each with buffers of its own: a text column taken
-/// from the part's rows still shares the text of every row it was taken from, which would stay
-/// in memory with it.
-fn held_rows(
-    table: &polars::prelude::DataFrame,
+/// `table` with buffers of its own: a text column taken from the part's rows still shares the
+/// text of every row it was taken from, which would stay in memory with it.
+fn own_buffers(
+    mut table: polars::prelude::DataFrame,
 ) -> polars::prelude::PolarsResult<polars::prelude::DataFrame> {
     use polars::prelude::*;
-    let mut table = table.select(crate::output::output_columns(table))?;
     crate::output::rewrite_text_columns(&mut table, |ca| {
         Some(StringChunked::from_chunk_iter(
             ca.name().clone(),
@@ -882,4 +885,26 @@ fn key_headers(keys: &[(usize, String)], slots: Option<&Vec<usize>>) -> Vec<Stri
         .filter(|(s, _)| slots.is_none_or(|k| k.contains(s)))
         .map(|(_, h)| h.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The held rows take `[run] held_share` of the budget at most, and only what the budget
+    /// leaves beside a part and the merge's record of every row.
+    #[test]
+    fn held_rows_take_their_share_within_what_the_budget_leaves() {
+        let budget = 2048;
+        let share = (2048.0 * MIB * 0.15) as usize;
+        // 5,000,000 rows leave 819 MiB − 381 MiB: the share is the bound.
+        assert_eq!(held_room(0.15, budget, 5_000_000), share);
+        // 8,000,000 rows leave 819 MiB − 610 MiB = 209 MiB, less than the share.
+        let left = 2048.0 * MIB * 0.4 - 8_000_000.0 * ROW_BYTES;
+        assert_eq!(held_room(0.15, budget, 8_000_000), left as usize);
+        assert!(left < share as f64);
+        // 20,000,000 rows leave nothing; nor does a share of 0.
+        assert_eq!(held_room(0.15, budget, 20_000_000), 0);
+        assert_eq!(held_room(0.0, budget, 1_000), 0);
+    }
 }

@@ -31,6 +31,11 @@ fn set_purge_delay(ms: i64) {
     unsafe { mi_option_set(PURGE_DELAY, ms as c_long) }
 }
 
+fn give_back_free() {
+    // SAFETY: asks the linked allocator to give back what it can; any thread may.
+    unsafe { mi_collect(true) }
+}
+
 /// How long memory freed is kept while a [`KeepFreed`] lives (an hour: for the whole of it).
 const KEEP_MS: i64 = 3_600_000;
 
@@ -61,8 +66,7 @@ impl KeepFreed {
 impl KeepFreed {
     /// Gives back to the system what is free now (and goes on keeping what is freed next).
     pub fn give_back(&self) {
-        // SAFETY: asks the linked allocator to give back what it can; any thread may.
-        unsafe { mi_collect(true) }
+        give_back_free();
     }
 }
 
@@ -72,8 +76,7 @@ impl Drop for KeepFreed {
         keeping.0 = keeping.0.saturating_sub(1);
         if keeping.0 == 0 {
             set_purge_delay(keeping.1);
-            // SAFETY: asks the linked allocator to give back what it can; any thread may.
-            unsafe { mi_collect(true) }
+            give_back_free();
         }
     }
 }
