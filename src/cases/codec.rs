@@ -1,9 +1,9 @@
 //! How cases, events and their indexes are stored: encoding, heads, markers and prefixes.
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::store::{CaseReader, CaseTree, CaseTxn, TxError};
+use crate::store::{CaseReader, CaseTree, CaseTxn, CaseWrite, TxError};
 
 use super::binary::{self, BIN_TAG};
 
@@ -14,10 +14,6 @@ use super::*;
 
 pub(super) fn abort<T>(e: CaseError) -> TxResult<T> {
     Err(TxError::Abort(e))
-}
-
-fn encode<T: Serialize>(value: &T) -> TxResult<Vec<u8>> {
-    serde_json::to_vec(value).or_else(|e| abort(CaseError::Invalid(e.to_string())))
 }
 
 pub(super) fn decode<T: for<'de> Deserialize<'de>>(
@@ -60,7 +56,7 @@ pub(super) fn case_bytes(case: &Case) -> Result<Vec<u8>, serde_json::Error> {
 }
 
 /// [`case_bytes`] of `case` with `row` as its record's columns.
-fn case_bytes_with_row(case: &Case, row: &Row) -> Result<Vec<u8>, serde_json::Error> {
+pub(super) fn case_bytes_with_row(case: &Case, row: &Row) -> Result<Vec<u8>, serde_json::Error> {
     let mut w = binary::Writer(Vec::with_capacity(1024));
     write_head(&mut w.0, BIN_TAG, case);
     binary::write_case_body(&mut w, case, row)?;
@@ -218,12 +214,38 @@ pub(super) fn write_case_with_row(
 ) -> TxResult<()> {
     let bytes =
         case_bytes_with_row(case, row).or_else(|e| abort(CaseError::Invalid(e.to_string())))?;
-    txn.insert_owned(CaseTree::Cases, case.id.as_bytes(), bytes)?;
+    write_case_bytes(txn, case, bytes, fresh)
+}
+
+/// [`write_case_with_row`] of a case already encoded (`bytes`, from [`case_bytes_with_row`]).
+pub(super) fn write_case_bytes(
+    txn: &CaseTxn<'_>,
+    case: &Case,
+    bytes: Vec<u8>,
+    fresh: bool,
+) -> TxResult<()> {
+    let mut writes = Vec::with_capacity(3);
+    case_writes(case, bytes, fresh, &mut writes).map_err(TxError::Abort)?;
+    txn.write_batch(writes)?;
+    Ok(())
+}
+
+/// What writing `case` (stored as `bytes`) writes, added to `out`: the case, its outstanding
+/// marker (or its removal once the break cleared) and its training label (or its removal while
+/// undecided). A `fresh` case (written for the first time) has no marker or label to remove.
+pub(super) fn case_writes(
+    case: &Case,
+    bytes: Vec<u8>,
+    fresh: bool,
+    out: &mut Vec<CaseWrite>,
+) -> Result<(), CaseError> {
+    let id = case.id.as_bytes();
+    out.push(CaseWrite::put(CaseTree::Cases, id.to_vec(), bytes));
     let marker = outstanding_marker(&case.profile, &case.key, &case.id);
     if case.outstanding() {
-        txn.insert(CaseTree::BreakIndex, &marker, case.id.as_bytes())?;
+        out.push(CaseWrite::put(CaseTree::BreakIndex, marker, id.to_vec()));
     } else if !fresh {
-        txn.remove(CaseTree::BreakIndex, &marker)?;
+        out.push(CaseWrite::remove(CaseTree::BreakIndex, marker));
     }
     match case.status.label() {
         Some(label) => {
@@ -237,10 +259,11 @@ pub(super) fn write_case_with_row(
                 origin: case.origin,
                 difference: case.judged_difference.or(Some(case.difference)),
             };
-            txn.insert(CaseTree::Feedback, case.id.as_bytes(), &encode(&l)?)?;
+            let json = serde_json::to_vec(&l).map_err(|e| CaseError::Invalid(e.to_string()))?;
+            out.push(CaseWrite::put(CaseTree::Feedback, id.to_vec(), json));
         }
         None if fresh => {}
-        None => txn.remove(CaseTree::Feedback, case.id.as_bytes())?,
+        None => out.push(CaseWrite::remove(CaseTree::Feedback, id.to_vec())),
     }
     Ok(())
 }
@@ -279,6 +302,25 @@ pub(super) struct EventNote<'a> {
     pub(super) record: Option<serde_json::Value>,
 }
 
+impl<'a> EventNote<'a> {
+    /// An event by `user` (breakdesk's own: no role) without a record.
+    pub(super) fn by(
+        action: EventAction,
+        user: &'a str,
+        from: Option<Status>,
+        reason: Option<String>,
+    ) -> EventNote<'a> {
+        EventNote {
+            action,
+            user,
+            role: None,
+            from,
+            reason,
+            record: None,
+        }
+    }
+}
+
 impl EventNote<'static> {
     /// An event the cycle records as the system user: a case moved `from` a status, why, and
     /// the record that moved it.
@@ -306,6 +348,19 @@ pub(super) fn append_event_note(
     note: EventNote<'_>,
     at: DateTime<Utc>,
 ) -> TxResult<u64> {
+    let seq = next_counter(txn, EVENT_COUNTER)?;
+    let event = event_of(seq, case, note, at);
+    txn.insert_later(
+        CaseTree::Events,
+        &seq.to_be_bytes(),
+        std::sync::Arc::new(move || serde_json::to_vec(&event).map_err(|e| e.to_string())),
+    )?;
+    txn.insert(CaseTree::CaseEvents, &case_event_key(&case.id, seq), b"")?;
+    Ok(seq)
+}
+
+/// The event number `seq` about `case` (in its current state, `to` = its status).
+pub(super) fn event_of(seq: u64, case: &Case, note: EventNote<'_>, at: DateTime<Utc>) -> Event {
     let EventNote {
         action,
         user,
@@ -314,8 +369,7 @@ pub(super) fn append_event_note(
         reason,
         record,
     } = note;
-    let seq = next_counter(txn, EVENT_COUNTER)?;
-    let event = Event {
+    Event {
         seq,
         at,
         user: user.to_string(),
@@ -328,16 +382,14 @@ pub(super) fn append_event_note(
         reason,
         model_version: case.model_version.clone(),
         record,
-    };
-    txn.insert_later(
-        CaseTree::Events,
-        &seq.to_be_bytes(),
-        std::sync::Arc::new(move || serde_json::to_vec(&event).map_err(|e| e.to_string())),
-    )?;
-    let mut k = case_events_prefix(&case.id);
+    }
+}
+
+/// The key of event `seq` among the events of `case_id`.
+pub(super) fn case_event_key(case_id: &str, seq: u64) -> Vec<u8> {
+    let mut k = case_events_prefix(case_id);
     k.extend_from_slice(&seq.to_be_bytes());
-    txn.insert(CaseTree::CaseEvents, &k, b"")?;
-    Ok(seq)
+    k
 }
 
 /// Reads a case inside a transaction (for the outbox).

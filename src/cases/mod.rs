@@ -90,10 +90,13 @@ const EVENT_COUNTER: &[u8] = b"event";
 // ---------------------------------------------------------------------------------------------
 // Identity
 
-/// Records per transaction in [`Cases::upsert_batch`]: the store packs many cases to a stored
-/// value, and a transaction writes each value it changed once, so larger transactions write
-/// less (a run records its cases in groups of 20,000 records).
-const UPSERT_CHUNK: usize = 20_000;
+/// Cases per transaction in [`Cases::upsert_batch`] (and in a roll forward): the store packs
+/// many cases to a stored value, and a transaction writes each value it changed once, whole.
+/// A batch's new cases touch every index bucket, so each transaction rewrites the whole index:
+/// 100,000 cases in transactions of 20,000 wrote it five times. A crash undoes at most the
+/// transaction under way; recording the same records again completes it (recording is
+/// idempotent). A bounded run's merge records its cases in groups of 20,000 records.
+const UPSERT_CHUNK: usize = 100_000;
 
 /// The stable id of the case of a break: `"C-"` followed by the first 12 hex digits of
 /// SHA-256(`profile` NUL `key` NUL `start_date` as `YYYY-MM-DD`), where `start_date` is the date

@@ -4,11 +4,11 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::store::{CaseReader, CaseTree, CaseTxn};
+use crate::store::{CaseReader, CaseTree, CaseTxn, CaseWrite, TxError};
 
 use super::codec::{
-    EventNote, abort, append_event, append_event_note, break_prefix, case_head, decode_case,
-    is_marker, load_case, write_case_with_row,
+    EventNote, abort, append_event_note, break_prefix, case_bytes_with_row, case_event_key,
+    case_head, case_writes, decode_case, event_of, is_marker, load_case, write_case_with_row,
 };
 use super::roll::{recertify_if_moved, roll_opened};
 use super::*;
@@ -16,23 +16,26 @@ use super::*;
 impl<'s> Cases<'s> {
     /// For a record that opens no known break, the cleared case of the same account that it
     /// brings back (cleared at most `reopen_days` before the record's break began), if any.
+    /// `entries`: the break index entries of the record's account (under `prefix_len` bytes of
+    /// [`break_prefix`]).
     fn reappearing(
         &self,
         reader: &mut CaseReader<'_>,
         input: &BreakInput,
+        prefix_len: usize,
+        entries: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<Option<String>, CaseError> {
         let mut best: Option<(NaiveDate, String)> = None;
-        let prefix = break_prefix(&input.profile, &input.key);
-        let entries = reader.scan(CaseTree::BreakIndex, &prefix)?;
+        let prefix = prefix_len;
         // A case marked outstanding has not cleared: it is not read (a store written before
         // the markers reads every case of the account, as it did).
         let open: HashSet<&[u8]> = entries
             .iter()
-            .filter(|(k, _)| is_marker(k, prefix.len()))
+            .filter(|(k, _)| is_marker(k, prefix))
             .map(|(_, id)| id.as_slice())
             .collect();
-        for (k, id) in &entries {
-            if is_marker(k, prefix.len()) || open.contains(id.as_slice()) {
+        for (k, id) in entries {
+            if is_marker(k, prefix) || open.contains(id.as_slice()) {
                 continue;
             }
             let id = String::from_utf8(id.clone()).map_err(|e| CaseError::Corrupt {
@@ -88,9 +91,14 @@ impl<'s> Cases<'s> {
     ///
     /// Each case is written once: the records of one break (the same case) are folded into its
     /// latest, and every one of them gets that record's outcome. A case opens proposed for
-    /// auto-resolution only when every record of its break is proposed. Writes go in transactions of
-    /// `UPSERT_CHUNK` cases, each atomic and durable; a crash between two leaves the earlier
-    /// ones, and running the same records again completes the rest (upserts are idempotent).
+    /// auto-resolution only when every record of its break is proposed.
+    ///
+    /// One reader first finds the cases already up to date (their stored heads read on every
+    /// core); they are not written. The others are written in transactions of `UPSERT_CHUNK`
+    /// cases, each atomic and durable; a crash between two leaves the earlier ones, and running
+    /// the same records again completes the rest (upserts are idempotent). In a transaction,
+    /// the cases to open are numbered (tickets, events) in order, built and encoded on every
+    /// core, and their index entries put into their buckets on every core.
     pub fn upsert_batch_in(
         &self,
         inputs: &[BreakInput],
@@ -107,9 +115,14 @@ impl<'s> Cases<'s> {
                     case: decode_case(&bytes)?,
                     change: Change::Unchanged,
                 }),
+                // Not made when the cases are kept.
+                Step::Recorded(r) => Err(CaseError::Invalid(format!(
+                    "case {} was recorded without being kept",
+                    r.id
+                ))),
             })
             .collect::<Result<_, CaseError>>()?;
-        Ok(of_input.iter().map(|k| outcomes[*k].clone()).collect())
+        Ok(per_input(outcomes, &of_input))
     }
 
     /// [`Cases::upsert_batch_in`] as a run records its flagged records: what each record did to
@@ -121,14 +134,15 @@ impl<'s> Cases<'s> {
         cycle: Option<&Cycle>,
     ) -> Result<Vec<Recorded>, CaseError> {
         let (steps, of_input) = self.record_steps(inputs, auto_resolve, cycle, false)?;
+        use rayon::prelude::*;
         let recorded: Vec<Recorded> = steps
-            .into_iter()
+            .into_par_iter()
             .map(|step| match step {
                 Step::Written(o) => Recorded::of(&o.case, o.change),
-                Step::Unchanged(r, _) => r,
+                Step::Unchanged(r, _) | Step::Recorded(r) => r,
             })
             .collect();
-        Ok(of_input.iter().map(|k| recorded[*k].clone()).collect())
+        Ok(per_input(recorded, &of_input))
     }
 
     /// The body of [`Cases::upsert_batch_in`] and [`Cases::record_batch`]: one step per case
@@ -157,7 +171,7 @@ impl<'s> Cases<'s> {
             })
             .collect::<Result<_, CaseError>>()?;
         let Grouped {
-            order,
+            case_of,
             reps,
             earlier,
             proposed,
@@ -165,148 +179,282 @@ impl<'s> Cases<'s> {
         // The index buckets decoded once for the whole batch: by the reader of `prepare`, then
         // by each transaction in turn (each takes them back as it left them).
         let cache = crate::store::BucketCache::default();
-        let prepared = self.prepare(inputs, &ids, &reps, &cache)?;
+        let prepared = self.prepare(inputs, &ids, &reps, &cache, keep)?;
         let now = self.now();
         let roll = self.roll;
         let router = self.router.as_deref();
-        let mut outcomes: Vec<Step> = Vec::with_capacity(reps.len());
-        for (c, chunk) in reps.chunks(UPSERT_CHUNK).enumerate() {
-            let base = c * UPSERT_CHUNK;
+        // The cases found up to date by the reader are not written: only the others go through
+        // the transactions.
+        let mut steps: Vec<Option<Step>> = Vec::with_capacity(reps.len());
+        let mut to_write: Vec<(usize, ToWrite)> = Vec::new();
+        for (j, p) in prepared.into_iter().enumerate() {
+            match p {
+                Prepared::Unchanged(step) => steps.push(Some(step)),
+                Prepared::ToWrite(p) => {
+                    steps.push(None);
+                    to_write.push((j, p));
+                }
+            }
+        }
+        let chunks = to_write.chunks(UPSERT_CHUNK).len();
+        for (c, chunk) in to_write.chunks(UPSERT_CHUNK).enumerate() {
+            // The last transaction gives no buckets back: there is no one to take them.
+            let cache = if c + 1 == chunks {
+                cache.last()
+            } else {
+                cache.clone()
+            };
             let part = self.store.case_transaction_in(Some(&cache), |txn| {
-                let mut part = Vec::with_capacity(chunk.len());
-                for (j, &k) in chunk.iter().enumerate() {
-                    let (fingerprint, reappear) = &prepared[base + j];
-                    // The break's own case, already up to date: read from its head alone.
-                    if let Some(bytes) = txn.get(CaseTree::Cases, ids[k].as_bytes())?
-                        && let Some(head) = case_head(&bytes)
-                        && (inputs[k].date < head.last_date
-                            || inputs[k].has_fingerprint(head.fingerprint, fingerprint))
-                    {
-                        let r = Recorded {
-                            id: ids[k].clone(),
-                            ticket: head.ticket.to_string(),
-                            status: head.status,
-                            change: Change::Unchanged,
-                        };
-                        part.push(Step::Unchanged(r, if keep { bytes } else { Vec::new() }));
-                        continue;
+                let mut part: Vec<Option<Step>> = Vec::with_capacity(chunk.len());
+                // The cases this transaction opens: numbered here in order, then built on
+                // every core and written.
+                let mut planned: Vec<Planned> = Vec::new();
+                // Which cases are stored, and for the others which case their break index
+                // entry names (a break joined to a case that reappeared): looked up on every
+                // core first.
+                let chunk_ids: Vec<&[u8]> = chunk
+                    .iter()
+                    .map(|(j, _)| ids[reps[*j]].as_bytes())
+                    .collect();
+                let stored = txn.has_cases(&chunk_ids)?;
+                let starts: Vec<Vec<u8>> = chunk
+                    .par_iter()
+                    .zip(&stored)
+                    .filter(|(_, s)| !**s)
+                    .map(|((j, _), _)| break_start_key(&inputs[reps[*j]]))
+                    .collect();
+                let mut joined = txn.get_many(CaseTree::BreakIndex, &starts)?.into_iter();
+                for ((j, p), stored) in chunk.iter().zip(stored) {
+                    let k = reps[*j];
+                    let input = &inputs[k];
+                    // A break not stored, whose index entry names no other case, and that
+                    // brings no cleared case back: a case to open.
+                    let fresh = !stored
+                        && joined
+                            .next()
+                            .flatten()
+                            .is_none_or(|named| named == ids[k].as_bytes())
+                        && p.reappear.is_none();
+                    if !fresh {
+                        // The break's own case, already up to date (written since the reader
+                        // looked): read from its head alone.
+                        if let Some(bytes) = txn.get(CaseTree::Cases, ids[k].as_bytes())?
+                            && let Some(head) = case_head(&bytes)
+                            && (input.date < head.last_date
+                                || input.has_fingerprint(head.fingerprint, &p.fingerprint))
+                        {
+                            let r = Recorded {
+                                id: ids[k].clone(),
+                                ticket: head.ticket.to_string(),
+                                status: head.status,
+                                change: Change::Unchanged,
+                            };
+                            part.push(Some(Step::Unchanged(
+                                r,
+                                if keep { bytes } else { Vec::new() },
+                            )));
+                            continue;
+                        }
+                        if let Some(case) =
+                            case_of_record(txn, input, &ids[k], p.reappear.as_deref())?
+                        {
+                            let o = bring_up_to_date(
+                                txn,
+                                case,
+                                input,
+                                &p.fingerprint,
+                                now,
+                                &roll,
+                                keep,
+                            )?;
+                            part.push(Some(Step::Written(Box::new(o))));
+                            continue;
+                        }
                     }
-                    let (first, before) = earlier[ids[k].as_str()];
-                    let history = Opening {
+                    let (first, before) = earlier[*j];
+                    let opening = Opening {
                         first: inputs[first].difference,
                         previous: before.map(|p| inputs[p].difference),
                     };
-                    part.push(Step::Written(Box::new(upsert_one(
+                    let auto = proposed[*j];
+                    planned.push(plan_opening(
                         txn,
-                        &inputs[k],
-                        history,
-                        proposed[ids[k].as_str()],
-                        &ids[k],
-                        fingerprint,
-                        now,
-                        &roll,
-                        reappear.as_deref(),
+                        Planned::new(part.len(), k, &p.fingerprint, opening, auto),
+                        input,
                         router,
-                        cycle,
-                        keep,
-                    )?)));
+                    )?);
+                    part.push(None);
                 }
-                Ok(part)
+                let opened: Vec<Opened> = planned
+                    .par_iter()
+                    .map(|p| build_opening(p, &inputs[p.k], &ids[p.k], now, &roll, cycle, keep))
+                    .collect::<Result<_, CaseError>>()
+                    .map_err(TxError::Abort)?;
+                let applied = apply_openings(txn, opened)?;
+                for (p, step) in planned.iter().zip(applied) {
+                    part[p.at] = Some(step);
+                }
+                part.into_iter()
+                    .map(|s| {
+                        s.ok_or_else(|| {
+                            TxError::Abort(CaseError::Invalid(
+                                "a case of the batch was not recorded".into(),
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<Step>, _>>()
             })?;
-            outcomes.extend(part);
+            for (&(j, _), step) in chunk.iter().zip(part) {
+                steps[j] = Some(step);
+            }
         }
-        let at: HashMap<&str, usize> = order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-        let of_input = ids.iter().map(|id| at[id.as_str()]).collect();
-        Ok((outcomes, of_input))
+        let outcomes: Vec<Step> = steps
+            .into_iter()
+            .map(|s| {
+                s.ok_or_else(|| CaseError::Invalid("a case of the batch was not recorded".into()))
+            })
+            .collect::<Result<_, CaseError>>()?;
+        Ok((outcomes, case_of))
     }
 
-    /// The fingerprint of each case's record (`reps`: the input each case is brought to), and
-    /// the cleared case that the record of a break not yet stored brings back, if any.
+    /// What one reader finds of each case of a batch (`reps`: the input each case is brought
+    /// to) before anything is written: whether the break's own case already holds the record
+    /// (or a later one), and otherwise the record's fingerprint and the cleared case that the
+    /// record of a break not yet stored brings back, if any.
+    ///
+    /// The fingerprints are computed, the cases' slots looked up, and the stored cases' pages
+    /// decoded and their heads checked on every core.
     fn prepare(
         &self,
         inputs: &[BreakInput],
         ids: &[String],
         reps: &[usize],
         cache: &crate::store::BucketCache,
-    ) -> Result<Vec<(String, Option<String>)>, CaseError> {
+        keep: bool,
+    ) -> Result<Vec<Prepared>, CaseError> {
         use rayon::prelude::*;
-        // Fingerprints (SHA-256 of each record), in parallel; then the cleared case a record of
-        // an unknown break may bring back, read once through one reader.
-        let fingerprints: Vec<String> = reps
+        let rep_ids: Vec<&[u8]> = reps.iter().map(|&k| ids[k].as_bytes()).collect();
+        let mut reader = self.store.case_reader_in(Some(cache));
+        let slots = reader.case_slots(&rep_ids)?;
+        let fingerprints = reps
             .par_iter()
             .map(|&k| inputs[k].fingerprint())
-            .collect::<Result<_, CaseError>>()?;
-        let mut reader = self.store.case_reader_in(Some(cache));
-        let mut prepared: Vec<(String, Option<String>)> = Vec::with_capacity(reps.len());
-        for (&k, fingerprint) in reps.iter().zip(fingerprints) {
-            let reappear = if reader.contains(CaseTree::Cases, ids[k].as_bytes())? {
-                None
-            } else {
-                self.reappearing(&mut reader, &inputs[k])?
+            .collect::<Result<Vec<String>, CaseError>>()?;
+        let unchanged = reader.par_map_cases(&rep_ids, &slots, |j, bytes| {
+            let k = reps[j];
+            let head = case_head(bytes)?;
+            let same = inputs[k].date < head.last_date
+                || inputs[k].has_fingerprint(head.fingerprint, &fingerprints[j]);
+            same.then(|| {
+                let r = Recorded {
+                    id: ids[k].clone(),
+                    ticket: head.ticket.to_string(),
+                    status: head.status,
+                    change: Change::Unchanged,
+                };
+                Step::Unchanged(r, if keep { bytes.to_vec() } else { Vec::new() })
+            })
+        })?;
+        // The account's break index entries of each record of a break not yet stored: the
+        // cleared cases it may bring back.
+        let prefixes: Vec<Option<Vec<u8>>> = reps
+            .par_iter()
+            .zip(&slots)
+            .map(|(&k, slot)| {
+                slot.is_none()
+                    .then(|| break_prefix(&inputs[k].profile, &inputs[k].key))
+            })
+            .collect();
+        let wanted: Vec<&Vec<u8>> = prefixes.iter().flatten().collect();
+        let mut scanned = reader.scan_many(CaseTree::BreakIndex, &wanted)?.into_iter();
+        let mut prepared: Vec<Prepared> = Vec::with_capacity(reps.len());
+        for (((&k, fingerprint), prefix), unchanged) in
+            reps.iter().zip(fingerprints).zip(&prefixes).zip(unchanged)
+        {
+            if let Some(step) = unchanged.flatten() {
+                prepared.push(Prepared::Unchanged(step));
+                continue;
+            }
+            let reappear = match prefix {
+                None => None,
+                Some(prefix) => {
+                    let entries = scanned.next().unwrap_or_default();
+                    if entries.is_empty() {
+                        None
+                    } else {
+                        self.reappearing(&mut reader, &inputs[k], prefix.len(), &entries)?
+                    }
+                }
             };
-            prepared.push((fingerprint, reappear));
+            prepared.push(Prepared::ToWrite(ToWrite {
+                fingerprint,
+                reappear,
+            }));
         }
         Ok(prepared)
     }
 }
 
-/// A batch's records grouped by case (`ids[k]` is the case of `inputs[k]`).
-struct Grouped<'a> {
-    /// The cases, in the order of their first record.
-    order: Vec<&'a str>,
-    /// The record each case (in `order`) is brought to.
+/// What the reader of a batch found of one case (see [`Cases::prepare`]).
+enum Prepared {
+    /// The break's own case already holds the record (or a later one): nothing to write.
+    Unchanged(Step),
+    ToWrite(ToWrite),
+}
+
+/// A case to write: its record's fingerprint, and the cleared case the record brings back.
+struct ToWrite {
+    fingerprint: String,
+    reappear: Option<String>,
+}
+
+/// A batch's records grouped by case (`ids[k]` is the case of `inputs[k]`); the cases are
+/// numbered in the order of their first record.
+struct Grouped {
+    /// The case of each record.
+    case_of: Vec<usize>,
+    /// The record each case is brought to: its latest (by date, then by position, as one
+    /// upsert after the other would leave it).
     reps: Vec<usize>,
     /// Each case's first record, and the one before the record it is brought to (if any).
-    earlier: HashMap<&'a str, (usize, Option<usize>)>,
+    earlier: Vec<(usize, Option<usize>)>,
     /// Whether the rules propose each case for auto-resolution.
-    proposed: HashMap<&'a str, bool>,
+    proposed: Vec<bool>,
 }
 
 /// Groups the records of a batch by case (see [`Grouped`]).
-fn group_by_case<'a>(
-    inputs: &[BreakInput],
-    ids: &'a [String],
-    auto_resolve: &[bool],
-) -> Grouped<'a> {
-    // The record each case is brought to: its latest (by date, then by position, as one
-    // upsert after the other would leave it).
-    let mut latest: HashMap<&str, usize> = HashMap::with_capacity(inputs.len());
-    let mut order: Vec<&str> = Vec::new();
+fn group_by_case(inputs: &[BreakInput], ids: &[String], auto_resolve: &[bool]) -> Grouped {
+    let mut number: HashMap<&str, usize> = HashMap::with_capacity(inputs.len());
+    let mut case_of: Vec<usize> = Vec::with_capacity(inputs.len());
+    let mut reps: Vec<usize> = Vec::new();
     for (k, id) in ids.iter().enumerate() {
-        match latest.entry(id.as_str()) {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(k);
-                order.push(id.as_str());
-            }
-            std::collections::hash_map::Entry::Occupied(mut o) => {
-                if inputs[k].date >= inputs[*o.get()].date {
-                    o.insert(k);
-                }
-            }
+        let j = *number.entry(id.as_str()).or_insert_with(|| {
+            reps.push(k);
+            reps.len() - 1
+        });
+        if inputs[k].date >= inputs[reps[j]].date {
+            reps[j] = k;
         }
+        case_of.push(j);
     }
-    let reps: Vec<usize> = order.iter().map(|id| latest[id]).collect();
     // What a case the batch opens keeps of its break's earlier records: the difference of
     // the first (its opening difference) and of the one before the latest.
-    let mut earlier: HashMap<&str, (usize, Option<usize>)> = HashMap::with_capacity(reps.len());
-    for (k, id) in ids.iter().enumerate() {
-        let rep = latest[id.as_str()];
-        let e = earlier.entry(id.as_str()).or_insert((k, None));
-        if inputs[k].date < inputs[e.0].date {
-            e.0 = k;
-        }
-        if k != rep && e.1.is_none_or(|p| inputs[k].date >= inputs[p].date) {
-            e.1 = Some(k);
-        }
-    }
+    let mut earlier: Vec<(usize, Option<usize>)> = vec![(usize::MAX, None); reps.len()];
     // The rules propose a case for auto-resolution only when they propose every record of
     // its break: one unexplained record keeps it for review.
-    let mut proposed: HashMap<&str, bool> = HashMap::with_capacity(reps.len());
-    for (id, auto) in ids.iter().zip(auto_resolve) {
-        *proposed.entry(id.as_str()).or_insert(true) &= *auto;
+    let mut proposed: Vec<bool> = vec![true; reps.len()];
+    for (k, &j) in case_of.iter().enumerate() {
+        let e = &mut earlier[j];
+        if e.0 == usize::MAX || inputs[k].date < inputs[e.0].date {
+            e.0 = k;
+        }
+        if k != reps[j] && e.1.is_none_or(|p| inputs[k].date >= inputs[p].date) {
+            e.1 = Some(k);
+        }
+        proposed[j] &= auto_resolve[k];
     }
     Grouped {
-        order,
+        case_of,
         reps,
         earlier,
         proposed,
@@ -337,8 +485,23 @@ fn new_case_without_row(
     origin: Origin,
     now: DateTime<Utc>,
 ) -> TxResult<Case> {
-    let n = next_counter(txn, TICKET_COUNTER)?;
-    let ticket = format!("BRK-{}-{n:06}", now.format("%Y%m%d"));
+    let ticket = ticket_of(now, next_counter(txn, TICKET_COUNTER)?);
+    index_ticket_and_break(txn, input, id, &ticket)?;
+    Ok(case_fields(input, id, ticket, fingerprint, origin, now))
+}
+
+/// The ticket numbered `n` of a case opened at `now`.
+fn ticket_of(now: DateTime<Utc>, n: u64) -> String {
+    format!("BRK-{}-{n:06}", now.format("%Y%m%d"))
+}
+
+/// Indexes a new case `id` by its ticket (which no other case may hold) and its break's start.
+fn index_ticket_and_break(
+    txn: &CaseTxn<'_>,
+    input: &BreakInput,
+    id: &str,
+    ticket: &str,
+) -> TxResult<()> {
     if txn.get(CaseTree::Tickets, ticket.as_bytes())?.is_some() {
         return abort(CaseError::Corrupt {
             what: "ticket counter".into(),
@@ -346,10 +509,27 @@ fn new_case_without_row(
         });
     }
     txn.insert(CaseTree::Tickets, ticket.as_bytes(), id.as_bytes())?;
+    txn.insert(CaseTree::BreakIndex, &break_start_key(input), id.as_bytes())?;
+    Ok(())
+}
+
+/// The break index key of a record's break: its profile, key and start date.
+fn break_start_key(input: &BreakInput) -> Vec<u8> {
     let mut bk = break_prefix(&input.profile, &input.key);
     bk.extend_from_slice(input.start_date.to_string().as_bytes());
-    txn.insert(CaseTree::BreakIndex, &bk, id.as_bytes())?;
-    Ok(Case {
+    bk
+}
+
+/// A new case of `input` with its ticket, status `PendingReview`, without the record's columns.
+fn case_fields(
+    input: &BreakInput,
+    id: &str,
+    ticket: String,
+    fingerprint: String,
+    origin: Origin,
+    now: DateTime<Utc>,
+) -> Case {
+    Case {
         id: id.to_string(),
         ticket,
         profile: input.profile.clone(),
@@ -383,7 +563,7 @@ fn new_case_without_row(
         seen_to: None,
         owner: None,
         due: None,
-    })
+    }
 }
 
 /// The stored case a record belongs to: the break's own case, the case its break was joined to
@@ -397,8 +577,7 @@ fn case_of_record(
     if let Some(case) = load_case(txn, id)? {
         return Ok(Some(case));
     }
-    let mut bk = break_prefix(&input.profile, &input.key);
-    bk.extend_from_slice(input.start_date.to_string().as_bytes());
+    let bk = break_start_key(input);
     if let Some(joined) = txn.get(CaseTree::BreakIndex, &bk)? {
         let joined = String::from_utf8_lossy(&joined).into_owned();
         if joined != id
@@ -417,11 +596,44 @@ fn case_of_record(
     Ok(None)
 }
 
+/// The outcome of each input (`of_input[i]`: the case of input `i`): the case's own outcome
+/// for its last input, a copy for the others.
+pub(super) fn per_input<T: Clone>(outcomes: Vec<T>, of_input: &[usize]) -> Vec<T> {
+    let mut left = vec![0usize; outcomes.len()];
+    for &k in of_input {
+        left[k] += 1;
+    }
+    let mut outcomes: Vec<Option<T>> = outcomes.into_iter().map(Some).collect();
+    of_input
+        .iter()
+        .filter_map(|&k| {
+            left[k] -= 1;
+            if left[k] == 0 {
+                outcomes[k].take()
+            } else {
+                outcomes[k].clone()
+            }
+        })
+        .collect()
+}
+
 /// What recording one record did: the case written (or, if unchanged, as it was read), or, for
 /// an unchanged case, its head and (when asked for) its stored bytes.
 enum Step {
     Written(Box<UpsertOutcome>),
     Unchanged(Recorded, Vec<u8>),
+    /// A case written and not kept: what was recorded.
+    Recorded(Recorded),
+}
+
+impl Step {
+    /// The ticket of the case.
+    fn ticket(&self) -> &str {
+        match self {
+            Step::Written(o) => &o.case.ticket,
+            Step::Unchanged(r, _) | Step::Recorded(r) => &r.ticket,
+        }
+    }
 }
 
 /// The differences of a break's records before the one a new case is opened with (the
@@ -432,39 +644,6 @@ struct Opening {
     first: f64,
     /// The difference of the record before the latest, if there was one.
     previous: Option<f64>,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn upsert_one(
-    txn: &CaseTxn<'_>,
-    input: &BreakInput,
-    opening: Opening,
-    auto_resolve: bool,
-    id: &str,
-    fingerprint: &str,
-    now: DateTime<Utc>,
-    roll: &RollParams,
-    reappear: Option<&str>,
-    router: Option<&crate::routing::Router>,
-    cycle: Option<&Cycle>,
-    keep: bool,
-) -> TxResult<UpsertOutcome> {
-    if let Some(case) = case_of_record(txn, input, id, reappear)? {
-        return bring_up_to_date(txn, case, input, fingerprint, now, roll, keep);
-    }
-    open_case(
-        txn,
-        input,
-        opening,
-        auto_resolve,
-        id,
-        fingerprint,
-        now,
-        roll,
-        router,
-        cycle,
-        keep,
-    )
 }
 
 /// Brings the stored `case` of a record to it (unless the record is older or the same): a
@@ -534,39 +713,48 @@ fn bring_up_to_date(
     Ok(UpsertOutcome { case, change })
 }
 
-/// Opens the case of a record of a new break: its ticket, its `create` event, its owner when
-/// `router` gives one, proposed for auto-resolution when `auto_resolve` says so, and rolled
-/// through `cycle` (when given) before it is written. The case returned has the record's
-/// columns only when `keep` asks for them (it is written with them).
-#[allow(clippy::too_many_arguments)]
-fn open_case(
-    txn: &CaseTxn<'_>,
-    input: &BreakInput,
+/// A case a batch opens (the record `k`, at `at` among the transaction's steps): numbered in
+/// the transaction, in order, by [`plan_opening`], then built off it by [`build_opening`] and
+/// written by [`apply_opening`].
+struct Planned<'a> {
+    at: usize,
+    k: usize,
+    fingerprint: &'a str,
     opening: Opening,
-    auto_resolve: bool,
-    id: &str,
-    fingerprint: &str,
-    now: DateTime<Utc>,
-    roll: &RollParams,
+    /// Proposed for auto-resolution by the bucket's rules.
+    auto: bool,
+    ticket: u64,
+    /// The number of its first event (the others follow).
+    first_event: u64,
+    /// The owner the routing rules give it, and the route's condition.
+    owner: Option<(String, String)>,
+}
+
+impl<'a> Planned<'a> {
+    fn new(at: usize, k: usize, fingerprint: &'a str, opening: Opening, auto: bool) -> Self {
+        Planned {
+            at,
+            k,
+            fingerprint,
+            opening,
+            auto,
+            ticket: 0,
+            first_event: 0,
+            owner: None,
+        }
+    }
+}
+
+/// Hands out the ticket and event numbers of a case to open (its `create` event, its `assign`
+/// event when `router` gives it an owner, its `propose` event when the rules propose it), in
+/// the order one case after the other would take them.
+fn plan_opening<'a>(
+    txn: &CaseTxn<'_>,
+    mut p: Planned<'a>,
+    input: &BreakInput,
     router: Option<&crate::routing::Router>,
-    cycle: Option<&Cycle>,
-    keep: bool,
-) -> TxResult<UpsertOutcome> {
-    let mut case =
-        new_case_without_row(txn, input, id, fingerprint.to_string(), Origin::Model, now)?;
-    case.first_difference = Some(opening.first);
-    case.previous_difference = opening.previous.filter(|p| *p != input.difference);
-    case.due = Some(roll.due(now.date_naive(), &case.severity));
-    append_event(
-        txn,
-        &case,
-        EventAction::Create,
-        SYSTEM_USER,
-        None,
-        None,
-        None,
-        now,
-    )?;
+) -> TxResult<Planned<'a>> {
+    p.ticket = next_counter(txn, TICKET_COUNTER)?;
     let routed = crate::routing::RoutedCase {
         profile: &input.profile,
         key: &input.key,
@@ -575,43 +763,152 @@ fn open_case(
         difference: input.difference,
         row: &input.row,
     };
-    if let Some((owner, when)) = router.and_then(|r| r.owner_for(&routed)) {
-        case.owner = Some(owner.to_string());
-        append_event(
-            txn,
+    p.owner = router
+        .and_then(|r| r.owner_for(&routed))
+        .map(|(owner, when)| (owner.to_string(), when.to_string()));
+    p.first_event = next_counter(txn, EVENT_COUNTER)?;
+    for _ in 0..u64::from(p.owner.is_some()) + u64::from(p.auto) {
+        next_counter(txn, EVENT_COUNTER)?;
+    }
+    Ok(p)
+}
+
+/// Room for an event's JSON (a `create` event takes about 300 bytes).
+const EVENT_BYTES: usize = 384;
+
+/// What opening a case writes: the case (without the record's columns, returned), its ticket
+/// (which no other case may hold), and its writes (ticket and break index entries, events, the
+/// case with the record's columns and its outstanding marker).
+struct Opened {
+    step: Step,
+    writes: Vec<CaseWrite>,
+}
+
+/// Builds the case a record of a new break opens, with the numbers [`plan_opening`] gave it:
+/// its `create` event, its owner (with an `assign` event), proposed for auto-resolution (with a
+/// `propose` event) when the rules propose it, and rolled through `cycle` (when given).
+fn build_opening(
+    p: &Planned<'_>,
+    input: &BreakInput,
+    id: &str,
+    now: DateTime<Utc>,
+    roll: &RollParams,
+    cycle: Option<&Cycle>,
+    keep: bool,
+) -> Result<Opened, CaseError> {
+    let ticket = ticket_of(now, p.ticket);
+    let mut case = case_fields(
+        input,
+        id,
+        ticket,
+        p.fingerprint.to_string(),
+        Origin::Model,
+        now,
+    );
+    case.first_difference = Some(p.opening.first);
+    case.previous_difference = p.opening.previous.filter(|x| *x != input.difference);
+    case.due = Some(roll.due(now.date_naive(), &case.severity));
+    let mut events = Vec::with_capacity(3);
+    let mut seq = p.first_event;
+    let mut event = |case: &Case, note: EventNote<'_>| -> Result<(), CaseError> {
+        let mut json = Vec::with_capacity(EVENT_BYTES);
+        serde_json::to_writer(&mut json, &event_of(seq, case, note, now))
+            .map_err(|e| CaseError::Invalid(e.to_string()))?;
+        events.push((seq, json));
+        seq += 1;
+        Ok(())
+    };
+    event(
+        &case,
+        EventNote::by(EventAction::Create, SYSTEM_USER, None, None),
+    )?;
+    if let Some((owner, when)) = &p.owner {
+        case.owner = Some(owner.clone());
+        event(
             &case,
-            EventAction::Assign,
-            RULES_USER,
-            None,
-            Some(Status::PendingReview),
-            Some(format!("{owner} (route: {when})")),
-            now,
+            EventNote::by(
+                EventAction::Assign,
+                RULES_USER,
+                Some(Status::PendingReview),
+                Some(format!("{owner} (route: {when})")),
+            ),
         )?;
     }
-    if auto_resolve {
+    if p.auto {
         let by = format!("rules:{}", input.bucket_rule);
         case.status = Status::AutoResolveProposed;
         case.proposed_by = Some(by.clone());
-        append_event(
-            txn,
+        event(
             &case,
-            EventAction::Propose,
-            RULES_USER,
-            None,
-            Some(Status::PendingReview),
-            Some(by),
-            now,
+            EventNote::by(
+                EventAction::Propose,
+                RULES_USER,
+                Some(Status::PendingReview),
+                Some(by),
+            ),
         )?;
     }
     if let Some(cycle) = cycle {
         roll_opened(&mut case, cycle);
     }
-    write_case_with_row(txn, &case, &input.row, true)?;
-    if keep {
-        case.row = input.row.clone();
+    let bytes =
+        case_bytes_with_row(&case, &input.row).map_err(|e| CaseError::Invalid(e.to_string()))?;
+    let id = case.id.as_bytes();
+    let mut writes: Vec<CaseWrite> = Vec::with_capacity(4 + 2 * events.len());
+    writes.push(CaseWrite::put(
+        CaseTree::Tickets,
+        case.ticket.as_bytes().to_vec(),
+        id.to_vec(),
+    ));
+    writes.push(CaseWrite::put(
+        CaseTree::BreakIndex,
+        break_start_key(input),
+        id.to_vec(),
+    ));
+    for (seq, json) in events {
+        writes.push(CaseWrite::put(
+            CaseTree::Events,
+            seq.to_be_bytes().to_vec(),
+            json,
+        ));
+        writes.push(CaseWrite::put(
+            CaseTree::CaseEvents,
+            case_event_key(&case.id, seq),
+            Vec::new(),
+        ));
     }
-    Ok(UpsertOutcome {
-        case,
-        change: Change::Created,
-    })
+    case_writes(&case, bytes, true, &mut writes)?;
+    // The case itself only when it is kept (with the record's columns).
+    let step = if keep {
+        case.row = input.row.clone();
+        Step::Written(Box::new(UpsertOutcome {
+            case,
+            change: Change::Created,
+        }))
+    } else {
+        Step::Recorded(Recorded::of(&case, Change::Created))
+    };
+    Ok(Opened { step, writes })
+}
+
+/// Writes the cases [`build_opening`] built, all at once (see [`CaseTxn::write_batch`]); their
+/// tickets must be free. Returns what each did.
+fn apply_openings(txn: &CaseTxn<'_>, opened: Vec<Opened>) -> TxResult<Vec<Step>> {
+    let tickets: Vec<&[u8]> = opened.iter().map(|o| o.step.ticket().as_bytes()).collect();
+    let taken = txn.get_many(CaseTree::Tickets, &tickets)?;
+    if let Some((o, _)) = opened.iter().zip(&taken).find(|(_, t)| t.is_some()) {
+        return abort(CaseError::Corrupt {
+            what: "ticket counter".into(),
+            message: format!("ticket {} is already taken", o.step.ticket()),
+        });
+    }
+    drop(tickets);
+    let mut writes = Vec::with_capacity(opened.len());
+    let mut steps = Vec::with_capacity(opened.len());
+    for o in opened {
+        writes.push(o.writes);
+        steps.push(o.step);
+    }
+    txn.write_batch(writes.into_iter().flatten())?;
+    Ok(steps)
 }

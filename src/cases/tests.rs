@@ -597,3 +597,156 @@ fn a_case_fingerprinted_by_schema_5_is_unchanged_by_the_same_record_and_updated_
         Change::Unchanged
     );
 }
+
+/// Recording a batch at once (its new cases numbered in order, then built and indexed on every
+/// core) leaves the store as recording its records one after the other does: the same
+/// tickets, statuses, owners and events, numbered the same.
+#[test]
+fn a_batch_records_what_its_records_one_at_a_time_would() {
+    use std::collections::{HashMap, HashSet};
+    let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+    let at = DateTime::parse_from_rfc3339("2024-03-05T09:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let router = std::sync::Arc::new(
+        crate::routing::Router::compile(&[("ana".into(), "abs(difference) > 500".into())]).unwrap(),
+    );
+    // Enough cases for the parallel paths (more index entries than `PARALLEL_BATCH`).
+    let mut first: Vec<BreakInput> = (0..300u32)
+        .map(|i| {
+            let mut r = record_with_row(&format!("K{i}"), day, i);
+            r.difference = f64::from(i) * 3.0;
+            r
+        })
+        .collect();
+    // A second record of one break in the same batch: folded into its latest.
+    let mut later = record_with_row("K7", day, 7);
+    later.date = day.succ_opt().unwrap();
+    later.difference = 999.0;
+    first.push(later);
+    let auto: Vec<bool> = (0..first.len()).map(|i| i % 5 == 0).collect();
+    // The next batch: some cases moved, some new, one the same.
+    let next_day = day + chrono::Duration::days(2);
+    // New cases first, then the decided ones (their events among the new cases' events).
+    let mut second: Vec<BreakInput> = (350..420u32)
+        .chain(290..350)
+        .map(|i| {
+            let mut r = record_with_row(&format!("K{i}"), day, i);
+            r.date = next_day;
+            r.difference = f64::from(i) * 4.0;
+            r
+        })
+        .collect();
+    second.push(first[3].clone());
+    let auto2: Vec<bool> = (0..second.len()).map(|i| i % 7 == 0).collect();
+
+    let summary = |cases: &Cases| {
+        // Id, ticket, status, owner, proposer.
+        type Brief = (String, String, Status, Option<String>, Option<String>);
+        let mut all: Vec<Brief> = cases
+            .list(&CaseFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.id, c.ticket, c.status, c.owner, c.proposed_by))
+            .collect();
+        all.sort();
+        let events: Vec<String> = cases
+            .events()
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                format!(
+                    "{} {} {:?} {:?} {:?} {:?} {}",
+                    e.seq, e.case_id, e.action, e.from, e.to, e.reason, e.user
+                )
+            })
+            .collect();
+        (all, events)
+    };
+
+    let dir_a = tempfile::tempdir().unwrap();
+    let store_a = Store::open(dir_a.path()).unwrap();
+    let batch = Cases::with_clock(&store_a, move || at).routed(router.clone());
+    let got_first = batch.record_batch(&first, &auto, None).unwrap();
+
+    let dir_b = tempfile::tempdir().unwrap();
+    let store_b = Store::open(dir_b.path()).unwrap();
+    let single = Cases::with_clock(&store_b, move || at).routed(router);
+    // One record after the other, in the batch's order of cases (a break's records folded
+    // into its latest, as the batch does).
+    let one_by_one = |inputs: &[BreakInput], auto: &[bool]| -> Vec<Change> {
+        let mut seen: Vec<String> = Vec::new();
+        let mut latest: HashMap<String, (BreakInput, bool)> = HashMap::new();
+        for (input, a) in inputs.iter().zip(auto) {
+            let id = case_id(&input.profile, &input.key, input.start_date);
+            match latest.get_mut(&id) {
+                None => {
+                    seen.push(id.clone());
+                    latest.insert(id, (input.clone(), *a));
+                }
+                Some((r, p)) => {
+                    *p &= *a;
+                    if input.date >= r.date {
+                        *r = input.clone();
+                    }
+                }
+            }
+        }
+        seen.iter()
+            .map(|id| {
+                let (r, p) = &latest[id];
+                single.upsert(r, *p).unwrap().change
+            })
+            .collect()
+    };
+    let changes_first = one_by_one(&first, &auto);
+    // Decided cases, whose moved differences the second batch sends back for review (events
+    // of updates among the new cases' events).
+    let decide = |cases: &Cases| {
+        for i in [291u32, 293, 298] {
+            let id = case_id("gl", &format!("K{i}"), day);
+            cases.accept(&id, &Actor::analyst("alice"), None).unwrap();
+        }
+    };
+    decide(&batch);
+    decide(&single);
+    let got_second = batch.upsert_batch_in(&second, &auto2, None).unwrap();
+    let changes_second = one_by_one(&second, &auto2);
+
+    let (cases_a, events_a) = summary(&batch);
+    let (cases_b, events_b) = summary(&single);
+    assert_eq!(cases_a.len(), 420);
+    assert_eq!(cases_a, cases_b);
+    assert_eq!(events_a, events_b);
+    assert!(cases_a.iter().any(|c| c.3.as_deref() == Some("ana")));
+    assert!(cases_a.iter().any(|c| c.2 == Status::AutoResolveProposed));
+    // The outcomes, per case, are the same changes.
+    let mut firsts: Vec<Change> = Vec::new();
+    let mut ids_seen = HashSet::new();
+    for (input, r) in first.iter().zip(&got_first) {
+        if ids_seen.insert(case_id(&input.profile, &input.key, input.start_date)) {
+            firsts.push(r.change);
+        }
+    }
+    assert_eq!(firsts, changes_first);
+    let mut seconds: Vec<Change> = Vec::new();
+    let mut ids_seen = HashSet::new();
+    for (input, o) in second.iter().zip(&got_second) {
+        if ids_seen.insert(case_id(&input.profile, &input.key, input.start_date)) {
+            seconds.push(o.change);
+            assert_eq!(Some(&o.case), batch.get(&o.case.id).unwrap().as_ref());
+        }
+    }
+    assert_eq!(seconds, changes_second);
+    assert!(seconds.contains(&Change::Created));
+    assert!(seconds.contains(&Change::Updated));
+    assert!(seconds.contains(&Change::Recertified));
+    assert!(seconds.contains(&Change::Unchanged));
+}
+
+#[test]
+fn each_input_gets_its_cases_outcome() {
+    let got = super::record::per_input(vec!["a".to_string(), "b".to_string()], &[1, 0, 1, 1]);
+    assert_eq!(got, ["b", "a", "b", "b"]);
+    assert!(super::record::per_input(Vec::<String>::new(), &[]).is_empty());
+}

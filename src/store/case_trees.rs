@@ -101,14 +101,120 @@ impl CaseReader<'_> {
         Ok(())
     }
 
-    /// Whether a case tree holds `key` (a case: without reading it).
-    pub(crate) fn contains(&self, tree: CaseTree, key: &[u8]) -> Result<bool, StoreError> {
-        match tree.layout() {
-            Layout::Raw => Ok(self.get(tree, key)?.is_some()),
-            Layout::Paged(l) => {
-                paged_store(self.seen.borrow_mut().contains(&DbLoad(self.store), l, key))
-            }
+    /// The slot of the case of each of `ids` (`None`: no case), looked up on every core.
+    pub(crate) fn case_slots<I: AsRef<[u8]> + Sync>(
+        &self,
+        ids: &[I],
+    ) -> Result<Vec<Option<u64>>, StoreError> {
+        paged_store(self.seen.borrow_mut().slots(&DbLoad(self.store), ids))
+    }
+
+    /// [`CaseReader::scan`] of many prefixes (scanned on every core when each chooses one
+    /// index bucket).
+    pub(crate) fn scan_many<K: AsRef<[u8]> + Sync>(
+        &mut self,
+        tree: CaseTree,
+        prefixes: &[K],
+    ) -> Result<Vec<Vec<Entry>>, StoreError> {
+        let found = match tree.layout() {
+            Layout::Paged(Logical::Index(tag)) => paged_store(self.seen.get_mut().scan_many(
+                &DbLoad(self.store),
+                tag,
+                prefixes,
+            ))?,
+            _ => vec![None; prefixes.len()],
+        };
+        found
+            .into_iter()
+            .zip(prefixes)
+            .map(|(f, p)| match f {
+                Some(entries) => Ok(entries),
+                None => self.scan(tree, p.as_ref()),
+            })
+            .collect()
+    }
+
+    /// `f` of the stored case of each of `ids` (its place in `ids` and its stored bytes), at
+    /// the slots [`CaseReader::case_slots`] gave: the pages read and decoded on every core,
+    /// each once. `None` for an id without a case.
+    pub(crate) fn par_map_cases<I, T, F>(
+        &self,
+        ids: &[I],
+        slots: &[Option<u64>],
+        f: F,
+    ) -> Result<Vec<Option<T>>, StoreError>
+    where
+        I: AsRef<[u8]> + Sync,
+        T: Send,
+        F: Fn(usize, &[u8]) -> T + Sync,
+    {
+        use rayon::prelude::*;
+        if slots.len() != ids.len() {
+            return Err(StoreError::Engine(format!(
+                "{} slots for {} cases",
+                slots.len(),
+                ids.len()
+            )));
         }
+        let load = DbLoad(self.store);
+        let mut slots: Vec<(u64, usize)> = slots
+            .iter()
+            .enumerate()
+            .filter_map(|(k, s)| s.map(|s| (s, k)))
+            .collect();
+        slots.par_sort_unstable();
+        let pages: Vec<&[(u64, usize)]> = slots
+            .chunk_by(|a, b| a.0 / paged::CASES_PER_PAGE == b.0 / paged::CASES_PER_PAGE)
+            .collect();
+        let mut found: Vec<Vec<(usize, T)>> = Vec::with_capacity(pages.len());
+        // The pages are read from sled here, a group at a time, and decoded on every core: no
+        // job on rayon's threads touches sled (see `Store::case_transaction_in`).
+        for groups in pages.chunks(PAGES_READ_AT_ONCE) {
+            let stored: Vec<Option<Vec<u8>>> = groups
+                .iter()
+                .map(|group| {
+                    let page_no = group[0].0 / paged::CASES_PER_PAGE;
+                    load.load(Phys::Pages, &page_no.to_be_bytes())
+                })
+                .collect::<Result<_, StoreError>>()?;
+            let decoded = groups
+                .par_iter()
+                .zip(stored)
+                .map(|(group, stored)| {
+                    let page = match stored {
+                        Some(bytes) => {
+                            paged::Page::decode(&bytes).map_err(|c| StoreError::Engine(c.0))?
+                        }
+                        None => paged::Page::default(),
+                    };
+                    let mut out = Vec::with_capacity(group.len());
+                    for (slot, k) in group.iter() {
+                        match page.entries.get(slot) {
+                            Some((id, body)) if id.as_slice() == ids[*k].as_ref() => {
+                                let bytes = body.bytes().map_err(|c| StoreError::Engine(c.0))?;
+                                out.push((*k, f(*k, &bytes)));
+                            }
+                            // Not written yet (a transaction being applied): not there.
+                            None => {}
+                            Some((id, _)) => {
+                                return Err(StoreError::Engine(format!(
+                                    "case {} is indexed at slot {slot}, which holds case {}",
+                                    String::from_utf8_lossy(ids[*k].as_ref()),
+                                    String::from_utf8_lossy(id)
+                                )));
+                            }
+                        }
+                    }
+                    Ok(out)
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            found.extend(decoded);
+        }
+        let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(ids.len()).collect();
+        for (k, t) in found.into_iter().flatten() {
+            out[k] = Some(t);
+        }
+        Ok(out)
     }
 
     /// The entries of a case tree whose key starts with `prefix`, in key order.
@@ -144,6 +250,9 @@ impl CaseReader<'_> {
         Ok(out)
     }
 }
+
+/// How many case pages [`CaseReader::par_map_cases`] reads before it decodes them.
+const PAGES_READ_AT_ONCE: usize = 256;
 
 /// The trees of the case workflow and of its dispatch outbox. Their keys and values are the
 /// business of [`crate::cases`] and [`crate::dispatch`]; the store only keeps them.
@@ -304,6 +413,31 @@ impl CaseTxn<'_> {
         }
     }
 
+    /// [`CaseTxn::get`] of many keys of an index tree (the tickets, the break index or the
+    /// events of each case), looked up on every core; the cases: whether each is there.
+    pub(crate) fn get_many<K: AsRef<[u8]> + Sync>(
+        &self,
+        tree: CaseTree,
+        keys: &[K],
+    ) -> Result<Vec<Option<Vec<u8>>>, TxStorage> {
+        let load = TxLoad(self.trees);
+        match tree.layout() {
+            Layout::Paged(Logical::Index(tag)) => {
+                tx_paged(self.paged.borrow_mut().get_many(&load, tag, keys))
+            }
+            _ => keys.iter().map(|k| self.get(tree, k.as_ref())).collect(),
+        }
+    }
+
+    /// Whether each of `ids` has a case, looked up on every core.
+    pub(crate) fn has_cases<K: AsRef<[u8]> + Sync>(
+        &self,
+        ids: &[K],
+    ) -> Result<Vec<bool>, TxStorage> {
+        let slots = tx_paged(self.paged.borrow_mut().slots(&TxLoad(self.trees), ids))?;
+        Ok(slots.iter().map(Option::is_some).collect())
+    }
+
     /// Writes one value.
     pub(crate) fn insert(&self, tree: CaseTree, key: &[u8], value: &[u8]) -> Result<(), TxStorage> {
         match tree.layout() {
@@ -316,24 +450,6 @@ impl CaseTxn<'_> {
                 l,
                 key,
                 value.to_vec(),
-            )),
-        }
-    }
-
-    /// [`CaseTxn::insert`] of a value the caller hands over (not copied for the packed trees).
-    pub(crate) fn insert_owned(
-        &self,
-        tree: CaseTree,
-        key: &[u8],
-        value: Vec<u8>,
-    ) -> Result<(), TxStorage> {
-        match tree.layout() {
-            Layout::Raw => self.insert(tree, key, &value),
-            Layout::Paged(l) => tx_paged(self.paged.borrow_mut().insert(
-                &TxLoad(self.trees),
-                l,
-                key,
-                value,
             )),
         }
     }
@@ -358,6 +474,37 @@ impl CaseTxn<'_> {
                 self.insert(tree, key, &value)
             }
         }
+    }
+
+    /// Writes or removes many values at once, in order, made ready beforehand by
+    /// [`CaseWrite::put`] (on any thread): the packed trees' index entries go into their buckets
+    /// on every core ([`Overlay::insert_ready`]).
+    pub(crate) fn write_batch(
+        &self,
+        writes: impl IntoIterator<Item = CaseWrite>,
+    ) -> Result<(), TxStorage> {
+        let mut writes = writes.into_iter().peekable();
+        while writes.peek().is_some() {
+            // The packed writes up to the next other one.
+            let packed = std::iter::from_fn(|| match writes.peek() {
+                Some(CaseWrite::Packed(_)) => match writes.next() {
+                    Some(CaseWrite::Packed(r)) => Some(r),
+                    _ => None,
+                },
+                _ => None,
+            });
+            tx_paged(
+                self.paged
+                    .borrow_mut()
+                    .insert_ready(&TxLoad(self.trees), packed),
+            )?;
+            match writes.next() {
+                Some(CaseWrite::Raw(tree, key, value)) => self.insert(tree, &key, &value)?,
+                Some(CaseWrite::Remove(tree, key)) => self.remove(tree, &key)?,
+                Some(CaseWrite::Packed(_)) | None => {}
+            }
+        }
+        Ok(())
     }
 
     /// Removes one value (absent is fine).
@@ -416,6 +563,29 @@ impl CaseTxn<'_> {
             self.insert(CaseTree::Seq, name, &value.to_be_bytes())?;
         }
         Ok(())
+    }
+}
+
+/// A write or removal of one value of a case tree, made ready (for the packed trees: its index
+/// bucket chosen, its key tagged) on any thread, for [`CaseTxn::write_batch`].
+pub(crate) enum CaseWrite {
+    Packed(paged::Ready),
+    Raw(CaseTree, Vec<u8>, Vec<u8>),
+    Remove(CaseTree, Vec<u8>),
+}
+
+impl CaseWrite {
+    /// Writes `value` under `key`.
+    pub(crate) fn put(tree: CaseTree, key: Vec<u8>, value: Vec<u8>) -> CaseWrite {
+        match tree.layout() {
+            Layout::Paged(l) => CaseWrite::Packed(paged::Ready::of(l, key, value)),
+            Layout::Raw => CaseWrite::Raw(tree, key, value),
+        }
+    }
+
+    /// Removes `key` (absent is fine).
+    pub(crate) fn remove(tree: CaseTree, key: Vec<u8>) -> CaseWrite {
+        CaseWrite::Remove(tree, key)
     }
 }
 

@@ -549,6 +549,11 @@ impl Store {
 
     /// [`Store::case_transaction`] taking the index buckets it reads from `cache` when they are
     /// still as stored, and giving them back once written: for the transactions of one batch.
+    ///
+    /// A transaction holds sled's lock while it waits for work on rayon's threads (its cases
+    /// built, its index entries put into their buckets, its values encoded, on every core). So
+    /// no job on rayon's threads may touch sled: one waiting for that lock would wait forever.
+    /// The case trees read sled on the calling thread only, and hand rayon decoded values.
     pub(crate) fn case_transaction_in<R, E, F>(
         &self,
         cache: Option<&BucketCache>,
@@ -587,6 +592,7 @@ impl Store {
         self.db.flush().map_err(|e| self.engine(e))?;
         if let Some(mut written) = done.take() {
             written.give_back();
+            written.drop_aside();
         }
         Ok(value)
     }

@@ -190,6 +190,11 @@ impl Bucket {
         self.delta.insert(key, Some(value));
     }
 
+    /// Room for `n` more changes.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.delta.reserve(n);
+    }
+
     /// Removes an entry; whether there was one.
     pub(crate) fn remove(&mut self, key: &[u8]) -> bool {
         let present = self.get(key).is_some();

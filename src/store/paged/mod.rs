@@ -36,6 +36,11 @@ const ZSTD_LEVEL: i32 = 1;
 const NEXT_SLOT: &[u8] = b"next_slot";
 /// The most record bytes one page may hold (a bound for damaged headers, far above 128 cases).
 const MAX_PAGE_BYTES: usize = 1 << 30;
+/// The fewest stored values an overlay holds for [`Overlay::drop_aside`] to drop it on another
+/// thread.
+const DROP_ASIDE_FROM: usize = 64;
+/// The fewest index entries [`Overlay::insert_ready`] puts into their buckets on every core.
+const PARALLEL_BATCH: usize = 512;
 /// The version byte that starts every index bucket.
 const BUCKET_FORMAT: u8 = 1;
 /// The version byte that starts every page.
@@ -392,16 +397,38 @@ pub(crate) struct Overlay {
 /// stored bytes it was decoded from or encoded to. A later transaction that reads the same
 /// bytes takes the decoded bucket instead of decompressing and decoding it again (the same
 /// bytes are the same entries, whoever wrote in between).
-#[derive(Default, Clone)]
-pub(crate) struct BucketCache(std::sync::Arc<std::sync::Mutex<CachedBuckets>>);
+#[derive(Clone)]
+pub(crate) struct BucketCache {
+    shared: std::sync::Arc<std::sync::Mutex<CachedBuckets>>,
+    /// Whether the buckets written are given back (not by the batch's last transaction).
+    keep: bool,
+}
+
+impl Default for BucketCache {
+    fn default() -> Self {
+        BucketCache {
+            shared: Default::default(),
+            keep: true,
+        }
+    }
+}
 
 /// Bucket number → the stored bytes and the bucket decoded from (or encoded to) them.
 type CachedBuckets = HashMap<u64, (Vec<u8>, Bucket)>;
 
 impl BucketCache {
+    /// The cache as the batch's last transaction uses it: it takes the buckets decoded before
+    /// it and gives back none (no one would take them: decoding what it wrote is not done).
+    pub(crate) fn last(&self) -> BucketCache {
+        BucketCache {
+            shared: self.shared.clone(),
+            keep: false,
+        }
+    }
+
     /// The decoded bucket `b` if it was decoded from (or encoded to) `stored`; taken out.
     fn take(&self, b: u64, stored: &[u8]) -> Option<Bucket> {
-        let mut map = self.0.lock().ok()?;
+        let mut map = self.shared.lock().ok()?;
         match map.get(&b) {
             Some((bytes, _)) if bytes.as_slice() == stored => map.remove(&b).map(|(_, bk)| bk),
             _ => None,
@@ -409,7 +436,7 @@ impl BucketCache {
     }
 
     fn put(&self, entries: Vec<(u64, Vec<u8>, Bucket)>) {
-        if let Ok(mut map) = self.0.lock() {
+        if let Ok(mut map) = self.shared.lock() {
             for (b, bytes, bucket) in entries {
                 map.insert(b, (bytes, bucket));
             }
@@ -632,6 +659,246 @@ impl Overlay {
         Ok(())
     }
 
+    /// Reads the index buckets numbered `buckets` that are not read yet (one after another).
+    fn read_buckets<L: Load>(&mut self, l: &L, buckets: &[u64]) -> Result<(), PagedError<L::Err>> {
+        for b in buckets {
+            if !self.buckets.contains_key(b) {
+                self.bucket(l, *b)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Overlay::get`] of many keys of the index tree `tag`: their buckets read first, then
+    /// the keys looked up on every core.
+    pub(crate) fn get_many<L: Load, K: AsRef<[u8]> + Sync>(
+        &mut self,
+        l: &L,
+        tag: IndexTag,
+        keys: &[K],
+    ) -> Result<Vec<Option<Vec<u8>>>, PagedError<L::Err>> {
+        use rayon::prelude::*;
+        let of: Vec<u64> = keys.par_iter().map(|k| tag.bucket(k.as_ref())).collect();
+        self.read_buckets(l, &of)?;
+        let buckets = &self.buckets;
+        Ok(keys
+            .par_iter()
+            .zip(&of)
+            .map(|(k, b)| {
+                let (bucket, _) = buckets.get(b)?;
+                bucket.get(&tagged(tag, k.as_ref())).map(<[u8]>::to_vec)
+            })
+            .collect())
+    }
+
+    /// [`Overlay::slot`] of many cases, looked up on every core.
+    pub(crate) fn slots<L: Load, K: AsRef<[u8]> + Sync>(
+        &mut self,
+        l: &L,
+        ids: &[K],
+    ) -> Result<Vec<Option<u64>>, PagedError<L::Err>> {
+        self.get_many(l, IndexTag::Slot, ids)?
+            .into_iter()
+            .zip(ids)
+            .map(|(v, id)| match v {
+                None => Ok(None),
+                Some(v) => <[u8; 8]>::try_from(v.as_slice())
+                    .map(|b| Some(u64::from_be_bytes(b)))
+                    .map_err(|_| {
+                        PagedError::Corrupt(format!("the slot of case {}", lossy(id.as_ref())))
+                    }),
+            })
+            .collect()
+    }
+
+    /// [`Overlay::scan_bucket`] of many prefixes, scanned on every core once their buckets are
+    /// read (None for a prefix that does not choose a bucket).
+    pub(crate) fn scan_many<L: Load, K: AsRef<[u8]> + Sync>(
+        &mut self,
+        l: &L,
+        tag: IndexTag,
+        prefixes: &[K],
+    ) -> Result<Vec<Option<Vec<Entry>>>, PagedError<L::Err>> {
+        use rayon::prelude::*;
+        let of: Vec<Option<u64>> = prefixes
+            .par_iter()
+            .map(|p| tag.bucket_of_prefix(p.as_ref()))
+            .collect();
+        let read: Vec<u64> = of.iter().flatten().copied().collect();
+        self.read_buckets(l, &read)?;
+        let buckets = &self.buckets;
+        Ok(prefixes
+            .par_iter()
+            .zip(&of)
+            .map(|(p, b)| {
+                let (bucket, _) = buckets.get(&(*b)?)?;
+                Some(scan_in(bucket, tag, p.as_ref()))
+            })
+            .collect())
+    }
+
+    /// [`Overlay::insert`] of many values at once, made ready by [`Ready::of`] (on any
+    /// thread). The index entries (a new case's slot among them) are put into their buckets on
+    /// every core, each bucket by one thread; the pages' entries one after another.
+    pub(crate) fn insert_ready<L: Load>(
+        &mut self,
+        l: &L,
+        writes: impl IntoIterator<Item = Ready>,
+    ) -> Result<(), PagedError<L::Err>> {
+        use rayon::prelude::*;
+        // Each bucket's new entries, in the order written (a later one replaces an earlier).
+        let mut to: Vec<NewEntries> = (0..BUCKETS).map(|_| Vec::new()).collect();
+        let mut entries = 0usize;
+        let mut cases: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut events: Vec<(u64, Vec<u8>, Body)> = Vec::new();
+        for w in writes {
+            match w {
+                Ready::Index { bucket, key, value } => {
+                    match to.get_mut(bucket as usize) {
+                        Some(new) => new.push((key, value)),
+                        // Not a bucket number: not made by `Ready::of`.
+                        None => {
+                            return Err(PagedError::Corrupt(format!(
+                                "an index entry for bucket {bucket} (of {BUCKETS})"
+                            )));
+                        }
+                    }
+                    entries += 1;
+                }
+                Ready::Event { key, value } => {
+                    events.push((event_number(&key)?, Vec::new(), Body::Stored(value)))
+                }
+                Ready::Case { id, value } => cases.push((id, value)),
+            }
+        }
+        // The cases' slots, looked up on every core; the new ones handed out in order (a case
+        // written twice keeps the slot it was given first).
+        let found = if cases.len() < PARALLEL_BATCH {
+            let mut found = Vec::with_capacity(cases.len());
+            for (id, _) in &cases {
+                found.push(self.slot(l, id)?);
+            }
+            found
+        } else {
+            let ids: Vec<&[u8]> = cases.iter().map(|(id, _)| id.as_slice()).collect();
+            self.slots(l, &ids)?
+        };
+        self.last_slot = None;
+        let mut given: HashMap<&[u8], u64, bucket::KeyHasher> = HashMap::default();
+        let mut slots = Vec::with_capacity(cases.len());
+        for ((id, _), found) in cases.iter().zip(found) {
+            let slot = match found {
+                Some(s) => s,
+                None => match given.get(id.as_slice()) {
+                    Some(s) => *s,
+                    None => {
+                        let s = self.new_slot(l)?;
+                        given.insert(id, s);
+                        to[IndexTag::Slot.bucket(id) as usize]
+                            .push((tagged(IndexTag::Slot, id), s.to_be_bytes().to_vec()));
+                        entries += 1;
+                        s
+                    }
+                },
+            };
+            slots.push(slot);
+        }
+        drop(given);
+        let placed = cases
+            .into_iter()
+            .zip(slots)
+            .map(|((id, value), slot)| (slot, id, Body::Stored(value)))
+            .collect();
+        self.fill_pages(l, Phys::Pages, CASES_PER_PAGE, placed)?;
+        self.fill_pages(l, Phys::Events, EVENTS_PER_PAGE, events)?;
+        let to = to
+            .into_iter()
+            .enumerate()
+            .filter(|(_, new)| !new.is_empty())
+            .map(|(b, new)| (b as u64, new));
+        if entries < PARALLEL_BATCH {
+            for (b, new) in to {
+                let entry = self.bucket(l, b)?;
+                for (key, value) in new {
+                    entry.0.insert(key, value);
+                }
+                entry.1 = true;
+            }
+            return Ok(());
+        }
+        // Each bucket taken out with its entries, filled on every core, and put back.
+        let mut work: Vec<(u64, Bucket, NewEntries)> = Vec::new();
+        for (b, new) in to {
+            self.bucket(l, b)?;
+            let bucket = self
+                .buckets
+                .remove(&b)
+                .map(|(bk, _)| bk)
+                .unwrap_or_default();
+            work.push((b, bucket, new));
+        }
+        work.par_iter_mut().for_each(|(_, bucket, new)| {
+            bucket.reserve(new.len());
+            for (key, value) in new.drain(..) {
+                bucket.insert(key, value);
+            }
+        });
+        for (b, bucket, _) in work {
+            self.buckets.insert(b, (bucket, true));
+        }
+        Ok(())
+    }
+
+    /// Puts `entries` (number, id, body) into the pages of `tree` (`per_page` numbers a page):
+    /// each page read first, then filled on every core. A later entry of a number replaces an
+    /// earlier one.
+    fn fill_pages<L: Load>(
+        &mut self,
+        l: &L,
+        tree: Phys,
+        per_page: u64,
+        mut entries: Vec<(u64, Vec<u8>, Body)>,
+    ) -> Result<(), PagedError<L::Err>> {
+        use rayon::prelude::*;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        // Stable: the entries of one number stay in the order written.
+        entries.sort_by_key(|(n, _, _)| *n);
+        type Fill = (u64, Page, Vec<(u64, Vec<u8>, Body)>);
+        let mut work: Vec<Fill> = Vec::new();
+        for (n, id, body) in entries {
+            let p = n / per_page;
+            match work.last_mut() {
+                Some((last, _, new)) if *last == p => new.push((n, id, body)),
+                _ => {
+                    self.page(l, tree, p)?;
+                    let page = self.pages_of(tree).remove(&p).map(|(pg, _)| pg);
+                    work.push((p, page.unwrap_or_default(), vec![(n, id, body)]));
+                }
+            }
+        }
+        work.par_iter_mut().for_each(|(_, page, new)| {
+            for (n, id, body) in new.drain(..) {
+                page.entries.insert(n, (id, body));
+            }
+        });
+        let pages = self.pages_of(tree);
+        for (p, page, _) in work {
+            pages.insert(p, (page, true));
+        }
+        Ok(())
+    }
+
+    /// The pages read of `tree` (the cases' or the events').
+    fn pages_of(&mut self, tree: Phys) -> &mut HashMap<u64, (Page, bool)> {
+        if tree == Phys::Events {
+            &mut self.events
+        } else {
+            &mut self.pages
+        }
+    }
+
     /// Removes one value of a logical tree (absent is fine).
     pub(crate) fn remove<L: Load>(
         &mut self,
@@ -695,20 +962,32 @@ impl Overlay {
 
     /// Once what this overlay changed is written: its buckets, as stored now, to its cache.
     pub(crate) fn give_back(&mut self) {
-        let Some(cache) = self.cache.clone() else {
+        let Some(cache) = self.cache.clone().filter(|c| c.keep) else {
             return;
         };
         let mut out = std::mem::take(&mut self.settled);
+        let mut changed = HashMap::new();
         for (b, (bucket, dirty)) in self.buckets.drain() {
             if dirty {
+                // Given back as written (in `settled`); this one is dropped with the overlay.
+                changed.insert(b, (bucket, dirty));
                 continue;
             }
             if let Some(bytes) = self.read_bytes.remove(&b) {
                 out.push((b, bytes, bucket));
             }
         }
+        self.buckets = changed;
         self.read_bytes.clear();
         cache.put(out);
+    }
+
+    /// Drops the overlay; a large one (a batch's) on another thread, so that freeing its
+    /// entries one by one does not hold up the caller.
+    pub(crate) fn drop_aside(self) {
+        if self.buckets.len() + self.pages.len() + self.events.len() > DROP_ASIDE_FROM {
+            rayon::spawn(move || drop(self));
+        }
     }
 
     /// The stored values this overlay changed, encoded (in parallel): what to write back.
@@ -732,7 +1011,7 @@ impl Overlay {
         }
         // Larger pages first, so that the threads finish together.
         jobs.sort_by_key(|(t, n, _)| (*t != Phys::Pages, *n));
-        let settle = self.cache.is_some();
+        let settle = self.cache.as_ref().is_some_and(|c| c.keep);
         let done: Vec<(Change, Option<Bucket>)> = jobs
             .par_iter()
             .map(|(tree, n, job)| {
@@ -778,6 +1057,42 @@ impl Overlay {
         }
     }
 }
+
+/// A value to write to a logical tree, made ready for [`Overlay::insert_ready`]: an index
+/// entry with its bucket chosen and its key tagged, a case or an event.
+pub(crate) enum Ready {
+    Index {
+        bucket: u64,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Case {
+        id: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Event {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+}
+
+impl Ready {
+    /// A write of `value` under `key` in the logical tree `tree`.
+    pub(crate) fn of(tree: Logical, key: Vec<u8>, value: Vec<u8>) -> Ready {
+        match tree {
+            Logical::Index(tag) => Ready::Index {
+                bucket: tag.bucket(&key),
+                key: tagged(tag, &key),
+                value,
+            },
+            Logical::Cases => Ready::Case { id: key, value },
+            Logical::Events => Ready::Event { key, value },
+        }
+    }
+}
+
+/// New entries of one index bucket (key, value), in the order written.
+type NewEntries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// A key and value of a logical tree.
 pub(crate) type Entry = (Vec<u8>, Vec<u8>);
