@@ -279,7 +279,10 @@ impl<'s> Cases<'s> {
                     let auto = proposed[*j];
                     planned.push(plan_opening(
                         txn,
-                        Planned::new(part.len(), k, &p.fingerprint, opening, auto),
+                        (part.len(), k),
+                        &p.fingerprint,
+                        opening,
+                        auto,
                         input,
                         router,
                     )?);
@@ -503,14 +506,19 @@ fn index_ticket_and_break(
     ticket: &str,
 ) -> TxResult<()> {
     if txn.get(CaseTree::Tickets, ticket.as_bytes())?.is_some() {
-        return abort(CaseError::Corrupt {
-            what: "ticket counter".into(),
-            message: format!("ticket {ticket} is already taken"),
-        });
+        return abort(ticket_taken(ticket));
     }
     txn.insert(CaseTree::Tickets, ticket.as_bytes(), id.as_bytes())?;
     txn.insert(CaseTree::BreakIndex, &break_start_key(input), id.as_bytes())?;
     Ok(())
+}
+
+/// A ticket the counter hands out that a case already holds: the counter went back.
+fn ticket_taken(ticket: &str) -> CaseError {
+    CaseError::Corrupt {
+        what: "ticket counter".into(),
+        message: format!("ticket {ticket} is already taken"),
+    }
 }
 
 /// The break index key of a record's break: its profile, key and start date.
@@ -730,31 +738,20 @@ struct Planned<'a> {
     owner: Option<(String, String)>,
 }
 
-impl<'a> Planned<'a> {
-    fn new(at: usize, k: usize, fingerprint: &'a str, opening: Opening, auto: bool) -> Self {
-        Planned {
-            at,
-            k,
-            fingerprint,
-            opening,
-            auto,
-            ticket: 0,
-            first_event: 0,
-            owner: None,
-        }
-    }
-}
-
 /// Hands out the ticket and event numbers of a case to open (its `create` event, its `assign`
 /// event when `router` gives it an owner, its `propose` event when the rules propose it), in
 /// the order one case after the other would take them.
+/// `(at, k)`: the case's place among the transaction's steps, and its record.
 fn plan_opening<'a>(
     txn: &CaseTxn<'_>,
-    mut p: Planned<'a>,
+    (at, k): (usize, usize),
+    fingerprint: &'a str,
+    opening: Opening,
+    auto: bool,
     input: &BreakInput,
     router: Option<&crate::routing::Router>,
 ) -> TxResult<Planned<'a>> {
-    p.ticket = next_counter(txn, TICKET_COUNTER)?;
+    let ticket = next_counter(txn, TICKET_COUNTER)?;
     let routed = crate::routing::RoutedCase {
         profile: &input.profile,
         key: &input.key,
@@ -763,14 +760,23 @@ fn plan_opening<'a>(
         difference: input.difference,
         row: &input.row,
     };
-    p.owner = router
+    let owner = router
         .and_then(|r| r.owner_for(&routed))
         .map(|(owner, when)| (owner.to_string(), when.to_string()));
-    p.first_event = next_counter(txn, EVENT_COUNTER)?;
-    for _ in 0..u64::from(p.owner.is_some()) + u64::from(p.auto) {
+    let first_event = next_counter(txn, EVENT_COUNTER)?;
+    for _ in 0..u64::from(owner.is_some()) + u64::from(auto) {
         next_counter(txn, EVENT_COUNTER)?;
     }
-    Ok(p)
+    Ok(Planned {
+        at,
+        k,
+        fingerprint,
+        opening,
+        auto,
+        ticket,
+        first_event,
+        owner,
+    })
 }
 
 /// Room for an event's JSON (a `create` event takes about 300 bytes).
@@ -897,10 +903,7 @@ fn apply_openings(txn: &CaseTxn<'_>, opened: Vec<Opened>) -> TxResult<Vec<Step>>
     let tickets: Vec<&[u8]> = opened.iter().map(|o| o.step.ticket().as_bytes()).collect();
     let taken = txn.get_many(CaseTree::Tickets, &tickets)?;
     if let Some((o, _)) = opened.iter().zip(&taken).find(|(_, t)| t.is_some()) {
-        return abort(CaseError::Corrupt {
-            what: "ticket counter".into(),
-            message: format!("ticket {} is already taken", o.step.ticket()),
-        });
+        return abort(ticket_taken(o.step.ticket()));
     }
     drop(tickets);
     let mut writes = Vec::with_capacity(opened.len());

@@ -414,7 +414,7 @@ impl CaseTxn<'_> {
     }
 
     /// [`CaseTxn::get`] of many keys of an index tree (the tickets, the break index or the
-    /// events of each case), looked up on every core; the cases: whether each is there.
+    /// events of each case), looked up on every core; of another tree, one after another.
     pub(crate) fn get_many<K: AsRef<[u8]> + Sync>(
         &self,
         tree: CaseTree,

@@ -513,14 +513,7 @@ impl Overlay {
         }
         let key = tagged(IndexTag::Slot, id);
         let (bucket, _) = self.bucket(l, IndexTag::Slot.bucket(id))?;
-        let slot = match bucket.get(&key) {
-            None => None,
-            Some(v) => Some(
-                <[u8; 8]>::try_from(v)
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| PagedError::Corrupt(format!("the slot of case {}", lossy(id))))?,
-            ),
-        };
+        let slot = slot_of(id, bucket.get(&key))?;
         self.remember_slot(id, slot);
         Ok(slot)
     }
@@ -700,14 +693,7 @@ impl Overlay {
         self.get_many(l, IndexTag::Slot, ids)?
             .into_iter()
             .zip(ids)
-            .map(|(v, id)| match v {
-                None => Ok(None),
-                Some(v) => <[u8; 8]>::try_from(v.as_slice())
-                    .map(|b| Some(u64::from_be_bytes(b)))
-                    .map_err(|_| {
-                        PagedError::Corrupt(format!("the slot of case {}", lossy(id.as_ref())))
-                    }),
-            })
+            .map(|(v, id)| slot_of(id.as_ref(), v.as_deref()))
             .collect()
     }
 
@@ -1110,6 +1096,17 @@ fn tagged(tag: IndexTag, key: &[u8]) -> Vec<u8> {
     k.push(tag as u8);
     k.extend_from_slice(key);
     k
+}
+
+/// The slot a case's index entry holds (big-endian u64).
+fn slot_of<E>(id: &[u8], entry: Option<&[u8]>) -> Result<Option<u64>, PagedError<E>> {
+    entry
+        .map(|v| {
+            <[u8; 8]>::try_from(v)
+                .map(u64::from_be_bytes)
+                .map_err(|_| PagedError::Corrupt(format!("the slot of case {}", lossy(id))))
+        })
+        .transpose()
 }
 
 fn lossy(b: &[u8]) -> String {
