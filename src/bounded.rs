@@ -51,6 +51,12 @@ const PART_SHARE: f64 = 0.6;
 /// Share of the budget the process may hold between two parts, memory freed by the parts before
 /// and kept for the next one included (`crate::memory::KeepFreed`); past it, that is given back.
 const KEPT_SHARE: f64 = 0.8;
+/// What a run under a budget of `budget_mb` MiB may hold, memory freed and kept included
+/// (`crate::memory::KeepFreed::up_to`).
+pub fn kept_limit_mib(budget_mb: u64) -> f64 {
+    budget_mb as f64 * KEPT_SHARE
+}
+
 /// Memory the merge and the day's cycle hold per row of the file and its history, written or
 /// not (the rows' records, ranks and places, and the cycle's dates and differences; BENCHMARKS.md).
 const ROW_BYTES: f64 = 80.0;
@@ -208,7 +214,7 @@ pub fn analyze_bounded(
     // The model. The part it is trained on keeps its rows and features for its own analysis.
     // From here to the merge, what a part frees the next one allocates again: the allocator
     // keeps it meanwhile (`crate::memory`).
-    let keep = crate::memory::KeepFreed::start();
+    let keep = crate::memory::KeepFreed::up_to(Some(kept_limit_mib(plan.budget_mb)));
     let t = Instant::now();
     let (bundle, known, file, mut first_part) = match model {
         Some((bundle, file)) => (bundle, None, file, None),
@@ -271,13 +277,10 @@ pub fn analyze_bounded(
         check_own_accounts(&a, &partition, &split.shown)?;
         totals.add(settings, &a);
         all.push(write_part(&split, opts, aopts, &a, partition, &mut room)?);
-        let resident = crate::logging::resident_mib();
-        tracing::debug!(part = i, resident_mib = ?resident, "part done");
         // The memory kept for the next part stays within the budget: past `KEPT_SHARE` of it,
         // what is free is given back.
-        if resident.is_some_and(|r| r as f64 > plan.budget_mb as f64 * KEPT_SHARE) {
-            keep.give_back();
-        }
+        let resident = keep.within_limit();
+        tracing::debug!(part = i, resident_mib = ?resident, "part done");
     }
     drop(keep);
     timings.push(("parts".into(), t.elapsed()));

@@ -3,7 +3,9 @@
 //! mimalloc returns memory freed for about a second (`purge_delay`, 1,000 ms) to the system;
 //! touching it again costs a page fault and the kernel zeroing the page. A bounded run's parts
 //! are alike: each one allocates about what the one before it freed, so while they run the
-//! freed memory is kept for the next part instead ([`KeepFreed`]).
+//! freed memory is kept for the next part instead ([`KeepFreed`]). A whole run's stages are
+//! alike in the same way (`breakdesk run` keeps freed memory from reading to writing, within
+//! 80 % of its memory budget).
 
 use std::ffi::{c_int, c_long};
 
@@ -45,10 +47,20 @@ static KEEPING: std::sync::Mutex<(usize, i64)> = std::sync::Mutex::new((0, 0));
 /// While one lives, memory freed is kept by the allocator for what comes next (the option is
 /// the process's: runs side by side share it). When the last one is dropped, the delay before
 /// the first is restored and what was freed meanwhile and is still free is given back at once.
-pub struct KeepFreed(());
+pub struct KeepFreed {
+    /// Past this resident size (MiB), [`KeepFreed::within_limit`] gives what is free back.
+    limit_mib: Option<f64>,
+}
 
 impl KeepFreed {
+    /// Keeps freed memory with no limit of its own.
     pub fn start() -> KeepFreed {
+        KeepFreed::up_to(None)
+    }
+
+    /// Keeps freed memory while the process holds at most `limit_mib` MiB, as checked by
+    /// [`KeepFreed::within_limit`] (None: no limit).
+    pub fn up_to(limit_mib: Option<f64>) -> KeepFreed {
         let mut keeping = KEEPING.lock().unwrap_or_else(|e| e.into_inner());
         if keeping.0 == 0 {
             let before = purge_delay();
@@ -59,14 +71,18 @@ impl KeepFreed {
             }
         }
         keeping.0 += 1;
-        KeepFreed(())
+        KeepFreed { limit_mib }
     }
-}
 
-impl KeepFreed {
-    /// Gives back to the system what is free now (and goes on keeping what is freed next).
-    pub fn give_back(&self) {
-        give_back_free();
+    /// Gives back to the system what is free now when the process holds more than the limit
+    /// (and goes on keeping what is freed next); returns the resident size checked (MiB).
+    pub fn within_limit(&self) -> Option<u64> {
+        let limit = self.limit_mib?;
+        let resident = crate::logging::resident_mib();
+        if resident.is_some_and(|r| r as f64 > limit) {
+            give_back_free();
+        }
+        resident
     }
 }
 
@@ -85,10 +101,14 @@ impl Drop for KeepFreed {
 mod tests {
     use super::*;
 
+    /// The purge delay is the process's: the tests that set it take turns.
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     /// The option index is the linked mimalloc's purge delay: its default is 1,000 ms (or what
     /// `MIMALLOC_PURGE_DELAY` says), and keeping freed memory sets it to an hour and back.
     #[test]
     fn keeping_freed_memory_sets_the_purge_delay_and_restores_it() {
+        let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
         let expected: i64 = std::env::var("MIMALLOC_PURGE_DELAY")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -112,5 +132,20 @@ mod tests {
             assert_eq!(purge_delay(), kept);
         }
         assert_eq!(purge_delay(), expected);
+    }
+
+    /// A limit is checked against the resident size: without one nothing is read, and past one
+    /// what is free is given back (the keeping goes on).
+    #[test]
+    fn keeping_within_a_limit_reads_the_resident_size() {
+        let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+        let unbounded = KeepFreed::start();
+        assert_eq!(unbounded.within_limit(), None);
+        let bounded = KeepFreed::up_to(Some(0.0));
+        let resident = bounded.within_limit();
+        if cfg!(target_os = "linux") {
+            assert!(resident.is_some_and(|r| r > 0));
+        }
+        assert!(purge_delay() == -1 || purge_delay() >= KEEP_MS);
     }
 }

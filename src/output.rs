@@ -87,20 +87,28 @@ fn neutralise_text(df: &mut DataFrame) -> PolarsResult<()> {
     })
 }
 
-/// Replaces each text column of `df` with what `f` makes of it (None: left as it is).
+/// Replaces each text column of `df` with what `f` makes of it (None: left as it is); the
+/// columns are rewritten on every core.
 pub fn rewrite_text_columns(
     df: &mut DataFrame,
-    f: impl Fn(&StringChunked) -> Option<StringChunked>,
+    f: impl Fn(&StringChunked) -> Option<StringChunked> + Sync,
 ) -> PolarsResult<()> {
-    let names: Vec<PlSmallStr> = df
+    use rayon::prelude::*;
+    let texts: Vec<(PlSmallStr, StringChunked)> = df
         .columns()
         .iter()
         .filter(|c| c.dtype() == &DataType::String)
-        .map(|c| c.name().clone())
+        .map(|c| Ok((c.name().clone(), c.str()?.clone())))
+        .collect::<PolarsResult<_>>()?;
+    let fixed: Vec<(PlSmallStr, Option<StringChunked>)> = texts
+        .into_par_iter()
+        .map(|(name, ca)| {
+            let fixed = f(&ca);
+            (name, fixed)
+        })
         .collect();
-    for name in names {
-        let ca = df.column(&name)?.str()?.clone();
-        if let Some(fixed) = f(&ca) {
+    for (name, fixed) in fixed {
+        if let Some(fixed) = fixed {
             df.replace(&name, fixed.with_name(name.clone()).into_series().into())?;
         }
     }

@@ -110,6 +110,8 @@ struct Job<'a> {
     bar: Option<indicatif::ProgressBar>,
     started: Instant,
     quiet: bool,
+    /// The run's memory budget (MiB; 0: none).
+    memory_mb: u64,
 }
 
 impl Job<'_> {
@@ -191,6 +193,7 @@ pub fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> 
         bar,
         started,
         quiet,
+        memory_mb,
     };
     match plan {
         Some(plan) => run_bounded(&job, &plan, bundle)?,
@@ -311,7 +314,12 @@ fn print_written(job: &Job, written: usize) {
 
 /// A run of the whole file at once (or of a partition's share of it).
 fn run_whole(job: &Job, bundle: Option<ModelBundle>) -> Result<(), Failure> {
-    let analysis = analyze(job, bundle)?;
+    // What one stage frees the next allocates again: the allocator keeps it for the run, within
+    // the memory budget (checked as each stage starts).
+    let keep = breakdesk::memory::KeepFreed::up_to(
+        (job.memory_mb > 0).then(|| breakdesk::bounded::kept_limit_mib(job.memory_mb)),
+    );
+    let analysis = analyze(job, bundle, &keep)?;
     if let Some(b) = &job.bar {
         b.set_message("writing");
     }
@@ -369,13 +377,31 @@ fn run_whole(job: &Job, bundle: Option<ModelBundle>) -> Result<(), Failure> {
         }
         print_written(job, written);
     }
+    // The process ends after the run (and its dispatch, which does not need the memory back):
+    // the system takes the analysis back with the process at once. Freeing its allocations one
+    // by one, and the allocator giving the pages back, took 0.2-0.3 s at 1,000,000 rows.
+    std::mem::forget((result, det, table, categorized, summary));
+    std::mem::forget(keep);
     Ok(())
 }
 
 /// The analysis of the whole file: with the `--model` bundle, else with the store's model.
-fn analyze(job: &Job, bundle: Option<ModelBundle>) -> Result<pipeline::Analysis, Failure> {
+fn analyze(
+    job: &Job,
+    bundle: Option<ModelBundle>,
+    keep: &breakdesk::memory::KeepFreed,
+) -> Result<pipeline::Analysis, Failure> {
     let cancel = AtomicBool::new(false);
     let hint = job.files.hint();
+    let mut report = progress_reporter(job.bar.as_ref());
+    let mut stage = None;
+    let mut on_progress = |p: pipeline::Progress| {
+        if stage != Some(p.stage) {
+            stage = Some(p.stage);
+            keep.within_limit();
+        }
+        report(p);
+    };
     let analysis = match bundle {
         Some(bundle) => pipeline::analyze_with_bundle(
             job.settings,
@@ -393,7 +419,7 @@ fn analyze(job: &Job, bundle: Option<ModelBundle>) -> Result<pipeline::Analysis,
             },
             &job.store,
             &hint,
-            &mut progress_reporter(job.bar.as_ref()),
+            &mut on_progress,
             &cancel,
         ),
         None => pipeline::analyze(
@@ -402,7 +428,7 @@ fn analyze(job: &Job, bundle: Option<ModelBundle>) -> Result<pipeline::Analysis,
             &job.aopts,
             &job.store,
             &hint,
-            &mut progress_reporter(job.bar.as_ref()),
+            &mut on_progress,
             &cancel,
         ),
     };

@@ -35,6 +35,7 @@ pub fn compute(
         add_own_columns(&mut sorted0, r, has_date, &params)?;
     }
 
+    add_same_group(&mut sorted0, opts.window)?;
     let mut out = Columns::default();
     let mut exprs = Vec::new();
     series_exprs(&plan, &mut exprs, &mut out);
@@ -143,16 +144,18 @@ pub(super) fn fit_encoders(
     r: &crate::profile::Resolved,
     fit_on: &Prepared,
 ) -> Result<Vec<LabelEncoder>, FeatureError> {
-    let mut encoders = Vec::new();
-    for role in &r.categoricals {
-        let src = format!("bd_cat_{}", role.slug);
-        let ca = fit_on.df.column(src.as_str())?.str()?;
-        encoders.push(LabelEncoder::fit(
-            &role.slug,
-            ca.iter().map(|v| v.unwrap_or("")),
-        ));
-    }
-    Ok(encoders)
+    use rayon::prelude::*;
+    r.categoricals
+        .par_iter()
+        .map(|role| {
+            let src = format!("bd_cat_{}", role.slug);
+            let ca = fit_on.df.column(src.as_str())?.str()?;
+            Ok(LabelEncoder::fit(
+                &role.slug,
+                ca.iter().map(|v| v.unwrap_or("")),
+            ))
+        })
+        .collect()
 }
 
 /// The canonical frame: history rows (when given) then current rows, numbered in file order,
@@ -166,8 +169,25 @@ pub(super) fn canonical_frame<'a>(
 ) -> Result<(DataFrame, usize, PlHashMap<&'a str, u32>), FeatureError> {
     let cols = canonical(current);
     let mut ids: PlHashMap<&str, u32> = PlHashMap::new();
+    // A table's account ids (numbered in the order met, shared by the tables) beside its
+    // category codes.
+    let ids_and_codes = |ids: &mut PlHashMap<&'a str, u32>,
+                         p: &'a Prepared|
+     -> Result<(Vec<u32>, Vec<Vec<f64>>), FeatureError> {
+        use rayon::prelude::*;
+        let (gid, codes) = rayon::join(
+            || group_ids(ids, p),
+            || {
+                encoders
+                    .par_iter()
+                    .map(|enc| encode_column(p, enc))
+                    .collect::<Result<Vec<_>, _>>()
+            },
+        );
+        Ok((gid?, codes?))
+    };
     let take = |p: &'_ Prepared,
-                gid: Vec<u32>,
+                (gid, codes): (Vec<u32>, Vec<Vec<f64>>),
                 is_hist: bool,
                 offset: usize|
      -> Result<DataFrame, FeatureError> {
@@ -179,11 +199,8 @@ pub(super) fn canonical_frame<'a>(
         ))?;
         df.with_column(Column::new(IS_HIST.into(), vec![is_hist; n]))?;
         df.with_column(Column::new(GROUP.into(), gid))?;
-        for enc in encoders {
-            df.with_column(Column::new(
-                format!("f_enc_{}", enc.name).into(),
-                encode_column(p, enc)?,
-            ))?;
+        for (enc, codes) in encoders.iter().zip(codes) {
+            df.with_column(Column::new(format!("f_enc_{}", enc.name).into(), codes))?;
         }
         Ok(df)
     };
@@ -205,8 +222,8 @@ pub(super) fn canonical_frame<'a>(
                         .join(", ")
                 )));
             }
-            let hg = group_ids(&mut ids, h)?;
-            let cg = group_ids(&mut ids, current)?;
+            let hg = ids_and_codes(&mut ids, h)?;
+            let cg = ids_and_codes(&mut ids, current)?;
             let mut hist = take(h, hg, true, 0)?;
             let n = hist.height();
             let mut cur = take(current, cg, false, n)?;
@@ -229,7 +246,7 @@ pub(super) fn canonical_frame<'a>(
             (cur, hn)
         }
         None => {
-            let cg = group_ids(&mut ids, current)?;
+            let cg = ids_and_codes(&mut ids, current)?;
             // The file is its own history.
             (take(current, cg, true, 0)?, 0)
         }

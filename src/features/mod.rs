@@ -116,7 +116,7 @@ pub struct LabelEncoder {
 impl LabelEncoder {
     pub fn fit<'a>(name: &str, values: impl Iterator<Item = &'a str>) -> LabelEncoder {
         let mut classes: Vec<String> = values
-            .collect::<std::collections::HashSet<_>>()
+            .collect::<PlHashSet<_>>()
             .into_iter()
             .map(str::to_string)
             .collect();

@@ -5,9 +5,28 @@ use super::*;
 
 /// Rows are sorted by account: true where the row `k` places earlier is of the same account.
 pub(super) fn same_group(k: i64) -> Expr {
-    col(GROUP)
-        .eq(col(GROUP).shift(lit(k)))
-        .fill_null(lit(false))
+    col(same_group_name(k).as_str())
+}
+
+/// The column [`add_same_group`] adds for `k`.
+fn same_group_name(k: i64) -> String {
+    format!("bd_same_group_{k}")
+}
+
+/// Adds to rows sorted by account, for k in 1..window, whether the record k rows above is of
+/// the same account (read by [`same_group`]).
+pub(super) fn add_same_group(sorted: &mut DataFrame, window: usize) -> Result<(), FeatureError> {
+    let groups: Vec<u32> = sorted.column(GROUP)?.u32()?.into_no_null_iter().collect();
+    for k in 1..window.max(2) {
+        let same: BooleanChunked = (0..groups.len())
+            .map(|i| i >= k && groups[i] == groups[i - k])
+            .collect();
+        sorted.with_column(
+            same.into_column()
+                .with_name(same_group_name(k as i64).into()),
+        )?;
+    }
+    Ok(())
 }
 
 /// x − previous x of the same account (null on an account's first record).

@@ -18,6 +18,48 @@ struct Hints {
     ambiguous_example: Option<String>,
 }
 
+impl Hints {
+    /// The hints of `v`, a value after those counted so far.
+    fn add(&mut self, v: &str) {
+        let (count, example) = match clean::decimal_hint(v) {
+            DecimalHint::Neutral => return,
+            DecimalHint::Point => (&mut self.point, &mut self.point_example),
+            DecimalHint::Comma => (&mut self.comma, &mut self.comma_example),
+            DecimalHint::Ambiguous => (&mut self.ambiguous, &mut self.ambiguous_example),
+        };
+        *count += 1;
+        example.get_or_insert_with(|| v.to_string());
+    }
+
+    /// These hints followed by those of later values.
+    fn then(mut self, later: Hints) -> Hints {
+        self.point += later.point;
+        self.comma += later.comma;
+        self.ambiguous += later.ambiguous;
+        self.point_example = self.point_example.or(later.point_example);
+        self.comma_example = self.comma_example.or(later.comma_example);
+        self.ambiguous_example = self.ambiguous_example.or(later.ambiguous_example);
+        self
+    }
+}
+
+/// The hints of a column's values, counted on every core over slices of its rows (each example
+/// is the first in the column's order).
+fn hints_of(ca: &StringChunked) -> Hints {
+    use rayon::prelude::*;
+    const SLICE: usize = 1 << 16;
+    (0..ca.len().div_ceil(SLICE))
+        .into_par_iter()
+        .map(|k| {
+            let mut t = Hints::default();
+            for v in ca.slice((k * SLICE) as i64, SLICE).iter().flatten() {
+                t.add(v);
+            }
+            t
+        })
+        .reduce(Hints::default, Hints::then)
+}
+
 /// Detects the decimal separator of a file from its amount columns: a column whose values read
 /// with one separator and not the other (and none the other way round) decides; columns that
 /// decide differently, or a file where no column decides but some value reads both ways to
@@ -27,32 +69,17 @@ pub(super) fn detect_decimal(
     source: &str,
     headers: &[&str],
 ) -> Result<DecimalChoice, IngestError> {
-    let mut per_column: Vec<(&str, Hints)> = Vec::with_capacity(headers.len());
+    use rayon::prelude::*;
+    let mut distinct: Vec<&str> = Vec::with_capacity(headers.len());
     for h in headers {
-        if per_column.iter().any(|(c, _)| c == h) {
-            continue;
+        if !distinct.contains(h) {
+            distinct.push(h);
         }
-        let ca = text_col(df, h)?;
-        let mut t = Hints::default();
-        for v in ca.iter().flatten() {
-            match clean::decimal_hint(v) {
-                DecimalHint::Neutral => {}
-                DecimalHint::Point => {
-                    t.point += 1;
-                    t.point_example.get_or_insert_with(|| v.to_string());
-                }
-                DecimalHint::Comma => {
-                    t.comma += 1;
-                    t.comma_example.get_or_insert_with(|| v.to_string());
-                }
-                DecimalHint::Ambiguous => {
-                    t.ambiguous += 1;
-                    t.ambiguous_example.get_or_insert_with(|| v.to_string());
-                }
-            }
-        }
-        per_column.push((h, t));
     }
+    let per_column: Vec<(&str, Hints)> = distinct
+        .par_iter()
+        .map(|h| Ok((*h, hints_of(text_col(df, h)?))))
+        .collect::<Result<_, IngestError>>()?;
     let ex = |e: &Option<String>| e.clone().unwrap_or_default();
     let point: Vec<&(&str, Hints)> = per_column
         .iter()
@@ -129,4 +156,41 @@ pub(super) fn amount_headers(resolved: &Resolved) -> Vec<&str> {
     }
     out.extend(resolved.numeric.iter().map(|r| r.header.as_str()));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counted over slices on every core, a column's hints are those counted one value after
+    /// another: the same totals, and each example the first in the column's order.
+    #[test]
+    fn hints_counted_in_slices_are_those_counted_in_order() {
+        let n = 200_000;
+        let values: Vec<Option<String>> = (0..n)
+            .map(|i| match i % 7 {
+                0 => None,
+                1 => Some(format!("{i}")),
+                2 if i > 150_000 => Some(format!("{},5", i % 1000)),
+                3 if i > 70_000 => Some(format!("{}.25", i % 1000)),
+                4 if i > 131_000 => Some(format!("1,{:03}", i % 1000)),
+                _ => Some("abc".into()),
+            })
+            .collect();
+        let ca = StringChunked::new("a".into(), &values);
+        let mut serial = Hints::default();
+        for v in values.iter().flatten() {
+            serial.add(v);
+        }
+        let parallel = hints_of(&ca);
+        assert!(serial.point > 0 && serial.comma > 0 && serial.ambiguous > 0);
+        assert_eq!(
+            (parallel.point, parallel.comma, parallel.ambiguous),
+            (serial.point, serial.comma, serial.ambiguous)
+        );
+        assert_eq!(parallel.point_example, serial.point_example);
+        assert_eq!(parallel.comma_example, serial.comma_example);
+        assert_eq!(parallel.ambiguous_example, serial.ambiguous_example);
+        assert_eq!(parallel.point_example.as_deref(), Some("3.25"));
+    }
 }

@@ -342,37 +342,12 @@ impl<'a> Build<'a> {
         Ok(())
     }
 
-    /// `bd_comment`: cleaned once per distinct value, and only copied where cleaning changed it.
+    /// `bd_comment`: cleaned once per distinct value (empty for a missing one), and only copied
+    /// where cleaning changed it.
     pub(super) fn comment(&mut self) -> Result<(), IngestError> {
         if let Some(h) = &self.resolved.comment {
             let ca = text_col(self.df, h).map_err(with_file(&self.raw.source))?;
-            let mut cleaned: Vec<String> = Vec::new();
-            let mut cache: PlHashMap<&str, Option<usize>> = PlHashMap::new();
-            let mut changed: Vec<Option<usize>> = Vec::with_capacity(self.n);
-            for v in ca.iter() {
-                let s = v.unwrap_or("");
-                let slot = *cache.entry(s).or_insert_with(|| {
-                    let c = clean::clean_comment(s);
-                    (c != s).then(|| {
-                        cleaned.push(c);
-                        cleaned.len() - 1
-                    })
-                });
-                changed.push(slot);
-            }
-            if cleaned.is_empty() && !ca.has_nulls() {
-                // Nothing to clean: share the original column's buffers instead of copying them.
-                self.cols
-                    .push(ca.clone().with_name("bd_comment".into()).into_column());
-            } else {
-                let values = ca.iter().zip(&changed).map(|(v, slot)| match slot {
-                    Some(k) => cleaned[*k].as_str(),
-                    None => v.unwrap_or(""),
-                });
-                self.cols.push(
-                    StringChunked::from_iter_values("bd_comment".into(), values).into_column(),
-                );
-            }
+            self.cols.push(comment_column(ca).into_column());
         }
         Ok(())
     }
@@ -506,5 +481,85 @@ impl<'a> Build<'a> {
             blank_rows: raw.blank_rows,
             decimal: self.decimal,
         })
+    }
+}
+
+/// `bd_comment` from the comment column: each distinct value cleaned once, on every core; the
+/// original column's buffers shared when cleaning changes nothing and no value is missing.
+fn comment_column(ca: &StringChunked) -> StringChunked {
+    use rayon::prelude::*;
+    let name: PlSmallStr = "bd_comment".into();
+    // The distinct values cleaning changes, found on every core over slices of the rows.
+    let n = ca.len();
+    let step = n
+        .div_ceil(rayon::current_num_threads().max(1) * 4)
+        .max(1 << 14);
+    let found: Vec<Vec<(String, String)>> = (0..n.div_ceil(step))
+        .into_par_iter()
+        .map(|k| {
+            let part = ca.slice((k * step) as i64, step);
+            let mut seen: PlHashMap<&str, Option<String>> = PlHashMap::new();
+            for s in part.iter().flatten() {
+                if !seen.contains_key(s) {
+                    let c = clean::clean_comment(s);
+                    seen.insert(s, (c != s).then_some(c));
+                }
+            }
+            seen.into_iter()
+                .filter_map(|(s, c)| c.map(|c| (s.to_string(), c)))
+                .collect()
+        })
+        .collect();
+    let mut cleaned: PlHashMap<String, String> = PlHashMap::new();
+    for f in found {
+        cleaned.extend(f);
+    }
+    if cleaned.is_empty() && !ca.has_nulls() {
+        // Nothing to clean: share the original column's buffers instead of copying them.
+        return ca.clone().with_name(name);
+    }
+    let values = ca.iter().map(|v| match v {
+        Some(s) => cleaned.get(s).map_or(s, String::as_str),
+        None => "",
+    });
+    StringChunked::from_iter_values(name, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `bd_comment` is each comment cleaned, and empty where the comment is missing, however the
+    /// rows are sliced across the cores; a column with nothing to clean keeps its buffers.
+    #[test]
+    fn comments_are_cleaned_row_by_row_on_every_core() {
+        let n = 100_000;
+        let values: Vec<Option<String>> = (0..n)
+            .map(|i| match i % 5 {
+                0 => None,
+                1 => Some(format!("[\"late feed {}\"]", i % 13)),
+                2 => Some(format!("  spaced   out {}  ", i % 3)),
+                _ => Some(format!("plain {}", i % 11)),
+            })
+            .collect();
+        let ca = StringChunked::new("c".into(), &values);
+        let out = comment_column(&ca);
+        assert_eq!(out.name().as_str(), "bd_comment");
+        assert_eq!(out.len(), n);
+        assert_eq!(out.null_count(), 0);
+        for (i, (v, got)) in values.iter().zip(out.iter()).enumerate() {
+            let want = v.as_deref().map(clean::clean_comment).unwrap_or_default();
+            assert_eq!(got, Some(want.as_str()), "row {i}");
+        }
+        assert_eq!(out.get(1), Some("late feed 1"));
+
+        let clean: Vec<String> = (0..n).map(|i| format!("plain {}", i % 11)).collect();
+        let ca = StringChunked::new("c".into(), &clean);
+        let out = comment_column(&ca);
+        assert_eq!(out.get(12), Some("plain 1"));
+        assert!(std::ptr::eq(
+            ca.downcast_iter().next().unwrap().data_buffers().as_ptr(),
+            out.downcast_iter().next().unwrap().data_buffers().as_ptr()
+        ));
     }
 }
