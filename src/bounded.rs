@@ -279,7 +279,7 @@ pub fn analyze_bounded(
         all.push(write_part(&split, opts, aopts, &a, partition, &mut room)?);
         // The memory kept for the next part stays within the budget: past `KEPT_SHARE` of it,
         // what is free is given back.
-        let resident = keep.within_limit();
+        let resident = keep.within_limit(crate::logging::resident_mib);
         tracing::debug!(part = i, resident_mib = ?resident, "part done");
     }
     drop(keep);

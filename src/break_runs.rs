@@ -60,13 +60,19 @@ pub fn run_context(
     criteria: &[CriteriaValues<'_>],
 ) -> Vec<Vec<f64>> {
     let n = groups.len();
+    // The batch's distinct dates, in order (a few dozen distinct values among the rows).
     let mut batch_days: Vec<f64> = if dated {
-        days.iter().copied().filter(|d| d.is_finite()).collect()
+        days.iter()
+            .filter(|d| d.is_finite())
+            .map(|d| (d + 0.0).to_bits())
+            .collect::<polars::prelude::PlHashSet<u64>>()
+            .into_iter()
+            .map(f64::from_bits)
+            .collect()
     } else {
         Vec::new()
     };
     batch_days.sort_by(f64::total_cmp);
-    batch_days.dedup();
     let next_batch_day = |d: f64| -> Option<f64> {
         let i = batch_days.partition_point(|x| *x <= d);
         batch_days.get(i).copied()

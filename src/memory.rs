@@ -75,10 +75,11 @@ impl KeepFreed {
     }
 
     /// Gives back to the system what is free now when the process holds more than the limit
-    /// (and goes on keeping what is freed next); returns the resident size checked (MiB).
-    pub fn within_limit(&self) -> Option<u64> {
+    /// (and goes on keeping what is freed next); `resident` reads the process's resident size
+    /// (MiB), which is returned. Without a limit nothing is read.
+    pub fn within_limit(&self, resident: impl FnOnce() -> Option<u64>) -> Option<u64> {
         let limit = self.limit_mib?;
-        let resident = crate::logging::resident_mib();
+        let resident = resident();
         if resident.is_some_and(|r| r as f64 > limit) {
             give_back_free();
         }
@@ -134,18 +135,20 @@ mod tests {
         assert_eq!(purge_delay(), expected);
     }
 
-    /// A limit is checked against the resident size: without one nothing is read, and past one
-    /// what is free is given back (the keeping goes on).
+    /// A limit is checked against the resident size read: without one nothing is read, and
+    /// past one what is free is given back (the keeping goes on).
     #[test]
     fn keeping_within_a_limit_reads_the_resident_size() {
         let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
         let unbounded = KeepFreed::start();
-        assert_eq!(unbounded.within_limit(), None);
-        let bounded = KeepFreed::up_to(Some(0.0));
-        let resident = bounded.within_limit();
-        if cfg!(target_os = "linux") {
-            assert!(resident.is_some_and(|r| r > 0));
-        }
+        assert_eq!(
+            unbounded.within_limit(|| panic!("read without a limit")),
+            None
+        );
+        let bounded = KeepFreed::up_to(Some(100.0));
+        assert_eq!(bounded.within_limit(|| Some(50)), Some(50));
+        assert_eq!(bounded.within_limit(|| Some(150)), Some(150));
+        assert_eq!(bounded.within_limit(|| None), None);
         assert!(purge_delay() == -1 || purge_delay() >= KEEP_MS);
     }
 }

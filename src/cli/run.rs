@@ -398,7 +398,7 @@ fn analyze(
     let mut on_progress = |p: pipeline::Progress| {
         if stage != Some(p.stage) {
             stage = Some(p.stage);
-            keep.within_limit();
+            keep.within_limit(breakdesk::logging::resident_mib);
         }
         report(p);
     };

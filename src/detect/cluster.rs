@@ -218,30 +218,33 @@ pub fn summarize(
     keys: &[&str],
     top: usize,
 ) -> Vec<ClusterSummary> {
-    let mut out = Vec::with_capacity(k);
-    for c in 0..k {
-        let idx: Vec<usize> = (0..assignment.len())
-            .filter(|i| assignment[*i] == c)
-            .collect();
-        let mut diffs: Vec<f64> = idx
-            .iter()
-            .map(|i| difference.get(*i).copied().unwrap_or(0.0))
-            .collect();
-        diffs.sort_by(f64::total_cmp);
-        let anomalies = idx.iter().filter(|i| flags.get(**i) == Some(&true)).count();
-        let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-        for i in &idx {
-            if let Some(k) = keys.get(*i) {
-                *counts.entry(k).or_default() += 1;
+    use rayon::prelude::*;
+    // One cluster on each core at a time.
+    (0..k)
+        .into_par_iter()
+        .map(|c| {
+            let idx: Vec<usize> = (0..assignment.len())
+                .filter(|i| assignment[*i] == c)
+                .collect();
+            let mut diffs: Vec<f64> = idx
+                .iter()
+                .map(|i| difference.get(*i).copied().unwrap_or(0.0))
+                .collect();
+            diffs.sort_by(f64::total_cmp);
+            let anomalies = idx.iter().filter(|i| flags.get(**i) == Some(&true)).count();
+            let mut counts: std::collections::HashMap<&str, usize> = Default::default();
+            for i in &idx {
+                if let Some(k) = keys.get(*i) {
+                    *counts.entry(k).or_default() += 1;
+                }
             }
-        }
-        let top_accounts: Vec<(String, usize)> = counts
-            .into_iter()
-            .map(|(k, n)| (k.to_string(), n))
-            .collect();
-        out.push(ClusterSummary::of(c, anomalies, &diffs, top_accounts, top));
-    }
-    out
+            let top_accounts: Vec<(String, usize)> = counts
+                .into_iter()
+                .map(|(k, n)| (k.to_string(), n))
+                .collect();
+            ClusterSummary::of(c, anomalies, &diffs, top_accounts, top)
+        })
+        .collect()
 }
 
 impl ClusterSummary {

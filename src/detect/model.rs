@@ -188,9 +188,14 @@ pub struct Triage<'a> {
     pub quiet: &'a [Option<super::triage::Quiet>],
     pub own_z: &'a [f64],
     pub params: &'a super::triage::TriageParams,
-    /// Give the rows within tolerance a detector score too. When false they are not scored
-    /// (NaN detector score and decision) and rank after every break (see [`super::triage`]).
-    pub score_within_tolerance: bool,
+    /// Give the quiet rows (within tolerance, or breaks the triage explains) a detector score
+    /// too. When false only the candidates and the rows of `shown` are scored: the other quiet
+    /// rows get a NaN detector score and decision and rank after every scored row (a quiet row
+    /// ranks after every candidate either way; see [`super::triage`]).
+    pub score_quiet: bool,
+    /// Quiet rows written all the same (explained breaks proposed for auto-resolution), scored
+    /// even when the quiet rows are not; empty: none.
+    pub shown: &'a [bool],
 }
 
 /// Scores of a set of rows.
@@ -494,15 +499,22 @@ impl ModelBundle {
             });
         }
         let scaled = self.scaler.transform(x).map_err(ModelError::IForest)?;
-        // The rows that need a detector score: all, or all but those within tolerance.
+        // The rows that need a detector score: all, or the candidates and the rows shown.
         let wanted = |i: usize| match triage {
-            Some(t) if !t.score_within_tolerance => {
-                t.quiet.get(i).copied().flatten() != Some(super::triage::Quiet::WithinTolerance)
+            Some(t) if !t.score_quiet => {
+                t.quiet.get(i).copied().flatten().is_none()
+                    || t.shown.get(i).copied().unwrap_or(false)
             }
             _ => true,
         };
         let score = match precomputed {
             Some(mut s) if s.len() == x.rows() => {
+                // A row not wanted has no score, whether the training scored it or not.
+                for (i, v) in s.iter_mut().enumerate() {
+                    if !wanted(i) {
+                        *v = f64::NAN;
+                    }
+                }
                 let missing: Vec<usize> = (0..x.rows())
                     .filter(|i| s[*i].is_nan() && wanted(*i))
                     .collect();
@@ -577,13 +589,25 @@ impl ModelBundle {
 
 /// Ranks rows by score, most anomalous (lowest score) first: rank 1 is the most anomalous.
 pub fn ranks(score: &[f64]) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..score.len()).collect();
-    idx.sort_by(|a, b| score[*a].total_cmp(&score[*b]).then(a.cmp(b)));
+    use rayon::prelude::*;
+    // Sorted on every core by (score as `f64::total_cmp` orders it, row); rows are distinct.
+    let mut order: Vec<(i64, usize)> = score
+        .par_iter()
+        .enumerate()
+        .map(|(i, s)| (total_order(*s), i))
+        .collect();
+    order.par_sort_unstable();
     let mut r = vec![0; score.len()];
-    for (pos, i) in idx.into_iter().enumerate() {
+    for (pos, (_, i)) in order.into_iter().enumerate() {
         r[i] = pos + 1;
     }
     r
+}
+
+/// `x` as an integer in the order of [`f64::total_cmp`] (as it computes it).
+pub fn total_order(x: f64) -> i64 {
+    let bits = x.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
 }
 
 /// The `k` largest attributions of a row as `name share; name share`.
@@ -662,7 +686,7 @@ mod tests {
     }
 
     #[test]
-    fn rows_within_tolerance_are_scored_only_when_asked_and_rank_after_every_break() {
+    fn quiet_rows_are_scored_only_when_asked_and_rank_after_every_candidate() {
         use crate::detect::triage::{Quiet, TriageParams};
         let (x, diff) = data();
         let (b, _) = train_on(&x, &diff, DetectorKind::IForest);
@@ -679,6 +703,10 @@ mod tests {
             .collect();
         let own_z = vec![0.0; n];
         let params = TriageParams::default();
+        // Every 11th routine break is written all the same (proposed for auto-resolution).
+        let shown: Vec<bool> = (0..n)
+            .map(|i| !within(i) && quiet[i].is_some() && i.is_multiple_of(11))
+            .collect();
         let scored = |all: bool| {
             b.score_triaged(
                 &x,
@@ -688,23 +716,58 @@ mod tests {
                     quiet: &quiet,
                     own_z: &own_z,
                     params: &params,
-                    score_within_tolerance: all,
+                    score_quiet: all,
+                    shown: &shown,
                 }),
             )
             .unwrap()
         };
         let (some, every) = (scored(false), scored(true));
-        for i in 0..n {
-            assert_eq!(some.model[i].is_nan(), within(i), "row {i}");
+        let candidate = |i: usize| quiet[i].is_none();
+        assert!(shown.iter().filter(|s| **s).count() > 3);
+        for (i, shown) in shown.iter().enumerate() {
+            assert_eq!(some.model[i].is_nan(), !candidate(i) && !shown, "row {i}");
             assert!(every.model[i].is_finite(), "row {i}");
         }
         assert_eq!(some.flag, every.flag);
         let (r_some, r_every) = (ranks(&some.score), ranks(&every.score));
-        let last_break = (0..n).filter(|i| !within(*i)).map(|i| r_every[i]).max();
+        for r in [&r_some, &r_every] {
+            let last_candidate = (0..n).filter(|i| candidate(*i)).map(|i| r[i]).max();
+            let first_quiet = (0..n).filter(|i| !candidate(*i)).map(|i| r[i]).min();
+            assert!(
+                last_candidate < first_quiet,
+                "{last_candidate:?} {first_quiet:?}"
+            );
+        }
+        // Scored, routine breaks still rank before the rows within tolerance.
+        let last_routine = (0..n)
+            .filter(|i| !candidate(*i) && !within(*i))
+            .map(|i| r_every[i])
+            .max();
         let first_within = (0..n).filter(|i| within(*i)).map(|i| r_every[i]).min();
-        assert!(last_break < first_within, "{last_break:?} {first_within:?}");
-        for i in (0..n).filter(|i| !within(*i)) {
+        assert!(
+            last_routine < first_within,
+            "{last_routine:?} {first_within:?}"
+        );
+        // A candidate's score, flag and rank do not depend on whether the quiet rows are scored;
+        // a row shown keeps its score, and ranks after the candidates, before the rows unscored.
+        for i in (0..n).filter(|i| candidate(*i)) {
+            assert_eq!(some.model[i], every.model[i], "row {i}");
+            assert_eq!(some.score[i], every.score[i], "row {i}");
             assert_eq!(r_some[i], r_every[i], "row {i}");
+        }
+        let last_shown = (0..n).filter(|i| shown[*i]).map(|i| r_some[i]).max();
+        let first_unscored = (0..n)
+            .filter(|i| some.model[*i].is_nan())
+            .map(|i| r_some[i])
+            .min();
+        assert!(
+            last_shown < first_unscored,
+            "{last_shown:?} {first_unscored:?}"
+        );
+        for i in (0..n).filter(|i| shown[*i]) {
+            assert_eq!(some.model[i], every.model[i], "row {i}");
+            assert_eq!(some.score[i], every.score[i], "row {i}");
         }
     }
 
@@ -832,5 +895,35 @@ mod tests {
             "b 0.70; a 0.20"
         );
         assert_eq!(top_attributions(&[0.0, 0.0, 0.0], &names, 2), "");
+    }
+
+    #[test]
+    fn total_order_orders_as_total_cmp() {
+        let xs = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.5,
+            -f64::MIN_POSITIVE,
+            -5e-324,
+            -0.0,
+            0.0,
+            5e-324,
+            f64::MIN_POSITIVE,
+            0.25,
+            1.5,
+            1e300,
+            f64::INFINITY,
+            f64::NAN,
+            -f64::NAN,
+        ];
+        for a in xs {
+            for b in xs {
+                assert_eq!(
+                    total_order(a).cmp(&total_order(b)),
+                    a.total_cmp(&b),
+                    "{a} / {b}"
+                );
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! categorized again, the cluster summary rebuilt, and the cases recorded.
 
 use super::*;
+use crate::detect::model::total_order;
 
 /// What `merge` does besides putting the parts together.
 #[derive(Default)]
@@ -584,12 +585,6 @@ fn ranks(all: &AllRows) -> Vec<u32> {
     rank
 }
 
-/// `x` as an integer in the order of [`f64::total_cmp`] (as it computes it).
-fn total_order(x: f64) -> i64 {
-    let bits = x.to_bits() as i64;
-    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
-}
-
 /// A part's written rows, in the output's order, with the merged score, flag and rank and the
 /// canonical categories the rules see; with each row's (output position, row in the part,
 /// place among all rows).
@@ -924,9 +919,11 @@ pub(super) fn apply_verdicts(
         if quiet[k] != Some(Quiet::Judged) {
             continue;
         }
-        // As the triage scores a quiet row, and counts it.
+        // As the triage scores a quiet row (a run scores the quiet rows only when it writes
+        // every row: else a judged row has no detector score), and counts it.
         let m = if c.model.is_finite() { c.model } else { 0.0 };
-        all.score[*i] = 1.0 + m.max(-1.0);
+        let scored = if parts[0].meta.all_rows { m } else { 0.0 };
+        all.score[*i] = 1.0 + scored.max(-1.0);
         judged += 1;
         triage.candidates -= 1;
         *triage
@@ -982,39 +979,4 @@ pub(super) fn merge_clusters(
             ClusterSummary::of(c, anomalies[c], d, tops, top)
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn total_order_orders_as_total_cmp() {
-        let xs = [
-            f64::NEG_INFINITY,
-            -1e300,
-            -1.5,
-            -f64::MIN_POSITIVE,
-            -5e-324,
-            -0.0,
-            0.0,
-            5e-324,
-            f64::MIN_POSITIVE,
-            0.25,
-            1.5,
-            1e300,
-            f64::INFINITY,
-            f64::NAN,
-            -f64::NAN,
-        ];
-        for a in xs {
-            for b in xs {
-                assert_eq!(
-                    total_order(a).cmp(&total_order(b)),
-                    a.total_cmp(&b),
-                    "{a} / {b}"
-                );
-            }
-        }
-    }
 }

@@ -16,8 +16,9 @@ pub enum TrainMode {
 pub struct DetectOptions {
     /// Attributions for every row (else only for the flagged rows).
     pub all_attributions: bool,
-    /// A detector score for every row, the rows within tolerance included (else those are
-    /// left unscored: nothing but a table of every row shows their score).
+    /// A detector score for every row, the quiet ones included (within tolerance, or breaks
+    /// the triage explains); else those are left unscored: nothing but a table of every row
+    /// shows their score, and they rank after every candidate either way.
     pub score_all: bool,
     pub detector: Option<crate::detect::model::DetectorKind>,
     pub contamination: Option<crate::detect::contamination::Contamination>,

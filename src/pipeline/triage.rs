@@ -36,7 +36,8 @@ pub(super) fn score_loaded(
             quiet: &quiet,
             own_z: &own_z,
             params: &tparams,
-            score_within_tolerance: opts.score_all,
+            score_quiet: opts.score_all,
+            shown: &proposed,
         }),
     )?;
     tracing::info!(triage = %scored.triage.describe(), "scored");
@@ -276,10 +277,12 @@ pub fn with_detection(
             .map(|i| s.cluster[*i] as u32)
             .collect::<Vec<u32>>(),
     ))?;
-    let top: Vec<String> = idx
-        .iter()
-        .map(|i| crate::detect::model::top_attributions(&s.attributions[*i], names, 3))
-        .collect();
+    let top: Vec<String> = {
+        use rayon::prelude::*;
+        idx.par_iter()
+            .map(|i| crate::detect::model::top_attributions(&s.attributions[*i], names, 3))
+            .collect()
+    };
     out.with_column(Column::new("top_features".into(), top))?;
     let n = out.height();
     out.with_column(Column::new_scalar(

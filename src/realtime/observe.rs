@@ -70,7 +70,8 @@ impl Stream {
                     quiet: &[quiet],
                     own_z: &[own_z],
                     params: &engine.triage,
-                    score_within_tolerance: true,
+                    score_quiet: true,
+                    shown: &[],
                 }),
             )
             .map_err(|e| StreamError::Model(e.to_string()))?;
