@@ -100,17 +100,12 @@ pub fn rewrite_text_columns(
         .filter(|c| c.dtype() == &DataType::String)
         .map(|c| Ok((c.name().clone(), c.str()?.clone())))
         .collect::<PolarsResult<_>>()?;
-    let fixed: Vec<(PlSmallStr, Option<StringChunked>)> = texts
+    let fixed: Vec<(PlSmallStr, StringChunked)> = texts
         .into_par_iter()
-        .map(|(name, ca)| {
-            let fixed = f(&ca);
-            (name, fixed)
-        })
+        .filter_map(|(name, ca)| f(&ca).map(|fixed| (name, fixed)))
         .collect();
     for (name, fixed) in fixed {
-        if let Some(fixed) = fixed {
-            df.replace(&name, fixed.with_name(name.clone()).into_series().into())?;
-        }
+        df.replace(&name, fixed.with_name(name.clone()).into_series().into())?;
     }
     Ok(())
 }

@@ -589,19 +589,26 @@ impl ModelBundle {
 
 /// Ranks rows by score, most anomalous (lowest score) first: rank 1 is the most anomalous.
 pub fn ranks(score: &[f64]) -> Vec<usize> {
+    ranks_by(score, |i| i as u64)
+        .into_iter()
+        .map(|r| r as usize)
+        .collect()
+}
+
+/// Ranks rows by score as [`ranks`] does, rows of equal score in the order of `tie` (distinct
+/// for every row: its place in the file); sorted on every core, on direct keys.
+pub fn ranks_by(score: &[f64], tie: impl Fn(usize) -> u64 + Sync) -> Vec<u32> {
     use rayon::prelude::*;
-    // Sorted on every core by (score as `f64::total_cmp` orders it, row); rows are distinct.
-    let mut order: Vec<(i64, usize)> = score
-        .par_iter()
-        .enumerate()
-        .map(|(i, s)| (total_order(*s), i))
+    let mut order: Vec<(i64, u64, u32)> = (0..score.len())
+        .into_par_iter()
+        .map(|i| (total_order(score[i]), tie(i), i as u32))
         .collect();
     order.par_sort_unstable();
-    let mut r = vec![0; score.len()];
-    for (pos, (_, i)) in order.into_iter().enumerate() {
-        r[i] = pos + 1;
+    let mut rank = vec![0u32; score.len()];
+    for (pos, (_, _, i)) in order.iter().enumerate() {
+        rank[*i as usize] = (pos + 1) as u32;
     }
-    r
+    rank
 }
 
 /// `x` as an integer in the order of [`f64::total_cmp`] (as it computes it).
@@ -707,10 +714,10 @@ mod tests {
         let shown: Vec<bool> = (0..n)
             .map(|i| !within(i) && quiet[i].is_some() && i.is_multiple_of(11))
             .collect();
-        let scored = |all: bool| {
+        let scored_with = |all: bool, precomputed: Option<Vec<f64>>| {
             b.score_triaged(
                 &x,
-                None,
+                precomputed,
                 false,
                 Some(Triage {
                     quiet: &quiet,
@@ -722,6 +729,7 @@ mod tests {
             )
             .unwrap()
         };
+        let scored = |all: bool| scored_with(all, None);
         let (some, every) = (scored(false), scored(true));
         let candidate = |i: usize| quiet[i].is_none();
         assert!(shown.iter().filter(|s| **s).count() > 3);
@@ -769,6 +777,14 @@ mod tests {
             assert_eq!(some.model[i], every.model[i], "row {i}");
             assert_eq!(some.score[i], every.score[i], "row {i}");
         }
+        // Scores the training gave every row: a quiet row not shown drops its score all the
+        // same, so a run that trains ranks as a run with a saved model does.
+        let pre = scored_with(false, Some(every.model.clone()));
+        for i in 0..n {
+            assert_eq!(pre.model[i].is_nan(), some.model[i].is_nan(), "row {i}");
+            assert_eq!(pre.score[i], some.score[i], "row {i}");
+        }
+        assert_eq!(ranks(&pre.score), r_some);
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! categorized again, the cluster summary rebuilt, and the cases recorded.
 
 use super::*;
-use crate::detect::model::total_order;
 
 /// What `merge` does besides putting the parts together.
 #[derive(Default)]
@@ -570,19 +569,7 @@ fn gather_rows(parts: &mut [Part], lens: &[usize]) -> Result<(AllRows, Vec<u32>)
 
 /// Ranks across every row: by triage score, then file order (as a run ranks).
 fn ranks(all: &AllRows) -> Vec<u32> {
-    use rayon::prelude::*;
-    let total = all.score.len();
-    // Sorted on every core by (score as `f64::total_cmp` orders it, row); rows are distinct.
-    let mut order: Vec<(i64, u64, u32)> = (0..total)
-        .into_par_iter()
-        .map(|i| (total_order(all.score[i]), all.bd_row[i], i as u32))
-        .collect();
-    order.par_sort_unstable();
-    let mut rank = vec![0u32; total];
-    for (pos, (_, _, i)) in order.iter().enumerate() {
-        rank[*i as usize] = (pos + 1) as u32;
-    }
-    rank
+    crate::detect::model::ranks_by(&all.score, |i| all.bd_row[i])
 }
 
 /// A part's written rows, in the output's order, with the merged score, flag and rank and the

@@ -41,6 +41,19 @@ impl Rows<'_> {
     }
 }
 
+/// `f` of each slice of `ca`'s rows, on every core, in the rows' order.
+pub(super) fn par_slices<T: Send>(
+    ca: &StringChunked,
+    f: impl Fn(&StringChunked) -> T + Sync,
+) -> Vec<T> {
+    use rayon::prelude::*;
+    const SLICE: usize = 1 << 16;
+    (0..ca.len().div_ceil(SLICE))
+        .into_par_iter()
+        .map(|k| f(&ca.slice((k * SLICE) as i64, SLICE)))
+        .collect()
+}
+
 pub(super) fn text_col<'a>(
     df: &'a DataFrame,
     name: &str,

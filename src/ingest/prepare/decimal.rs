@@ -1,6 +1,6 @@
 //! Detecting a file's decimal separator from its amount columns.
 
-use super::cells::text_col;
+use super::cells::{par_slices, text_col};
 use super::{DecimalChoice, DecimalSource};
 use crate::ingest::IngestError;
 use crate::ingest::clean::{self, Decimal, DecimalHint, NumCell};
@@ -46,18 +46,15 @@ impl Hints {
 /// The hints of a column's values, counted on every core over slices of its rows (each example
 /// is the first in the column's order).
 fn hints_of(ca: &StringChunked) -> Hints {
-    use rayon::prelude::*;
-    const SLICE: usize = 1 << 16;
-    (0..ca.len().div_ceil(SLICE))
-        .into_par_iter()
-        .map(|k| {
-            let mut t = Hints::default();
-            for v in ca.slice((k * SLICE) as i64, SLICE).iter().flatten() {
-                t.add(v);
-            }
-            t
-        })
-        .reduce(Hints::default, Hints::then)
+    par_slices(ca, |part| {
+        let mut t = Hints::default();
+        for v in part.iter().flatten() {
+            t.add(v);
+        }
+        t
+    })
+    .into_iter()
+    .fold(Hints::default(), Hints::then)
 }
 
 /// Detects the decimal separator of a file from its amount columns: a column whose values read

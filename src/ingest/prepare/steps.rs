@@ -1,7 +1,8 @@
 //! The steps of [`super::prepare`]: the state of one call, and one method per group of columns.
 
 use super::cells::{
-    Num, OnEmpty, Rows, date_column, numeric_columns, parse_amounts, parse_dates, text_col,
+    Num, OnEmpty, Rows, date_column, numeric_columns, par_slices, parse_amounts, parse_dates,
+    text_col,
 };
 use super::decimal::{amount_headers, detect_decimal};
 use super::{DecimalChoice, DecimalSource, PrepareOptions, Prepared, crit_col};
@@ -487,29 +488,20 @@ impl<'a> Build<'a> {
 /// `bd_comment` from the comment column: each distinct value cleaned once, on every core; the
 /// original column's buffers shared when cleaning changes nothing and no value is missing.
 fn comment_column(ca: &StringChunked) -> StringChunked {
-    use rayon::prelude::*;
     let name: PlSmallStr = "bd_comment".into();
     // The distinct values cleaning changes, found on every core over slices of the rows.
-    let n = ca.len();
-    let step = n
-        .div_ceil(rayon::current_num_threads().max(1) * 4)
-        .max(1 << 14);
-    let found: Vec<Vec<(String, String)>> = (0..n.div_ceil(step))
-        .into_par_iter()
-        .map(|k| {
-            let part = ca.slice((k * step) as i64, step);
-            let mut seen: PlHashMap<&str, Option<String>> = PlHashMap::new();
-            for s in part.iter().flatten() {
-                if !seen.contains_key(s) {
-                    let c = clean::clean_comment(s);
-                    seen.insert(s, (c != s).then_some(c));
-                }
+    let found: Vec<Vec<(String, String)>> = par_slices(ca, |part| {
+        let mut seen: PlHashMap<&str, Option<String>> = PlHashMap::new();
+        for s in part.iter().flatten() {
+            if !seen.contains_key(s) {
+                let c = clean::clean_comment(s);
+                seen.insert(s, (c != s).then_some(c));
             }
-            seen.into_iter()
-                .filter_map(|(s, c)| c.map(|c| (s.to_string(), c)))
-                .collect()
-        })
-        .collect();
+        }
+        seen.into_iter()
+            .filter_map(|(s, c)| c.map(|c| (s.to_string(), c)))
+            .collect()
+    });
     let mut cleaned: PlHashMap<String, String> = PlHashMap::new();
     for f in found {
         cleaned.extend(f);
