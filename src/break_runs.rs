@@ -77,23 +77,69 @@ pub fn run_context(
         let i = batch_days.partition_point(|x| *x <= d);
         batch_days.get(i).copied()
     };
-    let mut out: Vec<Vec<f64>> = (0..RUN_COLUMNS.len()).map(|_| vec![f64::NAN; n]).collect();
     if criteria.is_empty() {
-        return out;
+        return (0..RUN_COLUMNS.len()).map(|_| vec![f64::NAN; n]).collect();
     }
+    // Runs never cross accounts: slices of whole accounts on every core, put together after.
+    use rayon::prelude::*;
+    let parts: Vec<Vec<Vec<f64>>> = account_slices(groups, 1 << 15)
+        .into_par_iter()
+        .map(|r| runs_in(r, groups, days, criteria, &next_batch_day))
+        .collect();
+    (0..RUN_COLUMNS.len())
+        .into_par_iter()
+        .map(|c| {
+            let mut v = Vec::with_capacity(n);
+            for p in &parts {
+                v.extend_from_slice(&p[c]);
+            }
+            v
+        })
+        .collect()
+}
+
+/// Ranges of rows sorted by account, of at least `min` rows each (the last may be shorter),
+/// each ending where an account ends.
+pub fn account_slices(groups: &[u32], min: usize) -> Vec<std::ops::Range<usize>> {
+    let n = groups.len();
+    let mut out = Vec::with_capacity(n / min.max(1) + 1);
+    let mut start = 0;
+    while start < n {
+        let mut end = (start + min.max(1)).min(n);
+        while end < n && groups[end] == groups[end - 1] {
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+/// The run columns of the rows `range` (whole accounts), indexed from the range's start.
+fn runs_in(
+    range: std::ops::Range<usize>,
+    groups: &[u32],
+    days: &[f64],
+    criteria: &[CriteriaValues<'_>],
+    next_batch_day: &(dyn Fn(f64) -> Option<f64> + Sync),
+) -> Vec<Vec<f64>> {
+    let (first, n) = (range.start, range.end);
+    let mut out: Vec<Vec<f64>> = (0..RUN_COLUMNS.len())
+        .map(|_| vec![f64::NAN; n - first])
+        .collect();
     // The criteria out of tolerance on each row (the first one), if any.
-    let which: Vec<Option<usize>> = (0..n)
+    let which: Vec<Option<usize>> = (first..n)
         .map(|i| criteria.iter().position(|c| out_of_tol(c, i)))
         .collect();
-    let mut i = 0;
+    let mut i = first;
     while i < n {
-        let Some(ci) = which[i] else {
+        let Some(ci) = which[i - first] else {
             i += 1;
             continue;
         };
         let a = i;
         let mut b = a + 1;
-        while b < n && groups[b] == groups[a] && which[b].is_some() {
+        while b < n && groups[b] == groups[a] && which[b - first].is_some() {
             b += 1;
         }
         let c = &criteria[ci];
@@ -158,7 +204,7 @@ pub fn run_context(
                 flag(proportional),
             ];
             for (col, v) in out.iter_mut().zip(vals) {
-                col[k] = v;
+                col[k - first] = v;
             }
         }
         i = b;
@@ -173,6 +219,47 @@ mod tests {
     fn col(out: &[Vec<f64>], name: &str) -> Vec<f64> {
         let i = RUN_COLUMNS.iter().position(|c| *c == name).unwrap();
         out[i].clone()
+    }
+
+    /// Many accounts, sliced across the cores: each account's run columns are those of the
+    /// account computed alone, and no slice ends inside an account.
+    #[test]
+    fn runs_computed_on_slices_of_accounts_are_each_accounts_own() {
+        let (accounts, per) = (9_000u32, 7usize);
+        let n = accounts as usize * per;
+        let groups: Vec<u32> = (0..n).map(|i| (i / per) as u32).collect();
+        let days: Vec<f64> = (0..n).map(|i| (i % per) as f64).collect();
+        let lhs: Vec<f64> = (0..n).map(|i| 100.0 + ((i * 37) % 11) as f64).collect();
+        let rhs: Vec<f64> = (0..n)
+            .map(|i| if (i * 13) % 5 < 2 { lhs[i] } else { 100.0 })
+            .collect();
+        let diff: Vec<f64> = lhs.iter().zip(&rhs).map(|(l, r)| l - r).collect();
+        let tol = vec![0.5; n];
+        let crit = |a: usize, b: usize| CriteriaValues {
+            diff: &diff[a..b],
+            tol: &tol[a..b],
+            sides: Some((&lhs[a..b], &rhs[a..b])),
+        };
+        let slices = account_slices(&groups, 1 << 15);
+        assert!(slices.len() > 1);
+        for r in &slices {
+            assert!(r.end == n || groups[r.end] != groups[r.end - 1]);
+        }
+        let all = run_context(&groups, &days, false, &[crit(0, n)]);
+        assert!(all[0].iter().any(|v| v.is_finite()));
+        for g in [0usize, 4_681, 8_999] {
+            let (a, b) = (g * per, (g + 1) * per);
+            let own = run_context(&groups[a..b], &days[a..b], false, &[crit(a, b)]);
+            for (c, name) in RUN_COLUMNS.iter().enumerate() {
+                let (x, y) = (&all[c][a..b], &own[c]);
+                assert!(
+                    x.iter()
+                        .zip(y)
+                        .all(|(x, y)| x == y || (x.is_nan() && y.is_nan())),
+                    "account {g}, {name}: {x:?} vs {y:?}"
+                );
+            }
+        }
     }
 
     #[test]

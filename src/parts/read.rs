@@ -256,13 +256,12 @@ pub(super) fn read_table(p: &Part, held: Option<DataFrame>) -> Result<DataFrame,
     } else if p.meta.output == "jsonl" {
         read_jsonl(&p.path, cols).map_err(invalid)?
     } else {
-        let path = p.path.to_string_lossy().to_string();
-        let raw = LazyCsvReader::new(PlRefPath::new(path.as_str()))
+        let raw = CsvReadOptions::default()
             .with_has_header(true)
             .with_infer_schema_length(Some(0))
-            .with_missing_is_null(true)
-            .finish()
-            .and_then(|lf| lf.collect())
+            .map_parse_options(|o| o.with_missing_is_null(true))
+            .try_into_reader_with_file_path(Some(p.path.clone()))
+            .and_then(|r| r.finish())
             .map_err(|e| invalid(format!("not a readable CSV: {e}")))?;
         check_header(&header_of(&raw), cols).map_err(&invalid)?;
         use rayon::prelude::*;

@@ -178,23 +178,24 @@ pub fn read(path: &Path, cfg: &ReadOptions) -> Result<RawTable, IngestError> {
     // same file (its own threads): neither waits for the other. The reader skips the extra
     // fields of ragged records, which are reported from the shape below; a file the scan
     // refuses (bad encoding) gets the scan's message, whatever the reader said.
-    let path_str = scan_path.to_string_lossy().to_string();
     let (shape, df) = rayon::join(
         || scan(&scan_path, &display, delim, validate, None),
         || {
-            LazyCsvReader::new(PlRefPath::new(path_str.as_str()))
+            CsvReadOptions::default()
                 .with_has_header(true)
-                .with_separator(delim)
                 .with_infer_schema_length(Some(0))
-                .with_encoding(encoding)
-                .with_missing_is_null(true)
-                .with_truncate_ragged_lines(true)
                 .with_row_index(Some(RowIndex {
                     name: ROW_COL.into(),
                     offset: 2,
                 }))
-                .finish()
-                .and_then(|lf| lf.collect())
+                .map_parse_options(|p| {
+                    p.with_separator(delim)
+                        .with_encoding(encoding)
+                        .with_missing_is_null(true)
+                        .with_truncate_ragged_lines(true)
+                })
+                .try_into_reader_with_file_path(Some(scan_path.clone()))
+                .and_then(|r| r.finish())
         },
     );
     let shape = shape?;
@@ -243,4 +244,73 @@ pub fn read(path: &Path, cfg: &ReadOptions) -> Result<RawTable, IngestError> {
         blank_rows,
         sheet: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A file large enough to be read in several parts on every core, whose quoted fields hold
+    /// line breaks (LF and CRLF), doubled quotes and delimiters, with ragged and blank records
+    /// among them: each record's fields and row number come out as written.
+    #[test]
+    fn quoted_line_breaks_are_read_across_the_parts_of_a_large_file() {
+        let n = 120_000;
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        let mut text = String::from("Key,Amount,Comment\r\n");
+        let mut want: Vec<(u32, String, String, String)> = Vec::new();
+        let mut record = 2u32;
+        for i in 0..n {
+            let comment = match i % 6 {
+                0 => format!("line one\nline two, \"{i}\""),
+                1 => format!("crlf\r\n{i}"),
+                2 => String::new(),
+                _ => format!("plain {i}"),
+            };
+            if i % 9_999 == 5 {
+                // A ragged record, then a blank line: neither is a row, both are numbered.
+                text.push_str("x,1,c,extra\n\n");
+                record += 2;
+            }
+            let quoted = format!("\"{}\"", comment.replace('"', "\"\""));
+            text.push_str(&format!("K{i},{}.25,{quoted}", i % 1000));
+            text.push_str(if i % 2 == 0 { "\n" } else { "\r\n" });
+            want.push((record, format!("K{i}"), format!("{}.25", i % 1000), comment));
+            record += 1;
+        }
+        f.write_all(text.as_bytes()).unwrap();
+        let raw = read(f.path(), &ReadOptions::default()).unwrap();
+        assert_eq!(raw.header, ["Key", "Amount", "Comment"]);
+        assert_eq!(raw.df.height(), n);
+        assert_eq!(raw.rejects.len(), n.div_ceil(9_999));
+        let col = |name: &str| -> Vec<String> {
+            raw.df
+                .column(name)
+                .unwrap()
+                .str()
+                .unwrap()
+                .iter()
+                .map(|v| v.unwrap_or("").to_string())
+                .collect()
+        };
+        let rows: Vec<u32> = raw
+            .df
+            .column(ROW_COL)
+            .unwrap()
+            .cast(&DataType::UInt32)
+            .unwrap()
+            .u32()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        let (keys, amounts, comments) = (col("Key"), col("Amount"), col("Comment"));
+        for (k, (row, key, amount, comment)) in want.iter().enumerate() {
+            assert_eq!(
+                (&rows[k], &keys[k], &amounts[k], &comments[k]),
+                (row, key, amount, comment),
+                "record {k}"
+            );
+        }
+    }
 }

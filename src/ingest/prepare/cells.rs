@@ -46,11 +46,19 @@ pub(super) fn par_slices<T: Send>(
     ca: &StringChunked,
     f: impl Fn(&StringChunked) -> T + Sync,
 ) -> Vec<T> {
+    par_ranges(ca.len(), |r| f(&ca.slice(r.start as i64, r.len())))
+}
+
+/// `f` of each range of `n` rows (64Ki rows each), on every core, in the rows' order.
+pub(super) fn par_ranges<T: Send>(
+    n: usize,
+    f: impl Fn(std::ops::Range<usize>) -> T + Sync,
+) -> Vec<T> {
     use rayon::prelude::*;
     const SLICE: usize = 1 << 16;
-    (0..ca.len().div_ceil(SLICE))
+    (0..n.div_ceil(SLICE))
         .into_par_iter()
-        .map(|k| f(&ca.slice((k * SLICE) as i64, SLICE)))
+        .map(|k| f(k * SLICE..((k + 1) * SLICE).min(n)))
         .collect()
 }
 

@@ -323,6 +323,73 @@ mod tests {
         assert_eq!(kept, vec![2, 7]);
     }
 
+    /// The keys are built on slices of rows on every core: each row's key and each empty-key
+    /// reject come out as a row-by-row build gives them, in row order, across the slices.
+    #[test]
+    fn keys_built_on_every_core_are_those_of_each_row_in_order() {
+        let n = 150_000;
+        let cells: Vec<[String; 8]> = (0..n)
+            .map(|i| {
+                let (company, account) = match i % 40_001 {
+                    7 => (String::new(), String::new()),
+                    8 => (" 1 ".to_string(), String::new()),
+                    _ => (format!(" {}", i % 9), format!("{} ", i % 1_000)),
+                };
+                [
+                    "2024-05-01".to_string(),
+                    company,
+                    account,
+                    if i % 40_001 == 7 {
+                        String::new()
+                    } else {
+                        format!("{}", i % 3)
+                    },
+                    "Match".into(),
+                    "1".into(),
+                    "1".into(),
+                    "0".into(),
+                ]
+            })
+            .collect();
+        let rows: Vec<Vec<&str>> = cells
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect();
+        let rows: Vec<&[&str]> = rows.iter().map(Vec::as_slice).collect();
+        let p = prep(&rows);
+        let bad: Vec<usize> = (0..n).filter(|i| matches!(i % 40_001, 7 | 8)).collect();
+        assert_eq!(bad.len(), 8);
+        let got: Vec<(u32, &str, bool)> = p
+            .rejects
+            .iter()
+            .map(|r| {
+                (
+                    r.row,
+                    r.column.as_str(),
+                    r.reason.contains("every key column is empty"),
+                )
+            })
+            .collect();
+        let want: Vec<(u32, &str, bool)> = bad
+            .iter()
+            .map(|&i| {
+                let row = i as u32 + 2;
+                if i % 40_001 == 7 {
+                    (row, "Company+Account+AU", true)
+                } else {
+                    (row, "Account", false)
+                }
+            })
+            .collect();
+        assert_eq!(got, want);
+        let keys = strs(&p.df, "bd_key");
+        assert_eq!(keys.len(), n - bad.len());
+        let kept: Vec<usize> = (0..n).filter(|i| !bad.contains(i)).collect();
+        for (k, i) in keys.iter().zip(&kept) {
+            assert_eq!(k, &format!("{}|{}|{}", i % 9, i % 1_000, i % 3), "row {i}");
+        }
+    }
+
     #[test]
     fn trades_tolerance_columns_and_extra_dates() {
         let header = [

@@ -1,8 +1,8 @@
 //! The steps of [`super::prepare`]: the state of one call, and one method per group of columns.
 
 use super::cells::{
-    Num, OnEmpty, Rows, date_column, numeric_columns, par_slices, parse_amounts, parse_dates,
-    text_col,
+    Num, OnEmpty, Rows, date_column, numeric_columns, par_ranges, par_slices, parse_amounts,
+    parse_dates, text_col,
 };
 use super::decimal::{amount_headers, detect_decimal};
 use super::{DecimalChoice, DecimalSource, PrepareOptions, Prepared, crit_col};
@@ -129,15 +129,11 @@ impl<'a> Build<'a> {
             .map(|(_, h)| h)
             .collect();
         if !keys.is_empty() {
-            // Trimmed key values joined with `|`, built through one reused buffer.
             let cas: Vec<&StringChunked> = keys
                 .iter()
                 .map(|h| text_col(df, h))
                 .collect::<Result<_, _>>()
                 .map_err(with_file(&self.raw.source))?;
-            let mut iters: Vec<_> = cas.iter().map(|c| c.iter()).collect();
-            let mut builder = StringChunkedBuilder::new("bd_key".into(), n);
-            let mut buf = String::new();
             let names: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
             // Keys the profile requires (optional ones, such as Currency, may be empty).
             let required: Vec<bool> = resolved
@@ -146,44 +142,67 @@ impl<'a> Build<'a> {
                 .filter(|(slot, _)| opts.key_slots.as_ref().is_none_or(|s| s.contains(slot)))
                 .map(|(slot, _)| *slot < resolved.profile.keys.len())
                 .collect();
-            let mut empty_required: Vec<usize> = Vec::new();
-            for i in 0..n {
-                buf.clear();
-                let mut all_empty = true;
-                empty_required.clear();
-                for (k, it) in iters.iter_mut().enumerate() {
-                    let v = it.next().flatten().unwrap_or("").trim();
-                    if !v.is_empty() {
-                        all_empty = false;
-                    } else if required[k] {
-                        empty_required.push(k);
+            // Trimmed key values joined with `|`, slices of rows on every core; a row's empty
+            // keys are noted as (row, key index), `None` when every key is empty.
+            let parts = par_ranges(n, |range| {
+                let slices: Vec<StringChunked> = cas
+                    .iter()
+                    .map(|c| c.slice(range.start as i64, range.len()))
+                    .collect();
+                let mut iters: Vec<_> = slices.iter().map(|c| c.iter()).collect();
+                let mut builder = StringChunkedBuilder::new("bd_key".into(), range.len());
+                let mut buf = String::new();
+                let mut empty: Vec<(usize, Option<usize>)> = Vec::new();
+                let mut empty_required: Vec<usize> = Vec::new();
+                for i in range {
+                    buf.clear();
+                    let mut all_empty = true;
+                    empty_required.clear();
+                    for (k, it) in iters.iter_mut().enumerate() {
+                        let v = it.next().flatten().unwrap_or("").trim();
+                        if !v.is_empty() {
+                            all_empty = false;
+                        } else if required[k] {
+                            empty_required.push(k);
+                        }
+                        if k > 0 {
+                            buf.push('|');
+                        }
+                        buf.push_str(v);
                     }
-                    if k > 0 {
-                        buf.push('|');
+                    if all_empty {
+                        empty.push((i, None));
+                    } else {
+                        empty.extend(empty_required.iter().map(|&k| (i, Some(k))));
                     }
-                    buf.push_str(v);
+                    builder.append_value(&buf);
                 }
-                if all_empty {
-                    self.rows.reject(
-                        i,
-                        &names.join("+"),
-                        None,
-                        "every key column is empty; the record identifies no account".into(),
-                    );
-                } else {
-                    for &k in &empty_required {
-                        self.rows.reject(
+                (builder.finish(), empty)
+            });
+            let mut column = StringChunked::full_null("bd_key".into(), 0);
+            for (ca, empty) in parts {
+                column
+                    .append_owned(ca)
+                    .map_err(data_err(&self.raw.source))?;
+                for (i, k) in empty {
+                    match k {
+                        None => self.rows.reject(
+                            i,
+                            &names.join("+"),
+                            None,
+                            "every key column is empty; the record identifies no account".into(),
+                        ),
+                        Some(k) => self.rows.reject(
                             i,
                             names[k],
                             None,
                             "a key column is empty; the record cannot be matched to its account"
                                 .into(),
-                        );
+                        ),
                     }
                 }
-                builder.append_value(&buf);
             }
-            self.cols.push(builder.finish().into_column());
+            self.cols.push(column.rechunk().into_owned().into_column());
         }
         Ok(())
     }
