@@ -6,38 +6,57 @@ use crate::ingest::{IngestError, RawTable};
 use polars::prelude::*;
 use std::collections::HashMap;
 
-/// Accumulates per-row outcomes while columns are parsed one after the other.
-pub(super) struct Rows<'a> {
+/// Where a row's outcomes are reported: the file, each row's number and (workbooks) each
+/// column's letters.
+pub(super) struct RowPlace<'a> {
     pub(super) n: usize,
     pub(super) source: &'a str,
     /// Workbooks: each column's letters by header (for the cell of a reject).
     pub(super) cells: Option<(&'a str, HashMap<&'a str, String>)>,
     pub(super) row_numbers: Vec<u32>,
-    pub(super) rejected: Vec<bool>,
-    pub(super) rejects: Vec<Reject>,
-    pub(super) dq: Vec<Vec<String>>,
 }
 
-impl Rows<'_> {
+/// The per-row outcomes (rejects, findings) of one step, as its columns are parsed; the steps'
+/// outcomes are put together in step order at the end.
+pub(super) struct Rows<'a> {
+    pub(super) n: usize,
+    place: &'a RowPlace<'a>,
+    /// The rows rejected, with each reject (a row may have several).
+    pub(super) rejects: Vec<(usize, Reject)>,
+    /// Each finding's row and text, in the order found.
+    pub(super) findings: Vec<(usize, String)>,
+}
+
+impl<'a> Rows<'a> {
+    pub(super) fn new(place: &'a RowPlace<'a>) -> Rows<'a> {
+        Rows {
+            n: place.n,
+            place,
+            rejects: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
     pub(super) fn reject(&mut self, i: usize, column: &str, value: Option<&str>, reason: String) {
-        self.rejected[i] = true;
-        let row = self.row_numbers[i];
-        let cell = self.cells.as_ref().and_then(|(sheet, letters)| {
+        let row = self.place.row_numbers[i];
+        let cell = self.place.cells.as_ref().and_then(|(sheet, letters)| {
             letters
                 .get(column)
                 .map(|l| format!("{}!{l}{row}", crate::ingest::xlsx::sheet_ref(sheet)))
         });
-        self.rejects.push(Reject {
-            source: self.source.to_string(),
-            row,
-            column: column.to_string(),
-            value: value.unwrap_or("").to_string(),
-            reason,
-            cell,
-        });
+        self.rejects.push((
+            i,
+            Reject {
+                source: self.place.source.to_string(),
+                row,
+                column: column.to_string(),
+                value: value.unwrap_or("").to_string(),
+                reason,
+                cell,
+            },
+        ));
     }
     pub(super) fn finding(&mut self, i: usize, text: String) {
-        self.dq[i].push(text);
+        self.findings.push((i, text));
     }
 }
 

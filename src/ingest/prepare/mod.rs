@@ -124,16 +124,30 @@ pub fn prepare(
     resolved: &Resolved,
     opts: &PrepareOptions,
 ) -> Result<Prepared, IngestError> {
-    let mut b = Build::new(raw, resolved, opts)?;
-    b.keys()?;
-    b.date()?;
-    let within = b.criteria()?;
-    b.status(within.as_deref())?;
-    b.comment()?;
-    b.categoricals()?;
-    let numeric = b.numeric()?;
-    b.extra_dates()?;
-    b.finish(numeric)
+    let b = Build::new(raw, resolved, opts)?;
+    // Two groups of steps at once, each step on its own columns and outcomes, put together in
+    // the order of the steps (which is the order of the columns, the rejects and the findings).
+    let (text, numbers) = rayon::join(
+        || -> Result<_, IngestError> {
+            let (mut ids, mut texts) = (b.step(), b.step());
+            b.keys(&mut ids)?;
+            b.date(&mut ids)?;
+            b.comment(&mut texts)?;
+            b.categoricals(&mut texts)?;
+            Ok((ids, texts))
+        },
+        || -> Result<_, IngestError> {
+            let (mut amounts, mut others) = (b.step(), b.step());
+            let within = b.criteria(&mut amounts)?;
+            b.status(&mut amounts, within.as_deref())?;
+            let numeric = b.numeric(&mut others)?;
+            b.extra_dates(&mut others)?;
+            Ok((amounts, others, numeric))
+        },
+    );
+    let (ids, texts) = text?;
+    let (amounts, others, numeric) = numbers?;
+    b.finish(vec![ids, amounts, texts, others], numeric)
 }
 
 #[cfg(test)]

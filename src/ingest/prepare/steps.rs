@@ -1,8 +1,8 @@
 //! The steps of [`super::prepare`]: the state of one call, and one method per group of columns.
 
 use super::cells::{
-    Num, OnEmpty, Rows, date_column, numeric_columns, par_ranges, par_slices, parse_amounts,
-    parse_dates, text_col,
+    Num, OnEmpty, RowPlace, Rows, date_column, numeric_columns, par_ranges, par_slices,
+    parse_amounts, parse_dates, text_col,
 };
 use super::decimal::{amount_headers, detect_decimal};
 use super::{DecimalChoice, DecimalSource, PrepareOptions, Prepared, crit_col};
@@ -20,8 +20,7 @@ pub(super) struct Build<'a> {
     opts: &'a PrepareOptions,
     df: &'a DataFrame,
     n: usize,
-    rows: Rows<'a>,
-    cols: Vec<Column>,
+    place: RowPlace<'a>,
     decimal: DecimalChoice,
     num: Num,
 }
@@ -45,7 +44,21 @@ fn with_file(source: &str) -> impl Fn(IngestError) -> IngestError + '_ {
     }
 }
 
+/// The columns one step adds (in order) and its rows' outcomes.
+pub(super) struct Step<'b> {
+    rows: Rows<'b>,
+    cols: Vec<Column>,
+}
+
 impl<'a> Build<'a> {
+    /// An empty step, to run one or more of the steps below in.
+    pub(super) fn step(&self) -> Step<'_> {
+        Step {
+            rows: Rows::new(&self.place),
+            cols: Vec::new(),
+        }
+    }
+
     /// Row numbers, workbook cell letters and the decimal separator (set, or detected from the
     /// amount columns).
     pub(super) fn new(
@@ -78,14 +91,11 @@ impl<'a> Build<'a> {
                 .collect();
             (sh.name.as_str(), letters)
         });
-        let rows = Rows {
+        let place = RowPlace {
             n,
             source: &raw.source,
             cells,
             row_numbers,
-            rejected: vec![false; n],
-            rejects: Vec::new(),
-            dq: vec![Vec::new(); n],
         };
 
         // The decimal separator: set, or detected from the amount columns.
@@ -112,15 +122,14 @@ impl<'a> Build<'a> {
             opts,
             df,
             n,
-            rows,
-            cols: Vec::new(),
+            place,
             decimal,
             num,
         })
     }
 
     /// `bd_key`; rows whose keys are all empty, or whose required keys are empty, are rejected.
-    pub(super) fn keys(&mut self) -> Result<(), IngestError> {
+    pub(super) fn keys(&self, s: &mut Step<'_>) -> Result<(), IngestError> {
         let (resolved, opts, df, n) = (self.resolved, self.opts, self.df, self.n);
         let keys: Vec<&String> = resolved
             .keys
@@ -186,13 +195,13 @@ impl<'a> Build<'a> {
                     .map_err(data_err(&self.raw.source))?;
                 for (i, k) in empty {
                     match k {
-                        None => self.rows.reject(
+                        None => s.rows.reject(
                             i,
                             &names.join("+"),
                             None,
                             "every key column is empty; the record identifies no account".into(),
                         ),
-                        Some(k) => self.rows.reject(
+                        Some(k) => s.rows.reject(
                             i,
                             names[k],
                             None,
@@ -202,44 +211,44 @@ impl<'a> Build<'a> {
                     }
                 }
             }
-            self.cols.push(column.rechunk().into_owned().into_column());
+            s.cols.push(column.rechunk().into_owned().into_column());
         }
         Ok(())
     }
 
     /// `bd_date`: the record date (required).
-    pub(super) fn date(&mut self) -> Result<(), IngestError> {
+    pub(super) fn date(&self, s: &mut Step<'_>) -> Result<(), IngestError> {
         if let Some(h) = &self.resolved.date {
-            let d = parse_dates(&mut self.rows, self.df, h, &self.opts.dates, true)
+            let d = parse_dates(&mut s.rows, self.df, h, &self.opts.dates, true)
                 .map_err(with_file(&self.raw.source))?;
-            self.cols.push(date_column("bd_date", d));
+            s.cols.push(date_column("bd_date", d));
         }
         Ok(())
     }
 
     /// The columns of every criteria, then `bd_difference` and `bd_within_tolerance` from the
     /// first one. Returns the within-tolerance check, for the break flag.
-    pub(super) fn criteria(&mut self) -> Result<Option<Vec<bool>>, IngestError> {
+    pub(super) fn criteria(&self, s: &mut Step<'_>) -> Result<Option<Vec<bool>>, IngestError> {
         let resolved = self.resolved;
         let mut primary: Option<(Vec<f64>, Vec<f64>)> = None;
         for c in &resolved.criteria {
-            let (diff, tol) = self.criterion(c)?;
+            let (diff, tol) = self.criterion(s, c)?;
             if primary.is_none() {
                 primary = Some((diff.clone(), tol.clone()));
             }
-            self.cols
+            s.cols
                 .push(Column::new(crit_col(&c.name, "diff").into(), diff));
-            self.cols
+            s.cols
                 .push(Column::new(crit_col(&c.name, "tol").into(), tol));
         }
         let within: Option<Vec<bool>> = primary
             .as_ref()
             .map(|(d, t)| d.iter().zip(t).map(|(d, t)| d.abs() <= *t + 1e-9).collect());
         if let Some((d, _)) = primary {
-            self.cols.push(Column::new("bd_difference".into(), d));
+            s.cols.push(Column::new("bd_difference".into(), d));
         }
         if let Some(w) = &within {
-            self.cols
+            s.cols
                 .push(Column::new("bd_within_tolerance".into(), w.clone()));
         }
         Ok(within)
@@ -247,16 +256,20 @@ impl<'a> Build<'a> {
 
     /// One criteria's difference and tolerance (a pair's sides and given difference are added
     /// to the columns on the way).
-    fn criterion(&mut self, c: &ResolvedCriteria) -> Result<(Vec<f64>, Vec<f64>), IngestError> {
+    fn criterion(
+        &self,
+        s: &mut Step<'_>,
+        c: &ResolvedCriteria,
+    ) -> Result<(Vec<f64>, Vec<f64>), IngestError> {
         let (df, n, num) = (self.df, self.n, self.num);
         let (diff, scale) = if let (Some(l), Some(r)) = (&c.lhs, &c.rhs) {
-            self.pair(c, l, r)?
+            self.pair(s, c, l, r)?
         } else {
             let h = c
                 .difference
                 .as_ref()
                 .expect("resolved criteria has a difference");
-            let diff = parse_amounts(&mut self.rows, df, h, num, OnEmpty::Zero)
+            let diff = parse_amounts(&mut s.rows, df, h, num, OnEmpty::Zero)
                 .map_err(with_file(&self.raw.source))?;
             (diff, vec![0.0; n])
         };
@@ -270,7 +283,7 @@ impl<'a> Build<'a> {
                 match num.parse(v.unwrap_or("")) {
                     NumCell::Value(x) => tol[i] = tol[i].max(x.abs()),
                     NumCell::Empty => {}
-                    NumCell::Invalid => self.rows.finding(
+                    NumCell::Invalid => s.rows.finding(
                         i,
                         format!(
                             "{t} unreadable ({:?}), profile tolerance used",
@@ -286,14 +299,15 @@ impl<'a> Build<'a> {
     /// A pair's difference lhs − rhs (rows where it overflows are rejected) and its scale
     /// max(|lhs|, |rhs|); adds the given difference (checked against it), lhs and rhs columns.
     fn pair(
-        &mut self,
+        &self,
+        s: &mut Step<'_>,
         c: &ResolvedCriteria,
         l: &str,
         r: &str,
     ) -> Result<(Vec<f64>, Vec<f64>), IngestError> {
         let (df, n, num, opts) = (self.df, self.n, self.num, self.opts);
         let with_file = with_file(&self.raw.source);
-        let rows = &mut self.rows;
+        let rows = &mut s.rows;
         let lhs = parse_amounts(rows, df, l, num, OnEmpty::ZeroWithFinding).map_err(&with_file)?;
         let rhs = parse_amounts(rows, df, r, num, OnEmpty::ZeroWithFinding).map_err(&with_file)?;
         let diff: Vec<f64> = lhs
@@ -329,7 +343,7 @@ impl<'a> Build<'a> {
                     );
                 }
             }
-            self.cols
+            s.cols
                 .push(Column::new(crit_col(&c.name, "given").into(), given));
         }
         let scale: Vec<f64> = lhs
@@ -337,24 +351,28 @@ impl<'a> Build<'a> {
             .zip(&rhs)
             .map(|(a, b)| a.abs().max(b.abs()))
             .collect();
-        self.cols
+        s.cols
             .push(Column::new(crit_col(&c.name, "lhs").into(), lhs));
-        self.cols
+        s.cols
             .push(Column::new(crit_col(&c.name, "rhs").into(), rhs));
         Ok((diff, scale))
     }
 
     /// `bd_break`: from the status column, or (without one) out of tolerance.
-    pub(super) fn status(&mut self, within: Option<&[bool]>) -> Result<(), IngestError> {
+    pub(super) fn status(
+        &self,
+        s: &mut Step<'_>,
+        within: Option<&[bool]>,
+    ) -> Result<(), IngestError> {
         if let Some(h) = &self.resolved.status {
             let ca = text_col(self.df, h).map_err(with_file(&self.raw.source))?;
             let flags: Vec<bool> = ca
                 .iter()
                 .map(|v| self.resolved.is_break_status(v.unwrap_or("")))
                 .collect();
-            self.cols.push(Column::new("bd_break".into(), flags));
+            s.cols.push(Column::new("bd_break".into(), flags));
         } else if let Some(w) = within {
-            self.cols.push(Column::new(
+            s.cols.push(Column::new(
                 "bd_break".into(),
                 w.iter().map(|x| !x).collect::<Vec<bool>>(),
             ));
@@ -364,16 +382,16 @@ impl<'a> Build<'a> {
 
     /// `bd_comment`: cleaned once per distinct value (empty for a missing one), and only copied
     /// where cleaning changed it.
-    pub(super) fn comment(&mut self) -> Result<(), IngestError> {
+    pub(super) fn comment(&self, s: &mut Step<'_>) -> Result<(), IngestError> {
         if let Some(h) = &self.resolved.comment {
             let ca = text_col(self.df, h).map_err(with_file(&self.raw.source))?;
-            self.cols.push(comment_column(ca).into_column());
+            s.cols.push(comment_column(ca).into_column());
         }
         Ok(())
     }
 
     /// `bd_cat_<name>`: categorical values, trimmed.
-    pub(super) fn categoricals(&mut self) -> Result<(), IngestError> {
+    pub(super) fn categoricals(&self, s: &mut Step<'_>) -> Result<(), IngestError> {
         for role in &self.resolved.categoricals {
             let ca = text_col(self.df, &role.header).map_err(with_file(&self.raw.source))?;
             let name = format!("bd_cat_{}", role.slug);
@@ -385,11 +403,10 @@ impl<'a> Build<'a> {
                     .iter()
                     .map(|v| v.unwrap_or("").trim().to_string())
                     .collect();
-                self.cols.push(Column::new(name.into(), v));
+                s.cols.push(Column::new(name.into(), v));
             } else {
                 // Already clean: share the original column's buffers instead of copying them.
-                self.cols
-                    .push(ca.clone().with_name(name.into()).into_column());
+                s.cols.push(ca.clone().with_name(name.into()).into_column());
             }
         }
         Ok(())
@@ -397,7 +414,7 @@ impl<'a> Build<'a> {
 
     /// `bd_num_<name>`: extra numeric features (generic: detected when none are listed).
     /// Returns the numeric roles used.
-    pub(super) fn numeric(&mut self) -> Result<Vec<RoleColumn>, IngestError> {
+    pub(super) fn numeric(&self, s: &mut Step<'_>) -> Result<Vec<RoleColumn>, IngestError> {
         let (raw, resolved) = (self.raw, self.resolved);
         let mut numeric = resolved.numeric.clone();
         if resolved.profile.numeric_auto && numeric.is_empty() {
@@ -425,65 +442,76 @@ impl<'a> Build<'a> {
             } else {
                 OnEmpty::Nan
             };
-            let v = parse_amounts(&mut self.rows, self.df, &role.header, self.num, on_empty)
+            let v = parse_amounts(&mut s.rows, self.df, &role.header, self.num, on_empty)
                 .map_err(with_file(&raw.source))?;
-            self.cols
+            s.cols
                 .push(Column::new(format!("bd_num_{}", role.slug).into(), v));
         }
         Ok(numeric)
     }
 
     /// `bd_date_<name>`: extra dates, and `bd_trade_date`.
-    pub(super) fn extra_dates(&mut self) -> Result<(), IngestError> {
+    pub(super) fn extra_dates(&self, s: &mut Step<'_>) -> Result<(), IngestError> {
         let resolved = self.resolved;
         for role in &resolved.extra_dates {
-            let d = parse_dates(
-                &mut self.rows,
-                self.df,
-                &role.header,
-                &self.opts.dates,
-                false,
-            )
-            .map_err(with_file(&self.raw.source))?;
+            let d = parse_dates(&mut s.rows, self.df, &role.header, &self.opts.dates, false)
+                .map_err(with_file(&self.raw.source))?;
             if resolved.trade_date.as_deref() == Some(role.header.as_str()) {
-                self.cols.push(date_column("bd_trade_date", d.clone()));
+                s.cols.push(date_column("bd_trade_date", d.clone()));
             }
-            self.cols
+            s.cols
                 .push(date_column(&format!("bd_date_{}", role.slug), d));
         }
         Ok(())
     }
 
-    /// `bd_dq` from the findings, the columns added to the frame, the rejected rows removed and
-    /// reported after the reader's rejects.
-    pub(super) fn finish(mut self, numeric: Vec<RoleColumn>) -> Result<Prepared, IngestError> {
-        let raw = self.raw;
+    /// `bd_dq` from the findings, the steps' columns added to the frame (in step order), the
+    /// rejected rows removed and reported after the reader's rejects.
+    pub(super) fn finish(
+        &self,
+        steps: Vec<Step<'_>>,
+        numeric: Vec<RoleColumn>,
+    ) -> Result<Prepared, IngestError> {
+        let (raw, n) = (self.raw, self.n);
         let data_err = data_err(&raw.source);
-        // Findings.
-        let dq_rows = self
-            .rows
-            .dq
-            .iter()
-            .zip(&self.rows.rejected)
-            .filter(|(f, r)| !f.is_empty() && !**r)
-            .count();
-        let dq: Vec<String> = self.rows.dq.iter().map(|f| f.join("; ")).collect();
-        self.cols.push(Column::new("bd_dq".into(), dq));
+        let mut rejected = vec![false; n];
+        let mut rejects = raw.rejects.clone();
+        let mut findings: Vec<(usize, String)> = Vec::new();
+        let mut cols: Vec<Column> = Vec::new();
+        for step in steps {
+            for (i, r) in step.rows.rejects {
+                rejected[i] = true;
+                rejects.push(r);
+            }
+            findings.extend(step.rows.findings);
+            cols.extend(step.cols);
+        }
+        // Each row's findings in the order found (step by step), joined.
+        findings.sort_by_key(|(i, _)| *i);
+        let mut dq: Vec<String> = vec![String::new(); n];
+        let mut dq_rows = 0;
+        for group in findings.chunk_by(|a, b| a.0 == b.0) {
+            let i = group[0].0;
+            if !rejected[i] {
+                dq_rows += 1;
+            }
+            dq[i] = group
+                .iter()
+                .map(|(_, t)| t.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+        }
+        cols.push(Column::new("bd_dq".into(), dq));
 
         let mut out = self.df.clone();
-        for c in self.cols {
+        for c in cols {
             out.with_column(c).map_err(&data_err)?;
         }
         // Rows the reader already rejected (a record with more or fewer fields than the header) come
         // first in the report and count as rows of the file.
-        let rejected_rows = self.rows.rejected.iter().filter(|r| **r).count() + raw.rejects.len();
-        let mut rejects = raw.rejects.clone();
-        rejects.append(&mut self.rows.rejects);
+        let rejected_rows = rejected.iter().filter(|r| **r).count() + raw.rejects.len();
         if rejected_rows > 0 {
-            let keep = BooleanChunked::from_iter_values(
-                "keep".into(),
-                self.rows.rejected.iter().map(|r| !r),
-            );
+            let keep = BooleanChunked::from_iter_values("keep".into(), rejected.iter().map(|r| !r));
             out = out.filter(&keep).map_err(&data_err)?;
         }
         // The resolved profile carries the numeric columns actually used (detected for `generic`).
@@ -493,13 +521,13 @@ impl<'a> Build<'a> {
             df: out,
             resolved,
             rejects,
-            total_rows: self.n + raw.rejects.len(),
+            total_rows: n + raw.rejects.len(),
             rejected_rows,
             dq_rows,
             source: raw.source.clone(),
             numeric_columns: numeric.iter().map(|r| r.header.clone()).collect(),
             blank_rows: raw.blank_rows,
-            decimal: self.decimal,
+            decimal: self.decimal.clone(),
         })
     }
 }
