@@ -35,10 +35,11 @@ pub fn compute(
         add_own_columns(&mut sorted0, r, has_date, &params)?;
     }
 
-    add_same_group(&mut sorted0, opts.window)?;
     let mut out = Columns::default();
     let mut exprs = Vec::new();
-    series_exprs(&plan, &mut exprs, &mut out);
+    let mut series = Vec::new();
+    series_exprs(&plan, &mut exprs, &mut series, &mut out);
+    add_series(&mut sorted0, &series, opts.window, opts.min_periods)?;
     if opts.preset.has_break_features() {
         break_exprs(&plan, &mut exprs, &mut out);
     }
@@ -270,15 +271,34 @@ pub(super) fn sort_frame(frame: DataFrame, has_date: bool) -> Result<DataFrame, 
 
 /// The seed preset's features: days since the last record, the criteria values and differences,
 /// their changes and rolling statistics, calendar parts and numeric columns.
-pub(super) fn series_exprs(plan: &Plan<'_>, exprs: &mut Vec<Expr>, out: &mut Columns) {
+///
+/// The features that read earlier records of the account (changes, rolling statistics, days
+/// since the last record) are left in `series`, computed natively by [`add_series`]; the others
+/// are expressions. Either way each feature's name takes its place in `out` in this order.
+pub(super) fn series_exprs(
+    plan: &Plan<'_>,
+    exprs: &mut Vec<Expr>,
+    series: &mut Vec<SeriesFeature>,
+    out: &mut Columns,
+) {
     let r = plan.r;
-    let mut push = |e: Expr, name: String| {
+    let mut names: Vec<String> = Vec::new();
+    let mut push = |names: &mut Vec<String>, e: Expr, name: String| {
         exprs.push(e.alias(name.as_str()));
-        out.names.push(name);
+        names.push(name);
+    };
+    let mut native = |names: &mut Vec<String>, f: SeriesFeature| {
+        names.extend(f.names());
+        series.push(f);
     };
     if plan.has_date {
-        let d = col("bd_date").cast(DataType::Int32);
-        push(fnum(within_group_diff(d)), "f_days_since_last".into());
+        native(
+            &mut names,
+            SeriesFeature::Change {
+                src: "bd_date".into(),
+                name: "f_days_since_last".into(),
+            },
+        );
     }
     // Criteria columns: both sides of a pair, or the difference of a difference-only criteria.
     let mut series_cols: Vec<(String, String)> = Vec::new(); // (canonical column, feature stem)
@@ -306,7 +326,7 @@ pub(super) fn series_exprs(plan: &Plan<'_>, exprs: &mut Vec<Expr>, out: &mut Col
             .iter()
             .filter(|(s, _)| !series_cols.iter().any(|(x, _)| x == s)),
     ) {
-        push(fnum(col(src.as_str())), format!("f_{stem}"));
+        push(&mut names, fnum(col(src.as_str())), format!("f_{stem}"));
     }
     // Changes (of each criteria column and of each difference).
     let mut change_src: Vec<(String, String)> = series_cols.clone();
@@ -317,38 +337,56 @@ pub(super) fn series_exprs(plan: &Plan<'_>, exprs: &mut Vec<Expr>, out: &mut Col
     }
     if plan.has_keys || plan.has_date {
         for (src, stem) in &change_src {
-            push(
-                fnum(within_group_diff(col(src.as_str()))),
-                format!("f_change_{stem}"),
+            native(
+                &mut names,
+                SeriesFeature::Change {
+                    src: src.clone(),
+                    name: format!("f_change_{stem}"),
+                },
             );
         }
         for (src, stem) in &series_cols {
-            let (mean, std) =
-                rolling_mean_std(col(src.as_str()), plan.opts.window, plan.opts.min_periods);
-            push(fnum(mean), format!("f_roll_mean_{stem}"));
-            push(fnum(std), format!("f_roll_std_{stem}"));
+            native(
+                &mut names,
+                SeriesFeature::Rolling {
+                    src: src.clone(),
+                    mean: format!("f_roll_mean_{stem}"),
+                    std: format!("f_roll_std_{stem}"),
+                },
+            );
         }
     }
     if plan.has_date {
         push(
+            &mut names,
             fnum(col("bd_date").dt().weekday().cast(DataType::Int32) - lit(1)),
             "f_weekday".into(),
         );
-        push(fnum(col("bd_date").dt().month()), "f_month".into());
+        push(
+            &mut names,
+            fnum(col("bd_date").dt().month()),
+            "f_month".into(),
+        );
     }
     for role in &r.numeric {
         let src = format!("bd_num_{}", role.slug);
-        push(fnum(col(src.as_str())), format!("f_num_{}", role.slug));
+        push(
+            &mut names,
+            fnum(col(src.as_str())),
+            format!("f_num_{}", role.slug),
+        );
     }
+    out.names.extend(names);
     if plan.acc
         && let Some(c) = plan.primary()
     {
         // The difference's own change, as the seed and breaks presets have it (an output
         // column, not a feature).
         let name = format!("f_change_{}_diff", c.name);
-        exprs.push(
-            fnum(within_group_diff(col(crit_col(&c.name, "diff").as_str()))).alias(name.as_str()),
-        );
+        series.push(SeriesFeature::Change {
+            src: crit_col(&c.name, "diff"),
+            name: name.clone(),
+        });
         out.extra_out.push(name);
     }
 }
@@ -522,27 +560,34 @@ pub(super) fn add_run_context(
         return Ok(());
     }
     let groups: Vec<u32> = sorted.column(GROUP)?.u32()?.into_no_null_iter().collect();
+    // The columns read, on every core: the date, then each criteria's difference, tolerance
+    // and (for a pair) sides.
+    let mut names: Vec<String> = Vec::new();
+    if plan.has_date {
+        names.push("bd_date".into());
+    }
+    for c in &r.criteria {
+        names.push(crit_col(&c.name, "diff"));
+        names.push(crit_col(&c.name, "tol"));
+        if c.is_pair() {
+            names.push(crit_col(&c.name, "lhs"));
+            names.push(crit_col(&c.name, "rhs"));
+        }
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut cols = columns_f64(sorted, &names)?.into_iter();
+    let mut next = || cols.next().unwrap_or_default();
     let days = if plan.has_date {
-        column_f64(sorted, "bd_date")?
+        next()
     } else {
         (0..sorted.height()).map(|i| i as f64).collect()
     };
     type Sides = Option<(Vec<f64>, Vec<f64>)>;
     let mut values: Vec<(Vec<f64>, Vec<f64>, Sides)> = Vec::new();
     for c in &r.criteria {
-        let sides = if c.is_pair() {
-            Some((
-                column_f64(sorted, &crit_col(&c.name, "lhs"))?,
-                column_f64(sorted, &crit_col(&c.name, "rhs"))?,
-            ))
-        } else {
-            None
-        };
-        values.push((
-            column_f64(sorted, &crit_col(&c.name, "diff"))?,
-            column_f64(sorted, &crit_col(&c.name, "tol"))?,
-            sides,
-        ));
+        let (diff, tol) = (next(), next());
+        let sides = c.is_pair().then(|| (next(), next()));
+        values.push((diff, tol, sides));
     }
     let crit: Vec<crate::break_runs::CriteriaValues<'_>> = values
         .iter()

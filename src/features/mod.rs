@@ -173,13 +173,23 @@ fn canonical(p: &Prepared) -> Vec<String> {
 
 /// One numeric column as f64 (NaN for nulls).
 pub fn column_f64(df: &DataFrame, name: &str) -> Result<Vec<f64>, FeatureError> {
-    Ok(df
-        .column(name)?
-        .cast(&DataType::Float64)?
-        .f64()?
-        .iter()
-        .map(|v| v.unwrap_or(f64::NAN))
-        .collect())
+    let c = df.column(name)?.cast(&DataType::Float64)?;
+    let ca = c.f64()?;
+    if ca.null_count() == 0 {
+        // Without nulls: each chunk's values copied as they are.
+        let mut out = Vec::with_capacity(ca.len());
+        for arr in ca.downcast_iter() {
+            out.extend_from_slice(arr.values());
+        }
+        return Ok(out);
+    }
+    Ok(ca.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
+/// [`column_f64`] of each of `names`, on every core.
+pub fn columns_f64(df: &DataFrame, names: &[&str]) -> Result<Vec<Vec<f64>>, FeatureError> {
+    use rayon::prelude::*;
+    names.par_iter().map(|n| column_f64(df, n)).collect()
 }
 
 /// Integer account ids for `bd_key`, shared across the tables given (same key → same id).
