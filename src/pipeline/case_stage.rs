@@ -535,7 +535,12 @@ pub(super) fn record_run_cases(
     let (inputs, auto) = built?;
     let mut recorded =
         case_workflow(store, &settings.cases)?.record_batch(&inputs, &auto, cycle.as_ref())?;
-    drop((inputs, auto));
+    // Freeing the inputs (each record's snapshot is a map of its cells) takes a while: it is
+    // done on a thread of its own beside the roll-forward, and finished before this returns.
+    let freeing = std::thread::Builder::new()
+        .name("breakdesk-free".into())
+        .spawn(move || drop((inputs, auto)))
+        .ok();
     let summary = roll_forward_run(
         settings,
         store,
@@ -543,8 +548,11 @@ pub(super) fn record_run_cases(
         cycle,
         &mut recorded,
         file,
-    )?;
-    Ok((recorded, summary))
+    );
+    if let Some(f) = freeing {
+        let _ = f.join();
+    }
+    Ok((recorded, summary?))
 }
 
 /// Adds `case_id`, `ticket` and `case_status` to `table` for `rows` (empty elsewhere).

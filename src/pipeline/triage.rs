@@ -115,14 +115,37 @@ pub fn quiet_explained_and_judged(
     let comments = text("bd_comment");
     let dq = text("bd_dq");
     let rules = rules_file(settings).map_err(|e| DetectError::Config(e.to_string()))?;
-    if comments.is_some() && !rules.explanations.is_empty() {
-        for i in 0..n {
-            if quiet[i].is_some() || !is_break[i] || !at(&dq, i).is_empty() {
-                continue;
-            }
-            if let Some(e) = rules.explanation(profile, &at(&comments, i)) {
+    if let Some(comments) = &comments
+        && !rules.explanations.is_empty()
+    {
+        use rayon::prelude::*;
+        // The breaks that may be explained, and each distinct comment among them looked up
+        // once, on every core: Some(proposed for auto-resolution) when a phrase explains it.
+        let rows: Vec<usize> = (0..n)
+            .filter(|&i| {
+                quiet[i].is_none()
+                    && is_break[i]
+                    && dq.as_ref().and_then(|d| d.get(i)).unwrap_or("").is_empty()
+            })
+            .collect();
+        let distinct: Vec<&str> = rows
+            .iter()
+            .map(|&i| comments.get(i).unwrap_or(""))
+            .collect::<PlHashSet<&str>>()
+            .into_iter()
+            .collect();
+        let explained: PlHashMap<&str, bool> = distinct
+            .par_iter()
+            .filter_map(|c| {
+                rules
+                    .explanation(profile, c)
+                    .map(|e| (*c, rules.explained_auto_resolves(e)))
+            })
+            .collect();
+        for i in rows {
+            if let Some(p) = explained.get(comments.get(i).unwrap_or("")) {
                 quiet[i] = Some(Quiet::Explained);
-                proposed[i] = rules.explained_auto_resolves(e);
+                proposed[i] = *p;
             }
         }
     }
