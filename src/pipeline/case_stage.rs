@@ -456,10 +456,16 @@ pub fn record_groups(
     // this run opens is not cleared by it (`roll_opened`), so it is never taken for a later
     // break's reappearance.
     let cases = case_workflow(store, policy)?;
+    // A group's inputs are freed beside the next group's reading and recording (one group at a
+    // time: the previous freeing is finished before another starts).
+    let mut freeing: Option<Freeing> = None;
     for group in groups {
         let (inputs, auto) = inputs_of(group)?;
         let recorded = cases.record_batch(&inputs, &auto, cycle)?;
-        drop(inputs);
+        if let Some(f) = freeing.take() {
+            f.finish();
+        }
+        freeing = Some(Freeing::start(inputs));
         for (k, r) in group.iter().zip(recorded) {
             changes.push((r.id.clone(), r.change));
             order.push(*k);
@@ -469,6 +475,9 @@ pub fn record_groups(
                 status: r.status,
             });
         }
+    }
+    if let Some(f) = freeing.take() {
+        f.finish();
     }
     tracing::debug!(resident_mib = ?crate::logging::resident_mib(), "cases recorded");
     let mut summary = None;
@@ -504,6 +513,29 @@ pub fn record_groups(
         .map(|marks| (marks, summary))
 }
 
+/// Values dropped on a thread of their own while the caller goes on: freeing many small
+/// allocations (each case input's snapshot is a map of its record's cells) takes a while.
+struct Freeing(Option<std::thread::JoinHandle<()>>);
+
+impl Freeing {
+    /// Starts freeing `value` (freed at once when no thread can be started).
+    fn start<T: Send + 'static>(value: T) -> Freeing {
+        Freeing(
+            std::thread::Builder::new()
+                .name("breakdesk-free".into())
+                .spawn(move || drop(value))
+                .ok(),
+        )
+    }
+
+    /// Waits until it is freed.
+    fn finish(self) {
+        if let Some(h) = self.0 {
+            let _ = h.join();
+        }
+    }
+}
+
 /// The cases stage of a file's analysis: one case per anomaly (`rows` of `table`), those the
 /// file opens rolled forward through its cycle as they are written, then the profile's other
 /// outstanding cases, and the run summary recorded. Returns the case of each of `rows`.
@@ -535,12 +567,8 @@ pub(super) fn record_run_cases(
     let (inputs, auto) = built?;
     let mut recorded =
         case_workflow(store, &settings.cases)?.record_batch(&inputs, &auto, cycle.as_ref())?;
-    // Freeing the inputs (each record's snapshot is a map of its cells) takes a while: it is
-    // done on a thread of its own beside the roll-forward, and finished before this returns.
-    let freeing = std::thread::Builder::new()
-        .name("breakdesk-free".into())
-        .spawn(move || drop((inputs, auto)))
-        .ok();
+    // Freed beside the roll-forward, and finished before this returns.
+    let freeing = Freeing::start((inputs, auto));
     let summary = roll_forward_run(
         settings,
         store,
@@ -549,9 +577,7 @@ pub(super) fn record_run_cases(
         &mut recorded,
         file,
     );
-    if let Some(f) = freeing {
-        let _ = f.join();
-    }
+    freeing.finish();
     Ok((recorded, summary?))
 }
 
