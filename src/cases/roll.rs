@@ -561,27 +561,43 @@ impl<'s> Cases<'s> {
                 ids.push(id);
             }
         }
-        // Read a group of pages at a time, each page decoded on every core: the stored bytes
-        // of every outstanding case are never all in memory at once.
+        // Read page by page in slot order, decoded on every core a few thousand at a time: the
+        // stored bytes of every outstanding case are never all in memory at once.
         let reader = self.store.case_reader();
-        let slots = reader.case_slots(&ids)?;
-        let decoded = reader.par_map_cases(&ids, &slots, |k, bytes| match decode_case(bytes) {
-            Ok(mut c) => {
-                if brief {
-                    briefly(&mut c);
-                }
-                Some(c)
+        let mut cases: Vec<Case> = Vec::new();
+        let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let decode_batch = |batch: &mut Vec<(Vec<u8>, Vec<u8>)>, cases: &mut Vec<Case>| {
+            use rayon::prelude::*;
+            let decoded: Vec<Option<Case>> = batch
+                .par_iter()
+                .map(|(id, bytes)| match decode_case(bytes) {
+                    Ok(mut c) => {
+                        if brief {
+                            briefly(&mut c);
+                        }
+                        Some(c)
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            case_id = %String::from_utf8_lossy(id),
+                            error = %e,
+                            "unreadable case left out"
+                        );
+                        None
+                    }
+                })
+                .collect();
+            cases.extend(decoded.into_iter().flatten());
+            batch.clear();
+        };
+        reader.for_each_case(&ids, |id, bytes| {
+            batch.push((id.to_vec(), bytes.to_vec()));
+            if batch.len() >= 4096 {
+                decode_batch(&mut batch, &mut cases);
             }
-            Err(e) => {
-                tracing::warn!(
-                    case_id = %String::from_utf8_lossy(&ids[k]),
-                    error = %e,
-                    "unreadable case left out"
-                );
-                None
-            }
+            Ok(())
         })?;
-        let mut cases: Vec<Case> = decoded.into_iter().flatten().flatten().collect();
+        decode_batch(&mut batch, &mut cases);
         cases.retain(|c| c.profile == profile && c.outstanding());
         cases.sort_by_cached_key(|c| (ticket_number(&c.ticket), c.ticket.clone()));
         Ok(cases)
