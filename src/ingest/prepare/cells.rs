@@ -9,7 +9,6 @@ use std::collections::HashMap;
 /// Where a row's outcomes are reported: the file, each row's number and (workbooks) each
 /// column's letters.
 pub(super) struct RowPlace<'a> {
-    pub(super) n: usize,
     pub(super) source: &'a str,
     /// Workbooks: each column's letters by header (for the cell of a reject).
     pub(super) cells: Option<(&'a str, HashMap<&'a str, String>)>,
@@ -19,7 +18,6 @@ pub(super) struct RowPlace<'a> {
 /// The per-row outcomes (rejects, findings) of one step, as its columns are parsed; the steps'
 /// outcomes are put together in step order at the end.
 pub(super) struct Rows<'a> {
-    pub(super) n: usize,
     place: &'a RowPlace<'a>,
     /// The rows rejected, with each reject (a row may have several).
     pub(super) rejects: Vec<(usize, Reject)>,
@@ -30,7 +28,6 @@ pub(super) struct Rows<'a> {
 impl<'a> Rows<'a> {
     pub(super) fn new(place: &'a RowPlace<'a>) -> Rows<'a> {
         Rows {
-            n: place.n,
             place,
             rejects: Vec::new(),
             findings: Vec::new(),
@@ -151,7 +148,7 @@ pub(super) fn parse_amounts(
         .with_min_len(1 << 14)
         .map(|v| num.parse(v.unwrap_or("")))
         .collect();
-    let mut out = Vec::with_capacity(rows.n);
+    let mut out = Vec::with_capacity(ca.len());
     for (i, (v, parsed)) in cells.into_iter().zip(parsed).enumerate() {
         out.push(match parsed {
             NumCell::Value(x) => x,
@@ -196,7 +193,7 @@ pub(super) fn parse_dates(
 ) -> Result<Vec<Option<i32>>, IngestError> {
     let ca = text_col(df, header)?;
     let mut cache: PlHashMap<&str, DateCell> = PlHashMap::new();
-    let mut out = Vec::with_capacity(rows.n);
+    let mut out = Vec::with_capacity(ca.len());
     for (i, v) in ca.iter().enumerate() {
         let s = v.unwrap_or("");
         let cell = *cache.entry(s).or_insert_with(|| clean::parse_date(s, opts));

@@ -92,7 +92,6 @@ impl<'a> Build<'a> {
             (sh.name.as_str(), letters)
         });
         let place = RowPlace {
-            n,
             source: &raw.source,
             cells,
             row_numbers,
