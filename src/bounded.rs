@@ -234,7 +234,7 @@ pub fn analyze_bounded(
 
     // Each part, one after another; the model's part first, while its features are in memory.
     let t = Instant::now();
-    let mut totals = Totals::new(settings, known.clone());
+    let mut totals = Totals::new(known.clone());
     let mut all: Vec<Part> = Vec::with_capacity(n);
     // The parts' written rows stay in memory for the merge within `[run] held_share` of the
     // budget and within what it leaves beside a part and the merge's record of every row; the
@@ -319,8 +319,8 @@ struct Totals {
     part_rejects: Vec<Reject>,
     notes: Vec<String>,
     profile: String,
-    cycle: crate::cycle::CycleBuilder,
-    has_cycle: bool,
+    /// The day's cycle, built beside the parts (None until the first part).
+    cycle: Option<crate::cycle::CycleFeed>,
     status: Option<ModelStatus>,
 }
 
@@ -353,7 +353,7 @@ impl Totals {
         }
     }
 
-    fn new(settings: &Settings, status: Option<ModelStatus>) -> Totals {
+    fn new(status: Option<ModelStatus>) -> Totals {
         Totals {
             rows_read: 0,
             history_rows_read: 0,
@@ -363,8 +363,7 @@ impl Totals {
             part_rejects: Vec::new(),
             notes: Vec::new(),
             profile: String::new(),
-            cycle: crate::cycle::CycleBuilder::new("", settings.cases.absent),
-            has_cycle: true,
+            cycle: None,
             status,
         }
     }
@@ -386,9 +385,12 @@ impl Totals {
     fn add(&mut self, settings: &Settings, a: &pipeline::Analysis) {
         if self.profile.is_empty() {
             self.profile = a.run.profile.clone();
-            self.cycle = crate::cycle::CycleBuilder::new(&self.profile, settings.cases.absent);
         }
-        self.has_cycle &= self.cycle.push(&a.run.features.df).is_some();
+        self.cycle
+            .get_or_insert_with(|| {
+                crate::cycle::CycleFeed::start(&self.profile, settings.cases.absent)
+            })
+            .push(&a.run.features.df);
         self.status.get_or_insert_with(|| a.det.status.clone());
         self.rows_read += a.run.rows_read;
         self.history_rows_read += a.run.history_rows_read;
@@ -618,10 +620,6 @@ fn merge_bounded(
     totals: &mut Totals,
     output: (&Path, Format),
 ) -> Result<Merged, BoundedError> {
-    let cycle = std::mem::replace(
-        &mut totals.cycle,
-        crate::cycle::CycleBuilder::new("", settings.cases.absent),
-    );
     Ok(parts::merge_parts(
         settings,
         all,
@@ -632,7 +630,7 @@ fn merge_bounded(
             format: Some(output.1),
             stage_dir: Some(split.dir.path().to_path_buf()),
             roll: Some(Roll {
-                cycle: totals.has_cycle.then(|| cycle.finish()),
+                cycle: totals.cycle.take(),
                 day: DayFacts {
                     profile: totals.profile.clone(),
                     rows: totals.rows_read,

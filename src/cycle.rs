@@ -86,6 +86,16 @@ impl CycleBuilder {
         Some(())
     }
 
+    /// The columns of `df` that [`CycleBuilder::push`] reads (sharing their data): what a
+    /// builder elsewhere needs of a table.
+    pub fn columns(df: &DataFrame) -> DataFrame {
+        let cols: Vec<Column> = CYCLE_COLUMNS
+            .iter()
+            .filter_map(|name| df.column(name).ok().cloned())
+            .collect();
+        DataFrame::new(df.height(), cols).unwrap_or_default()
+    }
+
     pub fn finish(mut self) -> Cycle {
         self.cycle.absent_clears = match self.absent {
             Absent::Cleared => true,
@@ -94,6 +104,76 @@ impl CycleBuilder {
         };
         self.cycle.seal();
         self.cycle
+    }
+}
+
+/// The columns a cycle is built from.
+const CYCLE_COLUMNS: [&str; 6] = [
+    "bd_key",
+    "bd_date",
+    "bd_break",
+    "bd_within_tolerance",
+    "bd_difference",
+    "f_break_age",
+];
+
+/// A cycle built on a thread of its own from the pieces sent to it ([`CycleBuilder`]), while
+/// the sender goes on with the next piece.
+pub struct CycleFeed {
+    /// The builder's thread and what it is sent; None: built on the caller's thread (no
+    /// thread could be started).
+    thread: Option<(
+        std::sync::mpsc::SyncSender<DataFrame>,
+        std::thread::JoinHandle<Option<Cycle>>,
+    )>,
+    here: CycleBuilder,
+    /// Whether every piece had what a cycle needs (and reached the builder).
+    whole: bool,
+}
+
+impl CycleFeed {
+    pub fn start(profile: &str, absent: Absent) -> CycleFeed {
+        // One piece waits while the one before it is added: at most two are held.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(1);
+        let name = profile.to_string();
+        let thread = std::thread::Builder::new()
+            .name("breakdesk-cycle".into())
+            .spawn(move || {
+                let mut b = CycleBuilder::new(&name, absent);
+                let mut whole = true;
+                for piece in rx {
+                    whole &= b.push(&piece).is_some();
+                }
+                whole.then(|| b.finish())
+            })
+            .ok()
+            .map(|h| (tx, h));
+        CycleFeed {
+            thread,
+            here: CycleBuilder::new(profile, absent),
+            whole: true,
+        }
+    }
+
+    /// Adds the rows of `df` (its columns [`CycleBuilder::columns`] names).
+    pub fn push(&mut self, df: &DataFrame) {
+        let piece = CycleBuilder::columns(df);
+        match &self.thread {
+            Some((tx, _)) => self.whole &= tx.send(piece).is_ok(),
+            None => self.whole &= self.here.push(&piece).is_some(),
+        }
+    }
+
+    /// The cycle of every piece, or None when a piece lacked what a cycle needs.
+    pub fn finish(self) -> Option<Cycle> {
+        match self.thread {
+            Some((tx, built)) => {
+                drop(tx);
+                let cycle = built.join().ok().flatten();
+                cycle.filter(|_| self.whole)
+            }
+            None => self.whole.then(|| self.here.finish()),
+        }
     }
 }
 
@@ -168,5 +248,42 @@ mod tests {
         assert_eq!(c.as_of(), want.last().copied());
         assert_eq!(c.records.len(), 3_000);
         assert!(c.records.values().all(|r| r.len() == 30));
+    }
+
+    /// Pieces sent to the feed's thread make the cycle the whole table makes, and a piece
+    /// without what a cycle needs leaves no cycle, as a whole table without it does.
+    #[test]
+    fn a_cycle_fed_piece_by_piece_is_the_whole_tables() {
+        let n = 5_000usize;
+        let keys: Vec<String> = (0..n).map(|i| format!("acct-{}", i % 37)).collect();
+        let df = df!(
+            "bd_key" => keys,
+            "bd_date" => (0..n).map(|i| 19_000 + (i % 11) as i32).collect::<Vec<_>>(),
+            "bd_within_tolerance" => (0..n).map(|i| i % 5 != 0).collect::<Vec<_>>(),
+            "bd_difference" => (0..n).map(|i| i as f64 * 0.5).collect::<Vec<_>>(),
+            "f_break_age" => (0..n).map(|i| (i % 4) as f64).collect::<Vec<_>>(),
+            "other" => vec![1i32; n],
+        )
+        .unwrap();
+        let whole = cycle_of(&df, "gl_ihub", Absent::Auto).unwrap();
+        let mut feed = CycleFeed::start("gl_ihub", Absent::Auto);
+        for at in (0..n).step_by(1_300) {
+            feed.push(&df.slice(at as i64, 1_300));
+        }
+        let fed = feed.finish().unwrap();
+        assert_eq!(fed.profile, whole.profile);
+        assert_eq!(fed.dates, whole.dates);
+        assert_eq!(fed.records, whole.records);
+        assert_eq!(fed.absent_clears, whole.absent_clears);
+        assert_eq!(
+            CycleBuilder::columns(&df).width(),
+            5,
+            "the cycle's columns alone"
+        );
+
+        let mut feed = CycleFeed::start("gl_ihub", Absent::Auto);
+        feed.push(&df.slice(0, 100));
+        feed.push(&df.drop("bd_date").unwrap());
+        assert!(feed.finish().is_none());
     }
 }

@@ -26,7 +26,8 @@ pub struct MergeOptions {
 
 /// What a merge needs to roll the cases forward.
 pub struct Roll {
-    pub cycle: Option<crate::cases::Cycle>,
+    /// The day's cycle, built beside the merge until the cases need it (None: none).
+    pub cycle: Option<crate::cycle::CycleFeed>,
     pub day: pipeline::DayFacts,
     /// The file, as the run summary names it.
     pub file: String,
@@ -136,13 +137,8 @@ pub fn merge_parts(
         apply_verdicts(settings, &parts, &lens, store, &mut all, &mut triage)?;
 
     let rank = ranks(&all);
-    // A row's place among all of them: `by_row` is sorted by bd_row.
-    let at_row = |r: u64| -> Option<usize> {
-        by_row
-            .binary_search_by_key(&r, |i| all.bd_row[*i as usize])
-            .ok()
-            .map(|k| by_row[k] as usize)
-    };
+    // A row's place among all of them.
+    let at_row = |r: u64| -> Option<usize> { by_row.at(r, &all.bd_row) };
     lap("ranks", &mut t, &mut timings);
 
     let is_case = |i: usize| !meta.all_rows || all.flags[i] & (FLAGGED | PROPOSED) != 0;
@@ -504,10 +500,40 @@ fn stage_dir(dir: Option<&Path>) -> Result<tempfile::TempDir, PartError> {
     }
 }
 
+/// Where each input row is among the rows of every part.
+enum RowPlaces {
+    /// By row number: the place of row r at r (u32::MAX: no such row). Rows are numbered
+    /// about densely (rows rejected or blank leave gaps), so this takes a few bytes a row.
+    Direct(Vec<u32>),
+    /// The places sorted by row number (row numbers too sparse for a direct table).
+    Sorted(Vec<u32>),
+}
+
+impl RowPlaces {
+    /// The place of row `r` among the rows, numbered `bd_row`.
+    fn at(&self, r: u64, bd_row: &[u64]) -> Option<usize> {
+        match self {
+            RowPlaces::Direct(at) => usize::try_from(r)
+                .ok()
+                .and_then(|r| at.get(r))
+                .filter(|i| **i != u32::MAX)
+                .map(|i| *i as usize),
+            RowPlaces::Sorted(by_row) => by_row
+                .binary_search_by_key(&r, |i| bd_row[*i as usize])
+                .ok()
+                .map(|k| by_row[k] as usize),
+        }
+    }
+}
+
+/// Row numbers per row up to which [`RowPlaces::Direct`] is used (a file of which most rows
+/// were rejected still has a direct table).
+const DIRECT_SPREAD: u64 = 16;
+
 /// Every row of every part, in one list (moved out of the parts: held once), and the rows'
-/// places sorted by input row; a row found in two parts is refused. Row positions are u32, as
-/// the ranks are.
-fn gather_rows(parts: &mut [Part], lens: &[usize]) -> Result<(AllRows, Vec<u32>), PartError> {
+/// places by input row; a row found in two parts is refused. Row positions are u32, as the
+/// ranks are.
+fn gather_rows(parts: &mut [Part], lens: &[usize]) -> Result<(AllRows, RowPlaces), PartError> {
     let total: usize = lens.iter().sum();
     if u32::try_from(total).is_err() {
         return Err(PartError::Invalid {
@@ -540,8 +566,39 @@ fn gather_rows(parts: &mut [Part], lens: &[usize]) -> Result<(AllRows, Vec<u32>)
         }
         &parts[k]
     };
-    let mut keyed: Vec<(u64, u32)> = all
-        .bd_row
+    let overlap = |a: u32, b: u32| {
+        let (pa, pb) = (owner(a), owner(b));
+        PartError::Mismatch {
+            file: pb.path.display().to_string(),
+            other: pa.path.display().to_string(),
+            message: format!(
+                "both hold row {} of the input: the parts overlap",
+                all.bd_row[a as usize]
+            ),
+        }
+    };
+    match row_places(&all.bd_row) {
+        Ok(places) => Ok((all, places)),
+        Err((a, b)) => Err(overlap(a, b)),
+    }
+}
+
+/// The places of rows numbered `bd_row` ([`RowPlaces`]), or the places of two rows of the same
+/// number (the earlier first).
+fn row_places(bd_row: &[u64]) -> Result<RowPlaces, (u32, u32)> {
+    let max = bd_row.iter().copied().max().unwrap_or(0);
+    if max <= (bd_row.len() as u64).saturating_mul(DIRECT_SPREAD) + 4096 {
+        let mut at = vec![u32::MAX; max as usize + 1];
+        for (i, r) in bd_row.iter().enumerate() {
+            let slot = &mut at[*r as usize];
+            if *slot != u32::MAX {
+                return Err((*slot, i as u32));
+            }
+            *slot = i as u32;
+        }
+        return Ok(RowPlaces::Direct(at));
+    }
+    let mut keyed: Vec<(u64, u32)> = bd_row
         .iter()
         .enumerate()
         .map(|(i, r)| (*r, i as u32))
@@ -550,21 +607,12 @@ fn gather_rows(parts: &mut [Part], lens: &[usize]) -> Result<(AllRows, Vec<u32>)
         use rayon::prelude::*;
         keyed.par_sort_unstable();
     }
-    let by_row: Vec<u32> = keyed.into_iter().map(|(_, i)| i).collect();
-    for w in by_row.windows(2) {
-        if all.bd_row[w[0] as usize] == all.bd_row[w[1] as usize] {
-            let (a, b) = (owner(w[0]), owner(w[1]));
-            return Err(PartError::Mismatch {
-                file: b.path.display().to_string(),
-                other: a.path.display().to_string(),
-                message: format!(
-                    "both hold row {} of the input: the parts overlap",
-                    all.bd_row[w[0] as usize]
-                ),
-            });
-        }
+    if let Some(w) = keyed.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err((w[0].1, w[1].1));
     }
-    Ok((all, by_row))
+    Ok(RowPlaces::Sorted(
+        keyed.into_iter().map(|(_, i)| i).collect(),
+    ))
 }
 
 /// Ranks across every row: by triage score, then file order (as a run ranks).
@@ -650,7 +698,7 @@ fn record_spilled(
         n => n,
     };
     let groups = pipeline::break_groups(spill.breaks(), group);
-    let roll = roll.map(|r| (r.day, r.cycle, r.file));
+    let roll = roll.map(|r| (r.day, r.cycle.and_then(|c| c.finish()), r.file));
     Ok(pipeline::record_groups(
         settings,
         store,
@@ -721,6 +769,8 @@ pub(super) fn csv_cell(s: &str) -> String {
 
 /// Writes the output from the staged parts: the rows in order of position, each with its
 /// case's id, ticket and status (`cases`, at `case_pos`, ascending; empty for the others).
+/// The rows are put together on a thread of their own ([`staged_lines`]) while this one writes
+/// them.
 pub(super) fn write_staged(
     staged: &[Staged],
     n_out: usize,
@@ -728,6 +778,47 @@ pub(super) fn write_staged(
     case_pos: &[u32],
     out: &Path,
     format: Format,
+) -> Result<(), PartError> {
+    let mut w = crate::output::open(out).map_err(|e| werr(out, e))?;
+    // Two batches wait at most while one is written.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    std::thread::scope(|scope| {
+        let lines =
+            scope.spawn(move || staged_lines(staged, n_out, cases, case_pos, out, format, tx));
+        let mut written = Ok(());
+        // A failed write stops the reading: its batches are no longer taken.
+        for batch in rx {
+            if let Err(e) = w.write_all(&batch) {
+                written = Err(werr(out, e));
+                break;
+            }
+        }
+        let made = lines.join().unwrap_or_else(|_| {
+            Err(PartError::Invalid {
+                file: out.display().to_string(),
+                message: "the merge stopped putting the rows together unexpectedly".into(),
+            })
+        });
+        written?;
+        made?;
+        w.flush().map_err(|e| werr(out, e))
+    })
+}
+
+/// Bytes of output rows put together before they are handed on to be written.
+const LINES_BATCH: usize = 1 << 20;
+
+/// The output's rows (with the header for CSV) put together from the staged parts, in order of
+/// position, with their case columns, and sent on in batches to `tx`. Stops without an error
+/// when nothing takes the batches any more (the writer failed and says why).
+fn staged_lines(
+    staged: &[Staged],
+    n_out: usize,
+    cases: &[pipeline::CaseMark],
+    case_pos: &[u32],
+    out: &Path,
+    format: Format,
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
 ) -> Result<(), PartError> {
     let mut readers: Vec<Records<std::io::BufReader<std::fs::File>>> = Vec::new();
     for s in staged {
@@ -744,8 +835,7 @@ pub(super) fn write_staged(
         file: s.path.display().to_string(),
         message: e.to_string(),
     };
-    let mut w = crate::output::open(out).map_err(|e| werr(out, e))?;
-    let wr = |e: std::io::Error| werr(out, e);
+    let mut w: Vec<u8> = Vec::with_capacity(LINES_BATCH + (64 << 10));
     if format == Format::Csv {
         // Every staged part starts with the same header: the first's is the output's.
         let mut header: Option<Vec<u8>> = None;
@@ -761,8 +851,8 @@ pub(super) fn write_staged(
         while matches!(h.last(), Some(b'\n' | b'\r')) {
             h.pop();
         }
-        w.write_all(&h).map_err(wr)?;
-        w.write_all(b",case_id,ticket,case_status\n").map_err(wr)?;
+        w.extend_from_slice(&h);
+        w.extend_from_slice(b",case_id,ticket,case_status\n");
     }
     // The next row of each part, by position.
     let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(u32, usize, usize)>> = staged
@@ -793,12 +883,12 @@ pub(super) fn write_staged(
         };
         match format {
             Format::Csv => {
-                w.write_all(rec).map_err(wr)?;
+                w.extend_from_slice(rec);
                 for v in [id, ticket, status] {
-                    w.write_all(b",").map_err(wr)?;
-                    w.write_all(csv_cell(v).as_bytes()).map_err(wr)?;
+                    w.push(b',');
+                    w.extend_from_slice(csv_cell(v).as_bytes());
                 }
-                w.write_all(b"\n").map_err(wr)?;
+                w.push(b'\n');
             }
             Format::Jsonl => {
                 let mut obj: serde_json::Map<String, serde_json::Value> =
@@ -808,12 +898,22 @@ pub(super) fn write_staged(
                 }
                 serde_json::to_writer(&mut w, &serde_json::Value::Object(obj))
                     .map_err(|e| werr(out, e))?;
-                w.write_all(b"\n").map_err(wr)?;
+                w.push(b'\n');
             }
         }
         written += 1;
         if let Some(p) = s.pos.get(at + 1) {
             heap.push(std::cmp::Reverse((*p, k, at + 1)));
+        }
+        if w.len() >= LINES_BATCH
+            && tx
+                .send(std::mem::replace(
+                    &mut w,
+                    Vec::with_capacity(LINES_BATCH + (64 << 10)),
+                ))
+                .is_err()
+        {
+            return Ok(());
         }
     }
     if written != n_out || next_case != cases.len() {
@@ -825,7 +925,9 @@ pub(super) fn write_staged(
             ),
         });
     }
-    w.flush().map_err(wr)?;
+    if !w.is_empty() {
+        tx.send(w).ok();
+    }
     Ok(())
 }
 
@@ -966,4 +1068,30 @@ pub(super) fn merge_clusters(
             ClusterSummary::of(c, anomalies[c], d, tops, top)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows numbered densely get a direct table, sparse ones a sorted list: both find every
+    /// row's place, no place for a number no row has, and refuse a number held twice.
+    #[test]
+    fn every_rows_place_is_found_by_its_number_and_a_number_held_twice_is_refused() {
+        let dense: Vec<u64> = vec![9, 2, 7, 3, 12, 4];
+        let sparse: Vec<u64> = vec![5, u64::MAX - 1, 2, 1 << 40, 77];
+        for (rows, direct) in [(&dense, true), (&sparse, false)] {
+            let places = row_places(rows).unwrap();
+            assert_eq!(matches!(places, RowPlaces::Direct(_)), direct);
+            for (i, r) in rows.iter().enumerate() {
+                assert_eq!(places.at(*r, rows), Some(i), "row {r}");
+            }
+            for missing in [0, 1 << 41, u64::MAX, 6] {
+                assert_eq!(places.at(missing, rows), None, "row {missing}");
+            }
+            let mut twice = rows.clone();
+            twice.insert(3, rows[1]);
+            assert_eq!(row_places(&twice).err(), Some((1, 3)));
+        }
+    }
 }
