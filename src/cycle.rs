@@ -133,8 +133,9 @@ pub struct CycleFeed {
 
 impl CycleFeed {
     pub fn start(profile: &str, absent: Absent) -> CycleFeed {
-        // One piece waits while the one before it is added: at most two are held.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(1);
+        // A piece is handed over when the builder takes it (the one before is added by then):
+        // one piece is held at a time.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(0);
         let name = profile.to_string();
         let thread = std::thread::Builder::new()
             .name("breakdesk-cycle".into())
