@@ -769,7 +769,7 @@ pub(super) fn csv_cell(s: &str) -> String {
 
 /// Writes the output from the staged parts: the rows in order of position, each with its
 /// case's id, ticket and status (`cases`, at `case_pos`, ascending; empty for the others).
-/// The rows are put together on a thread of their own ([`staged_lines`]) while this one writes
+/// The rows are put together on a thread of their own ([`StagedRows::lines`]) while this one writes
 /// them.
 pub(super) fn write_staged(
     staged: &[Staged],
@@ -782,9 +782,24 @@ pub(super) fn write_staged(
     let mut w = crate::output::open(out).map_err(|e| werr(out, e))?;
     // Two batches wait at most while one is written.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    let rows = StagedRows {
+        staged,
+        n_out,
+        cases,
+        case_pos,
+        out,
+        format,
+    };
     std::thread::scope(|scope| {
-        let lines =
-            scope.spawn(move || staged_lines(staged, n_out, cases, case_pos, out, format, tx));
+        let lines = std::thread::Builder::new()
+            .name("breakdesk-lines".into())
+            .spawn_scoped(scope, move || rows.lines(tx))
+            .map_err(|e| {
+                werr(
+                    out,
+                    format!("cannot start a thread to put the rows together: {e}"),
+                )
+            })?;
         let mut written = Ok(());
         // A failed write stops the reading: its batches are no longer taken.
         for batch in rx {
@@ -808,127 +823,142 @@ pub(super) fn write_staged(
 /// Bytes of output rows put together before they are handed on to be written.
 const LINES_BATCH: usize = 1 << 20;
 
-/// The output's rows (with the header for CSV) put together from the staged parts, in order of
-/// position, with their case columns, and sent on in batches to `tx`. Stops without an error
-/// when nothing takes the batches any more (the writer failed and says why).
-fn staged_lines(
-    staged: &[Staged],
+/// What [`write_staged`] writes: the staged parts, how many rows they hold, the cases and
+/// their positions, the output and its format.
+#[derive(Clone, Copy)]
+struct StagedRows<'a> {
+    staged: &'a [Staged],
     n_out: usize,
-    cases: &[pipeline::CaseMark],
-    case_pos: &[u32],
-    out: &Path,
+    cases: &'a [pipeline::CaseMark],
+    case_pos: &'a [u32],
+    out: &'a Path,
     format: Format,
-    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
-) -> Result<(), PartError> {
-    let mut readers: Vec<Records<std::io::BufReader<std::fs::File>>> = Vec::new();
-    for s in staged {
-        let f = std::fs::File::open(&s.path).map_err(|e| PartError::Read {
+}
+
+impl StagedRows<'_> {
+    /// The output's rows (with the header for CSV) put together from the staged parts, in
+    /// order of position, with their case columns, and sent on in batches to `tx`. Stops
+    /// without an error when nothing takes the batches any more (the writer failed and says
+    /// why).
+    fn lines(self, tx: std::sync::mpsc::SyncSender<Vec<u8>>) -> Result<(), PartError> {
+        let StagedRows {
+            staged,
+            n_out,
+            cases,
+            case_pos,
+            out,
+            format,
+        } = self;
+        let mut readers: Vec<Records<std::io::BufReader<std::fs::File>>> = Vec::new();
+        for s in staged {
+            let f = std::fs::File::open(&s.path).map_err(|e| PartError::Read {
+                file: s.path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            readers.push(Records {
+                r: std::io::BufReader::with_capacity(1 << 20, f),
+                buf: Vec::new(),
+            });
+        }
+        let bad = |s: &Staged, e: &dyn std::fmt::Display| PartError::Invalid {
             file: s.path.display().to_string(),
             message: e.to_string(),
-        })?;
-        readers.push(Records {
-            r: std::io::BufReader::with_capacity(1 << 20, f),
-            buf: Vec::new(),
-        });
-    }
-    let bad = |s: &Staged, e: &dyn std::fmt::Display| PartError::Invalid {
-        file: s.path.display().to_string(),
-        message: e.to_string(),
-    };
-    let mut w: Vec<u8> = Vec::with_capacity(LINES_BATCH + (64 << 10));
-    if format == Format::Csv {
-        // Every staged part starts with the same header: the first's is the output's.
-        let mut header: Option<Vec<u8>> = None;
-        for (r, s) in readers.iter_mut().zip(staged) {
-            let h = r
+        };
+        let mut w: Vec<u8> = Vec::with_capacity(LINES_BATCH + (64 << 10));
+        if format == Format::Csv {
+            // Every staged part starts with the same header: the first's is the output's.
+            let mut header: Option<Vec<u8>> = None;
+            for (r, s) in readers.iter_mut().zip(staged) {
+                let h = r
+                    .next()
+                    .map_err(|e| bad(s, &e))?
+                    .unwrap_or_default()
+                    .to_vec();
+                header.get_or_insert(h);
+            }
+            let mut h = header.unwrap_or_default();
+            while matches!(h.last(), Some(b'\n' | b'\r')) {
+                h.pop();
+            }
+            w.extend_from_slice(&h);
+            w.extend_from_slice(b",case_id,ticket,case_status\n");
+        }
+        // The next row of each part, by position.
+        let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(u32, usize, usize)>> = staged
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.pos.is_empty())
+            .map(|(k, s)| std::cmp::Reverse((s.pos[0], k, 0)))
+            .collect();
+        let mut next_case = 0usize;
+        let mut written = 0usize;
+        while let Some(std::cmp::Reverse((pos, k, at))) = heap.pop() {
+            let s = &staged[k];
+            let rec = readers[k]
                 .next()
                 .map_err(|e| bad(s, &e))?
-                .unwrap_or_default()
-                .to_vec();
-            header.get_or_insert(h);
-        }
-        let mut h = header.unwrap_or_default();
-        while matches!(h.last(), Some(b'\n' | b'\r')) {
-            h.pop();
-        }
-        w.extend_from_slice(&h);
-        w.extend_from_slice(b",case_id,ticket,case_status\n");
-    }
-    // The next row of each part, by position.
-    let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(u32, usize, usize)>> = staged
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !s.pos.is_empty())
-        .map(|(k, s)| std::cmp::Reverse((s.pos[0], k, 0)))
-        .collect();
-    let mut next_case = 0usize;
-    let mut written = 0usize;
-    while let Some(std::cmp::Reverse((pos, k, at))) = heap.pop() {
-        let s = &staged[k];
-        let rec = readers[k]
-            .next()
-            .map_err(|e| bad(s, &e))?
-            .ok_or_else(|| bad(s, &"it ends before its last row"))?;
-        let mut rec = rec;
-        while matches!(rec.last(), Some(b'\n' | b'\r')) {
-            rec = &rec[..rec.len() - 1];
-        }
-        let case = (case_pos.get(next_case) == Some(&pos)).then(|| {
-            next_case += 1;
-            &cases[next_case - 1]
-        });
-        let (id, ticket, status) = match case {
-            Some(c) => (c.id.as_str(), c.ticket.as_str(), c.status.as_str()),
-            None => ("", "", ""),
-        };
-        match format {
-            Format::Csv => {
-                w.extend_from_slice(rec);
-                for v in [id, ticket, status] {
-                    w.push(b',');
-                    w.extend_from_slice(csv_cell(v).as_bytes());
-                }
-                w.push(b'\n');
+                .ok_or_else(|| bad(s, &"it ends before its last row"))?;
+            let mut rec = rec;
+            while matches!(rec.last(), Some(b'\n' | b'\r')) {
+                rec = &rec[..rec.len() - 1];
             }
-            Format::Jsonl => {
-                let mut obj: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_slice(rec).map_err(|e| bad(s, &e))?;
-                for (name, v) in CASE_COLUMNS.iter().zip([id, ticket, status]) {
-                    obj.insert(name.to_string(), serde_json::Value::String(v.to_string()));
+            let case = (case_pos.get(next_case) == Some(&pos)).then(|| {
+                next_case += 1;
+                &cases[next_case - 1]
+            });
+            let (id, ticket, status) = match case {
+                Some(c) => (c.id.as_str(), c.ticket.as_str(), c.status.as_str()),
+                None => ("", "", ""),
+            };
+            match format {
+                Format::Csv => {
+                    w.extend_from_slice(rec);
+                    for v in [id, ticket, status] {
+                        w.push(b',');
+                        w.extend_from_slice(csv_cell(v).as_bytes());
+                    }
+                    w.push(b'\n');
                 }
-                serde_json::to_writer(&mut w, &serde_json::Value::Object(obj))
-                    .map_err(|e| werr(out, e))?;
-                w.push(b'\n');
+                Format::Jsonl => {
+                    let mut obj: serde_json::Map<String, serde_json::Value> =
+                        serde_json::from_slice(rec).map_err(|e| bad(s, &e))?;
+                    for (name, v) in CASE_COLUMNS.iter().zip([id, ticket, status]) {
+                        obj.insert(name.to_string(), serde_json::Value::String(v.to_string()));
+                    }
+                    serde_json::to_writer(&mut w, &serde_json::Value::Object(obj))
+                        .map_err(|e| werr(out, e))?;
+                    w.push(b'\n');
+                }
+            }
+            written += 1;
+            if let Some(p) = s.pos.get(at + 1) {
+                heap.push(std::cmp::Reverse((*p, k, at + 1)));
+            }
+            if w.len() >= LINES_BATCH
+                && tx
+                    .send(std::mem::replace(
+                        &mut w,
+                        Vec::with_capacity(LINES_BATCH + (64 << 10)),
+                    ))
+                    .is_err()
+            {
+                return Ok(());
             }
         }
-        written += 1;
-        if let Some(p) = s.pos.get(at + 1) {
-            heap.push(std::cmp::Reverse((*p, k, at + 1)));
+        if written != n_out || next_case != cases.len() {
+            return Err(PartError::Invalid {
+                file: out.display().to_string(),
+                message: format!(
+                    "the merge wrote {written} rows of {n_out} ({next_case} of {} cases)",
+                    cases.len()
+                ),
+            });
         }
-        if w.len() >= LINES_BATCH
-            && tx
-                .send(std::mem::replace(
-                    &mut w,
-                    Vec::with_capacity(LINES_BATCH + (64 << 10)),
-                ))
-                .is_err()
-        {
-            return Ok(());
+        if !w.is_empty() {
+            tx.send(w).ok();
         }
+        Ok(())
     }
-    if written != n_out || next_case != cases.len() {
-        return Err(PartError::Invalid {
-            file: out.display().to_string(),
-            message: format!(
-                "the merge wrote {written} rows of {n_out} ({next_case} of {} cases)",
-                cases.len()
-            ),
-        });
-    }
-    if !w.is_empty() {
-        tx.send(w).ok();
-    }
-    Ok(())
 }
 
 pub(super) fn add_triage(sum: &mut TriageSummary, part: &TriageSummary) {
