@@ -769,8 +769,8 @@ pub(super) fn csv_cell(s: &str) -> String {
 
 /// Writes the output from the staged parts: the rows in order of position, each with its
 /// case's id, ticket and status (`cases`, at `case_pos`, ascending; empty for the others).
-/// The rows are put together on a thread of their own ([`StagedRows::lines`]) while this one writes
-/// them.
+/// The rows are put together on a thread of their own ([`StagedRows::lines`]) while this one
+/// writes them.
 pub(super) fn write_staged(
     staged: &[Staged],
     n_out: usize,

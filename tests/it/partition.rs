@@ -398,6 +398,25 @@ fn a_model_for_another_profile_or_no_model_is_refused_naming_the_file() {
 }
 
 /// Copies a part and its sidecars to `to` (a part path); returns it.
+/// A merge whose output cannot be written (a full disk) stops with an error naming the output,
+/// while another thread is still putting the rows together: nothing hangs or panics.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_merge_onto_a_full_disk_fails_naming_the_output() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["merge"];
+    args.extend(f.parts.iter().map(|p| s(p)));
+    args.extend(["--out", "/dev/full"]);
+    let (code, _, err) = bd(dir.path(), &args);
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains("/dev/full") && err.contains("No space left"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 fn copy_part(from: &Path, to: &Path) -> PathBuf {
     std::fs::copy(from, to).unwrap();
     std::fs::copy(
