@@ -216,16 +216,19 @@ pub fn analyze_bounded(
     // keeps it meanwhile (`crate::memory`).
     let keep = crate::memory::KeepFreed::up_to(Some(kept_limit_mib(plan.budget_mb)));
     let t = Instant::now();
+    // The parts are scored as the run scores them: every row's score in a table of every row.
+    let mut detect = aopts.detect.clone();
+    detect.score_all |= aopts.all_rows;
     let (bundle, known, file, mut first_part) = match model {
         Some((bundle, file)) => (bundle, None, file, None),
         None => {
             let (first, run, det) =
-                train_on_largest(settings, opts, &aopts.detect, &split, store, cancel)?;
+                train_on_largest(settings, opts, &detect, &split, store, cancel)?;
             (
-                det.bundle,
-                Some(det.status),
+                det.bundle.clone(),
+                Some(det.status.clone()),
                 String::new(),
-                Some((first, run)),
+                Some((first, (run, det))),
             )
         }
     };
@@ -252,7 +255,11 @@ pub fn analyze_bounded(
             continue;
         }
         let (ropts, rows) = split.part_opts(opts, i)?;
-        let prepared = first_part.take_if(|(k, _)| *k == i).map(|(_, run)| run);
+        // The model's part: its rows, featured, and their scoring after the training.
+        let (prepared, detected) = match first_part.take_if(|(k, _)| *k == i) {
+            Some((_, (run, det))) => (Some(run), Some(det)),
+            None => (None, None),
+        };
         let run = BundleRun {
             bundle: bundle.clone(),
             file: &file,
@@ -262,6 +269,7 @@ pub fn analyze_bounded(
             known: known.clone(),
             spill: Some(&rows),
             prepared,
+            detected,
         };
         let a = pipeline::analyze_with_bundle(
             &split.part_settings,

@@ -34,7 +34,12 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 
 /// The partition (0..count) of an account key.
 pub fn partition_of(key: &str, count: usize) -> usize {
-    ((u128::from(fnv1a64(key.as_bytes())) * count as u128) >> 64) as usize
+    partition_of_bytes(key.as_bytes(), count)
+}
+
+/// [`partition_of`] of a key given as its UTF-8 bytes.
+pub fn partition_of_bytes(key: &[u8], count: usize) -> usize {
+    ((u128::from(fnv1a64(key)) * count as u128) >> 64) as usize
 }
 
 /// Partition `index` of `count`, numbered from 0.

@@ -416,6 +416,7 @@ fn analyze(
                 known: None,
                 spill: None,
                 prepared: None,
+                detected: None,
             },
             &job.store,
             &hint,

@@ -297,11 +297,11 @@ struct Staging<'a> {
     at_row: &'a (dyn Fn(u64) -> Option<usize> + Sync),
 }
 
-/// One part staged, with what it adds up.
+/// One share of a part staged, with what it adds up.
 type StageResult = Result<(Staged, StagedPart), PartError>;
 
-/// What staging one part adds up: its bucket tally, the LLM's report, and the time spent
-/// reading and categorizing.
+/// What staging one share of a part adds up: its bucket tally, the LLM's report, and the time
+/// spent reading and categorizing.
 #[derive(Default)]
 struct StagedPart {
     buckets: crate::categorize::BucketTally,
@@ -318,10 +318,25 @@ type StagedParts = (
     (std::time::Duration, std::time::Duration),
 );
 
+/// A part's written rows as its shares are staged from them: the rows held in memory until
+/// the first share reads them ([`part_keep`]), then the table and its rows' places, shared by
+/// the shares and dropped when the last one has taken them.
+struct PartSource {
+    held: Option<DataFrame>,
+    read: Option<std::sync::Arc<PartKeep>>,
+    taken: usize,
+}
+
+/// A part's table and, for each of its written rows in the output's order, (output position,
+/// row in the table, place among all rows).
+type PartKeep = (DataFrame, Vec<(u32, usize, usize)>);
+
 impl Staging<'_> {
-    /// Every part staged ([`Staging::stage`]): by as many workers as the machine has cores,
-    /// each holding one part at a time, or in turn when the LLM is asked (its calls stay in the
-    /// output's order). The tally and the reports add up in the parts' order.
+    /// Every part staged, in `shares` shares of its written rows each ([`Staging::stage`]): by
+    /// as many workers as the machine has cores, each taking the next share (a part's shares
+    /// one after another, so that a part is read once and the workers end together), or in
+    /// turn and whole when the LLM is asked (its calls stay in the output's order). The tally
+    /// and the reports add up in the parts' order.
     fn stage_all(
         &self,
         parts: &[Part],
@@ -329,41 +344,77 @@ impl Staging<'_> {
         spill: Option<&mut CaseSpill>,
     ) -> Result<StagedParts, PartError> {
         let spill = spill.map(std::sync::Mutex::new);
-        // A part's held rows are taken by the worker that stages it, and dropped once staged.
-        let held: Vec<std::sync::Mutex<Option<DataFrame>>> =
-            held.into_iter().map(std::sync::Mutex::new).collect();
-        let one = |k: usize| {
-            let mut out = StagedPart::default();
-            let table = held[k].lock().unwrap_or_else(|e| e.into_inner()).take();
-            let staged = self.stage(k, &parts[k], table, spill.as_ref(), &mut out)?;
-            Ok((staged, out))
-        };
         let workers = if self.settings.categorize.llm.enabled {
             1
         } else {
             rayon::current_num_threads().clamp(1, parts.len().max(1))
         };
+        let shares = if workers > 1 { STAGE_SHARES } else { 1 };
+        let sources: Vec<std::sync::Mutex<PartSource>> = held
+            .into_iter()
+            .map(|held| {
+                std::sync::Mutex::new(PartSource {
+                    held,
+                    read: None,
+                    taken: 0,
+                })
+            })
+            .collect();
+        let units = parts.len() * shares;
+        let one = |u: usize| {
+            let (k, share) = (u / shares, u % shares);
+            let mut out = StagedPart::default();
+            let t0 = std::time::Instant::now();
+            let source = {
+                // The first share of a part reads it; the others wait for it and share it.
+                let mut src = sources[k].lock().unwrap_or_else(|e| e.into_inner());
+                let source = match &src.read {
+                    Some(r) => r.clone(),
+                    None => {
+                        let held = src.held.take();
+                        let r = std::sync::Arc::new(part_keep(
+                            &parts[k],
+                            held,
+                            self.pos_of,
+                            self.at_row,
+                        )?);
+                        src.read = Some(r.clone());
+                        r
+                    }
+                };
+                src.taken += 1;
+                if src.taken == shares {
+                    src.read = None;
+                }
+                source
+            };
+            out.times.0 += t0.elapsed();
+            let (table, keep) = &*source;
+            let n = keep.len();
+            let mine = &keep[n * share / shares..n * (share + 1) / shares];
+            let staged = self.stage((k, share), table, mine, spill.as_ref(), &mut out)?;
+            Ok((staged, out))
+        };
         let results: Vec<StageResult> = if workers == 1 {
-            (0..parts.len()).map(one).collect()
+            (0..units).map(one).collect()
         } else {
             let next = std::sync::atomic::AtomicUsize::new(0);
-            let slots: Vec<std::sync::Mutex<Option<StageResult>>> = (0..parts.len())
-                .map(|_| std::sync::Mutex::new(None))
-                .collect();
+            let slots: Vec<std::sync::Mutex<Option<StageResult>>> =
+                (0..units).map(|_| std::sync::Mutex::new(None)).collect();
             std::thread::scope(|scope| {
                 for _ in 0..workers {
                     scope.spawn(|| {
                         loop {
-                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            if k >= parts.len() {
+                            let u = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if u >= units {
                                 break;
                             }
-                            let r = one(k);
+                            let r = one(u);
                             let failed = r.is_err();
-                            *slots[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                            *slots[u].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
                             if failed {
-                                // The parts after a failed one are not staged.
-                                next.fetch_max(parts.len(), std::sync::atomic::Ordering::Relaxed);
+                                // The shares after a failed one are not staged.
+                                next.fetch_max(units, std::sync::atomic::Ordering::Relaxed);
                             }
                         }
                     });
@@ -374,7 +425,7 @@ impl Staging<'_> {
                 .map_while(|s| s.into_inner().unwrap_or_else(|e| e.into_inner()))
                 .collect()
         };
-        let mut staged: Vec<Staged> = Vec::with_capacity(parts.len());
+        let mut staged: Vec<Staged> = Vec::with_capacity(units);
         let mut buckets = crate::categorize::BucketTally::default();
         let mut llm = None;
         let mut times = (std::time::Duration::ZERO, std::time::Duration::ZERO);
@@ -391,24 +442,29 @@ impl Staging<'_> {
             times.0 += part.times.0;
             times.1 += part.times.1;
         }
-        if staged.len() != parts.len() {
+        if staged.len() != units {
             return Err(PartError::Invalid {
                 file: self.stage.display().to_string(),
-                message: format!("{} of {} parts were staged", staged.len(), parts.len()),
+                message: format!(
+                    "{} of {} parts were staged",
+                    staged.len() / shares,
+                    parts.len()
+                ),
             });
         }
         Ok((staged, buckets, llm, times))
     }
 
-    /// Part `k`: its written rows with the merged score, flag and rank, categorized again (the
-    /// severity's top share, the summary's rank and any rule reading `rank` depend on every
-    /// part), their case inputs spilled, and the rows staged on disk in the output's order.
-    /// `times` adds the reading and the categorizing time.
+    /// Share `share` of part `k` (its table read in `table`): the written rows `keep`
+    /// with the merged score, flag and rank, categorized again (the severity's top share, the
+    /// summary's rank and any rule reading `rank` depend on every part), their case inputs
+    /// spilled, and the rows staged on disk in the output's order. `times` adds the reading
+    /// and the categorizing time.
     fn stage(
         &self,
-        k: usize,
-        p: &Part,
-        held: Option<DataFrame>,
+        (k, share): (usize, usize),
+        table: &DataFrame,
+        keep: &[(u32, usize, usize)],
         spill: Option<&std::sync::Mutex<&mut CaseSpill>>,
         out: &mut StagedPart,
     ) -> Result<Staged, PartError> {
@@ -418,15 +474,7 @@ impl Staging<'_> {
             times,
         } = out;
         let t0 = std::time::Instant::now();
-        let (mut table, keep) = part_rows(
-            p,
-            held,
-            self.all,
-            self.rank,
-            self.pos_of,
-            self.at_row,
-            &self.meta.resolved,
-        )?;
+        let mut table = part_rows(table, keep, self.all, self.rank, &self.meta.resolved)?;
         times.0 += t0.elapsed();
         let t0 = std::time::Instant::now();
         let rows: Vec<usize> = (0..table.height())
@@ -468,16 +516,16 @@ impl Staging<'_> {
             buckets.add(c);
         }
         drop(categorized.cats);
-        // The part's rows as the output writes them, without the case columns (added when the
-        // staged parts are merged).
+        // The rows as the output writes them, without the case columns (added when the staged
+        // shares are merged).
         let cols: Vec<PlSmallStr> = crate::output::output_columns(&table)
             .into_iter()
             .filter(|c| !CASE_COLUMNS.contains(&c.as_str()))
             .collect();
-        let path = self.stage.join(format!("part-{k}.staged"));
+        let path = self.stage.join(format!("part-{k}-{share}.staged"));
         crate::output::write_table(&table.select(cols)?, &path, self.format)
             .map_err(|e| werr(&path, e))?;
-        tracing::debug!(part = k, resident_mib = ?crate::logging::resident_mib(), "merge: part staged");
+        tracing::debug!(part = k, share, resident_mib = ?crate::logging::resident_mib(), "merge: part staged");
         Ok(Staged {
             path,
             pos: keep.iter().map(|k| k.0).collect(),
@@ -529,6 +577,10 @@ impl RowPlaces {
 /// Row numbers per row up to which [`RowPlaces::Direct`] is used (a file of which most rows
 /// were rejected still has a direct table).
 const DIRECT_SPREAD: u64 = 16;
+
+/// How many shares a part's written rows are staged in when several workers stage them: the
+/// workers then finish within half a part of each other.
+const STAGE_SHARES: usize = 2;
 
 /// Every row of every part, in one list (moved out of the parts: held once), and the rows'
 /// places by input row; a row found in two parts is refused. Row positions are u32, as the
@@ -620,19 +672,14 @@ fn ranks(all: &AllRows) -> Vec<u32> {
     crate::detect::model::ranks_by(&all.score, |i| all.bd_row[i])
 }
 
-/// A part's written rows, in the output's order, with the merged score, flag and rank and the
-/// canonical categories the rules see; with each row's (output position, row in the part,
-/// place among all rows).
-#[allow(clippy::type_complexity)]
-fn part_rows(
+/// Part `p`'s table (`held`, or read from its file) and its written rows in the output's
+/// order, each with (output position, row in the table, place among all rows).
+fn part_keep(
     p: &Part,
     held: Option<DataFrame>,
-    all: &AllRows,
-    rank: &[u32],
     pos_of: &[u32],
     at_row: &dyn Fn(u64) -> Option<usize>,
-    resolved: &Resolved,
-) -> Result<(DataFrame, Vec<(u32, usize, usize)>), PartError> {
+) -> Result<PartKeep, PartError> {
     let table = read_table(p, held)?;
     let rows_of: Vec<u64> = table
         .column("bd_row")?
@@ -652,6 +699,18 @@ fn part_rows(
         }
     }
     keep.sort_unstable();
+    Ok((table, keep))
+}
+
+/// The rows `keep` of a part's `table` ([`part_keep`]), in that order, with the merged score,
+/// flag and rank and the canonical categories the rules see.
+fn part_rows(
+    table: &DataFrame,
+    keep: &[(u32, usize, usize)],
+    all: &AllRows,
+    rank: &[u32],
+    resolved: &Resolved,
+) -> Result<DataFrame, PartError> {
     let take = IdxCa::from_vec("take".into(), keep.iter().map(|k| k.1 as IdxSize).collect());
     let mut table = table.take(&take)?;
     table.with_column(Column::new(
@@ -679,7 +738,7 @@ fn part_rows(
             table.with_column(v.with_name(name.into()).into_column())?;
         }
     }
-    Ok((table, keep))
+    Ok(table)
 }
 
 /// The cases of the spilled inputs, recorded group by group in the output's order (a break's

@@ -125,6 +125,11 @@ pub(super) fn analyze_with(
     let record_cases = model.as_ref().is_none_or(|m| m.record_cases);
     let categorize = model.as_ref().is_none_or(|m| m.categorize);
     let prepared = model.as_mut().and_then(|m| m.prepared.take());
+    // A detection is reused only with the rows it was made on.
+    let detected = model
+        .as_mut()
+        .and_then(|m| m.detected.take())
+        .filter(|_| prepared.is_some());
     let mut result = match prepared {
         Some(r) => {
             total = AFTER;
@@ -161,7 +166,10 @@ pub(super) fn analyze_with(
     };
     let mut timings = Vec::new();
     step(progress, Stage::Detect, 0)?;
-    let det = detect_with(settings, &mut result, store, aopts, model)?;
+    let det = match detected {
+        Some(det) => det,
+        None => detect_with(settings, &mut result, store, aopts, model)?,
+    };
     let t = Instant::now();
     let mut table = with_detection(
         &result.features.df,
@@ -387,8 +395,11 @@ pub struct BundleRun<'a> {
     /// The rows come from a spill part of a larger file.
     pub spill: Option<&'a SpillRows>,
     /// The rows already read and featured (by [`run_selecting`] with this run's options): not
-    /// read again. The model's encoders are applied to them again.
+    /// read again. The model's encoders are applied to them again, unless `detected` is given.
     pub prepared: Option<RunOutput>,
+    /// The `prepared` rows' detection with this bundle (the scoring that followed its training
+    /// on them, with this run's detection options): not scored again.
+    pub detected: Option<Detection>,
 }
 
 /// [`analyze`] with a model bundle read from a file instead of the store (nothing is trained),

@@ -1,7 +1,7 @@
 //! The streaming pass over a CSV file: record shapes, UTF-8 validation, records handed on.
 
 use crate::ingest::IngestError;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 
 /// A data record whose shape differs from the header's.
@@ -77,12 +77,18 @@ impl Scanner {
 
     /// One line, with its `\n` when it has one.
     fn line(&mut self, line: &[u8]) {
-        if self.collect {
+        self.fields_of(line);
+        // A record read on one line is handed on from the line itself; one that goes on
+        // keeps its lines until it ends.
+        if self.collect && (self.closed.is_none() || !self.rec.is_empty()) {
             self.rec.extend_from_slice(line);
         }
+    }
+
+    fn fields_of(&mut self, line: &[u8]) {
         let d = self.delim;
         if !self.in_quotes && memchr::memchr(b'"', line).is_none() {
-            self.fields += line.iter().filter(|b| **b == d).count();
+            self.fields += count_byte(line, d);
             if !self.content {
                 self.content = line
                     .iter()
@@ -156,17 +162,37 @@ impl Scanner {
         }
     }
 
-    /// Hands the record just closed (if any) to `sink`; false: the sink asks to stop.
-    fn emit(&mut self, sink: &mut RecordSink) -> Result<bool, IngestError> {
+    /// Hands the record just closed (if any) to `sink`: its lines kept, or else `line`, the
+    /// line it was read on. False: the sink asks to stop.
+    fn emit(&mut self, line: &[u8], sink: &mut RecordSink) -> Result<bool, IngestError> {
         match self.closed.take() {
             None => Ok(true),
             Some((index, regular)) => {
-                let go = sink(index, &self.rec, regular)?;
+                let rec = if self.rec.is_empty() { line } else { &self.rec };
+                let go = sink(index, rec, regular)?;
                 self.rec.clear();
                 Ok(go)
             }
         }
     }
+}
+
+/// How many bytes of `hay` are `b` (counted 32 bytes at a time, which compilers vectorize).
+fn count_byte(hay: &[u8], b: u8) -> usize {
+    let mut n = 0usize;
+    let mut chunks = hay.chunks_exact(32);
+    for c in &mut chunks {
+        let mut k = 0u8;
+        for &x in c {
+            k += u8::from(x == b);
+        }
+        n += usize::from(k);
+    }
+    let mut k = 0u8;
+    for &x in chunks.remainder() {
+        k += u8::from(x == b);
+    }
+    n + usize::from(k)
 }
 
 /// One pass over the file (see [`Scanner`]); with `sink`, every record is handed to it as it
@@ -179,29 +205,37 @@ pub(super) fn scan(
     validate: bool,
     mut sink: Option<&mut RecordSink>,
 ) -> Result<Shape, IngestError> {
-    let file = std::fs::File::open(path).map_err(|e| IngestError::io(display, e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut file = std::fs::File::open(path).map_err(|e| IngestError::io(display, e))?;
     let mut sc = Scanner::new(delim);
     sc.collect = sink.is_some();
-    let mut carry: Vec<u8> = Vec::new();
-    let mut offset: u64 = 0; // bytes before `carry`
+    // The file is read into `buf` after the unfinished line of the read before (`filled`
+    // bytes), and its whole lines are scanned where they lie.
     let mut buf = vec![0u8; 1 << 20];
+    let mut filled = 0usize;
+    let mut offset: u64 = 0; // bytes before `buf`
     loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|e| IngestError::io(display, e))?;
+        if filled == buf.len() {
+            // A line longer than the buffer.
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = match file.read(&mut buf[filled..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(IngestError::io(display, e)),
+        };
         let eof = n == 0;
-        carry.extend_from_slice(&buf[..n]);
+        let seen = filled;
+        filled += n;
         // Whole lines only (the rest waits for the next read); everything at the end.
         let upto = if eof {
-            carry.len()
+            filled
         } else {
-            match memchr::memrchr(b'\n', &carry) {
-                Some(i) => i + 1,
+            match memchr::memrchr(b'\n', &buf[seen..filled]) {
+                Some(i) => seen + i + 1,
                 None => continue,
             }
         };
-        let chunk = &carry[..upto];
+        let chunk = &buf[..upto];
         if validate && let Err(e) = std::str::from_utf8(chunk) {
             let good = e.valid_up_to();
             let line = sc.line + memchr::memchr_iter(b'\n', &chunk[..good]).count() as u64;
@@ -222,9 +256,10 @@ pub(super) fn scan(
             }
             Some(sink) => {
                 for i in memchr::memchr_iter(b'\n', chunk) {
-                    sc.line(&chunk[start..=i]);
+                    let line = &chunk[start..=i];
+                    sc.line(line);
                     start = i + 1;
-                    if !sc.emit(sink)? {
+                    if !sc.emit(line, sink)? {
                         return Ok(sc.shape);
                     }
                 }
@@ -234,14 +269,15 @@ pub(super) fn scan(
             sc.line(&chunk[start..]);
         }
         offset += upto as u64;
-        carry.drain(..upto);
         if eof {
             sc.finish();
             if let Some(sink) = sink.as_deref_mut() {
-                sc.emit(sink)?;
+                sc.emit(&[], sink)?;
             }
             return Ok(sc.shape);
         }
+        buf.copy_within(upto..filled, 0);
+        filled -= upto;
     }
 }
 
@@ -280,6 +316,49 @@ mod tests {
         let s = shape("a,b\r\n1,2\r\n");
         assert!(s.irregular.is_empty());
         assert_eq!(s.records, 1);
+    }
+
+    #[test]
+    fn scan_hands_on_each_record_as_it_is_in_the_file() {
+        // A quoted field over two lines, a line longer than the read buffer, a blank record,
+        // and a last record without a line break.
+        let long = "x".repeat(3 << 20);
+        let text = format!("a,b\r\n1,\"two\nlines\"\n2,{long}\n\n3,\"q,\"\"\"");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.csv");
+        std::fs::write(&p, &text).unwrap();
+        let mut got: Vec<(i64, String, bool)> = Vec::new();
+        let mut sink = |i: i64, rec: &[u8], regular: bool| {
+            got.push((i, String::from_utf8(rec.to_vec()).unwrap(), regular));
+            Ok(true)
+        };
+        let shape = scan(&p, "s.csv", b',', true, Some(&mut sink)).unwrap();
+        let want: Vec<(i64, String, bool)> = vec![
+            (-1, "a,b\r\n".into(), true),
+            (0, "1,\"two\nlines\"\n".into(), true),
+            (1, format!("2,{long}\n"), true),
+            (2, "\n".into(), false),
+            (3, "3,\"q,\"\"\"".into(), true),
+        ];
+        assert_eq!(got, want);
+        assert_eq!(shape.records, 4);
+        assert_eq!(shape.irregular.len(), 1);
+        assert_eq!((shape.irregular[0].index, shape.irregular[0].line), (2, 5));
+        // Bytes of the file that records were handed on from, all of them.
+        let handed: usize = want.iter().map(|w| w.1.len()).sum();
+        assert_eq!(handed, text.len());
+    }
+
+    #[test]
+    fn count_byte_counts_every_occurrence_at_any_length() {
+        for n in [0usize, 1, 31, 32, 33, 64, 100, 300, 1000] {
+            let hay: Vec<u8> = (0..n)
+                .map(|i| if i % 3 == 0 { b',' } else { b'a' })
+                .collect();
+            assert_eq!(count_byte(&hay, b','), n.div_ceil(3), "{n}");
+        }
+        // Nothing but the byte: every chunk's count at its largest.
+        assert_eq!(count_byte(&[b','; 1000], b','), 1000);
     }
 
     #[test]

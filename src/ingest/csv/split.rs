@@ -148,8 +148,9 @@ impl Batch {
 }
 
 /// Extracts the key of a record: the fields `cols` (indices into the record's fields) unquoted
-/// exactly as [`split_line`] does, each trimmed, joined with `|`. Works on bytes and copies only
-/// the fields it needs.
+/// exactly as [`split_line`] does, each trimmed, joined with `|`, as the UTF-8 bytes of the
+/// text a reader builds (invalid bytes replaced as a lossy read replaces them). Works on bytes
+/// and copies only the fields it needs.
 struct KeyPicker {
     delim: u8,
     cols: Vec<usize>,
@@ -157,7 +158,10 @@ struct KeyPicker {
     needed: Vec<bool>,
     /// Per field index: its unquoted bytes (key fields only).
     vals: Vec<Vec<u8>>,
-    key: String,
+    /// Per field index up to the last key column, when they hold no quote: where it starts
+    /// and ends.
+    spans: Vec<(usize, usize)>,
+    key: Vec<u8>,
 }
 
 impl KeyPicker {
@@ -172,18 +176,33 @@ impl KeyPicker {
             cols,
             needed,
             vals: vec![Vec::new(); n],
-            key: String::new(),
+            spans: Vec::with_capacity(n),
+            key: Vec::new(),
         }
     }
 
     /// The key of `record` (its bytes, a trailing line break allowed).
-    fn key(&mut self, record: &[u8]) -> &str {
+    fn key(&mut self, record: &[u8]) -> &[u8] {
         let mut line = record;
         if let Some(l) = line.strip_suffix(b"\n") {
             line = l;
             if let Some(l) = line.strip_suffix(b"\r") {
                 line = l;
             }
+        }
+        // The fields up to the last key column, where they hold no quote (the common case),
+        // are the bytes between the delimiters.
+        if self.unquoted_spans(line) {
+            self.key.clear();
+            for (k, &c) in self.cols.iter().enumerate() {
+                if k > 0 {
+                    self.key.push(b'|');
+                }
+                if let Some(&(a, b)) = self.spans.get(c) {
+                    push_trimmed(&mut self.key, &line[a..b]);
+                }
+            }
+            return &self.key;
         }
         for v in &mut self.vals {
             v.clear();
@@ -226,12 +245,50 @@ impl KeyPicker {
         self.key.clear();
         for (k, &c) in self.cols.iter().enumerate() {
             if k > 0 {
-                self.key.push('|');
+                self.key.push(b'|');
             }
-            self.key
-                .push_str(String::from_utf8_lossy(&self.vals[c]).trim());
+            push_trimmed(&mut self.key, &self.vals[c]);
         }
         &self.key
+    }
+
+    /// The spans of the fields of `line` up to the last key column (fewer when the line has
+    /// fewer fields), when none of them holds a quote; false when one does.
+    fn unquoted_spans(&mut self, line: &[u8]) -> bool {
+        let last = self.needed.len();
+        self.spans.clear();
+        let mut start = 0;
+        for (i, &b) in line.iter().enumerate() {
+            if b == self.delim {
+                self.spans.push((start, i));
+                start = i + 1;
+                if self.spans.len() == last {
+                    return true;
+                }
+            } else if b == b'"' {
+                return false;
+            }
+        }
+        self.spans.push((start, line.len()));
+        true
+    }
+}
+
+/// Appends `bytes` to `key` as text (UTF-8, or read lossily) with white space trimmed at both
+/// ends, as `str::trim` trims.
+fn push_trimmed(key: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.is_ascii() {
+        // The white space of ASCII: tab, line feed, vertical tab, form feed, carriage return
+        // and space.
+        let ws = |b: &u8| matches!(b, b'\t'..=b'\r' | b' ');
+        let a = bytes.iter().position(|b| !ws(b)).unwrap_or(bytes.len());
+        let z = bytes.iter().rposition(|b| !ws(b)).map_or(a, |z| z + 1);
+        key.extend_from_slice(&bytes[a..z]);
+        return;
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => key.extend_from_slice(s.trim().as_bytes()),
+        Err(_) => key.extend_from_slice(String::from_utf8_lossy(bytes).trim().as_bytes()),
     }
 }
 
@@ -333,7 +390,9 @@ fn split_into(
                         continue;
                     }
                     let part = match keys.as_mut() {
-                        Some(kp) if count > 1 => crate::partition::partition_of(kp.key(rec), count),
+                        Some(kp) if count > 1 => {
+                            crate::partition::partition_of_bytes(kp.key(rec), count)
+                        }
                         _ => 0,
                     };
                     writers[part].write_record(rec, *index as u64 + 2)?;
@@ -798,6 +857,10 @@ mod tests {
             "é,\"ü,\",ß\r\n",
             "one",
             ",,",
+            " a b ,\tc, d \r\n",
+            "é, ü ,ß,,,\n",
+            "k1, k2 ,\"x,y\",z",
+            "\u{b}v\u{c},\u{a0}w\u{3000},\u{85}x",
         ];
         for line in lines {
             let want = split_line(line.trim_end_matches(['\r', '\n']), b',');
@@ -808,7 +871,11 @@ mod tests {
                     .map(|c| want.get(*c).map_or("", |s| s.trim()))
                     .collect::<Vec<_>>()
                     .join("|");
-                assert_eq!(kp.key(line.as_bytes()), expect, "{line:?} {cols:?}");
+                assert_eq!(
+                    kp.key(line.as_bytes()),
+                    expect.as_bytes(),
+                    "{line:?} {cols:?}"
+                );
             }
         }
     }
