@@ -611,6 +611,39 @@ pub fn ranks_by(score: &[f64], tie: impl Fn(usize) -> u64 + Sync) -> Vec<u32> {
     rank
 }
 
+/// The ranks [`ranks_by`] gives the rows that `wanted` names; the other rows ranked below
+/// every wanted one get `u32::MAX`. Only the rows down to the lowest-ranked wanted one are
+/// sorted: few when the wanted rows are the most anomalous.
+pub fn ranks_of(
+    score: &[f64],
+    tie: impl Fn(usize) -> u64 + Sync,
+    wanted: impl Fn(usize) -> bool + Sync,
+) -> Vec<u32> {
+    use rayon::prelude::*;
+    let key = |i: usize| (total_order(score[i]), tie(i));
+    let Some(deepest) = (0..score.len())
+        .into_par_iter()
+        .filter(|i| wanted(*i))
+        .map(key)
+        .max()
+    else {
+        return vec![u32::MAX; score.len()];
+    };
+    let mut order: Vec<(i64, u64, u32)> = (0..score.len())
+        .into_par_iter()
+        .filter_map(|i| {
+            let (s, t) = key(i);
+            ((s, t) <= deepest).then_some((s, t, i as u32))
+        })
+        .collect();
+    order.par_sort_unstable();
+    let mut rank = vec![u32::MAX; score.len()];
+    for (pos, (_, _, i)) in order.iter().enumerate() {
+        rank[*i as usize] = (pos + 1) as u32;
+    }
+    rank
+}
+
 /// `x` as an integer in the order of [`f64::total_cmp`] (as it computes it).
 pub fn total_order(x: f64) -> i64 {
     let bits = x.to_bits() as i64;
@@ -901,6 +934,34 @@ mod tests {
     #[test]
     fn ranks_put_the_lowest_score_first() {
         assert_eq!(ranks(&[-0.4, -0.9, -0.5, -0.9]), vec![4, 1, 3, 2]);
+    }
+
+    #[test]
+    fn ranks_of_the_wanted_rows_are_their_ranks_among_every_row() {
+        // Scores with ties, rows tied by a distinct number not in row order.
+        let mut x: u64 = 7;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x >> 33
+        };
+        let n = 2000;
+        let score: Vec<f64> = (0..n).map(|_| -((next() % 50) as f64) / 10.0).collect();
+        let tie: Vec<u64> = (0..n as u64).map(|i| (i * 7919) % n as u64).collect();
+        let all = ranks_by(&score, |i| tie[i]);
+        for share in [0u64, 1, 5, 50, 100] {
+            let wanted: Vec<bool> = (0..n).map(|_| next() % 100 < share).collect();
+            let some = ranks_of(&score, |i| tie[i], |i| wanted[i]);
+            let deepest = (0..n).filter(|i| wanted[*i]).map(|i| all[i]).max();
+            for i in 0..n {
+                if wanted[i] || deepest.is_some_and(|d| all[i] <= d) {
+                    assert_eq!(some[i], all[i], "row {i}, {share}% wanted");
+                } else {
+                    assert_eq!(some[i], u32::MAX, "row {i}, {share}% wanted");
+                }
+            }
+        }
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub fn merge_parts(
     let (judged, judged_flagged) =
         apply_verdicts(settings, &parts, &lens, store, &mut all, &mut triage)?;
 
-    let rank = ranks(&all);
+    let rank = ranks(&all, meta.all_rows);
     // A row's place among all of them.
     let at_row = |r: u64| -> Option<usize> { by_row.at(r, &all.bd_row) };
     lap("ranks", &mut t, &mut timings);
@@ -667,9 +667,18 @@ fn row_places(bd_row: &[u64]) -> Result<RowPlaces, (u32, u32)> {
     ))
 }
 
-/// Ranks across every row: by triage score, then file order (as a run ranks).
-fn ranks(all: &AllRows) -> Vec<u32> {
-    crate::detect::model::ranks_by(&all.score, |i| all.bd_row[i])
+/// Ranks across every row: by triage score, then file order (as a run ranks). Only the
+/// written rows' ranks are read (every row's with `all_rows`): rows ranked below every written
+/// one are not ranked (`u32::MAX`).
+fn ranks(all: &AllRows, all_rows: bool) -> Vec<u32> {
+    if all_rows {
+        return crate::detect::model::ranks_by(&all.score, |i| all.bd_row[i]);
+    }
+    crate::detect::model::ranks_of(
+        &all.score,
+        |i| all.bd_row[i],
+        |i| all.flags[i] & (FLAGGED | PROPOSED) != 0,
+    )
 }
 
 /// Part `p`'s table (`held`, or read from its file) and its written rows in the output's
