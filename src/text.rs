@@ -140,31 +140,74 @@ pub fn fmt_amount(v: f64) -> String {
     if !v.is_finite() {
         return String::new();
     }
-    let decimals = if v.fract() == 0.0 {
+    let decimals: u32 = if v.fract() == 0.0 {
         0
     } else if v.abs() >= 1.0 {
         2
     } else {
         6
     };
-    let s = format!("{:.*}", decimals, v.abs());
-    let (int, frac) = match s.split_once('.') {
-        Some((i, f)) => (i.to_string(), Some(f.trim_end_matches('0').to_string())),
-        None => (s.clone(), None),
-    };
-    let mut out = String::new();
+    let mut out = String::with_capacity(24);
     if v < 0.0 {
         out.push('-');
     }
-    group_thousands(&int, &mut out);
-    if let Some(f) = frac.filter(|f| !f.is_empty()) {
+    match rounded_digits(v.abs(), decimals) {
+        Some((int, frac)) => {
+            let mut digits = int.to_string();
+            group_thousands(&digits, &mut out);
+            if decimals > 0 {
+                digits.clear();
+                let s = frac.to_string();
+                for _ in s.len()..decimals as usize {
+                    digits.push('0');
+                }
+                digits.push_str(&s);
+                push_decimals(&mut out, &digits, decimals);
+            }
+        }
+        None => {
+            let s = format!("{:.*}", decimals as usize, v.abs());
+            let (int, frac) = s.split_once('.').unwrap_or((s.as_str(), ""));
+            group_thousands(int, &mut out);
+            push_decimals(&mut out, frac, decimals);
+        }
+    }
+    out
+}
+
+/// The decimals `frac` of a number written with `decimals` places, as [`fmt_amount`] shows
+/// them: trailing zeros dropped, but two places for an amount that keeps any.
+fn push_decimals(out: &mut String, frac: &str, decimals: u32) {
+    let f = frac.trim_end_matches('0');
+    if !f.is_empty() {
         out.push('.');
-        out.push_str(&f);
+        out.push_str(f);
         if decimals == 2 && f.len() == 1 {
             out.push('0');
         }
     }
-    out
+}
+
+/// `a` (finite, not negative) rounded to `decimals` places as `format!("{:.*}")` rounds it,
+/// as its integer part and its decimals (a number below 10^decimals); None when integer
+/// arithmetic cannot be sure of that rounding (a large `a`, or one within reach of a tie).
+fn rounded_digits(a: f64, decimals: u32) -> Option<(u64, u64)> {
+    if decimals == 0 {
+        // An integral value below 2^53 is that integer exactly.
+        return (a < 9.0e15).then_some((a as u64, 0));
+    }
+    if a >= 1.0e9 {
+        return None;
+    }
+    let p = 10u64.pow(decimals);
+    // `a * p` is within a few units in its last place of the exact product (well under
+    // 1e-5 here): unless it lies that close to a half, it rounds as the exact value does.
+    let scaled = a * p as f64;
+    if (scaled - scaled.floor() - 0.5).abs() < 1.0e-4 {
+        return None;
+    }
+    let r = scaled.round() as u64;
+    Some((r / p, r % p))
 }
 
 /// `v` with `decimals` places and `,` between thousands: `-1,234,567.80`.
@@ -261,6 +304,81 @@ mod tests {
         assert_eq!(fmt_amount(-0.0125), "-0.0125");
         assert_eq!(fmt_amount(999.0), "999");
         assert_eq!(fmt_amount(f64::NAN), "");
+        assert_eq!(fmt_amount(99.996), "100");
+        assert_eq!(fmt_amount(-0.0), "0");
+        assert_eq!(fmt_amount(0.125), "0.125");
+        assert_eq!(fmt_amount(2.675), "2.67");
+        assert_eq!(fmt_amount(1.005), "1");
+        assert_eq!(fmt_amount(-1e300), format!("-{}", thousands(1e300, 0)));
+    }
+
+    /// `fmt_amount` as written with the float formatter alone.
+    fn fmt_amount_by_format(v: f64) -> String {
+        if !v.is_finite() {
+            return String::new();
+        }
+        let decimals = if v.fract() == 0.0 {
+            0
+        } else if v.abs() >= 1.0 {
+            2
+        } else {
+            6
+        };
+        let s = format!("{:.*}", decimals, v.abs());
+        let (int, frac) = s.split_once('.').unwrap_or((s.as_str(), ""));
+        let mut out = String::new();
+        if v < 0.0 {
+            out.push('-');
+        }
+        group_thousands(int, &mut out);
+        let f = frac.trim_end_matches('0');
+        if !f.is_empty() {
+            out.push('.');
+            out.push_str(f);
+            if decimals == 2 && f.len() == 1 {
+                out.push('0');
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn amounts_are_written_as_the_float_formatter_rounds_them() {
+        let mut x: u64 = 11;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x
+        };
+        let mut values: Vec<f64> = Vec::new();
+        for _ in 0..200_000 {
+            let r = next();
+            let unit = (r >> 11) as f64 / (1u64 << 53) as f64;
+            let magnitude = 10f64.powi((r % 24) as i32 - 9);
+            let v = unit * magnitude;
+            // Values near a tie of the last place shown, integers and cents.
+            let near = (v * 1000.0).round() / 1000.0 + 0.005;
+            let sign = if r & 1 == 0 { 1.0 } else { -1.0 };
+            values.extend([
+                sign * v,
+                sign * near,
+                sign * v.round(),
+                sign * (v * 100.0).round() / 100.0,
+            ]);
+        }
+        values.extend([
+            0.5,
+            1.5,
+            0.0000005,
+            0.0000015,
+            999_999_999.995,
+            1e9 + 0.5,
+            9.0e15,
+        ]);
+        for v in values {
+            assert_eq!(fmt_amount(v), fmt_amount_by_format(v), "{v:?}");
+        }
     }
 
     #[test]

@@ -1144,7 +1144,14 @@ pub(super) fn merge_clusters(
     k: usize,
     top: usize,
 ) -> Vec<ClusterSummary> {
-    let mut diffs: Vec<Vec<f64>> = vec![Vec::new(); k];
+    use rayon::prelude::*;
+    let mut sizes = vec![0usize; k];
+    for c in &all.cluster {
+        if let Some(n) = sizes.get_mut(*c as usize) {
+            *n += 1;
+        }
+    }
+    let mut diffs: Vec<Vec<f64>> = sizes.iter().map(|n| Vec::with_capacity(*n)).collect();
     let mut anomalies = vec![0usize; k];
     for i in 0..all.bd_row.len() {
         let c = all.cluster[i] as usize;
@@ -1155,10 +1162,14 @@ pub(super) fn merge_clusters(
             }
         }
     }
+    // Sorted on every core (values equal in this order are the same bits: the sort's
+    // stability cannot show).
+    diffs
+        .par_iter_mut()
+        .for_each(|d| d.par_sort_unstable_by(f64::total_cmp));
     (0..k)
         .map(|c| {
-            let d = &mut diffs[c];
-            d.sort_by(f64::total_cmp);
+            let d = &diffs[c];
             let tops: Vec<(String, usize)> = parts
                 .iter()
                 .flat_map(|p| p.meta.tops.get(c).cloned().unwrap_or_default())
