@@ -319,17 +319,17 @@ type StagedParts = (
 );
 
 /// A part's written rows as its shares are staged from them: the rows held in memory until
-/// the first share reads them ([`part_keep`]), then the table and its rows' places, shared by
-/// the shares and dropped when the last one has taken them.
+/// the first share to be staged reads them and takes every share's rows ([`part_keep`],
+/// [`part_rows`]); each share then takes its own. The part's whole table is not kept.
 struct PartSource {
     held: Option<DataFrame>,
-    read: Option<std::sync::Arc<PartKeep>>,
-    taken: usize,
+    read: bool,
+    shares: Vec<Option<ShareRows>>,
 }
 
-/// A part's table and, for each of its written rows in the output's order, (output position,
-/// row in the table, place among all rows).
-type PartKeep = (DataFrame, Vec<(u32, usize, usize)>);
+/// A share's rows as [`part_rows`] gives them, with each one's (output position, row in the
+/// part's table, place among all rows).
+type ShareRows = (DataFrame, Vec<(u32, usize, usize)>);
 
 impl Staging<'_> {
     /// Every part staged, in `shares` shares of its written rows each ([`Staging::stage`]): by
@@ -355,8 +355,8 @@ impl Staging<'_> {
             .map(|held| {
                 std::sync::Mutex::new(PartSource {
                     held,
-                    read: None,
-                    taken: 0,
+                    read: false,
+                    shares: (0..shares).map(|_| None).collect(),
                 })
             })
             .collect();
@@ -365,34 +365,32 @@ impl Staging<'_> {
             let (k, share) = (u / shares, u % shares);
             let mut out = StagedPart::default();
             let t0 = std::time::Instant::now();
-            let source = {
-                // The first share of a part reads it; the others wait for it and share it.
+            let rows = {
+                // The first share of a part to be staged reads it and takes every share's
+                // rows; the others wait for it.
                 let mut src = sources[k].lock().unwrap_or_else(|e| e.into_inner());
-                let source = match &src.read {
-                    Some(r) => r.clone(),
-                    None => {
-                        let held = src.held.take();
-                        let r = std::sync::Arc::new(part_keep(
-                            &parts[k],
-                            held,
-                            self.pos_of,
-                            self.at_row,
-                        )?);
-                        src.read = Some(r.clone());
-                        r
+                if !src.read {
+                    src.read = true;
+                    let held = src.held.take();
+                    let (table, keep) = part_keep(&parts[k], held, self.pos_of, self.at_row)?;
+                    let n = keep.len();
+                    for s in 0..shares {
+                        let mine = keep[n * s / shares..n * (s + 1) / shares].to_vec();
+                        let rows =
+                            part_rows(&table, &mine, self.all, self.rank, &self.meta.resolved)?;
+                        src.shares[s] = Some((rows, mine));
                     }
-                };
-                src.taken += 1;
-                if src.taken == shares {
-                    src.read = None;
                 }
-                source
+                src.shares[share].take()
             };
             out.times.0 += t0.elapsed();
-            let (table, keep) = &*source;
-            let n = keep.len();
-            let mine = &keep[n * share / shares..n * (share + 1) / shares];
-            let staged = self.stage((k, share), table, mine, spill.as_ref(), &mut out)?;
+            let Some((table, keep)) = rows else {
+                return Err(PartError::Invalid {
+                    file: parts[k].path.display().to_string(),
+                    message: "its rows could not be read for staging".into(),
+                });
+            };
+            let staged = self.stage((k, share), table, &keep, spill.as_ref(), &mut out)?;
             Ok((staged, out))
         };
         let results: Vec<StageResult> = if workers == 1 {
@@ -455,15 +453,15 @@ impl Staging<'_> {
         Ok((staged, buckets, llm, times))
     }
 
-    /// Share `share` of part `k` (its table read in `table`): the written rows `keep`
-    /// with the merged score, flag and rank, categorized again (the severity's top share, the
-    /// summary's rank and any rule reading `rank` depend on every part), their case inputs
-    /// spilled, and the rows staged on disk in the output's order. `times` adds the reading
-    /// and the categorizing time.
+    /// Share `share` of part `k`: its written rows `table` ([`part_rows`]: with the merged
+    /// score, flag and rank; `keep` says where each one stands) categorized again (the
+    /// severity's top share, the summary's rank and any rule reading `rank` depend on every
+    /// part), their case inputs spilled, and the rows staged on disk in the output's order.
+    /// `times` adds the categorizing time.
     fn stage(
         &self,
         (k, share): (usize, usize),
-        table: &DataFrame,
+        mut table: DataFrame,
         keep: &[(u32, usize, usize)],
         spill: Option<&std::sync::Mutex<&mut CaseSpill>>,
         out: &mut StagedPart,
@@ -473,9 +471,6 @@ impl Staging<'_> {
             llm,
             times,
         } = out;
-        let t0 = std::time::Instant::now();
-        let mut table = part_rows(table, keep, self.all, self.rank, &self.meta.resolved)?;
-        times.0 += t0.elapsed();
         let t0 = std::time::Instant::now();
         let rows: Vec<usize> = (0..table.height())
             .filter(|r| (self.is_case)(keep[*r].2))
@@ -688,7 +683,7 @@ fn part_keep(
     held: Option<DataFrame>,
     pos_of: &[u32],
     at_row: &dyn Fn(u64) -> Option<usize>,
-) -> Result<PartKeep, PartError> {
+) -> Result<ShareRows, PartError> {
     let table = read_table(p, held)?;
     let rows_of: Vec<u64> = table
         .column("bd_row")?
