@@ -312,33 +312,26 @@ mod tests {
         assert_eq!(fmt_amount(-1e300), format!("-{}", thousands(1e300, 0)));
     }
 
-    /// `fmt_amount` as written with the float formatter alone.
+    /// `fmt_amount` with the rounding left to the float formatter.
     fn fmt_amount_by_format(v: f64) -> String {
         if !v.is_finite() {
             return String::new();
         }
-        let decimals = if v.fract() == 0.0 {
+        let decimals: u32 = if v.fract() == 0.0 {
             0
         } else if v.abs() >= 1.0 {
             2
         } else {
             6
         };
-        let s = format!("{:.*}", decimals, v.abs());
+        let s = format!("{:.*}", decimals as usize, v.abs());
         let (int, frac) = s.split_once('.').unwrap_or((s.as_str(), ""));
         let mut out = String::new();
         if v < 0.0 {
             out.push('-');
         }
         group_thousands(int, &mut out);
-        let f = frac.trim_end_matches('0');
-        if !f.is_empty() {
-            out.push('.');
-            out.push_str(f);
-            if decimals == 2 && f.len() == 1 {
-                out.push('0');
-            }
-        }
+        push_decimals(&mut out, frac, decimals);
         out
     }
 
