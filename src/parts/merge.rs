@@ -297,8 +297,9 @@ struct Staging<'a> {
     at_row: &'a (dyn Fn(u64) -> Option<usize> + Sync),
 }
 
-/// One share of a part staged, with what it adds up.
-type StageResult = Result<(Staged, StagedPart), PartError>;
+/// One share of a part staged, with what it adds up (None: the part could not be read, and
+/// the share that read it says why).
+type StageResult = Result<Option<(Staged, StagedPart)>, PartError>;
 
 /// What staging one share of a part adds up: its bucket tally, the LLM's report, and the time
 /// spent reading and categorizing.
@@ -385,13 +386,10 @@ impl Staging<'_> {
             };
             out.times.0 += t0.elapsed();
             let Some((table, keep)) = rows else {
-                return Err(PartError::Invalid {
-                    file: parts[k].path.display().to_string(),
-                    message: "its rows could not be read for staging".into(),
-                });
+                return Ok(None);
             };
             let staged = self.stage((k, share), table, &keep, spill.as_ref(), &mut out)?;
-            Ok((staged, out))
+            Ok(Some((staged, out)))
         };
         let results: Vec<StageResult> = if workers == 1 {
             (0..units).map(one).collect()
@@ -399,24 +397,34 @@ impl Staging<'_> {
             let next = std::sync::atomic::AtomicUsize::new(0);
             let slots: Vec<std::sync::Mutex<Option<StageResult>>> =
                 (0..units).map(|_| std::sync::Mutex::new(None)).collect();
-            std::thread::scope(|scope| {
-                for _ in 0..workers {
-                    scope.spawn(|| {
-                        loop {
-                            let u = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            if u >= units {
-                                break;
-                            }
-                            let r = one(u);
-                            let failed = r.is_err();
-                            *slots[u].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-                            if failed {
-                                // The shares after a failed one are not staged.
-                                next.fetch_max(units, std::sync::atomic::Ordering::Relaxed);
-                            }
-                        }
-                    });
+            let work = || {
+                loop {
+                    let u = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if u >= units {
+                        break;
+                    }
+                    let r = one(u);
+                    let failed = r.is_err();
+                    *slots[u].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                    if failed {
+                        // The shares after a failed one are not staged.
+                        next.fetch_max(units, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
+            };
+            // This thread is one of the workers; a helper the system cannot start leaves the
+            // work to the others.
+            std::thread::scope(|scope| {
+                for _ in 1..workers {
+                    let started = std::thread::Builder::new()
+                        .name("breakdesk-stage".into())
+                        .spawn_scoped(scope, work);
+                    if let Err(e) = started {
+                        tracing::warn!(error = %e, "a staging worker could not be started");
+                        break;
+                    }
+                }
+                work();
             });
             slots
                 .into_iter()
@@ -428,7 +436,9 @@ impl Staging<'_> {
         let mut llm = None;
         let mut times = (std::time::Duration::ZERO, std::time::Duration::ZERO);
         for r in results {
-            let (s, part) = r?;
+            let Some((s, part)) = r? else {
+                continue;
+            };
             staged.push(s);
             for (bucket, n) in part.buckets.0 {
                 let sum = buckets.0.entry(bucket).or_default();
