@@ -328,9 +328,12 @@ struct PartSource {
     shares: Vec<Option<ShareRows>>,
 }
 
-/// A share's rows as [`part_rows`] gives them, with each one's (output position, row in the
-/// part's table, place among all rows).
-type ShareRows = (DataFrame, Vec<(u32, usize, usize)>);
+/// Where a written row of a part stands: its output position, its row in the part's table and
+/// its place among all rows.
+type Kept = (u32, usize, usize);
+
+/// A share's rows as [`part_rows`] gives them, with where each one stands.
+type ShareRows = (DataFrame, Vec<Kept>);
 
 impl Staging<'_> {
     /// Every part staged, in `shares` shares of its written rows each ([`Staging::stage`]): by
@@ -472,7 +475,7 @@ impl Staging<'_> {
         &self,
         (k, share): (usize, usize),
         mut table: DataFrame,
-        keep: &[(u32, usize, usize)],
+        keep: &[Kept],
         spill: Option<&std::sync::Mutex<&mut CaseSpill>>,
         out: &mut StagedPart,
     ) -> Result<Staged, PartError> {
@@ -693,7 +696,7 @@ fn part_keep(
     held: Option<DataFrame>,
     pos_of: &[u32],
     at_row: &dyn Fn(u64) -> Option<usize>,
-) -> Result<ShareRows, PartError> {
+) -> Result<(DataFrame, Vec<Kept>), PartError> {
     let table = read_table(p, held)?;
     let rows_of: Vec<u64> = table
         .column("bd_row")?
@@ -702,7 +705,7 @@ fn part_keep(
         .iter()
         .map(|v| v.unwrap_or(u64::MAX))
         .collect();
-    let mut keep: Vec<(u32, usize, usize)> = Vec::new();
+    let mut keep: Vec<Kept> = Vec::new();
     for (r, bd_row) in rows_of.iter().enumerate() {
         let i = at_row(*bd_row).ok_or_else(|| PartError::Invalid {
             file: p.path.display().to_string(),
@@ -720,7 +723,7 @@ fn part_keep(
 /// flag and rank and the canonical categories the rules see.
 fn part_rows(
     table: &DataFrame,
-    keep: &[(u32, usize, usize)],
+    keep: &[Kept],
     all: &AllRows,
     rank: &[u32],
     resolved: &Resolved,

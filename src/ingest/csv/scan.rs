@@ -85,6 +85,7 @@ impl Scanner {
         }
     }
 
+    /// Counts the fields of `line` into the record being read, closing it at its line break.
     fn fields_of(&mut self, line: &[u8]) {
         let d = self.delim;
         if !self.in_quotes && memchr::memchr(b'"', line).is_none() {
