@@ -287,6 +287,7 @@ mod tests {
             ("[jira]\napi_version = 4\n", "jira.api_version"),
             ("[jira]\nmode = \"each\"\n", "jira.mode"),
             ("[outbox]\nmax_attempts = 0\n", "outbox.max_attempts"),
+            ("[cluster]\nmax_iterations = 0\n", "cluster.max_iterations"),
             (
                 "[outbox]\nbackoff_base_secs = 0\n",
                 "outbox.backoff_base_secs",

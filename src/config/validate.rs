@@ -387,6 +387,9 @@ impl Config {
                 "k must be 0 (choose) or at least 2, and k_max at least 2".into(),
             ));
         }
+        if self.cluster.max_iterations == 0 {
+            return Err(bad("cluster.max_iterations", "must be at least 1".into()));
+        }
         Ok(())
     }
 

@@ -260,6 +260,9 @@ pub struct TrainInput<'a> {
     pub candidates: Option<&'a [bool]>,
     /// The account of each training row (for the population's account sketch); empty: none.
     pub keys: &'a [&'a str],
+    /// The scaler of `x`, when the caller fitted it on `x`'s columns (see
+    /// [`RobustScaler::fit_columns`]); None: fitted on `x` here.
+    pub scaler: Option<&'a RobustScaler>,
 }
 
 /// The values of `v` at the candidate rows of `mask` (all of `v` without a usable mask).
@@ -352,7 +355,10 @@ pub fn train(input: &TrainInput, spec: &TrainSpec) -> Result<(ModelBundle, Vec<f
     if x.rows() < 2 {
         return Err(ModelError::TooFewRows(x.rows()));
     }
-    let scaler = RobustScaler::fit(x);
+    let scaler = match input.scaler {
+        Some(s) if s.center.len() == x.cols() => s.clone(),
+        _ => RobustScaler::fit(x),
+    };
     let scaled = scaler.transform(x).map_err(ModelError::IForest)?;
     let extra = match input.extra_normal {
         Some(e) if e.rows() > 0 => {
@@ -719,6 +725,7 @@ mod tests {
                 extra_normal: None,
                 candidates: None,
                 keys: &[],
+                scaler: None,
             },
             &spec(det),
         )
@@ -842,6 +849,7 @@ mod tests {
                     extra_normal: Some(&extra),
                     candidates: None,
                     keys: &[],
+                    scaler: None,
                 },
                 &spec(det),
             )

@@ -22,19 +22,24 @@ impl RobustScaler {
         let (center, scale): (Vec<f64>, Vec<f64>) = (0..x.cols().div_ceil(GROUP))
             .into_par_iter()
             .flat_map_iter(|g| x.columns(g * GROUP, (g + 1) * GROUP))
-            .map(|mut col| {
-                let q = percentiles_select(&mut col, &[50.0, 75.0, 25.0]);
-                let (median, iqr) = (q[0], q[1] - q[2]);
-                // scikit-learn's _handle_zeros_in_scale: a (near) zero range scales by 1.
-                let scale = if iqr.abs() < 10.0 * f64::EPSILON || !iqr.is_finite() {
-                    1.0
-                } else {
-                    iqr
-                };
-                (median, scale)
-            })
+            .map(|mut col| centre_and_scale(&mut col))
             .unzip();
         RobustScaler { center, scale }
+    }
+
+    /// The scaler [`RobustScaler::fit`] gives on the matrix of `n` columns, from the columns
+    /// themselves, fetched by `column` (and reordered by the percentiles) on every core: a
+    /// caller that holds its features column by column is spared the copy out of the matrix.
+    pub fn fit_columns<E: Send>(
+        n: usize,
+        column: impl Fn(usize) -> Result<Vec<f64>, E> + Sync,
+    ) -> Result<RobustScaler, E> {
+        let each: Vec<(f64, f64)> = (0..n)
+            .into_par_iter()
+            .map(|j| column(j).map(|mut col| centre_and_scale(&mut col)))
+            .collect::<Result<_, E>>()?;
+        let (center, scale) = each.into_iter().unzip();
+        Ok(RobustScaler { center, scale })
     }
 
     pub fn transform(&self, x: &Matrix) -> Result<Matrix, String> {
@@ -60,6 +65,20 @@ impl RobustScaler {
         }
         Matrix::new(x.rows(), cols, data)
     }
+}
+
+/// One column's centre (median) and scale (inter-quartile range, 1 when it is (near) zero);
+/// `col` is reordered.
+fn centre_and_scale(col: &mut [f64]) -> (f64, f64) {
+    let q = percentiles_select(col, &[50.0, 75.0, 25.0]);
+    let (median, iqr) = (q[0], q[1] - q[2]);
+    // scikit-learn's _handle_zeros_in_scale: a (near) zero range scales by 1.
+    let scale = if iqr.abs() < 10.0 * f64::EPSILON || !iqr.is_finite() {
+        1.0
+    } else {
+        iqr
+    };
+    (median, scale)
 }
 
 #[cfg(test)]
@@ -111,6 +130,35 @@ mod tests {
         assert!(
             s.transform(&Matrix::new(1, 2, vec![0.0; 2]).unwrap())
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn fitted_on_its_columns_it_is_the_scaler_of_their_matrix() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let (rows, cols) = (1_001, 19);
+        let data: Vec<f64> = (0..rows * cols)
+            .map(|i| match i % cols {
+                // A constant column, one with missing values, one of few distinct values.
+                0 => 4.0,
+                1 if i % 7 == 0 => f64::NAN,
+                2 => f64::from(rng.gen_range(0..3)),
+                _ => rng.r#gen::<f64>() * 100.0 - 50.0,
+            })
+            .collect();
+        let x = Matrix::new(rows, cols, data).unwrap();
+        let by_matrix = RobustScaler::fit(&x);
+        let by_columns =
+            RobustScaler::fit_columns(cols, |j| Ok::<_, ()>(x.columns(j, j + 1).remove(0)))
+                .unwrap();
+        let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&by_columns.center), bits(&by_matrix.center));
+        assert_eq!(bits(&by_columns.scale), bits(&by_matrix.scale));
+        assert_eq!(by_matrix.scale[0], 1.0);
+        assert_eq!(
+            RobustScaler::fit_columns(3, |j| if j == 1 { Err(j) } else { Ok(vec![1.0]) }),
+            Err(1)
         );
     }
 }

@@ -373,6 +373,16 @@ pub(super) fn train_fresh(
     } else {
         Vec::new()
     };
+    // Without feedback the model learns from exactly the training table's rows, whose feature
+    // columns the scaler can read as they are.
+    let scaler = if labels.is_empty() {
+        Some(crate::detect::scaler::RobustScaler::fit_columns(
+            fs.names.len(),
+            |j| features::column_f64(train_df, &fs.names[j]),
+        )?)
+    } else {
+        None
+    };
     let (rows, fb, x_cur) = if labels.is_empty() {
         (all, None, None)
     } else {
@@ -390,6 +400,7 @@ pub(super) fn train_fresh(
             extra_normal: rows.extra.as_ref(),
             candidates: Some(&rows.cand),
             keys: &rows.keys,
+            scaler: scaler.as_ref(),
         },
         spec,
     )?;
