@@ -178,13 +178,33 @@ pub fn main() -> ExitCode {
     ) {
         end_quietly_on_closed_pipe();
     }
-    match real_main(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match real_main(cli) {
+        Ok(()) => 0,
         Err(f) => {
             eprintln!("error: {:#}", f.error);
-            ExitCode::from(f.code)
+            f.code
+        }
+    };
+    end_at_once(code)
+}
+
+/// Ends the process with `code` once the command is done and has closed what it opened (the
+/// store flushed, the files and the log written): standard output and error are flushed, then
+/// the process exits without the C library's exit handlers. The allocator's handler would hand
+/// every free page back to the system range by range, which the end of the process does at
+/// once anyway (40-50 ms after a 1,000,000-row run). If a flush fails, the process returns as
+/// usual.
+fn end_at_once(code: u8) -> ExitCode {
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        if std::io::stdout().flush().is_ok() && std::io::stderr().flush().is_ok() {
+            // SAFETY: `_exit` ends the process; nothing of this program runs after it, and
+            // everything it must leave behind is written and flushed above.
+            unsafe { libc::_exit(i32::from(code)) }
         }
     }
+    ExitCode::from(code)
 }
 
 /// A command whose standard output is a closed pipe (`breakdesk audit | head -3`) ends the
