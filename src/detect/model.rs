@@ -351,6 +351,15 @@ fn candidate_rows(mask: Option<&[bool]>, rows: usize) -> Option<Vec<usize>> {
 /// elsewhere; [`ModelBundle::score_triaged`] scores the others it needs): the offset and the
 /// flag share are estimated among the candidates, and nothing else reads the training scores.
 pub fn train(input: &TrainInput, spec: &TrainSpec) -> Result<(ModelBundle, Vec<f64>), ModelError> {
+    train_keeping_scaled(input, spec).map(|(bundle, scores, _)| (bundle, scores))
+}
+
+/// [`train`], also returning the training rows scaled by the bundle's scaler: what
+/// [`ModelBundle::score_triaged_scaled`] reads when the same rows are scored next.
+pub fn train_keeping_scaled(
+    input: &TrainInput,
+    spec: &TrainSpec,
+) -> Result<(ModelBundle, Vec<f64>, Matrix), ModelError> {
     let x = input.x;
     if x.rows() < 2 {
         return Err(ModelError::TooFewRows(x.rows()));
@@ -433,7 +442,7 @@ pub fn train(input: &TrainInput, spec: &TrainSpec) -> Result<(ModelBundle, Vec<f
         seed: spec.seed,
         spec: spec.clone(),
     };
-    Ok((bundle, train_scores))
+    Ok((bundle, train_scores, scaled))
 }
 
 /// The share of `scores` below `offset` (None without scores).
@@ -505,6 +514,24 @@ impl ModelBundle {
             });
         }
         let scaled = self.scaler.transform(x).map_err(ModelError::IForest)?;
+        self.score_triaged_scaled(&scaled, precomputed, all_attributions, triage)
+    }
+
+    /// [`ModelBundle::score_triaged`] of rows already scaled by this bundle's scaler (as
+    /// [`train_keeping_scaled`] hands them on).
+    pub fn score_triaged_scaled(
+        &self,
+        scaled: &Matrix,
+        precomputed: Option<Vec<f64>>,
+        all_attributions: bool,
+        triage: Option<Triage<'_>>,
+    ) -> Result<Scored, ModelError> {
+        if scaled.cols() != self.feature_names.len() {
+            return Err(ModelError::Shape {
+                expected: self.feature_names.len(),
+                got: scaled.cols(),
+            });
+        }
         // The rows that need a detector score: all, or the candidates and the rows shown.
         let wanted = |i: usize| match triage {
             Some(t) if !t.score_quiet => {
@@ -514,18 +541,18 @@ impl ModelBundle {
             _ => true,
         };
         let score = match precomputed {
-            Some(mut s) if s.len() == x.rows() => {
+            Some(mut s) if s.len() == scaled.rows() => {
                 // A row not wanted has no score, whether the training scored it or not.
                 for (i, v) in s.iter_mut().enumerate() {
                     if !wanted(i) {
                         *v = f64::NAN;
                     }
                 }
-                let missing: Vec<usize> = (0..x.rows())
+                let missing: Vec<usize> = (0..scaled.rows())
                     .filter(|i| s[*i].is_nan() && wanted(*i))
                     .collect();
                 if !missing.is_empty() {
-                    let more = self.detector.scores_of(&scaled, Some(&missing))?;
+                    let more = self.detector.scores_of(scaled, Some(&missing))?;
                     for i in missing {
                         s[i] = more[i];
                     }
@@ -533,16 +560,16 @@ impl ModelBundle {
                 s
             }
             _ => {
-                let rows: Vec<usize> = (0..x.rows()).filter(|i| wanted(*i)).collect();
-                self.detector.scores_of(&scaled, Some(&rows))?
+                let rows: Vec<usize> = (0..scaled.rows()).filter(|i| wanted(*i)).collect();
+                self.detector.scores_of(scaled, Some(&rows))?
             }
         };
         let decision: Vec<f64> = score.iter().map(|s| s - self.offset).collect();
         let (triaged, flag, summary) = match triage {
             Some(t) => {
-                if t.quiet.len() != x.rows() || t.own_z.len() != x.rows() {
+                if t.quiet.len() != scaled.rows() || t.own_z.len() != scaled.rows() {
                     return Err(ModelError::TriageShape {
-                        rows: x.rows(),
+                        rows: scaled.rows(),
                         quiet: t.quiet.len(),
                         own_z: t.own_z.len(),
                     });
@@ -555,10 +582,10 @@ impl ModelBundle {
                 super::triage::TriageSummary::default(),
             ),
         };
-        let wanted: Vec<usize> = (0..x.rows())
+        let wanted: Vec<usize> = (0..scaled.rows())
             .filter(|i| all_attributions || flag[*i])
             .collect();
-        let subset = if wanted.len() == x.rows() {
+        let subset = if wanted.len() == scaled.rows() {
             scaled.clone()
         } else {
             scaled.select_rows(&wanted)
@@ -573,13 +600,13 @@ impl ModelBundle {
             }
             Detector::Lof(_) => deviation_attributions(&subset),
         };
-        let mut attributions = vec![Vec::new(); x.rows()];
+        let mut attributions = vec![Vec::new(); scaled.rows()];
         for (i, a) in wanted.into_iter().zip(computed) {
             attributions[i] = a;
         }
         let cluster = match &self.centroids {
-            Some(c) => c.assign(&scaled),
-            None => vec![0; x.rows()],
+            Some(c) => c.assign(scaled),
+            None => vec![0; scaled.rows()],
         };
         Ok(Scored {
             score: triaged,

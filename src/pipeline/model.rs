@@ -321,8 +321,15 @@ pub(super) fn check_fitness(
 #[derive(Default)]
 pub(super) struct Reuse {
     precomputed: Option<Vec<f64>>,
-    current_x: Option<crate::detect::matrix::Matrix>,
+    current_x: Option<CurrentMatrix>,
     current_diff: Option<Vec<f64>>,
+}
+
+/// The current rows' feature matrix, when the training built it: as the features give it, or
+/// already scaled by the model's scaler (the model learnt from exactly those rows).
+pub(super) enum CurrentMatrix {
+    Features(crate::detect::matrix::Matrix),
+    Scaled(crate::detect::matrix::Matrix),
 }
 
 /// The rows a model is trained on: the matrix, each row's difference, whether it is a triage
@@ -389,7 +396,7 @@ pub(super) fn train_fresh(
         let (rows, info, x_cur) = with_feedback(settings, fs, train_df, own_rows, &labels, all)?;
         (rows, Some(info), x_cur)
     };
-    let (mut b, train_scores) = model::train(
+    let (mut b, train_scores, scaled) = model::train_keeping_scaled(
         &TrainInput {
             profile,
             preset: fs.preset,
@@ -420,12 +427,12 @@ pub(super) fn train_fresh(
     let reuse = if own_rows && rows.x.rows() == fs.df.height() {
         Reuse {
             precomputed: Some(train_scores),
-            current_x: Some(rows.x),
+            current_x: Some(CurrentMatrix::Scaled(scaled)),
             current_diff: Some(rows.diff),
         }
     } else {
         Reuse {
-            current_x: x_cur,
+            current_x: x_cur.map(CurrentMatrix::Features),
             ..Reuse::default()
         }
     };

@@ -13,7 +13,7 @@ pub(super) fn score_loaded(
     opts: &DetectOptions,
     model: (crate::detect::model::ModelBundle, ModelStatus),
     precomputed: Option<Vec<f64>>,
-    current_x: Option<crate::detect::matrix::Matrix>,
+    current_x: Option<super::model::CurrentMatrix>,
     current_diff: Option<Vec<f64>>,
     mut timings: Vec<(&'static str, Duration)>,
 ) -> Result<Detection, DetectError> {
@@ -21,34 +21,43 @@ pub(super) fn score_loaded(
     let (bundle, status) = model;
     let fs = &run.features;
     let t = Instant::now();
-    let x = match current_x {
-        Some(x) => x,
-        None => features::matrix(&fs.df, &fs.names)?,
-    };
     let (mut quiet, own_z) = triage_inputs(&fs.df)?;
     let proposed = quiet_explained_and_judged(settings, &fs.df, &run.profile, store, &mut quiet)?;
     let tparams = settings.detect.triage;
-    let scored = bundle.score_triaged(
-        &x,
-        precomputed,
-        opts.all_attributions,
-        Some(crate::detect::model::Triage {
-            quiet: &quiet,
-            own_z: &own_z,
-            params: &tparams,
-            score_quiet: opts.score_all,
-            shown: &proposed,
-        }),
-    )?;
+    let triage = Some(crate::detect::model::Triage {
+        quiet: &quiet,
+        own_z: &own_z,
+        params: &tparams,
+        score_quiet: opts.score_all,
+        shown: &proposed,
+    });
+    let all = opts.all_attributions;
+    let (scored, rows) = match current_x {
+        Some(super::model::CurrentMatrix::Scaled(s)) => (
+            bundle.score_triaged_scaled(&s, precomputed, all, triage)?,
+            s.rows(),
+        ),
+        Some(super::model::CurrentMatrix::Features(x)) => (
+            bundle.score_triaged(&x, precomputed, all, triage)?,
+            x.rows(),
+        ),
+        None => {
+            let x = features::matrix(&fs.df, &fs.names)?;
+            (
+                bundle.score_triaged(&x, precomputed, all, triage)?,
+                x.rows(),
+            )
+        }
+    };
     tracing::info!(triage = %scored.triage.describe(), "scored");
     timings.push(("score", t.elapsed()));
     let rank = model::ranks(&scored.score);
     let diff = match current_diff {
-        Some(d) if d.len() == x.rows() => d,
-        _ => features::column_f64(&fs.df, "bd_difference").unwrap_or_else(|_| vec![0.0; x.rows()]),
+        Some(d) if d.len() == rows => d,
+        _ => features::column_f64(&fs.df, "bd_difference").unwrap_or_else(|_| vec![0.0; rows]),
     };
     let keys = key_chunk(&fs.df);
-    let key_refs = key_refs(keys.as_ref(), x.rows());
+    let key_refs = key_refs(keys.as_ref(), rows);
     let clusters = crate::detect::cluster::summarize(
         bundle.centroids.as_ref().map_or(1, |c| c.k),
         &scored.cluster,
