@@ -905,6 +905,58 @@ mod tests {
     }
 
     #[test]
+    fn the_trainings_scaled_rows_score_as_the_rows_themselves() {
+        let (x, diff) = data();
+        let names: Vec<String> = (0..x.cols()).map(|i| format!("f_{i}")).collect();
+        for det in [DetectorKind::IForest, DetectorKind::Lof] {
+            let (b, train_scores, scaled) = train_keeping_scaled(
+                &TrainInput {
+                    profile: "p",
+                    preset: Preset::Seed,
+                    feature_names: &names,
+                    encoders: &[],
+                    x: &x,
+                    difference: &diff,
+                    extra_normal: None,
+                    candidates: None,
+                    keys: &[],
+                    scaler: None,
+                },
+                &spec(det),
+            )
+            .unwrap();
+            assert_eq!(scaled, b.scaler.transform(&x).unwrap(), "{det:?}");
+            let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            let by_rows = b
+                .score_triaged(&x, Some(train_scores.clone()), false, None)
+                .unwrap();
+            let by_scaled = b
+                .score_triaged_scaled(&scaled, Some(train_scores), false, None)
+                .unwrap();
+            assert_eq!(bits(&by_rows.score), bits(&by_scaled.score), "{det:?}");
+            assert_eq!(by_rows.flag, by_scaled.flag);
+            assert!(
+                by_rows.flag.iter().any(|f| *f),
+                "{det:?}: something is flagged"
+            );
+            assert_eq!(by_rows.attributions, by_scaled.attributions);
+            assert_eq!(by_rows.cluster, by_scaled.cluster);
+            assert!(matches!(
+                b.score_triaged_scaled(
+                    &Matrix::new(1, 2, vec![0.0; 2]).unwrap(),
+                    None,
+                    false,
+                    None
+                ),
+                Err(ModelError::Shape {
+                    expected: 4,
+                    got: 2
+                })
+            ));
+        }
+    }
+
+    #[test]
     fn a_saved_bundle_scores_bit_identically_for_both_detectors() {
         let (x, diff) = data();
         for det in [DetectorKind::IForest, DetectorKind::Lof] {
