@@ -507,14 +507,21 @@ impl ModelBundle {
         all_attributions: bool,
         triage: Option<Triage<'_>>,
     ) -> Result<Scored, ModelError> {
-        if x.cols() != self.feature_names.len() {
-            return Err(ModelError::Shape {
-                expected: self.feature_names.len(),
-                got: x.cols(),
-            });
-        }
+        self.check_width(x)?;
         let scaled = self.scaler.transform(x).map_err(ModelError::IForest)?;
         self.score_triaged_scaled(&scaled, precomputed, all_attributions, triage)
+    }
+
+    /// Rows of this bundle's features, or the error that names both widths.
+    fn check_width(&self, x: &Matrix) -> Result<(), ModelError> {
+        if x.cols() == self.feature_names.len() {
+            Ok(())
+        } else {
+            Err(ModelError::Shape {
+                expected: self.feature_names.len(),
+                got: x.cols(),
+            })
+        }
     }
 
     /// [`ModelBundle::score_triaged`] of rows already scaled by this bundle's scaler (as
@@ -526,12 +533,7 @@ impl ModelBundle {
         all_attributions: bool,
         triage: Option<Triage<'_>>,
     ) -> Result<Scored, ModelError> {
-        if scaled.cols() != self.feature_names.len() {
-            return Err(ModelError::Shape {
-                expected: self.feature_names.len(),
-                got: scaled.cols(),
-            });
-        }
+        self.check_width(scaled)?;
         // The rows that need a detector score: all, or the candidates and the rows shown.
         let wanted = |i: usize| match triage {
             Some(t) if !t.score_quiet => {
