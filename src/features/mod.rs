@@ -255,6 +255,33 @@ pub fn apply_encoders(fs: &mut FeatureSet, encoders: &[LabelEncoder]) -> Result<
 /// The feature columns of a table as a row-major matrix (one copy), in `names` order, filled in
 /// parallel blocks of rows straight from the columns' buffers.
 pub fn matrix(df: &DataFrame, names: &[String]) -> Result<crate::linalg::Matrix, FeatureError> {
+    matrix_mapped(df, names, None)
+}
+
+/// [`matrix`] scaled as it is built: each value `v` of column `j` becomes
+/// `(v - center[j]) / scale[j]`, the same operations (and bits) as a robust scaler's transform
+/// of the matrix, without writing the matrix first.
+pub fn matrix_scaled(
+    df: &DataFrame,
+    names: &[String],
+    center: &[f64],
+    scale: &[f64],
+) -> Result<crate::linalg::Matrix, FeatureError> {
+    if center.len() != names.len() || scale.len() != names.len() {
+        return Err(FeatureError::Mismatch(format!(
+            "the scaler has {} columns, the features {}",
+            center.len(),
+            names.len()
+        )));
+    }
+    matrix_mapped(df, names, Some((center, scale)))
+}
+
+fn matrix_mapped(
+    df: &DataFrame,
+    names: &[String],
+    scaling: Option<(&[f64], &[f64])>,
+) -> Result<crate::linalg::Matrix, FeatureError> {
     use rayon::prelude::*;
     let cols: Vec<Float64Chunked> = names
         .iter()
@@ -286,8 +313,13 @@ pub fn matrix(df: &DataFrame, names: &[String]) -> Result<crate::linalg::Matrix,
             .for_each(|(b, chunk)| {
                 let start = b * BLOCK;
                 for (j, col) in refs.iter().enumerate() {
-                    for (r, row) in chunk.chunks_mut(width).enumerate() {
-                        row[j] = col[start + r];
+                    let rows = chunk.chunks_mut(width).enumerate();
+                    match scaling {
+                        None => rows.for_each(|(r, row)| row[j] = col[start + r]),
+                        Some((center, scale)) => {
+                            let (c, s) = (center[j], scale[j]);
+                            rows.for_each(|(r, row)| row[j] = (col[start + r] - c) / s)
+                        }
                     }
                 }
             });
@@ -298,6 +330,26 @@ pub fn matrix(df: &DataFrame, names: &[String]) -> Result<crate::linalg::Matrix,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_matrix_scaled_as_it_is_built_is_the_scalers_transform_of_the_matrix() {
+        let df = df!(
+            "f_a" => [1.5, -2.0, 7.25, 0.1, 3.0],
+            "f_b" => [Some(10.0), None, Some(-3.0), Some(0.0), Some(1e12)],
+            "f_c" => [4i64, 4, 4, 4, 5],
+        )
+        .unwrap();
+        let names: Vec<String> = ["f_a", "f_b", "f_c"].map(String::from).to_vec();
+        let x = matrix(&df, &names).unwrap();
+        let scaler = crate::detect::scaler::RobustScaler::fit(&x);
+        let expected = scaler.transform(&x).unwrap();
+        let scaled = matrix_scaled(&df, &names, &scaler.center, &scaler.scale).unwrap();
+        let bits =
+            |m: &crate::linalg::Matrix| m.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&scaled), bits(&expected));
+        assert!(scaled.data()[4].is_nan(), "a missing value stays missing");
+        assert!(matrix_scaled(&df, &names, &scaler.center[..2], &scaler.scale).is_err());
+    }
     use crate::ingest::prepare::{PrepareOptions, prepare};
     use crate::ingest::{ROW_COL, RawTable};
     use crate::profile::Profile;

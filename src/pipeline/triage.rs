@@ -41,6 +41,22 @@ pub(super) fn score_loaded(
             bundle.score_triaged(&x, precomputed, all, triage)?,
             x.rows(),
         ),
+        // The features scaled as the matrix is built (the scaler's transform would write it
+        // a second time), when the widths agree; the scoring names them otherwise.
+        None if bundle.feature_names.len() == fs.names.len()
+            && bundle.scaler.center.len() == fs.names.len() =>
+        {
+            let s = features::matrix_scaled(
+                &fs.df,
+                &fs.names,
+                &bundle.scaler.center,
+                &bundle.scaler.scale,
+            )?;
+            (
+                bundle.score_triaged_scaled(&s, precomputed, all, triage)?,
+                s.rows(),
+            )
+        }
         None => {
             let x = features::matrix(&fs.df, &fs.names)?;
             (
