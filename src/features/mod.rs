@@ -331,25 +331,6 @@ fn matrix_mapped(
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_matrix_scaled_as_it_is_built_is_the_scalers_transform_of_the_matrix() {
-        let df = df!(
-            "f_a" => [1.5, -2.0, 7.25, 0.1, 3.0],
-            "f_b" => [Some(10.0), None, Some(-3.0), Some(0.0), Some(1e12)],
-            "f_c" => [4i64, 4, 4, 4, 5],
-        )
-        .unwrap();
-        let names: Vec<String> = ["f_a", "f_b", "f_c"].map(String::from).to_vec();
-        let x = matrix(&df, &names).unwrap();
-        let scaler = crate::detect::scaler::RobustScaler::fit(&x);
-        let expected = scaler.transform(&x).unwrap();
-        let scaled = matrix_scaled(&df, &names, &scaler.center, &scaler.scale).unwrap();
-        let bits =
-            |m: &crate::linalg::Matrix| m.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&scaled), bits(&expected));
-        assert!(scaled.data()[4].is_nan(), "a missing value stays missing");
-        assert!(matrix_scaled(&df, &names, &scaler.center[..2], &scaler.scale).is_err());
-    }
     use crate::ingest::prepare::{PrepareOptions, prepare};
     use crate::ingest::{ROW_COL, RawTable};
     use crate::profile::Profile;

@@ -656,3 +656,29 @@ fn special_parameters_round_trip_in_a_saved_bundle() {
         assert!(same_scores(s1, s2), "{v:?}");
     }
 }
+
+/// The features' matrix scaled as it is built has the bits of the scaler's transform of the
+/// matrix (the scoring of a saved model's rows takes the first for the second).
+#[test]
+fn the_matrix_scaled_as_it_is_built_is_the_scalers_transform_of_the_matrix() {
+    use polars::prelude::*;
+    let df = df!(
+        "f_a" => [1.5, -2.0, 7.25, 0.1, 3.0],
+        "f_b" => [Some(10.0), None, Some(-3.0), Some(0.0), Some(1e12)],
+        "f_c" => [4i64, 4, 4, 4, 5],
+    )
+    .unwrap();
+    let names: Vec<String> = ["f_a", "f_b", "f_c"].map(String::from).to_vec();
+    let x = breakdesk::features::matrix(&df, &names).unwrap();
+    let scaler = breakdesk::detect::scaler::RobustScaler::fit(&x);
+    let expected = scaler.transform(&x).unwrap();
+    let scaled =
+        breakdesk::features::matrix_scaled(&df, &names, &scaler.center, &scaler.scale).unwrap();
+    let bits = |m: &Matrix| m.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&scaled), bits(&expected));
+    assert!(scaled.data()[4].is_nan(), "a missing value stays missing");
+    assert!(
+        breakdesk::features::matrix_scaled(&df, &names, &scaler.center[..2], &scaler.scale)
+            .is_err()
+    );
+}
