@@ -482,6 +482,21 @@ impl ModelBundle {
                 b.format
             )));
         }
+        // A bundle file can come from anywhere: its centroids must be the k × features values
+        // that scoring reads.
+        if let Some(c) = &b.centroids
+            && (c.k == 0
+                || c.dims != b.feature_names.len()
+                || Some(c.values.len()) != c.k.checked_mul(c.dims))
+        {
+            return Err(ModelError::Decode(format!(
+                "the clusters' centroids are {} values for k = {} of {} dimensions; the model has {} features",
+                c.values.len(),
+                c.k,
+                c.dims,
+                b.feature_names.len()
+            )));
+        }
         Ok(b)
     }
 
@@ -994,6 +1009,25 @@ mod tests {
             }
         }
         assert!(ModelBundle::from_json(b"{}").is_err());
+        // Centroids that do not fit the bundle are refused when it is read, not met by scoring.
+        let (b, _) = train_on(&x, &diff, DetectorKind::IForest);
+        let good: serde_json::Value = serde_json::from_slice(&b.to_json()).unwrap();
+        assert!(good["centroids"]["k"].as_u64().unwrap() >= 2);
+        for (field, value) in [
+            ("k", serde_json::json!(1_000_000_000_000u64)),
+            ("k", serde_json::json!(0)),
+            ("dims", serde_json::json!(3)),
+            ("values", serde_json::json!(["1.0"])),
+        ] {
+            let mut bad = good.clone();
+            bad["centroids"][field] = value;
+            let e = ModelBundle::from_json(&serde_json::to_vec(&bad).unwrap());
+            assert!(
+                matches!(&e, Err(ModelError::Decode(m)) if m.contains("centroids")),
+                "{field}: {e:?}"
+            );
+        }
+        assert!(ModelBundle::from_json(&serde_json::to_vec(&good).unwrap()).is_ok());
         let wrong = Matrix::new(1, 3, vec![0.0; 3]).unwrap();
         let (b, _) = train_on(&x, &diff, DetectorKind::IForest);
         assert!(matches!(
