@@ -263,7 +263,6 @@ fn kmeans(x: &Matrix, k: usize, seed: u64, max_iterations: u64, tolerance: f64) 
             .unwrap_or(0);
         centroids[c * d..(c + 1) * d].copy_from_slice(x.row(next));
     }
-    drop(dists);
     let mut members = vec![0usize; n];
     let mut iterations = 0;
     loop {

@@ -757,8 +757,18 @@ mod tests {
     }
 
     fn train_on(x: &Matrix, diff: &[f64], det: DetectorKind) -> (ModelBundle, Vec<f64>) {
+        let (bundle, scores, _) = train_keeping_scaled_on(x, diff, det);
+        (bundle, scores)
+    }
+
+    /// [`train_keeping_scaled`] on `x` with features named f_0, f_1, …
+    fn train_keeping_scaled_on(
+        x: &Matrix,
+        diff: &[f64],
+        det: DetectorKind,
+    ) -> (ModelBundle, Vec<f64>, Matrix) {
         let names: Vec<String> = (0..x.cols()).map(|i| format!("f_{i}")).collect();
-        train(
+        train_keeping_scaled(
             &TrainInput {
                 profile: "p",
                 preset: Preset::Seed,
@@ -924,24 +934,8 @@ mod tests {
     #[test]
     fn the_trainings_scaled_rows_score_as_the_rows_themselves() {
         let (x, diff) = data();
-        let names: Vec<String> = (0..x.cols()).map(|i| format!("f_{i}")).collect();
         for det in [DetectorKind::IForest, DetectorKind::Lof] {
-            let (b, train_scores, scaled) = train_keeping_scaled(
-                &TrainInput {
-                    profile: "p",
-                    preset: Preset::Seed,
-                    feature_names: &names,
-                    encoders: &[],
-                    x: &x,
-                    difference: &diff,
-                    extra_normal: None,
-                    candidates: None,
-                    keys: &[],
-                    scaler: None,
-                },
-                &spec(det),
-            )
-            .unwrap();
+            let (b, train_scores, scaled) = train_keeping_scaled_on(&x, &diff, det);
             assert_eq!(scaled, b.scaler.transform(&x).unwrap(), "{det:?}");
             let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             let by_rows = b
