@@ -109,21 +109,40 @@ fn take_text<'a>(head: &mut &'a [u8]) -> Option<&'a str> {
 }
 
 pub(super) fn decode_case(bytes: &[u8]) -> Result<Case, CaseError> {
-    match bytes {
+    decode_case_as(bytes, false)
+}
+
+/// [`decode_case`] without the record's columns and the dispatch history (what
+/// [`crate::cases::roll::briefly`] leaves of a case): a binary case skips them as it reads.
+pub(super) fn decode_brief_case(bytes: &[u8]) -> Result<Case, CaseError> {
+    decode_case_as(bytes, true)
+}
+
+fn decode_case_as(bytes: &[u8], brief: bool) -> Result<Case, CaseError> {
+    let mut case = match bytes {
         [tag @ (HEAD_TAG | BIN_TAG), a, b, rest @ ..] => {
             let n = usize::from(u16::from_le_bytes([*a, *b]));
             let body = rest.get(n..).unwrap_or(&[]);
             if *tag == HEAD_TAG {
                 decode(body, "case")
             } else {
-                binary::read_case_body(body).map_err(|message| CaseError::Corrupt {
+                let read = if brief {
+                    binary::read_brief_case_body(body)
+                } else {
+                    binary::read_case_body(body)
+                };
+                read.map_err(|message| CaseError::Corrupt {
                     what: "case".into(),
                     message,
                 })
             }
         }
         _ => decode(bytes, "case"),
+    }?;
+    if brief {
+        super::roll::briefly(&mut case);
     }
+    Ok(case)
 }
 
 /// The head of a stored case; None for a case stored without one, or one that cannot be read

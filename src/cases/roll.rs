@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::store::{CaseTree, CaseTxn, TxError};
 
 use super::codec::{
-    EventNote, OUTSTANDING_INDEXED, OUTSTANDING_TAG, append_event_note, break_prefix, decode_case,
-    load_case, outstanding_in, outstanding_marker, put_case, ticket_number,
+    EventNote, OUTSTANDING_INDEXED, OUTSTANDING_TAG, append_event_note, break_prefix,
+    decode_brief_case, decode_case, load_case, outstanding_in, outstanding_marker, put_case,
+    ticket_number,
 };
 use super::*;
 
@@ -561,43 +562,28 @@ impl<'s> Cases<'s> {
                 ids.push(id);
             }
         }
-        // Read page by page in slot order, decoded on every core a few thousand at a time: the
-        // stored bytes of every outstanding case are never all in memory at once.
+        // Their slots looked up and their pages read and decoded on every core, page by
+        // page: the stored bytes of every outstanding case are never all in memory at once.
         let reader = self.store.case_reader();
-        let mut cases: Vec<Case> = Vec::new();
-        let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let decode_batch = |batch: &mut Vec<(Vec<u8>, Vec<u8>)>, cases: &mut Vec<Case>| {
-            use rayon::prelude::*;
-            let decoded: Vec<Option<Case>> = batch
-                .par_iter()
-                .map(|(id, bytes)| match decode_case(bytes) {
-                    Ok(mut c) => {
-                        if brief {
-                            briefly(&mut c);
-                        }
-                        Some(c)
-                    }
-                    Err(e) => {
-                        tracing::warn!(
-                            case_id = %String::from_utf8_lossy(id),
-                            error = %e,
-                            "unreadable case left out"
-                        );
-                        None
-                    }
-                })
-                .collect();
-            cases.extend(decoded.into_iter().flatten());
-            batch.clear();
+        let slots = reader.case_slots(&ids)?;
+        let decode = if brief {
+            decode_brief_case
+        } else {
+            decode_case
         };
-        reader.for_each_case(&ids, |id, bytes| {
-            batch.push((id.to_vec(), bytes.to_vec()));
-            if batch.len() >= 4096 {
-                decode_batch(&mut batch, &mut cases);
+        let decoded = reader.par_map_cases(&ids, &slots, |k, bytes| match decode(bytes) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(
+                    case_id = %String::from_utf8_lossy(&ids[k]),
+                    error = %e,
+                    "unreadable case left out"
+                );
+                None
             }
-            Ok(())
         })?;
-        decode_batch(&mut batch, &mut cases);
+        drop(reader);
+        let mut cases: Vec<Case> = decoded.into_iter().filter_map(Option::flatten).collect();
         cases.retain(|c| c.profile == profile && c.outstanding());
         cases.sort_by_cached_key(|c| (ticket_number(&c.ticket), c.ticket.clone()));
         Ok(cases)

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use crate::store::{CaseTree, Store, TxError};
 
 use super::codec::{
-    OUTSTANDING_INDEXED, case_bytes, case_bytes_json, case_head, decode_case, outstanding_marker,
-    ticket_number,
+    OUTSTANDING_INDEXED, case_bytes, case_bytes_json, case_head, decode_brief_case, decode_case,
+    outstanding_marker, ticket_number,
 };
 use super::feedback::parse_label;
 use super::roll::briefly;
@@ -328,6 +328,33 @@ fn the_binary_encoding_keeps_every_field_of_a_case() {
     // Every cut of it is an error, never a panic.
     for cut in 0..bytes.len() {
         assert!(decode_case(&bytes[..cut]).is_err(), "cut at {cut}");
+        assert!(
+            decode_brief_case(&bytes[..cut]).is_err(),
+            "brief, cut at {cut}"
+        );
+    }
+    // Read briefly, it is the case without its record's columns and dispatches, from the
+    // binary form and from the JSON ones alike.
+    let mut brief = case.clone();
+    briefly(&mut brief);
+    assert!(!case.row.is_empty() && !case.dispatches.is_empty());
+    assert_eq!(decode_brief_case(&bytes).unwrap(), brief);
+    assert_eq!(
+        decode_brief_case(&case_bytes_json(&case).unwrap()).unwrap(),
+        brief
+    );
+    assert_eq!(
+        decode_brief_case(&serde_json::to_vec(&case).unwrap()).unwrap(),
+        brief
+    );
+    // What it skips is still checked: a record's value that is not JSON, or dispatches that
+    // are not, make both readings fail.
+    for (good, bad) in [(&b"12.5"[..], &b"12;5"[..]), (b"\"jira\"", b"\"jira\\")] {
+        let at = memchr::memmem::find(&bytes, good).expect("the value is in the bytes");
+        let mut damaged = bytes.clone();
+        damaged[at..at + good.len()].copy_from_slice(bad);
+        assert!(decode_case(&damaged).is_err());
+        assert!(decode_brief_case(&damaged).is_err());
     }
 }
 
@@ -390,6 +417,24 @@ fn a_large_batch_stores_each_records_columns_and_reads_its_cases_back_unchanged(
     assert!(created.iter().all(|r| r.change == Change::Created));
     let stored = cases.outstanding_cases("gl").unwrap();
     assert_eq!(stored.len(), inputs.len());
+    // In ticket order, as the query lists them; briefly, the same cases without their
+    // records' columns.
+    let listed = cases
+        .list(&CaseFilter {
+            profile: Some("gl".into()),
+            ..CaseFilter::default()
+        })
+        .unwrap();
+    let mut by_ticket = listed.clone();
+    by_ticket.sort_by_key(|c| ticket_number(&c.ticket));
+    assert_eq!(stored, by_ticket);
+    let briefs = cases.outstanding_briefs("gl").unwrap();
+    assert_eq!(briefs.len(), stored.len());
+    for (b, full) in briefs.iter().zip(&stored) {
+        let mut full = full.clone();
+        briefly(&mut full);
+        assert_eq!(b, &full);
+    }
     for input in &inputs {
         let id = case_id(&input.profile, &input.key, input.start_date);
         let case = cases.get(&id).unwrap().unwrap();

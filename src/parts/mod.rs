@@ -45,11 +45,12 @@ pub const PART_FORMAT: u32 = 1;
 
 const ROWS_MAGIC: &[u8; 8] = b"BDROWS\x00\x01";
 
-/// Records whose cases a merge records at a time (see
-/// [`pipeline::record_in_groups`]). Each group reads and rewrites the store's index once: at
-/// 5,000,000 rows 50,000 took 3.2-3.3 s against 3.7 s for 20,000, and the 20,000,000-row run
-/// peaked at 2,616 MiB (BENCHMARKS.md).
-const CASE_GROUP: usize = 50_000;
+/// Records whose cases a merge records at a time, at most (see [`pipeline::break_groups`]).
+/// Each group reads and rewrites the store's whole index once (about 0.1-0.2 s at 5,000,000
+/// rows, whatever the group's size): at 5,000,000 rows 50,000 took 3.2-3.3 s against 3.7 s for
+/// 20,000, and 100,000 (three groups instead of six) cut the recording by about 0.4 s more
+/// (BENCHMARKS.md).
+const CASE_GROUP: usize = 100_000;
 
 /// Flags of a row in [`PartRows`].
 pub const FLAGGED: u8 = 1;

@@ -406,18 +406,24 @@ pub fn record_in_groups(
     })
 }
 
-/// The records (given by their breaks, in the records' order) cut in groups of about `chunk`
-/// in their order, every record of a break going with the break's first record: each group
-/// lists its records' positions in order. Two records are of the same break when their
-/// `breaks` items are equal.
+/// The records (given by their breaks, in the records' order) cut in groups in their order,
+/// every record of a break going with the break's first record: each group lists its records'
+/// positions in order. Two records are of the same break when their `breaks` items are equal.
+///
+/// The records are cut in as few equal stretches of at most `chunk` as there can be (a group
+/// holds the breaks that begin in its stretch): each group costs a rewrite of the store's
+/// index whatever its size, so 250,000 records in groups of 100,000 are three groups of about
+/// 84,000, not two full ones and a small one.
 pub fn break_groups<B: std::hash::Hash + Eq>(
     breaks: impl Iterator<Item = B>,
     chunk: usize,
 ) -> Vec<Vec<usize>> {
-    let chunk = chunk.max(1);
+    let breaks: Vec<B> = breaks.collect();
+    let stretches = breaks.len().div_ceil(chunk.max(1)).max(1);
+    let chunk = breaks.len().div_ceil(stretches).max(1);
     let mut group_of: std::collections::HashMap<B, usize> = std::collections::HashMap::new();
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    for (k, b) in breaks.enumerate() {
+    for (k, b) in breaks.into_iter().enumerate() {
         let g = *group_of.entry(b).or_insert(k / chunk);
         if groups.len() <= g {
             groups.resize_with(g + 1, Vec::new);

@@ -48,59 +48,6 @@ impl CaseReader<'_> {
         }
     }
 
-    /// The stored cases of `ids`, read in the order of their slots, one page at a time (a page
-    /// is decoded once and not kept): `f` gets each case's id and stored bytes. Ids without a
-    /// case are skipped.
-    pub(crate) fn for_each_case(
-        &self,
-        ids: &[Vec<u8>],
-        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        let load = DbLoad(self.store);
-        let mut slots: Vec<(u64, usize)> = Vec::with_capacity(ids.len());
-        {
-            let mut seen = self.seen.borrow_mut();
-            for (k, id) in ids.iter().enumerate() {
-                if let Some(slot) = paged_store(seen.slot(&load, id))? {
-                    slots.push((slot, k));
-                }
-            }
-        }
-        slots.sort_unstable();
-        let mut at = 0;
-        while at < slots.len() {
-            let page_no = slots[at].0 / paged::CASES_PER_PAGE;
-            let end = at
-                + slots[at..]
-                    .iter()
-                    .take_while(|(s, _)| s / paged::CASES_PER_PAGE == page_no)
-                    .count();
-            let page = match load.load(Phys::Pages, &page_no.to_be_bytes())? {
-                Some(bytes) => paged::Page::decode(&bytes).map_err(|c| StoreError::Engine(c.0))?,
-                None => paged::Page::default(),
-            };
-            for (slot, k) in &slots[at..end] {
-                match page.entries.get(slot) {
-                    Some((id, body)) if *id == ids[*k] => {
-                        let bytes = body.bytes().map_err(|c| StoreError::Engine(c.0))?;
-                        f(id, &bytes)?;
-                    }
-                    // Not written yet (a transaction being applied): not there.
-                    None => {}
-                    Some((id, _)) => {
-                        return Err(StoreError::Engine(format!(
-                            "case {} is indexed at slot {slot}, which holds case {}",
-                            String::from_utf8_lossy(&ids[*k]),
-                            String::from_utf8_lossy(id)
-                        )));
-                    }
-                }
-            }
-            at = end;
-        }
-        Ok(())
-    }
-
     /// The slot of the case of each of `ids` (`None`: no case), looked up on every core.
     pub(crate) fn case_slots<I: AsRef<[u8]> + Sync>(
         &self,
@@ -236,20 +183,44 @@ impl CaseReader<'_> {
         if let Some(found) = paged_store(self.seen.get_mut().scan_bucket(&load, tag, prefix))? {
             return Ok(found);
         }
+        // Every bucket: read from sled here, a group at a time, and decoded and scanned on
+        // every core (no job on rayon's threads touches sled: see
+        // `Store::case_transaction_in`).
+        use rayon::prelude::*;
         let t = self.store.db.open_tree(Phys::Index.name())?;
         let mut out = Vec::new();
+        let mut stored: Vec<sled::IVec> = Vec::with_capacity(BUCKETS_READ_AT_ONCE);
+        let mut scan = |stored: &mut Vec<sled::IVec>| -> Result<(), StoreError> {
+            let found = stored
+                .par_iter()
+                .map(|v| {
+                    paged::Bucket::decode(v)
+                        .map(|bucket| paged::scan_in(&bucket, tag, prefix))
+                        .map_err(|c| StoreError::Engine(c.0))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            out.extend(found.into_iter().flatten());
+            stored.clear();
+            Ok(())
+        };
         for kv in t.iter() {
             let (k, v) = kv?;
             if paged::bucket_number(&k).is_none() {
                 continue;
             }
-            let bucket = paged::Bucket::decode(&v).map_err(|c| StoreError::Engine(c.0))?;
-            out.extend(paged::scan_in(&bucket, tag, prefix));
+            stored.push(v);
+            if stored.len() == BUCKETS_READ_AT_ONCE {
+                scan(&mut stored)?;
+            }
         }
-        out.sort();
+        scan(&mut stored)?;
+        out.par_sort_unstable();
         Ok(out)
     }
 }
+
+/// How many index buckets a scan of every bucket reads before it decodes them.
+const BUCKETS_READ_AT_ONCE: usize = 64;
 
 /// How many case pages [`CaseReader::par_map_cases`] reads before it decodes them.
 const PAGES_READ_AT_ONCE: usize = 256;

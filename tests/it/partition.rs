@@ -582,6 +582,47 @@ fn merge_applies_the_analysts_verdicts_from_its_store_as_a_run_does() {
 }
 
 #[test]
+fn records_are_cut_in_groups_of_about_equal_size_each_break_in_its_first_records_group() {
+    use breakdesk::pipeline::break_groups;
+    // Records 0..n of breaks numbered by `brk`: a break's records go together, groups keep the
+    // records' order, and the groups are about equal (no small group left at the end).
+    let check = |brks: &[u32], chunk: usize| {
+        let groups = break_groups(brks.iter().copied(), chunk);
+        let mut seen: Vec<usize> = groups.iter().flatten().copied().collect();
+        assert!(groups.iter().all(|g| g.windows(2).all(|w| w[0] < w[1])));
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            (0..brks.len()).collect::<Vec<_>>(),
+            "every record once"
+        );
+        let group_of = |k: usize| groups.iter().position(|g| g.contains(&k)).unwrap();
+        for (k, b) in brks.iter().enumerate() {
+            let first = brks.iter().position(|x| x == b).unwrap();
+            assert_eq!(
+                group_of(k),
+                group_of(first),
+                "record {k} with its break's first"
+            );
+        }
+        groups
+    };
+    // One record a break: 250 records in groups of at most 100 are three groups of 83-84.
+    let one_each: Vec<u32> = (0..250).collect();
+    let sizes: Vec<usize> = check(&one_each, 100).iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![84, 84, 82]);
+    // Exactly twice the size: two full groups; fewer records than the size: one group.
+    assert_eq!(check(&one_each[..200], 100).len(), 2);
+    assert_eq!(check(&one_each[..99], 100).len(), 1);
+    // Breaks of several records spread through the file: the 300 breaks begin in the first
+    // 300 records, which groups of 125 (1,000 records in 8 groups at most) cut in three.
+    let spread: Vec<u32> = (0..1_000u32).map(|k| (k * 7919) % 300).collect();
+    let groups = check(&spread, 128);
+    assert_eq!(groups.len(), 3);
+    assert!(check(&[], 10).is_empty());
+}
+
+#[test]
 fn merged_cases_recorded_a_few_at_a_time_are_those_recorded_in_one_group() {
     use breakdesk::cases::{CaseFilter, Cases};
     use breakdesk::parts::{MergeOptions, merge};
