@@ -113,7 +113,8 @@ impl CaseReader<'_> {
         let pages: Vec<&[(u64, usize)]> = slots
             .chunk_by(|a, b| a.0 / paged::CASES_PER_PAGE == b.0 / paged::CASES_PER_PAGE)
             .collect();
-        let mut found: Vec<Vec<(usize, T)>> = Vec::with_capacity(pages.len());
+        // Each group's cases go to their places at once: what is found is held once.
+        let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(ids.len()).collect();
         // The pages are read from sled here, a group at a time, and decoded on every core: no
         // job on rayon's threads touches sled (see `Store::case_transaction_in`).
         for groups in pages.chunks(PAGES_READ_AT_ONCE) {
@@ -155,11 +156,9 @@ impl CaseReader<'_> {
                     Ok(out)
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            found.extend(decoded);
-        }
-        let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(ids.len()).collect();
-        for (k, t) in found.into_iter().flatten() {
-            out[k] = Some(t);
+            for (k, t) in decoded.into_iter().flatten() {
+                out[k] = Some(t);
+            }
         }
         Ok(out)
     }
