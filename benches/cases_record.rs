@@ -10,8 +10,9 @@
 //! - `record_new`: the N records into a fresh store: N new cases, each with its ticket, break
 //!   index entry, outstanding marker and creation event; durable (flushed) when it returns.
 //! - `record_unchanged`: the same N records again (the same file run twice): nothing changes.
-//! - `read_outstanding`: the profile's N outstanding cases read back (what a run's roll-forward
-//!   and summary read).
+//! - `read_outstanding`: the profile's N outstanding cases read back whole.
+//! - `read_briefs`: the same cases read back without their records' columns and dispatches
+//!   (what a run's roll-forward and summary read).
 //!
 //! Floors (BENCHMARKS.md): 100,000 new cases in ≤ 0.7 s, re-recording them unchanged ≤ 0.3 s.
 
@@ -95,7 +96,7 @@ fn main() {
         .unwrap_or(3);
     let inputs = inputs(n);
     let auto = vec![false; n];
-    let mut best = [f64::INFINITY; 3];
+    let mut best = [f64::INFINITY; 4];
     for rep in 0..reps {
         let dir = tempfile::tempdir().expect("a temp dir");
         let store = Store::open(dir.path()).expect("a store");
@@ -118,10 +119,18 @@ fn main() {
         let open = cases.outstanding_cases(PROFILE).expect("read");
         let read_s = t.elapsed().as_secs_f64();
         assert_eq!(open.len(), n);
+        drop(open);
+        let t = Instant::now();
+        let briefs = cases.outstanding_briefs(PROFILE).expect("read briefly");
+        let brief_s = t.elapsed().as_secs_f64();
+        assert_eq!(briefs.len(), n);
+        assert!(briefs.iter().all(|c| c.row.is_empty()));
+        drop(briefs);
         for (k, (name, s)) in [
             ("record_new", new_s),
             ("record_unchanged", same_s),
             ("read_outstanding", read_s),
+            ("read_briefs", brief_s),
         ]
         .into_iter()
         .enumerate()
@@ -134,7 +143,7 @@ fn main() {
         }
     }
     println!(
-        "best of {reps}: record_new {:.3} s, record_unchanged {:.3} s, read_outstanding {:.3} s ({n} cases)",
-        best[0], best[1], best[2]
+        "best of {reps}: record_new {:.3} s, record_unchanged {:.3} s, read_outstanding {:.3} s, read_briefs {:.3} s ({n} cases)",
+        best[0], best[1], best[2], best[3]
     );
 }
