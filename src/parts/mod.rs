@@ -48,7 +48,8 @@ const ROWS_MAGIC: &[u8; 8] = b"BDROWS\x00\x01";
 /// Records whose cases a merge records at a time, at most (see [`pipeline::break_groups`]).
 /// Each group reads and rewrites the store's whole index once (about 0.1-0.2 s at 5,000,000
 /// rows, whatever the group's size): at 5,000,000 rows 50,000 took 3.2-3.3 s against 3.7 s for
-/// 20,000, and 100,000 (three groups instead of six) cut the recording by about 0.4 s more
+/// 20,000; with 100,000 (three groups instead of six) the groups' recording took 1.77-1.80 s
+/// against 2.19 s in instrumented runs, and the 20,000,000-row run peaked at 2,587 MiB
 /// (BENCHMARKS.md).
 const CASE_GROUP: usize = 100_000;
 
