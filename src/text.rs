@@ -35,8 +35,14 @@ pub fn neutralise(s: &str) -> Cow<'_, str> {
 
 /// Whether [`csv_text`] changes `s`.
 pub fn needs_csv_cleaning(s: &str) -> bool {
-    is_formula_like(s)
-        || s.chars()
+    if is_formula_like(s) {
+        return true;
+    }
+    // Printable ASCII, tabs and line breaks are safe: only text with another byte (a control
+    // character, or a character beyond ASCII) is read character by character.
+    let plain = |b: u8| (b' '..=b'~').contains(&b) || matches!(b, b'\t' | b'\n' | b'\r');
+    !s.bytes().all(plain)
+        && s.chars()
             .any(|c| is_unsafe_for_terminal(c) && !matches!(c, '\t' | '\n' | '\r'))
 }
 
@@ -278,6 +284,28 @@ mod tests {
         // "-" alone and "-inf" are text that starts with a minus: neutralised.
         assert!(is_formula_like("-"));
         assert!(is_formula_like("-inf"));
+    }
+
+    #[test]
+    fn a_cell_needs_cleaning_exactly_when_it_holds_a_formula_or_an_unsafe_character() {
+        // Every character of the first two Unicode blocks, the bidirectional marks and a few
+        // beyond, alone and inside plain text.
+        let chars = (0u32..0x300)
+            .chain(0x2000..0x2070)
+            .chain([0xFEFF, 0xFFFD, 0x1F600])
+            .filter_map(char::from_u32);
+        for c in chars {
+            let unsafe_char = is_unsafe_for_terminal(c) && !matches!(c, '\t' | '\n' | '\r');
+            for s in [c.to_string(), format!("ab{c}cd"), format!("12{c}")] {
+                let expected = is_formula_like(&s) || unsafe_char;
+                assert_eq!(needs_csv_cleaning(&s), expected, "{s:?}");
+                assert_eq!(matches!(csv_text(&s), Cow::Owned(_)), expected, "{s:?}");
+            }
+        }
+        assert!(!needs_csv_cleaning("GL Balance 1,234.50\tnote\r\n"));
+        assert!(needs_csv_cleaning("ok\u{7f}"));
+        assert!(needs_csv_cleaning("caf\u{e9} \u{202E}gpj.exe"));
+        assert!(!needs_csv_cleaning("caf\u{e9}"));
     }
 
     #[test]
