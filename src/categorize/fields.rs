@@ -315,12 +315,18 @@ impl Facts {
 
     /// A field's text on row `k` ("" when missing; numbers formatted for people).
     pub fn text(&self, field: usize, k: usize) -> String {
+        self.text_ref(field, k).into_owned()
+    }
+
+    /// [`Facts::text`], borrowed where the field holds text.
+    pub fn text_ref(&self, field: usize, k: usize) -> std::borrow::Cow<'_, str> {
+        use std::borrow::Cow;
         match &self.data[field] {
-            Data::Num(v) => fmt_amount(v[k]),
-            Data::Text(v) => v[k].clone(),
-            Data::Param(Param::Num(v)) => fmt_amount(*v),
-            Data::Param(Param::Text(t)) => t.clone(),
-            Data::Missing => String::new(),
+            Data::Num(v) => Cow::Owned(fmt_amount(v[k])),
+            Data::Text(v) => Cow::Borrowed(v[k].as_str()),
+            Data::Param(Param::Num(v)) => Cow::Owned(fmt_amount(*v)),
+            Data::Param(Param::Text(t)) => Cow::Borrowed(t.as_str()),
+            Data::Missing => Cow::Borrowed(""),
         }
     }
 

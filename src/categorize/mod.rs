@@ -593,10 +593,13 @@ impl<'f> Categorizer<'f> {
 
     /// The template summary: the bucket, the row's own numbers, what drove the score, next step.
     pub fn summary(&self, facts: &Facts, k: usize, c: &Categorization) -> String {
+        use std::fmt::Write;
         let f = &self.f;
-        let mut s = String::new();
+        // Written into one string (a summary per anomaly: hundreds of thousands in a large run).
+        let mut s = String::with_capacity(720);
         let pct = (c.confidence * 100.0).round();
-        s.push_str(&format!(
+        let _ = write!(
+            s,
             "{} ({} severity, confidence {pct}%, {} {}): {}.",
             c.bucket,
             c.severity.as_str(),
@@ -607,71 +610,76 @@ impl<'f> Categorizer<'f> {
             },
             c.rule,
             c.details.trim_end_matches('.')
-        ));
-        let what = match (
-            f.key.map(|i| facts.text(i, k)),
-            f.date.map(|i| facts.text(i, k)),
-        ) {
-            (Some(key), Some(date)) if !key.is_empty() && !date.is_empty() => {
-                format!(" {key} on {date}:")
+        );
+        let key = f.key.map(|i| facts.text_ref(i, k));
+        let key = key.as_deref().filter(|t| !t.is_empty());
+        if let Some(key) = key {
+            let date = f.date.map(|i| facts.text_ref(i, k));
+            match date.as_deref().filter(|t| !t.is_empty()) {
+                Some(date) => {
+                    let _ = write!(s, " {key} on {date}:");
+                }
+                None => {
+                    let _ = write!(s, " {key}:");
+                }
             }
-            (Some(key), _) if !key.is_empty() => format!(" {key}:"),
-            _ => String::new(),
-        };
-        s.push_str(&what);
+        }
         if facts.present(f.lhs, k) {
-            s.push_str(&format!(
+            let _ = write!(
+                s,
                 " {} {} vs {} {},",
                 self.lhs_name,
-                facts.text(f.lhs, k),
+                facts.text_ref(f.lhs, k),
                 self.rhs_name,
-                facts.text(f.rhs, k)
-            ));
+                facts.text_ref(f.rhs, k)
+            );
         }
-        s.push_str(&format!(
+        let _ = write!(
+            s,
             " {} {} (tolerance {})",
             self.diff_name,
-            facts.text(f.difference, k),
-            facts.text(f.tolerance, k)
-        ));
+            facts.text_ref(f.difference, k),
+            facts.text_ref(f.tolerance, k)
+        );
         if let Some(ch) = f.change
             && facts.present(ch, k)
         {
             let v = facts.num(ch, k);
             let days = facts.num(f.days_since_last, k);
-            let since = if days.is_finite() && days > 0.0 {
-                format!(" since the record {} day(s) earlier", fmt_amount(days))
-            } else {
-                String::new()
-            };
-            s.push_str(&format!(
-                ", changed by {}{}{since}",
+            let _ = write!(
+                s,
+                ", changed by {}{}",
                 if v > 0.0 { "+" } else { "" },
                 fmt_amount(v)
-            ));
+            );
+            if days.is_finite() && days > 0.0 {
+                let _ = write!(s, " since the record {} day(s) earlier", fmt_amount(days));
+            }
         }
         s.push('.');
         if facts.present(f.score, k) {
-            let drivers = f
-                .top_features
-                .map(|i| facts.text(i, k))
-                .filter(|t| !t.is_empty())
-                .map(|t| {
-                    let names: Vec<&str> = t
-                        .split("; ")
-                        .filter_map(|p| p.split_whitespace().next())
-                        .collect();
-                    format!(", driven by {}", names.join(", "))
-                })
-                .unwrap_or_default();
-            s.push_str(&format!(
-                " Anomaly score {:.3} (rank {}){drivers}.",
+            let _ = write!(
+                s,
+                " Anomaly score {:.3} (rank {})",
                 facts.num(f.score, k),
-                facts.text(f.rank, k)
-            ));
+                facts.text_ref(f.rank, k)
+            );
+            let drivers = f.top_features.map(|i| facts.text_ref(i, k));
+            if let Some(t) = drivers.as_deref().filter(|t| !t.is_empty()) {
+                s.push_str(", driven by ");
+                let names = t.split("; ").filter_map(|p| p.split_whitespace().next());
+                for (n, name) in names.enumerate() {
+                    if n > 0 {
+                        s.push_str(", ");
+                    }
+                    s.push_str(name);
+                }
+            }
+            s.push('.');
         }
         if let Some(b) = self.file.bucket(&c.bucket) {
-            s.push_str(&format!(" Next step: {}", b.next_step));
+            s.push_str(" Next step: ");
+            s.push_str(&b.next_step);
             if c.auto_resolve {
                 s.push_str(" Proposed for auto-resolution (a supervisor approves).");
             }
