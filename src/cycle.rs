@@ -73,8 +73,9 @@ impl CycleBuilder {
         let age = crate::features::column_f64(df, "f_break_age").unwrap_or(vec![0.0; n]);
         self.rows += n;
         self.breaks_only &= out.iter().all(|b| *b);
-        for i in 0..n {
-            if let (Some(key), Some(d)) = (keys.get(i), dates.get(i)) {
+        // The columns are walked in order (reading a chunked column at a row looks up its chunk).
+        for (i, (key, d)) in keys.iter().zip(dates.iter()).enumerate() {
+            if let (Some(key), Some(d)) = (key, d) {
                 self.cycle.push_day(key, d, out[i], diff[i], age[i]);
             }
         }
