@@ -180,7 +180,7 @@ fn status_of(b: u8) -> Result<Status, Bad> {
 pub(super) fn write_case_body(
     w: &mut Writer,
     case: &Case,
-    row: &serde_json::Map<String, serde_json::Value>,
+    row: RowRef<'_>,
 ) -> Result<(), serde_json::Error> {
     w.text(&case.id);
     w.text(&case.ticket);
@@ -212,7 +212,7 @@ pub(super) fn write_case_body(
     }
     w.time(case.created_at);
     w.time(case.updated_at);
-    write_row(w, row)?;
+    row.write(w)?;
     match &case.last_decision {
         Some(d) => w.bytes(&serde_json::to_vec(d)?),
         None => w.u32(NONE),
@@ -288,9 +288,152 @@ fn skip_row(r: &mut Reader<'_>) -> Result<(), Bad> {
     Ok(())
 }
 
+/// A record's columns encoded as a case stores them ([`write_row`]): made once, from the
+/// record's cells or read back from the merge's spill, and written into its case as they are,
+/// without a map of them being built and encoded again.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EncodedRow(Vec<u8>);
+
+impl EncodedRow {
+    /// The encoding of `row`.
+    pub fn of_map(row: &serde_json::Map<String, serde_json::Value>) -> Result<Self, CaseError> {
+        let mut w = Writer(Vec::new());
+        write_row(&mut w, row).map_err(|e| CaseError::Invalid(e.to_string()))?;
+        Ok(EncodedRow(w.0))
+    }
+
+    /// The encoding of a row of text cells, given as (column, value) in ascending order of
+    /// the column's name: the order of a map of them, so the bytes are those of
+    /// [`EncodedRow::of_map`] of that map. A name that does not come after the one before is
+    /// an error.
+    pub fn of_texts<'a>(
+        cells: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, CaseError> {
+        let n = u32::try_from(cells.len())
+            .map_err(|_| CaseError::Invalid("a record with too many columns".into()))?;
+        let mut w = Writer(Vec::with_capacity(256));
+        w.u32(n);
+        let mut last: Option<&str> = None;
+        for (k, v) in cells {
+            if last.is_some_and(|l| l >= k) {
+                return Err(CaseError::Invalid(format!(
+                    "a record's columns out of order: {k:?} after {:?}",
+                    last.unwrap_or_default()
+                )));
+            }
+            last = Some(k);
+            w.text(k);
+            w.u8(ROW_STRING);
+            w.text(v);
+        }
+        Ok(EncodedRow(w.0))
+    }
+
+    /// The encoded columns at the start of `bytes` (checked as [`read_row`] checks them), and
+    /// the bytes after them.
+    fn split_from(bytes: &[u8]) -> Result<(Self, &[u8]), Bad> {
+        let r = &mut Reader { bytes };
+        skip_row(r)?;
+        let used = bytes.len() - r.bytes.len();
+        Ok((EncodedRow(bytes[..used].to_vec()), r.bytes))
+    }
+
+    /// The columns as a map.
+    pub fn to_map(&self) -> Result<serde_json::Map<String, serde_json::Value>, CaseError> {
+        let r = &mut Reader { bytes: &self.0 };
+        read_row(r).map_err(|e| CaseError::Invalid(format!("a record's encoded columns: {e}")))
+    }
+
+    /// Calls `count` with the number of columns, then `cell` with each column's name and
+    /// value: a string's text, or another value's JSON text.
+    pub(super) fn visit(
+        &self,
+        count: &mut dyn FnMut(usize),
+        cell: &mut dyn FnMut(&str, Cell<'_>),
+    ) -> Result<(), CaseError> {
+        let bad = |e: Bad| CaseError::Invalid(format!("a record's encoded columns: {e}"));
+        let r = &mut Reader { bytes: &self.0 };
+        let n = r.u32().map_err(bad)? as usize;
+        count(n);
+        for _ in 0..n {
+            let k = r.text().map_err(bad)?;
+            match r.u8().map_err(bad)? {
+                ROW_STRING => cell(k, Cell::Text(r.text().map_err(bad)?)),
+                ROW_JSON => cell(
+                    k,
+                    Cell::Json(r.opt_bytes().map_err(bad)?.unwrap_or(b"null")),
+                ),
+                b => return Err(bad(format!("a row value tagged {b}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One column's value of an [`EncodedRow`].
+pub(super) enum Cell<'a> {
+    /// A string.
+    Text(&'a str),
+    /// Any other JSON value, as its JSON text.
+    Json(&'a [u8]),
+}
+
+/// A record's columns: as a map, or encoded.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum RowRef<'a> {
+    Map(&'a serde_json::Map<String, serde_json::Value>),
+    Encoded(&'a EncodedRow),
+}
+
+impl RowRef<'_> {
+    /// Appends the columns to `w` as [`write_row`] writes them.
+    pub(super) fn write(self, w: &mut Writer) -> Result<(), serde_json::Error> {
+        match self {
+            RowRef::Map(m) => write_row(w, m),
+            RowRef::Encoded(e) => {
+                w.0.extend_from_slice(&e.0);
+                Ok(())
+            }
+        }
+    }
+
+    /// The columns as a map.
+    pub(super) fn to_map(self) -> Result<serde_json::Map<String, serde_json::Value>, CaseError> {
+        match self {
+            RowRef::Map(m) => Ok(m.clone()),
+            RowRef::Encoded(e) => e.to_map(),
+        }
+    }
+}
+
 /// Appends `input` to `out` in a binary form [`decode_input`] reads back exactly (the merge's
 /// spilled case inputs: faster to write and read than JSON).
 pub fn encode_input(input: &BreakInput, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    encode_input_fields(input, RowRef::Map(&input.row), out)
+}
+
+/// [`encode_input`] of a record whose columns are `row` (its own `row` must be empty): what
+/// [`decode_input_row`] reads back.
+pub fn encode_input_row(
+    input: &BreakInput,
+    row: &EncodedRow,
+    out: &mut Vec<u8>,
+) -> Result<(), CaseError> {
+    if !input.row.is_empty() {
+        return Err(CaseError::Invalid(format!(
+            "break {}/{}: its columns are given twice",
+            input.profile, input.key
+        )));
+    }
+    encode_input_fields(input, RowRef::Encoded(row), out)
+        .map_err(|e| CaseError::Invalid(e.to_string()))
+}
+
+fn encode_input_fields(
+    input: &BreakInput,
+    row: RowRef<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), serde_json::Error> {
     let BreakInput {
         profile,
         key,
@@ -305,7 +448,7 @@ pub fn encode_input(input: &BreakInput, out: &mut Vec<u8>) -> Result<(), serde_j
         rank,
         difference,
         model_version,
-        row,
+        row: _,
     } = input;
     let mut w = Writer(std::mem::take(out));
     w.text(profile);
@@ -321,7 +464,7 @@ pub fn encode_input(input: &BreakInput, out: &mut Vec<u8>) -> Result<(), serde_j
     w.u64(*rank);
     w.f64(*difference);
     w.text(model_version);
-    let written = write_row(&mut w, row);
+    let written = row.write(&mut w);
     *out = w.0;
     written
 }
@@ -329,8 +472,27 @@ pub fn encode_input(input: &BreakInput, out: &mut Vec<u8>) -> Result<(), serde_j
 /// The input [`encode_input`] wrote as `bytes` (all of them).
 pub fn decode_input(bytes: &[u8]) -> Result<BreakInput, String> {
     let r = &mut Reader { bytes };
+    let mut input = read_input_fields(r)?;
+    input.row = read_row(r)?;
+    input_ends(r)?;
+    Ok(input)
+}
+
+/// The input [`encode_input_row`] (or [`encode_input`]) wrote as `bytes` (all of them), its
+/// columns kept encoded (checked as [`decode_input`] checks them) and its own `row` empty.
+pub fn decode_input_row(bytes: &[u8]) -> Result<(BreakInput, EncodedRow), String> {
+    let r = &mut Reader { bytes };
+    let input = read_input_fields(r)?;
+    let (row, rest) = EncodedRow::split_from(r.bytes)?;
+    r.bytes = rest;
+    input_ends(r)?;
+    Ok((input, row))
+}
+
+/// The fields of an input before its columns (its `row` left empty).
+fn read_input_fields(r: &mut Reader<'_>) -> Result<BreakInput, Bad> {
     let s = |t: &str| t.to_string();
-    let input = BreakInput {
+    Ok(BreakInput {
         profile: s(r.text()?),
         key: s(r.text()?),
         start_date: r.date()?,
@@ -344,15 +506,20 @@ pub fn decode_input(bytes: &[u8]) -> Result<BreakInput, String> {
         rank: r.u64()?,
         difference: r.f64()?,
         model_version: s(r.text()?),
-        row: read_row(r)?,
-    };
-    if !r.bytes.is_empty() {
-        return Err(format!(
+        row: serde_json::Map::new(),
+    })
+}
+
+/// Nothing is left after an input.
+fn input_ends(r: &Reader<'_>) -> Result<(), Bad> {
+    if r.bytes.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
             "{} bytes after the end of a case input",
             r.bytes.len()
-        ));
+        ))
     }
-    Ok(input)
 }
 
 /// The case of a binary body written by [`write_case_body`].

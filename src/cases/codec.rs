@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::store::{CaseReader, CaseTree, CaseTxn, CaseWrite, TxError};
 
-use super::binary::{self, BIN_TAG};
+use super::binary::{self, BIN_TAG, RowRef};
 
 use super::*;
 
@@ -52,19 +52,19 @@ pub(super) struct Head<'a> {
 /// The stored bytes of a case: its head, then its binary body.
 #[cfg(test)]
 pub(super) fn case_bytes(case: &Case) -> Result<Vec<u8>, serde_json::Error> {
-    case_bytes_with_row(case, &case.row)
+    case_bytes_with_row(case, RowRef::Map(&case.row))
 }
 
 /// [`case_bytes`] of `case` with `row` as its record's columns.
-pub(super) fn case_bytes_with_row(case: &Case, row: &Row) -> Result<Vec<u8>, serde_json::Error> {
+pub(super) fn case_bytes_with_row(
+    case: &Case,
+    row: RowRef<'_>,
+) -> Result<Vec<u8>, serde_json::Error> {
     let mut w = binary::Writer(Vec::with_capacity(1024));
     write_head(&mut w.0, BIN_TAG, case);
     binary::write_case_body(&mut w, case, row)?;
     Ok(w.0)
 }
-
-/// A record's columns.
-pub(super) type Row = serde_json::Map<String, serde_json::Value>;
 
 /// The bytes schema 4 stored a case as (head, then JSON): what older stores hold.
 #[cfg(test)]
@@ -220,7 +220,7 @@ pub(super) fn put_case(txn: &CaseTxn<'_>, case: &Case) -> TxResult<()> {
 
 /// [`put_case`]; a `fresh` case (written for the first time) has no marker or label to remove.
 pub(super) fn write_case(txn: &CaseTxn<'_>, case: &Case, fresh: bool) -> TxResult<()> {
-    write_case_with_row(txn, case, &case.row, fresh)
+    write_case_with_row(txn, case, RowRef::Map(&case.row), fresh)
 }
 
 /// [`write_case`] of `case` with `row` as its record's columns (a case built without a copy of
@@ -228,7 +228,7 @@ pub(super) fn write_case(txn: &CaseTxn<'_>, case: &Case, fresh: bool) -> TxResul
 pub(super) fn write_case_with_row(
     txn: &CaseTxn<'_>,
     case: &Case,
-    row: &Row,
+    row: RowRef<'_>,
     fresh: bool,
 ) -> TxResult<()> {
     let bytes =

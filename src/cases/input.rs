@@ -4,6 +4,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::binary::{Cell, RowRef};
 use super::codec::date_format;
 use super::*;
 
@@ -116,8 +117,13 @@ impl BreakInput {
     /// fingerprint of the record's JSON ([`BreakInput::json_fingerprint`]), which
     /// [`BreakInput::has_fingerprint`] still recognises.
     pub(super) fn fingerprint(&self) -> Result<String, CaseError> {
+        self.fingerprint_with(RowRef::Map(&self.row))
+    }
+
+    /// [`BreakInput::fingerprint`] of the record with `row` as its columns.
+    pub(super) fn fingerprint_with(&self, row: RowRef<'_>) -> Result<String, CaseError> {
         let mut h = Sha256::new();
-        self.hash_fields(&mut h)?;
+        self.hash_fields(&mut h, row)?;
         let mut out = String::with_capacity(FINGERPRINT_V2.len() + 64);
         out.push_str(FINGERPRINT_V2);
         out.push_str(&hex(&h.finalize()));
@@ -127,14 +133,36 @@ impl BreakInput {
     /// Whether `stored`, the fingerprint a case keeps, is this record's: `fingerprint` (this
     /// record's, from [`BreakInput::fingerprint`]), or, for a case written before schema 6,
     /// the fingerprint of the record's JSON.
+    #[cfg(test)]
     pub(super) fn has_fingerprint(&self, stored: &str, fingerprint: &str) -> bool {
+        self.has_fingerprint_with(RowRef::Map(&self.row), stored, fingerprint)
+    }
+
+    /// [`BreakInput::has_fingerprint`] of the record with `row` as its columns.
+    pub(super) fn has_fingerprint_with(
+        &self,
+        row: RowRef<'_>,
+        stored: &str,
+        fingerprint: &str,
+    ) -> bool {
         if stored == fingerprint {
             return true;
         }
         // Only a fingerprint of the earlier kind (64 hex digits) is worth the JSON.
-        !stored.starts_with(FINGERPRINT_V2)
-            && stored.len() == 64
-            && self.json_fingerprint().is_ok_and(|f| f == stored)
+        if stored.starts_with(FINGERPRINT_V2) || stored.len() != 64 {
+            return false;
+        }
+        match row {
+            RowRef::Map(_) => self.json_fingerprint(),
+            RowRef::Encoded(e) => e.to_map().and_then(|row| {
+                BreakInput {
+                    row,
+                    ..self.clone()
+                }
+                .json_fingerprint()
+            }),
+        }
+        .is_ok_and(|f| f == stored)
     }
 
     /// SHA-256 (hex) of the record's JSON: the fingerprint of schema 5 and before.
@@ -148,7 +176,7 @@ impl BreakInput {
     /// (u64 LE), the columns as their count then each name and value (a string: 0 and its
     /// text; any other value: 1 and its JSON text). Two records feed the same bytes exactly
     /// when their JSON is the same (numbers are finite: [`BreakInput::validate`]).
-    fn hash_fields(&self, h: &mut Sha256) -> Result<(), CaseError> {
+    fn hash_fields(&self, h: &mut Sha256, row: RowRef<'_>) -> Result<(), CaseError> {
         use chrono::Datelike;
         let text = |h: &mut Sha256, t: &str| {
             h.update((t.len() as u64).to_le_bytes());
@@ -169,7 +197,8 @@ impl BreakInput {
             rank,
             difference,
             model_version,
-            row,
+            // The columns hashed are `row`: the record's own, or given encoded.
+            row: _,
         } = self;
         text(h, profile);
         text(h, key);
@@ -184,6 +213,31 @@ impl BreakInput {
         h.update(rank.to_le_bytes());
         h.update(difference.to_bits().to_le_bytes());
         text(h, model_version);
+        let row = match row {
+            RowRef::Map(row) => row,
+            RowRef::Encoded(e) => {
+                // The same bytes as the map of those columns feeds below.
+                let h = std::cell::RefCell::new(h);
+                return e.visit(
+                    &mut |n| h.borrow_mut().update((n as u64).to_le_bytes()),
+                    &mut |k, v| {
+                        let h = &mut *h.borrow_mut();
+                        text(h, k);
+                        match v {
+                            Cell::Text(s) => {
+                                h.update([0u8]);
+                                text(h, s);
+                            }
+                            Cell::Json(json) => {
+                                h.update([1u8]);
+                                h.update((json.len() as u64).to_le_bytes());
+                                h.update(json);
+                            }
+                        }
+                    },
+                );
+            }
+        };
         h.update((row.len() as u64).to_le_bytes());
         for (k, v) in row {
             text(h, k);

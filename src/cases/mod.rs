@@ -57,7 +57,7 @@ mod tests;
 mod types;
 
 pub use actor::{ActorError, RoleGrants};
-pub use binary::{decode_input, encode_input};
+pub use binary::{EncodedRow, decode_input, decode_input_row, encode_input, encode_input_row};
 pub use case::{
     CASE_CSV_HEAD, Case, CaseError, CaseFilter, Change, Decision, Event, FeedbackReport,
     FeedbackRow, Label, Recorded, RowProblem, UpsertOutcome, case_columns,

@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::store::{CaseReader, CaseTree, CaseTxn, CaseWrite, TxError};
 
+use super::binary::RowRef;
 use super::codec::{
     EventNote, abort, append_event_note, break_prefix, case_bytes_with_row, case_event_key,
     case_head, case_writes, decode_case, event_of, is_marker, load_case, write_case_with_row,
@@ -105,7 +106,29 @@ impl<'s> Cases<'s> {
         auto_resolve: &[bool],
         cycle: Option<&Cycle>,
     ) -> Result<Vec<UpsertOutcome>, CaseError> {
-        let (steps, of_input) = self.record_steps(inputs, auto_resolve, cycle, true)?;
+        self.upsert_records(inputs, None, auto_resolve, cycle)
+    }
+
+    /// [`Cases::upsert_batch_in`] of records whose columns are given encoded (`rows[i]` goes
+    /// with `inputs[i]`, whose own `row` must be empty): what a run's own records are.
+    pub fn upsert_rows_in(
+        &self,
+        inputs: &[BreakInput],
+        rows: &[EncodedRow],
+        auto_resolve: &[bool],
+        cycle: Option<&Cycle>,
+    ) -> Result<Vec<UpsertOutcome>, CaseError> {
+        self.upsert_records(inputs, Some(rows), auto_resolve, cycle)
+    }
+
+    fn upsert_records(
+        &self,
+        inputs: &[BreakInput],
+        rows: Option<&[EncodedRow]>,
+        auto_resolve: &[bool],
+        cycle: Option<&Cycle>,
+    ) -> Result<Vec<UpsertOutcome>, CaseError> {
+        let (steps, of_input) = self.record_steps(inputs, rows, auto_resolve, cycle, true)?;
         use rayon::prelude::*;
         let outcomes: Vec<UpsertOutcome> = steps
             .into_par_iter()
@@ -133,7 +156,30 @@ impl<'s> Cases<'s> {
         auto_resolve: &[bool],
         cycle: Option<&Cycle>,
     ) -> Result<Vec<Recorded>, CaseError> {
-        let (steps, of_input) = self.record_steps(inputs, auto_resolve, cycle, false)?;
+        self.record_records(inputs, None, auto_resolve, cycle)
+    }
+
+    /// [`Cases::record_batch`] of records whose columns are given encoded (`rows[i]` goes with
+    /// `inputs[i]`, whose own `row` must be empty): a run's own records, whose columns are
+    /// encoded once, as they are read, and written into their cases as they are.
+    pub fn record_rows(
+        &self,
+        inputs: &[BreakInput],
+        rows: &[EncodedRow],
+        auto_resolve: &[bool],
+        cycle: Option<&Cycle>,
+    ) -> Result<Vec<Recorded>, CaseError> {
+        self.record_records(inputs, Some(rows), auto_resolve, cycle)
+    }
+
+    fn record_records(
+        &self,
+        inputs: &[BreakInput],
+        rows: Option<&[EncodedRow]>,
+        auto_resolve: &[bool],
+        cycle: Option<&Cycle>,
+    ) -> Result<Vec<Recorded>, CaseError> {
+        let (steps, of_input) = self.record_steps(inputs, rows, auto_resolve, cycle, false)?;
         use rayon::prelude::*;
         let recorded: Vec<Recorded> = steps
             .into_par_iter()
@@ -151,6 +197,7 @@ impl<'s> Cases<'s> {
     fn record_steps(
         &self,
         inputs: &[BreakInput],
+        rows: Option<&[EncodedRow]>,
         auto_resolve: &[bool],
         cycle: Option<&Cycle>,
         keep: bool,
@@ -162,6 +209,22 @@ impl<'s> Cases<'s> {
                 auto_resolve.len()
             )));
         }
+        if let Some(rows) = rows {
+            if rows.len() != inputs.len() {
+                return Err(CaseError::Invalid(format!(
+                    "{} records but {} encoded rows",
+                    inputs.len(),
+                    rows.len()
+                )));
+            }
+            if let Some(i) = inputs.iter().find(|i| !i.row.is_empty()) {
+                return Err(CaseError::Invalid(format!(
+                    "break {}/{}: its columns are given twice",
+                    i.profile, i.key
+                )));
+            }
+        }
+        let row_of = |k: usize| row_at(inputs, rows, k);
         use rayon::prelude::*;
         let ids: Vec<String> = inputs
             .par_iter()
@@ -179,7 +242,7 @@ impl<'s> Cases<'s> {
         // The index buckets decoded once for the whole batch: by the reader of `prepare`, then
         // by each transaction in turn (each takes them back as it left them).
         let cache = crate::store::BucketCache::default();
-        let prepared = self.prepare(inputs, &ids, &reps, &cache, keep)?;
+        let prepared = self.prepare(inputs, rows, &ids, &reps, &cache, keep)?;
         let now = self.now();
         let roll = self.roll;
         let router = self.router.as_deref();
@@ -241,7 +304,11 @@ impl<'s> Cases<'s> {
                         if let Some(bytes) = txn.get(CaseTree::Cases, ids[k].as_bytes())?
                             && let Some(head) = case_head(&bytes)
                             && (input.date < head.last_date
-                                || input.has_fingerprint(head.fingerprint, &p.fingerprint))
+                                || input.has_fingerprint_with(
+                                    row_of(k),
+                                    head.fingerprint,
+                                    &p.fingerprint,
+                                ))
                         {
                             let r = Recorded {
                                 id: ids[k].clone(),
@@ -261,7 +328,7 @@ impl<'s> Cases<'s> {
                             let o = bring_up_to_date(
                                 txn,
                                 case,
-                                input,
+                                (input, row_of(k)),
                                 &p.fingerprint,
                                 now,
                                 &roll,
@@ -283,14 +350,24 @@ impl<'s> Cases<'s> {
                         &p.fingerprint,
                         opening,
                         auto,
-                        input,
+                        (input, row_of(k)),
                         router,
                     )?);
                     part.push(None);
                 }
                 let opened: Vec<Opened> = planned
                     .par_iter()
-                    .map(|p| build_opening(p, &inputs[p.k], &ids[p.k], now, &roll, cycle, keep))
+                    .map(|p| {
+                        build_opening(
+                            p,
+                            (&inputs[p.k], row_of(p.k)),
+                            &ids[p.k],
+                            now,
+                            &roll,
+                            cycle,
+                            keep,
+                        )
+                    })
                     .collect::<Result<_, CaseError>>()
                     .map_err(TxError::Abort)?;
                 let applied = apply_openings(txn, opened)?;
@@ -330,6 +407,7 @@ impl<'s> Cases<'s> {
     fn prepare(
         &self,
         inputs: &[BreakInput],
+        rows: Option<&[EncodedRow]>,
         ids: &[String],
         reps: &[usize],
         cache: &crate::store::BucketCache,
@@ -341,13 +419,17 @@ impl<'s> Cases<'s> {
         let slots = reader.case_slots(&rep_ids)?;
         let fingerprints = reps
             .par_iter()
-            .map(|&k| inputs[k].fingerprint())
+            .map(|&k| inputs[k].fingerprint_with(row_at(inputs, rows, k)))
             .collect::<Result<Vec<String>, CaseError>>()?;
         let unchanged = reader.par_map_cases(&rep_ids, &slots, |j, bytes| {
             let k = reps[j];
             let head = case_head(bytes)?;
             let same = inputs[k].date < head.last_date
-                || inputs[k].has_fingerprint(head.fingerprint, &fingerprints[j]);
+                || inputs[k].has_fingerprint_with(
+                    row_at(inputs, rows, k),
+                    head.fingerprint,
+                    &fingerprints[j],
+                );
             same.then(|| {
                 let r = Recorded {
                     id: ids[k].clone(),
@@ -661,14 +743,16 @@ struct Opening {
 fn bring_up_to_date(
     txn: &CaseTxn<'_>,
     mut case: Case,
-    input: &BreakInput,
+    (input, row): (&BreakInput, RowRef<'_>),
     fingerprint: &str,
     now: DateTime<Utc>,
     roll: &RollParams,
     keep: bool,
 ) -> TxResult<UpsertOutcome> {
     // An older record (a past file run again) or the same record: nothing to do.
-    if input.date < case.last_date || input.has_fingerprint(&case.fingerprint, fingerprint) {
+    if input.date < case.last_date
+        || input.has_fingerprint_with(row, &case.fingerprint, fingerprint)
+    {
         return Ok(UpsertOutcome {
             case,
             change: Change::Unchanged,
@@ -714,9 +798,9 @@ fn bring_up_to_date(
     }
     case.due = Some(roll.due(case.created_at.date_naive(), &case.severity));
     case.updated_at = now;
-    write_case_with_row(txn, &case, &input.row, false)?;
+    write_case_with_row(txn, &case, row, false)?;
     if keep {
-        case.row = input.row.clone();
+        case.row = row.to_map().map_err(TxError::Abort)?;
     }
     Ok(UpsertOutcome { case, change })
 }
@@ -748,21 +832,35 @@ fn plan_opening<'a>(
     fingerprint: &'a str,
     opening: Opening,
     auto: bool,
-    input: &BreakInput,
+    (input, row): (&BreakInput, RowRef<'_>),
     router: Option<&crate::routing::Router>,
 ) -> TxResult<Planned<'a>> {
     let ticket = next_counter(txn, TICKET_COUNTER)?;
-    let routed = crate::routing::RoutedCase {
-        profile: &input.profile,
-        key: &input.key,
-        bucket: &input.bucket,
-        severity: &input.severity,
-        difference: input.difference,
-        row: &input.row,
+    let owner = match router {
+        None => None,
+        Some(router) => {
+            // The routing rules read the record's columns as a map.
+            let decoded;
+            let row = match row {
+                RowRef::Map(m) => m,
+                RowRef::Encoded(_) => {
+                    decoded = row.to_map().map_err(TxError::Abort)?;
+                    &decoded
+                }
+            };
+            let routed = crate::routing::RoutedCase {
+                profile: &input.profile,
+                key: &input.key,
+                bucket: &input.bucket,
+                severity: &input.severity,
+                difference: input.difference,
+                row,
+            };
+            router
+                .owner_for(&routed)
+                .map(|(owner, when)| (owner.to_string(), when.to_string()))
+        }
     };
-    let owner = router
-        .and_then(|r| r.owner_for(&routed))
-        .map(|(owner, when)| (owner.to_string(), when.to_string()));
     let first_event = next_counter(txn, EVENT_COUNTER)?;
     for _ in 0..u64::from(owner.is_some()) + u64::from(auto) {
         next_counter(txn, EVENT_COUNTER)?;
@@ -795,7 +893,7 @@ struct Opened {
 /// `propose` event) when the rules propose it, and rolled through `cycle` (when given).
 fn build_opening(
     p: &Planned<'_>,
-    input: &BreakInput,
+    (input, row): (&BreakInput, RowRef<'_>),
     id: &str,
     now: DateTime<Utc>,
     roll: &RollParams,
@@ -857,8 +955,7 @@ fn build_opening(
     if let Some(cycle) = cycle {
         roll_opened(&mut case, cycle);
     }
-    let bytes =
-        case_bytes_with_row(&case, &input.row).map_err(|e| CaseError::Invalid(e.to_string()))?;
+    let bytes = case_bytes_with_row(&case, row).map_err(|e| CaseError::Invalid(e.to_string()))?;
     let id = case.id.as_bytes();
     let mut writes: Vec<CaseWrite> = Vec::with_capacity(4 + 2 * events.len());
     writes.push(CaseWrite::put(
@@ -886,7 +983,7 @@ fn build_opening(
     case_writes(&case, bytes, true, &mut writes)?;
     // The case itself only when it is kept (with the record's columns).
     let step = if keep {
-        case.row = input.row.clone();
+        case.row = row.to_map()?;
         Step::Written(Box::new(UpsertOutcome {
             case,
             change: Change::Created,
@@ -914,4 +1011,12 @@ fn apply_openings(txn: &CaseTxn<'_>, opened: Vec<Opened>) -> TxResult<Vec<Step>>
     }
     txn.write_batch(writes.into_iter().flatten())?;
     Ok(steps)
+}
+
+/// The columns of record `k`: its own, or `rows[k]` when the columns are given encoded.
+fn row_at<'a>(inputs: &'a [BreakInput], rows: Option<&'a [EncodedRow]>, k: usize) -> RowRef<'a> {
+    match rows {
+        Some(rows) => RowRef::Encoded(&rows[k]),
+        None => RowRef::Map(&inputs[k].row),
+    }
 }

@@ -795,3 +795,196 @@ fn each_input_gets_its_cases_outcome() {
     assert_eq!(got, ["b", "a", "b", "b"]);
     assert!(super::record::per_input(Vec::<String>::new(), &[]).is_empty());
 }
+
+/// `record_with_row` with every kind of JSON value among its columns.
+fn record_with_every_kind_of_column(key: &str, day: NaiveDate) -> BreakInput {
+    let mut input = record_with_row(key, day, 7);
+    for (k, v) in [
+        ("flag", serde_json::json!(true)),
+        ("big", serde_json::json!(u64::MAX)),
+        ("float", serde_json::json!(0.1 + 0.2)),
+        ("list", serde_json::json!([1, "a", null])),
+        ("obj", serde_json::json!({"x": {"y": 1.5}})),
+        ("", serde_json::json!("empty name")),
+        ("Région", serde_json::json!("Zürich ✓")),
+    ] {
+        input.row.insert(k.into(), v);
+    }
+    input
+}
+
+/// `input` without its columns, and its columns encoded.
+fn split_row(input: &BreakInput) -> (BreakInput, EncodedRow) {
+    let row = EncodedRow::of_map(&input.row).unwrap();
+    let mut bare = input.clone();
+    bare.row = serde_json::Map::new();
+    (bare, row)
+}
+
+#[test]
+fn a_records_columns_encoded_once_are_its_columns_and_give_its_fingerprint() {
+    let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+    let input = record_with_every_kind_of_column("A", day);
+    let (bare, row) = split_row(&input);
+    assert_eq!(row.to_map().unwrap(), input.row);
+    let encoded = super::binary::RowRef::Encoded(&row);
+    assert_eq!(
+        bare.fingerprint_with(encoded).unwrap(),
+        input.fingerprint().unwrap()
+    );
+    // Another record's columns give another fingerprint.
+    let (_, other) = split_row(&record_with_every_kind_of_column("B", day));
+    assert_ne!(
+        bare.fingerprint_with(super::binary::RowRef::Encoded(&other))
+            .unwrap(),
+        input.fingerprint().unwrap()
+    );
+    // A fingerprint of schema 5 (the record's JSON) is recognised from the encoded columns.
+    let json = input.json_fingerprint().unwrap();
+    assert!(bare.has_fingerprint_with(encoded, &json, "v2:other"));
+    assert!(!bare.has_fingerprint_with(super::binary::RowRef::Encoded(&other), &json, "v2:other"));
+
+    // Text cells given in the order of their names encode as the map of them does.
+    let texts = [
+        ("Account", "101000"),
+        ("Comments", ""),
+        ("GL Balance", "1,234.50"),
+    ];
+    let mut map = serde_json::Map::new();
+    for (k, v) in texts {
+        map.insert(k.into(), serde_json::json!(v));
+    }
+    let of_texts = EncodedRow::of_texts(texts.iter().copied()).unwrap();
+    assert_eq!(of_texts, EncodedRow::of_map(&map).unwrap());
+    assert_eq!(of_texts.to_map().unwrap(), map);
+    assert_eq!(
+        EncodedRow::of_texts(std::iter::empty()).unwrap(),
+        EncodedRow::of_map(&serde_json::Map::new()).unwrap()
+    );
+    // Out of order, or a name twice: refused.
+    for bad in [[("b", "1"), ("a", "2")], [("a", "1"), ("a", "2")]] {
+        let err = EncodedRow::of_texts(bad.iter().copied()).unwrap_err();
+        assert!(err.to_string().contains("out of order"), "{err}");
+    }
+}
+
+#[test]
+fn a_case_input_spilled_with_its_columns_encoded_reads_back_exactly() {
+    let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+    let input = record_with_every_kind_of_column("A", day);
+    let (bare, row) = split_row(&input);
+    let mut b = vec![1u8];
+    encode_input_row(&bare, &row, &mut b).unwrap();
+    // The same bytes as the input with its map, read back either way.
+    let mut whole = vec![1u8];
+    encode_input(&input, &mut whole).unwrap();
+    assert_eq!(b, whole);
+    assert_eq!(decode_input(&b[1..]).unwrap(), input);
+    assert_eq!(
+        decode_input_row(&b[1..]).unwrap(),
+        (bare.clone(), row.clone())
+    );
+    // Cut short anywhere, with bytes after its end, or with a damaged column: refused.
+    for cut in 0..b.len() - 1 {
+        assert!(decode_input_row(&b[1..1 + cut]).is_err(), "cut at {cut}");
+    }
+    let mut longer = b[1..].to_vec();
+    longer.push(0);
+    let err = decode_input_row(&longer).unwrap_err();
+    assert!(err.contains("1 bytes after the end"), "{err}");
+    let float = b.windows(3).position(|w| w == b"0.3").unwrap();
+    let mut damaged = b.clone();
+    damaged[float + 1] = b';';
+    assert!(decode_input(&damaged[1..]).is_err());
+    assert!(decode_input_row(&damaged[1..]).is_err());
+    // An input whose columns would be given twice is refused.
+    let err = encode_input_row(&input, &row, &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("given twice"), "{err}");
+}
+
+#[test]
+fn records_with_their_columns_encoded_are_recorded_as_with_their_maps() {
+    let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+    let at = DateTime::parse_from_rfc3339("2024-03-05T08:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let mut inputs: Vec<BreakInput> = (0..40)
+        .map(|i| record_with_every_kind_of_column(&format!("K{}", i % 30), day))
+        .collect();
+    // Later records of ten of the breaks: one case each, brought to the latest.
+    for (i, input) in inputs.iter_mut().enumerate().skip(30) {
+        input.date = day + chrono::Duration::days(i as i64 - 29);
+        input.difference = i as f64;
+    }
+    let auto: Vec<bool> = (0..inputs.len()).map(|i| i % 3 == 0).collect();
+    let (bare, rows): (Vec<BreakInput>, Vec<EncodedRow>) = inputs.iter().map(split_row).unzip();
+    // Routed on one of the record's columns, which the routes read from the encoded columns.
+    let router = std::sync::Arc::new(
+        crate::routing::Router::compile(&[("ana".into(), "Account = 'K3'".into())]).unwrap(),
+    );
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let stores: Vec<Store> = dirs
+        .iter()
+        .map(|d| Store::open(d.path()).unwrap())
+        .collect();
+    let with_maps = Cases::with_clock(&stores[0], move || at).routed(router.clone());
+    let encoded = Cases::with_clock(&stores[1], move || at).routed(router);
+    let a = with_maps.record_batch(&inputs, &auto, None).unwrap();
+    let b = encoded.record_rows(&bare, &rows, &auto, None).unwrap();
+    assert_eq!(a, b);
+    assert!(b.iter().all(|r| r.change == Change::Created));
+    let ids: std::collections::HashSet<&str> = b.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), 30);
+    for r in &b {
+        let (x, y) = (
+            stores[0]
+                .case_get(CaseTree::Cases, r.id.as_bytes())
+                .unwrap(),
+            stores[1]
+                .case_get(CaseTree::Cases, r.id.as_bytes())
+                .unwrap(),
+        );
+        assert!(x.is_some());
+        assert_eq!(x, y, "{}", r.id);
+        let case = encoded.get(&r.id).unwrap().unwrap();
+        let routed = (case.key == "K3").then_some("ana");
+        assert_eq!(case.owner.as_deref(), routed, "{}", case.key);
+        assert!(!case.row.is_empty());
+    }
+    assert_eq!(with_maps.events().unwrap(), encoded.events().unwrap());
+    // The same records again: unchanged either way; a later record updates the case.
+    let again = encoded.record_rows(&bare, &rows, &auto, None).unwrap();
+    assert!(again.iter().all(|r| r.change == Change::Unchanged));
+    let kept = encoded.upsert_rows_in(&bare, &rows, &auto, None).unwrap();
+    for (o, input) in kept.iter().zip(&inputs) {
+        assert_eq!(o.change, Change::Unchanged);
+        assert_eq!(o.case.row, input.row);
+    }
+    let mut later = bare[0].clone();
+    later.date = day + chrono::Duration::days(20);
+    let out = encoded
+        .upsert_rows_in(
+            std::slice::from_ref(&later),
+            std::slice::from_ref(&rows[0]),
+            &[false],
+            None,
+        )
+        .unwrap();
+    assert_eq!(out[0].change, Change::Updated);
+    assert_eq!(out[0].case.row, inputs[0].row);
+    assert_eq!(encoded.get(&out[0].case.id).unwrap().unwrap(), out[0].case);
+    // Columns given twice, or rows that do not match the records: refused, nothing written.
+    let events = encoded.events().unwrap().len();
+    let err = encoded
+        .record_rows(&inputs[..1], &rows[..1], &[false], None)
+        .unwrap_err();
+    assert!(err.to_string().contains("given twice"), "{err}");
+    let err = encoded
+        .record_rows(&bare[..2], &rows[..1], &[false, false], None)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("2 records but 1 encoded rows"),
+        "{err}"
+    );
+    assert_eq!(encoded.events().unwrap().len(), events);
+}

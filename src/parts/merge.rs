@@ -507,7 +507,7 @@ impl Staging<'_> {
                 .iter()
                 .map(|r| self.case_of_pos[keep[*r].0 as usize])
                 .collect();
-            let (inputs, auto) = pipeline::break_inputs(
+            let inputs = pipeline::break_inputs(
                 &self.meta.profile,
                 &table,
                 &rows,
@@ -515,10 +515,13 @@ impl Staging<'_> {
                 &self.meta.model_version,
                 Some(&at),
             )?;
+            // Encoded by this worker; only the writing holds the spill.
+            let encoded = CaseSpill::encode(&inputs)?;
+            drop(inputs);
             spill
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .put(&at, &inputs, &auto)?;
+                .put(&at, encoded)?;
         }
         for c in &categorized.cats {
             buckets.add(c);

@@ -52,29 +52,65 @@ impl CaseSpill {
         })
     }
 
-    /// Spills the inputs of the cases at places `at` (checked first, as recording checks them).
-    pub(super) fn put(
-        &mut self,
-        at: &[u32],
-        inputs: &[crate::cases::BreakInput],
-        auto: &[bool],
-    ) -> Result<(), PartError> {
+    /// The inputs `b` encoded as [`CaseSpill::put`] spills them (checked first, as recording
+    /// checks them): on every core, without the spill.
+    pub(super) fn encode(b: &crate::pipeline::BreakInputs) -> Result<Encoded, PartError> {
         use rayon::prelude::*;
-        let encoded: Vec<Vec<u8>> = inputs
+        let (inputs, rows, auto) = (&b.inputs, &b.rows, &b.auto);
+        if rows.len() != inputs.len() || auto.len() != inputs.len() {
+            return Err(PartError::Invalid {
+                file: "the merge's case inputs".into(),
+                message: format!(
+                    "{} inputs, {} rows and {} flags",
+                    inputs.len(),
+                    rows.len(),
+                    auto.len()
+                ),
+            });
+        }
+        let bytes = inputs
             .par_iter()
+            .zip(rows)
             .zip(auto)
-            .map(|(input, auto)| {
+            .map(|((input, row), auto)| {
                 input.validate()?;
                 let mut b = vec![u8::from(*auto)];
-                crate::cases::encode_input(input, &mut b)
-                    .map_err(|e| crate::cases::CaseError::Invalid(e.to_string()))?;
+                crate::cases::encode_input_row(input, row, &mut b)?;
+                if u32::try_from(b.len()).is_err() {
+                    return Err(crate::cases::CaseError::Invalid(format!(
+                        "the case input of break {} is too large",
+                        input.key
+                    )));
+                }
                 Ok(b)
             })
             .collect::<Result<_, crate::cases::CaseError>>()?;
-        for ((k, b), input) in at.iter().zip(encoded).zip(inputs) {
+        Ok(Encoded {
+            bytes,
+            breaks: inputs
+                .iter()
+                .map(|i| break_hash(&i.key, i.start_date))
+                .collect(),
+        })
+    }
+
+    /// Spills the inputs of the cases at places `at` ([`CaseSpill::encode`]d).
+    pub(super) fn put(&mut self, at: &[u32], encoded: Encoded) -> Result<(), PartError> {
+        if at.len() != encoded.bytes.len() {
+            return Err(PartError::Invalid {
+                file: self.path.display().to_string(),
+                message: format!(
+                    "{} case places for {} inputs",
+                    at.len(),
+                    encoded.bytes.len()
+                ),
+            });
+        }
+        let Encoded { bytes, breaks } = encoded;
+        for ((k, b), brk) in at.iter().zip(bytes).zip(breaks) {
             let len = u32::try_from(b.len()).map_err(|_| PartError::Invalid {
                 file: self.path.display().to_string(),
-                message: format!("the case input of break {} is too large", input.key),
+                message: format!("the input of case {k} is too large"),
             })?;
             let slot = self
                 .index
@@ -87,7 +123,7 @@ impl CaseSpill {
             *slot = SpillEntry {
                 at: self.len,
                 len,
-                brk: break_hash(&input.key, input.start_date),
+                brk,
             };
             self.w.write_all(&b).map_err(|e| werr(&self.path, e))?;
             self.len += u64::from(len);
@@ -114,6 +150,12 @@ impl CaseSpill {
     }
 }
 
+/// Case inputs encoded for the spill ([`CaseSpill::encode`]): each one's bytes and its break.
+pub(super) struct Encoded {
+    bytes: Vec<Vec<u8>>,
+    breaks: Vec<u64>,
+}
+
 /// Which break a case input is of, as a number (equal for the same key and start date).
 pub(super) fn break_hash(key: &str, start: chrono::NaiveDate) -> u64 {
     use std::hash::{Hash, Hasher};
@@ -137,11 +179,11 @@ impl SpillReader {
     }
 
     /// The inputs of the cases at places `group` (read in the file's order, handed back in the
-    /// group's), with whether each is proposed for auto-resolution.
+    /// group's), their columns kept encoded.
     pub(super) fn take(
         &mut self,
         group: &[usize],
-    ) -> Result<(Vec<crate::cases::BreakInput>, Vec<bool>), crate::cases::CaseError> {
+    ) -> Result<crate::pipeline::BreakInputs, crate::cases::CaseError> {
         use rayon::prelude::*;
         use std::io::{Read, Seek};
         let bad = |e: &dyn std::fmt::Display| {
@@ -171,15 +213,26 @@ impl SpillReader {
             self.pos = e.at + u64::from(e.len);
             raw[j] = b;
         }
-        let decoded: Vec<(crate::cases::BreakInput, bool)> = raw
+        let decoded: Vec<(crate::cases::BreakInput, crate::cases::EncodedRow, bool)> = raw
             .par_iter()
             .map(|b| match b.split_first() {
-                Some((auto, input)) => crate::cases::decode_input(input)
-                    .map(|input| (input, *auto == 1))
+                Some((auto, input)) => crate::cases::decode_input_row(input)
+                    .map(|(input, row)| (input, row, *auto == 1))
                     .map_err(|e| bad(&e)),
                 None => Err(bad(&"an empty record")),
             })
             .collect::<Result<_, _>>()?;
-        Ok(decoded.into_iter().unzip())
+        drop(raw);
+        let mut out = crate::pipeline::BreakInputs {
+            inputs: Vec::with_capacity(decoded.len()),
+            rows: Vec::with_capacity(decoded.len()),
+            auto: Vec::with_capacity(decoded.len()),
+        };
+        for (input, row, auto) in decoded {
+            out.inputs.push(input);
+            out.rows.push(row);
+            out.auto.push(auto);
+        }
+        Ok(out)
     }
 }

@@ -18,18 +18,12 @@ pub fn record_case_outcomes(
     model_version: &str,
     cycle: Option<&crate::cases::Cycle>,
 ) -> Result<Vec<crate::cases::UpsertOutcome>, crate::cases::CaseError> {
-    let (inputs, auto, cases) =
-        case_inputs(store, policy, profile, table, rows, cats, model_version)?;
-    cases.upsert_batch_in(&inputs, &auto, cycle)
+    let (b, cases) = case_inputs(store, policy, profile, table, rows, cats, model_version)?;
+    cases.upsert_rows_in(&b.inputs, &b.rows, &b.auto, cycle)
 }
 
-/// The case inputs of `rows` of `table` (with whether the rules propose each for
-/// auto-resolution), and the case workflow under the profile's policy.
-pub(super) type CaseInputs<'s> = (
-    Vec<crate::cases::BreakInput>,
-    Vec<bool>,
-    crate::cases::Cases<'s>,
-);
+/// The case inputs of `rows` of `table`, and the case workflow under the profile's policy.
+pub(super) type CaseInputs<'s> = (BreakInputs, crate::cases::Cases<'s>);
 
 pub(super) fn case_inputs<'s>(
     store: &'s crate::store::Store,
@@ -40,8 +34,8 @@ pub(super) fn case_inputs<'s>(
     cats: &[crate::categorize::Categorization],
     model_version: &str,
 ) -> Result<CaseInputs<'s>, crate::cases::CaseError> {
-    let (inputs, auto) = break_inputs(profile, table, rows, cats, model_version, None)?;
-    Ok((inputs, auto, case_workflow(store, policy)?))
+    let b = break_inputs(profile, table, rows, cats, model_version, None)?;
+    Ok((b, case_workflow(store, policy)?))
 }
 
 /// The case workflow of `store` under a profile's case `policy` (its roll-forward and routing).
@@ -54,9 +48,17 @@ pub fn case_workflow<'s>(
         .routed(std::sync::Arc::clone(&policy.router)))
 }
 
-/// The case input of each of `rows` of `table` (categorized as `cats`), with whether the rules
-/// propose it for auto-resolution. A record without a key is named `row L`, where L is its
-/// entry in `labels` (its row in `table` without them).
+/// The case inputs of records: each record's input (without its columns), its columns encoded
+/// as its case stores them, and whether the rules propose it for auto-resolution.
+#[derive(Debug, Default)]
+pub struct BreakInputs {
+    pub inputs: Vec<crate::cases::BreakInput>,
+    pub rows: Vec<crate::cases::EncodedRow>,
+    pub auto: Vec<bool>,
+}
+
+/// The case input of each of `rows` of `table` (categorized as `cats`). A record without a key
+/// is named `row L`, where L is its entry in `labels` (its row in `table` without them).
 pub fn break_inputs(
     profile: &str,
     table: &polars::prelude::DataFrame,
@@ -64,8 +66,8 @@ pub fn break_inputs(
     cats: &[crate::categorize::Categorization],
     model_version: &str,
     labels: Option<&[u32]>,
-) -> Result<(Vec<crate::cases::BreakInput>, Vec<bool>), crate::cases::CaseError> {
-    use crate::cases::{BreakInput, CaseError};
+) -> Result<BreakInputs, crate::cases::CaseError> {
+    use crate::cases::{BreakInput, CaseError, EncodedRow};
     use polars::prelude::*;
     let internal = |e: PolarsError| CaseError::Invalid(format!("reading the anomalies: {e}"));
     let text_col = |name: &str| -> Result<Option<StringChunked>, CaseError> {
@@ -96,19 +98,21 @@ pub fn break_inputs(
     let score = num_col("score")?;
     let rank = num_col("rank")?;
     let diff = num_col("bd_difference")?;
-    // The file's own columns (not the canonical, feature or result columns) make the snapshot.
-    let snapshot: Vec<(String, StringChunked)> = table
+    // The file's own columns (not the canonical, feature or result columns) make the snapshot,
+    // in the order of their names (a case's columns are kept in that order).
+    let mut snapshot: Vec<(String, StringChunked)> = table
         .get_column_names()
         .iter()
         .map(|c| c.to_string())
         .filter(|c| is_snapshot_column(c))
         .filter_map(|c| text_col(&c).ok().flatten().map(|ca| (c, ca)))
         .collect();
+    snapshot.sort_by(|a, b| a.0.cmp(&b.0));
     let today = chrono::Utc::now().date_naive();
     let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
     // Each record's snapshot is built on its own: in parallel.
     use rayon::prelude::*;
-    let built: Vec<(BreakInput, bool)> = rows
+    let built: Vec<(BreakInput, EncodedRow, bool)> = rows
         .par_iter()
         .enumerate()
         .map(|(k, &r)| {
@@ -118,13 +122,11 @@ pub fn break_inputs(
             let num = |ca: &Option<Float64Chunked>| {
                 ca.as_ref().and_then(|ca| ca.get(r)).unwrap_or(f64::NAN)
             };
-            let mut row = serde_json::Map::new();
-            for (name, ca) in &snapshot {
-                row.insert(
-                    name.clone(),
-                    serde_json::Value::String(ca.get(r).unwrap_or("").to_string()),
-                );
-            }
+            let row = EncodedRow::of_texts(
+                snapshot
+                    .iter()
+                    .map(|(name, ca)| (name.as_str(), ca.get(r).unwrap_or(""))),
+            )?;
             let rk = num(&rank);
             let input = BreakInput {
                 profile: profile.to_string(),
@@ -144,12 +146,22 @@ pub fn break_inputs(
                 },
                 difference: finite(num(&diff)),
                 model_version: model_version.to_string(),
-                row,
+                row: serde_json::Map::new(),
             };
-            (input, c.auto_resolve)
+            Ok((input, row, c.auto_resolve))
         })
-        .collect();
-    Ok(built.into_iter().unzip())
+        .collect::<Result<_, CaseError>>()?;
+    let mut out = BreakInputs {
+        inputs: Vec::with_capacity(built.len()),
+        rows: Vec::with_capacity(built.len()),
+        auto: Vec::with_capacity(built.len()),
+    };
+    for (input, row, auto) in built {
+        out.inputs.push(input);
+        out.rows.push(row);
+        out.auto.push(auto);
+    }
+    Ok(out)
 }
 
 /// What the run summary says of a day's file besides its cases.
@@ -435,8 +447,7 @@ pub fn break_groups<B: std::hash::Hash + Eq>(
 }
 
 /// Records the cases of `n` records cut in `groups` ([`break_groups`]), one group
-/// at a time (`inputs_of` gives a group's case inputs, with whether each is proposed for
-/// auto-resolution), so tickets follow the records' order and each break's records fold
+/// at a time (`inputs_of` gives a group's case inputs), so tickets follow the records' order and each break's records fold
 /// together exactly as in one batch; with `roll`, then rolls the profile's cases forward
 /// through the day's cycle and records the run summary. Returns each record's case mark, and
 /// the summary with `roll`.
@@ -446,12 +457,7 @@ pub fn record_groups(
     groups: &[Vec<usize>],
     n: usize,
     roll: Option<(DayFacts, Option<crate::cases::Cycle>, String)>,
-    mut inputs_of: impl FnMut(
-        &[usize],
-    ) -> Result<
-        (Vec<crate::cases::BreakInput>, Vec<bool>),
-        crate::cases::CaseError,
-    >,
+    mut inputs_of: impl FnMut(&[usize]) -> Result<BreakInputs, crate::cases::CaseError>,
 ) -> Result<(Vec<CaseMark>, Option<crate::cycle::RunSummary>), crate::cases::CaseError> {
     let policy = &settings.cases;
     let cycle = roll.as_ref().and_then(|r| r.1.as_ref());
@@ -466,8 +472,8 @@ pub fn record_groups(
     // time: the previous freeing is finished before another starts).
     let mut freeing: Option<Freeing> = None;
     for group in groups {
-        let (inputs, auto) = inputs_of(group)?;
-        let recorded = cases.record_batch(&inputs, &auto, cycle)?;
+        let inputs = inputs_of(group)?;
+        let recorded = cases.record_rows(&inputs.inputs, &inputs.rows, &inputs.auto, cycle)?;
         if let Some(f) = freeing.take() {
             f.finish();
         }
@@ -570,11 +576,15 @@ pub(super) fn record_run_cases(
             )
         },
     );
-    let (inputs, auto) = built?;
-    let mut recorded =
-        case_workflow(store, &settings.cases)?.record_batch(&inputs, &auto, cycle.as_ref())?;
+    let inputs = built?;
+    let mut recorded = case_workflow(store, &settings.cases)?.record_rows(
+        &inputs.inputs,
+        &inputs.rows,
+        &inputs.auto,
+        cycle.as_ref(),
+    )?;
     // Freed beside the roll-forward, and finished before this returns.
-    let freeing = Freeing::start((inputs, auto));
+    let freeing = Freeing::start(inputs);
     let summary = roll_forward_run(
         settings,
         store,
