@@ -263,6 +263,32 @@ pub fn parse_number(raw: &str, decimals: u32) -> NumCell {
 /// Reads one amount in the given convention (see [`parse_number`]); with [`Decimal::Comma`],
 /// `1.234,56`, `1 234,56` (spaces or no-break spaces between groups) and `-12,5` are read.
 pub fn parse_number_with(raw: &str, decimals: u32, decimal: Decimal) -> NumCell {
+    // A plain number (nearly every amount cell) reads as it is; with a decimal comma, a point
+    // groups thousands, so only one without a point.
+    if is_plain_number(raw) && (decimal == Decimal::Point || !raw.contains('.')) {
+        return match raw.parse::<f64>() {
+            Ok(v) if v.is_finite() => NumCell::Value(round_to(v, decimals)),
+            _ => NumCell::Invalid,
+        };
+    }
+    parse_number_in_full(raw, decimals, decimal)
+}
+
+/// `-?[0-9]+(\.[0-9]+)?`: digits, with a minus before and decimals after a point or not.
+fn is_plain_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let b = b.strip_prefix(b"-").unwrap_or(b);
+    let (int, frac) = match b.iter().position(|&c| c == b'.') {
+        Some(p) => (&b[..p], Some(&b[p + 1..])),
+        None => (b, None),
+    };
+    !int.is_empty()
+        && int.iter().all(u8::is_ascii_digit)
+        && frac.is_none_or(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit))
+}
+
+/// [`parse_number_with`] of any cell: signs, brackets, currency symbols and separators.
+fn parse_number_in_full(raw: &str, decimals: u32, decimal: Decimal) -> NumCell {
     let mut s = raw.trim();
     if s.is_empty() || is_null_word(s) {
         return NumCell::Empty;
@@ -619,6 +645,70 @@ mod tests {
         // With a decimal point, a comma after the decimals is not a group separator.
         assert_eq!(parse_number("1.234,56", 6), NumCell::Invalid);
         assert_eq!(parse_number("1,234.5,6", 6), NumCell::Invalid);
+    }
+
+    #[test]
+    fn a_plain_number_reads_as_the_full_parser_reads_it() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut cells: Vec<String> = [
+            "0",
+            "-0",
+            "0.0",
+            "-0.000",
+            "007.50",
+            "948.71",
+            "-5309779.26",
+            "12",
+            "1.",
+            ".5",
+            "-",
+            "-.5",
+            "1.2.3",
+            "+12",
+            "12-",
+            "1e5",
+            "99999999999999999999999.5",
+            "0.0000001",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..20_000 {
+            let digits: u32 = rng.gen_range(1..16);
+            let int: u64 = rng.gen_range(0..10u64.pow(digits));
+            let frac: u32 = rng.gen_range(0..1000);
+            let sign = if rng.gen_bool(0.5) { "-" } else { "" };
+            cells.push(match rng.gen_range(0..3) {
+                0 => format!("{sign}{int}"),
+                1 => format!("{sign}{int}.{frac}"),
+                _ => format!("{sign}{int}.{frac:03}"),
+            });
+        }
+        for cell in &cells {
+            for decimals in [0, 2, 6] {
+                for decimal in [Decimal::Point, Decimal::Comma] {
+                    let (fast, full) = (
+                        parse_number_with(cell, decimals, decimal),
+                        parse_number_in_full(cell, decimals, decimal),
+                    );
+                    let same = match (&fast, &full) {
+                        (NumCell::Value(a), NumCell::Value(b)) => a.to_bits() == b.to_bits(),
+                        (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+                    };
+                    assert!(
+                        same,
+                        "{cell:?} {decimals} {decimal:?}: {fast:?} vs {full:?}"
+                    );
+                }
+            }
+        }
+        assert!(is_plain_number("-948.71") && is_plain_number("0"));
+        for s in [
+            "", "-", ".5", "1.", "+1", "1,234", " 1", "1e3", "--1", "1.2.3",
+        ] {
+            assert!(!is_plain_number(s), "{s:?}");
+        }
     }
 
     #[test]
