@@ -223,16 +223,6 @@ impl SpillReader {
             })
             .collect::<Result<_, _>>()?;
         drop(raw);
-        let mut out = crate::pipeline::BreakInputs {
-            inputs: Vec::with_capacity(decoded.len()),
-            rows: Vec::with_capacity(decoded.len()),
-            auto: Vec::with_capacity(decoded.len()),
-        };
-        for (input, row, auto) in decoded {
-            out.inputs.push(input);
-            out.rows.push(row);
-            out.auto.push(auto);
-        }
-        Ok(out)
+        Ok(decoded.into_iter().collect())
     }
 }

@@ -57,6 +57,27 @@ pub struct BreakInputs {
     pub auto: Vec<bool>,
 }
 
+impl FromIterator<(crate::cases::BreakInput, crate::cases::EncodedRow, bool)> for BreakInputs {
+    fn from_iter<I>(items: I) -> Self
+    where
+        I: IntoIterator<Item = (crate::cases::BreakInput, crate::cases::EncodedRow, bool)>,
+    {
+        let items = items.into_iter();
+        let n = items.size_hint().0;
+        let mut out = BreakInputs {
+            inputs: Vec::with_capacity(n),
+            rows: Vec::with_capacity(n),
+            auto: Vec::with_capacity(n),
+        };
+        for (input, row, auto) in items {
+            out.inputs.push(input);
+            out.rows.push(row);
+            out.auto.push(auto);
+        }
+        out
+    }
+}
+
 /// The case input of each of `rows` of `table` (categorized as `cats`). A record without a key
 /// is named `row L`, where L is its entry in `labels` (its row in `table` without them).
 pub fn break_inputs(
@@ -151,17 +172,7 @@ pub fn break_inputs(
             Ok((input, row, c.auto_resolve))
         })
         .collect::<Result<_, CaseError>>()?;
-    let mut out = BreakInputs {
-        inputs: Vec::with_capacity(built.len()),
-        rows: Vec::with_capacity(built.len()),
-        auto: Vec::with_capacity(built.len()),
-    };
-    for (input, row, auto) in built {
-        out.inputs.push(input);
-        out.rows.push(row);
-        out.auto.push(auto);
-    }
-    Ok(out)
+    Ok(built.into_iter().collect())
 }
 
 /// What the run summary says of a day's file besides its cases.
