@@ -73,10 +73,23 @@ impl CycleBuilder {
         let age = crate::features::column_f64(df, "f_break_age").unwrap_or(vec![0.0; n]);
         self.rows += n;
         self.breaks_only &= out.iter().all(|b| *b);
-        // The columns are walked in order (reading a chunked column at a row looks up its chunk).
+        // The columns are walked in order (reading a chunked column at a row looks up its
+        // chunk), and a day made a date once for the rows of that day that follow it.
+        let mut day: Option<(i32, Option<chrono::NaiveDate>)> = None;
         for (i, (key, d)) in keys.iter().zip(dates.iter()).enumerate() {
-            if let (Some(key), Some(d)) = (key, d) {
-                self.cycle.push_day(key, d, out[i], diff[i], age[i]);
+            let (Some(key), Some(d)) = (key, d) else {
+                continue;
+            };
+            let date = match day {
+                Some((at, date)) if at == d => date,
+                _ => {
+                    let date = crate::cases::date_of_day(d);
+                    day = Some((d, date));
+                    date
+                }
+            };
+            if let Some(date) = date {
+                self.cycle.push_date(key, date, out[i], diff[i], age[i]);
             }
         }
         // A bounded run pushes one part at a time, and a part holds its accounts whole: their

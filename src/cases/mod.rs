@@ -66,7 +66,7 @@ pub(crate) use codec::{hex, load_case_txn, next_counter, time_format};
 pub(crate) use decide::apply_dispatch;
 pub use decide::is_jira_key;
 pub use input::BreakInput;
-pub use roll::{Absent, CaseOptions, Cycle, CycleRecord, RollOutcome, RollParams};
+pub use roll::{Absent, CaseOptions, Cycle, CycleRecord, RollOutcome, RollParams, date_of_day};
 pub use summary::{RunSummary, Tally, age_band, age_band_names};
 pub(crate) use types::DispatchChange;
 pub use types::{

@@ -136,16 +136,25 @@ pub struct Cycle {
     pub keyed: bool,
 }
 
+/// The date `day` days after 1970-01-01 (None when there is no such date).
+pub fn date_of_day(day: i32) -> Option<NaiveDate> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    epoch.checked_add_signed(chrono::Duration::days(i64::from(day)))
+}
+
 impl Cycle {
     /// Adds a record of `key` on `day` (days since 1970-01-01), a break or not, `age` days
     /// after its break began (the break age; a negative, absurd or missing age counts as 0).
     /// A record without a key or with an impossible day is left out. Call [`Cycle::seal`] after
     /// the last one.
     pub fn push_day(&mut self, key: &str, day: i32, out: bool, difference: f64, age: f64) {
-        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-        let Some(date) = epoch.checked_add_signed(chrono::Duration::days(i64::from(day))) else {
-            return;
-        };
+        if let Some(date) = date_of_day(day) {
+            self.push_date(key, date, out, difference, age);
+        }
+    }
+
+    /// [`Cycle::push_day`] of a record on `date`.
+    pub fn push_date(&mut self, key: &str, date: NaiveDate, out: bool, difference: f64, age: f64) {
         if key.is_empty() {
             return;
         }
@@ -158,7 +167,12 @@ impl Cycle {
             date,
             out,
             difference,
-            start: date - chrono::Duration::days(days),
+            // Most records are no break, of age 0.
+            start: if days == 0 {
+                date
+            } else {
+                date - chrono::Duration::days(days)
+            },
         };
         // Most records are of an account already seen: no key copied for them.
         match self.records.get_mut(key) {
