@@ -265,7 +265,7 @@ pub fn parse_number(raw: &str, decimals: u32) -> NumCell {
 pub fn parse_number_with(raw: &str, decimals: u32, decimal: Decimal) -> NumCell {
     // A plain number (nearly every amount cell) reads as it is; with a decimal comma, a point
     // groups thousands, so only one without a point.
-    if is_plain_number(raw) && (decimal == Decimal::Point || !raw.contains('.')) {
+    if is_bare_decimal(raw) && (decimal == Decimal::Point || !raw.contains('.')) {
         return match raw.parse::<f64>() {
             Ok(v) if v.is_finite() => NumCell::Value(round_to(v, decimals)),
             _ => NumCell::Invalid,
@@ -275,7 +275,7 @@ pub fn parse_number_with(raw: &str, decimals: u32, decimal: Decimal) -> NumCell 
 }
 
 /// `-?[0-9]+(\.[0-9]+)?`: digits, with a minus before and decimals after a point or not.
-fn is_plain_number(s: &str) -> bool {
+fn is_bare_decimal(s: &str) -> bool {
     let b = s.as_bytes();
     let b = b.strip_prefix(b"-").unwrap_or(b);
     let (int, frac) = match b.iter().position(|&c| c == b'.') {
@@ -703,11 +703,11 @@ mod tests {
                 }
             }
         }
-        assert!(is_plain_number("-948.71") && is_plain_number("0"));
+        assert!(is_bare_decimal("-948.71") && is_bare_decimal("0"));
         for s in [
             "", "-", ".5", "1.", "+1", "1,234", " 1", "1e3", "--1", "1.2.3",
         ] {
-            assert!(!is_plain_number(s), "{s:?}");
+            assert!(!is_bare_decimal(s), "{s:?}");
         }
     }
 
