@@ -323,16 +323,17 @@ fn workbook_cells_that_cannot_be_read_are_rejected_by_sheet_and_cell() {
         .iter()
         .map(|r| (r[5].as_str(), r[2].as_str(), r[3].as_str(), r[4].as_str()))
         .collect();
+    // In the sheet's order.
     assert_eq!(
         by_cell,
         [
+            ("Recon!E4", "GL Balance", "n/a yet", "not a number"),
             (
                 "Recon!C5",
                 "Account",
                 "",
                 "a key column is empty; the record cannot be matched to its account"
             ),
-            ("Recon!E4", "GL Balance", "n/a yet", "not a number"),
             (
                 "Recon!E6",
                 "GL Balance",

@@ -29,7 +29,7 @@ use polars::prelude::*;
 use steps::Build;
 
 /// One rejected cell: the row is left out of the run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Reject {
     pub source: String,
     /// The record's row as a spreadsheet shows it (header = 1); for a CSV file, its line.
@@ -324,6 +324,10 @@ mod tests {
         assert_eq!(by_row[&4].reason, "not a number");
         assert_eq!(by_row[&5].value, "someday");
         assert!(by_row[&6].reason.contains("every key column is empty"));
+        // In the file's order, whichever check rejected the row (keys are checked before
+        // dates and amounts).
+        let rows: Vec<u32> = p.rejects.iter().map(|r| r.row).collect();
+        assert_eq!(rows, [3, 4, 5, 6]);
         // An empty side is read as 0 and noted.
         assert_eq!(f64s(&p.df, "bd_difference"), vec![0.0, -5.0]);
         assert!(strs(&p.df, "bd_dq")[1].contains("GL Balance empty, read as 0"));

@@ -5,7 +5,7 @@ use super::cells::{
     parse_amounts, parse_dates, text_col,
 };
 use super::decimal::{amount_headers, detect_decimal};
-use super::{DecimalChoice, DecimalSource, PrepareOptions, Prepared, crit_col};
+use super::{DecimalChoice, DecimalSource, PrepareOptions, Prepared, Reject, crit_col};
 use crate::ingest::clean::{self, NumCell};
 use crate::ingest::{IngestError, ROW_COL, RawTable};
 use crate::profile::{Resolved, ResolvedCriteria, RoleColumn};
@@ -474,17 +474,22 @@ impl<'a> Build<'a> {
         let (raw, n) = (self.raw, self.n);
         let data_err = data_err(&raw.source);
         let mut rejected = vec![false; n];
-        let mut rejects = raw.rejects.clone();
+        let mut checked: Vec<(usize, Reject)> = Vec::new();
         let mut findings: Vec<(usize, String)> = Vec::new();
         let mut cols: Vec<Column> = Vec::new();
         for step in steps {
             for (i, r) in step.rows.rejects {
                 rejected[i] = true;
-                rejects.push(r);
+                checked.push((i, r));
             }
             findings.extend(step.rows.findings);
             cols.extend(step.cols);
         }
+        // The checks' rejects in the file's order (a row's in the order found, step by step),
+        // after the reader's: the order of any part of the file, or of its partitions, merged.
+        checked.sort_by_key(|(i, _)| *i);
+        let mut rejects = raw.rejects.clone();
+        rejects.extend(checked.into_iter().map(|(_, r)| r));
         // Each row's findings in the order found (step by step), joined.
         findings.sort_by_key(|(i, _)| *i);
         let mut dq: Vec<String> = vec![String::new(); n];
