@@ -30,9 +30,9 @@
 //! and saves is the one a bounded run of the file trains.
 
 use crate::detect::model::ModelBundle;
+use crate::ingest::IngestError;
 use crate::ingest::csv::{self, Split, SplitOptions};
 use crate::ingest::prepare::Reject;
-use crate::ingest::{self, IngestError};
 use crate::output::Format;
 use crate::partition::Partition;
 use crate::parts::{self, MergeOptions, Merged, Part, PartError, PartSource, Roll};
@@ -60,8 +60,6 @@ pub fn kept_limit_mib(budget_mb: u64) -> f64 {
 /// Memory the merge and the day's cycle hold per row of the file and its history, written or
 /// not (the rows' records, ranks and places, and the cycle's dates and differences; BENCHMARKS.md).
 const ROW_BYTES: f64 = 80.0;
-/// Data records read to bind the file to a profile (binding reads only the header).
-const SAMPLE: usize = 100;
 
 /// How a run splits a file that does not fit its memory budget.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,24 +70,15 @@ pub struct Plan {
     pub budget_mb: u64,
 }
 
-/// Whether a workbook (read whole: a sheet holds at most about a million rows).
-fn is_workbook(p: &Path) -> bool {
-    let ext = p
-        .extension()
-        .map(|e| e.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
-    matches!(ext.as_str(), "xlsx" | "xlsm" | "xls" | "xlsb" | "ods")
-}
-
 /// The plan for a run of `opts` under a budget of `memory_mb` MiB (0: no bound): None when the
 /// file fits (or is a workbook, or cannot be sized: the run then reports what is wrong with it).
 pub fn plan(settings: &Settings, opts: &RunOptions, memory_mb: u64) -> Option<Plan> {
-    if memory_mb == 0 || is_workbook(&opts.input) {
+    if memory_mb == 0 || pipeline::is_workbook(&opts.input) {
         return None;
     }
     let mut bytes = std::fs::metadata(&opts.input).ok()?.len();
     if let Some(h) = &opts.history {
-        if is_workbook(h) {
+        if pipeline::is_workbook(h) {
             return None;
         }
         bytes += std::fs::metadata(h).ok()?.len();
@@ -385,7 +374,8 @@ impl Totals {
             p.meta.partition = Partition { index: k, count: m };
             p.meta.rows_read = self.rows_read;
             p.meta.history_rows_read = self.history_rows_read;
-            p.meta.rejected_rows = self.rejected;
+            // The run reports the whole file's rejects itself ([`Totals::whole_file`]).
+            p.meta.rejects = pipeline::PartitionRejects::default();
         }
     }
 
@@ -700,34 +690,8 @@ fn split_file(
         done: 0,
         total,
     });
-    let sample = |path: &Path, stem: &str| -> Result<ingest::RawTable, BoundedError> {
-        let s = csv::split(
-            path,
-            &settings.ingest.read,
-            &SplitOptions {
-                keys: &[],
-                count: 1,
-                limit: Some(SAMPLE),
-                dir: dir.path(),
-                stem,
-            },
-        )?;
-        let mut raw = ingest::read(&s.parts[0].csv, &s.read_opts, None)?;
-        raw.source = path.display().to_string();
-        Ok(raw)
-    };
-    let head = sample(&opts.input, "sample")?;
-    let resolved =
-        pipeline::choose_profile(settings, opts.profile.as_deref(), &head, &opts.columns)?;
-    let mut slots: Option<Vec<usize>> = None;
-    let mut history_keys = Vec::new();
-    if let Some(h) = &opts.history {
-        let hhead = sample(h, "history-sample")?;
-        let (hres, common, _) = pipeline::bind_history(&resolved, &shown, &hhead)?;
-        slots = common;
-        history_keys = key_headers(&hres.keys, slots.as_ref());
-    }
-    let keys = key_headers(&resolved.keys, slots.as_ref());
+    let binding = pipeline::bind_keys(settings, opts, dir.path())?;
+    let (resolved, keys, history_keys) = (&binding.resolved, &binding.keys, &binding.history_keys);
     if keys.is_empty() {
         return Err(BoundedError::NoKeys(format!(
             "{shown} is larger than the memory budget ([run] memory_mb = {} MiB, about {:.0} MiB needed) and profile {} names no account key to split it by: raise the budget, or set it to 0 to read the file whole",
@@ -743,16 +707,17 @@ fn split_file(
                 keys,
                 count: n,
                 limit: None,
+                only: None,
                 dir: dir.path(),
                 stem,
             },
         )?)
     };
-    let current = split(&opts.input, &keys, "current")?;
+    let current = split(&opts.input, keys, "current")?;
     let history = match &opts.history {
         Some(h) => {
             check()?;
-            Some(split(h, &history_keys, "history")?)
+            Some(split(h, history_keys, "history")?)
         }
         None => None,
     };
@@ -766,7 +731,7 @@ fn split_file(
 
     // The parts are read back as the original files would be read.
     let mut part_settings = settings.clone();
-    part_settings.ingest.read.encoding = current.read_opts.encoding;
+    part_settings.ingest.read.encoding = pipeline::parts_encoding(&current, history.as_ref());
     // The share of rejected rows is the whole file's: checked once every part is read.
     part_settings.ingest.max_reject_share = 1.0;
     // The LLM is asked at the merge, once for the whole file.
@@ -886,14 +851,6 @@ fn remove_stale(root: &Path) {
             }
         }
     }
-}
-
-/// The header names of `keys` (slot, header) kept by `slots` (all when None).
-fn key_headers(keys: &[(usize, String)], slots: Option<&Vec<usize>>) -> Vec<String> {
-    keys.iter()
-        .filter(|(s, _)| slots.is_none_or(|k| k.contains(s)))
-        .map(|(_, h)| h.clone())
-        .collect()
 }
 
 #[cfg(test)]

@@ -106,6 +106,7 @@ pub fn part_failure(e: breakdesk::parts::PartError) -> Failure {
         | PartError::Mismatch { .. }
         | PartError::Incomplete(_) => fail(INPUT, e.into()),
         PartError::Rules(r) => fail(CONFIG, r.into()),
+        PartError::TooManyRejects { error, .. } => fail(REJECTS, (*error).into()),
         PartError::Detect(d) => detect_failure(d),
         PartError::Cases(c) => case_failure(c),
         e => e.into(),

@@ -4,7 +4,6 @@ use super::args::open_store;
 use super::exit::{Failure, part_failure, usage};
 use super::progress::progress_bar;
 use super::run::print_buckets;
-use anyhow::Context;
 use breakdesk::config::Config;
 use breakdesk::output::{self, Format};
 use clap::Args;
@@ -68,7 +67,18 @@ pub fn merge(cfg: Config, args: &MergeArgs, quiet: bool) -> Result<(), Failure> 
     {
         b.finish_and_clear();
     }
-    let merged = merged.map_err(part_failure)?;
+    let merged = match merged {
+        Ok(m) => m,
+        Err(breakdesk::parts::PartError::TooManyRejects { error, rejects }) => {
+            // The whole file's report, as a run that rejects too many rows leaves it.
+            output::write_rejects(&rejects, &output::rejects_path(&args.out))?;
+            return Err(part_failure(breakdesk::parts::PartError::TooManyRejects {
+                error,
+                rejects: Vec::new(),
+            }));
+        }
+        Err(e) => return Err(part_failure(e)),
+    };
     let merge_time = started.elapsed();
     if let Some(b) = &bar {
         b.set_message("writing");
@@ -76,18 +86,7 @@ pub fn merge(cfg: Config, args: &MergeArgs, quiet: bool) -> Result<(), Failure> 
     let t = Instant::now();
     let clusters_file = output::sibling_path(&args.out, "clusters", "csv");
     output::write_clusters(&merged.clusters, &clusters_file)?;
-    let rejects_file = output::rejects_path(&args.out);
-    match &merged.rejects {
-        Some(r) => {
-            std::fs::copy(r, &rejects_file).with_context(|| {
-                format!("cannot copy {} to {}", r.display(), rejects_file.display())
-            })?;
-        }
-        None if rejects_file.exists() => {
-            let _ = std::fs::remove_file(&rejects_file);
-        }
-        None => {}
-    }
+    super::rejects::keep_or_remove(&merged.rejects, &output::rejects_path(&args.out))?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

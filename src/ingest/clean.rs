@@ -243,6 +243,14 @@ impl Decimal {
         }
     }
 
+    /// The setting that chooses it: `.` or `,` (see [`Decimal::from_setting`]).
+    pub fn setting(self) -> &'static str {
+        match self {
+            Decimal::Point => ".",
+            Decimal::Comma => ",",
+        }
+    }
+
     /// How the convention is written in messages: `decimal comma (1.234,56)`.
     pub fn describe(self) -> &'static str {
         match self {

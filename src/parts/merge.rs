@@ -58,9 +58,10 @@ pub struct Merged {
     pub cases: Vec<pipeline::CaseMark>,
     /// The run summary, when the cases were rolled forward ([`MergeOptions::roll`]).
     pub summary: Option<crate::cycle::RunSummary>,
-    /// The rejects report of the first part (every worker checks the whole file: they are all
-    /// the same), when there is one.
-    pub rejects: Option<PathBuf>,
+    /// The whole file's rejected rows and its rejects report: the rejects every part reports
+    /// alike once, then every part's own, the history's before the file's.
+    pub rejected_rows: usize,
+    pub rejects: Vec<crate::ingest::prepare::Reject>,
     /// How long each step took.
     pub timings: Vec<(&'static str, std::time::Duration)>,
 }
@@ -123,6 +124,7 @@ pub fn merge_parts(
     let mut t = std::time::Instant::now();
     check_parts(&parts, settings)?;
     let meta = parts[0].meta.clone();
+    let (rejected_rows, rejects) = whole_rejects(settings, &parts, &opts.out)?;
 
     let lens: Vec<usize> = parts.iter().map(|p| p.rows.len()).collect();
     let total: usize = lens.iter().sum();
@@ -204,7 +206,6 @@ pub fn merge_parts(
     lap("write", &mut t, &mut timings);
     let clusters = merge_clusters(&parts, &all, meta.clusters, meta.top_accounts);
     lap("clusters", &mut t, &mut timings);
-    let rejects = crate::output::rejects_path(&parts[0].path);
     Ok(Merged {
         written: n_out,
         format,
@@ -222,9 +223,63 @@ pub fn merge_parts(
         llm,
         cases,
         summary,
-        rejects: rejects.is_file().then_some(rejects),
+        rejected_rows,
+        rejects,
         timings,
     })
+}
+
+/// The whole file's rejected rows and rejects: those every part reports alike once, then every
+/// part's own in row order, the history's before the file's (the order of a run's report). Too
+/// many rejected rows of the history or of the file is the error, as in a run (`out`: the merged
+/// output, the report beside it).
+fn whole_rejects(
+    settings: &Settings,
+    parts: &[Part],
+    out: &Path,
+) -> Result<(usize, Vec<crate::ingest::prepare::Reject>), PartError> {
+    let a = &parts[0].meta;
+    let shared = &a.rejects.shared;
+    let own = |pick: fn(&pipeline::Rejected) -> &Vec<crate::ingest::prepare::Reject>| {
+        let mut v: Vec<crate::ingest::prepare::Reject> = parts
+            .iter()
+            .flat_map(|p| pick(&p.meta.rejects.own).iter().cloned())
+            .collect();
+        v.sort_by_key(|r| r.row);
+        v
+    };
+    let history_rows = shared.history_rows
+        + parts
+            .iter()
+            .map(|p| p.meta.rejects.own.history_rows)
+            .sum::<usize>();
+    let rows = shared.rows + parts.iter().map(|p| p.meta.rejects.own.rows).sum::<usize>();
+    let mut all = shared.history_rejects.clone();
+    all.extend(own(|r| &r.history_rejects));
+    all.extend(shared.rejects.iter().cloned());
+    all.extend(own(|r| &r.rejects));
+    let hint = if out.as_os_str() == "-" {
+        String::new()
+    } else {
+        format!(" ({})", crate::output::rejects_path(out).display())
+    };
+    let files = [
+        (a.history.as_deref(), history_rows, a.history_rows_read),
+        (Some(a.input.as_str()), rows, a.rows_read),
+    ];
+    for (file, rejected, total) in files {
+        let Some(file) = file.filter(|_| total > 0) else {
+            continue;
+        };
+        let max = settings.ingest.max_reject_share;
+        if let Err(e) = pipeline::check_reject_share(max, file, (rejected, total), &hint) {
+            return Err(PartError::TooManyRejects {
+                error: Box::new(e),
+                rejects: all,
+            });
+        }
+    }
+    Ok((rows + history_rows, all))
 }
 
 /// The written rows' positions in the output (by rank, or file order with every row; u32::MAX

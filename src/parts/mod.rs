@@ -41,7 +41,7 @@ pub use read::*;
 use spill::*;
 
 /// Version of the sidecars' layout.
-pub const PART_FORMAT: u32 = 1;
+pub const PART_FORMAT: u32 = 2;
 
 const ROWS_MAGIC: &[u8; 8] = b"BDROWS\x00\x01";
 
@@ -75,6 +75,12 @@ pub enum PartError {
     },
     #[error("{0}")]
     Incomplete(String),
+    /// Too many of the whole file's rows were rejected, with every reject (for the report).
+    #[error("{error}")]
+    TooManyRejects {
+        error: Box<crate::ingest::IngestError>,
+        rejects: Vec<crate::ingest::prepare::Reject>,
+    },
     #[error(transparent)]
     Rules(#[from] RulesError),
     #[error(transparent)]
@@ -101,11 +107,16 @@ pub struct PartMeta {
     pub hash: String,
     pub input: String,
     pub history: Option<String>,
-    /// Rows read from the whole file and its history, and rejected (every worker checks the
-    /// whole file).
+    /// Rows read from the whole file and its history (every worker counts them).
     pub rows_read: usize,
     pub history_rows_read: usize,
-    pub rejected_rows: usize,
+    /// The rejected rows every worker reports alike, and this partition's own (the merge adds
+    /// the parts' own up and checks the whole file's share).
+    pub rejects: pipeline::PartitionRejects,
+    /// The decimal separator the amounts were read with (`.` or `,`): set, or detected from this
+    /// partition's amounts; None when none of them reads differently either way. The parts of
+    /// one file must agree.
+    pub decimal: Option<String>,
     /// Rows of this partition, and rows written to the part.
     pub rows: usize,
     pub written: usize,
@@ -502,7 +513,11 @@ pub fn describe_part(
         history: src.history.map(|h| h.display().to_string()),
         rows_read: a.run.rows_read,
         history_rows_read: a.run.history_rows_read,
-        rejected_rows: a.run.rejected_rows,
+        rejects: a.run.partition_rejects.clone().unwrap_or_default(),
+        decimal: match a.run.decimal.how {
+            crate::ingest::prepare::DecimalSource::NoEvidence => None,
+            _ => Some(a.run.decimal.decimal.setting().to_string()),
+        },
         rows: n,
         written: a.table.height(),
         all_rows: src.all_rows,

@@ -89,7 +89,39 @@ pub(super) fn check_parts(parts: &[Part], settings: &Settings) -> Result<(), Par
             ),
         });
     }
+    check_decimal(parts)?;
     check_coverage(parts, a.partition.count)
+}
+
+/// The parts read their amounts with one decimal separator (a part whose amounts read alike
+/// either way goes with any).
+fn check_decimal(parts: &[Part]) -> Result<(), PartError> {
+    let mut first: Option<(&Part, &str)> = None;
+    for p in parts {
+        let Some(d) = p.meta.decimal.as_deref() else {
+            continue;
+        };
+        match first {
+            None => first = Some((p, d)),
+            Some((q, e)) if e != d => {
+                let describe = |s: &str| match s {
+                    "," => crate::ingest::clean::Decimal::Comma.describe(),
+                    _ => crate::ingest::clean::Decimal::Point.describe(),
+                };
+                return Err(PartError::Mismatch {
+                    file: p.path.display().to_string(),
+                    other: q.path.display().to_string(),
+                    message: format!(
+                        "its amounts were read with a {} and the other's with a {}: the file's amounts do not agree on the decimal separator; set [ingest] decimal = \".\" or \",\"",
+                        describe(d),
+                        describe(e)
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// A part against the first: the same hash, partition count, model, input, output, columns,
@@ -125,17 +157,19 @@ fn check_same(first: &Part, p: &Part) -> Result<(), PartError> {
             b.model_version, a.model_version
         )));
     }
-    if (b.rows_read, b.history_rows_read, b.rejected_rows)
-        != (a.rows_read, a.history_rows_read, a.rejected_rows)
+    let shared = |m: &PartMeta| (m.rejects.shared.rows, m.rejects.shared.history_rows);
+    if (b.rows_read, b.history_rows_read, shared(b))
+        != (a.rows_read, a.history_rows_read, shared(a))
+        || b.rejects.shared != a.rejects.shared
     {
         return Err(mismatch(format!(
-            "it comes from an input of {} rows ({} history rows, {} rejected), the other from {} ({}, {})",
+            "it comes from an input of {} rows ({} history rows, {} rejected by every worker), the other from {} ({}, {})",
             b.rows_read,
             b.history_rows_read,
-            b.rejected_rows,
+            b.rejects.shared.rows + b.rejects.shared.history_rows,
             a.rows_read,
             a.history_rows_read,
-            a.rejected_rows
+            a.rejects.shared.rows + a.rejects.shared.history_rows,
         )));
     }
     if b.all_rows != a.all_rows {

@@ -13,6 +13,7 @@ mod analysis;
 mod case_stage;
 mod categories;
 mod model;
+mod select;
 mod settings;
 mod triage;
 
@@ -20,6 +21,7 @@ pub use analysis::*;
 pub use case_stage::*;
 pub use categories::*;
 pub use model::*;
+pub use select::{KeyBinding, bind_keys, is_workbook, parts_encoding};
 pub use settings::*;
 pub use triage::*;
 
@@ -105,6 +107,12 @@ pub enum PipelineError {
     Cancelled,
     #[error("{0}")]
     Config(String),
+    /// A folder for a partition's records could not be made.
+    #[error("{message}: {source}")]
+    Spill {
+        message: String,
+        source: std::io::Error,
+    },
 }
 
 /// What a run produced.
@@ -125,7 +133,41 @@ pub struct RunOutput {
     pub decimal: prepare::DecimalChoice,
     /// Notes for the user (e.g. a key the history file lacks).
     pub notes: Vec<String>,
+    /// A partition's run: its rejects, divided between the whole file's and its own.
+    pub partition_rejects: Option<PartitionRejects>,
     pub timings: Vec<(Stage, Duration)>,
+}
+
+/// A partition's rejected rows: those every worker of the file reports alike, and its own. A
+/// worker that keeps its records while reading shares the reader's rejects of the whole file
+/// (records with the wrong number of fields) and owns what its checks reject of its records;
+/// one that reads and checks the whole file shares every reject and owns none. A merge reports
+/// the shared ones once and every part's own.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionRejects {
+    pub shared: Rejected,
+    pub own: Rejected,
+}
+
+/// Rows rejected of a file and of its history, and their rejects in the report's order.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Rejected {
+    pub rows: usize,
+    pub history_rows: usize,
+    pub rejects: Vec<Reject>,
+    pub history_rejects: Vec<Reject>,
+}
+
+impl Rejected {
+    /// The rejected rows of a file and its history as typed (with the reader's).
+    fn of(cur: &Prepared, history: Option<&Prepared>) -> Rejected {
+        Rejected {
+            rows: cur.rejected_rows,
+            history_rows: history.map_or(0, |h| h.rejected_rows),
+            rejects: cur.rejects.clone(),
+            history_rejects: history.map_or_else(Vec::new, |h| h.rejects.clone()),
+        }
+    }
 }
 
 fn candidates(settings: &Settings) -> Result<Vec<Profile>, IngestError> {
@@ -162,21 +204,38 @@ pub fn choose_profile(
 }
 
 fn check_rejects(settings: &Settings, p: &Prepared, report: &str) -> Result<(), IngestError> {
-    if p.rejected_rows == p.total_rows {
+    check_reject_share(
+        settings.ingest.max_reject_share,
+        &p.source,
+        (p.rejected_rows, p.total_rows),
+        report,
+    )
+}
+
+/// Whether `rejected` of `total` rows of `file` is too many: every one of them, or more than
+/// `max_share` (`[ingest] max_reject_share`). `report` is appended to the error (where the
+/// rejects report is).
+pub fn check_reject_share(
+    max_share: f64,
+    file: &str,
+    (rejected, total): (usize, usize),
+    report: &str,
+) -> Result<(), IngestError> {
+    if rejected == total {
         return Err(IngestError::AllRejected {
-            file: p.source.clone(),
-            total: p.total_rows,
+            file: file.to_string(),
+            total,
             report: report.to_string(),
         });
     }
-    let share = p.rejected_rows as f64 / p.total_rows.max(1) as f64;
-    if share > settings.ingest.max_reject_share {
+    let share = rejected as f64 / total.max(1) as f64;
+    if share > max_share {
         return Err(IngestError::TooManyRejects {
-            file: p.source.clone(),
-            rejected: p.rejected_rows,
-            total: p.total_rows,
+            file: file.to_string(),
+            rejected,
+            total,
             share: share * 100.0,
-            max: settings.ingest.max_reject_share * 100.0,
+            max: max_share * 100.0,
             report: report.to_string(),
         });
     }
@@ -302,25 +361,87 @@ fn restore_rows(raw: &mut RawTable, source: &str, rows: &[u64]) -> Result<(), Pi
     Ok(())
 }
 
-/// A file typed through its profile, its rejects added to `all_rejects`; too many rejects is
-/// the error (with every reject so far, for the report).
+/// A file typed through its profile, its rejects added to `all_rejects`; with `check`, too
+/// many rejects is the error (with every reject so far, for the report).
 fn prepare_checked(
     settings: &Settings,
     raw: &RawTable,
     resolved: &Resolved,
     popts: &PrepareOptions,
-    rejects_hint: &str,
+    (rejects_hint, check): (&str, bool),
     all_rejects: &mut Vec<Reject>,
 ) -> Result<Prepared, PipelineError> {
     let p = prepare::prepare(raw, resolved, popts)?;
     all_rejects.extend(p.rejects.iter().cloned());
-    if let Err(error) = check_rejects(settings, &p, rejects_hint) {
+    if check && let Err(error) = check_rejects(settings, &p, rejects_hint) {
         return Err(PipelineError::TooManyRejects {
             error: Box::new(error),
             rejects: std::mem::take(all_rejects),
         });
     }
     Ok(p)
+}
+
+/// The rejects of `prepared` (`raw` typed through `resolved`) that the checks made, of the rows
+/// whose account falls in partition `p` (their key built from the raw cells as `bd_key` is),
+/// and how many rows they reject: what a partition's worker that read the file whole owns.
+fn own_rejects(
+    p: &crate::partition::Partition,
+    raw: &RawTable,
+    resolved: &Resolved,
+    popts: &PrepareOptions,
+    prepared: &Prepared,
+) -> Result<(usize, Vec<Reject>), PipelineError> {
+    use std::collections::{HashMap, HashSet};
+    let checked = &prepared.rejects[raw.rejects.len().min(prepared.rejects.len())..];
+    if checked.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let bad = |e: polars::prelude::PolarsError| {
+        PipelineError::Ingest(IngestError::Data {
+            file: raw.source.clone(),
+            message: e.to_string(),
+        })
+    };
+    let wanted: HashSet<u32> = checked.iter().map(|r| r.row).collect();
+    let rows = raw
+        .df
+        .column(ingest::ROW_COL)
+        .and_then(|c| c.cast(&polars::prelude::DataType::UInt32))
+        .map_err(bad)?;
+    let at: HashMap<u32, usize> = rows
+        .u32()
+        .map_err(bad)?
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.filter(|r| wanted.contains(r)).map(|r| (r, i)))
+        .collect();
+    let cols: Vec<&polars::prelude::StringChunked> = resolved
+        .keys
+        .iter()
+        .filter(|(slot, _)| popts.key_slots.as_ref().is_none_or(|s| s.contains(slot)))
+        .map(|(_, h)| raw.df.column(h).and_then(|c| c.str()))
+        .collect::<Result<_, _>>()
+        .map_err(bad)?;
+    let mut mine: HashMap<u32, bool> = HashMap::new();
+    let mut in_partition = |row: u32| -> bool {
+        *mine.entry(row).or_insert_with(|| {
+            let key = at.get(&row).map(|i| {
+                cols.iter()
+                    .map(|c| c.get(*i).unwrap_or("").trim())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            });
+            key.is_some_and(|k| p.contains(&k))
+        })
+    };
+    let own: Vec<Reject> = checked
+        .iter()
+        .filter(|r| in_partition(r.row))
+        .cloned()
+        .collect();
+    let rows = own.iter().map(|r| r.row).collect::<HashSet<u32>>().len();
+    Ok((rows, own))
 }
 
 /// Keeps the rows of the accounts in partition `p`.
@@ -354,9 +475,14 @@ fn stepper(
     }
 }
 
-/// [`run`], keeping only the rows (current and history) of the accounts in `partition` once
-/// they are typed and keyed, before the features. The whole file is still read and checked (its
-/// rejects and row counts are the whole file's).
+/// [`run`], keeping only the rows (current and history) of the accounts in `partition`.
+///
+/// A CSV file's worker keeps them as it reads the file ([`select`]): only they are typed and
+/// checked, and the share of rejected rows is left to the merge (which sees every part's). A
+/// workbook, or a file whose partition cannot be picked from its raw cells, is read and checked
+/// whole and the rows kept once typed; so is a file whose kept records alone cannot be read or
+/// typed (a decimal separator only the whole file tells, say), so that the worker fails only
+/// where a run of the whole file fails.
 pub fn run_selecting(
     settings: &Settings,
     opts: &RunOptions,
@@ -367,14 +493,88 @@ pub fn run_selecting(
     cancel: &AtomicBool,
 ) -> Result<RunOutput, PipelineError> {
     let total = if opts.history.is_some() { 5 } else { 3 } + u64::from(partition.is_some());
-    let mut timings = Vec::new();
+    if let (Some(p), None) = (partition, spill) {
+        let mut step = stepper(total, cancel);
+        step(Stage::Partition, progress)?;
+        let t = Instant::now();
+        let tried = match select::select(settings, opts, p) {
+            Ok(Some(sel)) => {
+                let kept = Kept::Early(&sel, t.elapsed());
+                let run = run_stages(
+                    &sel.settings,
+                    &sel.opts,
+                    (Some(&sel.rows), kept),
+                    &mut step,
+                    rejects_hint,
+                    progress,
+                );
+                Some(run)
+            }
+            Ok(None) => None,
+            Err(e @ PipelineError::Ingest(_)) => Some(Err(e)),
+            Err(e) => return Err(e),
+        };
+        match tried {
+            Some(Err(PipelineError::Ingest(e))) => {
+                tracing::info!(partition = %p, error = %e, "the partition's records alone cannot be read or checked: reading the whole file");
+            }
+            Some(run) => return run,
+            None => {}
+        }
+    }
+    let kept = match partition {
+        Some(p) => Kept::After(p),
+        None => Kept::All,
+    };
     let mut step = stepper(total, cancel);
+    run_stages(
+        settings,
+        opts,
+        (spill, kept),
+        &mut step,
+        rejects_hint,
+        progress,
+    )
+}
+
+/// Which rows a run keeps.
+enum Kept<'a> {
+    /// Every row.
+    All,
+    /// Those of the partition's accounts, once the whole file is typed.
+    After(&'a crate::partition::Partition),
+    /// Those kept while reading (the file given is the kept records; the selection took this
+    /// long).
+    Early(&'a select::Selected, Duration),
+}
+
+type Step<'s> = dyn FnMut(Stage, &mut dyn FnMut(Progress)) -> Result<(), PipelineError> + 's;
+
+/// The stages of [`run_selecting`] on the rows `kept`.
+fn run_stages(
+    settings: &Settings,
+    opts: &RunOptions,
+    (spill, kept): (Option<&SpillRows>, Kept<'_>),
+    step: &mut Step<'_>,
+    rejects_hint: &str,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<RunOutput, PipelineError> {
+    let mut timings = Vec::new();
     let sheet = opts.sheet.as_deref();
     let mut popts = settings.ingest.prepare.clone();
     let mut fopts = settings.features.clone();
     if let Some(p) = opts.preset {
         fopts.preset = p;
     }
+    let early = match &kept {
+        Kept::Early(sel, took) => {
+            timings.push((Stage::Partition, *took));
+            Some(*sel)
+        }
+        _ => None,
+    };
+    // Kept while reading: the rows' share of rejects is the merge's to check.
+    let check = (rejects_hint, early.is_none());
 
     step(Stage::Read, progress)?;
     let t = Instant::now();
@@ -407,10 +607,23 @@ pub fn run_selecting(
     let mut all_rejects = Vec::new();
     let mut history_prepared: Option<Prepared> = None;
     let mut history_rows_read = 0;
+    // Read whole, a partition's worker owns the rejects of its accounts' rows (and shares the
+    // reader's).
+    type Owned = ((usize, Vec<Reject>), Vec<Reject>);
+    let mut history_own: Option<Owned> = None;
     if let Some((hraw, hres)) = &history {
         step(Stage::PrepareHistory, progress)?;
         let t = Instant::now();
-        let hp = prepare_checked(settings, hraw, hres, &popts, rejects_hint, &mut all_rejects)?;
+        if let Some(h) = early.and_then(|s| s.history.as_ref()) {
+            all_rejects.extend(h.rejects.iter().cloned());
+        }
+        let hp = prepare_checked(settings, hraw, hres, &popts, check, &mut all_rejects)?;
+        if let Kept::After(p) = kept {
+            history_own = Some((
+                own_rejects(p, hraw, hres, &popts, &hp)?,
+                hraw.rejects.clone(),
+            ));
+        }
         timings.push((Stage::PrepareHistory, t.elapsed()));
         history_rows_read = hp.total_rows;
         history_prepared = Some(hp);
@@ -419,18 +632,20 @@ pub fn run_selecting(
 
     step(Stage::Prepare, progress)?;
     let t = Instant::now();
-    let mut cur = prepare_checked(
-        settings,
-        &raw,
-        &resolved,
-        &popts,
-        rejects_hint,
-        &mut all_rejects,
-    )?;
+    if let Some(s) = early {
+        all_rejects.extend(s.current.rejects.iter().cloned());
+    }
+    let mut cur = prepare_checked(settings, &raw, &resolved, &popts, check, &mut all_rejects)?;
+    let own = match kept {
+        Kept::After(p) => Some(own_rejects(p, &raw, &resolved, &popts, &cur)?),
+        _ => None,
+    };
+    // The reader's rejects of a file read whole, which every worker reports alike.
+    let reader_rejects = raw.rejects.clone();
     drop(raw);
     timings.push((Stage::Prepare, t.elapsed()));
 
-    if let Some(p) = partition {
+    if let Kept::After(p) = kept {
         step(Stage::Partition, progress)?;
         let t = Instant::now();
         select_partition(p, &mut cur)?;
@@ -440,11 +655,75 @@ pub fn run_selecting(
         timings.push((Stage::Partition, t.elapsed()));
         tracing::info!(partition = %p, rows = cur.df.height(), "partition selected");
     }
+    let hp = history_prepared.as_ref();
+    let mut rows_read = cur.total_rows;
+    let mut rejected_rows = cur.rejected_rows + hp.map_or(0, |h| h.rejected_rows);
+    let mut blank_rows = cur.blank_rows + hp.map_or(0, |h| h.blank_rows);
+    let partition_rejects = match &kept {
+        Kept::All => None,
+        Kept::After(_) => {
+            let (rows, rejects) = own.unwrap_or_default();
+            let ((history_rows, history_rejects), history_reader) = history_own.unwrap_or_default();
+            Some(PartitionRejects {
+                shared: Rejected {
+                    rows: reader_rejects.len(),
+                    history_rows: history_reader.len(),
+                    rejects: reader_rejects,
+                    history_rejects: history_reader,
+                },
+                own: Rejected {
+                    rows,
+                    history_rows,
+                    rejects,
+                    history_rejects,
+                },
+            })
+        }
+        Kept::Early(sel, _) => {
+            // The whole files' counts, and the reader's rejects every worker sees alike: too
+            // many of those is too many for the whole file.
+            let shared = Rejected {
+                rows: sel.current.rejects.len(),
+                history_rows: sel.history.as_ref().map_or(0, |h| h.rejects.len()),
+                rejects: sel.current.rejects.clone(),
+                history_rejects: sel
+                    .history
+                    .as_ref()
+                    .map_or_else(Vec::new, |h| h.rejects.clone()),
+            };
+            let max = settings.ingest.max_reject_share;
+            let files = sel
+                .history
+                .iter()
+                .zip(hp)
+                .map(|(h, p)| (h, p, shared.history_rows));
+            for (whole, p, rejected) in files.chain([(&sel.current, &cur, shared.rows)]) {
+                if rejected > 0
+                    && let Err(error) =
+                        check_reject_share(max, &p.source, (rejected, whole.rows), rejects_hint)
+                {
+                    return Err(PipelineError::TooManyRejects {
+                        error: Box::new(error),
+                        rejects: all_rejects,
+                    });
+                }
+            }
+            rows_read = sel.current.rows;
+            history_rows_read = sel.history.as_ref().map_or(0, |h| h.rows);
+            rejected_rows += shared.rows + shared.history_rows;
+            blank_rows = sel.current.blank_rows + sel.history.as_ref().map_or(0, |h| h.blank_rows);
+            Some(PartitionRejects {
+                shared,
+                own: Rejected::of(&cur, hp),
+            })
+        }
+    };
 
     step(Stage::Features, progress)?;
     let t = Instant::now();
     let fs = features::compute(&cur, history_prepared.as_ref(), &fopts)?;
     timings.push((Stage::Features, t.elapsed()));
+    let total = if opts.history.is_some() { 5 } else { 3 } + u64::from(!matches!(kept, Kept::All));
     progress(Progress {
         stage: Stage::Features,
         done: total,
@@ -459,13 +738,14 @@ pub fn run_selecting(
     Ok(RunOutput {
         profile: resolved.profile.name.clone(),
         resolved: resolved.clone(),
-        rows_read: cur.total_rows,
+        rows_read,
         history_rows_read,
-        rejected_rows: cur.rejected_rows + history_prepared.as_ref().map_or(0, |h| h.rejected_rows),
+        rejected_rows,
         dq_rows: cur.dq_rows,
-        blank_rows: cur.blank_rows + history_prepared.as_ref().map_or(0, |h| h.blank_rows),
+        blank_rows,
         decimal: cur.decimal.clone(),
         rejects: all_rejects,
+        partition_rejects,
         features: fs,
         notes,
         timings,

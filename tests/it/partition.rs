@@ -688,3 +688,297 @@ fn merged_cases_recorded_a_few_at_a_time_are_those_recorded_in_one_group() {
         );
     }
 }
+
+/// A generated file cut into a history (its first three fifths) and a current file, written
+/// in `root` after `edit` changed their data lines (`edit(current, lines)`; lines with a quote
+/// are left as they are, so that a naive split on commas is exact). Returns (current,
+/// history).
+fn cut_file(root: &Path, seed: &str, edit: &dyn Fn(bool, &mut Vec<String>)) -> (PathBuf, PathBuf) {
+    let generated = root.join("generated.csv");
+    common::ok(
+        root,
+        &[
+            "generate",
+            "--rows",
+            "6000",
+            "--seed",
+            seed,
+            "--out",
+            s(&generated),
+            "-q",
+        ],
+    );
+    let text = std::fs::read_to_string(&generated).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let header = lines.remove(0);
+    let cut = lines.len() * 3 / 5;
+    let mut history = lines[..cut].to_vec();
+    let mut current = lines[cut..].to_vec();
+    edit(false, &mut history);
+    edit(true, &mut current);
+    let write = |name: &str, body: &[String]| {
+        let p = root.join(name);
+        std::fs::write(&p, format!("{header}\n{}\n", body.join("\n"))).unwrap();
+        p
+    };
+    (
+        write("current.csv", &current),
+        write("history.csv", &history),
+    )
+}
+
+/// Sets field `at` of a data line without quotes.
+fn set_field(line: &mut String, at: usize, value: &str) {
+    if line.contains('"') {
+        return;
+    }
+    let mut f: Vec<&str> = line.split(',').collect();
+    f[at] = value;
+    *line = f.join(",");
+}
+
+/// The account key of a generated gl_ihub line (Company|Account|AU|Currency).
+fn key_of(line: &str) -> String {
+    let f: Vec<&str> = line.split(',').collect();
+    [f[1], f[2], f[3], f[4]].map(str::trim).join("|")
+}
+
+/// Runs `args` in `d` with its own data directory; (exit code, stderr).
+fn run_in(d: &Path, data: &str, args: &[&str]) -> (i32, String) {
+    let (code, _, err) = bd_in(d, data, args);
+    (code, err)
+}
+
+/// The lines of a rejects report, its header aside.
+fn report_lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn workers_keep_their_records_and_the_merge_reports_every_reject_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Rows the reader rejects (an extra field) and blank lines, and rows the checks reject (an
+    // amount that is not one, a placeholder date), in the file and its history, across the
+    // partitions.
+    let (cur, hist) = cut_file(d, "9", &|current, lines| {
+        for (i, l) in lines.iter_mut().enumerate() {
+            if i % 97 == 5 {
+                set_field(l, 7, "n/a");
+            }
+            if !current && i % 89 == 3 {
+                set_field(l, 0, "1900-01-01");
+            }
+            if i % 103 == 7 {
+                set_field(l, 10, "Break");
+                set_field(l, 7, "12.5");
+                set_field(l, 8, "not an amount");
+            }
+            if i % 501 == 11 && !l.contains('"') {
+                l.push_str(",extra");
+            }
+            if i % 700 == 13 {
+                l.insert(0, '\n');
+            }
+        }
+    });
+    let model = d.join("model.json");
+    let (code, err) = run_in(
+        d,
+        "train",
+        &[
+            "train",
+            s(&cur),
+            "--history",
+            s(&hist),
+            "--export",
+            s(&model),
+            "-q",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+
+    let single = d.join("single.csv");
+    let (code, err) = run_in(
+        d,
+        "single",
+        &[
+            "run",
+            s(&cur),
+            "--history",
+            s(&hist),
+            "--model",
+            s(&model),
+            "--out",
+            s(&single),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let whole = report_lines(&breakdesk::output::rejects_path(&single));
+    let reader = whole.iter().filter(|l| l.contains("fields")).count();
+    assert!(reader >= 4, "records with an extra field: {whole:?}");
+    assert!(whole.len() > 100, "{}", whole.len());
+
+    let parts = partitions(d, s(&cur), s(&model), 4, &["--history", s(&hist)]);
+    // Each worker reports the reader's rejects of the whole files and its own rows' rejects.
+    let mut seen: std::collections::BTreeSet<String> = Default::default();
+    for p in &parts {
+        let own = report_lines(&breakdesk::output::rejects_path(p));
+        assert!(
+            own.len() < whole.len() && own.len() >= reader,
+            "{}",
+            own.len()
+        );
+        seen.extend(own);
+    }
+    let all: std::collections::BTreeSet<String> = whole.iter().cloned().collect();
+    assert_eq!(
+        seen, all,
+        "the workers' reports together are the whole run's"
+    );
+
+    let merged = d.join("merged.csv");
+    let mut args = vec!["merge"];
+    args.extend(parts.iter().map(|p| s(p)));
+    args.extend(["--out", s(&merged)]);
+    let (code, err) = run_in(d, "merge", &args);
+    assert_eq!(code, 0, "{err}");
+    assert_same_rows(&read_csv(&single), &read_csv(&merged), &CASE_COLUMNS);
+    // The whole run's report, in its order.
+    assert_eq!(
+        std::fs::read_to_string(breakdesk::output::rejects_path(&single)).unwrap(),
+        std::fs::read_to_string(breakdesk::output::rejects_path(&merged)).unwrap()
+    );
+    let rows = std::fs::read_to_string(&cur)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .count();
+    assert!(
+        err.contains(&format!("rows of the file's {rows})")),
+        "{err}"
+    );
+
+    // Forty partitions of the small file: some have no records (their worker reads the whole
+    // files), and they merge alike.
+    let many = partitions(d, s(&cur), s(&model), 40, &["--history", s(&hist)]);
+    let merged40 = d.join("merged40.csv");
+    let mut args = vec!["merge"];
+    args.extend(many.iter().map(|p| s(p)));
+    args.extend(["--out", s(&merged40)]);
+    let (code, err) = run_in(d, "merge40", &args);
+    assert_eq!(code, 0, "{err}");
+    let empty = many.iter().filter(|p| read_csv(p).1.is_empty()).count();
+    assert!(empty > 0, "some partitions hold no anomaly");
+    assert_same_rows(&read_csv(&single), &read_csv(&merged40), &CASE_COLUMNS);
+    assert_eq!(
+        std::fs::read_to_string(breakdesk::output::rejects_path(&single)).unwrap(),
+        std::fs::read_to_string(breakdesk::output::rejects_path(&merged40)).unwrap()
+    );
+}
+
+#[test]
+fn too_many_rejects_of_the_whole_file_fail_the_merge_with_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // One row in twelve with an amount that is not one: 8 % of the file, above the 5 % allowed,
+    // but no worker sees the whole file's share.
+    let (cur, _) = cut_file(d, "4", &|current, lines| {
+        if current {
+            for (i, l) in lines.iter_mut().enumerate() {
+                if i % 12 == 0 {
+                    set_field(l, 7, "not an amount");
+                }
+            }
+        }
+    });
+    let model = &fixture().model;
+    let single = d.join("single.csv");
+    let (code, err) = run_in(
+        d,
+        "single",
+        &["run", s(&cur), "--model", model, "--out", s(&single), "-q"],
+    );
+    assert_eq!(code, 4, "{err}");
+    let whole = report_lines(&breakdesk::output::rejects_path(&single));
+    assert!(err.contains("max_reject_share"), "{err}");
+
+    let parts = partitions(d, s(&cur), model, 3, &[]);
+    let merged = d.join("merged.csv");
+    let mut args = vec!["merge"];
+    args.extend(parts.iter().map(|p| s(p)));
+    args.extend(["--out", s(&merged)]);
+    let (code, err) = run_in(d, "merge", &args);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains(s(&cur)) && err.contains("max_reject_share") && err.contains("rejected"),
+        "{err}"
+    );
+    assert!(!merged.exists(), "nothing merged");
+    assert_eq!(
+        report_lines(&breakdesk::output::rejects_path(&merged)),
+        whole,
+        "the whole file's report is left beside the output"
+    );
+}
+
+#[test]
+fn partitions_that_read_amounts_with_different_decimal_separators_do_not_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The accounts of partition 0 of 2 write their amounts with a decimal comma.
+    let (cur, _) = cut_file(d, "6", &|current, lines| {
+        if !current {
+            return;
+        }
+        for l in lines.iter_mut() {
+            if partition_of(&key_of(l), 2) != 0 {
+                continue;
+            }
+            // The amounts come before the status and the comment (which may hold commas).
+            let mut f: Vec<String> = l.splitn(11, ',').map(str::to_string).collect();
+            for v in &mut f[7..10] {
+                *v = format!("\"{}\"", v.replace('.', ","));
+            }
+            *l = f.join(",");
+        }
+    });
+    let model = &fixture().model;
+    let (code, err) = run_in(
+        d,
+        "single",
+        &[
+            "run",
+            s(&cur),
+            "--model",
+            model,
+            "--out",
+            s(&d.join("single.csv")),
+            "-q",
+        ],
+    );
+    assert_ne!(code, 0, "the whole file cannot tell: {err}");
+    assert!(err.contains("decimal"), "{err}");
+
+    let parts = partitions(d, s(&cur), model, 2, &[]);
+    let merged = d.join("merged.csv");
+    let (code, err) = run_in(
+        d,
+        "merge",
+        &["merge", s(&parts[0]), s(&parts[1]), "--out", s(&merged)],
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("decimal comma")
+            && err.contains("decimal point")
+            && err.contains("[ingest] decimal"),
+        "{err}"
+    );
+    assert!(!merged.exists());
+}

@@ -20,6 +20,9 @@ pub struct SplitOptions<'a> {
     pub count: usize,
     /// Stop after this many regular data records (a head sample); None: the whole file.
     pub limit: Option<usize>,
+    /// Keep only the records of this part (a partition's worker): [`Split::parts`] then holds
+    /// that one part, and the other records are counted but written nowhere.
+    pub only: Option<usize>,
     /// Directory the parts are written in; file names `{stem}-{i}.csv` and `{stem}-{i}.rows`.
     pub dir: &'a Path,
     pub stem: &'a str,
@@ -45,6 +48,7 @@ pub struct SplitPart {
 pub struct Split {
     /// The original path as displayed.
     pub source: String,
+    /// The parts, in order (only the one kept with [`SplitOptions::only`]).
     pub parts: Vec<SplitPart>,
     /// The ragged records (wrong field count) as [`read`] reports them, and the blank records
     /// counted as it counts them. These records are written to no part.
@@ -356,11 +360,25 @@ fn split_into(
         }
     }
     let mut picker = (!cols.is_empty()).then(|| KeyPicker::new(opened.delim, cols));
+    if let Some(o) = opts.only.filter(|o| *o >= opts.count) {
+        return Err(IngestError::Config {
+            message: format!(
+                "cannot keep part {o} of {} in {} parts",
+                path.display(),
+                opts.count
+            ),
+        });
+    }
 
+    // The parts written: all of them, or the one kept.
+    let written: Vec<usize> = match opts.only {
+        Some(o) => vec![o],
+        None => (0..opts.count).collect(),
+    };
     // 256 KiB buffers, less when there are many parts (at most 64 MiB in all).
-    let buf = ((64usize << 20) / opts.count).clamp(16 << 10, 256 << 10);
-    let mut parts = Vec::with_capacity(opts.count);
-    for i in 0..opts.count {
+    let buf = ((64usize << 20) / written.len()).clamp(16 << 10, 256 << 10);
+    let mut parts = Vec::with_capacity(written.len());
+    for &i in &written {
         let csv = opts.dir.join(format!("{}-{i}.csv", opts.stem));
         let rows = opts.dir.join(format!("{}-{i}.rows", opts.stem));
         created.push(csv.clone());
@@ -369,6 +387,7 @@ fn split_into(
     }
 
     let count = opts.count;
+    let only = opts.only;
     let limit = opts.limit;
     let mut records = 0usize;
     let mut regular = 0usize;
@@ -395,7 +414,12 @@ fn split_into(
                         }
                         _ => 0,
                     };
-                    writers[part].write_record(rec, *index as u64 + 2)?;
+                    let slot = match only {
+                        Some(o) if o == part => 0,
+                        Some(_) => continue,
+                        None => part,
+                    };
+                    writers[slot].write_record(rec, *index as u64 + 2)?;
                 }
             }
             Ok(())
@@ -528,6 +552,7 @@ mod tests {
             keys,
             count,
             limit: None,
+            only: None,
             dir,
             stem: "part",
         }
@@ -598,6 +623,54 @@ mod tests {
         assert!(parts_of_key.values().all(|p| p.len() == 1));
         assert_eq!(sp.rejects, orig.rejects);
         assert_eq!(sp.blank_rows, orig.blank_rows);
+        // Keeping one part (a partition's worker) writes that part alone, byte for byte as the
+        // whole split writes it, and counts the whole file alike.
+        for (i, part) in sp.parts.iter().enumerate() {
+            let one = tempfile::tempdir().unwrap();
+            let kept = split(
+                path,
+                cfg,
+                &SplitOptions {
+                    only: Some(i),
+                    stem: "kept",
+                    ..split_opts(keys, count, one.path())
+                },
+            )
+            .unwrap();
+            assert_eq!(kept.parts.len(), 1);
+            let k = &kept.parts[0];
+            assert_eq!(k.csv, one.path().join(format!("kept-{i}.csv")));
+            assert_eq!((k.records, k.bytes), (part.records, part.bytes));
+            assert_eq!(
+                std::fs::read(&k.csv).unwrap(),
+                std::fs::read(&part.csv).unwrap()
+            );
+            assert_eq!(
+                std::fs::read(&k.rows).unwrap(),
+                std::fs::read(&part.rows).unwrap()
+            );
+            assert_eq!(
+                std::fs::read_dir(one.path()).unwrap().count(),
+                2,
+                "only the kept part's files"
+            );
+            assert_eq!((kept.records, kept.bytes), (sp.records, sp.bytes));
+            assert_eq!(
+                (&kept.rejects, kept.blank_rows),
+                (&sp.rejects, sp.blank_rows)
+            );
+        }
+        let e = split(
+            path,
+            cfg,
+            &SplitOptions {
+                only: Some(count),
+                ..split_opts(keys, count, out)
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(&format!("part {count} of")), "{e}");
         (sp, got.into_iter().map(|(r, (p, _))| (r, p)).collect())
     }
 
