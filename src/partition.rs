@@ -19,17 +19,30 @@ use serde::{Deserialize, Serialize};
 /// The name of the hash, as recorded beside each part.
 pub const HASH: &str = "fnv1a64-high";
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+/// FNV-1a's offset basis: the hash of no bytes.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// FNV-1a, 64 bits.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h = FNV_OFFSET;
+    fnv1a64_extend(FNV_OFFSET, bytes)
+}
+
+/// FNV-1a's state `h` after `bytes` more (from [`FNV_OFFSET`]: [`fnv1a64`]), so that a key can
+/// be hashed piece by piece.
+#[inline]
+pub fn fnv1a64_extend(mut h: u64, bytes: &[u8]) -> u64 {
     for b in bytes {
         h ^= u64::from(*b);
         h = h.wrapping_mul(FNV_PRIME);
     }
     h
+}
+
+/// The partition (0..count) of a key whose FNV-1a hash is `h`.
+#[inline]
+pub fn partition_of_hash(h: u64, count: usize) -> usize {
+    ((u128::from(h) * count as u128) >> 64) as usize
 }
 
 /// The partition (0..count) of an account key.
@@ -39,7 +52,7 @@ pub fn partition_of(key: &str, count: usize) -> usize {
 
 /// [`partition_of`] of a key given as its UTF-8 bytes.
 pub fn partition_of_bytes(key: &[u8], count: usize) -> usize {
-    ((u128::from(fnv1a64(key)) * count as u128) >> 64) as usize
+    partition_of_hash(fnv1a64(key), count)
 }
 
 /// Partition `index` of `count`, numbered from 0.

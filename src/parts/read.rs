@@ -289,7 +289,11 @@ pub(super) fn read_table(p: &Part, held: Option<DataFrame>) -> Result<DataFrame,
         table
     } else if p.meta.output == "jsonl" {
         read_jsonl(&p.path, cols).map_err(invalid)?
+    } else if let Some(table) = read_csv_typed(&p.path, cols) {
+        table
     } else {
+        // Read as text and typed column by column, which names the first value that is not of
+        // its column's type.
         let raw = CsvReadOptions::default()
             .with_has_header(true)
             .with_infer_schema_length(Some(0))
@@ -320,6 +324,52 @@ pub(super) fn read_table(p: &Part, held: Option<DataFrame>) -> Result<DataFrame,
         )));
     }
     Ok(table)
+}
+
+/// A CSV part read with its columns' types (as the meta file gives them), when every value is
+/// one of its type: the numbers parsed as they are read, the text as [`typed_from_text`] reads
+/// it. None when the header is not the meta file's or a value does not parse (the caller then
+/// reads it as text, and says which).
+fn read_csv_typed(path: &Path, cols: &[PartColumn]) -> Option<DataFrame> {
+    let mut schema = Schema::default();
+    for c in cols {
+        schema.with_column(c.name.as_str().into(), dtype_of(&c.dtype)?);
+    }
+    // The header as the file has it (a schema names the columns itself).
+    let head = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .with_n_rows(Some(0))
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .and_then(|r| r.finish())
+        .ok()?;
+    let header: Vec<String> = head
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    check_header(&header, cols).ok()?;
+    let mut df = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_schema(Some(std::sync::Arc::new(schema)))
+        .map_parse_options(|o| o.with_missing_is_null(true))
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .and_then(|r| r.finish())
+        .ok()?;
+    // Text as the worker saw it (see `unneutralise`), changed only where a cell was.
+    for c in cols.iter().filter(|c| c.dtype == "str") {
+        let ca = df.column(&c.name).ok()?.str().ok()?;
+        if ca
+            .iter()
+            .flatten()
+            .any(|s| unneutralise(s).len() != s.len())
+        {
+            let v: StringChunked = ca.iter().map(|s| s.map(unneutralise)).collect();
+            df.with_column(v.with_name(c.name.as_str().into()).into_column())
+                .ok()?;
+        }
+    }
+    Some(df)
 }
 
 pub(super) fn check_header(header: &[String], cols: &[PartColumn]) -> Result<(), String> {

@@ -256,13 +256,88 @@ impl KeyPicker {
         &self.key
     }
 
+    /// The partition (of `count`) of `record`'s key: [`crate::partition::partition_of_bytes`]
+    /// of [`KeyPicker::key`], hashed as the fields are read when none of them holds a quote or
+    /// a byte beyond ASCII (the common case).
+    fn partition(&mut self, record: &[u8], count: usize) -> usize {
+        use crate::partition::{FNV_OFFSET, fnv1a64_extend, partition_of_hash};
+        let mut line = record;
+        if let Some(l) = line.strip_suffix(b"\n") {
+            line = l;
+            if let Some(l) = line.strip_suffix(b"\r") {
+                line = l;
+            }
+        }
+        if self.unquoted_spans(line) {
+            let ws = |b: &u8| matches!(b, b'\t'..=b'\r' | b' ');
+            let mut h = FNV_OFFSET;
+            let mut ascii = true;
+            'fields: for (k, &c) in self.cols.iter().enumerate() {
+                if k > 0 {
+                    h = fnv1a64_extend(h, b"|");
+                }
+                let Some(&(a, b)) = self.spans.get(c) else {
+                    continue;
+                };
+                let mut field = &line[a..b];
+                while let [first, rest @ ..] = field
+                    && ws(first)
+                {
+                    field = rest;
+                }
+                while let [rest @ .., last] = field
+                    && ws(last)
+                {
+                    field = rest;
+                }
+                for &x in field {
+                    if x >= 0x80 {
+                        ascii = false;
+                        break 'fields;
+                    }
+                    h = fnv1a64_extend(h, &[x]);
+                }
+            }
+            if ascii {
+                return partition_of_hash(h, count);
+            }
+        }
+        crate::partition::partition_of_bytes(self.key(record), count)
+    }
+
     /// The spans of the fields of `line` up to the last key column (fewer when the line has
     /// fewer fields), when none of them holds a quote; false when one does.
     fn unquoted_spans(&mut self, line: &[u8]) -> bool {
+        /// The high bit of every zero byte of `w` (exact: no borrow runs between bytes).
+        fn zero_bytes(w: u64) -> u64 {
+            const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+            !(((w & LOW7).wrapping_add(LOW7)) | w | LOW7)
+        }
+        const ONES: u64 = 0x0101_0101_0101_0101;
         let last = self.needed.len();
         self.spans.clear();
         let mut start = 0;
-        for (i, &b) in line.iter().enumerate() {
+        // Eight bytes at a time: the delimiters and quotes among them, in order.
+        let (delims, quotes) = (ONES * u64::from(self.delim), ONES * u64::from(b'"'));
+        let mut at = 0;
+        while let Some(word) = line.get(at..at + 8) {
+            let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
+            let mut hits = zero_bytes(w ^ delims) | zero_bytes(w ^ quotes);
+            while hits != 0 {
+                let i = at + (hits.trailing_zeros() / 8) as usize;
+                hits &= hits - 1;
+                if line[i] == b'"' {
+                    return false;
+                }
+                self.spans.push((start, i));
+                start = i + 1;
+                if self.spans.len() == last {
+                    return true;
+                }
+            }
+            at += 8;
+        }
+        for (i, &b) in line.iter().enumerate().skip(at) {
             if b == self.delim {
                 self.spans.push((start, i));
                 start = i + 1;
@@ -396,6 +471,8 @@ fn split_into(
     // Two threads: this one scans the file and hands the header and the regular records on in
     // batches; the other one picks each record's key and writes it to its part.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
+    // Keeping one part, the scan picks the keys and hands on that part's records only.
+    let mut scan_keys = if only.is_some() { picker.take() } else { None };
     let (writers, keys) = (&mut parts, &mut picker);
     let (shape, written) = std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> Result<(), IngestError> {
@@ -414,11 +491,8 @@ fn split_into(
                         }
                         _ => 0,
                     };
-                    let slot = match only {
-                        Some(o) if o == part => 0,
-                        Some(_) => continue,
-                        None => part,
-                    };
+                    // Keeping one part, the scan handed on that part's records only.
+                    let slot = if only.is_some() { 0 } else { part };
                     writers[slot].write_record(rec, *index as u64 + 2)?;
                 }
             }
@@ -436,10 +510,22 @@ fn split_into(
             if !is_regular {
                 return Ok(true);
             }
-            batch.push(index, rec);
-            if batch.bytes.len() >= BATCH_BYTES {
+            // Keeping one part, the records of the others are counted, not handed on.
+            let kept = match only {
+                Some(o) => {
+                    let part = match scan_keys.as_mut() {
+                        Some(kp) if count > 1 => kp.partition(rec, count),
+                        _ => 0,
+                    };
+                    part == o
+                }
+                None => true,
+            };
+            if kept {
+                batch.push(index, rec);
                 // The writer stopped (its error is reported below): so does the scan.
-                if tx.send(std::mem::take(&mut batch)).is_err() {
+                if batch.bytes.len() >= BATCH_BYTES && tx.send(std::mem::take(&mut batch)).is_err()
+                {
                     return Ok(false);
                 }
             }
@@ -919,6 +1005,57 @@ mod tests {
         assert_eq!(sp.rejects, read(&p, &ingest_cfg()).unwrap().rejects);
     }
 
+    /// The spans found eight bytes at a time are those found byte by byte, for lines of every
+    /// length made of delimiters, quotes and the bytes next to them in value (`-` is `,` ^ 1,
+    /// `\xac` is `,` | 0x80), whatever the number of key columns.
+    #[test]
+    fn key_spans_found_by_words_are_those_found_by_bytes() {
+        fn by_bytes(line: &[u8], delim: u8, last: usize) -> Option<Vec<(usize, usize)>> {
+            let mut spans = Vec::new();
+            let mut start = 0;
+            for (i, &b) in line.iter().enumerate() {
+                if b == delim {
+                    spans.push((start, i));
+                    start = i + 1;
+                    if spans.len() == last {
+                        return Some(spans);
+                    }
+                } else if b == b'"' {
+                    return None;
+                }
+            }
+            spans.push((start, line.len()));
+            Some(spans)
+        }
+        let alphabet = [
+            b',', b';', b'"', b'-', b'+', b'a', b' ', 0xac, 0xa2, 0x00, 0xff, b'#',
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let line: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            for delim in [b',', b';'] {
+                let cols = vec![(next() % 6) as usize];
+                let mut kp = KeyPicker::new(delim, cols);
+                let last = kp.needed.len();
+                let ok = kp.unquoted_spans(&line);
+                let want = by_bytes(&line, delim, last);
+                assert_eq!(ok, want.is_some(), "{line:?}");
+                if let Some(w) = want {
+                    assert_eq!(kp.spans, w, "{line:?} {delim}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn key_picker_unquotes_as_split_line_does() {
         let lines = [
@@ -949,6 +1086,14 @@ mod tests {
                     expect.as_bytes(),
                     "{line:?} {cols:?}"
                 );
+                // The partition hashed as the fields are read is the key's.
+                for count in [1, 2, 3, 4, 7, 1000] {
+                    assert_eq!(
+                        kp.partition(line.as_bytes(), count),
+                        crate::partition::partition_of(&expect, count),
+                        "{line:?} {cols:?} {count}"
+                    );
+                }
             }
         }
     }
