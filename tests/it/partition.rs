@@ -470,6 +470,39 @@ fn merge_refuses_mismatched_headers_overlapping_and_missing_parts() {
         "{err}"
     );
 
+    // A part with a value that is not of its column's type: the row and column are named.
+    let bad = copy_part(p[2], &d.join("bad.csv"));
+    let (h, rows) = read_csv(&bad);
+    let at = h.iter().position(|c| c == "bd_difference").unwrap();
+    let text = std::fs::read_to_string(&bad).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut cells = rows[1].clone();
+    cells[at] = "twelve".into();
+    assert!(
+        !rows[1].iter().any(|c| c.contains('\n')),
+        "a one-line record"
+    );
+    lines[2] = cells
+        .iter()
+        .map(|c| {
+            if c.contains([',', '"']) || c.is_empty() {
+                format!("\"{}\"", c.replace('"', "\"\""))
+            } else {
+                c.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+    let err = merge_fails(d, &[p[0], p[1], &bad, p[3]]);
+    assert!(
+        err.contains("bad.csv")
+            && err.contains("row 3")
+            && err.contains("bd_difference")
+            && err.contains("\"twelve\" is not a f64"),
+        "{err}"
+    );
+
     // The same part twice.
     let err = merge_fails(d, &[p[0], p[1], p[1], p[2], p[3]]);
     assert!(
