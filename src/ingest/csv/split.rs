@@ -187,13 +187,7 @@ impl KeyPicker {
 
     /// The key of `record` (its bytes, a trailing line break allowed).
     fn key(&mut self, record: &[u8]) -> &[u8] {
-        let mut line = record;
-        if let Some(l) = line.strip_suffix(b"\n") {
-            line = l;
-            if let Some(l) = line.strip_suffix(b"\r") {
-                line = l;
-            }
-        }
+        let line = without_line_break(record);
         // The fields up to the last key column, where they hold no quote (the common case),
         // are the bytes between the delimiters.
         if self.unquoted_spans(line) {
@@ -261,13 +255,7 @@ impl KeyPicker {
     /// a byte beyond ASCII (the common case).
     fn partition(&mut self, record: &[u8], count: usize) -> usize {
         use crate::partition::{FNV_OFFSET, fnv1a64_extend, partition_of_hash};
-        let mut line = record;
-        if let Some(l) = line.strip_suffix(b"\n") {
-            line = l;
-            if let Some(l) = line.strip_suffix(b"\r") {
-                line = l;
-            }
-        }
+        let line = without_line_break(record);
         if self.unquoted_spans(line) {
             let ws = |b: &u8| matches!(b, b'\t'..=b'\r' | b' ');
             let mut h = FNV_OFFSET;
@@ -350,6 +338,14 @@ impl KeyPicker {
         }
         self.spans.push((start, line.len()));
         true
+    }
+}
+
+/// A record's bytes without its line break (`\n` or `\r\n`), when it has one.
+fn without_line_break(record: &[u8]) -> &[u8] {
+    match record.strip_suffix(b"\n") {
+        Some(l) => l.strip_suffix(b"\r").unwrap_or(l),
+        None => record,
     }
 }
 
