@@ -248,12 +248,14 @@ fn whole_rejects(
         v.sort_by_key(|r| r.row);
         v
     };
-    let history_rows = shared.history_rows
-        + parts
+    // Counts from the parts' meta files, added without overflowing whatever they say.
+    let add = |first: usize, pick: fn(&pipeline::Rejected) -> usize| {
+        parts
             .iter()
-            .map(|p| p.meta.rejects.own.history_rows)
-            .sum::<usize>();
-    let rows = shared.rows + parts.iter().map(|p| p.meta.rejects.own.rows).sum::<usize>();
+            .fold(first, |n, p| n.saturating_add(pick(&p.meta.rejects.own)))
+    };
+    let history_rows = add(shared.history_rows, |r| r.history_rows);
+    let rows = add(shared.rows, |r| r.rows);
     let mut all = shared.history_rejects.clone();
     all.extend(own(|r| &r.history_rejects));
     all.extend(shared.rejects.iter().cloned());
@@ -279,7 +281,7 @@ fn whole_rejects(
             });
         }
     }
-    Ok((rows + history_rows, all))
+    Ok((rows.saturating_add(history_rows), all))
 }
 
 /// The written rows' positions in the output (by rank, or file order with every row; u32::MAX

@@ -166,10 +166,16 @@ fn check_same(first: &Part, p: &Part) -> Result<(), PartError> {
             "it comes from an input of {} rows ({} history rows, {} rejected by every worker), the other from {} ({}, {})",
             b.rows_read,
             b.history_rows_read,
-            b.rejects.shared.rows + b.rejects.shared.history_rows,
+            b.rejects
+                .shared
+                .rows
+                .saturating_add(b.rejects.shared.history_rows),
             a.rows_read,
             a.history_rows_read,
-            a.rejects.shared.rows + a.rejects.shared.history_rows,
+            a.rejects
+                .shared
+                .rows
+                .saturating_add(a.rejects.shared.history_rows),
         )));
     }
     if b.all_rows != a.all_rows {

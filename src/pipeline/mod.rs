@@ -138,11 +138,10 @@ pub struct RunOutput {
     pub timings: Vec<(Stage, Duration)>,
 }
 
-/// A partition's rejected rows: those every worker of the file reports alike, and its own. A
-/// worker that keeps its records while reading shares the reader's rejects of the whole file
-/// (records with the wrong number of fields) and owns what its checks reject of its records;
-/// one that reads and checks the whole file shares every reject and owns none. A merge reports
-/// the shared ones once and every part's own.
+/// A partition's rejected rows: those every worker of the file reports alike (the reader's
+/// rejects of the whole file: records with the wrong number of fields), and its own (what the
+/// checks reject of its accounts' rows, whether the worker kept its records while reading or
+/// read and checked the whole file). A merge reports the shared ones once and every part's own.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionRejects {
     pub shared: Rejected,

@@ -503,6 +503,29 @@ fn merge_refuses_mismatched_headers_overlapping_and_missing_parts() {
         "{err}"
     );
 
+    // A meta file claiming more rejected rows than any count holds: refused as too many
+    // rejects, not added up past the largest number.
+    let huge = |from: &Path, name: &str| {
+        let part = copy_part(from, &d.join(name));
+        let meta = breakdesk::parts::meta_path(&part);
+        let mut m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&meta).unwrap()).unwrap();
+        m["rejects"]["own"]["rows"] = serde_json::json!(u64::MAX);
+        std::fs::write(&meta, m.to_string()).unwrap();
+        part
+    };
+    let (h1, h2) = (huge(p[1], "huge1.csv"), huge(p[2], "huge2.csv"));
+    let out = d.join("huge-merged.csv");
+    let (code, _, err) = bd(
+        d,
+        &["merge", s(p[0]), s(&h1), s(&h2), s(p[3]), "--out", s(&out)],
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("rejected") && !err.contains("panicked"),
+        "{err}"
+    );
+
     // The same part twice.
     let err = merge_fails(d, &[p[0], p[1], p[1], p[2], p[3]]);
     assert!(
