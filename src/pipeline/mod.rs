@@ -422,25 +422,25 @@ fn own_rejects(
         .map(|(_, h)| raw.df.column(h).and_then(|c| c.str()))
         .collect::<Result<_, _>>()
         .map_err(bad)?;
-    let mut mine: HashMap<u32, bool> = HashMap::new();
-    let mut in_partition = |row: u32| -> bool {
-        *mine.entry(row).or_insert_with(|| {
-            let key = at.get(&row).map(|i| {
-                cols.iter()
-                    .map(|c| c.get(*i).unwrap_or("").trim())
-                    .collect::<Vec<_>>()
-                    .join("|")
-            });
-            key.is_some_and(|k| p.contains(&k))
+    // The rejected rows whose account is in the partition.
+    let mine: HashSet<u32> = at
+        .iter()
+        .filter(|(_, i)| {
+            let key: Vec<&str> = cols
+                .iter()
+                .map(|c| c.get(**i).unwrap_or("").trim())
+                .collect();
+            p.contains(&key.join("|"))
         })
-    };
+        .map(|(row, _)| *row)
+        .collect();
     let own: Vec<Reject> = checked
         .iter()
-        .filter(|r| in_partition(r.row))
+        .filter(|r| mine.contains(&r.row))
         .cloned()
         .collect();
-    let rows = own.iter().map(|r| r.row).collect::<HashSet<u32>>().len();
-    Ok((rows, own))
+    // Each of them has a reject among `checked`.
+    Ok((mine.len(), own))
 }
 
 /// Keeps the rows of the accounts in partition `p`.
@@ -496,29 +496,27 @@ pub fn run_selecting(
         let mut step = stepper(total, cancel);
         step(Stage::Partition, progress)?;
         let t = Instant::now();
-        let tried = match select::select(settings, opts, p) {
-            Ok(Some(sel)) => {
+        let kept = select::select(settings, opts, p).and_then(|sel| {
+            sel.map(|sel| {
                 let kept = Kept::Early(&sel, t.elapsed());
-                let run = run_stages(
+                run_stages(
                     &sel.settings,
                     &sel.opts,
                     (Some(&sel.rows), kept),
                     &mut step,
                     rejects_hint,
                     progress,
-                );
-                Some(run)
-            }
-            Ok(None) => None,
-            Err(e @ PipelineError::Ingest(_)) => Some(Err(e)),
-            Err(e) => return Err(e),
-        };
-        match tried {
-            Some(Err(PipelineError::Ingest(e))) => {
+                )
+            })
+            .transpose()
+        });
+        match kept {
+            Ok(Some(run)) => return Ok(run),
+            Ok(None) => {}
+            Err(PipelineError::Ingest(e)) => {
                 tracing::info!(partition = %p, error = %e, "the partition's records alone cannot be read or checked: reading the whole file");
             }
-            Some(run) => return run,
-            None => {}
+            Err(e) => return Err(e),
         }
     }
     let kept = match partition {

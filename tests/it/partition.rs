@@ -793,6 +793,22 @@ fn set_field(line: &mut String, at: usize, value: &str) {
     *line = f.join(",");
 }
 
+/// Keeps the lines of partition `index` of `n` whose first ten fields (up to the amounts) hold
+/// no quote, so that they can be split on commas, and gives each of them to `edit` as its
+/// fields (the status and comment left joined in the last).
+fn edit_partition(lines: &mut Vec<String>, index: usize, n: usize, edit: &dyn Fn(&mut [String])) {
+    lines.retain(|l| {
+        partition_of(&key_of(l), n) != index || !l.splitn(11, ',').take(10).any(|f| f.contains('"'))
+    });
+    for l in lines.iter_mut() {
+        if partition_of(&key_of(l), n) == index {
+            let mut f: Vec<String> = l.splitn(11, ',').map(str::to_string).collect();
+            edit(&mut f);
+            *l = f.join(",");
+        }
+    }
+}
+
 /// The account key of a generated gl_ihub line (Company|Account|AU|Currency).
 fn key_of(line: &str) -> String {
     let f: Vec<&str> = line.split(',').collect();
@@ -930,8 +946,16 @@ fn workers_keep_their_records_and_the_merge_reports_every_reject_once() {
     args.extend(["--out", s(&merged40)]);
     let (code, err) = run_in(d, "merge40", &args);
     assert_eq!(code, 0, "{err}");
-    let empty = many.iter().filter(|p| read_csv(p).1.is_empty()).count();
-    assert!(empty > 0, "some partitions hold no anomaly");
+    // Partitions that hold none of the file's rows (their meta file says so).
+    let empty = many
+        .iter()
+        .filter(|p| {
+            let meta = std::fs::read_to_string(breakdesk::parts::meta_path(p)).unwrap();
+            let m: serde_json::Value = serde_json::from_str(&meta).unwrap();
+            m["rows"] == 0
+        })
+        .count();
+    assert!(empty > 0, "some partitions hold no record");
     assert_same_rows(&read_csv(&single), &read_csv(&merged40), &CASE_COLUMNS);
     assert_eq!(
         std::fs::read_to_string(breakdesk::output::rejects_path(&single)).unwrap(),
@@ -993,17 +1017,11 @@ fn partitions_that_read_amounts_with_different_decimal_separators_do_not_merge()
         if !current {
             return;
         }
-        for l in lines.iter_mut() {
-            if partition_of(&key_of(l), 2) != 0 {
-                continue;
-            }
-            // The amounts come before the status and the comment (which may hold commas).
-            let mut f: Vec<String> = l.splitn(11, ',').map(str::to_string).collect();
+        edit_partition(lines, 0, 2, &|f| {
             for v in &mut f[7..10] {
                 *v = format!("\"{}\"", v.replace('.', ","));
             }
-            *l = f.join(",");
-        }
+        });
     });
     let model = &fixture().model;
     let (code, err) = run_in(
@@ -1037,4 +1055,42 @@ fn partitions_that_read_amounts_with_different_decimal_separators_do_not_merge()
         "{err}"
     );
     assert!(!merged.exists());
+}
+
+#[test]
+fn a_partition_whose_amounts_alone_cannot_tell_the_decimal_separator_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The accounts of partition 0 of 2 hold only amounts such as `1,234`, which read either
+    // way; the other accounts' amounts settle it for the whole file (a decimal point).
+    let (cur, _) = cut_file(d, "8", &|current, lines| {
+        if !current {
+            return;
+        }
+        edit_partition(lines, 0, 2, &|f| {
+            f[7] = "\"1,234\"".into();
+            f[8] = "\"1,234\"".into();
+            f[9] = "0".into();
+        });
+    });
+    let model = &fixture().model;
+    let single = d.join("single.csv");
+    let (code, err) = run_in(
+        d,
+        "single",
+        &["run", s(&cur), "--model", model, "--out", s(&single), "-q"],
+    );
+    assert_eq!(code, 0, "{err}");
+
+    // Partition 0's worker cannot tell from its own records: it reads the whole file, as the
+    // single run does, and the parts merge to the single run's output.
+    let parts = partitions(d, s(&cur), model, 2, &[]);
+    let merged = d.join("merged.csv");
+    let (code, err) = run_in(
+        d,
+        "merge",
+        &["merge", s(&parts[0]), s(&parts[1]), "--out", s(&merged)],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_same_rows(&read_csv(&single), &read_csv(&merged), &CASE_COLUMNS);
 }
