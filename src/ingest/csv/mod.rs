@@ -1,6 +1,7 @@
 //! CSV reading: delimiter sniffing, encoding checks and a lazy polars scan that reads every
 //! column as text (typing happens in `prepare`, where bad values can be reported per row).
 
+mod bytes;
 mod delimiter;
 mod encoding;
 mod reader;

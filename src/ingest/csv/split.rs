@@ -256,11 +256,11 @@ impl KeyPicker {
     fn partition(&mut self, record: &[u8], count: usize) -> usize {
         use crate::partition::{FNV_OFFSET, fnv1a64_extend, partition_of_hash};
         let line = without_line_break(record);
-        if self.unquoted_spans(line) {
+        // The key's fields are ASCII in the common case (so trimmed as bytes).
+        if self.unquoted_spans(line) && line[..self.spans.last().map_or(0, |s| s.1)].is_ascii() {
             let ws = |b: &u8| matches!(b, b'\t'..=b'\r' | b' ');
             let mut h = FNV_OFFSET;
-            let mut ascii = true;
-            'fields: for (k, &c) in self.cols.iter().enumerate() {
+            for (k, &c) in self.cols.iter().enumerate() {
                 if k > 0 {
                     h = fnv1a64_extend(h, b"|");
                 }
@@ -268,27 +268,14 @@ impl KeyPicker {
                     continue;
                 };
                 let mut field = &line[a..b];
-                while let [first, rest @ ..] = field
-                    && ws(first)
-                {
-                    field = rest;
+                if field.first().is_some_and(ws) || field.last().is_some_and(ws) {
+                    let from = field.iter().position(|b| !ws(b)).unwrap_or(field.len());
+                    let to = field.iter().rposition(|b| !ws(b)).map_or(from, |z| z + 1);
+                    field = &field[from..to];
                 }
-                while let [rest @ .., last] = field
-                    && ws(last)
-                {
-                    field = rest;
-                }
-                for &x in field {
-                    if x >= 0x80 {
-                        ascii = false;
-                        break 'fields;
-                    }
-                    h = fnv1a64_extend(h, &[x]);
-                }
+                h = fnv1a64_extend(h, field);
             }
-            if ascii {
-                return partition_of_hash(h, count);
-            }
+            return partition_of_hash(h, count);
         }
         crate::partition::partition_of_bytes(self.key(record), count)
     }
@@ -296,48 +283,8 @@ impl KeyPicker {
     /// The spans of the fields of `line` up to the last key column (fewer when the line has
     /// fewer fields), when none of them holds a quote; false when one does.
     fn unquoted_spans(&mut self, line: &[u8]) -> bool {
-        /// The high bit of every zero byte of `w` (exact: no borrow runs between bytes).
-        fn zero_bytes(w: u64) -> u64 {
-            const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-            !(((w & LOW7).wrapping_add(LOW7)) | w | LOW7)
-        }
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        let last = self.needed.len();
         self.spans.clear();
-        let mut start = 0;
-        // Eight bytes at a time: the delimiters and quotes among them, in order.
-        let (delims, quotes) = (ONES * u64::from(self.delim), ONES * u64::from(b'"'));
-        let mut at = 0;
-        while let Some(word) = line.get(at..at + 8) {
-            let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
-            let mut hits = zero_bytes(w ^ delims) | zero_bytes(w ^ quotes);
-            while hits != 0 {
-                let i = at + (hits.trailing_zeros() / 8) as usize;
-                hits &= hits - 1;
-                if line[i] == b'"' {
-                    return false;
-                }
-                self.spans.push((start, i));
-                start = i + 1;
-                if self.spans.len() == last {
-                    return true;
-                }
-            }
-            at += 8;
-        }
-        for (i, &b) in line.iter().enumerate().skip(at) {
-            if b == self.delim {
-                self.spans.push((start, i));
-                start = i + 1;
-                if self.spans.len() == last {
-                    return true;
-                }
-            } else if b == b'"' {
-                return false;
-            }
-        }
-        self.spans.push((start, line.len()));
-        true
+        super::bytes::leading_spans(line, self.delim, self.needed.len(), &mut self.spans)
     }
 }
 
@@ -999,57 +946,6 @@ mod tests {
         std::fs::write(&p, "a,b\n1\n").unwrap();
         let sp = split(&p, &ingest_cfg(), &split_opts(&[], 2, out.path())).unwrap();
         assert_eq!(sp.rejects, read(&p, &ingest_cfg()).unwrap().rejects);
-    }
-
-    /// The spans found eight bytes at a time are those found byte by byte, for lines of every
-    /// length made of delimiters, quotes and the bytes next to them in value (`-` is `,` ^ 1,
-    /// `\xac` is `,` | 0x80), whatever the number of key columns.
-    #[test]
-    fn key_spans_found_by_words_are_those_found_by_bytes() {
-        fn by_bytes(line: &[u8], delim: u8, last: usize) -> Option<Vec<(usize, usize)>> {
-            let mut spans = Vec::new();
-            let mut start = 0;
-            for (i, &b) in line.iter().enumerate() {
-                if b == delim {
-                    spans.push((start, i));
-                    start = i + 1;
-                    if spans.len() == last {
-                        return Some(spans);
-                    }
-                } else if b == b'"' {
-                    return None;
-                }
-            }
-            spans.push((start, line.len()));
-            Some(spans)
-        }
-        let alphabet = [
-            b',', b';', b'"', b'-', b'+', b'a', b' ', 0xac, 0xa2, 0x00, 0xff, b'#',
-        ];
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        for _ in 0..20_000 {
-            let len = (next() % 40) as usize;
-            let line: Vec<u8> = (0..len)
-                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                .collect();
-            for delim in [b',', b';'] {
-                let cols = vec![(next() % 6) as usize];
-                let mut kp = KeyPicker::new(delim, cols);
-                let last = kp.needed.len();
-                let ok = kp.unquoted_spans(&line);
-                let want = by_bytes(&line, delim, last);
-                assert_eq!(ok, want.is_some(), "{line:?}");
-                if let Some(w) = want {
-                    assert_eq!(kp.spans, w, "{line:?} {delim}");
-                }
-            }
-        }
     }
 
     #[test]
