@@ -412,7 +412,7 @@ fn analyze(
                 file: &job.model_file,
                 partition: job.args.partition.as_ref(),
                 record_cases: job.args.partition.is_none(),
-                categorize: true,
+                categorize: job.args.partition.is_none(),
                 known: None,
                 spill: None,
                 prepared: None,

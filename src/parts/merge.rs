@@ -1,5 +1,5 @@
 //! `merge`: the parts' rows ranked across every part, the analysts' verdicts applied, the rows
-//! categorized again, the cluster summary rebuilt, and the cases recorded.
+//! categorized, the cluster summary rebuilt, and the cases recorded.
 
 use super::*;
 
@@ -162,7 +162,7 @@ pub fn merge_parts(
     let stage = stage_dir(opts.stage_dir.as_deref())?;
 
     // Each part in turn: its written rows with the merged score, flag and rank, categorized
-    // again (the severity's top share, the summary's rank and any rule reading `rank` depend on
+    // (the severity's top share, the summary's rank and any rule reading `rank` depend on
     // every part), staged on disk in the output's order; what the cases need is kept.
     let mut spill = (opts.record)
         .then(|| CaseSpill::create(stage.path(), case_pos.len()))
@@ -524,7 +524,7 @@ impl Staging<'_> {
     }
 
     /// Share `share` of part `k`: its written rows `table` ([`part_rows`]: with the merged
-    /// score, flag and rank; `keep` says where each one stands) categorized again (the
+    /// score, flag and rank; `keep` says where each one stands) categorized (the
     /// severity's top share, the summary's rank and any rule reading `rank` depend on every
     /// part), their case inputs spilled, and the rows staged on disk in the output's order.
     /// `times` adds the categorizing time.

@@ -2,7 +2,7 @@
 //!
 //! A worker (`breakdesk run FILE --model M --partition I/N --out P`) writes the part `P`: the
 //! same CSV or JSON Lines a run writes, for the rows of its accounts, ranked within the part
-//! (see [`crate::partition`]). Beside it go its cluster summary and rejects report, as `run`
+//! (see [`crate::partition`]), with the root-cause columns empty (the merge categorizes). Beside it go its cluster summary and rejects report, as `run`
 //! writes them, and two sidecars that `merge` reads:
 //!
 //! - `P.meta.json`: which partition of which input, the model, the columns and their types, the
@@ -14,7 +14,7 @@
 //!
 //! `merge` puts the parts back into what one run on the whole file with the same model writes:
 //! the rows ranked across every part, the analysts' verdicts applied (read from the store, which
-//! the workers do not have), the rows categorized again (the severity's "top share of the
+//! the workers do not have), the rows categorized (the severity's "top share of the
 //! flagged rows", the summary's rank and any rule that reads `rank` depend on the whole file),
 //! and the cluster summary rebuilt from every row.
 

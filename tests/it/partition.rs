@@ -151,6 +151,13 @@ fn four_partitions_merged_equal_one_run_on_the_same_model() {
         for key in column(&h, &rows, "bd_key") {
             assert_eq!(partition_of(key, 4), i, "{key} in part {i}");
         }
+        // A worker leaves the root-cause columns to the merge.
+        for c in ["bucket", "severity", "summary"] {
+            assert!(
+                column(&h, &rows, c).iter().all(|v| v.is_empty()),
+                "{c} in part {i}"
+            );
+        }
         part_rows += rows.len();
         assert!(
             breakdesk::parts::meta_path(p).is_file() && breakdesk::parts::rows_path(p).is_file()
@@ -195,6 +202,8 @@ fn four_partitions_merged_equal_one_run_on_the_same_model() {
         "the parts hold the anomalies between them"
     );
     assert_same_rows(&a, &b, &CASE_COLUMNS);
+    // The merge categorized every written row.
+    assert!(column(&b.0, &b.1, "bucket").iter().all(|v| !v.is_empty()));
     // Ranks run 1.. across the parts (not each part's own), as in the single run.
     let ranks: Vec<u32> = column(&b.0, &b.1, "rank")
         .iter()
