@@ -13,7 +13,8 @@ use std::time::Instant;
 #[derive(Args)]
 pub struct MergeArgs {
     /// The parts, every partition once, as `run --partition` wrote them (each with its
-    /// PART.meta.json and PART.rows.bin beside it).
+    /// PART.meta.json and PART.rows.bin beside it; a CSV part's PART.table.bin is read instead
+    /// of the CSV when it was written for that file).
     #[arg(required = true, value_name = "PART")]
     parts: Vec<PathBuf>,
     /// The merged output (`-` for standard output); its cluster summary and rejects report go

@@ -43,7 +43,8 @@ pub struct RunArgs {
     model: Option<PathBuf>,
     /// Process only the accounts of partition I of N, numbered from 0 (0/4 … 3/4): a cluster
     /// worker's share. Needs --model; writes the part with its sidecars (PATH.meta.json,
-    /// PATH.rows.bin) for `breakdesk merge`, and records no cases.
+    /// PATH.rows.bin, and PATH.table.bin beside a CSV part) for `breakdesk merge`, and records
+    /// no cases.
     #[arg(long, value_name = "I/N", requires = "model", conflicts_with_all = ["email", "jira", "webhook"])]
     partition: Option<breakdesk::partition::Partition>,
     /// Memory budget in MiB; default `[run] memory_mb`. A CSV file whose run would take more is
@@ -88,6 +89,7 @@ impl RunFiles {
         for p in [
             breakdesk::parts::meta_path(&self.out),
             breakdesk::parts::rows_path(&self.out),
+            breakdesk::parts::table_path(&self.out),
         ] {
             if p.is_file() {
                 let _ = std::fs::remove_file(p);

@@ -95,6 +95,7 @@ pub fn merge(
                 crate::output::rejects_path(p),
                 meta_path(p),
                 rows_path(p),
+                table_path(p),
             ]
         })
         .collect();

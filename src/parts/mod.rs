@@ -35,10 +35,12 @@ use std::path::{Path, PathBuf};
 mod merge;
 mod read;
 mod spill;
+mod table;
 
 pub use merge::*;
 pub use read::*;
 use spill::*;
+pub use table::table_path;
 
 /// Version of the sidecars' layout.
 pub const PART_FORMAT: u32 = 2;
@@ -403,6 +405,13 @@ pub fn write_sidecars(
     w.write_all(&rows.to_bytes())
         .and_then(|_| w.flush())
         .map_err(|e| werr(&rows_file, e))?;
+    // A CSV part's table, typed, for the merge; none beside a JSON Lines part.
+    let table_file = table_path(out);
+    if src.format == Format::Csv {
+        table::write_table_bin(out, &a.table, &meta.columns)?;
+    } else if table_file.is_file() {
+        std::fs::remove_file(&table_file).map_err(|e| werr(&table_file, e))?;
+    }
     // The meta file last: a part whose meta file exists is complete.
     let meta_file = meta_path(out);
     let json = serde_json::to_vec_pretty(&meta).map_err(|e| werr(&meta_file, e))?;

@@ -295,6 +295,8 @@ pub(super) fn read_table(p: &Part, held: Option<DataFrame>) -> Result<DataFrame,
         table
     } else if p.meta.output == "jsonl" {
         read_jsonl(&p.path, cols).map_err(invalid)?
+    } else if let Some(table) = read_table_file(p) {
+        table
     } else if let Some(table) = read_csv_typed(&p.path, cols) {
         table
     } else {
@@ -332,11 +334,24 @@ pub(super) fn read_table(p: &Part, held: Option<DataFrame>) -> Result<DataFrame,
     Ok(table)
 }
 
+/// A CSV part's table from the table file beside it (see [`super::table`]), when it was
+/// written for this very file and reads whole; None: the CSV is read instead (a damaged table
+/// file is logged).
+fn read_table_file(p: &Part) -> Option<DataFrame> {
+    match super::table::read_table_bin(&p.path, &p.meta.columns) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(part = %p.path.display(), error = %e, "the part's table file is damaged: its CSV is read");
+            None
+        }
+    }
+}
+
 /// A CSV part read with its columns' types (as the meta file gives them), when every value is
 /// one of its type: the numbers parsed as they are read, the text as [`typed_from_text`] reads
 /// it. None when the header is not the meta file's or a value does not parse (the caller then
 /// reads it as text, and says which).
-fn read_csv_typed(path: &Path, cols: &[PartColumn]) -> Option<DataFrame> {
+pub(super) fn read_csv_typed(path: &Path, cols: &[PartColumn]) -> Option<DataFrame> {
     let mut schema = Schema::default();
     for c in cols {
         schema.with_column(c.name.as_str().into(), dtype_of(&c.dtype)?);

@@ -246,6 +246,12 @@ fn jsonl_parts_of_every_row_merge_back_in_file_order() {
     let d = dir.path();
     let extra = ["--all-rows", "--format", "jsonl"];
     let parts = partitions(d, &f.file, &f.model, 2, &extra);
+    // A JSON Lines part is read as it is: no table file beside it.
+    assert!(
+        parts
+            .iter()
+            .all(|p| !breakdesk::parts::table_path(p).exists())
+    );
     let single = d.join("single.jsonl");
     let (code, _, err) = bd_in(
         d,
@@ -439,6 +445,56 @@ fn copy_part(from: &Path, to: &Path) -> PathBuf {
     )
     .unwrap();
     to.to_path_buf()
+}
+
+/// A CSV part's table file lets the merge skip parsing the CSV: merging with the table files,
+/// without them, or with one damaged or written for another CSV gives the same bytes.
+#[test]
+fn merging_from_the_parts_tables_equals_merging_their_csv() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for p in &f.parts {
+        assert!(breakdesk::parts::table_path(p).is_file(), "{}", p.display());
+    }
+    let merge_into = |name: &str, parts: &[PathBuf]| -> Vec<u8> {
+        let out = d.join(format!("{name}.csv"));
+        let mut args = vec!["merge".to_string()];
+        args.extend(parts.iter().map(|p| s(p).to_string()));
+        args.extend(["--out".into(), s(&out).to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, err) = bd_in(d, name, &args);
+        assert_eq!(code, 0, "{name}: {err}");
+        std::fs::read(&out).unwrap()
+    };
+    let with_tables = merge_into("tables", &f.parts);
+    assert!(with_tables.len() > 10_000);
+
+    // Copies of the parts: without table files, then with them, one damaged and one written
+    // for another part's CSV.
+    let copies: Vec<PathBuf> = f
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| copy_part(p, &d.join(format!("c{i}.csv"))))
+        .collect();
+    assert_eq!(merge_into("csv", &copies), with_tables);
+    for (p, c) in f.parts.iter().zip(&copies) {
+        std::fs::copy(
+            breakdesk::parts::table_path(p),
+            breakdesk::parts::table_path(c),
+        )
+        .unwrap();
+    }
+    let damaged = breakdesk::parts::table_path(&copies[1]);
+    let bytes = std::fs::read(&damaged).unwrap();
+    std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::copy(
+        breakdesk::parts::table_path(&f.parts[3]),
+        breakdesk::parts::table_path(&copies[2]),
+    )
+    .unwrap();
+    assert_eq!(merge_into("mixed", &copies), with_tables);
 }
 
 fn merge_fails(d: &Path, parts: &[&Path]) -> String {
