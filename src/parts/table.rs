@@ -262,7 +262,10 @@ pub(super) fn read_table_bin(
         let name: PlSmallStr = c.name.as_str().into();
         let col = match c.dtype.as_str() {
             "str" => {
-                let offsets = r.size(rows + 1, 8, &what)?;
+                let ends = rows
+                    .checked_add(1)
+                    .ok_or_else(|| format!("{what}: {rows} rows is too many"))?;
+                let offsets = r.size(ends, 8, &what)?;
                 let text_len = usize::try_from(r.u64(&what)?).map_err(|e| e.to_string())?;
                 let text = r.take(text_len, &what)?;
                 let text = std::str::from_utf8(text)
@@ -506,6 +509,13 @@ mod tests {
                     assert_eq!(t.width(), cols.len());
                 }
             }
+        }
+        // Row counts no file could hold.
+        for rows in [u64::MAX, u64::MAX / 8, 1 << 40] {
+            let mut bad = good.clone();
+            bad[header..header + 8].copy_from_slice(&rows.to_le_bytes());
+            std::fs::write(&path, &bad).unwrap();
+            assert!(read_table_bin(&part, &cols).is_err(), "{rows} rows");
         }
         std::fs::write(&path, &good).unwrap();
         let mut other = cols.clone();
