@@ -3,6 +3,9 @@
 
     cargo build --release && python3 benches/partition.py [ROWS] [REPS]
 
+BREAKDESK_BIN=PATH runs another binary (default target/release/breakdesk), to compare two builds
+in one window.
+
 A model is trained once and exported (not timed). Then, with that model file, each repetition
 times, wall-clock:
 
@@ -20,7 +23,7 @@ is printed with each repetition: on a shared machine, compare repetitions run wh
 import csv, json, os, resource, shutil, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-BIN = os.path.join(ROOT, "target", "release", "breakdesk")
+BIN = os.environ.get("BREAKDESK_BIN") or os.path.join(ROOT, "target", "release", "breakdesk")
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 REPS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 N = 4
