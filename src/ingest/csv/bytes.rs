@@ -54,12 +54,20 @@ mod portable {
         fields: usize,
         spans: &mut Vec<(usize, usize)>,
     ) -> bool {
-        if fields == 0 {
-            return true;
-        }
-        let found = spans.len();
-        let mut start = 0;
-        for (i, &b) in line.iter().enumerate() {
+        fields == 0 || spans_from(line, delim, fields, spans, spans.len(), (0, 0))
+    }
+
+    /// [`leading_spans`] from byte `at` of `line`, the field being read starting at `start`,
+    /// with the spans found since `found` (the length of `spans` before the line) counted.
+    pub(super) fn spans_from(
+        line: &[u8],
+        delim: u8,
+        fields: usize,
+        spans: &mut Vec<(usize, usize)>,
+        found: usize,
+        (mut start, at): (usize, usize),
+    ) -> bool {
+        for (i, &b) in line.iter().enumerate().skip(at) {
             if b == delim {
                 spans.push((start, i));
                 start = i + 1;
@@ -206,19 +214,7 @@ mod sse2 {
             at += 16;
         }
         // The last bytes, one at a time.
-        for (i, &b) in line.iter().enumerate().skip(at) {
-            if b == delim {
-                spans.push((start, i));
-                start = i + 1;
-                if spans.len() - found == fields {
-                    return true;
-                }
-            } else if b == b'"' {
-                return false;
-            }
-        }
-        spans.push((start, line.len()));
-        true
+        super::portable::spans_from(line, delim, fields, spans, found, (start, at))
     }
 }
 
