@@ -368,7 +368,7 @@ fn run_whole(job: &Job, bundle: Option<ModelBundle>) -> Result<(), Failure> {
         }
         if let Some(p) = &job.args.partition {
             eprintln!(
-                "partition {p}: {} of the file's {} rows; ranks, severities and clusters are this part's own until `breakdesk merge`; no cases recorded",
+                "partition {p}: {} of the file's {} rows; ranks and clusters are this part's own until `breakdesk merge`, which categorizes the rows; no cases recorded",
                 result.features.df.height(),
                 result.rows_read
             );
