@@ -447,6 +447,49 @@ fn copy_part(from: &Path, to: &Path) -> PathBuf {
     to.to_path_buf()
 }
 
+/// A part's sidecars do not outlive it: a JSON Lines part written where a CSV part was leaves
+/// no table file, and a run that is not a partition's leaves none of them.
+#[test]
+fn a_part_rewritten_or_replaced_by_a_run_leaves_no_stale_sidecars() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = copy_part(&f.parts[0], &d.join("p.csv"));
+    std::fs::copy(
+        breakdesk::parts::table_path(&f.parts[0]),
+        breakdesk::parts::table_path(&out),
+    )
+    .unwrap();
+    let sidecars = [
+        breakdesk::parts::meta_path(&out),
+        breakdesk::parts::rows_path(&out),
+        breakdesk::parts::table_path(&out),
+    ];
+    let base = [
+        "run",
+        f.file.as_str(),
+        "--model",
+        f.model.as_str(),
+        "--out",
+        s(&out),
+        "-q",
+    ];
+    let (code, _, err) = bd_in(
+        d,
+        "jsonl",
+        &[&base[..], &["--partition", "0/4", "--format", "jsonl"]].concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(sidecars[0].is_file() && sidecars[1].is_file());
+    assert!(!sidecars[2].exists(), "a JSON Lines part has no table file");
+    std::fs::copy(breakdesk::parts::table_path(&f.parts[0]), &sidecars[2]).unwrap();
+    let (code, _, err) = bd_in(d, "plain", &base);
+    assert_eq!(code, 0, "{err}");
+    for p in &sidecars {
+        assert!(!p.exists(), "{} is left", p.display());
+    }
+}
+
 /// A CSV part's table file lets the merge skip parsing the CSV: merging with the table files,
 /// without them, or with one damaged or written for another CSV gives the same bytes.
 #[test]
