@@ -80,8 +80,7 @@ pub(super) fn write_table_bin(
         let col = table
             .column(&c.name)
             .map_err(|e| fail(&e))?
-            .as_materialized_series()
-            .rechunk();
+            .as_materialized_series();
         put(&(c.name.len() as u32).to_le_bytes())?;
         put(c.name.as_bytes())?;
         put(&[c.dtype.len() as u8])?;
