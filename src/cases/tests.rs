@@ -990,3 +990,25 @@ fn records_with_their_columns_encoded_are_recorded_as_with_their_maps() {
     );
     assert_eq!(encoded.events().unwrap().len(), events);
 }
+
+/// A stored case keeps its record's fingerprint from one version to the next: the same record
+/// must give the same fingerprint, or every unchanged case would be rewritten by the next run.
+/// The value is the one this version computes, pinned: a change to how the fields are hashed
+/// must keep it (or move stored cases to a new fingerprint kind, as `v2:` did).
+#[test]
+fn a_records_fingerprint_is_the_one_stored_cases_keep() {
+    let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+    let input = record_with_row("00001|1001", day, 7);
+    let encoded = super::EncodedRow::of_map(&input.row).unwrap();
+    let mut bare = input.clone();
+    bare.row = serde_json::Map::new();
+    let with_map = input.fingerprint().unwrap();
+    let with_encoded = bare
+        .fingerprint_with(super::binary::RowRef::Encoded(&encoded))
+        .unwrap();
+    assert_eq!(with_map, with_encoded);
+    assert_eq!(
+        with_map,
+        "v2:522b92b95bce8cde7c96bd2c2e86545739b5ca14ee188edb18d86b27e4cd5e84"
+    );
+}
