@@ -11,6 +11,14 @@
 //!   population stability index (PSI) of every main feature at most `max_psi`, and at most
 //!   `max_unseen_accounts` of the file's accounts unseen. Each failure is a sentence naming the
 //!   number and the setting.
+//! - **Chance.** A file of a few rows drawn from the very training population differs from it by
+//!   chance: 20 rows give a PSI near 1 on their own, and one unseen account among two is 50 %.
+//!   So a file is said to differ only beyond what its size explains: its PSI must exceed
+//!   `max_psi` by the 99.9 % point of the PSI of a sample of its size from the training rows
+//!   (n·PSI is about χ² with bins − 1 degrees of freedom, the sampling of the training shares
+//!   added), its shares are smoothed (half a row per bin, so an empty bin of a small file is not
+//!   read as a share of zero), and the lower 99.9 % bound of its unseen share (Wilson) must
+//!   exceed `max_unseen_accounts`. A file without rows has no population to compare.
 
 use super::matrix::Matrix;
 use serde::{Deserialize, Serialize};
@@ -123,16 +131,59 @@ fn bin_of(edges: &[f64], v: f64) -> usize {
 }
 
 fn shares(edges: &[f64], values: impl Iterator<Item = f64>) -> Vec<f64> {
+    let (counts, n) = counts(edges, values);
+    counts
+        .into_iter()
+        .map(|c| if n > 0 { c as f64 / n as f64 } else { 0.0 })
+        .collect()
+}
+
+/// The number of finite `values` in each bin of `edges`, and their total.
+fn counts(edges: &[f64], values: impl Iterator<Item = f64>) -> (Vec<usize>, usize) {
     let mut counts = vec![0usize; edges.len() + 1];
     let mut n = 0usize;
     for v in values.filter(|v| v.is_finite()) {
         counts[bin_of(edges, v)] += 1;
         n += 1;
     }
-    counts
-        .into_iter()
-        .map(|c| if n > 0 { c as f64 / n as f64 } else { 0.0 })
-        .collect()
+    (counts, n)
+}
+
+/// The 99.9 % points of χ² with 1 to 9 degrees of freedom (a feature has at most ten bins).
+const CHI2_999: [f64; 9] = [
+    10.828, 13.816, 16.266, 18.467, 20.515, 22.458, 24.322, 26.124, 27.877,
+];
+
+/// The standard normal's one-sided 99.9 % point.
+const Z_999: f64 = 3.090;
+
+/// What the PSI of `n` rows over `bins` bins may reach by chance (99.9 %) against the shares
+/// of `training_rows` rows of the same population.
+pub fn psi_allowance(bins: usize, n: usize, training_rows: usize) -> f64 {
+    if bins < 2 || n == 0 {
+        return 0.0;
+    }
+    let q = CHI2_999[(bins - 2).min(CHI2_999.len() - 1)];
+    q * (1.0 / n as f64 + 1.0 / training_rows.max(1) as f64)
+}
+
+/// The shares of `counts` (of `n` rows) smoothed by half a row per bin.
+fn smoothed(counts: &[usize], n: usize) -> Vec<f64> {
+    let total = n as f64 + 0.5 * counts.len() as f64;
+    counts.iter().map(|c| (*c as f64 + 0.5) / total).collect()
+}
+
+/// The lower 99.9 % (Wilson) bound of a share of `hits` among `n`.
+pub fn share_lower_bound(hits: usize, n: usize) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    let n = n as f64;
+    let p = hits as f64 / n;
+    let z2 = Z_999 * Z_999;
+    let centre = p + z2 / (2.0 * n);
+    let spread = Z_999 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    ((centre - spread) / (1.0 + z2 / n)).max(0.0)
 }
 
 fn column(x: &Matrix, j: usize) -> impl Iterator<Item = f64> + '_ {
@@ -220,23 +271,36 @@ pub fn check(
     let Some(pop) = population else {
         return problems;
     };
-    // The feature whose distribution moved most.
-    let mut worst: Option<(f64, &str)> = None;
+    // A file without rows has no population to compare.
+    if x.rows() == 0 {
+        return problems;
+    }
+    // The feature whose distribution moved most beyond what the file's size explains.
+    let mut worst: Option<(f64, f64, usize, &str)> = None;
     for f in &pop.features {
         let Some(j) = names.iter().position(|n| *n == f.name) else {
             continue;
         };
-        let now = shares(&f.edges, column(x, j));
-        let v = psi(&f.shares, &now);
-        if worst.is_none_or(|(w, _)| v > w) {
-            worst = Some((v, &f.name));
+        let (counts, n) = counts(&f.edges, column(x, j));
+        if n == 0 {
+            continue;
+        }
+        let v = psi(&f.shares, &smoothed(&counts, n));
+        let allowance = psi_allowance(counts.len(), n, training_rows);
+        if worst.is_none_or(|(w, a, _, _)| v - allowance > w - a) {
+            worst = Some((v, allowance, n, &f.name));
         }
     }
-    if let Some((v, name)) = worst
-        && v > p.max_psi
+    if let Some((v, allowance, n, name)) = worst
+        && v > p.max_psi + allowance
     {
+        let chance = if allowance >= 0.005 {
+            format!(", plus {allowance:.2} for chance at {n} rows against {training_rows}")
+        } else {
+            String::new()
+        };
         problems.push(format!(
-            "the file's population differs from the training rows (population stability index {v:.2} on {name}, above [detect] max_psi {})",
+            "the file's population differs from the training rows (population stability index {v:.2} on {name}, above [detect] max_psi {}{chance})",
             p.max_psi
         ));
     }
@@ -255,7 +319,8 @@ pub fn check(
                 .filter(|h| sketch.hashes.binary_search(h).is_err())
                 .count();
             let share = unseen as f64 / considered.len() as f64;
-            if share > p.max_unseen_accounts {
+            // A few accounts say little: the share must be above the setting beyond chance.
+            if share_lower_bound(unseen, considered.len()) > p.max_unseen_accounts {
                 problems.push(format!(
                     "{:.0} % of the file's accounts were never seen in training (above [detect] max_unseen_accounts {:.0} %)",
                     100.0 * share,
@@ -363,6 +428,102 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         let share: f64 = problems[0].split(" %").next().unwrap().parse().unwrap();
         assert!((40.0..60.0).contains(&share), "{share}");
+    }
+
+    /// A deterministic stream of numbers in [0, 1) (xorshift).
+    fn uniform(seed: u64) -> impl FnMut() -> f64 {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    #[test]
+    fn a_small_sample_of_the_training_population_fits_and_a_shift_does_not() {
+        // Training: 20,000 rows of 2,000 accounts, balances spread over five orders of
+        // magnitude, and a difference that is zero for most rows (tied deciles).
+        let names: Vec<String> = vec!["f_balance_lhs".into(), "f_log_abs_balance_diff".into()];
+        assert_eq!(main_features(&names).len(), 2);
+        let n = 20_000;
+        let mut u = uniform(7);
+        let mut balance = Vec::with_capacity(n);
+        let mut diff = Vec::with_capacity(n);
+        for _ in 0..n {
+            balance.push(10f64.powf(2.0 + 5.0 * u()));
+            diff.push(if u() < 0.8 { 0.0 } else { 100.0 * u() });
+        }
+        let train = matrix(&[balance.clone(), diff.clone()]);
+        let keys: Vec<String> = (0..n).map(|i| format!("A{}", i % 2000)).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let pop = population(&train, &names, &refs);
+        let sample = |rows: &[usize], scale: f64| -> (Matrix, Vec<&str>) {
+            let m = matrix(&[
+                rows.iter().map(|r| balance[*r] * scale).collect(),
+                rows.iter().map(|r| diff[*r]).collect(),
+            ]);
+            (m, rows.iter().map(|r| refs[*r]).collect())
+        };
+        // Samples of the training rows themselves, from none to a thousand rows: a false alarm
+        // at most once in a hundred draws (each check is at 99.9 % per feature).
+        let mut draw = uniform(11);
+        for size in [0usize, 1, 3, 10, 20, 50, 200, 1000] {
+            let mut alarms = Vec::new();
+            for _ in 0..100 {
+                let rows: Vec<usize> = (0..size)
+                    .map(|_| ((draw() * n as f64) as usize).min(n - 1))
+                    .collect();
+                let (m, k) = sample(&rows, 1.0);
+                let p = check(n, Some(&pop), &m, &names, &k, &params());
+                if !p.is_empty() {
+                    alarms.push(p);
+                }
+            }
+            assert!(alarms.len() <= 1, "{size} rows: {alarms:?}");
+        }
+        // The same accounts with balances a thousand times larger: another population, said
+        // so from 20 rows on; three times larger, from 1,000 rows.
+        for (size, scale) in [(20usize, 1000.0), (200, 1000.0), (1000, 3.0)] {
+            let rows: Vec<usize> = (0..size).map(|i| i * 7 % n).collect();
+            let (m, k) = sample(&rows, scale);
+            let p = check(n, Some(&pop), &m, &names, &k, &params());
+            assert!(
+                p.len() == 1
+                    && p[0].contains("population stability index")
+                    && p[0].contains("f_balance_lhs"),
+                "{size} rows ×{scale}: {p:?}"
+            );
+        }
+        // Accounts never seen: ten new ones are enough to say so, two are not.
+        for (size, said) in [(2usize, false), (10, true), (200, true)] {
+            let fresh: Vec<String> = (0..size).map(|i| format!("N{i}")).collect();
+            let k: Vec<&str> = fresh.iter().map(String::as_str).collect();
+            let rows: Vec<usize> = (0..size).map(|i| i * 13 % n).collect();
+            let (m, _) = sample(&rows, 1.0);
+            let p = check(n, Some(&pop), &m, &names, &k, &params());
+            assert_eq!(
+                p.iter().any(|s| s.contains("never seen in training")),
+                said,
+                "{size} new accounts: {p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_allowances_shrink_with_the_sample() {
+        assert_eq!(psi_allowance(10, 0, 1000), 0.0);
+        assert_eq!(psi_allowance(1, 50, 1000), 0.0);
+        let small = psi_allowance(10, 20, 100_000);
+        let large = psi_allowance(10, 100_000, 100_000);
+        assert!(small > 1.0 && large < 0.001, "{small} {large}");
+        assert!(psi_allowance(3, 100, 1000) < psi_allowance(10, 100, 1000));
+        assert_eq!(share_lower_bound(0, 0), 0.0);
+        assert_eq!(share_lower_bound(0, 50), 0.0);
+        assert!(share_lower_bound(1, 1) < 0.2);
+        let many = share_lower_bound(9_000, 10_000);
+        assert!((0.88..0.9).contains(&many), "{many}");
     }
 
     #[test]

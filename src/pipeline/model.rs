@@ -71,6 +71,13 @@ pub enum ModelStatus {
     TrainedUnfit(String),
     /// The saved model did not fit the file but was used (`--model-policy reuse`): why.
     LoadedUnfit(String),
+    /// The saved model did not fit the file, and the rows a retraining would learn from are
+    /// fewer than `min`, which the saved model was trained on: it was used (why; the rows).
+    KeptOverFewRows {
+        why: String,
+        rows: usize,
+        min: usize,
+    },
     /// A bundle file (`--model FILE`) was used; `unfit` says why it does not fit the file, when
     /// it does not.
     FromFile {
@@ -97,6 +104,9 @@ impl ModelStatus {
                     "saved model used although it does not fit this file (model policy reuse): {why}"
                 )
             }
+            ModelStatus::KeptOverFewRows { why, rows, min } => format!(
+                "saved model used although it does not fit this file: {why}; the {rows} rows a retraining would learn from are fewer than [detect] min_training_rows ({min}), too few to replace it (--retrain trains on them anyway)"
+            ),
             ModelStatus::FromFile { path, unfit: None } => format!("model file {path} used"),
             ModelStatus::FromFile {
                 path,
@@ -312,7 +322,29 @@ pub(super) fn check_fitness(
             why,
         }),
         ModelPolicy::Reuse => Ok((Some(Ok(b)), Some(ModelStatus::LoadedUnfit(why)))),
-        ModelPolicy::Retrain => Ok((None, Some(ModelStatus::TrainedUnfit(why)))),
+        ModelPolicy::Retrain => {
+            // A model trained on enough rows is not replaced by one that would not be: a small
+            // day's file keeps the saved model (and says so).
+            let min = settings.detect.fitness.min_training_rows;
+            let rows = retraining_rows(fs);
+            if rows < min && b.training_rows >= min {
+                tracing::warn!(model = %b.version(), rows, min, "too few rows to retrain: the saved model is used");
+                return Ok((
+                    Some(Ok(b)),
+                    Some(ModelStatus::KeptOverFewRows { why, rows, min }),
+                ));
+            }
+            Ok((None, Some(ModelStatus::TrainedUnfit(why))))
+        }
+    }
+}
+
+/// The rows a training on `fs` learns from: its history's, when it has at least two, else the
+/// file's own (as [`train_fresh`] chooses).
+fn retraining_rows(fs: &FeatureSet) -> usize {
+    match &fs.history {
+        Some(h) if h.df.height() >= 2 => h.df.height(),
+        _ => fs.df.height(),
     }
 }
 

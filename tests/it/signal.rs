@@ -600,4 +600,41 @@ fn a_saved_model_has_its_own_identity_and_is_retrained_when_it_does_not_fit() {
     let (code, s) = run(&scaled, &["--model-policy", "sometimes"]);
     assert_eq!(code, 2, "{s}");
     assert!(s.contains("--model-policy"), "{s}");
+    // A few rows of the same books fit the model: what they differ by is what so few rows
+    // differ by from any sample.
+    let (code, s) = run(&tiny, &[]);
+    assert_eq!(code, 0, "{s}");
+    assert!(s.contains("saved model used;"), "{s}");
+    assert_eq!(version(&s), large);
+    // A few rows that do differ do not replace a model trained on enough rows with one
+    // trained on too few: the saved model is used, and the run says why.
+    let scaled_tiny = d.join("scaled_tiny.csv");
+    std::fs::write(
+        &scaled_tiny,
+        std::fs::read_to_string(&scaled)
+            .unwrap()
+            .lines()
+            .take(31)
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n",
+    )
+    .unwrap();
+    let (code, s) = run(&scaled_tiny, &[]);
+    assert_eq!(code, 0, "{s}");
+    assert!(
+        s.contains("saved model used although it does not fit this file")
+            && s.contains("population stability index")
+            && s.contains("the 30 rows a retraining would learn from are fewer than [detect] min_training_rows (500), too few to replace it"),
+        "{s}"
+    );
+    assert_eq!(version(&s), large);
+    let (_, s) = run(&big, &[]);
+    assert!(s.contains("saved model used;"), "{s}");
+    assert_eq!(version(&s), large, "the large model is still the saved one");
+    // Asked to, it trains on them anyway.
+    let (code, s) = run(&scaled_tiny, &["--retrain"]);
+    assert_eq!(code, 0, "{s}");
+    assert!(s.contains("retrained (forced)"), "{s}");
+    assert_ne!(version(&s), large);
 }
