@@ -128,7 +128,8 @@ impl<'s> Cases<'s> {
         auto_resolve: &[bool],
         cycle: Option<&Cycle>,
     ) -> Result<Vec<UpsertOutcome>, CaseError> {
-        let (steps, of_input) = self.record_steps(inputs, rows, auto_resolve, cycle, true)?;
+        let (steps, of_input) =
+            self.record_steps(inputs, rows, auto_resolve, cycle, true, false)?;
         use rayon::prelude::*;
         let outcomes: Vec<UpsertOutcome> = steps
             .into_par_iter()
@@ -139,7 +140,7 @@ impl<'s> Cases<'s> {
                     change: Change::Unchanged,
                 }),
                 // Not made when the cases are kept.
-                Step::Recorded(r) => Err(CaseError::Invalid(format!(
+                Step::Recorded(r, _) => Err(CaseError::Invalid(format!(
                     "case {} was recorded without being kept",
                     r.id
                 ))),
@@ -156,7 +157,9 @@ impl<'s> Cases<'s> {
         auto_resolve: &[bool],
         cycle: Option<&Cycle>,
     ) -> Result<Vec<Recorded>, CaseError> {
-        self.record_records(inputs, None, auto_resolve, cycle)
+        Ok(self
+            .record_records(inputs, None, auto_resolve, cycle, false)?
+            .0)
     }
 
     /// [`Cases::record_batch`] of records whose columns are given encoded (`rows[i]` goes with
@@ -169,7 +172,23 @@ impl<'s> Cases<'s> {
         auto_resolve: &[bool],
         cycle: Option<&Cycle>,
     ) -> Result<Vec<Recorded>, CaseError> {
-        self.record_records(inputs, Some(rows), auto_resolve, cycle)
+        Ok(self
+            .record_records(inputs, Some(rows), auto_resolve, cycle, false)?
+            .0)
+    }
+
+    /// [`Cases::record_rows`], also returning the cases the batch wrote (opened, updated or
+    /// brought back), brief ([`Cases::outstanding_briefs`]: without their records' columns and
+    /// dispatches) and as they were stored: what [`Cases::outstanding_briefs_knowing`] needs
+    /// not read back. The cases it found up to date are not among them.
+    pub fn record_rows_briefly(
+        &self,
+        inputs: &[BreakInput],
+        rows: &[EncodedRow],
+        auto_resolve: &[bool],
+        cycle: Option<&Cycle>,
+    ) -> Result<(Vec<Recorded>, Vec<Case>), CaseError> {
+        self.record_records(inputs, Some(rows), auto_resolve, cycle, true)
     }
 
     fn record_records(
@@ -178,17 +197,35 @@ impl<'s> Cases<'s> {
         rows: Option<&[EncodedRow]>,
         auto_resolve: &[bool],
         cycle: Option<&Cycle>,
-    ) -> Result<Vec<Recorded>, CaseError> {
-        let (steps, of_input) = self.record_steps(inputs, rows, auto_resolve, cycle, false)?;
+        briefs: bool,
+    ) -> Result<(Vec<Recorded>, Vec<Case>), CaseError> {
+        let (steps, of_input) =
+            self.record_steps(inputs, rows, auto_resolve, cycle, false, briefs)?;
         use rayon::prelude::*;
-        let recorded: Vec<Recorded> = steps
+        let (recorded, written): (Vec<Recorded>, Vec<Option<Case>>) = steps
             .into_par_iter()
             .map(|step| match step {
-                Step::Written(o) => Recorded::of(&o.case, o.change),
-                Step::Unchanged(r, _) | Step::Recorded(r) => r,
+                Step::Written(o) => {
+                    let r = Recorded::of(&o.case, o.change);
+                    // A case found up to date inside the transaction was not written.
+                    let written = briefs && o.change != Change::Unchanged;
+                    (
+                        r,
+                        written.then(|| {
+                            let mut case = o.case;
+                            super::roll::briefly(&mut case);
+                            case
+                        }),
+                    )
+                }
+                Step::Unchanged(r, _) => (r, None),
+                Step::Recorded(r, case) => (r, case.map(|c| *c)),
             })
-            .collect();
-        Ok(per_input(recorded, &of_input))
+            .unzip();
+        Ok((
+            per_input(recorded, &of_input),
+            written.into_iter().flatten().collect(),
+        ))
     }
 
     /// The body of [`Cases::upsert_batch_in`] and [`Cases::record_batch`]: one step per case
@@ -201,6 +238,7 @@ impl<'s> Cases<'s> {
         auto_resolve: &[bool],
         cycle: Option<&Cycle>,
         keep: bool,
+        briefs: bool,
     ) -> Result<(Vec<Step>, Vec<usize>), CaseError> {
         if inputs.len() != auto_resolve.len() {
             return Err(CaseError::Invalid(format!(
@@ -365,7 +403,7 @@ impl<'s> Cases<'s> {
                             now,
                             &roll,
                             cycle,
-                            keep,
+                            (keep, briefs),
                         )
                     })
                     .collect::<Result<_, CaseError>>()
@@ -712,8 +750,8 @@ pub(super) fn per_input<T: Clone>(outcomes: Vec<T>, of_input: &[usize]) -> Vec<T
 enum Step {
     Written(Box<UpsertOutcome>),
     Unchanged(Recorded, Vec<u8>),
-    /// A case written and not kept: what was recorded.
-    Recorded(Recorded),
+    /// A case written and not kept: what was recorded, and the case briefly when asked for.
+    Recorded(Recorded, Option<Box<Case>>),
 }
 
 impl Step {
@@ -721,7 +759,7 @@ impl Step {
     fn ticket(&self) -> &str {
         match self {
             Step::Written(o) => &o.case.ticket,
-            Step::Unchanged(r, _) | Step::Recorded(r) => &r.ticket,
+            Step::Unchanged(r, _) | Step::Recorded(r, _) => &r.ticket,
         }
     }
 }
@@ -898,7 +936,7 @@ fn build_opening(
     now: DateTime<Utc>,
     roll: &RollParams,
     cycle: Option<&Cycle>,
-    keep: bool,
+    (keep, brief): (bool, bool),
 ) -> Result<Opened, CaseError> {
     let ticket = ticket_of(now, p.ticket);
     let mut case = case_fields(
@@ -989,7 +1027,14 @@ fn build_opening(
             change: Change::Created,
         }))
     } else {
-        Step::Recorded(Recorded::of(&case, Change::Created))
+        let r = Recorded::of(&case, Change::Created);
+        Step::Recorded(
+            r,
+            brief.then(|| {
+                super::roll::briefly(&mut case);
+                Box::new(case)
+            }),
+        )
     };
     Ok(Opened { step, writes })
 }

@@ -553,7 +553,7 @@ impl<'s> Cases<'s> {
     /// order: what a file's cycle rolls forward and its summary tallies. Cleared cases, which
     /// accumulate run after run, are not read.
     pub fn outstanding_cases(&self, profile: &str) -> Result<Vec<Case>, CaseError> {
-        self.read_outstanding(profile, false)
+        self.read_outstanding(profile, false, Vec::new())
     }
 
     /// [`Cases::outstanding_cases`] without what rolling them forward and tallying them never
@@ -561,21 +561,47 @@ impl<'s> Cases<'s> {
     /// thousands of outstanding cases is held in a fraction of the memory. Rolled forward with
     /// [`Cases::roll_forward_over`], the cases it writes come back without them too.
     pub fn outstanding_briefs(&self, profile: &str) -> Result<Vec<Case>, CaseError> {
-        self.read_outstanding(profile, true)
+        self.read_outstanding(profile, true, Vec::new())
     }
 
-    fn read_outstanding(&self, profile: &str, brief: bool) -> Result<Vec<Case>, CaseError> {
+    /// [`Cases::outstanding_briefs`] given cases `known` as they are stored, brief (those a
+    /// batch just wrote: [`Cases::record_rows_briefly`]): the markers say which cases are
+    /// outstanding, and only those not known are read and decoded. A known case whose marker
+    /// is gone (it cleared) is left out, as reading would.
+    pub fn outstanding_briefs_knowing(
+        &self,
+        profile: &str,
+        known: Vec<Case>,
+    ) -> Result<Vec<Case>, CaseError> {
+        self.read_outstanding(profile, true, known)
+    }
+
+    fn read_outstanding(
+        &self,
+        profile: &str,
+        brief: bool,
+        known: Vec<Case>,
+    ) -> Result<Vec<Case>, CaseError> {
         self.index_outstanding()?;
         let prefix = break_prefix(profile, "");
         let prefix = &prefix[..prefix.len() - 1];
         let tag = [&[0u8][..], OUTSTANDING_TAG].concat();
+        let mut known: HashMap<Vec<u8>, Case> = known
+            .into_iter()
+            .map(|c| (c.id.as_bytes().to_vec(), c))
+            .collect();
         let mut ids = Vec::new();
+        let mut cases: Vec<Case> = Vec::new();
         for kv in self.store.case_scan(CaseTree::BreakIndex, prefix)? {
             let (k, id) = kv?;
             if memchr::memmem::find(&k[prefix.len()..], &tag).is_some() {
-                ids.push(id);
+                match known.remove(&id) {
+                    Some(case) => cases.push(case),
+                    None => ids.push(id),
+                }
             }
         }
+        drop(known);
         // Their slots looked up and their pages read and decoded on every core, page by
         // page: the stored bytes of every outstanding case are never all in memory at once.
         let reader = self.store.case_reader();
@@ -597,7 +623,7 @@ impl<'s> Cases<'s> {
             }
         })?;
         drop(reader);
-        let mut cases: Vec<Case> = decoded.into_iter().filter_map(Option::flatten).collect();
+        cases.extend(decoded.into_iter().filter_map(Option::flatten));
         cases.retain(|c| c.profile == profile && c.outstanding());
         cases.sort_by_cached_key(|c| (ticket_number(&c.ticket), c.ticket.clone()));
         Ok(cases)

@@ -1012,3 +1012,91 @@ fn a_records_fingerprint_is_the_one_stored_cases_keep() {
         "v2:522b92b95bce8cde7c96bd2c2e86545739b5ca14ee188edb18d86b27e4cd5e84"
     );
 }
+
+/// The cases a batch wrote, handed back brief, are the cases the store gives back: reading the
+/// profile's outstanding cases knowing them gives what reading them all gives (opened, updated
+/// with a later record, proposed for auto-resolution, routed to an owner, rolled through the
+/// cycle; unchanged ones and the profile's other cases read from the store).
+#[test]
+fn the_cases_a_batch_wrote_are_the_outstanding_cases_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339("2024-03-20T09:30:00.123456789Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let router = std::sync::Arc::new(
+        crate::routing::Router::compile(&[("ana".into(), "Account = 'K23'".into())]).unwrap(),
+    );
+    let cases = Cases::with_clock(&store, move || at).routed(router);
+    let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+    // Yesterday's file: twenty breaks, all outstanding.
+    let first: Vec<BreakInput> = (0..20u32)
+        .map(|i| record_with_row(&format!("K{i}"), day, i))
+        .collect();
+    let (bare, rows): (Vec<BreakInput>, Vec<EncodedRow>) = first.iter().map(split_row).unzip();
+    cases
+        .record_rows(&bare, &rows, &vec![false; bare.len()], None)
+        .unwrap();
+    // Today's: ten of them again as they were, five with a later record, and ten new breaks
+    // (every third proposed for auto-resolution), rolled through today's cycle.
+    let next_day = day.succ_opt().unwrap();
+    let mut today: Vec<BreakInput> = first[..10].to_vec();
+    for (i, input) in first[10..15].iter().enumerate() {
+        let mut later = input.clone();
+        later.date = next_day;
+        later.difference = 50.0 + i as f64;
+        today.push(later);
+    }
+    today.extend((20..30u32).map(|i| record_with_row(&format!("K{i}"), next_day, i)));
+    let auto: Vec<bool> = (0..today.len()).map(|i| i >= 15 && i % 3 == 0).collect();
+    let mut cycle = Cycle {
+        profile: "gl".into(),
+        ..Cycle::default()
+    };
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    for input in &today {
+        let d = (input.date - epoch).num_days() as i32;
+        cycle.push_day(&input.key, d, true, input.difference, 0.0);
+    }
+    cycle.seal();
+    let (bare, rows): (Vec<BreakInput>, Vec<EncodedRow>) = today.iter().map(split_row).unzip();
+    let (recorded, written) = cases
+        .record_rows_briefly(&bare, &rows, &auto, Some(&cycle))
+        .unwrap();
+    let changes: Vec<Change> = recorded.iter().map(|r| r.change).collect();
+    assert_eq!(changes[..10], [Change::Unchanged; 10]);
+    assert_eq!(changes[10..15], [Change::Updated; 5]);
+    assert_eq!(changes[15..], [Change::Created; 10]);
+    // Only the cases written come back, brief.
+    assert_eq!(written.len(), 15);
+    assert!(
+        written
+            .iter()
+            .all(|c| c.row.is_empty() && c.dispatches.is_empty())
+    );
+    assert!(
+        written
+            .iter()
+            .any(|c| c.status == Status::AutoResolveProposed)
+    );
+    assert!(written.iter().any(|c| c.owner.as_deref() == Some("ana")));
+    let read = cases.outstanding_briefs("gl").unwrap();
+    assert_eq!(read.len(), 30);
+    assert_eq!(
+        cases
+            .outstanding_briefs_knowing("gl", written.clone())
+            .unwrap(),
+        read
+    );
+    // A known case that is no longer outstanding, or of another profile, is left out as
+    // reading would leave it out.
+    let mut stale = written.clone();
+    stale[0].profile = "other".into();
+    let known = cases.outstanding_briefs_knowing("gl", stale).unwrap();
+    assert_eq!(known.len(), 29);
+    // The same batch through `record_rows`: the same outcomes.
+    let again = cases
+        .record_rows(&bare, &rows, &auto, Some(&cycle))
+        .unwrap();
+    assert!(again.iter().all(|r| r.change == Change::Unchanged));
+}

@@ -269,19 +269,20 @@ impl BreakColumns {
 /// Rolls the profile's cases forward through the run's `cycle` (its current rows; None when the
 /// file has no dates), counts the run summary and records it in the store. `recorded` says
 /// what the run's flagged records did to their cases; the status of those the roll-forward
-/// changed is refreshed in it.
+/// changed is refreshed in it. `written`: the cases the recording wrote, brief and as stored
+/// ([`crate::cases::Cases::record_rows_briefly`]), which are not read back.
 pub fn roll_forward_run(
     settings: &Settings,
     store: &crate::store::Store,
     day: &DayFacts,
-    cycle: Option<crate::cases::Cycle>,
+    (cycle, written): (Option<crate::cases::Cycle>, Vec<crate::cases::Case>),
     recorded: &mut [crate::cases::Recorded],
     file: &str,
 ) -> Result<crate::cycle::RunSummary, crate::cases::CaseError> {
     let changes: Vec<(String, crate::cases::Change)> =
         recorded.iter().map(|r| (r.id.clone(), r.change)).collect();
     let (summary, open, rolled) =
-        roll_forward_changes(settings, store, day, cycle, &changes, file)?;
+        roll_forward_changes(settings, store, day, (cycle, written), &changes, file)?;
     if rolled {
         let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
             open.iter().map(|c| (c.id.as_str(), c)).collect();
@@ -301,7 +302,7 @@ pub(super) fn roll_forward_changes(
     settings: &Settings,
     store: &crate::store::Store,
     day: &DayFacts,
-    cycle: Option<crate::cases::Cycle>,
+    (cycle, written): (Option<crate::cases::Cycle>, Vec<crate::cases::Case>),
     changes: &[(String, crate::cases::Change)],
     file: &str,
 ) -> Result<(crate::cycle::RunSummary, Vec<crate::cases::Case>, bool), crate::cases::CaseError> {
@@ -317,8 +318,9 @@ pub(super) fn roll_forward_changes(
         ..Default::default()
     };
     // The profile's outstanding cases (a cleared case has nothing left to roll), read once for
-    // the roll-forward and the summary's tallies, without their record snapshots.
-    let mut open = handle.outstanding_briefs(&day.profile)?;
+    // the roll-forward and the summary's tallies, without their record snapshots; those the
+    // run just wrote are `written`, not read back.
+    let mut open = handle.outstanding_briefs_knowing(&day.profile, written)?;
     tracing::debug!(cases = open.len(), resident_mib = ?crate::logging::resident_mib(), "outstanding cases read");
     let pairs = changes.iter().map(|(id, c)| (id.as_str(), *c));
     let mut rolled = false;
@@ -512,7 +514,7 @@ pub fn record_groups(
             in_order[k] = (id, c);
         }
         let (s, open, rolled) =
-            roll_forward_changes(settings, store, &day, cycle, &in_order, &file)?;
+            roll_forward_changes(settings, store, &day, (cycle, Vec::new()), &in_order, &file)?;
         drop(in_order);
         if rolled {
             let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
@@ -588,7 +590,9 @@ pub(super) fn record_run_cases(
         },
     );
     let inputs = built?;
-    let mut recorded = case_workflow(store, &settings.cases)?.record_rows(
+    // The cases written are handed to the roll-forward as they were stored: it reads back
+    // only the profile's other outstanding cases.
+    let (mut recorded, written) = case_workflow(store, &settings.cases)?.record_rows_briefly(
         &inputs.inputs,
         &inputs.rows,
         &inputs.auto,
@@ -600,7 +604,7 @@ pub(super) fn record_run_cases(
         settings,
         store,
         &DayFacts::of(result, det),
-        cycle,
+        (cycle, written),
         &mut recorded,
         file,
     );
