@@ -326,7 +326,7 @@ pub(super) fn check_fitness(
             // A model trained on enough rows is not replaced by one that would not be: a small
             // day's file keeps the saved model (and says so).
             let min = settings.detect.fitness.min_training_rows;
-            let rows = retraining_rows(fs);
+            let rows = training_frame(fs).0.height();
             if rows < min && b.training_rows >= min {
                 tracing::warn!(model = %b.version(), rows, min, "too few rows to retrain: the saved model is used");
                 return Ok((
@@ -340,11 +340,11 @@ pub(super) fn check_fitness(
 }
 
 /// The rows a training on `fs` learns from: its history's, when it has at least two, else the
-/// file's own (as [`train_fresh`] chooses).
-fn retraining_rows(fs: &FeatureSet) -> usize {
+/// file's own (then `true`).
+fn training_frame(fs: &FeatureSet) -> (&polars::prelude::DataFrame, bool) {
     match &fs.history {
-        Some(h) if h.df.height() >= 2 => h.df.height(),
-        _ => fs.df.height(),
+        Some(h) if h.df.height() >= 2 => (&h.df, false),
+        _ => (&fs.df, true),
     }
 }
 
@@ -385,11 +385,7 @@ pub(super) fn train_fresh(
     previous_flag_share: Option<f64>,
 ) -> Result<(crate::detect::model::ModelBundle, Reuse), DetectError> {
     use crate::detect::model::{self, TrainInput};
-    let own_rows = !matches!(&fs.history, Some(h) if h.df.height() >= 2);
-    let train_df = match &fs.history {
-        Some(h) if !own_rows => &h.df,
-        _ => &fs.df,
-    };
+    let (train_df, own_rows) = training_frame(fs);
     let train_keys = key_chunk(train_df);
     let all = TrainingRows {
         x: features::matrix(train_df, &fs.names)?,
