@@ -258,15 +258,78 @@ pub(super) fn canonical_frame<'a>(
 
 /// Sorted by account, then date, then file order (history before current on the same date).
 pub(super) fn sort_frame(frame: DataFrame, has_date: bool) -> Result<DataFrame, FeatureError> {
-    let mut by: Vec<&str> = vec![GROUP];
-    if has_date {
-        by.push("bd_date");
+    let groups = frame.column(GROUP)?.u32()?;
+    let seqs = frame.column(SEQ)?.u64()?;
+    let dates: Option<Vec<Option<i32>>> = if has_date {
+        let d = frame.column("bd_date")?.to_physical_repr();
+        Some(d.i32()?.iter().collect())
+    } else {
+        None
+    };
+    if groups.null_count() > 0 || seqs.null_count() > 0 {
+        return Err(FeatureError::Mismatch(
+            "internal: an account id or row number is missing".into(),
+        ));
     }
-    by.push(SEQ);
-    Ok(frame
-        .lazy()
-        .sort(by, SortMultipleOptions::default().with_multithreaded(true))
-        .collect()?)
+    let order = sort_order(
+        &groups.into_no_null_iter().collect::<Vec<u32>>(),
+        dates.as_deref(),
+        &seqs.into_no_null_iter().collect::<Vec<u64>>(),
+    );
+    let idx = IdxCa::from_vec("idx".into(), order);
+    Ok(frame.take(&idx)?)
+}
+
+/// The rows' order by account, then date (missing dates first), then row number: a counting
+/// sort by account, which keeps the frame's order within an account, then each account's rows
+/// sorted by date and number where they are not in that order already (row numbers are unique,
+/// so the order is total).
+pub(super) fn sort_order(
+    groups: &[u32],
+    dates: Option<&[Option<i32>]>,
+    seqs: &[u64],
+) -> Vec<IdxSize> {
+    use rayon::prelude::*;
+    let n = groups.len();
+    let key = |i: &IdxSize| {
+        let i = *i as usize;
+        (dates.and_then(|d| d[i]), seqs[i])
+    };
+    let k = groups.iter().map(|g| *g as usize + 1).max().unwrap_or(0);
+    if k > n {
+        // Account ids are numbered densely from 0; sparse ones are sorted as they come.
+        let mut order: Vec<IdxSize> = (0..n as IdxSize).collect();
+        order.par_sort_unstable_by_key(|i| (groups[*i as usize], key(i)));
+        return order;
+    }
+    let mut start = vec![0usize; k + 1];
+    for g in groups {
+        start[*g as usize + 1] += 1;
+    }
+    for i in 0..k {
+        start[i + 1] += start[i];
+    }
+    let mut next = start.clone();
+    let mut order: Vec<IdxSize> = vec![0; n];
+    for (i, g) in groups.iter().enumerate() {
+        let slot = &mut next[*g as usize];
+        order[*slot] = i as IdxSize;
+        *slot += 1;
+    }
+    // Each account's rows, split at its boundaries, sorted in parallel.
+    let mut slices: Vec<&mut [IdxSize]> = Vec::with_capacity(k);
+    let mut rest: &mut [IdxSize] = &mut order;
+    for w in start.windows(2) {
+        let (part, tail) = rest.split_at_mut(w[1] - w[0]);
+        slices.push(part);
+        rest = tail;
+    }
+    slices.into_par_iter().with_min_len(256).for_each(|s| {
+        if !s.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+            s.sort_unstable_by_key(key);
+        }
+    });
+    order
 }
 
 /// The seed preset's features: days since the last record, the criteria values and differences,

@@ -555,6 +555,45 @@ mod tests {
     }
 
     #[test]
+    fn rows_are_ordered_by_account_date_and_number() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for (n, accounts, dense) in [
+            (0, 1, true),
+            (1, 1, true),
+            (500, 7, true),
+            (3000, 40, false),
+        ] {
+            let groups: Vec<u32> = (0..n)
+                .map(|_| {
+                    let g = rng.gen_range(0..accounts);
+                    if dense { g } else { g * 1_000_003 }
+                })
+                .collect();
+            // Dates out of order within accounts, repeated, some missing.
+            let dates: Vec<Option<i32>> = (0..n)
+                .map(|_| (rng.gen_range(0..10) > 0).then(|| rng.gen_range(-3..20)))
+                .collect();
+            // Unique row numbers in no particular order (a history stacked after the file).
+            let mut seqs: Vec<u64> = (0..n as u64).collect();
+            seqs.rotate_left(n / 3);
+            let mut expected: Vec<IdxSize> = (0..n as IdxSize).collect();
+            expected.sort_by_key(|i| {
+                let i = *i as usize;
+                (groups[i], dates[i], seqs[i])
+            });
+            assert_eq!(
+                compute::sort_order(&groups, Some(&dates), &seqs),
+                expected,
+                "{n} rows of {accounts} accounts"
+            );
+            let mut expected: Vec<IdxSize> = (0..n as IdxSize).collect();
+            expected.sort_by_key(|i| (groups[*i as usize], seqs[*i as usize]));
+            assert_eq!(compute::sort_order(&groups, None, &seqs), expected);
+        }
+    }
+
+    #[test]
     fn label_encoder_sorted_with_unseen_fallback() {
         let e = LabelEncoder::fit("x", ["b", "a", "c", "a"].into_iter());
         assert_eq!(e.classes, vec!["a", "b", "c"]);
