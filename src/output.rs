@@ -59,7 +59,27 @@ pub(crate) fn open(path: &Path) -> Result<Box<dyn Write>, OutputError> {
 
 /// Writes a table. Dates are written as `YYYY-MM-DD`.
 pub fn write_table(df: &DataFrame, path: &Path, format: Format) -> Result<(), OutputError> {
-    let mut df = df.select(output_columns(df)).map_err(|e| werr(path, e))?;
+    write_table_after(df, None, path, format)
+}
+
+/// [`write_table`], with the CSV of the table's first columns rendered ahead ([`render_csv`],
+/// while the rest were still being computed): only the columns after them are rendered now,
+/// and appended to each line. Without it (or when it does not fit the table) the whole table
+/// is rendered here; the file is the same either way.
+pub fn write_table_after(
+    df: &DataFrame,
+    ahead: Option<&CsvLines>,
+    path: &Path,
+    format: Format,
+) -> Result<(), OutputError> {
+    if format == Format::Csv
+        && let Some(ahead) = ahead
+        && write_appended(df, ahead, path)?
+    {
+        return Ok(());
+    }
+    let names = output_columns(df);
+    let mut df = df.select(names).map_err(|e| werr(path, e))?;
     let mut w = open(path)?;
     match format {
         Format::Csv => {
@@ -74,6 +94,107 @@ pub fn write_table(df: &DataFrame, path: &Path, format: Format) -> Result<(), Ou
     }
     w.flush().map_err(|e| werr(path, e))?;
     Ok(())
+}
+
+/// Writes `df` as CSV from the lines of its first columns rendered `ahead`, each followed by
+/// the rest of its columns rendered now; false (nothing written) when `ahead` is not the CSV of
+/// the table's first output columns for its rows.
+fn write_appended(df: &DataFrame, ahead: &CsvLines, path: &Path) -> Result<bool, OutputError> {
+    let names = output_columns(df);
+    if ahead.rows() != df.height()
+        || names.len() <= ahead.columns.len()
+        || !names.starts_with(&ahead.columns)
+    {
+        return Ok(false);
+    }
+    let rest = df
+        .select(names[ahead.columns.len()..].iter().cloned())
+        .and_then(render_selected)
+        .map_err(|e| werr(path, e))?;
+    if rest.rows() != ahead.rows() {
+        return Ok(false);
+    }
+    let mut w = open(path)?;
+    for k in 0..ahead.ends.len() {
+        w.write_all(ahead.line(k))
+            .and_then(|_| w.write_all(b","))
+            .and_then(|_| w.write_all(rest.line(k)))
+            .and_then(|_| w.write_all(b"\n"))
+            .map_err(|e| werr(path, e))?;
+    }
+    w.flush().map_err(|e| werr(path, e))?;
+    Ok(true)
+}
+
+/// A table's CSV as [`write_table`] writes it, kept in memory line by line (the header first):
+/// the columns it covers, the text, and where each line ends (before its line feed).
+pub struct CsvLines {
+    columns: Vec<PlSmallStr>,
+    text: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl CsvLines {
+    /// Data lines (the header aside).
+    pub fn rows(&self) -> usize {
+        self.ends.len().saturating_sub(1)
+    }
+
+    /// Line `k` (0 = the header) without its line feed.
+    fn line(&self, k: usize) -> &[u8] {
+        let start = if k == 0 { 0 } else { self.ends[k - 1] + 1 };
+        &self.text[start..self.ends[k]]
+    }
+}
+
+/// The CSV of the output columns `df` has now, rendered as [`write_table`] would write them.
+/// A run renders its table while the cases are recorded; [`write_table_after`] then adds the
+/// case columns.
+pub fn render_csv(df: &DataFrame) -> PolarsResult<CsvLines> {
+    render_selected(df.select(output_columns(df))?)
+}
+
+fn render_selected(mut df: DataFrame) -> PolarsResult<CsvLines> {
+    neutralise_text(&mut df)?;
+    let mut text = Vec::new();
+    CsvWriter::new(&mut text)
+        .include_header(true)
+        .with_date_format(Some("%Y-%m-%d".into()))
+        .finish(&mut df)?;
+    let ends = line_ends(&text);
+    if ends.len() != df.height() + 1 || ends.last().is_some_and(|e| e + 1 != text.len()) {
+        return Err(PolarsError::ComputeError(
+            format!(
+                "internal: {} CSV lines rendered for {} rows",
+                ends.len(),
+                df.height()
+            )
+            .into(),
+        ));
+    }
+    Ok(CsvLines {
+        columns: df.get_column_names().into_iter().cloned().collect(),
+        text,
+        ends,
+    })
+}
+
+/// Where each CSV record of `text` ends: its line feeds outside quoted fields (a quote inside
+/// a quoted field is doubled, so counting quotes tells inside from outside).
+fn line_ends(text: &[u8]) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut quoted = false;
+    let mut from = 0;
+    while let Some(p) = memchr::memchr2(b'"', b'\n', &text[from..]) {
+        let at = from + p;
+        if text[at] == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            ends.push(at);
+        }
+        from = at + 1;
+    }
+    ends
 }
 
 /// Text cells a spreadsheet would run as formulas get a leading `'`, and control characters
@@ -444,6 +565,115 @@ pub fn write_json_lines<T: serde::Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A table with the cells a CSV writer must quote or neutralise, in the columns rendered
+    /// ahead and in the ones added after.
+    fn awkward_table(rows: usize) -> DataFrame {
+        let texts = [
+            "plain",
+            "",
+            "a,b",
+            "say \"hi\"",
+            "two\nlines",
+            "cr\r\nlf",
+            "=SUM(A1:A9)",
+            "-2+3",
+            "esc\u{1b}[31m",
+            "\"\n\"",
+            "café",
+        ];
+        let pick = |k: usize| -> Vec<Option<&str>> {
+            (0..rows)
+                .map(|i| (i % 7 != 3).then(|| texts[(i * k + 1) % texts.len()]))
+                .collect()
+        };
+        DataFrame::new_infer_height(vec![
+            Column::new("rank".into(), (0..rows as u32).collect::<Vec<_>>()),
+            Column::new("Comments".into(), pick(1)),
+            Column::new("bd_cat_company".into(), pick(2)),
+            Column::new(
+                "score".into(),
+                (0..rows).map(|i| -(i as f64) / 7.0).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "As of Date".into(),
+                (0..rows).map(|i| 19_000 + i as i32).collect::<Vec<_>>(),
+            )
+            .cast(&DataType::Date)
+            .unwrap(),
+            Column::new("summary".into(), pick(3)),
+        ])
+        .unwrap()
+    }
+
+    fn with_case_columns(mut df: DataFrame) -> DataFrame {
+        let n = df.height();
+        let texts = ["C-1", "", "x,y", "=1+1", "q\"\n"];
+        for (j, name) in ["case_id", "ticket", "case_status"].iter().enumerate() {
+            let v: Vec<&str> = (0..n).map(|i| texts[(i + j) % texts.len()]).collect();
+            df.with_column(Column::new((*name).into(), v)).unwrap();
+        }
+        df
+    }
+
+    #[test]
+    fn a_table_rendered_ahead_is_written_as_the_whole_table_is() {
+        let dir = tempfile::tempdir().unwrap();
+        for rows in [0, 1, 2, 40] {
+            let table = awkward_table(rows);
+            let ahead = render_csv(&table).unwrap();
+            assert_eq!(ahead.rows(), rows);
+            let full = with_case_columns(table);
+            let (whole, after) = (dir.path().join("whole.csv"), dir.path().join("after.csv"));
+            write_table(&full, &whole, Format::Csv).unwrap();
+            assert!(write_appended(&full, &ahead, &after).unwrap());
+            let whole = std::fs::read(&whole).unwrap();
+            assert_eq!(std::fs::read(&after).unwrap(), whole, "{rows} rows");
+            let text = String::from_utf8(whole).unwrap();
+            assert!(text.starts_with(
+                "rank,Comments,score,As of Date,summary,case_id,ticket,case_status\n"
+            ));
+            if rows == 40 {
+                // Quoted line breaks, neutralised formulas and escapes are in the file.
+                assert!(text.contains("\"two\nlines\""), "{text}");
+                assert!(text.contains("'=SUM(A1:A9)"), "{text}");
+                assert!(!text.contains('\u{1b}'));
+            }
+        }
+    }
+
+    #[test]
+    fn a_rendering_that_does_not_fit_the_table_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = awkward_table(12);
+        let full = with_case_columns(table.clone());
+        let whole = dir.path().join("whole.csv");
+        write_table(&full, &whole, Format::Csv).unwrap();
+        let whole = std::fs::read(&whole).unwrap();
+        // Fewer rows, other columns, or every column already rendered: the table is written
+        // whole, as it is now.
+        for stale in [
+            render_csv(&table.slice(0, 5)).unwrap(),
+            render_csv(&table.select(["rank", "score"]).unwrap()).unwrap(),
+            render_csv(&full).unwrap(),
+        ] {
+            let p = dir.path().join("after.csv");
+            assert!(!write_appended(&full, &stale, &p).unwrap());
+            write_table_after(&full, Some(&stale), &p, Format::Csv).unwrap();
+            assert_eq!(std::fs::read(&p).unwrap(), whole);
+        }
+        // JSON Lines ignores a CSV rendering.
+        let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+        write_table(&full, &a, Format::Jsonl).unwrap();
+        write_table_after(&full, Some(&render_csv(&table).unwrap()), &b, Format::Jsonl).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    }
+
+    #[test]
+    fn csv_records_end_at_line_feeds_outside_quotes() {
+        assert_eq!(line_ends(b"a,b\n\"x\ny\",\"\"\"\"\n\n"), vec![3, 14, 15]);
+        assert_eq!(line_ends(b""), Vec::<usize>::new());
+    }
 
     #[test]
     fn rejects_report_is_valid_csv() {

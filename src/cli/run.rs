@@ -187,6 +187,8 @@ pub fn run(mut cfg: Config, args: &RunArgs, quiet: bool) -> Result<(), Failure> 
         aopts: pipeline::AnalyzeOptions {
             detect: dopts,
             all_rows: args.all_rows,
+            // The CSV of the rows is rendered while their cases are recorded.
+            render_csv: format == output::Format::Csv && args.partition.is_none(),
         },
         format,
         files,
@@ -444,7 +446,12 @@ fn analyze(
 /// The output table and the cluster summary; a partition's sidecars, or none left stale.
 fn write_whole(job: &Job, analysis: &pipeline::Analysis) -> Result<(), Failure> {
     let files = &job.files;
-    output::write_table(&analysis.table, &files.out, job.format)?;
+    output::write_table_after(
+        &analysis.table,
+        analysis.csv_ahead.as_ref(),
+        &files.out,
+        job.format,
+    )?;
     output::write_clusters(&analysis.det.clusters, &files.clusters)?;
     match &job.args.partition {
         Some(p) => {

@@ -9,6 +9,9 @@ pub struct AnalyzeOptions {
     /// Keep every row in the table (flagged or not), in file order; otherwise only the flagged
     /// rows, most anomalous first.
     pub all_rows: bool,
+    /// Render the table's CSV while the cases are recorded ([`Analysis::csv_ahead`]): for a
+    /// caller that writes it as CSV.
+    pub render_csv: bool,
 }
 
 /// A file analysed end to end: features, detection, categorization and the cases recorded.
@@ -26,6 +29,9 @@ pub struct Analysis {
     /// The cycle's summary: rows, breaks, and what happened to the cases.
     pub summary: crate::cycle::RunSummary,
     pub timings: Vec<(&'static str, Duration)>,
+    /// The table's CSV without the case columns, rendered while the cases were recorded (with
+    /// [`AnalyzeOptions::render_csv`]), for [`crate::output::write_table_after`].
+    pub csv_ahead: Option<crate::output::CsvLines>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,21 +207,36 @@ pub(super) fn analyze_with(
     };
     timings.push(("categorize", t.elapsed()));
 
+    let mut csv_ahead = None;
     let (cases, summary) = if record_cases {
         step(progress, Stage::Cases, 2)?;
         let t = Instant::now();
         // Cases are durable before anything that names them is shown or written.
         let file = opts.input.display().to_string();
-        let (cases, summary) = record_run_cases(
-            settings,
-            store,
-            &result,
-            &det,
-            &table,
-            &rows,
-            &categorized,
-            &file,
-        )?;
+        // The rows' CSV does not depend on their cases: it is rendered beside the recording
+        // (a failure to render is left to the writer, which renders again and says why).
+        let (recorded, ahead) = rayon::join(
+            || {
+                record_run_cases(
+                    settings,
+                    store,
+                    &result,
+                    &det,
+                    &table,
+                    &rows,
+                    &categorized,
+                    &file,
+                )
+            },
+            || {
+                aopts
+                    .render_csv
+                    .then(|| crate::output::render_csv(&table).ok())
+                    .flatten()
+            },
+        );
+        let (cases, summary) = recorded?;
+        csv_ahead = ahead;
         with_cases(&mut table, &rows, &cases)?;
         timings.push(("cases", t.elapsed()));
         (cases, summary)
@@ -241,6 +262,7 @@ pub(super) fn analyze_with(
         cases,
         summary,
         timings,
+        csv_ahead,
     })
 }
 
