@@ -20,7 +20,7 @@
 //!   read as a share of zero), and the lower 99.9 % bound of its unseen share (Wilson) must
 //!   exceed `max_unseen_accounts`. A file without rows has no population to compare.
 
-use super::matrix::Matrix;
+use super::matrix::{Matrix, Unscaled};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -34,25 +34,23 @@ const PSI_FLOOR: f64 = 1e-4;
 /// A digest (hex) of the training rows: their shape and every value, in row-major order. Each
 /// block of rows gets a 128-bit fingerprint (two multiply–rotate lanes over the values' bits,
 /// ~20 times faster than SHA-256 over a million rows), and SHA-256 combines the blocks'.
-pub fn data_digest(x: &Matrix, extra: Option<&Matrix>) -> String {
+pub fn data_digest(x: Unscaled<'_>, extra: Option<&Matrix>) -> String {
     use rayon::prelude::*;
     const CHUNK: usize = 1 << 15;
-    let block = |m: &Matrix, start: usize| -> [u8; 16] {
+    let block = |m: Unscaled<'_>, start: usize| -> [u8; 16] {
         let (mut a, mut b): (u64, u64) = (0x9e37_79b9_7f4a_7c15, 0xc2b2_ae3d_27d4_eb4f);
-        for r in start..(start + CHUNK).min(m.rows()) {
-            for v in m.row(r) {
-                let w = v.to_bits();
-                a = (a ^ w).wrapping_mul(0xff51_afd7_ed55_8ccd).rotate_left(31);
-                b = (b.wrapping_add(w)).wrapping_mul(0xc4ce_b9fe_1a85_ec53) ^ (b >> 29);
-            }
-        }
+        m.for_each_in_rows(start, (start + CHUNK).min(m.rows()), |v| {
+            let w = v.to_bits();
+            a = (a ^ w).wrapping_mul(0xff51_afd7_ed55_8ccd).rotate_left(31);
+            b = (b.wrapping_add(w)).wrapping_mul(0xc4ce_b9fe_1a85_ec53) ^ (b >> 29);
+        });
         let mut out = [0u8; 16];
         out[..8].copy_from_slice(&a.to_le_bytes());
         out[8..].copy_from_slice(&b.to_le_bytes());
         out
     };
     let mut h = Sha256::new();
-    for m in std::iter::once(x).chain(extra) {
+    for m in std::iter::once(x).chain(extra.map(Unscaled::Rows)) {
         h.update(format!("{}x{}\n", m.rows(), m.cols()).as_bytes());
         let starts: Vec<usize> = (0..m.rows()).step_by(CHUNK).collect();
         let blocks: Vec<[u8; 16]> = starts.par_iter().map(|s| block(m, *s)).collect();
@@ -191,7 +189,7 @@ fn column(x: &Matrix, j: usize) -> impl Iterator<Item = f64> + '_ {
 }
 
 /// The population of training rows `x` (features `names`) of the accounts `keys`.
-pub fn population(x: &Matrix, names: &[String], keys: &[&str]) -> Population {
+pub fn population(x: Unscaled<'_>, names: &[String], keys: &[&str]) -> Population {
     use rayon::prelude::*;
     let features = main_features(names)
         .into_par_iter()
@@ -200,7 +198,7 @@ pub fn population(x: &Matrix, names: &[String], keys: &[&str]) -> Population {
             let step = x.rows().div_ceil(1 << 16).max(1);
             let mut v: Vec<f64> = (0..x.rows())
                 .step_by(step)
-                .map(|r| x.row(r)[j])
+                .map(|r| x.get(r, j))
                 .filter(|v| v.is_finite())
                 .collect();
             v.sort_by(f64::total_cmp);
@@ -213,7 +211,10 @@ pub fn population(x: &Matrix, names: &[String], keys: &[&str]) -> Population {
                     }
                 }
             }
-            let shares = shares(&edges, column(x, j));
+            let shares = match x {
+                Unscaled::Rows(m) => shares(&edges, column(m, j)),
+                Unscaled::Columns { columns, .. } => shares(&edges, columns[j].iter().copied()),
+            };
             FeatureBins {
                 name: names[j].clone(),
                 edges,
@@ -359,13 +360,61 @@ mod tests {
     fn the_digest_follows_every_value_and_the_shape() {
         let a = matrix(&[vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]]);
         let b = matrix(&[vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.5]]);
-        assert_eq!(data_digest(&a, None), data_digest(&a.clone(), None));
-        assert_ne!(data_digest(&a, None), data_digest(&b, None));
-        assert_ne!(data_digest(&a, None), data_digest(&a, Some(&b)));
-        let id = model_id("fp", &data_digest(&a, None), 42);
+        assert_eq!(
+            data_digest((&a).into(), None),
+            data_digest((&a.clone()).into(), None)
+        );
+        assert_ne!(
+            data_digest((&a).into(), None),
+            data_digest((&b).into(), None)
+        );
+        assert_ne!(
+            data_digest((&a).into(), None),
+            data_digest((&a).into(), Some(&b))
+        );
+        let id = model_id("fp", &data_digest((&a).into(), None), 42);
         assert_eq!(id.len(), 24);
-        assert_ne!(id, model_id("fp", &data_digest(&b, None), 42));
-        assert_ne!(id, model_id("fp", &data_digest(&a, None), 43));
+        assert_ne!(id, model_id("fp", &data_digest((&b).into(), None), 42));
+        assert_ne!(id, model_id("fp", &data_digest((&a).into(), None), 43));
+    }
+
+    #[test]
+    fn the_columns_give_the_digest_and_population_of_their_matrix() {
+        // More rows than one digest block, values of every kind.
+        let n = 70_000;
+        let cols: Vec<Vec<f64>> = vec![
+            (0..n).map(|i| (i % 977) as f64 * 1.25 - 300.0).collect(),
+            (0..n).map(|i| (i % 7) as f64).collect(),
+            (0..n)
+                .map(|i| match i % 11 {
+                    0 => f64::NAN,
+                    1 => -0.0,
+                    _ => (i as f64).sqrt(),
+                })
+                .collect(),
+        ];
+        let m = matrix(&cols);
+        let refs: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
+        let by_columns = Unscaled::Columns {
+            rows: n,
+            columns: &refs,
+        };
+        let extra = matrix(&[vec![1.0, 2.0], vec![3.0, 4.0], vec![5.0, 6.0]]);
+        for extra in [None, Some(&extra)] {
+            assert_eq!(
+                data_digest(by_columns, extra),
+                data_digest((&m).into(), extra)
+            );
+        }
+        let names: Vec<String> = vec!["f_balance_lhs".into(), "f_x".into(), "f_y".into()];
+        let keys: Vec<String> = (0..n).map(|i| format!("k{}", i % 300)).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let (a, b) = (
+            population(by_columns, &names, &keys),
+            population((&m).into(), &names, &keys),
+        );
+        assert_eq!(a, b);
+        assert!(!a.features.is_empty());
     }
 
     #[test]
@@ -379,7 +428,7 @@ mod tests {
         ]);
         let keys: Vec<String> = (0..n).map(|i| format!("A{}", i % 300)).collect();
         let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let pop = population(&train, &names, &key_refs);
+        let pop = population((&train).into(), &names, &key_refs);
         assert_eq!(pop.accounts.accounts, 300);
         // The same population: fit.
         assert!(check(n, Some(&pop), &train, &names, &key_refs, &params()).is_empty());
@@ -407,7 +456,7 @@ mod tests {
         let train = matrix(&[(0..n).map(|i| i as f64).collect()]);
         let keys: Vec<String> = (0..n).map(|i| format!("K{i}")).collect();
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let pop = population(&train, &names, &refs);
+        let pop = population((&train).into(), &names, &refs);
         assert_eq!(pop.accounts.hashes.len(), SKETCH_K);
         // Half of a file's accounts are new: estimated near 50 %.
         let mixed: Vec<String> = (0..n)
@@ -458,7 +507,7 @@ mod tests {
         let train = matrix(&[balance.clone(), diff.clone()]);
         let keys: Vec<String> = (0..n).map(|i| format!("A{}", i % 2000)).collect();
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let pop = population(&train, &names, &refs);
+        let pop = population((&train).into(), &names, &refs);
         let sample = |rows: &[usize], scale: f64| -> (Matrix, Vec<&str>) {
             let m = matrix(&[
                 rows.iter().map(|r| balance[*r] * scale).collect(),

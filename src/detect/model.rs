@@ -10,7 +10,7 @@ use super::cluster::{self, Centroids, ClusterParams};
 use super::contamination::{self, Contamination};
 use super::iforest::{IForestParams, IsolationForest};
 use super::lof::{LocalOutlierFactor, LofParams};
-use super::matrix::Matrix;
+use super::matrix::{Matrix, Unscaled};
 use super::scaler::RobustScaler;
 use crate::features::{LabelEncoder, Preset};
 use serde::{Deserialize, Serialize};
@@ -248,7 +248,8 @@ pub struct TrainInput<'a> {
     pub preset: Preset,
     pub feature_names: &'a [String],
     pub encoders: &'a [LabelEncoder],
-    pub x: &'a Matrix,
+    /// The training rows' features (unscaled).
+    pub x: Unscaled<'a>,
     /// The primary difference of each training row (for the contamination estimators).
     pub difference: &'a [f64],
     /// Rows that only shape the detector, as normal: analyst-rejected rows, repeated. They are
@@ -364,11 +365,45 @@ pub fn train_keeping_scaled(
     if x.rows() < 2 {
         return Err(ModelError::TooFewRows(x.rows()));
     }
-    let scaler = match input.scaler {
-        Some(s) if s.center.len() == x.cols() => s.clone(),
-        _ => RobustScaler::fit(x),
+    let scaler = match (input.scaler, x) {
+        (Some(s), _) if s.center.len() == x.cols() => s.clone(),
+        (_, Unscaled::Rows(m)) => RobustScaler::fit(m),
+        (_, Unscaled::Columns { columns, .. }) => {
+            RobustScaler::fit_columns(columns.len(), |j| Ok::<_, ModelError>(columns[j].to_vec()))?
+        }
     };
-    let scaled = scaler.transform(x).map_err(ModelError::IForest)?;
+    let scaled = match x {
+        Unscaled::Rows(m) => scaler.transform(m).map_err(ModelError::IForest)?,
+        Unscaled::Columns { columns, .. } => {
+            let m = Matrix::from_columns(columns).map_err(ModelError::IForest)?;
+            scaler.transform(&m).map_err(ModelError::IForest)?
+        }
+    };
+    train_scaled(input, spec, scaler, scaled)
+}
+
+/// [`train_keeping_scaled`] of rows the caller already scaled with `scaler` (fitted on them):
+/// `scaled` is `input.x` transformed by it.
+pub fn train_scaled(
+    input: &TrainInput,
+    spec: &TrainSpec,
+    scaler: RobustScaler,
+    scaled: Matrix,
+) -> Result<(ModelBundle, Vec<f64>, Matrix), ModelError> {
+    let x = input.x;
+    if x.rows() < 2 {
+        return Err(ModelError::TooFewRows(x.rows()));
+    }
+    if scaled.rows() != x.rows() || scaled.cols() != x.cols() || scaler.center.len() != x.cols() {
+        return Err(ModelError::IForest(format!(
+            "the scaled rows are {}x{} ({} scaler columns), the training rows {}x{}",
+            scaled.rows(),
+            scaled.cols(),
+            scaler.center.len(),
+            x.rows(),
+            x.cols()
+        )));
+    }
     let extra = match input.extra_normal {
         Some(e) if e.rows() > 0 => {
             if e.cols() != x.cols() {
@@ -774,7 +809,7 @@ mod tests {
                 preset: Preset::Seed,
                 feature_names: &names,
                 encoders: &[],
-                x,
+                x: x.into(),
                 difference: diff,
                 extra_normal: None,
                 candidates: None,
@@ -784,6 +819,58 @@ mod tests {
             &spec(det),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn rows_given_as_columns_and_scaled_ahead_train_the_same_model() {
+        let (x, diff) = data();
+        for det in [DetectorKind::IForest, DetectorKind::Lof] {
+            let (whole, scores, scaled) = train_keeping_scaled_on(&x, &diff, det);
+            let columns: Vec<Vec<f64>> = (0..x.cols()).map(|j| x.column(j)).collect();
+            let refs: Vec<&[f64]> = columns.iter().map(Vec::as_slice).collect();
+            let names: Vec<String> = (0..x.cols()).map(|i| format!("f_{i}")).collect();
+            let input = TrainInput {
+                profile: "p",
+                preset: Preset::Seed,
+                feature_names: &names,
+                encoders: &[],
+                x: Unscaled::Columns {
+                    rows: x.rows(),
+                    columns: &refs,
+                },
+                difference: &diff,
+                extra_normal: None,
+                candidates: None,
+                keys: &[],
+                scaler: None,
+            };
+            // Scaled here from the columns, or handed the rows scaled ahead.
+            let (b, s, m) = train_keeping_scaled(&input, &spec(det)).unwrap();
+            let (b2, s2, m2) =
+                train_scaled(&input, &spec(det), whole.scaler.clone(), scaled.clone()).unwrap();
+            for (b, s, m) in [(&b, &s, &m), (&b2, &s2, &m2)] {
+                // The same bundle in every field but the time of training.
+                let without_time = |b: &ModelBundle| {
+                    let mut b = b.clone();
+                    b.trained_at.clear();
+                    b.to_json()
+                };
+                assert_eq!(without_time(b), without_time(&whole));
+                assert_eq!(b.model_id, whole.model_id);
+                assert_eq!(b.population, whole.population);
+                assert_eq!(s.len(), scores.len());
+                assert!(
+                    s.iter()
+                        .zip(&scores)
+                        .all(|(a, b)| a.to_bits() == b.to_bits())
+                );
+                assert_eq!(m.data(), scaled.data());
+            }
+            // Scaled rows that are not the training rows' are refused, not trained on.
+            let short = scaled.select_rows(&[0, 1, 2]);
+            let err = train_scaled(&input, &spec(det), whole.scaler.clone(), short).unwrap_err();
+            assert!(err.to_string().contains("scaled rows are 3x"), "{err}");
+        }
     }
 
     #[test]
@@ -898,7 +985,7 @@ mod tests {
                     preset: Preset::Seed,
                     feature_names: &names,
                     encoders: &[],
-                    x: &x,
+                    x: (&x).into(),
                     difference: &diff,
                     extra_normal: Some(&extra),
                     candidates: None,

@@ -282,28 +282,72 @@ fn matrix_mapped(
     names: &[String],
     scaling: Option<(&[f64], &[f64])>,
 ) -> Result<crate::linalg::Matrix, FeatureError> {
+    let cols = FeatureColumns::of(df, names)?;
+    matrix_of_columns(&cols.slices()?, df.height(), scaling)
+}
+
+/// The feature columns `names` of a table as f64, each in one piece (nulls as NaN): what the
+/// matrix is gathered from, also read as they are ([`FeatureColumns::slices`]).
+pub struct FeatureColumns {
+    cols: Vec<Float64Chunked>,
+    /// A copy of each column with nulls (none after feature computation, but be safe).
+    owned: Vec<Option<Vec<f64>>>,
+}
+
+impl FeatureColumns {
+    pub fn of(df: &DataFrame, names: &[String]) -> Result<FeatureColumns, FeatureError> {
+        let cols: Vec<Float64Chunked> = names
+            .iter()
+            .map(|n| -> Result<Float64Chunked, FeatureError> {
+                let c = df.column(n.as_str())?.cast(&DataType::Float64)?;
+                Ok(c.f64()?.rechunk().into_owned())
+            })
+            .collect::<Result<_, _>>()?;
+        let owned = cols
+            .iter()
+            .map(|c| {
+                (c.null_count() > 0).then(|| c.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+            })
+            .collect();
+        Ok(FeatureColumns { cols, owned })
+    }
+
+    /// Each column's values.
+    pub fn slices(&self) -> Result<Vec<&[f64]>, FeatureError> {
+        self.cols
+            .iter()
+            .zip(&self.owned)
+            .map(|(c, o)| match o {
+                Some(v) => Ok(v.as_slice()),
+                None => c.cont_slice().map_err(FeatureError::Polars),
+            })
+            .collect()
+    }
+}
+
+/// The row-major matrix of `rows` rows of the columns `refs`, each value `v` of column `j`
+/// scaled to `(v - center[j]) / scale[j]` with `scaling`.
+pub fn matrix_of_columns(
+    refs: &[&[f64]],
+    rows: usize,
+    scaling: Option<(&[f64], &[f64])>,
+) -> Result<crate::linalg::Matrix, FeatureError> {
     use rayon::prelude::*;
-    let cols: Vec<Float64Chunked> = names
-        .iter()
-        .map(|n| -> Result<Float64Chunked, FeatureError> {
-            let c = df.column(n.as_str())?.cast(&DataType::Float64)?;
-            Ok(c.f64()?.rechunk().into_owned())
-        })
-        .collect::<Result<_, _>>()?;
-    // Columns with nulls (none after feature computation, but be safe) are copied with NaN.
-    let owned: Vec<Option<Vec<f64>>> = cols
-        .iter()
-        .map(|c| (c.null_count() > 0).then(|| c.iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
-        .collect();
-    let refs: Vec<&[f64]> = cols
-        .iter()
-        .zip(&owned)
-        .map(|(c, o)| match o {
-            Some(v) => Ok(v.as_slice()),
-            None => c.cont_slice().map_err(FeatureError::Polars),
-        })
-        .collect::<Result<_, _>>()?;
-    let rows = df.height();
+    if let Some(c) = refs.iter().find(|c| c.len() != rows) {
+        return Err(FeatureError::Mismatch(format!(
+            "a feature column has {} values for {rows} rows",
+            c.len()
+        )));
+    }
+    if let Some((center, scale)) = scaling
+        && (center.len() != refs.len() || scale.len() != refs.len())
+    {
+        return Err(FeatureError::Mismatch(format!(
+            "the scaler has {} columns, the features {}",
+            center.len(),
+            refs.len()
+        )));
+    }
     let width = refs.len();
     let mut data = vec![0.0; rows * width];
     if width > 0 {

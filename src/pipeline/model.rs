@@ -367,11 +367,33 @@ pub(super) enum CurrentMatrix {
 /// The rows a model is trained on: the matrix, each row's difference, whether it is a triage
 /// candidate and its account; and the rows added as normal by the feedback.
 pub(super) struct TrainingRows<'a> {
-    x: crate::detect::matrix::Matrix,
+    /// The rows' features (left out when they are read from the training table's columns).
+    x: Option<crate::detect::matrix::Matrix>,
     diff: Vec<f64>,
     cand: Vec<bool>,
     keys: Vec<&'a str>,
     extra: Option<crate::detect::matrix::Matrix>,
+}
+
+/// What a training reads: `rows` with their features `x`.
+fn train_input<'a>(
+    profile: &'a str,
+    fs: &'a FeatureSet,
+    x: crate::detect::matrix::Unscaled<'a>,
+    rows: &'a TrainingRows<'a>,
+) -> crate::detect::model::TrainInput<'a> {
+    crate::detect::model::TrainInput {
+        profile,
+        preset: fs.preset,
+        feature_names: &fs.names,
+        encoders: &fs.encoders,
+        x,
+        difference: &rows.diff,
+        extra_normal: rows.extra.as_ref(),
+        candidates: Some(&rows.cand),
+        keys: &rows.keys,
+        scaler: None,
+    }
 }
 
 /// Trains a new model on the history rows (the current rows when there is no history of at
@@ -384,21 +406,17 @@ pub(super) fn train_fresh(
     spec: &crate::detect::model::TrainSpec,
     previous_flag_share: Option<f64>,
 ) -> Result<(crate::detect::model::ModelBundle, Reuse), DetectError> {
-    use crate::detect::model::{self, TrainInput};
+    use crate::detect::model;
     let (train_df, own_rows) = training_frame(fs);
     let train_keys = key_chunk(train_df);
-    let all = TrainingRows {
-        x: features::matrix(train_df, &fs.names)?,
-        diff: features::column_f64(train_df, "bd_difference").unwrap_or_default(),
-        // The training rows that are triage candidates: the contamination is among them.
-        cand: triage_inputs(train_df)?
-            .0
-            .iter()
-            .map(Option::is_none)
-            .collect(),
-        keys: key_refs(train_keys.as_ref(), train_df.height()),
-        extra: None,
-    };
+    let diff = features::column_f64(train_df, "bd_difference").unwrap_or_default();
+    // The training rows that are triage candidates: the contamination is among them.
+    let cand: Vec<bool> = triage_inputs(train_df)?
+        .0
+        .iter()
+        .map(Option::is_none)
+        .collect();
+    let keys = key_refs(train_keys.as_ref(), train_df.height());
     let labels = if settings.feedback.enabled {
         crate::cases::Cases::new(store)
             .labels()?
@@ -408,37 +426,51 @@ pub(super) fn train_fresh(
     } else {
         Vec::new()
     };
-    // Without feedback the model learns from exactly the training table's rows, whose feature
-    // columns the scaler can read as they are.
-    let scaler = if labels.is_empty() {
-        Some(crate::detect::scaler::RobustScaler::fit_columns(
-            fs.names.len(),
-            |j| features::column_f64(train_df, &fs.names[j]),
-        )?)
+    let input = |x, rows| train_input(profile, fs, x, rows);
+    let (mut b, train_scores, scaled, rows, fb, x_cur) = if labels.is_empty() {
+        // Without feedback the model learns from exactly the training table's rows: the scaler
+        // is fitted on their feature columns, and the matrix is scaled as it is gathered from
+        // them (the unscaled matrix is never written).
+        let cols = features::FeatureColumns::of(train_df, &fs.names)?;
+        let refs = cols.slices()?;
+        let n = train_df.height();
+        let scaler = crate::detect::scaler::RobustScaler::fit_columns(refs.len(), |j| {
+            Ok::<_, features::FeatureError>(refs[j].to_vec())
+        })?;
+        let scaled = features::matrix_of_columns(&refs, n, Some((&scaler.center, &scaler.scale)))?;
+        let rows = TrainingRows {
+            x: None,
+            diff,
+            cand,
+            keys,
+            extra: None,
+        };
+        let x = crate::detect::matrix::Unscaled::Columns {
+            rows: n,
+            columns: &refs,
+        };
+        let (b, scores, scaled) = model::train_scaled(&input(x, &rows), spec, scaler, scaled)?;
+        (b, scores, scaled, rows, None, None)
     } else {
-        None
+        let all = TrainingRows {
+            x: None,
+            diff,
+            cand,
+            keys,
+            extra: None,
+        };
+        let x = features::matrix(train_df, &fs.names)?;
+        let (rows, info, x_cur) = with_feedback(settings, fs, train_df, own_rows, &labels, all, x)?;
+        let x = rows.x.as_ref().map_or(
+            crate::detect::matrix::Unscaled::Columns {
+                rows: 0,
+                columns: &[],
+            },
+            Into::into,
+        );
+        let (b, scores, scaled) = model::train_keeping_scaled(&input(x, &rows), spec)?;
+        (b, scores, scaled, rows, Some(info), x_cur)
     };
-    let (rows, fb, x_cur) = if labels.is_empty() {
-        (all, None, None)
-    } else {
-        let (rows, info, x_cur) = with_feedback(settings, fs, train_df, own_rows, &labels, all)?;
-        (rows, Some(info), x_cur)
-    };
-    let (mut b, train_scores, scaled) = model::train_keeping_scaled(
-        &TrainInput {
-            profile,
-            preset: fs.preset,
-            feature_names: &fs.names,
-            encoders: &fs.encoders,
-            x: &rows.x,
-            difference: &rows.diff,
-            extra_normal: rows.extra.as_ref(),
-            candidates: Some(&rows.cand),
-            keys: &rows.keys,
-            scaler: scaler.as_ref(),
-        },
-        spec,
-    )?;
     if let Some(info) = fb {
         let candidate_scores = model::among(&train_scores, Some(&rows.cand));
         reestimate_with_feedback(
@@ -452,7 +484,7 @@ pub(super) fn train_fresh(
     }
     // The training scores are the current rows' scores when the model learnt from exactly
     // those rows.
-    let reuse = if own_rows && rows.x.rows() == fs.df.height() {
+    let reuse = if own_rows && scaled.rows() == fs.df.height() {
         Reuse {
             precomputed: Some(train_scores),
             current_x: Some(CurrentMatrix::Scaled(scaled)),
@@ -477,6 +509,7 @@ pub(super) fn with_feedback<'a>(
     own_rows: bool,
     labels: &[crate::cases::Label],
     all: TrainingRows<'a>,
+    x: crate::detect::matrix::Matrix,
 ) -> Result<
     (
         TrainingRows<'a>,
@@ -523,7 +556,7 @@ pub(super) fn with_feedback<'a>(
     }
     info.matched = seen.iter().filter(|s| **s).count();
     let times = settings.feedback.oversample;
-    let mut extra_rows = all.x.select_rows(&repeat_rows(&rejected_train, times));
+    let mut extra_rows = x.select_rows(&repeat_rows(&rejected_train, times));
     let mut x_cur = None;
     if !rejected_cur.is_empty() {
         let xc = features::matrix(&fs.df, &fs.names)?;
@@ -537,7 +570,7 @@ pub(super) fn with_feedback<'a>(
     }
     info.excluded_rows = out.iter().filter(|o| **o).count();
     let mut rows = if info.excluded_rows == 0 {
-        all
+        TrainingRows { x: Some(x), ..all }
     } else {
         let keep: Vec<usize> = (0..out.len()).filter(|i| !out[*i]).collect();
         let diff = if all.diff.len() == out.len() {
@@ -546,7 +579,7 @@ pub(super) fn with_feedback<'a>(
             all.diff
         };
         TrainingRows {
-            x: all.x.select_rows(&keep),
+            x: Some(x.select_rows(&keep)),
             diff,
             cand: keep.iter().map(|i| all.cand[*i]).collect(),
             keys: keep.iter().map(|i| all.keys[*i]).collect(),
