@@ -367,3 +367,38 @@ pub fn with_detection(
     ))?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::prelude::*;
+
+    #[test]
+    fn rows_gathered_from_text_read_in_pieces_are_the_rows() {
+        let piece = |from: usize| {
+            let text: Vec<Option<String>> = (from..from + 40)
+                .map(|i| (i % 9 != 0).then(|| format!("value {i} with a longer tail {}", i * 7)))
+                .collect();
+            DataFrame::new_infer_height(vec![
+                Column::new("t".into(), text),
+                Column::new(
+                    "n".into(),
+                    (from..from + 40).map(|i| i as f64).collect::<Vec<_>>(),
+                ),
+            ])
+            .unwrap()
+        };
+        let mut df = piece(0);
+        df.vstack_mut(&piece(40)).unwrap();
+        df.vstack_mut(&piece(80)).unwrap();
+        assert_eq!(df.column("t").unwrap().n_chunks(), 3);
+        let idx = IdxCa::from_vec("i".into(), vec![119, 0, 45, 45, 81, 9, 40, 39]);
+        let got = take_rows(&df, &idx).unwrap();
+        assert_eq!(got, df.take(&idx).unwrap());
+        assert_eq!(
+            got.column("t").unwrap().str().unwrap().get(0),
+            Some("value 119 with a longer tail 833")
+        );
+        assert_eq!(got.column("t").unwrap().str().unwrap().get(5), None);
+    }
+}
