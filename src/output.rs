@@ -147,6 +147,12 @@ impl CsvLines {
     }
 }
 
+/// The most rows whose CSV [`render_csv`] is asked to hold ahead: the rendering is kept in
+/// memory whole (about 1.4 KB a row with the summaries), where the table written at once is
+/// streamed. A run's anomalies (a few percent of a file that fits in memory) stay under it;
+/// every row of a large file (`--all-rows`) does not, and is written as before.
+pub const RENDER_AHEAD_MAX_ROWS: usize = 250_000;
+
 /// The CSV of the output columns `df` has now, rendered as [`write_table`] would write them.
 /// A run renders its table while the cases are recorded; [`write_table_after`] then adds the
 /// case columns.

@@ -229,8 +229,7 @@ pub(super) fn analyze_with(
                 )
             },
             || {
-                aopts
-                    .render_csv
+                (aopts.render_csv && table.height() <= crate::output::RENDER_AHEAD_MAX_ROWS)
                     .then(|| crate::output::render_csv(&table).ok())
                     .flatten()
             },
