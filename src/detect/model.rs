@@ -261,9 +261,6 @@ pub struct TrainInput<'a> {
     pub candidates: Option<&'a [bool]>,
     /// The account of each training row (for the population's account sketch); empty: none.
     pub keys: &'a [&'a str],
-    /// The scaler of `x`, when the caller fitted it on `x`'s columns (see
-    /// [`RobustScaler::fit_columns`]); None: fitted on `x` here.
-    pub scaler: Option<&'a RobustScaler>,
 }
 
 /// The values of `v` at the candidate rows of `mask` (all of `v` without a usable mask).
@@ -365,10 +362,9 @@ pub fn train_keeping_scaled(
     if x.rows() < 2 {
         return Err(ModelError::TooFewRows(x.rows()));
     }
-    let scaler = match (input.scaler, x) {
-        (Some(s), _) if s.center.len() == x.cols() => s.clone(),
-        (_, Unscaled::Rows(m)) => RobustScaler::fit(m),
-        (_, Unscaled::Columns { columns, .. }) => {
+    let scaler = match x {
+        Unscaled::Rows(m) => RobustScaler::fit(m),
+        Unscaled::Columns { columns, .. } => {
             RobustScaler::fit_columns(columns.len(), |j| Ok::<_, ModelError>(columns[j].to_vec()))?
         }
     };
@@ -814,7 +810,6 @@ mod tests {
                 extra_normal: None,
                 candidates: None,
                 keys: &[],
-                scaler: None,
             },
             &spec(det),
         )
@@ -842,7 +837,6 @@ mod tests {
                 extra_normal: None,
                 candidates: None,
                 keys: &[],
-                scaler: None,
             };
             // Scaled here from the columns, or handed the rows scaled ahead.
             let (b, s, m) = train_keeping_scaled(&input, &spec(det)).unwrap();
@@ -990,7 +984,6 @@ mod tests {
                     extra_normal: Some(&extra),
                     candidates: None,
                     keys: &[],
-                    scaler: None,
                 },
                 &spec(det),
             )

@@ -364,11 +364,9 @@ pub(super) enum CurrentMatrix {
     Scaled(crate::detect::matrix::Matrix),
 }
 
-/// The rows a model is trained on: the matrix, each row's difference, whether it is a triage
-/// candidate and its account; and the rows added as normal by the feedback.
+/// The rows a model is trained on (besides their features): each row's difference, whether it
+/// is a triage candidate and its account; and the rows added as normal by the feedback.
 pub(super) struct TrainingRows<'a> {
-    /// The rows' features (left out when they are read from the training table's columns).
-    x: Option<crate::detect::matrix::Matrix>,
     diff: Vec<f64>,
     cand: Vec<bool>,
     keys: Vec<&'a str>,
@@ -392,7 +390,6 @@ fn train_input<'a>(
         extra_normal: rows.extra.as_ref(),
         candidates: Some(&rows.cand),
         keys: &rows.keys,
-        scaler: None,
     }
 }
 
@@ -427,6 +424,12 @@ pub(super) fn train_fresh(
         Vec::new()
     };
     let input = |x, rows| train_input(profile, fs, x, rows);
+    let all = TrainingRows {
+        diff,
+        cand,
+        keys,
+        extra: None,
+    };
     let (mut b, train_scores, scaled, rows, fb, x_cur) = if labels.is_empty() {
         // Without feedback the model learns from exactly the training table's rows: the scaler
         // is fitted on their feature columns, and the matrix is scaled as it is gathered from
@@ -438,37 +441,17 @@ pub(super) fn train_fresh(
             Ok::<_, features::FeatureError>(refs[j].to_vec())
         })?;
         let scaled = features::matrix_of_columns(&refs, n, Some((&scaler.center, &scaler.scale)))?;
-        let rows = TrainingRows {
-            x: None,
-            diff,
-            cand,
-            keys,
-            extra: None,
-        };
         let x = crate::detect::matrix::Unscaled::Columns {
             rows: n,
             columns: &refs,
         };
-        let (b, scores, scaled) = model::train_scaled(&input(x, &rows), spec, scaler, scaled)?;
-        (b, scores, scaled, rows, None, None)
+        let (b, scores, scaled) = model::train_scaled(&input(x, &all), spec, scaler, scaled)?;
+        (b, scores, scaled, all, None, None)
     } else {
-        let all = TrainingRows {
-            x: None,
-            diff,
-            cand,
-            keys,
-            extra: None,
-        };
         let x = features::matrix(train_df, &fs.names)?;
-        let (rows, info, x_cur) = with_feedback(settings, fs, train_df, own_rows, &labels, all, x)?;
-        let x = rows.x.as_ref().map_or(
-            crate::detect::matrix::Unscaled::Columns {
-                rows: 0,
-                columns: &[],
-            },
-            Into::into,
-        );
-        let (b, scores, scaled) = model::train_keeping_scaled(&input(x, &rows), spec)?;
+        let (rows, x, info, x_cur) =
+            with_feedback(settings, fs, train_df, own_rows, &labels, all, x)?;
+        let (b, scores, scaled) = model::train_keeping_scaled(&input((&x).into(), &rows), spec)?;
         (b, scores, scaled, rows, Some(info), x_cur)
     };
     if let Some(info) = fb {
@@ -500,8 +483,9 @@ pub(super) fn train_fresh(
 }
 
 /// The training rows with the analysts' decisions: the records of true breaks' runs left out,
-/// rejected records (in the training or the current rows) added as normal `oversample` times.
-/// Also what the feedback did, and the current rows' matrix when it was built for them.
+/// rejected records (in the training or the current rows) added as normal `oversample` times,
+/// with their features `x` (the training rows' matrix, rows left out likewise). Also what the
+/// feedback did, and the current rows' matrix when it was built for them.
 pub(super) fn with_feedback<'a>(
     settings: &Settings,
     fs: &FeatureSet,
@@ -513,6 +497,7 @@ pub(super) fn with_feedback<'a>(
 ) -> Result<
     (
         TrainingRows<'a>,
+        crate::detect::matrix::Matrix,
         crate::detect::feedback::FeedbackInfo,
         Option<crate::detect::matrix::Matrix>,
     ),
@@ -569,8 +554,8 @@ pub(super) fn with_feedback<'a>(
         out[*r] = true;
     }
     info.excluded_rows = out.iter().filter(|o| **o).count();
-    let mut rows = if info.excluded_rows == 0 {
-        TrainingRows { x: Some(x), ..all }
+    let (mut rows, x) = if info.excluded_rows == 0 {
+        (all, x)
     } else {
         let keep: Vec<usize> = (0..out.len()).filter(|i| !out[*i]).collect();
         let diff = if all.diff.len() == out.len() {
@@ -578,16 +563,16 @@ pub(super) fn with_feedback<'a>(
         } else {
             all.diff
         };
-        TrainingRows {
-            x: Some(x.select_rows(&keep)),
+        let rows = TrainingRows {
             diff,
             cand: keep.iter().map(|i| all.cand[*i]).collect(),
             keys: keep.iter().map(|i| all.keys[*i]).collect(),
             extra: None,
-        }
+        };
+        (rows, x.select_rows(&keep))
     };
     rows.extra = (extra_rows.rows() > 0).then_some(extra_rows);
-    Ok((rows, info, x_cur))
+    Ok((rows, x, info, x_cur))
 }
 
 /// The feedback kept in the bundle, and the contamination re-estimated from the analysts'

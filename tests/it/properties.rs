@@ -556,7 +556,6 @@ fn model_bundles_round_trip_bit_for_bit_with_special_floats() {
             extra_normal: None,
             candidates: None,
             keys: &key_refs,
-            scaler: None,
         };
         let Ok((bundle, _)) = model::train(&input, &spec(detector, contamination, seed)) else {
             continue;
@@ -627,7 +626,6 @@ fn special_parameters_round_trip_in_a_saved_bundle() {
             extra_normal: None,
             candidates: None,
             keys: &[],
-            scaler: None,
         },
         &spec(DetectorKind::Lof, Contamination::Auto, 7),
     )
