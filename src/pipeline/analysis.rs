@@ -214,26 +214,31 @@ pub(super) fn analyze_with(
         // Cases are durable before anything that names them is shown or written.
         let file = opts.input.display().to_string();
         // The rows' CSV does not depend on their cases: it is rendered beside the recording
-        // (a failure to render is left to the writer, which renders again and says why).
-        let (recorded, ahead) = rayon::join(
-            || {
-                record_run_cases(
-                    settings,
-                    store,
-                    &result,
-                    &det,
-                    &table,
-                    &rows,
-                    &categorized,
-                    &file,
-                )
-            },
-            || {
-                (aopts.render_csv && table.height() <= crate::output::RENDER_AHEAD_MAX_ROWS)
-                    .then(|| crate::output::render_csv(&table).ok())
-                    .flatten()
-            },
-        );
+        // (a failure to render is left to the writer, which renders again and says why). The
+        // recording stays on this thread: it reads and writes sled, which no job on rayon's
+        // threads may do (see `Store::case_transaction_in`).
+        let render = aopts.render_csv && table.height() <= crate::output::RENDER_AHEAD_MAX_ROWS;
+        let (recorded, ahead) = std::thread::scope(|s| {
+            let rendering = render
+                .then(|| {
+                    std::thread::Builder::new()
+                        .name("breakdesk-render".into())
+                        .spawn_scoped(s, || crate::output::render_csv(&table).ok())
+                        .ok()
+                })
+                .flatten();
+            let recorded = record_run_cases(
+                settings,
+                store,
+                &result,
+                &det,
+                &table,
+                &rows,
+                &categorized,
+                &file,
+            );
+            (recorded, rendering.and_then(|h| h.join().ok().flatten()))
+        });
         let (cases, summary) = recorded?;
         csv_ahead = ahead;
         with_cases(&mut table, &rows, &cases)?;

@@ -9,7 +9,7 @@ pub(super) struct DbLoad<'a>(pub(super) &'a Store);
 impl Load for DbLoad<'_> {
     type Err = StoreError;
     fn load(&self, tree: Phys, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let t = self.0.db.open_tree(tree.name())?;
+        let t = self.0.sled().open_tree(tree.name())?;
         Ok(t.get(key)?.map(|v| v.to_vec()))
     }
 }
@@ -39,7 +39,7 @@ impl CaseReader<'_> {
     pub(crate) fn get(&self, tree: CaseTree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match tree.layout() {
             Layout::Raw => {
-                let t = self.store.db.open_tree(tree.name())?;
+                let t = self.store.sled().open_tree(tree.name())?;
                 Ok(t.get(key)?.map(|v| v.to_vec()))
             }
             Layout::Paged(l) => {
@@ -186,7 +186,7 @@ impl CaseReader<'_> {
         // every core (no job on rayon's threads touches sled: see
         // `Store::case_transaction_in`).
         use rayon::prelude::*;
-        let t = self.store.db.open_tree(Phys::Index.name())?;
+        let t = self.store.sled().open_tree(Phys::Index.name())?;
         let mut out = Vec::new();
         let mut stored: Vec<sled::IVec> = Vec::with_capacity(BUCKETS_READ_AT_ONCE);
         let mut scan = |stored: &mut Vec<sled::IVec>| -> Result<(), StoreError> {

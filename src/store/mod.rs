@@ -182,6 +182,20 @@ impl Store {
         Ok(store)
     }
 
+    /// The database, for a read or write on the calling thread.
+    ///
+    /// Never from a job on rayon's threads (this crate's or polars'): a transaction holds
+    /// sled's process-wide lock while it waits for rayon's threads ([`Store::case_transaction_in`]),
+    /// so a job that waits for that lock on one of them can wait forever. Debug builds, the
+    /// tests', check it here.
+    fn sled(&self) -> &sled::Db {
+        debug_assert!(
+            rayon::current_thread_index().is_none(),
+            "the store was used from a job on rayon's threads: it can deadlock with a transaction"
+        );
+        &self.db
+    }
+
     /// Refuses a write when the store's disk is nearly full ([`MIN_FREE_BYTES`]).
     fn room(&self) -> Result<(), StoreError> {
         check_room(&self.path)
@@ -201,7 +215,7 @@ impl Store {
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
-        let meta = self.db.open_tree(META)?;
+        let meta = self.sled().open_tree(META)?;
         let found = meta
             .get(b"schema_version")?
             .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
@@ -217,15 +231,15 @@ impl Store {
             None => {
                 self.create_trees(&CaseTree::RAW)?;
                 for p in Phys::ALL {
-                    self.db.open_tree(p.name())?;
+                    self.sled().open_tree(p.name())?;
                 }
                 // A new store has no case to give an outstanding marker to: every case it will
                 // hold gets one as it is written (see `crate::cases`).
-                self.db
+                self.sled()
                     .open_tree(CaseTree::Seq.name())?
                     .insert(b"outstanding_indexed", b"1")?;
                 meta.insert(b"schema_version", &SCHEMA_VERSION.to_be_bytes())?;
-                self.db.flush()?;
+                self.sled().flush()?;
                 Ok(())
             }
             // An older schema: the migrations run in order, each one recorded (and flushed) as it
@@ -243,7 +257,7 @@ impl Store {
                     }
                     v += 1;
                     meta.insert(b"schema_version", &v.to_be_bytes())?;
-                    self.db.flush()?;
+                    self.sled().flush()?;
                     if v == 4 {
                         self.drop_unpacked_trees()?;
                     }
@@ -262,7 +276,7 @@ impl Store {
     /// Creates (empty) the trees a schema step adds.
     fn create_trees(&self, trees: &[CaseTree]) -> Result<(), StoreError> {
         for tree in trees {
-            self.db.open_tree(tree.name())?;
+            self.sled().open_tree(tree.name())?;
         }
         Ok(())
     }
@@ -274,15 +288,15 @@ impl Store {
     /// the new version is recorded.
     fn pack_case_trees(&self) -> Result<(), StoreError> {
         for p in Phys::ALL {
-            self.db.drop_tree(p.name())?;
-            self.db.open_tree(p.name())?;
+            self.sled().drop_tree(p.name())?;
+            self.sled().open_tree(p.name())?;
         }
         let load = DbLoad(self);
         let mut o = Overlay::default();
         let write = |o: &mut Overlay| -> Result<(), StoreError> {
             let changes = o.changed().map_err(|c| StoreError::Engine(c.0))?;
             for (tree, key, value) in changes {
-                let t = self.db.open_tree(tree.name())?;
+                let t = self.sled().open_tree(tree.name())?;
                 match value {
                     Some(v) => t.insert(key, v)?,
                     None => t.remove(key)?,
@@ -291,7 +305,7 @@ impl Store {
             o.settle();
             Ok(())
         };
-        let old = |t: CaseTree| self.db.open_tree(t.name());
+        let old = |t: CaseTree| self.sled().open_tree(t.name());
         // Cases in ticket order, then any case without a ticket.
         let mut ticketed: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for kv in old(CaseTree::Tickets)?.iter() {
@@ -339,22 +353,22 @@ impl Store {
             }
         }
         write(&mut o)?;
-        self.db.flush()?;
+        self.sled().flush()?;
         Ok(())
     }
 
     /// After schema 4 is recorded: the trees it replaced are dropped.
     fn drop_unpacked_trees(&self) -> Result<(), StoreError> {
         for t in CaseTree::PACKED {
-            self.db.drop_tree(t.name())?;
+            self.sled().drop_tree(t.name())?;
         }
-        self.db.flush()?;
+        self.sled().flush()?;
         Ok(())
     }
 
     /// The schema version recorded in the store (0 if none is).
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        let meta = self.db.open_tree(META)?;
+        let meta = self.sled().open_tree(META)?;
         Ok(meta
             .get(b"schema_version")?
             .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
@@ -370,7 +384,7 @@ impl Store {
     /// Puts `bytes` under `name` in `tree` and flushes it (durable when this returns).
     fn put_flushed(&self, tree: &str, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
         self.room()?;
-        let t = self.db.open_tree(tree).map_err(|e| self.engine(e))?;
+        let t = self.sled().open_tree(tree).map_err(|e| self.engine(e))?;
         t.insert(name.as_bytes(), bytes)
             .map_err(|e| self.engine(e))?;
         t.flush().map_err(|e| self.engine(e))?;
@@ -380,7 +394,7 @@ impl Store {
     /// Appends a run summary (durable when this returns); returns its sequence number.
     pub fn put_run(&self, bytes: &[u8]) -> Result<u64, StoreError> {
         self.room()?;
-        let t = self.db.open_tree(RUNS).map_err(|e| self.engine(e))?;
+        let t = self.sled().open_tree(RUNS).map_err(|e| self.engine(e))?;
         let next = match t.last().map_err(|e| self.engine(e))? {
             Some((k, _)) => <[u8; 8]>::try_from(k.as_ref())
                 .map(u64::from_be_bytes)
@@ -396,7 +410,7 @@ impl Store {
 
     /// The latest `n` run summaries, the latest first.
     pub fn runs(&self, n: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        let t = self.db.open_tree(RUNS)?;
+        let t = self.sled().open_tree(RUNS)?;
         let mut out = Vec::new();
         for kv in t.iter().rev().take(n) {
             out.push(kv?.1.to_vec());
@@ -406,13 +420,13 @@ impl Store {
 
     /// A saved model bundle by name.
     pub fn get_model(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let t = self.db.open_tree(MODELS)?;
+        let t = self.sled().open_tree(MODELS)?;
         Ok(t.get(name.as_bytes())?.map(|v| v.to_vec()))
     }
 
     /// A cached LLM answer by its key (SHA-256 of prompt version, model and inputs).
     pub fn get_llm_answer(&self, key: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
-        let t = self.db.open_tree(LLM_CACHE)?;
+        let t = self.sled().open_tree(LLM_CACHE)?;
         Ok(t.get(key)?.map(|v| v.to_vec()))
     }
 
@@ -422,7 +436,10 @@ impl Store {
             return Ok(());
         }
         self.room()?;
-        let t = self.db.open_tree(LLM_CACHE).map_err(|e| self.engine(e))?;
+        let t = self
+            .sled()
+            .open_tree(LLM_CACHE)
+            .map_err(|e| self.engine(e))?;
         let mut batch = sled::Batch::default();
         for (k, v) in answers {
             batch.insert(&k[..], v.as_slice());
@@ -434,12 +451,12 @@ impl Store {
 
     /// Number of cached LLM answers.
     pub fn llm_cache_len(&self) -> Result<usize, StoreError> {
-        Ok(self.db.open_tree(LLM_CACHE)?.len())
+        Ok(self.sled().open_tree(LLM_CACHE)?.len())
     }
 
     /// The names of the saved model bundles, in name order.
     pub fn model_names(&self) -> Result<Vec<String>, StoreError> {
-        let t = self.db.open_tree(MODELS)?;
+        let t = self.sled().open_tree(MODELS)?;
         let mut out = Vec::new();
         for kv in t.iter() {
             let (k, _) = kv?;
@@ -453,7 +470,7 @@ impl Store {
     /// context for the next record's features.
     pub fn put_stream_states(&self, states: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
         self.room()?;
-        let t = self.db.open_tree(STREAM_STATE)?;
+        let t = self.sled().open_tree(STREAM_STATE)?;
         let mut batch = sled::Batch::default();
         for (k, v) in states {
             if v.is_empty() {
@@ -468,7 +485,7 @@ impl Store {
 
     /// The service's per-account states whose key starts with `prefix`, in key order.
     pub fn stream_states(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
-        let t = self.db.open_tree(STREAM_STATE)?;
+        let t = self.sled().open_tree(STREAM_STATE)?;
         t.scan_prefix(prefix)
             .map(|kv| {
                 kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
@@ -485,13 +502,13 @@ impl Store {
 
     /// A saved view by name.
     pub fn get_view(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let t = self.db.open_tree(VIEWS)?;
+        let t = self.sled().open_tree(VIEWS)?;
         Ok(t.get(name.as_bytes())?.map(|v| v.to_vec()))
     }
 
     /// The saved views `(name, bytes)`, in name order.
     pub fn views(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let t = self.db.open_tree(VIEWS)?;
+        let t = self.sled().open_tree(VIEWS)?;
         let mut out = Vec::new();
         for kv in t.iter() {
             let (k, v) = kv?;
@@ -502,7 +519,7 @@ impl Store {
 
     /// Deletes a saved view; whether there was one (durable when this returns).
     pub fn delete_view(&self, name: &str) -> Result<bool, StoreError> {
-        let t = self.db.open_tree(VIEWS).map_err(|e| self.engine(e))?;
+        let t = self.sled().open_tree(VIEWS).map_err(|e| self.engine(e))?;
         let had = t
             .remove(name.as_bytes())
             .map_err(|e| self.engine(e))?
@@ -518,7 +535,7 @@ impl Store {
                 "an earlier write failed; the store is not flushed again".into(),
             ));
         }
-        self.db.flush().map_err(|e| self.engine(e))?;
+        self.sled().flush().map_err(|e| self.engine(e))?;
         Ok(())
     }
 
@@ -526,10 +543,10 @@ impl Store {
     fn case_trees(&self) -> Result<Vec<sled::Tree>, StoreError> {
         let mut trees: Vec<sled::Tree> = CaseTree::RAW
             .iter()
-            .map(|t| self.db.open_tree(t.name()).map_err(StoreError::from))
+            .map(|t| self.sled().open_tree(t.name()).map_err(StoreError::from))
             .collect::<Result<_, _>>()?;
         for p in Phys::ALL {
-            trees.push(self.db.open_tree(p.name())?);
+            trees.push(self.sled().open_tree(p.name())?);
         }
         Ok(trees)
     }
@@ -589,7 +606,7 @@ impl Store {
             }
             Err(TransactionError::Storage(e)) => return Err(self.engine(e).into()),
         };
-        self.db.flush().map_err(|e| self.engine(e))?;
+        self.sled().flush().map_err(|e| self.engine(e))?;
         if let Some(mut written) = done.take() {
             written.give_back();
             written.drop_aside();
@@ -640,7 +657,7 @@ impl Store {
     ) -> Result<Box<dyn Iterator<Item = Result<Entry, StoreError>>>, StoreError> {
         let logical = match tree.layout() {
             Layout::Raw => {
-                let t = self.db.open_tree(tree.name())?;
+                let t = self.sled().open_tree(tree.name())?;
                 return Ok(Box::new(t.scan_prefix(prefix).map(|kv| {
                     kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
                         .map_err(StoreError::from)
@@ -656,7 +673,7 @@ impl Store {
                     Phys::Events
                 };
                 let prefix = prefix.to_vec();
-                let t = self.db.open_tree(phys.name())?;
+                let t = self.sled().open_tree(phys.name())?;
                 Ok(Box::new(t.iter().flat_map(move |kv| {
                     let page = kv.map_err(StoreError::from).and_then(|(_, v)| {
                         paged::Page::decode(&v).map_err(|c| StoreError::Engine(c.0))
