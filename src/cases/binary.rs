@@ -175,6 +175,95 @@ fn status_of(b: u8) -> Result<Status, Bad> {
         .ok_or_else(|| format!("a status of {b}"))
 }
 
+/// The first byte of an outstanding marker's value that carries what the roll-forward reads of
+/// its case ([`light_marker`]). A marker written before holds the case id alone, which never
+/// starts with it (an id is UTF-8 text).
+pub(super) const LIGHT_TAG: u8 = 0xFF;
+
+/// The value of `case`'s outstanding marker: [`LIGHT_TAG`], then the fields a run's roll-forward
+/// and its summary read of an outstanding case (id, ticket, profile, key, status, dates,
+/// difference and bucket), so that a run reads none of its profile's outstanding cases.
+pub(super) fn light_marker(case: &Case) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(
+        64 + case.id.len() + case.ticket.len() + case.profile.len() + case.key.len(),
+    ));
+    w.u8(LIGHT_TAG);
+    w.text(&case.id);
+    w.text(&case.ticket);
+    w.text(&case.profile);
+    w.text(&case.key);
+    w.u8(status_code(case.status));
+    w.date(case.start_date);
+    w.date(case.last_date);
+    w.opt_date(case.seen_to);
+    w.opt_date(case.cleared_on);
+    w.f64(case.difference);
+    w.text(&case.bucket);
+    w.0
+}
+
+/// The case an outstanding marker's value describes, with only what [`light_marker`] keeps
+/// (the other fields empty, zero or the epoch); None for a marker that names the id alone.
+pub(super) fn read_light_marker(value: &[u8]) -> Option<Result<Case, Bad>> {
+    let (&LIGHT_TAG, rest) = value.split_first()? else {
+        return None;
+    };
+    let r = &mut Reader { bytes: rest };
+    let mut read = || -> Result<Case, Bad> {
+        let s = |t: &str| t.to_string();
+        let id = s(r.text()?);
+        let ticket = s(r.text()?);
+        let profile = s(r.text()?);
+        let key = s(r.text()?);
+        let status = status_of(r.u8()?)?;
+        let start_date = r.date()?;
+        let last_date = r.date()?;
+        let seen_to = r.opt_date()?;
+        let cleared_on = r.opt_date()?;
+        let difference = r.f64()?;
+        let bucket = s(r.text()?);
+        if !r.bytes.is_empty() {
+            return Err(format!("{} bytes after the marker's fields", r.bytes.len()));
+        }
+        Ok(Case {
+            id,
+            ticket,
+            profile,
+            key,
+            start_date,
+            last_date,
+            origin: Origin::Model,
+            status,
+            bucket,
+            bucket_rule: String::new(),
+            confidence: 0.0,
+            severity: String::new(),
+            summary: String::new(),
+            score: 0.0,
+            rank: 0,
+            difference,
+            model_version: String::new(),
+            proposed_by: None,
+            jira_key: None,
+            dispatched: false,
+            dispatches: Vec::new(),
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+            row: serde_json::Map::new(),
+            last_decision: None,
+            fingerprint: String::new(),
+            judged_difference: None,
+            first_difference: None,
+            previous_difference: None,
+            cleared_on,
+            seen_to,
+            owner: None,
+            due: None,
+        })
+    };
+    Some(read())
+}
+
 /// Appends the binary body of `case` to `w`, with `row` as its record's columns (the case's
 /// own, or the record's when the case is written without a copy of them).
 pub(super) fn write_case_body(

@@ -262,7 +262,11 @@ pub(super) fn case_writes(
     out.push(CaseWrite::put(CaseTree::Cases, id.to_vec(), bytes));
     let marker = outstanding_marker(&case.profile, &case.key, &case.id);
     if case.outstanding() {
-        out.push(CaseWrite::put(CaseTree::BreakIndex, marker, id.to_vec()));
+        out.push(CaseWrite::put(
+            CaseTree::BreakIndex,
+            marker,
+            super::binary::light_marker(case),
+        ));
     } else if !fresh {
         out.push(CaseWrite::remove(CaseTree::BreakIndex, marker));
     }
@@ -449,13 +453,16 @@ pub(super) fn outstanding_in(
     profile: &str,
     key: &str,
 ) -> Result<Vec<String>, CaseError> {
+    let prefix = outstanding_prefix(profile, key);
     reader
-        .scan(CaseTree::BreakIndex, &outstanding_prefix(profile, key))?
+        .scan(CaseTree::BreakIndex, &prefix)?
         .into_iter()
-        .map(|(_, id)| {
-            String::from_utf8(id).map_err(|e| CaseError::Corrupt {
-                what: "outstanding marker".into(),
-                message: e.to_string(),
+        .map(|(k, _)| {
+            String::from_utf8(marker_case_id(&k, prefix.len()).to_vec()).map_err(|e| {
+                CaseError::Corrupt {
+                    what: "outstanding marker".into(),
+                    message: e.to_string(),
+                }
             })
         })
         .collect()
@@ -471,6 +478,13 @@ pub(super) fn outstanding_marker(profile: &str, key: &str, case_id: &str) -> Vec
     let mut k = outstanding_prefix(profile, key);
     k.extend_from_slice(case_id.as_bytes());
     k
+}
+
+/// The case id of an outstanding marker (its key, which `prefix_len` bytes of
+/// [`outstanding_prefix`] start): what follows the prefix. The marker's value describes the
+/// case ([`super::binary::light_marker`]; the id alone in a store written before).
+pub(super) fn marker_case_id(marker: &[u8], prefix_len: usize) -> &[u8] {
+    marker.get(prefix_len..).unwrap_or_default()
 }
 
 /// Whether a break index entry under `prefix` is an outstanding marker (not a break start).

@@ -33,7 +33,9 @@ impl<'s> Cases<'s> {
         let open: HashSet<&[u8]> = entries
             .iter()
             .filter(|(k, _)| is_marker(k, prefix))
-            .map(|(_, id)| id.as_slice())
+            .map(|(k, _)| {
+                super::codec::marker_case_id(k, prefix + super::codec::OUTSTANDING_TAG.len())
+            })
             .collect();
         for (k, id) in entries {
             if is_marker(k, prefix) || open.contains(id.as_slice()) {

@@ -251,6 +251,17 @@ pub(super) fn briefly(case: &mut Case) {
     case.dispatches = Vec::new();
 }
 
+/// How much of each outstanding case [`Cases::read_outstanding`] gives.
+#[derive(Clone, Copy)]
+enum Reading {
+    /// Every field.
+    Whole,
+    /// Without the record's columns and the dispatch history.
+    Brief,
+    /// What the outstanding markers carry.
+    Light,
+}
+
 /// Where `case` stands in `cycle`.
 fn roll_of(case: &Case, cycle: &Cycle) -> Roll {
     // What the store has already seen of the account.
@@ -553,7 +564,7 @@ impl<'s> Cases<'s> {
     /// order: what a file's cycle rolls forward and its summary tallies. Cleared cases, which
     /// accumulate run after run, are not read.
     pub fn outstanding_cases(&self, profile: &str) -> Result<Vec<Case>, CaseError> {
-        self.read_outstanding(profile, false, Vec::new())
+        self.read_outstanding(profile, Reading::Whole, Vec::new())
     }
 
     /// [`Cases::outstanding_cases`] without what rolling them forward and tallying them never
@@ -561,7 +572,7 @@ impl<'s> Cases<'s> {
     /// thousands of outstanding cases is held in a fraction of the memory. Rolled forward with
     /// [`Cases::roll_forward_over`], the cases it writes come back without them too.
     pub fn outstanding_briefs(&self, profile: &str) -> Result<Vec<Case>, CaseError> {
-        self.read_outstanding(profile, true, Vec::new())
+        self.read_outstanding(profile, Reading::Brief, Vec::new())
     }
 
     /// [`Cases::outstanding_briefs`] given cases `known` as they are stored, brief (those a
@@ -573,13 +584,27 @@ impl<'s> Cases<'s> {
         profile: &str,
         known: Vec<Case>,
     ) -> Result<Vec<Case>, CaseError> {
-        self.read_outstanding(profile, true, known)
+        self.read_outstanding(profile, Reading::Brief, known)
+    }
+
+    /// [`Cases::outstanding_briefs_knowing`] of what a run's roll-forward and its summary read
+    /// only: the id, ticket, profile, key, status, dates, difference and bucket of each case
+    /// (its other fields empty, zero or the epoch), taken from the outstanding markers
+    /// themselves, so that no case is read. A case whose marker was written before the markers
+    /// carried them (or cannot be read) is read briefly, as [`Cases::outstanding_briefs`] does.
+    /// The `known` cases are given as they are.
+    pub fn outstanding_light_knowing(
+        &self,
+        profile: &str,
+        known: Vec<Case>,
+    ) -> Result<Vec<Case>, CaseError> {
+        self.read_outstanding(profile, Reading::Light, known)
     }
 
     fn read_outstanding(
         &self,
         profile: &str,
-        brief: bool,
+        how: Reading,
         known: Vec<Case>,
     ) -> Result<Vec<Case>, CaseError> {
         self.index_outstanding()?;
@@ -593,12 +618,24 @@ impl<'s> Cases<'s> {
         let mut ids = Vec::new();
         let mut cases: Vec<Case> = Vec::new();
         for kv in self.store.case_scan(CaseTree::BreakIndex, prefix)? {
-            let (k, id) = kv?;
-            if memchr::memmem::find(&k[prefix.len()..], &tag).is_some() {
-                match known.remove(&id) {
-                    Some(case) => cases.push(case),
-                    None => ids.push(id),
-                }
+            let (k, value) = kv?;
+            let Some(at) = memchr::memmem::find(&k[prefix.len()..], &tag) else {
+                continue;
+            };
+            let id = super::codec::marker_case_id(&k, prefix.len() + at + tag.len());
+            if let Some(case) = known.remove(id) {
+                cases.push(case);
+                continue;
+            }
+            let light = match how {
+                Reading::Light => super::binary::read_light_marker(&value).and_then(Result::ok),
+                _ => None,
+            };
+            match light {
+                Some(case) => cases.push(case),
+                // Written before the markers carried the fields, or unreadable: the case is
+                // read.
+                None => ids.push(id.to_vec()),
             }
         }
         drop(known);
@@ -606,10 +643,9 @@ impl<'s> Cases<'s> {
         // page: the stored bytes of every outstanding case are never all in memory at once.
         let reader = self.store.case_reader();
         let slots = reader.case_slots(&ids)?;
-        let decode = if brief {
-            decode_brief_case
-        } else {
-            decode_case
+        let decode = match how {
+            Reading::Whole => decode_case,
+            Reading::Brief | Reading::Light => decode_brief_case,
         };
         let decoded = reader.par_map_cases(&ids, &slots, |k, bytes| match decode(bytes) {
             Ok(c) => Some(c),
@@ -716,7 +752,7 @@ impl<'s> Cases<'s> {
                     txn.insert(
                         CaseTree::BreakIndex,
                         &outstanding_marker(&c.profile, &c.key, &c.id),
-                        c.id.as_bytes(),
+                        &super::binary::light_marker(c),
                     )?;
                 }
                 Ok::<(), TxError<CaseError>>(())

@@ -1100,3 +1100,115 @@ fn the_cases_a_batch_wrote_are_the_outstanding_cases_read_back() {
         .unwrap();
     assert!(again.iter().all(|r| r.change == Change::Unchanged));
 }
+
+/// What a run's roll-forward and summary read of the outstanding cases comes from their markers,
+/// and equals what reading the cases gives, whatever changed them (a later record, a decision,
+/// a roll-forward). A marker written before the markers carried it, or a damaged one, is read
+/// from its case.
+#[test]
+fn the_outstanding_markers_carry_what_the_roll_forward_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cases = Cases::new(&store);
+    let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+    let next = day.succ_opt().unwrap();
+    let ids: Vec<String> = (0..6)
+        .map(|i| {
+            cases
+                .upsert(&record(&format!("K{i}"), day), false)
+                .unwrap()
+                .case
+                .id
+        })
+        .collect();
+    // K1's break goes on with another difference and bucket; K2 is accepted.
+    let mut later = record("K1", next);
+    later.start_date = day;
+    later.difference = 25.5;
+    later.bucket = "Rounding Error".into();
+    cases.upsert(&later, false).unwrap();
+    cases
+        .accept(&ids[2], &Actor::analyst("alice"), None)
+        .unwrap();
+    // The next day's cycle: K3 back within tolerance (cleared), K4 still out, the rest absent.
+    let mut cycle = Cycle {
+        profile: "gl".into(),
+        ..Cycle::default()
+    };
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let d = (next - epoch).num_days() as i32;
+    cycle.push_day("K3", d, false, 0.0, 0.0);
+    cycle.push_day("K4", d, true, 12.0, 1.0);
+    cycle.seal();
+    let rolled = cases.roll_forward(&cycle).unwrap();
+    assert_eq!((rolled.cleared, rolled.persisting), (1, 1));
+
+    type Light = (
+        String,
+        String,
+        String,
+        String,
+        Status,
+        NaiveDate,
+        NaiveDate,
+        Option<NaiveDate>,
+        Option<NaiveDate>,
+        f64,
+        String,
+    );
+    let fields = |cs: &[Case]| -> Vec<Light> {
+        cs.iter()
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    c.ticket.clone(),
+                    c.profile.clone(),
+                    c.key.clone(),
+                    c.status,
+                    c.start_date,
+                    c.last_date,
+                    c.seen_to,
+                    c.cleared_on,
+                    c.difference,
+                    c.bucket.clone(),
+                )
+            })
+            .collect()
+    };
+    let briefs = cases.outstanding_briefs("gl").unwrap();
+    assert_eq!(briefs.len(), 5, "K3 cleared");
+    assert!(briefs.iter().any(|c| c.status == Status::Accepted));
+    assert!(
+        briefs
+            .iter()
+            .any(|c| c.difference == 25.5 && c.bucket == "Rounding Error")
+    );
+    assert!(briefs.iter().any(|c| c.key == "K4" && c.last_date == next));
+    let light = cases.outstanding_light_knowing("gl", Vec::new()).unwrap();
+    assert_eq!(fields(&light), fields(&briefs));
+    assert!(
+        light.iter().all(|c| c.summary.is_empty()),
+        "taken from the markers, no case read"
+    );
+
+    // Markers as a store written before held them (the case id alone), and a damaged one.
+    let marker = |i: usize| outstanding_marker("gl", &format!("K{i}"), &ids[i]);
+    store
+        .case_transaction(|txn| {
+            txn.insert(CaseTree::BreakIndex, &marker(0), ids[0].as_bytes())?;
+            txn.insert(CaseTree::BreakIndex, &marker(4), &[0xFF, 3, 0, 0])?;
+            Ok::<(), TxError<CaseError>>(())
+        })
+        .unwrap();
+    let mixed = cases.outstanding_light_knowing("gl", Vec::new()).unwrap();
+    assert_eq!(fields(&mixed), fields(&briefs));
+    let read: Vec<&str> = mixed
+        .iter()
+        .filter(|c| !c.summary.is_empty())
+        .map(|c| c.key.as_str())
+        .collect();
+    assert_eq!(read, ["K0", "K4"], "read from their cases");
+    // Every form names its case to a record of the account.
+    assert_eq!(cases.outstanding_of("gl", "K0").unwrap(), [ids[0].clone()]);
+    assert_eq!(cases.outstanding_of("gl", "K1").unwrap(), [ids[1].clone()]);
+}

@@ -281,23 +281,20 @@ pub fn roll_forward_run(
 ) -> Result<crate::cycle::RunSummary, crate::cases::CaseError> {
     let changes: Vec<(String, crate::cases::Change)> =
         recorded.iter().map(|r| (r.id.clone(), r.change)).collect();
-    let (summary, open, rolled) =
+    let (summary, rolled) =
         roll_forward_changes(settings, store, day, (cycle, written), &changes, file)?;
-    if rolled {
-        let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
-            open.iter().map(|c| (c.id.as_str(), c)).collect();
-        for r in recorded.iter_mut() {
-            if let Some(now) = by_id.get(r.id.as_str()) {
-                r.status = now.status;
-            }
+    for r in recorded.iter_mut() {
+        if let Some(now) = rolled.get(r.id.as_str()) {
+            r.status = *now;
         }
     }
     Ok(summary)
 }
 
 /// [`roll_forward_run`] over what the upserts did to each record's case (`changes`: case id and
-/// change, in the records' order). Returns the summary, the profile's outstanding cases after
-/// the roll, and whether the roll changed any (cleared or recertified).
+/// change, in the records' order). Returns the summary, and the status after the roll of each
+/// of the profile's outstanding cases when the roll changed any (cleared or recertified; empty
+/// otherwise).
 pub(super) fn roll_forward_changes(
     settings: &Settings,
     store: &crate::store::Store,
@@ -305,7 +302,13 @@ pub(super) fn roll_forward_changes(
     (cycle, written): (Option<crate::cases::Cycle>, Vec<crate::cases::Case>),
     changes: &[(String, crate::cases::Change)],
     file: &str,
-) -> Result<(crate::cycle::RunSummary, Vec<crate::cases::Case>, bool), crate::cases::CaseError> {
+) -> Result<
+    (
+        crate::cycle::RunSummary,
+        std::collections::HashMap<String, crate::cases::Status>,
+    ),
+    crate::cases::CaseError,
+> {
     use crate::cases::{Cases, Change};
     let handle = Cases::new(store).rolling(settings.cases.roll);
     let mut summary = crate::cycle::RunSummary {
@@ -317,10 +320,10 @@ pub(super) fn roll_forward_changes(
         routine: day.routine,
         ..Default::default()
     };
-    // The profile's outstanding cases (a cleared case has nothing left to roll), read once for
-    // the roll-forward and the summary's tallies, without their record snapshots; those the
-    // run just wrote are `written`, not read back.
-    let mut open = handle.outstanding_briefs_knowing(&day.profile, written)?;
+    // The profile's outstanding cases (a cleared case has nothing left to roll), as their
+    // markers describe them: what the roll-forward and the summary's tallies read. Those the
+    // run just wrote are `written`.
+    let mut open = handle.outstanding_light_knowing(&day.profile, written)?;
     tracing::debug!(cases = open.len(), resident_mib = ?crate::logging::resident_mib(), "outstanding cases read");
     let pairs = changes.iter().map(|(id, c)| (id.as_str(), *c));
     let mut rolled = false;
@@ -348,7 +351,12 @@ pub(super) fn roll_forward_changes(
     let bytes = serde_json::to_vec(&summary)
         .map_err(|e| crate::cases::CaseError::Invalid(e.to_string()))?;
     store.put_run(&bytes)?;
-    Ok((summary, open, rolled))
+    let statuses = if rolled {
+        open.into_iter().map(|c| (c.id, c.status)).collect()
+    } else {
+        std::collections::HashMap::new()
+    };
+    Ok((summary, statuses))
 }
 
 /// What a run keeps of the case of a record it recorded: enough for the output's case columns.
@@ -513,16 +521,12 @@ pub fn record_groups(
         for ((id, c), k) in changes.into_iter().zip(order) {
             in_order[k] = (id, c);
         }
-        let (s, open, rolled) =
+        let (s, rolled) =
             roll_forward_changes(settings, store, &day, (cycle, Vec::new()), &in_order, &file)?;
         drop(in_order);
-        if rolled {
-            let by_id: std::collections::HashMap<&str, &crate::cases::Case> =
-                open.iter().map(|c| (c.id.as_str(), c)).collect();
-            for m in marks.iter_mut().flatten() {
-                if let Some(now) = by_id.get(m.id.as_str()) {
-                    m.status = now.status;
-                }
+        for m in marks.iter_mut().flatten() {
+            if let Some(now) = rolled.get(m.id.as_str()) {
+                m.status = *now;
             }
         }
         summary = Some(s);
