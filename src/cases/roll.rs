@@ -628,13 +628,15 @@ impl<'s> Cases<'s> {
                 continue;
             }
             let light = match how {
-                Reading::Light => super::binary::read_light_marker(&value).and_then(Result::ok),
+                Reading::Light => super::binary::read_light_marker(&value)
+                    .and_then(Result::ok)
+                    .filter(|c| c.id.as_bytes() == id),
                 _ => None,
             };
             match light {
                 Some(case) => cases.push(case),
-                // Written before the markers carried the fields, or unreadable: the case is
-                // read.
+                // Written before the markers carried the fields, unreadable, or naming another
+                // case than its key: the case is read.
                 None => ids.push(id.to_vec()),
             }
         }

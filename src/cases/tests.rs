@@ -1191,12 +1191,15 @@ fn the_outstanding_markers_carry_what_the_roll_forward_reads() {
         "taken from the markers, no case read"
     );
 
-    // Markers as a store written before held them (the case id alone), and a damaged one.
+    // Markers as a store written before held them (the case id alone), a damaged one, and one
+    // that describes another case than its key names.
     let marker = |i: usize| outstanding_marker("gl", &format!("K{i}"), &ids[i]);
+    let of_k1 = super::binary::light_marker(briefs.iter().find(|c| c.key == "K1").unwrap());
     store
         .case_transaction(|txn| {
             txn.insert(CaseTree::BreakIndex, &marker(0), ids[0].as_bytes())?;
             txn.insert(CaseTree::BreakIndex, &marker(4), &[0xFF, 3, 0, 0])?;
+            txn.insert(CaseTree::BreakIndex, &marker(5), &of_k1)?;
             Ok::<(), TxError<CaseError>>(())
         })
         .unwrap();
@@ -1207,7 +1210,7 @@ fn the_outstanding_markers_carry_what_the_roll_forward_reads() {
         .filter(|c| !c.summary.is_empty())
         .map(|c| c.key.as_str())
         .collect();
-    assert_eq!(read, ["K0", "K4"], "read from their cases");
+    assert_eq!(read, ["K0", "K4", "K5"], "read from their cases");
     // Every form names its case to a record of the account.
     assert_eq!(cases.outstanding_of("gl", "K0").unwrap(), [ids[0].clone()]);
     assert_eq!(cases.outstanding_of("gl", "K1").unwrap(), [ids[1].clone()]);
