@@ -68,6 +68,12 @@ pub fn pipeline_failure(e: PipelineError) -> Failure {
             fail(code, e.into())
         }
         PipelineError::Config(m) => usage(m),
+        PipelineError::Cancelled => fail(
+            super::interrupt::exit_code(),
+            anyhow::anyhow!(
+                "interrupted: stopped before its output was written; no case was recorded"
+            ),
+        ),
         PipelineError::Features(e @ breakdesk::features::FeatureError::Mismatch(_)) => {
             fail(INPUT, e.into())
         }

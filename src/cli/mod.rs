@@ -10,6 +10,7 @@ mod evaluate;
 mod exit;
 mod feedback;
 mod generate;
+mod interrupt;
 mod merge;
 mod model;
 mod open;
@@ -178,8 +179,22 @@ pub fn main() -> ExitCode {
     ) {
         end_quietly_on_closed_pipe();
     }
+    // The commands that read a file stop at their next stage when interrupted; set up before
+    // anything is opened, so that no interruption finds the default action still in place.
+    if matches!(
+        cli.command,
+        Some(Command::Run(_))
+            | Some(Command::Train(_))
+            | Some(Command::Retrain(_))
+            | Some(Command::Evaluate(_))
+    ) {
+        interrupt::flag();
+    }
     let code = match real_main(cli) {
-        Ok(()) => 0,
+        Ok(()) => {
+            interrupt::note_finished();
+            0
+        }
         Err(f) => {
             eprintln!("error: {:#}", f.error);
             f.code

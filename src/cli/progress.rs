@@ -5,7 +5,6 @@ use super::rejects::pipeline_failed;
 use breakdesk::pipeline::{self, Progress, RunOptions, RunOutput, Settings};
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
 /// The progress bar on stderr, when it is a terminal and not `--quiet`.
 pub fn progress_bar(quiet: bool) -> Option<indicatif::ProgressBar> {
@@ -30,9 +29,9 @@ pub fn ingest(
     bar: Option<&indicatif::ProgressBar>,
 ) -> Result<RunOutput, Failure> {
     let mut on_progress = progress_reporter(bar);
-    let cancel = AtomicBool::new(false);
+    let cancel = super::interrupt::flag();
     let hint = format!(" ({})", rejects_file.display());
-    let result = pipeline::run(cfg, opts, &hint, &mut on_progress, &cancel);
+    let result = pipeline::run(cfg, opts, &hint, &mut on_progress, cancel);
     if result.is_err()
         && let Some(b) = bar
     {

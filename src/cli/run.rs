@@ -16,7 +16,6 @@ use breakdesk::pipeline::{self, Detection, RunOptions, RunOutput, TrainMode};
 use breakdesk::store::Store;
 use clap::Args;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 #[derive(Args)]
@@ -261,7 +260,7 @@ fn run_bounded(
     bundle: Option<ModelBundle>,
 ) -> Result<(), Failure> {
     let files = &job.files;
-    let cancel = AtomicBool::new(false);
+    let cancel = super::interrupt::flag();
     let run = breakdesk::bounded::analyze_bounded(
         job.settings,
         &job.opts,
@@ -271,7 +270,7 @@ fn run_bounded(
         &job.store,
         (&files.out, job.format),
         &mut progress_reporter(job.bar.as_ref()),
-        &cancel,
+        cancel,
     );
     job.clear_bar();
     let run = run.map_err(|e| bounded_failed(e, &files.rejects))?;
@@ -395,7 +394,7 @@ fn analyze(
     bundle: Option<ModelBundle>,
     keep: &breakdesk::memory::KeepFreed,
 ) -> Result<pipeline::Analysis, Failure> {
-    let cancel = AtomicBool::new(false);
+    let cancel = super::interrupt::flag();
     let hint = job.files.hint();
     let mut report = progress_reporter(job.bar.as_ref());
     let mut stage = None;
@@ -425,7 +424,7 @@ fn analyze(
             &job.store,
             &hint,
             &mut on_progress,
-            &cancel,
+            cancel,
         ),
         None => pipeline::analyze(
             job.settings,
@@ -434,7 +433,7 @@ fn analyze(
             &job.store,
             &hint,
             &mut on_progress,
-            &cancel,
+            cancel,
         ),
     };
     if analysis.is_err() {

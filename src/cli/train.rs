@@ -12,7 +12,6 @@ use breakdesk::config::Config;
 use breakdesk::pipeline::{self, TrainMode};
 use clap::Args;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -51,8 +50,8 @@ pub fn train(mut cfg: Config, args: &TrainArgs, quiet: bool) -> Result<(), Failu
             if let Some(b) = &bar {
                 b.set_message("splitting by account and training");
             }
-            let cancel = AtomicBool::new(false);
-            breakdesk::bounded::train_bounded(&settings, &opts, &dopts, &plan, &store, &cancel)
+            let cancel = super::interrupt::flag();
+            breakdesk::bounded::train_bounded(&settings, &opts, &dopts, &plan, &store, cancel)
                 .map(|t| {
                     split_note = Some(format!(
                         "memory: about {:.0} MiB needed, above the budget of {} MiB: split by account into {} parts ({} MiB spilled); trained on the accounts of the largest part ({} of the file's rows)",

@@ -22,6 +22,7 @@ mod feedback;
 mod fuzz_corpus;
 mod hostile;
 mod ingest_edges;
+mod interrupt;
 mod llm_client;
 mod partition;
 mod properties;

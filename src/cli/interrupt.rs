@@ -1,0 +1,97 @@
+//! Ctrl-C (SIGINT) and SIGTERM during a command that reads a file (`run`, `train`, `evaluate`):
+//! the first one asks the pipeline to stop at its next stage, so that a run over the memory
+//! budget removes its spill folder and nothing half done is left behind: no output is written and
+//! no case is recorded. A second one ends the process at once, as the signal would have.
+//!
+//! A signal that was ignored when the process started (`breakdesk run … &` from a script, or
+//! `nohup`) stays ignored. The terminal UI and the service handle their own keys and signals and
+//! never ask for [`flag`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by the first SIGINT or SIGTERM, once [`flag`] has set the handlers up.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Set by the first SIGTERM: which exit code the interruption gets.
+static TERMINATED: AtomicBool = AtomicBool::new(false);
+
+/// The exit code of a command stopped by SIGINT (128 + 2, as a shell reports it).
+pub const BY_SIGINT: u8 = 130;
+/// The exit code of a command stopped by SIGTERM (128 + 15).
+pub const BY_SIGTERM: u8 = 143;
+
+/// The flag a pipeline watches for cancellation, set when the process is interrupted. The
+/// handlers are set up on the first call; a message says the command is stopping when the first
+/// signal comes.
+pub fn flag() -> &'static AtomicBool {
+    static SET_UP: std::sync::Once = std::sync::Once::new();
+    SET_UP.call_once(set_up);
+    &INTERRUPTED
+}
+
+/// The exit code of an interrupted command: [`BY_SIGTERM`] after a SIGTERM, else [`BY_SIGINT`].
+pub fn exit_code() -> u8 {
+    if TERMINATED.load(Ordering::SeqCst) {
+        BY_SIGTERM
+    } else {
+        BY_SIGINT
+    }
+}
+
+/// Says so when a command finished although it was interrupted: the signal came in its last
+/// stage, which is not stopped half way (its cases and output are complete).
+pub fn note_finished() {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        eprintln!("interrupted in its last stage: the command finished (its output is complete)");
+    }
+}
+
+#[cfg(unix)]
+fn set_up() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for (signal, code) in [(SIGINT, BY_SIGINT), (SIGTERM, BY_SIGTERM)] {
+        if ignored(signal) {
+            continue;
+        }
+        // The shutdown goes first: it ends the process only when an earlier signal has already
+        // set the flag (a second Ctrl-C).
+        let registered =
+            signal_hook::flag::register_conditional_shutdown(signal, i32::from(code), &INTERRUPTED)
+                .and_then(|_| {
+                    if signal == SIGTERM {
+                        signal_hook::flag::register(signal, &TERMINATED)?;
+                    }
+                    signal_hook::flag::register(signal, &INTERRUPTED)
+                });
+        if let Err(e) = registered {
+            tracing::warn!(signal, error = %e, "interruption handler not set up");
+        }
+    }
+    // The handlers only set flags; this thread says what happens next, once.
+    let watcher = std::thread::Builder::new()
+        .name("breakdesk-interrupt".into())
+        .spawn(|| {
+            while !INTERRUPTED.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            eprintln!("\ninterrupted: stopping at the next stage; interrupt again to stop at once");
+        });
+    if let Err(e) = watcher {
+        tracing::warn!(error = %e, "interruption watcher not started");
+    }
+}
+
+#[cfg(not(unix))]
+fn set_up() {}
+
+/// Whether `signal` is ignored (as a shell leaves SIGINT for a command started in the
+/// background).
+#[cfg(unix)]
+fn ignored(signal: i32) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one into `old`, a
+    // zeroed sigaction owned by this frame.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
+}
