@@ -68,17 +68,20 @@ pub fn pipeline_failure(e: PipelineError) -> Failure {
             fail(code, e.into())
         }
         PipelineError::Config(m) => usage(m),
-        PipelineError::Cancelled => fail(
-            super::interrupt::exit_code(),
-            anyhow::anyhow!(
-                "interrupted: stopped before its output was written; no case was recorded"
-            ),
-        ),
+        PipelineError::Cancelled => interrupted(),
         PipelineError::Features(e @ breakdesk::features::FeatureError::Mismatch(_)) => {
             fail(INPUT, e.into())
         }
         e => e.into(),
     }
+}
+
+/// A command stopped by Ctrl-C or SIGTERM at a stage boundary ([`super::interrupt`]).
+fn interrupted() -> Failure {
+    fail(
+        super::interrupt::exit_code(),
+        anyhow::anyhow!("interrupted: stopped before its output was written; no case was recorded"),
+    )
 }
 
 pub fn analyze_failure(e: AnalyzeError) -> Failure {
@@ -115,6 +118,7 @@ pub fn part_failure(e: breakdesk::parts::PartError) -> Failure {
         PartError::TooManyRejects { error, .. } => fail(REJECTS, (*error).into()),
         PartError::Detect(d) => detect_failure(d),
         PartError::Cases(c) => case_failure(c),
+        PartError::Cancelled => interrupted(),
         e => e.into(),
     }
 }

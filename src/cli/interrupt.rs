@@ -1,7 +1,8 @@
-//! Ctrl-C (SIGINT) and SIGTERM during a command that reads a file (`run`, `train`, `evaluate`):
-//! the first one asks the pipeline to stop at its next stage, so that a run over the memory
-//! budget removes its spill folder and nothing half done is left behind: no output is written and
-//! no case is recorded. A second one ends the process at once, as the signal would have.
+//! Ctrl-C (SIGINT) and SIGTERM during a command that reads files (`run`, `merge`, `train`,
+//! `evaluate`): the first one asks the pipeline to stop at its next stage, so that a run over the
+//! memory budget removes its spill folder (a merge its stage folder) and nothing half done is
+//! left behind: no output is written and no case is recorded. A second one ends the process at
+//! once, as the signal would have.
 //!
 //! A signal that was ignored when the process started (`breakdesk run … &` from a script, or
 //! `nohup`) stays ignored. The terminal UI and the service handle their own keys and signals and

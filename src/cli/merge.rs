@@ -60,6 +60,7 @@ pub fn merge(cfg: Config, args: &MergeArgs, quiet: bool) -> Result<(), Failure> 
             out: args.out.clone(),
             format,
             stage_dir: Some(breakdesk::bounded::spill_root(&settings)),
+            cancel: Some(super::interrupt::flag()),
             ..Default::default()
         },
     );

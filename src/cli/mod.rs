@@ -184,6 +184,7 @@ pub fn main() -> ExitCode {
     if matches!(
         cli.command,
         Some(Command::Run(_))
+            | Some(Command::Merge(_))
             | Some(Command::Train(_))
             | Some(Command::Retrain(_))
             | Some(Command::Evaluate(_))

@@ -22,6 +22,9 @@ pub struct MergeOptions {
     /// With `record`: about how many records' cases are recorded at a time (0: 20,000). The
     /// cases are the same whatever the size; a smaller one holds less at once.
     pub case_group: usize,
+    /// Set when the merge is to stop (Ctrl-C): it is checked before the parts are staged and
+    /// before the cases are recorded, so that a stopped merge records and writes nothing.
+    pub cancel: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 /// What a merge needs to roll the cases forward.
@@ -123,6 +126,12 @@ pub fn merge_parts(
     mut timings: Vec<(&'static str, std::time::Duration)>,
 ) -> Result<Merged, PartError> {
     let mut t = std::time::Instant::now();
+    let cancel = opts.cancel;
+    let check = || match cancel {
+        Some(c) if c.load(std::sync::atomic::Ordering::Relaxed) => Err(PartError::Cancelled),
+        _ => Ok(()),
+    };
+    check()?;
     check_parts(&parts, settings)?;
     let meta = parts[0].meta.clone();
     let (rejected_rows, rejects) = whole_rejects(settings, &parts, &opts.out)?;
@@ -189,6 +198,7 @@ pub fn merge_parts(
     timings.extend([("read parts", read_time), ("categorize", cat_time)]);
     lap("parts in all", &mut t, &mut timings);
     drop((pos_of, case_of_pos));
+    check()?;
 
     // The cases, in the output's order, group by group from the spill.
     let (cases, summary) = match spill {

@@ -91,6 +91,9 @@ pub enum PartError {
     Cases(#[from] crate::cases::CaseError),
     #[error("building the merged table: {0}")]
     Table(#[from] PolarsError),
+    /// Stopped on request ([`MergeOptions::cancel`]) before anything was recorded or written.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// A column of a part and its type.

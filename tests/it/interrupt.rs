@@ -135,8 +135,7 @@ fn an_interrupted_run_stops_at_its_next_stage_and_leaves_nothing_half_done() {
     let (code, err) = finish(child);
     assert_eq!(code, 130, "{err}");
     assert!(
-        err.contains("interrupted: stopping at the next stage")
-            && err.contains("no case was recorded"),
+        err.contains("interrupted: stopped before its output was written; no case was recorded"),
         "{err}"
     );
     assert!(!out.exists(), "no output is written");
@@ -165,6 +164,62 @@ fn an_interrupted_run_stops_at_its_next_stage_and_leaves_nothing_half_done() {
     assert_eq!(code, 143, "{err}");
     assert!(err.contains("no case was recorded"), "{err}");
     assert!(!out.exists(), "no output is written");
+    assert_no_case(root, &data);
+
+    // A merge of two partitions, interrupted while it stages the parts.
+    let model = root.join("model.json");
+    let (code, _, err) = common::bd(
+        root,
+        &[
+            "train",
+            s(&file),
+            "--memory-mb",
+            "0",
+            "--export",
+            s(&model),
+            "-q",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut parts = Vec::new();
+    for i in 0..2 {
+        let part = root.join(format!("part{i}.csv"));
+        let (code, _, err) = common::bd(
+            root,
+            &[
+                "run",
+                s(&file),
+                "--model",
+                s(&model),
+                "--partition",
+                &format!("{i}/2"),
+                "--out",
+                s(&part),
+                "-q",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        parts.push(part);
+    }
+    let data = root.join("merge");
+    let out = root.join("merged.csv");
+    let mut args = vec!["merge", s(&parts[0]), s(&parts[1]), "--record"];
+    args.extend(["--out", s(&out), "-q"]);
+    let child = start(root, &data, &args);
+    let waited = Instant::now();
+    while spill_of(&data).is_empty() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "no stage folder within a minute"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(&child, libc::SIGINT);
+    let (code, err) = finish(child);
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("no case was recorded"), "{err}");
+    assert!(!out.exists(), "no output is written");
+    assert!(spill_of(&data).is_empty(), "{:?}", spill_of(&data));
     assert_no_case(root, &data);
 
     // The same run, not interrupted, writes its output and records its cases.
