@@ -29,6 +29,15 @@ pub fn flag() -> &'static AtomicBool {
     &INTERRUPTED
 }
 
+/// The progress bar the command shows, if any: an interruption is said on it (a line written
+/// under a bar that is still drawn would be drawn over).
+static BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Says an interruption on `bar` rather than on a line of its own.
+pub fn show_on(bar: &indicatif::ProgressBar) {
+    *BAR.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
+}
+
 /// The exit code of an interrupted command: [`BY_SIGTERM`] after a SIGTERM, else [`BY_SIGINT`].
 pub fn exit_code() -> u8 {
     if TERMINATED.load(Ordering::SeqCst) {
@@ -74,7 +83,12 @@ fn set_up() {
             while !INTERRUPTED.load(Ordering::SeqCst) {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
-            eprintln!("\ninterrupted: stopping at the next stage; interrupt again to stop at once");
+            const SAID: &str =
+                "interrupted: stopping at the next stage; interrupt again to stop at once";
+            match BAR.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                Some(bar) if !bar.is_finished() => bar.set_message(SAID),
+                _ => eprintln!("\n{SAID}"),
+            }
         });
     if let Err(e) = watcher {
         tracing::warn!(error = %e, "interruption watcher not started");

@@ -16,6 +16,7 @@ pub fn progress_bar(quiet: bool) -> Option<indicatif::ProgressBar> {
                 .progress_chars("=> "),
         );
         b.enable_steady_tick(std::time::Duration::from_millis(120));
+        super::interrupt::show_on(&b);
         b
     })
 }
