@@ -87,6 +87,32 @@ fn spill_of(data: &Path) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// Waits (at most a minute) until `ready` holds.
+fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let waited = Instant::now();
+    while !ready() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "no {what} within a minute"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// An interrupted command ended with `code`, said so, and left no output in `out`, nothing in
+/// the spill folder of `data` and no case in its store.
+fn assert_left_nothing(root: &Path, data: &Path, out: &Path, ended: (i32, String), code: i32) {
+    let (got, err) = ended;
+    assert_eq!(got, code, "{err}");
+    assert!(
+        err.contains("interrupted: stopped before its output was written; no case was recorded"),
+        "{err}"
+    );
+    assert!(!out.exists(), "no output is written");
+    assert!(spill_of(data).is_empty(), "{:?}", spill_of(data));
+    assert_no_case(root, data);
+}
+
 /// No case in the store `data`.
 fn assert_no_case(root: &Path, data: &Path) {
     let mut c = common::breakdesk_cmd(root, data);
@@ -123,24 +149,9 @@ fn an_interrupted_run_stops_at_its_next_stage_and_leaves_nothing_half_done() {
             "-q",
         ],
     );
-    let waited = Instant::now();
-    while spill_of(&data).is_empty() {
-        assert!(
-            waited.elapsed() < Duration::from_secs(60),
-            "no spill folder within a minute"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("spill folder", || !spill_of(&data).is_empty());
     signal(&child, libc::SIGINT);
-    let (code, err) = finish(child);
-    assert_eq!(code, 130, "{err}");
-    assert!(
-        err.contains("interrupted: stopped before its output was written; no case was recorded"),
-        "{err}"
-    );
-    assert!(!out.exists(), "no output is written");
-    assert!(spill_of(&data).is_empty(), "{:?}", spill_of(&data));
-    assert_no_case(root, &data);
+    assert_left_nothing(root, &data, &out, finish(child), 130);
 
     // A whole run, stopped by SIGTERM while it reads the file.
     let data = root.join("whole");
@@ -151,20 +162,9 @@ fn an_interrupted_run_stops_at_its_next_stage_and_leaves_nothing_half_done() {
         &["run", s(&file), "--memory-mb", "0", "--out", s(&out), "-q"],
     );
     // The handlers are set up before the store is opened.
-    let waited = Instant::now();
-    while !data.join("store").exists() {
-        assert!(
-            waited.elapsed() < Duration::from_secs(60),
-            "no store within a minute"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("store", || data.join("store").exists());
     signal(&child, libc::SIGTERM);
-    let (code, err) = finish(child);
-    assert_eq!(code, 143, "{err}");
-    assert!(err.contains("no case was recorded"), "{err}");
-    assert!(!out.exists(), "no output is written");
-    assert_no_case(root, &data);
+    assert_left_nothing(root, &data, &out, finish(child), 143);
 
     // A merge of two partitions, interrupted while it stages the parts.
     let model = root.join("model.json");
@@ -206,21 +206,9 @@ fn an_interrupted_run_stops_at_its_next_stage_and_leaves_nothing_half_done() {
     let mut args = vec!["merge", s(&parts[0]), s(&parts[1]), "--record"];
     args.extend(["--out", s(&out), "-q"]);
     let child = start(root, &data, &args);
-    let waited = Instant::now();
-    while spill_of(&data).is_empty() {
-        assert!(
-            waited.elapsed() < Duration::from_secs(60),
-            "no stage folder within a minute"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("stage folder", || !spill_of(&data).is_empty());
     signal(&child, libc::SIGINT);
-    let (code, err) = finish(child);
-    assert_eq!(code, 130, "{err}");
-    assert!(err.contains("no case was recorded"), "{err}");
-    assert!(!out.exists(), "no output is written");
-    assert!(spill_of(&data).is_empty(), "{:?}", spill_of(&data));
-    assert_no_case(root, &data);
+    assert_left_nothing(root, &data, &out, finish(child), 130);
 
     // The same run, not interrupted, writes its output and records its cases.
     let child = start(
