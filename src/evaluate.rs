@@ -433,6 +433,8 @@ pub struct EvaluateInput<'a> {
     pub routine: Option<&'a Path>,
     /// The rejects-report hint for a run that rejects too many rows.
     pub rejects_hint: &'a str,
+    /// Set to stop the reading and features at their next stage (Ctrl-C).
+    pub cancel: &'a std::sync::atomic::AtomicBool,
 }
 
 /// Evaluates a labelled file: ingest, train and score (in `store`, which the caller makes a
@@ -445,13 +447,12 @@ pub fn evaluate_file(
     store: &crate::store::Store,
 ) -> Result<Evaluation, EvaluateError> {
     use crate::pipeline;
-    let cancel = std::sync::atomic::AtomicBool::new(false);
     let mut result = pipeline::run(
         settings,
         input.opts,
         input.rejects_hint,
         &mut |_| {},
-        &cancel,
+        input.cancel,
     )?;
     // The metrics rank every row: every row gets its detector score.
     let dopts = pipeline::DetectOptions {

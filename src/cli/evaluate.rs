@@ -49,6 +49,7 @@ pub fn evaluate(mut cfg: Config, args: &EvaluateArgs, quiet: bool) -> Result<(),
         labels: &args.labels,
         routine: args.routine.as_deref(),
         rejects_hint: &format!(" ({})", rejects_file.display()),
+        cancel: super::interrupt::flag(),
     };
     let e = breakdesk::evaluate::evaluate_file(&settings, &input, &store)
         .map_err(|e| evaluate_failed(e, &rejects_file))?;

@@ -1,8 +1,8 @@
 //! Ctrl-C (SIGINT) and SIGTERM during a command that reads files (`run`, `merge`, `train`,
 //! `evaluate`): the first one asks the pipeline to stop at its next stage, so that a run over the
 //! memory budget removes its spill folder (a merge its stage folder) and nothing half done is
-//! left behind: no output is written and no case is recorded. A second one ends the process at
-//! once, as the signal would have.
+//! left behind: no output is written and no case is recorded. A second one (not the same one
+//! delivered twice: [`SAME_WITHIN_MS`]) ends the process at once, as the signal would have.
 //!
 //! A signal that was ignored when the process started (`breakdesk run … &` from a script, or
 //! `nohup`) stays ignored. The terminal UI and the service handle their own keys and signals and
@@ -55,6 +55,28 @@ pub fn note_finished() {
     }
 }
 
+/// When the first signal came, in milliseconds of the monotonic clock (0: none yet).
+static FIRST_AT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// A signal this soon after the first one is the same interruption delivered twice (`timeout`
+/// signals the command and then its process group), not a second Ctrl-C.
+const SAME_WITHIN_MS: u64 = 300;
+
+/// The monotonic clock in milliseconds (at least 1), through `clock_gettime`, which may be called
+/// in a signal handler.
+#[cfg(unix)]
+fn monotonic_ms() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into `t`, owned by this frame; it is async-signal-safe.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    (t.tv_sec as u64)
+        .saturating_mul(1000)
+        .saturating_add(t.tv_nsec as u64 / 1_000_000)
+        .max(1)
+}
+
 #[cfg(unix)]
 fn set_up() {
     use signal_hook::consts::{SIGINT, SIGTERM};
@@ -62,17 +84,24 @@ fn set_up() {
         if ignored(signal) {
             continue;
         }
-        // The shutdown goes first: it ends the process only when an earlier signal has already
-        // set the flag (a second Ctrl-C).
-        let registered =
-            signal_hook::flag::register_conditional_shutdown(signal, i32::from(code), &INTERRUPTED)
-                .and_then(|_| {
+        let action = move || {
+            let now = monotonic_ms();
+            match FIRST_AT.compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => {
                     if signal == SIGTERM {
-                        signal_hook::flag::register(signal, &TERMINATED)?;
+                        TERMINATED.store(true, Ordering::SeqCst);
                     }
-                    signal_hook::flag::register(signal, &INTERRUPTED)
-                });
-        if let Err(e) = registered {
+                    INTERRUPTED.store(true, Ordering::SeqCst);
+                }
+                Err(first) if now.saturating_sub(first) >= SAME_WITHIN_MS => {
+                    signal_hook::low_level::exit(i32::from(code))
+                }
+                Err(_) => {}
+            }
+        };
+        // SAFETY: the action only reads the monotonic clock, uses atomics and may call `_exit`,
+        // all async-signal-safe; it allocates and locks nothing.
+        if let Err(e) = unsafe { signal_hook::low_level::register(signal, action) } {
             tracing::warn!(signal, error = %e, "interruption handler not set up");
         }
     }

@@ -163,6 +163,9 @@ fn an_interrupted_run_stops_at_its_next_stage_and_leaves_nothing_half_done() {
     );
     // The handlers are set up before the store is opened.
     wait_until("store", || data.join("store").exists());
+    // Twice at once, as `timeout` signals a command and then its process group: one
+    // interruption, not a second one that would end the process at once.
+    signal(&child, libc::SIGTERM);
     signal(&child, libc::SIGTERM);
     assert_left_nothing(root, &data, &out, finish(child), 143);
 
