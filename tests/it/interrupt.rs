@@ -12,7 +12,7 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// A generated file of `rows` rows in `root`.
+/// A generated file of `rows` rows in `root`, its labels beside it (`big.labels.csv`).
 fn generated(root: &Path, rows: &str) -> PathBuf {
     let file = root.join("big.csv");
     let (code, _, err) = common::bd(
@@ -25,6 +25,8 @@ fn generated(root: &Path, rows: &str) -> PathBuf {
             "5",
             "--out",
             s(&file),
+            "--labels",
+            s(&root.join("big.labels.csv")),
             "-q",
         ],
     );
@@ -85,6 +87,17 @@ fn spill_of(data: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(data.join("spill"))
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default()
+}
+
+/// Whether `child` has a handler for `sig` (its `SigCgt` mask in /proc).
+fn catches(child: &std::process::Child, sig: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .is_some_and(|mask| mask & (1 << (sig - 1)) != 0)
 }
 
 /// Waits (at most a minute) until `ready` holds.
@@ -161,8 +174,7 @@ fn an_interrupted_run_stops_at_its_next_stage_and_leaves_nothing_half_done() {
         &data,
         &["run", s(&file), "--memory-mb", "0", "--out", s(&out), "-q"],
     );
-    // The handlers are set up before the store is opened.
-    wait_until("store", || data.join("store").exists());
+    wait_until("SIGTERM handler", || catches(&child, libc::SIGTERM));
     // Twice at once, as `timeout` signals a command and then its process group: one
     // interruption, not a second one that would end the process at once.
     signal(&child, libc::SIGTERM);
@@ -212,6 +224,20 @@ fn an_interrupted_run_stops_at_its_next_stage_and_leaves_nothing_half_done() {
     wait_until("stage folder", || !spill_of(&data).is_empty());
     signal(&child, libc::SIGINT);
     assert_left_nothing(root, &data, &out, finish(child), 130);
+
+    // `evaluate`, interrupted while it reads the file.
+    let data = root.join("evaluate");
+    let labels = root.join("big.labels.csv");
+    let child = start(
+        root,
+        &data,
+        &["evaluate", s(&file), "--labels", s(&labels), "-q"],
+    );
+    wait_until("SIGINT handler", || catches(&child, libc::SIGINT));
+    signal(&child, libc::SIGINT);
+    let (code, err) = finish(child);
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("interrupted: stopped before"), "{err}");
 
     // The same run, not interrupted, writes its output and records its cases.
     let child = start(
